@@ -1,0 +1,382 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/storage"
+)
+
+// Options configure a Broker.
+type Options struct {
+	// DataDir is where partition logs live (DataDir/topics/<topic>-<n>).
+	DataDir string
+	// Storage is the base for every log's options; segment settings are
+	// overridden per topic from its configs.
+	Storage storage.Options
+	// Defaults fill topic configs a topic does not set.
+	Defaults Defaults
+	// AutoCreateTopics creates unknown topics on first use.
+	AutoCreateTopics bool
+	Logger           *slog.Logger
+	Now              func() time.Time
+}
+
+// Broker owns every topic's partitions.
+type Broker struct {
+	opts Options
+	meta *meta.Store
+	log  *slog.Logger
+
+	mu     sync.RWMutex
+	topics map[string]*Topic
+	closed bool
+}
+
+// Topic is a topic's definition plus its open partitions.
+type Topic struct {
+	meta.Topic
+	Partitions []*Partition
+	cfg        resolvedConfig
+}
+
+// New opens the logs of every topic recorded in m.
+func New(opts Options, m *meta.Store) (*Broker, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	b := &Broker{opts: opts, meta: m, log: opts.Logger, topics: make(map[string]*Topic)}
+	if err := os.MkdirAll(b.topicsDir(), 0o755); err != nil {
+		return nil, err
+	}
+	for _, t := range m.Topics() {
+		if _, err := b.openTopicLocked(t); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// Meta is the metadata store (committed offsets, producer ids).
+func (b *Broker) Meta() *meta.Store { return b.meta }
+
+func (b *Broker) topicsDir() string { return filepath.Join(b.opts.DataDir, "topics") }
+
+func (b *Broker) partitionDir(topic string, p int32) string {
+	return filepath.Join(b.topicsDir(), topic+"-"+strconv.Itoa(int(p)))
+}
+
+func (b *Broker) logOptions(rc resolvedConfig) storage.Options {
+	o := b.opts.Storage
+	o.SegmentBytes = rc.segmentBytes
+	o.SegmentAge = rc.segmentAge
+	o.MaxBatchBytes = max(rc.maxMessageBytes, 1<<20)
+	return o
+}
+
+func (b *Broker) openTopicLocked(t meta.Topic) (*Topic, error) {
+	tp := &Topic{Topic: t, cfg: resolve(b.opts.Defaults, t.Configs)}
+	if err := b.openPartitions(tp, 0, t.Partitions); err != nil {
+		for _, p := range tp.Partitions {
+			p.Log.Close()
+		}
+		return nil, err
+	}
+	b.topics[t.Name] = tp
+	return tp, nil
+}
+
+func (b *Broker) openPartitions(tp *Topic, from, to int32) error {
+	for i := from; i < to; i++ {
+		l, err := storage.Open(b.partitionDir(tp.Name, i), b.logOptions(tp.cfg))
+		if err != nil {
+			return fmt.Errorf("open %s-%d: %w", tp.Name, i, err)
+		}
+		p := &Partition{Topic: tp.Name, Index: i, Log: l, producers: make(map[int64]*producerState)}
+		if err := p.rebuildProducers(); err != nil {
+			l.Close()
+			return fmt.Errorf("producer state %s-%d: %w", tp.Name, i, err)
+		}
+		tp.Partitions = append(tp.Partitions, p)
+	}
+	return nil
+}
+
+// ValidTopicName applies Kafka's rules for topic names.
+func ValidTopicName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > 249 {
+		return ErrInvalidTopic
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return ErrInvalidTopic
+		}
+	}
+	return nil
+}
+
+// CreateTopic creates a topic; partitions <= 0 takes the default.
+func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (*Topic, error) {
+	if err := ValidTopicName(name); err != nil {
+		return nil, err
+	}
+	if partitions <= 0 {
+		partitions = b.opts.Defaults.Partitions
+	}
+	if partitions > 10000 {
+		return nil, ErrInvalidPartitions
+	}
+	for k, v := range configs {
+		if err := CheckTopicConfig(k, v); err != nil {
+			return nil, err
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := b.topics[name]; ok {
+		return nil, ErrTopicExists
+	}
+	if validateOnly {
+		return &Topic{Topic: meta.Topic{Name: name, Partitions: partitions, Configs: configs}}, nil
+	}
+	t, err := b.meta.CreateTopic(name, partitions, configs)
+	if errors.Is(err, meta.ErrTopicExists) {
+		return nil, ErrTopicExists
+	} else if err != nil {
+		return nil, err
+	}
+	tp, err := b.openTopicLocked(t)
+	if err != nil {
+		return nil, err
+	}
+	b.log.Info("topic created", "topic", name, "partitions", partitions)
+	return tp, nil
+}
+
+// DeleteTopic removes a topic and its data.
+func (b *Broker) DeleteTopic(name string) error {
+	b.mu.Lock()
+	tp, ok := b.topics[name]
+	if !ok {
+		b.mu.Unlock()
+		return ErrUnknownTopic
+	}
+	delete(b.topics, name)
+	err := b.meta.DeleteTopic(name)
+	b.mu.Unlock()
+	for _, p := range tp.Partitions {
+		if derr := p.Log.Delete(); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	b.log.Info("topic deleted", "topic", name)
+	return err
+}
+
+// CreatePartitions grows a topic to total partitions.
+func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tp, ok := b.topics[name]
+	if !ok {
+		return ErrUnknownTopic
+	}
+	if total <= tp.Topic.Partitions || total > 10000 {
+		return ErrInvalidPartitions
+	}
+	if validateOnly {
+		return nil
+	}
+	if err := b.meta.CreatePartitions(name, total); err != nil {
+		return err
+	}
+	// Copy-on-write: readers holding the old *Topic keep a consistent view.
+	grown := &Topic{Topic: tp.Topic, Partitions: append([]*Partition(nil), tp.Partitions...), cfg: tp.cfg}
+	grown.Topic.Partitions = total
+	if err := b.openPartitions(grown, tp.Topic.Partitions, total); err != nil {
+		return err
+	}
+	b.topics[name] = grown
+	return nil
+}
+
+// AlterTopicConfigs sets and removes topic configs (replace: set becomes
+// the whole config). Segment settings apply to open logs at once.
+func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []string, replace, validateOnly bool) error {
+	for k, v := range set {
+		if err := CheckTopicConfig(k, v); err != nil {
+			return err
+		}
+	}
+	for _, k := range remove {
+		if _, ok := topicConfigKeys[k]; !ok {
+			return fmt.Errorf("%w: unknown topic config %q", ErrInvalidConfig, k)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tp, ok := b.topics[name]
+	if !ok {
+		return ErrUnknownTopic
+	}
+	if validateOnly {
+		return nil
+	}
+	if err := b.meta.AlterTopicConfigs(name, set, remove, replace); err != nil {
+		return err
+	}
+	t, _ := b.meta.Topic(name)
+	updated := &Topic{Topic: t, Partitions: tp.Partitions, cfg: resolve(b.opts.Defaults, t.Configs)}
+	for _, p := range updated.Partitions {
+		p.Log.SetSegmentOptions(updated.cfg.segmentBytes, updated.cfg.segmentAge)
+	}
+	b.topics[name] = updated
+	return nil
+}
+
+// TopicConfigs returns every understood config of a topic, resolved.
+func (b *Broker) TopicConfigs(name string) ([]ConfigEntry, error) {
+	tp, ok := b.Topic(name)
+	if !ok {
+		return nil, ErrUnknownTopic
+	}
+	var out []ConfigEntry
+	for _, k := range TopicConfigKeys() {
+		if v, ok := tp.Configs[k]; ok {
+			out = append(out, ConfigEntry{Key: k, Value: v})
+		} else {
+			out = append(out, ConfigEntry{Key: k, Value: topicConfigKeys[k].def(b.opts.Defaults), IsDefault: true})
+		}
+	}
+	return out, nil
+}
+
+// Topic returns a topic by name.
+func (b *Broker) Topic(name string) (*Topic, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, ok := b.topics[name]
+	return t, ok
+}
+
+// TopicByID returns a topic by its id.
+func (b *Broker) TopicByID(id meta.TopicID) (*Topic, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, t := range b.topics {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+// Topics lists topics sorted by name.
+func (b *Broker) Topics() []*Topic {
+	b.mu.RLock()
+	out := make([]*Topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		out = append(out, t)
+	}
+	b.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// AutoCreate reports whether unknown topics are created on use.
+func (b *Broker) AutoCreate() bool { return b.opts.AutoCreateTopics }
+
+// TopicOrCreate returns a topic, creating it with defaults when
+// auto-creation is on.
+func (b *Broker) TopicOrCreate(name string) (*Topic, error) {
+	if t, ok := b.Topic(name); ok {
+		return t, nil
+	}
+	if !b.opts.AutoCreateTopics {
+		return nil, ErrUnknownTopic
+	}
+	t, err := b.CreateTopic(name, 0, nil, false)
+	if errors.Is(err, ErrTopicExists) {
+		if t, ok := b.Topic(name); ok {
+			return t, nil
+		}
+	}
+	return t, err
+}
+
+// Partition returns one partition.
+func (b *Broker) Partition(topic string, p int32) (*Partition, error) {
+	t, ok := b.Topic(topic)
+	if !ok {
+		return nil, ErrUnknownTopic
+	}
+	if p < 0 || int(p) >= len(t.Partitions) {
+		return nil, ErrUnknownPartition
+	}
+	return t.Partitions[p], nil
+}
+
+// MaxMessageBytes is the topic's max.message.bytes.
+func (t *Topic) MaxMessageBytes() int { return t.cfg.maxMessageBytes }
+
+// EnforceRetention applies every topic's retention once.
+func (b *Broker) EnforceRetention() {
+	for _, t := range b.Topics() {
+		if t.cfg.compact {
+			continue // compaction is not implemented; compacted topics keep everything
+		}
+		for _, p := range t.Partitions {
+			n, err := p.Log.EnforceRetention(t.cfg.retention, t.cfg.retentionBytes)
+			if err != nil {
+				b.log.Warn("retention failed", "topic", t.Name, "partition", p.Index, "err", err)
+			} else if n > 0 {
+				b.log.Info("retention deleted segments", "topic", t.Name, "partition", p.Index, "segments", n)
+			}
+		}
+	}
+}
+
+// RunRetention enforces retention every interval until stop is closed.
+func (b *Broker) RunRetention(interval time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			b.EnforceRetention()
+		}
+	}
+}
+
+// Close flushes and closes every log.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	var errs []error
+	for _, t := range b.topics {
+		for _, p := range t.Partitions {
+			if err := p.Log.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s-%d: %w", t.Name, p.Index, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/config"
+	"github.com/sluice-mq/sluice/internal/server"
+	"github.com/spf13/cobra"
+)
+
+func newServerCmd() *cobra.Command {
+	var configFile string
+	flags := map[string]*string{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the broker",
+		Long: `Run the broker. Settings come from defaults, then the optional --config file
+(key = value lines), then SLUICE_<KEY> environment variables, then flags.
+Stops gracefully on SIGINT or SIGTERM, flushing and closing every log.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := config.Default()
+			if configFile == "" {
+				configFile = os.Getenv("SLUICE_CONFIG")
+			}
+			if configFile != "" {
+				if err := cfg.LoadFile(configFile); err != nil {
+					return err
+				}
+			}
+			if err := cfg.LoadEnv(os.Environ()); err != nil {
+				return err
+			}
+			for key, v := range flags {
+				if cmd.Flags().Changed(config.FlagName(key)) {
+					if err := cfg.Set(key, *v); err != nil {
+						return fmt.Errorf("--%s: %w", config.FlagName(key), err)
+					}
+				}
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			return runServer(cfg)
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "config file of key = value lines (env SLUICE_CONFIG)")
+	def := config.Default()
+	for _, key := range config.Keys() {
+		v := new(string)
+		flags[key] = v
+		cmd.Flags().StringVar(v, config.FlagName(key), def.Get(key),
+			fmt.Sprintf("%s (env %s)", describe(key), config.EnvName(key)))
+	}
+	return cmd
+}
+
+func runServer(cfg config.Config) error {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := server.Start(cfg, log)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}
+
+// describe is the one-line help of each setting.
+func describe(key string) string {
+	if d, ok := settingHelp[key]; ok {
+		return d
+	}
+	return key
+}
+
+var settingHelp = map[string]string{
+	"data_dir":                      "directory for logs and metadata",
+	"kafka_addr":                    "Kafka listener host:port",
+	"kafka_advertised_addr":         "host:port told to Kafka clients (default: from --kafka-addr, unspecified host → 127.0.0.1)",
+	"amqp_addr":                     "AMQP 0-9-1 listener host:port (reserved: AMQP is not served yet)",
+	"http_addr":                     "HTTP listener host:port (health checks)",
+	"log_level":                     "debug, info, warn or error",
+	"fsync":                         "always (answer after fsync), interval, or never",
+	"fsync_interval":                "fsync period with --fsync=interval",
+	"auto_create_topics":            "create unknown topics on produce and metadata",
+	"default_partitions":            "partitions of auto-created topics",
+	"segment_bytes":                 "default segment.bytes",
+	"segment_age":                   "default segment.ms, as a duration",
+	"retention":                     "default retention.ms, as a duration (negative: forever)",
+	"retention_bytes":               "default retention.bytes per partition (-1: unlimited)",
+	"retention_check_interval":      "how often retention runs",
+	"max_message_bytes":             "default max.message.bytes (largest record batch)",
+	"max_request_bytes":             "largest Kafka request frame accepted",
+	"group_initial_rebalance_delay": "delay of a new group's first rebalance",
+	"group_min_session_timeout":     "smallest consumer session timeout allowed",
+	"group_max_session_timeout":     "largest consumer session timeout allowed",
+}

@@ -1,0 +1,249 @@
+// Package config holds Sluice's one configuration struct: every setting,
+// its default and unit, and Validate. Values come, in increasing order of
+// precedence, from Default(), an optional YAML-free "key = value" file,
+// SLUICE_* environment variables, and command-line flags (see internal/cli).
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole broker configuration. Each field names its default
+// and unit; the `key` tag is the name used in config files, flags
+// (--key with '_' as '-') and environment (SLUICE_KEY upper-cased).
+type Config struct {
+	// DataDir holds all logs and metadata. Default "./sluice-data".
+	DataDir string `key:"data_dir"`
+	// KafkaAddr is the Kafka listener host:port. Default ":9092".
+	KafkaAddr string `key:"kafka_addr"`
+	// KafkaAdvertisedAddr is the host:port told to Kafka clients in
+	// Metadata. Default: derived from KafkaAddr; an unspecified host
+	// (":9092", "0.0.0.0:9092") becomes 127.0.0.1.
+	KafkaAdvertisedAddr string `key:"kafka_advertised_addr"`
+	// AMQPAddr is the AMQP 0-9-1 listener host:port. Default ":5672".
+	// Reserved: the AMQP front end is not built yet.
+	AMQPAddr string `key:"amqp_addr"`
+	// HTTPAddr serves health checks (and later management and metrics).
+	// Default ":15672".
+	HTTPAddr string `key:"http_addr"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `key:"log_level"`
+
+	// Fsync is the durability policy of every log: "always" (default:
+	// acks=1/all answered only after fsync), "interval" (fsync every
+	// FsyncInterval, answer after write), or "never".
+	Fsync string `key:"fsync"`
+	// FsyncInterval is the period for Fsync=interval. Default 1s.
+	FsyncInterval time.Duration `key:"fsync_interval"`
+
+	// AutoCreateTopics creates unknown topics on produce or metadata
+	// requests. Default true.
+	AutoCreateTopics bool `key:"auto_create_topics"`
+	// DefaultPartitions for auto-created topics and CreateTopics with -1.
+	// Default 1.
+	DefaultPartitions int `key:"default_partitions"`
+	// SegmentBytes is the default segment.bytes. Default 1 GiB.
+	SegmentBytes int64 `key:"segment_bytes"`
+	// SegmentAge is the default segment.ms. Default 168h.
+	SegmentAge time.Duration `key:"segment_age"`
+	// Retention is the default retention.ms; negative is unlimited.
+	// Default 168h.
+	Retention time.Duration `key:"retention"`
+	// RetentionBytes is the default retention.bytes per partition;
+	// negative is unlimited. Default -1.
+	RetentionBytes int64 `key:"retention_bytes"`
+	// RetentionCheckInterval is how often retention runs. Default 1m.
+	RetentionCheckInterval time.Duration `key:"retention_check_interval"`
+	// MaxMessageBytes is the default max.message.bytes (largest batch).
+	// Default 1 MiB + 12 (Kafka's default).
+	MaxMessageBytes int `key:"max_message_bytes"`
+	// MaxRequestBytes caps one Kafka request frame. Default 100 MiB.
+	MaxRequestBytes int `key:"max_request_bytes"`
+	// GroupInitialRebalanceDelay delays the first rebalance of a new group
+	// so members starting together land in one generation. Default 0.
+	GroupInitialRebalanceDelay time.Duration `key:"group_initial_rebalance_delay"`
+	// GroupMinSessionTimeout / GroupMaxSessionTimeout bound the session
+	// timeouts clients may ask for. Defaults 6s and 30m.
+	GroupMinSessionTimeout time.Duration `key:"group_min_session_timeout"`
+	GroupMaxSessionTimeout time.Duration `key:"group_max_session_timeout"`
+}
+
+// Default returns the configuration that runs out of the box on a laptop.
+func Default() Config {
+	return Config{
+		DataDir:                    "./sluice-data",
+		KafkaAddr:                  ":9092",
+		AMQPAddr:                   ":5672",
+		HTTPAddr:                   ":15672",
+		LogLevel:                   "info",
+		Fsync:                      "always",
+		FsyncInterval:              time.Second,
+		AutoCreateTopics:           true,
+		DefaultPartitions:          1,
+		SegmentBytes:               1 << 30,
+		SegmentAge:                 168 * time.Hour,
+		Retention:                  168 * time.Hour,
+		RetentionBytes:             -1,
+		RetentionCheckInterval:     time.Minute,
+		MaxMessageBytes:            1048588,
+		MaxRequestBytes:            100 << 20,
+		GroupInitialRebalanceDelay: 0,
+		GroupMinSessionTimeout:     6 * time.Second,
+		GroupMaxSessionTimeout:     30 * time.Minute,
+	}
+}
+
+// Validate reports every problem found, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.DataDir == "" {
+		bad("data_dir must not be empty")
+	}
+	for _, a := range []struct{ name, v string }{
+		{"kafka_addr", c.KafkaAddr}, {"amqp_addr", c.AMQPAddr}, {"http_addr", c.HTTPAddr},
+	} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			bad("%s %q: want host:port: %v", a.name, a.v, err)
+		}
+	}
+	if c.KafkaAdvertisedAddr != "" {
+		if h, p, err := net.SplitHostPort(c.KafkaAdvertisedAddr); err != nil || h == "" || p == "" {
+			bad("kafka_advertised_addr %q: want host:port", c.KafkaAdvertisedAddr)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.Fsync {
+	case "always", "never":
+	case "interval":
+		if c.FsyncInterval <= 0 {
+			bad("fsync_interval must be positive with fsync=interval")
+		}
+	default:
+		bad("fsync %q: want always, interval or never", c.Fsync)
+	}
+	if c.DefaultPartitions < 1 {
+		bad("default_partitions must be at least 1")
+	}
+	if c.SegmentBytes < 1<<10 {
+		bad("segment_bytes must be at least 1024")
+	}
+	if c.SegmentAge <= 0 {
+		bad("segment_age must be positive")
+	}
+	if c.RetentionCheckInterval <= 0 {
+		bad("retention_check_interval must be positive")
+	}
+	if c.MaxMessageBytes < 64 {
+		bad("max_message_bytes must be at least 64")
+	}
+	if c.MaxRequestBytes < c.MaxMessageBytes {
+		bad("max_request_bytes must be at least max_message_bytes")
+	}
+	if c.GroupMinSessionTimeout <= 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
+		bad("group session timeout bounds are inconsistent")
+	}
+	return errors.Join(errs...)
+}
+
+// AdvertisedKafkaAddr is the address told to clients.
+func (c *Config) AdvertisedKafkaAddr() string {
+	if c.KafkaAdvertisedAddr != "" {
+		return c.KafkaAdvertisedAddr
+	}
+	host, port, err := net.SplitHostPort(c.KafkaAddr)
+	if err != nil {
+		return c.KafkaAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Set assigns one setting by key from its text form.
+func (c *Config) Set(key, value string) error {
+	f, ok := fields(c)[key]
+	if !ok {
+		return fmt.Errorf("unknown setting %q", key)
+	}
+	return f.set(value)
+}
+
+// Keys lists every setting key, in declaration order.
+func Keys() []string {
+	var c Config
+	return fieldOrder(&c)
+}
+
+// Get returns the text form of a setting.
+func (c *Config) Get(key string) string {
+	f, ok := fields(c)[key]
+	if !ok {
+		return ""
+	}
+	return f.get()
+}
+
+// LoadFile applies a config file of "key = value" lines ('#' comments).
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: want key = value", filepath.Base(path), n)
+		}
+		v = strings.Trim(strings.TrimSpace(v), `"`)
+		if err := c.Set(strings.TrimSpace(k), v); err != nil {
+			return fmt.Errorf("%s:%d: %w", filepath.Base(path), n, err)
+		}
+	}
+	return sc.Err()
+}
+
+// LoadEnv applies SLUICE_<KEY> variables from environ (os.Environ form).
+func (c *Config) LoadEnv(environ []string) error {
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, "SLUICE_") {
+			continue
+		}
+		key := strings.ToLower(strings.TrimPrefix(k, "SLUICE_"))
+		if _, known := fields(c)[key]; !known {
+			continue // SLUICE_CONFIG and friends belong to the CLI
+		}
+		if err := c.Set(key, v); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// EnvName is the environment variable for a key.
+func EnvName(key string) string { return "SLUICE_" + strings.ToUpper(key) }
+
+// FlagName is the command-line flag for a key.
+func FlagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+
+func parseBool(s string) (bool, error) { return strconv.ParseBool(s) }

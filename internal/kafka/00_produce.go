@@ -1,0 +1,124 @@
+package kafka
+
+// Produce, versions 3-11 (record format v2 only).
+//
+// Each partition's records are validated (framing, magic 2, CRC32C, size
+// against the topic's max.message.bytes) and appended in the read loop, so
+// pipelined requests keep their order and share one group commit; the
+// response waits in the write loop until every append is durable (fsync
+// before the answer by default) for acks=1 and acks=-1 alike. With acks=0
+// there is no response. Idempotent producers are checked per partition
+// (duplicates are answered with the original offset, gaps get
+// OUT_OF_ORDER_SEQUENCE_NUMBER). Transactional batches are rejected: Sluice
+// has no transactions yet. Unknown topics are auto-created when enabled.
+// The request timeout is not used: there is no replication to wait for.
+
+import (
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/storage"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const transactionalBit = 0x10
+
+func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
+	req := r.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	type wait struct {
+		into *kmsg.ProduceResponseTopicPartition
+		ap   *storage.Appended
+	}
+	var waits []wait
+	if req.TransactionID != nil {
+		// Without transaction support every partition fails alike.
+		return func() (kmsg.Response, error) {
+			return produceAllFailed(req, resp, kerr.TransactionalIDAuthorizationFailed.Code), nil
+		}
+	}
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		st := &resp.Topics[i]
+		*st = kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		t, terr := c.s.broker.TopicOrCreate(rt.Topic)
+		for j, rp := range rt.Partitions {
+			sp := &st.Partitions[j]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			if terr != nil {
+				sp.ErrorCode = errorCode(terr)
+				continue
+			}
+			ap, err := appendPartition(t, rp, sp)
+			if err != nil {
+				sp.ErrorCode = produceErrorCode(err)
+				if msg := err.Error(); sp.ErrorCode != 0 {
+					sp.ErrorMessage = &msg
+				}
+				continue
+			}
+			if ap != nil {
+				waits = append(waits, wait{sp, ap})
+			}
+		}
+	}
+	return func() (kmsg.Response, error) {
+		for _, w := range waits {
+			if err := w.ap.Wait(); err != nil {
+				w.into.ErrorCode = kerr.KafkaStorageError.Code
+				msg := err.Error()
+				w.into.ErrorMessage = &msg
+			}
+		}
+		if req.Acks == 0 {
+			return nil, nil
+		}
+		return resp, nil
+	}
+}
+
+// appendPartition validates and appends one partition's records, filling
+// the offsets of sp. It returns the append to wait on, if any.
+func appendPartition(t *broker.Topic, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) (*storage.Appended, error) {
+	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+		return nil, broker.ErrUnknownPartition
+	}
+	p := t.Partitions[rp.Partition]
+	headers, err := storage.ValidateBatches(rp.Records, t.MaxMessageBytes())
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range headers {
+		if h.Attributes&transactionalBit != 0 {
+			return nil, errTransactionsUnsupported
+		}
+	}
+	res, ap, err := p.Append(rp.Records, headers)
+	if err != nil {
+		return nil, err
+	}
+	sp.BaseOffset = res.BaseOffset
+	sp.LogAppendTime = res.LogAppendTime
+	sp.LogStartOffset = res.LogStart
+	return ap, nil
+}
+
+func produceAllFailed(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, code int16) kmsg.Response {
+	if req.Acks == 0 {
+		return nil
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.ErrorCode = code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

@@ -1,0 +1,155 @@
+package kafka
+
+// Fetch, versions 4-12.
+//
+// Sessionless: Sluice never creates fetch sessions (KIP-227), so it answers
+// every fetch in full with SessionID 0, which clients treat as "no session";
+// a request naming a session id we did not give gets
+// FETCH_SESSION_ID_NOT_FOUND. Long poll: when fewer than MinBytes are ready
+// the request waits up to MaxWaitMillis for any requested partition's high
+// watermark to move. Limits follow KIP-74: whole batches only, up to
+// PartitionMaxBytes per partition and MaxBytes overall, except that the
+// first batch found is returned even if it is larger, so a consumer can
+// always make progress. Read committed equals read uncommitted (no
+// transactions); LastStableOffset is the high watermark.
+
+import (
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if req.SessionID != 0 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp, nil
+	}
+	total := fetchOnce(c, req, resp)
+	if total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 {
+		return resp, nil
+	}
+	// Long poll: wait for any partition to move, then read again.
+	changed := watchPartitions(c, req)
+	timer := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	defer timer.Stop()
+	for total < int(req.MinBytes) {
+		select {
+		case <-changed.C:
+		case <-timer.C:
+			changed.stop()
+			return resp, nil
+		case <-c.ctx.Done():
+			changed.stop()
+			return nil, c.ctx.Err()
+		}
+		changed.stop()
+		changed = watchPartitions(c, req)
+		*resp = *req.ResponseKind().(*kmsg.FetchResponse)
+		total = fetchOnce(c, req, resp)
+	}
+	changed.stop()
+	return resp, nil
+}
+
+// fetchOnce fills resp from the logs and returns the bytes of records in it.
+func fetchOnce(c *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int {
+	budget := int(req.MaxBytes)
+	if req.Version < 3 || budget <= 0 {
+		budget = 1 << 30
+	}
+	total := 0
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic = rt.Topic
+		t, topicOK := c.s.broker.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.PreferredReadReplica = -1
+			if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			p := t.Partitions[rp.Partition]
+			limit := min(int(rp.PartitionMaxBytes), budget-total)
+			readPartition(p, rp.FetchOffset, limit, total == 0, &sp)
+			total += len(sp.RecordBatches)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return total
+}
+
+// readPartition reads up to limit bytes at offset into sp. When first is
+// false, a batch larger than limit is left for the next fetch.
+func readPartition(p *broker.Partition, offset int64, limit int, first bool, sp *kmsg.FetchResponseTopicPartition) {
+	hw := p.Log.HighWatermark()
+	start := p.Log.StartOffset()
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, start
+	if offset < start || offset > hw {
+		sp.ErrorCode = kerr.OffsetOutOfRange.Code
+		return
+	}
+	if offset == hw || (limit <= 0 && !first) {
+		return
+	}
+	data, err := p.Log.Read(offset, max(limit, 1))
+	if err != nil {
+		sp.ErrorCode = errorCode(err)
+		if storageFailure(err) {
+			sp.ErrorCode = kerr.KafkaStorageError.Code
+		}
+		return
+	}
+	if len(data) > limit && !first {
+		return
+	}
+	sp.RecordBatches = data
+}
+
+// watcher merges the change notifications of many partitions into one
+// channel. stop releases its goroutines.
+type watcher struct {
+	C    chan struct{}
+	done chan struct{}
+}
+
+func (w watcher) stop() {
+	select {
+	case <-w.done:
+	default:
+		close(w.done)
+	}
+}
+
+func watchPartitions(c *conn, req *kmsg.FetchRequest) watcher {
+	w := watcher{C: make(chan struct{}, 1), done: make(chan struct{})}
+	for _, rt := range req.Topics {
+		t, ok := c.s.broker.Topic(rt.Topic)
+		if !ok {
+			continue
+		}
+		for _, rp := range rt.Partitions {
+			if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+				continue
+			}
+			ch := t.Partitions[rp.Partition].Log.Changed()
+			go func() {
+				select {
+				case <-ch:
+					select {
+					case w.C <- struct{}{}:
+					default:
+					}
+				case <-w.done:
+				}
+			}()
+		}
+	}
+	return w
+}

@@ -1,0 +1,18 @@
+// Package kafka is Sluice's Kafka wire-protocol front end. It decodes
+// requests with franz-go's kmsg codecs, dispatches them through one table
+// (registry.go) that also drives the ApiVersions answer, and turns them
+// into calls on the protocol-neutral broker core.
+//
+// A connection has a read loop and a write loop. The read loop decodes a
+// request and runs its handler's prepare step (Produce appends there, so
+// pipelined produce requests keep their order and share group commits); the
+// write loop runs each request's finishing step in arrival order and writes
+// the response, so a response that must wait — an fsync, a long-poll fetch,
+// a rebalance — never reorders responses and never stops later requests
+// from being read.
+//
+// Errors carry their wire meaning: a Kafka error code goes in the
+// response; a Go error from a handler means "close the connection".
+// One file per API key (NN_name.go), each opening with the versions it
+// supports and how it differs from Apache Kafka.
+package kafka

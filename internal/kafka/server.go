@@ -1,0 +1,344 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// NodeID is the id this single-node broker gives itself.
+const NodeID = 1
+
+// Options configure the Kafka front end.
+type Options struct {
+	// AdvertisedAddr (host:port) is what Metadata tells clients.
+	AdvertisedAddr string
+	// ClusterID is reported in Metadata and DescribeCluster.
+	ClusterID string
+	// MaxRequestBytes caps one request frame; bigger frames close the
+	// connection.
+	MaxRequestBytes int
+	// DataDir is reported by DescribeLogDirs.
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// Server serves Kafka clients.
+type Server struct {
+	opts   Options
+	broker *broker.Broker
+	groups *groups.Coordinator
+	log    *slog.Logger
+	host   string
+	port   int32
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[*conn]struct{}
+	wg    sync.WaitGroup
+	ctx   context.Context
+	stop  context.CancelFunc
+}
+
+// NewServer builds a server on a broker and a group coordinator.
+func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = 100 << 20
+	}
+	host, portStr, err := net.SplitHostPort(opts.AdvertisedAddr)
+	if err != nil {
+		return nil, fmt.Errorf("advertised address: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("advertised port: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Server{
+		opts: opts, broker: b, groups: g, log: opts.Logger,
+		host: host, port: int32(port),
+		conns: make(map[*conn]struct{}), ctx: ctx, stop: stop,
+	}, nil
+}
+
+// Serve accepts connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection and waits for them.
+func (s *Server) Close() error {
+	s.stop()
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// conn is one client connection.
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	pending  chan pendingResp
+	clientID string
+}
+
+// pendingResp is a request whose response the write loop must produce.
+type pendingResp struct {
+	corr    int32
+	req     kmsg.Request
+	respond func() (kmsg.Response, error)
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &conn{
+		s: s, nc: nc, ctx: ctx, cancel: cancel,
+		log:     s.log.With("remote", nc.RemoteAddr().String()),
+		pending: make(chan pendingResp, 64),
+	}
+}
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := c.writeLoop(); err != nil {
+			c.log.Debug("kafka connection write ended", "err", err)
+		}
+		c.cancel()
+		c.nc.Close() // unblock the reader
+	}()
+	err := c.readLoop()
+	if err != nil && !errors.Is(err, io.EOF) && c.ctx.Err() == nil {
+		c.log.Info("kafka connection closed", "err", err)
+	}
+	close(c.pending)
+	<-done
+	c.cancel()
+}
+
+// errDropConn wraps reasons for closing a connection.
+var errDropConn = errors.New("kafka: closing connection")
+
+func (c *conn) readLoop() error {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			return err
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || int(size) > c.s.opts.MaxRequestBytes {
+			return fmt.Errorf("%w: request size %d outside [8, %d]", errDropConn, size, c.s.opts.MaxRequestBytes)
+		}
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return err
+		}
+		p, err := c.decode(buf)
+		if err != nil {
+			return err
+		}
+		select {
+		case c.pending <- p:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+}
+
+// decode parses a request frame and runs the prepare step of its handler.
+func (c *conn) decode(buf []byte) (pendingResp, error) {
+	hdr, body, err := parseHeader(buf)
+	if err != nil {
+		return pendingResp{}, err
+	}
+	c.clientID = hdr.clientID
+	api := lookup(hdr.key)
+	if api == nil {
+		return pendingResp{}, fmt.Errorf("%w: unknown api key %d", errDropConn, hdr.key)
+	}
+	req := kmsg.RequestForKey(hdr.key)
+	if hdr.version < api.min || hdr.version > api.max {
+		if hdr.key == apiVersionsKey {
+			// KIP-511: answer an unknown ApiVersions version at v0 with
+			// UNSUPPORTED_VERSION and our list, so the client can retry.
+			req.SetVersion(0)
+			return pendingResp{corr: hdr.corr, req: req, respond: unsupportedApiVersions}, nil
+		}
+		return pendingResp{}, fmt.Errorf("%w: %s v%d unsupported", errDropConn, kmsg.NameForKey(hdr.key), hdr.version)
+	}
+	req.SetVersion(hdr.version)
+	if req.IsFlexible() {
+		body, err = skipTags(body)
+		if err != nil {
+			return pendingResp{}, err
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		if hdr.key == apiVersionsKey {
+			req.SetVersion(0)
+			return pendingResp{corr: hdr.corr, req: req, respond: invalidApiVersions}, nil
+		}
+		return pendingResp{}, fmt.Errorf("%w: malformed %s v%d: %v", errDropConn, kmsg.NameForKey(hdr.key), hdr.version, err)
+	}
+	p := pendingResp{corr: hdr.corr, req: req}
+	if api.prepare != nil {
+		p.respond = api.prepare(c, req)
+	} else {
+		h := api.handle
+		p.respond = func() (kmsg.Response, error) { return h(c, req) }
+	}
+	return p, nil
+}
+
+func (c *conn) writeLoop() error {
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	buf := make([]byte, 0, 4096)
+	for p := range c.pending {
+		resp, err := p.respond()
+		if err != nil {
+			return err
+		}
+		if resp == nil { // acks=0 produce: no response
+			continue
+		}
+		buf = encodeResponse(buf[:0], p.corr, p.req, resp)
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+		if cap(buf) > 1<<20 {
+			buf = make([]byte, 0, 4096) // do not pin a huge fetch buffer
+		}
+		if len(c.pending) == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return bw.Flush()
+}
+
+// requestHeader is the Kafka request header (v1 or v2).
+type requestHeader struct {
+	key, version int16
+	corr         int32
+	clientID     string
+}
+
+func parseHeader(buf []byte) (requestHeader, []byte, error) {
+	if len(buf) < 10 {
+		return requestHeader{}, nil, fmt.Errorf("%w: short request header", errDropConn)
+	}
+	h := requestHeader{
+		key:     int16(binary.BigEndian.Uint16(buf[0:])),
+		version: int16(binary.BigEndian.Uint16(buf[2:])),
+		corr:    int32(binary.BigEndian.Uint32(buf[4:])),
+	}
+	n := int16(binary.BigEndian.Uint16(buf[8:]))
+	rest := buf[10:]
+	if n > 0 {
+		if int(n) > len(rest) {
+			return requestHeader{}, nil, fmt.Errorf("%w: client id past end of request", errDropConn)
+		}
+		h.clientID = string(rest[:n])
+		rest = rest[n:]
+	} else if n < -1 {
+		return requestHeader{}, nil, fmt.Errorf("%w: bad client id length", errDropConn)
+	}
+	return h, rest, nil
+}
+
+// skipTags skips the tagged-field section of a flexible request header.
+func skipTags(b []byte) ([]byte, error) {
+	n, used := binary.Uvarint(b)
+	if used <= 0 || n > uint64(len(b)) {
+		return nil, fmt.Errorf("%w: bad header tags", errDropConn)
+	}
+	b = b[used:]
+	for i := uint64(0); i < n; i++ {
+		if _, used = binary.Uvarint(b); used <= 0 {
+			return nil, fmt.Errorf("%w: bad header tag", errDropConn)
+		}
+		b = b[used:]
+		size, used := binary.Uvarint(b)
+		if used <= 0 || size > uint64(len(b)-used) {
+			return nil, fmt.Errorf("%w: bad header tag size", errDropConn)
+		}
+		b = b[used+int(size):]
+	}
+	return b, nil
+}
+
+// encodeResponse frames a response: size, correlation id, header tags when
+// the response header is flexible (never for ApiVersions), body.
+func encodeResponse(dst []byte, corr int32, req kmsg.Request, resp kmsg.Response) []byte {
+	resp.SetVersion(req.GetVersion())
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(corr))
+	if resp.IsFlexible() && resp.Key() != apiVersionsKey {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst, uint32(len(dst)-4))
+	return dst
+}

@@ -1,0 +1,208 @@
+// Package server wires Sluice together: storage → meta → broker →
+// listeners. Start opens everything and begins serving; Shutdown stops the
+// listeners, then flushes and closes every log.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/sluice-mq/sluice/internal/config"
+	"github.com/sluice-mq/sluice/internal/kafka"
+	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/storage"
+)
+
+// Server is a running broker.
+type Server struct {
+	cfg    config.Config
+	log    *slog.Logger
+	meta   *meta.Store
+	broker *broker.Broker
+	groups *groups.Coordinator
+	kafka  *kafka.Server
+	http   *http.Server
+
+	kafkaLn, httpLn net.Listener
+	stop            chan struct{}
+	wg              sync.WaitGroup
+}
+
+// Start opens the data directory and starts serving.
+func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, stop: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.Shutdown(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	clusterID, err := loadClusterID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if s.meta, err = meta.Open(filepath.Join(cfg.DataDir, "meta"), meta.Options{}); err != nil {
+		return nil, fmt.Errorf("open metadata: %w", err)
+	}
+	if s.broker, err = broker.New(broker.Options{
+		DataDir:          cfg.DataDir,
+		Storage:          storageOptions(cfg),
+		AutoCreateTopics: cfg.AutoCreateTopics,
+		Logger:           log,
+		Defaults: broker.Defaults{
+			Partitions:      int32(cfg.DefaultPartitions),
+			SegmentBytes:    cfg.SegmentBytes,
+			SegmentAge:      cfg.SegmentAge,
+			Retention:       cfg.Retention,
+			RetentionBytes:  cfg.RetentionBytes,
+			MaxMessageBytes: cfg.MaxMessageBytes,
+		},
+	}, s.meta); err != nil {
+		return nil, fmt.Errorf("open broker: %w", err)
+	}
+	s.groups = groups.New(groups.Options{
+		MinSessionTimeout:     cfg.GroupMinSessionTimeout,
+		MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
+		InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay,
+	})
+	if s.kafka, err = kafka.NewServer(kafka.Options{
+		AdvertisedAddr:  cfg.AdvertisedKafkaAddr(),
+		ClusterID:       clusterID,
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		DataDir:         cfg.DataDir,
+		Logger:          log,
+	}, s.broker, s.groups); err != nil {
+		return nil, err
+	}
+	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
+		return nil, fmt.Errorf("kafka listener: %w", err)
+	}
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("http listener: %w", err)
+	}
+	s.http = &http.Server{Handler: s.httpHandler()}
+	s.goServe("kafka", func() error { return s.kafka.Serve(s.kafkaLn) })
+	s.goServe("http", func() error {
+		if err := s.http.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.broker.RunRetention(cfg.RetentionCheckInterval, s.stop)
+	}()
+	log.Info("sluice started",
+		"data_dir", cfg.DataDir, "kafka", s.kafkaLn.Addr().String(),
+		"kafka_advertised", cfg.AdvertisedKafkaAddr(), "http", s.httpLn.Addr().String(),
+		"fsync", cfg.Fsync, "cluster_id", clusterID)
+	return s, nil
+}
+
+func (s *Server) goServe(name string, serve func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := serve(); err != nil {
+			s.log.Error("listener failed", "listener", name, "err", err)
+		}
+	}()
+}
+
+// KafkaAddr is the bound Kafka listener address.
+func (s *Server) KafkaAddr() net.Addr { return s.kafkaLn.Addr() }
+
+// HTTPAddr is the bound HTTP listener address.
+func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// Shutdown stops serving, then flushes and closes every log.
+func (s *Server) Shutdown(ctx context.Context) error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+		close(s.stop)
+	}
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.kafka != nil {
+		errs = append(errs, s.kafka.Close())
+	} else if s.kafkaLn != nil {
+		s.kafkaLn.Close()
+	}
+	if s.groups != nil {
+		s.groups.Close()
+	}
+	s.wg.Wait()
+	if s.broker != nil {
+		errs = append(errs, s.broker.Close())
+	}
+	if s.meta != nil {
+		errs = append(errs, s.meta.Close())
+	}
+	err := errors.Join(errs...)
+	s.log.Info("sluice stopped", "err", err)
+	return err
+}
+
+func storageOptions(cfg config.Config) storage.Options {
+	o := storage.Options{SyncInterval: cfg.FsyncInterval}
+	switch cfg.Fsync {
+	case "interval":
+		o.Sync = storage.SyncInterval
+	case "never":
+		o.Sync = storage.SyncNever
+	default:
+		o.Sync = storage.SyncAlways
+	}
+	return o
+}
+
+// loadClusterID reads the cluster id, making one on first start.
+func loadClusterID(dir string) (string, error) {
+	path := filepath.Join(dir, "cluster.id")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	var raw [16]byte
+	rand.Read(raw[:])
+	id := base64.RawURLEncoding.EncodeToString(raw[:])
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return id, os.Rename(tmp, path)
+}

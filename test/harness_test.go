@@ -1,0 +1,213 @@
+// Package test holds black-box tests: real clients (franz-go, kcat,
+// kafka-python, confluent-kafka) against a real `sluice server` process
+// on free ports with a temporary data directory.
+package test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// sluiceBin is the server binary built once by TestMain.
+var sluiceBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-test-bin")
+	if err != nil {
+		panic(err)
+	}
+	sluiceBin = filepath.Join(dir, "sluice")
+	build := exec.Command("go", "build", "-o", sluiceBin, "../cmd/sluice")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building sluice:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// broker is one running sluice server process.
+type broker struct {
+	t        testing.TB
+	DataDir  string
+	Kafka    string // host:port
+	HTTP     string
+	AMQP     string
+	extra    []string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logMu    sync.Mutex
+	logFile  *os.File
+	stopOnce sync.Once
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startBroker starts a server with a fresh data directory; extra flags are
+// passed through (e.g. "--segment-bytes=4096").
+func startBroker(t testing.TB, extra ...string) *broker {
+	t.Helper()
+	b := &broker{t: t, DataDir: t.TempDir(), extra: extra}
+	b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
+	b.start()
+	t.Cleanup(func() { b.Stop() })
+	return b
+}
+
+func (b *broker) start() {
+	b.t.Helper()
+	args := append([]string{"server",
+		"--data-dir", b.DataDir,
+		"--kafka-addr", b.Kafka, "--http-addr", b.HTTP, "--amqp-addr", b.AMQP,
+		"--log-level", "warn",
+	}, b.extra...)
+	b.cmd = exec.Command(sluiceBin, args...)
+	f, err := os.OpenFile(filepath.Join(b.DataDir, "..", fmt.Sprintf("server-%d.log", time.Now().UnixNano())), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.logFile = f
+	b.cmd.Stdout, b.cmd.Stderr = f, f
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.exited = make(chan struct{})
+	go func() { b.cmd.Wait(); close(b.exited) }()
+	b.stopOnce = sync.Once{}
+	waitFor(b.t, 20*time.Second, "kafka port accepting", func() bool {
+		select {
+		case <-b.exited:
+			b.t.Fatalf("server exited at start:\n%s", b.Logs())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", b.Kafka, 200*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+// Logs returns what the server printed.
+func (b *broker) Logs() string {
+	data, _ := os.ReadFile(b.logFile.Name())
+	return string(data)
+}
+
+// Kill stops the server with SIGKILL: no flush, no goodbye.
+func (b *broker) Kill() {
+	b.stopOnce.Do(func() {
+		b.cmd.Process.Signal(syscall.SIGKILL)
+		<-b.exited
+	})
+}
+
+// Stop stops the server with SIGTERM and waits for a clean exit.
+func (b *broker) Stop() {
+	b.stopOnce.Do(func() {
+		b.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-b.exited:
+		case <-time.After(30 * time.Second):
+			b.cmd.Process.Kill()
+			<-b.exited
+			b.t.Errorf("server did not stop within 30s on SIGTERM")
+		}
+		if code := b.cmd.ProcessState.ExitCode(); code != 0 && !b.t.Failed() {
+			b.t.Errorf("server exit code %d:\n%s", code, b.Logs())
+		}
+	})
+}
+
+// Restart starts the server again on the same data directory and ports.
+func (b *broker) Restart() { b.start() }
+
+// client returns a franz-go client for the broker, closed at cleanup.
+func (b *broker) client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	c, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Kafka)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// admin returns a kadm client.
+func (b *broker) admin(t testing.TB) *kadm.Client {
+	return kadm.NewClient(b.client(t))
+}
+
+// createTopic creates a topic and fails the test on error.
+func (b *broker) createTopic(t testing.TB, name string, partitions int32, configs map[string]*string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := b.admin(t).CreateTopic(ctx, partitions, 1, configs, name)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create topic %s: %v %v", name, err, resp.Err)
+	}
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ctxT is a context bounded for one test step.
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// needTool skips a test when a non-Go client is not installed, unless CI
+// is set: in CI every tool is installed by .ci/run and its absence fails.
+func needTool(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s missing in CI (.ci/run installs it): %v", path, err)
+		}
+		t.Skipf("%s not installed", path)
+	}
+}
+
+func splitLines(s string) []string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
