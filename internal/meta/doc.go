@@ -1,0 +1,43 @@
+// Package meta holds Sluice's cluster metadata — topics, their configs,
+// consumer group offsets and producer ids — as a replicated-state-machine in
+// miniature.
+//
+// Every change is a [Command]. A Store method builds the command (generating
+// any random id or timestamp there, never later), and hands it to one entry
+// point, propose, which
+//
+//  1. checks it against the current state, so that a request that cannot
+//     succeed is refused without touching the disk;
+//  2. appends it to the command log and fsyncs, coalescing concurrent
+//     proposals into one write and one fsync (group commit);
+//  3. applies it to the in-memory [State] with [State.Apply] and returns the
+//     result to the caller.
+//
+// Apply is deterministic: it reads nothing but the state and the command, so
+// replaying the same log into a fresh State always yields the same state.
+// The command applied live is the one decoded back from its log encoding, so
+// live application and replay cannot differ. On one node the log is a local
+// file; in a cluster the same commands will travel through Raft and be
+// applied by the same Apply.
+//
+// Every SnapshotEvery commands the whole state is written as a JSON
+// snapshot (temp file, fsync, rename, fsync directory) that records the
+// index of the last command it contains, and a fresh log is started after
+// it. Open loads the snapshot and replays the newer log; a torn or corrupt
+// tail record is truncated, never a reason to refuse to start. The formats
+// are described in docs/meta-format.md.
+//
+// A failed write or fsync of the log fails every proposal in that group and
+// every later one: the store keeps serving reads but refuses writes until it
+// is reopened, because after a failed fsync the kernel's view of the file can
+// no longer be trusted.
+//
+// # Concurrency and lock order
+//
+// Reads (Topic, Topics, GroupOffsets, ...) take Store.mu shared and return
+// copies. Only the writer goroutine mutates the state, under Store.mu held
+// exclusively. Proposers hold Store.closeMu shared while they hand a
+// proposal to the writer, so that Close can stop the writer only after every
+// accepted proposal is answered. The two locks are never held together, and
+// the writer never takes closeMu.
+package meta

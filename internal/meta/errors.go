@@ -1,0 +1,32 @@
+package meta
+
+import "errors"
+
+// Errors returned by Store methods and [State.Apply]. Test with errors.Is:
+// some are wrapped with detail.
+var (
+	// ErrTopicExists: CreateTopic named a topic that exists.
+	ErrTopicExists = errors.New("meta: topic already exists")
+	// ErrUnknownTopic: the named topic does not exist.
+	ErrUnknownTopic = errors.New("meta: unknown topic")
+	// ErrUnknownPartition: an offset commit named a partition the topic
+	// does not have.
+	ErrUnknownPartition = errors.New("meta: unknown partition")
+	// ErrInvalidPartitions: a partition count that is not positive, or a
+	// CreatePartitions total that does not grow the topic.
+	ErrInvalidPartitions = errors.New("meta: invalid partition count")
+	// ErrInvalidTopicName: an empty topic name. (Kafka's naming rules are the
+	// broker's to enforce; meta only refuses what it cannot store.)
+	ErrInvalidTopicName = errors.New("meta: invalid topic name")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("meta: store closed")
+	// ErrStoreFailed wraps the write or fsync error that failed the store.
+	// It is permanent for this Store; reopening recovers from the log.
+	ErrStoreFailed = errors.New("meta: metadata log failed")
+	// ErrCommandTooLarge: the encoded command exceeds MaxRecordSize.
+	ErrCommandTooLarge = errors.New("meta: command too large")
+	// ErrInvalidCommand: a command that is malformed (unknown type, missing
+	// payload, zero id). Replay refuses to start on one, since it means the
+	// log was written by a newer or broken version rather than torn.
+	ErrInvalidCommand = errors.New("meta: invalid command")
+)

@@ -1,0 +1,58 @@
+package meta
+
+// CreateTopic creates a topic with a fresh random id. partitions must be
+// positive (ErrInvalidPartitions); configs holds only explicitly set
+// configs.
+func (s *Store) CreateTopic(name string, partitions int32, configs map[string]string) (Topic, error) {
+	res, err := s.propose(Command{Type: CmdCreateTopic, CreateTopic: &CreateTopicCmd{
+		Name:       name,
+		ID:         newTopicID(),
+		Partitions: partitions,
+		Configs:    configs,
+		CreatedMs:  s.opts.Now().UnixMilli(),
+	}})
+	return res.Topic, err
+}
+
+// DeleteTopic deletes a topic and every group's committed offsets in it.
+func (s *Store) DeleteTopic(name string) error {
+	_, err := s.propose(Command{Type: CmdDeleteTopic, DeleteTopic: &DeleteTopicCmd{Name: name}})
+	return err
+}
+
+// CreatePartitions grows a topic to total partitions; total must exceed the
+// current count (ErrInvalidPartitions).
+func (s *Store) CreatePartitions(name string, total int32) error {
+	_, err := s.propose(Command{Type: CmdCreatePartitions, CreatePartitions: &CreatePartitionsCmd{Name: name, Total: total}})
+	return err
+}
+
+// AlterTopicConfigs sets the configs in set, then removes those in remove.
+// With replace the configs become exactly set and remove is ignored.
+func (s *Store) AlterTopicConfigs(name string, set map[string]string, remove []string, replace bool) error {
+	_, err := s.propose(Command{Type: CmdAlterTopicConfigs, AlterTopicConfigs: &AlterTopicConfigsCmd{
+		Name: name, Set: set, Remove: remove, Replace: replace,
+	}})
+	return err
+}
+
+// Topic returns a copy of the named topic.
+func (s *Store) Topic(name string) (Topic, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.state.Topic(name)
+}
+
+// TopicByID returns a copy of the topic with the given id.
+func (s *Store) TopicByID(id TopicID) (Topic, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.state.TopicByID(id)
+}
+
+// Topics returns copies of every topic, sorted by name.
+func (s *Store) Topics() []Topic {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.state.Topics()
+}
