@@ -1,0 +1,62 @@
+package kafka
+
+// OffsetCommit, versions 0-8.
+//
+// Every commit is checked with the group coordinator first. A simple
+// commit (generation -1, no member id, as v0 and admin tools send) is
+// accepted while the group is Empty and fails with UNKNOWN_MEMBER_ID while
+// it has members, as in Kafka; a member's commit must carry the current
+// generation. The partitions that exist are then stored together as one
+// metadata command, durable before the answer. A partition of an unknown
+// topic gets UNKNOWN_TOPIC_OR_PARTITION, metadata over 4096 bytes (Kafka's
+// offset.metadata.max.bytes default) OFFSET_METADATA_TOO_LARGE. The
+// retention fields (v1 Timestamp, v2-4 RetentionTimeMillis) are ignored:
+// offsets live until the group or its offsets are deleted.
+
+import (
+	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const maxOffsetMetadata = 4096
+
+func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	groupErr := c.s.groups.ValidateCommit(req.Group, req.MemberID, deref(req.InstanceID), req.Generation)
+
+	type at struct{ topic, partition int } // where a commit's answer is
+	var (
+		commits []meta.OffsetCommit
+		where   []at
+	)
+	for i, rt := range req.Topics {
+		st := kmsg.NewOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		for j, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition = rp.Partition
+			if groupErr != nil {
+				sp.ErrorCode = errorCode(groupErr)
+			} else if _, err := c.s.broker.Partition(rt.Topic, rp.Partition); err != nil {
+				sp.ErrorCode = errorCode(err)
+			} else if len(deref(rp.Metadata)) > maxOffsetMetadata {
+				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+			} else {
+				commits = append(commits, meta.OffsetCommit{
+					Topic: rt.Topic, Partition: rp.Partition, Offset: rp.Offset,
+					LeaderEpoch: rp.LeaderEpoch, Metadata: deref(rp.Metadata),
+				})
+				where = append(where, at{i, j})
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if err := c.s.broker.Meta().CommitOffsets(req.Group, commits); err != nil {
+		for _, w := range where {
+			resp.Topics[w.topic].Partitions[w.partition].ErrorCode = errorCode(err)
+		}
+	}
+	return resp, nil
+}

@@ -1,0 +1,85 @@
+package kafka
+
+// OffsetFetch, versions 0-8.
+//
+// Answers from the committed offsets in the metadata store. A partition
+// without a commit, including one of an unknown topic, answers offset -1,
+// leader epoch -1 and empty metadata with no error, as Kafka does. A null
+// topic list (v2+) asks for every offset the group has committed. v8
+// batches groups; each is answered as a v0-7 request would be, so older
+// versions are served by converting them to that form. RequireStable (v7+)
+// has no effect: without transactions no offset is ever pending.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	if req.Version >= 8 {
+		for _, rg := range req.Groups {
+			resp.Groups = append(resp.Groups, c.fetchOffsets(rg))
+		}
+		return resp, nil
+	}
+
+	rg := kmsg.NewOffsetFetchRequestGroup()
+	rg.Group = req.Group
+	if req.Topics != nil || req.Version < 2 { // null (v2+) stays null: all topics
+		rg.Topics = make([]kmsg.OffsetFetchRequestGroupTopic, 0, len(req.Topics))
+		for _, rt := range req.Topics {
+			gt := kmsg.NewOffsetFetchRequestGroupTopic()
+			gt.Topic, gt.Partitions = rt.Topic, rt.Partitions
+			rg.Topics = append(rg.Topics, gt)
+		}
+	}
+	sg := c.fetchOffsets(rg)
+	resp.ErrorCode = sg.ErrorCode
+	for _, gt := range sg.Topics {
+		st := kmsg.NewOffsetFetchResponseTopic()
+		st.Topic = gt.Topic
+		for _, gp := range gt.Partitions {
+			st.Partitions = append(st.Partitions, kmsg.OffsetFetchResponseTopicPartition(gp))
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+// fetchOffsets answers one group of an OffsetFetch.
+func (c *conn) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
+	m := c.s.broker.Meta()
+	sg := kmsg.NewOffsetFetchResponseGroup()
+	sg.Group = rg.Group
+	if rg.Topics == nil {
+		for _, oc := range m.GroupOffsets(rg.Group) { // sorted by topic
+			if n := len(sg.Topics); n == 0 || sg.Topics[n-1].Topic != oc.Topic {
+				st := kmsg.NewOffsetFetchResponseGroupTopic()
+				st.Topic = oc.Topic
+				sg.Topics = append(sg.Topics, st)
+			}
+			st := &sg.Topics[len(sg.Topics)-1]
+			st.Partitions = append(st.Partitions, committedOffset(oc.Partition, oc.Offset, oc.LeaderEpoch, oc.Metadata))
+		}
+		return sg
+	}
+	for _, rt := range rg.Topics {
+		st := kmsg.NewOffsetFetchResponseGroupTopic()
+		st.Topic = rt.Topic
+		for _, p := range rt.Partitions {
+			sp := committedOffset(p, -1, -1, "")
+			if oc, ok := m.GroupOffset(rg.Group, rt.Topic, p); ok {
+				sp = committedOffset(p, oc.Offset, oc.LeaderEpoch, oc.Metadata)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		sg.Topics = append(sg.Topics, st)
+	}
+	return sg
+}
+
+func committedOffset(partition int32, offset int64, epoch int32, metadata string) kmsg.OffsetFetchResponseGroupTopicPartition {
+	sp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+	sp.Partition, sp.Offset, sp.LeaderEpoch, sp.Metadata = partition, offset, epoch, &metadata
+	return sp
+}

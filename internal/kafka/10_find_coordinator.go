@@ -1,0 +1,35 @@
+package kafka
+
+// FindCoordinator, versions 0-4.
+//
+// This node coordinates every group and every transactional id, so each
+// key is answered with NodeID at the advertised address; v4 batches keys
+// (CoordinatorKeys). A key type other than 0 (group) or 1 (transaction)
+// is INVALID_REQUEST. Transactional ids are answered so that InitProducerID
+// can hand out their producer id; the transaction APIs themselves are not
+// served.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	co := kmsg.NewFindCoordinatorResponseCoordinator()
+	co.NodeID, co.Host, co.Port = NodeID, c.s.host, c.s.port
+	if req.CoordinatorType != 0 && req.CoordinatorType != 1 {
+		co.NodeID, co.Host, co.Port = -1, "", -1
+		co.ErrorCode, co.ErrorMessage = codeAndMessage(reqErr(kerr.InvalidRequest, "unknown coordinator key type %d", req.CoordinatorType))
+	}
+	if req.Version >= 4 {
+		for _, key := range req.CoordinatorKeys {
+			co.Key = key
+			resp.Coordinators = append(resp.Coordinators, co)
+		}
+		return resp, nil
+	}
+	resp.NodeID, resp.Host, resp.Port = co.NodeID, co.Host, co.Port
+	resp.ErrorCode, resp.ErrorMessage = co.ErrorCode, co.ErrorMessage
+	return resp, nil
+}

@@ -1,0 +1,89 @@
+package kafka
+
+// CreateTopics, versions 0-7.
+//
+// There is one broker, so ReplicationFactor must be -1 (default) or 1,
+// else INVALID_REPLICATION_FACTOR. A manual ReplicaAssignment is accepted
+// when it places partitions 0..n-1 each on this node alone (and, as Kafka
+// requires, NumPartitions and ReplicationFactor are -1); any other
+// placement is INVALID_REPLICA_ASSIGNMENT. NumPartitions -1 takes the
+// broker default, 0 or below -1 is INVALID_PARTITIONS. A null config value
+// is INVALID_CONFIG and a topic named twice INVALID_REQUEST, as in Kafka.
+// Topics are created before the answer, so TimeoutMillis is ignored.
+// v5+ answers with the partition count, replication factor 1 and every
+// resolved config (source DYNAMIC_TOPIC_CONFIG when set, DEFAULT_CONFIG
+// otherwise), also under ValidateOnly; v7+ with the topic id (zero under
+// ValidateOnly, which creates nothing). Errors carry a message (v1+).
+
+import (
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	dup := duplicated(req.Topics, func(rt kmsg.CreateTopicsRequestTopic) string { return rt.Topic })
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		var (
+			t   *broker.Topic
+			err error
+		)
+		if dup[rt.Topic] {
+			err = reqErr(kerr.InvalidRequest, "topic %q is named more than once", rt.Topic)
+		} else {
+			t, err = c.createTopic(rt, req.ValidateOnly)
+		}
+		if st.ErrorCode, st.ErrorMessage = codeAndMessage(err); err == nil {
+			st.TopicID = t.ID
+			st.NumPartitions, st.ReplicationFactor = t.Topic.Partitions, 1
+			for _, e := range c.s.broker.ResolveTopicConfigs(t.Configs) {
+				sc := kmsg.NewCreateTopicsResponseTopicConfig()
+				sc.Name, sc.Value, sc.Source = e.Key, kmsg.StringPtr(e.Value), int8(configSource(e))
+				st.Configs = append(st.Configs, sc)
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func (c *conn) createTopic(rt kmsg.CreateTopicsRequestTopic, validateOnly bool) (*broker.Topic, error) {
+	partitions := rt.NumPartitions
+	if len(rt.ReplicaAssignment) > 0 {
+		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
+			return nil, reqErr(kerr.InvalidRequest, "a replica assignment excludes a partition count and a replication factor")
+		}
+		partitions = int32(len(rt.ReplicaAssignment))
+		placed := make([]bool, partitions)
+		for _, a := range rt.ReplicaAssignment {
+			if a.Partition < 0 || a.Partition >= partitions || placed[a.Partition] {
+				return nil, reqErr(kerr.InvalidReplicaAssignment, "assignments must cover partitions 0 to %d once each", partitions-1)
+			}
+			placed[a.Partition] = true
+			if !onlyThisNode(a.Replicas) {
+				return nil, reqErr(kerr.InvalidReplicaAssignment, "partition %d: replicas %v: the only broker is %d", a.Partition, a.Replicas, NodeID)
+			}
+		}
+	} else {
+		if rf := rt.ReplicationFactor; rf != -1 && rf != 1 {
+			return nil, reqErr(kerr.InvalidReplicationFactor, "replication factor %d: the cluster has one broker", rf)
+		}
+		if partitions == 0 || partitions < -1 {
+			return nil, reqErr(kerr.InvalidPartitions, "number of partitions must be positive, or -1 for the default")
+		}
+	}
+	var configs map[string]string
+	for _, cfg := range rt.Configs {
+		if cfg.Value == nil {
+			return nil, reqErr(kerr.InvalidConfig, "null value for config %q", cfg.Name)
+		}
+		if configs == nil {
+			configs = make(map[string]string, len(rt.Configs))
+		}
+		configs[cfg.Name] = *cfg.Value
+	}
+	return c.s.broker.CreateTopic(rt.Topic, partitions, configs, validateOnly)
+}

@@ -1,0 +1,33 @@
+package kafka
+
+// InitProducerID, versions 0-4.
+//
+// Producer ids come from the metadata store and are durable before the
+// answer. Without a transactional id every call gets a fresh id at epoch
+// 0; Kafka instead bumps the epoch of the id a v3+ client sends back
+// (KIP-360), which serves the client no differently. With a transactional
+// id the id is kept and its epoch bumped, fencing older producers, and the
+// transaction timeout must be within Kafka's default bounds (1 ms to 15
+// minutes) or INVALID_TRANSACTION_TIMEOUT; the transaction APIs themselves
+// are not served, so such a producer fails at its first transaction.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const maxTransactionTimeoutMillis = 15 * 60 * 1000 // transaction.max.timeout.ms
+
+func handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	txnID := deref(req.TransactionalID)
+	if t := req.TransactionTimeoutMillis; txnID != "" && (t <= 0 || t > maxTransactionTimeoutMillis) {
+		resp.ErrorCode = kerr.InvalidTransactionTimeout.Code
+		return resp, nil
+	}
+	id, epoch, err := c.s.broker.Meta().InitProducerID(txnID)
+	if resp.ErrorCode = errorCode(err); err == nil {
+		resp.ProducerID, resp.ProducerEpoch = id, epoch
+	}
+	return resp, nil
+}

@@ -1,0 +1,39 @@
+package kafka
+
+// OffsetForLeaderEpoch, versions 0-4.
+//
+// A Sluice partition has one leader epoch, 0, for its whole life, so any
+// requested epoch >= 0 is answered with epoch 0 and its end offset, the
+// high watermark; a negative one with epoch -1 and offset -1 (Kafka's
+// "undefined"). A current leader epoch (v2+) above 0 is newer than this
+// broker knows: UNKNOWN_LEADER_EPOCH. ReplicaID (v3+) is ignored: there
+// are no followers.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleOffsetForLeaderEpoch(c *conn, req *kmsg.OffsetForLeaderEpochRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition() // epoch -1, offset -1
+			sp.Partition = rp.Partition
+			p, err := c.s.broker.Partition(rt.Topic, rp.Partition)
+			switch {
+			case err != nil:
+				sp.ErrorCode = errorCode(err)
+			case rp.CurrentLeaderEpoch > 0:
+				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case rp.LeaderEpoch >= 0:
+				sp.LeaderEpoch, sp.EndOffset = 0, p.Log.HighWatermark()
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

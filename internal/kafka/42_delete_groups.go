@@ -1,0 +1,34 @@
+package kafka
+
+// DeleteGroups, versions 0-2.
+//
+// Deletes an Empty group from the coordinator together with all its
+// committed offsets. A group with members is NON_EMPTY_GROUP and keeps
+// its offsets; a group neither held by the coordinator nor with committed
+// offsets is GROUP_ID_NOT_FOUND.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleDeleteGroups(c *conn, req *kmsg.DeleteGroupsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	for _, name := range req.Groups {
+		sg := kmsg.NewDeleteGroupsResponseGroup()
+		sg.Group = name
+		sg.ErrorCode = c.deleteGroup(name)
+		resp.Groups = append(resp.Groups, sg)
+	}
+	return resp, nil
+}
+
+func (c *conn) deleteGroup(name string) int16 {
+	if !c.groupExists(name) {
+		return kerr.GroupIDNotFound.Code
+	}
+	if err := c.s.groups.Delete(name); err != nil {
+		return errorCode(err)
+	}
+	return errorCode(c.s.broker.Meta().DeleteGroupOffsets(name, nil))
+}

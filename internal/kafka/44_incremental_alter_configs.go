@@ -1,0 +1,98 @@
+package kafka
+
+// IncrementalAlterConfigs, versions 0-1.
+//
+// Changes the named topic configs and leaves the others: SET (a null
+// value is INVALID_REQUEST), DELETE (back to the default), and, for list
+// configs (cleanup.policy), APPEND and SUBTRACT, which add missing items to
+// and remove items from the current value, default included. As in Kafka,
+// APPEND or SUBTRACT on a config that is not a list is INVALID_CONFIG, and
+// a config named twice or an unknown operation INVALID_REQUEST. Resources
+// other than topics are refused as in AlterConfigs.
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// listConfigs are the topic configs whose values are comma-separated lists.
+var listConfigs = map[string]bool{"cleanup.policy": true}
+
+func handleIncrementalAlterConfigs(c *conn, req *kmsg.IncrementalAlterConfigsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	for _, rr := range req.Resources {
+		sr := c.alterConfigs(rr.ResourceType, rr.ResourceName, func() error {
+			return c.alterTopicConfigs(rr.ResourceName, rr.Configs, req.ValidateOnly)
+		})
+		resp.Resources = append(resp.Resources, kmsg.IncrementalAlterConfigsResponseResource(sr))
+	}
+	return resp, nil
+}
+
+func (c *conn) alterTopicConfigs(topic string, configs []kmsg.IncrementalAlterConfigsRequestResourceConfig, validateOnly bool) error {
+	if dup := duplicated(configs, func(cfg kmsg.IncrementalAlterConfigsRequestResourceConfig) string { return cfg.Name }); dup != nil {
+		return reqErr(kerr.InvalidRequest, "a config is named more than once")
+	}
+	set := make(map[string]string)
+	var remove []string
+	for _, cfg := range configs {
+		switch op := cfg.Op; {
+		case op == kmsg.IncrementalAlterConfigOpDelete:
+			remove = append(remove, cfg.Name)
+		case op < kmsg.IncrementalAlterConfigOpSet || op > kmsg.IncrementalAlterConfigOpSubtract:
+			return reqErr(kerr.InvalidRequest, "unknown config operation %d", op)
+		case cfg.Value == nil:
+			return reqErr(kerr.InvalidRequest, "null value for config %q", cfg.Name)
+		case op == kmsg.IncrementalAlterConfigOpSet:
+			set[cfg.Name] = *cfg.Value
+		case !listConfigs[cfg.Name]:
+			return reqErr(kerr.InvalidConfig, "config %q is not a list: it cannot be appended to or subtracted from", cfg.Name)
+		default:
+			current, err := c.topicConfig(topic, cfg.Name)
+			if err != nil {
+				return err
+			}
+			set[cfg.Name] = alterList(current, *cfg.Value, op == kmsg.IncrementalAlterConfigOpAppend)
+		}
+	}
+	return c.s.broker.AlterTopicConfigs(topic, set, remove, false, validateOnly)
+}
+
+// topicConfig is one topic config's current value, default included.
+func (c *conn) topicConfig(topic, key string) (string, error) {
+	entries, err := c.s.broker.TopicConfigs(topic)
+	for _, e := range entries {
+		if e.Key == key {
+			return e.Value, nil
+		}
+	}
+	return "", err
+}
+
+// alterList appends the items of the comma-separated list items to list
+// (those not already in it), or subtracts them from it.
+func alterList(list, items string, add bool) string {
+	split := func(s string) []string {
+		var out []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				out = append(out, it)
+			}
+		}
+		return out
+	}
+	out := split(list)
+	for _, it := range split(items) {
+		i := slices.Index(out, it)
+		switch {
+		case add && i < 0:
+			out = append(out, it)
+		case !add && i >= 0:
+			out = slices.Delete(out, i, i+1)
+		}
+	}
+	return strings.Join(out, ",")
+}

@@ -1,0 +1,47 @@
+package kafka
+
+// OffsetDelete, version 0.
+//
+// Deletes a group's committed offsets for the named partitions. An
+// unknown group is GROUP_ID_NOT_FOUND and a partition of an unknown topic
+// UNKNOWN_TOPIC_OR_PARTITION. Kafka refuses, with GROUP_SUBSCRIBED_TO_TOPIC,
+// only the topics an active consumer group subscribes to; Sluice does not
+// decode subscriptions and refuses every partition while the group has
+// members.
+
+import (
+	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleOffsetDelete(c *conn, req *kmsg.OffsetDeleteRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	if !c.groupExists(req.Group) {
+		resp.ErrorCode = kerr.GroupIDNotFound.Code
+		return resp, nil
+	}
+	active := c.s.groups.HasMembers(req.Group)
+	var tps []meta.TopicPartition
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetDeleteResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			sp.Partition = rp.Partition
+			if _, err := c.s.broker.Partition(rt.Topic, rp.Partition); err != nil {
+				sp.ErrorCode = errorCode(err)
+			} else if active {
+				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
+			} else {
+				tps = append(tps, meta.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if len(tps) > 0 { // never nil here: nil would delete every offset
+		resp.ErrorCode = errorCode(c.s.broker.Meta().DeleteGroupOffsets(req.Group, tps))
+	}
+	return resp, nil
+}
