@@ -255,15 +255,7 @@ func (b *Broker) TopicConfigs(name string) ([]ConfigEntry, error) {
 	if !ok {
 		return nil, ErrUnknownTopic
 	}
-	var out []ConfigEntry
-	for _, k := range TopicConfigKeys() {
-		if v, ok := tp.Configs[k]; ok {
-			out = append(out, ConfigEntry{Key: k, Value: v})
-		} else {
-			out = append(out, ConfigEntry{Key: k, Value: topicConfigKeys[k].def(b.opts.Defaults), IsDefault: true})
-		}
-	}
-	return out, nil
+	return b.ResolveTopicConfigs(tp.Configs), nil
 }
 
 // Topic returns a topic by name.

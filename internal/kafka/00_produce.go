@@ -53,7 +53,7 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 			}
 			ap, err := appendPartition(t, rp, sp)
 			if err != nil {
-				sp.ErrorCode = produceErrorCode(err)
+				sp.ErrorCode = writeErrorCode(err)
 				if msg := err.Error(); sp.ErrorCode != 0 {
 					sp.ErrorMessage = &msg
 				}

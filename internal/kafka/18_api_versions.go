@@ -12,14 +12,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func apiVersionsResponse(code int16) *kmsg.ApiVersionsResponse {
-	resp := kmsg.NewPtrApiVersionsResponse()
-	resp.ErrorCode = code
+// supported is the ApiVersions key list, built from the table at init
+// (the table refers to this file's handler, so it cannot be a var
+// initializer).
+var supported []kmsg.ApiVersionsResponseApiKey
+
+func init() {
 	for _, a := range apis {
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max
-		resp.ApiKeys = append(resp.ApiKeys, k)
+		supported = append(supported, k)
 	}
+}
+
+func apiVersionsResponse(code int16) *kmsg.ApiVersionsResponse {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.ErrorCode = code
+	resp.ApiKeys = supported
 	return resp
 }
 

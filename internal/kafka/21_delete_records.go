@@ -47,7 +47,7 @@ func (c *conn) deleteRecords(topic string, partition int32, offset int64) (int64
 	}
 	if offset > p.Log.StartOffset() {
 		if err := p.Log.DeleteRecordsBefore(offset); err != nil {
-			return -1, produceErrorCode(err) // a durable write, as a produce is
+			return -1, writeErrorCode(err) // a durable write, as a produce is
 		}
 	}
 	return p.Log.StartOffset(), 0

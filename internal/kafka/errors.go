@@ -51,6 +51,7 @@ var errorCodes = []struct {
 	{groups.ErrInconsistentProtocol, kerr.InconsistentGroupProtocol},
 	{groups.ErrNonEmptyGroup, kerr.NonEmptyGroup},
 	{groups.ErrGroupNotFound, kerr.GroupIDNotFound},
+	{groups.ErrInvalidGroupID, kerr.InvalidGroupID},
 	{groups.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
 	{groups.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
 }
@@ -61,9 +62,9 @@ func storageFailure(err error) bool {
 	return err != nil && errorCode(err) == kerr.UnknownServerError.Code
 }
 
-// produceErrorCode is errorCode for the produce path, where an unexpected
-// error is a failed write or fsync.
-func produceErrorCode(err error) int16 {
+// writeErrorCode is errorCode for paths that write (produce, delete
+// records), where an unexpected error is a failed write or fsync.
+func writeErrorCode(err error) int16 {
 	if storageFailure(err) {
 		return kerr.KafkaStorageError.Code
 	}

@@ -138,6 +138,8 @@ type conn struct {
 	cancel   context.CancelFunc
 	pending  chan pendingResp
 	clientID string
+	// sawRequest is read-loop state: whether clientID is set.
+	sawRequest bool
 }
 
 // pendingResp is a request whose response the write loop must produce.
@@ -208,14 +210,39 @@ func (c *conn) readLoop() error {
 
 // decode parses a request frame and runs the prepare step of its handler.
 func (c *conn) decode(buf []byte) (pendingResp, error) {
-	hdr, body, err := parseHeader(buf)
+	hdr, req, err := decodeRequest(buf)
 	if err != nil {
 		return pendingResp{}, err
 	}
-	c.clientID = hdr.clientID
+	if !c.sawRequest {
+		// One client id per connection: set once, before the first
+		// request reaches the write loop, so the loops never race on it.
+		c.clientID, c.sawRequest = hdr.clientID, true
+	}
+	p := pendingResp{corr: hdr.corr, req: req}
+	switch api := lookup(hdr.key); {
+	case hdr.answer != nil:
+		p.respond = hdr.answer
+	case api.prepare != nil:
+		p.respond = api.prepare(c, req)
+	default:
+		p.respond = func() (kmsg.Response, error) { return api.handle(c, req) }
+	}
+	return p, nil
+}
+
+// decodeRequest parses a request frame (without its size prefix) into its
+// header and typed request. It has no side effects; a non-nil error means
+// the connection must be closed. For an ApiVersions request that cannot be
+// served as asked, hdr.answer holds the v0 error answer Kafka gives.
+func decodeRequest(buf []byte) (requestHeader, kmsg.Request, error) {
+	hdr, body, err := parseHeader(buf)
+	if err != nil {
+		return hdr, nil, err
+	}
 	api := lookup(hdr.key)
 	if api == nil {
-		return pendingResp{}, fmt.Errorf("%w: unknown api key %d", errDropConn, hdr.key)
+		return hdr, nil, fmt.Errorf("%w: unknown api key %d", errDropConn, hdr.key)
 	}
 	req := kmsg.RequestForKey(hdr.key)
 	if hdr.version < api.min || hdr.version > api.max {
@@ -223,32 +250,26 @@ func (c *conn) decode(buf []byte) (pendingResp, error) {
 			// KIP-511: answer an unknown ApiVersions version at v0 with
 			// UNSUPPORTED_VERSION and our list, so the client can retry.
 			req.SetVersion(0)
-			return pendingResp{corr: hdr.corr, req: req, respond: unsupportedApiVersions}, nil
+			hdr.answer = unsupportedApiVersions
+			return hdr, req, nil
 		}
-		return pendingResp{}, fmt.Errorf("%w: %s v%d unsupported", errDropConn, kmsg.NameForKey(hdr.key), hdr.version)
+		return hdr, nil, fmt.Errorf("%w: %s v%d unsupported", errDropConn, kmsg.NameForKey(hdr.key), hdr.version)
 	}
 	req.SetVersion(hdr.version)
 	if req.IsFlexible() {
-		body, err = skipTags(body)
-		if err != nil {
-			return pendingResp{}, err
+		if body, err = skipTags(body); err != nil {
+			return hdr, nil, err
 		}
 	}
 	if err := req.ReadFrom(body); err != nil {
 		if hdr.key == apiVersionsKey {
 			req.SetVersion(0)
-			return pendingResp{corr: hdr.corr, req: req, respond: invalidApiVersions}, nil
+			hdr.answer = invalidApiVersions
+			return hdr, req, nil
 		}
-		return pendingResp{}, fmt.Errorf("%w: malformed %s v%d: %v", errDropConn, kmsg.NameForKey(hdr.key), hdr.version, err)
+		return hdr, nil, fmt.Errorf("%w: malformed %s v%d: %v", errDropConn, kmsg.NameForKey(hdr.key), hdr.version, err)
 	}
-	p := pendingResp{corr: hdr.corr, req: req}
-	if api.prepare != nil {
-		p.respond = api.prepare(c, req)
-	} else {
-		h := api.handle
-		p.respond = func() (kmsg.Response, error) { return h(c, req) }
-	}
-	return p, nil
+	return hdr, req, nil
 }
 
 func (c *conn) writeLoop() error {
@@ -283,6 +304,8 @@ type requestHeader struct {
 	key, version int16
 	corr         int32
 	clientID     string
+	// answer, when set, replaces the handler (ApiVersions error answers).
+	answer func() (kmsg.Response, error)
 }
 
 func parseHeader(buf []byte) (requestHeader, []byte, error) {

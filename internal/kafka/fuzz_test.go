@@ -1,0 +1,79 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// frame encodes a request the way a client does, without the size prefix.
+func frame(req kmsg.Request, version int16) []byte {
+	req.SetVersion(version)
+	b := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+	b = binary.BigEndian.AppendUint16(b, uint16(version))
+	b = binary.BigEndian.AppendUint32(b, 7)
+	b = binary.BigEndian.AppendUint16(b, 3)
+	b = append(b, "cli"...)
+	if req.IsFlexible() {
+		b = append(b, 0)
+	}
+	return req.AppendTo(b)
+}
+
+// FuzzDecodeRequest feeds arbitrary frames to the request decoder: it must
+// never panic, and whatever it accepts must re-encode.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, a := range apis {
+		for _, v := range []int16{a.min, a.max} {
+			req := kmsg.RequestForKey(a.key)
+			f.Add(frame(req, v))
+		}
+	}
+	produce := kmsg.NewPtrProduceRequest()
+	t := kmsg.NewProduceRequestTopic()
+	t.Topic = "t"
+	p := kmsg.NewProduceRequestTopicPartition()
+	p.Records = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 61}
+	t.Partitions = append(t.Partitions, p)
+	produce.Topics = append(produce.Topics, t)
+	f.Add(frame(produce, 9))
+	f.Add([]byte{0, 18, 0, 99, 0, 0, 0, 1, 255, 255})
+	f.Fuzz(func(t *testing.T, buf []byte) {
+		hdr, req, err := decodeRequest(buf)
+		if err != nil {
+			return
+		}
+		if req.Key() != hdr.key {
+			t.Fatalf("decoded key %d from header key %d", req.Key(), hdr.key)
+		}
+		_ = req.AppendTo(nil)
+	})
+}
+
+func TestDecodeRequestRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		buf  []byte
+	}{
+		{"short header", []byte{0, 3, 0}},
+		{"unknown key", []byte{0x7f, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff}},
+		{"client id past end", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 50, 'a'}},
+		{"produce v2 (old record format)", frame(kmsg.NewPtrProduceRequest(), 2)},
+		{"fetch v3", frame(kmsg.NewPtrFetchRequest(), 3)},
+		{"truncated metadata", truncate(frame(kmsg.NewPtrMetadataRequest(), 4), 2)},
+	} {
+		if _, _, err := decodeRequest(tc.buf); err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	// An ApiVersions newer than we know is answered, not dropped.
+	buf := frame(kmsg.NewPtrApiVersionsRequest(), 3)
+	binary.BigEndian.PutUint16(buf[2:], 99)
+	hdr, req, err := decodeRequest(buf)
+	if err != nil || hdr.answer == nil || req.GetVersion() != 0 {
+		t.Fatalf("ApiVersions v99: err %v, answer set %v", err, hdr.answer != nil)
+	}
+}
+
+func truncate(b []byte, n int) []byte { return b[:len(b)-n] }
