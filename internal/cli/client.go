@@ -1,0 +1,156 @@
+package cli
+
+// Shared setup of the client commands (topic, produce, consume, group,
+// bench): the --brokers flag, franz-go client construction, and the
+// parsing of flags that several commands accept.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const (
+	defaultBrokers = "127.0.0.1:9092"
+	brokersEnv     = "SLUICE_BROKERS"
+
+	// adminTimeout bounds one administrative command (create, describe,
+	// delete...), so that a command pointed at a dead address fails
+	// instead of retrying forever.
+	adminTimeout = 30 * time.Second
+)
+
+// clientFlags are the connection settings every client command takes.
+type clientFlags struct {
+	brokers string
+}
+
+// register adds --brokers to cmd as a persistent flag, so that it is
+// accepted by cmd and by all of its subcommands.
+func (f *clientFlags) register(cmd *cobra.Command) {
+	def := os.Getenv(brokersEnv)
+	if def == "" {
+		def = defaultBrokers
+	}
+	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", def,
+		"comma-separated bootstrap broker host:port list (env "+brokersEnv+")")
+}
+
+// seeds returns the broker addresses, checked for a host:port shape.
+func (f *clientFlags) seeds() ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(f.brokers, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return nil, fmt.Errorf("--brokers: %q is not host:port", s)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--brokers: no broker address given")
+	}
+	return out, nil
+}
+
+// newClient returns a franz-go client bootstrapped from --brokers, with
+// opts appended to the shared defaults.
+func (f *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	seeds, err := f.seeds()
+	if err != nil {
+		return nil, err
+	}
+	base := []kgo.Opt{
+		kgo.SeedBrokers(seeds...),
+		kgo.ClientID("sluice-cli"),
+		kgo.DialTimeout(5 * time.Second),
+	}
+	return kgo.NewClient(append(base, opts...)...)
+}
+
+// newAdmin returns an admin client; closing it closes its kgo client.
+func (f *clientFlags) newAdmin(opts ...kgo.Opt) (*kadm.Client, error) {
+	cl, err := f.newClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
+}
+
+// signalContext is canceled on SIGINT or SIGTERM, so that a command can
+// stop cleanly (flush, commit, print its summary) instead of dying.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// adminContext is a signal context bounded by adminTimeout.
+func adminContext() (context.Context, context.CancelFunc) {
+	sig, stop := signalContext()
+	ctx, cancel := context.WithTimeout(sig, adminTimeout)
+	return ctx, func() { cancel(); stop() }
+}
+
+// explainTimeout turns a deadline error into a message saying where the
+// command was trying to connect.
+func (f *clientFlags) explainTimeout(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer from brokers %s within %v: %w", f.brokers, adminTimeout, err)
+	}
+	return err
+}
+
+// ackOpts turns --acks into producer options. Only acks=all can use
+// idempotent writes, so the weaker settings turn idempotence off.
+func ackOpts(acks string) ([]kgo.Opt, error) {
+	switch strings.ToLower(acks) {
+	case "all", "-1":
+		return []kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks())}, nil
+	case "1":
+		return []kgo.Opt{kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()}, nil
+	case "0":
+		return []kgo.Opt{kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite()}, nil
+	}
+	return nil, fmt.Errorf("--acks: %q is not all, 1 or 0", acks)
+}
+
+// compressionCodec parses --compression.
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch strings.ToLower(name) {
+	case "none", "":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("--compression: %q is not none, gzip, snappy, lz4 or zstd", name)
+}
+
+// parseKV splits "k=v" flag values; flag names the flag for errors.
+func parseKV(flag string, pairs []string) ([][2]string, error) {
+	out := make([][2]string, 0, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--%s: %q is not key=value", flag, p)
+		}
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
+}
