@@ -19,7 +19,7 @@ import (
 // SIGKILL at a random moment, again and again; after each restart every
 // acknowledged record is at its offset, in order, with no gaps.
 func TestKill9WhileProducingKeepsEveryAcknowledgedRecord(t *testing.T) {
-	iterations := 8
+	iterations := 20
 	if s := os.Getenv("SLUICE_CRASH_ITERATIONS"); s != "" {
 		iterations, _ = strconv.Atoi(s)
 	}

@@ -14,6 +14,7 @@ import (
 // idempotentBatch encodes a RecordBatch v2 of one record from a producer.
 func idempotentBatch(pid int64, epoch int16, seq int32, value string) []byte {
 	rec := kmsg.Record{OffsetDelta: 0, Value: []byte(value), Key: nil}
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // everything after the length varint (0 is one byte)
 	recBytes := rec.AppendTo(nil)
 	rb := kmsg.RecordBatch{
 		Magic: 2, LastOffsetDelta: 0,

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -233,7 +234,7 @@ func TestCommittedOffsetsSurviveRestart(t *testing.T) {
 	offsets := kadm.Offsets{}
 	offsets.Add(kadm.Offset{Topic: topic, Partition: 0, At: 17, LeaderEpoch: -1, Metadata: "m0"})
 	offsets.Add(kadm.Offset{Topic: topic, Partition: 1, At: 5, LeaderEpoch: -1})
-	if _, err := adm.CommitAllOffsets(ctxT(t, 10*time.Second), group, offsets); err != nil {
+	if err := adm.CommitAllOffsets(ctxT(t, 10*time.Second), group, offsets); err != nil {
 		t.Fatal(err)
 	}
 	b.Stop()
@@ -269,6 +270,7 @@ func TestRetentionDeletesOldSegments(t *testing.T) {
 	prod := b.client(t)
 	old := time.Now().Add(-time.Hour)
 	value := make([]byte, 500)
+	rand.Read(value) // incompressible: the client compresses by default
 	for i := range 60 {
 		// One record per produce, so segments roll every few records.
 		produceSync(t, prod,
@@ -318,7 +320,7 @@ func TestAdminTopicsConfigsPartitionsDeleteRecords(t *testing.T) {
 	adm := b.admin(t)
 	ctx := ctxT(t, 30*time.Second)
 	b.createTopic(t, "adm", 2, nil)
-	if _, err := adm.CreatePartitions(ctx, 4, "adm"); err != nil {
+	if _, err := adm.UpdatePartitions(ctx, 4, "adm"); err != nil {
 		t.Fatal(err)
 	}
 	td, err := adm.ListTopics(ctx, "adm")
