@@ -1,6 +1,7 @@
 package kafka
 
-// Produce, versions 3-11 (record format v2 only).
+// Produce, versions 3-11 (record format v2 only); v0-2 are advertised for
+// librdkafka's sake (see registry.go) and answered UNSUPPORTED_VERSION.
 //
 // Each partition's records are validated (framing, magic 2, CRC32C, size
 // against the topic's max.message.bytes) and appended in the read loop, so
@@ -30,6 +31,13 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 		ap   *storage.Appended
 	}
 	var waits []wait
+	if req.Version < 3 {
+		// Message formats v0 and v1: every partition fails, the
+		// connection stays up (Kafka 4.0 does the same).
+		return func() (kmsg.Response, error) {
+			return produceAllFailed(req, resp, kerr.UnsupportedVersion.Code), nil
+		}
+	}
 	if req.TransactionID != nil {
 		// Without transaction support every partition fails alike.
 		return func() (kmsg.Response, error) {

@@ -69,6 +69,10 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.PreferredReadReplica = -1
+			// Kafka always sends a records field, empty (size 0) when
+			// there is nothing, never null (-1): librdkafka rejects a
+			// negative MessageSetSize as a protocol parse failure.
+			sp.RecordBatches = []byte{}
 			if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				st.Partitions = append(st.Partitions, sp)
@@ -106,7 +110,7 @@ func readPartition(p *broker.Partition, offset int64, limit int, first bool, sp 
 		}
 		return
 	}
-	if len(data) > limit && !first {
+	if len(data) == 0 || (len(data) > limit && !first) {
 		return
 	}
 	sp.RecordBatches = data

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -59,7 +60,6 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"short header", []byte{0, 3, 0}},
 		{"unknown key", []byte{0x7f, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff}},
 		{"client id past end", []byte{0, 3, 0, 1, 0, 0, 0, 1, 0, 50, 'a'}},
-		{"produce v2 (old record format)", frame(kmsg.NewPtrProduceRequest(), 2)},
 		{"fetch v3", frame(kmsg.NewPtrFetchRequest(), 3)},
 		{"truncated metadata", truncate(frame(kmsg.NewPtrMetadataRequest(), 4), 2)},
 	} {
@@ -73,6 +73,32 @@ func TestDecodeRequestRejects(t *testing.T) {
 	hdr, req, err := decodeRequest(buf)
 	if err != nil || hdr.answer == nil || req.GetVersion() != 0 {
 		t.Fatalf("ApiVersions v99: err %v, answer set %v", err, hdr.answer != nil)
+	}
+}
+
+// Produce v0-2 is advertised (see registry.go) but its message formats are
+// not served: each partition is answered UNSUPPORTED_VERSION and the
+// connection stays up.
+func TestProduceOldVersionsAnsweredUnsupported(t *testing.T) {
+	for v := int16(0); v < 3; v++ {
+		produce := kmsg.NewPtrProduceRequest()
+		produce.Acks = -1
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "t"
+		rt.Partitions = append(rt.Partitions, kmsg.NewProduceRequestTopicPartition())
+		produce.Topics = append(produce.Topics, rt)
+		_, req, err := decodeRequest(frame(produce, v))
+		if err != nil {
+			t.Fatalf("produce v%d dropped: %v", v, err)
+		}
+		resp, err := prepareProduce(nil, req)()
+		if err != nil {
+			t.Fatalf("produce v%d: %v", v, err)
+		}
+		got := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+		if got != kerr.UnsupportedVersion.Code {
+			t.Errorf("produce v%d: error code %d, want UNSUPPORTED_VERSION", v, got)
+		}
 	}
 }
 

@@ -21,10 +21,15 @@ type api struct {
 }
 
 // apis is the one table that drives both dispatch and ApiVersions.
-// Version ranges: record format v2 only, so Produce starts at v3 and Fetch
-// at v4; the maxima are the newest versions whose fields Sluice fills in.
+// Version ranges: record format v2 only, so Fetch starts at v4 and
+// Produce serves v3 up; the maxima are the newest versions whose fields
+// Sluice fills in. Produce is advertised from v0 as Kafka 4.0 does
+// (KAFKA-18659): librdkafka releases without the fix for librdkafka#4956
+// (2.0.2 among them) compress with gzip, snappy or lz4 only when the broker
+// lists Produce v0, and silently send uncompressed otherwise. A v0-2
+// request is answered UNSUPPORTED_VERSION.
 var apis = []api{
-	{key: 0, min: 3, max: 11, prepare: prepareProduce},
+	{key: 0, min: 0, max: 11, prepare: prepareProduce},
 	{key: 1, min: 4, max: 12, handle: handle(handleFetch)},
 	{key: 2, min: 1, max: 8, handle: handle(handleListOffsets)},
 	{key: 3, min: 0, max: 12, handle: handle(handleMetadata)},
