@@ -192,8 +192,8 @@ func (c *conn) readLoop() error {
 		if size < 8 || int(size) > c.s.opts.MaxRequestBytes {
 			return fmt.Errorf("%w: request size %d outside [8, %d]", errDropConn, size, c.s.opts.MaxRequestBytes)
 		}
-		buf := make([]byte, size)
-		if _, err := io.ReadFull(br, buf); err != nil {
+		buf, err := readFrame(br, int(size))
+		if err != nil {
 			return err
 		}
 		p, err := c.decode(buf)
@@ -206,6 +206,25 @@ func (c *conn) readLoop() error {
 			return c.ctx.Err()
 		}
 	}
+}
+
+// readFrame reads a size-byte frame body. Memory grows with the bytes
+// that actually arrive, not with the size a client claims, so a client
+// announcing a large frame and sending nothing costs little.
+func readFrame(r io.Reader, size int) ([]byte, error) {
+	const step = 1 << 20
+	buf := make([]byte, 0, min(size, step))
+	for len(buf) < size {
+		n := min(size-len(buf), step)
+		if cap(buf)-len(buf) < n {
+			buf = append(buf, make([]byte, n)...)[:len(buf)]
+		}
+		if _, err := io.ReadFull(r, buf[len(buf):len(buf)+n]); err != nil {
+			return nil, err
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return buf, nil
 }
 
 // decode parses a request frame and runs the prepare step of its handler.
