@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"testing"
+
+	"github.com/sluice-mq/sluice/internal/storage"
+)
+
+// producerBatch builds a batch of n records from producer pid.
+func producerBatch(pid int64, epoch int16, seq int32, n int) []byte {
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = []byte{byte(i)}
+	}
+	b := storage.BuildBatch(0, 1000, recs)
+	binary.BigEndian.PutUint64(b[43:], uint64(pid))
+	binary.BigEndian.PutUint16(b[51:], uint16(epoch))
+	binary.BigEndian.PutUint32(b[53:], uint32(seq))
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+func openPartition(t *testing.T, dir string) *Partition {
+	t.Helper()
+	l, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Partition{Log: l, producers: map[int64]*producerState{}}
+	if err := p.rebuildProducers(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPartitionIdempotentSequences(t *testing.T) {
+	dir := t.TempDir()
+	p := openPartition(t, dir)
+	type step struct {
+		name     string
+		pid      int64
+		epoch    int16
+		seq      int32
+		n        int
+		wantErr  error
+		wantBase int64
+		wantDup  bool
+	}
+	steps := []step{
+		{"plain producer", -1, -1, -1, 2, nil, 0, false},
+		{"first batch of 3", 7, 0, 0, 3, nil, 2, false},
+		{"next batch", 7, 0, 3, 2, nil, 5, false},
+		{"retry of next batch", 7, 0, 3, 2, nil, 5, true},
+		{"retry of first batch", 7, 0, 0, 3, nil, 2, true},
+		{"gap", 7, 0, 6, 1, ErrOutOfOrderSequence, 0, false},
+		{"overlap that is not a retry", 7, 0, 4, 1, ErrOutOfOrderSequence, 0, false},
+		{"another producer starts anywhere", 8, 0, 40, 1, nil, 7, false},
+		{"in order again", 7, 0, 5, 1, nil, 8, false},
+		{"stale epoch", 7, -1, 0, 1, ErrInvalidProducerEpoch, 0, false},
+		{"new epoch must start at 0", 7, 1, 6, 1, ErrOutOfOrderSequence, 0, false},
+		{"new epoch at 0", 7, 1, 0, 1, nil, 9, false},
+		{"old epoch now fenced", 7, 0, 6, 1, ErrInvalidProducerEpoch, 0, false},
+	}
+	run := func(steps []step) {
+		for _, s := range steps {
+			b := producerBatch(s.pid, s.epoch, s.seq, s.n)
+			hs, err := storage.ValidateBatches(b, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, ap, err := p.Append(b, hs)
+			if !errors.Is(err, s.wantErr) {
+				t.Fatalf("%s: error %v, want %v", s.name, err, s.wantErr)
+			}
+			if err != nil {
+				continue
+			}
+			if res.BaseOffset != s.wantBase || res.Duplicate != s.wantDup {
+				t.Fatalf("%s: base %d dup %v, want %d %v", s.name, res.BaseOffset, res.Duplicate, s.wantBase, s.wantDup)
+			}
+			if s.wantDup != (ap == nil) {
+				t.Fatalf("%s: pending append %v for duplicate %v", s.name, ap != nil, s.wantDup)
+			}
+			if ap != nil {
+				if err := ap.Wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	run(steps)
+	// State is rebuilt from the log after a reopen.
+	if err := p.Log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p = openPartition(t, dir)
+	defer p.Log.Close()
+	run([]step{
+		{"retry after reopen", 7, 1, 0, 1, nil, 9, true},
+		{"continue after reopen", 7, 1, 1, 1, nil, 10, false},
+		{"gap after reopen", 7, 1, 5, 1, ErrOutOfOrderSequence, 0, false},
+		{"stale epoch after reopen", 7, 0, 7, 1, ErrInvalidProducerEpoch, 0, false},
+	})
+}
