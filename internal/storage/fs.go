@@ -1,0 +1,96 @@
+package storage
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// FS is the narrow file layer storage uses; OSFS, MemFS and FaultFS implement it.
+type FS interface {
+	MkdirAll(dir string) error
+	// ReadDir lists file names (not paths) in dir, sorted.
+	ReadDir(dir string) ([]string, error)
+	// OpenFile opens name; create makes it if missing.
+	OpenFile(name string, create bool) (File, error)
+	Remove(name string) error
+	RemoveAll(dir string) error
+	Rename(oldname, newname string) error
+	// SyncDir makes directory entries (creates, renames, removes) durable.
+	SyncDir(dir string) error
+}
+
+// File is an open file.
+type File interface {
+	ReadAt(p []byte, off int64) (int, error)
+	WriteAt(p []byte, off int64) (int, error)
+	Truncate(size int64) error
+	Size() (int64, error)
+	Sync() error
+	Close() error
+}
+
+// OSFS is the real file system.
+func OSFS() FS { return osFS{} }
+
+type osFS struct{}
+
+func (osFS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
+
+func (osFS) ReadDir(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
+	}
+	sort.Strings(names) // os.ReadDir sorts already; the contract says so explicitly
+	return names, nil
+}
+
+func (osFS) OpenFile(name string, create bool) (File, error) {
+	flag := os.O_RDWR
+	if create {
+		flag |= os.O_CREATE
+	}
+	f, err := os.OpenFile(name, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
+func (osFS) Remove(name string) error             { return os.Remove(name) }
+func (osFS) RemoveAll(dir string) error           { return os.RemoveAll(dir) }
+func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+
+// SyncDir fsyncs the directory itself so that entries created, renamed or
+// removed in it survive a power loss.
+func (osFS) SyncDir(dir string) error {
+	d, err := os.Open(filepath.Clean(dir))
+	if err != nil {
+		return err
+	}
+	serr := d.Sync()
+	cerr := d.Close()
+	if serr != nil {
+		return serr
+	}
+	return cerr
+}
+
+type osFile struct{ *os.File }
+
+func (f osFile) Size() (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
