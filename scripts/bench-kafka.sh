@@ -30,20 +30,24 @@ until "$work/sluice" topic list --brokers "$kafka" >/dev/null 2>&1; do sleep 0.2
 bench() { "$work/sluice" bench kafka --brokers "$kafka" --partitions 8 --record-size 1024 --acks all "$@"; }
 rss() { echo "broker RSS: $(($(awk '/VmRSS/{print $2}' /proc/$pid/status) / 1024)) MiB, data: $(du -sh "$work/data" | cut -f1)"; }
 
-echo "== flat out, 1 KiB, acks=all, fsync=always, 8 partitions"
-bench --duration 30s
-rss
-echo "== fixed 20,000 records/s"
-bench --duration 30s --rate 20000
-rss
+# The fixed-rate runs go first so the first stage reports memory at a
+# couple of GiB stored; the flat-out runs then add several more.
+stage() {
+	for i in 1 2 3; do
+		echo "== fixed 20,000 records/s, 1 KiB, acks=all, fsync=always, 8 partitions ($1, run $i)"
+		bench --duration 30s --rate 20000 2>/dev/null
+		rss
+	done
+	for i in 1 2; do
+		echo "== flat out, 1 KiB, acks=all, fsync=always, 8 partitions ($1, run $i)"
+		bench --duration 30s 2>/dev/null
+		rss
+	done
+}
+stage "new broker"
 echo "== filling to ${fill_gib} GiB (produce only)"
 while [ "$(du -s --block-size=1G "$work/data" | cut -f1)" -lt "$fill_gib" ]; do
 	bench --duration 20s --consumers 0 >/dev/null 2>&1
 	rss
 done
-echo "== flat out again with ${fill_gib} GiB stored"
-bench --duration 30s
-rss
-echo "== fixed 20,000 records/s with ${fill_gib} GiB stored"
-bench --duration 30s --rate 20000
-rss
+stage "${fill_gib} GiB stored"
