@@ -196,9 +196,8 @@ func runBenchKafka(cf *clientFlags, o benchKafkaOptions, stdout, stderr io.Write
 	if err := o.validate(); err != nil {
 		return err
 	}
-	ctx, stop := signalContext()
+	ctx, stop := interruptContext()
 	defer stop()
-	go func() { <-ctx.Done(); stop() }() // a second SIGINT kills
 
 	// A short metadata cache, so that a topic just created is seen at once.
 	adm, err := cf.newAdmin(kgo.MetadataMinAge(50 * time.Millisecond))
@@ -225,11 +224,7 @@ func runBenchKafka(cf *clientFlags, o benchKafkaOptions, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range consumers {
-			c.Close()
-		}
-	}()
+	defer closeClients(consumers)
 	producers, err := b.newProducers(cf)
 	if err != nil {
 		return err
@@ -241,9 +236,7 @@ func runBenchKafka(cf *clientFlags, o benchKafkaOptions, stdout, stderr io.Write
 	for _, c := range append(append([]*kgo.Client(nil), producers...), consumers...) {
 		if err := c.Ping(pingCtx); err != nil {
 			cancelPing()
-			for _, p := range producers {
-				p.Close()
-			}
+			closeClients(producers)
 			return cf.explainTimeout(fmt.Errorf("connecting: %w", err))
 		}
 	}
@@ -411,18 +404,9 @@ func (b *benchRun) newConsumers(ctx context.Context, cf *clientFlags, adm *kadm.
 		}
 		assign[p%n][int32(p)] = kgo.NewOffset().At(end.Offset)
 	}
-	var out []*kgo.Client
-	for _, parts := range assign {
-		c, err := cf.newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{b.opts.topic: parts}))
-		if err != nil {
-			for _, c := range out {
-				c.Close()
-			}
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return cf.newClients(n, func(i int) []kgo.Opt {
+		return []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{b.opts.topic: assign[i]})}
+	})
 }
 
 func (b *benchRun) newProducers(cf *clientFlags) ([]*kgo.Client, error) {
@@ -442,18 +426,7 @@ func (b *benchRun) newProducers(cf *clientFlags) ([]*kgo.Client, error) {
 	if o.batchMaxBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(o.batchMaxBytes))
 	}
-	var out []*kgo.Client
-	for range o.producers {
-		c, err := cf.newClient(opts...)
-		if err != nil {
-			for _, c := range out {
-				c.Close()
-			}
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return cf.newClients(o.producers, func(int) []kgo.Opt { return opts })
 }
 
 // produce sends up to quota records (negative: no limit) until deadline

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -80,6 +81,27 @@ func (f *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append(base, opts...)...)
 }
 
+// newClients returns n clients, client i built with opts(i); if one
+// fails, the ones already built are closed.
+func (f *clientFlags) newClients(n int, opts func(i int) []kgo.Opt) ([]*kgo.Client, error) {
+	out := make([]*kgo.Client, 0, n)
+	for i := range n {
+		c, err := f.newClient(opts(i)...)
+		if err != nil {
+			closeClients(out)
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func closeClients(cs []*kgo.Client) {
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
 // newAdmin returns an admin client; closing it closes its kgo client.
 func (f *clientFlags) newAdmin(opts ...kgo.Opt) (*kadm.Client, error) {
 	cl, err := f.newClient(opts...)
@@ -93,6 +115,15 @@ func (f *clientFlags) newAdmin(opts ...kgo.Opt) (*kadm.Client, error) {
 // stop cleanly (flush, commit, print its summary) instead of dying.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// interruptContext is a signalContext for commands that finish their work
+// in flight after the first SIGINT or SIGTERM: from then on, a second
+// signal kills the process the usual way.
+func interruptContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signalContext()
+	go func() { <-ctx.Done(); stop() }()
+	return ctx, stop
 }
 
 // adminContext is a signal context bounded by adminTimeout.
@@ -109,6 +140,39 @@ func (f *clientFlags) explainTimeout(err error) error {
 		return fmt.Errorf("no answer from brokers %s within %v: %w", f.brokers, adminTimeout, err)
 	}
 	return err
+}
+
+// runAdmin runs one administrative command: fn gets an admin client and
+// a context bounded by adminTimeout and canceled on SIGINT, and a
+// deadline error it returns is explained with the broker addresses.
+func (f *clientFlags) runAdmin(fn func(ctx context.Context, adm *kadm.Client) error) error {
+	adm, err := f.newAdmin()
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := adminContext()
+	defer cancel()
+	return f.explainTimeout(fn(ctx, adm))
+}
+
+// reportDeleted prints "deleted KIND NAME" for each name whose response
+// has no error, and joins the errors of the others, each as
+// "delete KIND NAME: ...". errOf gives a response's error.
+func reportDeleted[R any](out io.Writer, kind string, names []string, resps map[string]R, errOf func(R) error) error {
+	var errs []error
+	for _, name := range names {
+		err := errors.New("not in the answer")
+		if r, ok := resps[name]; ok {
+			err = errOf(r)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete %s %s: %w", kind, name, err))
+			continue
+		}
+		fmt.Fprintf(out, "deleted %s %s\n", kind, name)
+	}
+	return errors.Join(errs...)
 }
 
 // ackOpts turns --acks into producer options. Only acks=all can use

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -38,23 +39,18 @@ func newGroupListCmd(cf *clientFlags) *cobra.Command {
 		Example: `  sluice group list`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			adm, err := cf.newAdmin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
-			ctx, cancel := adminContext()
-			defer cancel()
-			groups, err := adm.ListGroups(ctx)
-			if err != nil {
-				return cf.explainTimeout(err)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GROUP\tSTATE\tPROTOCOL-TYPE")
-			for _, g := range groups.Sorted() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Group, orDash(g.State), orDash(g.ProtocolType))
-			}
-			return tw.Flush()
+			return cf.runAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				groups, err := adm.ListGroups(ctx)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "GROUP\tSTATE\tPROTOCOL-TYPE")
+				for _, g := range groups.Sorted() {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Group, orDash(g.State), orDash(g.ProtocolType))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 }
@@ -70,33 +66,28 @@ shows "-" and counts its whole log as lag.`,
 		Example: `  sluice group describe billing`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := cf.newAdmin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
-			ctx, cancel := adminContext()
-			defer cancel()
 			name := args[0]
-			lags, err := adm.Lag(ctx, name)
-			if err != nil {
-				return cf.explainTimeout(err)
-			}
-			g, ok := lags[name]
-			if !ok {
-				return fmt.Errorf("group %s: not in the answer", name)
-			}
-			if err := g.Error(); err != nil {
-				if errors.Is(err, kerr.GroupIDNotFound) {
+			return cf.runAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				lags, err := adm.Lag(ctx, name)
+				if err != nil {
+					return err
+				}
+				g, ok := lags[name]
+				if !ok {
+					return fmt.Errorf("group %s: not in the answer", name)
+				}
+				if err := g.Error(); err != nil {
+					if errors.Is(err, kerr.GroupIDNotFound) {
+						return fmt.Errorf("group %s does not exist", name)
+					}
+					return fmt.Errorf("group %s: %w", name, err)
+				}
+				if g.State == "Dead" && len(g.Members) == 0 && len(g.Lag) == 0 {
 					return fmt.Errorf("group %s does not exist", name)
 				}
-				return fmt.Errorf("group %s: %w", name, err)
-			}
-			if g.State == "Dead" && len(g.Members) == 0 && len(g.Lag) == 0 {
-				return fmt.Errorf("group %s does not exist", name)
-			}
-			printGroup(cmd, g)
-			return nil
+				printGroup(cmd, g)
+				return nil
+			})
 		},
 	}
 }
@@ -176,32 +167,18 @@ members cannot be deleted: stop its consumers first.`,
   sluice group delete old-1 old-2`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := cf.newAdmin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
-			ctx, cancel := adminContext()
-			defer cancel()
-			resps, err := adm.DeleteGroups(ctx, args...)
-			if err != nil {
-				return cf.explainTimeout(err)
-			}
-			var errs []error
-			for _, name := range args {
-				r, ok := resps[name]
-				switch {
-				case !ok:
-					errs = append(errs, fmt.Errorf("delete group %s: not in the answer", name))
-				case errors.Is(r.Err, kerr.NonEmptyGroup):
-					errs = append(errs, fmt.Errorf("delete group %s: it still has members; stop its consumers first", name))
-				case r.Err != nil:
-					errs = append(errs, fmt.Errorf("delete group %s: %w", name, withMessage(r.Err, r.ErrMessage)))
-				default:
-					fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s\n", name)
+			return cf.runAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				resps, err := adm.DeleteGroups(ctx, args...)
+				if err != nil {
+					return err
 				}
-			}
-			return errors.Join(errs...)
+				return reportDeleted(cmd.OutOrStdout(), "group", args, resps, func(r kadm.DeleteGroupResponse) error {
+					if errors.Is(r.Err, kerr.NonEmptyGroup) {
+						return errors.New("it still has members; stop its consumers first")
+					}
+					return withMessage(r.Err, r.ErrMessage)
+				})
+			})
 		},
 	}
 }

@@ -100,10 +100,9 @@ func runProduce(cf *clientFlags, opts produceOptions, stdin io.Reader, stderr io
 	defer cl.Close()
 
 	// The first SIGINT stops reading and waits for the records already
-	// sent; after it a second one kills the process the usual way.
-	ctx, stop := signalContext()
+	// sent.
+	ctx, stop := interruptContext()
 	defer stop()
-	go func() { <-ctx.Done(); stop() }()
 	// Records live on past SIGINT: canceling their context would fail
 	// the ones still buffered.
 	produceCtx, cancelProduce := context.WithCancel(context.Background())

@@ -62,32 +62,27 @@ segment.bytes, max.message.bytes, cleanup.policy...) and may be repeated.`,
 				v := kv[1]
 				cfgs[kv[0]] = &v
 			}
-			adm, err := cf.newAdmin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
-			ctx, cancel := adminContext()
-			defer cancel()
-			// CreateTopic returns the topic's own error both in resp.Err
-			// and as err; only an err alone is a failed request.
-			resp, err := adm.CreateTopic(ctx, partitions, replication, cfgs, args[0])
-			if err != nil && resp.Err == nil {
-				return cf.explainTimeout(err)
-			}
-			if resp.Err != nil {
-				if ifNotExists && errors.Is(resp.Err, kerr.TopicAlreadyExists) {
-					fmt.Fprintf(cmd.OutOrStdout(), "topic %s already exists\n", args[0])
-					return nil
+			return cf.runAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				// CreateTopic returns the topic's own error both in resp.Err
+				// and as err; only an err alone is a failed request.
+				resp, err := adm.CreateTopic(ctx, partitions, replication, cfgs, args[0])
+				if err != nil && resp.Err == nil {
+					return err
 				}
-				return fmt.Errorf("create topic %s: %w", args[0], withMessage(resp.Err, resp.ErrMessage))
-			}
-			if resp.NumPartitions > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "created topic %s with %d partitions\n", args[0], resp.NumPartitions)
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "created topic %s\n", args[0])
-			}
-			return nil
+				if resp.Err != nil {
+					if ifNotExists && errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+						fmt.Fprintf(cmd.OutOrStdout(), "topic %s already exists\n", args[0])
+						return nil
+					}
+					return fmt.Errorf("create topic %s: %w", args[0], withMessage(resp.Err, resp.ErrMessage))
+				}
+				if resp.NumPartitions > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "created topic %s with %d partitions\n", args[0], resp.NumPartitions)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "created topic %s\n", args[0])
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().Int32Var(&partitions, "partitions", -1, "number of partitions (-1: the broker's default)")
@@ -106,27 +101,22 @@ func newTopicListCmd(cf *clientFlags) *cobra.Command {
   sluice topic list --brokers 127.0.0.1:19092`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			adm, err := cf.newAdmin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
-			ctx, cancel := adminContext()
-			defer cancel()
-			topics, err := adm.ListTopics(ctx)
-			if err != nil {
-				return cf.explainTimeout(err)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TOPIC\tPARTITIONS")
-			for _, t := range topics.Sorted() {
-				if t.Err != nil {
-					fmt.Fprintf(tw, "%s\terror: %v\n", t.Topic, t.Err)
-					continue
+			return cf.runAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				topics, err := adm.ListTopics(ctx)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(tw, "%s\t%d\n", t.Topic, len(t.Partitions))
-			}
-			return tw.Flush()
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TOPIC\tPARTITIONS")
+				for _, t := range topics.Sorted() {
+					if t.Err != nil {
+						fmt.Fprintf(tw, "%s\terror: %v\n", t.Topic, t.Err)
+						continue
+					}
+					fmt.Fprintf(tw, "%s\t%d\n", t.Topic, len(t.Partitions))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 }
@@ -141,61 +131,60 @@ number of offsets between them) and its configs with where each comes from
 		Example: `  sluice topic describe orders`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := cf.newAdmin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
-			ctx, cancel := adminContext()
-			defer cancel()
-			name := args[0]
-			topics, err := adm.ListTopics(ctx, name)
-			if err != nil {
-				return cf.explainTimeout(err)
-			}
-			t, ok := topics[name]
-			if !ok {
-				return fmt.Errorf("topic %s: not in the metadata answer", name)
-			}
-			if t.Err != nil {
-				return fmt.Errorf("topic %s: %w", name, t.Err)
-			}
-			starts, err := adm.ListStartOffsets(ctx, name)
-			if err != nil {
-				return cf.explainTimeout(err)
-			}
-			ends, err := adm.ListEndOffsets(ctx, name)
-			if err != nil {
-				return cf.explainTimeout(err)
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "Topic:       %s\n", name)
-			if id := t.ID.String(); t.ID != (kadm.TopicID{}) {
-				fmt.Fprintf(out, "ID:          %s\n", id)
-			}
-			fmt.Fprintf(out, "Partitions:  %d\n\n", len(t.Partitions))
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND\tOFFSETS")
-			for _, p := range t.Partitions.Sorted() {
-				start, end := offsetCell(starts, name, p.Partition), offsetCell(ends, name, p.Partition)
-				span := "-"
-				s, sok := starts.Lookup(name, p.Partition)
-				e, eok := ends.Lookup(name, p.Partition)
-				if sok && eok && s.Err == nil && e.Err == nil {
-					span = fmt.Sprint(e.Offset - s.Offset)
-				}
-				leader := fmt.Sprint(p.Leader)
-				if p.Err != nil {
-					leader = "error: " + p.Err.Error()
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", p.Partition, leader, joinInt32(p.Replicas), start, end, span)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			return printTopicConfigs(ctx, out, adm, cmd.ErrOrStderr(), name)
+			return cf.runAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				return describeTopic(ctx, adm, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0])
+			})
 		},
 	}
+}
+
+// describeTopic prints a topic's partitions with their offsets, then its
+// configs.
+func describeTopic(ctx context.Context, adm *kadm.Client, out, stderr io.Writer, name string) error {
+	topics, err := adm.ListTopics(ctx, name)
+	if err != nil {
+		return err
+	}
+	t, ok := topics[name]
+	if !ok {
+		return fmt.Errorf("topic %s: not in the metadata answer", name)
+	}
+	if t.Err != nil {
+		return fmt.Errorf("topic %s: %w", name, t.Err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, name)
+	if err != nil {
+		return err
+	}
+	ends, err := adm.ListEndOffsets(ctx, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Topic:       %s\n", name)
+	if id := t.ID.String(); t.ID != (kadm.TopicID{}) {
+		fmt.Fprintf(out, "ID:          %s\n", id)
+	}
+	fmt.Fprintf(out, "Partitions:  %d\n\n", len(t.Partitions))
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND\tOFFSETS")
+	for _, p := range t.Partitions.Sorted() {
+		start, end := offsetCell(starts, name, p.Partition), offsetCell(ends, name, p.Partition)
+		span := "-"
+		s, sok := starts.Lookup(name, p.Partition)
+		e, eok := ends.Lookup(name, p.Partition)
+		if sok && eok && s.Err == nil && e.Err == nil {
+			span = fmt.Sprint(e.Offset - s.Offset)
+		}
+		leader := fmt.Sprint(p.Leader)
+		if p.Err != nil {
+			leader = "error: " + p.Err.Error()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", p.Partition, leader, joinInt32(p.Replicas), start, end, span)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printTopicConfigs(ctx, out, adm, stderr, name)
 }
 
 // printTopicConfigs prints a topic's configs; a broker that cannot
@@ -250,30 +239,15 @@ func newTopicDeleteCmd(cf *clientFlags) *cobra.Command {
   sluice topic delete scratch-1 scratch-2`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, err := cf.newAdmin()
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
-			ctx, cancel := adminContext()
-			defer cancel()
-			resps, err := adm.DeleteTopics(ctx, args...)
-			if err != nil {
-				return cf.explainTimeout(err)
-			}
-			var errs []error
-			for _, name := range args {
-				r, ok := resps[name]
-				switch {
-				case !ok:
-					errs = append(errs, fmt.Errorf("delete topic %s: not in the answer", name))
-				case r.Err != nil:
-					errs = append(errs, fmt.Errorf("delete topic %s: %w", name, withMessage(r.Err, r.ErrMessage)))
-				default:
-					fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", name)
+			return cf.runAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				resps, err := adm.DeleteTopics(ctx, args...)
+				if err != nil {
+					return err
 				}
-			}
-			return errors.Join(errs...)
+				return reportDeleted(cmd.OutOrStdout(), "topic", args, resps, func(r kadm.DeleteTopicResponse) error {
+					return withMessage(r.Err, r.ErrMessage)
+				})
+			})
 		},
 	}
 }
@@ -298,9 +272,10 @@ func joinInt32(xs []int32) string {
 	return strings.Join(parts, ",")
 }
 
-// withMessage appends a broker's error message to its error code.
+// withMessage appends a broker's error message to its error code; a nil
+// err stays nil.
 func withMessage(err error, msg string) error {
-	if msg == "" || msg == err.Error() {
+	if err == nil || msg == "" || msg == err.Error() {
 		return err
 	}
 	return fmt.Errorf("%w: %s", err, msg)

@@ -24,26 +24,14 @@ import time
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from common import check, fail, ok, run
+
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 PARTITIONS = 3
 N = 500
 DEADLINE = time.monotonic() + 90  # the whole script, so the Go test never waits on a hang
 
 errors = []  # from error_cb of every client
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-def ok(msg):
-    print("ok: " + msg, flush=True)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 def remaining(limit):
@@ -211,11 +199,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except SystemExit:
-        raise
-    except Exception as e:  # any client exception is a failed check, with its traceback
-        import traceback
-        traceback.print_exc()
-        fail("%s: %s" % (type(e).__name__, e))
+    run(main)

@@ -21,26 +21,14 @@ from collections import Counter
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
+from common import check, fail, ok, run
+
 TOPIC = "kp-orders"
 GROUP = "kp-group"
 PARTITIONS = 3
 N = 60
 M = 17
 DEADLINE = time.monotonic() + 75  # the whole script, so the Go test never waits on a hang
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-def ok(msg):
-    print("ok: " + msg, flush=True)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 def poll_until(what, cond, timeout=15.0):
@@ -187,11 +175,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except SystemExit:
-        raise
-    except Exception as e:  # any client exception is a failed check, with its traceback
-        import traceback
-        traceback.print_exc()
-        fail("%s: %s" % (type(e).__name__, e))
+    run(main)
