@@ -159,7 +159,7 @@ func (p *Partition) rebuildProducers() error {
 	})
 }
 
-// MaxTimestamp finds the batch with the largest max timestamp in the
+// MaxTimestamp finds the first batch with the largest max timestamp in the
 // active segment and returns its last offset and that timestamp. Records
 // are normally timestamped in order, so the newest segment holds it.
 func (p *Partition) MaxTimestamp() (offset, ts int64, ok bool, err error) {
@@ -170,7 +170,7 @@ func (p *Partition) MaxTimestamp() (offset, ts int64, ok bool, err error) {
 	from := max(bases[len(bases)-1], p.Log.StartOffset())
 	ts = -1
 	err = p.Log.ScanHeaders(from, func(h storage.BatchHeader) bool {
-		if h.MaxTimestamp >= ts {
+		if h.MaxTimestamp > ts {
 			offset, ts, ok = h.LastOffset(), h.MaxTimestamp, true
 		}
 		return true
