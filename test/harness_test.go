@@ -29,7 +29,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	sluiceBin = filepath.Join(dir, "sluice")
-	build := exec.Command("go", "build", "-o", sluiceBin, "../cmd/sluice")
+	args := []string{"build", "-o", sluiceBin}
+	if os.Getenv("SLUICE_TEST_RACE") != "" {
+		// Run the server under the race detector; a race kills it, and
+		// the harness reports the non-zero exit.
+		args = append(args, "-race")
+		os.Setenv("GORACE", "halt_on_error=1")
+	}
+	build := exec.Command("go", append(args, "../cmd/sluice")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building sluice:", err)
