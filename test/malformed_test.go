@@ -30,7 +30,7 @@ func TestMalformedRequestsCloseOnlyTheirConnection(t *testing.T) {
 	}
 	cases := map[string][]byte{
 		"negative size":           {0x80, 0, 0, 0},
-		"size over the limit":     {0x7f, 0xff, 0xff, 0xff},
+		"size over the limit":     {0x7f, 0xff, 0xff, 0xff, 0, 0},
 		"tiny frame":              frame([]byte{0, 1}),
 		"unknown api key":         frame([]byte{0x7f, 0x7f, 0, 0, 0, 0, 0, 1, 0xff, 0xff}),
 		"unsupported fetch v0":    frame([]byte{0, 1, 0, 0, 0, 0, 0, 1, 0xff, 0xff}),

@@ -189,8 +189,15 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || int(size) > c.s.opts.MaxRequestBytes {
-			return fmt.Errorf("%w: request size %d outside [8, %d]", errDropConn, size, c.s.opts.MaxRequestBytes)
+		if size < 8 {
+			return fmt.Errorf("%w: request size %d", errDropConn, size)
+		}
+		key, err := br.Peek(2)
+		if err != nil {
+			return err
+		}
+		if limit := c.s.frameLimit(int16(binary.BigEndian.Uint16(key))); int(size) > limit {
+			return fmt.Errorf("%w: request size %d over %d", errDropConn, size, limit)
 		}
 		buf, err := readFrame(br, int(size))
 		if err != nil {
@@ -206,6 +213,19 @@ func (c *conn) readLoop() error {
 			return c.ctx.Err()
 		}
 	}
+}
+
+// maxOtherRequestBytes caps every request but Produce. Decoding a request
+// allocates a Go struct per array element, which can be tens of times the
+// bytes the element took on the wire, so only Produce, whose bulk is
+// record bytes kept as they are, gets the full MaxRequestBytes.
+const maxOtherRequestBytes = 8 << 20
+
+func (s *Server) frameLimit(key int16) int {
+	if key == 0 {
+		return s.opts.MaxRequestBytes
+	}
+	return min(maxOtherRequestBytes, s.opts.MaxRequestBytes)
 }
 
 // readFrame reads a size-byte frame body. Memory grows with the bytes
