@@ -20,7 +20,11 @@ func TestStaticMemberRestartKeepsAssignmentWithoutRebalance(t *testing.T) {
 	member := func(instance string) *kgo.Client {
 		return b.client(t, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 			kgo.InstanceID(instance), kgo.SessionTimeout(30*time.Second),
-			kgo.HeartbeatInterval(200*time.Millisecond))
+			kgo.HeartbeatInterval(200*time.Millisecond),
+			// Eager balancing: the cooperative default follows a rebalance
+			// with a second one once partitions are revoked, and the test
+			// must measure the group only after it has settled.
+			kgo.Balancers(kgo.RoundRobinBalancer()))
 	}
 	a, other := member("a"), member("b")
 	pollBoth := func(clients ...*kgo.Client) {
@@ -48,18 +52,18 @@ func TestStaticMemberRestartKeepsAssignmentWithoutRebalance(t *testing.T) {
 		}
 		return v, g.State
 	}
-	var before view
-	waitFor(t, 30*time.Second, "both static members in a stable group", func() bool {
-		pollBoth(a, other)
-		v, state := describe()
-		before = v
-		return state == "Stable" && len(v.members) == 2
-	})
 	gen := func(c *kgo.Client) int32 {
 		_, g := c.GroupMetadata()
 		return g
 	}
-	before.generation = gen(other)
+	var before view
+	waitFor(t, 30*time.Second, "both static members in a stable group, agreeing on its generation", func() bool {
+		pollBoth(a, other)
+		v, state := describe()
+		before = v
+		before.generation = gen(other)
+		return state == "Stable" && len(v.members) == 2 && before.generation > 0 && gen(a) == before.generation
+	})
 
 	// a goes away without leaving (static members do not send LeaveGroup)
 	// and comes back under the same instance id.
