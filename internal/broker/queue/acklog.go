@@ -1,0 +1,182 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// The ack log records which offsets of a queue's log are settled (acked,
+// expired, dead-lettered, dropped or purged). It is an 8-byte header
+// ("SLQA", version 1, 3 reserved bytes) followed by 20-byte entries:
+// from int64, to int64 (the half-open range [from, to)), and a CRC32C of
+// those 16 bytes, all big-endian. Replaying the entries into an interval
+// set gives the settled set. A torn or corrupt tail is cut off at the first
+// bad entry: losing a settle only means a redelivery, never a loss.
+//
+// Entries are written without waiting for fsync (an ack is not promised to
+// be durable, a publish is); Sync and Close fsync. When the file grows well
+// past what the live set needs, it is rewritten from the set (temp file,
+// fsync, rename).
+
+const (
+	ackMagic     = "SLQA"
+	ackVersion   = 1
+	ackHeaderLen = 8
+	ackEntryLen  = 20
+	ackFileName  = "acks"
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+type ackLog struct {
+	dir  string
+	f    *os.File
+	size int64
+	buf  []byte
+}
+
+// openAckLog reads dir/acks into set (creating the file if missing) and
+// leaves it open for appending.
+func openAckLog(dir string, set *intervals) (*ackLog, error) {
+	path := filepath.Join(dir, ackFileName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	a := &ackLog{dir: dir, f: f}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	valid := int64(0)
+	if len(data) >= ackHeaderLen && string(data[:4]) == ackMagic && data[4] == ackVersion {
+		valid = ackHeaderLen
+		for p := data[ackHeaderLen:]; len(p) >= ackEntryLen; p = p[ackEntryLen:] {
+			if crc32.Checksum(p[:16], crcTable) != binary.BigEndian.Uint32(p[16:20]) {
+				break
+			}
+			from, to := int64(binary.BigEndian.Uint64(p)), int64(binary.BigEndian.Uint64(p[8:]))
+			set.add(from, to)
+			valid += ackEntryLen
+		}
+	}
+	if valid == 0 {
+		hdr := append([]byte(ackMagic), ackVersion, 0, 0, 0)
+		if _, err := f.WriteAt(hdr, 0); err != nil {
+			f.Close()
+			return nil, err
+		}
+		valid = ackHeaderLen
+	}
+	if err := f.Truncate(valid); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(valid, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	a.size = valid
+	return a, nil
+}
+
+func appendAckEntry(b []byte, from, to int64) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(from))
+	b = binary.BigEndian.AppendUint64(b, uint64(to))
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[len(b)-16:], crcTable))
+}
+
+// record buffers one settled range; flush writes the buffer.
+func (a *ackLog) record(from, to int64) { a.buf = appendAckEntry(a.buf, from, to) }
+
+func (a *ackLog) pending() bool { return len(a.buf) > 0 }
+
+func (a *ackLog) flush() error {
+	if len(a.buf) == 0 {
+		return nil
+	}
+	n, err := a.f.Write(a.buf)
+	a.size += int64(n)
+	a.buf = a.buf[:0]
+	return err
+}
+
+// needsCompaction: the file holds many more entries than the set has spans.
+func (a *ackLog) needsCompaction(spans int) bool {
+	return a.size > 1<<20 && a.size > 4*int64(ackHeaderLen+ackEntryLen*spans)
+}
+
+// compact rewrites the file to hold exactly set.
+func (a *ackLog) compact(set *intervals) error {
+	if err := a.flush(); err != nil {
+		return err
+	}
+	tmp := filepath.Join(a.dir, ackFileName+".tmp")
+	b := append([]byte(ackMagic), ackVersion, 0, 0, 0)
+	for _, s := range set.r {
+		b = appendAckEntry(b, s.from, s.to)
+	}
+	if err := writeFileSync(tmp, b); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(a.dir, ackFileName)); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(a.dir, ackFileName), os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		f.Close()
+		return err
+	}
+	a.f.Close()
+	a.f, a.size = f, int64(len(b))
+	return syncDir(a.dir)
+}
+
+func (a *ackLog) sync() error {
+	if err := a.flush(); err != nil {
+		return err
+	}
+	return a.f.Sync()
+}
+
+func (a *ackLog) close() error {
+	err := a.sync()
+	return errors.Join(err, a.f.Close())
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

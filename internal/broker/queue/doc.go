@@ -1,0 +1,41 @@
+// Package queue is a work queue on a log: the broker core's AMQP queue.
+//
+// A queue's messages are appended, one record per batch, to a
+// storage.Log in arrival order. Delivery state is small and mostly in
+// memory:
+//
+//   - a cursor, the next offset never delivered;
+//   - the requeued offsets (returned by a nack, a reject with requeue, or a
+//     closed channel), redelivered before anything at the cursor, in offset
+//     order, flagged redelivered;
+//   - the unacked offsets, bounded by what consumers' prefetch allows;
+//   - the settled set: offsets acked, expired, dead-lettered, dropped or
+//     purged, kept as ranges (see intervals) and recorded durably in the
+//     ack log (acklog.go), which is replayed on open.
+//
+// Nothing per message lives in memory except what is in flight, so a queue
+// with ten million messages costs segments on disk. The log start is moved
+// past the lowest unsettled offset from time to time (storage's
+// DeleteRecordsBefore), which deletes every segment wholly below it.
+//
+// Durability: Publish returns the log's Appended; the front end confirms a
+// publish only after Appended.Wait, that is after fsync under the default
+// policy, and a message becomes deliverable only then. Acks are recorded
+// without waiting for fsync: a crash can forget an ack, which means a
+// redelivery (allowed by AMQP), never a loss. After a restart every
+// unsettled message is ready again; redelivered flags are not persisted.
+//
+// Each queue runs one dispatcher goroutine that hands ready messages to
+// consumers with credit (Consumer.Reserve) whenever the log's high
+// watermark moves, credit returns (Kick) or a head message's TTL runs out.
+// Expiry follows RabbitMQ: a message past its TTL is dropped or
+// dead-lettered when it reaches the head. Length limits count ready
+// messages; drop-head settles from the head, reject-publish refuses.
+// Dead-lettering calls Options.DeadLetter (the broker routes the copy
+// through the dead-letter exchange) and settles the original only after
+// the copy is durable.
+//
+// Locking: Queue.mu guards all state. Consumer.Reserve is called with it
+// held; Consumer.Deliver, Options.DeadLetter and log fsync waits happen
+// without it.
+package queue

@@ -1,0 +1,231 @@
+package queue
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/broker/message"
+)
+
+type testConsumer struct {
+	mu        sync.Mutex
+	credit    int
+	got       chan Delivery
+	cancelled chan struct{}
+}
+
+func newConsumer(credit int) *testConsumer {
+	return &testConsumer{credit: credit, got: make(chan Delivery, 1000), cancelled: make(chan struct{}, 1)}
+}
+
+func (c *testConsumer) Reserve() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.credit == 0 {
+		return false
+	}
+	c.credit--
+	return true
+}
+func (c *testConsumer) Deliver(d Delivery) { c.got <- d }
+func (c *testConsumer) Cancelled()         { c.cancelled <- struct{}{} }
+func (c *testConsumer) grant(n int, q *Queue) {
+	c.mu.Lock()
+	c.credit += n
+	c.mu.Unlock()
+	q.Kick()
+}
+
+func (c *testConsumer) next(t *testing.T) Delivery {
+	t.Helper()
+	select {
+	case d := <-c.got:
+		return d
+	case <-time.After(5 * time.Second):
+		t.Fatal("no delivery")
+		return Delivery{}
+	}
+}
+
+func (c *testConsumer) none(t *testing.T) {
+	t.Helper()
+	select {
+	case d := <-c.got:
+		t.Fatalf("unexpected delivery of %q", d.Message.Body)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func openQueue(t *testing.T, dir string, cfg Config, dl func(*Queue, []Dead) error) *Queue {
+	t.Helper()
+	q, err := Open(Options{Name: "q", Dir: dir, Config: cfg, DeadLetter: dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func publish(t *testing.T, q *Queue, bodies ...string) {
+	t.Helper()
+	for _, b := range bodies {
+		m := &message.Message{Exchange: "x", RoutingKey: "k", Body: []byte(b)}
+		app, err := q.Publish(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDeliverAckRequeueOrder(t *testing.T) {
+	q := openQueue(t, t.TempDir(), NoLimits(), nil)
+	publish(t, q, "a", "b", "c")
+	c := newConsumer(2)
+	if _, err := q.AddConsumer(c, ConsumerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.next(t), c.next(t)
+	c.none(t) // prefetch 2
+	if string(a.Message.Body) != "a" || string(b.Message.Body) != "b" || a.Redelivered {
+		t.Fatalf("got %q %q", a.Message.Body, b.Message.Body)
+	}
+	q.Requeue(a.Offset)
+	c.grant(1, q)
+	if d := c.next(t); string(d.Message.Body) != "a" || !d.Redelivered || d.DeliveryCount != 1 {
+		t.Fatalf("requeued message should come back first, redelivered: %+v", d)
+	}
+	q.Ack(b.Offset)
+	c.grant(1, q)
+	if d := c.next(t); string(d.Message.Body) != "c" || d.Redelivered {
+		t.Fatalf("then c: %+v", d)
+	}
+	if ready, unacked, _ := q.Counts(); ready != 0 || unacked != 2 {
+		t.Fatalf("counts %d ready %d unacked", ready, unacked)
+	}
+}
+
+func TestRestartRedeliversUnacked(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(Options{Name: "q", Dir: dir, Config: NoLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		publish(t, q, fmt.Sprint(i))
+	}
+	for i := range 10 {
+		d, ok := q.Get(false)
+		if !ok || string(d.Message.Body) != fmt.Sprint(i) {
+			t.Fatalf("get %d: %v %+v", i, ok, d)
+		}
+		if i%2 == 0 {
+			q.Ack(d.Offset)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q = openQueue(t, dir, NoLimits(), nil)
+	if ready, _, _ := q.Counts(); ready != 5 {
+		t.Fatalf("ready after restart = %d, want 5", ready)
+	}
+	for _, want := range []string{"1", "3", "5", "7", "9"} {
+		d, ok := q.Get(true)
+		if !ok || string(d.Message.Body) != want {
+			t.Fatalf("want %s, got %v %q", want, ok, d.Message.Body)
+		}
+	}
+	if _, ok := q.Get(true); ok {
+		t.Fatal("queue should be empty")
+	}
+}
+
+func TestTTLDeadLettersAtHead(t *testing.T) {
+	var mu sync.Mutex
+	var dead []Dead
+	cfg := NoLimits()
+	cfg.MessageTTL = 20 * time.Millisecond
+	cfg.DeadLetter = true
+	q := openQueue(t, t.TempDir(), cfg, func(_ *Queue, d []Dead) error {
+		mu.Lock()
+		dead = append(dead, d...)
+		mu.Unlock()
+		return nil
+	})
+	publish(t, q, "old")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ready, unacked, _ := q.Counts()
+		mu.Lock()
+		n := len(dead)
+		mu.Unlock()
+		if ready == 0 && unacked == 0 && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message did not expire: ready %d, dead %d", ready, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if dead[0].Reason != Expired || string(dead[0].Message.Body) != "old" {
+		t.Fatalf("dead: %+v", dead[0])
+	}
+}
+
+func TestMaxLengthOverflow(t *testing.T) {
+	cfg := NoLimits()
+	cfg.MaxLength = 2
+	q := openQueue(t, t.TempDir(), cfg, nil)
+	publish(t, q, "1", "2", "3", "4")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ready, _, _ := q.Counts(); ready == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("drop-head did not trim the queue")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, want := range []string{"3", "4"} {
+		if d, ok := q.Get(true); !ok || string(d.Message.Body) != want {
+			t.Fatalf("want %s got %q", want, d.Message.Body)
+		}
+	}
+
+	cfg.Overflow = RejectPublish
+	r := openQueue(t, t.TempDir(), cfg, nil)
+	publish(t, r, "1", "2")
+	if _, err := r.Publish(&message.Message{Body: []byte("3")}); err != ErrRejected {
+		t.Fatalf("third publish: %v, want ErrRejected", err)
+	}
+}
+
+func TestPurgeAndSegmentReclaim(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(Options{Name: "q", Dir: dir, Config: NoLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.opts.Storage.SegmentBytes = 0
+	for i := range 100 {
+		publish(t, q, fmt.Sprint(i))
+	}
+	if n := q.Purge(); n != 100 {
+		t.Fatalf("purged %d", n)
+	}
+	publish(t, q, "after")
+	if d, ok := q.Get(true); !ok || string(d.Message.Body) != "after" {
+		t.Fatalf("got %q", d.Message.Body)
+	}
+	q.Close()
+	q = openQueue(t, dir, NoLimits(), nil)
+	if ready, _, _ := q.Counts(); ready != 0 {
+		t.Fatalf("ready after restart %d", ready)
+	}
+}
