@@ -15,6 +15,20 @@ const (
 	CmdCommitOffsets      = "commit_offsets"
 	CmdDeleteGroupOffsets = "delete_group_offsets"
 	CmdInitProducerID     = "init_producer_id"
+
+	CmdPutVhost        = "put_vhost"
+	CmdDeleteVhost     = "delete_vhost"
+	CmdPutUser         = "put_user"
+	CmdDeleteUser      = "delete_user"
+	CmdSetPermission   = "set_permission"
+	CmdClearPermission = "clear_permission"
+	CmdDeclareExchange = "declare_exchange"
+	CmdDeleteExchange  = "delete_exchange"
+	CmdDeclareQueue    = "declare_queue"
+	CmdDeleteQueue     = "delete_queue"
+	CmdDeleteQueues    = "delete_queues"
+	CmdBind            = "bind"
+	CmdUnbind          = "unbind"
 )
 
 // Command is one change to the metadata state: a Type and the one payload
@@ -29,6 +43,20 @@ type Command struct {
 	CommitOffsets      *CommitOffsetsCmd      `json:"commit_offsets,omitempty"`
 	DeleteGroupOffsets *DeleteGroupOffsetsCmd `json:"delete_group_offsets,omitempty"`
 	InitProducerID     *InitProducerIDCmd     `json:"init_producer_id,omitempty"`
+
+	PutVhost        *PutVhostCmd        `json:"put_vhost,omitempty"`
+	DeleteVhost     *DeleteVhostCmd     `json:"delete_vhost,omitempty"`
+	PutUser         *PutUserCmd         `json:"put_user,omitempty"`
+	DeleteUser      *DeleteUserCmd      `json:"delete_user,omitempty"`
+	SetPermission   *SetPermissionCmd   `json:"set_permission,omitempty"`
+	ClearPermission *ClearPermissionCmd `json:"clear_permission,omitempty"`
+	DeclareExchange *DeclareExchangeCmd `json:"declare_exchange,omitempty"`
+	DeleteExchange  *DeleteExchangeCmd  `json:"delete_exchange,omitempty"`
+	DeclareQueue    *DeclareQueueCmd    `json:"declare_queue,omitempty"`
+	DeleteQueue     *DeleteQueueCmd     `json:"delete_queue,omitempty"`
+	DeleteQueues    *DeleteQueuesCmd    `json:"delete_queues,omitempty"`
+	Bind            *BindCmd            `json:"bind,omitempty"`
+	Unbind          *UnbindCmd          `json:"unbind,omitempty"`
 }
 
 // CreateTopicCmd creates a topic with a proposer-generated id and time.
@@ -81,9 +109,68 @@ type InitProducerIDCmd struct {
 	TransactionalID string `json:"transactional_id,omitempty"`
 }
 
+// PutVhostCmd creates a vhost or replaces an existing one's description
+// and tags.
+type PutVhostCmd Vhost
+
+// DeleteVhostCmd deletes a vhost with its exchanges, queues, bindings and
+// permissions.
+type DeleteVhostCmd struct {
+	Name string `json:"name"`
+}
+
+// PutUserCmd creates a user or replaces an existing one's hash and tags.
+type PutUserCmd User
+
+// DeleteUserCmd deletes a user and its permissions.
+type DeleteUserCmd struct {
+	Name string `json:"name"`
+}
+
+// SetPermissionCmd sets (replaces) a user's permission in a vhost.
+type SetPermissionCmd Permission
+
+// ClearPermissionCmd removes a user's permission in a vhost, if any.
+type ClearPermissionCmd struct {
+	User  string `json:"user"`
+	Vhost string `json:"vhost"`
+}
+
+// DeclareExchangeCmd creates an exchange.
+type DeclareExchangeCmd Exchange
+
+// DeleteExchangeCmd deletes an exchange and every binding from or to it.
+type DeleteExchangeCmd struct {
+	Vhost string `json:"vhost"`
+	Name  string `json:"name"`
+}
+
+// DeclareQueueCmd creates a queue with a proposer-generated id and time.
+type DeclareQueueCmd Queue
+
+// DeleteQueueCmd deletes a queue and every binding to it.
+type DeleteQueueCmd struct {
+	Vhost string `json:"vhost"`
+	Name  string `json:"name"`
+}
+
+// DeleteQueuesCmd deletes the named queues of a vhost that exist, with
+// their bindings, skipping the others.
+type DeleteQueuesCmd struct {
+	Vhost string   `json:"vhost"`
+	Names []string `json:"names"`
+}
+
+// BindCmd adds a binding; an identical binding already present is kept.
+type BindCmd Binding
+
+// UnbindCmd removes a binding, if present.
+type UnbindCmd Binding
+
 // Result is what applying a command produced, for the proposer.
 type Result struct {
 	Topic         Topic // CreateTopic: the created topic
+	Queue         Queue // DeclareQueue: the created queue
 	ProducerID    int64 // InitProducerID
 	ProducerEpoch int16 // InitProducerID
 }
@@ -94,6 +181,25 @@ type Result struct {
 type op interface {
 	check(st *State) error
 	apply(st *State) Result
+}
+
+// validator is implemented by payloads that can be malformed in ways their
+// log encoding would hide (JSON turns invalid UTF-8 into U+FFFD). propose
+// calls it on the command as given, before encoding; check calls it too.
+type validator interface {
+	validate() error
+}
+
+// validate reports whether c is malformed, looking at nothing but c.
+func (c *Command) validate() error {
+	o, err := c.op()
+	if err != nil {
+		return err
+	}
+	if v, ok := o.(validator); ok {
+		return v.validate()
+	}
+	return nil
 }
 
 // op returns the payload that c.Type selects. This switch is the one list
@@ -128,6 +234,58 @@ func (c *Command) op() (op, error) {
 	case CmdInitProducerID:
 		if c.InitProducerID != nil {
 			o = c.InitProducerID
+		}
+	case CmdPutVhost:
+		if c.PutVhost != nil {
+			o = c.PutVhost
+		}
+	case CmdDeleteVhost:
+		if c.DeleteVhost != nil {
+			o = c.DeleteVhost
+		}
+	case CmdPutUser:
+		if c.PutUser != nil {
+			o = c.PutUser
+		}
+	case CmdDeleteUser:
+		if c.DeleteUser != nil {
+			o = c.DeleteUser
+		}
+	case CmdSetPermission:
+		if c.SetPermission != nil {
+			o = c.SetPermission
+		}
+	case CmdClearPermission:
+		if c.ClearPermission != nil {
+			o = c.ClearPermission
+		}
+	case CmdDeclareExchange:
+		if c.DeclareExchange != nil {
+			o = c.DeclareExchange
+		}
+	case CmdDeleteExchange:
+		if c.DeleteExchange != nil {
+			o = c.DeleteExchange
+		}
+	case CmdDeclareQueue:
+		if c.DeclareQueue != nil {
+			o = c.DeclareQueue
+		}
+	case CmdDeleteQueue:
+		if c.DeleteQueue != nil {
+			o = c.DeleteQueue
+		}
+	case CmdDeleteQueues:
+		if c.DeleteQueues != nil {
+			o = c.DeleteQueues
+		}
+	case CmdBind:
+		if c.Bind != nil {
+			o = c.Bind
+		}
+	case CmdUnbind:
+		if c.Unbind != nil {
+			o = c.Unbind
 		}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %q", ErrInvalidCommand, c.Type)

@@ -1,6 +1,7 @@
 // Package meta holds Sluice's cluster metadata — topics, their configs,
-// consumer group offsets and producer ids — as a replicated-state-machine in
-// miniature.
+// consumer group offsets and producer ids for Kafka; vhosts, users,
+// permissions, exchanges, queues and bindings for AMQP — as a
+// replicated-state-machine in miniature.
 //
 // Every change is a [Command]. A Store method builds the command (generating
 // any random id or timestamp there, never later), and hands it to one entry
@@ -12,6 +13,12 @@
 //     proposals into one write and one fsync (group commit);
 //  3. applies it to the in-memory [State] with [State.Apply] and returns the
 //     result to the caller.
+//
+// A change that would change nothing (an identical Bind, an Unbind of a
+// missing binding) is answered from the state without a log write. A
+// command is malformed (ErrInvalidCommand) only for reasons in the command
+// itself, never because of the state, so that a command that was accepted
+// when proposed can never stop replay.
 //
 // Apply is deterministic: it reads nothing but the state and the command, so
 // replaying the same log into a fresh State always yields the same state.
@@ -34,9 +41,9 @@
 //
 // # Concurrency and lock order
 //
-// Reads (Topic, Topics, GroupOffsets, ...) take Store.mu shared and return
-// copies. Only the writer goroutine mutates the state, under Store.mu held
-// exclusively. Proposers hold Store.closeMu shared while they hand a
+// Reads (Topic, Topics, GroupOffsets, Queues, ...) take Store.mu shared
+// and return copies. Only the writer goroutine mutates the state, under
+// Store.mu held exclusively. Proposers hold Store.closeMu shared while they hand a
 // proposal to the writer, so that Close can stop the writer only after every
 // accepted proposal is answered. The two locks are never held together, and
 // the writer never takes closeMu.

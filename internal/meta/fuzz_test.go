@@ -67,6 +67,9 @@ func FuzzApply(f *testing.F) {
 	}
 	f.Add([]byte(`{"type":"commit_offsets","commit_offsets":{"group":"g","commits":[{"topic":"a","partition":-1}]}}`))
 	f.Add([]byte(`{"type":"create_partitions","create_partitions":{"name":"a","total":-5}}`))
+	f.Add([]byte(`{"type":"bind","bind":{"vhost":"/","source":"e1","destination_kind":"queue","destination":"q1","routing_key":"k","arguments":"AQ=="}}`))
+	f.Add([]byte(`{"type":"declare_queue","declare_queue":{"vhost":"/","name":"q9","id":"0f"}}`))
+	f.Add([]byte(`{"type":"delete_vhost","delete_vhost":{"name":"/"}}`))
 	seed := randomCommands(newRand(3), 50)
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		st := NewState()

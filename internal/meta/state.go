@@ -26,6 +26,11 @@ type State struct {
 	groups         map[string]map[TopicPartition]OffsetCommit
 	nextProducerID int64
 	producers      map[string]producer // by transactional id
+
+	vhosts   map[string]*vhost
+	users    map[string]User
+	perms    map[permKey]Permission
+	queueIDs map[string]queueRef // every queue, by id
 }
 
 type producer struct {
@@ -41,6 +46,10 @@ func NewState() *State {
 		groups:         make(map[string]map[TopicPartition]OffsetCommit),
 		nextProducerID: firstProducerID,
 		producers:      make(map[string]producer),
+		vhosts:         make(map[string]*vhost),
+		users:          make(map[string]User),
+		perms:          make(map[permKey]Permission),
+		queueIDs:       make(map[string]queueRef),
 	}
 }
 

@@ -8,12 +8,19 @@ import (
 )
 
 // stateJSON is the snapshot form of a State: sorted slices instead of maps,
-// so that equal states have equal encodings.
+// so that equal states have equal encodings. New lists are added with
+// omitempty, so that older snapshots still decode.
 type stateJSON struct {
 	Topics         []Topic        `json:"topics,omitempty"`
 	Groups         []groupJSON    `json:"groups,omitempty"`
 	NextProducerID int64          `json:"next_producer_id"`
 	Producers      []producerJSON `json:"producers,omitempty"`
+	Vhosts         []Vhost        `json:"vhosts,omitempty"`
+	Users          []User         `json:"users,omitempty"`
+	Permissions    []Permission   `json:"permissions,omitempty"`
+	Exchanges      []Exchange     `json:"exchanges,omitempty"`
+	Queues         []Queue        `json:"queues,omitempty"`
+	Bindings       []Binding      `json:"bindings,omitempty"`
 }
 
 type groupJSON struct {
@@ -39,11 +46,19 @@ func (st *State) MarshalJSON() ([]byte, error) {
 		p := st.producers[id]
 		j.Producers = append(j.Producers, producerJSON{TransactionalID: id, ProducerID: p.ID, Epoch: p.Epoch})
 	}
+	j.Vhosts = st.Vhosts()
+	j.Users = st.Users()
+	j.Permissions = st.Permissions()
+	j.Exchanges = st.Exchanges("")
+	j.Queues = st.Queues("")
+	j.Bindings = st.Bindings("")
 	return json.Marshal(j)
 }
 
 // UnmarshalJSON replaces the state with a decoded one, refusing encodings
-// no sequence of commands could have produced (duplicates, zero ids).
+// no sequence of commands could have produced (duplicates, zero ids,
+// dangling references). A snapshot written before a kind of definition
+// existed simply lacks its list and loads as having none.
 func (st *State) UnmarshalJSON(b []byte) error {
 	var j stateJSON
 	if err := json.Unmarshal(b, &j); err != nil {
@@ -85,6 +100,70 @@ func (st *State) UnmarshalJSON(b []byte) error {
 		}
 		n.producers[p.TransactionalID] = producer{ID: p.ProducerID, Epoch: p.Epoch}
 	}
+	if err := n.loadAMQP(&j); err != nil {
+		return err
+	}
 	*st = *n
+	return nil
+}
+
+// loadAMQP adds the AMQP definitions of j to the empty definitions of st,
+// by applying the commands that create them: their checks refuse dangling
+// references and invalid names, and duplicates are refused here.
+func (st *State) loadAMQP(j *stateJSON) error {
+	for i := range j.Vhosts {
+		c := (*PutVhostCmd)(&j.Vhosts[i])
+		if _, dup := st.vhosts[c.Name]; dup {
+			return fmt.Errorf("meta: state: duplicate vhost %q", c.Name)
+		}
+		if err := c.check(st); err != nil {
+			return fmt.Errorf("meta: state: vhost: %w", err)
+		}
+		c.apply(st)
+	}
+	for i := range j.Users {
+		c := (*PutUserCmd)(&j.Users[i])
+		if _, dup := st.users[c.Name]; dup {
+			return fmt.Errorf("meta: state: duplicate user %q", c.Name)
+		}
+		if err := c.check(st); err != nil {
+			return fmt.Errorf("meta: state: user: %w", err)
+		}
+		c.apply(st)
+	}
+	for i := range j.Permissions {
+		c := (*SetPermissionCmd)(&j.Permissions[i])
+		if err := c.check(st); err != nil {
+			return fmt.Errorf("meta: state: permission: %w", err)
+		}
+		if _, dup := st.perms[permKey{c.User, c.Vhost}]; dup {
+			return fmt.Errorf("meta: state: duplicate permission for %q in %q", c.User, c.Vhost)
+		}
+		c.apply(st)
+	}
+	for i := range j.Exchanges {
+		c := (*DeclareExchangeCmd)(&j.Exchanges[i])
+		if err := c.check(st); err != nil {
+			return fmt.Errorf("meta: state: exchange: %w", err)
+		}
+		c.apply(st)
+	}
+	for i := range j.Queues {
+		c := (*DeclareQueueCmd)(&j.Queues[i])
+		if err := c.check(st); err != nil {
+			return fmt.Errorf("meta: state: queue: %w", err)
+		}
+		c.apply(st)
+	}
+	for i := range j.Bindings {
+		c := (*BindCmd)(&j.Bindings[i])
+		if err := c.check(st); err != nil {
+			return fmt.Errorf("meta: state: binding: %w", err)
+		}
+		if st.hasBinding(j.Bindings[i]) {
+			return fmt.Errorf("meta: state: duplicate binding %+v", j.Bindings[i])
+		}
+		c.apply(st)
+	}
 	return nil
 }

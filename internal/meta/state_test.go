@@ -224,7 +224,7 @@ func TestProducerEpochExhausted(t *testing.T) {
 }
 
 // randomCommands returns a command sequence that exercises every type,
-// including refused commands.
+// including refused commands (AMQP ones from randomAMQPCommand).
 func randomCommands(r *rand.Rand, n int) []Command {
 	names := []string{"a", "b", "c", "d"}
 	groups := []string{"g1", "g2", "g3"}
@@ -232,7 +232,7 @@ func randomCommands(r *rand.Rand, n int) []Command {
 	for i := range n {
 		name := names[r.IntN(len(names))]
 		group := groups[r.IntN(len(groups))]
-		switch r.IntN(8) {
+		switch r.IntN(8 + amqpCommandKinds) {
 		case 0:
 			cmds = append(cmds, Command{Type: CmdCreateTopic, CreateTopic: &CreateTopicCmd{
 				Name: name, ID: TopicID{0x40, byte(i), byte(i >> 8), 1}, Partitions: int32(1 + r.IntN(4)),
@@ -262,6 +262,8 @@ func randomCommands(r *rand.Rand, n int) []Command {
 		case 7:
 			txn := []string{"", "", "tx1", "tx2"}[r.IntN(4)]
 			cmds = append(cmds, Command{Type: CmdInitProducerID, InitProducerID: &InitProducerIDCmd{TransactionalID: txn}})
+		default:
+			cmds = append(cmds, randomAMQPCommand(r, i))
 		}
 	}
 	return cmds

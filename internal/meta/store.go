@@ -282,6 +282,9 @@ func (s *Store) propose(cmd Command) (Result, error) {
 	if err := s.writable(); err != nil {
 		return Result{}, err
 	}
+	if err := cmd.validate(); err != nil {
+		return Result{}, err
+	}
 	payload, err := encodeCommand(&cmd)
 	if err != nil {
 		return Result{}, err

@@ -198,6 +198,10 @@ func TestSurvivesReopen(t *testing.T) {
 				t.Fatalf("tx = %d/%d/%v", id, epoch, ok)
 			}
 		},
+	}, {
+		name:  "amqp definitions",
+		run:   runAMQPScenario,
+		check: checkAMQPScenario,
 	}}
 	for _, every := range []int{0, 1, 2, 3, 5} {
 		for _, sc := range scenarios {
