@@ -104,17 +104,19 @@ func (b *broker) start() {
 	b.exited = make(chan struct{})
 	go func() { b.cmd.Wait(); close(b.exited) }()
 	b.stopOnce = sync.Once{}
-	waitFor(b.t, 20*time.Second, "kafka port accepting", func() bool {
+	waitFor(b.t, 20*time.Second, "kafka and amqp ports accepting", func() bool {
 		select {
 		case <-b.exited:
 			b.t.Fatalf("server exited at start:\n%s", b.Logs())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", b.Kafka, 200*time.Millisecond)
-		if err != nil {
-			return false
+		for _, addr := range []string{b.Kafka, b.AMQP} {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err != nil {
+				return false
+			}
+			c.Close()
 		}
-		c.Close()
 		return true
 	})
 }

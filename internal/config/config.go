@@ -29,7 +29,6 @@ type Config struct {
 	// (":9092", "0.0.0.0:9092") becomes 127.0.0.1.
 	KafkaAdvertisedAddr string `key:"kafka_advertised_addr"`
 	// AMQPAddr is the AMQP 0-9-1 listener host:port. Default ":5672".
-	// Reserved: the AMQP front end is not built yet.
 	AMQPAddr string `key:"amqp_addr"`
 	// HTTPAddr serves health checks (and later management and metrics).
 	// Default ":15672".

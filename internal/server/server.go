@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sluice-mq/sluice/internal/amqp"
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/sluice-mq/sluice/internal/config"
@@ -33,11 +35,13 @@ type Server struct {
 	broker *broker.Broker
 	groups *groups.Coordinator
 	kafka  *kafka.Server
+	router *broker.Router
+	amqp   *amqp.Server
 	http   *http.Server
 
-	kafkaLn, httpLn net.Listener
-	stop            chan struct{}
-	wg              sync.WaitGroup
+	kafkaLn, amqpLn, httpLn net.Listener
+	stop                    chan struct{}
+	wg                      sync.WaitGroup
 }
 
 // Start opens the data directory and starts serving.
@@ -91,14 +95,29 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
+	if err := bootstrapDefinitions(s.meta); err != nil {
+		return nil, fmt.Errorf("default vhost and user: %w", err)
+	}
+	if s.router, err = broker.NewRouter(broker.RouterOptions{
+		DataDir: cfg.DataDir,
+		Storage: storageOptions(cfg),
+		Logger:  log,
+	}, s.meta); err != nil {
+		return nil, fmt.Errorf("open queues: %w", err)
+	}
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log}, s.router, s.meta)
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
 		return nil, fmt.Errorf("kafka listener: %w", err)
+	}
+	if s.amqpLn, err = net.Listen("tcp", cfg.AMQPAddr); err != nil {
+		return nil, fmt.Errorf("amqp listener: %w", err)
 	}
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
 	s.http = &http.Server{Handler: s.httpHandler()}
 	s.goServe("kafka", func() error { return s.kafka.Serve(s.kafkaLn) })
+	s.goServe("amqp", func() error { return s.amqp.Serve(s.amqpLn) })
 	s.goServe("http", func() error {
 		if err := s.http.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -112,7 +131,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}()
 	log.Info("sluice started",
 		"data_dir", cfg.DataDir, "kafka", s.kafkaLn.Addr().String(),
-		"kafka_advertised", cfg.AdvertisedKafkaAddr(), "http", s.httpLn.Addr().String(),
+		"kafka_advertised", cfg.AdvertisedKafkaAddr(), "amqp", s.amqpLn.Addr().String(), "http", s.httpLn.Addr().String(),
 		"fsync", cfg.Fsync, "cluster_id", clusterID)
 	return s, nil
 }
@@ -129,6 +148,9 @@ func (s *Server) goServe(name string, serve func() error) {
 
 // KafkaAddr is the bound Kafka listener address.
 func (s *Server) KafkaAddr() net.Addr { return s.kafkaLn.Addr() }
+
+// AMQPAddr is the bound AMQP listener address.
+func (s *Server) AMQPAddr() net.Addr { return s.amqpLn.Addr() }
 
 // HTTPAddr is the bound HTTP listener address.
 func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
@@ -161,10 +183,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	} else if s.kafkaLn != nil {
 		s.kafkaLn.Close()
 	}
+	if s.amqp != nil {
+		s.amqp.Close()
+	} else if s.amqpLn != nil {
+		s.amqpLn.Close()
+	}
 	if s.groups != nil {
 		s.groups.Close()
 	}
 	s.wg.Wait()
+	if s.router != nil {
+		errs = append(errs, s.router.Close())
+	}
 	if s.broker != nil {
 		errs = append(errs, s.broker.Close())
 	}
@@ -205,4 +235,28 @@ func loadClusterID(dir string) (string, error) {
 		return "", err
 	}
 	return id, os.Rename(tmp, path)
+}
+
+// bootstrapDefinitions creates, on a first start, the default vhost "/"
+// and the default user guest/guest with full permissions on it, as
+// RabbitMQ does. guest may only log in from loopback.
+func bootstrapDefinitions(m *meta.Store) error {
+	if len(m.Vhosts()) == 0 {
+		if err := m.PutVhost(meta.Vhost{Name: auth.DefaultVHost, Description: "Default virtual host"}); err != nil {
+			return err
+		}
+	}
+	if len(m.Users()) == 0 {
+		hash, err := auth.HashPassword(auth.DefaultPassword)
+		if err != nil {
+			return err
+		}
+		if err := m.PutUser(meta.User{Name: auth.DefaultUser, PasswordHash: hash, Tags: []string{"administrator"}}); err != nil {
+			return err
+		}
+		if err := m.SetPermission(meta.Permission{User: auth.DefaultUser, Vhost: auth.DefaultVHost, Configure: auth.AllowAll, Write: auth.AllowAll, Read: auth.AllowAll}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,0 +1,547 @@
+package amqp
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/amqp/wire"
+	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/sluice-mq/sluice/internal/fieldtable"
+)
+
+// conn is one AMQP connection.
+type conn struct {
+	s   *Server
+	nc  net.Conn
+	id  string // owner id for exclusive queues
+	log *slog.Logger
+	fr  *wire.FrameReader
+
+	out    chan []byte
+	dead   chan struct{} // closed when the connection is finished
+	wdone  chan struct{} // writer exited
+	once   sync.Once
+	closeW chan struct{}
+
+	frameMax   uint32
+	channelMax uint16
+	heartbeat  time.Duration
+
+	user  string
+	vhost string
+	perm  auth.Permission
+
+	mu       sync.Mutex
+	channels map[uint16]*channel
+	closing  bool // connection.close sent, waiting for close-ok
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	id := strconv.FormatUint(s.nextConn.Add(1), 10)
+	return &conn{
+		s: s, nc: nc, id: "conn-" + id,
+		log:      s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
+		out:      make(chan []byte, 256),
+		dead:     make(chan struct{}),
+		wdone:    make(chan struct{}),
+		closeW:   make(chan struct{}),
+		frameMax: wire.FrameMinSize,
+		channels: map[uint16]*channel{},
+	}
+}
+
+// send hands encoded frames to the writer, in order. It blocks while the
+// writer is behind (backpressure) and gives up when the connection is gone.
+func (c *conn) send(b []byte) bool {
+	select {
+	case c.out <- b:
+		return true
+	case <-c.dead:
+		return false
+	}
+}
+
+func (c *conn) sendMethod(ch uint16, m wire.Method) bool {
+	return c.send(wire.AppendMethodFrame(nil, ch, m))
+}
+
+// writer owns the socket's write side.
+func (c *conn) writer() {
+	defer close(c.wdone)
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	write := func(b []byte) bool {
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := bw.Write(b)
+		return err == nil
+	}
+	for {
+		select {
+		case b := <-c.out:
+			if !write(b) {
+				c.nc.Close()
+				return
+			}
+			for more := true; more; {
+				select {
+				case b := <-c.out:
+					if !write(b) {
+						c.nc.Close()
+						return
+					}
+				default:
+					more = false
+				}
+			}
+			if bw.Flush() != nil {
+				c.nc.Close()
+				return
+			}
+		case <-c.closeW:
+			// Drain what is queued (a connection.close, say), then stop.
+			for {
+				select {
+				case b := <-c.out:
+					if !write(b) {
+						return
+					}
+				default:
+					bw.Flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// serve runs the connection to its end.
+func (c *conn) serve() {
+	defer c.nc.Close()
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	c.nc.SetDeadline(time.Now().Add(c.s.opts.HandshakeTimeout))
+	if err := wire.ReadProtocolHeader(c.nc); err != nil {
+		if errors.Is(err, wire.ErrBadProtocolHeader) {
+			c.nc.Write(wire.ProtocolHeader)
+		}
+		return
+	}
+	c.fr = wire.NewFrameReader(c.nc)
+	go c.writer()
+	defer c.finish()
+	if err := c.handshake(); err != nil {
+		var ae *amqpError
+		if errors.As(err, &ae) {
+			c.closeWith(ae)
+			c.awaitCloseOk()
+		}
+		c.log.Debug("handshake failed", "err", err)
+		return
+	}
+	c.nc.SetDeadline(time.Time{})
+	c.log.Debug("connection open", "user", c.user, "vhost", c.vhost)
+	c.readLoop()
+}
+
+// finish releases everything the connection holds.
+func (c *conn) finish() {
+	c.once.Do(func() {
+		c.mu.Lock()
+		chans := make([]*channel, 0, len(c.channels))
+		for _, ch := range c.channels {
+			chans = append(chans, ch)
+		}
+		c.channels = map[uint16]*channel{}
+		c.mu.Unlock()
+		for _, ch := range chans {
+			ch.release()
+		}
+		c.s.router.ReleaseOwner(c.id)
+		close(c.closeW)
+		<-c.wdone
+		close(c.dead)
+		c.nc.Close()
+	})
+}
+
+// shutdown closes the connection from the server side (broker stopping).
+func (c *conn) shutdown() {
+	c.closeWith(errorf(wire.ConnectionForced, "broker forced connection closure with reason 'shutdown'"))
+	c.nc.SetReadDeadline(time.Now().Add(time.Second))
+}
+
+func (c *conn) readFrame() (wire.Frame, error) {
+	if c.heartbeat > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(2 * c.heartbeat))
+	}
+	return c.fr.ReadFrame()
+}
+
+// handshake runs start / start-ok / tune / tune-ok / open.
+func (c *conn) handshake() error {
+	o := &c.s.opts
+	c.sendMethod(0, &wire.ConnectionStart{
+		VersionMajor: 0, VersionMinor: 9,
+		ServerProperties: fieldtable.Table{
+			"product":      "Sluice",
+			"version":      o.Version,
+			"platform":     "Go",
+			"copyright":    "Sluice authors",
+			"information":  "https://github.com/sluice-mq/sluice",
+			"cluster_name": "sluice",
+			"capabilities": fieldtable.Table{
+				"publisher_confirms":           true,
+				"exchange_exchange_bindings":   true,
+				"basic.nack":                   true,
+				"consumer_cancel_notify":       true,
+				"connection.blocked":           true,
+				"consumer_priorities":          true,
+				"authentication_failure_close": true,
+				"per_consumer_qos":             true,
+				"direct_reply_to":              true,
+			},
+		},
+		Mechanisms: "PLAIN AMQPLAIN",
+		Locales:    "en_US",
+	})
+	m, err := c.expect(&wire.ConnectionStartOk{})
+	if err != nil {
+		return err
+	}
+	so := m.(*wire.ConnectionStartOk)
+	user, pass, err := parseCredentials(so.Mechanism, []byte(so.Response))
+	if err != nil {
+		return &amqpError{code: wire.AccessRefused, text: fmt.Sprintf("ACCESS_REFUSED - %v", err), classID: 10, methodID: 11}
+	}
+	if err := c.authenticate(user, pass, so.Mechanism); err != nil {
+		return err
+	}
+	c.sendMethod(0, &wire.ConnectionTune{ChannelMax: o.ChannelMax, FrameMax: o.FrameMax, Heartbeat: uint16(o.Heartbeat / time.Second)})
+	m, err = c.expect(&wire.ConnectionTuneOk{})
+	if err != nil {
+		return err
+	}
+	to := m.(*wire.ConnectionTuneOk)
+	c.channelMax = o.ChannelMax
+	if to.ChannelMax != 0 && to.ChannelMax < c.channelMax {
+		c.channelMax = to.ChannelMax
+	}
+	c.frameMax = o.FrameMax
+	if to.FrameMax != 0 {
+		if to.FrameMax < wire.FrameMinSize || to.FrameMax > o.FrameMax {
+			return &amqpError{code: wire.NotAllowed, text: fmt.Sprintf("NOT_ALLOWED - frame_max %d outside %d..%d", to.FrameMax, wire.FrameMinSize, o.FrameMax), classID: 10, methodID: 31}
+		}
+		c.frameMax = to.FrameMax
+	}
+	c.fr.SetMaxFrame(c.frameMax)
+	c.heartbeat = time.Duration(to.Heartbeat) * time.Second
+	if c.heartbeat > 0 {
+		go c.heartbeats()
+	}
+	m, err = c.expect(&wire.ConnectionOpen{})
+	if err != nil {
+		return err
+	}
+	op := m.(*wire.ConnectionOpen)
+	if !c.s.router.VhostExists(op.VirtualHost) {
+		return &amqpError{code: wire.NotAllowed, text: fmt.Sprintf("NOT_ALLOWED - vhost %s not found", op.VirtualHost), classID: 10, methodID: 40}
+	}
+	p, ok := c.s.meta.Permission(c.user, op.VirtualHost)
+	if !ok {
+		return &amqpError{code: wire.NotAllowed, text: fmt.Sprintf("NOT_ALLOWED - access to vhost '%s' refused for user '%s'", op.VirtualHost, c.user), classID: 10, methodID: 40}
+	}
+	c.vhost = op.VirtualHost
+	c.perm = auth.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
+	c.sendMethod(0, &wire.ConnectionOpenOk{})
+	return nil
+}
+
+// heartbeats sends a heartbeat frame every half interval; the writer
+// coalesces it with whatever else is going out.
+func (c *conn) heartbeats() {
+	t := time.NewTicker(c.heartbeat / 2)
+	defer t.Stop()
+	hb := wire.AppendFrame(nil, wire.FrameHeartbeat, 0, nil)
+	for {
+		select {
+		case <-t.C:
+			select {
+			case c.out <- hb:
+			default: // the writer is busy, which is traffic enough
+			}
+		case <-c.dead:
+			return
+		}
+	}
+}
+
+// expect reads the next frame, which must be the method like want on
+// channel 0 (heartbeats are skipped).
+func (c *conn) expect(want wire.Method) (wire.Method, error) {
+	for {
+		f, err := c.readFrame()
+		if err != nil {
+			return nil, err
+		}
+		if f.Type == wire.FrameHeartbeat {
+			continue
+		}
+		if f.Type != wire.FrameMethod || f.Channel != 0 {
+			return nil, &amqpError{code: wire.UnexpectedFrame, text: fmt.Sprintf("UNEXPECTED_FRAME - expected %s", want.Name())}
+		}
+		m, err := wire.DecodeMethod(f.Payload)
+		if err != nil {
+			var me *wire.MethodError
+			errors.As(err, &me)
+			return nil, &amqpError{code: me.ReplyCode(), text: replyNames[me.ReplyCode()] + " - " + err.Error(), classID: me.ClassID, methodID: me.MethodID}
+		}
+		if _, ok := m.(*wire.ConnectionClose); ok {
+			c.sendMethod(0, &wire.ConnectionCloseOk{})
+			return nil, io.EOF
+		}
+		if m.ClassID() != want.ClassID() || m.MethodID() != want.MethodID() {
+			return nil, &amqpError{code: wire.CommandInvalid, text: fmt.Sprintf("COMMAND_INVALID - expected %s, got %s", want.Name(), m.Name()), classID: m.ClassID(), methodID: m.MethodID()}
+		}
+		return m, nil
+	}
+}
+
+func parseCredentials(mechanism string, resp []byte) (user, pass string, err error) {
+	switch mechanism {
+	case "PLAIN":
+		return auth.ParsePlain(resp)
+	case "AMQPLAIN":
+		// A field table without its length prefix.
+		b := make([]byte, 4, 4+len(resp))
+		b[0], b[1], b[2], b[3] = byte(len(resp)>>24), byte(len(resp)>>16), byte(len(resp)>>8), byte(len(resp))
+		t, _, err := fieldtable.Read(append(b, resp...))
+		if err != nil {
+			return "", "", fmt.Errorf("malformed AMQPLAIN response: %v", err)
+		}
+		u, ok1 := t["LOGIN"].(string)
+		p, ok2 := t["PASSWORD"].(string)
+		if !ok1 || !ok2 {
+			return "", "", errors.New("AMQPLAIN response lacks LOGIN or PASSWORD")
+		}
+		return u, p, nil
+	}
+	return "", "", fmt.Errorf("unsupported authentication mechanism '%s'", mechanism)
+}
+
+func (c *conn) authenticate(user, pass, mechanism string) error {
+	refused := &amqpError{code: wire.AccessRefused, classID: 10, methodID: 11,
+		text: fmt.Sprintf("ACCESS_REFUSED - Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)}
+	u, ok := c.s.meta.User(user)
+	if !ok || !auth.CheckPassword(u.PasswordHash, pass) {
+		c.log.Info("login refused", "user", user)
+		return refused
+	}
+	if !auth.LoginAllowedFrom(user, c.nc.RemoteAddr(), c.s.opts.LoopbackUsers) {
+		c.log.Info("login refused: user may only connect from loopback", "user", user)
+		refused.text = fmt.Sprintf("ACCESS_REFUSED - user '%s' can only connect via localhost", user)
+		return refused
+	}
+	c.user = user
+	return nil
+}
+
+// readLoop reads frames and handles them until the connection ends.
+func (c *conn) readLoop() {
+	for {
+		f, err := c.readFrame()
+		if err != nil {
+			var ne net.Error
+			switch {
+			case errors.Is(err, wire.ErrFrameTooLarge):
+				c.closeWith(errorf(wire.FrameError, "frame too large (frame_max %d)", c.frameMax))
+				c.awaitCloseOk()
+			case errors.Is(err, wire.ErrBadFrameEnd), errors.Is(err, wire.ErrUnknownFrameType):
+				c.closeWith(errorf(wire.FrameError, "%v", err))
+				c.awaitCloseOk()
+			case errors.As(err, &ne) && ne.Timeout() && c.heartbeat > 0:
+				c.log.Info("missed heartbeats from client, closing", "timeout", 2*c.heartbeat)
+			}
+			return
+		}
+		if err := c.handleFrame(f); err != nil {
+			var ae *amqpError
+			if errors.As(err, &ae) {
+				c.closeWith(ae)
+				c.awaitCloseOk()
+			}
+			return
+		}
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing {
+			c.awaitCloseOk()
+			return
+		}
+	}
+}
+
+// handleFrame handles one frame; an error ends the connection (an
+// *amqpError is sent as connection.close first).
+func (c *conn) handleFrame(f wire.Frame) error {
+	switch f.Type {
+	case wire.FrameHeartbeat:
+		if f.Channel != 0 {
+			return errorf(wire.FrameError, "heartbeat frame on channel %d", f.Channel)
+		}
+		return nil
+	case wire.FrameMethod:
+		m, err := wire.DecodeMethod(f.Payload)
+		if err != nil {
+			var me *wire.MethodError
+			errors.As(err, &me)
+			return &amqpError{code: me.ReplyCode(), text: replyNames[me.ReplyCode()] + " - " + err.Error(), classID: me.ClassID, methodID: me.MethodID}
+		}
+		if f.Channel == 0 {
+			return c.handleConnectionMethod(m)
+		}
+		return c.dispatch(f.Channel, m)
+	case wire.FrameHeader, wire.FrameBody:
+		if f.Channel == 0 {
+			return errorf(wire.UnexpectedFrame, "content frame on channel 0")
+		}
+		ch := c.channel(f.Channel)
+		if ch == nil {
+			return errorf(wire.ChannelError, "expected 'channel.open' on channel %d", f.Channel)
+		}
+		return ch.handleContent(f)
+	}
+	return errorf(wire.FrameError, "unknown frame type %d", f.Type)
+}
+
+func (c *conn) channel(id uint16) *channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.channels[id]
+}
+
+func (c *conn) handleConnectionMethod(m wire.Method) error {
+	switch m := m.(type) {
+	case *wire.ConnectionClose:
+		c.sendMethod(0, &wire.ConnectionCloseOk{})
+		return io.EOF
+	case *wire.ConnectionCloseOk:
+		return io.EOF
+	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:
+		return nil
+	case *wire.ConnectionUpdateSecret:
+		// Sluice authenticates with passwords only; a new secret is
+		// accepted and checked for the same user.
+		if _, pass, err := parseCredentials("PLAIN", []byte(m.NewSecret)); err == nil {
+			_ = pass
+		}
+		c.sendMethod(0, &wire.ConnectionUpdateSecretOk{})
+		return nil
+	}
+	return &amqpError{code: wire.CommandInvalid, text: fmt.Sprintf("COMMAND_INVALID - %s on channel 0", m.Name()), classID: m.ClassID(), methodID: m.MethodID()}
+}
+
+// dispatch hands a method to its channel, opening channels and turning
+// channel exceptions into channel.close.
+func (c *conn) dispatch(id uint16, m wire.Method) error {
+	ch := c.channel(id)
+	if open, ok := m.(*wire.ChannelOpen); ok {
+		_ = open
+		if ch != nil {
+			return &amqpError{code: wire.ChannelError, text: fmt.Sprintf("CHANNEL_ERROR - second 'channel.open' seen on channel %d", id), classID: 20, methodID: 10}
+		}
+		if id > c.channelMax {
+			return &amqpError{code: wire.ChannelError, text: fmt.Sprintf("CHANNEL_ERROR - channel %d above channel_max %d", id, c.channelMax), classID: 20, methodID: 10}
+		}
+		ch = newChannel(c, id)
+		c.mu.Lock()
+		c.channels[id] = ch
+		c.mu.Unlock()
+		c.sendMethod(id, &wire.ChannelOpenOk{})
+		return nil
+	}
+	if ch == nil {
+		return &amqpError{code: wire.ChannelError, text: fmt.Sprintf("CHANNEL_ERROR - expected 'channel.open' on channel %d", id), classID: m.ClassID(), methodID: m.MethodID()}
+	}
+	err := ch.handle(m)
+	if err == nil {
+		return nil
+	}
+	var ae *amqpError
+	if !errors.As(err, &ae) {
+		ae = fromBroker(err)
+	}
+	if ae.classID == 0 {
+		ae.classID, ae.methodID = m.ClassID(), m.MethodID()
+	}
+	if ae.hard() {
+		return ae
+	}
+	ch.closeWith(ae)
+	return nil
+}
+
+// removeChannel forgets a channel once it is closed.
+func (c *conn) removeChannel(id uint16) {
+	c.mu.Lock()
+	delete(c.channels, id)
+	c.mu.Unlock()
+}
+
+// closeWith sends connection.close for e.
+func (c *conn) closeWith(e *amqpError) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.mu.Unlock()
+	if e.code != wire.ConnectionForced {
+		c.log.Info("closing connection", "code", e.code, "text", e.text)
+	}
+	c.sendMethod(0, &wire.ConnectionClose{ReplyCode: e.code, ReplyText: truncate(e.text), ClassId: e.classID, MethodId: e.methodID})
+}
+
+// awaitCloseOk reads (and discards) frames until close-ok or a short
+// timeout, as the specification asks after sending connection.close.
+func (c *conn) awaitCloseOk() {
+	c.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		if f.Type == wire.FrameMethod && f.Channel == 0 {
+			m, err := wire.DecodeMethod(f.Payload)
+			if err != nil {
+				return
+			}
+			switch m.(type) {
+			case *wire.ConnectionCloseOk:
+				return
+			case *wire.ConnectionClose:
+				c.sendMethod(0, &wire.ConnectionCloseOk{})
+				return
+			}
+		}
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// writeTimeout bounds one write to a client that stopped reading.
+const writeTimeout = time.Minute

@@ -1,0 +1,72 @@
+package amqp
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sluice-mq/sluice/internal/amqp/wire"
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/broker/queue"
+)
+
+// amqpError is a channel or connection exception: a reply code from the
+// specification (its hardness decides which of the two closes), the text
+// sent with it, and the method that caused it.
+type amqpError struct {
+	code              uint16
+	text              string
+	classID, methodID uint16
+}
+
+func (e *amqpError) Error() string { return fmt.Sprintf("%d %s", e.code, e.text) }
+
+func (e *amqpError) hard() bool { return wire.IsHardError(e.code) }
+
+// replyNames are the names RabbitMQ puts in front of a reply text.
+var replyNames = map[uint16]string{
+	wire.ContentTooLarge: "CONTENT_TOO_LARGE", wire.NoRoute: "NO_ROUTE", wire.NoConsumers: "NO_CONSUMERS",
+	wire.AccessRefused: "ACCESS_REFUSED", wire.NotFound: "NOT_FOUND", wire.ResourceLocked: "RESOURCE_LOCKED",
+	wire.PreconditionFailed: "PRECONDITION_FAILED", wire.ConnectionForced: "CONNECTION_FORCED",
+	wire.InvalidPath: "INVALID_PATH", wire.FrameError: "FRAME_ERROR", wire.SyntaxError: "SYNTAX_ERROR",
+	wire.CommandInvalid: "COMMAND_INVALID", wire.ChannelError: "CHANNEL_ERROR", wire.UnexpectedFrame: "UNEXPECTED_FRAME",
+	wire.ResourceError: "RESOURCE_ERROR", wire.NotAllowed: "NOT_ALLOWED", wire.NotImplemented: "NOT_IMPLEMENTED",
+	wire.InternalError: "INTERNAL_ERROR",
+}
+
+// errorf builds an exception whose text reads as RabbitMQ's do:
+// "NOT_FOUND - no queue 'q' in vhost '/'".
+func errorf(code uint16, format string, args ...any) *amqpError {
+	return &amqpError{code: code, text: replyNames[code] + " - " + fmt.Sprintf(format, args...)}
+}
+
+// brokerCodes maps the broker's error kinds to reply codes.
+var brokerCodes = []struct {
+	err  error
+	code uint16
+}{
+	{broker.ErrNotFound, wire.NotFound},
+	{broker.ErrPreconditionFailed, wire.PreconditionFailed},
+	{broker.ErrAccessRefused, wire.AccessRefused},
+	{broker.ErrResourceLocked, wire.ResourceLocked},
+	{broker.ErrCommandInvalid, wire.CommandInvalid},
+	{broker.ErrNotAllowed, wire.NotAllowed},
+	{queue.ErrExclusiveConsumer, wire.AccessRefused},
+}
+
+// fromBroker turns a broker error into the exception it means; anything
+// unexpected is a 541 INTERNAL_ERROR that closes the connection.
+func fromBroker(err error) *amqpError {
+	var ae *amqpError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	for _, bc := range brokerCodes {
+		if errors.Is(err, bc.err) {
+			text := err.Error()
+			text = strings.TrimPrefix(text, bc.err.Error()+": ")
+			return errorf(bc.code, "%s", text)
+		}
+	}
+	return errorf(wire.InternalError, "%v", err)
+}

@@ -1,0 +1,157 @@
+package amqp
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/meta"
+)
+
+// Options configure the AMQP front end. Zero values take the defaults.
+type Options struct {
+	// Heartbeat is the interval the server suggests in connection.tune.
+	// Default 60s; the client's answer decides (0 disables).
+	Heartbeat time.Duration
+	// FrameMax is the largest frame the server accepts, suggested in tune.
+	// Default 131072 (RabbitMQ's).
+	FrameMax uint32
+	// ChannelMax is the highest channel number. Default 2047.
+	ChannelMax uint16
+	// MaxMessageBytes caps a published message body. Default 16 MiB.
+	MaxMessageBytes int
+	// LoopbackUsers may only log in from a loopback address. Default
+	// ["guest"], as RabbitMQ's loopback_users.
+	LoopbackUsers []string
+	// HandshakeTimeout bounds the connection handshake. Default 10s.
+	HandshakeTimeout time.Duration
+	Version          string
+	Logger           *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Heartbeat == 0 {
+		o.Heartbeat = 60 * time.Second
+	}
+	if o.FrameMax == 0 {
+		o.FrameMax = 131072
+	}
+	if o.ChannelMax == 0 {
+		o.ChannelMax = 2047
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 16 << 20
+	}
+	if o.LoopbackUsers == nil {
+		o.LoopbackUsers = []string{"guest"}
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.Version == "" {
+		o.Version = "0.1.0"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Server serves AMQP 0-9-1 connections.
+type Server struct {
+	opts    Options
+	router  *broker.Router
+	meta    *meta.Store
+	checker *auth.Checker
+	log     *slog.Logger
+
+	nextConn atomic.Uint64
+	mu       sync.Mutex
+	lns      []net.Listener
+	conns    map[*conn]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// NewServer returns a server routing through r and authenticating against
+// the users and permissions in m.
+func NewServer(opts Options, r *broker.Router, m *meta.Store) *Server {
+	opts = opts.withDefaults()
+	return &Server{opts: opts, router: r, meta: m, checker: auth.NewChecker(0), log: opts.Logger, conns: map[*conn]struct{}{}}
+}
+
+// Serve accepts connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection with 320
+// CONNECTION_FORCED, and waits for them to finish.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.shutdown()
+	}
+	s.wg.Wait()
+}
+
+// ConnectionCount is the number of open connections.
+func (s *Server) ConnectionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

@@ -1,0 +1,779 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/broker/message"
+	"github.com/sluice-mq/sluice/internal/broker/queue"
+	"github.com/sluice-mq/sluice/internal/broker/route"
+	"github.com/sluice-mq/sluice/internal/fieldtable"
+	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/storage"
+)
+
+// Errors of the messaging core, each with one meaning the AMQP front end
+// maps to a reply code.
+var (
+	ErrNotFound           = errors.New("NOT_FOUND")           // 404
+	ErrPreconditionFailed = errors.New("PRECONDITION_FAILED") // 406
+	ErrAccessRefused      = errors.New("ACCESS_REFUSED")      // 403
+	ErrResourceLocked     = errors.New("RESOURCE_LOCKED")     // 405
+	ErrCommandInvalid     = errors.New("COMMAND_INVALID")     // 503
+	ErrNotAllowed         = errors.New("NOT_ALLOWED")         // 530
+)
+
+// Exchange types.
+const (
+	ExchangeDirect  = "direct"
+	ExchangeFanout  = "fanout"
+	ExchangeTopic   = "topic"
+	ExchangeHeaders = "headers"
+	ExchangeDelayed = "x-delayed-message"
+)
+
+// RouterOptions configure a Router.
+type RouterOptions struct {
+	// DataDir holds queue logs in DataDir/queues/<queue id>.
+	DataDir string
+	// Storage is the base for every queue log's options.
+	Storage storage.Options
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Router is the messaging core: vhosts, exchanges, bindings and queues,
+// and routing a published message to the queues it belongs in. Every
+// definition change goes through the metadata store first; the in-memory
+// structures mirror it.
+//
+// Lock order: Router.mu, then a queue's lock (inside queue methods).
+type Router struct {
+	opts RouterOptions
+	meta *meta.Store
+	log  *slog.Logger
+
+	mu     sync.RWMutex
+	vhosts map[string]*vhost
+	closed bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type vhost struct {
+	name      string
+	exchanges map[string]*exchange
+	queues    map[string]*queueEntry
+}
+
+type dest struct {
+	exchange bool // else a queue
+	name     string
+}
+
+type exchange struct {
+	def       meta.Exchange
+	args      fieldtable.Table
+	matcher   route.Matcher[dest]
+	bindings  int
+	alternate string // alternate-exchange, "" if none
+	hasAlt    bool
+}
+
+type queueEntry struct {
+	def   meta.Queue
+	args  fieldtable.Table
+	qa    queueArgs
+	q     *queue.Queue
+	owner string // connection owning an exclusive queue
+	// consumers ever attached, for auto-delete
+	hadConsumer bool
+}
+
+// predeclared are the exchanges every vhost has, as in RabbitMQ.
+var predeclared = []meta.Exchange{
+	{Name: "", Type: ExchangeDirect, Durable: true},
+	{Name: "amq.direct", Type: ExchangeDirect, Durable: true},
+	{Name: "amq.fanout", Type: ExchangeFanout, Durable: true},
+	{Name: "amq.topic", Type: ExchangeTopic, Durable: true},
+	{Name: "amq.headers", Type: ExchangeHeaders, Durable: true},
+	{Name: "amq.match", Type: ExchangeHeaders, Durable: true},
+}
+
+// NewRouter loads the definitions in m: transient queues and exchanges
+// (and exclusive queues) from before a restart are deleted, as RabbitMQ
+// does; durable queues are opened with their messages.
+func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	r := &Router{opts: opts, meta: m, log: opts.Logger, vhosts: map[string]*vhost{}, stop: make(chan struct{})}
+	if err := os.MkdirAll(r.queuesDir(), 0o755); err != nil {
+		return nil, err
+	}
+	for _, v := range m.Vhosts() {
+		if err := r.loadVhost(v.Name); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	if err := r.removeStrayQueueDirs(); err != nil {
+		r.log.Warn("cleaning queue directories", "err", err)
+	}
+	r.wg.Add(1)
+	go r.janitor()
+	return r, nil
+}
+
+func (r *Router) queuesDir() string { return filepath.Join(r.opts.DataDir, "queues") }
+
+func (r *Router) loadVhost(name string) error {
+	v := &vhost{name: name, exchanges: map[string]*exchange{}, queues: map[string]*queueEntry{}}
+	r.vhosts[name] = v
+	for _, e := range predeclared {
+		e.Vhost = name
+		x, err := newExchange(e)
+		if err != nil {
+			return err
+		}
+		v.exchanges[e.Name] = x
+	}
+	for _, e := range r.meta.Exchanges(name) {
+		if !e.Durable {
+			if err := r.meta.DeleteExchange(name, e.Name); err != nil {
+				return err
+			}
+			continue
+		}
+		x, err := newExchange(e)
+		if err != nil {
+			r.log.Warn("exchange not loaded", "vhost", name, "exchange", e.Name, "err", err)
+			continue
+		}
+		v.exchanges[e.Name] = x
+	}
+	for _, q := range r.meta.Queues(name) {
+		if !q.Durable || q.Exclusive {
+			if err := r.meta.DeleteQueue(name, q.Name); err != nil {
+				return err
+			}
+			os.RemoveAll(r.queueDir(q.ID))
+			continue
+		}
+		qe, err := r.openQueue(v, q)
+		if err != nil {
+			return fmt.Errorf("open queue %q: %w", q.Name, err)
+		}
+		v.queues[q.Name] = qe
+	}
+	for _, b := range r.meta.Bindings(name) {
+		r.addBindingLocked(v, b)
+	}
+	return nil
+}
+
+// removeStrayQueueDirs deletes queue directories no definition names (a
+// queue deleted just before a crash).
+func (r *Router) removeStrayQueueDirs() error {
+	ents, err := os.ReadDir(r.queuesDir())
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, v := range r.vhosts {
+		for _, q := range v.queues {
+			known[q.def.ID] = true
+		}
+	}
+	for _, e := range ents {
+		if !known[e.Name()] {
+			os.RemoveAll(filepath.Join(r.queuesDir(), e.Name()))
+		}
+	}
+	return nil
+}
+
+func (r *Router) queueDir(id string) string { return filepath.Join(r.queuesDir(), id) }
+
+func decodeArgs(b []byte) (fieldtable.Table, error) {
+	if len(b) == 0 {
+		return fieldtable.Table{}, nil
+	}
+	t, _, err := fieldtable.Read(b)
+	return t, err
+}
+
+func encodeArgs(t fieldtable.Table) ([]byte, error) {
+	if len(t) == 0 {
+		return nil, nil
+	}
+	return fieldtable.Append(nil, t)
+}
+
+func newExchange(e meta.Exchange) (*exchange, error) {
+	args, err := decodeArgs(e.Arguments)
+	if err != nil {
+		return nil, err
+	}
+	typ := e.Type
+	if typ == ExchangeDelayed {
+		t, _ := stringArg(args["x-delayed-type"])
+		typ = t
+	}
+	m, ok := route.New[dest](typ)
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown exchange type '%s'", ErrCommandInvalid, e.Type)
+	}
+	x := &exchange{def: e, args: args, matcher: m}
+	if alt, ok := stringArg(args["alternate-exchange"]); ok {
+		x.alternate, x.hasAlt = alt, true
+	}
+	return x, nil
+}
+
+func (r *Router) openQueue(v *vhost, def meta.Queue) (*queueEntry, error) {
+	args, err := decodeArgs(def.Arguments)
+	if err != nil {
+		return nil, err
+	}
+	qa, err := parseQueueArgs(args, def.Durable, def.Exclusive)
+	if err != nil {
+		return nil, err
+	}
+	qe := &queueEntry{def: def, args: args, qa: qa}
+	so := r.opts.Storage
+	so.SegmentBytes = queueSegmentBytes
+	so.SegmentAge = time.Hour
+	vname, qname := v.name, def.Name
+	q, err := queue.Open(queue.Options{
+		Name: def.Name, Dir: r.queueDir(def.ID), Storage: so, Config: qa.cfg, Now: r.opts.Now,
+		Logger: r.log.With("vhost", v.name),
+		DeadLetter: func(q *queue.Queue, dead []queue.Dead) error {
+			return r.deadLetter(vname, qname, q.Config(), dead)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	qe.q = q
+	return qe, nil
+}
+
+// queueSegmentBytes is the segment size of queue logs: small enough that
+// acked messages give their space back soon.
+const queueSegmentBytes = 64 << 20
+
+// Vhost reports whether vhost exists.
+func (r *Router) VhostExists(name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.vhosts[name]
+	return ok
+}
+
+// AddVhost creates a vhost (with its predeclared exchanges).
+func (r *Router) AddVhost(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.vhosts[name]; ok {
+		return nil
+	}
+	if err := r.meta.PutVhost(meta.Vhost{Name: name}); err != nil {
+		return err
+	}
+	return r.loadVhost(name)
+}
+
+// DeleteVhost deletes a vhost with everything in it.
+func (r *Router) DeleteVhost(name string) error {
+	r.mu.Lock()
+	v, ok := r.vhosts[name]
+	if !ok {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: no vhost '%s'", ErrNotFound, name)
+	}
+	if err := r.meta.DeleteVhost(name); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	delete(r.vhosts, name)
+	r.mu.Unlock()
+	for _, q := range v.queues {
+		q.q.Delete()
+	}
+	return nil
+}
+
+func (r *Router) vhostLocked(name string) (*vhost, error) {
+	v, ok := r.vhosts[name]
+	if !ok || r.closed {
+		return nil, fmt.Errorf("%w: no vhost '%s'", ErrNotAllowed, name)
+	}
+	return v, nil
+}
+
+// ExchangeDecl is an exchange.declare.
+type ExchangeDecl struct {
+	Name, Type           string
+	Passive, Durable     bool
+	AutoDelete, Internal bool
+	Arguments            fieldtable.Table
+}
+
+// DeclareExchange creates an exchange, or checks that an existing one is
+// equivalent (PRECONDITION_FAILED if not). Passive only checks it exists.
+func (r *Router) DeclareExchange(vh string, d ExchangeDecl) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, err := r.vhostLocked(vh)
+	if err != nil {
+		return err
+	}
+	x, exists := v.exchanges[d.Name]
+	if d.Passive {
+		if !exists {
+			return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, d.Name, vh)
+		}
+		return nil
+	}
+	if d.Name == "" || (strings.HasPrefix(d.Name, "amq.") && !exists) {
+		return fmt.Errorf("%w: exchange name '%s' contains reserved prefix 'amq.*'", ErrAccessRefused, d.Name)
+	}
+	if exists {
+		if x.def.Type != d.Type || x.def.Durable != d.Durable || x.def.AutoDelete != d.AutoDelete || x.def.Internal != d.Internal {
+			return fmt.Errorf("%w: inequivalent arg for exchange '%s' in vhost '%s'", ErrPreconditionFailed, d.Name, vh)
+		}
+		if k, ok := argsEquivalent(x.args, d.Arguments, []string{"alternate-exchange", "x-delayed-type"}); !ok {
+			return fmt.Errorf("%w: inequivalent arg '%s' for exchange '%s' in vhost '%s'", ErrPreconditionFailed, k, d.Name, vh)
+		}
+		return nil
+	}
+	if d.Type == ExchangeDelayed {
+		if t, ok := stringArg(d.Arguments["x-delayed-type"]); !ok || !slices.Contains([]string{ExchangeDirect, ExchangeFanout, ExchangeTopic, ExchangeHeaders}, t) {
+			return fmt.Errorf("%w: Invalid argument, 'x-delayed-type' must be an existing exchange type", ErrPreconditionFailed)
+		}
+	}
+	args, err := encodeArgs(d.Arguments)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+	}
+	def := meta.Exchange{Vhost: vh, Name: d.Name, Type: d.Type, Durable: d.Durable, AutoDelete: d.AutoDelete, Internal: d.Internal, Arguments: args}
+	nx, err := newExchange(def)
+	if err != nil {
+		return err
+	}
+	if err := r.meta.DeclareExchange(def); err != nil {
+		return err
+	}
+	v.exchanges[d.Name] = nx
+	return nil
+}
+
+// DeleteExchange deletes an exchange and its bindings. With ifUnused it
+// refuses (PRECONDITION_FAILED) when the exchange has bindings.
+func (r *Router) DeleteExchange(vh, name string, ifUnused bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, err := r.vhostLocked(vh)
+	if err != nil {
+		return err
+	}
+	x, ok := v.exchanges[name]
+	if !ok {
+		return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, name, vh)
+	}
+	if name == "" || strings.HasPrefix(name, "amq.") {
+		return fmt.Errorf("%w: cannot delete predeclared exchange '%s' in vhost '%s'", ErrAccessRefused, name, vh)
+	}
+	if ifUnused && (x.bindings > 0 || r.isDestinationLocked(v, name)) {
+		return fmt.Errorf("%w: exchange '%s' in vhost '%s' in use", ErrPreconditionFailed, name, vh)
+	}
+	return r.deleteExchangeLocked(v, name)
+}
+
+func (r *Router) isDestinationLocked(v *vhost, name string) bool {
+	for _, b := range r.meta.Bindings(v.name) {
+		if b.DestinationKind == "exchange" && b.Destination == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Router) deleteExchangeLocked(v *vhost, name string) error {
+	bs := r.meta.Bindings(v.name)
+	if err := r.meta.DeleteExchange(v.name, name); err != nil {
+		return err
+	}
+	delete(v.exchanges, name)
+	for _, b := range bs {
+		if b.DestinationKind == "exchange" && b.Destination == name && b.Source != name {
+			r.removeBindingLocked(v, b)
+		}
+	}
+	return nil
+}
+
+// QueueDecl is a queue.declare. Owner identifies the declaring connection
+// (for exclusive queues).
+type QueueDecl struct {
+	Name                  string
+	Passive, Durable      bool
+	Exclusive, AutoDelete bool
+	Arguments             fieldtable.Table
+	Owner                 string
+}
+
+// QueueInfo is what queue.declare-ok reports.
+type QueueInfo struct {
+	Name      string
+	Messages  int64 // ready
+	Consumers int
+}
+
+// DeclareQueue creates a queue (server-named when Name is empty), or
+// checks an existing one: exclusive to another connection is
+// RESOURCE_LOCKED, inequivalent is PRECONDITION_FAILED.
+func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, err := r.vhostLocked(vh)
+	if err != nil {
+		return QueueInfo{}, err
+	}
+	if d.Name == "" && !d.Passive {
+		d.Name = "amq.gen-" + randomName()
+	} else if strings.HasPrefix(d.Name, "amq.") && v.queues[d.Name] == nil && !d.Passive {
+		return QueueInfo{}, fmt.Errorf("%w: queue name '%s' contains reserved prefix 'amq.*'", ErrAccessRefused, d.Name)
+	}
+	if qe, ok := v.queues[d.Name]; ok {
+		if qe.def.Exclusive && qe.owner != d.Owner {
+			return QueueInfo{}, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, d.Name, vh)
+		}
+		if !d.Passive {
+			if qe.def.Durable != d.Durable || qe.def.Exclusive != d.Exclusive || qe.def.AutoDelete != d.AutoDelete {
+				return QueueInfo{}, fmt.Errorf("%w: inequivalent arg 'durable' for queue '%s' in vhost '%s'", ErrPreconditionFailed, d.Name, vh)
+			}
+			if k, ok := argsEquivalent(qe.args, d.Arguments, equivalenceArgs); !ok {
+				return QueueInfo{}, fmt.Errorf("%w: inequivalent arg '%s' for queue '%s' in vhost '%s'", ErrPreconditionFailed, k, d.Name, vh)
+			}
+		}
+		qe.q.Touch()
+		ready, _, consumers := qe.q.Counts()
+		return QueueInfo{Name: d.Name, Messages: ready, Consumers: consumers}, nil
+	}
+	if d.Passive {
+		return QueueInfo{}, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, d.Name, vh)
+	}
+	if len(d.Name) > 255 {
+		return QueueInfo{}, fmt.Errorf("%w: queue name too long", ErrPreconditionFailed)
+	}
+	if _, err := parseQueueArgs(d.Arguments, d.Durable, d.Exclusive); err != nil {
+		return QueueInfo{}, err
+	}
+	args, err := encodeArgs(d.Arguments)
+	if err != nil {
+		return QueueInfo{}, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+	}
+	def, err := r.meta.DeclareQueue(meta.Queue{Vhost: vh, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args})
+	if err != nil {
+		return QueueInfo{}, err
+	}
+	qe, err := r.openQueue(v, def)
+	if err != nil {
+		r.meta.DeleteQueue(vh, d.Name)
+		return QueueInfo{}, err
+	}
+	qe.owner = d.Owner
+	v.queues[d.Name] = qe
+	// Every queue is bound to the default exchange by its name.
+	return QueueInfo{Name: d.Name}, nil
+}
+
+// DeleteQueue deletes a queue and returns how many ready messages it held.
+func (r *Router) DeleteQueue(vh, name, owner string, ifUnused, ifEmpty bool) (int64, error) {
+	r.mu.Lock()
+	v, err := r.vhostLocked(vh)
+	if err != nil {
+		r.mu.Unlock()
+		return 0, err
+	}
+	qe, ok := v.queues[name]
+	if !ok {
+		r.mu.Unlock()
+		return 0, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, name, vh)
+	}
+	if qe.def.Exclusive && qe.owner != owner {
+		r.mu.Unlock()
+		return 0, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, name, vh)
+	}
+	ready, unacked, consumers := qe.q.Counts()
+	if ifUnused && consumers > 0 {
+		r.mu.Unlock()
+		return 0, fmt.Errorf("%w: queue '%s' in vhost '%s' in use", ErrPreconditionFailed, name, vh)
+	}
+	if ifEmpty && ready+unacked > 0 {
+		r.mu.Unlock()
+		return 0, fmt.Errorf("%w: queue '%s' in vhost '%s' not empty", ErrPreconditionFailed, name, vh)
+	}
+	err = r.deleteQueueLocked(v, qe)
+	r.mu.Unlock()
+	return ready, err
+}
+
+func (r *Router) deleteQueueLocked(v *vhost, qe *queueEntry) error {
+	bs := r.meta.Bindings(v.name)
+	if err := r.meta.DeleteQueue(v.name, qe.def.Name); err != nil {
+		return err
+	}
+	delete(v.queues, qe.def.Name)
+	for _, b := range bs {
+		if b.DestinationKind == "queue" && b.Destination == qe.def.Name {
+			r.removeBindingLocked(v, b)
+		}
+	}
+	go qe.q.Delete()
+	return nil
+}
+
+// PurgeQueue removes a queue's ready messages and returns how many.
+func (r *Router) PurgeQueue(vh, name, owner string) (int64, error) {
+	qe, err := r.queueEntry(vh, name, owner)
+	if err != nil {
+		return 0, err
+	}
+	return qe.q.Purge(), nil
+}
+
+func (r *Router) queueEntry(vh, name, owner string) (*queueEntry, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, err := r.vhostLocked(vh)
+	if err != nil {
+		return nil, err
+	}
+	qe, ok := v.queues[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, name, vh)
+	}
+	if qe.def.Exclusive && qe.owner != owner {
+		return nil, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, name, vh)
+	}
+	return qe, nil
+}
+
+// Queue returns a queue for consuming or getting, checking exclusivity.
+func (r *Router) Queue(vh, name, owner string) (*queue.Queue, error) {
+	qe, err := r.queueEntry(vh, name, owner)
+	if err != nil {
+		return nil, err
+	}
+	return qe.q, nil
+}
+
+// QueueType reports a queue's x-queue-type.
+func (r *Router) QueueType(vh, name string) string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if v, ok := r.vhosts[vh]; ok {
+		if qe, ok := v.queues[name]; ok {
+			return qe.qa.queueType
+		}
+	}
+	return ""
+}
+
+// ConsumerGone tells the router a consumer left queue name; an auto-delete
+// queue whose last consumer left is deleted.
+func (r *Router) ConsumerGone(vh, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.vhosts[vh]
+	if !ok {
+		return
+	}
+	qe, ok := v.queues[name]
+	if !ok || !qe.def.AutoDelete {
+		return
+	}
+	if _, _, n := qe.q.Counts(); n == 0 {
+		r.deleteQueueLocked(v, qe)
+	}
+}
+
+// ReleaseOwner deletes the exclusive queues of a closed connection.
+func (r *Router) ReleaseOwner(owner string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range r.vhosts {
+		for _, qe := range v.queues {
+			if qe.def.Exclusive && qe.owner == owner {
+				r.deleteQueueLocked(v, qe)
+			}
+		}
+	}
+}
+
+// Bind adds a binding. The source exchange must exist and not be the
+// default exchange; the destination must exist.
+func (r *Router) Bind(b meta.Binding, args fieldtable.Table, owner string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, err := r.checkBindingLocked(b, owner)
+	if err != nil {
+		return err
+	}
+	if b.Arguments, err = encodeArgs(args); err != nil {
+		return fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+	}
+	if err := r.meta.Bind(b); err != nil {
+		return err
+	}
+	r.addBindingLocked(v, b)
+	return nil
+}
+
+// Unbind removes a binding; a missing binding is not an error.
+func (r *Router) Unbind(b meta.Binding, args fieldtable.Table, owner string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, err := r.checkBindingLocked(b, owner)
+	if err != nil {
+		return err
+	}
+	if b.Arguments, err = encodeArgs(args); err != nil {
+		return fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+	}
+	if err := r.meta.Unbind(b); err != nil {
+		return err
+	}
+	r.removeBindingLocked(v, b)
+	if x := v.exchanges[b.Source]; x != nil && x.def.AutoDelete && x.bindings == 0 {
+		r.deleteExchangeLocked(v, b.Source)
+	}
+	return nil
+}
+
+func (r *Router) checkBindingLocked(b meta.Binding, owner string) (*vhost, error) {
+	v, err := r.vhostLocked(b.Vhost)
+	if err != nil {
+		return nil, err
+	}
+	if b.Source == "" {
+		return nil, fmt.Errorf("%w: operation not permitted on the default exchange", ErrAccessRefused)
+	}
+	if _, ok := v.exchanges[b.Source]; !ok {
+		return nil, fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Source, b.Vhost)
+	}
+	if b.DestinationKind == "exchange" {
+		if _, ok := v.exchanges[b.Destination]; !ok {
+			return nil, fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Destination, b.Vhost)
+		}
+		return v, nil
+	}
+	qe, ok := v.queues[b.Destination]
+	if !ok {
+		return nil, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, b.Destination, b.Vhost)
+	}
+	if qe.def.Exclusive && qe.owner != owner {
+		return nil, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, b.Destination, b.Vhost)
+	}
+	return v, nil
+}
+
+func (r *Router) addBindingLocked(v *vhost, b meta.Binding) {
+	x, ok := v.exchanges[b.Source]
+	if !ok {
+		return
+	}
+	args, _ := decodeArgs(b.Arguments)
+	before := x.matcher.Len()
+	x.matcher.Add(b.RoutingKey, map[string]any(args), dest{exchange: b.DestinationKind == "exchange", name: b.Destination})
+	if x.matcher.Len() > before {
+		x.bindings++
+	}
+}
+
+func (r *Router) removeBindingLocked(v *vhost, b meta.Binding) {
+	x, ok := v.exchanges[b.Source]
+	if !ok {
+		return
+	}
+	args, _ := decodeArgs(b.Arguments)
+	if x.matcher.Remove(b.RoutingKey, map[string]any(args), dest{exchange: b.DestinationKind == "exchange", name: b.Destination}) {
+		x.bindings--
+	}
+}
+
+// janitor deletes queues unused for longer than their x-expires.
+func (r *Router) janitor() {
+	defer r.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		now := r.opts.Now()
+		r.mu.Lock()
+		for _, v := range r.vhosts {
+			for _, qe := range v.queues {
+				if qe.qa.expires < 0 {
+					continue
+				}
+				if last, inUse := qe.q.LastUsed(); !inUse && now.Sub(last) >= qe.qa.expires {
+					r.log.Info("queue expired", "vhost", v.name, "queue", qe.def.Name)
+					r.deleteQueueLocked(v, qe)
+				}
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// Close closes every queue, keeping its data.
+func (r *Router) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	close(r.stop)
+	var qs []*queue.Queue
+	for _, v := range r.vhosts {
+		for _, qe := range v.queues {
+			qs = append(qs, qe.q)
+		}
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	var errs []error
+	for _, q := range qs {
+		errs = append(errs, q.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Message is re-exported for front ends.
+type Message = message.Message
+
+func randomName() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

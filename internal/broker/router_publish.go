@@ -1,0 +1,232 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/broker/message"
+	"github.com/sluice-mq/sluice/internal/broker/queue"
+	"github.com/sluice-mq/sluice/internal/fieldtable"
+	"github.com/sluice-mq/sluice/internal/storage"
+)
+
+// Routed is the outcome of a publish: how many queues took the message and
+// how to wait until it is durable in all of them.
+type Routed struct {
+	Queues   int
+	appends  []*storage.Appended
+	rejected bool
+}
+
+// Wait blocks until the message is durable in every queue it was routed
+// to. It returns queue.ErrRejected when a full queue refused it (the
+// publisher gets a nack) or the storage error of a failed write or fsync.
+func (rt Routed) Wait() error {
+	var errs []error
+	for _, a := range rt.appends {
+		if err := a.Wait(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if rt.rejected {
+		errs = append(errs, queue.ErrRejected)
+	}
+	return errors.Join(errs...)
+}
+
+// Publish routes m through exchange m.Exchange of vhost vh and appends it
+// to every queue it matches. An unknown exchange is NOT_FOUND; an internal
+// one ACCESS_REFUSED. Queues == 0 means unroutable (the front end returns
+// a mandatory message).
+func (r *Router) Publish(vh string, m *message.Message) (Routed, error) {
+	r.mu.RLock()
+	v, err := r.vhostLocked(vh)
+	if err != nil {
+		r.mu.RUnlock()
+		return Routed{}, err
+	}
+	x, ok := v.exchanges[m.Exchange]
+	if !ok {
+		r.mu.RUnlock()
+		return Routed{}, fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, m.Exchange, vh)
+	}
+	if x.def.Internal {
+		r.mu.RUnlock()
+		return Routed{}, fmt.Errorf("%w: cannot publish to internal exchange '%s' in vhost '%s'", ErrAccessRefused, m.Exchange, vh)
+	}
+	qs := r.routeLocked(v, x, m, nil)
+	r.mu.RUnlock()
+	return r.appendTo(qs, m)
+}
+
+func (r *Router) appendTo(qs []*queue.Queue, m *message.Message) (Routed, error) {
+	rt := Routed{Queues: len(qs)}
+	for _, q := range qs {
+		a, err := q.Publish(m)
+		switch {
+		case errors.Is(err, queue.ErrRejected):
+			rt.rejected = true
+		case errors.Is(err, queue.ErrDeleted):
+			// deleted between routing and appending: as if unbound
+			rt.Queues--
+		case err != nil:
+			return rt, err
+		default:
+			rt.appends = append(rt.appends, a)
+		}
+	}
+	return rt, nil
+}
+
+// routeLocked returns the queues m goes to from exchange x, following
+// exchange-to-exchange bindings and alternate exchanges, each queue once.
+func (r *Router) routeLocked(v *vhost, x *exchange, m *message.Message, seen map[string]bool) []*queue.Queue {
+	var out []*queue.Queue
+	queues := map[*queue.Queue]bool{}
+	if seen == nil {
+		seen = map[string]bool{}
+	}
+	var walk func(x *exchange)
+	walk = func(x *exchange) {
+		if seen[x.def.Name] {
+			return
+		}
+		seen[x.def.Name] = true
+		before := len(out)
+		add := func(d dest) {
+			if d.exchange {
+				if nx, ok := v.exchanges[d.name]; ok {
+					walk(nx)
+				}
+				return
+			}
+			if qe, ok := v.queues[d.name]; ok && !queues[qe.q] {
+				queues[qe.q] = true
+				out = append(out, qe.q)
+			}
+		}
+		if x.def.Name == "" {
+			add(dest{name: m.RoutingKey})
+		} else {
+			x.matcher.Match(m.RoutingKey, map[string]any(m.Properties.Headers), add)
+		}
+		if len(out) == before && x.hasAlt {
+			if ax, ok := v.exchanges[x.alternate]; ok {
+				walk(ax)
+			}
+		}
+	}
+	walk(x)
+	return out
+}
+
+// deadLetter republishes messages dead-lettered from queue qname through
+// the queue's dead-letter exchange, with x-death recorded as RabbitMQ does,
+// and waits until the copies are durable. A missing dead-letter exchange
+// or an unroutable copy drops the message, as in RabbitMQ.
+func (r *Router) deadLetter(vh, qname string, cfg queue.Config, dead []queue.Dead) error {
+	var waits []Routed
+	now := r.opts.Now()
+	for _, d := range dead {
+		m := d.Message
+		rk := m.RoutingKey
+		if cfg.DeadLetterRoutingKey != nil {
+			rk = *cfg.DeadLetterRoutingKey
+		}
+		recordDeath(&m, qname, string(d.Reason), now)
+		m.Exchange, m.RoutingKey = cfg.DeadLetterExchange, rk
+		r.mu.RLock()
+		v, err := r.vhostLocked(vh)
+		if err != nil {
+			r.mu.RUnlock()
+			return nil
+		}
+		x, ok := v.exchanges[cfg.DeadLetterExchange]
+		var qs []*queue.Queue
+		if ok {
+			qs = r.routeLocked(v, x, &m, nil)
+		}
+		r.mu.RUnlock()
+		rt, err := r.appendTo(qs, &m)
+		if err != nil {
+			return err
+		}
+		waits = append(waits, rt)
+	}
+	for _, rt := range waits {
+		if err := rt.Wait(); err != nil && !errors.Is(err, queue.ErrRejected) {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordDeath updates m's x-death header: the entry for (queue, reason)
+// counts up and moves to the front, or a new entry is added in front; the
+// x-first-death-* headers are set once and x-last-death-* every time. A
+// per-message expiration is removed (kept as original-expiration) so the
+// copy does not expire again for the same reason.
+func recordDeath(m *message.Message, qname, reason string, now time.Time) {
+	p := &m.Properties
+	h := fieldtable.Table{}
+	for k, v := range p.Headers {
+		h[k] = v
+	}
+	var deaths []any
+	if old, ok := h["x-death"].([]any); ok {
+		deaths = old
+	}
+	keys := []any{m.RoutingKey}
+	if cc, ok := h["CC"].([]any); ok {
+		keys = append(keys, cc...)
+	}
+	var entry fieldtable.Table
+	rest := make([]any, 0, len(deaths)+1)
+	for _, e := range deaths {
+		t, ok := asTable(e)
+		if ok && entry == nil && t["queue"] == qname && t["reason"] == reason {
+			entry = t
+			continue
+		}
+		rest = append(rest, e)
+	}
+	if entry == nil {
+		entry = fieldtable.Table{"count": int64(0), "reason": reason, "queue": qname, "exchange": m.Exchange, "routing-keys": keys}
+		if p.Present&message.PropExpiration != 0 {
+			entry["original-expiration"] = p.Expiration
+		}
+	}
+	n, _ := intArg(entry["count"])
+	entry["count"] = n + 1
+	entry["time"] = now.Truncate(time.Second).UTC()
+	h["x-death"] = append([]any{entry}, rest...)
+	if _, ok := h["x-first-death-reason"]; !ok {
+		h["x-first-death-reason"] = reason
+		h["x-first-death-queue"] = qname
+		h["x-first-death-exchange"] = m.Exchange
+	}
+	h["x-last-death-reason"] = reason
+	h["x-last-death-queue"] = qname
+	h["x-last-death-exchange"] = m.Exchange
+	p.Headers = h
+	p.Present |= message.PropHeaders
+	if p.Present&message.PropExpiration != 0 {
+		p.Present &^= message.PropExpiration
+		p.Expiration = ""
+	}
+}
+
+func asTable(v any) (fieldtable.Table, bool) {
+	switch t := v.(type) {
+	case fieldtable.Table:
+		c := fieldtable.Table{}
+		for k, v := range t {
+			c[k] = v
+		}
+		return c, true
+	case map[string]any:
+		return fieldtable.Table(t), true
+	}
+	return nil, false
+}

@@ -1,0 +1,65 @@
+package test
+
+import (
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// amqpURL is the guest URL of b's AMQP listener.
+func (b *broker) amqpURL() string { return "amqp://guest:guest@" + b.AMQP + "/" }
+
+// dial opens an amqp091-go connection to b, closed when the test ends.
+func (b *broker) dial(t testing.TB) *amqp.Connection {
+	t.Helper()
+	c, err := amqp.Dial(b.amqpURL())
+	if err != nil {
+		t.Fatalf("amqp dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// channel opens a channel on a new connection.
+func (b *broker) channel(t testing.TB) *amqp.Channel {
+	t.Helper()
+	ch, err := b.dial(t).Channel()
+	if err != nil {
+		t.Fatalf("amqp channel: %v", err)
+	}
+	return ch
+}
+
+// recv takes one delivery or fails the test after timeout.
+func recv(t testing.TB, d <-chan amqp.Delivery, timeout time.Duration) amqp.Delivery {
+	t.Helper()
+	select {
+	case m, ok := <-d:
+		if !ok {
+			t.Fatal("delivery channel closed")
+		}
+		return m
+	case <-time.After(timeout):
+		t.Fatal("no delivery within", timeout)
+	}
+	return amqp.Delivery{}
+}
+
+// noDelivery asserts nothing arrives for a short while.
+func noDelivery(t testing.TB, d <-chan amqp.Delivery, wait time.Duration) {
+	t.Helper()
+	select {
+	case m := <-d:
+		t.Fatalf("unexpected delivery %q", m.Body)
+	case <-time.After(wait):
+	}
+}
+
+// amqpErrCode returns the reply code of an *amqp.Error, or 0.
+func amqpErrCode(err error) int {
+	if e, ok := err.(*amqp.Error); ok {
+		return e.Code
+	}
+	return 0
+}
