@@ -167,7 +167,7 @@ type consumer struct {
 	ch       *channel
 	tag      string
 	qname    string
-	q        *queue.Queue
+	q        queue.Handle
 	id       uint64
 	noAck    bool
 	prefetch uint16
@@ -382,7 +382,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	ch.deliveryTag++
 	tag := ch.deliveryTag
 	if !m.NoAck {
-		ch.unacked[tag] = &unackedEntry{q: q, offset: d.Offset}
+		ch.unacked[tag] = &unackedEntry{q: d.Queue, offset: d.Offset}
 	}
 	ch.mu.Unlock()
 	ready, _, _ := q.Counts()

@@ -189,7 +189,7 @@ func requeueAll(unacked map[uint64]*unackedEntry) {
 // kickQueues wakes the queues this channel consumes from (credit is back).
 func (ch *channel) kickQueues() {
 	ch.mu.Lock()
-	qs := make([]*queue.Queue, 0, len(ch.consumers))
+	qs := make([]queue.Handle, 0, len(ch.consumers))
 	for _, cs := range ch.consumers {
 		qs = append(qs, cs.q)
 	}

@@ -93,7 +93,7 @@ type queueEntry struct {
 	def   meta.Queue
 	args  fieldtable.Table
 	qa    queueArgs
-	q     *queue.Queue
+	q     queue.Handle
 	owner string // connection owning an exclusive queue
 	// consumers ever attached, for auto-delete
 	hadConsumer bool
@@ -257,13 +257,19 @@ func (r *Router) openQueue(v *vhost, def meta.Queue) (*queueEntry, error) {
 	so.SegmentBytes = queueSegmentBytes
 	so.SegmentAge = time.Hour
 	vname, qname := v.name, def.Name
-	q, err := queue.Open(queue.Options{
+	qo := queue.Options{
 		Name: def.Name, Dir: r.queueDir(def.ID), Storage: so, Config: qa.cfg, Now: r.opts.Now,
 		Logger: r.log.With("vhost", v.name),
 		DeadLetter: func(q *queue.Queue, dead []queue.Dead) error {
 			return r.deadLetter(vname, qname, q.Config(), dead)
 		},
-	})
+	}
+	var q queue.Handle
+	if qa.maxPrio > 0 {
+		q, err = queue.OpenPriority(qo, qa.maxPrio)
+	} else {
+		q, err = queue.Open(qo)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -575,7 +581,7 @@ func (r *Router) queueEntry(vh, name, owner string) (*queueEntry, error) {
 }
 
 // Queue returns a queue for consuming or getting, checking exclusivity.
-func (r *Router) Queue(vh, name, owner string) (*queue.Queue, error) {
+func (r *Router) Queue(vh, name, owner string) (queue.Handle, error) {
 	qe, err := r.queueEntry(vh, name, owner)
 	if err != nil {
 		return nil, err
@@ -754,7 +760,7 @@ func (r *Router) Close() error {
 	}
 	r.closed = true
 	close(r.stop)
-	var qs []*queue.Queue
+	var qs []queue.Handle
 	for _, v := range r.vhosts {
 		for _, qe := range v.queues {
 			qs = append(qs, qe.q)

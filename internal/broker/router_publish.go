@@ -60,7 +60,7 @@ func (r *Router) Publish(vh string, m *message.Message) (Routed, error) {
 	return r.appendTo(qs, m)
 }
 
-func (r *Router) appendTo(qs []*queue.Queue, m *message.Message) (Routed, error) {
+func (r *Router) appendTo(qs []queue.Handle, m *message.Message) (Routed, error) {
 	rt := Routed{Queues: len(qs)}
 	for _, q := range qs {
 		a, err := q.Publish(m)
@@ -81,9 +81,9 @@ func (r *Router) appendTo(qs []*queue.Queue, m *message.Message) (Routed, error)
 
 // routeLocked returns the queues m goes to from exchange x, following
 // exchange-to-exchange bindings and alternate exchanges, each queue once.
-func (r *Router) routeLocked(v *vhost, x *exchange, m *message.Message, seen map[string]bool) []*queue.Queue {
-	var out []*queue.Queue
-	queues := map[*queue.Queue]bool{}
+func (r *Router) routeLocked(v *vhost, x *exchange, m *message.Message, seen map[string]bool) []queue.Handle {
+	var out []queue.Handle
+	queues := map[queue.Handle]bool{}
 	if seen == nil {
 		seen = map[string]bool{}
 	}
@@ -143,7 +143,7 @@ func (r *Router) deadLetter(vh, qname string, cfg queue.Config, dead []queue.Dea
 			return nil
 		}
 		x, ok := v.exchanges[cfg.DeadLetterExchange]
-		var qs []*queue.Queue
+		var qs []queue.Handle
 		if ok {
 			qs = r.routeLocked(v, x, &m, nil)
 		}
