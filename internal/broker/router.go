@@ -2,7 +2,9 @@ package broker
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,6 +89,7 @@ type exchange struct {
 	bindings  int
 	alternate string // alternate-exchange, "" if none
 	hasAlt    bool
+	delayed   *queue.Delayed // x-delayed-message: messages waiting for x-delay
 }
 
 type queueEntry struct {
@@ -161,6 +164,9 @@ func (r *Router) loadVhost(name string) error {
 		if err != nil {
 			r.log.Warn("exchange not loaded", "vhost", name, "exchange", e.Name, "err", err)
 			continue
+		}
+		if err := r.openDelayed(x); err != nil {
+			return fmt.Errorf("open delayed exchange %q: %w", e.Name, err)
 		}
 		v.exchanges[e.Name] = x
 	}
@@ -319,6 +325,11 @@ func (r *Router) DeleteVhost(name string) error {
 	for _, q := range v.queues {
 		q.q.Delete()
 	}
+	for _, x := range v.exchanges {
+		if x.delayed != nil {
+			x.delayed.Delete()
+		}
+	}
 	return nil
 }
 
@@ -383,6 +394,10 @@ func (r *Router) DeclareExchange(vh string, d ExchangeDecl) error {
 	if err := r.meta.DeclareExchange(def); err != nil {
 		return err
 	}
+	if err := r.openDelayed(nx); err != nil {
+		r.meta.DeleteExchange(vh, d.Name)
+		return err
+	}
 	v.exchanges[d.Name] = nx
 	return nil
 }
@@ -422,6 +437,9 @@ func (r *Router) deleteExchangeLocked(v *vhost, name string) error {
 	bs := r.meta.Bindings(v.name)
 	if err := r.meta.DeleteExchange(v.name, name); err != nil {
 		return err
+	}
+	if x := v.exchanges[name]; x != nil && x.delayed != nil {
+		go x.delayed.Delete()
 	}
 	delete(v.exchanges, name)
 	for _, b := range bs {
@@ -761,14 +779,23 @@ func (r *Router) Close() error {
 	r.closed = true
 	close(r.stop)
 	var qs []queue.Handle
+	var ds []*queue.Delayed
 	for _, v := range r.vhosts {
 		for _, qe := range v.queues {
 			qs = append(qs, qe.q)
+		}
+		for _, x := range v.exchanges {
+			if x.delayed != nil {
+				ds = append(ds, x.delayed)
+			}
 		}
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
 	var errs []error
+	for _, d := range ds {
+		errs = append(errs, d.Close())
+	}
 	for _, q := range qs {
 		errs = append(errs, q.Close())
 	}
@@ -782,4 +809,25 @@ func randomName() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// openDelayed opens the durable store of an x-delayed-message exchange in
+// DataDir/delayed/<hash of vhost and name>.
+func (r *Router) openDelayed(x *exchange) error {
+	if x.def.Type != ExchangeDelayed {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(x.def.Vhost + "\x00" + x.def.Name))
+	dir := filepath.Join(r.opts.DataDir, "delayed", hex.EncodeToString(sum[:16]))
+	so := r.opts.Storage
+	so.SegmentBytes = queueSegmentBytes
+	vh, name := x.def.Vhost, x.def.Name
+	d, err := queue.OpenDelayed(dir, so, r.opts.Now, r.log.With("vhost", vh, "exchange", name), func(m message.Message) error {
+		return r.releaseDelayed(vh, name, &m)
+	})
+	if err != nil {
+		return err
+	}
+	x.delayed = d
+	return nil
 }

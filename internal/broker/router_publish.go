@@ -55,9 +55,47 @@ func (r *Router) Publish(vh string, m *message.Message) (Routed, error) {
 		r.mu.RUnlock()
 		return Routed{}, fmt.Errorf("%w: cannot publish to internal exchange '%s' in vhost '%s'", ErrAccessRefused, m.Exchange, vh)
 	}
+	if x.delayed != nil {
+		if delay, ok := intArg(m.Properties.Headers["x-delay"]); ok && delay > 0 {
+			r.mu.RUnlock()
+			a, err := x.delayed.Publish(m, r.opts.Now().Add(time.Duration(delay)*time.Millisecond))
+			if err != nil {
+				return Routed{}, err
+			}
+			// Routability is only known when it comes due, as with
+			// RabbitMQ's plugin: count it as routed.
+			return Routed{Queues: 1, appends: []*storage.Appended{a}}, nil
+		}
+	}
 	qs := r.routeLocked(v, x, m, nil)
 	r.mu.RUnlock()
 	return r.appendTo(qs, m)
+}
+
+// releaseDelayed routes a message that came due through its delayed
+// exchange and waits until it is durable; a deleted exchange drops it.
+func (r *Router) releaseDelayed(vh, exchange string, m *message.Message) error {
+	r.mu.RLock()
+	v, err := r.vhostLocked(vh)
+	if err != nil {
+		r.mu.RUnlock()
+		return nil
+	}
+	x, ok := v.exchanges[exchange]
+	if !ok {
+		r.mu.RUnlock()
+		return nil
+	}
+	qs := r.routeLocked(v, x, m, nil)
+	r.mu.RUnlock()
+	rt, err := r.appendTo(qs, m)
+	if err != nil {
+		return err
+	}
+	if err := rt.Wait(); err != nil && !errors.Is(err, queue.ErrRejected) {
+		return err
+	}
+	return nil
 }
 
 func (r *Router) appendTo(qs []queue.Handle, m *message.Message) (Routed, error) {
