@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -276,4 +277,38 @@ func TestAMQPErrors(t *testing.T) {
 		t.Fatal("unknown vhost accepted")
 	}
 	_ = context.Background
+}
+
+// TestAMQPDirectReplyTo: RPC over amq.rabbitmq.reply-to, as in RabbitMQ's
+// RPC tutorial without a reply queue.
+func TestAMQPDirectReplyTo(t *testing.T) {
+	b := startBroker(t)
+	server := b.channel(t)
+	if _, err := server.QueueDeclare("rpc", false, false, true, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	reqs, err := server.Consume("rpc", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := b.channel(t)
+	replies, err := client.Consume("amq.rabbitmq.reply-to", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	if err := client.PublishWithContext(ctx, "", "rpc", false, false, amqp.Publishing{ReplyTo: "amq.rabbitmq.reply-to", CorrelationId: "c1", Body: []byte("ping")}); err != nil {
+		t.Fatal(err)
+	}
+	req := recv(t, reqs, 5*time.Second)
+	if !strings.HasPrefix(req.ReplyTo, "amq.rabbitmq.reply-to.") {
+		t.Fatalf("reply_to not rewritten: %q", req.ReplyTo)
+	}
+	if err := server.PublishWithContext(ctx, "", req.ReplyTo, false, false, amqp.Publishing{CorrelationId: req.CorrelationId, Body: []byte("pong")}); err != nil {
+		t.Fatal(err)
+	}
+	rep := recv(t, replies, 5*time.Second)
+	if string(rep.Body) != "pong" || rep.CorrelationId != "c1" {
+		t.Fatalf("reply %q %q", rep.Body, rep.CorrelationId)
+	}
 }

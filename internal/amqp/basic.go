@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
@@ -126,6 +127,22 @@ func (ch *channel) publish(pc *pendingContent) error {
 		return errorf(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", pc.props.UserID, ch.c.user)
 	}
 	m := toMessage(pc.pub.Exchange, pc.pub.RoutingKey, &pc.props, pc.body)
+	ch.mu.Lock()
+	err := ch.rewriteReplyTo(&m.Properties)
+	ch.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if m.Exchange == "" && strings.HasPrefix(m.RoutingKey, replyToQueue+".") {
+		delivered := ch.c.s.deliverReply(m)
+		if !delivered && pc.pub.Mandatory {
+			ch.sendReturn(wire.NoRoute, "NO_ROUTE", m)
+		}
+		if ch.confirm {
+			ch.confirms.add(confirmItem{seq: ch.confirms.next()})
+		}
+		return nil
+	}
 	if ch.tx {
 		ch.txBytes += len(pc.body)
 		if ch.txBytes > txMaxBytes {
@@ -266,6 +283,11 @@ func randomTag(prefix string) string {
 }
 
 func (ch *channel) basicConsume(m *wire.BasicConsume) error {
+	if m.Queue == replyToQueue {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		return ch.replyConsume(m)
+	}
 	name, err := ch.queueName(m.Queue)
 	if err != nil {
 		return err
@@ -343,6 +365,9 @@ func intValue(v any) (int64, bool) {
 
 func (ch *channel) basicCancel(m *wire.BasicCancel) error {
 	ch.mu.Lock()
+	if ch.reply != nil && ch.reply.tag == m.ConsumerTag {
+		ch.releaseReply()
+	}
 	cs, ok := ch.consumers[m.ConsumerTag]
 	if ok {
 		cs.cancelled = true

@@ -24,6 +24,7 @@ type channel struct {
 	txWork    []txItem
 	txBytes   int
 	confirms  *confirmer
+	reply     *replyConsumer // direct reply-to consumer, if any (set and read under mu)
 
 	sendMu sync.Mutex // held across assigning a delivery tag and sending
 
@@ -160,6 +161,7 @@ func (ch *channel) release() {
 		return
 	}
 	ch.closed = true
+	ch.releaseReply()
 	consumers := ch.consumers
 	ch.consumers = map[string]*consumer{}
 	unacked := ch.unacked

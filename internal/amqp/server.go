@@ -76,6 +76,7 @@ type Server struct {
 	conns    map[*conn]struct{}
 	closed   bool
 	wg       sync.WaitGroup
+	replyTo  sync.Map // direct reply-to token -> *channel
 }
 
 // NewServer returns a server routing through r and authenticating against
