@@ -147,6 +147,12 @@ func (r *Router) loadVhost(name string) error {
 	r.vhosts[name] = v
 	for _, e := range predeclared {
 		e.Vhost = name
+		// Recorded in the metadata too, so that bindings can name them.
+		if _, ok := r.meta.Exchange(name, e.Name); !ok {
+			if err := r.meta.DeclareExchange(e); err != nil {
+				return err
+			}
+		}
 		x, err := newExchange(e)
 		if err != nil {
 			return err

@@ -23,7 +23,7 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "sluice",
 		Short: "Sluice: one message broker for Kafka and AMQP clients",
-		Long: `Sluice is a message broker that speaks the Kafka protocol (and, later, AMQP 0-9-1)
+		Long: `Sluice is a message broker that speaks the Kafka protocol and AMQP 0-9-1
 on one log storage engine. "sluice server" runs the broker; the other commands are
 clients for people at a terminal.`,
 		SilenceUsage:  true,
