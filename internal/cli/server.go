@@ -90,7 +90,7 @@ var settingHelp = map[string]string{
 	"data_dir":                      "directory for logs and metadata",
 	"kafka_addr":                    "Kafka listener host:port",
 	"kafka_advertised_addr":         "host:port told to Kafka clients (default: from --kafka-addr, unspecified host → 127.0.0.1)",
-	"amqp_addr":                     "AMQP 0-9-1 listener host:port (reserved: AMQP is not served yet)",
+	"amqp_addr":                     "AMQP 0-9-1 listener host:port",
 	"http_addr":                     "HTTP listener host:port (health checks)",
 	"log_level":                     "debug, info, warn or error",
 	"fsync":                         "always (answer after fsync), interval, or never",
