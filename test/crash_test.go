@@ -21,7 +21,11 @@ import (
 func TestKill9WhileProducingKeepsEveryAcknowledgedRecord(t *testing.T) {
 	iterations := 20
 	if s := os.Getenv("SLUICE_CRASH_ITERATIONS"); s != "" {
-		iterations, _ = strconv.Atoi(s)
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("SLUICE_CRASH_ITERATIONS=%q: want a positive number", s)
+		}
+		iterations = n
 	}
 	if testing.Short() {
 		iterations = 2

@@ -16,7 +16,9 @@ func newBenchCmd() *cobra.Command {
 They only ever connect to the addresses given to them, and always stop by
 themselves after a bounded duration or number of records.`,
 		Example: `  sluice bench kafka --duration 10s
-  sluice bench kafka --rate 20000 --producers 2 --consumers 2`,
+  sluice bench kafka --rate 20000 --producers 2 --consumers 2
+  sluice bench amqp --duration 10s
+  sluice bench amqp --rate 5000 --publishers 4 --consumers 4`,
 	}
 	for _, add := range benchCommands {
 		cmd.AddCommand(add())
