@@ -82,6 +82,10 @@ func (cf *confirmer) run() {
 			}
 		}
 		ok := !it.nack
+		if ok && !it.rt.Ready() {
+			// About to wait for the disk: confirm what is durable first.
+			flush()
+		}
 		if ok {
 			ok = it.rt.Wait() == nil
 		}

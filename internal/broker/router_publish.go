@@ -35,6 +35,18 @@ func (rt Routed) Wait() error {
 	return errors.Join(errs...)
 }
 
+// Ready reports whether Wait would return at once.
+func (rt Routed) Ready() bool {
+	for _, a := range rt.appends {
+		select {
+		case <-a.Done():
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // Publish routes m through exchange m.Exchange of vhost vh and appends it
 // to every queue it matches. An unknown exchange is NOT_FOUND; an internal
 // one ACCESS_REFUSED. Queues == 0 means unroutable (the front end returns

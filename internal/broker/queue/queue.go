@@ -826,6 +826,11 @@ func (q *Queue) flush() {
 	}
 	compact := q.acks.needsCompaction(len(q.settled.r))
 	q.mu.Unlock()
+	// Move the start (a durable checkpoint: two fsyncs) only when that
+	// frees a whole segment, not on every flush.
+	if segs := q.log.SegmentBaseOffsets(); len(segs) < 2 || low < segs[1] {
+		low = start
+	}
 	if low > start {
 		// Durably move the start: whole segments below it go away.
 		if err := q.log.DeleteRecordsBefore(low); err != nil && !errors.Is(err, storage.ErrClosed) {
