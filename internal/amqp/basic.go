@@ -305,7 +305,7 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	}
 	var prio int32
 	if v, ok := m.Arguments["x-priority"]; ok {
-		n, ok := intValue(v)
+		n, ok := broker.IntArg(v)
 		if !ok {
 			return errorf(wire.PreconditionFailed, "invalid arg 'x-priority' for consumer: %v", v)
 		}
@@ -341,26 +341,6 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	ch.mu.Unlock()
 	q.Kick()
 	return nil
-}
-
-func intValue(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int8:
-		return int64(x), true
-	case uint8:
-		return int64(x), true
-	case int16:
-		return int64(x), true
-	case uint16:
-		return int64(x), true
-	case int32:
-		return int64(x), true
-	case uint32:
-		return int64(x), true
-	case int64:
-		return x, true
-	}
-	return 0, false
 }
 
 func (ch *channel) basicCancel(m *wire.BasicCancel) error {
@@ -521,5 +501,3 @@ func (ch *channel) basicRecover(requeue, async bool) error {
 	ch.kickQueues()
 	return nil
 }
-
-var _ = broker.ErrNotFound

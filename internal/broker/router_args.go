@@ -25,8 +25,8 @@ type queueArgs struct {
 	maxPrio   int // x-max-priority; 0: none
 }
 
-// intArg reads an integer-valued argument of any AMQP integer type.
-func intArg(v any) (int64, bool) {
+// IntArg reads an integer-valued argument or header of any AMQP integer type.
+func IntArg(v any) (int64, bool) {
 	switch x := v.(type) {
 	case int8:
 		return int64(x), true
@@ -70,7 +70,7 @@ func parseQueueArgs(args fieldtable.Table, durable, exclusive bool) (queueArgs, 
 		return queueArgs{}, fmt.Errorf("%w: invalid arg '%s' for queue: %v (%s)", ErrPreconditionFailed, k, v, why)
 	}
 	nonNeg := func(k string, v any) (int64, error) {
-		n, ok := intArg(v)
+		n, ok := IntArg(v)
 		if !ok {
 			_, err := bad(k, v, "not an integer")
 			return 0, err

@@ -68,7 +68,7 @@ func (r *Router) Publish(vh string, m *message.Message) (Routed, error) {
 		return Routed{}, fmt.Errorf("%w: cannot publish to internal exchange '%s' in vhost '%s'", ErrAccessRefused, m.Exchange, vh)
 	}
 	if x.delayed != nil {
-		if delay, ok := intArg(m.Properties.Headers["x-delay"]); ok && delay > 0 {
+		if delay, ok := IntArg(m.Properties.Headers["x-delay"]); ok && delay > 0 {
 			r.mu.RUnlock()
 			a, err := x.delayed.Publish(m, r.opts.Now().Add(time.Duration(delay)*time.Millisecond))
 			if err != nil {
@@ -247,7 +247,7 @@ func recordDeath(m *message.Message, qname, reason string, now time.Time) {
 			entry["original-expiration"] = p.Expiration
 		}
 	}
-	n, _ := intArg(entry["count"])
+	n, _ := IntArg(entry["count"])
 	entry["count"] = n + 1
 	entry["time"] = now.Truncate(time.Second).UTC()
 	h["x-death"] = append([]any{entry}, rest...)

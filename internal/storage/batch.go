@@ -146,38 +146,12 @@ func ValidateBatches(b []byte, maxBatch int) ([]BatchHeader, error) {
 // It is what the storage tests use, and what other packages' tests and the
 // AMQP side can use to store plain messages.
 func BuildBatch(baseOffset int64, ts int64, records [][]byte) []byte {
-	size := batchHeaderSize
-	for _, v := range records {
-		size += 2*binary.MaxVarintLen32 + 8 + len(v)
-	}
-	b := make([]byte, batchHeaderSize, size)
-	var tmp [binary.MaxVarintLen64]byte
-	vlen := func(x int64) int { return len(binary.AppendVarint(tmp[:0], x)) }
+	recs := make([]Record, len(records))
 	for i, v := range records {
-		// attributes, timestampDelta, offsetDelta, keyLength(-1), valueLength, value, headerCount
-		body := 1 + 1 + vlen(int64(i)) + 1 + vlen(int64(len(v))) + len(v) + 1
-		b = binary.AppendVarint(b, int64(body))
-		b = append(b, 0)
-		b = binary.AppendVarint(b, 0)
-		b = binary.AppendVarint(b, int64(i))
-		b = binary.AppendVarint(b, -1)
-		b = binary.AppendVarint(b, int64(len(v)))
-		b = append(b, v...)
-		b = binary.AppendVarint(b, 0)
+		recs[i].Value = v
+		if v == nil {
+			recs[i].Value = []byte{}
+		}
 	}
-	be := binary.BigEndian
-	be.PutUint64(b[posBaseOffset:], uint64(baseOffset))
-	be.PutUint32(b[posLength:], uint32(len(b)-batchLogOverhead))
-	be.PutUint32(b[posLeaderEpoch:], 0xffffffff)
-	b[posMagic] = 2
-	be.PutUint16(b[posAttributes:], 0)
-	be.PutUint32(b[posLastOffsetDelta:], uint32(int32(len(records)-1)))
-	be.PutUint64(b[posFirstTimestamp:], uint64(ts))
-	be.PutUint64(b[posMaxTimestamp:], uint64(ts))
-	be.PutUint64(b[posProducerID:], 0xffffffffffffffff)
-	be.PutUint16(b[posProducerEpoch:], 0xffff)
-	be.PutUint32(b[posBaseSequence:], 0xffffffff)
-	be.PutUint32(b[posRecordCount:], uint32(len(records)))
-	be.PutUint32(b[posCRC:], batchCRC(b))
-	return b
+	return BuildRecordBatch(baseOffset, ts, recs)
 }
