@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
-	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 )
 
@@ -242,5 +241,3 @@ const (
 	accessWrite
 	accessRead
 )
-
-var _ = broker.ErrNotFound

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -261,17 +260,8 @@ func runBenchAMQP(o benchAMQPOptions, stdout, stderr io.Writer) error {
 
 	sum := b.summary(publishedFor, missing)
 	sum.Interrupted = ctx.Err() != nil
-	text := stdout
-	if o.json {
-		text = stderr
-	}
-	sum.writeText(text)
-	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(sum); err != nil {
-			return err
-		}
+	if err := writeBenchSummary(stdout, stderr, o.json, sum.writeText, sum); err != nil {
+		return err
 	}
 	switch {
 	case ctx.Err() != nil:

@@ -316,17 +316,8 @@ func runBenchKafka(cf *clientFlags, o benchKafkaOptions, stdout, stderr io.Write
 
 	sum := b.summary(producedFor, missing)
 	sum.Interrupted = ctx.Err() != nil
-	text := stdout
-	if o.json {
-		text = stderr
-	}
-	sum.writeText(text)
-	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(sum); err != nil {
-			return err
-		}
+	if err := writeBenchSummary(stdout, stderr, o.json, sum.writeText, sum); err != nil {
+		return err
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -803,4 +794,20 @@ func boundString(o benchKafkaOptions) string {
 		return fmt.Sprintf("%d records", o.records)
 	}
 	return fmt.Sprintf("for %v", o.duration)
+}
+
+// writeBenchSummary prints a bench summary as text (to stderr when JSON goes
+// to stdout) and, with asJSON, as indented JSON on stdout.
+func writeBenchSummary(stdout, stderr io.Writer, asJSON bool, writeText func(io.Writer), sum any) error {
+	text := stdout
+	if asJSON {
+		text = stderr
+	}
+	writeText(text)
+	if !asJSON {
+		return nil
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(sum)
 }
