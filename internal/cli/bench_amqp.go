@@ -34,6 +34,9 @@ type benchAMQPOptions struct {
 	multiAckEvery int
 	purgeFirst    bool
 	json          bool
+	messages      int64
+	fillFirst     bool
+	watchPID      int
 }
 
 const defaultAMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -78,14 +81,21 @@ time: message i of a publisher is due at start + i/rate, so short stalls are
 caught up and the average rate is exact; how far the generator ever fell
 behind its schedule is reported, since latencies measured while it is behind
 understate the broker's. 0 publishes flat out. The run stops after
---duration, waits for outstanding confirms and for the consumers to catch
-up, and prints a summary; progress goes to standard error every second.
+--duration (or once --messages are published), waits for outstanding
+confirms and for the consumers to catch up, and prints a summary; progress
+goes to standard error every second.
+
+--fill-first connects the consumers but starts them only when publishing
+has ended, so the queue first grows to the whole run and then drains; with
+--watch-pid the broker's resident memory is sampled throughout, which is
+how to check that memory does not grow with a queue's backlog.
 Latencies are kept in log-linear histograms with 0.8% resolution.`,
 		Example: `  sluice bench amqp --duration 10s
   sluice bench amqp --url amqp://guest:guest@127.0.0.1:5673/ --publishers 4 --consumers 4
   sluice bench amqp --rate 5000 --duration 60s --purge-first
   sluice bench amqp --queue-type quorum --confirm-window 1000 --multi-ack-every 50
-  sluice bench amqp --consumers 0 --json > result.json`,
+  sluice bench amqp --consumers 0 --json > result.json
+  sluice bench amqp --messages 10000000 --duration 2h --fill-first --watch-pid $(pidof sluice)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBenchAMQP(o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -106,6 +116,9 @@ Latencies are kept in log-linear histograms with 0.8% resolution.`,
 	f.IntVar(&o.prefetch, "prefetch", 100, "basic.qos prefetch count per consumer channel (0: unlimited)")
 	f.IntVar(&o.multiAckEvery, "multi-ack-every", 1, "acknowledge with multiple=true every N messages (1: ack each message singly)")
 	f.BoolVar(&o.purgeFirst, "purge-first", false, "purge the queue before the run")
+	f.Int64Var(&o.messages, "messages", 0, "publish this many messages in total and stop (0: publish for --duration, which still caps the run)")
+	f.BoolVar(&o.fillFirst, "fill-first", false, "start consuming only after publishing ends: the queue fills, then drains")
+	f.IntVar(&o.watchPID, "watch-pid", 0, "sample this process's resident memory (Linux /proc) every second and report its peak, e.g. the broker's PID")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON on standard output (the text summary goes to standard error)")
 	return cmd
 }
@@ -135,6 +148,14 @@ func (o *benchAMQPOptions) validate() error {
 		return errors.New("--confirm-window must be at least 1")
 	case o.prefetch < 0 || o.prefetch > 65535:
 		return errors.New("--prefetch must be between 0 and 65535")
+	case o.messages < 0:
+		return errors.New("--messages must not be negative")
+	case o.messages > 0 && o.messages < int64(o.publishers):
+		return errors.New("--messages must be at least --publishers")
+	case o.fillFirst && o.consumers == 0:
+		return errors.New("--fill-first needs consumers to drain the queue")
+	case o.watchPID < 0:
+		return errors.New("--watch-pid must not be negative")
 	case o.multiAckEvery < 1:
 		return errors.New("--multi-ack-every must be at least 1")
 	case o.prefetch > 0 && o.multiAckEvery > o.prefetch:
@@ -155,6 +176,7 @@ type amqpBench struct {
 	endpoint  string // the broker's address, without credentials
 	publisher []*amqpPublisher
 	consumer  []*amqpConsumer
+	rss       *rssWatcher // nil without --watch-pid
 
 	published, confirmed, nacked, unconfirmed atomic.Int64
 	consumed, foreign, redelivered            atomic.Int64
@@ -184,6 +206,7 @@ type amqpPublisher struct {
 
 // amqpConsumer is one connection and channel that consumes.
 type amqpConsumer struct {
+	name       string
 	conn       *amqp.Connection
 	ch         *amqp.Channel
 	deliveries <-chan amqp.Delivery
@@ -202,7 +225,8 @@ func runBenchAMQP(o benchAMQPOptions, stdout, stderr io.Writer) error {
 	rng := rand.NewChaCha8([32]byte{byte(b.runID)})
 	rng.Read(b.template)
 
-	if err := b.declare(stderr); err != nil {
+	var err error
+	if err = b.declare(stderr); err != nil {
 		return err
 	}
 	// Connect every client before the clock starts, so that the first
@@ -223,7 +247,13 @@ func runBenchAMQP(o benchAMQPOptions, stdout, stderr io.Writer) error {
 		b.publisher = append(b.publisher, p)
 	}
 
-	fmt.Fprintf(stderr, "bench: %s, rate %s, for %v\n", b.setupString(), rateString(o.rate), o.duration)
+	if o.watchPID > 0 {
+		if b.rss, err = watchRSS(o.watchPID); err != nil {
+			return err
+		}
+		defer b.rss.stop()
+	}
+	fmt.Fprintf(stderr, "bench: %s, rate %s, %s\n", b.setupString(), rateString(o.rate), b.lengthString())
 	b.start = time.Now()
 	deadline := b.start.Add(o.duration)
 
@@ -234,16 +264,40 @@ func runBenchAMQP(o benchAMQPOptions, stdout, stderr io.Writer) error {
 	consumeCtx, stopConsumers := context.WithCancel(context.Background())
 	defer stopConsumers()
 	var consWG sync.WaitGroup
-	for _, c := range b.consumer {
-		consWG.Go(func() { b.consume(consumeCtx, c) })
+	startConsumers := func() error {
+		for _, c := range b.consumer {
+			if err := c.start(o); err != nil {
+				return err
+			}
+			consWG.Go(func() { b.consume(consumeCtx, c) })
+		}
+		return nil
+	}
+	if !o.fillFirst {
+		if err := startConsumers(); err != nil {
+			return err
+		}
 	}
 
 	var pubWG sync.WaitGroup
-	for _, p := range b.publisher {
-		pubWG.Go(func() { b.publish(ctx, p, o.rate/float64(len(b.publisher)), deadline) })
+	for i, p := range b.publisher {
+		quota := int64(0) // unlimited
+		if n := int64(len(b.publisher)); o.messages > 0 {
+			quota = o.messages / n
+			if int64(i) < o.messages%n {
+				quota++
+			}
+		}
+		pubWG.Go(func() { b.publish(ctx, p, o.rate/float64(len(b.publisher)), deadline, quota) })
 	}
 	pubWG.Wait()
 	publishedFor := time.Since(b.start)
+	if o.fillFirst && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "bench: published %d in %.1fs; draining\n", b.published.Load(), publishedFor.Seconds())
+		if err := startConsumers(); err != nil {
+			return err
+		}
+	}
 
 	missing := int64(0)
 	if len(b.consumer) > 0 {
@@ -259,6 +313,10 @@ func runBenchAMQP(o benchAMQPOptions, stdout, stderr io.Writer) error {
 	<-reportStopped
 
 	sum := b.summary(publishedFor, missing)
+	if b.rss != nil {
+		sum.ServerPID = o.watchPID
+		sum.ServerPeakRSS, sum.ServerHWM = b.rss.stop()
+	}
 	sum.Interrupted = ctx.Err() != nil
 	if err := writeBenchSummary(stdout, stderr, o.json, sum.writeText, sum); err != nil {
 		return err
@@ -384,17 +442,24 @@ func (b *amqpBench) newConsumer(i int, stderr io.Writer) (*amqpConsumer, error) 
 	if err != nil {
 		return nil, err
 	}
-	c := &amqpConsumer{conn: conn}
+	c := &amqpConsumer{conn: conn, name: name}
 	if c.ch, err = conn.Channel(); err == nil {
-		if err = c.ch.Qos(b.opts.prefetch, 0, false); err == nil {
-			c.deliveries, err = c.ch.Consume(b.opts.queue, name, false, false, false, false, nil)
-		}
+		err = c.ch.Qos(b.opts.prefetch, 0, false)
 	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("consume from %s: %w", b.opts.queue, err)
 	}
 	return c, nil
+}
+
+// start subscribes the consumer to the queue.
+func (c *amqpConsumer) start(o benchAMQPOptions) error {
+	var err error
+	if c.deliveries, err = c.ch.Consume(o.queue, c.name, false, false, false, false, nil); err != nil {
+		return fmt.Errorf("consume from %s: %w", o.queue, err)
+	}
+	return nil
 }
 
 func (b *amqpBench) closeClients() {
@@ -406,9 +471,10 @@ func (b *amqpBench) closeClients() {
 	}
 }
 
-// publish sends until deadline or until ctx ends, at rate messages/s (0:
-// flat out), and then waits up to benchGrace for the outstanding confirms.
-func (b *amqpBench) publish(ctx context.Context, p *amqpPublisher, rate float64, deadline time.Time) {
+// publish sends until deadline, until quota messages are sent (0: no
+// quota) or until ctx ends, at rate messages/s (0: flat out), and then
+// waits up to benchGrace for the outstanding confirms.
+func (b *amqpBench) publish(ctx context.Context, p *amqpPublisher, rate float64, deadline time.Time, quota int64) {
 	o := b.opts
 	body := make([]byte, len(b.template))
 	copy(body, b.template)
@@ -419,7 +485,7 @@ func (b *amqpBench) publish(ctx context.Context, p *amqpPublisher, rate float64,
 	}
 	var behind time.Duration
 	defer func() { b.settle(p, behind) }()
-	for i := int64(0); ctx.Err() == nil; i++ {
+	for i := int64(0); ctx.Err() == nil && (quota == 0 || i < quota); i++ {
 		now := time.Now()
 		if rate > 0 {
 			due := b.start.Add(time.Duration(float64(i) * float64(time.Second) / rate))
@@ -624,6 +690,9 @@ func (b *amqpBench) report(w io.Writer, done <-chan struct{}) {
 			if n := b.nacked.Load(); n > 0 {
 				line += fmt.Sprintf("  nacked %d", n)
 			}
+			if b.rss != nil {
+				line += fmt.Sprintf("  server rss %s", fmtMiB(b.rss.last.Load()))
+			}
 			fmt.Fprintln(w, line)
 			prevPub, prevConf, prevCons = pub, conf, cons
 		}
@@ -664,6 +733,9 @@ type benchAMQPSummary struct {
 	ConsumeMBps     float64        `json:"consume_mb_per_sec"`
 	ConfirmLatency  latencySummary `json:"confirm_latency"`
 	E2ELatency      latencySummary `json:"e2e_latency"`
+	ServerPID       int            `json:"server_pid,omitempty"`
+	ServerPeakRSS   int64          `json:"server_peak_rss_bytes,omitempty"`
+	ServerHWM       int64          `json:"server_rss_high_water_mark_bytes,omitempty"`
 	PublishError    string         `json:"publish_error,omitempty"`
 	ConsumeError    string         `json:"consume_error,omitempty"`
 	setup           string
@@ -766,6 +838,10 @@ func (s *benchAMQPSummary) writeText(w io.Writer) {
 	if s.Consumers > 0 {
 		row("end-to-end", s.E2ELatency)
 	}
+	if s.ServerPID > 0 {
+		fmt.Fprintf(w, "server pid %d: peak resident memory %s sampled during the run, %s high-water mark over its life\n",
+			s.ServerPID, fmtMiB(s.ServerPeakRSS), fmtMiB(s.ServerHWM))
+	}
 	if s.PublishError != "" {
 		fmt.Fprintf(w, "publish error: %s\n", s.PublishError)
 	}
@@ -795,6 +871,18 @@ func (b *amqpBench) setupString() string {
 	return fmt.Sprintf("%s queue %s (%s), %s, %s, %d-byte %s messages, %s, prefetch %d, %s",
 		b.endpoint, o.queue, o.queueType, plural(o.publishers, "publisher"), plural(o.consumers, "consumer"),
 		o.size, mode, confirm, o.prefetch, ack)
+}
+
+// lengthString says what ends the publishing.
+func (b *amqpBench) lengthString() string {
+	s := fmt.Sprintf("for %v", b.opts.duration)
+	if b.opts.messages > 0 {
+		s = fmt.Sprintf("%d messages (at most %v)", b.opts.messages, b.opts.duration)
+	}
+	if b.opts.fillFirst {
+		s += ", consumers start when publishing ends"
+	}
+	return s
 }
 
 // redactURL drops the password from an AMQP URI, for printing.
