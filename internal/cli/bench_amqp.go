@@ -173,6 +173,7 @@ type amqpBench struct {
 	runID     uint64
 	template  []byte
 	start     time.Time
+	consumeAt time.Time // when the consumers started: start, or the end of publishing with --fill-first
 	endpoint  string // the broker's address, without credentials
 	publisher []*amqpPublisher
 	consumer  []*amqpConsumer
@@ -265,6 +266,7 @@ func runBenchAMQP(o benchAMQPOptions, stdout, stderr io.Writer) error {
 	defer stopConsumers()
 	var consWG sync.WaitGroup
 	startConsumers := func() error {
+		b.consumeAt = time.Now()
 		for _, c := range b.consumer {
 			if err := c.start(o); err != nil {
 				return err
@@ -771,8 +773,9 @@ func (b *amqpBench) summary(publishedFor time.Duration, missing int64) benchAMQP
 	mb := func(n int64, secs float64) float64 { return float64(n) * float64(o.size) / secs / 1e6 }
 	s.PublishRate = float64(s.Published) / s.PublishSecs
 	s.PublishMBps = mb(s.Published, s.PublishSecs)
-	// Confirm and consume rates run from the start to the last one seen,
-	// so that waiting for stragglers does not dilute them.
+	// Confirm and consume rates run from the start (consumers: from when
+	// they started) to the last one seen, so that waiting for stragglers
+	// does not dilute them.
 	if last := b.lastConfirm.Load(); last > 0 {
 		secs := time.Duration(last - b.start.UnixNano()).Seconds()
 		s.ConfirmRate, s.ConfirmMBps = float64(s.Confirmed)/secs, mb(s.Confirmed, secs)
@@ -780,7 +783,7 @@ func (b *amqpBench) summary(publishedFor time.Duration, missing int64) benchAMQP
 		s.confirmDuration = secs
 	}
 	if last := b.lastConsume.Load(); last > 0 {
-		secs := time.Duration(last - b.start.UnixNano()).Seconds()
+		secs := time.Duration(last - b.consumeAt.UnixNano()).Seconds()
 		s.ConsumeRate, s.ConsumeMBps = float64(s.Consumed)/secs, mb(s.Consumed, secs)
 	}
 	b.errMu.Lock()
