@@ -60,5 +60,6 @@
 // during a data write or fsync: the writer goroutine owns the active
 // segment's files and takes Log.mu only to swap the pending group and to
 // publish what it committed. handleCache.mu may be held while opening or
-// closing a file, never while reading or writing one.
+// closing a file, and (with Log.mu) during the one rename that swaps in a
+// compacted segment, never while reading or writing one.
 package storage
