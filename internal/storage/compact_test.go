@@ -330,3 +330,30 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestCompactFailedSyncKeepsOldSegment: a compaction whose fsync fails
+// changes nothing readers see and leaves no temp file; it can be retried.
+func TestCompactFailedSyncKeepsOldSegment(t *testing.T) {
+	ff := NewFaultFS(NewMemFS())
+	dir := "/data/q"
+	l, want := compactFixture(t, ff, dir, 120)
+	defer l.Close()
+	seg := l.Segments()[1]
+	keep := keepEvery(5)
+	ff.FailSync(errors.New("injected fsync failure"))
+	if _, err := l.CompactSegment(seg.Base, keep); err == nil {
+		t.Fatal("compaction succeeded with failing fsyncs")
+	}
+	ff.FailSync(nil)
+	checkCompacted(t, l, want, 0, 0, keep)
+	names, _ := ff.ReadDir(dir)
+	for _, n := range names {
+		if strings.HasSuffix(n, tmpSuffix) {
+			t.Fatalf("%s left behind", n)
+		}
+	}
+	if _, err := l.CompactSegment(seg.Base, keep); err != nil {
+		t.Fatal(err)
+	}
+	checkCompacted(t, l, want, seg.Base, seg.End, keep)
+}
