@@ -19,7 +19,9 @@
 // A log is a directory of segments, each a data file plus a sparse offset
 // index and a sparse time index, named by the segment's base offset; a
 // small checksummed checkpoint keeps the log start offset set by
-// DeleteRecordsBefore. docs/storage-format.md describes the bytes.
+// DeleteRecordsBefore. CompactSegment replaces a closed segment with a copy
+// holding only the batches still needed, at their offsets (gaps read as
+// the next batch). docs/storage-format.md describes the bytes.
 //
 // Each log has one writer goroutine doing group commit: Append assigns
 // offsets under the log mutex, copies the batches into a pending buffer
@@ -50,7 +52,7 @@
 //
 // # Lock order
 //
-//	Log.adminMu  serializes retention, DeleteRecordsBefore and Delete
+//	Log.adminMu  serializes retention, DeleteRecordsBefore, CompactSegment and Delete
 //	Log.mu       log state: offsets, pending group, segment list, high watermark
 //	handleCache.mu  leaf: open files of segments, their reference counts
 //
@@ -58,5 +60,6 @@
 // during a data write or fsync: the writer goroutine owns the active
 // segment's files and takes Log.mu only to swap the pending group and to
 // publish what it committed. handleCache.mu may be held while opening or
-// closing a file, never while reading or writing one.
+// closing a file, and (with Log.mu) during the one rename that swaps in a
+// compacted segment, never while reading or writing one.
 package storage

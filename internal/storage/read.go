@@ -38,20 +38,32 @@ type segView struct {
 // view snapshots segs[i] and acquires its files. Release with release.
 func (l *Log) view(segs []*segment, i int) (*segView, error) {
 	s := segs[i]
-	l.mu.Lock()
-	v := &segView{l: l, seg: s, size: s.size, maxTs: s.maxTs}
-	if v.active = len(l.segs) > 0 && l.segs[len(l.segs)-1] == s; v.active {
-		v.idx, v.tidx = s.idx, s.tidx
+	var v *segView
+	for {
+		l.mu.Lock()
+		v = &segView{l: l, seg: s, size: s.size, maxTs: s.maxTs}
+		if v.active = len(l.segs) > 0 && l.segs[len(l.segs)-1] == s; v.active {
+			v.idx, v.tidx = s.idx, s.tidx
+		}
+		l.mu.Unlock()
+		f, err := l.cache.acquire(s)
+		if errors.Is(err, errSegmentGone) {
+			l.mu.Lock()
+			next := s.successor
+			l.mu.Unlock()
+			if next != nil { // compacted under us: read the copy
+				s = next
+				continue
+			}
+			return nil, ErrOffsetOutOfRange // deleted under us: below the start now
+		}
+		if err != nil {
+			return nil, err
+		}
+		v.files = f
+		break
 	}
-	l.mu.Unlock()
-	f, err := l.cache.acquire(s)
-	if errors.Is(err, errSegmentGone) {
-		return nil, ErrOffsetOutOfRange // deleted under us: below the start now
-	}
-	if err != nil {
-		return nil, err
-	}
-	v.files = f
+	f := v.files
 	v.buf = scanBufs.Get().(*[]byte)
 	v.sc = newScanner(f.data, v.size, *v.buf)
 	return v, nil

@@ -53,6 +53,9 @@ type segment struct {
 	maxTs int64         // largest batch MaxTimestamp, noTimestamp if none
 	idx   []offsetEntry // active segment only; older segments search the file
 	tidx  []timeEntry   // active segment only
+	// successor is the segment that replaced this one when it was
+	// compacted (compact.go); readers that find this one gone follow it.
+	successor *segment
 
 	// Guarded by handleCache.mu.
 	files   *segFiles
@@ -138,6 +141,11 @@ func (c *handleCache) release(f *segFiles) {
 func (c *handleCache) indexFiles(s *segment, f *segFiles) (index, timeindex File, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if s.deleted {
+		// Dropped, or replaced by a compacted copy whose index files may
+		// now sit at this path: open nothing more, scan without them.
+		return f.index, f.timeindex, nil
+	}
 	if f.index == nil {
 		if f.index, err = c.openIfExists(s.indexPath()); err != nil {
 			return nil, nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -17,6 +18,13 @@ import (
 // those 16 bytes, all big-endian. Replaying the entries into an interval
 // set gives the settled set. A torn or corrupt tail is cut off at the first
 // bad entry: losing a settle only means a redelivery, never a loss.
+//
+// An entry whose from is greater than its to is not a range: it is a
+// delivered mark, from = the queue's delivery cursor at the time (every
+// offset below it may have been delivered), to = math.MinInt64. Replay
+// keeps the largest mark; readers that predate marks skip such entries
+// (an empty range adds nothing), so the file version stays 1. After a
+// restart, unsettled messages below the mark are flagged redelivered.
 //
 // Entries are written without waiting for fsync (an ack is not promised to
 // be durable, a publish is); Sync and Close fsync. When the file grows well
@@ -38,6 +46,7 @@ type ackLog struct {
 	f    *os.File
 	size int64
 	buf  []byte
+	mark int64 // largest delivered mark recorded (buffered or written); 0 if none
 }
 
 // openAckLog reads dir/acks into set (creating the file if missing) and
@@ -62,7 +71,11 @@ func openAckLog(dir string, set *intervals) (*ackLog, error) {
 				break
 			}
 			from, to := int64(binary.BigEndian.Uint64(p)), int64(binary.BigEndian.Uint64(p[8:]))
-			set.add(from, to)
+			if from > to {
+				a.mark = max(a.mark, from)
+			} else {
+				set.add(from, to)
+			}
 			valid += ackEntryLen
 		}
 	}
@@ -95,6 +108,14 @@ func appendAckEntry(b []byte, from, to int64) []byte {
 // record buffers one settled range; flush writes the buffer.
 func (a *ackLog) record(from, to int64) { a.buf = appendAckEntry(a.buf, from, to) }
 
+// recordMark buffers a delivered mark if it is above the last one.
+func (a *ackLog) recordMark(next int64) {
+	if next > a.mark {
+		a.mark = next
+		a.buf = appendAckEntry(a.buf, next, math.MinInt64)
+	}
+}
+
 func (a *ackLog) pending() bool { return len(a.buf) > 0 }
 
 func (a *ackLog) flush() error {
@@ -121,6 +142,9 @@ func (a *ackLog) compact(set *intervals) error {
 	b := append([]byte(ackMagic), ackVersion, 0, 0, 0)
 	for _, s := range set.r {
 		b = appendAckEntry(b, s.from, s.to)
+	}
+	if a.mark > 0 {
+		b = appendAckEntry(b, a.mark, math.MinInt64)
 	}
 	if err := writeFileSync(tmp, b); err != nil {
 		return err

@@ -16,14 +16,18 @@
 // Nothing per message lives in memory except what is in flight, so a queue
 // with ten million messages costs segments on disk. The log start is moved
 // past the lowest unsettled offset from time to time (storage's
-// DeleteRecordsBefore), which deletes every segment wholly below it.
+// DeleteRecordsBefore), which deletes every segment wholly below it; closed
+// segments behind the cursor that are mostly settled are compacted to
+// their live messages (compact.go), so one stuck message does not pin the
+// segments after it.
 //
 // Durability: Publish returns the log's Appended; the front end confirms a
 // publish only after Appended.Wait, that is after fsync under the default
 // policy, and a message becomes deliverable only then. Acks are recorded
 // without waiting for fsync: a crash can forget an ack, which means a
 // redelivery (allowed by AMQP), never a loss. After a restart every
-// unsettled message is ready again; redelivered flags are not persisted.
+// unsettled message is ready again; those below the delivered mark kept in
+// the ack record (they may have been delivered) are flagged redelivered.
 //
 // Each queue runs one dispatcher goroutine that hands ready messages to
 // consumers with credit (Consumer.Reserve) whenever the log's high
@@ -31,7 +35,8 @@
 // Expiry follows RabbitMQ: a message past its TTL is dropped or
 // dead-lettered when it reaches the head. Length limits count ready
 // messages; drop-head settles from the head, reject-publish refuses.
-// Dead-lettering calls Options.DeadLetter (the broker routes the copy
+// A priority queue (priority.go) counts its limits over all levels
+// (priority_limits.go). Dead-lettering calls Options.DeadLetter (the broker routes the copy
 // through the dead-letter exchange) and settles the original only after
 // the copy is durable.
 //

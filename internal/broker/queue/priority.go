@@ -44,7 +44,8 @@ var (
 // whose Reserve refuses while a higher lane has ready messages, so
 // deliveries take from the highest non-empty level; a lane that runs dry
 // wakes the lanes below it. Acks go straight to the lane a delivery came
-// from (Delivery.Queue). Length limits and TTL apply per lane.
+// from (Delivery.Queue). Length limits count the whole queue
+// (priority_limits.go); message TTL applies at each lane's head.
 type Priority struct {
 	opts Options
 	max  int
@@ -59,6 +60,9 @@ type Priority struct {
 	nextID    uint64
 	exclusive bool
 	closed    bool
+
+	limitMu sync.Mutex // serializes the limit check and the publish (priority_limits.go)
+	trimMu  sync.Mutex // one drop-head trim at a time
 }
 
 type prioConsumer struct {
@@ -108,6 +112,7 @@ func (p *Priority) laneLocked(level int) (*Queue, error) {
 	}
 	o := p.opts
 	o.Dir = filepath.Join(p.opts.Dir, fmt.Sprintf("p%d", level))
+	o.Config = laneConfig(o.Config)
 	q, err := Open(o)
 	if err != nil {
 		return nil, err
@@ -143,6 +148,9 @@ func (p *Priority) Publish(m *message.Message) (*storage.Appended, error) {
 	p.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if p.limited() {
+		return p.publishLimited(q, m)
 	}
 	return q.Publish(m)
 }

@@ -152,6 +152,11 @@ type Queue struct {
 	flushing  bool
 	closed    bool
 	lastUsed  time.Time
+	// redeliverBelow is the delivered mark recovered from the ack record:
+	// unsettled messages below it may have been delivered before the
+	// restart, so they go out flagged redelivered.
+	redeliverBelow int64
+	compaction     compaction // compact.go
 
 	kick chan struct{}
 	stop chan struct{}
@@ -193,6 +198,7 @@ func Open(opts Options) (*Queue, error) {
 		lg.Close()
 		return nil, err
 	}
+	q.redeliverBelow = q.acks.mark
 	if err := q.recover(); err != nil {
 		q.acks.close()
 		lg.Close()
@@ -222,6 +228,14 @@ func (q *Queue) recover() error {
 			h, err := storage.ParseBatchHeader(b)
 			if err != nil || h.Size() > len(b) {
 				break
+			}
+			if h.BaseOffset > off {
+				// A gap left by compaction: settled already, unless the
+				// ack record lost its tail; settle it either way.
+				if n := q.settled.add(off, h.BaseOffset); n > 0 {
+					q.acks.record(off, h.BaseOffset)
+					q.live -= n
+				}
 			}
 			if !q.settled.contains(h.BaseOffset) {
 				if exact {
@@ -460,6 +474,9 @@ func (q *Queue) popHeadLocked(requeued bool, off int64) {
 	}
 	q.next = off + 1
 	q.rd = dropBatchesBelow(q.rd, q.next)
+	if q.next > q.acks.mark {
+		q.scheduleFlushLocked() // records the delivered mark
+	}
 }
 
 // readLocked returns the message at off and its timestamp (ms).
@@ -587,7 +604,8 @@ func (q *Queue) take(forGet, getNoAck bool) (d Delivery, to *consumerEntry, ok b
 		q.popHeadLocked(requeued, off)
 		rc := q.redelivs[off]
 		delete(q.redelivs, off)
-		d = Delivery{Queue: q, Offset: off, Message: m, Redelivered: requeued, DeliveryCount: rc}
+		redelivered := requeued || off < q.redeliverBelow
+		d = Delivery{Queue: q, Offset: off, Message: m, Redelivered: redelivered, DeliveryCount: rc}
 		if (c != nil && c.opts.NoAck) || (forGet && getNoAck) {
 			q.settleLocked(off, m.Size())
 		} else {
@@ -598,7 +616,7 @@ func (q *Queue) take(forGet, getNoAck bool) (d Delivery, to *consumerEntry, ok b
 		}
 		q.mu.Unlock()
 		q.Stats.Delivered.Add(1)
-		if requeued {
+		if redelivered {
 			q.Stats.Redelivered.Add(1)
 		}
 		return d, c, true, time.Time{}
@@ -816,6 +834,7 @@ func (q *Queue) flush() {
 		q.mu.Unlock()
 		return
 	}
+	q.acks.recordMark(q.next)
 	if err := q.acks.flush(); err != nil {
 		q.lg.Error("writing the ack record failed", "err", err)
 	}
@@ -848,6 +867,7 @@ func (q *Queue) flush() {
 			q.lg.Error("compacting the ack record failed", "err", err)
 		}
 	}
+	q.maybeCompactLocked()
 }
 
 // run is the dispatcher: it hands ready messages to consumers with credit
@@ -907,8 +927,10 @@ func (q *Queue) Close() error {
 	close(q.stop)
 	q.mu.Unlock()
 	<-q.done
+	q.compaction.wg.Wait()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.acks.recordMark(q.next)
 	return errors.Join(q.acks.close(), q.log.Close())
 }
 

@@ -1,0 +1,176 @@
+package queue
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/storage"
+)
+
+// Reclaiming space behind a stuck message.
+//
+// The log start moves only past the settled prefix, so one old unacked
+// (or requeued, or long-delayed) message would pin its segment and every
+// later one. A closed segment that is wholly below the delivery cursor and
+// mostly settled is therefore rewritten with only the batches that hold
+// unsettled messages, at their original offsets (storage.CompactSegment):
+// order is kept, the gaps read as settled, and the space comes back.
+
+const (
+	// compactLivePercent: a segment is compacted when at most this share
+	// of its offsets is unsettled. Queue messages are one record per batch,
+	// so the share of offsets stands for the share of bytes.
+	compactLivePercent = 15
+	// compactEvery spaces compaction passes; one pass may rewrite several
+	// segments.
+	compactEvery = time.Second
+)
+
+// compaction is a queue's compaction state, guarded by Queue.mu.
+type compaction struct {
+	running bool
+	last    time.Time
+	retry   bool // a pass is scheduled for when compactEvery has passed
+	again   bool // asked for while running: look again when done
+	// done maps a compacted segment's base to the unsettled offsets it had
+	// then: it is compacted again only once that number has dropped.
+	done map[int64]int64
+	wg   sync.WaitGroup
+	// Runs counts segments rewritten (for tests and metrics).
+	runs int64
+}
+
+type compactJob struct {
+	segs    []storage.SegmentInfo
+	live    []int64
+	settled intervals // a snapshot over the segments' range
+}
+
+// maybeCompactLocked starts a compaction pass in the background when one
+// is due and some segment qualifies.
+func (q *Queue) maybeCompactLocked() {
+	c := &q.compaction
+	if c.running {
+		c.again = true
+		return
+	}
+	if q.closed {
+		return
+	}
+	start := q.log.StartOffset()
+	var job compactJob
+	for base := range c.done {
+		if base < start {
+			delete(c.done, base)
+		}
+	}
+	for _, s := range q.log.Segments() {
+		if s.Active || s.End <= start || s.End > q.next || s.Bytes == 0 {
+			continue // only closed segments wholly behind the cursor
+		}
+		from := max(s.Base, start) // below the start is gone already
+		total := s.End - s.Base
+		live := s.End - from - q.settled.count(from, s.End)
+		if live*100 > total*compactLivePercent {
+			continue
+		}
+		if prev, ok := c.done[s.Base]; ok && live >= prev {
+			continue // already compacted with these messages in it
+		}
+		job.segs = append(job.segs, s)
+		job.live = append(job.live, live)
+	}
+	if len(job.segs) == 0 {
+		return
+	}
+	now := time.Now()
+	if wait := compactEvery - now.Sub(c.last); wait > 0 {
+		if !c.retry {
+			c.retry = true
+			time.AfterFunc(wait, func() {
+				q.mu.Lock()
+				defer q.mu.Unlock()
+				q.compaction.retry = false
+				q.maybeCompactLocked()
+			})
+		}
+		return
+	}
+	// What is settled must be on disk before a message it settles is
+	// dropped from the log: a crash must not revive an ack whose message
+	// is gone. Write the buffered entries now, fsync in the background.
+	if err := q.acks.flush(); err != nil {
+		q.lg.Error("writing the ack record failed", "err", err)
+		return
+	}
+	lo, hi := job.segs[0].Base, job.segs[len(job.segs)-1].End
+	job.settled.add(lo, min(start, hi))
+	for _, sp := range q.settled.r {
+		if sp.to > lo && sp.from < hi {
+			job.settled.add(max(sp.from, lo), min(sp.to, hi))
+		}
+	}
+	c.running, c.last = true, now
+	c.wg.Add(1)
+	go q.compact(job, q.acks.f)
+}
+
+// syncer is the ack file as compact needs it.
+type syncer interface{ Sync() error }
+
+// compact rewrites the job's segments. It runs without the queue lock; the
+// settled snapshot only ever understates what is settled, so it never
+// drops a batch that is still needed.
+func (q *Queue) compact(job compactJob, ackFile syncer) {
+	defer q.compaction.wg.Done()
+	var freed int64
+	done := map[int64]int64{}
+	// The ack file may have been swapped by its own compaction meanwhile;
+	// then the new file, written and fsync'd whole, holds the snapshot.
+	err := ackFile.Sync()
+	for i := 0; err == nil && i < len(job.segs); i++ {
+		s := job.segs[i]
+		var n int64
+		n, err = q.log.CompactSegment(s.Base, func(h storage.BatchHeader) bool {
+			return job.settled.count(h.BaseOffset, h.LastOffset()+1) < h.LastOffset()+1-h.BaseOffset
+		})
+		if err == nil {
+			freed += n
+			done[s.Base] = job.live[i]
+		}
+	}
+	if err != nil && !errors.Is(err, storage.ErrClosed) && !errors.Is(err, os.ErrClosed) {
+		q.lg.Error("compacting the queue's log failed", "err", err)
+	}
+	if freed > 0 {
+		q.lg.Debug("compacted queue segments", "segments", len(done), "freed_bytes", freed)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := &q.compaction
+	c.running = false
+	if c.done == nil {
+		c.done = map[int64]int64{}
+	}
+	for b, live := range done {
+		c.done[b] = live
+	}
+	c.runs += int64(len(done))
+	if c.again {
+		c.again = false
+		q.maybeCompactLocked()
+	}
+}
+
+// CompactedSegments is how many segments compaction has rewritten since
+// the queue opened.
+func (q *Queue) CompactedSegments() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.compaction.runs
+}
+
+// DiskBytes is the size of the queue's log on disk.
+func (q *Queue) DiskBytes() int64 { return q.log.Size() }

@@ -1,0 +1,217 @@
+package storage
+
+import "fmt"
+
+// SegmentInfo describes one segment of a log.
+type SegmentInfo struct {
+	Base   int64 // base offset (the file name)
+	End    int64 // the next segment's base: offsets here are below it; the next offset to assign for the active one
+	Bytes  int64 // data file size
+	Active bool  // the segment being appended to; never compacted
+}
+
+// Segments lists the log's segments, oldest first.
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]SegmentInfo, len(l.segs))
+	for i, s := range l.segs {
+		out[i] = SegmentInfo{Base: s.base, End: l.next, Bytes: s.size, Active: i == len(l.segs)-1}
+		if i+1 < len(l.segs) {
+			out[i].End = l.segs[i+1].base
+		}
+	}
+	return out
+}
+
+// CompactSegment rewrites the closed (non-active) segment with base offset
+// base so that it holds only the batches keep accepts, byte for byte and
+// at their original offsets: the offsets of dropped batches become a gap,
+// and a read of an offset in a gap returns the next batch, as for any gap.
+// The segment's indexes are rebuilt for the new positions. It returns the
+// bytes freed.
+//
+// keep must be safe to call from this goroutine and must accept every
+// batch anybody may still need: a dropped batch is gone for good once
+// CompactSegment returns (and possibly before, if it fails after the
+// swap). The caller makes durable whatever decided that a batch may go
+// (a queue syncs its ack record first).
+//
+// The swap is crash-atomic; docs/storage-format.md lists the steps. A
+// crash at any point leaves either the old or the new data file under the
+// segment's name, possibly without index files (recovery rebuilds them)
+// and possibly with stray temporary files (recovery removes them).
+// Readers keep working across the swap: one that holds the old file reads
+// the old bytes, one that comes later reads the new file.
+func (l *Log) CompactSegment(base int64, keep func(BatchHeader) bool) (freed int64, err error) {
+	l.adminMu.Lock()
+	defer l.adminMu.Unlock()
+
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	var old *segment
+	for _, s := range l.segs[:len(l.segs)-1] {
+		if s.base == base {
+			old = s
+		}
+	}
+	var size int64
+	if old != nil {
+		size = old.size
+	}
+	l.mu.Unlock()
+	if old == nil {
+		return 0, fmt.Errorf("storage: compact: no closed segment at %d", base)
+	}
+
+	files, err := l.cache.acquire(old)
+	if err != nil {
+		return 0, err
+	}
+	defer l.cache.release(files)
+
+	tmp := func(name string) string { return name + tmpSuffix }
+	newSize, maxTs, oi, ti, err := l.copyKept(old, files.data, size, tmp(old.dataPath()), keep)
+	if err != nil {
+		l.removeQuietly(tmp(old.dataPath()))
+		return 0, err
+	}
+	if newSize == size {
+		l.removeQuietly(tmp(old.dataPath()))
+		return 0, nil // nothing to drop
+	}
+	abort := func(err error) (int64, error) {
+		for _, n := range []string{old.dataPath(), old.indexPath(), old.timeIndexPath()} {
+			l.removeQuietly(tmp(n))
+		}
+		return 0, err
+	}
+	if err := writeWhole(l.fs, tmp(old.indexPath()), appendOffsetEntries(nil, oi)); err != nil {
+		return abort(err)
+	}
+	if err := writeWhole(l.fs, tmp(old.timeIndexPath()), appendTimeEntries(nil, ti)); err != nil {
+		return abort(err)
+	}
+	// The old indexes go first, durably, so that no crash can leave them
+	// beside the new data file: an old segment without indexes is rebuilt
+	// by recovery, one with wrong indexes might pass its cheap check.
+	for _, n := range []string{old.indexPath(), old.timeIndexPath()} {
+		if err := l.fs.Remove(n); err != nil && !isNotExist(err) {
+			return abort(err)
+		}
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return abort(err)
+	}
+
+	// The swap: the rename and the new segment become visible together,
+	// under Log.mu and handleCache.mu, so that no reader opens the new file
+	// with the old size or the old file with the new size.
+	ns := &segment{base: old.base, path: old.path, offLimit: old.offLimit, size: newSize, maxTs: maxTs}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return abort(ErrClosed)
+	}
+	i := segIndex(l.segs, base)
+	if l.segs[i] != old || i == len(l.segs)-1 {
+		l.mu.Unlock()
+		return abort(fmt.Errorf("storage: compact: segment %d changed", base))
+	}
+	if err := l.cache.replace(old, func() error { return l.fs.Rename(tmp(old.dataPath()), old.dataPath()) }); err != nil {
+		l.mu.Unlock()
+		return abort(err)
+	}
+	segs := append([]*segment(nil), l.segs...)
+	segs[i] = ns
+	l.segs = segs
+	old.successor = ns
+	l.size -= size - newSize
+	l.mu.Unlock()
+
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return size - newSize, err
+	}
+	for _, n := range []string{old.indexPath(), old.timeIndexPath()} {
+		if err := l.fs.Rename(tmp(n), n); err != nil {
+			return size - newSize, err
+		}
+	}
+	return size - newSize, l.fs.SyncDir(l.dir)
+}
+
+// copyKept writes the batches of segment s (data holds size bytes) that
+// keep accepts to the file dst, fsyncs it, and returns its size, largest
+// timestamp and indexes. Every batch is checked (framing, offsets, CRC)
+// on the way: a compacted copy must not launder corruption.
+func (l *Log) copyKept(s *segment, data File, size int64, dst string, keep func(BatchHeader) bool) (n, maxTs int64, oi []offsetEntry, ti []timeEntry, err error) {
+	out, err := l.fs.OpenFile(dst, true)
+	if err != nil {
+		return 0, 0, nil, nil, err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if err := out.Truncate(0); err != nil { // a leftover of an earlier attempt
+		return 0, 0, nil, nil, err
+	}
+	buf := scanBufs.Get().(*[]byte)
+	defer scanBufs.Put(buf)
+	var copyBuf []byte
+	ib := newIndexBuilder(s.base, l.opts.IndexIntervalBytes)
+	var werr error
+	res, err := scanBatches(newScanner(data, size, *buf), s, 0, s.base, true, func(h BatchHeader, pos int64) {
+		if werr != nil || !keep(h) {
+			return
+		}
+		if cap(copyBuf) < h.Size() {
+			copyBuf = make([]byte, h.Size())
+		}
+		b := copyBuf[:h.Size()]
+		if werr = readFull(data, b, pos); werr != nil {
+			return
+		}
+		if _, werr = out.WriteAt(b, n); werr != nil {
+			return
+		}
+		oi, ti = ib.add(h, n, oi, ti)
+		n += int64(h.Size())
+	})
+	switch {
+	case err != nil:
+		return 0, 0, nil, nil, err
+	case werr != nil:
+		return 0, 0, nil, nil, werr
+	case res.bad || res.end != size:
+		return 0, 0, nil, nil, fmt.Errorf("%w: segment %s at position %d", ErrCorruptBatch, s.dataPath(), res.end)
+	}
+	if err := out.Sync(); err != nil {
+		return 0, 0, nil, nil, err
+	}
+	return n, ib.maxTs, oi, ib.final(ti), nil
+}
+
+// removeQuietly removes a temporary file; one left behind is removed by
+// recovery.
+func (l *Log) removeQuietly(name string) { _ = l.fs.Remove(name) }
+
+// replace carries out rename (which puts a compacted copy in s's place)
+// and, atomically with it for readers, retires s: readers that hold its
+// files keep them, later acquires of s fail with errSegmentGone (and
+// follow s.successor).
+func (c *handleCache) replace(s *segment, rename func() error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := rename(); err != nil {
+		return err
+	}
+	s.deleted = true
+	c.removeLocked(s)
+	c.dropFilesLocked(s)
+	return nil
+}
