@@ -22,7 +22,7 @@ type queueArgs struct {
 	cfg       queue.Config
 	expires   time.Duration // x-expires; < 0: none
 	queueType string
-	maxPrio   int // x-max-priority; 0: none
+	maxPrio   int                // x-max-priority; 0: none
 	stream    queue.StreamConfig // retention of a stream queue (stream_args.go)
 }
 
