@@ -555,6 +555,9 @@ func (r *Router) DeleteQueue(vh, name, owner string, ifUnused, ifEmpty bool) (in
 		return 0, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, name, vh)
 	}
 	ready, unacked, consumers := qe.q.Counts()
+	if qe.qa.queueType == QueueTypeStream {
+		ifUnused, ifEmpty = false, false // RabbitMQ ignores both for streams
+	}
 	if ifUnused && consumers > 0 {
 		r.mu.Unlock()
 		return 0, fmt.Errorf("%w: queue '%s' in vhost '%s' in use", ErrPreconditionFailed, name, vh)
