@@ -433,3 +433,35 @@ func TestAMQPStreamErrors(t *testing.T) {
 	got, _ := takeStream(t, d, 1)
 	wantBodies(t, "after the errors", got, []string{"one"})
 }
+
+// BenchmarkAMQPStreamReplay measures reading a stream from the first
+// message with one amqp091-go consumer (prefetch 1000, an ack with
+// multiple every 500 deliveries), 100-byte bodies, default fsync policy
+// for the publishes that fill it (not timed).
+func BenchmarkAMQPStreamReplay(b *testing.B) {
+	br := startBroker(b)
+	ch := br.channel(b)
+	declareStream(b, ch, "bench", nil)
+	const n = 20_000
+	body := strings.Repeat("b", 100)
+	for i := 0; i < n; i += 1000 {
+		bodies := make([]string, 1000)
+		for j := range bodies {
+			bodies[j] = body
+		}
+		publishConfirmed(b, ch, "bench", bodies...)
+	}
+	conn := br.dial(b)
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		c, d := consumeStream(b, conn, "bench", "first", 1000)
+		for i := 1; i <= n; i++ {
+			m := recv(b, d, 10*time.Second)
+			if i%500 == 0 {
+				m.Ack(true)
+			}
+		}
+		c.Close()
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
