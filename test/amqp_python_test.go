@@ -50,6 +50,7 @@ var pikaScenarios = []string{
 	// failure is visible and isolated.
 	"priority",
 	"delayed",
+	"stream",
 }
 
 var pikaPhases = map[string][]string{

@@ -188,6 +188,7 @@ type consumer struct {
 	id       uint64
 	noAck    bool
 	prefetch uint16
+	stream   bool // reads a stream queue (stream.go)
 
 	// guarded by ch.mu
 	unacked   int
@@ -229,10 +230,13 @@ func (cs *consumer) Deliver(d queue.Delivery) {
 			ch.globalUnacked--
 		}
 		ch.mu.Unlock()
-		if !cs.noAck {
+		if !cs.noAck && d.Queue != nil {
 			d.Queue.Requeue(d.Offset)
 		}
 		return
+	}
+	if cs.stream {
+		withStreamOffset(&d)
 	}
 	ch.deliveryTag++
 	tag := ch.deliveryTag
@@ -298,6 +302,9 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	q, err := ch.c.s.router.Queue(ch.c.vhost, name, ch.c.id)
 	if err != nil {
 		return err
+	}
+	if s, ok := q.(*queue.Stream); ok {
+		return ch.streamConsume(m, name, s)
 	}
 	tag := m.ConsumerTag
 	if tag == "" {
@@ -376,6 +383,9 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	if err != nil {
 		return err
 	}
+	if _, ok := q.(*queue.Stream); ok {
+		return errorf(wire.NotImplemented, "basic.get not supported by stream queues queue '%s' in vhost '%s'", name, ch.c.vhost)
+	}
 	ch.sendMu.Lock()
 	defer ch.sendMu.Unlock()
 	d, ok := q.Get(m.NoAck)
@@ -434,6 +444,12 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind, requeue
 		ch.mu.Unlock()
 		return errorf(wire.PreconditionFailed, "unknown delivery tag %d", tag)
 	}
+	if kind == settleReject {
+		if e := streamEntry(ch.unacked, tags); e != nil {
+			ch.mu.Unlock()
+			return errorf(wire.NotImplemented, "basic.nack and basic.reject not supported by stream queues queue '%s' in vhost '%s'", e.cons.qname, ch.c.vhost)
+		}
+	}
 	byQueue := map[*queue.Queue][]int64{}
 	var order []*queue.Queue
 	for _, t := range tags {
@@ -442,6 +458,9 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind, requeue
 		if e.cons != nil {
 			e.cons.unacked--
 			ch.globalUnacked--
+		}
+		if e.q == nil {
+			continue // a stream delivery: the ack only returned credit
 		}
 		if _, seen := byQueue[e.q]; !seen {
 			order = append(order, e.q)

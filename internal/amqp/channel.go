@@ -180,6 +180,9 @@ func (ch *channel) release() {
 func requeueAll(unacked map[uint64]*unackedEntry) {
 	byQueue := map[*queue.Queue][]int64{}
 	for _, e := range unacked {
+		if e.q == nil {
+			continue // a stream delivery: nothing to give back
+		}
 		byQueue[e.q] = append(byQueue[e.q], e.offset)
 	}
 	for q, offs := range byQueue {

@@ -51,6 +51,7 @@ var brokerCodes = []struct {
 	{broker.ErrResourceLocked, wire.ResourceLocked},
 	{broker.ErrCommandInvalid, wire.CommandInvalid},
 	{broker.ErrNotAllowed, wire.NotAllowed},
+	{broker.ErrNotImplemented, wire.NotImplemented},
 	{queue.ErrExclusiveConsumer, wire.AccessRefused},
 }
 

@@ -260,7 +260,7 @@ func (r *Router) openQueue(v *vhost, def meta.Queue) (*queueEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	qa, err := parseQueueArgs(args, def.Durable, def.Exclusive)
+	qa, err := parseQueueArgs(args, def.Durable, def.Exclusive, def.AutoDelete)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +277,12 @@ func (r *Router) openQueue(v *vhost, def meta.Queue) (*queueEntry, error) {
 		},
 	}
 	var q queue.Handle
-	if qa.maxPrio > 0 {
+	if qa.queueType == QueueTypeStream {
+		q, err = queue.OpenStream(queue.StreamOptions{
+			Name: def.Name, Dir: r.queueDir(def.ID), Storage: r.opts.Storage, Config: qa.stream,
+			Now: r.opts.Now, Logger: r.log.With("vhost", v.name),
+		})
+	} else if qa.maxPrio > 0 {
 		q, err = queue.OpenPriority(qo, qa.maxPrio)
 	} else {
 		q, err = queue.Open(qo)
@@ -496,7 +501,7 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 			if qe.def.Durable != d.Durable || qe.def.Exclusive != d.Exclusive || qe.def.AutoDelete != d.AutoDelete {
 				return QueueInfo{}, fmt.Errorf("%w: inequivalent arg 'durable' for queue '%s' in vhost '%s'", ErrPreconditionFailed, d.Name, vh)
 			}
-			if k, ok := argsEquivalent(qe.args, d.Arguments, equivalenceArgs); !ok {
+			if k, ok := argsEquivalent(qe.args, d.Arguments, equivalenceKeys(qe.qa.queueType)); !ok {
 				return QueueInfo{}, fmt.Errorf("%w: inequivalent arg '%s' for queue '%s' in vhost '%s'", ErrPreconditionFailed, k, d.Name, vh)
 			}
 		}
@@ -510,7 +515,7 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 	if len(d.Name) > 255 {
 		return QueueInfo{}, fmt.Errorf("%w: queue name too long", ErrPreconditionFailed)
 	}
-	if _, err := parseQueueArgs(d.Arguments, d.Durable, d.Exclusive); err != nil {
+	if _, err := parseQueueArgs(d.Arguments, d.Durable, d.Exclusive, d.AutoDelete); err != nil {
 		return QueueInfo{}, err
 	}
 	args, err := encodeArgs(d.Arguments)
@@ -550,6 +555,9 @@ func (r *Router) DeleteQueue(vh, name, owner string, ifUnused, ifEmpty bool) (in
 		return 0, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, name, vh)
 	}
 	ready, unacked, consumers := qe.q.Counts()
+	if qe.qa.queueType == QueueTypeStream {
+		ifUnused, ifEmpty = false, false // RabbitMQ ignores both for streams
+	}
 	if ifUnused && consumers > 0 {
 		r.mu.Unlock()
 		return 0, fmt.Errorf("%w: queue '%s' in vhost '%s' in use", ErrPreconditionFailed, name, vh)
@@ -583,6 +591,9 @@ func (r *Router) PurgeQueue(vh, name, owner string) (int64, error) {
 	qe, err := r.queueEntry(vh, name, owner)
 	if err != nil {
 		return 0, err
+	}
+	if qe.qa.queueType == QueueTypeStream {
+		return 0, fmt.Errorf("%w: queue.purge not supported by stream queues queue '%s' in vhost '%s'", ErrNotImplemented, name, vh)
 	}
 	return qe.q.Purge(), nil
 }

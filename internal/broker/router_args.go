@@ -22,7 +22,8 @@ type queueArgs struct {
 	cfg       queue.Config
 	expires   time.Duration // x-expires; < 0: none
 	queueType string
-	maxPrio   int // x-max-priority; 0: none
+	maxPrio   int                // x-max-priority; 0: none
+	stream    queue.StreamConfig // retention of a stream queue (stream_args.go)
 }
 
 // IntArg reads an integer-valued argument or header of any AMQP integer type.
@@ -64,7 +65,10 @@ func stringArg(v any) (string, bool) {
 
 // parseQueueArgs checks a declare's arguments as RabbitMQ does: a known
 // argument of the wrong type or out of range is PRECONDITION_FAILED.
-func parseQueueArgs(args fieldtable.Table, durable, exclusive bool) (queueArgs, error) {
+func parseQueueArgs(args fieldtable.Table, durable, exclusive, autoDelete bool) (queueArgs, error) {
+	if t, _ := stringArg(args["x-queue-type"]); t == QueueTypeStream {
+		return parseStreamArgs(args, durable, exclusive, autoDelete)
+	}
 	qa := queueArgs{cfg: queue.NoLimits(), expires: -1, queueType: QueueTypeClassic}
 	bad := func(k string, v any, why string) (queueArgs, error) {
 		return queueArgs{}, fmt.Errorf("%w: invalid arg '%s' for queue: %v (%s)", ErrPreconditionFailed, k, v, why)

@@ -846,6 +846,66 @@ def scenario_delayed(addr):
     conn.close()
 
 
+def scenario_stream(addr):
+    """A stream queue read by offset, as RabbitMQ's AMQP 0-9-1 stream support."""
+    import datetime
+    from pika.exceptions import ConnectionClosedByBroker
+    conn = connect(addr)
+    expect_closed(conn, 406, "non-durable stream",
+                  lambda c: c.queue_declare("pika-stream", durable=False, arguments={"x-queue-type": "stream"}))
+    expect_closed(conn, 406, "stream with x-message-ttl",
+                  lambda c: c.queue_declare("pika-stream", durable=True,
+                                            arguments={"x-queue-type": "stream", "x-message-ttl": 1000}))
+    ch = confirmed_channel(conn)
+    args = {"x-queue-type": "stream", "x-max-age": "7D", "x-stream-max-segment-size-bytes": 1000000}
+    ch.queue_declare("pika-stream", durable=True, arguments=args)
+    for i in range(5):
+        ch.basic_publish("", "pika-stream", b"s%d" % i)
+    ok("declared a stream (x-max-age 7D) and published 5 confirmed messages")
+
+    ch.basic_qos(prefetch_count=10)
+    got = {"first": [], "two": [], "ts": []}
+
+    def on(name):
+        def cb(c, m, p, b):
+            got[name].append((p.headers.get("x-stream-offset"), b))
+            c.basic_ack(m.delivery_tag)
+        return cb
+    ch.basic_consume("pika-stream", on("first"), arguments={"x-stream-offset": "first"})
+    ch.basic_consume("pika-stream", on("two"), arguments={"x-stream-offset": 2})
+    ch.basic_consume("pika-stream", on("ts"), arguments={"x-stream-offset": datetime.datetime(2001, 1, 1)})
+    end = time.monotonic() + remaining(10)
+    while len(got["first"]) < 5 or len(got["two"]) < 3 or len(got["ts"]) < 5:
+        check(time.monotonic() < end, "stream deliveries so far: %r" % got)
+        conn.process_data_events(time_limit=0.05)
+    conn.process_data_events(time_limit=0.2)
+    want = [(i, b"s%d" % i) for i in range(5)]
+    check(got["first"] == want, "from first: %r, want %r" % (got["first"], want))
+    check(got["two"] == want[2:], "from offset 2: %r, want %r" % (got["two"], want[2:]))
+    check(got["ts"] == want, "from a 2001 timestamp: %r, want %r" % (got["ts"], want))
+    ok("x-stream-offset first, 2 and a timestamp: each consumer reads the log, offsets in x-stream-offset")
+    check(count(ch, "pika-stream") == 5, "after acks the stream holds %d, want 5" % count(ch, "pika-stream"))
+    ok("acks remove nothing from a stream")
+    ch.basic_publish("", "pika-stream", b"s5")
+    end = time.monotonic() + remaining(5)
+    while min(len(v) for v in got.values()) < 4 or len(got["first"]) < 6 or len(got["ts"]) < 6:
+        check(time.monotonic() < end, "after one more publish: %r" % got)
+        conn.process_data_events(time_limit=0.05)
+    check(got["first"][-1] == (5, b"s5") and got["two"][-1] == (5, b"s5"), "new message: %r" % got)
+    ok("a new message reaches every consumer")
+
+    expect_closed(conn, 406, "consume a stream without basic.qos",
+                  lambda c: c.basic_consume("pika-stream", lambda *a: None))
+    c2 = connect(addr)
+    try:
+        c2.channel().basic_get("pika-stream")
+        fail("basic.get on a stream succeeded, want 540")
+    except ConnectionClosedByBroker as e:
+        check(e.reply_code == 540, "basic.get on a stream: %d %s, want 540" % (e.reply_code, e.reply_text))
+        ok("basic.get on a stream: connection closed %d %s" % (e.reply_code, e.reply_text))
+    conn.close()
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "fanout": scenario_fanout,
@@ -871,6 +931,7 @@ SCENARIOS = {
     "restart_verify": scenario_restart_verify,
     "priority": scenario_priority,
     "delayed": scenario_delayed,
+    "stream": scenario_stream,
 }
 
 
