@@ -54,7 +54,7 @@ var (
 	groupCommitted = desc("sluice_group_committed_offset", "Offset the consumer group committed for the partition.", gLabels...)
 	groupLag       = desc("sluice_group_lag", "Records between the group's committed offset and the partition's end offset (never negative).", gLabels...)
 
-	diskUsed     = desc("sluice_storage_used_bytes", "Bytes of files in the data directory, by area (topics, queues, meta, other).", "area")
+	diskUsed     = desc("sluice_storage_used_bytes", "Bytes of files in the data directory, by area (topics, queues, delayed, meta, other).", "area")
 	diskSegments = desc("sluice_storage_segments", "Segment data files in the data directory, by area.", "area")
 	diskFree     = desc("sluice_storage_disk_free_bytes", "Bytes available to Sluice on the file system holding the data directory.")
 	diskTotal    = desc("sluice_storage_disk_total_bytes", "Size of the file system holding the data directory.")
@@ -142,8 +142,8 @@ func collectPartitions(ch chan<- prometheus.Metric, b *broker.Broker) {
 // scrape, which stays small next to a scrape interval even with many
 // thousands of segments.
 func collectDisk(ch chan<- prometheus.Metric, dir string) {
-	used := map[string]int64{"topics": 0, "queues": 0, "meta": 0, "other": 0}
-	segs := map[string]int64{"topics": 0, "queues": 0}
+	used := map[string]int64{"topics": 0, "queues": 0, "delayed": 0, "meta": 0, "other": 0}
+	segs := map[string]int64{"topics": 0, "queues": 0, "delayed": 0}
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil // a file removed mid-walk is simply not counted
