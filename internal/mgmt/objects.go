@@ -86,10 +86,14 @@ func (a *API) putExchange(r *http.Request, s *session) (any, error) {
 		return nil, badRequest("%v", err)
 	}
 	durable := b.Durable == nil || bool(*b.Durable)
+	_, existed := a.opts.Meta.Exchange(vh, name)
 	if err := a.opts.Router.DeclareExchange(vh, broker.ExchangeDecl{
 		Name: name, Type: b.Type, Durable: durable, AutoDelete: bool(b.AutoDelete), Internal: bool(b.Internal), Arguments: args,
 	}); err != nil {
 		return nil, err
+	}
+	if existed {
+		return noContent{}, nil
 	}
 	return created{}, nil
 }
@@ -187,10 +191,14 @@ func (a *API) putQueue(r *http.Request, s *session) (any, error) {
 		return nil, badRequest("%v", err)
 	}
 	durable := b.Durable == nil || bool(*b.Durable)
+	_, existed := a.opts.Meta.Queue(vh, name)
 	if _, err := a.opts.Router.DeclareQueue(vh, broker.QueueDecl{
 		Name: name, Durable: durable, AutoDelete: bool(b.AutoDelete), Arguments: args,
 	}); err != nil {
 		return nil, err
+	}
+	if existed {
+		return noContent{}, nil
 	}
 	return created{}, nil
 }
