@@ -31,7 +31,7 @@
 // Errors are JSON bodies {"error": ..., "reason": ...} with RabbitMQ's
 // status codes: 400 bad request (and inequivalent redeclaration), 401 bad
 // credentials or missing tag, 403 refused by a permission pattern, 404
-// unknown object, 405 method not allowed.
+// unknown object. docs/management-api.md lists every endpoint.
 //
 // Extra handlers (Prometheus /metrics) are mounted with API.Handle.
 package mgmt
