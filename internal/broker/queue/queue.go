@@ -137,9 +137,10 @@ type Queue struct {
 	mu        sync.Mutex
 	settled   intervals
 	acks      *ackLog
-	leo       int64   // next offset the log will assign
-	next      int64   // delivery cursor: the next never-delivered offset
-	requeued  []int64 // returned offsets, ascending; delivered before next
+	leo       int64             // next offset the log will assign
+	lastApp   *storage.Appended // the last append, for basic.get to wait on while it is not yet durable
+	next      int64             // delivery cursor: the next never-delivered offset
+	requeued  []int64           // returned offsets, ascending; delivered before next
 	redelivs  map[int64]int32
 	unacked   map[int64]inflight
 	live      int64 // unsettled messages
@@ -324,6 +325,7 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 		return nil, err
 	}
 	q.leo = app.LastOffset + 1
+	q.lastApp = app
 	q.live++
 	q.liveBytes += size
 	q.lastUsed = now
@@ -740,6 +742,20 @@ func (q *Queue) insertRequeuedLocked(off int64) {
 
 // Get takes one message for basic.get. ok is false when none is ready.
 func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
+	if d, _, ok, _ = q.take(true, noAck); ok {
+		return d, true
+	}
+	// A message is readable only once durable. One published a moment ago
+	// (say by a client that has already disconnected) may still be on its
+	// way to disk; basic.get should find it, as in RabbitMQ, so wait for
+	// the last write and look once more.
+	q.mu.Lock()
+	app := q.lastApp
+	pending := app != nil && app.LastOffset >= q.log.HighWatermark()
+	q.mu.Unlock()
+	if !pending || app.Wait() != nil {
+		return d, false
+	}
 	d, _, ok, _ = q.take(true, noAck)
 	return d, ok
 }

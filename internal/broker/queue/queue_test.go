@@ -349,3 +349,23 @@ func TestRedeliveredAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+// basic.get right after a publish finds the message even while its write
+// is still on the way to disk (a message becomes readable once durable).
+func TestGetFindsMessageStillBeingWritten(t *testing.T) {
+	q := openQueue(t, t.TempDir(), NoLimits(), nil)
+	for i := range 50 {
+		body := fmt.Sprint("m", i)
+		m := message.Message{Body: []byte(body)}
+		if _, err := q.Publish(&m); err != nil {
+			t.Fatal(err)
+		}
+		d, ok := q.Get(true)
+		if !ok {
+			t.Fatalf("get %d right after its publish found nothing", i)
+		}
+		if string(d.Message.Body) != body {
+			t.Fatalf("get %d: %q", i, d.Message.Body)
+		}
+	}
+}
