@@ -17,9 +17,15 @@ import (
 type rateSampler struct {
 	now func() time.Time
 
-	mu      sync.Mutex
-	samples map[string]*rateSample // by queue id
+	mu        sync.Mutex
+	samples   map[string]*rateSample // by queue id
+	lastPrune time.Time
 }
+
+// rateForget is how long a queue's sample is kept without a request
+// looking at it: deleted queues' samples go after it, and a queue nobody
+// listed for that long starts again at rate 0, as on its first listing.
+const rateForget = time.Minute
 
 // rateInterval is RabbitMQ's default sample interval.
 const rateInterval = 5 * time.Second
@@ -40,6 +46,14 @@ func (rs *rateSampler) queueStats(vhost, name, id string, st *queue.Totals) map[
 	cur := [4]int64{st.Published, st.Delivered, st.Acked, st.Redelivered}
 	now := rs.now()
 	rs.mu.Lock()
+	if now.Sub(rs.lastPrune) >= rateForget {
+		for k, old := range rs.samples {
+			if now.Sub(old.at) >= rateForget {
+				delete(rs.samples, k)
+			}
+		}
+		rs.lastPrune = now
+	}
 	s, ok := rs.samples[id]
 	switch {
 	case !ok:
