@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
@@ -34,6 +35,9 @@ type conn struct {
 	frameMax   uint32
 	channelMax uint16
 	heartbeat  time.Duration
+	// beat counts the heartbeat goroutine's ticks (every half interval);
+	// the read deadline is pushed out once per tick, not on every frame.
+	beat, deadlineBeat atomic.Int64
 
 	user  string
 	vhost string
@@ -181,8 +185,15 @@ func (c *conn) shutdown() {
 }
 
 func (c *conn) readFrame() (wire.Frame, error) {
+	// A client silent for two heartbeat intervals is dead. The deadline
+	// moves at most once per half interval, so it allows two and a half
+	// intervals after the read that set it, and so at least two after
+	// the last frame.
 	if c.heartbeat > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(2 * c.heartbeat))
+		if b := c.beat.Load(); b != c.deadlineBeat.Load() || b == 0 {
+			c.deadlineBeat.Store(b)
+			c.nc.SetReadDeadline(time.Now().Add(2*c.heartbeat + c.heartbeat/2))
+		}
 	}
 	return c.fr.ReadFrame()
 }
@@ -276,6 +287,7 @@ func (c *conn) heartbeats() {
 	for {
 		select {
 		case <-t.C:
+			c.beat.Add(1)
 			select {
 			case c.out <- hb:
 			default: // the writer is busy, which is traffic enough
