@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -410,4 +411,35 @@ type statusJSON struct {
 		Lag   int64  `json:"lag"`
 	} `json:"top_groups"`
 	Connections int `json:"connections"`
+}
+
+// TestCLIProduceShowsProgress: a bulk produce that runs for a while
+// reports progress on standard error before its summary.
+func TestCLIProduceShowsProgress(t *testing.T) {
+	b := startBroker(t)
+	b.createTopic(t, "progress", 1, nil)
+	cmd := exec.Command(sluiceBin, "produce", "progress", "--brokers", b.Kafka)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errOut syncBuffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	io.WriteString(stdin, "one\ntwo\n")
+	waitFor(t, 20*time.Second, "a progress line", func() bool {
+		return strings.Contains(errOut.String(), "2 records sent, 2 acknowledged, 0 failed")
+	})
+	io.WriteString(stdin, "three\n")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("produce: %v\n%s", err, errOut.String())
+	}
+	out := errOut.String()
+	if i, j := strings.Index(out, "records sent"), strings.Index(out, "produced 3 records"); i < 0 || j < i {
+		t.Fatalf("stderr:\n%s", out)
+	}
 }
