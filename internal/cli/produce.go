@@ -128,6 +128,22 @@ func runProduce(cf *clientFlags, opts produceOptions, stdin io.Reader, stderr io
 	go func() { readErr <- readLines(stdin, lines) }()
 
 	start := time.Now()
+	// A bulk produce running longer than a second reports its progress
+	// every second.
+	progressDone, progressExited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(progressExited)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-progressDone:
+				return
+			case <-tick.C:
+				fmt.Fprintf(stderr, "... %d records sent, %d acknowledged, %d failed\n", sent.Load(), acked.Load(), failed.Load())
+			}
+		}
+	}()
 	interrupted := false
 loop:
 	for {
@@ -172,6 +188,8 @@ loop:
 		cl.Flush(drainCtx)
 		cancelDrain()
 	}
+	close(progressDone)
+	<-progressExited
 	elapsed := time.Since(start)
 	fmt.Fprintf(stderr, "produced %d records (%d bytes) to %s in %v",
 		acked.Load(), ackedBytes.Load(), opts.topic, elapsed.Round(time.Millisecond))
