@@ -33,6 +33,10 @@ type Options struct {
 	// DataDir is reported by DescribeLogDirs.
 	DataDir string
 	Logger  *slog.Logger
+
+	// Flow, when set, holds produce requests while a resource alarm is
+	// raised (see flow.go).
+	Flow FlowControl
 }
 
 // Server serves Kafka clients.

@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/amqp"
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/broker/alarm"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/sluice-mq/sluice/internal/config"
 	"github.com/sluice-mq/sluice/internal/kafka"
@@ -38,6 +39,7 @@ type Server struct {
 	router *broker.Router
 	amqp   *amqp.Server
 	http   *http.Server
+	alarms *alarm.Monitor
 
 	kafkaLn, amqpLn, httpLn net.Listener
 	stop                    chan struct{}
@@ -81,6 +83,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open broker: %w", err)
 	}
+	s.alarms = newAlarms(cfg, log)
 	s.groups = groups.New(groups.Options{
 		MinSessionTimeout:     cfg.GroupMinSessionTimeout,
 		MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
@@ -92,6 +95,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		DataDir:         cfg.DataDir,
 		Logger:          log,
+		Flow:            s.alarms,
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
@@ -105,7 +109,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}
-	s.amqp = amqp.NewServer(amqp.Options{Logger: log}, s.router, s.meta)
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Flow: s.alarms}, s.router, s.meta)
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
 		return nil, fmt.Errorf("kafka listener: %w", err)
 	}
@@ -127,6 +131,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		s.alarms.Run(s.stop)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
 		s.broker.RunRetention(cfg.RetentionCheckInterval, s.stop)
 	}()
 	log.Info("sluice started",
@@ -145,6 +154,32 @@ func (s *Server) goServe(name string, serve func() error) {
 		}
 	}()
 }
+
+// newAlarms builds the resource alarms from the configuration and takes
+// the first samples, so that a server starting low on memory or disk
+// blocks publishers from the first message.
+func newAlarms(cfg config.Config, log *slog.Logger) *alarm.Monitor {
+	o := alarm.Options{Interval: cfg.ResourceCheckInterval, Logger: log}
+	if limit, ok := cfg.MemoryLimitBytes(alarm.TotalMemory()); ok {
+		o.MemoryLimit, o.Memory = limit, alarm.ProcessMemory
+	} else {
+		log.Warn("total memory unknown: memory alarm off; set an absolute memory_high_watermark", "memory_high_watermark", cfg.MemoryHighWatermark)
+	}
+	o.DiskFreeLimit, _ = config.ParseSize(cfg.DiskFreeLimit) // checked by Validate
+	if o.DiskFreeLimit > 0 {
+		if o.DiskFree = alarm.DiskFree(cfg.DataDir); o.DiskFree == nil {
+			log.Warn("free disk space cannot be read on this platform: disk alarm off")
+		}
+	}
+	log.Info("resource alarms", "memory_limit_bytes", o.MemoryLimit, "disk_free_limit_bytes", o.DiskFreeLimit,
+		"interval", o.Interval.String())
+	m := alarm.New(o)
+	m.Check()
+	return m
+}
+
+// Alarms is the resource-alarm state, for management and metrics.
+func (s *Server) Alarms() *alarm.Monitor { return s.alarms }
 
 // KafkaAddr is the bound Kafka listener address.
 func (s *Server) KafkaAddr() net.Addr { return s.kafkaLn.Addr() }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,8 +71,14 @@ type Monitor struct {
 	active  map[Resource]Alarm
 	last    map[Resource]int64
 	failing map[Resource]bool // sampler error logged, not yet recovered
-	changed chan struct{}     // closed and replaced on every raise or clear
-	reason  string            // the Blocked reason for the current state
+	// flow is what Blocked returns, swapped whole on every raise or
+	// clear so that publishers read it without taking mu.
+	flow atomic.Pointer[flowState]
+}
+
+type flowState struct {
+	reason  string        // "" when no alarm is raised
+	changed chan struct{} // closed when the next state replaces this one
 }
 
 // New returns a monitor with no alarm raised; call Check or Run.
@@ -85,13 +92,14 @@ func New(o Options) *Monitor {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Monitor{
+	m := &Monitor{
 		opts: o, log: o.Logger,
 		active:  map[Resource]Alarm{},
 		last:    map[Resource]int64{},
 		failing: map[Resource]bool{},
-		changed: make(chan struct{}),
 	}
+	m.flow.Store(&flowState{changed: make(chan struct{})})
+	return m
 }
 
 // Check samples every watched resource once and raises or clears alarms.
@@ -147,12 +155,11 @@ func (m *Monitor) changedLocked() {
 			names = append(names, string(r))
 		}
 	}
-	m.reason = ""
+	next := &flowState{changed: make(chan struct{})}
 	if len(names) > 0 {
-		m.reason = "low on " + strings.Join(names, " and ")
+		next.reason = "low on " + strings.Join(names, " and ")
 	}
-	close(m.changed)
-	m.changed = make(chan struct{})
+	close(m.flow.Swap(next).changed)
 }
 
 // Run checks every Interval until stop is closed.
@@ -173,10 +180,10 @@ func (m *Monitor) Run(stop <-chan struct{}) {
 // disk", "low on memory and disk"), or "" when no alarm is raised, and a
 // channel closed at the next raise or clear. A caller waits for publishers
 // to be released by calling Blocked again each time the channel closes.
+// It takes no lock: publishers call it for every message.
 func (m *Monitor) Blocked() (reason string, changed <-chan struct{}) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.reason, m.changed
+	f := m.flow.Load()
+	return f.reason, f.changed
 }
 
 // Active lists the raised alarms, memory first.
