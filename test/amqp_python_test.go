@@ -51,6 +51,14 @@ var pikaScenarios = []string{
 	"priority",
 	"delayed",
 	"stream",
+	"memory_alarm",
+}
+
+// pikaFlags are extra server flags for a scenario.
+var pikaFlags = map[string][]string{
+	// A watermark below any process's resident memory: the memory alarm
+	// is raised from the first sample.
+	"memory_alarm": {"--memory-high-watermark=1MiB", "--resource-check-interval=50ms"},
 }
 
 var pikaPhases = map[string][]string{
@@ -86,7 +94,7 @@ func TestPika(t *testing.T) {
 	for _, sc := range pikaScenarios {
 		t.Run(sc, func(t *testing.T) {
 			t.Parallel()
-			b := startBroker(t)
+			b := startBroker(t, pikaFlags[sc]...)
 			phases, ok := pikaPhases[sc]
 			if !ok {
 				phases = []string{sc}

@@ -43,6 +43,8 @@ type conn struct {
 	vhost string
 	perm  auth.Permission
 
+	flow connFlow // resource-alarm flow control, see flow.go
+
 	mu       sync.Mutex
 	channels map[uint16]*channel
 	closing  bool      // connection.close sent, waiting for close-ok
@@ -230,6 +232,9 @@ func (c *conn) handshake() error {
 		return err
 	}
 	so := m.(*wire.ConnectionStartOk)
+	if caps, ok := so.ClientProperties["capabilities"].(fieldtable.Table); ok {
+		c.flow.notify, _ = caps["connection.blocked"].(bool)
+	}
 	user, pass, err := parseCredentials(so.Mechanism, []byte(so.Response))
 	if err != nil {
 		return &amqpError{code: wire.AccessRefused, text: fmt.Sprintf("ACCESS_REFUSED - %v", err), classID: 10, methodID: 11}
@@ -384,6 +389,10 @@ func (c *conn) readLoop() {
 			case errors.As(err, &ne) && ne.Timeout() && c.heartbeat > 0:
 				c.log.Info("missed heartbeats from client, closing", "timeout", 2*c.heartbeat)
 			}
+			return
+		}
+		if isPublish(f) && !c.holdPublish() {
+			c.awaitCloseOk() // the server is closing
 			return
 		}
 		if err := c.handleFrame(f); err != nil {

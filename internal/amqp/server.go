@@ -35,6 +35,10 @@ type Options struct {
 	// Hooks receive connection, channel, byte and latency measurements.
 	// Default none.
 	Hooks Hooks
+
+	// Flow, when set, holds publishers while a resource alarm is raised
+	// (see flow.go).
+	Flow FlowControl
 }
 
 func (o Options) withDefaults() Options {
@@ -83,13 +87,19 @@ type Server struct {
 	closed   bool
 	wg       sync.WaitGroup
 	replyTo  sync.Map // direct reply-to token -> *channel
+
+	done chan struct{} // closed by Close
 }
 
 // NewServer returns a server routing through r and authenticating against
 // the users and permissions in m.
 func NewServer(opts Options, r *broker.Router, m *meta.Store) *Server {
 	opts = opts.withDefaults()
-	return &Server{opts: opts, router: r, meta: m, checker: auth.NewChecker(0), log: opts.Logger, conns: map[*conn]struct{}{}}
+	s := &Server{opts: opts, router: r, meta: m, checker: auth.NewChecker(0), log: opts.Logger, conns: map[*conn]struct{}{}, done: make(chan struct{})}
+	if opts.Flow != nil {
+		go s.watchFlow()
+	}
+	return s
 }
 
 // Serve accepts connections on ln until Close.
@@ -143,6 +153,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // CONNECTION_FORCED, and waits for them to finish.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	for _, ln := range s.lns {
 		ln.Close()

@@ -73,6 +73,22 @@ type Config struct {
 	// timeouts clients may ask for. Defaults 6s and 30m.
 	GroupMinSessionTimeout time.Duration `key:"group_min_session_timeout"`
 	GroupMaxSessionTimeout time.Duration `key:"group_max_session_timeout"`
+
+	// MemoryHighWatermark is the memory alarm threshold, like RabbitMQ's
+	// vm_memory_high_watermark: a fraction of total RAM (or of the
+	// cgroup limit when smaller) such as "0.6", or an absolute size such
+	// as "2GiB", "512MB" or "1073741824" (bytes). Measured as the
+	// process's resident set size. While above it, publishers are
+	// blocked. "0" blocks publishing at once. Default "0.6".
+	MemoryHighWatermark string `key:"memory_high_watermark"`
+	// DiskFreeLimit is the disk alarm threshold, like RabbitMQ's
+	// disk_free_limit: while the data directory's file system has less
+	// free space than this size, publishers are blocked. "0" disables
+	// the disk alarm. Default "100MB".
+	DiskFreeLimit string `key:"disk_free_limit"`
+	// ResourceCheckInterval is how often memory and free disk space are
+	// sampled. Default 1s.
+	ResourceCheckInterval time.Duration `key:"resource_check_interval"`
 }
 
 // Default returns the configuration that runs out of the box on a laptop.
@@ -97,6 +113,9 @@ func Default() Config {
 		GroupInitialRebalanceDelay: 0,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
+		MemoryHighWatermark:        "0.6",
+		DiskFreeLimit:              "100MB",
+		ResourceCheckInterval:      time.Second,
 	}
 }
 
@@ -153,6 +172,15 @@ func (c *Config) Validate() error {
 	}
 	if c.GroupMinSessionTimeout <= 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
 		bad("group session timeout bounds are inconsistent")
+	}
+	if _, _, err := ParseWatermark(c.MemoryHighWatermark); err != nil {
+		bad("memory_high_watermark: %v", err)
+	}
+	if _, err := ParseSize(c.DiskFreeLimit); err != nil {
+		bad("disk_free_limit: %v", err)
+	}
+	if c.ResourceCheckInterval <= 0 {
+		bad("resource_check_interval must be positive")
 	}
 	return errors.Join(errs...)
 }

@@ -87,3 +87,46 @@ func TestEveryKeyRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+func TestSizesAndWatermarks(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{"0", 0}, {"1073741824", 1 << 30}, {"512MiB", 512 << 20}, {"50MB", 50e6},
+		{"2GiB", 2 << 30}, {"1 kB", 1000}, {"7B", 7},
+	} {
+		if got, err := ParseSize(tc.in); err != nil || got != tc.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5GB", "12XB", "99999999999TiB"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+	c := Default()
+	for _, tc := range []struct {
+		watermark string
+		total     int64
+		want      int64
+		ok        bool
+	}{
+		{"0.6", 1000, 600, true},
+		{"1.0", 1000, 1000, true},
+		{"0.4", 0, 0, false}, // total memory unknown
+		{"2GiB", 0, 2 << 30, true},
+		{"0", 1000, 0, true},
+	} {
+		c.MemoryHighWatermark = tc.watermark
+		if got, ok := c.MemoryLimitBytes(tc.total); got != tc.want || ok != tc.ok {
+			t.Errorf("%q of %d: %d %v, want %d %v", tc.watermark, tc.total, got, ok, tc.want, tc.ok)
+		}
+	}
+	for _, bad := range []string{"1.5", "-0.1", "lots"} {
+		c.MemoryHighWatermark = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "memory_high_watermark") {
+			t.Errorf("watermark %q: %v", bad, err)
+		}
+	}
+}

@@ -12,7 +12,8 @@ package kafka
 // (duplicates are answered with the original offset, gaps get
 // OUT_OF_ORDER_SEQUENCE_NUMBER). Transactional batches are rejected: Sluice
 // has no transactions yet. Unknown topics are auto-created when enabled.
-// The request timeout is not used: there is no replication to wait for.
+// The request timeout bounds only how long a resource alarm may hold the
+// request (flow.go): there is no replication to wait for.
 
 import (
 	"github.com/sluice-mq/sluice/internal/broker"
@@ -43,6 +44,9 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 		return func() (kmsg.Response, error) {
 			return produceAllFailed(req, resp, kerr.TransactionalIDAuthorizationFailed.Code), nil
 		}
+	}
+	if !c.holdProduce(req) {
+		return produceHeldTooLong(req) // see flow.go
 	}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {

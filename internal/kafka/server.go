@@ -36,6 +36,10 @@ type Options struct {
 	// Hooks receive connection, byte and request-latency measurements.
 	// Default none.
 	Hooks Hooks
+
+	// Flow, when set, holds produce requests while a resource alarm is
+	// raised (see flow.go).
+	Flow FlowControl
 }
 
 // Server serves Kafka clients.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-mq/sluice/internal/broker/alarm"
 	"log/slog"
 	"net"
 	"net/http"
@@ -47,11 +48,12 @@ type Options struct {
 	// ["guest"], as for AMQP.
 	LoopbackUsers []string
 	Listeners     []Listener
-	// Alarms reports the resource alarms in effect (e.g. "disk", "memory");
-	// nil means the node has no alarm source, and the alarm checks pass.
-	Alarms func() []string
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Resources reports memory and disk use, their limits and the
+	// resource alarms in effect; nil means the node watches none, and the
+	// alarm checks pass.
+	Resources func() alarm.Status
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // API serves the management HTTP API.

@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"github.com/sluice-mq/sluice/internal/broker/alarm"
 	"net"
 	"net/http"
 	"os"
@@ -102,7 +103,7 @@ func exchangeTypes() []map[string]any {
 func (a *API) nodeJSON() map[string]any {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return map[string]any{
+	n := map[string]any{
 		"name": a.opts.NodeName, "type": "disc", "running": true, "being_drained": false,
 		"mem_used": ms.Sys - ms.HeapReleased, "uptime": time.Since(a.started).Milliseconds(),
 		"processors": runtime.NumCPU(), "run_queue": 0, "proc_used": runtime.NumGoroutine(),
@@ -110,6 +111,27 @@ func (a *API) nodeJSON() map[string]any {
 		"exchange_types": exchangeTypes(), "applications": []any{},
 		"partitions": []any{},
 	}
+	if a.opts.Resources != nil {
+		// RabbitMQ's resource fields; a resource not watched is left out.
+		st := a.opts.Resources()
+		raised := map[alarm.Resource]bool{}
+		for _, al := range st.Alarms {
+			raised[al.Resource] = true
+		}
+		if st.MemoryLimit >= 0 {
+			n["mem_limit"], n["mem_alarm"] = st.MemoryLimit, raised[alarm.Memory]
+			if st.MemoryUsed >= 0 {
+				n["mem_used"] = st.MemoryUsed // resident memory, what the alarm watches
+			}
+		}
+		if st.DiskFreeLimit >= 0 {
+			n["disk_free_limit"], n["disk_free_alarm"] = st.DiskFreeLimit, raised[alarm.Disk]
+			if st.DiskFree >= 0 {
+				n["disk_free"] = st.DiskFree
+			}
+		}
+	}
+	return n
 }
 
 func (a *API) listNodes(r *http.Request, s *session) (any, error) {
@@ -153,10 +175,14 @@ func (a *API) health(check func(r *http.Request) healthResult) http.HandlerFunc 
 }
 
 func (a *API) checkAlarms(r *http.Request) healthResult {
-	if a.opts.Alarms == nil {
+	if a.opts.Resources == nil {
 		return healthOK()
 	}
-	if alarms := a.opts.Alarms(); len(alarms) > 0 {
+	if st := a.opts.Resources(); len(st.Alarms) > 0 {
+		alarms := make([]map[string]any, 0, len(st.Alarms))
+		for _, al := range st.Alarms {
+			alarms = append(alarms, map[string]any{"node": a.opts.NodeName, "resource": string(al.Resource)})
+		}
 		return healthFailed("resource alarm(s) in effect", map[string]any{"alarms": alarms})
 	}
 	return healthOK()

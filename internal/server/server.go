@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/amqp"
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/broker/alarm"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/sluice-mq/sluice/internal/config"
 	"github.com/sluice-mq/sluice/internal/kafka"
@@ -43,6 +44,7 @@ type Server struct {
 	http   *http.Server
 	mx     *metrics.Metrics
 	mgmt   *mgmt.API
+	alarms *alarm.Monitor
 
 	kafkaLn, amqpLn, httpLn net.Listener
 	stop                    chan struct{}
@@ -86,6 +88,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open broker: %w", err)
 	}
+	s.alarms = newAlarms(cfg, log)
 	s.groups = groups.New(groups.Options{
 		MinSessionTimeout:     cfg.GroupMinSessionTimeout,
 		MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
@@ -98,6 +101,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		DataDir:         cfg.DataDir,
 		Logger:          log,
 		Hooks:           s.mx.Kafka,
+		Flow:            s.alarms,
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
@@ -111,8 +115,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}
-	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP}, s.router, s.meta)
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms}, s.router, s.meta)
 	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir})
+	s.mx.SetAlarmSource(alarmSource{s.alarms})
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
 		return nil, fmt.Errorf("kafka listener: %w", err)
 	}
@@ -124,7 +129,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, AMQP: s.amqp,
-		Logger: log,
+		Logger: log, Resources: s.alarms.Status,
 		Listeners: []mgmt.Listener{
 			{Protocol: "amqp", Addr: s.amqpLn.Addr()},
 			{Protocol: "kafka", Addr: s.kafkaLn.Addr()},
@@ -141,6 +146,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		}
 		return nil
 	})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.alarms.Run(s.stop)
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -162,6 +172,32 @@ func (s *Server) goServe(name string, serve func() error) {
 		}
 	}()
 }
+
+// newAlarms builds the resource alarms from the configuration and takes
+// the first samples, so that a server starting low on memory or disk
+// blocks publishers from the first message.
+func newAlarms(cfg config.Config, log *slog.Logger) *alarm.Monitor {
+	o := alarm.Options{Interval: cfg.ResourceCheckInterval, Logger: log}
+	if limit, ok := cfg.MemoryLimitBytes(alarm.TotalMemory()); ok {
+		o.MemoryLimit, o.Memory = limit, alarm.ProcessMemory
+	} else {
+		log.Warn("total memory unknown: memory alarm off; set an absolute memory_high_watermark", "memory_high_watermark", cfg.MemoryHighWatermark)
+	}
+	o.DiskFreeLimit, _ = config.ParseSize(cfg.DiskFreeLimit) // checked by Validate
+	if o.DiskFreeLimit > 0 {
+		if o.DiskFree = alarm.DiskFree(cfg.DataDir); o.DiskFree == nil {
+			log.Warn("free disk space cannot be read on this platform: disk alarm off")
+		}
+	}
+	log.Info("resource alarms", "memory_limit_bytes", o.MemoryLimit, "disk_free_limit_bytes", o.DiskFreeLimit,
+		"interval", o.Interval.String())
+	m := alarm.New(o)
+	m.Check()
+	return m
+}
+
+// Alarms is the resource-alarm state, for management and metrics.
+func (s *Server) Alarms() *alarm.Monitor { return s.alarms }
 
 // KafkaAddr is the bound Kafka listener address.
 func (s *Server) KafkaAddr() net.Addr { return s.kafkaLn.Addr() }
@@ -273,4 +309,24 @@ func bootstrapDefinitions(m *meta.Store) error {
 		}
 	}
 	return nil
+}
+
+// alarmSource shows the resource alarms to the metrics: every resource
+// watched, raised or not.
+type alarmSource struct{ m *alarm.Monitor }
+
+func (a alarmSource) Alarms() []metrics.Alarm {
+	st := a.m.Status()
+	raised := map[alarm.Resource]bool{}
+	for _, al := range st.Alarms {
+		raised[al.Resource] = true
+	}
+	var out []metrics.Alarm
+	if st.MemoryLimit >= 0 {
+		out = append(out, metrics.Alarm{Resource: string(alarm.Memory), Raised: raised[alarm.Memory]})
+	}
+	if st.DiskFreeLimit >= 0 {
+		out = append(out, metrics.Alarm{Resource: string(alarm.Disk), Raised: raised[alarm.Disk]})
+	}
+	return out
 }

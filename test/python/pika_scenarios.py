@@ -906,6 +906,28 @@ def scenario_stream(addr):
     conn.close()
 
 
+def scenario_memory_alarm(addr):
+    """Run with a memory watermark below the broker's resident memory."""
+    pub = connect(addr)
+    reasons = []
+    pub.add_on_connection_blocked_callback(lambda conn, frame: reasons.append(frame.method.reason))
+    ch = pub.channel()
+    ch.queue_declare("pika-mem")
+    ch.basic_publish("", "pika-mem", b"held")
+    while not reasons and remaining(10) > 0:
+        pub.process_data_events(time_limit=0.1)
+    check(reasons == ["low on memory"], "blocked reasons %r, want ['low on memory']" % reasons)
+    ok("publisher got connection.blocked: low on memory")
+    cons = connect(addr)
+    cch = cons.channel()
+    n = cch.queue_declare("pika-mem", passive=True).method.message_count
+    check(n == 0, "queue holds %d messages during the alarm, want 0 (the publish is held)" % n)
+    ok("a consumer-only connection still works; the held publish was not routed")
+    cons.close()
+    # The blocked connection is not closed: it is not read while blocked,
+    # so connection.close would wait (as with RabbitMQ).
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "fanout": scenario_fanout,
@@ -932,6 +954,7 @@ SCENARIOS = {
     "priority": scenario_priority,
     "delayed": scenario_delayed,
     "stream": scenario_stream,
+    "memory_alarm": scenario_memory_alarm,
 }
 
 
