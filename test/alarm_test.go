@@ -280,4 +280,22 @@ func TestMemoryAlarmBlocksPublishers(t *testing.T) {
 		t.Fatal("publish confirmed while the memory alarm is raised")
 	default:
 	}
+
+	// Operators see it: the management API's alarm check fails, the node
+	// reports mem_alarm, and /metrics has sluice_alarm{resource="memory"} 1.
+	health := decodeJSON[map[string]any](t, b.api(t, "GET", "/api/health/checks/alarms", nil, 503))
+	if al, _ := health["alarms"].([]any); len(al) != 1 || al[0].(map[string]any)["resource"] != "memory" {
+		t.Errorf("alarms health check: %v", health)
+	}
+	nodes := decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/nodes", nil, 200))
+	if n := nodes[0]; n["mem_alarm"] != true || n["disk_free_alarm"] != false || n["mem_limit"] != float64(1<<20) {
+		t.Errorf("node during a memory alarm: mem_alarm %v disk_free_alarm %v mem_limit %v", n["mem_alarm"], n["disk_free_alarm"], n["mem_limit"])
+	}
+	sc := b.scrape(t)
+	for _, bad := range sc.mismatches([]expectation{
+		{"sluice_alarm", []string{"resource=memory"}, 1},
+		{"sluice_alarm", []string{"resource=disk"}, 0},
+	}) {
+		t.Error(bad)
+	}
 }

@@ -296,6 +296,14 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
+	// Both resources are watched with the defaults, and neither is low.
+	for _, bad := range s.mismatches([]expectation{
+		{"sluice_alarm", []string{"resource=memory"}, 0},
+		{"sluice_alarm", []string{"resource=disk"}, 0},
+	}) {
+		t.Error(bad)
+	}
+
 	t.Run("alert rules use real metrics", func(t *testing.T) {
 		checkAlertRules(t, s)
 	})
@@ -318,9 +326,6 @@ const alertRulesFile = "../docs/prometheus/sluice-alerts.yml"
 // the reason.
 var notFromSluice = map[string]string{
 	"up": "made by Prometheus for every scrape target",
-	// The alarm component registers an AlarmSource; until it does, the
-	// metric is absent rather than claiming "no alarm".
-	"sluice_alarm": "exported only once a resource-alarm source is registered (metrics.SetAlarmSource)",
 }
 
 type ruleFile struct {
