@@ -3,6 +3,7 @@ package amqp
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
 	"github.com/sluice-mq/sluice/internal/broker/queue"
@@ -24,6 +25,8 @@ type channel struct {
 	txBytes   int
 	confirms  *confirmer
 	reply     *replyConsumer // direct reply-to consumer, if any (set and read under mu)
+	// mode mirrors confirm / tx for other goroutines (the management API).
+	mode atomic.Uint32 // modeConfirm or modeTx once selected
 
 	sendMu sync.Mutex // held across assigning a delivery tag and sending
 

@@ -30,6 +30,7 @@ func (ch *channel) confirmSelect(m *wire.ConfirmSelect) error {
 	}
 	if !ch.confirm {
 		ch.confirm = true
+		ch.mode.Store(modeConfirm)
 		ch.confirms = &confirmer{ch: ch, in: make(chan confirmItem, 4096), quit: make(chan struct{}), done: make(chan struct{})}
 		go ch.confirms.run()
 	}

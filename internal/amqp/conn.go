@@ -41,7 +41,8 @@ type conn struct {
 
 	mu       sync.Mutex
 	channels map[uint16]*channel
-	closing  bool // connection.close sent, waiting for close-ok
+	closing  bool      // connection.close sent, waiting for close-ok
+	info     *connInfo // set once the handshake is done; see registry.go
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -260,6 +261,7 @@ func (c *conn) handshake() error {
 	}
 	c.vhost = op.VirtualHost
 	c.perm = auth.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
+	c.opened(so.ClientProperties)
 	c.sendMethod(0, &wire.ConnectionOpenOk{})
 	return nil
 }

@@ -32,6 +32,7 @@ func (ch *channel) txSelect() error {
 		return errorf(wire.PreconditionFailed, "cannot switch from confirm to tx mode")
 	}
 	ch.tx = true
+	ch.mode.Store(modeTx)
 	ch.c.sendMethod(ch.id, &wire.TxSelectOk{})
 	return nil
 }

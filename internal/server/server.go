@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluice-mq/sluice/internal/amqp"
 	"github.com/sluice-mq/sluice/internal/auth"
@@ -24,6 +25,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/config"
 	"github.com/sluice-mq/sluice/internal/kafka"
 	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/mgmt"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
 
@@ -38,6 +40,7 @@ type Server struct {
 	router *broker.Router
 	amqp   *amqp.Server
 	http   *http.Server
+	mgmt   *mgmt.API
 
 	kafkaLn, amqpLn, httpLn net.Listener
 	stop                    chan struct{}
@@ -115,7 +118,17 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
-	s.http = &http.Server{Handler: s.httpHandler()}
+	s.mgmt = mgmt.New(mgmt.Options{
+		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, AMQP: s.amqp,
+		Logger: log,
+		Listeners: []mgmt.Listener{
+			{Protocol: "amqp", Addr: s.amqpLn.Addr()},
+			{Protocol: "kafka", Addr: s.kafkaLn.Addr()},
+			{Protocol: "http", Addr: s.httpLn.Addr()},
+		},
+	})
+	// Prometheus /metrics goes here: s.mgmt.Handle("GET /metrics", ...).
+	s.http = &http.Server{Handler: s.mgmt, ReadHeaderTimeout: 10 * time.Second}
 	s.goServe("kafka", func() error { return s.kafka.Serve(s.kafkaLn) })
 	s.goServe("amqp", func() error { return s.amqp.Serve(s.amqpLn) })
 	s.goServe("http", func() error {
@@ -154,17 +167,6 @@ func (s *Server) AMQPAddr() net.Addr { return s.amqpLn.Addr() }
 
 // HTTPAddr is the bound HTTP listener address.
 func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
-
-func (s *Server) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ready\n"))
-	})
-	return mux
-}
 
 // Shutdown stops serving, then flushes and closes every log.
 func (s *Server) Shutdown(ctx context.Context) error {

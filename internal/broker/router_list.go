@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/sluice-mq/sluice/internal/broker/queue"
+	"github.com/sluice-mq/sluice/internal/fieldtable"
+	"github.com/sluice-mq/sluice/internal/meta"
+)
+
+// QueueStatus is a queue's definition with its live counts, for the
+// management API.
+type QueueStatus struct {
+	meta.Queue
+	Args      fieldtable.Table // decoded arguments
+	Type      string           // x-queue-type as declared ("" means classic)
+	Ready     int64
+	Unacked   int64
+	Consumers int
+	// Exclusive queues only: the owning connection's id.
+	Owner string
+	// Stats are the queue's running totals, nil when the queue has no
+	// single set of them (a priority queue keeps one per lane).
+	Stats *queue.Stats
+}
+
+// QueueStatuses lists the queues of vhost vh, sorted by name.
+func (r *Router) QueueStatuses(vh string) ([]QueueStatus, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.vhosts[vh]
+	if !ok {
+		return nil, fmt.Errorf("%w: no vhost '%s'", ErrNotFound, vh)
+	}
+	out := make([]QueueStatus, 0, len(v.queues))
+	for _, qe := range v.queues {
+		out = append(out, queueStatus(qe))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// QueueStatus reports one queue, ignoring exclusivity.
+func (r *Router) QueueStatus(vh, name string) (QueueStatus, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.vhosts[vh]
+	if !ok {
+		return QueueStatus{}, fmt.Errorf("%w: no vhost '%s'", ErrNotFound, vh)
+	}
+	qe, ok := v.queues[name]
+	if !ok {
+		return QueueStatus{}, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, name, vh)
+	}
+	return queueStatus(qe), nil
+}
+
+func queueStatus(qe *queueEntry) QueueStatus {
+	ready, unacked, consumers := qe.q.Counts()
+	s := QueueStatus{Queue: qe.def, Args: qe.args, Type: qe.qa.queueType, Ready: ready, Unacked: unacked, Consumers: consumers}
+	if qe.def.Exclusive {
+		s.Owner = qe.owner
+	}
+	if q, ok := qe.q.(*queue.Queue); ok {
+		s.Stats = &q.Stats
+	}
+	return s
+}

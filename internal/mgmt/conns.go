@@ -1,0 +1,184 @@
+package mgmt
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/sluice-mq/sluice/internal/amqp"
+)
+
+// Connections, channels and consumers of the AMQP front end.
+
+func (a *API) connections(s *session) []amqp.ConnectionInfo {
+	if a.opts.AMQP == nil {
+		return nil
+	}
+	var out []amqp.ConnectionInfo
+	for _, c := range a.opts.AMQP.Connections() {
+		if s.seesAll() || c.User == s.user.Name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (a *API) connectionJSON(c amqp.ConnectionInfo) map[string]any {
+	return map[string]any{
+		"name": c.Name, "node": a.opts.NodeName, "type": "network", "state": "running",
+		"protocol": "AMQP 0-9-1", "auth_mechanism": "PLAIN",
+		"user": c.User, "vhost": c.Vhost,
+		"host": c.Host, "port": c.Port, "peer_host": c.PeerHost, "peer_port": c.PeerPort,
+		"ssl": false, "channels": len(c.Channels),
+		"connected_at":      c.ConnectedAt.UnixMilli(),
+		"client_properties": tableJSON(c.ClientProperties),
+		"frame_max":         c.FrameMax, "channel_max": c.ChannelMax, "timeout": int(c.Heartbeat.Seconds()),
+	}
+}
+
+func channelName(c amqp.ConnectionInfo, ch amqp.ChannelInfo) string {
+	return fmt.Sprintf("%s (%d)", c.Name, ch.Number)
+}
+
+func (a *API) channelJSON(c amqp.ConnectionInfo, ch amqp.ChannelInfo) map[string]any {
+	return map[string]any{
+		"name": channelName(c, ch), "number": ch.Number, "node": a.opts.NodeName,
+		"user": c.User, "vhost": c.Vhost, "state": "running",
+		"connection_details": map[string]any{"name": c.Name, "peer_host": c.PeerHost, "peer_port": c.PeerPort},
+		"prefetch_count":     ch.Prefetch, "global_prefetch_count": ch.GlobalPrefetch,
+		"consumer_count": len(ch.Consumers), "messages_unacknowledged": ch.Unacked,
+		"confirm": ch.Confirm, "transactional": ch.Tx,
+	}
+}
+
+func (a *API) listConnections(r *http.Request, s *session) (any, error) {
+	vh := pathValue(r, "vhost")
+	if vh != "" {
+		if _, err := s.vhostParam(r); err != nil {
+			return nil, err
+		}
+	}
+	out := []map[string]any{}
+	for _, c := range a.connections(s) {
+		if vh == "" || c.Vhost == vh {
+			out = append(out, a.connectionJSON(c))
+		}
+	}
+	return out, nil
+}
+
+func (a *API) findConnection(r *http.Request, s *session) (amqp.ConnectionInfo, error) {
+	name := pathValue(r, "name")
+	for _, c := range a.connections(s) {
+		if c.Name == name {
+			return c, nil
+		}
+	}
+	return amqp.ConnectionInfo{}, notFound()
+}
+
+func (a *API) getConnection(r *http.Request, s *session) (any, error) {
+	c, err := a.findConnection(r, s)
+	if err != nil {
+		return nil, err
+	}
+	return a.connectionJSON(c), nil
+}
+
+// closeConnection closes a connection with 320 CONNECTION_FORCED; the
+// X-Reason header is the reply text, as in RabbitMQ.
+func (a *API) closeConnection(r *http.Request, s *session) (any, error) {
+	c, err := a.findConnection(r, s)
+	if err != nil {
+		return nil, err
+	}
+	if !s.admin && c.User != s.user.Name {
+		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Not administrator user"}
+	}
+	reason := r.Header.Get("X-Reason")
+	if reason == "" {
+		reason = "Closed via management plugin"
+	}
+	if !a.opts.AMQP.CloseConnection(c.Name, reason) {
+		return nil, notFound()
+	}
+	return noContent{}, nil
+}
+
+func (a *API) connectionChannels(r *http.Request, s *session) (any, error) {
+	c, err := a.findConnection(r, s)
+	if err != nil {
+		return nil, err
+	}
+	out := []map[string]any{}
+	for _, ch := range c.Channels {
+		out = append(out, a.channelJSON(c, ch))
+	}
+	return out, nil
+}
+
+func (a *API) listChannels(r *http.Request, s *session) (any, error) {
+	vh := pathValue(r, "vhost")
+	if vh != "" {
+		if _, err := s.vhostParam(r); err != nil {
+			return nil, err
+		}
+	}
+	out := []map[string]any{}
+	for _, c := range a.connections(s) {
+		if vh != "" && c.Vhost != vh {
+			continue
+		}
+		for _, ch := range c.Channels {
+			out = append(out, a.channelJSON(c, ch))
+		}
+	}
+	return out, nil
+}
+
+func (a *API) getChannel(r *http.Request, s *session) (any, error) {
+	name := pathValue(r, "name")
+	for _, c := range a.connections(s) {
+		for _, ch := range c.Channels {
+			if channelName(c, ch) == name {
+				return a.channelJSON(c, ch), nil
+			}
+		}
+	}
+	return nil, notFound()
+}
+
+// listConsumers lists consumers in the visible vhosts (or one vhost). A
+// management user sees every consumer in its vhosts, as in RabbitMQ.
+func (a *API) listConsumers(r *http.Request, s *session) (any, error) {
+	vhs, err := s.vhostsOf(r)
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{}
+	for _, vh := range vhs {
+		keep[vh] = true
+	}
+	out := []map[string]any{}
+	if a.opts.AMQP == nil {
+		return out, nil
+	}
+	for _, c := range a.opts.AMQP.Connections() {
+		if !keep[c.Vhost] {
+			continue
+		}
+		for _, ch := range c.Channels {
+			for _, cs := range ch.Consumers {
+				out = append(out, map[string]any{
+					"consumer_tag": cs.Tag, "ack_required": cs.AckRequired, "prefetch_count": cs.Prefetch,
+					"arguments": map[string]any{},
+					"queue":     map[string]any{"name": cs.Queue, "vhost": c.Vhost},
+					"channel_details": map[string]any{
+						"name": channelName(c, ch), "number": ch.Number, "user": c.User,
+						"connection_name": c.Name, "peer_host": c.PeerHost, "peer_port": c.PeerPort, "node": a.opts.NodeName,
+					},
+				})
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,209 @@
+package mgmt
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/meta"
+)
+
+// Definitions export and import, in RabbitMQ's definitions-file format.
+// Parameters, policies, topic permissions and limits are exported empty
+// and ignored on import: Sluice has none.
+
+func predeclared(name string) bool { return name == "" || strings.HasPrefix(name, "amq.") }
+
+func (a *API) exportDefinitions(r *http.Request, s *session) (any, error) {
+	vhs, err := s.vhostsOf(r)
+	if err != nil {
+		return nil, err
+	}
+	one := pathValue(r, "vhost") != ""
+	out := map[string]any{
+		"rabbit_version": RabbitMQVersion, "rabbitmq_version": RabbitMQVersion,
+		"product_name": "Sluice", "product_version": a.opts.Version,
+		"parameters": []any{}, "global_parameters": []any{}, "policies": []any{},
+	}
+	if !one {
+		users := []map[string]any{}
+		for _, u := range a.opts.Meta.Users() {
+			users = append(users, userJSON(u))
+		}
+		vhosts := []map[string]any{}
+		for _, v := range a.opts.Meta.Vhosts() {
+			tags := v.Tags
+			if tags == nil {
+				tags = []string{}
+			}
+			vhosts = append(vhosts, map[string]any{"name": v.Name, "description": v.Description, "tags": tags, "limits": []any{}, "metadata": map[string]any{"description": v.Description, "tags": tags}})
+		}
+		perms := []map[string]any{}
+		for _, p := range a.opts.Meta.Permissions() {
+			perms = append(perms, permissionJSON(p))
+		}
+		out["users"], out["vhosts"], out["permissions"], out["topic_permissions"] = users, vhosts, perms, []any{}
+	}
+	exchanges, queues, bindings := []map[string]any{}, []map[string]any{}, []map[string]any{}
+	for _, vh := range vhs {
+		for _, e := range a.opts.Meta.Exchanges(vh) {
+			if predeclared(e.Name) {
+				continue
+			}
+			m := map[string]any{"name": e.Name, "type": e.Type, "durable": e.Durable, "auto_delete": e.AutoDelete, "internal": e.Internal, "arguments": tableJSON(decodeArgs(e.Arguments))}
+			if !one {
+				m["vhost"] = vh
+			}
+			exchanges = append(exchanges, m)
+		}
+		for _, q := range a.opts.Meta.Queues(vh) {
+			if q.Exclusive {
+				continue
+			}
+			m := map[string]any{"name": q.Name, "durable": q.Durable, "auto_delete": q.AutoDelete, "arguments": tableJSON(decodeArgs(q.Arguments))}
+			if !one {
+				m["vhost"] = vh
+			}
+			queues = append(queues, m)
+		}
+		for _, b := range a.opts.Meta.Bindings(vh) {
+			m := map[string]any{"source": b.Source, "destination": b.Destination, "destination_type": b.DestinationKind, "routing_key": b.RoutingKey, "arguments": tableJSON(decodeArgs(b.Arguments))}
+			if !one {
+				m["vhost"] = vh
+			}
+			bindings = append(bindings, m)
+		}
+	}
+	out["exchanges"], out["queues"], out["bindings"] = exchanges, queues, bindings
+	return out, nil
+}
+
+type definitions struct {
+	Users []struct {
+		Name             string  `json:"name"`
+		PasswordHash     string  `json:"password_hash"`
+		HashingAlgorithm string  `json:"hashing_algorithm"`
+		Tags             tagList `json:"tags"`
+	} `json:"users"`
+	Vhosts []struct {
+		Name        string  `json:"name"`
+		Description string  `json:"description"`
+		Tags        tagList `json:"tags"`
+	} `json:"vhosts"`
+	Permissions []permissionBody2 `json:"permissions"`
+	Exchanges   []struct {
+		Vhost string `json:"vhost"`
+		Name  string `json:"name"`
+		exchangeBody
+	} `json:"exchanges"`
+	Queues []struct {
+		Vhost string `json:"vhost"`
+		Name  string `json:"name"`
+		queueBody
+	} `json:"queues"`
+	Bindings []struct {
+		Vhost           string `json:"vhost"`
+		Source          string `json:"source"`
+		Destination     string `json:"destination"`
+		DestinationType string `json:"destination_type"`
+		bindingBody
+	} `json:"bindings"`
+}
+
+type permissionBody2 struct {
+	User  string `json:"user"`
+	Vhost string `json:"vhost"`
+	permissionBody
+}
+
+// importDefinitions applies a definitions file: vhosts, users and
+// permissions first, then exchanges, queues and bindings, each through the
+// same path as the API's own PUT and POST. The first error stops it and is
+// returned (what came before stays applied, as in RabbitMQ).
+func (a *API) importDefinitions(r *http.Request, s *session) (any, error) {
+	var d definitions
+	if err := decodeBody(r, &d); err != nil {
+		return nil, err
+	}
+	only := ""
+	if pathValue(r, "vhost") != "" {
+		vh, err := s.vhostParam(r)
+		if err != nil {
+			return nil, err
+		}
+		only = vh
+	}
+	vhostOf := func(v string) string {
+		if only != "" {
+			return only
+		}
+		return v
+	}
+	if only == "" {
+		for _, v := range d.Vhosts {
+			if err := a.opts.Router.AddVhost(v.Name); err != nil {
+				return nil, err
+			}
+			if v.Description != "" || len(v.Tags) > 0 {
+				if err := a.opts.Meta.PutVhost(meta.Vhost{Name: v.Name, Description: v.Description, Tags: v.Tags}); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for _, u := range d.Users {
+			if u.HashingAlgorithm != "" && u.HashingAlgorithm != "rabbit_password_hashing_sha256" {
+				return nil, badRequest("user '%s': unsupported hashing_algorithm '%s'", u.Name, u.HashingAlgorithm)
+			}
+			if err := a.opts.Meta.PutUser(meta.User{Name: u.Name, PasswordHash: u.PasswordHash, Tags: u.Tags}); err != nil {
+				return nil, err
+			}
+		}
+		for _, p := range d.Permissions {
+			if err := a.opts.Meta.SetPermission(meta.Permission{User: p.User, Vhost: p.Vhost, Configure: p.Configure, Write: p.Write, Read: p.Read}); err != nil {
+				return nil, badRequest("permission for '%s' in '%s': %v", p.User, p.Vhost, err)
+			}
+		}
+	}
+	for _, e := range d.Exchanges {
+		args, err := jsonTable(e.Arguments)
+		if err != nil {
+			return nil, badRequest("exchange '%s': %v", e.Name, err)
+		}
+		durable := e.Durable == nil || bool(*e.Durable)
+		if err := a.opts.Router.DeclareExchange(vhostOf(e.Vhost), broker.ExchangeDecl{Name: e.Name, Type: e.Type, Durable: durable, AutoDelete: bool(e.AutoDelete), Internal: bool(e.Internal), Arguments: args}); err != nil {
+			return nil, err
+		}
+	}
+	for _, q := range d.Queues {
+		args, err := jsonTable(q.Arguments)
+		if err != nil {
+			return nil, badRequest("queue '%s': %v", q.Name, err)
+		}
+		durable := q.Durable == nil || bool(*q.Durable)
+		if _, err := a.opts.Router.DeclareQueue(vhostOf(q.Vhost), broker.QueueDecl{Name: q.Name, Durable: durable, AutoDelete: bool(q.AutoDelete), Arguments: args}); err != nil {
+			return nil, err
+		}
+	}
+	for _, b := range d.Bindings {
+		args, err := jsonTable(b.Arguments)
+		if err != nil {
+			return nil, badRequest("binding: %v", err)
+		}
+		kind := meta.DestQueue
+		switch b.DestinationType {
+		case "queue", "":
+		case "exchange":
+			kind = meta.DestExchange
+		default:
+			return nil, badRequest("binding destination_type '%s'", b.DestinationType)
+		}
+		if err := a.opts.Router.Bind(meta.Binding{Vhost: vhostOf(b.Vhost), Source: b.Source, Destination: b.Destination, DestinationKind: kind, RoutingKey: b.RoutingKey}, args, ""); err != nil {
+			if errors.Is(err, broker.ErrAccessRefused) && b.Source == "" {
+				continue // the default exchange's implicit bindings
+			}
+			return nil, err
+		}
+	}
+	return noContent{}, nil
+}

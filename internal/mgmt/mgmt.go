@@ -1,0 +1,411 @@
+package mgmt
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/amqp"
+	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/sluice-mq/sluice/internal/meta"
+)
+
+// RabbitMQVersion is the RabbitMQ version whose management API Sluice
+// imitates; tools that branch on rabbitmq_version see this.
+const RabbitMQVersion = "3.10.8"
+
+// Listener is one protocol listener, reported in the overview and checked
+// by the port-listener and protocol-listener health checks.
+type Listener struct {
+	Protocol string // "amqp", "kafka", "http"
+	Addr     net.Addr
+}
+
+// Options are the API's dependencies. Router and Meta are required; a nil
+// Kafka, Groups or AMQP hides that part.
+type Options struct {
+	Router *broker.Router
+	Meta   *meta.Store
+	Kafka  *broker.Broker
+	Groups *groups.Coordinator
+	AMQP   *amqp.Server
+
+	ClusterName string // default "sluice"
+	NodeName    string // default "sluice@<hostname>"
+	Version     string // Sluice's version
+	// LoopbackUsers may log in only from a loopback address. Default
+	// ["guest"], as for AMQP.
+	LoopbackUsers []string
+	Listeners     []Listener
+	// Alarms reports the resource alarms in effect (e.g. "disk", "memory");
+	// nil means the node has no alarm source, and the alarm checks pass.
+	Alarms func() []string
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// API serves the management HTTP API.
+type API struct {
+	opts    Options
+	mux     *http.ServeMux
+	checker *auth.Checker
+	started time.Time
+	rates   *rateSampler
+
+	mu sync.Mutex
+}
+
+// New returns the API; serve it with API as an http.Handler.
+func New(opts Options) *API {
+	if opts.ClusterName == "" {
+		opts.ClusterName = "sluice"
+	}
+	if opts.NodeName == "" {
+		h, _ := hostnameShort()
+		opts.NodeName = "sluice@" + h
+	}
+	if opts.LoopbackUsers == nil {
+		opts.LoopbackUsers = []string{auth.DefaultUser}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &API{opts: opts, mux: http.NewServeMux(), checker: auth.NewChecker(0), started: opts.Now()}
+	a.rates = newRateSampler(opts.Now)
+	a.routes()
+	return a
+}
+
+// Handle mounts an extra handler (for example Prometheus' /metrics) on
+// the same port. It is not behind the API's authentication.
+func (a *API) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// An encoded slash ("%2F", the vhost "/") makes a path segment that
+	// http.ServeMux does not match as one segment; carry it as a
+	// private-use character instead, which pathValue turns back.
+	if raw := r.URL.RawPath; raw != "" && strings.Contains(strings.ToUpper(raw), "%2F") {
+		raw = strings.ReplaceAll(strings.ReplaceAll(raw, "%2F", slashEscaped), "%2f", slashEscaped)
+		if p, err := url.PathUnescape(raw); err == nil {
+			r2 := *r
+			u := *r.URL
+			u.RawPath, u.Path = raw, p
+			r2.URL = &u
+			r = &r2
+		}
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// slashSentinel stands for an encoded "/" inside a path segment.
+const (
+	slashSentinel = "\uf8ff"
+	slashEscaped  = "%EF%A3%BF"
+)
+
+// pathValue is r.PathValue with encoded slashes restored.
+func pathValue(r *http.Request, key string) string {
+	return strings.ReplaceAll(r.PathValue(key), slashSentinel, "/")
+}
+
+// Close stops the rate sampler.
+func (a *API) Close() { a.rates.close() }
+
+// level is what a route requires of the user's tags.
+type level int
+
+const (
+	levelManagement level = iota
+	levelMonitoring
+	levelAdmin
+)
+
+// session is an authenticated request's user.
+type session struct {
+	user       meta.User
+	admin      bool
+	monitoring bool // monitoring or administrator
+	a          *API
+}
+
+// seesAll reports whether the user may read every vhost and connection.
+func (s *session) seesAll() bool { return s.admin || s.monitoring }
+
+// canSeeVhost reports whether the user may read objects in vh.
+func (s *session) canSeeVhost(vh string) bool {
+	if s.seesAll() {
+		return true
+	}
+	_, ok := s.a.opts.Meta.Permission(s.user.Name, vh)
+	return ok
+}
+
+// permitted checks the user's vhost permission pattern for an operation
+// on a resource, as the AMQP front end does. kind is "queue" or
+// "exchange" (for messages).
+func (s *session) permitted(vh string, acc auth.Access, kind, name string) error {
+	p, ok := s.a.opts.Meta.Permission(s.user.Name, vh)
+	if !ok {
+		return &apiError{http.StatusUnauthorized, "not_authorised", "User not authorised to access virtual host"}
+	}
+	res := name
+	if kind == "exchange" {
+		res = auth.ExchangeResource(name)
+	}
+	if !s.a.checker.Check(auth.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}, acc, res) {
+		return &apiError{http.StatusForbidden, "access_refused", fmt.Sprintf("access to %s '%s' in vhost '%s' refused for user '%s'", kind, name, vh, s.user.Name)}
+	}
+	return nil
+}
+
+// apiError is an error response.
+type apiError struct {
+	status        int
+	error, reason string
+}
+
+func (e *apiError) Error() string { return e.error + ": " + e.reason }
+
+func notFound() *apiError {
+	return &apiError{http.StatusNotFound, "Object Not Found", "Not Found"}
+}
+
+func badRequest(format string, args ...any) *apiError {
+	return &apiError{http.StatusBadRequest, "bad_request", fmt.Sprintf(format, args...)}
+}
+
+// fromBroker maps a broker or meta error to its HTTP answer.
+func fromBroker(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	text := err.Error()
+	for _, k := range []error{broker.ErrNotFound, broker.ErrPreconditionFailed, broker.ErrAccessRefused, broker.ErrResourceLocked, broker.ErrNotAllowed, broker.ErrCommandInvalid} {
+		text = strings.TrimPrefix(text, k.Error()+": ")
+	}
+	switch {
+	case errors.Is(err, broker.ErrNotFound), errors.Is(err, broker.ErrNotAllowed), errors.Is(err, broker.ErrUnknownTopic):
+		return notFound()
+	case errors.Is(err, broker.ErrPreconditionFailed), errors.Is(err, broker.ErrCommandInvalid), errors.Is(err, broker.ErrResourceLocked):
+		return badRequest("%s", text)
+	case errors.Is(err, broker.ErrAccessRefused):
+		return &apiError{http.StatusForbidden, "access_refused", text}
+	}
+	return &apiError{http.StatusInternalServerError, "internal_error", text}
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
+	}
+	writeJSON(w, e.status, map[string]string{"error": e.error, "reason": e.reason})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+// handlerFunc is an API handler: it returns the value to send as JSON (nil
+// for 204 No Content... or 201 Created, see created) or an error.
+type handlerFunc func(r *http.Request, s *session) (any, error)
+
+// created marks a successful PUT/POST that made something: 201, no body.
+type created struct{}
+
+// noContent marks a success without a body: 204.
+type noContent struct{}
+
+// handle registers an authenticated route.
+func (a *API) handle(pattern string, need level, h handlerFunc) {
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		s, aerr := a.authenticate(r, need)
+		if aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+		v, err := h(r, s)
+		if err != nil {
+			writeError(w, fromBroker(err))
+			return
+		}
+		switch v.(type) {
+		case created:
+			w.WriteHeader(http.StatusCreated)
+		case noContent:
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			writeJSON(w, http.StatusOK, v)
+		}
+	})
+}
+
+// authenticate checks basic auth, the loopback rule and the user's tags.
+func (a *API) authenticate(r *http.Request, need level) (*session, *apiError) {
+	name, pass, ok := r.BasicAuth()
+	if !ok {
+		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Login failed"}
+	}
+	u, found := a.opts.Meta.User(name)
+	if !found || !auth.CheckPassword(u.PasswordHash, pass) {
+		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Login failed"}
+	}
+	if !auth.LoginAllowedFrom(name, remoteAddr(r), a.opts.LoopbackUsers) {
+		return nil, &apiError{http.StatusUnauthorized, "not_authorised", fmt.Sprintf("User '%s' can only connect via localhost", name)}
+	}
+	s := &session{user: u, a: a}
+	mgmt := false
+	for _, t := range u.Tags {
+		switch t {
+		case "administrator":
+			s.admin, s.monitoring, mgmt = true, true, true
+		case "monitoring":
+			s.monitoring, mgmt = true, true
+		case "management", "policymaker":
+			mgmt = true
+		}
+	}
+	switch {
+	case !mgmt:
+		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Not management user"}
+	case need == levelAdmin && !s.admin:
+		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Not administrator user"}
+	case need == levelMonitoring && !s.monitoring:
+		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Not monitor user"}
+	}
+	return s, nil
+}
+
+func remoteAddr(r *http.Request) net.Addr {
+	if ap, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+		return ap
+	}
+	return &net.TCPAddr{}
+}
+
+// vhostParam reads and checks the {vhost} path value: 404 if it does not
+// exist or the user may not see it.
+func (s *session) vhostParam(r *http.Request) (string, error) {
+	vh := pathValue(r, "vhost")
+	if _, ok := s.a.opts.Meta.Vhost(vh); !ok {
+		return "", notFound()
+	}
+	if !s.canSeeVhost(vh) {
+		return "", &apiError{http.StatusUnauthorized, "not_authorised", "User not authorised to access virtual host"}
+	}
+	return vh, nil
+}
+
+// visibleVhosts lists the vhosts the user may read, sorted.
+func (s *session) visibleVhosts() []string {
+	var out []string
+	for _, v := range s.a.opts.Meta.Vhosts() {
+		if s.canSeeVhost(v.Name) {
+			out = append(out, v.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// vhostsOf is the one vhost named in the path, or every visible one.
+func (s *session) vhostsOf(r *http.Request) ([]string, error) {
+	if pathValue(r, "vhost") == "" {
+		return s.visibleVhosts(), nil
+	}
+	vh, err := s.vhostParam(r)
+	if err != nil {
+		return nil, err
+	}
+	return []string{vh}, nil
+}
+
+// decodeBody reads a JSON request body into v; an empty body leaves v
+// as it is.
+func decodeBody(r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(nil, r.Body, 64<<20)
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil && err.Error() != "EOF" {
+		return badRequest("malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+// flexBool is a JSON boolean that rabbitmqadmin sends as "true"/"false".
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(p []byte) error {
+	s := strings.Trim(string(p), `"`)
+	switch s {
+	case "true":
+		*b = true
+	case "false", "", "null":
+		*b = false
+	default:
+		return fmt.Errorf("not a boolean: %s", p)
+	}
+	return nil
+}
+
+// flexInt is a JSON integer that may arrive as a string.
+type flexInt int64
+
+func (n *flexInt) UnmarshalJSON(p []byte) error {
+	s := strings.Trim(string(p), `"`)
+	if s == "" || s == "null" {
+		return nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("not an integer: %s", p)
+	}
+	*n = flexInt(v)
+	return nil
+}
+
+// tagList is a user's tags: a comma-separated string (RabbitMQ before
+// 3.9 and rabbitmqadmin) or a JSON list.
+type tagList []string
+
+func (t *tagList) UnmarshalJSON(p []byte) error {
+	var list []string
+	if err := json.Unmarshal(p, &list); err == nil {
+		*t = list
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(p, &s); err != nil {
+		return err
+	}
+	*t = nil
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			*t = append(*t, f)
+		}
+	}
+	return nil
+}
+
+func queryBool(r *http.Request, key string) bool {
+	v := r.URL.Query().Get(key)
+	return v == "true" || v == "1"
+}
