@@ -23,6 +23,7 @@ type pendingContent struct {
 	size   uint64
 	body   []byte
 	header bool
+	start  time.Time // when basic.publish arrived
 }
 
 func (ch *channel) basicPublish(m *wire.BasicPublish) error {
@@ -32,7 +33,7 @@ func (ch *channel) basicPublish(m *wire.BasicPublish) error {
 	if m.Immediate {
 		return errorf(wire.NotImplemented, "immediate=true")
 	}
-	ch.content = &pendingContent{pub: m}
+	ch.content = &pendingContent{pub: m, start: time.Now()}
 	return nil
 }
 
@@ -80,6 +81,7 @@ func (ch *channel) handleContent(f wire.Frame) error {
 	}
 	ch.content = nil
 	err := ch.publish(pc)
+	ch.c.s.opts.Hooks.MethodDone("basic.publish", time.Since(pc.start))
 	if err == nil {
 		return nil
 	}
@@ -166,7 +168,7 @@ func (ch *channel) publish(pc *pendingContent) error {
 		ch.sendReturn(wire.NoRoute, "NO_ROUTE", m)
 	}
 	if ch.confirm {
-		ch.confirms.add(confirmItem{seq: seq, rt: rt})
+		ch.confirms.add(confirmItem{seq: seq, rt: rt, start: pc.start})
 	}
 	return nil
 }

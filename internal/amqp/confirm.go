@@ -1,6 +1,8 @@
 package amqp
 
 import (
+	"time"
+
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
 	"github.com/sluice-mq/sluice/internal/broker"
 )
@@ -11,9 +13,10 @@ import (
 // together) or basic.nack when a queue refused it or storage failed.
 
 type confirmItem struct {
-	seq  uint64
-	rt   broker.Routed
-	nack bool
+	seq   uint64
+	rt    broker.Routed
+	nack  bool
+	start time.Time // when the publish arrived; zero: not timed
 }
 
 type confirmer struct {
@@ -96,6 +99,9 @@ func (cf *confirmer) run() {
 		default:
 		}
 		if ok {
+			if !it.start.IsZero() {
+				c.s.opts.Hooks.Confirmed(time.Since(it.start))
+			}
 			last = it.seq
 			n++
 			continue

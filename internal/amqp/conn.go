@@ -77,7 +77,7 @@ func (c *conn) sendMethod(ch uint16, m wire.Method) bool {
 // writer owns the socket's write side.
 func (c *conn) writer() {
 	defer close(c.wdone)
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	bw := bufio.NewWriterSize(countingWriter{c.nc, c.s.opts.Hooks}, 64<<10)
 	write := func(b []byte) bool {
 		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		_, err := bw.Write(b)
@@ -135,7 +135,7 @@ func (c *conn) serve() {
 		}
 		return
 	}
-	c.fr = wire.NewFrameReader(c.nc)
+	c.fr = wire.NewFrameReader(countingReader{c.nc, c.s.opts.Hooks})
 	go c.writer()
 	defer c.finish()
 	if err := c.handshake(); err != nil {
@@ -164,6 +164,7 @@ func (c *conn) finish() {
 		c.mu.Unlock()
 		for _, ch := range chans {
 			ch.release()
+			c.s.opts.Hooks.ChannelClosed()
 		}
 		c.s.router.ReleaseOwner(c.id)
 		close(c.closeW)
@@ -463,13 +464,21 @@ func (c *conn) dispatch(id uint16, m wire.Method) error {
 		c.mu.Lock()
 		c.channels[id] = ch
 		c.mu.Unlock()
+		c.s.opts.Hooks.ChannelOpened()
 		c.sendMethod(id, &wire.ChannelOpenOk{})
 		return nil
 	}
 	if ch == nil {
 		return &amqpError{code: wire.ChannelError, text: fmt.Sprintf("CHANNEL_ERROR - expected 'channel.open' on channel %d", id), classID: m.ClassID(), methodID: m.MethodID()}
 	}
+	var start time.Time
+	if m.Synchronous() {
+		start = time.Now()
+	}
 	err := ch.handle(m)
+	if m.Synchronous() {
+		c.s.opts.Hooks.MethodDone(m.Name(), time.Since(start))
+	}
 	if err == nil {
 		return nil
 	}
@@ -490,8 +499,12 @@ func (c *conn) dispatch(id uint16, m wire.Method) error {
 // removeChannel forgets a channel once it is closed.
 func (c *conn) removeChannel(id uint16) {
 	c.mu.Lock()
+	_, had := c.channels[id]
 	delete(c.channels, id)
 	c.mu.Unlock()
+	if had {
+		c.s.opts.Hooks.ChannelClosed()
+	}
 }
 
 // closeWith sends connection.close for e.

@@ -32,6 +32,9 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	Version          string
 	Logger           *slog.Logger
+	// Hooks receive connection, channel, byte and latency measurements.
+	// Default none.
+	Hooks Hooks
 }
 
 func (o Options) withDefaults() Options {
@@ -58,6 +61,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Hooks == nil {
+		o.Hooks = noHooks{}
 	}
 	return o
 }
@@ -123,6 +129,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
+			s.opts.Hooks.ConnOpened()
+			defer s.opts.Hooks.ConnClosed()
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)

@@ -33,6 +33,9 @@ type Options struct {
 	// DataDir is reported by DescribeLogDirs.
 	DataDir string
 	Logger  *slog.Logger
+	// Hooks receive connection, byte and request-latency measurements.
+	// Default none.
+	Hooks Hooks
 }
 
 // Server serves Kafka clients.
@@ -59,6 +62,9 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = 100 << 20
+	}
+	if opts.Hooks == nil {
+		opts.Hooks = noHooks{}
 	}
 	host, portStr, err := net.SplitHostPort(opts.AdvertisedAddr)
 	if err != nil {
@@ -106,6 +112,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
+			s.opts.Hooks.ConnOpened()
+			defer s.opts.Hooks.ConnClosed()
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
@@ -147,6 +155,7 @@ type pendingResp struct {
 	corr    int32
 	req     kmsg.Request
 	respond func() (kmsg.Response, error)
+	start   time.Time // when the request frame was read
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -182,7 +191,7 @@ func (c *conn) serve() {
 var errDropConn = errors.New("kafka: closing connection")
 
 func (c *conn) readLoop() error {
-	br := bufio.NewReaderSize(c.nc, 64<<10)
+	br := bufio.NewReaderSize(countingReader{c.nc, c.s.opts.Hooks}, 64<<10)
 	var sizeBuf [4]byte
 	for {
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
@@ -203,10 +212,12 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		start := time.Now()
 		p, err := c.decode(buf)
 		if err != nil {
 			return err
 		}
+		p.start = start
 		select {
 		case c.pending <- p:
 		case <-c.ctx.Done():
@@ -312,7 +323,8 @@ func decodeRequest(buf []byte) (requestHeader, kmsg.Request, error) {
 }
 
 func (c *conn) writeLoop() error {
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	hooks := c.s.opts.Hooks
+	bw := bufio.NewWriterSize(countingWriter{c.nc, hooks}, 64<<10)
 	buf := make([]byte, 0, 4096)
 	for p := range c.pending {
 		resp, err := p.respond()
@@ -320,12 +332,14 @@ func (c *conn) writeLoop() error {
 			return err
 		}
 		if resp == nil { // acks=0 produce: no response
+			hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
 			continue
 		}
 		buf = encodeResponse(buf[:0], p.corr, p.req, resp)
 		if _, err := bw.Write(buf); err != nil {
 			return err
 		}
+		hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
 		if cap(buf) > 1<<20 {
 			buf = make([]byte, 0, 4096) // do not pin a huge fetch buffer
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/config"
 	"github.com/sluice-mq/sluice/internal/kafka"
 	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/metrics"
 	"github.com/sluice-mq/sluice/internal/mgmt"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
@@ -41,6 +42,7 @@ type Server struct {
 	amqp   *amqp.Server
 	http   *http.Server
 	mgmt   *mgmt.API
+	mx     *metrics.Metrics
 
 	kafkaLn, amqpLn, httpLn net.Listener
 	stop                    chan struct{}
@@ -52,7 +54,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, stop: make(chan struct{}), mx: metrics.New()}
 	defer func() {
 		if err != nil {
 			s.Shutdown(context.Background())
@@ -70,7 +72,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	if s.broker, err = broker.New(broker.Options{
 		DataDir:          cfg.DataDir,
-		Storage:          storageOptions(cfg),
+		Storage:          s.storageOptions("partition"),
 		AutoCreateTopics: cfg.AutoCreateTopics,
 		Logger:           log,
 		Defaults: broker.Defaults{
@@ -95,6 +97,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		DataDir:         cfg.DataDir,
 		Logger:          log,
+		Hooks:           s.mx.Kafka,
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
@@ -103,12 +106,13 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	if s.router, err = broker.NewRouter(broker.RouterOptions{
 		DataDir: cfg.DataDir,
-		Storage: storageOptions(cfg),
+		Storage: s.storageOptions("queue"),
 		Logger:  log,
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}
-	s.amqp = amqp.NewServer(amqp.Options{Logger: log}, s.router, s.meta)
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP}, s.router, s.meta)
+	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir})
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
 		return nil, fmt.Errorf("kafka listener: %w", err)
 	}
@@ -127,7 +131,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 			{Protocol: "http", Addr: s.httpLn.Addr()},
 		},
 	})
-	// Prometheus /metrics goes here: s.mgmt.Handle("GET /metrics", ...).
+	s.mgmt.Handle("GET /metrics", s.mx.Handler())
 	s.http = &http.Server{Handler: s.mgmt, ReadHeaderTimeout: 10 * time.Second}
 	s.goServe("kafka", func() error { return s.kafka.Serve(s.kafkaLn) })
 	s.goServe("amqp", func() error { return s.amqp.Serve(s.amqpLn) })
@@ -206,6 +210,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := errors.Join(errs...)
 	s.log.Info("sluice stopped", "err", err)
 	return err
+}
+
+// storageOptions are the options for logs of one kind ("partition",
+// "queue"), observed for metrics under that name.
+func (s *Server) storageOptions(kind string) storage.Options {
+	o := storageOptions(s.cfg)
+	o.Observer = s.mx.StorageObserver(kind)
+	return o
 }
 
 func storageOptions(cfg config.Config) storage.Options {

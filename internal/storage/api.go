@@ -55,6 +55,22 @@ type Options struct {
 	SyncInterval time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Observer, if set, is told how long the writer's work takes (for
+	// metrics). Default none.
+	Observer Observer
+}
+
+// Observer receives timings from a log's writer goroutine. Calls are made
+// once per group commit or fsync, never per record, from the writer
+// goroutines of every log sharing the Observer: implementations must be
+// safe for concurrent use and must not block.
+type Observer interface {
+	// ObserveAppend reports one group commit: the write of bytes bytes
+	// holding batches batches, plus the fsync when the policy asks for
+	// one, took d.
+	ObserveAppend(d time.Duration, batches, bytes int)
+	// ObserveFsync reports one fsync of a segment's data file.
+	ObserveFsync(d time.Duration)
 }
 
 // BatchHeader is the fixed 61-byte prefix of a RecordBatch v2.

@@ -72,7 +72,13 @@ func (l *Log) run() {
 
 		err := failErr
 		if err == nil {
-			err = l.commit(g, segBytes, segAge)
+			if obs := l.opts.Observer; obs != nil && len(g.ends) > 0 {
+				start := time.Now() // real time, not the injected clock
+				err = l.commit(g, segBytes, segAge)
+				obs.ObserveAppend(time.Since(start), len(g.ends), len(g.buf))
+			} else {
+				err = l.commit(g, segBytes, segAge)
+			}
 		}
 		complete(g, err)
 		if g.closing {
@@ -245,8 +251,15 @@ func (l *Log) syncData() error {
 	if !w.dirty {
 		return nil
 	}
+	var start time.Time
+	if l.opts.Observer != nil {
+		start = time.Now()
+	}
 	if err := w.files.data.Sync(); err != nil {
 		return l.fail(fmt.Errorf("fsync: %w", err))
+	}
+	if l.opts.Observer != nil {
+		l.opts.Observer.ObserveFsync(time.Since(start))
 	}
 	w.dirty, w.synced = false, w.written
 	return nil

@@ -288,6 +288,15 @@ func (p *Priority) Counts() (ready, unacked int64, consumers int) {
 	return ready, unacked, consumers
 }
 
+// Totals sums the running totals of every lane.
+func (p *Priority) Totals() Totals {
+	var t Totals
+	for _, q := range p.lanesSnapshot() {
+		t = t.Add(q.Totals())
+	}
+	return t
+}
+
 func (p *Priority) Purge() int64 {
 	var n int64
 	for _, q := range p.lanesSnapshot() {

@@ -170,6 +170,36 @@ type Stats struct {
 	Published, Delivered, Acked, Redelivered, DeadLettered, Dropped atomic.Int64
 }
 
+// Totals is a snapshot of a queue's running totals since it was opened
+// (they are not persisted, so they restart from zero with the broker).
+// Metrics and rates are computed from successive snapshots.
+type Totals struct {
+	Published    int64 // messages accepted by Publish
+	Delivered    int64 // deliveries to consumers and basic.get, redeliveries included
+	Acked        int64 // deliveries settled by Ack (auto-ack deliveries are not counted)
+	Redelivered  int64 // deliveries of requeued messages
+	DeadLettered int64 // messages published to the dead-letter exchange
+	Dropped      int64 // messages expired, over a limit or rejected with no dead-letter exchange to go to
+}
+
+// Add returns the sum of two snapshots.
+func (t Totals) Add(o Totals) Totals {
+	return Totals{
+		Published: t.Published + o.Published, Delivered: t.Delivered + o.Delivered,
+		Acked: t.Acked + o.Acked, Redelivered: t.Redelivered + o.Redelivered,
+		DeadLettered: t.DeadLettered + o.DeadLettered, Dropped: t.Dropped + o.Dropped,
+	}
+}
+
+// Totals returns the queue's running totals.
+func (q *Queue) Totals() Totals {
+	return Totals{
+		Published: q.Stats.Published.Load(), Delivered: q.Stats.Delivered.Load(),
+		Acked: q.Stats.Acked.Load(), Redelivered: q.Stats.Redelivered.Load(),
+		DeadLettered: q.Stats.DeadLettered.Load(), Dropped: q.Stats.Dropped.Load(),
+	}
+}
+
 // Open opens (creating if needed) the queue stored in opts.Dir and starts
 // its dispatcher.
 func Open(opts Options) (*Queue, error) {
@@ -773,6 +803,7 @@ func (q *Queue) discard(offsets []int64, why Reason) {
 		if !q.opts.Config.DeadLetter || q.opts.DeadLetter == nil {
 			delete(q.unacked, off)
 			q.settleLocked(off, f.size)
+			q.Stats.Dropped.Add(1)
 			continue
 		}
 		m, _, err := q.readLocked(off, true)

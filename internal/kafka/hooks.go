@@ -1,0 +1,59 @@
+package kafka
+
+import (
+	"io"
+	"time"
+)
+
+// Hooks receive what the Kafka front end measures, for metrics. They are
+// called from every connection's goroutines at once, so implementations
+// must be safe for concurrent use, cheap and non-blocking. Byte counts are
+// reported per read or write call on the socket, requests once each.
+type Hooks interface {
+	// ConnOpened and ConnClosed bracket each accepted connection.
+	ConnOpened()
+	ConnClosed()
+	// BytesRead and BytesWritten count socket bytes.
+	BytesRead(n int)
+	BytesWritten(n int)
+	// RequestDone reports a request (api is kmsg.NameForKey of its key,
+	// e.g. "Produce") and the time from its frame arriving to its
+	// response being written (or dropped, for acks=0 produce), waits
+	// included: a Fetch long poll counts its wait, an acks=all Produce its
+	// fsync.
+	RequestDone(api string, d time.Duration)
+}
+
+type noHooks struct{}
+
+func (noHooks) ConnOpened()                       {}
+func (noHooks) ConnClosed()                       {}
+func (noHooks) BytesRead(int)                     {}
+func (noHooks) BytesWritten(int)                  {}
+func (noHooks) RequestDone(string, time.Duration) {}
+
+type countingReader struct {
+	r io.Reader
+	h Hooks
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.h.BytesRead(n)
+	}
+	return n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	h Hooks
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if n > 0 {
+		c.h.BytesWritten(n)
+	}
+	return n, err
+}

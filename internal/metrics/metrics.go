@@ -1,0 +1,205 @@
+package metrics
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// latencyBuckets (seconds) span a page-cache append (tens of µs) to a
+// Fetch long poll (seconds).
+var latencyBuckets = []float64{
+	.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
+}
+
+// Metrics is one registry with Sluice's metrics.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	// Kafka and AMQP are the front ends' hooks.
+	Kafka *KafkaHooks
+	AMQP  *AMQPHooks
+
+	storageAppend *prometheus.HistogramVec
+	storageFsync  *prometheus.HistogramVec
+	storageBytes  *prometheus.CounterVec
+
+	alarms atomic.Pointer[alarmHolder]
+}
+
+// New makes a registry holding the hook-fed metrics and the Go runtime and
+// process collectors.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	conns := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_connections", Help: "Open client connections, by protocol.",
+	}, []string{"protocol"})
+	opened := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_connections_opened_total", Help: "Client connections accepted, by protocol.",
+	}, []string{"protocol"})
+	recv := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_received_bytes_total", Help: "Bytes read from client sockets, by protocol.",
+	}, []string{"protocol"})
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_sent_bytes_total", Help: "Bytes written to client sockets, by protocol.",
+	}, []string{"protocol"})
+	channels := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_amqp_channels", Help: "Open AMQP channels.",
+	})
+	kafkaReq := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_kafka_request_duration_seconds",
+		Help:    "Time from a Kafka request arriving to its response being written, by API (waits included: Fetch long polls, acks=all fsyncs).",
+		Buckets: latencyBuckets,
+	}, []string{"api"})
+	amqpMethod := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_amqp_method_duration_seconds",
+		Help:    "Time the server took to handle an AMQP synchronous method, by method; basic.publish: method frame to message routed and appended.",
+		Buckets: latencyBuckets,
+	}, []string{"method"})
+	amqpConfirm := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "sluice_amqp_confirm_duration_seconds",
+		Help:    "Time from basic.publish on a confirm-mode channel to the message being durable in every queue (its basic.ack due).",
+		Buckets: latencyBuckets,
+	})
+	m.storageAppend = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_storage_append_duration_seconds",
+		Help:    "Duration of one group commit (write, plus fsync when the policy asks), by kind of log.",
+		Buckets: latencyBuckets,
+	}, []string{"log"})
+	m.storageFsync = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_storage_fsync_duration_seconds",
+		Help:    "Duration of one fsync of a segment's data file, by kind of log.",
+		Buckets: latencyBuckets,
+	}, []string{"log"})
+	m.storageBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_storage_appended_bytes_total", Help: "Bytes appended to logs, by kind of log.",
+	}, []string{"log"})
+	m.reg.MustRegister(conns, opened, recv, sent, channels, kafkaReq, amqpMethod, amqpConfirm,
+		m.storageAppend, m.storageFsync, m.storageBytes)
+
+	m.Kafka = &KafkaHooks{
+		proto:   newProtoMetrics("kafka", conns, opened, recv, sent),
+		latency: newObserverCache(kafkaReq),
+	}
+	m.AMQP = &AMQPHooks{
+		proto:    newProtoMetrics("amqp", conns, opened, recv, sent),
+		channels: channels,
+		latency:  newObserverCache(amqpMethod),
+		confirm:  amqpConfirm,
+	}
+	m.reg.MustRegister(alarmCollector{m})
+	return m
+}
+
+// Registry is the registry, for registering more collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus text format (or
+// OpenMetrics when asked).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// protoMetrics are one protocol's children of the per-protocol families,
+// resolved once so hooks do no label lookups.
+type protoMetrics struct {
+	conns      prometheus.Gauge
+	opened     prometheus.Counter
+	recv, sent prometheus.Counter
+}
+
+func newProtoMetrics(proto string, conns *prometheus.GaugeVec, opened, recv, sent *prometheus.CounterVec) protoMetrics {
+	return protoMetrics{
+		conns: conns.WithLabelValues(proto), opened: opened.WithLabelValues(proto),
+		recv: recv.WithLabelValues(proto), sent: sent.WithLabelValues(proto),
+	}
+}
+
+func (p *protoMetrics) ConnOpened()        { p.conns.Inc(); p.opened.Inc() }
+func (p *protoMetrics) ConnClosed()        { p.conns.Dec() }
+func (p *protoMetrics) BytesRead(n int)    { p.recv.Add(float64(n)) }
+func (p *protoMetrics) BytesWritten(n int) { p.sent.Add(float64(n)) }
+
+// observerCache resolves a histogram child per label value once; later
+// lookups are a sync.Map load.
+type observerCache struct {
+	vec *prometheus.HistogramVec
+	m   sync.Map // string -> prometheus.Observer
+}
+
+func newObserverCache(vec *prometheus.HistogramVec) *observerCache {
+	return &observerCache{vec: vec}
+}
+
+func (c *observerCache) observe(label string, d time.Duration) {
+	o, ok := c.m.Load(label)
+	if !ok {
+		o, _ = c.m.LoadOrStore(label, c.vec.WithLabelValues(label))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
+}
+
+// KafkaHooks implements kafka.Hooks.
+type KafkaHooks struct {
+	proto   protoMetrics
+	latency *observerCache
+}
+
+func (h *KafkaHooks) ConnOpened()        { h.proto.ConnOpened() }
+func (h *KafkaHooks) ConnClosed()        { h.proto.ConnClosed() }
+func (h *KafkaHooks) BytesRead(n int)    { h.proto.BytesRead(n) }
+func (h *KafkaHooks) BytesWritten(n int) { h.proto.BytesWritten(n) }
+func (h *KafkaHooks) RequestDone(api string, d time.Duration) {
+	h.latency.observe(api, d)
+}
+
+// AMQPHooks implements amqp.Hooks.
+type AMQPHooks struct {
+	proto    protoMetrics
+	channels prometheus.Gauge
+	latency  *observerCache
+	confirm  prometheus.Observer
+}
+
+func (h *AMQPHooks) ConnOpened()        { h.proto.ConnOpened() }
+func (h *AMQPHooks) ConnClosed()        { h.proto.ConnClosed() }
+func (h *AMQPHooks) ChannelOpened()     { h.channels.Inc() }
+func (h *AMQPHooks) ChannelClosed()     { h.channels.Dec() }
+func (h *AMQPHooks) BytesRead(n int)    { h.proto.BytesRead(n) }
+func (h *AMQPHooks) BytesWritten(n int) { h.proto.BytesWritten(n) }
+func (h *AMQPHooks) MethodDone(method string, d time.Duration) {
+	h.latency.observe(method, d)
+}
+func (h *AMQPHooks) Confirmed(d time.Duration) { h.confirm.Observe(d.Seconds()) }
+
+// StorageObserver returns the storage.Observer for logs of one kind
+// ("partition" for Kafka partitions, "queue" for AMQP queues).
+func (m *Metrics) StorageObserver(kind string) *StorageObserver {
+	return &StorageObserver{
+		append: m.storageAppend.WithLabelValues(kind),
+		fsync:  m.storageFsync.WithLabelValues(kind),
+		bytes:  m.storageBytes.WithLabelValues(kind),
+	}
+}
+
+// StorageObserver implements storage.Observer.
+type StorageObserver struct {
+	append, fsync prometheus.Observer
+	bytes         prometheus.Counter
+}
+
+func (o *StorageObserver) ObserveAppend(d time.Duration, batches, bytes int) {
+	o.append.Observe(d.Seconds())
+	o.bytes.Add(float64(bytes))
+}
+
+func (o *StorageObserver) ObserveFsync(d time.Duration) { o.fsync.Observe(d.Seconds()) }

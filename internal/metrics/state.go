@@ -1,0 +1,190 @@
+package metrics
+
+import (
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/broker/queue"
+)
+
+// Sources are what the scrape-time collectors read. Any may be nil.
+type Sources struct {
+	Router  *broker.Router // AMQP queues
+	Broker  *broker.Broker // topics, partitions and committed offsets
+	DataDir string         // disk use and free space
+}
+
+// Watch registers collectors that read src at every scrape. Call it once.
+func (m *Metrics) Watch(src Sources) {
+	m.reg.MustRegister(&stateCollector{src: src})
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+var (
+	qLabels = []string{"vhost", "queue"}
+
+	queueReady     = desc("sluice_queue_messages_ready", "Messages ready for delivery.", qLabels...)
+	queueUnacked   = desc("sluice_queue_messages_unacked", "Messages delivered and not yet acknowledged.", qLabels...)
+	queueConsumers = desc("sluice_queue_consumers", "Consumers attached to the queue.", qLabels...)
+	queueTotals    = []struct {
+		d   *prometheus.Desc
+		get func(queue.Totals) int64
+	}{
+		{desc("sluice_queue_published_total", "Messages accepted into the queue.", qLabels...), func(t queue.Totals) int64 { return t.Published }},
+		{desc("sluice_queue_delivered_total", "Deliveries to consumers and basic.get, redeliveries included.", qLabels...), func(t queue.Totals) int64 { return t.Delivered }},
+		{desc("sluice_queue_acked_total", "Deliveries acknowledged (auto-ack deliveries are not counted).", qLabels...), func(t queue.Totals) int64 { return t.Acked }},
+		{desc("sluice_queue_redelivered_total", "Deliveries of requeued messages.", qLabels...), func(t queue.Totals) int64 { return t.Redelivered }},
+		{desc("sluice_queue_dead_lettered_total", "Messages dead-lettered to the queue's dead-letter exchange.", qLabels...), func(t queue.Totals) int64 { return t.DeadLettered }},
+		{desc("sluice_queue_dropped_total", "Messages expired, over a length limit or rejected with no dead-letter exchange, and discarded.", qLabels...), func(t queue.Totals) int64 { return t.Dropped }},
+	}
+
+	pLabels        = []string{"topic", "partition"}
+	partStart      = desc("sluice_partition_log_start_offset", "First offset still in the partition's log.", pLabels...)
+	partEnd        = desc("sluice_partition_log_end_offset", "Offset the next record will get (high watermark).", pLabels...)
+	partBytes      = desc("sluice_partition_size_bytes", "Bytes in the partition's segments.", pLabels...)
+	partSegments   = desc("sluice_partition_segments", "Segments in the partition's log.", pLabels...)
+	gLabels        = []string{"group", "topic", "partition"}
+	groupCommitted = desc("sluice_group_committed_offset", "Offset the consumer group committed for the partition.", gLabels...)
+	groupLag       = desc("sluice_group_lag", "Records between the group's committed offset and the partition's end offset (never negative).", gLabels...)
+
+	diskUsed     = desc("sluice_storage_used_bytes", "Bytes of files in the data directory, by area (topics, queues, delayed, meta, other).", "area")
+	diskSegments = desc("sluice_storage_segments", "Segment data files in the data directory, by area.", "area")
+	diskFree     = desc("sluice_storage_disk_free_bytes", "Bytes available to Sluice on the file system holding the data directory.")
+	diskTotal    = desc("sluice_storage_disk_total_bytes", "Size of the file system holding the data directory.")
+)
+
+type stateCollector struct{ src Sources }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{queueReady, queueUnacked, queueConsumers,
+		partStart, partEnd, partBytes, partSegments, groupCommitted, groupLag,
+		diskUsed, diskSegments, diskFree, diskTotal} {
+		ch <- d
+	}
+	for _, t := range queueTotals {
+		ch <- t.d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.src.Router != nil {
+		collectQueues(ch, c.src.Router)
+	}
+	if c.src.Broker != nil {
+		collectPartitions(ch, c.src.Broker)
+	}
+	if c.src.DataDir != "" {
+		collectDisk(ch, c.src.DataDir)
+	}
+}
+
+func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// totaler is implemented by queue.Queue and queue.Priority.
+type totaler interface{ Totals() queue.Totals }
+
+func collectQueues(ch chan<- prometheus.Metric, r *broker.Router) {
+	for _, q := range r.QueueRefs() {
+		ready, unacked, consumers := q.Handle.Counts()
+		gauge(ch, queueReady, float64(ready), q.Vhost, q.Name)
+		gauge(ch, queueUnacked, float64(unacked), q.Vhost, q.Name)
+		gauge(ch, queueConsumers, float64(consumers), q.Vhost, q.Name)
+		t, ok := q.Handle.(totaler)
+		if !ok {
+			continue
+		}
+		tot := t.Totals()
+		for _, td := range queueTotals {
+			ch <- prometheus.MustNewConstMetric(td.d, prometheus.CounterValue, float64(td.get(tot)), q.Vhost, q.Name)
+		}
+	}
+}
+
+func collectPartitions(ch chan<- prometheus.Metric, b *broker.Broker) {
+	type tp struct {
+		topic string
+		p     int32
+	}
+	ends := map[tp]int64{}
+	for _, t := range b.Topics() {
+		for _, p := range t.Partitions {
+			idx := strconv.Itoa(int(p.Index))
+			end := p.Log.HighWatermark()
+			ends[tp{t.Name, p.Index}] = end
+			gauge(ch, partStart, float64(p.Log.StartOffset()), t.Name, idx)
+			gauge(ch, partEnd, float64(end), t.Name, idx)
+			gauge(ch, partBytes, float64(p.Log.Size()), t.Name, idx)
+			gauge(ch, partSegments, float64(len(p.Log.SegmentBaseOffsets())), t.Name, idx)
+		}
+	}
+	st := b.Meta()
+	for _, g := range st.OffsetGroups() {
+		for _, o := range st.GroupOffsets(g) {
+			idx := strconv.Itoa(int(o.Partition))
+			gauge(ch, groupCommitted, float64(o.Offset), g, o.Topic, idx)
+			if end, ok := ends[tp{o.Topic, o.Partition}]; ok {
+				gauge(ch, groupLag, float64(max(0, end-o.Offset)), g, o.Topic, idx)
+			}
+		}
+	}
+}
+
+// collectDisk walks the data directory. It costs one stat per file per
+// scrape, which stays small next to a scrape interval even with many
+// thousands of segments.
+func collectDisk(ch chan<- prometheus.Metric, dir string) {
+	used := map[string]int64{"topics": 0, "queues": 0, "delayed": 0, "meta": 0, "other": 0}
+	segs := map[string]int64{"topics": 0, "queues": 0, "delayed": 0}
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil // a file removed mid-walk is simply not counted
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, path)
+		area, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+		if _, ok := used[area]; !ok || area == rel {
+			area = "other"
+		}
+		used[area] += info.Size()
+		if _, ok := segs[area]; ok && isSegmentFile(d.Name()) {
+			segs[area]++
+		}
+		return nil
+	})
+	for area, n := range used {
+		gauge(ch, diskUsed, float64(n), area)
+	}
+	for area, n := range segs {
+		gauge(ch, diskSegments, float64(n), area)
+	}
+	if total, free, ok := diskSpace(dir); ok {
+		gauge(ch, diskFree, float64(free))
+		gauge(ch, diskTotal, float64(total))
+	}
+}
+
+// isSegmentFile matches a segment's data file: 20 digits and ".log".
+func isSegmentFile(name string) bool {
+	digits, ok := strings.CutSuffix(name, ".log")
+	if !ok || len(digits) != 20 {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
