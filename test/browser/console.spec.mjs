@@ -53,7 +53,7 @@ async function step(name, f) {
     await page.screenshot({ path: path.join(SHOTS, '..', '..', 'test', 'browser', `failure-${passed + failed}.png`) }).catch(() => {});
   }
 }
-const shot = (name) => page.screenshot({ path: path.join(SHOTS, name + '.png') });
+const shot = (name, fullPage = false) => page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage });
 const go = async (hash) => { await page.goto(URL + hash); };
 const num = (s) => Number(String(s).replace(/[^0-9.-]/g, ''));
 const statValue = (label) => page.locator(`[data-stat="${label}"]`).innerText();
@@ -105,7 +105,7 @@ await step('overview charts render with live data', async () => {
   });
   assert.ok(inked > 1000, `rates canvas has ${inked} painted pixels`);
   await page.waitForTimeout(4000); // a few more samples for a nicer picture
-  await shot('overview');
+  await shot('overview', true);
 });
 
 await step(`queue list shows all ${QUEUES} queues, paged, with the right counts`, async () => {
@@ -260,7 +260,7 @@ await step('dark theme', async () => {
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
   await page.waitForFunction(() => Number(document.getElementById('chart-rates')?.dataset.points) >= 3);
   await page.waitForTimeout(500);
-  await shot('overview-dark');
+  await shot('overview-dark', true);
   await page.click('#theme');
 });
 

@@ -124,7 +124,7 @@ export class LineChart {
       g.fillText(this.format(v), L - 6, y);
     }
     g.textAlign = 'center'; g.textBaseline = 'top';
-    const ticks = Math.max(2, Math.floor((w - L - R) / 90));
+    const ticks = Math.max(1, Math.min(Math.floor((w - L - R) / 90), Math.floor((t1 - t0) / 1000)));
     for (let i = 0; i <= ticks; i++) {
       const t = t0 + ((t1 - t0) * i) / ticks;
       g.fillText(clock(t), Math.min(Math.max(X(t), L + 24), w - R - 24), h - B + 5);
