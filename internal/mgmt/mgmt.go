@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/amqp"
@@ -62,8 +61,6 @@ type API struct {
 	checker *auth.Checker
 	started time.Time
 	rates   *rateSampler
-
-	mu sync.Mutex
 }
 
 // New returns the API; serve it with API as an http.Handler.
@@ -121,9 +118,6 @@ const (
 func pathValue(r *http.Request, key string) string {
 	return strings.ReplaceAll(r.PathValue(key), slashSentinel, "/")
 }
-
-// Close stops the rate sampler.
-func (a *API) Close() { a.rates.close() }
 
 // level is what a route requires of the user's tags.
 type level int

@@ -36,8 +36,6 @@ func newRateSampler(now func() time.Time) *rateSampler {
 	return &rateSampler{now: now, samples: map[string]*rateSample{}}
 }
 
-func (rs *rateSampler) close() {}
-
 func (rs *rateSampler) queueStats(vhost, name, id string, st *queue.Stats) map[string]any {
 	cur := [4]int64{st.Published.Load(), st.Delivered.Load(), st.Acked.Load(), st.Redelivered.Load()}
 	now := rs.now()
@@ -62,15 +60,4 @@ func (rs *rateSampler) queueStats(vhost, name, id string, st *queue.Stats) map[s
 		out[n+"_details"] = map[string]any{"rate": rates[i]}
 	}
 	return out
-}
-
-// forget drops samples of queues not in keep.
-func (rs *rateSampler) forget(keep map[string]bool) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	for id := range rs.samples {
-		if !keep[id] {
-			delete(rs.samples, id)
-		}
-	}
 }
