@@ -174,7 +174,7 @@ type amqpBench struct {
 	template  []byte
 	start     time.Time
 	consumeAt time.Time // when the consumers started: start, or the end of publishing with --fill-first
-	endpoint  string // the broker's address, without credentials
+	endpoint  string    // the broker's address, without credentials
 	publisher []*amqpPublisher
 	consumer  []*amqpConsumer
 	rss       *rssWatcher // nil without --watch-pid
