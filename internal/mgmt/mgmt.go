@@ -212,6 +212,18 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, e.status, map[string]string{"error": e.error, "reason": e.reason})
 }
 
+// writeRequestError is writeError, except that a 401 to a script (the web
+// console sends X-Requested-With: XMLHttpRequest) carries no
+// WWW-Authenticate challenge, so the browser does not pop up its own login
+// dialog over the console's.
+func writeRequestError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if e.status == http.StatusUnauthorized && r.Header.Get("X-Requested-With") == "XMLHttpRequest" {
+		writeJSON(w, e.status, map[string]string{"error": e.error, "reason": e.reason})
+		return
+	}
+	writeError(w, e)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -235,12 +247,12 @@ func (a *API) handle(pattern string, need level, h handlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		s, aerr := a.authenticate(r, need)
 		if aerr != nil {
-			writeError(w, aerr)
+			writeRequestError(w, r, aerr)
 			return
 		}
 		v, err := h(r, s)
 		if err != nil {
-			writeError(w, fromBroker(err))
+			writeRequestError(w, r, fromBroker(err))
 			return
 		}
 		switch v.(type) {

@@ -2,6 +2,8 @@ package mgmt
 
 import (
 	"net/http"
+
+	"github.com/sluice-mq/sluice/internal/mgmt/console"
 )
 
 // routes is the one table of endpoints. Paths follow RabbitMQ's HTTP API;
@@ -97,6 +99,9 @@ func (a *API) routes() {
 		h("GET /api/kafka/groups", levelMonitoring, a.listGroups)
 		h("GET /api/kafka/groups/{id}", levelMonitoring, a.getGroup)
 	}
+
+	// The web console: every other path (its page and assets; GET and HEAD).
+	a.mux.Handle("/", console.Handler())
 
 	// Anything else under /api is a JSON 404, as in RabbitMQ.
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { writeError(w, notFound()) })
