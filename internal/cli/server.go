@@ -65,12 +65,15 @@ func runServer(cfg config.Config) error {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := server.Start(cfg, log)
-	if err != nil {
-		return err
-	}
+	// Catch signals before the listeners open: a SIGTERM that arrives
+	// once clients can connect must shut down cleanly, not kill.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	srv, err := server.Start(cfg, log)
+	if err != nil {
+		signal.Stop(sig)
+		return err
+	}
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
