@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/sluice-mq/sluice/internal/iocount"
 	"io"
 	"log/slog"
 	"net"
@@ -83,7 +84,7 @@ func (c *conn) sendMethod(ch uint16, m wire.Method) bool {
 // writer owns the socket's write side.
 func (c *conn) writer() {
 	defer close(c.wdone)
-	bw := bufio.NewWriterSize(countingWriter{c.nc, c.s.opts.Hooks}, 64<<10)
+	bw := bufio.NewWriterSize(iocount.Writer{W: c.nc, H: c.s.opts.Hooks}, 64<<10)
 	write := func(b []byte) bool {
 		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		_, err := bw.Write(b)
@@ -141,7 +142,7 @@ func (c *conn) serve() {
 		}
 		return
 	}
-	c.fr = wire.NewFrameReader(countingReader{c.nc, c.s.opts.Hooks})
+	c.fr = wire.NewFrameReader(iocount.Reader{R: c.nc, H: c.s.opts.Hooks})
 	go c.writer()
 	defer c.finish()
 	if err := c.handshake(); err != nil {

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"io"
 	"time"
 )
 
@@ -31,29 +30,3 @@ func (noHooks) ConnClosed()                       {}
 func (noHooks) BytesRead(int)                     {}
 func (noHooks) BytesWritten(int)                  {}
 func (noHooks) RequestDone(string, time.Duration) {}
-
-type countingReader struct {
-	r io.Reader
-	h Hooks
-}
-
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if n > 0 {
-		c.h.BytesRead(n)
-	}
-	return n, err
-}
-
-type countingWriter struct {
-	w io.Writer
-	h Hooks
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	if n > 0 {
-		c.h.BytesWritten(n)
-	}
-	return n, err
-}

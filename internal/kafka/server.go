@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sluice-mq/sluice/internal/iocount"
 	"io"
 	"log/slog"
 	"net"
@@ -195,7 +196,7 @@ func (c *conn) serve() {
 var errDropConn = errors.New("kafka: closing connection")
 
 func (c *conn) readLoop() error {
-	br := bufio.NewReaderSize(countingReader{c.nc, c.s.opts.Hooks}, 64<<10)
+	br := bufio.NewReaderSize(iocount.Reader{R: c.nc, H: c.s.opts.Hooks}, 64<<10)
 	var sizeBuf [4]byte
 	for {
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
@@ -328,7 +329,7 @@ func decodeRequest(buf []byte) (requestHeader, kmsg.Request, error) {
 
 func (c *conn) writeLoop() error {
 	hooks := c.s.opts.Hooks
-	bw := bufio.NewWriterSize(countingWriter{c.nc, hooks}, 64<<10)
+	bw := bufio.NewWriterSize(iocount.Writer{W: c.nc, H: hooks}, 64<<10)
 	buf := make([]byte, 0, 4096)
 	for p := range c.pending {
 		resp, err := p.respond()
