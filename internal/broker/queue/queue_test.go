@@ -31,7 +31,7 @@ func (c *testConsumer) Reserve() bool {
 }
 func (c *testConsumer) Deliver(d Delivery) { c.got <- d }
 func (c *testConsumer) Cancelled()         { c.cancelled <- struct{}{} }
-func (c *testConsumer) grant(n int, q *Queue) {
+func (c *testConsumer) grant(n int, q interface{ Kick() }) {
 	c.mu.Lock()
 	c.credit += n
 	c.mu.Unlock()

@@ -9,39 +9,8 @@ import (
 	"github.com/sluice-mq/sluice/internal/broker/message"
 )
 
-// streamConsumer is a Consumer with explicit credit, for stream tests.
-type streamConsumer struct {
-	mu        sync.Mutex
-	credit    int
-	got       chan Delivery
-	cancelled chan struct{}
-}
-
-func newStreamConsumer(credit int) *streamConsumer {
-	return &streamConsumer{credit: credit, got: make(chan Delivery, 1000), cancelled: make(chan struct{}, 1)}
-}
-
-func (c *streamConsumer) Reserve() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.credit == 0 {
-		return false
-	}
-	c.credit--
-	return true
-}
-func (c *streamConsumer) Deliver(d Delivery) { c.got <- d }
-func (c *streamConsumer) Cancelled()         { c.cancelled <- struct{}{} }
-
-func (c *streamConsumer) grant(n int, s *Stream) {
-	c.mu.Lock()
-	c.credit += n
-	c.mu.Unlock()
-	s.Kick()
-}
-
 // take returns the next n deliveries' bodies and offsets.
-func (c *streamConsumer) take(t *testing.T, n int) (bodies []string, offsets []int64) {
+func (c *testConsumer) take(t *testing.T, n int) (bodies []string, offsets []int64) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		select {
@@ -56,15 +25,6 @@ func (c *streamConsumer) take(t *testing.T, n int) (bodies []string, offsets []i
 		}
 	}
 	return bodies, offsets
-}
-
-func (c *streamConsumer) none(t *testing.T) {
-	t.Helper()
-	select {
-	case d := <-c.got:
-		t.Fatalf("unexpected delivery of %q at %d", d.Message.Body, d.Offset)
-	case <-time.After(50 * time.Millisecond):
-	}
 }
 
 // fakeClock is a settable clock.
@@ -129,7 +89,7 @@ func TestStreamStarts(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newStreamConsumer(100)
+			c := newConsumer(100)
 			id, err := s.AddStreamConsumer(c, tc.start, false)
 			if err != nil {
 				t.Fatal(err)
@@ -149,7 +109,7 @@ func TestStreamStarts(t *testing.T) {
 
 func TestStreamConsumersReadIndependentlyAndCredit(t *testing.T) {
 	s := openStream(t, t.TempDir(), StreamConfig{MaxBytes: -1}, nil)
-	a, b := newStreamConsumer(2), newStreamConsumer(100)
+	a, b := newConsumer(2), newConsumer(100)
 	if _, err := s.AddStreamConsumer(a, StreamStart{Kind: StartNext}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +133,7 @@ func TestStreamConsumersReadIndependentlyAndCredit(t *testing.T) {
 		t.Fatalf("counts %d/%d/%d, want 4 messages kept, 0 unacked, 2 consumers", ready, unacked, n)
 	}
 	// A late consumer from the first message still sees everything.
-	c := newStreamConsumer(100)
+	c := newConsumer(100)
 	if _, err := s.AddStreamConsumer(c, StreamStart{Kind: StartFirst}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +141,7 @@ func TestStreamConsumersReadIndependentlyAndCredit(t *testing.T) {
 		t.Fatalf("late consumer got %v", got)
 	}
 	// Exclusive is refused while others read.
-	if _, err := s.AddStreamConsumer(newStreamConsumer(1), StreamStart{}, true); err != ErrExclusiveConsumer {
+	if _, err := s.AddStreamConsumer(newConsumer(1), StreamStart{}, true); err != ErrExclusiveConsumer {
 		t.Fatalf("exclusive consumer on a stream with consumers: %v", err)
 	}
 }
@@ -198,7 +158,7 @@ func TestStreamReopenKeepsData(t *testing.T) {
 	}
 	s = openStream(t, dir, StreamConfig{MaxBytes: -1}, nil)
 	publishStream(t, s, "z")
-	c := newStreamConsumer(10)
+	c := newConsumer(10)
 	if _, err := s.AddStreamConsumer(c, StreamStart{Kind: StartFirst}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +187,7 @@ func TestStreamRetentionBySizeAndAge(t *testing.T) {
 			t.Fatal("log start did not move")
 		}
 		// "first" now means the first message retention kept.
-		c := newStreamConsumer(100)
+		c := newConsumer(100)
 		if _, err := s.AddStreamConsumer(c, StreamStart{Kind: StartFirst}, false); err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +210,7 @@ func TestStreamRetentionBySizeAndAge(t *testing.T) {
 		if n, err := s.EnforceRetention(); err != nil || n == 0 {
 			t.Fatalf("retention after max-age deleted %d segments (err %v)", n, err)
 		}
-		c := newStreamConsumer(100)
+		c := newConsumer(100)
 		if _, err := s.AddStreamConsumer(c, StreamStart{Kind: StartFirst}, false); err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +225,7 @@ func TestStreamReaderSkipsPastRetention(t *testing.T) {
 	body := string(make([]byte, 500))
 	publishStream(t, s, body)
 	// A consumer without credit sits at offset 0 while retention passes it.
-	c := newStreamConsumer(0)
+	c := newConsumer(0)
 	if _, err := s.AddStreamConsumer(c, StreamStart{Kind: StartFirst}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +249,7 @@ func TestStreamDeleteCancelsConsumers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newStreamConsumer(1)
+	c := newConsumer(1)
 	if _, err := s.AddStreamConsumer(c, StreamStart{}, false); err != nil {
 		t.Fatal(err)
 	}
