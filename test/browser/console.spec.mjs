@@ -195,8 +195,12 @@ await step('exchanges list and an exchange with its bindings', async () => {
   await page.waitForFunction(() => Number(document.querySelector('[data-table=exchanges]')?.dataset.total) >= 7);
   await shot('exchanges');
   await page.click('a:text("orders.x")');
-  await page.waitForSelector('td a:text("orders")');
-  assert.match(await page.locator('section.card:has(h2:text("Bindings from this exchange"))').innerText(), /order\.#/);
+  // The exchange page draws its cards first and fills the bindings table when
+  // its request answers: wait for the row itself (exact text, not the
+  // substring that the list's own "orders.x" link would match).
+  const bindings = page.locator('section.card:has(h2:text("Bindings from this exchange"))');
+  await bindings.locator('td a:text-is("orders")').waitFor();
+  assert.match(await bindings.innerText(), /order\.#/);
   await page.fill('input[name=routing_key]', 'order.eu');
   await page.fill('textarea[name=payload]', 'routed through orders.x');
   await page.click('button:text("Publish message")');
