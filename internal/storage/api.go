@@ -58,6 +58,13 @@ type Options struct {
 	// Observer, if set, is told how long the writer's work takes (for
 	// metrics). Default none.
 	Observer Observer
+	// ReadBeforeSync makes records readable (Read, ReadableEnd, Changed)
+	// once they are written, while the fsync that makes them durable is
+	// still under way; HighWatermark and Appended.Wait still move only
+	// when the policy's fsync is done. For AMQP queues, which deliver a
+	// message before its publisher is confirmed, as RabbitMQ does. Kafka
+	// partitions leave it off: a fetch returns only what acks=all answered.
+	ReadBeforeSync bool
 }
 
 // Observer receives timings from a log's writer goroutine. Calls are made

@@ -89,6 +89,7 @@ type Log struct {
 	maxPending int
 
 	hw    atomic.Int64 // high watermark; stored under mu
+	rend  atomic.Int64 // readable end: hw, or ahead of it with ReadBeforeSync; stored under mu
 	start atomic.Int64 // log start offset; stored under mu
 
 	cache handleCache
@@ -268,8 +269,13 @@ func (l *Log) StartOffset() int64 { return l.start.Load() }
 // HighWatermark is the offset after the last durable record (by the policy).
 func (l *Log) HighWatermark() int64 { return l.hw.Load() }
 
-// Changed returns a channel closed the next time the high watermark moves
-// (or the log closes). For long-poll fetches.
+// ReadableEnd is the offset after the last readable record: the high
+// watermark, or with Options.ReadBeforeSync the end of what is written,
+// durable or not.
+func (l *Log) ReadableEnd() int64 { return l.rend.Load() }
+
+// Changed returns a channel closed the next time the high watermark or the
+// readable end moves (or the log closes). For long-poll fetches.
 func (l *Log) Changed() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()

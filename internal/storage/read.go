@@ -157,7 +157,7 @@ func (l *Log) readState(offset int64) (segs []*segment, hw int64, err error) {
 	if l.closed {
 		return nil, 0, ErrClosed
 	}
-	hw = l.hw.Load()
+	hw = l.rend.Load()
 	if offset < l.start.Load() || offset > hw {
 		return nil, 0, ErrOffsetOutOfRange
 	}
@@ -166,9 +166,9 @@ func (l *Log) readState(offset int64) (segs []*segment, hw int64, err error) {
 
 // Read returns whole batches starting at the batch that contains offset,
 // up to maxBytes, but always at least one whole batch if any is available
-// (even past maxBytes). It returns only data below the high watermark.
-// Reading at the high watermark returns (nil, nil). Below StartOffset or
-// above HighWatermark: ErrOffsetOutOfRange.
+// (even past maxBytes). It returns only data below ReadableEnd (the high
+// watermark unless Options.ReadBeforeSync). Reading at ReadableEnd returns
+// (nil, nil). Below StartOffset or above ReadableEnd: ErrOffsetOutOfRange.
 //
 // The batches come from one segment; a read at the end of a segment
 // returns less than maxBytes even when the next segment has more. One

@@ -96,6 +96,7 @@ func (l *Log) recover() error {
 	}
 	l.next = l.w.nextOffset
 	l.hw.Store(l.next)
+	l.rend.Store(l.next)
 	l.start.Store(start)
 	return nil
 }

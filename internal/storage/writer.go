@@ -159,6 +159,9 @@ func (l *Log) commit(g *group, segBytes int64, segAge time.Duration) error {
 	if err := l.writeRun(g.buf[run:pos]); err != nil {
 		return err
 	}
+	if l.opts.ReadBeforeSync {
+		l.expose()
+	}
 	if l.opts.Sync == SyncAlways || g.syncReq {
 		if err := l.syncData(); err != nil {
 			return err
@@ -184,25 +187,42 @@ func (l *Log) writeRun(b []byte) error {
 	return nil
 }
 
-// publish makes everything written so far readable: segment size,
-// indexes, high watermark. The caller has fsync'd if the policy asks.
+// publish makes everything written so far readable (segment size,
+// indexes, readable end) and durable (high watermark). The caller has
+// fsync'd if the policy asks.
 func (l *Log) publish() error {
+	l.mu.Lock()
+	l.exposeLocked()
+	if next := l.w.nextOffset; next > l.hw.Load() {
+		l.hw.Store(next)
+		l.notifyLocked()
+	}
+	l.mu.Unlock()
+	return l.flushIndex(false)
+}
+
+// expose makes everything written so far readable, ahead of the fsync
+// (Options.ReadBeforeSync).
+func (l *Log) expose() {
+	l.mu.Lock()
+	l.exposeLocked()
+	l.mu.Unlock()
+}
+
+func (l *Log) exposeLocked() {
 	w := &l.w
 	s := w.seg
-	l.mu.Lock()
 	s.size = w.written
 	s.idx = append(s.idx, w.newIdx...)
 	s.tidx = append(s.tidx, w.newTidx...)
 	s.maxTs = w.ib.maxTs
 	l.size += w.written - w.published
 	w.published = w.written
-	if w.nextOffset > l.hw.Load() {
-		l.hw.Store(w.nextOffset)
+	w.newIdx, w.newTidx = w.newIdx[:0], w.newTidx[:0]
+	if w.nextOffset > l.rend.Load() {
+		l.rend.Store(w.nextOffset)
 		l.notifyLocked()
 	}
-	l.mu.Unlock()
-	w.newIdx, w.newTidx = w.newIdx[:0], w.newTidx[:0]
-	return l.flushIndex(false)
 }
 
 // flushIndex writes published index entries that are not in the index

@@ -23,15 +23,20 @@
 //
 // Durability: Publish returns the log's Appended; the front end confirms a
 // publish only after Appended.Wait, that is after fsync under the default
-// policy, and a message becomes deliverable only then. Acks are recorded
+// policy. A message becomes deliverable once written, while its fsync is
+// under way (storage's ReadBeforeSync), as in RabbitMQ, whose classic
+// queues deliver before their store syncs: if the machine dies first, the
+// message is lost with its confirm never sent, so the publisher sends it
+// again, and any ack recorded for it is dropped at recovery (settled
+// offsets at or above the recovered high watermark). Acks are recorded
 // without waiting for fsync: a crash can forget an ack, which means a
 // redelivery (allowed by AMQP), never a loss. After a restart every
 // unsettled message is ready again; those below the delivered mark kept in
 // the ack record (they may have been delivered) are flagged redelivered.
 //
 // Each queue runs one dispatcher goroutine that hands ready messages to
-// consumers with credit (Consumer.Reserve) whenever the log's high
-// watermark moves, credit returns (Kick) or a head message's TTL runs out.
+// consumers with credit (Consumer.Reserve) whenever the log's readable
+// end moves, credit returns (Kick) or a head message's TTL runs out.
 // Expiry follows RabbitMQ: a message past its TTL is dropped or
 // dead-lettered when it reaches the head. Length limits count ready
 // messages; drop-head settles from the head, reject-publish refuses.

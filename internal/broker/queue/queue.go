@@ -215,6 +215,13 @@ func Open(opts Options) (*Queue, error) {
 	}
 	so := opts.Storage
 	so.Now = opts.Now
+	// Deliver a message as soon as it is written, while its fsync is under
+	// way, as RabbitMQ does: its publisher's confirm still waits for the
+	// disk. If the broker dies first, the message is lost with its confirm
+	// never sent (the publisher sends it again), and acks recorded for it
+	// are dropped at recovery (recover: settled at or above the high
+	// watermark).
+	so.ReadBeforeSync = true
 	lg, err := storage.Open(opts.Dir+"/log", so)
 	if err != nil {
 		return nil, err
@@ -244,6 +251,9 @@ func (q *Queue) recover() error {
 	start, hw := q.log.StartOffset(), q.log.HighWatermark()
 	q.settled.trimBelow(start)
 	q.settled.trimAtOrAbove(hw)
+	// The delivered mark may be ahead of what survived (deliveries are
+	// made before the fsync); offsets past the log end are new messages.
+	q.redeliverBelow = min(q.redeliverBelow, hw)
 	q.leo = hw
 	q.next = q.settled.nextAbsent(start)
 	q.live = hw - start - q.settled.count(start, hw)
@@ -296,7 +306,7 @@ func (q *Queue) Name() string { return q.opts.Name }
 func (q *Queue) Config() Config { return q.opts.Config }
 
 // Publish appends m. The returned Appended says when it is durable (Wait);
-// the message is deliverable from then on.
+// the message is deliverable once written, which may be sooner.
 func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 	rec, err := m.Record()
 	if err != nil {
@@ -493,7 +503,7 @@ func (q *Queue) headLocked() (off int64, requeued, ok bool) {
 		return q.requeued[0], true, true
 	}
 	q.next = q.settled.nextAbsent(q.next)
-	if q.next >= q.log.HighWatermark() {
+	if q.next >= q.log.ReadableEnd() {
 		return 0, false, false
 	}
 	return q.next, false, true
@@ -745,13 +755,13 @@ func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
 	if d, _, ok, _ = q.take(true, noAck); ok {
 		return d, true
 	}
-	// A message is readable only once durable. One published a moment ago
+	// A message is readable only once written. One published a moment ago
 	// (say by a client that has already disconnected) may still be on its
-	// way to disk; basic.get should find it, as in RabbitMQ, so wait for
-	// the last write and look once more.
+	// way to the file; basic.get should find it, as in RabbitMQ, so wait
+	// for the last write and look once more.
 	q.mu.Lock()
 	app := q.lastApp
-	pending := app != nil && app.LastOffset >= q.log.HighWatermark()
+	pending := app != nil && app.LastOffset >= q.log.ReadableEnd()
 	q.mu.Unlock()
 	if !pending || app.Wait() != nil {
 		return d, false
