@@ -29,29 +29,25 @@ var ErrCompressedBatch = errors.New("storage: compressed record batch")
 // idempotent, with its CRC set.
 func BuildRecordBatch(baseOffset, ts int64, recs []Record) []byte {
 	size := batchHeaderSize
-	for _, r := range recs {
-		size += 32 + len(r.Key) + len(r.Value)
-		for _, h := range r.Headers {
-			size += 10 + len(h.Key) + len(h.Value)
-		}
-	}
-	b := make([]byte, batchHeaderSize, size)
-	var body []byte
 	for i, r := range recs {
-		body = body[:0]
-		body = append(body, 0)                     // attributes
-		body = binary.AppendVarint(body, 0)        // timestamp delta
-		body = binary.AppendVarint(body, int64(i)) // offset delta
-		body = appendVarBytes(body, r.Key)
-		body = appendVarBytes(body, r.Value)
-		body = binary.AppendVarint(body, int64(len(r.Headers)))
+		n := recordBodySize(i, r)
+		size += varintSize(int64(n)) + n
+	}
+	// One exact allocation: each record's body goes straight into b.
+	b := make([]byte, batchHeaderSize, size)
+	for i, r := range recs {
+		b = binary.AppendVarint(b, int64(recordBodySize(i, r)))
+		b = append(b, 0)                     // attributes
+		b = binary.AppendVarint(b, 0)        // timestamp delta
+		b = binary.AppendVarint(b, int64(i)) // offset delta
+		b = appendVarBytes(b, r.Key)
+		b = appendVarBytes(b, r.Value)
+		b = binary.AppendVarint(b, int64(len(r.Headers)))
 		for _, h := range r.Headers {
-			body = binary.AppendVarint(body, int64(len(h.Key)))
-			body = append(body, h.Key...)
-			body = appendVarBytes(body, h.Value)
+			b = binary.AppendVarint(b, int64(len(h.Key)))
+			b = append(b, h.Key...)
+			b = appendVarBytes(b, h.Value)
 		}
-		b = binary.AppendVarint(b, int64(len(body)))
-		b = append(b, body...)
 	}
 	be := binary.BigEndian
 	be.PutUint64(b[posBaseOffset:], uint64(baseOffset))
@@ -68,6 +64,35 @@ func BuildRecordBatch(baseOffset, ts int64, recs []Record) []byte {
 	be.PutUint32(b[posRecordCount:], uint32(len(recs)))
 	be.PutUint32(b[posCRC:], batchCRC(b))
 	return b
+}
+
+// recordBodySize is the encoded size of record r at offset delta i, after
+// its length prefix, as BuildRecordBatch writes it.
+func recordBodySize(i int, r Record) int {
+	n := 1 + varintSize(0) + varintSize(int64(i)) + varBytesSize(r.Key) + varBytesSize(r.Value) +
+		varintSize(int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		n += varintSize(int64(len(h.Key))) + len(h.Key) + varBytesSize(h.Value)
+	}
+	return n
+}
+
+// varintSize is the size of x as a zigzag varint.
+func varintSize(x int64) int {
+	u := uint64(x<<1) ^ uint64(x>>63)
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}
+
+func varBytesSize(v []byte) int {
+	if v == nil {
+		return varintSize(-1)
+	}
+	return varintSize(int64(len(v))) + len(v)
 }
 
 func appendVarBytes(b, v []byte) []byte {
@@ -107,6 +132,8 @@ func ReadRecords(b []byte, fn func(offset, ts int64, r Record) bool) (int, error
 		nh := body.varint()
 		if nh < 0 || nh > int64(len(body.b)) {
 			body.err = true
+		} else if nh > 0 {
+			r.Headers = make([]RecordHeader, 0, nh) // at most one per byte left
 		}
 		for j := int64(0); j < nh && !body.err; j++ {
 			k := body.take(body.varint())

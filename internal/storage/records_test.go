@@ -45,3 +45,36 @@ func FuzzReadRecords(f *testing.F) {
 		ReadRecords(b, func(int64, int64, Record) bool { return true })
 	})
 }
+
+// BuildRecordBatch sizes its buffer exactly, including multi-byte varints
+// (offset deltas past 63, values past 63 bytes, many headers), and what it
+// writes reads back.
+func TestRecordBatchExactSize(t *testing.T) {
+	var recs []Record
+	for i := range 300 {
+		r := Record{Value: bytes.Repeat([]byte{byte(i)}, i*37)}
+		if i%3 != 0 {
+			r.Key = []byte("key")
+		}
+		for j := range i % 70 {
+			r.Headers = append(r.Headers, RecordHeader{Key: string(rune('a' + j%26)), Value: bytes.Repeat([]byte{1}, j)})
+		}
+		recs = append(recs, r)
+	}
+	b := BuildRecordBatch(0, 1, recs)
+	if len(b) != cap(b) {
+		t.Fatalf("built %d bytes in a buffer of %d", len(b), cap(b))
+	}
+	i := 0
+	if _, err := ReadRecords(b, func(off, _ int64, r Record) bool {
+		w := recs[i]
+		if off != int64(i) || !bytes.Equal(r.Key, w.Key) || (r.Key == nil) != (w.Key == nil) ||
+			!bytes.Equal(r.Value, w.Value) || len(r.Headers) != len(w.Headers) {
+			t.Fatalf("record %d read back wrong", i)
+		}
+		i++
+		return true
+	}); err != nil || i != len(recs) {
+		t.Fatalf("read %d of %d records: %v", i, len(recs), err)
+	}
+}
