@@ -263,6 +263,12 @@ func (ch *channel) appendDelivery(b []byte, m wire.Method, d *queue.Delivery) []
 		props.Headers = h
 		props.Flags |= wire.FlagHeaders
 	}
+	if b == nil {
+		// Room for the three frames of a typical delivery in one
+		// allocation: the body, its frame overhead, method and header.
+		b = make([]byte, 0, len(d.Message.Body)+len(d.Message.Body)/int(max(ch.c.frameMax, 4096))*8+
+			len(d.Message.Exchange)+len(d.Message.RoutingKey)+512)
+	}
 	b = wire.AppendMethodFrame(b, ch.id, m)
 	b = wire.AppendHeaderFrame(b, ch.id, wire.ClassBasic, uint64(len(d.Message.Body)), &props)
 	return wire.AppendBodyFrames(b, ch.id, d.Message.Body, ch.c.frameMax)
