@@ -25,7 +25,8 @@ type FaultFS struct {
 	tornAt    int // bytes the next write keeps; <0: no torn write armed
 	tornCrash bool
 	crashed   bool
-	budget    int64 // bytes writes may still add; <0: unlimited
+	budget    int64         // bytes writes may still add; <0: unlimited
+	held      chan struct{} // non-nil: File.Sync waits until it closes
 
 	syncs  atomic.Int64
 	writes atomic.Int64
@@ -49,6 +50,27 @@ func (f *FaultFS) SetFilter(keep func(name string) bool) {
 func (f *FaultFS) FailSync(err error) {
 	f.mu.Lock()
 	f.syncErr = err
+	f.mu.Unlock()
+}
+
+// HoldSyncs makes every later File.Sync of a file the filter accepts wait,
+// before it reaches the disk, until ReleaseSyncs: a test can look at a log between its write and its
+// fsync.
+func (f *FaultFS) HoldSyncs() {
+	f.mu.Lock()
+	if f.held == nil {
+		f.held = make(chan struct{})
+	}
+	f.mu.Unlock()
+}
+
+// ReleaseSyncs lets held and later File.Sync calls through.
+func (f *FaultFS) ReleaseSyncs() {
+	f.mu.Lock()
+	if f.held != nil {
+		close(f.held)
+		f.held = nil
+	}
 	f.mu.Unlock()
 }
 
@@ -215,6 +237,11 @@ func (ff *faultFile) Size() (int64, error) {
 func (ff *faultFile) Sync() error {
 	f := ff.fs
 	f.mu.Lock()
+	if held := f.held; held != nil && f.applies(ff.name) {
+		f.mu.Unlock()
+		<-held
+		f.mu.Lock()
+	}
 	var err error
 	if f.crashed {
 		err = ErrCrashed

@@ -8,64 +8,18 @@ import (
 	"time"
 )
 
-// gateFS blocks fsyncs of data files while its gate is shut.
-type gateFS struct {
-	FS
-	mu   sync.Mutex
-	open chan struct{} // closed while syncs may pass
-}
-
-func newGateFS(inner FS) *gateFS {
-	g := &gateFS{FS: inner, open: make(chan struct{})}
-	close(g.open)
-	return g
-}
-
-func (g *gateFS) shut() {
-	g.mu.Lock()
-	g.open = make(chan struct{})
-	g.mu.Unlock()
-}
-
-func (g *gateFS) release() {
-	g.mu.Lock()
-	close(g.open)
-	g.mu.Unlock()
-}
-
-func (g *gateFS) OpenFile(name string, create bool) (File, error) {
-	f, err := g.FS.OpenFile(name, create)
-	if err != nil || !onlyData(name) {
-		return f, err
-	}
-	return gateFile{f, g}, nil
-}
-
-type gateFile struct {
-	File
-	g *gateFS
-}
-
-func (f gateFile) Sync() error {
-	f.g.mu.Lock()
-	open := f.g.open
-	f.g.mu.Unlock()
-	<-open
-	return f.File.Sync()
-}
-
 func TestSyncIntervalAcksBeforeFsync(t *testing.T) {
-	gate := newGateFS(NewMemFS())
-	ffs := NewFaultFS(gate)
+	ffs := NewFaultFS(NewMemFS())
+	ffs.SetFilter(onlyData)
 	l := mustOpen(t, ffs, "/d/log", Options{Sync: SyncInterval, SyncInterval: 2 * time.Millisecond})
 	defer l.Close()
-	gate.shut()
+	ffs.HoldSyncs()
 	a := mustAppend(t, l, batchOf(1, 1, 10, 1)) // returns with the fsync blocked
 	if hw := l.HighWatermark(); hw != a.LastOffset+1 {
 		t.Fatalf("hw %d after write under SyncInterval", hw)
 	}
 	base := ffs.Syncs()
-	gate.release()
+	ffs.ReleaseSyncs()
 	checkFor(t, 2*time.Second, func() error {
 		if ffs.Syncs() <= base {
 			return fmt.Errorf("no periodic fsync")
@@ -94,13 +48,14 @@ func TestSyncNeverFsyncsOnClose(t *testing.T) {
 }
 
 func TestBackpressure(t *testing.T) {
-	gate := newGateFS(NewMemFS())
-	l := mustOpen(t, gate, "/d/log", Options{})
+	ffs := NewFaultFS(NewMemFS())
+	ffs.SetFilter(onlyData)
+	l := mustOpen(t, ffs, "/d/log", Options{})
 	defer l.Close()
 	l.mu.Lock()
 	l.maxPending = 4000
 	l.mu.Unlock()
-	gate.shut()
+	ffs.HoldSyncs()
 	b := batchOf(1, 1, 1000, 1)
 	first, err := l.Append(b)
 	if err != nil {
@@ -137,7 +92,7 @@ func TestBackpressure(t *testing.T) {
 		t.Fatal("Append did not wait with the pending buffer full")
 	case <-time.After(50 * time.Millisecond):
 	}
-	gate.release()
+	ffs.ReleaseSyncs()
 	pending = append(pending, first, <-blocked)
 	for _, a := range pending {
 		if err := a.Wait(); err != nil {

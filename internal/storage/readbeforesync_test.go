@@ -12,18 +12,12 @@ import (
 func TestReadBeforeSync(t *testing.T) {
 	for _, early := range []bool{true, false} {
 		t.Run(map[bool]string{true: "on", false: "off"}[early], func(t *testing.T) {
-			gate := newGateFS(NewMemFS())
-			ffs := NewFaultFS(gate)
+			ffs := NewFaultFS(NewMemFS())
 			ffs.SetFilter(onlyData)
 			l := mustOpen(t, ffs, "/d/q", Options{ReadBeforeSync: early})
 			defer l.Close()
-			gate.shut()
-			released := false
-			defer func() {
-				if !released {
-					gate.release()
-				}
-			}()
+			ffs.HoldSyncs()
+			defer ffs.ReleaseSyncs() // a no-op once released
 			changed := l.Changed()
 			writes := ffs.Writes()
 			app, err := l.Append(batchOf(1, 3, 100, 1))
@@ -31,7 +25,7 @@ func TestReadBeforeSync(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Once the data file is written, the writer goes on to the
-			// fsync, where the gate holds it.
+			// fsync, where HoldSyncs holds it.
 			checkFor(t, 10*time.Second, func() error {
 				if ffs.Writes() == writes {
 					return fmt.Errorf("the batch is not written yet")
@@ -70,8 +64,7 @@ func TestReadBeforeSync(t *testing.T) {
 				t.Fatal("the append completed before its fsync")
 			default:
 			}
-			released = true
-			gate.release()
+			ffs.ReleaseSyncs()
 			if err := app.Wait(); err != nil {
 				t.Fatal(err)
 			}

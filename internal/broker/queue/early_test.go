@@ -4,50 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/message"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
-
-// syncGate holds fsyncs of a log's data files while shut.
-type syncGate struct {
-	storage.FS
-	mu   sync.Mutex
-	open chan struct{}
-}
-
-func newSyncGate(inner storage.FS) *syncGate {
-	g := &syncGate{FS: inner, open: make(chan struct{})}
-	close(g.open)
-	return g
-}
-
-func (g *syncGate) shut()    { g.mu.Lock(); g.open = make(chan struct{}); g.mu.Unlock() }
-func (g *syncGate) release() { g.mu.Lock(); close(g.open); g.mu.Unlock() }
-
-func (g *syncGate) OpenFile(name string, create bool) (storage.File, error) {
-	f, err := g.FS.OpenFile(name, create)
-	if err != nil || !strings.HasSuffix(name, ".log") {
-		return f, err
-	}
-	return gatedFile{f, g}, nil
-}
-
-type gatedFile struct {
-	storage.File
-	g *syncGate
-}
-
-func (f gatedFile) Sync() error {
-	f.g.mu.Lock()
-	open := f.g.open
-	f.g.mu.Unlock()
-	<-open
-	return f.File.Sync()
-}
 
 // A queue delivers a message once it is written, before its fsync (the
 // publisher's confirm still waits for it). If the power goes before the
@@ -56,8 +18,11 @@ func (f gatedFile) Sync() error {
 // message that takes the same offset after the restart.
 func TestDeliveredBeforeFsyncThenPowerLoss(t *testing.T) {
 	mem := storage.NewMemFS()
-	gate := newSyncGate(mem)
-	dir := t.TempDir() // the ack record lives on the real file system and survives
+	gate := storage.NewFaultFS(mem)
+	// Hold the fsyncs of data files only.
+	gate.SetFilter(func(name string) bool { return strings.HasSuffix(name, ".log") })
+	// The ack record lives on the real file system and survives the crash.
+	dir := t.TempDir()
 	open := func() *Queue {
 		q, err := Open(Options{Name: "q", Dir: dir, Config: NoLimits(), Storage: storage.Options{FS: gate}})
 		if err != nil {
@@ -75,7 +40,7 @@ func TestDeliveredBeforeFsyncThenPowerLoss(t *testing.T) {
 		t.Fatalf("got %q, want a", d.Message.Body)
 	}
 
-	gate.shut()
+	gate.HoldSyncs()
 	app, err := q.Publish(&message.Message{Body: []byte("b")})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +66,7 @@ func TestDeliveredBeforeFsyncThenPowerLoss(t *testing.T) {
 	}
 
 	mem.Crash() // b was never fsync'd: it is lost, its ack is on disk
-	gate.release()
+	gate.ReleaseSyncs()
 	q.Close()
 	mem.Restart()
 
