@@ -274,8 +274,9 @@ func (l *Log) HighWatermark() int64 { return l.hw.Load() }
 // durable or not.
 func (l *Log) ReadableEnd() int64 { return l.rend.Load() }
 
-// Changed returns a channel closed the next time the high watermark or the
-// readable end moves (or the log closes). For long-poll fetches.
+// Changed returns a channel closed the next time the readable end moves
+// (or the log closes): without Options.ReadBeforeSync, the next time the
+// high watermark moves. For long-poll fetches.
 func (l *Log) Changed() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -190,13 +190,17 @@ func (l *Log) writeRun(b []byte) error {
 // publish makes everything written so far readable (segment size,
 // indexes, readable end) and durable (high watermark). The caller has
 // fsync'd if the policy asks.
+//
+// The high watermark is stored before exposeLocked wakes Changed waiters,
+// so a woken Kafka fetch sees it. With ReadBeforeSync the readable end
+// moved earlier and the high watermark moves without a wake-up: nobody
+// long-polls it on such a log (a queue waits on Appended instead).
 func (l *Log) publish() error {
 	l.mu.Lock()
-	l.exposeLocked()
 	if next := l.w.nextOffset; next > l.hw.Load() {
 		l.hw.Store(next)
-		l.notifyLocked()
 	}
+	l.exposeLocked()
 	l.mu.Unlock()
 	return l.flushIndex(false)
 }
