@@ -312,3 +312,72 @@ func TestAMQPDirectReplyTo(t *testing.T) {
 		t.Fatalf("reply %q %q", rep.Body, rep.CorrelationId)
 	}
 }
+
+// TestAMQPRoutingGraph: a message reaching a queue by several paths
+// through exchange-to-exchange bindings (including a cycle) is stored
+// there once, for a fan-out small and large (past the point where the
+// router stops scanning and keeps a set), and an alternate exchange is
+// used only when nothing else routed the message.
+func TestAMQPRoutingGraph(t *testing.T) {
+	b := startBroker(t)
+	ch := b.channel(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(ch.ExchangeDeclare("alt", "fanout", false, false, false, false, nil))
+	must(ch.ExchangeDeclare("top", "fanout", false, false, false, false, amqp.Table{"alternate-exchange": "alt"}))
+	must(ch.ExchangeDeclare("left", "fanout", false, false, false, false, nil))
+	must(ch.ExchangeDeclare("right", "direct", false, false, false, false, nil))
+	must(ch.ExchangeBind("left", "", "top", false, nil))
+	must(ch.ExchangeBind("right", "k", "top", false, nil))
+	must(ch.ExchangeBind("top", "", "left", false, nil)) // a cycle back to top
+	_, err := ch.QueueDeclare("lost", false, false, true, false, nil)
+	must(err)
+	must(ch.QueueBind("lost", "", "alt", false, nil))
+
+	const n = 40 // more queues than the router scans before using a set
+	for i := range n {
+		q := fmt.Sprintf("g%d", i)
+		_, err := ch.QueueDeclare(q, false, false, true, false, nil)
+		must(err)
+		// every queue is reachable from top through left, and the even
+		// ones also through right and directly
+		must(ch.QueueBind(q, "", "left", false, nil))
+		if i%2 == 0 {
+			must(ch.QueueBind(q, "k", "right", false, nil))
+			must(ch.QueueBind(q, "", "top", false, nil))
+		}
+	}
+	ctx := ctxT(t, 10*time.Second)
+	must(ch.PublishWithContext(ctx, "top", "k", false, false, amqp.Publishing{Body: []byte("m1")}))
+	must(ch.PublishWithContext(ctx, "right", "k", false, false, amqp.Publishing{Body: []byte("m2")}))
+	// Wait for the last publish to be routed: m2 reaches g0 after m1.
+	waitFor(t, 5*time.Second, "g0 to hold 2 messages", func() bool {
+		q, err := ch.QueueDeclarePassive("g0", false, false, true, false, nil)
+		must(err)
+		return q.Messages == 2
+	})
+	for i := range n {
+		q, err := ch.QueueDeclarePassive(fmt.Sprintf("g%d", i), false, false, true, false, nil)
+		must(err)
+		want := 1 // m1 once, whatever the number of paths
+		if i%2 == 0 {
+			want = 2 // and m2 through right
+		}
+		if q.Messages != want {
+			t.Errorf("queue g%d holds %d messages, want %d", i, q.Messages, want)
+		}
+	}
+	if q, err := ch.QueueDeclarePassive("lost", false, false, true, false, nil); err != nil || q.Messages != 0 {
+		t.Errorf("alternate exchange queue holds %d (err %v), want 0: the message was routed", q.Messages, err)
+	}
+	must(ch.PublishWithContext(ctx, "right", "nomatch", false, false, amqp.Publishing{Body: []byte("m3")}))
+	must(ch.QueueUnbind("lost", "", "alt", nil)) // only to order: unbind answers after m3 is routed
+	m, ok, err := ch.Get("lost", true)
+	if err != nil || ok {
+		t.Errorf("right has no alternate exchange, yet lost got %q (ok %v, err %v)", m.Body, ok, err)
+	}
+}

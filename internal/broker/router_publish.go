@@ -15,8 +15,21 @@ import (
 // how to wait until it is durable in all of them.
 type Routed struct {
 	Queues   int
-	appends  []*storage.Appended
+	first    *storage.Appended   // the append to the first queue: most messages go to one
+	more     []*storage.Appended // the appends to the others
 	rejected bool
+}
+
+// each calls f for every append of the message.
+func (rt *Routed) each(f func(*storage.Appended) bool) {
+	if rt.first == nil || !f(rt.first) {
+		return
+	}
+	for _, a := range rt.more {
+		if !f(a) {
+			return
+		}
+	}
 }
 
 // Wait blocks until the message is durable in every queue it was routed
@@ -24,11 +37,12 @@ type Routed struct {
 // publisher gets a nack) or the storage error of a failed write or fsync.
 func (rt Routed) Wait() error {
 	var errs []error
-	for _, a := range rt.appends {
+	rt.each(func(a *storage.Appended) bool {
 		if err := a.Wait(); err != nil {
 			errs = append(errs, err)
 		}
-	}
+		return true
+	})
 	if rt.rejected {
 		errs = append(errs, queue.ErrRejected)
 	}
@@ -37,14 +51,16 @@ func (rt Routed) Wait() error {
 
 // Ready reports whether Wait would return at once.
 func (rt Routed) Ready() bool {
-	for _, a := range rt.appends {
+	ready := true
+	rt.each(func(a *storage.Appended) bool {
 		select {
 		case <-a.Done():
 		default:
-			return false
+			ready = false
 		}
-	}
-	return true
+		return ready
+	})
+	return ready
 }
 
 // Publish routes m through exchange m.Exchange of vhost vh and appends it
@@ -76,10 +92,10 @@ func (r *Router) Publish(vh string, m *message.Message) (Routed, error) {
 			}
 			// Routability is only known when it comes due, as with
 			// RabbitMQ's plugin: count it as routed.
-			return Routed{Queues: 1, appends: []*storage.Appended{a}}, nil
+			return Routed{Queues: 1, first: a}, nil
 		}
 	}
-	qs := r.routeLocked(v, x, m, nil)
+	qs := r.routeLocked(v, x, m)
 	r.mu.RUnlock()
 	return r.appendTo(qs, m)
 }
@@ -98,7 +114,7 @@ func (r *Router) releaseDelayed(vh, exchange string, m *message.Message) error {
 		r.mu.RUnlock()
 		return nil
 	}
-	qs := r.routeLocked(v, x, m, nil)
+	qs := r.routeLocked(v, x, m)
 	r.mu.RUnlock()
 	rt, err := r.appendTo(qs, m)
 	if err != nil {
@@ -123,7 +139,11 @@ func (r *Router) appendTo(qs []queue.Handle, m *message.Message) (Routed, error)
 		case err != nil:
 			return rt, err
 		default:
-			rt.appends = append(rt.appends, a)
+			if rt.first == nil {
+				rt.first = a
+			} else {
+				rt.more = append(rt.more, a)
+			}
 		}
 	}
 	return rt, nil
@@ -131,44 +151,85 @@ func (r *Router) appendTo(qs []queue.Handle, m *message.Message) (Routed, error)
 
 // routeLocked returns the queues m goes to from exchange x, following
 // exchange-to-exchange bindings and alternate exchanges, each queue once.
-func (r *Router) routeLocked(v *vhost, x *exchange, m *message.Message, seen map[string]bool) []queue.Handle {
-	var out []queue.Handle
-	queues := map[queue.Handle]bool{}
-	if seen == nil {
-		seen = map[string]bool{}
-	}
-	var walk func(x *exchange)
-	walk = func(x *exchange) {
-		if seen[x.def.Name] {
+func (r *Router) routeLocked(v *vhost, x *exchange, m *message.Message) []queue.Handle {
+	w := &routeWalk{v: v, m: m}
+	w.out, w.seen = w.outBuf[:0], w.seenBuf[:0]
+	w.visit = w.add // one closure for the whole walk
+	w.walk(x)
+	return w.out
+}
+
+// routeWalk is the state of one routing walk. A message usually goes to a
+// few queues through one or two exchanges, so queues and exchanges already
+// seen are found by scanning slices; a map takes over for queues past
+// routeScanMax, so that a fanout to thousands of queues stays linear.
+type routeWalk struct {
+	v     *vhost
+	m     *message.Message
+	out   []queue.Handle
+	inOut map[queue.Handle]bool // nil until out passes routeScanMax
+	seen  []*exchange
+	visit func(dest)
+
+	// room for the usual case, in the same allocation as the walk
+	outBuf  [2]queue.Handle
+	seenBuf [4]*exchange
+}
+
+const routeScanMax = 16
+
+func (w *routeWalk) walk(x *exchange) {
+	for _, s := range w.seen {
+		if s == x {
 			return
 		}
-		seen[x.def.Name] = true
-		before := len(out)
-		add := func(d dest) {
-			if d.exchange {
-				if nx, ok := v.exchanges[d.name]; ok {
-					walk(nx)
-				}
-				return
-			}
-			if qe, ok := v.queues[d.name]; ok && !queues[qe.q] {
-				queues[qe.q] = true
-				out = append(out, qe.q)
-			}
-		}
-		if x.def.Name == "" {
-			add(dest{name: m.RoutingKey})
-		} else {
-			x.matcher.Match(m.RoutingKey, map[string]any(m.Properties.Headers), add)
-		}
-		if len(out) == before && x.hasAlt {
-			if ax, ok := v.exchanges[x.alternate]; ok {
-				walk(ax)
-			}
+	}
+	w.seen = append(w.seen, x)
+	before := len(w.out)
+	if x.def.Name == "" {
+		w.add(dest{name: w.m.RoutingKey})
+	} else {
+		x.matcher.Match(w.m.RoutingKey, map[string]any(w.m.Properties.Headers), w.visit)
+	}
+	if len(w.out) == before && x.hasAlt {
+		if ax, ok := w.v.exchanges[x.alternate]; ok {
+			w.walk(ax)
 		}
 	}
-	walk(x)
-	return out
+}
+
+func (w *routeWalk) add(d dest) {
+	if d.exchange {
+		if nx, ok := w.v.exchanges[d.name]; ok {
+			w.walk(nx)
+		}
+		return
+	}
+	qe, ok := w.v.queues[d.name]
+	if !ok || w.routed(qe.q) {
+		return
+	}
+	w.out = append(w.out, qe.q)
+	if w.inOut != nil {
+		w.inOut[qe.q] = true
+	} else if len(w.out) > routeScanMax {
+		w.inOut = make(map[queue.Handle]bool, 2*len(w.out))
+		for _, q := range w.out {
+			w.inOut[q] = true
+		}
+	}
+}
+
+func (w *routeWalk) routed(q queue.Handle) bool {
+	if w.inOut != nil {
+		return w.inOut[q]
+	}
+	for _, o := range w.out {
+		if o == q {
+			return true
+		}
+	}
+	return false
 }
 
 // deadLetter republishes messages dead-lettered from queue qname through
@@ -195,7 +256,7 @@ func (r *Router) deadLetter(vh, qname string, cfg queue.Config, dead []queue.Dea
 		x, ok := v.exchanges[cfg.DeadLetterExchange]
 		var qs []queue.Handle
 		if ok {
-			qs = r.routeLocked(v, x, &m, nil)
+			qs = r.routeLocked(v, x, &m)
 		}
 		r.mu.RUnlock()
 		rt, err := r.appendTo(qs, &m)
