@@ -90,8 +90,11 @@ func NewChecker(maxCached int) *Checker {
 // Allowed reports whether resource matches pattern anywhere. The empty
 // pattern and a pattern that does not compile allow nothing.
 func (c *Checker) Allowed(pattern, resource string) bool {
-	if pattern == "" {
+	switch pattern {
+	case "":
 		return false
+	case ".*": // the usual pattern, and RabbitMQ's default: skip the matcher
+		return true
 	}
 	re := c.compile(pattern)
 	return re != nil && re.MatchString(resource)

@@ -57,6 +57,7 @@ type FrameReader struct {
 	r   *bufio.Reader
 	max uint32
 	buf []byte
+	hdr [7]byte // here rather than on the stack, where io.ReadFull would move it to the heap
 }
 
 // NewFrameReader returns a FrameReader over r with the frame-max set to
@@ -86,7 +87,7 @@ func (fr *FrameReader) SetMaxFrame(n uint32) {
 // ErrUnknownFrameType (all answered with 501 FRAME_ERROR), or a read error
 // (io.EOF at a frame boundary, io.ErrUnexpectedEOF inside a frame).
 func (fr *FrameReader) ReadFrame() (Frame, error) {
-	var h [7]byte
+	h := &fr.hdr
 	if _, err := io.ReadFull(fr.r, h[:]); err != nil {
 		return Frame{}, err
 	}
