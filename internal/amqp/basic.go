@@ -243,7 +243,7 @@ func (cs *consumer) Deliver(d queue.Delivery) {
 	ch.deliveryTag++
 	tag := ch.deliveryTag
 	if !cs.noAck {
-		ch.unacked[tag] = &unackedEntry{q: d.Queue, offset: d.Offset, cons: cs}
+		ch.unacked[tag] = unackedEntry{q: d.Queue, offset: d.Offset, cons: cs}
 	}
 	ch.mu.Unlock()
 	ch.c.send(ch.appendDelivery(nil, &wire.BasicDeliver{
@@ -405,7 +405,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	ch.deliveryTag++
 	tag := ch.deliveryTag
 	if !m.NoAck {
-		ch.unacked[tag] = &unackedEntry{q: d.Queue, offset: d.Offset}
+		ch.unacked[tag] = unackedEntry{q: d.Queue, offset: d.Offset}
 	}
 	ch.mu.Unlock()
 	ready, _, _ := q.Counts()
@@ -434,26 +434,22 @@ func (ch *channel) settle(tag uint64, multiple bool, kind settleKind, requeue bo
 
 func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind, requeue bool) error {
 	ch.mu.Lock()
+	if !multiple {
+		return ch.settleOne(tag, kind, requeue)
+	}
 	var tags []uint64
-	if multiple {
-		for t := range ch.unacked {
-			if tag == 0 || t <= tag {
-				tags = append(tags, t)
-			}
+	for t := range ch.unacked {
+		if tag == 0 || t <= tag {
+			tags = append(tags, t)
 		}
-		if len(tags) == 0 && tag != 0 && tag > ch.deliveryTag {
-			ch.mu.Unlock()
-			return errorf(wire.PreconditionFailed, "unknown delivery tag %d", tag)
-		}
-		slices.Sort(tags)
-	} else if _, ok := ch.unacked[tag]; ok {
-		tags = []uint64{tag}
-	} else {
+	}
+	if len(tags) == 0 && tag != 0 && tag > ch.deliveryTag {
 		ch.mu.Unlock()
 		return errorf(wire.PreconditionFailed, "unknown delivery tag %d", tag)
 	}
+	slices.Sort(tags)
 	if kind == settleReject {
-		if e := streamEntry(ch.unacked, tags); e != nil {
+		if e, ok := streamEntry(ch.unacked, tags); ok {
 			ch.mu.Unlock()
 			return errorf(wire.NotImplemented, "basic.nack and basic.reject not supported by stream queues queue '%s' in vhost '%s'", e.cons.qname, ch.c.vhost)
 		}
@@ -491,6 +487,37 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind, requeue
 	return nil
 }
 
+// settleOne is settleNow for a single tag, the common case, without the
+// grouping by queue. Called with ch.mu held; it unlocks it.
+func (ch *channel) settleOne(tag uint64, kind settleKind, requeue bool) error {
+	e, ok := ch.unacked[tag]
+	if !ok {
+		ch.mu.Unlock()
+		return errorf(wire.PreconditionFailed, "unknown delivery tag %d", tag)
+	}
+	if kind == settleReject && e.isStream() {
+		ch.mu.Unlock()
+		return errorf(wire.NotImplemented, "basic.nack and basic.reject not supported by stream queues queue '%s' in vhost '%s'", e.cons.qname, ch.c.vhost)
+	}
+	delete(ch.unacked, tag)
+	if e.cons != nil {
+		e.cons.unacked--
+		ch.globalUnacked--
+	}
+	ch.mu.Unlock()
+	switch {
+	case e.q == nil: // a stream delivery: the ack only returned credit
+	case kind == settleAck:
+		e.q.Ack(e.offset)
+	case requeue:
+		e.q.Requeue(e.offset)
+	default:
+		e.q.Reject(e.offset)
+	}
+	ch.kickQueues()
+	return nil
+}
+
 func (ch *channel) basicQos(m *wire.BasicQos) error {
 	if m.PrefetchSize != 0 {
 		return errorf(wire.NotImplemented, "prefetch_size!=0 (%d)", m.PrefetchSize)
@@ -513,7 +540,7 @@ func (ch *channel) basicRecover(requeue, async bool) error {
 	}
 	ch.mu.Lock()
 	unacked := ch.unacked
-	ch.unacked = map[uint64]*unackedEntry{}
+	ch.unacked = map[uint64]unackedEntry{}
 	for _, e := range unacked {
 		if e.cons != nil {
 			e.cons.unacked--

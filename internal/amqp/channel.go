@@ -34,7 +34,7 @@ type channel struct {
 	closed         bool
 	flowActive     bool
 	deliveryTag    uint64
-	unacked        map[uint64]*unackedEntry
+	unacked        map[uint64]unackedEntry
 	consumers      map[string]*consumer
 	prefetch       uint16 // per-consumer prefetch for new consumers (basic.qos global=false)
 	globalPrefetch uint16 // channel-wide (global=true)
@@ -48,7 +48,7 @@ type unackedEntry struct {
 }
 
 func newChannel(c *conn, id uint16) *channel {
-	return &channel{c: c, id: id, flowActive: true, unacked: map[uint64]*unackedEntry{}, consumers: map[string]*consumer{}}
+	return &channel{c: c, id: id, flowActive: true, unacked: map[uint64]unackedEntry{}, consumers: map[string]*consumer{}}
 }
 
 // handle runs one method on the channel.
@@ -167,7 +167,7 @@ func (ch *channel) release() {
 	consumers := ch.consumers
 	ch.consumers = map[string]*consumer{}
 	unacked := ch.unacked
-	ch.unacked = map[uint64]*unackedEntry{}
+	ch.unacked = map[uint64]unackedEntry{}
 	ch.mu.Unlock()
 	for _, cs := range consumers {
 		cs.q.RemoveConsumer(cs.id)
@@ -180,7 +180,7 @@ func (ch *channel) release() {
 }
 
 // requeueAll returns deliveries to their queues, in tag order per queue.
-func requeueAll(unacked map[uint64]*unackedEntry) {
+func requeueAll(unacked map[uint64]unackedEntry) {
 	byQueue := map[*queue.Queue][]int64{}
 	for _, e := range unacked {
 		if e.q == nil {
@@ -195,14 +195,15 @@ func requeueAll(unacked map[uint64]*unackedEntry) {
 
 // kickQueues wakes the queues this channel consumes from (credit is back).
 func (ch *channel) kickQueues() {
+	var room [4]queue.Handle // most channels have a consumer or two: no allocation
 	ch.mu.Lock()
-	qs := make([]queue.Handle, 0, len(ch.consumers))
+	qs := room[:0]
 	for _, cs := range ch.consumers {
 		qs = append(qs, cs.q)
 	}
 	ch.mu.Unlock()
 	for _, q := range qs {
-		q.Kick()
+		q.Kick() // outside ch.mu: a stream's Kick takes its own lock
 	}
 }
 

@@ -26,6 +26,7 @@ type conn struct {
 	id  string // owner id for exclusive queues
 	log *slog.Logger
 	fr  *wire.FrameReader
+	md  wire.MethodDecoder // used by the read loop only
 
 	out    chan []byte
 	dead   chan struct{} // closed when the connection is finished
@@ -85,14 +86,20 @@ func (c *conn) sendMethod(ch uint16, m wire.Method) bool {
 func (c *conn) writer() {
 	defer close(c.wdone)
 	bw := bufio.NewWriterSize(iocount.Writer{W: c.nc, H: c.s.opts.Hooks}, 64<<10)
+	// A deadline is set before each system call, not each frame: when a
+	// batch starts (for its final Flush) and when a frame will not fit in
+	// the buffer (bufio writes it out).
 	write := func(b []byte) bool {
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if len(b) > bw.Available() {
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		}
 		_, err := bw.Write(b)
 		return err == nil
 	}
 	for {
 		select {
 		case b := <-c.out:
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if !write(b) {
 				c.nc.Close()
 				return
@@ -114,6 +121,7 @@ func (c *conn) writer() {
 			}
 		case <-c.closeW:
 			// Drain what is queued (a connection.close, say), then stop.
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			for {
 				select {
 				case b := <-c.out:
@@ -424,7 +432,7 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		}
 		return nil
 	case wire.FrameMethod:
-		m, err := wire.DecodeMethod(f.Payload)
+		m, err := c.md.Decode(f.Payload)
 		if err != nil {
 			var me *wire.MethodError
 			errors.As(err, &me)

@@ -95,13 +95,16 @@ func withStreamOffset(d *queue.Delivery) {
 	p.Present |= message.PropHeaders
 }
 
-// streamEntry returns the first of tags that is a stream delivery, or
-// nil. Called with ch.mu held.
-func streamEntry(unacked map[uint64]*unackedEntry, tags []uint64) *unackedEntry {
+// streamEntry returns the first of tags that is a stream delivery, if
+// any. Called with ch.mu held.
+func streamEntry(unacked map[uint64]unackedEntry, tags []uint64) (unackedEntry, bool) {
 	for _, t := range tags {
-		if e := unacked[t]; e != nil && e.q == nil && e.cons != nil && e.cons.stream {
-			return e
+		if e, ok := unacked[t]; ok && e.isStream() {
+			return e, true
 		}
 	}
-	return nil
+	return unackedEntry{}, false
 }
+
+// isStream reports whether e is a delivery from a stream queue.
+func (e *unackedEntry) isStream() bool { return e.q == nil && e.cons != nil && e.cons.stream }

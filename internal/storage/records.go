@@ -137,7 +137,7 @@ func ReadRecords(b []byte, fn func(offset, ts int64, r Record) bool) (int, error
 		}
 		for j := int64(0); j < nh && !body.err; j++ {
 			k := body.take(body.varint())
-			r.Headers = append(r.Headers, RecordHeader{Key: string(k), Value: body.bytes()})
+			r.Headers = append(r.Headers, RecordHeader{Key: headerKey(k), Value: body.bytes()})
 		}
 		if rd.err || body.err || len(body.b) != 0 || offDelta < 0 || offDelta > int64(h.LastOffsetDelta) {
 			return 0, fmt.Errorf("%w: record %d malformed", ErrCorruptBatch, i)
@@ -147,6 +147,28 @@ func ReadRecords(b []byte, fn func(offset, ts int64, r Record) bool) (int, error
 		}
 	}
 	return h.Size(), nil
+}
+
+// wellKnownKeys holds header keys that recur in most records, so that
+// ReadRecords hands out one shared string for each instead of allocating a
+// copy per record. It is filled by RegisterHeaderKeys from package init
+// functions and only read afterwards.
+var wellKnownKeys = map[string]string{}
+
+// RegisterHeaderKeys tells ReadRecords of header keys that recur, e.g. the
+// ones the AMQP front end writes on every message. Call it only from an
+// init function.
+func RegisterHeaderKeys(keys ...string) {
+	for _, k := range keys {
+		wellKnownKeys[k] = k
+	}
+}
+
+func headerKey(k []byte) string {
+	if s, ok := wellKnownKeys[string(k)]; ok { // no allocation for the lookup
+		return s
+	}
+	return string(k)
 }
 
 // varReader reads Kafka varints and varint-prefixed bytes with a sticky

@@ -79,6 +79,16 @@ func NewMethod(classID, methodID uint16) Method {
 // last argument are rejected: a peer that sends more than the method holds
 // is speaking a different protocol. Errors are *MethodError.
 func DecodeMethod(payload []byte) (Method, error) {
+	return new(MethodDecoder).Decode(payload)
+}
+
+// MethodDecoder is DecodeMethod with a Reader kept from one call to the
+// next, so that a connection decoding method after method does not
+// allocate one each time. It is not safe for concurrent use.
+type MethodDecoder struct{ r Reader }
+
+// Decode is DecodeMethod.
+func (d *MethodDecoder) Decode(payload []byte) (Method, error) {
 	if len(payload) < 4 {
 		return nil, &MethodError{Err: fmt.Errorf("%w: method payload of %d bytes", ErrMalformed, len(payload))}
 	}
@@ -88,8 +98,9 @@ func DecodeMethod(payload []byte) (Method, error) {
 	if m == nil {
 		return nil, &MethodError{ClassID: classID, MethodID: methodID, Err: ErrUnknownMethod}
 	}
-	r := Reader{b: payload[4:]}
-	m.Decode(&r)
+	d.r = Reader{b: payload[4:]}
+	r := &d.r
+	m.Decode(r)
 	if err := r.Complete(); err != nil {
 		return nil, &MethodError{ClassID: classID, MethodID: methodID, Err: fmt.Errorf("%s: %w", m.Name(), err)}
 	}

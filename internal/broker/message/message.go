@@ -107,6 +107,21 @@ const (
 	hdrHeaders  = "amqp.headers"
 )
 
+// decimals holds the decimal form of every uint8, for the delivery-mode
+// and priority headers: shared, never written to.
+var decimals [256][]byte
+
+func init() {
+	keys := []string{hdrExchange, hdrHeaders, "delivery-mode", "priority", "timestamp"}
+	for _, sp := range stringProps {
+		keys = append(keys, sp.name)
+	}
+	storage.RegisterHeaderKeys(keys...)
+	for i := range decimals {
+		decimals[i] = strconv.AppendUint(nil, uint64(i), 10)
+	}
+}
+
 // Record is m in its stored form. It fails only if the headers table holds
 // a value the field-table encoding cannot represent.
 func (m *Message) Record() (storage.Record, error) {
@@ -122,10 +137,10 @@ func (m *Message) Record() (storage.Record, error) {
 		}
 	}
 	if p.Present&PropDeliveryMode != 0 {
-		r.Headers = append(r.Headers, storage.RecordHeader{Key: "delivery-mode", Value: strconv.AppendUint(nil, uint64(p.DeliveryMode), 10)})
+		r.Headers = append(r.Headers, storage.RecordHeader{Key: "delivery-mode", Value: decimals[p.DeliveryMode]})
 	}
 	if p.Present&PropPriority != 0 {
-		r.Headers = append(r.Headers, storage.RecordHeader{Key: "priority", Value: strconv.AppendUint(nil, uint64(p.Priority), 10)})
+		r.Headers = append(r.Headers, storage.RecordHeader{Key: "priority", Value: decimals[p.Priority]})
 	}
 	if p.Present&PropTimestamp != 0 {
 		r.Headers = append(r.Headers, storage.RecordHeader{Key: "timestamp", Value: strconv.AppendInt(nil, p.Timestamp, 10)})
