@@ -13,12 +13,7 @@ import (
 func TestAMQPDelayedExchange(t *testing.T) {
 	b := startBroker(t)
 	ch := b.channel(t)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := fatalIf(t)
 	must(ch.ExchangeDeclare("later", "x-delayed-message", true, false, false, false, amqp.Table{"x-delayed-type": "direct"}))
 	_, err := ch.QueueDeclare("due", true, false, false, false, nil)
 	must(err)

@@ -63,3 +63,14 @@ func amqpErrCode(err error) int {
 	}
 	return 0
 }
+
+// fatalIf returns a function that fails the test at once on an error,
+// for tests that make many calls in a row.
+func fatalIf(t testing.TB) func(error) {
+	return func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -50,12 +50,7 @@ func TestAMQPPriorityQueue(t *testing.T) {
 func TestAMQPDeadLetteringAndTTL(t *testing.T) {
 	b := startBroker(t)
 	ch := b.channel(t)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := fatalIf(t)
 	must(ch.ExchangeDeclare("dlx", "fanout", true, false, false, false, nil))
 	_, err := ch.QueueDeclare("dlq", true, false, false, false, nil)
 	must(err)

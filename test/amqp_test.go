@@ -122,12 +122,7 @@ func TestAMQPConfirmsAndRestart(t *testing.T) {
 func TestAMQPExchangeTypes(t *testing.T) {
 	b := startBroker(t)
 	ch := b.channel(t)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := fatalIf(t)
 	declare := func(name string) {
 		_, err := ch.QueueDeclare(name, false, false, true, false, nil)
 		must(err)
@@ -321,12 +316,7 @@ func TestAMQPDirectReplyTo(t *testing.T) {
 func TestAMQPRoutingGraph(t *testing.T) {
 	b := startBroker(t)
 	ch := b.channel(t)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := fatalIf(t)
 	must(ch.ExchangeDeclare("alt", "fanout", false, false, false, false, nil))
 	must(ch.ExchangeDeclare("top", "fanout", false, false, false, false, amqp.Table{"alternate-exchange": "alt"}))
 	must(ch.ExchangeDeclare("left", "fanout", false, false, false, false, nil))

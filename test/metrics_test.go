@@ -125,12 +125,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	must := fatalIf(t)
 	must(ch.ExchangeDeclare("dlx", "fanout", true, false, false, false, nil))
 	_, err = ch.QueueDeclare("work.dlq", true, false, false, false, nil)
 	must(err)
