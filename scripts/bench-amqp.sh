@@ -14,7 +14,10 @@
 # RabbitMQ, if any, is left alone. Needs fio and rabbitmq-server
 # (apt-get install fio rabbitmq-server); about 13 minutes with the defaults.
 #
-#   scripts/bench-amqp.sh [duration] [runs]     (default 30s, 2)
+# The load generator's AMQP client is $CLIENT: lean (the default, Sluice's
+# pipelined bench client) or amqp091-go; the summaries name it.
+#
+#   [CLIENT=lean|amqp091-go] scripts/bench-amqp.sh [duration] [runs]     (default 30s, 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-30s}
@@ -80,7 +83,7 @@ bench() { # broker queue-type label flags...
 	echo "== $b, $qt queue, $label"
 	"$work/sluice" bench amqp --url "${url[$b]}" --queue "bench-$qt" --queue-type "$qt" \
 		--size 1024 --persistent --confirm --confirm-window 256 --prefetch 100 \
-		--multi-ack-every 1 --purge-first --duration "$dur" "$@" 2>/dev/null || true
+		--multi-ack-every 1 --purge-first --duration "$dur" --client "${CLIENT:-lean}" "$@" 2>/dev/null || true
 	if [ "$b" = sluice ]; then
 		echo "sluice RSS $(($(awk '/VmRSS/{print $2}' /proc/$sluice_pid/status) / 1024)) MiB"
 	fi

@@ -70,3 +70,47 @@ func TestCLIBenchAMQPFillThenDrain(t *testing.T) {
 		t.Errorf("queue holds %d messages after the bench drained it", q.Messages)
 	}
 }
+
+// Both clients the bench can load a broker with, on a short flat-out run
+// with 2 + 2 connections and multi-acks, report every message published,
+// confirmed and consumed.
+func TestCLIBenchAMQPClients(t *testing.T) {
+	b := startBroker(t)
+	for _, client := range []string{"lean", "amqp091-go"} {
+		t.Run(client, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			queue := "bench-" + client
+			cmd := exec.CommandContext(ctx, sluiceBin, "bench", "amqp", "--url", b.amqpURL(), "--client", client,
+				"--queue", queue, "--messages", "2000", "--publishers", "2", "--consumers", "2",
+				"--size", "100", "--confirm-window", "64", "--multi-ack-every", "7", "--json")
+			var outBuf, errBuf bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, outBuf.String(), errBuf.String())
+			}
+			var sum struct {
+				Client                                                       string
+				Published, Confirmed, Nacked, Unconfirmed, Consumed, Missing int64
+				PublishError                                                 string `json:"publish_error"`
+				ConsumeError                                                 string `json:"consume_error"`
+			}
+			if err := json.Unmarshal(outBuf.Bytes(), &sum); err != nil {
+				t.Fatalf("bench --json printed no JSON: %v\n%s", err, outBuf.String())
+			}
+			if sum.Client != client || sum.Published != 2000 || sum.Confirmed != 2000 || sum.Consumed != 2000 ||
+				sum.Nacked != 0 || sum.Unconfirmed != 0 || sum.Missing != 0 || sum.PublishError != "" || sum.ConsumeError != "" {
+				t.Errorf("summary %+v, want 2000 published, confirmed and consumed by %s", sum, client)
+			}
+			if !strings.Contains(errBuf.String(), client+" client") {
+				t.Errorf("setup line does not name the client:\n%s", errBuf.String())
+			}
+			// Every consumed message was acknowledged, the last ones
+			// (2000 is no multiple of 7 per consumer) when the run ended.
+			q, err := b.channel(t).QueueDeclarePassive(queue, true, false, false, false, nil)
+			if err != nil || q.Messages != 0 {
+				t.Errorf("queue holds %d messages after the run (%v)", q.Messages, err)
+			}
+		})
+	}
+}
