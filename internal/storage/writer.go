@@ -29,11 +29,30 @@ type writer struct {
 	firstAppend time.Time // first append to the segment; zero while empty
 	dirty       bool      // written since the last fsync
 	scratch     []byte
+
+	// Pipelined fsync (Log.pipelined): groups written but not yet known
+	// durable, and the fsync under way, if any. Whenever unsynced is not
+	// empty an fsync is under way.
+	unsynced []*group
+	op       *syncOp
+	free     []*group // completed groups, for reuse as the pending group
+}
+
+// syncOp is one fsync of the active data file run off the writer
+// goroutine, so that the writer can write (and, with ReadBeforeSync,
+// expose) the next group meanwhile. It covers the file up to upto bytes,
+// the offsets below next, and completes groups when it succeeds.
+type syncOp struct {
+	upto   int64
+	next   int64
+	groups []*group
+	done   chan error
 }
 
 // run is the writer goroutine: it takes whatever is pending, writes it
 // with one write per segment touched, fsyncs once (by policy), publishes
-// the new high watermark and completes every waiter of the group.
+// the new high watermark and completes every waiter of the group. On a
+// pipelined log the fsync runs while the writer goes on to the next group.
 func (l *Log) run() {
 	defer close(l.writerDone)
 	var tick <-chan time.Time
@@ -42,17 +61,28 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
-	spare := newGroup()
+	w := &l.w
+	w.free = append(w.free, newGroup())
 	for {
+		var synced <-chan error
+		if w.op != nil {
+			synced = w.op.done
+		}
 		select {
 		case <-l.kick:
+		case err := <-synced:
+			l.syncDone(err)
+			continue
 		case <-tick:
 			l.intervalSync()
 			continue
 		default:
-			l.idle(spare)
+			l.idle()
 			select {
 			case <-l.kick:
+			case err := <-synced:
+				l.syncDone(err)
+				continue
 			case <-tick:
 				l.intervalSync()
 				continue
@@ -64,7 +94,11 @@ func (l *Log) run() {
 			l.mu.Unlock()
 			continue
 		}
-		l.pend = spare
+		if n := len(w.free); n > 0 {
+			l.pend, w.free = w.free[n-1], w.free[:n-1]
+		} else {
+			l.pend = newGroup()
+		}
 		failErr := l.failErr
 		segBytes, segAge := l.segBytes, l.segAge
 		l.space.Broadcast()
@@ -80,20 +114,109 @@ func (l *Log) run() {
 				err = l.commit(g, segBytes, segAge)
 			}
 		}
-		complete(g, err)
-		if g.closing {
+		closing := g.closing // finish resets g
+		if l.pipelined() && err == nil {
+			w.unsynced = append(w.unsynced, g)
+			l.startSync()
+		} else {
+			l.awaitSyncs() // after a failure, these fail too
+			l.finish(g, err)
+		}
+		if closing {
+			l.awaitSyncs()
 			l.closeErr = l.shutdown()
 			return
 		}
-		g.reset()
-		spare = g
 	}
+}
+
+// pipelined reports whether the log fsyncs off the writer goroutine: with
+// SyncAlways and ReadBeforeSync, where what is written is readable at once
+// and only the waiters and the high watermark wait for the fsync. Logs
+// without ReadBeforeSync expose a group only once it is durable, so
+// their writer fsyncs each group before the next.
+func (l *Log) pipelined() bool { return l.opts.Sync == SyncAlways && l.opts.ReadBeforeSync }
+
+// finish completes group g and keeps it for reuse.
+func (l *Log) finish(g *group, err error) {
+	complete(g, err)
+	g.reset()
+	l.w.free = append(l.w.free, g)
+}
+
+// startSync starts an fsync of everything written so far, for the
+// unsynced groups, unless one is under way: when it ends, syncDone starts
+// the next for the groups written meanwhile.
+func (l *Log) startSync() {
+	w := &l.w
+	if w.op != nil || len(w.unsynced) == 0 {
+		return
+	}
+	op := &syncOp{upto: w.written, next: w.nextOffset, groups: w.unsynced, done: make(chan error, 1)}
+	w.unsynced = nil
+	w.op = op
+	w.dirty = false
+	f, obs := w.files.data, l.opts.Observer
+	go func() {
+		start := time.Now()
+		err := f.Sync()
+		if err == nil && obs != nil {
+			obs.ObserveFsync(time.Since(start))
+		}
+		op.done <- err
+	}()
+}
+
+// syncDone ends the fsync under way with its result: on success the high
+// watermark moves to what it covered and its groups complete; on failure
+// the log fails. Then the next fsync starts, if groups wait for one.
+func (l *Log) syncDone(err error) error {
+	w := &l.w
+	op := w.op
+	w.op = nil
+	if err != nil {
+		err = l.fail(fmt.Errorf("fsync: %w", err))
+		w.dirty = true
+	} else {
+		w.synced = max(w.synced, op.upto)
+		l.mu.Lock()
+		if op.next > l.hw.Load() {
+			l.hw.Store(op.next)
+		}
+		l.mu.Unlock()
+		err = l.flushIndex(false)
+	}
+	for _, g := range op.groups {
+		l.finish(g, err)
+	}
+	if err != nil {
+		for _, g := range w.unsynced {
+			l.finish(g, err)
+		}
+		w.unsynced = nil
+		return err
+	}
+	l.startSync()
+	return nil
+}
+
+// awaitSyncs waits until no group waits for an fsync, for a roll (which
+// must not close a file being synced) or the end of the writer.
+func (l *Log) awaitSyncs() error {
+	for l.w.op != nil {
+		if err := l.syncDone(<-l.w.op.done); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // idle gives back big buffers before the writer sleeps, so that a log
 // that once took a burst does not keep its memory.
-func (l *Log) idle(spare *group) {
-	spare.trim()
+func (l *Log) idle() {
+	for _, g := range l.w.free {
+		g.trim()
+	}
 	l.mu.Lock()
 	if len(l.pend.buf) == 0 {
 		l.pend.trim()
@@ -161,6 +284,9 @@ func (l *Log) commit(g *group, segBytes int64, segAge time.Duration) error {
 	}
 	if l.opts.ReadBeforeSync {
 		l.expose()
+	}
+	if l.pipelined() {
+		return nil // run starts the fsync; syncDone publishes
 	}
 	if l.opts.Sync == SyncAlways || g.syncReq {
 		if err := l.syncData(); err != nil {
@@ -312,6 +438,9 @@ func (l *Log) roll() error {
 		return nil
 	}
 	old := w.seg
+	if err := l.awaitSyncs(); err != nil {
+		return err
+	}
 	if err := l.syncData(); err != nil {
 		return err
 	}
@@ -343,6 +472,7 @@ func (l *Log) roll() error {
 		seg: ns, files: files, nextOffset: w.nextOffset,
 		ib:     newIndexBuilder(ns.base, l.opts.IndexIntervalBytes),
 		newIdx: w.newIdx[:0], newTidx: w.newTidx[:0], scratch: w.scratch,
+		free: w.free, // no fsync is under way (awaitSyncs above)
 	}
 	return nil
 }

@@ -758,12 +758,12 @@ func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
 	// A message is readable only once written. One published a moment ago
 	// (say by a client that has already disconnected) may still be on its
 	// way to the file; basic.get should find it, as in RabbitMQ, so wait
-	// for the last write and look once more.
+	// for the last write and look once more. (It may also have become
+	// readable since the first look: look again in any case.)
 	q.mu.Lock()
 	app := q.lastApp
-	pending := app != nil && app.LastOffset >= q.log.ReadableEnd()
 	q.mu.Unlock()
-	if !pending || app.Wait() != nil {
+	if app == nil || app.LastOffset >= q.log.ReadableEnd() && app.Wait() != nil {
 		return d, false
 	}
 	d, _, ok, _ = q.take(true, noAck)
