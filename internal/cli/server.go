@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/sluice-mq/sluice/internal/broker/alarm"
 	"github.com/sluice-mq/sluice/internal/config"
 	"github.com/sluice-mq/sluice/internal/server"
 	"github.com/spf13/cobra"
@@ -69,6 +71,7 @@ func runServer(cfg config.Config) error {
 	// once clients can connect must shut down cleanly, not kill.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	tuneGC(cfg, log)
 	srv, err := server.Start(cfg, log)
 	if err != nil {
 		signal.Stop(sig)
@@ -113,4 +116,31 @@ var settingHelp = map[string]string{
 	"memory_high_watermark":         "memory alarm threshold: fraction of total RAM (0.6) or a size (2GiB); publishers are blocked above it",
 	"disk_free_limit":               "disk alarm threshold: publishers are blocked while the data directory's file system has less free space (0: off)",
 	"resource_check_interval":       "how often memory and free disk space are sampled",
+}
+
+// defaultGCPercent is the broker's GOGC. Its live heap is small whatever
+// the backlog (messages wait on disk), so letting the heap grow to five
+// times it before a collection costs little memory and saves CPU and
+// latency: at 5,000 msg/s the end-to-end p99 went from 0.7–0.9 ms at
+// GOGC=100 to 0.5–0.6 ms (docs/benchmarks.md).
+const defaultGCPercent = 400
+
+// tuneGC sets the garbage collector for a broker process, unless the
+// GOGC or GOMEMLIMIT environment variables already did: GOGC 400, and a
+// soft memory limit at the memory alarm's threshold, so that the
+// collector works harder before publishers would be blocked.
+func tuneGC(cfg config.Config, log *slog.Logger) {
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		debug.SetGCPercent(defaultGCPercent)
+		gogc = fmt.Sprint(defaultGCPercent)
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		// Below 64 MiB the limit would have the collector run all the
+		// time (a test watermark, say); leave it to GOGC.
+		if limit, ok := cfg.MemoryLimitBytes(alarm.TotalMemory()); ok && limit >= 64<<20 {
+			debug.SetMemoryLimit(limit)
+		}
+	}
+	log.Debug("garbage collector", "gogc", gogc, "memory_limit_bytes", debug.SetMemoryLimit(-1)) // -1 only reads it
 }
