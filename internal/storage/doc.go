@@ -32,6 +32,14 @@
 // write or fsync fails the whole log: every waiter of that group and every
 // later Append get the error, until the log is reopened and recovered.
 //
+// With Options.ReadBeforeSync (queue logs) what is written is readable at
+// once, and under SyncAlways the fsync then runs off the writer goroutine:
+// the writer goes on to write the next group while it runs, and when it
+// returns the high watermark moves to what it covered and its appends
+// complete (the next fsync starts for the groups written meanwhile). A
+// roll waits for the fsync under way first. So an append still completes
+// only once an fsync that began after its write has returned.
+//
 // Open validates the tail of the active segment (framing, increasing
 // offsets, CRC32C) and truncates a torn write; it never refuses to start
 // because of one. Indexes are derived data, checked and rebuilt as needed.
