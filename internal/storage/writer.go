@@ -30,12 +30,28 @@ type writer struct {
 	dirty       bool      // written since the last fsync
 	scratch     []byte
 
-	// Pipelined fsync (Log.pipelined): groups written but not yet known
-	// durable, and the fsync under way, if any. Whenever unsynced is not
-	// empty an fsync is under way.
-	unsynced []*group
+	// Pipelined fsync (Log.pipelined): the waiters of groups written but
+	// not yet known durable, and the fsync under way, if any. Whenever
+	// unsynced is not empty an fsync is under way. A written group's
+	// buffers are reused at once; only its waiters wait for the fsync.
+	unsynced []groupWaiters
 	op       *syncOp
-	free     []*group // completed groups, for reuse as the pending group
+	free     []*group // groups for reuse as the pending group
+}
+
+// groupWaiters are the appends of one written group, completed together.
+type groupWaiters struct {
+	done    chan struct{}
+	waiters []*Appended
+}
+
+func (gw groupWaiters) complete(err error) {
+	if err != nil {
+		for _, a := range gw.waiters {
+			a.err = err
+		}
+	}
+	close(gw.done)
 }
 
 // syncOp is one fsync of the active data file run off the writer
@@ -45,7 +61,7 @@ type writer struct {
 type syncOp struct {
 	upto   int64
 	next   int64
-	groups []*group
+	groups []groupWaiters
 	done   chan error
 }
 
@@ -116,7 +132,13 @@ func (l *Log) run() {
 		}
 		closing := g.closing // finish resets g
 		if l.pipelined() && err == nil {
-			w.unsynced = append(w.unsynced, g)
+			// The data is written: only the waiters wait for the fsync,
+			// and the group goes back for reuse now, so that memory
+			// does not grow with the groups written during one fsync.
+			w.unsynced = append(w.unsynced, groupWaiters{done: g.done, waiters: g.waiters})
+			g.waiters = nil
+			g.reset()
+			w.free = append(w.free, g)
 			l.startSync()
 		} else {
 			l.awaitSyncs() // after a failure, these fail too
@@ -186,12 +208,12 @@ func (l *Log) syncDone(err error) error {
 		l.mu.Unlock()
 		err = l.flushIndex(false)
 	}
-	for _, g := range op.groups {
-		l.finish(g, err)
+	for _, gw := range op.groups {
+		gw.complete(err)
 	}
 	if err != nil {
-		for _, g := range w.unsynced {
-			l.finish(g, err)
+		for _, gw := range w.unsynced {
+			gw.complete(err)
 		}
 		w.unsynced = nil
 		return err
