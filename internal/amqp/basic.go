@@ -451,18 +451,14 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind, requeue
 	if kind == settleReject {
 		if e, ok := streamEntry(ch.unacked, tags); ok {
 			ch.mu.Unlock()
-			return errorf(wire.NotImplemented, "basic.nack and basic.reject not supported by stream queues queue '%s' in vhost '%s'", e.cons.qname, ch.c.vhost)
+			return ch.streamRejectError(e)
 		}
 	}
 	byQueue := map[*queue.Queue][]int64{}
 	var order []*queue.Queue
 	for _, t := range tags {
 		e := ch.unacked[t]
-		delete(ch.unacked, t)
-		if e.cons != nil {
-			e.cons.unacked--
-			ch.globalUnacked--
-		}
+		ch.dropLocked(t, e)
 		if e.q == nil {
 			continue // a stream delivery: the ack only returned credit
 		}
@@ -473,15 +469,7 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind, requeue
 	}
 	ch.mu.Unlock()
 	for _, q := range order {
-		offs := byQueue[q]
-		switch {
-		case kind == settleAck:
-			q.Ack(offs...)
-		case requeue:
-			q.Requeue(offs...)
-		default:
-			q.Reject(offs...)
-		}
+		settleOffsets(q, kind, requeue, byQueue[q]...)
 	}
 	ch.kickQueues()
 	return nil
@@ -497,25 +485,46 @@ func (ch *channel) settleOne(tag uint64, kind settleKind, requeue bool) error {
 	}
 	if kind == settleReject && e.isStream() {
 		ch.mu.Unlock()
-		return errorf(wire.NotImplemented, "basic.nack and basic.reject not supported by stream queues queue '%s' in vhost '%s'", e.cons.qname, ch.c.vhost)
+		return ch.streamRejectError(e)
 	}
+	ch.dropLocked(tag, e)
+	ch.mu.Unlock()
+	if e.q != nil { // nil for a stream delivery: the ack only returned credit
+		settleOffsets(e.q, kind, requeue, e.offset)
+	}
+	ch.kickQueues()
+	return nil
+}
+
+// dropLocked forgets delivery tag, whose entry is e, and gives back the
+// prefetch credit it held.
+func (ch *channel) dropLocked(tag uint64, e unackedEntry) {
 	delete(ch.unacked, tag)
+	ch.releaseCreditLocked(e)
+}
+
+// releaseCreditLocked gives back the prefetch credit delivery e held.
+func (ch *channel) releaseCreditLocked(e unackedEntry) {
 	if e.cons != nil {
 		e.cons.unacked--
 		ch.globalUnacked--
 	}
-	ch.mu.Unlock()
+}
+
+func (ch *channel) streamRejectError(e unackedEntry) error {
+	return errorf(wire.NotImplemented, "basic.nack and basic.reject not supported by stream queues queue '%s' in vhost '%s'", e.cons.qname, ch.c.vhost)
+}
+
+// settleOffsets acks, requeues or rejects offsets of q.
+func settleOffsets(q *queue.Queue, kind settleKind, requeue bool, offs ...int64) {
 	switch {
-	case e.q == nil: // a stream delivery: the ack only returned credit
 	case kind == settleAck:
-		e.q.Ack(e.offset)
+		q.Ack(offs...)
 	case requeue:
-		e.q.Requeue(e.offset)
+		q.Requeue(offs...)
 	default:
-		e.q.Reject(e.offset)
+		q.Reject(offs...)
 	}
-	ch.kickQueues()
-	return nil
 }
 
 func (ch *channel) basicQos(m *wire.BasicQos) error {
@@ -542,10 +551,7 @@ func (ch *channel) basicRecover(requeue, async bool) error {
 	unacked := ch.unacked
 	ch.unacked = map[uint64]unackedEntry{}
 	for _, e := range unacked {
-		if e.cons != nil {
-			e.cons.unacked--
-			ch.globalUnacked--
-		}
+		ch.releaseCreditLocked(e)
 	}
 	ch.mu.Unlock()
 	requeueAll(unacked)
