@@ -136,9 +136,8 @@ func (l *Log) run() {
 			// and the group goes back for reuse now, so that memory
 			// does not grow with the groups written during one fsync.
 			w.unsynced = append(w.unsynced, groupWaiters{done: g.done, waiters: g.waiters})
-			g.waiters = nil
-			g.reset()
-			w.free = append(w.free, g)
+			g.waiters = nil // now unsynced's
+			l.recycle(g)
 			l.startSync()
 		} else {
 			l.awaitSyncs() // after a failure, these fail too
@@ -161,7 +160,12 @@ func (l *Log) pipelined() bool { return l.opts.Sync == SyncAlways && l.opts.Read
 
 // finish completes group g and keeps it for reuse.
 func (l *Log) finish(g *group, err error) {
-	complete(g, err)
+	groupWaiters{done: g.done, waiters: g.waiters}.complete(err)
+	l.recycle(g)
+}
+
+// recycle keeps a group whose waiters are taken care of for reuse.
+func (l *Log) recycle(g *group) {
 	g.reset()
 	l.w.free = append(l.w.free, g)
 }
@@ -244,15 +248,6 @@ func (l *Log) idle() {
 		l.pend.trim()
 	}
 	l.mu.Unlock()
-}
-
-func complete(g *group, err error) {
-	if err != nil {
-		for _, a := range g.waiters {
-			a.err = err
-		}
-	}
-	close(g.done)
 }
 
 // commit writes group g to the active segment, rolling at batch
