@@ -667,17 +667,27 @@ func (r *Router) ReleaseOwner(owner string) {
 	}
 }
 
+// prepareBindingLocked checks binding b for Bind or Unbind and encodes its
+// arguments into it.
+func (r *Router) prepareBindingLocked(b meta.Binding, args fieldtable.Table, owner string) (*vhost, meta.Binding, error) {
+	v, err := r.checkBindingLocked(b, owner)
+	if err != nil {
+		return nil, b, err
+	}
+	if b.Arguments, err = encodeArgs(args); err != nil {
+		return nil, b, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+	}
+	return v, b, nil
+}
+
 // Bind adds a binding. The source exchange must exist and not be the
 // default exchange; the destination must exist.
 func (r *Router) Bind(b meta.Binding, args fieldtable.Table, owner string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v, err := r.checkBindingLocked(b, owner)
+	v, b, err := r.prepareBindingLocked(b, args, owner)
 	if err != nil {
 		return err
-	}
-	if b.Arguments, err = encodeArgs(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
 	}
 	if err := r.meta.Bind(b); err != nil {
 		return err
@@ -690,12 +700,9 @@ func (r *Router) Bind(b meta.Binding, args fieldtable.Table, owner string) error
 func (r *Router) Unbind(b meta.Binding, args fieldtable.Table, owner string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v, err := r.checkBindingLocked(b, owner)
+	v, b, err := r.prepareBindingLocked(b, args, owner)
 	if err != nil {
 		return err
-	}
-	if b.Arguments, err = encodeArgs(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
 	}
 	if err := r.meta.Unbind(b); err != nil {
 		return err
