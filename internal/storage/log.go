@@ -81,7 +81,8 @@ type Log struct {
 	next       int64      // next offset Append assigns
 	pend       *group     // appends waiting for the writer
 	changed    chan struct{}
-	failErr    error // set once: the log accepts no more writes
+	failErr    error // set once: the log accepts no more writes until Recover
+	failed     atomic.Bool // failErr != nil, for the writer to see without mu
 	closed     bool
 	size       int64 // bytes in all segments, as committed
 	segBytes   int64
@@ -327,9 +328,10 @@ func (l *Log) Dir() string { return l.dir }
 // log returns nil.
 func (l *Log) Close() error {
 	l.mu.Lock()
+	done := l.writerDone // Recover replaces it: read it under mu
 	if l.closed {
 		l.mu.Unlock()
-		<-l.writerDone
+		<-done
 		return nil
 	}
 	l.closed = true
@@ -338,7 +340,7 @@ func (l *Log) Close() error {
 	l.space.Broadcast()
 	l.mu.Unlock()
 	l.wake()
-	<-l.writerDone
+	<-done
 
 	l.mu.Lock()
 	close(l.changed) // and leave it closed: Changed on a closed log returns at once
@@ -368,7 +370,8 @@ func (l *Log) fail(err error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failErr == nil {
-		l.failErr = fmt.Errorf("storage: log %s failed, reopen to recover: %w", l.dir, err)
+		l.failErr = fmt.Errorf("storage: log %s failed: %w", l.dir, err)
+		l.failed.Store(true)
 		l.space.Broadcast()
 	}
 	return l.failErr

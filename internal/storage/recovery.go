@@ -17,8 +17,17 @@ import (
 // indexes and tail, and are rebuilt (and truncated if need be) when it
 // fails. Stray temporary files are removed. Only I/O errors fail Open.
 func Open(dir string, opts Options) (*Log, error) {
-	opts = opts.withDefaults()
-	dir = filepath.Clean(dir)
+	l, err := openLog(filepath.Clean(dir), opts.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	go l.run()
+	return l, nil
+}
+
+// openLog recovers the log in dir into a new Log whose writer is not
+// started yet (Open and Recover start it).
+func openLog(dir string, opts Options) (*Log, error) {
 	l := &Log{
 		dir:        dir,
 		opts:       opts,
@@ -40,7 +49,6 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
-	go l.run()
 	return l, nil
 }
 

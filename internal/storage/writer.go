@@ -28,6 +28,7 @@ type writer struct {
 	tidxOnDisk  int       // entries of seg.tidx already in the time index file
 	firstAppend time.Time // first append to the segment; zero while empty
 	dirty       bool      // written since the last fsync
+	cut         bool      // after a failure: the unsynced tail is cut off (cutToDurable)
 	scratch     []byte
 
 	// Pipelined fsync (Log.pipelined): the waiters of groups written but
@@ -80,6 +81,9 @@ func (l *Log) run() {
 	w := &l.w
 	w.free = append(w.free, newGroup())
 	for {
+		if l.failed.Load() && w.op == nil && !w.cut {
+			l.cutToDurable()
+		}
 		var synced <-chan error
 		if w.op != nil {
 			synced = w.op.done
@@ -145,6 +149,9 @@ func (l *Log) run() {
 		}
 		if closing {
 			l.awaitSyncs()
+			if l.failed.Load() && !w.cut {
+				l.cutToDurable()
+			}
 			l.closeErr = l.shutdown()
 			return
 		}
