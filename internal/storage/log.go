@@ -81,7 +81,7 @@ type Log struct {
 	next       int64      // next offset Append assigns
 	pend       *group     // appends waiting for the writer
 	changed    chan struct{}
-	failErr    error // set once: the log accepts no more writes until Recover
+	failErr    error       // set once: the log accepts no more writes until Recover
 	failed     atomic.Bool // failErr != nil, for the writer to see without mu
 	closed     bool
 	size       int64 // bytes in all segments, as committed
