@@ -32,6 +32,10 @@ type producerState struct {
 type seqEntry struct {
 	firstSeq, lastSeq       int32
 	firstOffset, lastOffset int64
+	// ap is the append that wrote the batch, nil for a batch found in the
+	// log at recovery. Until it completes the batch is not durable, so a
+	// retry of it is answered only once it is, and fails if it failed.
+	ap *storage.Appended
 }
 
 func (s *producerState) last() seqEntry { return s.recent[(s.next+len(s.recent)-1)%len(s.recent)] }
@@ -70,14 +74,24 @@ type AppendResult struct {
 	BaseOffset    int64
 	LogAppendTime int64
 	LogStart      int64
-	// Duplicate is true when every batch was a retry of batches already in
-	// the log; nothing was appended and there is nothing to wait for.
+	// Duplicate is true when every batch was a retry of batches already
+	// appended; nothing was appended. If the original is not durable yet,
+	// the returned Appended is the original's: the retry is answered when
+	// (and only if) the original is.
 	Duplicate bool
 }
 
 // Append stores validated batches (headers from storage.ValidateBatches),
 // enforcing idempotent-producer sequences. It returns the pending append
-// to wait on for durability (nil when nothing was appended).
+// to wait on for durability (nil when there is nothing to wait for).
+//
+// A producer's sequence state counts a batch from the moment it is handed
+// to the log, so that pipelined batches (up to five in flight) are checked
+// against each other; but a retry is answered as a duplicate only with the
+// original's own durability: it waits for the original's fsync, and gets
+// its error if that failed. A failed write fails the log, and Recover
+// rebuilds the sequence state from what is durable, so a batch whose
+// write failed is written again when its producer retries it.
 func (p *Partition) Append(batches []byte, headers []storage.BatchHeader) (AppendResult, *storage.Appended, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -111,7 +125,20 @@ func (p *Partition) Append(batches []byte, headers []storage.BatchHeader) (Appen
 		}
 	}
 	if dup != nil {
-		return AppendResult{BaseOffset: dup.firstOffset, LogAppendTime: -1, LogStart: p.Log.StartOffset(), Duplicate: true}, nil, nil
+		res := AppendResult{BaseOffset: dup.firstOffset, LogAppendTime: -1, LogStart: p.Log.StartOffset(), Duplicate: true}
+		if dup.ap == nil {
+			return res, nil, nil
+		}
+		select {
+		case <-dup.ap.Done():
+			if err := dup.ap.Wait(); err != nil {
+				return AppendResult{}, nil, err // the original was lost: the log is failed until Recover
+			}
+			dup.ap = nil
+			return res, nil, nil
+		default:
+			return res, dup.ap, nil // answer with the original, once durable
+		}
 	}
 
 	ap, err := p.Log.Append(batches)
@@ -121,15 +148,16 @@ func (p *Partition) Append(batches []byte, headers []storage.BatchHeader) (Appen
 	off := ap.BaseOffset
 	for _, h := range headers {
 		if h.ProducerID >= 0 {
-			p.observeLocked(h, off)
+			p.observeLocked(h, off, ap)
 		}
 		off += int64(h.LastOffsetDelta) + 1
 	}
 	return AppendResult{BaseOffset: ap.BaseOffset, LogAppendTime: -1, LogStart: p.Log.StartOffset()}, ap, nil
 }
 
-// observeLocked records a batch of a producer at baseOffset.
-func (p *Partition) observeLocked(h storage.BatchHeader, baseOffset int64) {
+// observeLocked records a batch of a producer at baseOffset, written by
+// ap (nil: found durable in the log).
+func (p *Partition) observeLocked(h storage.BatchHeader, baseOffset int64, ap *storage.Appended) {
 	st := p.producers[h.ProducerID]
 	if st == nil || h.ProducerEpoch > st.epoch {
 		st = &producerState{epoch: h.ProducerEpoch}
@@ -137,8 +165,28 @@ func (p *Partition) observeLocked(h storage.BatchHeader, baseOffset int64) {
 	}
 	st.add(seqEntry{
 		firstSeq: h.BaseSequence, lastSeq: lastSeqOf(h),
-		firstOffset: baseOffset, lastOffset: baseOffset + int64(h.LastOffsetDelta),
+		firstOffset: baseOffset, lastOffset: baseOffset + int64(h.LastOffsetDelta), ap: ap,
 	})
+}
+
+// Failed returns why the partition's log refuses writes, nil if it
+// does not.
+func (p *Partition) Failed() error { return p.Log.Failed() }
+
+// Recover reopens a failed partition log from what is durable on disk
+// (storage.Log.Recover) and rebuilds the producers' sequence state from
+// it, forgetting the batches whose writes failed. A healthy partition is
+// left alone.
+func (p *Partition) Recover() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.Log.Failed() == nil {
+		return nil
+	}
+	if err := p.Log.Recover(); err != nil {
+		return err
+	}
+	return p.rebuildProducersLocked()
 }
 
 // rebuildProducers replays batch headers from the last segments so that
@@ -146,6 +194,11 @@ func (p *Partition) observeLocked(h storage.BatchHeader, baseOffset int64) {
 func (p *Partition) rebuildProducers() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.rebuildProducersLocked()
+}
+
+func (p *Partition) rebuildProducersLocked() error {
+	clear(p.producers)
 	bases := p.Log.SegmentBaseOffsets()
 	from := p.Log.StartOffset()
 	if len(bases) > 2 {
@@ -153,7 +206,7 @@ func (p *Partition) rebuildProducers() error {
 	}
 	return p.Log.ScanHeaders(from, func(h storage.BatchHeader) bool {
 		if h.ProducerID >= 0 {
-			p.observeLocked(h, h.BaseOffset)
+			p.observeLocked(h, h.BaseOffset, nil)
 		}
 		return true
 	})

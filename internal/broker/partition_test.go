@@ -105,3 +105,107 @@ func TestPartitionIdempotentSequences(t *testing.T) {
 		{"stale epoch after reopen", 7, 0, 7, 1, ErrInvalidProducerEpoch, 0, false},
 	})
 }
+
+// TestPartitionDuplicateWaitsForOriginal is the data-loss reproduction of
+// issue 18 at the core: a retry that arrives while its original waits for
+// its fsync must not be answered before the original is durable, must
+// fail if the original failed, and after Recover must be written anew.
+func TestPartitionDuplicateWaitsForOriginal(t *testing.T) {
+	mem := storage.NewMemFS()
+	ffs := storage.NewFaultFS(mem)
+	dir := "/data/t-0"
+	l, err := storage.Open(dir, storage.Options{FS: ffs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Partition{Log: l, producers: map[int64]*producerState{}}
+	appendBatch := func(seq int32) (AppendResult, *storage.Appended, error) {
+		b := producerBatch(7, 0, seq, 1)
+		hs, err := storage.ValidateBatches(b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Append(b, hs)
+	}
+	res, ap, err := appendBatch(0)
+	if err != nil || ap.Wait() != nil || res.BaseOffset != 0 {
+		t.Fatalf("seq 0: %+v, %v", res, err)
+	}
+
+	// The fsync of seq 1 is held: its retry waits with it, then succeeds.
+	ffs.HoldSyncs()
+	_, orig, err := appendBatch(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, dupAp, err := appendBatch(1)
+	if err != nil || !res.Duplicate || res.BaseOffset != 1 {
+		t.Fatalf("retry of seq 1: %+v, %v", res, err)
+	}
+	if dupAp == nil {
+		t.Fatal("retry answered while its original is not durable")
+	}
+	select {
+	case <-dupAp.Done():
+		t.Fatal("retry completed while the original's fsync is held")
+	default:
+	}
+	ffs.ReleaseSyncs()
+	if orig.Wait() != nil || dupAp.Wait() != nil {
+		t.Fatal("held fsync released, appends failed")
+	}
+
+	// The fsync of seq 2 fails: its retry fails too, before and after.
+	ffs.HoldSyncs()
+	_, orig, err = appendBatch(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dupAp, err = appendBatch(2)
+	if err != nil || dupAp == nil {
+		t.Fatalf("retry of pending seq 2: ap %v, err %v", dupAp, err)
+	}
+	ffs.FailSync(errors.New("EIO"))
+	ffs.ReleaseSyncs()
+	if orig.Wait() == nil || dupAp.Wait() == nil {
+		t.Fatal("append of seq 2 acknowledged through a failed fsync")
+	}
+	if res, ap, err := appendBatch(2); err == nil && (ap == nil || ap.Wait() == nil) {
+		t.Fatalf("retry of failed seq 2 answered %+v", res)
+	}
+	if p.Failed() == nil {
+		t.Fatal("partition not failed")
+	}
+
+	// The fault clears: Recover, and the retry is written at offset 2.
+	ffs.FailSync(nil)
+	if err := p.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	res, ap, err = appendBatch(2)
+	if err != nil || res.Duplicate || res.BaseOffset != 2 || ap == nil || ap.Wait() != nil {
+		t.Fatalf("retry of seq 2 after Recover: %+v, %v", res, err)
+	}
+	if res, _, err := appendBatch(2); err != nil || !res.Duplicate || res.BaseOffset != 2 {
+		t.Fatalf("second retry of seq 2: %+v, %v", res, err)
+	}
+	l.Close()
+
+	// After a restart: offsets 0..2 hold sequences 0..2, nothing else.
+	l, err = storage.Open(dir, storage.Options{FS: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var seqs []int32
+	l.ScanHeaders(0, func(h storage.BatchHeader) bool {
+		if h.BaseOffset != int64(len(seqs)) {
+			t.Errorf("batch at offset %d after %d batches", h.BaseOffset, len(seqs))
+		}
+		seqs = append(seqs, h.BaseSequence)
+		return true
+	})
+	if len(seqs) != 3 || seqs[0] != 0 || seqs[1] != 1 || seqs[2] != 2 {
+		t.Fatalf("sequences in the log: %v", seqs)
+	}
+}
