@@ -156,13 +156,22 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 	}
 	t, err := b.meta.CreateTopic(name, partitions, configs)
 	if errors.Is(err, meta.ErrTopicExists) {
+		// Defined earlier, but its logs could not be opened then (a full
+		// disk): open them now, so that the topic is usable.
+		if mt, ok := b.meta.Topic(name); ok {
+			if _, err := b.openTopicLocked(mt); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+			}
+		}
 		return nil, ErrTopicExists
 	} else if err != nil {
 		return nil, err
 	}
 	tp, err := b.openTopicLocked(t)
 	if err != nil {
-		return nil, err
+		// The definition is durable; the logs open on the next attempt
+		// (above) or at the next start.
+		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	b.log.Info("topic created", "topic", name, "partitions", partitions)
 	return tp, nil

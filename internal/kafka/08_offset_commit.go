@@ -55,7 +55,7 @@ func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, 
 	}
 	if err := c.s.broker.Meta().CommitOffsets(req.Group, commits); err != nil {
 		for _, w := range where {
-			resp.Topics[w.topic].Partitions[w.partition].ErrorCode = errorCode(err)
+			resp.Topics[w.topic].Partitions[w.partition].ErrorCode = coordinatorErrorCode(err)
 		}
 	}
 	return resp, nil

@@ -26,7 +26,7 @@ func handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) (kmsg.Respon
 		return resp, nil
 	}
 	id, epoch, err := c.s.broker.Meta().InitProducerID(txnID)
-	if resp.ErrorCode = errorCode(err); err == nil {
+	if resp.ErrorCode = coordinatorErrorCode(err); err == nil {
 		resp.ProducerID, resp.ProducerEpoch = id, epoch
 	}
 	return resp, nil

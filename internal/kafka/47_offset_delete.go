@@ -41,7 +41,7 @@ func handleOffsetDelete(c *conn, req *kmsg.OffsetDeleteRequest) (kmsg.Response, 
 		resp.Topics = append(resp.Topics, st)
 	}
 	if len(tps) > 0 { // never nil here: nil would delete every offset
-		resp.ErrorCode = errorCode(c.s.broker.Meta().DeleteGroupOffsets(req.Group, tps))
+		resp.ErrorCode = coordinatorErrorCode(c.s.broker.Meta().DeleteGroupOffsets(req.Group, tps))
 	}
 	return resp, nil
 }

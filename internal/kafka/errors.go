@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -39,10 +40,15 @@ var errorCodes = []struct {
 	{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
 	{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
 	{broker.ErrClosed, kerr.NotLeaderForPartition},
+	{broker.ErrStorage, kerr.KafkaStorageError},
 	{storage.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
 	{storage.ErrBatchTooLarge, kerr.MessageTooLarge},
 	{storage.ErrCorruptBatch, kerr.CorruptMessage},
 	{storage.ErrClosed, kerr.NotLeaderForPartition},
+	// A metadata log that cannot be written: topic creation (explicit or
+	// automatic) answers as Kafka does for a log directory that failed.
+	// Offsets and producer ids answer coordinatorErrorCode instead.
+	{meta.ErrStoreFailed, kerr.KafkaStorageError},
 	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},
 	{groups.ErrIllegalGeneration, kerr.IllegalGeneration},
 	{groups.ErrRebalanceInProgress, kerr.RebalanceInProgress},
@@ -67,6 +73,18 @@ func storageFailure(err error) bool {
 func writeErrorCode(err error) int16 {
 	if storageFailure(err) {
 		return kerr.KafkaStorageError.Code
+	}
+	return errorCode(err)
+}
+
+// coordinatorErrorCode is errorCode for the coordinators' answers (offset
+// commits and deletes, producer ids, group deletion): while the metadata
+// log cannot be written they answer COORDINATOR_NOT_AVAILABLE, as Kafka's
+// coordinators do while their log is unavailable, so that clients look
+// the coordinator up again and retry instead of failing.
+func coordinatorErrorCode(err error) int16 {
+	if errors.Is(err, meta.ErrStoreFailed) || errors.Is(err, meta.ErrClosed) {
+		return kerr.CoordinatorNotAvailable.Code
 	}
 	return errorCode(err)
 }

@@ -35,9 +35,11 @@
 // are described in docs/meta-format.md.
 //
 // A failed write or fsync of the log fails every proposal in that group and
-// every later one: the store keeps serving reads but refuses writes until it
-// is reopened, because after a failed fsync the kernel's view of the file can
-// no longer be trusted.
+// every later one: the store keeps serving reads but refuses writes, and
+// cuts the log back to its last durable record, because after a failed
+// fsync the kernel's view of the file can no longer be trusted (and a
+// command answered with an error must not exist after a restart). Recover
+// makes it writable again once the disk takes writes.
 //
 // # Concurrency and lock order
 //

@@ -35,7 +35,7 @@ var (
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("meta: store closed")
 	// ErrStoreFailed wraps the write or fsync error that failed the store.
-	// It is permanent for this Store; reopening recovers from the log.
+	// It lasts until Store.Recover succeeds (or the store is reopened).
 	ErrStoreFailed = errors.New("meta: metadata log failed")
 	// ErrCommandTooLarge: the encoded command exceeds MaxRecordSize.
 	ErrCommandTooLarge = errors.New("meta: command too large")

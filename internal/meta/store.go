@@ -33,6 +33,8 @@ type Options struct {
 // logFile is what the writer needs from the log file.
 type logFile interface {
 	io.Writer
+	io.Seeker
+	Truncate(size int64) error
 	Sync() error
 	Close() error
 }
@@ -66,6 +68,9 @@ type Store struct {
 
 	// Owned by the writer goroutine (and by Open before it starts).
 	log          logFile
+	logSize      int64 // bytes of the log known durable: where the next batch goes
+	cut          bool  // after a failure: the log is cut back to logSize
+	recovers     chan chan error
 	nextSnapshot uint64 // take a snapshot once index reaches this
 	buf          []byte
 	batch        []*proposal
@@ -120,6 +125,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		logger:    opts.Logger.With("component", "meta"),
 		lockFile:  lock,
 		proposals: make(chan *proposal, proposalQueue),
+		recovers:  make(chan chan error),
 		done:      make(chan struct{}),
 	}
 	if err := s.recover(); err != nil {
@@ -173,12 +179,13 @@ func (s *Store) recover() error {
 		f.Close()
 		return s.startLog(snapIndex + 1)
 	}
-	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		f.Close()
 		return err
 	}
 	s.index = last
-	s.log = s.wrap(f)
+	s.log, s.logSize = s.wrap(f), end
 	return nil
 }
 
@@ -251,7 +258,7 @@ func (s *Store) startLog(base uint64) error {
 		}
 		return err
 	}
-	s.log = s.wrap(f)
+	s.log, s.logSize = s.wrap(f), logHeaderSize
 	return nil
 }
 
@@ -335,7 +342,19 @@ func (s *Store) writableLocked() error {
 // writes them with one write and one fsync, then applies them in order.
 func (s *Store) run() {
 	defer close(s.done)
-	for p := range s.proposals {
+	for {
+		var p *proposal
+		select {
+		case q, ok := <-s.proposals:
+			if !ok {
+				s.closeErr = s.log.Close()
+				return
+			}
+			p = q
+		case reply := <-s.recovers:
+			reply <- s.recoverLog()
+			continue
+		}
 		batch := append(s.batch[:0], p)
 		size := len(p.rec)
 	drain:
@@ -355,7 +374,6 @@ func (s *Store) run() {
 		clear(batch)
 		s.batch = batch[:0]
 	}
-	s.closeErr = s.log.Close()
 }
 
 // commit makes one batch durable and applies it.
@@ -401,9 +419,83 @@ func (s *Store) appendBatch(batch []*proposal) error {
 		s.buf = nil // do not pin one huge batch's buffer
 	}
 	if err != nil {
-		return s.fail(err)
+		err = s.fail(err)
+		s.cutLog()
+		return err
 	}
+	s.logSize += int64(len(buf))
 	s.commands.Add(uint64(len(batch)))
+	return nil
+}
+
+// cutLog cuts the log back to its last durable record after a failed
+// write or fsync, so that a batch that was answered with an error cannot
+// surface at the next start (its bytes may sit in the page cache, or be
+// written back later). Writer goroutine only. A cut that fails is tried
+// again by Recover.
+func (s *Store) cutLog() error {
+	err := s.log.Truncate(s.logSize)
+	if err == nil {
+		_, err = s.log.Seek(s.logSize, io.SeekStart)
+	}
+	if err == nil {
+		err = s.log.Sync()
+	}
+	s.cut = err == nil
+	if err != nil {
+		return fmt.Errorf("cutting the metadata log back to %d bytes: %w", s.logSize, err)
+	}
+	return nil
+}
+
+// Recover makes a failed store writable again once the disk takes writes:
+// the log is cut back to its last durable record (if the failure did not
+// manage that), the cut and the directory are fsync'd, and proposals are
+// accepted again. The state never held the failed commands (they are
+// applied only once durable), so nothing else changes. On a healthy store
+// Recover does nothing.
+func (s *Store) Recover() error {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	if s.failed.Load() == nil {
+		s.closeMu.RUnlock()
+		return nil
+	}
+	reply := make(chan error, 1)
+	s.recovers <- reply
+	s.closeMu.RUnlock()
+	return <-reply
+}
+
+// recoverLog is Recover on the writer goroutine.
+func (s *Store) recoverLog() error {
+	f := s.failed.Load()
+	if f == nil {
+		return nil
+	}
+	if !s.cut {
+		if err := s.cutLog(); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	s.failed.Store(nil)
+	s.cut = false
+	s.logger.Info("metadata log recovered; accepting changes again", "dir", s.dir, "after", f.err.Error())
+	return nil
+}
+
+// Failed returns the error that made the store refuse changes, nil while
+// it accepts them.
+func (s *Store) Failed() error {
+	if f := s.failed.Load(); f != nil {
+		return f.err
+	}
 	return nil
 }
 
@@ -441,7 +533,7 @@ func (s *Store) snapshot() {
 	if cerr := s.log.Close(); cerr != nil {
 		s.logger.Warn("closing rotated metadata log", "dir", s.dir, "err", cerr)
 	}
-	s.log = s.wrap(f)
+	s.log, s.logSize = s.wrap(f), logHeaderSize
 	s.snapIndex.Store(index)
 	s.snapshots.Add(1)
 	if err != nil {
