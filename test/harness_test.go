@@ -55,6 +55,7 @@ type broker struct {
 	HTTP     string
 	AMQP     string
 	extra    []string
+	bin      string // the server binary; sluiceBin unless set
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	logMu    sync.Mutex
@@ -91,7 +92,11 @@ func (b *broker) start() {
 		"--kafka-addr", b.Kafka, "--http-addr", b.HTTP, "--amqp-addr", b.AMQP,
 		"--log-level", "warn",
 	}, b.extra...)
-	b.cmd = exec.Command(sluiceBin, args...)
+	bin := b.bin
+	if bin == "" {
+		bin = sluiceBin
+	}
+	b.cmd = exec.Command(bin, args...)
 	f, err := os.OpenFile(filepath.Join(b.DataDir, "..", fmt.Sprintf("server-%d.log", time.Now().UnixNano())), os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		b.t.Fatal(err)

@@ -26,7 +26,8 @@ type statusReport struct {
 	UptimeMS       int64            `json:"uptime_ms"`
 	Listeners      []statusListener `json:"listeners"`
 	// Alarms are the resource alarms in effect, as the alarms health
-	// check reports them; empty when it passes.
+	// check reports them; empty when it passes. Logs refusing writes
+	// after a storage failure are alarms with resource "storage".
 	Alarms        []any         `json:"alarms"`
 	MemoryUsed    int64         `json:"memory_used_bytes"`
 	DiskFree      *int64        `json:"disk_free_bytes"`  // null when the broker does not report it
@@ -251,11 +252,29 @@ func diskFromMetrics(ctx context.Context, f *mgmtFlags, st *statusReport) error 
 func printStatus(w io.Writer, st *statusReport) error {
 	fmt.Fprintf(w, "Node:          %s (Sluice %s), up %s\n", st.Node, orDash(st.ProductVersion),
 		(time.Duration(st.UptimeMS) * time.Millisecond).Truncate(time.Second))
+	var resource, storage []string
+	for _, a := range st.Alarms {
+		if m, ok := a.(map[string]any); ok && m["resource"] == "storage" {
+			name := str(m["log"])
+			if v := str(m["vhost"]); v != "" {
+				name += " in vhost " + v
+			}
+			storage = append(storage, fmt.Sprintf("%s %s since %s: %s", str(m["kind"]), name, str(m["since"]), str(m["error"])))
+			continue
+		}
+		resource = append(resource, str(a))
+	}
 	alarms := "none"
-	if len(st.Alarms) > 0 {
-		alarms = "IN EFFECT: " + str(st.Alarms)
+	if len(resource) > 0 {
+		alarms = "IN EFFECT: " + strings.Join(resource, ",")
 	}
 	fmt.Fprintf(w, "Alarms:        %s\n", alarms)
+	if len(storage) > 0 {
+		fmt.Fprintf(w, "Failed logs:   %d, refusing writes until they recover:\n", len(storage))
+		for _, s := range storage {
+			fmt.Fprintf(w, "  %s\n", s)
+		}
+	}
 	fmt.Fprintf(w, "Memory used:   %s\n", bytesIEC(st.MemoryUsed))
 	disk := "-"
 	if st.DiskFree != nil {

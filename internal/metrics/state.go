@@ -16,6 +16,9 @@ type Sources struct {
 	Router  *broker.Router // AMQP queues
 	Broker  *broker.Broker // topics, partitions and committed offsets
 	DataDir string         // disk use and free space
+	// Failures lists the logs that refuse writes (broker.Recovery); nil:
+	// no sluice_storage_failed_logs series.
+	Failures func() []broker.LogFailure
 }
 
 // Watch registers collectors that read src at every scrape. Call it once.
@@ -58,6 +61,7 @@ var (
 	diskSegments = desc("sluice_storage_segments", "Segment data files in the data directory, by area.", "area")
 	diskFree     = desc("sluice_storage_disk_free_bytes", "Bytes available to Sluice on the file system holding the data directory.")
 	diskTotal    = desc("sluice_storage_disk_total_bytes", "Size of the file system holding the data directory.")
+	failedLogs   = desc("sluice_storage_failed_logs", "Logs refusing writes after a failed write or fsync, by kind (partition, queue, metadata), until they recover.", "kind")
 )
 
 type stateCollector struct{ src Sources }
@@ -65,7 +69,7 @@ type stateCollector struct{ src Sources }
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{queueReady, queueUnacked, queueConsumers,
 		partStart, partEnd, partBytes, partSegments, groupCommitted, groupLag,
-		diskUsed, diskSegments, diskFree, diskTotal} {
+		diskUsed, diskSegments, diskFree, diskTotal, failedLogs} {
 		ch <- d
 	}
 	for _, t := range queueTotals {
@@ -82,6 +86,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.DataDir != "" {
 		collectDisk(ch, c.src.DataDir)
+	}
+	if c.src.Failures != nil {
+		n := map[string]int{"partition": 0, "queue": 0, "metadata": 0}
+		for _, f := range c.src.Failures() {
+			n[f.Kind]++
+		}
+		for kind, v := range n {
+			gauge(ch, failedLogs, float64(v), kind)
+		}
 	}
 }
 

@@ -52,8 +52,11 @@ type Options struct {
 	// resource alarms in effect; nil means the node watches none, and the
 	// alarm checks pass.
 	Resources func() alarm.Status
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Failures lists the logs refusing writes after a storage failure
+	// (broker.Recovery.Failures); nil: none are watched.
+	Failures func() []broker.LogFailure
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // API serves the management HTTP API.

@@ -111,6 +111,7 @@ func (a *API) nodeJSON() map[string]any {
 		"exchange_types": exchangeTypes(), "applications": []any{},
 		"partitions": []any{},
 	}
+	n["storage_failures"] = a.failuresJSON()
 	if a.opts.Resources != nil {
 		// RabbitMQ's resource fields; a resource not watched is left out.
 		st := a.opts.Resources()
@@ -174,18 +175,50 @@ func (a *API) health(check func(r *http.Request) healthResult) http.HandlerFunc 
 	}
 }
 
+// checkAlarms fails while a resource alarm is in effect or a log refuses
+// writes after a storage failure (a Sluice addition: RabbitMQ has no such
+// state to report). Each failed log is an alarm with resource "storage"
+// and says which log and why.
 func (a *API) checkAlarms(r *http.Request) healthResult {
-	if a.opts.Resources == nil {
-		return healthOK()
-	}
-	if st := a.opts.Resources(); len(st.Alarms) > 0 {
-		alarms := make([]map[string]any, 0, len(st.Alarms))
-		for _, al := range st.Alarms {
+	var alarms []map[string]any
+	if a.opts.Resources != nil {
+		for _, al := range a.opts.Resources().Alarms {
 			alarms = append(alarms, map[string]any{"node": a.opts.NodeName, "resource": string(al.Resource)})
 		}
-		return healthFailed("resource alarm(s) in effect", map[string]any{"alarms": alarms})
 	}
-	return healthOK()
+	failures := a.failuresJSON()
+	for _, f := range failures {
+		alarm := map[string]any{"node": a.opts.NodeName, "resource": "storage"}
+		for k, v := range f {
+			alarm[k] = v
+		}
+		alarms = append(alarms, alarm)
+	}
+	switch {
+	case len(alarms) == 0:
+		return healthOK()
+	case len(failures) == 0:
+		return healthFailed("resource alarm(s) in effect", map[string]any{"alarms": alarms})
+	default:
+		return healthFailed("storage failure(s): logs refusing writes until they recover", map[string]any{"alarms": alarms})
+	}
+}
+
+// failuresJSON lists the logs refusing writes, for the node and the
+// alarms check.
+func (a *API) failuresJSON() []map[string]any {
+	out := []map[string]any{}
+	if a.opts.Failures == nil {
+		return out
+	}
+	for _, f := range a.opts.Failures() {
+		m := map[string]any{"kind": f.Kind, "log": f.Name, "error": f.Err, "since": f.Since.UTC().Format(time.RFC3339)}
+		if f.Vhost != "" {
+			m["vhost"] = f.Vhost
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func (a *API) checkVirtualHosts(r *http.Request) healthResult {

@@ -45,6 +45,10 @@ type Server struct {
 	mx     *metrics.Metrics
 	mgmt   *mgmt.API
 	alarms *alarm.Monitor
+	// recovery reopens logs that failed (a full disk, an I/O error) once
+	// the disk takes writes again.
+	recovery *broker.Recovery
+	faultFS  storage.FS // faultinject builds only; nil otherwise
 
 	kafkaLn, amqpLn, httpLn net.Listener
 	stop                    chan struct{}
@@ -65,11 +69,16 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
+	var faultHandler http.Handler
+	if faultInjector != nil {
+		s.faultFS, faultHandler = faultInjector()
+		log.Warn("fault injection build: storage runs on a fault-injecting file system (POST /debug/faults); not for production")
+	}
 	clusterID, err := loadClusterID(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	if s.meta, err = meta.Open(filepath.Join(cfg.DataDir, "meta"), meta.Options{}); err != nil {
+	if s.meta, err = meta.Open(filepath.Join(cfg.DataDir, "meta"), meta.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
 	if s.broker, err = broker.New(broker.Options{
@@ -115,8 +124,12 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}
+	s.recovery = broker.NewRecovery(broker.RecoveryOptions{
+		Broker: s.broker, Router: s.router, Meta: s.meta, Logger: log,
+		Writable: func() bool { return !diskAlarmRaised(s.alarms) },
+	})
 	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms}, s.router, s.meta)
-	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir})
+	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir, Failures: s.recovery.Failures})
 	s.mx.SetAlarmSource(alarmSource{s.alarms})
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
 		return nil, fmt.Errorf("kafka listener: %w", err)
@@ -129,7 +142,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, AMQP: s.amqp,
-		Logger: log, Resources: s.alarms.Status,
+		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
 		Listeners: []mgmt.Listener{
 			{Protocol: "amqp", Addr: s.amqpLn.Addr()},
 			{Protocol: "kafka", Addr: s.kafkaLn.Addr()},
@@ -137,6 +150,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		},
 	})
 	s.mgmt.Handle("GET /metrics", s.mx.Handler())
+	if faultHandler != nil {
+		s.mgmt.Handle("POST /debug/faults", faultHandler)
+	}
 	s.http = &http.Server{Handler: s.mgmt, ReadHeaderTimeout: 10 * time.Second}
 	s.goServe("kafka", func() error { return s.kafka.Serve(s.kafkaLn) })
 	s.goServe("amqp", func() error { return s.amqp.Serve(s.amqpLn) })
@@ -155,6 +171,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	go func() {
 		defer s.wg.Done()
 		s.broker.RunRetention(cfg.RetentionCheckInterval, s.stop)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.recovery.Run(s.stop)
 	}()
 	log.Info("sluice started",
 		"data_dir", cfg.DataDir, "kafka", s.kafkaLn.Addr().String(),
@@ -194,6 +215,17 @@ func newAlarms(cfg config.Config, log *slog.Logger) *alarm.Monitor {
 	m := alarm.New(o)
 	m.Check()
 	return m
+}
+
+// diskAlarmRaised reports whether the disk alarm is in effect: failed
+// logs wait for it to clear before they are reopened.
+func diskAlarmRaised(m *alarm.Monitor) bool {
+	for _, a := range m.Active() {
+		if a.Resource == alarm.Disk {
+			return true
+		}
+	}
+	return false
 }
 
 // Alarms is the resource-alarm state, for management and metrics.
@@ -253,6 +285,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) storageOptions(kind string) storage.Options {
 	o := storageOptions(s.cfg)
 	o.Observer = s.mx.StorageObserver(kind)
+	o.FS = s.faultFS // nil: the real file system
 	return o
 }
 

@@ -28,8 +28,9 @@ type FaultFS struct {
 	budget    int64         // bytes writes may still add; <0: unlimited
 	held      chan struct{} // non-nil: File.Sync waits until it closes
 
-	syncs  atomic.Int64
-	writes atomic.Int64
+	syncs   atomic.Int64
+	writes  atomic.Int64
+	holding atomic.Int64 // fsyncs waiting in HoldSyncs now
 }
 
 // NewFaultFS wraps inner with no faults armed.
@@ -91,6 +92,9 @@ func (f *FaultFS) SetDiskBudget(n int64) {
 	f.budget = n
 	f.mu.Unlock()
 }
+
+// Holding is the number of File.Sync calls waiting in HoldSyncs now.
+func (f *FaultFS) Holding() int64 { return f.holding.Load() }
 
 // Syncs is the number of successful File.Sync calls so far.
 func (f *FaultFS) Syncs() int64 { return f.syncs.Load() }
@@ -239,7 +243,9 @@ func (ff *faultFile) Sync() error {
 	f.mu.Lock()
 	if held := f.held; held != nil && f.applies(ff.name) {
 		f.mu.Unlock()
+		f.holding.Add(1)
 		<-held
+		f.holding.Add(-1)
 		f.mu.Lock()
 	}
 	var err error

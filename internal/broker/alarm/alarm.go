@@ -47,7 +47,9 @@ type Options struct {
 	// is below it. 0 never raises it.
 	DiskFreeLimit int64
 	DiskFree      Sampler
-	// Interval between checks in Run. Default 1s.
+	// Interval between checks in Run. Default 1s. The disk is also
+	// sampled at once, between ticks, when Wrote estimates that it has
+	// fallen below its limit.
 	Interval time.Duration
 	Logger   *slog.Logger
 	// Now is the clock used to stamp alarms. Default time.Now.
@@ -55,7 +57,9 @@ type Options struct {
 }
 
 // Status is a snapshot for management and metrics. A value is -1 when
-// the resource is not watched or could not be sampled yet.
+// the resource is not watched or could not be sampled yet. With a disk
+// limit above 0, DiskFree is the estimate Wrote keeps: the last sample
+// less the bytes reported written since, not below 0.
 type Status struct {
 	MemoryUsed, MemoryLimit int64
 	DiskFree, DiskFreeLimit int64
@@ -74,6 +78,23 @@ type Monitor struct {
 	// flow is what Blocked returns, swapped whole on every raise or
 	// clear so that publishers read it without taking mu.
 	flow atomic.Pointer[flowState]
+
+	// The free-space estimate, kept only while the disk alarm is on
+	// (wake != nil). written counts every byte Wrote was told of and is
+	// never reset; disk pairs the last successful sample with the value
+	// written had just before it was taken, so that Wrote reads both in
+	// one load. Bytes since the sample are written - disk.base.
+	written atomic.Int64
+	disk    atomic.Pointer[diskSample]
+	// wake asks Run for a disk sample now; 1-buffered, sent to without
+	// blocking, so that a pending request absorbs the next ones.
+	wake chan struct{}
+}
+
+// diskSample is one successful free-space sample and the byte count
+// Wrote had reached before it was taken.
+type diskSample struct {
+	free, base int64
 }
 
 type flowState struct {
@@ -99,6 +120,9 @@ func New(o Options) *Monitor {
 		failing: map[Resource]bool{},
 	}
 	m.flow.Store(&flowState{changed: make(chan struct{})})
+	if o.DiskFree != nil && o.DiskFreeLimit > 0 {
+		m.wake = make(chan struct{}, 1)
+	}
 	return m
 }
 
@@ -109,8 +133,69 @@ func (m *Monitor) Check() {
 		m.observe(Memory, v, err, v > m.opts.MemoryLimit, m.opts.MemoryLimit)
 	}
 	if m.opts.DiskFree != nil {
-		v, err := m.opts.DiskFree()
-		m.observe(Disk, v, err, v < m.opts.DiskFreeLimit, m.opts.DiskFreeLimit)
+		m.checkDisk()
+	}
+}
+
+// checkDisk samples free space once and restarts the estimate from it.
+func (m *Monitor) checkDisk() {
+	limit := m.opts.DiskFreeLimit
+	// Taken before the sample: bytes written while it is taken may or
+	// may not be in it, and they stay counted against it, which errs
+	// towards raising the alarm.
+	base := m.written.Load()
+	v, err := m.opts.DiskFree()
+	if err == nil && m.wake != nil {
+		m.disk.Store(&diskSample{free: v, base: base})
+	}
+	m.observe(Disk, v, err, v < limit, limit)
+	// The Wrote call that crossed the limit while the sample was taken
+	// compared against the previous sample and may have seen no
+	// crossing; every later one starts below the limit and sees none
+	// either. Ask for another sample rather than wait for the tick.
+	if err == nil && m.wake != nil && v >= limit && v-(m.written.Load()-base) < limit {
+		m.wakeDisk()
+	}
+}
+
+// Wrote tells the monitor that n more bytes were written to the data
+// directory's file system. Between two samples the free space is taken
+// to be the last sample less the bytes written since; the call that
+// brings this estimate below DiskFreeLimit makes Run sample the disk at
+// once instead of at its next tick, so that the alarm holds the limit
+// whatever the write rate. Samples alone raise and clear the alarm, so
+// that writes which took no new space (overwrites, preallocated files)
+// or space freed meanwhile do not block publishers. Run must be running for the
+// sample to be taken; a Check or tick taken meanwhile serves as well.
+//
+// Wrote is meant for every durable write, once per group commit: it is
+// one atomic add, one atomic load and a compare, with no lock and no
+// allocation; the crossing call adds one non-blocking channel send. Safe
+// for concurrent use. It does nothing when n <= 0 or when the disk alarm
+// is off (no DiskFree sampler, or DiskFreeLimit 0), nor before the first
+// successful disk sample, which it would have nothing to subtract from.
+func (m *Monitor) Wrote(n int) {
+	if m.wake == nil || n <= 0 {
+		return
+	}
+	w := m.written.Add(int64(n))
+	s := m.disk.Load()
+	if s == nil {
+		return
+	}
+	// Exactly one call per sample sees the estimate go from at or above
+	// the limit to below it, so a fast writer below the limit does not
+	// keep Run sampling.
+	est, limit := s.free-(w-s.base), m.opts.DiskFreeLimit
+	if est < limit && est+int64(n) >= limit {
+		m.wakeDisk()
+	}
+}
+
+func (m *Monitor) wakeDisk() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -162,7 +247,8 @@ func (m *Monitor) changedLocked() {
 	close(m.flow.Swap(next).changed)
 }
 
-// Run checks every Interval until stop is closed.
+// Run checks every Interval, and samples the disk whenever Wrote asks,
+// until stop is closed.
 func (m *Monitor) Run(stop <-chan struct{}) {
 	t := time.NewTicker(m.opts.Interval)
 	defer t.Stop()
@@ -170,6 +256,8 @@ func (m *Monitor) Run(stop <-chan struct{}) {
 		select {
 		case <-t.C:
 			m.Check()
+		case <-m.wake: // nil, never ready, when the disk alarm is off
+			m.checkDisk()
 		case <-stop:
 			return
 		}
@@ -202,7 +290,8 @@ func (m *Monitor) activeLocked() []Alarm {
 	return out
 }
 
-// Status returns the last samples, the limits and the raised alarms.
+// Status returns the last samples (for the disk, the estimate when Wrote
+// is in use), the limits and the raised alarms.
 func (m *Monitor) Status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -217,6 +306,9 @@ func (m *Monitor) Status() Status {
 		s.DiskFreeLimit = m.opts.DiskFreeLimit
 		if v, ok := m.last[Disk]; ok {
 			s.DiskFree = v
+		}
+		if d := m.disk.Load(); d != nil {
+			s.DiskFree = max(0, d.free-(m.written.Load()-d.base))
 		}
 	}
 	return s

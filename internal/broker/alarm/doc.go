@@ -11,7 +11,22 @@
 //
 // The core is deterministic: Check takes one sample of each resource
 // through injected Samplers and updates the state; Run only calls Check
-// on a ticker. Tests drive Check with fake samplers and no clock.
+// on a ticker, and samples the disk between ticks when Wrote asks. Tests
+// drive Check with fake samplers and no clock.
+//
+// Sampling once per interval lets a fast writer overshoot the disk limit
+// by up to an interval's worth of writes (50 MB/s against a 100 MB limit
+// sampled each second left 53 MB free). So the log writers report every
+// durable write to Wrote, which keeps an estimate — the last sample less
+// the bytes written since — and, when the estimate falls below the
+// limit, has Run sample the disk at once. The limit then holds at any
+// write rate, give or take what is written while that sample is taken.
+// The estimate only triggers a sample; it never raises or clears the
+// alarm itself, because only a sample sees space freed by deleted
+// segments, space used by other processes, and writes that took no new
+// space. Every successful sample restarts the estimate. A file system
+// whose free space lags its writes, counting them only when it commits
+// them later, can still be overshot.
 //
 // Memory is the process's resident set size: on Linux the second field
 // of /proc/self/statm times the page size (what the kernel charges the

@@ -47,6 +47,9 @@ type ackLog struct {
 	size int64
 	buf  []byte
 	mark int64 // largest delivered mark recorded (buffered or written); 0 if none
+	// stale: a write failed, so the file lacks settles the set holds;
+	// the next write rewrites the file from the set (compact).
+	stale bool
 }
 
 // openAckLog reads dir/acks into set (creating the file if missing) and
@@ -123,9 +126,33 @@ func (a *ackLog) flush() error {
 		return nil
 	}
 	n, err := a.f.Write(a.buf)
-	a.size += int64(n)
 	a.buf = a.buf[:0]
-	return err
+	if err != nil {
+		// Cut off what part of the write landed, so that later entries
+		// do not follow a torn one, and rewrite the file from the set
+		// next time: the buffer is dropped, the set keeps every settle.
+		if n > 0 && a.f.Truncate(a.size) == nil {
+			a.f.Seek(a.size, io.SeekStart)
+		}
+		a.stale = true
+		return err
+	}
+	a.size += int64(n)
+	return nil
+}
+
+// write records what is buffered: appended, or after a failed write the
+// whole set rewritten.
+func (a *ackLog) write(set *intervals) error {
+	if !a.stale {
+		return a.flush()
+	}
+	a.buf = a.buf[:0]
+	if err := a.compact(set); err != nil {
+		return err
+	}
+	a.stale = false
+	return nil
 }
 
 // needsCompaction: the file holds many more entries than the set has spans.

@@ -30,7 +30,14 @@ type Handle interface {
 	LastUsed() (time.Time, bool)
 	Touch()
 	Close() error
+	// Shutdown closes the queue, keeping its data, and tells its
+	// consumers it is gone (basic.cancel), as Delete does: for a queue
+	// about to be reopened after a storage failure.
+	Shutdown() error
 	Delete() error
+	// Failed returns why the queue's storage refuses writes, nil while
+	// it takes them (see storage.Log.Failed).
+	Failed() error
 }
 
 var (
@@ -335,7 +342,20 @@ func (p *Priority) Close() error {
 	return errors.Join(errs...)
 }
 
+func (p *Priority) Failed() error {
+	for _, q := range p.lanesSnapshot() {
+		if err := q.Failed(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (p *Priority) Delete() error {
+	return errors.Join(p.Shutdown(), os.RemoveAll(p.opts.Dir))
+}
+
+func (p *Priority) Shutdown() error {
 	p.mu.Lock()
 	consumers := p.consumers
 	p.consumers = map[uint64]*prioConsumer{}
@@ -348,5 +368,5 @@ func (p *Priority) Delete() error {
 	for _, q := range p.lanesSnapshot() {
 		errs = append(errs, q.Close())
 	}
-	return errors.Join(append(errs, os.RemoveAll(p.opts.Dir))...)
+	return errors.Join(errs...)
 }

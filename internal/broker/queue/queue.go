@@ -158,6 +158,7 @@ type Queue struct {
 	// restart, so they go out flagged redelivered.
 	redeliverBelow int64
 	compaction     compaction // compact.go
+	ackErr         error      // the ack record's last write failed with this (noteAckWrite)
 
 	kick chan struct{}
 	stop chan struct{}
@@ -892,9 +893,7 @@ func (q *Queue) flush() {
 		return
 	}
 	q.acks.recordMark(q.next)
-	if err := q.acks.flush(); err != nil {
-		q.lg.Error("writing the ack record failed", "err", err)
-	}
+	q.noteAckWrite(q.acks.write(&q.settled))
 	start := q.log.StartOffset()
 	low := q.settled.nextAbsent(start)
 	if hw := q.log.HighWatermark(); low > hw {
@@ -921,10 +920,29 @@ func (q *Queue) flush() {
 	q.settled.trimBelow(q.log.StartOffset())
 	if compact {
 		if err := q.acks.compact(&q.settled); err != nil {
-			q.lg.Error("compacting the ack record failed", "err", err)
+			q.noteAckWrite(err)
 		}
 	}
 	q.maybeCompactLocked()
+}
+
+// noteAckWrite says once, loudly, that acks cannot be recorded, and once
+// that they can again; while they cannot, it retries every second. The
+// settles are kept in memory meanwhile (AMQP allows at-least-once: a crash
+// before they are written delivers those messages again).
+func (q *Queue) noteAckWrite(err error) {
+	switch {
+	case err != nil && q.ackErr == nil:
+		q.ackErr = err
+		q.lg.Error("acks cannot be written to the queue's ack record; they are kept in memory and written when the disk takes writes again (if the broker stops first, the acked messages are delivered again after the restart)", "err", err)
+	case err == nil && q.ackErr != nil:
+		q.ackErr = nil
+		q.lg.Info("the queue's ack record is written again")
+	}
+	if err != nil && !q.flushing && !q.closed {
+		q.flushing = true
+		time.AfterFunc(time.Second, q.flush)
+	}
 }
 
 // run is the dispatcher: it hands ready messages to consumers with credit
@@ -993,6 +1011,13 @@ func (q *Queue) Close() error {
 
 // Delete closes the queue, tells its consumers, and removes its data.
 func (q *Queue) Delete() error {
+	return errors.Join(q.Shutdown(), os.RemoveAll(q.opts.Dir))
+}
+
+// Shutdown tells the consumers the queue is gone and closes it, keeping
+// its data: the queue is reopened from disk next (after a storage
+// failure), and what its consumers had unacked comes back as redelivered.
+func (q *Queue) Shutdown() error {
 	q.mu.Lock()
 	consumers := q.consumers
 	q.consumers = nil
@@ -1000,6 +1025,11 @@ func (q *Queue) Delete() error {
 	for _, e := range consumers {
 		e.c.Cancelled()
 	}
-	err := q.Close()
-	return errors.Join(err, os.RemoveAll(q.opts.Dir))
+	return q.Close()
 }
+
+// Failed returns why the queue's log refuses writes, nil if it does not.
+// A failed queue is reopened from disk (Shutdown, then Open): its state
+// (cursor, unacked, counts) described writes that may not have reached
+// the disk.
+func (q *Queue) Failed() error { return q.log.Failed() }

@@ -339,9 +339,18 @@ func (s *Stream) Close() error {
 	return s.log.Close()
 }
 
+// Failed returns why the stream's log refuses writes, nil if it does not.
+func (s *Stream) Failed() error { return s.log.Failed() }
+
 // Delete tells the consumers the stream is gone, closes it and removes
 // its data.
 func (s *Stream) Delete() error {
+	return errors.Join(s.Shutdown(), os.RemoveAll(s.opts.Dir))
+}
+
+// Shutdown tells the consumers the stream is gone and closes it, keeping
+// its data.
+func (s *Stream) Shutdown() error {
 	s.mu.Lock()
 	var cs []Consumer
 	for _, r := range s.readers {
@@ -351,8 +360,7 @@ func (s *Stream) Delete() error {
 	for _, c := range cs {
 		c.Cancelled()
 	}
-	err := s.Close()
-	return errors.Join(err, os.RemoveAll(s.opts.Dir))
+	return s.Close()
 }
 
 // streamReader is one consumer's position in the stream. Its goroutine
