@@ -78,6 +78,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The alarms come first: every log reports its writes to the disk
+	// alarm (storageOptions).
+	s.alarms = newAlarms(cfg, log)
 	if s.meta, err = meta.Open(filepath.Join(cfg.DataDir, "meta"), meta.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
@@ -97,7 +100,6 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open broker: %w", err)
 	}
-	s.alarms = newAlarms(cfg, log)
 	s.groups = groups.New(groups.Options{
 		MinSessionTimeout:     cfg.GroupMinSessionTimeout,
 		MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
@@ -217,6 +219,20 @@ func newAlarms(cfg config.Config, log *slog.Logger) *alarm.Monitor {
 	return m
 }
 
+// writeObserver passes a log's timings to the metrics and its written
+// bytes to the disk alarm, which checks its limit against what was
+// written since it last sampled free space (alarm.Monitor.Wrote), so the
+// limit holds at any write rate.
+type writeObserver struct {
+	*metrics.StorageObserver
+	alarms *alarm.Monitor
+}
+
+func (o writeObserver) ObserveAppend(d time.Duration, batches, bytes int) {
+	o.StorageObserver.ObserveAppend(d, batches, bytes)
+	o.alarms.Wrote(bytes)
+}
+
 // diskAlarmRaised reports whether the disk alarm is in effect: failed
 // logs wait for it to clear before they are reopened.
 func diskAlarmRaised(m *alarm.Monitor) bool {
@@ -284,7 +300,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // "queue"), observed for metrics under that name.
 func (s *Server) storageOptions(kind string) storage.Options {
 	o := storageOptions(s.cfg)
-	o.Observer = s.mx.StorageObserver(kind)
+	o.Observer = writeObserver{s.mx.StorageObserver(kind), s.alarms}
 	o.FS = s.faultFS // nil: the real file system
 	return o
 }
