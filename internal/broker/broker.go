@@ -154,25 +154,45 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 	if validateOnly {
 		return &Topic{Topic: meta.Topic{Name: name, Partitions: partitions, Configs: configs}}, nil
 	}
-	t, err := b.meta.CreateTopic(name, partitions, configs)
-	if errors.Is(err, meta.ErrTopicExists) {
-		// Defined earlier, but its logs could not be opened then (a full
-		// disk): open them now, so that the topic is usable.
-		if mt, ok := b.meta.Topic(name); ok {
-			if _, err := b.openTopicLocked(mt); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrStorage, err)
-			}
+	if mt, ok := b.meta.Topic(name); ok {
+		// Defined, but not open (its logs failed to open): open it now.
+		if _, err := b.openTopicLocked(mt); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 		return nil, ErrTopicExists
-	} else if err != nil {
-		return nil, err
 	}
-	tp, err := b.openTopicLocked(t)
-	if err != nil {
-		// The definition is durable; the logs open on the next attempt
-		// (above) or at the next start.
+	// The logs are laid out first and the definition made durable last,
+	// so that a creation answered with an error (a full disk at either
+	// step) leaves no topic behind. Directories left by a creation that
+	// died between the two steps are cleared first.
+	tp := &Topic{Topic: meta.Topic{Name: name, Partitions: partitions, Configs: configs}, cfg: resolve(b.opts.Defaults, configs)}
+	for i := range partitions {
+		if err := os.RemoveAll(b.partitionDir(name, i)); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	drop := func() {
+		for _, p := range tp.Partitions {
+			p.Log.Delete()
+		}
+		for i := range partitions {
+			os.RemoveAll(b.partitionDir(name, i))
+		}
+	}
+	if err := b.openPartitions(tp, 0, partitions); err != nil {
+		drop()
 		return nil, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
+	t, err := b.meta.CreateTopic(name, partitions, configs)
+	if err != nil {
+		drop()
+		if errors.Is(err, meta.ErrTopicExists) {
+			return nil, ErrTopicExists
+		}
+		return nil, err
+	}
+	tp.Topic = t
+	b.topics[name] = tp
 	b.log.Info("topic created", "topic", name, "partitions", partitions)
 	return tp, nil
 }

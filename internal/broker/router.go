@@ -522,15 +522,22 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 	if err != nil {
 		return QueueInfo{}, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
 	}
-	def, err := r.meta.DeclareQueue(meta.Queue{Vhost: vh, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args})
-	if err != nil {
-		return QueueInfo{}, err
-	}
+	// The queue's storage is laid out first and the declaration made
+	// durable last, so that a declaration answered with an error (a full
+	// disk at either step) leaves nothing behind: a directory without a
+	// definition is removed now, or at the next start if the broker dies
+	// first (removeStrayQueueDirs).
+	def := meta.Queue{ID: meta.NewQueueID(), Vhost: vh, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args}
 	qe, err := r.openQueue(v, def)
 	if err != nil {
-		r.meta.DeleteQueue(vh, d.Name)
+		os.RemoveAll(r.queueDir(def.ID))
+		return QueueInfo{}, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if def, err = r.meta.DeclareQueue(def); err != nil {
+		qe.q.Delete()
 		return QueueInfo{}, err
 	}
+	qe.def = def
 	qe.owner = d.Owner
 	v.queues[d.Name] = qe
 	// Every queue is bound to the default exchange by its name.

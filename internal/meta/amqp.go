@@ -160,8 +160,9 @@ func compareBindings(a, b Binding) int {
 	)
 }
 
-// newQueueID returns 16 random bytes in hex.
-func newQueueID() string {
+// NewQueueID returns a fresh queue id (16 random bytes in hex), for a
+// caller that lays out a queue's storage before declaring it.
+func NewQueueID() string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails since Go 1.24
 	return hex.EncodeToString(b[:])

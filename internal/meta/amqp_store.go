@@ -141,7 +141,7 @@ func (s *Store) Exchanges(vhost string) []Exchange {
 // equivalence before proposing.
 func (s *Store) DeclareQueue(q Queue) (Queue, error) {
 	if q.ID == "" {
-		q.ID = newQueueID()
+		q.ID = NewQueueID()
 	}
 	if q.CreatedMs == 0 {
 		q.CreatedMs = s.opts.Now().UnixMilli()
