@@ -39,84 +39,89 @@ func TestRecoverAfterFault(t *testing.T) {
 		{"disk full mid-write", func(f *FaultFS) { f.SetDiskBudget(100) }, func(f *FaultFS) { f.SetDiskBudget(-1) }},
 		{"disk full at once", func(f *FaultFS) { f.SetDiskBudget(0) }, func(f *FaultFS) { f.SetDiskBudget(-1) }},
 	}
+	// Faults hit the data files only, or every file: then index writes
+	// and the fsyncs of a roll (data, both indexes, the directory) fail too.
+	filters := map[string]func(string) bool{"data": onlyData, "all": nil}
 	for _, fault := range faults {
 		for _, pipelined := range []bool{false, true} {
 			for _, roll := range []bool{false, true} {
-				name := fmt.Sprintf("%s/pipelined=%v/roll=%v", fault.name, pipelined, roll)
-				t.Run(name, func(t *testing.T) {
-					mem := NewMemFS()
-					ffs := NewFaultFS(mem)
-					ffs.SetFilter(onlyData)
-					dir := "/d/log"
-					o := Options{ReadBeforeSync: pipelined}
-					if roll {
-						o.SegmentBytes = 1 // every batch rolls a segment
-					}
-					l := mustOpen(t, ffs, dir, o)
-					var acked [][]byte
-					for i := range 3 {
-						b := batchOf(i, 2, 50, 1)
-						mustAppend(t, l, b)
-						acked = append(acked, withOffset(b, int64(2*i)))
-					}
-					durable := l.HighWatermark()
-
-					fault.arm(ffs)
-					var failed int
-					for i := range 3 {
-						a, err := l.Append(batchOf(10+i, 2, 200, 1))
-						if err == nil {
-							err = a.Wait()
+				for files, filter := range filters {
+					name := fmt.Sprintf("%s/pipelined=%v/roll=%v/files=%s", fault.name, pipelined, roll, files)
+					t.Run(name, func(t *testing.T) {
+						mem := NewMemFS()
+						ffs := NewFaultFS(mem)
+						ffs.SetFilter(filter)
+						dir := "/d/log"
+						o := Options{ReadBeforeSync: pipelined}
+						if roll {
+							o.SegmentBytes = 1 // every batch rolls a segment
 						}
-						if err == nil {
-							t.Fatalf("append %d under %s succeeded", i, fault.name)
+						l := mustOpen(t, ffs, dir, o)
+						var acked [][]byte
+						for i := range 3 {
+							b := batchOf(i, 2, 50, 1)
+							mustAppend(t, l, b)
+							acked = append(acked, withOffset(b, int64(2*i)))
 						}
-						failed++
-					}
-					if l.Failed() == nil {
-						t.Fatal("log not failed after a failed write")
-					}
-					if hw := l.HighWatermark(); hw != durable {
-						t.Fatalf("high watermark %d past the durable %d", hw, durable)
-					}
-					// Still failed: the fault is there, Recover may fail or
-					// succeed, but a write must not.
-					l.Recover()
-					if a, err := l.Append(batchOf(20, 1, 200, 1)); err == nil {
-						if err := a.Wait(); err == nil {
-							t.Fatal("append succeeded with the fault still armed")
+						durable := l.HighWatermark()
+
+						fault.arm(ffs)
+						var failed int
+						for i := range 3 {
+							a, err := l.Append(batchOf(10+i, 2, 200, 1))
+							if err == nil {
+								err = a.Wait()
+							}
+							if err == nil {
+								t.Fatalf("append %d under %s succeeded", i, fault.name)
+							}
+							failed++
 						}
-					}
+						if l.Failed() == nil {
+							t.Fatal("log not failed after a failed write")
+						}
+						if hw := l.HighWatermark(); hw != durable {
+							t.Fatalf("high watermark %d past the durable %d", hw, durable)
+						}
+						// Still failed: the fault is there, Recover may fail or
+						// succeed, but a write must not.
+						l.Recover()
+						if a, err := l.Append(batchOf(20, 1, 200, 1)); err == nil {
+							if err := a.Wait(); err == nil {
+								t.Fatal("append succeeded with the fault still armed")
+							}
+						}
 
-					fault.clear(ffs)
-					checkFor(t, testTimeout, func() error { return l.Recover() })
-					if err := l.Failed(); err != nil {
-						t.Fatalf("failed after Recover: %v", err)
-					}
-					if hw, end := l.HighWatermark(), l.ReadableEnd(); hw != durable || end != durable {
-						t.Fatalf("after Recover hw %d, readable end %d, want %d", hw, end, durable)
-					}
-					if got := readLog(t, l); !sameBatches(got, acked) {
-						t.Fatalf("after Recover the log holds %s, want %s", describe(got), describe(acked))
-					}
-					b := batchOf(30, 2, 50, 1)
-					a := mustAppend(t, l, b)
-					if a.BaseOffset != durable {
-						t.Fatalf("first append after Recover at %d, want %d", a.BaseOffset, durable)
-					}
-					acked = append(acked, withOffset(b, durable))
-					if err := l.Close(); err != nil {
-						t.Fatal(err)
-					}
+						fault.clear(ffs)
+						checkFor(t, testTimeout, func() error { return l.Recover() })
+						if err := l.Failed(); err != nil {
+							t.Fatalf("failed after Recover: %v", err)
+						}
+						if hw, end := l.HighWatermark(), l.ReadableEnd(); hw != durable || end != durable {
+							t.Fatalf("after Recover hw %d, readable end %d, want %d", hw, end, durable)
+						}
+						if got := readLog(t, l); !sameBatches(got, acked) {
+							t.Fatalf("after Recover the log holds %s, want %s", describe(got), describe(acked))
+						}
+						b := batchOf(30, 2, 50, 1)
+						a := mustAppend(t, l, b)
+						if a.BaseOffset != durable {
+							t.Fatalf("first append after Recover at %d, want %d", a.BaseOffset, durable)
+						}
+						acked = append(acked, withOffset(b, durable))
+						if err := l.Close(); err != nil {
+							t.Fatal(err)
+						}
 
-					// What a restart finds: the acknowledged batches, nothing
-					// of the refused ones, even from the page cache.
-					l = mustOpen(t, mem, dir, o)
-					defer l.Close()
-					if got := readLog(t, l); !sameBatches(got, acked) {
-						t.Fatalf("after restart the log holds %s, want %s", describe(got), describe(acked))
-					}
-				})
+						// What a restart finds: the acknowledged batches, nothing
+						// of the refused ones, even from the page cache.
+						l = mustOpen(t, mem, dir, o)
+						defer l.Close()
+						if got := readLog(t, l); !sameBatches(got, acked) {
+							t.Fatalf("after restart the log holds %s, want %s", describe(got), describe(acked))
+						}
+					})
+				}
 			}
 		}
 	}
