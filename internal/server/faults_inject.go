@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 
@@ -23,14 +24,29 @@ import (
 //	op=fail-sync  every later fsync fails with EIO
 //	op=full       every later write fails with ENOSPC
 //	op=clear      no faults: fsyncs and writes succeed, held ones go on
-//	op=status     {"holding": fsyncs waiting now}
+//	op=status     {"holding": fsyncs waiting now, "volatile": see below}
 //
 // path, if given, limits the faults to files whose path contains it
 // (e.g. "/topics/" or "/queues/"). The metadata log and queues' ack
 // records do not go through storage and are not affected.
+//
+// With SLUICE_FAULT_VOLATILE=1 in the environment the file system below
+// the FaultFS is a storage.NewVolatileFS over the real one: writes stay in
+// the process's memory until fsynced, so kill -9 acts as a power loss for
+// the storage logs (test/powerloss_test.go). The FaultFS stays on top, so
+// faults act on the calls the logs make, as without it: a full disk fails
+// the write itself (below, writes reach the disk only at fsync), and a
+// failed or held fsync never reaches the volatile layer, so what it covers
+// stays unsynced and dies with the process, as after a real failed fsync
+// and power loss. (Under it, a failed fsync would first have written the
+// data to the page cache, where kill -9 cannot take it.)
 func init() {
 	faultInjector = func() (storage.FS, http.Handler) {
-		ffs := storage.NewFaultFS(storage.OSFS())
+		base, volatile := storage.OSFS(), os.Getenv("SLUICE_FAULT_VOLATILE") == "1"
+		if volatile {
+			base = storage.NewVolatileFS(base)
+		}
+		ffs := storage.NewFaultFS(base)
 		return ffs, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if p := r.URL.Query().Get("path"); p != "" {
 				ffs.SetFilter(func(name string) bool { return strings.Contains(name, p) })
@@ -45,7 +61,7 @@ func init() {
 			case "full":
 				ffs.SetDiskBudget(0)
 			case "status":
-				fmt.Fprintf(w, "{\"holding\":%d}\n", ffs.Holding())
+				fmt.Fprintf(w, "{\"holding\":%d,\"volatile\":%v}\n", ffs.Holding(), volatile)
 				return
 			case "clear":
 				ffs.FailSync(nil)
