@@ -920,6 +920,7 @@ func (q *Queue) flush() {
 	q.settled.trimBelow(q.log.StartOffset())
 	if compact {
 		if err := q.acks.compact(&q.settled); err != nil {
+			q.acks.stale = true // rewrite it whole next time, from the set
 			q.noteAckWrite(err)
 		}
 	}
