@@ -227,3 +227,30 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("payments (only peeked at): %v ready, want 3", q["messages_ready"])
 	}
 }
+
+// TestConsoleShowsFailedLogs: a partition log whose fsync fails is shown
+// on the console's overview in a real browser until the broker reopens it.
+func TestConsoleShowsFailedLogs(t *testing.T) {
+	node := requireBrowser(t)
+	b := startFaultBroker(t, "--disk-free-limit", "0")
+	b.createTopic(t, "broken", 1, nil)
+	b.fault(t, "fail-sync", "/topics/")
+	prod := b.client(t, kgo.RecordRetries(0), kgo.RequestRetries(0))
+	if err := prod.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Topic: "broken", Value: []byte("x")}).FirstErr(); err == nil {
+		t.Fatal("produce acknowledged through a failing fsync")
+	}
+	waitFor(t, 10*time.Second, "the failed log in the alarms check", func() bool { return len(b.storageAlarms(t)) == 1 })
+
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer scancel()
+	cmd := exec.CommandContext(sctx, node, "browser/failed-logs.spec.mjs")
+	cmd.Env = append(os.Environ(), "SLUICE_URL=http://"+b.HTTP+"/")
+	out, err := cmd.CombinedOutput()
+	t.Logf("failed-logs.spec.mjs:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "0 failed") {
+		t.Fatalf("browser checks failed: %v", err)
+	}
+	if n := len(b.storageAlarms(t)); n != 0 {
+		t.Errorf("%d failed logs after the console saw the box go", n)
+	}
+}

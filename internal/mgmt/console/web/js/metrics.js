@@ -14,7 +14,7 @@ const WANT = [
   'sluice_partition_log_end_offset', 'sluice_group_lag', 'sluice_group_committed_offset',
   'sluice_received_bytes_total', 'sluice_sent_bytes_total',
   'sluice_storage_fsync_duration_seconds', 'sluice_storage_appended_bytes_total',
-  'sluice_connections', 'sluice_alarm',
+  'sluice_connections', 'sluice_alarm', 'sluice_storage_failed_logs',
   'sluice_storage_disk_free_bytes', 'sluice_storage_disk_total_bytes',
   'process_resident_memory_bytes',
 ];
@@ -93,6 +93,8 @@ function sample(m, t) {
     connKafka: sum(m, 'sluice_connections', { protocol: 'kafka' }),
     alarms,
     alarmsKnown: m.has('sluice_alarm'),
+    // kind -> logs refusing writes after a storage failure (non-zero only)
+    failedLogs: [...sumBy(m, 'sluice_storage_failed_logs', 'kind')].filter(([, n]) => n > 0),
     diskFree: sum(m, 'sluice_storage_disk_free_bytes'),
     diskTotal: sum(m, 'sluice_storage_disk_total_bytes'),
     rss: sum(m, 'process_resident_memory_bytes'),

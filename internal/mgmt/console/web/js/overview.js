@@ -86,6 +86,13 @@ export function overview(ctx) {
       alarms.append(h('div.alarm-box', { role: 'alert' }, h('b', null, 'Resource alarm: '),
         s.alarms.join(', '), ' — publishers are blocked until it clears.'));
     }
+    if (s && s.failedLogs && s.failedLogs.length) {
+      const what = s.failedLogs.map(([kind, n]) => `${n} ${kind} log${n === 1 ? '' : 's'}`).join(', ');
+      alarms.append(h('div.alarm-box', { role: 'alert', dataset: { failedLogs: what } }, h('b', null, 'Storage failure: '),
+        what, ' refusing writes after a failed write or fsync; the broker reopens them once the disk takes writes. ',
+        'Which logs and why: ', h('a', { href: '/api/health/checks/alarms', style: 'color:#fff' }, 'the alarms health check'),
+        ' or sluice status.'));
+    }
     if (s && s.diskTotal > 0) {
       const used = 1 - s.diskFree / s.diskTotal;
       alarms.append(h('div.disk', null, badge(`disk ${Math.round(used * 100)}% used · ${bytes(s.diskFree)} free`, used > 0.9 ? 'bad' : ''),
