@@ -343,6 +343,18 @@ func TestAMQPFailedFsyncNacksAndRecovers(t *testing.T) {
 		return false
 	})
 
+	// The failed fsync keeps failing, so the queue stays failed: every
+	// place an operator looks says so.
+	if out := mustAdmin(t, b, "status"); !strings.Contains(out, "Failed logs:   1, refusing writes") || !strings.Contains(out, "queue work in vhost /") {
+		t.Errorf("sluice status does not show the failed queue:\n%s", out)
+	}
+	if _, body := b.httpDo(t, "guest", "guest", "GET", "/metrics", nil); !strings.Contains(string(body), `sluice_storage_failed_logs{kind="queue"} 1`) {
+		t.Errorf("/metrics does not count the failed queue")
+	}
+	if n := strings.Count(b.Logs(), `"msg":"log failed: refusing writes until it is recovered","kind":"queue","log":"work"`); n != 1 {
+		t.Errorf("the queue's failure logged %d times, want once", n)
+	}
+
 	b.fault(t, "clear", "")
 	waitFor(t, 20*time.Second, "the queue to recover by itself", func() bool { return len(b.storageAlarms(t)) == 0 })
 	ch = b.channel(t)
