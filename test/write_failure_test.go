@@ -9,6 +9,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -405,5 +407,94 @@ func TestAMQPFailedFsyncNacksAndRecovers(t *testing.T) {
 			}
 		}
 		t.Errorf("after the restart %d messages, %d confirmed; unexpected: %v", len(got), len(confirmed), extra)
+	}
+}
+
+// TestMetadataLogFailure: with the metadata log's fsync failing, every
+// change answers the error Apache Kafka (or RabbitMQ) clients expect in
+// that state and takes no effect, before or after a kill -9; the log
+// recovers by itself once fsyncs succeed again.
+func TestMetadataLogFailure(t *testing.T) {
+	b := startFaultBroker(t, "--disk-free-limit", "0")
+	b.createTopic(t, "before", 1, nil)
+	ch := b.channel(t)
+	fatal := fatalIf(t)
+	_, err := ch.QueueDeclare("q-before", true, false, false, false, nil)
+	fatal(err)
+	// Clients that do not retry: the answers themselves are checked.
+	c := b.client(t, kgo.RetryTimeout(time.Second), kgo.RequestRetries(0))
+	adm := kadm.NewClient(c)
+	commit := func(group string) int16 {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation = group, -1
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "before"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, 0
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctxT(t, 10*time.Second), c)
+		fatal(err)
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	initPID := func() int16 {
+		resp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctxT(t, 10*time.Second), c)
+		fatal(err)
+		return resp.ErrorCode
+	}
+
+	b.fault(t, "fail-sync", "/meta/")
+	resp, err := adm.CreateTopic(ctxT(t, 10*time.Second), 1, 1, nil, "during")
+	if err == nil {
+		err = resp.Err
+	}
+	if !errors.Is(err, kerr.KafkaStorageError) {
+		t.Errorf("CreateTopics with the metadata log failing: %v, want KAFKA_STORAGE_ERROR", err)
+	}
+	if code := commit("g"); code != kerr.CoordinatorNotAvailable.Code {
+		t.Errorf("OffsetCommit: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))
+	}
+	if code := initPID(); code != kerr.CoordinatorNotAvailable.Code {
+		t.Errorf("InitProducerID: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))
+	}
+	_, err = b.channel(t).QueueDeclare("q-during", true, false, false, false, nil)
+	if code := amqpErrCode(err); code != 541 {
+		t.Errorf("queue.declare with the metadata log failing: %v, want 541", err)
+	}
+	waitFor(t, 10*time.Second, "a storage alarm for the metadata log", func() bool {
+		for _, a := range b.storageAlarms(t) {
+			if a["kind"] == "metadata" {
+				return true
+			}
+		}
+		return false
+	})
+
+	b.fault(t, "clear", "")
+	waitFor(t, 20*time.Second, "the metadata log to recover by itself", func() bool { return len(b.storageAlarms(t)) == 0 })
+	b.createTopic(t, "after", 1, nil)
+	if code := commit("g"); code != 0 {
+		t.Errorf("OffsetCommit after recovery: %v", kerr.ErrorForCode(code))
+	}
+	if code := initPID(); code != 0 {
+		t.Errorf("InitProducerID after recovery: %v", kerr.ErrorForCode(code))
+	}
+
+	b.Kill()
+	b.Restart()
+	topics, err := b.admin(t).ListTopics(ctxT(t, 10*time.Second))
+	fatal(err)
+	for name, want := range map[string]bool{"before": true, "during": false, "after": true} {
+		if topics.Has(name) != want {
+			t.Errorf("after kill -9, topic %q exists: %v, want %v", name, topics.Has(name), want)
+		}
+	}
+	ch = b.channel(t)
+	if _, err := ch.QueueDeclarePassive("q-during", true, false, false, false, nil); err == nil {
+		t.Error("q-during, refused with 541, exists after the restart")
+	}
+	ch = b.channel(t)
+	if _, err := ch.QueueDeclarePassive("q-before", true, false, false, false, nil); err != nil {
+		t.Errorf("q-before lost: %v", err)
 	}
 }

@@ -25,13 +25,14 @@ type Options struct {
 	// Logger receives recovery and snapshot events. Default slog.Default().
 	Logger *slog.Logger
 
-	// wrapLog, when set (tests only), wraps every log file the store
-	// appends to, to inject write and fsync faults.
-	wrapLog func(logFile) logFile
+	// WrapLog, when set (tests and fault-injection builds only), wraps
+	// every log file the store appends to, to inject write and fsync
+	// faults. The path is the file's.
+	WrapLog func(path string, f LogFile) LogFile
 }
 
-// logFile is what the writer needs from the log file.
-type logFile interface {
+// LogFile is what the writer needs from the log file.
+type LogFile interface {
 	io.Writer
 	io.Seeker
 	Truncate(size int64) error
@@ -67,7 +68,7 @@ type Store struct {
 	failed atomic.Pointer[failure]
 
 	// Owned by the writer goroutine (and by Open before it starts).
-	log          logFile
+	log          LogFile
 	logSize      int64 // bytes of the log known durable: where the next batch goes
 	cut          bool  // after a failure: the log is cut back to logSize
 	recovers     chan chan error
@@ -140,9 +141,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) wrap(f logFile) logFile {
-	if s.opts.wrapLog != nil {
-		return s.opts.wrapLog(f)
+func (s *Store) wrap(f *os.File) LogFile {
+	if s.opts.WrapLog != nil {
+		return s.opts.WrapLog(f.Name(), f)
 	}
 	return f
 }

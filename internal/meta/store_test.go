@@ -68,7 +68,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // faultLog wraps a log file to inject faults.
 type faultLog struct {
-	logFile
+	LogFile
 	beforeWrite func() error
 	beforeSync  func() error
 }
@@ -79,7 +79,7 @@ func (f *faultLog) Write(b []byte) (int, error) {
 			return len(b) / 2, err // a short write, as a full disk leaves
 		}
 	}
-	return f.logFile.Write(b)
+	return f.LogFile.Write(b)
 }
 
 func (f *faultLog) Sync() error {
@@ -88,7 +88,7 @@ func (f *faultLog) Sync() error {
 			return err
 		}
 	}
-	return f.logFile.Sync()
+	return f.LogFile.Sync()
 }
 
 // TestSurvivesReopen runs each scenario against stores with different
@@ -544,8 +544,8 @@ func TestGroupCommit(t *testing.T) {
 			var armed atomic.Bool
 			entered, release := make(chan struct{}), make(chan struct{})
 			opts := testOptions(0)
-			opts.wrapLog = func(f logFile) logFile {
-				return &faultLog{logFile: f, beforeSync: func() error {
+			opts.WrapLog = func(_ string, f LogFile) LogFile {
+				return &faultLog{LogFile: f, beforeSync: func() error {
 					if armed.CompareAndSwap(true, false) {
 						close(entered)
 						<-release
@@ -623,8 +623,8 @@ func TestFailedWriteStaysFailed(t *testing.T) {
 	dir := t.TempDir()
 	var fail atomic.Bool
 	opts := testOptions(0)
-	opts.wrapLog = func(f logFile) logFile {
-		return &faultLog{logFile: f, beforeWrite: func() error {
+	opts.WrapLog = func(_ string, f LogFile) LogFile {
+		return &faultLog{LogFile: f, beforeWrite: func() error {
 			if fail.Load() {
 				return syscall.ENOSPC
 			}
@@ -755,8 +755,8 @@ func TestFailedCommandLeavesNoTrace(t *testing.T) {
 			dir := t.TempDir()
 			var fail atomic.Bool
 			opts := testOptions(0)
-			opts.wrapLog = func(f logFile) logFile {
-				fl := &faultLog{logFile: f}
+			opts.WrapLog = func(_ string, f LogFile) LogFile {
+				fl := &faultLog{LogFile: f}
 				check := func() error {
 					if fail.Load() {
 						return syscall.EIO

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
 
@@ -27,8 +28,9 @@ import (
 //	op=status     {"holding": fsyncs waiting now, "volatile": see below}
 //
 // path, if given, limits the faults to files whose path contains it
-// (e.g. "/topics/" or "/queues/"). The metadata log and queues' ack
-// records do not go through storage and are not affected.
+// (e.g. "/topics/", "/queues/" or "/meta/"). The metadata log's file is
+// wrapped to share the faults (faultMetaLog); queues' ack records do not
+// go through storage and are not affected.
 //
 // With SLUICE_FAULT_VOLATILE=1 in the environment the file system below
 // the FaultFS is a storage.NewVolatileFS over the real one: writes stay in
@@ -41,13 +43,14 @@ import (
 // and power loss. (Under it, a failed fsync would first have written the
 // data to the page cache, where kill -9 cannot take it.)
 func init() {
-	faultInjector = func() (storage.FS, http.Handler) {
+	faultInjector = func() (storage.FS, func(string, meta.LogFile) meta.LogFile, http.Handler) {
 		base, volatile := storage.OSFS(), os.Getenv("SLUICE_FAULT_VOLATILE") == "1"
 		if volatile {
 			base = storage.NewVolatileFS(base)
 		}
 		ffs := storage.NewFaultFS(base)
-		return ffs, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wrapMeta := func(path string, f meta.LogFile) meta.LogFile { return &faultMetaLog{LogFile: f, ffs: ffs, path: path} }
+		return ffs, wrapMeta, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if p := r.URL.Query().Get("path"); p != "" {
 				ffs.SetFilter(func(name string) bool { return strings.Contains(name, p) })
 			}
@@ -75,4 +78,31 @@ func init() {
 			w.Write([]byte("ok\n"))
 		})
 	}
+}
+
+// faultMetaLog gives the metadata log's file the faults armed on the
+// FaultFS, for its path: held and failing fsyncs, a full disk.
+type faultMetaLog struct {
+	meta.LogFile
+	ffs  *storage.FaultFS
+	path string
+}
+
+func (f *faultMetaLog) Write(p []byte) (int, error) {
+	keep, fault := f.ffs.WriteGate(f.path, len(p))
+	if keep < 0 {
+		return 0, fault
+	}
+	n, err := f.LogFile.Write(p[:keep])
+	if err != nil {
+		return n, err
+	}
+	return n, fault
+}
+
+func (f *faultMetaLog) Sync() error {
+	if err := f.ffs.SyncGate(f.path); err != nil {
+		return err
+	}
+	return f.LogFile.Sync()
 }

@@ -69,9 +69,12 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	var faultHandler http.Handler
+	var (
+		faultHandler http.Handler
+		wrapMetaLog  func(string, meta.LogFile) meta.LogFile
+	)
 	if faultInjector != nil {
-		s.faultFS, faultHandler = faultInjector()
+		s.faultFS, wrapMetaLog, faultHandler = faultInjector()
 		log.Warn("fault injection build: storage runs on a fault-injecting file system (POST /debug/faults); not for production")
 	}
 	clusterID, err := loadClusterID(cfg.DataDir)
@@ -81,7 +84,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// The alarms come first: every log reports its writes to the disk
 	// alarm (storageOptions).
 	s.alarms = newAlarms(cfg, log)
-	if s.meta, err = meta.Open(filepath.Join(cfg.DataDir, "meta"), meta.Options{Logger: log}); err != nil {
+	if s.meta, err = meta.Open(filepath.Join(cfg.DataDir, "meta"), meta.Options{Logger: log, WrapLog: wrapMetaLog}); err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
 	if s.broker, err = broker.New(broker.Options{

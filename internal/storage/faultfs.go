@@ -193,15 +193,32 @@ func (ff *faultFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (ff *faultFile) WriteAt(p []byte, off int64) (int, error) {
-	f := ff.fs
+	keep, fault := ff.fs.WriteGate(ff.name, len(p))
+	if keep < 0 {
+		return 0, fault
+	}
+	n, err := ff.f.WriteAt(p[:keep], off)
+	if err != nil {
+		return n, err
+	}
+	return n, fault
+}
+
+// WriteGate applies the write faults armed for name to a write of n
+// bytes: it returns how many bytes the write may keep and the error it
+// must then return (nil: all of them, no fault), or keep < 0 when nothing
+// may be written at all. FaultFS's own files use it; so can a file that
+// does not go through an FS (the metadata log in fault-injection builds),
+// to share the same faults.
+func (f *FaultFS) WriteGate(name string, n int) (keep int, fault error) {
 	f.writes.Add(1)
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.crashed {
-		f.mu.Unlock()
-		return 0, ErrCrashed
+		return -1, ErrCrashed
 	}
-	keep, fault := len(p), error(nil)
-	if f.applies(ff.name) {
+	keep = n
+	if f.applies(name) {
 		if f.tornAt >= 0 {
 			keep, fault = min(keep, f.tornAt), ErrInjectedFault
 			f.tornAt = -1
@@ -211,17 +228,12 @@ func (ff *faultFile) WriteAt(p []byte, off int64) (int, error) {
 		}
 		if f.budget >= 0 {
 			if int64(keep) > f.budget {
-				keep, fault = int(f.budget), &fs.PathError{Op: "write", Path: ff.name, Err: syscall.ENOSPC}
+				keep, fault = int(f.budget), &fs.PathError{Op: "write", Path: name, Err: syscall.ENOSPC}
 			}
 			f.budget -= int64(keep)
 		}
 	}
-	f.mu.Unlock()
-	n, err := ff.f.WriteAt(p[:keep], off)
-	if err != nil {
-		return n, err
-	}
-	return n, fault
+	return keep, fault
 }
 
 func (ff *faultFile) Truncate(size int64) error {
@@ -239,29 +251,36 @@ func (ff *faultFile) Size() (int64, error) {
 }
 
 func (ff *faultFile) Sync() error {
-	f := ff.fs
+	if err := ff.fs.SyncGate(ff.name); err != nil {
+		return err
+	}
+	if err := ff.f.Sync(); err != nil {
+		return err
+	}
+	ff.fs.syncs.Add(1)
+	return nil
+}
+
+// SyncGate applies the fsync faults armed for name: it waits while fsyncs
+// are held (HoldSyncs) and returns the error an fsync of name must fail
+// with, nil if none. Like WriteGate, it lets a file outside the FS share
+// the faults.
+func (f *FaultFS) SyncGate(name string) error {
 	f.mu.Lock()
-	if held := f.held; held != nil && f.applies(ff.name) {
+	if held := f.held; held != nil && f.applies(name) {
 		f.mu.Unlock()
 		f.holding.Add(1)
 		<-held
 		f.holding.Add(-1)
 		f.mu.Lock()
 	}
-	var err error
+	defer f.mu.Unlock()
 	if f.crashed {
-		err = ErrCrashed
-	} else if f.applies(ff.name) {
-		err = f.syncErr
+		return ErrCrashed
 	}
-	f.mu.Unlock()
-	if err != nil {
-		return err
+	if f.applies(name) {
+		return f.syncErr
 	}
-	if err := ff.f.Sync(); err != nil {
-		return err
-	}
-	f.syncs.Add(1)
 	return nil
 }
 
