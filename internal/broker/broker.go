@@ -38,7 +38,10 @@ type Broker struct {
 
 	mu     sync.RWMutex
 	topics map[string]*Topic
-	closed bool
+	// creating holds the names of topics being created (CreateTopic),
+	// closed when the creation is answered.
+	creating map[string]chan struct{}
+	closed   bool
 }
 
 // Topic is a topic's definition plus its open partitions.
@@ -56,15 +59,17 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	b := &Broker{opts: opts, meta: m, log: opts.Logger, topics: make(map[string]*Topic)}
+	b := &Broker{opts: opts, meta: m, log: opts.Logger, topics: make(map[string]*Topic), creating: map[string]chan struct{}{}}
 	if err := os.MkdirAll(b.topicsDir(), 0o755); err != nil {
 		return nil, err
 	}
 	for _, t := range m.Topics() {
-		if _, err := b.openTopicLocked(t); err != nil {
+		tp, err := b.openTopic(t)
+		if err != nil {
 			b.Close()
 			return nil, err
 		}
+		b.topics[t.Name] = tp
 	}
 	return b, nil
 }
@@ -86,7 +91,8 @@ func (b *Broker) logOptions(rc resolvedConfig) storage.Options {
 	return o
 }
 
-func (b *Broker) openTopicLocked(t meta.Topic) (*Topic, error) {
+// openTopic opens the logs of a defined topic.
+func (b *Broker) openTopic(t meta.Topic) (*Topic, error) {
 	tp := &Topic{Topic: t, cfg: resolve(b.opts.Defaults, t.Configs)}
 	if err := b.openPartitions(tp, 0, t.Partitions); err != nil {
 		for _, p := range tp.Partitions {
@@ -94,7 +100,6 @@ func (b *Broker) openTopicLocked(t meta.Topic) (*Topic, error) {
 		}
 		return nil, err
 	}
-	b.topics[t.Name] = tp
 	return tp, nil
 }
 
@@ -144,21 +149,44 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 		}
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return nil, ErrClosed
 	}
+	if wait, ok := b.creating[name]; ok {
+		// Being created by another request: answer as it ends.
+		b.mu.Unlock()
+		<-wait
+		return b.CreateTopic(name, partitions, configs, validateOnly)
+	}
 	if _, ok := b.topics[name]; ok {
+		b.mu.Unlock()
 		return nil, ErrTopicExists
 	}
 	if validateOnly {
+		b.mu.Unlock()
 		return &Topic{Topic: meta.Topic{Name: name, Partitions: partitions, Configs: configs}}, nil
 	}
+	// The name is reserved while the topic is created without the lock,
+	// so that produce and fetch, which look topics up under it, never wait
+	// for the disk.
+	done := make(chan struct{})
+	b.creating[name] = done
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.creating, name)
+		b.mu.Unlock()
+		close(done)
+	}()
+
 	if mt, ok := b.meta.Topic(name); ok {
 		// Defined, but not open (its logs failed to open): open it now.
-		if _, err := b.openTopicLocked(mt); err != nil {
+		tp, err := b.openTopic(mt)
+		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrStorage, err)
 		}
+		b.install(tp)
 		return nil, ErrTopicExists
 	}
 	// The logs are laid out first and the definition made durable last,
@@ -192,9 +220,26 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 		return nil, err
 	}
 	tp.Topic = t
-	b.topics[name] = tp
+	if !b.install(tp) {
+		return nil, ErrClosed
+	}
 	b.log.Info("topic created", "topic", name, "partitions", partitions)
 	return tp, nil
+}
+
+// install makes an opened topic visible; on a closed broker it closes
+// the topic's logs instead and returns false.
+func (b *Broker) install(tp *Topic) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		for _, p := range tp.Partitions {
+			p.Log.Close()
+		}
+		return false
+	}
+	b.topics[tp.Name] = tp
+	return true
 }
 
 // DeleteTopic removes a topic and its data.

@@ -75,6 +75,9 @@ type vhost struct {
 	name      string
 	exchanges map[string]*exchange
 	queues    map[string]*queueEntry
+	// declaring holds the names of queues being created (DeclareQueue),
+	// closed when the declaration is answered.
+	declaring map[string]chan struct{}
 }
 
 type dest struct {
@@ -483,17 +486,26 @@ type QueueInfo struct {
 // RESOURCE_LOCKED, inequivalent is PRECONDITION_FAILED.
 func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	v, err := r.vhostLocked(vh)
 	if err != nil {
+		r.mu.Unlock()
 		return QueueInfo{}, err
 	}
 	if d.Name == "" && !d.Passive {
 		d.Name = "amq.gen-" + randomName()
 	} else if strings.HasPrefix(d.Name, "amq.") && v.queues[d.Name] == nil && !d.Passive {
+		r.mu.Unlock()
 		return QueueInfo{}, fmt.Errorf("%w: queue name '%s' contains reserved prefix 'amq.*'", ErrAccessRefused, d.Name)
 	}
+	if wait, ok := v.declaring[d.Name]; ok {
+		// Another declaration of this name is on its way to the disk:
+		// answer from what it made.
+		r.mu.Unlock()
+		<-wait
+		return r.DeclareQueue(vh, d)
+	}
 	if qe, ok := v.queues[d.Name]; ok {
+		defer r.mu.Unlock()
 		if qe.def.Exclusive && qe.owner != d.Owner {
 			return QueueInfo{}, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, d.Name, vh)
 		}
@@ -510,24 +522,48 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 		return QueueInfo{Name: d.Name, Messages: ready, Consumers: consumers}, nil
 	}
 	if d.Passive {
+		r.mu.Unlock()
 		return QueueInfo{}, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, d.Name, vh)
 	}
 	if len(d.Name) > 255 {
+		r.mu.Unlock()
 		return QueueInfo{}, fmt.Errorf("%w: queue name too long", ErrPreconditionFailed)
 	}
 	if _, err := parseQueueArgs(d.Arguments, d.Durable, d.Exclusive, d.AutoDelete); err != nil {
+		r.mu.Unlock()
 		return QueueInfo{}, err
 	}
 	args, err := encodeArgs(d.Arguments)
 	if err != nil {
+		r.mu.Unlock()
 		return QueueInfo{}, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
 	}
-	// The queue's storage is laid out first and the declaration made
-	// durable last, so that a declaration answered with an error (a full
-	// disk at either step) leaves nothing behind: a directory without a
-	// definition is removed now, or at the next start if the broker dies
-	// first (removeStrayQueueDirs).
-	def := meta.Queue{ID: meta.NewQueueID(), Vhost: vh, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args}
+	// The name is reserved while the queue is created without the lock,
+	// so that publishes, which route under it, never wait for the disk.
+	done := make(chan struct{})
+	if v.declaring == nil {
+		v.declaring = map[string]chan struct{}{}
+	}
+	v.declaring[d.Name] = done
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(v.declaring, d.Name)
+		r.mu.Unlock()
+		close(done)
+	}()
+	return r.createQueue(v, d, args)
+}
+
+// createQueue makes a new queue, its name reserved in v.declaring, and
+// installs it. No router lock is held while the disk is written. The
+// queue's storage is laid out first and the declaration made durable
+// last, so that a declaration answered with an error (a full disk at
+// either step) leaves nothing behind: a directory without a definition is
+// removed now, or at the next start if the broker dies first
+// (removeStrayQueueDirs).
+func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, error) {
+	def := meta.Queue{ID: meta.NewQueueID(), Vhost: v.name, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args}
 	qe, err := r.openQueue(v, def)
 	if err != nil {
 		os.RemoveAll(r.queueDir(def.ID))
@@ -539,7 +575,19 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 	}
 	qe.def = def
 	qe.owner = d.Owner
+	r.mu.Lock()
+	switch {
+	case r.closed: // defined: it opens again at the next start
+		r.mu.Unlock()
+		qe.q.Close()
+		return QueueInfo{}, ErrClosed
+	case r.vhosts[v.name] != v: // the vhost was deleted meanwhile, and its queues
+		r.mu.Unlock()
+		qe.q.Delete()
+		return QueueInfo{}, fmt.Errorf("%w: no vhost '%s'", ErrNotFound, v.name)
+	}
 	v.queues[d.Name] = qe
+	r.mu.Unlock()
 	// Every queue is bound to the default exchange by its name.
 	return QueueInfo{Name: d.Name}, nil
 }
