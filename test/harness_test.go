@@ -60,6 +60,7 @@ type broker struct {
 	exited   chan struct{}
 	logMu    sync.Mutex
 	logFile  *os.File
+	prevLogs []string // log files of earlier lives (before Restart)
 	stopOnce sync.Once
 }
 
@@ -101,6 +102,9 @@ func (b *broker) start() {
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	if b.logFile != nil {
+		b.prevLogs = append(b.prevLogs, b.logFile.Name())
+	}
 	b.logFile = f
 	b.cmd.Stdout, b.cmd.Stderr = f, f
 	if err := b.cmd.Start(); err != nil {
@@ -124,6 +128,16 @@ func (b *broker) start() {
 		}
 		return true
 	})
+}
+
+// PrevLogs returns what the server printed in its life before the last
+// Restart, "" if none.
+func (b *broker) PrevLogs() string {
+	if len(b.prevLogs) == 0 {
+		return ""
+	}
+	data, _ := os.ReadFile(b.prevLogs[len(b.prevLogs)-1])
+	return string(data)
 }
 
 // Logs returns what the server printed.

@@ -106,6 +106,12 @@ func TestPowerLossKeepsAcknowledgedData(t *testing.T) {
 			it, killedAfter.Round(time.Millisecond), s.kAcked, s.kRead, s.kLost, s.kDup,
 			s.aConfirmed, s.aAcked, s.aWanted, s.aRead, s.aLost, s.aDup, time.Since(itStart).Round(time.Millisecond))
 		if t.Failed() {
+			if prev := b.PrevLogs(); prev != "" {
+				if len(prev) > 8000 {
+					prev = "..." + prev[len(prev)-8000:]
+				}
+				t.Logf("server log before the kill:\n%s", prev)
+			}
 			logs := b.Logs()
 			if len(logs) > 8000 {
 				logs = "..." + logs[len(logs)-8000:]
