@@ -6,6 +6,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-mq/sluice/internal/testutil"
 	"net"
 	"os"
 	"os/exec"
@@ -204,13 +205,7 @@ func (b *broker) createTopic(t testing.TB, name string, partitions int32, config
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, what, cond)
 }
 
 // ctxT is a context bounded for one test step.

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/sluice-mq/sluice/internal/testutil"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -57,13 +57,7 @@ func must(t testing.TB, err error) {
 // waitFor polls cond; it is for conditions another goroutine makes true.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
+	testutil.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // faultLog wraps a log file to inject faults.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/sluice-mq/sluice/internal/testutil"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -131,17 +132,7 @@ func sameBatch(a, b []byte) bool { return bytes.Equal(a, b) }
 // checkFor polls cond until it holds or the timeout passes.
 func checkFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.CheckFor(t, timeout, cond)
 }
 
 func fileSize(t testing.TB, fsys FS, name string) int64 {

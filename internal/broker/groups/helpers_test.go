@@ -3,6 +3,7 @@ package groups
 import (
 	"context"
 	"errors"
+	"github.com/sluice-mq/sluice/internal/testutil"
 	"sync"
 	"testing"
 	"time"
@@ -99,13 +100,7 @@ func recv[T any](t *testing.T, ch <-chan T) T {
 // goroutines (a blocked Join registering itself).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, what, cond)
 }
 
 // waiting counts the members of a group blocked in Join and in Sync.
