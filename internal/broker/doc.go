@@ -1,15 +1,34 @@
-// Package broker is Sluice's protocol-neutral core: topics and their
-// partitions (each a storage.Log), topic configuration, idempotent-producer
-// sequence state, retention, and (in package groups) consumer group
-// membership. It knows no wire format: the Kafka front end (and later the
-// AMQP one) translate frames into calls here and map the errors below to
-// their own codes.
+// Package broker is Sluice's protocol-neutral core. It knows no wire
+// format: the front ends translate frames into calls here and map the
+// errors in errors.go to their own codes.
 //
-// Definitions (topics, partition counts, configs, committed offsets,
-// producer ids) change only through internal/meta; partition data lives in
-// internal/storage.
+// Today it holds two halves that are still to be joined into one core
+// (issue 10):
 //
-// Lock order: Broker.mu, then Partition.mu, then the storage.Log's own
-// locks. Broker.mu guards the topic map only; it is never held while waiting
-// for an fsync.
+//   - the Kafka side (broker.go, partition.go, topicconfig.go): topics and
+//     their partitions, each a storage.Log, topic configuration,
+//     idempotent-producer sequence state, retention, and (package groups)
+//     consumer group membership;
+//   - the AMQP side (router*.go, stream_args.go): vhosts, exchanges and
+//     routing (package route), queues (package queue: work queues,
+//     priority queues, streams, the delayed-message store), bindings and
+//     dead-lettering.
+//
+// Definitions (topics, configs, offsets, producer ids; vhosts, exchanges,
+// queues, bindings) change only through internal/meta; message data lives
+// in internal/storage. The record mapping between the protocols is package
+// message.
+//
+// When a write or fsync fails, the log refuses writes until it is reopened
+// from what is durable; Recovery (recovery.go) finds failed partitions,
+// queues and the metadata log and reopens them, with backoff, once the disk
+// takes writes again (docs/storage-format.md, "When a write fails").
+//
+// Lock order: Router.mu, then a queue's lock; Broker.mu, then Partition.mu,
+// then a storage.Log's own locks. Router.mu and Broker.mu are held neither
+// while a queue is declared nor while a topic is created (the name is
+// reserved, the storage and definition written without the lock, then
+// installed), so that publishes and produces never wait for those fsyncs.
+// Other definition changes (deleting a queue or topic, bindings, exchanges,
+// partition counts, configs) still hold them across their metadata fsync.
 package broker
