@@ -193,6 +193,17 @@ func (lt *loadTracker) run(ctx context.Context, t *testing.T, b *broker, phase s
 	wg.Wait()
 }
 
+// total counts what was acknowledged so far, records and messages.
+func (lt *loadTracker) total() int {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	n := len(lt.confirmed)
+	for _, m := range lt.acked {
+		n += len(m)
+	}
+	return n
+}
+
 // verify reads everything back after a restart: every acknowledged
 // record at its offset, every confirmed message in the queue.
 func (lt *loadTracker) verify(t *testing.T, b *broker) {
@@ -288,15 +299,7 @@ func TestDiskFullWithoutAlarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, "every log to recover by itself", func() bool { return len(b.storageAlarms(t)) == 0 })
-	acked := func() int {
-		lt.mu.Lock()
-		defer lt.mu.Unlock()
-		n := len(lt.confirmed)
-		for _, m := range lt.acked {
-			n += len(m)
-		}
-		return n
-	}
+	acked := lt.total
 	before := acked()
 	waitFor(t, 30*time.Second, "traffic acknowledged after the recovery", func() bool { return acked() > before+1000 })
 	cancel()
@@ -362,15 +365,7 @@ func TestDiskFullWithDefaultAlarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "the disk alarm to clear", func() bool { return !diskAlarm() })
-	acked := func() int {
-		lt.mu.Lock()
-		defer lt.mu.Unlock()
-		n := len(lt.confirmed)
-		for _, m := range lt.acked {
-			n += len(m)
-		}
-		return n
-	}
+	acked := lt.total
 	before := acked()
 	waitFor(t, 30*time.Second, "traffic acknowledged after the alarm cleared", func() bool { return acked() > before+1000 })
 	cancel()

@@ -28,8 +28,8 @@ func idempotentBatch(pid int64, epoch int16, seq int32, value string) []byte {
 	return b
 }
 
-func produceRaw(t *testing.T, c *kgo.Client, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
-	t.Helper()
+// produceRequest is an acks=all produce of batch to partition 0 of topic.
+func produceRequest(topic string, batch []byte) *kmsg.ProduceRequest {
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks, req.TimeoutMillis = -1, 10000
 	rt := kmsg.NewProduceRequestTopic()
@@ -38,7 +38,12 @@ func produceRaw(t *testing.T, c *kgo.Client, topic string, batch []byte) kmsg.Pr
 	rp.Partition, rp.Records = 0, batch
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctxT(t, 10*time.Second), c)
+	return req
+}
+
+func produceRaw(t *testing.T, c *kgo.Client, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
+	resp, err := produceRequest(topic, batch).RequestWith(ctxT(t, 10*time.Second), c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,6 +102,20 @@ func (b *broker) storageAlarms(t testing.TB) []map[string]any {
 	return out
 }
 
+// waitStorageAlarm waits until the alarms health check reports the log
+// (kind and name) as failed.
+func (b *broker) waitStorageAlarm(t *testing.T, kind, log string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "a storage alarm for "+kind+" "+log, func() bool {
+		for _, a := range b.storageAlarms(t) {
+			if a["kind"] == kind && a["log"] == log {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // initProducer gets a producer id and epoch.
 func initProducer(t *testing.T, c *kgo.Client) (int64, int16) {
 	t.Helper()
@@ -123,14 +137,8 @@ type produceAnswer struct {
 func produceAsync(t *testing.T, b *broker, topic, what string, batch []byte, out chan<- produceAnswer) {
 	c := b.client(t)
 	go func() {
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks, req.TimeoutMillis = -1, 30000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Partition, rp.Records = 0, batch
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceRequest(topic, batch)
+		req.TimeoutMillis = 30000
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		resp, err := req.RequestWith(ctx, c)
@@ -262,14 +270,7 @@ func TestIdempotentRetryAfterFullDisk(t *testing.T) {
 			t.Fatalf("%s on a full disk: %v at offset %d, want KAFKA_STORAGE_ERROR", what, kerr.ErrorForCode(r.ErrorCode), r.BaseOffset)
 		}
 	}
-	waitFor(t, 10*time.Second, "a storage alarm for full-0", func() bool {
-		for _, a := range b.storageAlarms(t) {
-			if a["kind"] == "partition" && a["log"] == "full-0" {
-				return true
-			}
-		}
-		return false
-	})
+	b.waitStorageAlarm(t, "partition", "full-0")
 
 	b.fault(t, "clear", "")
 	waitFor(t, 20*time.Second, "the partition to recover by itself", func() bool { return len(b.storageAlarms(t)) == 0 })
@@ -336,14 +337,7 @@ func TestAMQPFailedFsyncNacksAndRecovers(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, 10*time.Second, "a storage alarm for the queue", func() bool {
-		for _, a := range b.storageAlarms(t) {
-			if a["kind"] == "queue" && a["log"] == "work" {
-				return true
-			}
-		}
-		return false
-	})
+	b.waitStorageAlarm(t, "queue", "work")
 
 	// The failed fsync keeps failing, so the queue stays failed: every
 	// place an operator looks says so.
@@ -461,14 +455,7 @@ func TestMetadataLogFailure(t *testing.T) {
 	if code := amqpErrCode(err); code != 541 {
 		t.Errorf("queue.declare with the metadata log failing: %v, want 541", err)
 	}
-	waitFor(t, 10*time.Second, "a storage alarm for the metadata log", func() bool {
-		for _, a := range b.storageAlarms(t) {
-			if a["kind"] == "metadata" {
-				return true
-			}
-		}
-		return false
-	})
+	b.waitStorageAlarm(t, "metadata", "meta")
 
 	b.fault(t, "clear", "")
 	waitFor(t, 20*time.Second, "the metadata log to recover by itself", func() bool { return len(b.storageAlarms(t)) == 0 })
