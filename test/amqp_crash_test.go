@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -62,17 +61,7 @@ import (
 // SLUICE_AMQP_CRASH_ITERATIONS (else SLUICE_CRASH_ITERATIONS) sets the
 // number of iterations; -short runs 2.
 func TestAMQPCrashConfirmedMessagesSurvive(t *testing.T) {
-	iterations := 20
-	for _, env := range []string{"SLUICE_AMQP_CRASH_ITERATIONS", "SLUICE_CRASH_ITERATIONS"} {
-		if s := os.Getenv(env); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				t.Fatalf("%s=%q: want a positive number", env, s)
-			}
-			iterations = n
-			break
-		}
-	}
+	iterations := iterationsKnob(t, 20, "SLUICE_AMQP_CRASH_ITERATIONS", "SLUICE_CRASH_ITERATIONS")
 	if testing.Short() {
 		iterations = 2
 	}
@@ -476,53 +465,10 @@ func (tr *amqpCrashTracker) consume(b *broker, it, ackEvery int) {
 func (tr *amqpCrashTracker) drain(b *broker, it int) {
 	t := tr.t
 	t.Helper()
-	conn, err := amqp.Dial(b.amqpURL())
-	if err != nil {
-		t.Fatalf("iteration %d: dial after restart: %v", it, err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Qos(256, 0, false); err != nil {
-		t.Fatal(err)
-	}
-	deliveries, err := ch.Consume(amqpCrashQueue, "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatalf("iteration %d: consume after restart: %v", it, err)
-	}
-	side, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	tr.mu.Lock()
 	tr.resetOrder()
 	tr.mu.Unlock()
-	const quiet = 300 * time.Millisecond
-	deadline := time.Now().Add(60 * time.Second)
-loop:
-	for {
-		var d amqp.Delivery
-		var ok bool
-		select {
-		case d, ok = <-deliveries:
-			if !ok {
-				t.Fatalf("iteration %d: drain consumer closed: %v", it, conn.IsClosed())
-			}
-		case <-time.After(quiet):
-			q, err := side.QueueDeclarePassive(amqpCrashQueue, true, false, false, false, nil)
-			if err != nil {
-				t.Fatalf("iteration %d: durable queue after restart: %v", it, err)
-			}
-			if q.Messages == 0 {
-				break loop
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("iteration %d: %d messages still ready, none delivered for %v", it, q.Messages, quiet)
-			}
-			continue
-		}
+	drainAfterRestart(t, b, it, amqpCrashQueue, 256, func(d amqp.Delivery) {
 		body := string(d.Body)
 		id, _, _ := strings.Cut(body, " ")
 		tr.mu.Lock()
@@ -560,10 +506,7 @@ loop:
 			tr.stats.deliveredAfter++
 		}
 		tr.mu.Unlock()
-		if err := d.Ack(false); err != nil {
-			t.Fatalf("iteration %d: ack after restart: %v", it, err)
-		}
-	}
+	})
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	var lost []string

@@ -19,14 +19,7 @@ import (
 // SIGKILL at a random moment, again and again; after each restart every
 // acknowledged record is at its offset, in order, with no gaps.
 func TestKill9WhileProducingKeepsEveryAcknowledgedRecord(t *testing.T) {
-	iterations := 20
-	if s := os.Getenv("SLUICE_CRASH_ITERATIONS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("SLUICE_CRASH_ITERATIONS=%q: want a positive number", s)
-		}
-		iterations = n
-	}
+	iterations := iterationsKnob(t, 20, "SLUICE_CRASH_ITERATIONS")
 	if testing.Short() {
 		iterations = 2
 	}
@@ -92,6 +85,22 @@ func TestKill9WhileProducingKeepsEveryAcknowledgedRecord(t *testing.T) {
 	// verifyCrashLog fails the test on any missing, changed or reordered
 	// record, so lost and duplicated are 0 when this line is reached.
 	t.Logf("%d iterations: %d records acknowledged, %d read back (acknowledged or not), 0 lost, 0 duplicated offsets", iterations, total, readBack)
+}
+
+// iterationsKnob is a campaign's iteration count: the first of the named
+// environment variables that is set (a positive number), else def.
+func iterationsKnob(t *testing.T, def int, envs ...string) int {
+	t.Helper()
+	for _, env := range envs {
+		if s := os.Getenv(env); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				t.Fatalf("%s=%q: want a positive number", env, s)
+			}
+			return n
+		}
+	}
+	return def
 }
 
 // verifyCrashLog reads every partition from the start and checks offsets

@@ -27,7 +27,7 @@ func TestDeclarationsDoNotStallTraffic(t *testing.T) {
 	fatal(prod.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Topic: "busy", Value: []byte("warm")}).FirstErr())
 
 	b.fault(t, "hold", "/meta/")
-	declared, created := make(chan error, 1), make(chan error, 1)
+	declared, created, again := make(chan error, 1), make(chan error, 1), make(chan error, 1)
 	go func() {
 		dch, err := b.dial(t).Channel()
 		if err == nil {
@@ -38,6 +38,15 @@ func TestDeclarationsDoNotStallTraffic(t *testing.T) {
 	waitFor(t, 10*time.Second, "the declaration's fsync held", func() bool {
 		return strings.Contains(b.fault(t, "status", ""), `"holding":1`)
 	})
+	// The same name declared again meanwhile waits for the first
+	// declaration, then finds the queue it made.
+	go func() {
+		dch, err := b.dial(t).Channel()
+		if err == nil {
+			_, err = dch.QueueDeclare("new-queue", true, false, false, false, nil)
+		}
+		again <- err
+	}()
 	go func() {
 		resp, err := b.admin(t).CreateTopic(ctxT(t, 60*time.Second), 1, 1, nil, "new-topic")
 		if err == nil {
@@ -50,6 +59,8 @@ func TestDeclarationsDoNotStallTraffic(t *testing.T) {
 		t.Fatalf("queue.declare answered (%v) while its fsync is held", err)
 	case err := <-created:
 		t.Fatalf("CreateTopics answered (%v) while the metadata fsync is held", err)
+	case err := <-again:
+		t.Fatalf("a second queue.declare of the same name answered (%v) before the first", err)
 	case <-time.After(500 * time.Millisecond):
 	}
 
@@ -70,7 +81,7 @@ func TestDeclarationsDoNotStallTraffic(t *testing.T) {
 	}
 
 	b.fault(t, "release", "")
-	for what, c := range map[string]chan error{"queue.declare": declared, "CreateTopics": created} {
+	for what, c := range map[string]chan error{"queue.declare": declared, "CreateTopics": created, "the second queue.declare": again} {
 		select {
 		case err := <-c:
 			if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,14 +48,7 @@ import (
 // Lost must be 0. SLUICE_POWERLOSS_ITERATIONS sets the number of
 // iterations (default 3).
 func TestPowerLossKeepsAcknowledgedData(t *testing.T) {
-	iterations := 3
-	if s := os.Getenv("SLUICE_POWERLOSS_ITERATIONS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("SLUICE_POWERLOSS_ITERATIONS=%q: want a positive number", s)
-		}
-		iterations = n
-	}
+	iterations := iterationsKnob(t, 3, "SLUICE_POWERLOSS_ITERATIONS")
 	// The server process inherits the environment at each start.
 	t.Setenv("SLUICE_FAULT_VOLATILE", "1")
 	start := time.Now()
@@ -601,50 +593,7 @@ func (at *plAMQP) consume(b *broker, it int) {
 func (at *plAMQP) drain(b *broker, it int, s *plStats) {
 	t := at.t
 	t.Helper()
-	conn, err := amqp.Dial(b.amqpURL())
-	if err != nil {
-		t.Fatalf("iteration %d: dial after the restart: %v", it, err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err == nil {
-		err = ch.Qos(1000, 0, false)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	deliveries, err := ch.Consume(plQueue, "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatalf("iteration %d: consume after the restart: %v", it, err)
-	}
-	side, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	const quiet = 300 * time.Millisecond
-	deadline := time.Now().Add(60 * time.Second)
-loop:
-	for {
-		var d amqp.Delivery
-		select {
-		case dd, ok := <-deliveries:
-			if !ok {
-				t.Fatalf("iteration %d: drain consumer closed", it)
-			}
-			d = dd
-		case <-time.After(quiet):
-			q, err := side.QueueDeclarePassive(plQueue, true, false, false, false, nil)
-			if err != nil {
-				t.Fatalf("iteration %d: durable queue after the restart: %v", it, err)
-			}
-			if q.Messages == 0 {
-				break loop
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("iteration %d: %d messages still ready, none delivered for %v", it, q.Messages, quiet)
-			}
-			continue
-		}
+	drainAfterRestart(t, b, it, plQueue, 1000, func(d amqp.Delivery) {
 		id, mit, ok := plParse(string(d.Body))
 		at.mu.Lock()
 		m := at.msgs[id]
@@ -664,10 +613,7 @@ loop:
 			}
 		}
 		at.mu.Unlock()
-		if err := d.Ack(false); err != nil {
-			t.Fatalf("iteration %d: ack after the restart: %v", it, err)
-		}
-	}
+	})
 	at.mu.Lock()
 	defer at.mu.Unlock()
 	var lost []string

@@ -459,6 +459,9 @@ func TestMetadataLogFailure(t *testing.T) {
 
 	b.fault(t, "clear", "")
 	waitFor(t, 20*time.Second, "the metadata log to recover by itself", func() bool { return len(b.storageAlarms(t)) == 0 })
+	if n := strings.Count(b.Logs(), `"msg":"log failed: refusing writes until it is recovered","kind":"metadata"`); n != 1 {
+		t.Errorf("the metadata log's failure logged %d times, want once", n)
+	}
 	b.createTopic(t, "after", 1, nil)
 	if code := commit("g"); code != 0 {
 		t.Errorf("OffsetCommit after recovery: %v", kerr.ErrorForCode(code))

@@ -419,16 +419,7 @@ func (b *Broker) EnforceRetention() {
 
 // RunRetention enforces retention every interval until stop is closed.
 func (b *Broker) RunRetention(interval time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			b.EnforceRetention()
-		}
-	}
+	every(interval, stop, b.EnforceRetention)
 }
 
 // Close flushes and closes every log.

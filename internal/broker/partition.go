@@ -126,19 +126,17 @@ func (p *Partition) Append(batches []byte, headers []storage.BatchHeader) (Appen
 	}
 	if dup != nil {
 		res := AppendResult{BaseOffset: dup.firstOffset, LogAppendTime: -1, LogStart: p.Log.StartOffset(), Duplicate: true}
-		if dup.ap == nil {
-			return res, nil, nil
-		}
-		select {
-		case <-dup.ap.Done():
-			if err := dup.ap.Wait(); err != nil {
-				return AppendResult{}, nil, err // the original was lost: the log is failed until Recover
+		if dup.ap != nil { // not known durable yet: answer as the original is answered
+			select {
+			case <-dup.ap.Done():
+				if err := dup.ap.Wait(); err != nil {
+					return AppendResult{}, nil, err // the original was lost: the log is failed until Recover
+				}
+			default:
+				return res, dup.ap, nil
 			}
-			dup.ap = nil
-			return res, nil, nil
-		default:
-			return res, dup.ap, nil // answer with the original, once durable
 		}
+		return res, nil, nil
 	}
 
 	ap, err := p.Log.Append(batches)

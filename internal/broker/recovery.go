@@ -81,15 +81,18 @@ func NewRecovery(opts RecoveryOptions) *Recovery {
 }
 
 // Run calls Check every Interval until stop closes.
-func (r *Recovery) Run(stop <-chan struct{}) {
-	t := time.NewTicker(r.opts.Interval)
+func (r *Recovery) Run(stop <-chan struct{}) { every(r.opts.Interval, stop, r.Check) }
+
+// every calls f every interval until stop closes.
+func every(interval time.Duration, stop <-chan struct{}, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-			r.Check()
+			f()
 		}
 	}
 }

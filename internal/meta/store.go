@@ -473,8 +473,7 @@ func (s *Store) Recover() error {
 
 // recoverLog is Recover on the writer goroutine.
 func (s *Store) recoverLog() error {
-	f := s.failed.Load()
-	if f == nil {
+	if s.failed.Load() == nil {
 		return nil
 	}
 	if !s.cut {
@@ -487,7 +486,6 @@ func (s *Store) recoverLog() error {
 	}
 	s.failed.Store(nil)
 	s.cut = false
-	s.logger.Info("metadata log recovered; accepting changes again", "dir", s.dir, "after", f.err.Error())
 	return nil
 }
 
@@ -500,13 +498,13 @@ func (s *Store) Failed() error {
 	return nil
 }
 
-// fail makes the store refuse writes from now on and returns the error
-// every refused write will carry.
+// fail makes the store refuse writes until Recover and returns the error
+// every refused write will carry. It logs nothing: every refused caller
+// gets the error, and the broker's recovery loop (broker.Recovery), which
+// watches Failed, logs the failure and its end once for every kind of log.
 func (s *Store) fail(err error) error {
 	s.failed.CompareAndSwap(nil, &failure{fmt.Errorf("%w: %w", ErrStoreFailed, err)})
-	f := s.failed.Load()
-	s.logger.Error("metadata log failed; refusing further changes", "dir", s.dir, "err", f.err)
-	return f.err
+	return s.failed.Load().err
 }
 
 // snapshot writes the state as a snapshot and starts a new log after it.
