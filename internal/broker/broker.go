@@ -36,11 +36,17 @@ type Broker struct {
 	meta *meta.Store
 	log  *slog.Logger
 
+	// mu guards the topics, which produce and fetch look up under it. No
+	// definition change holds it across the disk: a change reserves its
+	// topic's name in changing, writes the logs and the metadata without
+	// the lock, and installs the result under it. The changes of one topic
+	// are so made one at a time; different topics change side by side.
 	mu     sync.RWMutex
 	topics map[string]*Topic
-	// creating holds the names of topics being created (CreateTopic),
-	// closed when the creation is answered.
-	creating map[string]chan struct{}
+	// changing holds the names of topics whose definition is being
+	// changed (created, deleted, grown, reconfigured), each closed when
+	// its change is answered.
+	changing map[string]chan struct{}
 	closed   bool
 }
 
@@ -59,7 +65,7 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	b := &Broker{opts: opts, meta: m, log: opts.Logger, topics: make(map[string]*Topic), creating: map[string]chan struct{}{}}
+	b := &Broker{opts: opts, meta: m, log: opts.Logger, topics: make(map[string]*Topic), changing: map[string]chan struct{}{}}
 	if err := os.MkdirAll(b.topicsDir(), 0o755); err != nil {
 		return nil, err
 	}
@@ -148,37 +154,18 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 			return nil, err
 		}
 	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil, ErrClosed
+	// Another creation of the same name is answered as this one ends.
+	release, err := b.reserve(name)
+	if err != nil {
+		return nil, err
 	}
-	if wait, ok := b.creating[name]; ok {
-		// Being created by another request: answer as it ends.
-		b.mu.Unlock()
-		<-wait
-		return b.CreateTopic(name, partitions, configs, validateOnly)
-	}
-	if _, ok := b.topics[name]; ok {
-		b.mu.Unlock()
+	defer release()
+	if _, ok := b.Topic(name); ok {
 		return nil, ErrTopicExists
 	}
 	if validateOnly {
-		b.mu.Unlock()
 		return &Topic{Topic: meta.Topic{Name: name, Partitions: partitions, Configs: configs}}, nil
 	}
-	// The name is reserved while the topic is created without the lock,
-	// so that produce and fetch, which look topics up under it, never wait
-	// for the disk.
-	done := make(chan struct{})
-	b.creating[name] = done
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		delete(b.creating, name)
-		b.mu.Unlock()
-		close(done)
-	}()
 
 	if mt, ok := b.meta.Topic(name); ok {
 		// Defined, but not open (its logs failed to open): open it now.
@@ -227,6 +214,34 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 	return tp, nil
 }
 
+// reserve waits until no other definition change of topic name is under
+// way and reserves the name for the caller's; release ends it.
+func (b *Broker) reserve(name string) (release func(), err error) {
+	b.mu.Lock()
+	for {
+		if b.closed {
+			b.mu.Unlock()
+			return nil, ErrClosed
+		}
+		wait, busy := b.changing[name]
+		if !busy {
+			break
+		}
+		b.mu.Unlock()
+		<-wait
+		b.mu.Lock()
+	}
+	done := make(chan struct{})
+	b.changing[name] = done
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		delete(b.changing, name)
+		b.mu.Unlock()
+		close(done)
+	}, nil
+}
+
 // install makes an opened topic visible; on a closed broker it closes
 // the topic's logs instead and returns false.
 func (b *Broker) install(tp *Topic) bool {
@@ -242,17 +257,26 @@ func (b *Broker) install(tp *Topic) bool {
 	return true
 }
 
-// DeleteTopic removes a topic and its data.
+// DeleteTopic removes a topic and its data. The topic is gone for produce
+// and fetch from the start; if its deletion cannot be made durable it
+// comes back with its data.
 func (b *Broker) DeleteTopic(name string) error {
+	release, err := b.reserve(name)
+	if err != nil {
+		return err
+	}
+	defer release()
 	b.mu.Lock()
 	tp, ok := b.topics[name]
+	delete(b.topics, name)
+	b.mu.Unlock()
 	if !ok {
-		b.mu.Unlock()
 		return ErrUnknownTopic
 	}
-	delete(b.topics, name)
-	err := b.meta.DeleteTopic(name)
-	b.mu.Unlock()
+	if err := b.meta.DeleteTopic(name); err != nil {
+		b.install(tp)
+		return err
+	}
 	for _, p := range tp.Partitions {
 		if derr := p.Log.Delete(); derr != nil && err == nil {
 			err = derr
@@ -262,11 +286,15 @@ func (b *Broker) DeleteTopic(name string) error {
 	return err
 }
 
-// CreatePartitions grows a topic to total partitions.
+// CreatePartitions grows a topic to total partitions. As in CreateTopic
+// the new logs are laid out before the definition is made durable.
 func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	tp, ok := b.topics[name]
+	release, err := b.reserve(name)
+	if err != nil {
+		return err
+	}
+	defer release()
+	tp, ok := b.Topic(name)
 	if !ok {
 		return ErrUnknownTopic
 	}
@@ -276,16 +304,34 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 	if validateOnly {
 		return nil
 	}
-	if err := b.meta.CreatePartitions(name, total); err != nil {
-		return err
-	}
 	// Copy-on-write: readers holding the old *Topic keep a consistent view.
 	grown := &Topic{Topic: tp.Topic, Partitions: append([]*Partition(nil), tp.Partitions...), cfg: tp.cfg}
 	grown.Topic.Partitions = total
-	if err := b.openPartitions(grown, tp.Topic.Partitions, total); err != nil {
+	from := tp.Topic.Partitions
+	drop := func() {
+		for _, p := range grown.Partitions[from:] {
+			p.Log.Delete()
+		}
+		for i := from; i < total; i++ {
+			os.RemoveAll(b.partitionDir(name, i))
+		}
+	}
+	for i := from; i < total; i++ {
+		if err := os.RemoveAll(b.partitionDir(name, i)); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	if err := b.openPartitions(grown, from, total); err != nil {
+		drop()
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if err := b.meta.CreatePartitions(name, total); err != nil {
+		drop()
 		return err
 	}
-	b.topics[name] = grown
+	if !b.install(grown) {
+		return ErrClosed
+	}
 	return nil
 }
 
@@ -302,9 +348,12 @@ func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []
 			return fmt.Errorf("%w: unknown topic config %q", ErrInvalidConfig, k)
 		}
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	tp, ok := b.topics[name]
+	release, err := b.reserve(name)
+	if err != nil {
+		return err
+	}
+	defer release()
+	tp, ok := b.Topic(name)
 	if !ok {
 		return ErrUnknownTopic
 	}
@@ -319,7 +368,7 @@ func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []
 	for _, p := range updated.Partitions {
 		p.Log.SetSegmentOptions(updated.cfg.segmentBytes, updated.cfg.segmentAge)
 	}
-	b.topics[name] = updated
+	b.install(updated)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,20 +59,35 @@ type RouterOptions struct {
 // definition change goes through the metadata store first; the in-memory
 // structures mirror it.
 //
-// Lock order: Router.mu, then a queue's lock (inside queue methods).
+// A definition change is checked, made durable in the metadata store, and
+// only then installed under mu, which publishes take (read) to route: no
+// publish waits for a definition's fsync. The changes of one vhost are
+// made one at a time under its defs lock (a queue declaration instead
+// reserves its name, so declarations run side by side); vhosts are added
+// and deleted one at a time under vhostDefs.
+//
+// Lock order: Router.vhostDefs, then a vhost's defs, then Router.mu, then
+// a queue's lock (inside queue methods). Only the first two are ever held
+// across an fsync, and no publish or delivery takes them.
 type Router struct {
 	opts RouterOptions
 	meta *meta.Store
 	log  *slog.Logger
 
-	mu     sync.RWMutex
-	vhosts map[string]*vhost
-	closed bool
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	vhostDefs sync.Mutex // serializes AddVhost and DeleteVhost
+	mu        sync.RWMutex
+	vhosts    map[string]*vhost
+	closed    bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 type vhost struct {
+	// defs serializes the vhost's definition changes other than queue
+	// declarations: exchanges, bindings, queue deletions. Held across the
+	// metadata fsync; the maps below change only with it (queues: or a
+	// declaration's reservation) and Router.mu both held.
+	defs      sync.Mutex
 	name      string
 	exchanges map[string]*exchange
 	queues    map[string]*queueEntry
@@ -130,7 +146,11 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 		return nil, err
 	}
 	for _, v := range m.Vhosts() {
-		if err := r.loadVhost(v.Name); err != nil {
+		vh, err := r.loadVhost(v.Name)
+		if vh != nil {
+			r.vhosts[v.Name] = vh
+		}
+		if err != nil {
 			r.Close()
 			return nil, err
 		}
@@ -145,27 +165,30 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 
 func (r *Router) queuesDir() string { return filepath.Join(r.opts.DataDir, "queues") }
 
-func (r *Router) loadVhost(name string) error {
+// loadVhost opens vhost name from its definitions, making the
+// predeclared exchanges durable if they are not yet. The vhost returned
+// (with what opened, also on error, so that Close closes it) is not
+// installed yet.
+func (r *Router) loadVhost(name string) (*vhost, error) {
 	v := &vhost{name: name, exchanges: map[string]*exchange{}, queues: map[string]*queueEntry{}}
-	r.vhosts[name] = v
 	for _, e := range predeclared {
 		e.Vhost = name
 		// Recorded in the metadata too, so that bindings can name them.
 		if _, ok := r.meta.Exchange(name, e.Name); !ok {
 			if err := r.meta.DeclareExchange(e); err != nil {
-				return err
+				return v, err
 			}
 		}
 		x, err := newExchange(e)
 		if err != nil {
-			return err
+			return v, err
 		}
 		v.exchanges[e.Name] = x
 	}
 	for _, e := range r.meta.Exchanges(name) {
 		if !e.Durable {
 			if err := r.meta.DeleteExchange(name, e.Name); err != nil {
-				return err
+				return v, err
 			}
 			continue
 		}
@@ -175,28 +198,28 @@ func (r *Router) loadVhost(name string) error {
 			continue
 		}
 		if err := r.openDelayed(x); err != nil {
-			return fmt.Errorf("open delayed exchange %q: %w", e.Name, err)
+			return v, fmt.Errorf("open delayed exchange %q: %w", e.Name, err)
 		}
 		v.exchanges[e.Name] = x
 	}
 	for _, q := range r.meta.Queues(name) {
 		if !q.Durable || q.Exclusive {
 			if err := r.meta.DeleteQueue(name, q.Name); err != nil {
-				return err
+				return v, err
 			}
 			os.RemoveAll(r.queueDir(q.ID))
 			continue
 		}
 		qe, err := r.openQueue(v, q)
 		if err != nil {
-			return fmt.Errorf("open queue %q: %w", q.Name, err)
+			return v, fmt.Errorf("open queue %q: %w", q.Name, err)
 		}
 		v.queues[q.Name] = qe
 	}
 	for _, b := range r.meta.Bindings(name) {
 		r.addBindingLocked(v, b)
 	}
-	return nil
+	return v, nil
 }
 
 // removeStrayQueueDirs deletes queue directories no definition names (a
@@ -311,29 +334,48 @@ func (r *Router) VhostExists(name string) bool {
 
 // AddVhost creates a vhost (with its predeclared exchanges).
 func (r *Router) AddVhost(name string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.vhosts[name]; ok {
+	r.vhostDefs.Lock()
+	defer r.vhostDefs.Unlock()
+	r.mu.RLock()
+	_, exists := r.vhosts[name]
+	closed := r.closed
+	r.mu.RUnlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case exists:
 		return nil
 	}
 	if err := r.meta.PutVhost(meta.Vhost{Name: name}); err != nil {
 		return err
 	}
-	return r.loadVhost(name)
+	v, err := r.loadVhost(name)
+	r.mu.Lock()
+	if !r.closed {
+		r.vhosts[name] = v
+		v = nil
+	}
+	r.mu.Unlock()
+	if v != nil {
+		v.close()
+		return ErrClosed
+	}
+	return err
 }
 
 // DeleteVhost deletes a vhost with everything in it.
 func (r *Router) DeleteVhost(name string) error {
-	r.mu.Lock()
-	v, ok := r.vhosts[name]
-	if !ok {
-		r.mu.Unlock()
+	r.vhostDefs.Lock()
+	defer r.vhostDefs.Unlock()
+	v, err := r.lockDefs(name)
+	if err != nil {
 		return fmt.Errorf("%w: no vhost '%s'", ErrNotFound, name)
 	}
+	defer v.defs.Unlock()
 	if err := r.meta.DeleteVhost(name); err != nil {
-		r.mu.Unlock()
 		return err
 	}
+	r.mu.Lock()
 	delete(r.vhosts, name)
 	r.mu.Unlock()
 	for _, q := range v.queues {
@@ -355,6 +397,41 @@ func (r *Router) vhostLocked(name string) (*vhost, error) {
 	return v, nil
 }
 
+// lockDefs returns vhost name with its defs lock held, for a definition
+// change: the caller unlocks v.defs.
+func (r *Router) lockDefs(name string) (*vhost, error) {
+	r.mu.RLock()
+	v, err := r.vhostLocked(name)
+	r.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	v.defs.Lock()
+	r.mu.RLock()
+	now, err := r.vhostLocked(name)
+	r.mu.RUnlock()
+	if err == nil && now != v { // deleted (and maybe added anew) meanwhile
+		err = fmt.Errorf("%w: no vhost '%s'", ErrNotAllowed, name)
+	}
+	if err != nil {
+		v.defs.Unlock()
+		return nil, err
+	}
+	return v, nil
+}
+
+// close closes a vhost that was never installed.
+func (v *vhost) close() {
+	for _, qe := range v.queues {
+		qe.q.Close()
+	}
+	for _, x := range v.exchanges {
+		if x.delayed != nil {
+			x.delayed.Close()
+		}
+	}
+}
+
 // ExchangeDecl is an exchange.declare.
 type ExchangeDecl struct {
 	Name, Type           string
@@ -366,19 +443,24 @@ type ExchangeDecl struct {
 // DeclareExchange creates an exchange, or checks that an existing one is
 // equivalent (PRECONDITION_FAILED if not). Passive only checks it exists.
 func (r *Router) DeclareExchange(vh string, d ExchangeDecl) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, err := r.vhostLocked(vh)
-	if err != nil {
-		return err
-	}
-	x, exists := v.exchanges[d.Name]
 	if d.Passive {
-		if !exists {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		v, err := r.vhostLocked(vh)
+		if err != nil {
+			return err
+		}
+		if _, exists := v.exchanges[d.Name]; !exists {
 			return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, d.Name, vh)
 		}
 		return nil
 	}
+	v, err := r.lockDefs(vh)
+	if err != nil {
+		return err
+	}
+	defer v.defs.Unlock()
+	x, exists := v.exchanges[d.Name] // v.exchanges changes only under v.defs
 	if d.Name == "" || (strings.HasPrefix(d.Name, "amq.") && !exists) {
 		return fmt.Errorf("%w: exchange name '%s' contains reserved prefix 'amq.*'", ErrAccessRefused, d.Name)
 	}
@@ -412,19 +494,20 @@ func (r *Router) DeclareExchange(vh string, d ExchangeDecl) error {
 		r.meta.DeleteExchange(vh, d.Name)
 		return err
 	}
+	r.mu.Lock()
 	v.exchanges[d.Name] = nx
+	r.mu.Unlock()
 	return nil
 }
 
 // DeleteExchange deletes an exchange and its bindings. With ifUnused it
 // refuses (PRECONDITION_FAILED) when the exchange has bindings.
 func (r *Router) DeleteExchange(vh, name string, ifUnused bool) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, err := r.vhostLocked(vh)
+	v, err := r.lockDefs(vh)
 	if err != nil {
 		return err
 	}
+	defer v.defs.Unlock()
 	x, ok := v.exchanges[name]
 	if !ok {
 		return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, name, vh)
@@ -432,13 +515,13 @@ func (r *Router) DeleteExchange(vh, name string, ifUnused bool) error {
 	if name == "" || strings.HasPrefix(name, "amq.") {
 		return fmt.Errorf("%w: cannot delete predeclared exchange '%s' in vhost '%s'", ErrAccessRefused, name, vh)
 	}
-	if ifUnused && (x.bindings > 0 || r.isDestinationLocked(v, name)) {
+	if ifUnused && (x.bindings > 0 || r.isDestination(v, name)) {
 		return fmt.Errorf("%w: exchange '%s' in vhost '%s' in use", ErrPreconditionFailed, name, vh)
 	}
-	return r.deleteExchangeLocked(v, name)
+	return r.deleteExchange(v, name)
 }
 
-func (r *Router) isDestinationLocked(v *vhost, name string) bool {
+func (r *Router) isDestination(v *vhost, name string) bool {
 	for _, b := range r.meta.Bindings(v.name) {
 		if b.DestinationKind == "exchange" && b.Destination == name {
 			return true
@@ -447,19 +530,23 @@ func (r *Router) isDestinationLocked(v *vhost, name string) bool {
 	return false
 }
 
-func (r *Router) deleteExchangeLocked(v *vhost, name string) error {
+// deleteExchange deletes exchange name of v, whose defs lock is held.
+func (r *Router) deleteExchange(v *vhost, name string) error {
 	bs := r.meta.Bindings(v.name)
 	if err := r.meta.DeleteExchange(v.name, name); err != nil {
 		return err
 	}
-	if x := v.exchanges[name]; x != nil && x.delayed != nil {
-		go x.delayed.Delete()
-	}
+	r.mu.Lock()
+	x := v.exchanges[name]
 	delete(v.exchanges, name)
 	for _, b := range bs {
 		if b.DestinationKind == "exchange" && b.Destination == name && b.Source != name {
 			r.removeBindingLocked(v, b)
 		}
+	}
+	r.mu.Unlock()
+	if x != nil && x.delayed != nil {
+		go x.delayed.Delete()
 	}
 	return nil
 }
@@ -594,50 +681,56 @@ func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, err
 
 // DeleteQueue deletes a queue and returns how many ready messages it held.
 func (r *Router) DeleteQueue(vh, name, owner string, ifUnused, ifEmpty bool) (int64, error) {
-	r.mu.Lock()
-	v, err := r.vhostLocked(vh)
+	v, err := r.lockDefs(vh)
 	if err != nil {
-		r.mu.Unlock()
 		return 0, err
 	}
+	defer v.defs.Unlock()
+	r.mu.RLock()
 	qe, ok := v.queues[name]
+	var q queue.Handle
+	if ok {
+		q = qe.q // swapped by RecoverQueue under mu
+	}
+	r.mu.RUnlock()
 	if !ok {
-		r.mu.Unlock()
 		return 0, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, name, vh)
 	}
 	if qe.def.Exclusive && qe.owner != owner {
-		r.mu.Unlock()
 		return 0, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, name, vh)
 	}
-	ready, unacked, consumers := qe.q.Counts()
+	ready, unacked, consumers := q.Counts()
 	if qe.qa.queueType == QueueTypeStream {
 		ifUnused, ifEmpty = false, false // RabbitMQ ignores both for streams
 	}
 	if ifUnused && consumers > 0 {
-		r.mu.Unlock()
 		return 0, fmt.Errorf("%w: queue '%s' in vhost '%s' in use", ErrPreconditionFailed, name, vh)
 	}
 	if ifEmpty && ready+unacked > 0 {
-		r.mu.Unlock()
 		return 0, fmt.Errorf("%w: queue '%s' in vhost '%s' not empty", ErrPreconditionFailed, name, vh)
 	}
-	err = r.deleteQueueLocked(v, qe)
-	r.mu.Unlock()
-	return ready, err
+	return ready, r.deleteQueue(v, qe)
 }
 
-func (r *Router) deleteQueueLocked(v *vhost, qe *queueEntry) error {
+// deleteQueue deletes queue qe of v, whose defs lock is held. Only
+// declarations add to v.queues without that lock, so qe is still v's.
+// Publishes keep routing to the queue until its definition is durably
+// gone.
+func (r *Router) deleteQueue(v *vhost, qe *queueEntry) error {
 	bs := r.meta.Bindings(v.name)
 	if err := r.meta.DeleteQueue(v.name, qe.def.Name); err != nil {
 		return err
 	}
+	r.mu.Lock()
 	delete(v.queues, qe.def.Name)
 	for _, b := range bs {
 		if b.DestinationKind == "queue" && b.Destination == qe.def.Name {
 			r.removeBindingLocked(v, b)
 		}
 	}
-	go qe.q.Delete()
+	q := qe.q
+	r.mu.Unlock()
+	go q.Delete()
 	return nil
 }
 
@@ -694,106 +787,131 @@ func (r *Router) QueueType(vh, name string) string {
 // ConsumerGone tells the router a consumer left queue name; an auto-delete
 // queue whose last consumer left is deleted.
 func (r *Router) ConsumerGone(vh, name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.vhosts[vh]
-	if !ok {
+	v, err := r.lockDefs(vh)
+	if err != nil {
 		return
 	}
+	defer v.defs.Unlock()
+	r.mu.RLock()
 	qe, ok := v.queues[name]
-	if !ok || !qe.def.AutoDelete {
-		return
+	gone := ok && qe.def.AutoDelete
+	if gone {
+		_, _, n := qe.q.Counts()
+		gone = n == 0
 	}
-	if _, _, n := qe.q.Counts(); n == 0 {
-		r.deleteQueueLocked(v, qe)
+	r.mu.RUnlock()
+	if gone {
+		r.deleteQueue(v, qe)
 	}
 }
 
 // ReleaseOwner deletes the exclusive queues of a closed connection.
 func (r *Router) ReleaseOwner(owner string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, v := range r.vhosts {
+	r.mu.RLock()
+	var names []string
+	for name := range r.vhosts {
+		names = append(names, name)
+	}
+	r.mu.RUnlock()
+	for _, name := range names {
+		v, err := r.lockDefs(name)
+		if err != nil {
+			continue
+		}
+		r.mu.RLock()
+		var mine []*queueEntry
 		for _, qe := range v.queues {
 			if qe.def.Exclusive && qe.owner == owner {
-				r.deleteQueueLocked(v, qe)
+				mine = append(mine, qe)
 			}
 		}
+		r.mu.RUnlock()
+		for _, qe := range mine {
+			r.deleteQueue(v, qe)
+		}
+		v.defs.Unlock()
 	}
 }
 
-// prepareBindingLocked checks binding b for Bind or Unbind and encodes its
-// arguments into it.
-func (r *Router) prepareBindingLocked(b meta.Binding, args fieldtable.Table, owner string) (*vhost, meta.Binding, error) {
-	v, err := r.checkBindingLocked(b, owner)
+// prepareBinding checks binding b of v (whose defs lock is held) for
+// Bind or Unbind and encodes its arguments into it.
+func (r *Router) prepareBinding(v *vhost, b meta.Binding, args fieldtable.Table, owner string) (meta.Binding, error) {
+	r.mu.RLock()
+	err := r.checkBindingLocked(v, b, owner)
+	r.mu.RUnlock()
 	if err != nil {
-		return nil, b, err
+		return b, err
 	}
 	if b.Arguments, err = encodeArgs(args); err != nil {
-		return nil, b, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+		return b, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
 	}
-	return v, b, nil
+	return b, nil
 }
 
 // Bind adds a binding. The source exchange must exist and not be the
 // default exchange; the destination must exist.
 func (r *Router) Bind(b meta.Binding, args fieldtable.Table, owner string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, b, err := r.prepareBindingLocked(b, args, owner)
+	v, err := r.lockDefs(b.Vhost)
 	if err != nil {
+		return err
+	}
+	defer v.defs.Unlock()
+	if b, err = r.prepareBinding(v, b, args, owner); err != nil {
 		return err
 	}
 	if err := r.meta.Bind(b); err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.addBindingLocked(v, b)
+	r.mu.Unlock()
 	return nil
 }
 
 // Unbind removes a binding; a missing binding is not an error.
 func (r *Router) Unbind(b meta.Binding, args fieldtable.Table, owner string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, b, err := r.prepareBindingLocked(b, args, owner)
+	v, err := r.lockDefs(b.Vhost)
 	if err != nil {
+		return err
+	}
+	defer v.defs.Unlock()
+	if b, err = r.prepareBinding(v, b, args, owner); err != nil {
 		return err
 	}
 	if err := r.meta.Unbind(b); err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.removeBindingLocked(v, b)
-	if x := v.exchanges[b.Source]; x != nil && x.def.AutoDelete && x.bindings == 0 {
-		r.deleteExchangeLocked(v, b.Source)
+	x := v.exchanges[b.Source]
+	r.mu.Unlock()
+	if x != nil && x.def.AutoDelete && x.bindings == 0 {
+		r.deleteExchange(v, b.Source)
 	}
 	return nil
 }
 
-func (r *Router) checkBindingLocked(b meta.Binding, owner string) (*vhost, error) {
-	v, err := r.vhostLocked(b.Vhost)
-	if err != nil {
-		return nil, err
-	}
+func (r *Router) checkBindingLocked(v *vhost, b meta.Binding, owner string) error {
 	if b.Source == "" {
-		return nil, fmt.Errorf("%w: operation not permitted on the default exchange", ErrAccessRefused)
+		return fmt.Errorf("%w: operation not permitted on the default exchange", ErrAccessRefused)
 	}
 	if _, ok := v.exchanges[b.Source]; !ok {
-		return nil, fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Source, b.Vhost)
+		return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Source, b.Vhost)
 	}
 	if b.DestinationKind == "exchange" {
 		if _, ok := v.exchanges[b.Destination]; !ok {
-			return nil, fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Destination, b.Vhost)
+			return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Destination, b.Vhost)
 		}
-		return v, nil
+		return nil
 	}
 	qe, ok := v.queues[b.Destination]
 	if !ok {
-		return nil, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, b.Destination, b.Vhost)
+		return fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, b.Destination, b.Vhost)
 	}
 	if qe.def.Exclusive && qe.owner != owner {
-		return nil, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, b.Destination, b.Vhost)
+		return fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, b.Destination, b.Vhost)
 	}
-	return v, nil
+	return nil
 }
 
 func (r *Router) addBindingLocked(v *vhost, b meta.Binding) {
@@ -831,20 +949,46 @@ func (r *Router) janitor() {
 			return
 		case <-t.C:
 		}
-		now := r.opts.Now()
-		r.mu.Lock()
-		for _, v := range r.vhosts {
-			for _, qe := range v.queues {
-				if qe.qa.expires < 0 {
-					continue
-				}
-				if last, inUse := qe.q.LastUsed(); !inUse && now.Sub(last) >= qe.qa.expires {
-					r.log.Info("queue expired", "vhost", v.name, "queue", qe.def.Name)
-					r.deleteQueueLocked(v, qe)
-				}
+		r.expireQueues(r.opts.Now())
+	}
+}
+
+// expireQueues deletes the queues unused for longer than their x-expires
+// at now.
+func (r *Router) expireQueues(now time.Time) {
+	expired := func(qe *queueEntry) bool {
+		if qe.qa.expires < 0 {
+			return false
+		}
+		last, inUse := qe.q.LastUsed()
+		return !inUse && now.Sub(last) >= qe.qa.expires
+	}
+	r.mu.RLock()
+	due := map[string][]string{}
+	for _, v := range r.vhosts {
+		for _, qe := range v.queues {
+			if expired(qe) {
+				due[v.name] = append(due[v.name], qe.def.Name)
 			}
 		}
-		r.mu.Unlock()
+	}
+	r.mu.RUnlock()
+	for vh, names := range due {
+		v, err := r.lockDefs(vh)
+		if err != nil {
+			continue
+		}
+		for _, name := range names {
+			r.mu.RLock()
+			qe, ok := v.queues[name]
+			ok = ok && expired(qe) // still: not used or declared anew meanwhile
+			r.mu.RUnlock()
+			if ok {
+				r.log.Info("queue expired", "vhost", v.name, "queue", name)
+				r.deleteQueue(v, qe)
+			}
+		}
+		v.defs.Unlock()
 	}
 }
 
@@ -857,6 +1001,17 @@ func (r *Router) Close() error {
 	}
 	r.closed = true
 	close(r.stop)
+	vhosts := slices.Collect(maps.Values(r.vhosts))
+	r.mu.Unlock()
+	// Let the definition changes under way finish (no new one starts,
+	// lockDefs sees closed), so that what they open is closed below.
+	r.vhostDefs.Lock()
+	r.vhostDefs.Unlock()
+	for _, v := range vhosts {
+		v.defs.Lock()
+		v.defs.Unlock()
+	}
+	r.mu.Lock()
 	var qs []queue.Handle
 	var ds []*queue.Delayed
 	for _, v := range r.vhosts {
