@@ -10,7 +10,6 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
-	"github.com/sluice-mq/sluice/internal/meta"
 )
 
 // Options configure the AMQP front end. Zero values take the defaults.
@@ -76,7 +75,7 @@ func (o Options) withDefaults() Options {
 type Server struct {
 	opts    Options
 	router  *broker.Router
-	meta    *meta.Store
+	accts   broker.Accounts
 	checker *auth.Checker
 	log     *slog.Logger
 
@@ -91,11 +90,11 @@ type Server struct {
 	done chan struct{} // closed by Close
 }
 
-// NewServer returns a server routing through r and authenticating against
-// the users and permissions in m.
-func NewServer(opts Options, r *broker.Router, m *meta.Store) *Server {
+// NewServer returns a server routing through r and authenticating and
+// authorising clients with the users and permissions in accts.
+func NewServer(opts Options, r *broker.Router, accts broker.Accounts) *Server {
 	opts = opts.withDefaults()
-	s := &Server{opts: opts, router: r, meta: m, checker: auth.NewChecker(0), log: opts.Logger, conns: map[*conn]struct{}{}, done: make(chan struct{})}
+	s := &Server{opts: opts, router: r, accts: accts, checker: auth.NewChecker(0), log: opts.Logger, conns: map[*conn]struct{}{}, done: make(chan struct{})}
 	if opts.Flow != nil {
 		go s.watchFlow()
 	}
