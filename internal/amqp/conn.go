@@ -287,7 +287,7 @@ func (c *conn) handshake() error {
 	}
 	c.vhost = op.VirtualHost
 	c.perm = auth.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
-	c.opened(so.ClientProperties)
+	c.opened(so.Mechanism, so.ClientProperties)
 	c.sendMethod(0, &wire.ConnectionOpenOk{})
 	return nil
 }

@@ -38,6 +38,10 @@ type Options struct {
 	// Flow, when set, holds publishers while a resource alarm is raised
 	// (see flow.go).
 	Flow FlowControl
+	// Connections is the registry each connection joins once its
+	// handshake is done, for the management API. Default a registry of
+	// the server's own.
+	Connections *broker.Connections
 }
 
 func (o Options) withDefaults() Options {
@@ -67,6 +71,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Hooks == nil {
 		o.Hooks = noHooks{}
+	}
+	if o.Connections == nil {
+		o.Connections = new(broker.Connections)
 	}
 	return o
 }
@@ -141,6 +148,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.opts.Hooks.ConnOpened()
 			defer s.opts.Hooks.ConnClosed()
 			c.serve()
+			c.unregister()
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()

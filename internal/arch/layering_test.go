@@ -35,7 +35,6 @@ var rules = []struct {
 var known = map[string]bool{
 	"kafka -> meta":    true, // offset commits and deletes, producer ids
 	"kafka -> storage": true, // partitions' logs, batch validation
-	"mgmt -> amqp":     true, // connections and channels listing
 }
 
 func TestLayering(t *testing.T) {
