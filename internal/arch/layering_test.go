@@ -26,6 +26,8 @@ var rules = []struct {
 		"the core knows no wire format"},
 	{regexp.MustCompile(`^storage(/|$)`), regexp.MustCompile(`^(broker|meta|kafka|amqp|mgmt)(/|$)`),
 		"storage knows no protocol and no core"},
+	{regexp.MustCompile(`^cli(/|$)`), regexp.MustCompile(`^(storage|meta)(/|$)`),
+		"the CLI goes through the server and the core, even offline"},
 }
 
 // known are the violations that exist today, each to be removed by issue

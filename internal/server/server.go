@@ -84,7 +84,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// The alarms come first: every log reports its writes to the disk
 	// alarm (storageOptions).
 	s.alarms = newAlarms(cfg, log)
-	if s.meta, err = meta.Open(filepath.Join(cfg.DataDir, "meta"), meta.Options{Logger: log, WrapLog: wrapMetaLog}); err != nil {
+	if s.meta, err = meta.Open(metaDir(cfg.DataDir), meta.Options{Logger: log, WrapLog: wrapMetaLog}); err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
 	if s.broker, err = broker.New(broker.Options{
