@@ -281,13 +281,13 @@ func (c *conn) handshake() error {
 	if !c.s.router.VhostExists(op.VirtualHost) {
 		return &amqpError{code: wire.NotAllowed, text: fmt.Sprintf("NOT_ALLOWED - vhost %s not found", op.VirtualHost), classID: 10, methodID: 40}
 	}
-	p, ok := c.s.meta.Permission(c.user, op.VirtualHost)
+	p, ok := c.s.accts.Permission(c.user, op.VirtualHost)
 	if !ok {
 		return &amqpError{code: wire.NotAllowed, text: fmt.Sprintf("NOT_ALLOWED - access to vhost '%s' refused for user '%s'", op.VirtualHost, c.user), classID: 10, methodID: 40}
 	}
 	c.vhost = op.VirtualHost
 	c.perm = auth.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
-	c.opened(so.ClientProperties)
+	c.opened(so.Mechanism, so.ClientProperties)
 	c.sendMethod(0, &wire.ConnectionOpenOk{})
 	return nil
 }
@@ -368,7 +368,7 @@ func parseCredentials(mechanism string, resp []byte) (user, pass string, err err
 func (c *conn) authenticate(user, pass, mechanism string) error {
 	refused := &amqpError{code: wire.AccessRefused, classID: 10, methodID: 11,
 		text: fmt.Sprintf("ACCESS_REFUSED - Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)}
-	u, ok := c.s.meta.User(user)
+	u, ok := c.s.accts.User(user)
 	if !ok || !auth.CheckPassword(u.PasswordHash, pass) {
 		c.log.Info("login refused", "user", user)
 		return refused

@@ -1,7 +1,11 @@
 // Package amqp is Sluice's AMQP 0-9-1 front end: it accepts connections
 // from RabbitMQ clients, runs the handshake (PLAIN and AMQPLAIN, tune,
 // heartbeats), and turns channel methods into calls on the broker core
-// (broker.Router and the queues it owns). It never touches files.
+// (broker.Router and the queues it owns). It never touches files, and
+// reaches nothing past the core: users and permissions come from a
+// broker.Accounts, and each open connection joins the core's registry of
+// connections (broker.Connections), through which the management API
+// lists and closes it.
 //
 // # Connections and goroutines
 //

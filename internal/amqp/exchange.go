@@ -5,7 +5,6 @@ import (
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/route"
 	"github.com/sluice-mq/sluice/internal/fieldtable"
-	"github.com/sluice-mq/sluice/internal/meta"
 )
 
 // exchange.declare, exchange.delete, exchange.bind, exchange.unbind.
@@ -62,7 +61,7 @@ func (ch *channel) exchangeBind(destination, source, key string, args fieldtable
 	if err := ch.allowed(accessRead, "exchange", source); err != nil {
 		return err
 	}
-	b := meta.Binding{Vhost: ch.c.vhost, Source: source, DestinationKind: "exchange", Destination: destination, RoutingKey: key}
+	b := broker.Binding{Vhost: ch.c.vhost, Source: source, DestinationKind: broker.DestExchange, Destination: destination, RoutingKey: key}
 	var err error
 	if bind {
 		if err = route.ValidateHeadersArgs(args); err != nil {

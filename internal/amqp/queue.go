@@ -5,7 +5,6 @@ import (
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/route"
 	"github.com/sluice-mq/sluice/internal/fieldtable"
-	"github.com/sluice-mq/sluice/internal/meta"
 )
 
 // queue.declare, queue.bind, queue.unbind, queue.purge, queue.delete.
@@ -48,7 +47,7 @@ func (ch *channel) queueBind(qname, exchange, key string, args fieldtable.Table,
 	if err := ch.allowed(accessRead, "exchange", exchange); err != nil {
 		return err
 	}
-	b := meta.Binding{Vhost: ch.c.vhost, Source: exchange, DestinationKind: "queue", Destination: qname, RoutingKey: key}
+	b := broker.Binding{Vhost: ch.c.vhost, Source: exchange, DestinationKind: broker.DestQueue, Destination: qname, RoutingKey: key}
 	if bind {
 		if err = route.ValidateHeadersArgs(args); err != nil {
 			return errorf(wire.PreconditionFailed, "%v", err)

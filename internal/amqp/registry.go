@@ -7,12 +7,18 @@ import (
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/fieldtable"
 )
 
-// The registry: what the management API lists about open connections,
-// their channels and consumers, and how it closes a connection. Every
-// listing is a snapshot taken under the connection's and channels' locks.
+// The registry: each connection adds itself to the core's registry of
+// connections (broker.Connections) once its handshake is done, which is
+// how the management API lists connections, their channels and consumers,
+// and closes one. Every listing is a snapshot taken under the
+// connection's and channels' locks.
+
+// Protocol is how the registry and the management API name AMQP.
+const Protocol = "AMQP 0-9-1"
 
 // Channel modes, stored in channel.mode.
 const (
@@ -26,83 +32,41 @@ type connInfo struct {
 	name        string
 	connectedAt time.Time
 	user, vhost string
+	mechanism   string
 	clientProps fieldtable.Table
 	frameMax    uint32
 	channelMax  uint16
 	heartbeat   time.Duration
 }
 
-// opened records the finished handshake for the registry.
-func (c *conn) opened(clientProps fieldtable.Table) {
+// opened records the finished handshake and registers the connection.
+func (c *conn) opened(mechanism string, clientProps fieldtable.Table) {
 	info := &connInfo{
 		name:        ConnectionName(c.nc.RemoteAddr(), c.nc.LocalAddr()),
 		connectedAt: time.Now(),
-		user:        c.user, vhost: c.vhost,
+		user:        c.user, vhost: c.vhost, mechanism: mechanism,
 		clientProps: clientProps,
 		frameMax:    c.frameMax, channelMax: c.channelMax, heartbeat: c.heartbeat,
 	}
 	c.mu.Lock()
 	c.info = info
 	c.mu.Unlock()
+	c.s.opts.Connections.Add(info.name, c)
+}
+
+// unregister takes the connection out of the registry, if it was in.
+func (c *conn) unregister() {
+	c.mu.Lock()
+	info := c.info
+	c.mu.Unlock()
+	if info != nil {
+		c.s.opts.Connections.Remove(info.name, c)
+	}
 }
 
 // ConnectionName is RabbitMQ's connection name: "peer -> local".
 func ConnectionName(remote, local net.Addr) string {
 	return remote.String() + " -> " + local.String()
-}
-
-// ConnectionInfo describes one open connection.
-type ConnectionInfo struct {
-	Name             string
-	PeerHost         string
-	PeerPort         int
-	Host             string
-	Port             int
-	User, Vhost      string
-	ConnectedAt      time.Time
-	ClientProperties fieldtable.Table
-	FrameMax         uint32
-	ChannelMax       uint16
-	Heartbeat        time.Duration
-	Channels         []ChannelInfo
-}
-
-// ChannelInfo describes one channel.
-type ChannelInfo struct {
-	Number         uint16
-	Prefetch       uint16 // per-consumer (basic.qos global=false)
-	GlobalPrefetch uint16
-	Unacked        int
-	Confirm, Tx    bool
-	Consumers      []ConsumerInfo
-}
-
-// ConsumerInfo describes one consumer.
-type ConsumerInfo struct {
-	Tag         string
-	Queue       string
-	AckRequired bool
-	Prefetch    uint16
-	Unacked     int
-}
-
-// Connections lists the connections that finished their handshake, sorted
-// by name.
-func (s *Server) Connections() []ConnectionInfo {
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	out := make([]ConnectionInfo, 0, len(conns))
-	for _, c := range conns {
-		if ci, ok := c.describe(); ok {
-			out = append(out, ci)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }
 
 func splitHostPort(a net.Addr) (string, int) {
@@ -114,7 +78,9 @@ func splitHostPort(a net.Addr) (string, int) {
 	return h, n
 }
 
-func (c *conn) describe() (ConnectionInfo, bool) {
+// Info describes the connection for the registry (broker.Conn). It is
+// registered only once its handshake is done, so info is set.
+func (c *conn) Info() broker.ConnInfo {
 	c.mu.Lock()
 	info := c.info
 	chans := make([]*channel, 0, len(c.channels))
@@ -122,11 +88,9 @@ func (c *conn) describe() (ConnectionInfo, bool) {
 		chans = append(chans, ch)
 	}
 	c.mu.Unlock()
-	if info == nil {
-		return ConnectionInfo{}, false
-	}
-	ci := ConnectionInfo{
-		Name: info.name, User: info.user, Vhost: info.vhost,
+	ci := broker.ConnInfo{
+		Name: info.name, Protocol: Protocol, AuthMechanism: info.mechanism,
+		User: info.user, Vhost: info.vhost,
 		ConnectedAt: info.connectedAt, ClientProperties: info.clientProps,
 		FrameMax: info.frameMax, ChannelMax: info.channelMax, Heartbeat: info.heartbeat,
 	}
@@ -136,19 +100,19 @@ func (c *conn) describe() (ConnectionInfo, bool) {
 		ci.Channels = append(ci.Channels, ch.describe())
 	}
 	sort.Slice(ci.Channels, func(i, j int) bool { return ci.Channels[i].Number < ci.Channels[j].Number })
-	return ci, true
+	return ci
 }
 
-func (ch *channel) describe() ChannelInfo {
+func (ch *channel) describe() broker.ChannelInfo {
 	mode := ch.mode.Load()
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	info := ChannelInfo{
+	info := broker.ChannelInfo{
 		Number: ch.id, Prefetch: ch.prefetch, GlobalPrefetch: ch.globalPrefetch,
 		Unacked: len(ch.unacked), Confirm: mode == modeConfirm, Tx: mode == modeTx,
 	}
 	for _, cs := range ch.consumers {
-		info.Consumers = append(info.Consumers, ConsumerInfo{
+		info.Consumers = append(info.Consumers, broker.ConsumerInfo{
 			Tag: cs.tag, Queue: cs.qname, AckRequired: !cs.noAck, Prefetch: cs.prefetch, Unacked: cs.unacked,
 		})
 	}
@@ -156,28 +120,10 @@ func (ch *channel) describe() ChannelInfo {
 	return info
 }
 
-// CloseConnection closes the named connection with 320 CONNECTION_FORCED
-// and reason as the reply text, as RabbitMQ's management API does. It
-// reports whether the connection was found.
-func (s *Server) CloseConnection(name, reason string) bool {
-	s.mu.Lock()
-	var target *conn
-	for c := range s.conns {
-		c.mu.Lock()
-		if c.info != nil && c.info.name == name {
-			target = c
-		}
-		c.mu.Unlock()
-		if target != nil {
-			break
-		}
-	}
-	s.mu.Unlock()
-	if target == nil {
-		return false
-	}
-	target.closeWith(errorf(wire.ConnectionForced, "%s", reason))
+// Close closes the connection with 320 CONNECTION_FORCED and reason as
+// the reply text, as RabbitMQ's management API does (broker.Conn).
+func (c *conn) Close(reason string) {
+	c.closeWith(errorf(wire.ConnectionForced, "%s", reason))
 	// Give the client a moment to answer close-ok, then stop reading.
-	target.nc.SetReadDeadline(time.Now().Add(time.Second))
-	return true
+	c.nc.SetReadDeadline(time.Now().Add(time.Second))
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
-	"github.com/sluice-mq/sluice/internal/meta"
 )
 
 // Options configure the AMQP front end. Zero values take the defaults.
@@ -39,6 +38,10 @@ type Options struct {
 	// Flow, when set, holds publishers while a resource alarm is raised
 	// (see flow.go).
 	Flow FlowControl
+	// Connections is the registry each connection joins once its
+	// handshake is done, for the management API. Default a registry of
+	// the server's own.
+	Connections *broker.Connections
 }
 
 func (o Options) withDefaults() Options {
@@ -69,6 +72,9 @@ func (o Options) withDefaults() Options {
 	if o.Hooks == nil {
 		o.Hooks = noHooks{}
 	}
+	if o.Connections == nil {
+		o.Connections = new(broker.Connections)
+	}
 	return o
 }
 
@@ -76,7 +82,7 @@ func (o Options) withDefaults() Options {
 type Server struct {
 	opts    Options
 	router  *broker.Router
-	meta    *meta.Store
+	accts   broker.Accounts
 	checker *auth.Checker
 	log     *slog.Logger
 
@@ -91,11 +97,11 @@ type Server struct {
 	done chan struct{} // closed by Close
 }
 
-// NewServer returns a server routing through r and authenticating against
-// the users and permissions in m.
-func NewServer(opts Options, r *broker.Router, m *meta.Store) *Server {
+// NewServer returns a server routing through r and authenticating and
+// authorising clients with the users and permissions in accts.
+func NewServer(opts Options, r *broker.Router, accts broker.Accounts) *Server {
 	opts = opts.withDefaults()
-	s := &Server{opts: opts, router: r, meta: m, checker: auth.NewChecker(0), log: opts.Logger, conns: map[*conn]struct{}{}, done: make(chan struct{})}
+	s := &Server{opts: opts, router: r, accts: accts, checker: auth.NewChecker(0), log: opts.Logger, conns: map[*conn]struct{}{}, done: make(chan struct{})}
 	if opts.Flow != nil {
 		go s.watchFlow()
 	}
@@ -142,6 +148,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.opts.Hooks.ConnOpened()
 			defer s.opts.Hooks.ConnClosed()
 			c.serve()
+			c.unregister()
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()

@@ -19,6 +19,13 @@
 // in internal/storage. The record mapping between the protocols is package
 // message.
 //
+// What the front ends need besides routing and topics they find here too,
+// so that they import the core only: the definitions they pass or read
+// (Binding, User, Vhost, Permission) and Accounts, the users and
+// permissions that authenticate and authorise a client (access.go); and
+// Connections, the registry of open client connections of every protocol
+// that the management API lists and closes (connections.go).
+//
 // When a write or fsync fails, the log refuses writes until it is reopened
 // from what is durable; Recovery (recovery.go) finds failed partitions,
 // queues and the metadata log and reopens them, with backoff, once the disk

@@ -3,14 +3,14 @@ package cli
 import (
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/config"
-	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/server"
 )
 
 // The access commands (user, vhost, permissions) work in two modes:
@@ -19,9 +19,9 @@ import (
 //     administrator;
 //   - offline, when --data-dir is given on the command line: they edit the
 //     definitions in that data directory directly, through the metadata
-//     log, while the broker is stopped (the metadata store's lock refuses
-//     a second opener). This is how the first administrator is made
-//     before the broker ever runs.
+//     log (server.OfflineAccess), while the broker is stopped (the
+//     metadata store's lock refuses a second opener). This is how the
+//     first administrator is made before the broker ever runs.
 
 func init() {
 	clientCommands = append(clientCommands, newUserCmd, newVhostCmd, newPermissionsCmd)
@@ -32,9 +32,9 @@ Without --data-dir the command talks to a running broker through the
 management HTTP API (--http, default ` + defaultHTTP + `) as an administrator.
 With --data-dir it edits that data directory while the broker is stopped.`
 
-// withMeta opens the metadata store of the data directory.
-func withMeta(dataDir string, fn func(m *meta.Store) error) error {
-	m, err := meta.Open(filepath.Join(dataDir, "meta"), meta.Options{})
+// withAccess opens the definitions of the data directory for fn.
+func withAccess(dataDir string, fn func(m *server.OfflineAccess) error) error {
+	m, err := server.OpenOfflineAccess(dataDir)
 	if err != nil {
 		return fmt.Errorf("open %s (is the broker running? stop it first, or leave out --data-dir to use the management API): %w", dataDir, err)
 	}
@@ -104,8 +104,8 @@ user's password; authenticate to the API with SLUICE_PASSWORD or
 			if err != nil {
 				return err
 			}
-			return withMeta(dir, func(m *meta.Store) error {
-				return m.PutUser(meta.User{Name: args[0], PasswordHash: hash, Tags: tags})
+			return withAccess(dir, func(m *server.OfflineAccess) error {
+				return m.PutUser(broker.User{Name: args[0], PasswordHash: hash, Tags: tags})
 			})
 		},
 	}
@@ -124,7 +124,7 @@ user's password; authenticate to the API with SLUICE_PASSWORD or
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted user %s\n", args[0])
 				return nil
 			}
-			return withMeta(dir, func(m *meta.Store) error { return m.DeleteUser(args[0]) })
+			return withAccess(dir, func(m *server.OfflineAccess) error { return m.DeleteUser(args[0]) })
 		},
 	}
 	list := &cobra.Command{
@@ -139,8 +139,8 @@ user's password; authenticate to the API with SLUICE_PASSWORD or
 					return []string{str(u["name"]), str(u["tags"])}
 				})
 			}
-			return withMeta(dir, func(m *meta.Store) error {
-				return offlineList(cmd, &f, m.Users(), header, func(u meta.User) []string {
+			return withAccess(dir, func(m *server.OfflineAccess) error {
+				return offlineList(cmd, &f, m.Users(), header, func(u broker.User) []string {
 					return []string{u.Name, strings.Join(u.Tags, ",")}
 				})
 			})
@@ -175,8 +175,8 @@ func newVhostCmd() *cobra.Command {
 				createdOrUpdated(cmd, st, "vhost", args[0])
 				return nil
 			}
-			return withMeta(dir, func(m *meta.Store) error {
-				return m.PutVhost(meta.Vhost{Name: args[0], Description: description})
+			return withAccess(dir, func(m *server.OfflineAccess) error {
+				return m.PutVhost(broker.Vhost{Name: args[0], Description: description})
 			})
 		},
 	}
@@ -191,7 +191,7 @@ func newVhostCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted vhost %s\n", args[0])
 				return nil
 			}
-			return withMeta(dir, func(m *meta.Store) error { return m.DeleteVhost(args[0]) })
+			return withAccess(dir, func(m *server.OfflineAccess) error { return m.DeleteVhost(args[0]) })
 		},
 	}
 	list := &cobra.Command{
@@ -202,8 +202,8 @@ func newVhostCmd() *cobra.Command {
 					return []string{str(v["name"]), str(v["messages"]), str(v["messages_ready"]), str(v["messages_unacknowledged"]), str(v["description"])}
 				})
 			}
-			return withMeta(dir, func(m *meta.Store) error {
-				return offlineList(cmd, &f, m.Vhosts(), []string{"NAME", "DESCRIPTION"}, func(v meta.Vhost) []string {
+			return withAccess(dir, func(m *server.OfflineAccess) error {
+				return offlineList(cmd, &f, m.Vhosts(), []string{"NAME", "DESCRIPTION"}, func(v broker.Vhost) []string {
 					return []string{v.Name, v.Description}
 				})
 			})
@@ -230,7 +230,7 @@ names of the exchanges and queues a user configures (declare, delete), writes
 	dataDirFlag(cmd, &dir)
 	f.register(cmd, false)
 	cmd.PersistentFlags().StringVar(&vhost, "vhost", "/", "the virtual host")
-	var p meta.Permission
+	var p broker.Permission
 	set := &cobra.Command{
 		Use: "set USER", Short: "Set a user's permissions on a vhost", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -244,7 +244,7 @@ names of the exchanges and queues a user configures (declare, delete), writes
 				fmt.Fprintf(cmd.OutOrStdout(), "set permissions of %s on vhost %s\n", args[0], vhost)
 				return nil
 			}
-			return withMeta(dir, func(m *meta.Store) error { return m.SetPermission(p) })
+			return withAccess(dir, func(m *server.OfflineAccess) error { return m.SetPermission(p) })
 		},
 	}
 	set.Flags().StringVar(&p.Configure, "configure", ".*", "configure pattern")
@@ -260,7 +260,7 @@ names of the exchanges and queues a user configures (declare, delete), writes
 				fmt.Fprintf(cmd.OutOrStdout(), "cleared permissions of %s on vhost %s\n", args[0], vhost)
 				return nil
 			}
-			return withMeta(dir, func(m *meta.Store) error { return m.ClearPermission(args[0], vhost) })
+			return withAccess(dir, func(m *server.OfflineAccess) error { return m.ClearPermission(args[0], vhost) })
 		},
 	}
 	list := &cobra.Command{
@@ -272,8 +272,8 @@ names of the exchanges and queues a user configures (declare, delete), writes
 					return []string{str(p["user"]), str(p["vhost"]), quoteEmpty(str(p["configure"])), quoteEmpty(str(p["write"])), quoteEmpty(str(p["read"]))}
 				})
 			}
-			return withMeta(dir, func(m *meta.Store) error {
-				return offlineList(cmd, &f, m.Permissions(), header, func(p meta.Permission) []string {
+			return withAccess(dir, func(m *server.OfflineAccess) error {
+				return offlineList(cmd, &f, m.Permissions(), header, func(p broker.Permission) []string {
 					return []string{p.User, p.Vhost, quoteEmpty(p.Configure), quoteEmpty(p.Write), quoteEmpty(p.Read)}
 				})
 			})

@@ -4,17 +4,20 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/sluice-mq/sluice/internal/amqp"
+	"github.com/sluice-mq/sluice/internal/broker"
 )
 
-// Connections, channels and consumers of the AMQP front end.
+// Client connections, their channels and consumers, from the core's
+// registry of connections.
 
-func (a *API) connections(s *session) []amqp.ConnectionInfo {
-	if a.opts.AMQP == nil {
+// connections lists the connections s may see: all of them for a
+// monitoring or administrator user, else the user's own.
+func (a *API) connections(s *session) []broker.ConnInfo {
+	if a.opts.Connections == nil {
 		return nil
 	}
-	var out []amqp.ConnectionInfo
-	for _, c := range a.opts.AMQP.Connections() {
+	var out []broker.ConnInfo
+	for _, c := range a.opts.Connections.List() {
 		if s.seesAll() || c.User == s.user.Name {
 			out = append(out, c)
 		}
@@ -22,10 +25,10 @@ func (a *API) connections(s *session) []amqp.ConnectionInfo {
 	return out
 }
 
-func (a *API) connectionJSON(c amqp.ConnectionInfo) map[string]any {
+func (a *API) connectionJSON(c broker.ConnInfo) map[string]any {
 	return map[string]any{
 		"name": c.Name, "node": a.opts.NodeName, "type": "network", "state": "running",
-		"protocol": "AMQP 0-9-1", "auth_mechanism": "PLAIN",
+		"protocol": c.Protocol, "auth_mechanism": c.AuthMechanism,
 		"user": c.User, "vhost": c.Vhost,
 		"host": c.Host, "port": c.Port, "peer_host": c.PeerHost, "peer_port": c.PeerPort,
 		"ssl": false, "channels": len(c.Channels),
@@ -35,11 +38,11 @@ func (a *API) connectionJSON(c amqp.ConnectionInfo) map[string]any {
 	}
 }
 
-func channelName(c amqp.ConnectionInfo, ch amqp.ChannelInfo) string {
+func channelName(c broker.ConnInfo, ch broker.ChannelInfo) string {
 	return fmt.Sprintf("%s (%d)", c.Name, ch.Number)
 }
 
-func (a *API) channelJSON(c amqp.ConnectionInfo, ch amqp.ChannelInfo) map[string]any {
+func (a *API) channelJSON(c broker.ConnInfo, ch broker.ChannelInfo) map[string]any {
 	return map[string]any{
 		"name": channelName(c, ch), "number": ch.Number, "node": a.opts.NodeName,
 		"user": c.User, "vhost": c.Vhost, "state": "running",
@@ -66,14 +69,14 @@ func (a *API) listConnections(r *http.Request, s *session) (any, error) {
 	return out, nil
 }
 
-func (a *API) findConnection(r *http.Request, s *session) (amqp.ConnectionInfo, error) {
+func (a *API) findConnection(r *http.Request, s *session) (broker.ConnInfo, error) {
 	name := pathValue(r, "name")
 	for _, c := range a.connections(s) {
 		if c.Name == name {
 			return c, nil
 		}
 	}
-	return amqp.ConnectionInfo{}, notFound()
+	return broker.ConnInfo{}, notFound()
 }
 
 func (a *API) getConnection(r *http.Request, s *session) (any, error) {
@@ -98,7 +101,7 @@ func (a *API) closeConnection(r *http.Request, s *session) (any, error) {
 	if reason == "" {
 		reason = "Closed via management plugin"
 	}
-	if !a.opts.AMQP.CloseConnection(c.Name, reason) {
+	if !a.opts.Connections.Close(c.Name, reason) {
 		return nil, notFound()
 	}
 	return noContent{}, nil
@@ -159,10 +162,10 @@ func (a *API) listConsumers(r *http.Request, s *session) (any, error) {
 		keep[vh] = true
 	}
 	out := []map[string]any{}
-	if a.opts.AMQP == nil {
+	if a.opts.Connections == nil {
 		return out, nil
 	}
-	for _, c := range a.opts.AMQP.Connections() {
+	for _, c := range a.opts.Connections.List() {
 		if !keep[c.Vhost] {
 			continue
 		}

@@ -7,7 +7,9 @@
 // protocol front ends: definitions through broker.Router (which writes the
 // metadata log first), users, permissions and vhost metadata through
 // meta.Store, topics through broker.Broker. A queue declared here is usable
-// from AMQP at once.
+// from AMQP at once. Connections, channels and consumers are read from,
+// and connections closed through, the core's registry (broker.Connections),
+// whichever front end serves them; mgmt imports no front end.
 //
 // # Authentication
 //

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-mq/sluice/internal/amqp"
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
@@ -33,13 +32,15 @@ type Listener struct {
 }
 
 // Options are the API's dependencies. Router and Meta are required; a nil
-// Kafka, Groups or AMQP hides that part.
+// Kafka, Groups or Connections hides that part.
 type Options struct {
 	Router *broker.Router
 	Meta   *meta.Store
 	Kafka  *broker.Broker
 	Groups *groups.Coordinator
-	AMQP   *amqp.Server
+	// Connections is the registry of client connections, which the
+	// connection, channel and consumer endpoints list and close.
+	Connections *broker.Connections
 
 	ClusterName string // default "sluice"
 	NodeName    string // default "sluice@<hostname>"

@@ -84,7 +84,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// The alarms come first: every log reports its writes to the disk
 	// alarm (storageOptions).
 	s.alarms = newAlarms(cfg, log)
-	if s.meta, err = meta.Open(filepath.Join(cfg.DataDir, "meta"), meta.Options{Logger: log, WrapLog: wrapMetaLog}); err != nil {
+	if s.meta, err = meta.Open(metaDir(cfg.DataDir), meta.Options{Logger: log, WrapLog: wrapMetaLog}); err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
 	if s.broker, err = broker.New(broker.Options{
@@ -133,7 +133,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Broker: s.broker, Router: s.router, Meta: s.meta, Logger: log,
 		Writable: func() bool { return !diskAlarmRaised(s.alarms) },
 	})
-	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms}, s.router, s.meta)
+	conns := new(broker.Connections) // the front ends register, mgmt lists
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns}, s.router, s.meta)
 	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir, Failures: s.recovery.Failures})
 	s.mx.SetAlarmSource(alarmSource{s.alarms})
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
@@ -146,7 +147,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
 	s.mgmt = mgmt.New(mgmt.Options{
-		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, AMQP: s.amqp,
+		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
 		Listeners: []mgmt.Listener{
 			{Protocol: "amqp", Addr: s.amqpLn.Addr()},
