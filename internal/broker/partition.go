@@ -209,22 +209,3 @@ func (p *Partition) rebuildProducersLocked() error {
 		return true
 	})
 }
-
-// MaxTimestamp finds the first batch with the largest max timestamp in the
-// active segment and returns its last offset and that timestamp. Records
-// are normally timestamped in order, so the newest segment holds it.
-func (p *Partition) MaxTimestamp() (offset, ts int64, ok bool, err error) {
-	bases := p.Log.SegmentBaseOffsets()
-	if len(bases) == 0 {
-		return 0, 0, false, nil
-	}
-	from := max(bases[len(bases)-1], p.Log.StartOffset())
-	ts = -1
-	err = p.Log.ScanHeaders(from, func(h storage.BatchHeader) bool {
-		if h.MaxTimestamp > ts {
-			offset, ts, ok = h.LastOffset(), h.MaxTimestamp, true
-		}
-		return true
-	})
-	return offset, ts, ok, err
-}
