@@ -48,7 +48,7 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bo
 }
 
 func (p *Partition) recordForTimestamp(ts int64) (recordStamp, bool, error) {
-	l := p.Log
+	l := p.log
 	off, bts, ok, err := l.OffsetForTimestamp(ts)
 	if err != nil || !ok {
 		return recordStamp{}, false, err
@@ -107,7 +107,7 @@ func (p *Partition) MaxTimestamp() (offset, timestamp int64, ok bool, err error)
 }
 
 func (p *Partition) maxTimestampRecord() (recordStamp, bool, error) {
-	l := p.Log
+	l := p.log
 	bases := l.SegmentBaseOffsets()
 	if len(bases) == 0 {
 		return recordStamp{}, false, nil
@@ -153,7 +153,7 @@ func (p *Partition) maxTimestampRecord() (recordStamp, bool, error) {
 // moved the log start past it) or not yet (it is at or past the high
 // watermark).
 func (p *Partition) readBatch(off int64) ([]byte, storage.BatchHeader, error) {
-	l := p.Log
+	l := p.log
 	hw := l.HighWatermark()
 	if off >= hw {
 		return nil, storage.BatchHeader{}, nil

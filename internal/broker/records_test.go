@@ -442,16 +442,17 @@ func FuzzDecodeBatchRecords(f *testing.F) {
 	})
 }
 
-// openTestLog returns an in-memory log holding batches appended in order.
-func openTestLog(t *testing.T, batches ...[]byte) *storage.Log {
+// openTestPartition returns a partition over an in-memory log holding
+// batches appended in order.
+func openTestPartition(t *testing.T, batches ...[]byte) *Partition {
 	t.Helper()
-	l, err := storage.Open(t.TempDir(), storage.Options{FS: storage.NewMemFS()})
+	l, err := openDiskLog(t.TempDir(), storage.Options{FS: storage.NewMemFS()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
 	for _, b := range batches {
-		ap, err := l.Append(b)
+		_, ap, err := l.Append(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -459,7 +460,11 @@ func openTestLog(t *testing.T, batches ...[]byte) *storage.Log {
 			t.Fatal(err)
 		}
 	}
-	return l
+	p, err := newPartition("t", 0, l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestPartitionOffsetForTimestampFindsTheRecord(t *testing.T) {
@@ -468,13 +473,13 @@ func TestPartitionOffsetForTimestampFindsTheRecord(t *testing.T) {
 	broken := assembleBatch(0, 1, 700, 710, 3, 2, []byte("not gzip at all"))
 	// A header claiming a max timestamp (900) none of its records has.
 	liar := assembleBatch(0, 0, 500, 900, 2, 1, recordsFor(500, []int64{500, 501}))
-	p := &Partition{Log: openTestLog(t,
+	p := openTestPartition(t,
 		makeBatch(t, gz, false, 0, []int64{100, 300, 101, 102, 103}), // 0-4
 		makeBatch(t, zs, false, 0, []int64{301, 302, 303, 304, 305}), // 5-9
 		broken, // 10-12
 		liar,   // 13-14
 		makeBatch(t, testCodecs[0], false, 0, []int64{900, 950}), // 15-16
-	)}
+	)
 	for _, tc := range []struct {
 		name     string
 		deleteTo int64
@@ -495,7 +500,7 @@ func TestPartitionOffsetForTimestampFindsTheRecord(t *testing.T) {
 		{"only match below the log start: next batch", 3, 200, recordStamp{5, 301}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := p.Log.DeleteRecordsBefore(tc.deleteTo); err != nil {
+			if err := p.log.DeleteRecordsBefore(tc.deleteTo); err != nil {
 				t.Fatal(err)
 			}
 			got, ok, err := p.recordForTimestamp(tc.ts)
@@ -525,14 +530,14 @@ func TestPartitionMaxTimestampFindsTheRecord(t *testing.T) {
 		}, recordStamp{4, 60}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &Partition{Log: openTestLog(t, tc.batches...)}
+			p := openTestPartition(t, tc.batches...)
 			got, ok, err := p.maxTimestampRecord()
 			if err != nil || !ok || got != tc.want {
 				t.Fatalf("%+v ok=%v err=%v, want %+v", got, ok, err, tc.want)
 			}
 		})
 	}
-	p := &Partition{Log: openTestLog(t)}
+	p := openTestPartition(t)
 	if _, ok, err := p.maxTimestampRecord(); ok || err != nil {
 		t.Fatalf("empty log: ok=%v err=%v", ok, err)
 	}

@@ -4,8 +4,8 @@ package kafka
 //
 // Timestamp -1 is the latest offset (the high watermark), -2 and -4 the
 // earliest (the log start; there is no tiered storage, so earliest-local
-// is the same). Isolation level is ignored: without transactions the last
-// stable offset is the high watermark.
+// is the same). For read_committed (v2+) the latest offset is the last
+// stable offset, the high watermark until transactions come.
 //
 // Any other timestamp answers the first record at or above the log start
 // whose timestamp is at or after it, with that record's offset and
@@ -34,7 +34,7 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 			if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
-				sp.ErrorCode = listOffset(t.Partitions[rp.Partition], rp.Timestamp, &sp)
+				sp.ErrorCode = listOffset(t.Partitions[rp.Partition], rp.Timestamp, isolation(req.IsolationLevel), &sp)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -43,18 +43,22 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 	return resp, nil
 }
 
-func listOffset(p *broker.Partition, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+func listOffset(p *broker.Partition, ts int64, iso broker.IsolationLevel, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
 	var (
 		off, stamp int64
 		ok         bool
 		err        error
 	)
+	start, hw, lso := p.Offsets()
 	switch ts {
 	case -1:
-		sp.Offset = p.Log.HighWatermark()
+		sp.Offset = hw
+		if iso == broker.ReadCommitted {
+			sp.Offset = lso
+		}
 		return 0
 	case -2, -4:
-		sp.Offset = p.Log.StartOffset()
+		sp.Offset = start
 		return 0
 	case -3:
 		off, stamp, ok, err = p.MaxTimestamp()
