@@ -102,7 +102,7 @@ func (b *Broker) openTopic(t meta.Topic) (*Topic, error) {
 	tp := &Topic{Topic: t, cfg: resolve(b.opts.Defaults, t.Configs)}
 	if err := b.openPartitions(tp, 0, t.Partitions); err != nil {
 		for _, p := range tp.Partitions {
-			p.Log.Close()
+			p.log.Close()
 		}
 		return nil, err
 	}
@@ -111,12 +111,12 @@ func (b *Broker) openTopic(t meta.Topic) (*Topic, error) {
 
 func (b *Broker) openPartitions(tp *Topic, from, to int32) error {
 	for i := from; i < to; i++ {
-		l, err := storage.Open(b.partitionDir(tp.Name, i), b.logOptions(tp.cfg))
+		l, err := openDiskLog(b.partitionDir(tp.Name, i), b.logOptions(tp.cfg))
 		if err != nil {
 			return fmt.Errorf("open %s-%d: %w", tp.Name, i, err)
 		}
-		p := &Partition{Topic: tp.Name, Index: i, Log: l, producers: make(map[int64]*producerState)}
-		if err := p.rebuildProducers(); err != nil {
+		p, err := newPartition(tp.Name, i, l, tp.cfg.maxMessageBytes)
+		if err != nil {
 			l.Close()
 			return fmt.Errorf("producer state %s-%d: %w", tp.Name, i, err)
 		}
@@ -188,7 +188,7 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 	}
 	drop := func() {
 		for _, p := range tp.Partitions {
-			p.Log.Delete()
+			p.log.Delete()
 		}
 		for i := range partitions {
 			os.RemoveAll(b.partitionDir(name, i))
@@ -249,7 +249,7 @@ func (b *Broker) install(tp *Topic) bool {
 	defer b.mu.Unlock()
 	if b.closed {
 		for _, p := range tp.Partitions {
-			p.Log.Close()
+			p.log.Close()
 		}
 		return false
 	}
@@ -278,7 +278,7 @@ func (b *Broker) DeleteTopic(name string) error {
 		return err
 	}
 	for _, p := range tp.Partitions {
-		if derr := p.Log.Delete(); derr != nil && err == nil {
+		if derr := p.log.Delete(); derr != nil && err == nil {
 			err = derr
 		}
 	}
@@ -310,7 +310,7 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 	from := tp.Topic.Partitions
 	drop := func() {
 		for _, p := range grown.Partitions[from:] {
-			p.Log.Delete()
+			p.log.Delete()
 		}
 		for i := from; i < total; i++ {
 			os.RemoveAll(b.partitionDir(name, i))
@@ -366,7 +366,7 @@ func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []
 	t, _ := b.meta.Topic(name)
 	updated := &Topic{Topic: t, Partitions: tp.Partitions, cfg: resolve(b.opts.Defaults, t.Configs)}
 	for _, p := range updated.Partitions {
-		p.Log.SetSegmentOptions(updated.cfg.segmentBytes, updated.cfg.segmentAge)
+		p.configure(updated.cfg)
 	}
 	b.install(updated)
 	return nil
@@ -446,9 +446,6 @@ func (b *Broker) Partition(topic string, p int32) (*Partition, error) {
 	return t.Partitions[p], nil
 }
 
-// MaxMessageBytes is the topic's max.message.bytes.
-func (t *Topic) MaxMessageBytes() int { return t.cfg.maxMessageBytes }
-
 // EnforceRetention applies every topic's retention once.
 func (b *Broker) EnforceRetention() {
 	for _, t := range b.Topics() {
@@ -456,7 +453,7 @@ func (b *Broker) EnforceRetention() {
 			continue // compaction is not implemented; compacted topics keep everything
 		}
 		for _, p := range t.Partitions {
-			n, err := p.Log.EnforceRetention(t.cfg.retention, t.cfg.retentionBytes)
+			n, err := p.log.EnforceRetention(t.cfg.retention, t.cfg.retentionBytes)
 			if err != nil {
 				b.log.Warn("retention failed", "topic", t.Name, "partition", p.Index, "err", err)
 			} else if n > 0 {
@@ -479,7 +476,7 @@ func (b *Broker) Close() error {
 	var errs []error
 	for _, t := range b.topics {
 		for _, p := range t.Partitions {
-			if err := p.Log.Close(); err != nil {
+			if err := p.log.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close %s-%d: %w", t.Name, p.Index, err))
 			}
 		}

@@ -5,10 +5,17 @@
 // Today it holds two halves that are still to be joined into one core
 // (issue 10):
 //
-//   - the Kafka side (broker.go, partition.go, topicconfig.go): topics and
-//     their partitions, each a storage.Log, topic configuration,
-//     idempotent-producer sequence state, retention, and (package groups)
-//     consumer group membership;
+//   - the Kafka side (broker.go, partition*.go, topicconfig.go): topics
+//     and their partitions, topic configuration, retention, and (package
+//     groups) consumer group membership. A Partition owns everything a
+//     front end may know of its log: it validates appended batches, keeps
+//     idempotent-producer sequence state, reports its offsets (log start,
+//     high watermark, last stable offset), decides what a read at each
+//     isolation level returns, wakes long-polling readers (Watch) and maps
+//     timestamps to records (records.go decodes batches). It is written
+//     against the narrow PartitionLog interface (partition_log.go), which
+//     a storage.Log implements today and a replicated log is to implement
+//     next;
 //   - the AMQP side (router*.go, stream_args.go): vhosts, exchanges and
 //     routing (package route), queues (package queue: work queues,
 //     priority queues, streams, the delayed-message store), bindings and
@@ -32,7 +39,7 @@
 // takes writes again (docs/storage-format.md, "When a write fails").
 //
 // Lock order: Router.mu, then a queue's lock; Broker.mu, then Partition.mu,
-// then a storage.Log's own locks. Router.mu and Broker.mu are held neither
+// then the PartitionLog's own locks (a storage.Log's). Router.mu and Broker.mu are held neither
 // while a queue is declared nor while a topic is created (the name is
 // reserved, the storage and definition written without the lock, then
 // installed), so that publishes and produces never wait for those fsyncs.

@@ -1,23 +1,55 @@
 package broker
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluice-mq/sluice/internal/storage"
 )
 
-// Partition is one partition of a topic: a log plus the idempotent
-// producer state that decides whether a batch is new, a duplicate, or out
-// of order.
+// Partition is one partition of a topic: its log, the idempotent producer
+// state that decides whether a batch is new, a duplicate, or out of order,
+// and what readers see of it. Front ends reach the log only through it:
+// it validates what is appended, owns the offsets a client is told (log
+// start, high watermark, last stable offset) and decides what a read at
+// each isolation level may return.
 type Partition struct {
 	Topic string
 	Index int32
-	Log   *storage.Log
+
+	log PartitionLog
+	// maxMessageBytes is the topic's max.message.bytes, the largest batch
+	// Append takes (<= 0: no limit of its own).
+	maxMessageBytes atomic.Int64
 
 	mu        sync.Mutex // guards producers and orders appends with their checks
 	producers map[int64]*producerState
 }
+
+// newPartition returns partition index of topic over log, its producer
+// state rebuilt from what log holds.
+func newPartition(topic string, index int32, log PartitionLog, maxMessageBytes int) (*Partition, error) {
+	p := &Partition{Topic: topic, Index: index, log: log, producers: make(map[int64]*producerState)}
+	p.maxMessageBytes.Store(int64(maxMessageBytes))
+	if err := p.rebuildProducers(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// IsolationLevel is what a reader may see: Kafka's read_uncommitted sees
+// everything below the high watermark, read_committed only what is below
+// the last stable offset. Without transactions (issue 12) the two are the
+// same.
+type IsolationLevel int8
+
+const (
+	ReadUncommitted IsolationLevel = iota
+	ReadCommitted
+)
 
 // producerState remembers, per producer id, its epoch and its last few
 // batches so that a retried batch is answered with its first offsets
@@ -35,7 +67,7 @@ type seqEntry struct {
 	// ap is the append that wrote the batch, nil for a batch found in the
 	// log at recovery. Until it completes the batch is not durable, so a
 	// retry of it is answered only once it is, and fails if it failed.
-	ap *storage.Appended
+	ap Pending
 }
 
 func (s *producerState) last() seqEntry { return s.recent[(s.next+len(s.recent)-1)%len(s.recent)] }
@@ -76,14 +108,18 @@ type AppendResult struct {
 	LogStart      int64
 	// Duplicate is true when every batch was a retry of batches already
 	// appended; nothing was appended. If the original is not durable yet,
-	// the returned Appended is the original's: the retry is answered when
+	// the returned Pending is the original's: the retry is answered when
 	// (and only if) the original is.
 	Duplicate bool
 }
 
-// Append stores validated batches (headers from storage.ValidateBatches),
-// enforcing idempotent-producer sequences. It returns the pending append
-// to wait on for durability (nil when there is nothing to wait for).
+// Append validates batches (one or more whole RecordBatch v2: framing,
+// magic 2, CRC32C, each at most the topic's max.message.bytes) and stores
+// them, enforcing idempotent-producer sequences. It returns the pending
+// append to wait on for durability (nil when there is nothing to wait
+// for). Malformed batches fail with ErrCorruptMessage, oversized ones
+// with ErrMessageTooLarge, transactional ones with
+// ErrTransactionsUnsupported; nothing of a failed request is appended.
 //
 // A producer's sequence state counts a batch from the moment it is handed
 // to the log, so that pipelined batches (up to five in flight) are checked
@@ -92,7 +128,16 @@ type AppendResult struct {
 // its error if that failed. A failed write fails the log, and Recover
 // rebuilds the sequence state from what is durable, so a batch whose
 // write failed is written again when its producer retries it.
-func (p *Partition) Append(batches []byte, headers []storage.BatchHeader) (AppendResult, *storage.Appended, error) {
+func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
+	headers, err := storage.ValidateBatches(batches, int(p.maxMessageBytes.Load()))
+	if err != nil {
+		return AppendResult{}, nil, coreError(err)
+	}
+	for _, h := range headers {
+		if h.Attributes&transactionalBit != 0 {
+			return AppendResult{}, nil, ErrTransactionsUnsupported
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 
@@ -125,12 +170,12 @@ func (p *Partition) Append(batches []byte, headers []storage.BatchHeader) (Appen
 		}
 	}
 	if dup != nil {
-		res := AppendResult{BaseOffset: dup.firstOffset, LogAppendTime: -1, LogStart: p.Log.StartOffset(), Duplicate: true}
+		res := AppendResult{BaseOffset: dup.firstOffset, LogAppendTime: -1, LogStart: p.log.StartOffset(), Duplicate: true}
 		if dup.ap != nil { // not known durable yet: answer as the original is answered
 			select {
 			case <-dup.ap.Done():
 				if err := dup.ap.Wait(); err != nil {
-					return AppendResult{}, nil, err // the original was lost: the log is failed until Recover
+					return AppendResult{}, nil, coreError(err) // the original was lost: the log is failed until Recover
 				}
 			default:
 				return res, dup.ap, nil
@@ -139,23 +184,23 @@ func (p *Partition) Append(batches []byte, headers []storage.BatchHeader) (Appen
 		return res, nil, nil
 	}
 
-	ap, err := p.Log.Append(batches)
+	base, ap, err := p.log.Append(batches)
 	if err != nil {
-		return AppendResult{}, nil, err
+		return AppendResult{}, nil, coreError(err)
 	}
-	off := ap.BaseOffset
+	off := base
 	for _, h := range headers {
 		if h.ProducerID >= 0 {
 			p.observeLocked(h, off, ap)
 		}
 		off += int64(h.LastOffsetDelta) + 1
 	}
-	return AppendResult{BaseOffset: ap.BaseOffset, LogAppendTime: -1, LogStart: p.Log.StartOffset()}, ap, nil
+	return AppendResult{BaseOffset: base, LogAppendTime: -1, LogStart: p.log.StartOffset()}, ap, nil
 }
 
 // observeLocked records a batch of a producer at baseOffset, written by
 // ap (nil: found durable in the log).
-func (p *Partition) observeLocked(h storage.BatchHeader, baseOffset int64, ap *storage.Appended) {
+func (p *Partition) observeLocked(h storage.BatchHeader, baseOffset int64, ap Pending) {
 	st := p.producers[h.ProducerID]
 	if st == nil || h.ProducerEpoch > st.epoch {
 		st = &producerState{epoch: h.ProducerEpoch}
@@ -169,19 +214,19 @@ func (p *Partition) observeLocked(h storage.BatchHeader, baseOffset int64, ap *s
 
 // Failed returns why the partition's log refuses writes, nil if it
 // does not.
-func (p *Partition) Failed() error { return p.Log.Failed() }
+func (p *Partition) Failed() error { return p.log.Failed() }
 
-// Recover reopens a failed partition log from what is durable on disk
-// (storage.Log.Recover) and rebuilds the producers' sequence state from
+// Recover reopens a failed partition log from what is durable
+// (PartitionLog.Recover) and rebuilds the producers' sequence state from
 // it, forgetting the batches whose writes failed. A healthy partition is
 // left alone.
 func (p *Partition) Recover() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.Log.Failed() == nil {
+	if p.log.Failed() == nil {
 		return nil
 	}
-	if err := p.Log.Recover(); err != nil {
+	if err := p.log.Recover(); err != nil {
 		return err
 	}
 	return p.rebuildProducersLocked()
@@ -197,12 +242,12 @@ func (p *Partition) rebuildProducers() error {
 
 func (p *Partition) rebuildProducersLocked() error {
 	clear(p.producers)
-	bases := p.Log.SegmentBaseOffsets()
-	from := p.Log.StartOffset()
+	bases := p.log.SegmentBaseOffsets()
+	from := p.log.StartOffset()
 	if len(bases) > 2 {
 		from = max(from, bases[len(bases)-2])
 	}
-	return p.Log.ScanHeaders(from, func(h storage.BatchHeader) bool {
+	return p.log.ScanHeaders(from, func(h storage.BatchHeader) bool {
 		if h.ProducerID >= 0 {
 			p.observeLocked(h, h.BaseOffset, nil)
 		}
@@ -210,21 +255,98 @@ func (p *Partition) rebuildProducersLocked() error {
 	})
 }
 
-// MaxTimestamp finds the first batch with the largest max timestamp in the
-// active segment and returns its last offset and that timestamp. Records
-// are normally timestamped in order, so the newest segment holds it.
-func (p *Partition) MaxTimestamp() (offset, ts int64, ok bool, err error) {
-	bases := p.Log.SegmentBaseOffsets()
-	if len(bases) == 0 {
-		return 0, 0, false, nil
+// transactionalBit is the batch attribute marking a transactional batch.
+const transactionalBit = 0x10
+
+// Offsets returns the first offset still held, the high watermark (the
+// offset after the last durable record: read_uncommitted sees everything
+// below it) and the last stable offset (read_committed sees everything
+// below it; the high watermark until transactions come).
+func (p *Partition) Offsets() (start, highWatermark, lastStable int64) {
+	hw := p.log.HighWatermark()
+	return p.log.StartOffset(), hw, hw
+}
+
+// visibleEnd is the offset below which a reader at iso sees records.
+func (p *Partition) visibleEnd(iso IsolationLevel) int64 {
+	_, hw, lso := p.Offsets()
+	if iso == ReadCommitted {
+		return lso
 	}
-	from := max(bases[len(bases)-1], p.Log.StartOffset())
-	ts = -1
-	err = p.Log.ScanHeaders(from, func(h storage.BatchHeader) bool {
-		if h.MaxTimestamp > ts {
-			offset, ts, ok = h.LastOffset(), h.MaxTimestamp, true
+	return hw
+}
+
+// Read returns whole batches visible at iso, from the one holding offset:
+// up to maxBytes, but at least one whole batch if any is visible, so that
+// a reader always makes progress; nil at the visible end. No record at or
+// past the visible end (the high watermark, or the last stable offset for
+// ReadCommitted) is returned. An offset below the log start or past the
+// visible end fails with ErrOffsetOutOfRange.
+func (p *Partition) Read(offset int64, maxBytes int, iso IsolationLevel) ([]byte, error) {
+	end := p.visibleEnd(iso)
+	start := p.log.StartOffset()
+	if offset < start || offset > end {
+		return nil, fmt.Errorf("%w: offset %d, log holds %d..%d", ErrOffsetOutOfRange, offset, start, end)
+	}
+	if offset == end {
+		return nil, nil
+	}
+	data, err := p.log.Read(offset, maxBytes)
+	if err != nil {
+		return nil, coreError(err)
+	}
+	return data[:visiblePrefix(data, end)], nil
+}
+
+// visiblePrefix is the length of the leading whole batches of data whose
+// records all lie below end.
+func visiblePrefix(data []byte, end int64) int {
+	const headerBytes = 61 // the fixed RecordBatch v2 header
+	n := 0
+	for len(data)-n >= headerBytes {
+		b := data[n:]
+		base := int64(binary.BigEndian.Uint64(b[0:]))
+		size := 12 + int64(int32(binary.BigEndian.Uint32(b[8:])))
+		last := base + int64(int32(binary.BigEndian.Uint32(b[23:])))
+		if size < headerBytes || size > int64(len(b)) || last >= end {
+			break
 		}
-		return true
-	})
-	return offset, ts, ok, err
+		n += int(size)
+	}
+	return n
+}
+
+// Watch returns a channel closed the next time more may be visible (the
+// high watermark moved) or the partition closes: a long-polling reader
+// reads, and if it found too little waits on the channel it took before
+// reading, then reads again.
+func (p *Partition) Watch() <-chan struct{} { return p.log.Changed() }
+
+// DeleteRecordsBefore durably moves the log start up to offset and drops
+// the segments wholly below it, returning the log start afterwards. An
+// offset at or below the log start changes nothing; one above the high
+// watermark, or negative, fails with ErrOffsetOutOfRange.
+func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
+	start, hw, _ := p.Offsets()
+	if offset < 0 || offset > hw {
+		return -1, fmt.Errorf("%w: delete before %d, high watermark %d", ErrOffsetOutOfRange, offset, hw)
+	}
+	if offset > start {
+		if err := p.log.DeleteRecordsBefore(offset); err != nil {
+			return -1, coreError(err)
+		}
+	}
+	return p.log.StartOffset(), nil
+}
+
+// Size is the bytes the partition's log holds.
+func (p *Partition) Size() int64 { return p.log.Size() }
+
+// Segments is the number of segments the partition's log holds.
+func (p *Partition) Segments() int { return len(p.log.SegmentBaseOffsets()) }
+
+// configure applies the topic's resolved configuration to the partition.
+func (p *Partition) configure(cfg resolvedConfig) {
+	p.maxMessageBytes.Store(int64(cfg.maxMessageBytes))
+	p.log.SetSegmentOptions(cfg.segmentBytes, cfg.segmentAge)
 }

@@ -25,12 +25,12 @@ func producerBatch(pid int64, epoch int16, seq int32, n int) []byte {
 
 func openPartition(t *testing.T, dir string) *Partition {
 	t.Helper()
-	l, err := storage.Open(dir, storage.Options{})
+	l, err := openDiskLog(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Partition{Log: l, producers: map[int64]*producerState{}}
-	if err := p.rebuildProducers(); err != nil {
+	p, err := newPartition("t", 0, l, 1<<20)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -66,12 +66,7 @@ func TestPartitionIdempotentSequences(t *testing.T) {
 	}
 	run := func(steps []step) {
 		for _, s := range steps {
-			b := producerBatch(s.pid, s.epoch, s.seq, s.n)
-			hs, err := storage.ValidateBatches(b, 1<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, ap, err := p.Append(b, hs)
+			res, ap, err := p.Append(producerBatch(s.pid, s.epoch, s.seq, s.n))
 			if !errors.Is(err, s.wantErr) {
 				t.Fatalf("%s: error %v, want %v", s.name, err, s.wantErr)
 			}
@@ -93,11 +88,11 @@ func TestPartitionIdempotentSequences(t *testing.T) {
 	}
 	run(steps)
 	// State is rebuilt from the log after a reopen.
-	if err := p.Log.Close(); err != nil {
+	if err := p.log.Close(); err != nil {
 		t.Fatal(err)
 	}
 	p = openPartition(t, dir)
-	defer p.Log.Close()
+	defer p.log.Close()
 	run([]step{
 		{"retry after reopen", 7, 1, 0, 1, nil, 9, true},
 		{"continue after reopen", 7, 1, 1, 1, nil, 10, false},
@@ -114,18 +109,16 @@ func TestPartitionDuplicateWaitsForOriginal(t *testing.T) {
 	mem := storage.NewMemFS()
 	ffs := storage.NewFaultFS(mem)
 	dir := "/data/t-0"
-	l, err := storage.Open(dir, storage.Options{FS: ffs})
+	l, err := openDiskLog(dir, storage.Options{FS: ffs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Partition{Log: l, producers: map[int64]*producerState{}}
-	appendBatch := func(seq int32) (AppendResult, *storage.Appended, error) {
-		b := producerBatch(7, 0, seq, 1)
-		hs, err := storage.ValidateBatches(b, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.Append(b, hs)
+	p, err := newPartition("t", 0, l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendBatch := func(seq int32) (AppendResult, Pending, error) {
+		return p.Append(producerBatch(7, 0, seq, 1))
 	}
 	res, ap, err := appendBatch(0)
 	if err != nil || ap.Wait() != nil || res.BaseOffset != 0 {
@@ -192,7 +185,7 @@ func TestPartitionDuplicateWaitsForOriginal(t *testing.T) {
 	l.Close()
 
 	// After a restart: offsets 0..2 hold sequences 0..2, nothing else.
-	l, err = storage.Open(dir, storage.Options{FS: mem})
+	l, err = openDiskLog(dir, storage.Options{FS: mem})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,12 +36,7 @@ func TestRecoveryScenario(t *testing.T) {
 	}
 	p, _ := b.Partition("t", 0)
 	produce := func(seq int32) error {
-		batch := producerBatch(-1, -1, -1, 1)
-		hs, err := storage.ValidateBatches(batch, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, ap, err := p.Append(batch, hs)
+		_, ap, err := p.Append(producerBatch(-1, -1, -1, 1))
 		if err == nil {
 			err = ap.Wait()
 		}

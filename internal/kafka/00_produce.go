@@ -3,10 +3,10 @@ package kafka
 // Produce, versions 3-11 (record format v2 only); v0-2 are advertised for
 // librdkafka's sake (see registry.go) and answered UNSUPPORTED_VERSION.
 //
-// Each partition's records are validated (framing, magic 2, CRC32C, size
-// against the topic's max.message.bytes) and appended in the read loop, so
-// pipelined requests keep their order and share one group commit; the
-// response waits in the write loop until every append is durable (fsync
+// Each partition's records are validated by the partition (framing, magic
+// 2, CRC32C, size against the topic's max.message.bytes) and appended in
+// the read loop, so pipelined requests keep their order and share one
+// group commit; the response waits in the write loop until every append is durable (fsync
 // before the answer by default) for acks=1 and acks=-1 alike. With acks=0
 // there is no response. Idempotent producers are checked per partition
 // (duplicates are answered with the original offset, gaps get
@@ -17,19 +17,16 @@ package kafka
 
 import (
 	"github.com/sluice-mq/sluice/internal/broker"
-	"github.com/sluice-mq/sluice/internal/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-const transactionalBit = 0x10
 
 func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 	req := r.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	type wait struct {
 		into *kmsg.ProduceResponseTopicPartition
-		ap   *storage.Appended
+		ap   broker.Pending
 	}
 	var waits []wait
 	if req.Version < 3 {
@@ -91,23 +88,14 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 	}
 }
 
-// appendPartition validates and appends one partition's records, filling
-// the offsets of sp. It returns the append to wait on, if any.
-func appendPartition(t *broker.Topic, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) (*storage.Appended, error) {
+// appendPartition appends one partition's records (the partition
+// validates them), filling the offsets of sp. It returns the append to
+// wait on, if any.
+func appendPartition(t *broker.Topic, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) (broker.Pending, error) {
 	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		return nil, broker.ErrUnknownPartition
 	}
-	p := t.Partitions[rp.Partition]
-	headers, err := storage.ValidateBatches(rp.Records, t.MaxMessageBytes())
-	if err != nil {
-		return nil, err
-	}
-	for _, h := range headers {
-		if h.Attributes&transactionalBit != 0 {
-			return nil, errTransactionsUnsupported
-		}
-	}
-	res, ap, err := p.Append(rp.Records, headers)
+	res, ap, err := t.Partitions[rp.Partition].Append(rp.Records)
 	if err != nil {
 		return nil, err
 	}

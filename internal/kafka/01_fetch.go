@@ -10,8 +10,9 @@ package kafka
 // watermark to move. Limits follow KIP-74: whole batches only, up to
 // PartitionMaxBytes per partition and MaxBytes overall, except that the
 // first batch found is returned even if it is larger, so a consumer can
-// always make progress. Read committed equals read uncommitted (no
-// transactions); LastStableOffset is the high watermark.
+// always make progress. The partition decides what each isolation level
+// sees and reports the high watermark and last stable offset (the same
+// until transactions come).
 
 import (
 	"time"
@@ -80,7 +81,7 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int {
 			}
 			p := t.Partitions[rp.Partition]
 			limit := min(int(rp.PartitionMaxBytes), budget-total)
-			readPartition(p, rp.FetchOffset, limit, total == 0, &sp)
+			readPartition(p, rp.FetchOffset, limit, total == 0, isolation(req.IsolationLevel), &sp)
 			total += len(sp.RecordBatches)
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -91,18 +92,21 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int {
 
 // readPartition reads up to limit bytes at offset into sp. When first is
 // false, a batch larger than limit is left for the next fetch.
-func readPartition(p *broker.Partition, offset int64, limit int, first bool, sp *kmsg.FetchResponseTopicPartition) {
-	hw := p.Log.HighWatermark()
-	start := p.Log.StartOffset()
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, start
+func readPartition(p *broker.Partition, offset int64, limit int, first bool, iso broker.IsolationLevel, sp *kmsg.FetchResponseTopicPartition) {
+	start, hw, lso := p.Offsets()
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, lso, start
+	end := hw
+	if iso == broker.ReadCommitted {
+		end = lso
+	}
 	if offset < start || offset > hw {
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return
 	}
-	if offset == hw || (limit <= 0 && !first) {
+	if offset >= end || (limit <= 0 && !first) {
 		return
 	}
-	data, err := p.Log.Read(offset, max(limit, 1))
+	data, err := p.Read(offset, max(limit, 1), iso)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
 		if storageFailure(err) {
@@ -114,6 +118,15 @@ func readPartition(p *broker.Partition, offset int64, limit int, first bool, sp 
 		return
 	}
 	sp.RecordBatches = data
+}
+
+// isolation is the core's isolation level for a request's (Kafka: 0
+// read_uncommitted, 1 read_committed).
+func isolation(level int8) broker.IsolationLevel {
+	if level == 1 {
+		return broker.ReadCommitted
+	}
+	return broker.ReadUncommitted
 }
 
 // watcher merges the change notifications of many partitions into one
@@ -142,7 +155,7 @@ func watchPartitions(c *conn, req *kmsg.FetchRequest) watcher {
 			if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 				continue
 			}
-			ch := t.Partitions[rp.Partition].Log.Changed()
+			ch := t.Partitions[rp.Partition].Watch()
 			go func() {
 				select {
 				case <-ch:

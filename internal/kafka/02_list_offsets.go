@@ -4,44 +4,22 @@ package kafka
 //
 // Timestamp -1 is the latest offset (the high watermark), -2 and -4 the
 // earliest (the log start; there is no tiered storage, so earliest-local
-// is the same). Isolation level is ignored: without transactions the last
-// stable offset is the high watermark.
+// is the same). For read_committed (v2+) the latest offset is the last
+// stable offset, the high watermark until transactions come.
 //
 // Any other timestamp answers the first record at or above the log start
 // whose timestamp is at or after it, with that record's offset and
-// timestamp, as Kafka does. The time index finds the first batch whose
-// max timestamp is that new; that batch is read and decoded (records.go)
-// to find the record. If none of its records qualify (they sit below the
-// log start, or the batch header's max timestamp disagrees with its
-// records) the search moves on to the next such batch, up to
-// maxTimestampBatches batches. When no record is that new the answer is
-// offset -1, timestamp -1, as Kafka does.
-//
-// -3 (v7+) is the first record holding the largest timestamp: the batch
-// with the largest max timestamp in the active segment (records are
-// normally timestamped in order, so the newest segment holds it), decoded
-// to find the record.
-//
-// Where a batch cannot be decoded — it decompresses past
-// maxDecodedBatchBytes, or its compressed records are malformed (storage
-// checks the batch CRC, not what is inside) — the answer falls back to
-// batch granularity: the batch's first offset (at or above the log start)
-// for a target timestamp, its last offset for -3, with the batch's max
-// timestamp. A consumer seeking by time then sees a few older records
-// first, never misses one.
+// timestamp, as Kafka does; when no record is that new the answer is
+// offset -1, timestamp -1. -3 (v7+) is the first record holding the
+// largest timestamp. The partition answers both (Partition.
+// OffsetForTimestamp and MaxTimestamp, which say how a batch that cannot
+// be decoded is answered at batch granularity).
 
 import (
-	"errors"
-
 	"github.com/sluice-mq/sluice/internal/broker"
-	"github.com/sluice-mq/sluice/internal/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// maxTimestampBatches bounds how many batches one timestamp lookup
-// decodes before settling for a batch-granular answer.
-const maxTimestampBatches = 8
 
 func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
@@ -56,7 +34,7 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 			if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
-				sp.ErrorCode = listOffset(t.Partitions[rp.Partition], rp.Timestamp, &sp)
+				sp.ErrorCode = listOffset(t.Partitions[rp.Partition], rp.Timestamp, isolation(req.IsolationLevel), &sp)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -65,115 +43,33 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 	return resp, nil
 }
 
-func listOffset(p *broker.Partition, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+func listOffset(p *broker.Partition, ts int64, iso broker.IsolationLevel, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
 	var (
-		rec recordStamp
-		ok  bool
-		err error
+		off, stamp int64
+		ok         bool
+		err        error
 	)
+	start, hw, lso := p.Offsets()
 	switch ts {
 	case -1:
-		sp.Offset = p.Log.HighWatermark()
+		sp.Offset = hw
+		if iso == broker.ReadCommitted {
+			sp.Offset = lso
+		}
 		return 0
 	case -2, -4:
-		sp.Offset = p.Log.StartOffset()
+		sp.Offset = start
 		return 0
 	case -3:
-		rec, ok, err = maxTimestampRecord(p)
+		off, stamp, ok, err = p.MaxTimestamp()
 	default:
-		rec, ok, err = recordForTimestamp(p.Log, ts)
+		off, stamp, ok, err = p.OffsetForTimestamp(ts)
 	}
 	if err != nil {
 		return kerr.KafkaStorageError.Code
 	}
 	if ok {
-		sp.Offset, sp.Timestamp = rec.Offset, rec.Timestamp
+		sp.Offset, sp.Timestamp = off, stamp
 	}
 	return 0
-}
-
-// recordForTimestamp finds the first record at or above the log start
-// with a timestamp at or after ts.
-func recordForTimestamp(l *storage.Log, ts int64) (recordStamp, bool, error) {
-	off, bts, ok, err := l.OffsetForTimestamp(ts)
-	if err != nil || !ok {
-		return recordStamp{}, false, err
-	}
-	// off is the first offset of a batch whose max timestamp is >= ts, or
-	// the log start inside it; bts is that max timestamp.
-	for range maxTimestampBatches {
-		batch, h, err := readBatch(l, off)
-		if err != nil {
-			return recordStamp{}, false, err
-		}
-		if batch == nil { // the log start moved past it meanwhile
-			return recordStamp{Offset: max(off, l.StartOffset()), Timestamp: bts}, true, nil
-		}
-		var hit recordStamp
-		found := false
-		err = eachBatchRecord(batch, maxDecodedBatchBytes, func(r recordStamp) bool {
-			if r.Offset >= off && r.Timestamp >= ts {
-				hit, found = r, true
-			}
-			return !found
-		})
-		if err != nil {
-			return recordStamp{Offset: off, Timestamp: bts}, true, nil // batch granularity
-		}
-		if found {
-			return hit, true, nil
-		}
-		// Nothing at or after ts from off on: the next batch that claims one.
-		found = false
-		err = l.ScanHeaders(h.LastOffset()+1, func(n storage.BatchHeader) bool {
-			if n.MaxTimestamp >= ts {
-				off, bts, found = n.BaseOffset, n.MaxTimestamp, true
-			}
-			return !found
-		})
-		if err != nil || !found {
-			return recordStamp{}, false, err
-		}
-	}
-	return recordStamp{Offset: off, Timestamp: bts}, true, nil
-}
-
-// maxTimestampRecord finds the first record holding the largest timestamp.
-func maxTimestampRecord(p *broker.Partition) (recordStamp, bool, error) {
-	last, mts, ok, err := p.MaxTimestamp()
-	if err != nil || !ok {
-		return recordStamp{}, false, err
-	}
-	batchAnswer := recordStamp{Offset: last, Timestamp: mts}
-	batch, _, err := readBatch(p.Log, last)
-	if err != nil || batch == nil {
-		return batchAnswer, err == nil, err
-	}
-	start := p.Log.StartOffset()
-	best, found := recordStamp{Timestamp: -1}, false
-	err = eachBatchRecord(batch, maxDecodedBatchBytes, func(r recordStamp) bool {
-		if r.Offset >= start && (!found || r.Timestamp > best.Timestamp) {
-			best, found = r, true
-		}
-		return true
-	})
-	if err != nil || !found {
-		return batchAnswer, true, nil
-	}
-	return best, true, nil
-}
-
-// readBatch reads the one batch holding off. A nil batch and nil error
-// mean there is nothing there any more: retention or DeleteRecords moved
-// the log start past it, or it is at the high watermark.
-func readBatch(l *storage.Log, off int64) ([]byte, storage.BatchHeader, error) {
-	batch, err := l.Read(off, 1) // Read returns at least one whole batch
-	if errors.Is(err, storage.ErrOffsetOutOfRange) || len(batch) == 0 {
-		return nil, storage.BatchHeader{}, nil
-	}
-	if err != nil {
-		return nil, storage.BatchHeader{}, err
-	}
-	h, err := storage.ParseBatchHeader(batch)
-	return batch, h, err
 }

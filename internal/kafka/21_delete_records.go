@@ -11,7 +11,6 @@ package kafka
 // deletion is done before the answer.
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -38,17 +37,12 @@ func (c *conn) deleteRecords(topic string, partition int32, offset int64) (int64
 	if err != nil {
 		return -1, errorCode(err)
 	}
-	hw := p.Log.HighWatermark()
 	if offset == -1 {
-		offset = hw
+		_, offset, _ = p.Offsets()
 	}
-	if offset < 0 || offset > hw {
-		return -1, kerr.OffsetOutOfRange.Code
+	start, err := p.DeleteRecordsBefore(offset)
+	if err != nil {
+		return -1, writeErrorCode(err) // a durable write, as a produce is
 	}
-	if offset > p.Log.StartOffset() {
-		if err := p.Log.DeleteRecordsBefore(offset); err != nil {
-			return -1, writeErrorCode(err) // a durable write, as a produce is
-		}
-	}
-	return p.Log.StartOffset(), 0
+	return start, 0
 }

@@ -29,7 +29,8 @@ func handleOffsetForLeaderEpoch(c *conn, req *kmsg.OffsetForLeaderEpochRequest) 
 			case rp.CurrentLeaderEpoch > 0:
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			case rp.LeaderEpoch >= 0:
-				sp.LeaderEpoch, sp.EndOffset = 0, p.Log.HighWatermark()
+				_, hw, _ := p.Offsets()
+				sp.LeaderEpoch, sp.EndOffset = 0, hw
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

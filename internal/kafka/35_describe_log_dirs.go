@@ -45,7 +45,7 @@ func logDirTopic(t *broker.Topic, partitions []int32) (kmsg.DescribeLogDirsRespo
 	st.Topic = t.Name
 	describe := func(p *broker.Partition) {
 		sp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-		sp.Partition, sp.Size = p.Index, p.Log.Size()
+		sp.Partition, sp.Size = p.Index, p.Size()
 		st.Partitions = append(st.Partitions, sp)
 	}
 	if partitions == nil {

@@ -6,7 +6,6 @@ import (
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/sluice-mq/sluice/internal/meta"
-	"github.com/sluice-mq/sluice/internal/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -27,7 +26,7 @@ var errorCodes = []struct {
 	err  error
 	code *kerr.Error
 }{
-	{errTransactionsUnsupported, kerr.InvalidRecord},
+	{broker.ErrTransactionsUnsupported, kerr.InvalidRecord},
 	{broker.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
 	{broker.ErrUnknownPartition, kerr.UnknownTopicOrPartition},
 	{broker.ErrTopicExists, kerr.TopicAlreadyExists},
@@ -41,10 +40,6 @@ var errorCodes = []struct {
 	{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
 	{broker.ErrClosed, kerr.NotLeaderForPartition},
 	{broker.ErrStorage, kerr.KafkaStorageError},
-	{storage.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
-	{storage.ErrBatchTooLarge, kerr.MessageTooLarge},
-	{storage.ErrCorruptBatch, kerr.CorruptMessage},
-	{storage.ErrClosed, kerr.NotLeaderForPartition},
 	// A metadata log that cannot be written: topic creation (explicit or
 	// automatic) answers as Kafka does for a log directory that failed.
 	// Offsets and producer ids answer coordinatorErrorCode instead.
@@ -88,5 +83,3 @@ func coordinatorErrorCode(err error) int16 {
 	}
 	return errorCode(err)
 }
-
-var errTransactionsUnsupported = errors.New("kafka: transactional produce is not supported")

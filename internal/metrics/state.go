@@ -131,12 +131,12 @@ func collectPartitions(ch chan<- prometheus.Metric, b *broker.Broker) {
 	for _, t := range b.Topics() {
 		for _, p := range t.Partitions {
 			idx := strconv.Itoa(int(p.Index))
-			end := p.Log.HighWatermark()
+			start, end, _ := p.Offsets()
 			ends[tp{t.Name, p.Index}] = end
-			gauge(ch, partStart, float64(p.Log.StartOffset()), t.Name, idx)
+			gauge(ch, partStart, float64(start), t.Name, idx)
 			gauge(ch, partEnd, float64(end), t.Name, idx)
-			gauge(ch, partBytes, float64(p.Log.Size()), t.Name, idx)
-			gauge(ch, partSegments, float64(len(p.Log.SegmentBaseOffsets())), t.Name, idx)
+			gauge(ch, partBytes, float64(p.Size()), t.Name, idx)
+			gauge(ch, partSegments, float64(p.Segments()), t.Name, idx)
 		}
 	}
 	st := b.Meta()

@@ -19,10 +19,10 @@ import (
 // administrator.
 
 func partitionJSON(p *broker.Partition) map[string]any {
-	start, end := p.Log.StartOffset(), p.Log.HighWatermark()
+	start, end, _ := p.Offsets()
 	return map[string]any{
 		"partition": p.Index, "log_start_offset": start, "log_end_offset": end,
-		"messages": end - start, "size_bytes": p.Log.Size(),
+		"messages": end - start, "size_bytes": p.Size(),
 	}
 }
 
@@ -180,7 +180,7 @@ func (a *API) groupJSON(id string, detail bool) map[string]any {
 			row["committed_offset"] = nil
 		}
 		if p, err := a.opts.Kafka.Partition(topic, part); err == nil {
-			end := p.Log.HighWatermark()
+			_, end, _ := p.Offsets()
 			row["log_end_offset"] = end
 			if committed != nil {
 				lag := max(end-committed.Offset, 0)

@@ -1,9 +1,11 @@
-package kafka
+package broker
 
 // Records inside a stored RecordBatch v2: just enough decoding to tell
 // where each record sits (offset) and when it was stamped (timestamp).
-// Storage keeps batches whole and never looks inside them; ListOffsets
-// needs record-level answers, so it decodes the one batch it lands on.
+// Storage keeps batches whole and never looks inside them; a partition's
+// timestamp lookups (Partition.OffsetForTimestamp, MaxTimestamp, which
+// Kafka's ListOffsets asks) need record-level answers, so they decode the
+// one batch they land on.
 //
 // The bytes were written by a producer, so nothing in them is trusted:
 // every length is checked against what is left, a record must fill its
@@ -34,7 +36,7 @@ const (
 	// any factor over it would be as arbitrary. 64 MiB is 64 times the
 	// default max.message.bytes and 8 times storage's default largest
 	// batch, so ordinary producer data fits; a batch over it is answered
-	// at batch granularity (see 02_list_offsets.go), not decoded.
+	// at batch granularity (see partition_time.go), not decoded.
 	maxDecodedBatchBytes = 64 << 20
 
 	// zstdMaxWindow caps the window a zstd frame may ask the decoder to
@@ -45,7 +47,7 @@ const (
 	// decodeSlots is how many compressed batches are decompressed at once,
 	// across all connections, so that the memory held by decoding is
 	// bounded by decodeSlots × maxDecodedBatchBytes, not by the number of
-	// concurrent ListOffsets requests.
+	// concurrent timestamp lookups.
 	decodeSlots = 2
 
 	batchHeaderBytes  = 61   // fixed RecordBatch v2 header; records follow
@@ -55,7 +57,7 @@ const (
 
 var (
 	// errDecodedBatchTooLarge: the batch's records decompress past the limit.
-	errDecodedBatchTooLarge = errors.New("kafka: decompressed record batch over the limit")
+	errDecodedBatchTooLarge = errors.New("broker: decompressed record batch over the limit")
 
 	decodeSem = make(chan struct{}, decodeSlots)
 

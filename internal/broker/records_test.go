@@ -1,4 +1,4 @@
-package kafka
+package broker
 
 import (
 	"bytes"
@@ -15,7 +15,6 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/storage"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -443,16 +442,17 @@ func FuzzDecodeBatchRecords(f *testing.F) {
 	})
 }
 
-// openTestLog returns an in-memory log holding batches appended in order.
-func openTestLog(t *testing.T, batches ...[]byte) *storage.Log {
+// openTestPartition returns a partition over an in-memory log holding
+// batches appended in order.
+func openTestPartition(t *testing.T, batches ...[]byte) *Partition {
 	t.Helper()
-	l, err := storage.Open(t.TempDir(), storage.Options{FS: storage.NewMemFS()})
+	l, err := openDiskLog(t.TempDir(), storage.Options{FS: storage.NewMemFS()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
 	for _, b := range batches {
-		ap, err := l.Append(b)
+		_, ap, err := l.Append(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -460,16 +460,20 @@ func openTestLog(t *testing.T, batches ...[]byte) *storage.Log {
 			t.Fatal(err)
 		}
 	}
-	return l
+	p, err := newPartition("t", 0, l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
-func TestListOffsetsByTimestampFindsTheRecord(t *testing.T) {
+func TestPartitionOffsetForTimestampFindsTheRecord(t *testing.T) {
 	gz, zs := testCodecs[1], testCodecs[5]
 	// Garbage inside a valid batch: the CRC is right, the gzip stream is not.
 	broken := assembleBatch(0, 1, 700, 710, 3, 2, []byte("not gzip at all"))
 	// A header claiming a max timestamp (900) none of its records has.
 	liar := assembleBatch(0, 0, 500, 900, 2, 1, recordsFor(500, []int64{500, 501}))
-	l := openTestLog(t,
+	p := openTestPartition(t,
 		makeBatch(t, gz, false, 0, []int64{100, 300, 101, 102, 103}), // 0-4
 		makeBatch(t, zs, false, 0, []int64{301, 302, 303, 304, 305}), // 5-9
 		broken, // 10-12
@@ -496,10 +500,10 @@ func TestListOffsetsByTimestampFindsTheRecord(t *testing.T) {
 		{"only match below the log start: next batch", 3, 200, recordStamp{5, 301}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := l.DeleteRecordsBefore(tc.deleteTo); err != nil {
+			if err := p.log.DeleteRecordsBefore(tc.deleteTo); err != nil {
 				t.Fatal(err)
 			}
-			got, ok, err := recordForTimestamp(l, tc.ts)
+			got, ok, err := p.recordForTimestamp(tc.ts)
 			if err != nil || ok == tc.none || ok && got != tc.want {
 				t.Fatalf("ts %d: %+v ok=%v err=%v, want %+v", tc.ts, got, ok, err, tc.want)
 			}
@@ -507,7 +511,7 @@ func TestListOffsetsByTimestampFindsTheRecord(t *testing.T) {
 	}
 }
 
-func TestListOffsetsMaxTimestampFindsTheRecord(t *testing.T) {
+func TestPartitionMaxTimestampFindsTheRecord(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		batches [][]byte
@@ -526,15 +530,15 @@ func TestListOffsetsMaxTimestampFindsTheRecord(t *testing.T) {
 		}, recordStamp{4, 60}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &broker.Partition{Log: openTestLog(t, tc.batches...)}
-			got, ok, err := maxTimestampRecord(p)
+			p := openTestPartition(t, tc.batches...)
+			got, ok, err := p.maxTimestampRecord()
 			if err != nil || !ok || got != tc.want {
 				t.Fatalf("%+v ok=%v err=%v, want %+v", got, ok, err, tc.want)
 			}
 		})
 	}
-	p := &broker.Partition{Log: openTestLog(t)}
-	if _, ok, err := maxTimestampRecord(p); ok || err != nil {
+	p := openTestPartition(t)
+	if _, ok, err := p.maxTimestampRecord(); ok || err != nil {
 		t.Fatalf("empty log: ok=%v err=%v", ok, err)
 	}
 }
