@@ -167,21 +167,29 @@ func (c *conn) serve() {
 	c.readLoop()
 }
 
+// release closes the connection's channels (their unacked messages go
+// back to their queues) and deletes its exclusive queues. It runs before
+// connection.close-ok, so that a client that closed its connection finds
+// them gone, as with RabbitMQ; and again, doing nothing more, in finish.
+func (c *conn) release() {
+	c.mu.Lock()
+	chans := make([]*channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	c.channels = map[uint16]*channel{}
+	c.mu.Unlock()
+	for _, ch := range chans {
+		ch.release()
+		c.s.opts.Hooks.ChannelClosed()
+	}
+	c.s.router.ReleaseOwner(c.id)
+}
+
 // finish releases everything the connection holds.
 func (c *conn) finish() {
 	c.once.Do(func() {
-		c.mu.Lock()
-		chans := make([]*channel, 0, len(c.channels))
-		for _, ch := range c.channels {
-			chans = append(chans, ch)
-		}
-		c.channels = map[uint16]*channel{}
-		c.mu.Unlock()
-		for _, ch := range chans {
-			ch.release()
-			c.s.opts.Hooks.ChannelClosed()
-		}
-		c.s.router.ReleaseOwner(c.id)
+		c.release()
 		close(c.closeW)
 		<-c.wdone
 		close(c.dead)
@@ -464,6 +472,7 @@ func (c *conn) channel(id uint16) *channel {
 func (c *conn) handleConnectionMethod(m wire.Method) error {
 	switch m.(type) {
 	case *wire.ConnectionClose:
+		c.release()
 		c.sendMethod(0, &wire.ConnectionCloseOk{})
 		return io.EOF
 	case *wire.ConnectionCloseOk:

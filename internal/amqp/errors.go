@@ -7,7 +7,6 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
 	"github.com/sluice-mq/sluice/internal/broker"
-	"github.com/sluice-mq/sluice/internal/broker/queue"
 )
 
 // amqpError is a channel or connection exception: a reply code from the
@@ -40,34 +39,36 @@ func errorf(code uint16, format string, args ...any) *amqpError {
 	return &amqpError{code: code, text: replyNames[code] + " - " + fmt.Sprintf(format, args...)}
 }
 
-// brokerCodes maps the broker's error kinds to reply codes.
-var brokerCodes = []struct {
-	err  error
-	code uint16
-}{
-	{broker.ErrNotFound, wire.NotFound},
-	{broker.ErrPreconditionFailed, wire.PreconditionFailed},
-	{broker.ErrAccessRefused, wire.AccessRefused},
-	{broker.ErrResourceLocked, wire.ResourceLocked},
-	{broker.ErrCommandInvalid, wire.CommandInvalid},
-	{broker.ErrNotAllowed, wire.NotAllowed},
-	{broker.ErrNotImplemented, wire.NotImplemented},
-	{queue.ErrExclusiveConsumer, wire.AccessRefused},
+// replyCodes maps the core's error kinds to reply codes. A kind not
+// listed (a storage failure, anything unexpected) is a 541 INTERNAL_ERROR,
+// which closes the connection.
+var replyCodes = map[broker.Kind]uint16{
+	broker.KindNotFound:       wire.NotFound,
+	broker.KindExists:         wire.PreconditionFailed,
+	broker.KindInvalid:        wire.PreconditionFailed, // RabbitMQ: "invalid arg ..." is 406
+	broker.KindConflict:       wire.PreconditionFailed,
+	broker.KindAccessRefused:  wire.AccessRefused,
+	broker.KindLocked:         wire.ResourceLocked,
+	broker.KindNotAllowed:     wire.NotAllowed,
+	broker.KindInvalidCommand: wire.CommandInvalid,
+	broker.KindNotImplemented: wire.NotImplemented,
 }
 
-// fromBroker turns a broker error into the exception it means; anything
-// unexpected is a 541 INTERNAL_ERROR that closes the connection.
+// fromBroker turns a core error into the exception it means, its text
+// the core's details after RabbitMQ's name for the code.
 func fromBroker(err error) *amqpError {
 	var ae *amqpError
 	if errors.As(err, &ae) {
 		return ae
 	}
-	for _, bc := range brokerCodes {
-		if errors.Is(err, bc.err) {
-			text := err.Error()
-			text = strings.TrimPrefix(text, bc.err.Error()+": ")
-			return errorf(bc.code, "%s", text)
-		}
+	code, ok := replyCodes[broker.KindOf(err)]
+	if !ok {
+		return errorf(wire.InternalError, "%v", err)
 	}
-	return errorf(wire.InternalError, "%v", err)
+	text := err.Error()
+	var ce *broker.Error
+	if errors.As(err, &ce) {
+		text = strings.TrimPrefix(text, ce.Error()+": ")
+	}
+	return errorf(code, "%s", text)
 }

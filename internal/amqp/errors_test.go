@@ -30,6 +30,8 @@ func TestFromBroker(t *testing.T) {
 		{fmt.Errorf("%w: queue name 'amq.x' contains reserved prefix 'amq.*'", broker.ErrAccessRefused), wire.AccessRefused,
 			"ACCESS_REFUSED - queue name 'amq.x' contains reserved prefix 'amq.*'", false},
 		{queue.ErrExclusiveConsumer, wire.AccessRefused, "ACCESS_REFUSED - " + queue.ErrExclusiveConsumer.Error(), false},
+		{fmt.Errorf("basic.consume: %w", queue.ErrDeleted), wire.NotFound, "NOT_FOUND - basic.consume: " + queue.ErrDeleted.Error(), false},
+		{fmt.Errorf("%w: unknown exchange type 'x'", broker.ErrCommandInvalid), wire.CommandInvalid, "COMMAND_INVALID - unknown exchange type 'x'", true},
 		{fmt.Errorf("%w: mkdir /data/queues/ab: no space left on device", broker.ErrStorage), wire.InternalError,
 			"INTERNAL_ERROR - broker: storage error: mkdir /data/queues/ab: no space left on device", true},
 		{fmt.Errorf("%w: fsync: input/output error", meta.ErrStoreFailed), wire.InternalError,

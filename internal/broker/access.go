@@ -27,6 +27,7 @@ type (
 const (
 	DestQueue    = meta.DestQueue
 	DestExchange = meta.DestExchange
+	DestTopic    = meta.DestTopic
 )
 
 // Accounts is where the front ends look up users, to authenticate a

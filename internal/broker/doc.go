@@ -1,14 +1,14 @@
 // Package broker is Sluice's protocol-neutral core. It knows no wire
 // format: the front ends translate frames into calls here and map the
-// errors in errors.go to their own codes.
+// core's errors to their own codes by kind (errors.go: every core error
+// has a Kind, and each front end keeps one table from kinds to codes).
 //
-// Today it holds two halves that are still to be joined into one core
-// (issue 10):
+// Its subsystems know each other:
 //
-//   - the Kafka side (broker.go, partition*.go, topicconfig.go): topics
-//     and their partitions, topic configuration, retention, and (package
-//     groups) consumer group membership. A Partition owns everything a
-//     front end may know of its log: it validates appended batches, keeps
+//   - topics (broker.go, partition*.go, topicconfig.go): topics and their
+//     partitions, topic configuration, retention, and (package groups)
+//     consumer group membership. A Partition owns everything a front end
+//     may know of its log: it validates appended batches, keeps
 //     idempotent-producer sequence state, reports its offsets (log start,
 //     high watermark, last stable offset), decides what a read at each
 //     isolation level returns, wakes long-polling readers (Watch) and maps
@@ -16,10 +16,16 @@
 //     against the narrow PartitionLog interface (partition_log.go), which
 //     a storage.Log implements today and a replicated log is to implement
 //     next;
-//   - the AMQP side (router*.go, stream_args.go): vhosts, exchanges and
+//   - messaging (router*.go, stream_args.go): vhosts, exchanges and
 //     routing (package route), queues (package queue: work queues,
 //     priority queues, streams, the delayed-message store), bindings and
 //     dead-lettering.
+//
+// They meet in routing: whatever a binding can lead to implements
+// Destination (destination.go), a queue of any type or a topic, so an
+// exchange can feed a topic (a binding of kind DestTopic) as it feeds a
+// queue; the message is stored as the record a Kafka consumer reads, in
+// the partition Kafka's default partitioner picks for its routing key.
 //
 // Definitions (topics, configs, offsets, producer ids; vhosts, exchanges,
 // queues, bindings) change only through internal/meta; message data lives
@@ -38,11 +44,20 @@
 // queues and the metadata log and reopens them, with backoff, once the disk
 // takes writes again (docs/storage-format.md, "When a write fails").
 //
-// Lock order: Router.mu, then a queue's lock; Broker.mu, then Partition.mu,
-// then the PartitionLog's own locks (a storage.Log's). Router.mu and Broker.mu are held neither
-// while a queue is declared nor while a topic is created (the name is
-// reserved, the storage and definition written without the lock, then
-// installed), so that publishes and produces never wait for those fsyncs.
-// Other definition changes (deleting a queue or topic, bindings, exchanges,
-// partition counts, configs) still hold them across their metadata fsync.
+// Lock order, across the core (no lock is taken while a later one in the
+// list is held):
+//
+//	Router.vhostDefs > vhost.defs > Router.mu > Broker.mu > queue locks,
+//	Partition.mu > the PartitionLog's own (a storage.Log's) locks
+//
+// Router.mu (which every publish takes to route) and Broker.mu (which
+// produce and fetch take to find a topic) are never held across a disk
+// write or fsync. A definition change checks under them, writes its
+// storage and its metadata command without them, then installs the
+// result under them: a queue declaration and each topic change reserve
+// their name (vhost.declaring, Broker.changing) so that changes of one
+// name take turns while others run side by side; the other messaging
+// changes of a vhost (exchanges, bindings, queue deletions) take turns
+// under vhost.defs, and vhosts under Router.vhostDefs, locks no publish
+// takes. Routing to a topic reads Broker.mu under Router.mu.
 package broker

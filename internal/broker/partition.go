@@ -24,6 +24,9 @@ type Partition struct {
 	// maxMessageBytes is the topic's max.message.bytes, the largest batch
 	// Append takes (<= 0: no limit of its own).
 	maxMessageBytes atomic.Int64
+	// rotor spreads keyless routed messages over the topic's partitions
+	// (Topic.Publish; the first partition's serves the topic).
+	rotor atomic.Uint32
 
 	mu        sync.Mutex // guards producers and orders appends with their checks
 	producers map[int64]*producerState

@@ -24,17 +24,6 @@ import (
 	"github.com/sluice-mq/sluice/internal/storage"
 )
 
-// Errors of the messaging core, each with one meaning the AMQP front end
-// maps to a reply code.
-var (
-	ErrNotFound           = errors.New("NOT_FOUND")           // 404
-	ErrPreconditionFailed = errors.New("PRECONDITION_FAILED") // 406
-	ErrAccessRefused      = errors.New("ACCESS_REFUSED")      // 403
-	ErrResourceLocked     = errors.New("RESOURCE_LOCKED")     // 405
-	ErrCommandInvalid     = errors.New("COMMAND_INVALID")     // 503
-	ErrNotAllowed         = errors.New("NOT_ALLOWED")         // 530
-)
-
 // Exchange types.
 const (
 	ExchangeDirect  = "direct"
@@ -52,6 +41,9 @@ type RouterOptions struct {
 	Storage storage.Options
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Topics, when set, are the topics bindings can lead to (an
+	// exchange feeding a topic).
+	Topics *Broker
 }
 
 // Router is the messaging core: vhosts, exchanges, bindings and queues,
@@ -96,9 +88,29 @@ type vhost struct {
 	declaring map[string]chan struct{}
 }
 
+// dest is where a binding leads: a queue, an exchange (whose own
+// bindings are followed) or a topic.
 type dest struct {
-	exchange bool // else a queue
-	name     string
+	kind destKind
+	name string
+}
+
+type destKind uint8
+
+const (
+	toQueue destKind = iota
+	toExchange
+	toTopic
+)
+
+func destOf(b meta.Binding) dest {
+	switch b.DestinationKind {
+	case DestExchange:
+		return dest{toExchange, b.Destination}
+	case DestTopic:
+		return dest{toTopic, b.Destination}
+	}
+	return dest{toQueue, b.Destination}
 }
 
 type exchange struct {
@@ -116,7 +128,8 @@ type queueEntry struct {
 	args  fieldtable.Table
 	qa    queueArgs
 	q     queue.Handle
-	owner string // connection owning an exclusive queue
+	dest  Destination // q as a routing destination (setQueue)
+	owner string      // connection owning an exclusive queue
 	// consumers ever attached, for auto-delete
 	hadConsumer bool
 }
@@ -316,7 +329,7 @@ func (r *Router) openQueue(v *vhost, def meta.Queue) (*queueEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	qe.q = q
+	qe.setQueue(q)
 	return qe, nil
 }
 
@@ -898,7 +911,16 @@ func (r *Router) checkBindingLocked(v *vhost, b meta.Binding, owner string) erro
 	if _, ok := v.exchanges[b.Source]; !ok {
 		return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Source, b.Vhost)
 	}
-	if b.DestinationKind == "exchange" {
+	switch b.DestinationKind {
+	case DestTopic:
+		if r.opts.Topics == nil {
+			return fmt.Errorf("%w: no topic '%s'", ErrNotFound, b.Destination)
+		}
+		if _, ok := r.opts.Topics.Topic(b.Destination); !ok {
+			return fmt.Errorf("%w: no topic '%s'", ErrNotFound, b.Destination)
+		}
+		return nil
+	case DestExchange:
 		if _, ok := v.exchanges[b.Destination]; !ok {
 			return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Destination, b.Vhost)
 		}
@@ -921,7 +943,7 @@ func (r *Router) addBindingLocked(v *vhost, b meta.Binding) {
 	}
 	args, _ := decodeArgs(b.Arguments)
 	before := x.matcher.Len()
-	x.matcher.Add(b.RoutingKey, map[string]any(args), dest{exchange: b.DestinationKind == "exchange", name: b.Destination})
+	x.matcher.Add(b.RoutingKey, map[string]any(args), destOf(b))
 	if x.matcher.Len() > before {
 		x.bindings++
 	}
@@ -933,7 +955,7 @@ func (r *Router) removeBindingLocked(v *vhost, b meta.Binding) {
 		return
 	}
 	args, _ := decodeArgs(b.Arguments)
-	if x.matcher.Remove(b.RoutingKey, map[string]any(args), dest{exchange: b.DestinationKind == "exchange", name: b.Destination}) {
+	if x.matcher.Remove(b.RoutingKey, map[string]any(args), destOf(b)) {
 		x.bindings--
 	}
 }

@@ -8,20 +8,20 @@ import (
 	"github.com/sluice-mq/sluice/internal/broker/message"
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 	"github.com/sluice-mq/sluice/internal/fieldtable"
-	"github.com/sluice-mq/sluice/internal/storage"
 )
 
-// Routed is the outcome of a publish: how many queues took the message and
-// how to wait until it is durable in all of them.
+// Routed is the outcome of a publish: how many destinations (queues,
+// topics) took the message and how to wait until it is durable in all of
+// them.
 type Routed struct {
 	Queues   int
-	first    *storage.Appended   // the append to the first queue: most messages go to one
-	more     []*storage.Appended // the appends to the others
+	first    Pending   // the append to the first destination: most messages go to one
+	more     []Pending // the appends to the others
 	rejected bool
 }
 
 // each calls f for every append of the message.
-func (rt *Routed) each(f func(*storage.Appended) bool) {
+func (rt *Routed) each(f func(Pending) bool) {
 	if rt.first == nil || !f(rt.first) {
 		return
 	}
@@ -37,7 +37,7 @@ func (rt *Routed) each(f func(*storage.Appended) bool) {
 // publisher gets a nack) or the storage error of a failed write or fsync.
 func (rt Routed) Wait() error {
 	var errs []error
-	rt.each(func(a *storage.Appended) bool {
+	rt.each(func(a Pending) bool {
 		if err := a.Wait(); err != nil {
 			errs = append(errs, err)
 		}
@@ -52,7 +52,7 @@ func (rt Routed) Wait() error {
 // Ready reports whether Wait would return at once.
 func (rt Routed) Ready() bool {
 	ready := true
-	rt.each(func(a *storage.Appended) bool {
+	rt.each(func(a Pending) bool {
 		select {
 		case <-a.Done():
 		default:
@@ -64,7 +64,7 @@ func (rt Routed) Ready() bool {
 }
 
 // Publish routes m through exchange m.Exchange of vhost vh and appends it
-// to every queue it matches. An unknown exchange is NOT_FOUND; an internal
+// to every destination (queue, topic) it matches. An unknown exchange is NOT_FOUND; an internal
 // one ACCESS_REFUSED. Queues == 0 means unroutable (the front end returns
 // a mandatory message).
 func (r *Router) Publish(vh string, m *message.Message) (Routed, error) {
@@ -126,10 +126,14 @@ func (r *Router) releaseDelayed(vh, exchange string, m *message.Message) error {
 	return nil
 }
 
-func (r *Router) appendTo(qs []queue.Handle, m *message.Message) (Routed, error) {
-	rt := Routed{Queues: len(qs)}
-	for _, q := range qs {
-		a, err := q.Publish(m)
+func (r *Router) appendTo(ds []Destination, m *message.Message) (Routed, error) {
+	rt := Routed{Queues: len(ds)}
+	if len(ds) == 0 {
+		return rt, nil
+	}
+	now := r.opts.Now()
+	for _, d := range ds {
+		a, err := d.Publish(m, now)
 		switch {
 		case errors.Is(err, queue.ErrRejected):
 			rt.rejected = true
@@ -149,10 +153,11 @@ func (r *Router) appendTo(qs []queue.Handle, m *message.Message) (Routed, error)
 	return rt, nil
 }
 
-// routeLocked returns the queues m goes to from exchange x, following
-// exchange-to-exchange bindings and alternate exchanges, each queue once.
-func (r *Router) routeLocked(v *vhost, x *exchange, m *message.Message) []queue.Handle {
-	w := &routeWalk{v: v, m: m}
+// routeLocked returns the destinations m goes to from exchange x,
+// following exchange-to-exchange bindings and alternate exchanges, each
+// destination once.
+func (r *Router) routeLocked(v *vhost, x *exchange, m *message.Message) []Destination {
+	w := &routeWalk{v: v, m: m, topics: r.opts.Topics}
 	w.out, w.seen = w.outBuf[:0], w.seenBuf[:0]
 	w.visit = w.add // one closure for the whole walk
 	w.walk(x)
@@ -164,15 +169,16 @@ func (r *Router) routeLocked(v *vhost, x *exchange, m *message.Message) []queue.
 // seen are found by scanning slices; a map takes over for queues past
 // routeScanMax, so that a fanout to thousands of queues stays linear.
 type routeWalk struct {
-	v     *vhost
-	m     *message.Message
-	out   []queue.Handle
-	inOut map[queue.Handle]bool // nil until out passes routeScanMax
-	seen  []*exchange
-	visit func(dest)
+	v      *vhost
+	m      *message.Message
+	topics *Broker
+	out    []Destination
+	inOut  map[Destination]bool // nil until out passes routeScanMax
+	seen   []*exchange
+	visit  func(dest)
 
 	// room for the usual case, in the same allocation as the walk
-	outBuf  [2]queue.Handle
+	outBuf  [2]Destination
 	seenBuf [4]*exchange
 }
 
@@ -199,28 +205,44 @@ func (w *routeWalk) walk(x *exchange) {
 }
 
 func (w *routeWalk) add(d dest) {
-	if d.exchange {
+	var to Destination
+	switch d.kind {
+	case toExchange:
 		if nx, ok := w.v.exchanges[d.name]; ok {
 			w.walk(nx)
 		}
 		return
+	case toTopic:
+		if w.topics == nil {
+			return
+		}
+		t, ok := w.topics.Topic(d.name) // a binding outlives its topic
+		if !ok {
+			return
+		}
+		to = t
+	default:
+		qe, ok := w.v.queues[d.name]
+		if !ok {
+			return
+		}
+		to = qe.dest
 	}
-	qe, ok := w.v.queues[d.name]
-	if !ok || w.routed(qe.q) {
+	if w.routed(to) {
 		return
 	}
-	w.out = append(w.out, qe.q)
+	w.out = append(w.out, to)
 	if w.inOut != nil {
-		w.inOut[qe.q] = true
+		w.inOut[to] = true
 	} else if len(w.out) > routeScanMax {
-		w.inOut = make(map[queue.Handle]bool, 2*len(w.out))
-		for _, q := range w.out {
-			w.inOut[q] = true
+		w.inOut = make(map[Destination]bool, 2*len(w.out))
+		for _, o := range w.out {
+			w.inOut[o] = true
 		}
 	}
 }
 
-func (w *routeWalk) routed(q queue.Handle) bool {
+func (w *routeWalk) routed(q Destination) bool {
 	if w.inOut != nil {
 		return w.inOut[q]
 	}
@@ -254,7 +276,7 @@ func (r *Router) deadLetter(vh, qname string, cfg queue.Config, dead []queue.Dea
 			return nil
 		}
 		x, ok := v.exchanges[cfg.DeadLetterExchange]
-		var qs []queue.Handle
+		var qs []Destination
 		if ok {
 			qs = r.routeLocked(v, x, &m)
 		}

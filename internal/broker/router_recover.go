@@ -58,7 +58,7 @@ func (r *Router) RecoverQueue(vh, name string) error {
 		return nil
 	}
 	ph := &recoveringQueue{name: name, dir: r.queueDir(qe.def.ID), cfg: old.Config(), err: cause}
-	qe.q = ph
+	qe.setQueue(ph)
 	r.mu.Unlock()
 
 	old.Shutdown() // its error is the failure itself
@@ -69,7 +69,7 @@ func (r *Router) RecoverQueue(vh, name string) error {
 	current := !r.closed && !gone && qe.q == ph
 	switch {
 	case current && err == nil:
-		qe.q = fresh.q
+		qe.setQueue(fresh.q)
 	case current:
 		ph.err = fmt.Errorf("%w: reopening queue '%s' in vhost '%s': %w", ErrStorage, name, vh, err)
 	}

@@ -11,10 +11,6 @@ import (
 	"github.com/sluice-mq/sluice/internal/fieldtable"
 )
 
-// ErrNotImplemented: the operation exists but not for this kind of queue
-// (queue.purge on a stream). AMQP's 540, a connection error.
-var ErrNotImplemented = errors.New("NOT_IMPLEMENTED")
-
 // maxStreamSegmentBytes is the largest x-stream-max-segment-size-bytes
 // RabbitMQ accepts.
 const maxStreamSegmentBytes = 3_000_000_000

@@ -77,6 +77,11 @@ type Queue struct {
 const (
 	DestQueue    = "queue"
 	DestExchange = "exchange"
+	// DestTopic: the binding feeds a topic (any vhost's exchanges may;
+	// topics are not in a vhost). The topic must exist when the binding
+	// is made; a binding outlives its topic and routes again to a topic
+	// created anew under the name.
+	DestTopic = "topic"
 )
 
 // Binding routes from the Source exchange to a queue or exchange in the
@@ -85,7 +90,7 @@ const (
 type Binding struct {
 	Vhost           string `json:"vhost"`
 	Source          string `json:"source"`
-	DestinationKind string `json:"destination_kind"` // DestQueue or DestExchange
+	DestinationKind string `json:"destination_kind"` // DestQueue, DestExchange or DestTopic
 	Destination     string `json:"destination"`
 	RoutingKey      string `json:"routing_key"`
 	Arguments       []byte `json:"arguments,omitempty"` // as Exchange.Arguments

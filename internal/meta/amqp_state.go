@@ -286,7 +286,7 @@ func (c *DeleteQueuesCmd) apply(st *State) Result {
 }
 
 func validateBinding(b *Binding) error {
-	if b.DestinationKind != DestQueue && b.DestinationKind != DestExchange {
+	if b.DestinationKind != DestQueue && b.DestinationKind != DestExchange && b.DestinationKind != DestTopic {
 		return fmt.Errorf("%w: binding destination kind %q", ErrInvalidCommand, b.DestinationKind)
 	}
 	return validUTF8(b.Vhost, b.Source, b.Destination, b.RoutingKey)
@@ -304,8 +304,14 @@ func (st *State) checkBinding(b *Binding) error {
 	if err := v.exchange(b.Source); err != nil {
 		return err
 	}
-	if b.DestinationKind == DestQueue {
+	switch b.DestinationKind {
+	case DestQueue:
 		return v.queue(b.Destination)
+	case DestTopic:
+		if _, ok := st.topics[b.Destination]; !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownTopic, b.Destination)
+		}
+		return nil
 	}
 	return v.exchange(b.Destination)
 }

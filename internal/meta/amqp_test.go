@@ -199,7 +199,8 @@ func TestApplyAMQP(t *testing.T) {
 			{cmd: bindCmd(bnd("/", "x", DestExchange, "nope", "a")), wantErr: ErrUnknownExchange},
 			{cmd: bindCmd(bnd("/", "x", DestExchange, "q1", "a")), wantErr: ErrUnknownExchange},
 			{cmd: bindCmd(bnd("v", "x", DestQueue, "q1", "a")), wantErr: ErrUnknownVhost},
-			{cmd: bindCmd(bnd("/", "x", "topic", "q1", "a")), wantErr: ErrInvalidCommand},
+			{cmd: bindCmd(bnd("/", "x", "stream", "q1", "a")), wantErr: ErrInvalidCommand},
+			{cmd: bindCmd(bnd("/", "x", DestTopic, "no-such-topic", "a")), wantErr: ErrUnknownTopic},
 			{cmd: unbindCmd(bnd("/", "x", DestQueue, "q1", "a2"))},
 			{cmd: unbindCmd(bnd("/", "x", DestQueue, "q1", "never"))}, // missing: no-op
 			{cmd: unbindCmd(bnd("/", "x", DestQueue, "nope", "a")), wantErr: ErrUnknownQueue},

@@ -188,22 +188,23 @@ func badRequest(format string, args ...any) *apiError {
 	return &apiError{http.StatusBadRequest, "bad_request", fmt.Sprintf(format, args...)}
 }
 
-// fromBroker maps a broker or meta error to its HTTP answer.
+// fromBroker maps a core error to its HTTP answer by its kind.
 func fromBroker(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
 	}
 	text := err.Error()
-	for _, k := range []error{broker.ErrNotFound, broker.ErrPreconditionFailed, broker.ErrAccessRefused, broker.ErrResourceLocked, broker.ErrNotAllowed, broker.ErrCommandInvalid} {
-		text = strings.TrimPrefix(text, k.Error()+": ")
+	var ce *broker.Error
+	if errors.As(err, &ce) {
+		text = strings.TrimPrefix(text, ce.Error()+": ")
 	}
-	switch {
-	case errors.Is(err, broker.ErrNotFound), errors.Is(err, broker.ErrNotAllowed), errors.Is(err, broker.ErrUnknownTopic):
+	switch broker.KindOf(err) {
+	case broker.KindNotFound, broker.KindNotAllowed:
 		return notFound()
-	case errors.Is(err, broker.ErrPreconditionFailed), errors.Is(err, broker.ErrCommandInvalid), errors.Is(err, broker.ErrResourceLocked):
+	case broker.KindExists, broker.KindInvalid, broker.KindConflict, broker.KindInvalidCommand, broker.KindLocked:
 		return badRequest("%s", text)
-	case errors.Is(err, broker.ErrAccessRefused):
+	case broker.KindAccessRefused:
 		return &apiError{http.StatusForbidden, "access_refused", text}
 	}
 	return &apiError{http.StatusInternalServerError, "internal_error", text}

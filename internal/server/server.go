@@ -126,6 +126,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		DataDir: cfg.DataDir,
 		Storage: s.storageOptions("queue"),
 		Logger:  log,
+		Topics:  s.broker,
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}

@@ -1,0 +1,116 @@
+package broker
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/broker/message"
+	"github.com/sluice-mq/sluice/internal/broker/queue"
+	"github.com/sluice-mq/sluice/internal/storage"
+)
+
+// Destination is anything a routed message can be stored in: a queue of
+// any type (classic, priority, stream) or a topic, whose partition is
+// chosen from the message's routing key. Routing collects destinations
+// from the bindings it matches and publishes to each; the message is
+// confirmed once every Pending it got is durable.
+//
+// Publish may return queue.ErrDeleted (the destination went away between
+// routing and storing: the message counts as not routed there),
+// queue.ErrRejected (a full queue refuses it), or a storage error. now is
+// the time the message is stored at, from the router's clock.
+type Destination interface {
+	Publish(m *message.Message, now time.Time) (Pending, error)
+}
+
+// queueDestination is a queue as a Destination. A queue entry keeps one
+// (set with its queue), so that routing allocates nothing per message.
+type queueDestination struct{ q queue.Handle }
+
+func (d *queueDestination) Publish(m *message.Message, _ time.Time) (Pending, error) {
+	a, err := d.q.Publish(m)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// setQueue makes q the queue behind qe (at open, and when RecoverQueue
+// swaps it), under Router.mu.
+func (qe *queueEntry) setQueue(q queue.Handle) {
+	qe.q = q
+	qe.dest = &queueDestination{q: q}
+}
+
+// Publish stores m in one of the topic's partitions: the one a Kafka
+// producer's default partitioner picks for the routing key as record
+// key (murmur2), so that AMQP and Kafka publishers of one key share a
+// partition and its order; round robin when the key is empty. The record
+// is m in its stored form (message.Record), as a stream queue stores it.
+func (t *Topic) Publish(m *message.Message, now time.Time) (Pending, error) {
+	n := len(t.Partitions)
+	if n == 0 {
+		return nil, queue.ErrDeleted
+	}
+	rec, err := m.Record()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+	}
+	var i int
+	if len(rec.Key) > 0 {
+		i = int(murmur2(rec.Key)&0x7fffffff) % n
+	} else {
+		i = int(t.rotor().Add(1) % uint32(n))
+	}
+	_, pending, err := t.Partitions[i].Append(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
+	if err != nil {
+		return nil, err
+	}
+	return pending, nil
+}
+
+// rotor is the round-robin counter of keyless messages, shared by every
+// version of the topic's definition.
+func (t *Topic) rotor() *atomic.Uint32 {
+	if len(t.Partitions) == 0 {
+		return new(atomic.Uint32)
+	}
+	return &t.Partitions[0].rotor
+}
+
+// murmur2 is the 32-bit MurmurHash2 with the seed Kafka's default
+// partitioner uses, so that a key maps to the partition a Kafka producer
+// would choose.
+func murmur2(data []byte) uint32 {
+	const (
+		seed uint32 = 0x9747b28c
+		m    uint32 = 0x5bd1e995
+		r           = 24
+	)
+	h := seed ^ uint32(len(data))
+	for len(data) >= 4 {
+		k := uint32(data[0]) | uint32(data[1])<<8 | uint32(data[2])<<16 | uint32(data[3])<<24
+		k *= m
+		k ^= k >> r
+		k *= m
+		h *= m
+		h ^= k
+		data = data[4:]
+	}
+	switch len(data) {
+	case 3:
+		h ^= uint32(data[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(data[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(data[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return h
+}
