@@ -322,9 +322,13 @@ func (a *API) exchangeBindings(source bool) handlerFunc {
 
 // bindingPath reads /api/bindings/{vhost}/e/{src}/{kind}/{dst}.
 func bindingPath(r *http.Request, kind string) (src, dst, destKind string) {
-	destKind = meta.DestQueue
-	if kind == "e" {
+	switch kind {
+	case "e":
 		destKind = meta.DestExchange
+	case "t":
+		destKind = meta.DestTopic
+	default:
+		destKind = meta.DestQueue
 	}
 	src = pathValue(r, "src")
 	if src == "amq.default" {

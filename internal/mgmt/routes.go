@@ -61,7 +61,8 @@ func (a *API) routes() {
 
 	h("GET /api/bindings", levelManagement, a.listBindings)
 	h("GET /api/bindings/{vhost}", levelManagement, a.listBindings)
-	for _, kind := range []string{"q", "e"} {
+	// q and e as in RabbitMQ; t (a topic, Sluice's own) feeds a topic.
+	for _, kind := range []string{"q", "e", "t"} {
 		base := "/api/bindings/{vhost}/e/{src}/" + kind + "/{dst}"
 		h("GET "+base, levelManagement, a.listBindingsBetween(kind))
 		h("POST "+base, levelManagement, a.postBinding(kind))
