@@ -34,7 +34,6 @@ var rules = []struct {
 // shrinks.
 var known = map[string]bool{
 	"amqp -> meta":     true, // users and permissions read from meta
-	"kafka -> meta":    true, // offset commits and deletes, producer ids
 	"kafka -> storage": true, // partitions' logs, batch validation
 	"mgmt -> amqp":     true, // connections and channels listing
 }

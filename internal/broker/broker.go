@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-mq/sluice/internal/broker/offsets"
 	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
@@ -28,13 +29,17 @@ type Options struct {
 	AutoCreateTopics bool
 	Logger           *slog.Logger
 	Now              func() time.Time
+	// WrapOffsetsLog, when set (fault-injection builds and tests only),
+	// wraps the consumer offsets log's file.
+	WrapOffsetsLog func(path string, f offsets.LogFile) offsets.LogFile
 }
 
 // Broker owns every topic's partitions.
 type Broker struct {
-	opts Options
-	meta *meta.Store
-	log  *slog.Logger
+	opts    Options
+	meta    *meta.Store
+	offsets *offsets.Store // committed consumer offsets, in DataDir/offsets
+	log     *slog.Logger
 
 	mu     sync.RWMutex
 	topics map[string]*Topic
@@ -51,7 +56,8 @@ type Topic struct {
 	cfg        resolvedConfig
 }
 
-// New opens the logs of every topic recorded in m.
+// New opens the logs of every topic recorded in m and the consumer
+// offsets store.
 func New(opts Options, m *meta.Store) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -71,11 +77,12 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 		}
 		b.topics[t.Name] = tp
 	}
+	if err := b.openOffsets(); err != nil {
+		b.Close()
+		return nil, err
+	}
 	return b, nil
 }
-
-// Meta is the metadata store (committed offsets, producer ids).
-func (b *Broker) Meta() *meta.Store { return b.meta }
 
 func (b *Broker) topicsDir() string { return filepath.Join(b.opts.DataDir, "topics") }
 
@@ -217,7 +224,7 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 		if errors.Is(err, meta.ErrTopicExists) {
 			return nil, ErrTopicExists
 		}
-		return nil, err
+		return nil, metaErr(err)
 	}
 	tp.Topic = t
 	if !b.install(tp) {
@@ -251,12 +258,18 @@ func (b *Broker) DeleteTopic(name string) error {
 		return ErrUnknownTopic
 	}
 	delete(b.topics, name)
-	err := b.meta.DeleteTopic(name)
+	err := metaErr(b.meta.DeleteTopic(name))
 	b.mu.Unlock()
 	for _, p := range tp.Partitions {
 		if derr := p.Log.Delete(); derr != nil && err == nil {
 			err = derr
 		}
+	}
+	// After the topic left b.topics (without b.mu: the offsets writer
+	// takes it to check commits), so that no commit to it is written
+	// after this record.
+	if oerr := offsetsErr(b.offsets.DeleteTopic(name)); oerr != nil && err == nil {
+		err = oerr
 	}
 	b.log.Info("topic deleted", "topic", name)
 	return err
@@ -277,7 +290,7 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 		return nil
 	}
 	if err := b.meta.CreatePartitions(name, total); err != nil {
-		return err
+		return metaErr(err)
 	}
 	// Copy-on-write: readers holding the old *Topic keep a consistent view.
 	grown := &Topic{Topic: tp.Topic, Partitions: append([]*Partition(nil), tp.Partitions...), cfg: tp.cfg}
@@ -312,7 +325,7 @@ func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []
 		return nil
 	}
 	if err := b.meta.AlterTopicConfigs(name, set, remove, replace); err != nil {
-		return err
+		return metaErr(err)
 	}
 	t, _ := b.meta.Topic(name)
 	updated := &Topic{Topic: t, Partitions: tp.Partitions, cfg: resolve(b.opts.Defaults, t.Configs)}
@@ -341,7 +354,7 @@ func (b *Broker) Topic(name string) (*Topic, bool) {
 }
 
 // TopicByID returns a topic by its id.
-func (b *Broker) TopicByID(id meta.TopicID) (*Topic, bool) {
+func (b *Broker) TopicByID(id TopicID) (*Topic, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, t := range b.topics {
@@ -424,10 +437,17 @@ func (b *Broker) RunRetention(interval time.Duration, stop <-chan struct{}) {
 
 // Close flushes and closes every log.
 func (b *Broker) Close() error {
+	var errs []error
+	if b.offsets != nil {
+		// First, and without b.mu: the offsets writer checks commits
+		// against the topics under it.
+		if err := b.offsets.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close consumer offsets: %w", err))
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	var errs []error
 	for _, t := range b.topics {
 		for _, p := range t.Partitions {
 			if err := p.Log.Close(); err != nil {

@@ -5,7 +5,6 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
-	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -45,10 +44,6 @@ var errorCodes = []struct {
 	{storage.ErrBatchTooLarge, kerr.MessageTooLarge},
 	{storage.ErrCorruptBatch, kerr.CorruptMessage},
 	{storage.ErrClosed, kerr.NotLeaderForPartition},
-	// A metadata log that cannot be written: topic creation (explicit or
-	// automatic) answers as Kafka does for a log directory that failed.
-	// Offsets and producer ids answer coordinatorErrorCode instead.
-	{meta.ErrStoreFailed, kerr.KafkaStorageError},
 	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},
 	{groups.ErrIllegalGeneration, kerr.IllegalGeneration},
 	{groups.ErrRebalanceInProgress, kerr.RebalanceInProgress},
@@ -78,12 +73,13 @@ func writeErrorCode(err error) int16 {
 }
 
 // coordinatorErrorCode is errorCode for the coordinators' answers (offset
-// commits and deletes, producer ids, group deletion): while the metadata
-// log cannot be written they answer COORDINATOR_NOT_AVAILABLE, as Kafka's
+// commits and deletes, producer ids, group deletion): while their log
+// cannot be written (broker.ErrStorage) they answer
+// COORDINATOR_NOT_AVAILABLE, as Kafka's
 // coordinators do while their log is unavailable, so that clients look
 // the coordinator up again and retry instead of failing.
 func coordinatorErrorCode(err error) int16 {
-	if errors.Is(err, meta.ErrStoreFailed) || errors.Is(err, meta.ErrClosed) {
+	if errors.Is(err, broker.ErrStorage) || errors.Is(err, broker.ErrClosed) {
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	return errorCode(err)
