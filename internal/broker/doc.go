@@ -14,10 +14,11 @@
 //     priority queues, streams, the delayed-message store), bindings and
 //     dead-lettering.
 //
-// Definitions (topics, configs, offsets, producer ids; vhosts, exchanges,
-// queues, bindings) change only through internal/meta; message data lives
-// in internal/storage. The record mapping between the protocols is package
-// message.
+// Definitions (topics, configs, producer ids; vhosts, exchanges, queues,
+// bindings) change only through internal/meta; message data lives in
+// internal/storage; consumer groups' committed offsets live in package
+// offsets (DataDir/offsets), which the Broker opens, checks commits for and
+// closes. The record mapping between the protocols is package message.
 //
 // When a write or fsync fails, the log refuses writes until it is reopened
 // from what is durable; Recovery (recovery.go) finds failed partitions,
