@@ -135,6 +135,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		done:     make(chan struct{}),
 	}
 	if err := s.recover(); err != nil {
+		if s.log != nil {
+			s.log.Close()
+		}
 		return nil, err
 	}
 	s.compactedAt = s.logSize
