@@ -75,9 +75,9 @@ func writeErrorCode(err error) int16 {
 // coordinatorErrorCode is errorCode for the coordinators' answers (offset
 // commits and deletes, producer ids, group deletion): while their log
 // cannot be written (broker.ErrStorage) they answer
-// COORDINATOR_NOT_AVAILABLE, as Kafka's
-// coordinators do while their log is unavailable, so that clients look
-// the coordinator up again and retry instead of failing.
+// COORDINATOR_NOT_AVAILABLE, as Kafka's coordinators do while their log is
+// unavailable, so that clients look the coordinator up again and retry
+// instead of failing.
 func coordinatorErrorCode(err error) int16 {
 	if errors.Is(err, broker.ErrStorage) || errors.Is(err, broker.ErrClosed) {
 		return kerr.CoordinatorNotAvailable.Code
