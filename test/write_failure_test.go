@@ -445,8 +445,10 @@ func TestMetadataLogFailure(t *testing.T) {
 	if !errors.Is(err, kerr.KafkaStorageError) {
 		t.Errorf("CreateTopics with the metadata log failing: %v, want KAFKA_STORAGE_ERROR", err)
 	}
-	if code := commit("g"); code != kerr.CoordinatorNotAvailable.Code {
-		t.Errorf("OffsetCommit: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))
+	// Offset commits go to their own log (test/offsets_test.go covers its
+	// failure): the metadata log's failure does not stop them.
+	if code := commit("g"); code != 0 {
+		t.Errorf("OffsetCommit with the metadata log failing: %v, want success", kerr.ErrorForCode(code))
 	}
 	if code := initPID(); code != kerr.CoordinatorNotAvailable.Code {
 		t.Errorf("InitProducerID: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-mq/sluice/internal/broker/offsets"
 	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
@@ -28,13 +29,17 @@ type Options struct {
 	AutoCreateTopics bool
 	Logger           *slog.Logger
 	Now              func() time.Time
+	// WrapOffsetsLog, when set (fault-injection builds and tests only),
+	// wraps the consumer offsets log's file.
+	WrapOffsetsLog func(path string, f offsets.LogFile) offsets.LogFile
 }
 
 // Broker owns every topic's partitions.
 type Broker struct {
-	opts Options
-	meta *meta.Store
-	log  *slog.Logger
+	opts    Options
+	meta    *meta.Store
+	offsets *offsets.Store // committed consumer offsets, in DataDir/offsets
+	log     *slog.Logger
 
 	// mu guards the topics, which produce and fetch look up under it. No
 	// definition change holds it across the disk: a change reserves its
@@ -57,7 +62,8 @@ type Topic struct {
 	cfg        resolvedConfig
 }
 
-// New opens the logs of every topic recorded in m.
+// New opens the logs of every topic recorded in m and the consumer
+// offsets store.
 func New(opts Options, m *meta.Store) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -77,11 +83,12 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 		}
 		b.topics[t.Name] = tp
 	}
+	if err := b.openOffsets(); err != nil {
+		b.Close()
+		return nil, err
+	}
 	return b, nil
 }
-
-// Meta is the metadata store (committed offsets, producer ids).
-func (b *Broker) Meta() *meta.Store { return b.meta }
 
 func (b *Broker) topicsDir() string { return filepath.Join(b.opts.DataDir, "topics") }
 
@@ -204,7 +211,7 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 		if errors.Is(err, meta.ErrTopicExists) {
 			return nil, ErrTopicExists
 		}
-		return nil, err
+		return nil, metaErr(err)
 	}
 	tp.Topic = t
 	if !b.install(tp) {
@@ -273,7 +280,7 @@ func (b *Broker) DeleteTopic(name string) error {
 	if !ok {
 		return ErrUnknownTopic
 	}
-	if err := b.meta.DeleteTopic(name); err != nil {
+	if err := metaErr(b.meta.DeleteTopic(name)); err != nil {
 		b.install(tp)
 		return err
 	}
@@ -281,6 +288,12 @@ func (b *Broker) DeleteTopic(name string) error {
 		if derr := p.log.Delete(); derr != nil && err == nil {
 			err = derr
 		}
+	}
+	// After the topic left b.topics (without b.mu: the offsets writer
+	// takes it to check commits), so that no commit to it is written
+	// after this record.
+	if oerr := offsetsErr(b.offsets.DeleteTopic(name)); oerr != nil && err == nil {
+		err = oerr
 	}
 	b.log.Info("topic deleted", "topic", name)
 	return err
@@ -327,7 +340,7 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 	}
 	if err := b.meta.CreatePartitions(name, total); err != nil {
 		drop()
-		return err
+		return metaErr(err)
 	}
 	if !b.install(grown) {
 		return ErrClosed
@@ -361,7 +374,7 @@ func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []
 		return nil
 	}
 	if err := b.meta.AlterTopicConfigs(name, set, remove, replace); err != nil {
-		return err
+		return metaErr(err)
 	}
 	t, _ := b.meta.Topic(name)
 	updated := &Topic{Topic: t, Partitions: tp.Partitions, cfg: resolve(b.opts.Defaults, t.Configs)}
@@ -390,7 +403,7 @@ func (b *Broker) Topic(name string) (*Topic, bool) {
 }
 
 // TopicByID returns a topic by its id.
-func (b *Broker) TopicByID(id meta.TopicID) (*Topic, bool) {
+func (b *Broker) TopicByID(id TopicID) (*Topic, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, t := range b.topics {
@@ -470,10 +483,17 @@ func (b *Broker) RunRetention(interval time.Duration, stop <-chan struct{}) {
 
 // Close flushes and closes every log.
 func (b *Broker) Close() error {
+	var errs []error
+	if b.offsets != nil {
+		// First, and without b.mu: the offsets writer checks commits
+		// against the topics under it.
+		if err := b.offsets.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close consumer offsets: %w", err))
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	var errs []error
 	for _, t := range b.topics {
 		for _, p := range t.Partitions {
 			if err := p.log.Close(); err != nil {

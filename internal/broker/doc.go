@@ -27,10 +27,11 @@
 // queue; the message is stored as the record a Kafka consumer reads, in
 // the partition Kafka's default partitioner picks for its routing key.
 //
-// Definitions (topics, configs, offsets, producer ids; vhosts, exchanges,
-// queues, bindings) change only through internal/meta; message data lives
-// in internal/storage. The record mapping between the protocols is package
-// message.
+// Definitions (topics, configs, producer ids; vhosts, exchanges, queues,
+// bindings) change only through internal/meta; message data lives in
+// internal/storage; consumer groups' committed offsets live in package
+// offsets (DataDir/offsets), which the Broker opens, checks commits for and
+// closes. The record mapping between the protocols is package message.
 //
 // What the front ends need besides routing and topics they find here too,
 // so that they import the core only: the definitions they pass or read

@@ -40,9 +40,10 @@ type RecoveryOptions struct {
 // Recovery brings failed logs back without a restart. Each Check looks
 // for logs that refuse writes and, while the disk takes writes again,
 // reopens them from what is durable on disk (Partition.Recover,
-// Router.RecoverQueue, meta's Store.Recover). The first attempt comes one
-// Interval after the failure is seen; a log that fails again (or fails
-// again soon after it was reopened: a disk that is still full) waits twice
+// Router.RecoverQueue, meta's Store.Recover, the consumer offsets store's
+// Recover). The first attempt comes one Interval after the failure is
+// seen; a log that fails again (or fails again soon after it was reopened:
+// a disk that is still full) waits twice
 // as long each time, up to MaxBackoff. One such episode is logged once
 // when it starts and once per reopen, never per write. Run calls Check
 // every Interval; Failures reports the logs failed now, for health
@@ -138,6 +139,9 @@ func (r *Recovery) scan() []failedLog {
 		}
 	}
 	if b := r.opts.Broker; b != nil {
+		if err := b.offsets.Failed(); err != nil {
+			out = append(out, failedLog{kind: "offsets", name: "offsets", err: err, recover: b.offsets.Recover})
+		}
 		for _, t := range b.Topics() {
 			for _, p := range t.Partitions {
 				if err := p.Failed(); err != nil {

@@ -7,14 +7,14 @@ package kafka
 // accepted while the group is Empty and fails with UNKNOWN_MEMBER_ID while
 // it has members, as in Kafka; a member's commit must carry the current
 // generation. The partitions that exist are then stored together as one
-// metadata command, durable before the answer. A partition of an unknown
+// record of the core's offsets store, durable before the answer. A partition of an unknown
 // topic gets UNKNOWN_TOPIC_OR_PARTITION, metadata over 4096 bytes (Kafka's
 // offset.metadata.max.bytes default) OFFSET_METADATA_TOO_LARGE. The
 // retention fields (v1 Timestamp, v2-4 RetentionTimeMillis) are ignored:
 // offsets live until the group or its offsets are deleted.
 
 import (
-	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -27,7 +27,7 @@ func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, 
 
 	type at struct{ topic, partition int } // where a commit's answer is
 	var (
-		commits []meta.OffsetCommit
+		commits []broker.OffsetCommit
 		where   []at
 	)
 	for i, rt := range req.Topics {
@@ -43,7 +43,7 @@ func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, 
 			} else if len(deref(rp.Metadata)) > maxOffsetMetadata {
 				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 			} else {
-				commits = append(commits, meta.OffsetCommit{
+				commits = append(commits, broker.OffsetCommit{
 					Topic: rt.Topic, Partition: rp.Partition, Offset: rp.Offset,
 					LeaderEpoch: rp.LeaderEpoch, Metadata: deref(rp.Metadata),
 				})
@@ -53,7 +53,7 @@ func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, 
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if err := c.s.broker.Meta().CommitOffsets(req.Group, commits); err != nil {
+	if err := c.s.broker.CommitOffsets(req.Group, commits); err != nil {
 		for _, w := range where {
 			resp.Topics[w.topic].Partitions[w.partition].ErrorCode = coordinatorErrorCode(err)
 		}

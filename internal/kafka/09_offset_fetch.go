@@ -2,7 +2,7 @@ package kafka
 
 // OffsetFetch, versions 0-8.
 //
-// Answers from the committed offsets in the metadata store. A partition
+// Answers from the committed offsets in the core's offsets store. A partition
 // without a commit, including one of an unknown topic, answers offset -1,
 // leader epoch -1 and empty metadata with no error, as Kafka does. A null
 // topic list (v2+) asks for every offset the group has committed. v8
@@ -48,11 +48,11 @@ func handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.Response, er
 
 // fetchOffsets answers one group of an OffsetFetch.
 func (c *conn) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
-	m := c.s.broker.Meta()
+	b := c.s.broker
 	sg := kmsg.NewOffsetFetchResponseGroup()
 	sg.Group = rg.Group
 	if rg.Topics == nil {
-		for _, oc := range m.GroupOffsets(rg.Group) { // sorted by topic
+		for _, oc := range b.GroupOffsets(rg.Group) { // sorted by topic
 			if n := len(sg.Topics); n == 0 || sg.Topics[n-1].Topic != oc.Topic {
 				st := kmsg.NewOffsetFetchResponseGroupTopic()
 				st.Topic = oc.Topic
@@ -68,7 +68,7 @@ func (c *conn) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchRes
 		st.Topic = rt.Topic
 		for _, p := range rt.Partitions {
 			sp := committedOffset(p, -1, -1, "")
-			if oc, ok := m.GroupOffset(rg.Group, rt.Topic, p); ok {
+			if oc, ok := b.GroupOffset(rg.Group, rt.Topic, p); ok {
 				sp = committedOffset(p, oc.Offset, oc.LeaderEpoch, oc.Metadata)
 			}
 			st.Partitions = append(st.Partitions, sp)

@@ -9,7 +9,7 @@ package kafka
 // Errors carry a message (v5+).
 
 import (
-	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -29,7 +29,7 @@ func handleDeleteTopics(c *conn, req *kmsg.DeleteTopicsRequest) (kmsg.Response, 
 		if rt.Topic != nil {
 			return "name " + *rt.Topic
 		}
-		return "id " + meta.TopicID(rt.TopicID).String()
+		return "id " + broker.TopicID(rt.TopicID).String()
 	}
 	dup := duplicated(topics, key)
 	for _, rt := range topics {
@@ -50,7 +50,7 @@ func handleDeleteTopics(c *conn, req *kmsg.DeleteTopicsRequest) (kmsg.Response, 
 // deleteTopic deletes the topic st names, by name or by id, and fills in
 // the other.
 func (c *conn) deleteTopic(st *kmsg.DeleteTopicsResponseTopic) error {
-	id := meta.TopicID(st.TopicID)
+	id := broker.TopicID(st.TopicID)
 	switch {
 	case st.Topic != nil && !id.IsZero():
 		return reqErr(kerr.InvalidRequest, "give a topic name or a topic id, not both")

@@ -25,7 +25,7 @@ func handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) (kmsg.Respon
 		resp.ErrorCode = kerr.InvalidTransactionTimeout.Code
 		return resp, nil
 	}
-	id, epoch, err := c.s.broker.Meta().InitProducerID(txnID)
+	id, epoch, err := c.s.broker.InitProducerID(txnID)
 	if resp.ErrorCode = coordinatorErrorCode(err); err == nil {
 		resp.ProducerID, resp.ProducerEpoch = id, epoch
 	}

@@ -30,5 +30,5 @@ func (c *conn) deleteGroup(name string) int16 {
 	if err := c.s.groups.Delete(name); err != nil {
 		return errorCode(err)
 	}
-	return coordinatorErrorCode(c.s.broker.Meta().DeleteGroupOffsets(name, nil))
+	return coordinatorErrorCode(c.s.broker.DeleteGroupOffsets(name, nil))
 }

@@ -10,7 +10,7 @@ package kafka
 // members.
 
 import (
-	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -22,7 +22,7 @@ func handleOffsetDelete(c *conn, req *kmsg.OffsetDeleteRequest) (kmsg.Response, 
 		return resp, nil
 	}
 	active := c.s.groups.HasMembers(req.Group)
-	var tps []meta.TopicPartition
+	var tps []broker.TopicPartition
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetDeleteResponseTopic()
 		st.Topic = rt.Topic
@@ -34,14 +34,14 @@ func handleOffsetDelete(c *conn, req *kmsg.OffsetDeleteRequest) (kmsg.Response, 
 			} else if active {
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			} else {
-				tps = append(tps, meta.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
+				tps = append(tps, broker.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	if len(tps) > 0 { // never nil here: nil would delete every offset
-		resp.ErrorCode = coordinatorErrorCode(c.s.broker.Meta().DeleteGroupOffsets(req.Group, tps))
+		resp.ErrorCode = coordinatorErrorCode(c.s.broker.DeleteGroupOffsets(req.Group, tps))
 	}
 	return resp, nil
 }

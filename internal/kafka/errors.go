@@ -5,11 +5,12 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
-	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// errorCode maps a core error to its Kafka error code (0 for nil).
+// errorCode maps a core error to its Kafka error code (0 for nil): the
+// specific errors Kafka tells apart within a kind first (errorCodes), then
+// the kind (kindCodes); anything else is UNKNOWN_SERVER_ERROR.
 func errorCode(err error) int16 {
 	if err == nil {
 		return 0
@@ -19,31 +20,37 @@ func errorCode(err error) int16 {
 			return m.code.Code
 		}
 	}
+	if c, ok := kindCodes[broker.KindOf(err)]; ok {
+		return c.Code
+	}
 	return kerr.UnknownServerError.Code
 }
 
+// kindCodes gives each kind of core error its Kafka code.
+var kindCodes = map[broker.Kind]*kerr.Error{
+	broker.KindNotFound:    kerr.UnknownTopicOrPartition,
+	broker.KindExists:      kerr.TopicAlreadyExists,
+	broker.KindInvalid:     kerr.InvalidRequest,
+	broker.KindTooLarge:    kerr.MessageTooLarge,
+	broker.KindCorrupt:     kerr.CorruptMessage,
+	broker.KindOutOfRange:  kerr.OffsetOutOfRange,
+	broker.KindOutOfOrder:  kerr.OutOfOrderSequenceNumber,
+	broker.KindFenced:      kerr.InvalidProducerEpoch,
+	broker.KindStorage:     kerr.KafkaStorageError,
+	broker.KindUnavailable: kerr.NotLeaderForPartition,
+}
+
+// errorCodes are the errors Kafka answers more precisely than their kind:
+// the core's own, and the group coordinator's (package groups, which
+// imports nothing of the core and so has no kinds).
 var errorCodes = []struct {
 	err  error
 	code *kerr.Error
 }{
 	{broker.ErrTransactionsUnsupported, kerr.InvalidRecord},
-	{broker.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
-	{broker.ErrUnknownPartition, kerr.UnknownTopicOrPartition},
-	{broker.ErrTopicExists, kerr.TopicAlreadyExists},
 	{broker.ErrInvalidTopic, kerr.InvalidTopicException},
 	{broker.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{broker.ErrInvalidConfig, kerr.InvalidConfig},
-	{broker.ErrMessageTooLarge, kerr.MessageTooLarge},
-	{broker.ErrCorruptMessage, kerr.CorruptMessage},
-	{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
-	{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
-	{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
-	{broker.ErrClosed, kerr.NotLeaderForPartition},
-	{broker.ErrStorage, kerr.KafkaStorageError},
-	// A metadata log that cannot be written: topic creation (explicit or
-	// automatic) answers as Kafka does for a log directory that failed.
-	// Offsets and producer ids answer coordinatorErrorCode instead.
-	{meta.ErrStoreFailed, kerr.KafkaStorageError},
 	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},
 	{groups.ErrIllegalGeneration, kerr.IllegalGeneration},
 	{groups.ErrRebalanceInProgress, kerr.RebalanceInProgress},
@@ -73,12 +80,13 @@ func writeErrorCode(err error) int16 {
 }
 
 // coordinatorErrorCode is errorCode for the coordinators' answers (offset
-// commits and deletes, producer ids, group deletion): while the metadata
-// log cannot be written they answer COORDINATOR_NOT_AVAILABLE, as Kafka's
-// coordinators do while their log is unavailable, so that clients look
-// the coordinator up again and retry instead of failing.
+// commits and deletes, producer ids, group deletion): while their log
+// cannot be written (broker.ErrStorage) they answer
+// COORDINATOR_NOT_AVAILABLE, as Kafka's coordinators do while their log is
+// unavailable, so that clients look the coordinator up again and retry
+// instead of failing.
 func coordinatorErrorCode(err error) int16 {
-	if errors.Is(err, meta.ErrStoreFailed) || errors.Is(err, meta.ErrClosed) {
+	if errors.Is(err, broker.ErrStorage) || errors.Is(err, broker.ErrClosed) {
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	return errorCode(err)

@@ -115,7 +115,7 @@ const offsetsProtocolType = "consumer"
 
 // hasOffsets reports whether a group has committed offsets.
 func (c *conn) hasOffsets(group string) bool {
-	return len(c.s.broker.Meta().GroupOffsets(group)) > 0
+	return len(c.s.broker.GroupOffsets(group)) > 0
 }
 
 // groupExists reports whether the coordinator holds the group or it has
@@ -134,7 +134,7 @@ func (c *conn) groupSummaries() []groups.GroupSummary {
 	for _, g := range c.s.groups.List() {
 		byName[g.Group] = g
 	}
-	for _, name := range c.s.broker.Meta().OffsetGroups() {
+	for _, name := range c.s.broker.OffsetGroups() {
 		g, ok := byName[name]
 		if !ok {
 			g = groups.GroupSummary{Group: name, State: groups.StateEmpty}

@@ -22,14 +22,14 @@ func (s *Store) proposeUnlessNoop(cmd Command, noop func(st *State) bool) error 
 // PutVhost creates the vhost v.Name, or replaces an existing one's
 // description and tags, keeping what lives in it.
 func (s *Store) PutVhost(v Vhost) error {
-	_, err := s.propose(Command{Type: CmdPutVhost, PutVhost: (*PutVhostCmd)(&v)})
+	_, err := s.propose(NewCommand((*PutVhostCmd)(&v)))
 	return err
 }
 
 // DeleteVhost deletes a vhost with every exchange, queue, binding and
 // permission in it (ErrUnknownVhost if there is none).
 func (s *Store) DeleteVhost(name string) error {
-	_, err := s.propose(Command{Type: CmdDeleteVhost, DeleteVhost: &DeleteVhostCmd{Name: name}})
+	_, err := s.propose(NewCommand(&DeleteVhostCmd{Name: name}))
 	return err
 }
 
@@ -50,14 +50,14 @@ func (s *Store) Vhosts() []Vhost {
 // PutUser creates the user u.Name, or replaces an existing one's password
 // hash and tags, keeping its permissions.
 func (s *Store) PutUser(u User) error {
-	_, err := s.propose(Command{Type: CmdPutUser, PutUser: (*PutUserCmd)(&u)})
+	_, err := s.propose(NewCommand((*PutUserCmd)(&u)))
 	return err
 }
 
 // DeleteUser deletes a user and its permissions (ErrUnknownUser if there is
 // none).
 func (s *Store) DeleteUser(name string) error {
-	_, err := s.propose(Command{Type: CmdDeleteUser, DeleteUser: &DeleteUserCmd{Name: name}})
+	_, err := s.propose(NewCommand(&DeleteUserCmd{Name: name}))
 	return err
 }
 
@@ -78,7 +78,7 @@ func (s *Store) Users() []User {
 // SetPermission sets p.User's permission in p.Vhost, replacing any. The
 // user and the vhost must exist (ErrUnknownUser, ErrUnknownVhost).
 func (s *Store) SetPermission(p Permission) error {
-	_, err := s.propose(Command{Type: CmdSetPermission, SetPermission: (*SetPermissionCmd)(&p)})
+	_, err := s.propose(NewCommand((*SetPermissionCmd)(&p)))
 	return err
 }
 
@@ -86,7 +86,7 @@ func (s *Store) SetPermission(p Permission) error {
 // vhost must exist (ErrUnknownUser, ErrUnknownVhost); clearing a permission
 // that is not set succeeds.
 func (s *Store) ClearPermission(user, vhost string) error {
-	return s.proposeUnlessNoop(Command{Type: CmdClearPermission, ClearPermission: &ClearPermissionCmd{User: user, Vhost: vhost}},
+	return s.proposeUnlessNoop(NewCommand(&ClearPermissionCmd{User: user, Vhost: vhost}),
 		func(st *State) bool { _, ok := st.Permission(user, vhost); return !ok })
 }
 
@@ -108,14 +108,14 @@ func (s *Store) Permissions() []Permission {
 // (ErrUnknownVhost). It is refused if the name exists (ErrExchangeExists):
 // the broker checks a re-declaration for equivalence before proposing.
 func (s *Store) DeclareExchange(e Exchange) error {
-	_, err := s.propose(Command{Type: CmdDeclareExchange, DeclareExchange: (*DeclareExchangeCmd)(&e)})
+	_, err := s.propose(NewCommand((*DeclareExchangeCmd)(&e)))
 	return err
 }
 
 // DeleteExchange deletes an exchange (ErrUnknownVhost, ErrUnknownExchange)
 // and every binding whose source or destination it is.
 func (s *Store) DeleteExchange(vhost, name string) error {
-	_, err := s.propose(Command{Type: CmdDeleteExchange, DeleteExchange: &DeleteExchangeCmd{Vhost: vhost, Name: name}})
+	_, err := s.propose(NewCommand(&DeleteExchangeCmd{Vhost: vhost, Name: name}))
 	return err
 }
 
@@ -146,14 +146,14 @@ func (s *Store) DeclareQueue(q Queue) (Queue, error) {
 	if q.CreatedMs == 0 {
 		q.CreatedMs = s.opts.Now().UnixMilli()
 	}
-	res, err := s.propose(Command{Type: CmdDeclareQueue, DeclareQueue: (*DeclareQueueCmd)(&q)})
+	res, err := s.propose(NewCommand((*DeclareQueueCmd)(&q)))
 	return res.Queue, err
 }
 
 // DeleteQueue deletes a queue (ErrUnknownVhost, ErrUnknownQueue) and every
 // binding to it.
 func (s *Store) DeleteQueue(vhost, name string) error {
-	_, err := s.propose(Command{Type: CmdDeleteQueue, DeleteQueue: &DeleteQueueCmd{Vhost: vhost, Name: name}})
+	_, err := s.propose(NewCommand(&DeleteQueueCmd{Vhost: vhost, Name: name}))
 	return err
 }
 
@@ -182,7 +182,7 @@ func (s *Store) DeleteQueues(vhost string, names []string) error {
 	s.mu.RUnlock()
 	for len(present) > 0 {
 		n := min(len(present), deleteQueuesChunk)
-		if _, err := s.propose(Command{Type: CmdDeleteQueues, DeleteQueues: &DeleteQueuesCmd{Vhost: vhost, Names: present[:n]}}); err != nil {
+		if _, err := s.propose(NewCommand(&DeleteQueuesCmd{Vhost: vhost, Names: present[:n]})); err != nil {
 			return err
 		}
 		present = present[n:]
@@ -211,7 +211,7 @@ func (s *Store) Queues(vhost string) []Queue {
 // destination kind, destination, routing key and argument bytes — succeeds
 // and changes nothing.
 func (s *Store) Bind(b Binding) error {
-	return s.proposeUnlessNoop(Command{Type: CmdBind, Bind: (*BindCmd)(&b)},
+	return s.proposeUnlessNoop(NewCommand((*BindCmd)(&b)),
 		func(st *State) bool { return st.hasBinding(b) })
 }
 
@@ -219,7 +219,7 @@ func (s *Store) Bind(b Binding) error {
 // is refused as for Bind, and a missing binding between existing ones
 // succeeds.
 func (s *Store) Unbind(b Binding) error {
-	return s.proposeUnlessNoop(Command{Type: CmdUnbind, Unbind: (*UnbindCmd)(&b)},
+	return s.proposeUnlessNoop(NewCommand((*UnbindCmd)(&b)),
 		func(st *State) bool { return !st.hasBinding(b) })
 }
 

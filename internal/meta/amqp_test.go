@@ -12,38 +12,38 @@ import (
 )
 
 func putVhostCmd(name string, tags ...string) Command {
-	return Command{Type: CmdPutVhost, PutVhost: &PutVhostCmd{Name: name, Tags: tags}}
+	return NewCommand(&PutVhostCmd{Name: name, Tags: tags})
 }
 
 func putUserCmd(name string) Command {
-	return Command{Type: CmdPutUser, PutUser: &PutUserCmd{Name: name, PasswordHash: "h-" + name}}
+	return NewCommand(&PutUserCmd{Name: name, PasswordHash: "h-" + name})
 }
 
 func setPermCmd(user, vhost string) Command {
-	return Command{Type: CmdSetPermission, SetPermission: &SetPermissionCmd{User: user, Vhost: vhost, Configure: ".*", Write: ".*", Read: ".*"}}
+	return NewCommand(&SetPermissionCmd{User: user, Vhost: vhost, Configure: ".*", Write: ".*", Read: ".*"})
 }
 
 func exchangeCmd(vhost, name string) Command {
-	return Command{Type: CmdDeclareExchange, DeclareExchange: &DeclareExchangeCmd{Vhost: vhost, Name: name, Type: "direct", Durable: true}}
+	return NewCommand(&DeclareExchangeCmd{Vhost: vhost, Name: name, Type: "direct", Durable: true})
 }
 
 func queueCmd(vhost, name, id string) Command {
-	return Command{Type: CmdDeclareQueue, DeclareQueue: &DeclareQueueCmd{Vhost: vhost, Name: name, ID: id, Durable: true, CreatedMs: 5}}
+	return NewCommand(&DeclareQueueCmd{Vhost: vhost, Name: name, ID: id, Durable: true, CreatedMs: 5})
 }
 
 func bnd(vhost, src, kind, dst, key string) Binding {
 	return Binding{Vhost: vhost, Source: src, DestinationKind: kind, Destination: dst, RoutingKey: key}
 }
 
-func bindCmd(b Binding) Command   { return Command{Type: CmdBind, Bind: (*BindCmd)(&b)} }
-func unbindCmd(b Binding) Command { return Command{Type: CmdUnbind, Unbind: (*UnbindCmd)(&b)} }
+func bindCmd(b Binding) Command   { return NewCommand((*BindCmd)(&b)) }
+func unbindCmd(b Binding) Command { return NewCommand((*UnbindCmd)(&b)) }
 
 func deleteExchangeCmd(vhost, name string) Command {
-	return Command{Type: CmdDeleteExchange, DeleteExchange: &DeleteExchangeCmd{Vhost: vhost, Name: name}}
+	return NewCommand(&DeleteExchangeCmd{Vhost: vhost, Name: name})
 }
 
 func deleteQueueCmd(vhost, name string) Command {
-	return Command{Type: CmdDeleteQueue, DeleteQueue: &DeleteQueueCmd{Vhost: vhost, Name: name}}
+	return NewCommand(&DeleteQueueCmd{Vhost: vhost, Name: name})
 }
 
 // amqpFixture is a vhost "/" with exchanges x and y, queues q1 and q2,
@@ -86,11 +86,11 @@ func TestApplyAMQP(t *testing.T) {
 		name: "vhosts",
 		steps: []step{
 			{cmd: putVhostCmd("/", "a")},
-			{cmd: Command{Type: CmdPutVhost, PutVhost: &PutVhostCmd{Name: "/", Description: "root", Tags: []string{}}}},
+			{cmd: NewCommand(&PutVhostCmd{Name: "/", Description: "root", Tags: []string{}})},
 			{cmd: putVhostCmd("b")},
 			{cmd: putVhostCmd(""), wantErr: ErrInvalidCommand},
-			{cmd: Command{Type: CmdDeleteVhost, DeleteVhost: &DeleteVhostCmd{Name: "b"}}},
-			{cmd: Command{Type: CmdDeleteVhost, DeleteVhost: &DeleteVhostCmd{Name: "b"}}, wantErr: ErrUnknownVhost},
+			{cmd: NewCommand(&DeleteVhostCmd{Name: "b"})},
+			{cmd: NewCommand(&DeleteVhostCmd{Name: "b"}), wantErr: ErrUnknownVhost},
 		},
 		check: func(t *testing.T, st *State) {
 			if got := st.Vhosts(); !reflect.DeepEqual(got, []Vhost{{Name: "/", Description: "root"}}) {
@@ -101,20 +101,20 @@ func TestApplyAMQP(t *testing.T) {
 		name: "users and permissions",
 		steps: []step{
 			{cmd: putUserCmd("u")},
-			{cmd: Command{Type: CmdPutUser, PutUser: &PutUserCmd{Name: "u", PasswordHash: "new", Tags: []string{"administrator"}}}},
+			{cmd: NewCommand(&PutUserCmd{Name: "u", PasswordHash: "new", Tags: []string{"administrator"}})},
 			{cmd: putUserCmd(""), wantErr: ErrInvalidCommand},
 			{cmd: setPermCmd("u", "/"), wantErr: ErrUnknownVhost},
 			{cmd: putVhostCmd("/")},
 			{cmd: setPermCmd("nobody", "/"), wantErr: ErrUnknownUser},
 			{cmd: setPermCmd("u", "/")},
-			{cmd: Command{Type: CmdSetPermission, SetPermission: &SetPermissionCmd{User: "u", Vhost: "/", Read: "^r"}}},
+			{cmd: NewCommand(&SetPermissionCmd{User: "u", Vhost: "/", Read: "^r"})},
 			{cmd: putUserCmd("w")},
 			{cmd: setPermCmd("w", "/")},
-			{cmd: Command{Type: CmdClearPermission, ClearPermission: &ClearPermissionCmd{User: "w", Vhost: "/"}}},
-			{cmd: Command{Type: CmdClearPermission, ClearPermission: &ClearPermissionCmd{User: "w", Vhost: "/"}}}, // nothing to clear
-			{cmd: Command{Type: CmdClearPermission, ClearPermission: &ClearPermissionCmd{User: "x", Vhost: "/"}}, wantErr: ErrUnknownUser},
-			{cmd: Command{Type: CmdClearPermission, ClearPermission: &ClearPermissionCmd{User: "w", Vhost: "x"}}, wantErr: ErrUnknownVhost},
-			{cmd: Command{Type: CmdDeleteUser, DeleteUser: &DeleteUserCmd{Name: "x"}}, wantErr: ErrUnknownUser},
+			{cmd: NewCommand(&ClearPermissionCmd{User: "w", Vhost: "/"})},
+			{cmd: NewCommand(&ClearPermissionCmd{User: "w", Vhost: "/"})}, // nothing to clear
+			{cmd: NewCommand(&ClearPermissionCmd{User: "x", Vhost: "/"}), wantErr: ErrUnknownUser},
+			{cmd: NewCommand(&ClearPermissionCmd{User: "w", Vhost: "x"}), wantErr: ErrUnknownVhost},
+			{cmd: NewCommand(&DeleteUserCmd{Name: "x"}), wantErr: ErrUnknownUser},
 		},
 		check: func(t *testing.T, st *State) {
 			if got := st.Users(); !reflect.DeepEqual(got, []User{{Name: "u", PasswordHash: "new", Tags: []string{"administrator"}}, {Name: "w", PasswordHash: "h-w"}}) {
@@ -128,7 +128,7 @@ func TestApplyAMQP(t *testing.T) {
 		name: "delete user drops its permissions",
 		steps: steps(putVhostCmd("/"), putVhostCmd("v"), putUserCmd("u"), putUserCmd("w"),
 			setPermCmd("u", "/"), setPermCmd("u", "v"), setPermCmd("w", "v"),
-			Command{Type: CmdDeleteUser, DeleteUser: &DeleteUserCmd{Name: "u"}}),
+			NewCommand(&DeleteUserCmd{Name: "u"})),
 		check: func(t *testing.T, st *State) {
 			if got := st.Permissions(); len(got) != 1 || got[0].User != "w" {
 				t.Fatalf("permissions = %+v", got)
@@ -142,7 +142,7 @@ func TestApplyAMQP(t *testing.T) {
 			{cmd: exchangeCmd("/", "x")},
 			{cmd: exchangeCmd("/", "")}, // the default exchange
 			{cmd: exchangeCmd("/", "x"), wantErr: ErrExchangeExists},
-			{cmd: Command{Type: CmdDeclareExchange, DeclareExchange: &DeclareExchangeCmd{Vhost: "/", Name: "t", Type: "topic", AutoDelete: true, Internal: true, Arguments: []byte{1, 2}}}},
+			{cmd: NewCommand(&DeclareExchangeCmd{Vhost: "/", Name: "t", Type: "topic", AutoDelete: true, Internal: true, Arguments: []byte{1, 2}})},
 			{cmd: deleteExchangeCmd("/", "nope"), wantErr: ErrUnknownExchange},
 			{cmd: deleteExchangeCmd("v", "x"), wantErr: ErrUnknownVhost},
 			{cmd: deleteExchangeCmd("/", "")},
@@ -239,8 +239,8 @@ func TestApplyAMQP(t *testing.T) {
 	}, {
 		name: "delete queues",
 		steps: steps(append(amqpFixture(), queueCmd("/", "q3", "03"),
-			Command{Type: CmdDeleteQueues, DeleteQueues: &DeleteQueuesCmd{Vhost: "/", Names: []string{"q1", "gone", "q3", "q1"}}},
-			Command{Type: CmdDeleteQueues, DeleteQueues: &DeleteQueuesCmd{Vhost: "none", Names: []string{"q2"}}})...),
+			NewCommand(&DeleteQueuesCmd{Vhost: "/", Names: []string{"q1", "gone", "q3", "q1"}}),
+			NewCommand(&DeleteQueuesCmd{Vhost: "none", Names: []string{"q2"}}))...),
 		check: func(t *testing.T, st *State) {
 			if got := st.Queues("/"); len(got) != 1 || got[0].Name != "q2" {
 				t.Fatalf("queues = %+v", got)
@@ -253,7 +253,7 @@ func TestApplyAMQP(t *testing.T) {
 		name: "delete vhost cascades",
 		steps: steps(append(amqpFixture(), putVhostCmd("v"), putUserCmd("u"), setPermCmd("u", "/"), setPermCmd("u", "v"),
 			exchangeCmd("v", "x"), queueCmd("v", "q1", "11"), bindCmd(bnd("v", "x", DestQueue, "q1", "")),
-			Command{Type: CmdDeleteVhost, DeleteVhost: &DeleteVhostCmd{Name: "/"}},
+			NewCommand(&DeleteVhostCmd{Name: "/"}),
 			queueCmd("v", "q2", "01"), // the deleted vhost's queue ids are free
 		)...),
 		check: func(t *testing.T, st *State) {
@@ -285,8 +285,8 @@ func TestApplyAMQP(t *testing.T) {
 	}, {
 		name: "malformed",
 		steps: []step{
-			{cmd: Command{Type: CmdBind}, wantErr: ErrInvalidCommand},
-			{cmd: Command{Type: CmdPutVhost, PutUser: &PutUserCmd{Name: "u"}}, wantErr: ErrInvalidCommand},
+			{cmd: Command{Type: "bind"}, wantErr: ErrInvalidCommand},
+			{cmd: Command{Type: "put_vhost", Payload: &PutUserCmd{Name: "u"}}, wantErr: ErrInvalidCommand},
 		},
 	}}
 	for _, tt := range tests {
@@ -432,22 +432,22 @@ func randomAMQPCommand(r *rand.Rand, i int) Command {
 	}
 	switch r.IntN(amqpCommandKinds) {
 	case 0:
-		return Command{Type: CmdPutVhost, PutVhost: &PutVhostCmd{Name: vhost, Description: fmt.Sprint(i), Tags: []string{pick("a", "b")}}}
+		return NewCommand(&PutVhostCmd{Name: vhost, Description: fmt.Sprint(i), Tags: []string{pick("a", "b")}})
 	case 1:
 		if r.IntN(3) != 0 { // deleting a vhost undoes much: keep it rare
-			return Command{Type: CmdPutVhost, PutVhost: &PutVhostCmd{Name: vhost}}
+			return NewCommand(&PutVhostCmd{Name: vhost})
 		}
-		return Command{Type: CmdDeleteVhost, DeleteVhost: &DeleteVhostCmd{Name: vhost}}
+		return NewCommand(&DeleteVhostCmd{Name: vhost})
 	case 2:
-		return Command{Type: CmdPutUser, PutUser: &PutUserCmd{Name: user, PasswordHash: fmt.Sprint(i)}}
+		return NewCommand(&PutUserCmd{Name: user, PasswordHash: fmt.Sprint(i)})
 	case 3:
-		return Command{Type: CmdDeleteUser, DeleteUser: &DeleteUserCmd{Name: user}}
+		return NewCommand(&DeleteUserCmd{Name: user})
 	case 4:
-		return Command{Type: CmdSetPermission, SetPermission: &SetPermissionCmd{User: user, Vhost: vhost, Configure: fmt.Sprint(i), Read: ".*"}}
+		return NewCommand(&SetPermissionCmd{User: user, Vhost: vhost, Configure: fmt.Sprint(i), Read: ".*"})
 	case 5:
-		return Command{Type: CmdClearPermission, ClearPermission: &ClearPermissionCmd{User: user, Vhost: vhost}}
+		return NewCommand(&ClearPermissionCmd{User: user, Vhost: vhost})
 	case 6, 7:
-		return Command{Type: CmdDeclareExchange, DeclareExchange: &DeclareExchangeCmd{Vhost: vhost, Name: exchange, Type: pick("direct", "topic"), Durable: r.IntN(2) == 0}}
+		return NewCommand(&DeclareExchangeCmd{Vhost: vhost, Name: exchange, Type: pick("direct", "topic"), Durable: r.IntN(2) == 0})
 	case 8:
 		return deleteExchangeCmd(vhost, exchange)
 	case 9, 10:
@@ -455,11 +455,11 @@ func randomAMQPCommand(r *rand.Rand, i int) Command {
 		if r.IntN(8) == 0 {
 			id = "1"
 		}
-		return Command{Type: CmdDeclareQueue, DeclareQueue: &DeclareQueueCmd{Vhost: vhost, Name: queue, ID: id, AutoDelete: r.IntN(2) == 0, CreatedMs: int64(i)}}
+		return NewCommand(&DeclareQueueCmd{Vhost: vhost, Name: queue, ID: id, AutoDelete: r.IntN(2) == 0, CreatedMs: int64(i)})
 	case 11:
 		return deleteQueueCmd(vhost, queue)
 	case 12:
-		return Command{Type: CmdDeleteQueues, DeleteQueues: &DeleteQueuesCmd{Vhost: vhost, Names: []string{queue, pick("q1", "q2", "q3")}}}
+		return NewCommand(&DeleteQueuesCmd{Vhost: vhost, Names: []string{queue, pick("q1", "q2", "q3")}})
 	case 13, 14, 15, 16:
 		return bindCmd(b)
 	default:

@@ -1,9 +1,13 @@
-// Package meta holds Sluice's cluster metadata — topics, their configs,
-// consumer group offsets and producer ids for Kafka; vhosts, users,
-// permissions, exchanges, queues and bindings for AMQP — as a
-// replicated-state-machine in miniature.
+// Package meta holds Sluice's cluster metadata — topics, their configs and
+// producer ids for Kafka; vhosts, users, permissions, exchanges, queues and
+// bindings for AMQP — as a replicated-state-machine in miniature. (Consumer
+// group offsets moved to the broker's offsets store; the offset commands
+// remain so that older logs replay and the broker can carry their offsets
+// over.)
 //
-// Every change is a [Command]. A Store method builds the command (generating
+// Every change is a [Command]: the name of its kind and its payload. Each
+// kind is registered once, in commands.go, with its name and payload type;
+// the payload checks and applies itself. A Store method builds the command (generating
 // any random id or timestamp there, never later), and hands it to one entry
 // point, propose, which
 //
@@ -43,7 +47,7 @@
 //
 // # Concurrency and lock order
 //
-// Reads (Topic, Topics, GroupOffsets, Queues, ...) take Store.mu shared
+// Reads (Topic, Topics, Queues, ...) take Store.mu shared
 // and return copies. Only the writer goroutine mutates the state, under
 // Store.mu held exclusively. Proposers hold Store.closeMu shared while they hand a
 // proposal to the writer, so that Close can stop the writer only after every

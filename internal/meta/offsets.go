@@ -16,7 +16,7 @@ func (s *Store) CommitOffsets(group string, commits []OffsetCommit) error {
 		}
 		cs[i] = c
 	}
-	_, err := s.propose(Command{Type: CmdCommitOffsets, CommitOffsets: &CommitOffsetsCmd{Group: group, Commits: cs}})
+	_, err := s.propose(NewCommand(&CommitOffsetsCmd{Group: group, Commits: cs}))
 	return err
 }
 
@@ -45,9 +45,9 @@ func (s *Store) DeleteGroupOffsets(group string, tps []TopicPartition) error {
 	if !found {
 		return nil
 	}
-	_, err := s.propose(Command{Type: CmdDeleteGroupOffsets, DeleteGroupOffsets: &DeleteGroupOffsetsCmd{
+	_, err := s.propose(NewCommand(&DeleteGroupOffsetsCmd{
 		Group: group, Partitions: tps, All: tps == nil,
-	}})
+	}))
 	return err
 }
 

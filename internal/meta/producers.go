@@ -6,7 +6,7 @@ package meta
 // epoch is bumped, fencing older instances; once the epoch would pass 32766
 // a new id is allocated at epoch 0. Ids start at 1 and are never reused.
 func (s *Store) InitProducerID(transactionalID string) (producerID int64, epoch int16, err error) {
-	res, err := s.propose(Command{Type: CmdInitProducerID, InitProducerID: &InitProducerIDCmd{TransactionalID: transactionalID}})
+	res, err := s.propose(NewCommand(&InitProducerIDCmd{TransactionalID: transactionalID}))
 	if err != nil {
 		return -1, -1, err
 	}

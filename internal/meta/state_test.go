@@ -12,11 +12,11 @@ import (
 func testID(n byte) TopicID { return TopicID{0x40, n, 1} }
 
 func createCmd(name string, id byte, partitions int32) Command {
-	return Command{Type: CmdCreateTopic, CreateTopic: &CreateTopicCmd{Name: name, ID: testID(id), Partitions: partitions, CreatedMs: 1000 + int64(id)}}
+	return NewCommand(&CreateTopicCmd{Name: name, ID: testID(id), Partitions: partitions, CreatedMs: 1000 + int64(id)})
 }
 
 func commitCmd(group string, cs ...OffsetCommit) Command {
-	return Command{Type: CmdCommitOffsets, CommitOffsets: &CommitOffsetsCmd{Group: group, Commits: cs}}
+	return NewCommand(&CommitOffsetsCmd{Group: group, Commits: cs})
 }
 
 func oc(topic string, p int32, off int64) OffsetCommit {
@@ -52,7 +52,7 @@ func TestApply(t *testing.T) {
 			{cmd: createCmd("b", 1, 3), wantErr: ErrTopicExists}, // id in use
 			{cmd: createCmd("c", 3, 0), wantErr: ErrInvalidPartitions},
 			{cmd: createCmd("", 4, 1), wantErr: ErrInvalidTopicName},
-			{cmd: Command{Type: CmdCreateTopic, CreateTopic: &CreateTopicCmd{Name: "z", Partitions: 1}}, wantErr: ErrInvalidCommand},
+			{cmd: NewCommand(&CreateTopicCmd{Name: "z", Partitions: 1}), wantErr: ErrInvalidCommand},
 		},
 		check: func(t *testing.T, st *State) {
 			if got := st.Topics(); len(got) != 1 || got[0].Name != "a" {
@@ -66,10 +66,10 @@ func TestApply(t *testing.T) {
 		name: "partitions",
 		steps: []step{
 			{cmd: createCmd("a", 1, 3)},
-			{cmd: Command{Type: CmdCreatePartitions, CreatePartitions: &CreatePartitionsCmd{Name: "a", Total: 3}}, wantErr: ErrInvalidPartitions},
-			{cmd: Command{Type: CmdCreatePartitions, CreatePartitions: &CreatePartitionsCmd{Name: "a", Total: 2}}, wantErr: ErrInvalidPartitions},
-			{cmd: Command{Type: CmdCreatePartitions, CreatePartitions: &CreatePartitionsCmd{Name: "x", Total: 9}}, wantErr: ErrUnknownTopic},
-			{cmd: Command{Type: CmdCreatePartitions, CreatePartitions: &CreatePartitionsCmd{Name: "a", Total: 8}}},
+			{cmd: NewCommand(&CreatePartitionsCmd{Name: "a", Total: 3}), wantErr: ErrInvalidPartitions},
+			{cmd: NewCommand(&CreatePartitionsCmd{Name: "a", Total: 2}), wantErr: ErrInvalidPartitions},
+			{cmd: NewCommand(&CreatePartitionsCmd{Name: "x", Total: 9}), wantErr: ErrUnknownTopic},
+			{cmd: NewCommand(&CreatePartitionsCmd{Name: "a", Total: 8})},
 		},
 		check: func(t *testing.T, st *State) {
 			if tp, _ := st.Topic("a"); tp.Partitions != 8 {
@@ -79,9 +79,9 @@ func TestApply(t *testing.T) {
 	}, {
 		name: "alter configs",
 		steps: []step{
-			{cmd: Command{Type: CmdCreateTopic, CreateTopic: &CreateTopicCmd{Name: "a", ID: testID(1), Partitions: 1, Configs: map[string]string{"retention.ms": "1", "cleanup.policy": "delete"}}}},
-			{cmd: Command{Type: CmdAlterTopicConfigs, AlterTopicConfigs: &AlterTopicConfigsCmd{Name: "a", Set: map[string]string{"retention.ms": "2", "segment.bytes": "100"}, Remove: []string{"cleanup.policy", "absent"}}}},
-			{cmd: Command{Type: CmdAlterTopicConfigs, AlterTopicConfigs: &AlterTopicConfigsCmd{Name: "b"}}, wantErr: ErrUnknownTopic},
+			{cmd: NewCommand(&CreateTopicCmd{Name: "a", ID: testID(1), Partitions: 1, Configs: map[string]string{"retention.ms": "1", "cleanup.policy": "delete"}})},
+			{cmd: NewCommand(&AlterTopicConfigsCmd{Name: "a", Set: map[string]string{"retention.ms": "2", "segment.bytes": "100"}, Remove: []string{"cleanup.policy", "absent"}})},
+			{cmd: NewCommand(&AlterTopicConfigsCmd{Name: "b"}), wantErr: ErrUnknownTopic},
 		},
 		check: func(t *testing.T, st *State) {
 			want := map[string]string{"retention.ms": "2", "segment.bytes": "100"}
@@ -92,8 +92,8 @@ func TestApply(t *testing.T) {
 	}, {
 		name: "replace configs",
 		steps: []step{
-			{cmd: Command{Type: CmdCreateTopic, CreateTopic: &CreateTopicCmd{Name: "a", ID: testID(1), Partitions: 1, Configs: map[string]string{"retention.ms": "1"}}}},
-			{cmd: Command{Type: CmdAlterTopicConfigs, AlterTopicConfigs: &AlterTopicConfigsCmd{Name: "a", Set: map[string]string{"segment.ms": "5"}, Remove: []string{"segment.ms"}, Replace: true}}},
+			{cmd: NewCommand(&CreateTopicCmd{Name: "a", ID: testID(1), Partitions: 1, Configs: map[string]string{"retention.ms": "1"}})},
+			{cmd: NewCommand(&AlterTopicConfigsCmd{Name: "a", Set: map[string]string{"segment.ms": "5"}, Remove: []string{"segment.ms"}, Replace: true})},
 		},
 		check: func(t *testing.T, st *State) {
 			want := map[string]string{"segment.ms": "5"}
@@ -122,8 +122,8 @@ func TestApply(t *testing.T) {
 			{cmd: createCmd("b", 2, 2)},
 			{cmd: commitCmd("g1", oc("a", 0, 1), oc("b", 0, 1))},
 			{cmd: commitCmd("g2", oc("a", 1, 1))},
-			{cmd: Command{Type: CmdDeleteTopic, DeleteTopic: &DeleteTopicCmd{Name: "a"}}},
-			{cmd: Command{Type: CmdDeleteTopic, DeleteTopic: &DeleteTopicCmd{Name: "a"}}, wantErr: ErrUnknownTopic},
+			{cmd: NewCommand(&DeleteTopicCmd{Name: "a"})},
+			{cmd: NewCommand(&DeleteTopicCmd{Name: "a"}), wantErr: ErrUnknownTopic},
 		},
 		check: func(t *testing.T, st *State) {
 			if got := st.OffsetGroups(); !reflect.DeepEqual(got, []string{"g1"}) {
@@ -142,9 +142,9 @@ func TestApply(t *testing.T) {
 			{cmd: createCmd("a", 1, 3)},
 			{cmd: commitCmd("g", oc("a", 0, 1), oc("a", 1, 1), oc("a", 2, 1))},
 			{cmd: commitCmd("h", oc("a", 0, 1))},
-			{cmd: Command{Type: CmdDeleteGroupOffsets, DeleteGroupOffsets: &DeleteGroupOffsetsCmd{Group: "g", Partitions: []TopicPartition{{"a", 1}, {"zz", 0}}}}},
-			{cmd: Command{Type: CmdDeleteGroupOffsets, DeleteGroupOffsets: &DeleteGroupOffsetsCmd{Group: "h", All: true}}},
-			{cmd: Command{Type: CmdDeleteGroupOffsets, DeleteGroupOffsets: &DeleteGroupOffsetsCmd{Group: "none", All: true}}},
+			{cmd: NewCommand(&DeleteGroupOffsetsCmd{Group: "g", Partitions: []TopicPartition{{"a", 1}, {"zz", 0}}})},
+			{cmd: NewCommand(&DeleteGroupOffsetsCmd{Group: "h", All: true})},
+			{cmd: NewCommand(&DeleteGroupOffsetsCmd{Group: "none", All: true})},
 		},
 		check: func(t *testing.T, st *State) {
 			if got := st.OffsetGroups(); !reflect.DeepEqual(got, []string{"g"}) {
@@ -157,11 +157,11 @@ func TestApply(t *testing.T) {
 	}, {
 		name: "producer ids",
 		steps: []step{
-			{cmd: Command{Type: CmdInitProducerID, InitProducerID: &InitProducerIDCmd{}}, want: &Result{ProducerID: 1}},
-			{cmd: Command{Type: CmdInitProducerID, InitProducerID: &InitProducerIDCmd{TransactionalID: "tx"}}, want: &Result{ProducerID: 2}},
-			{cmd: Command{Type: CmdInitProducerID, InitProducerID: &InitProducerIDCmd{TransactionalID: "tx"}}, want: &Result{ProducerID: 2, ProducerEpoch: 1}},
-			{cmd: Command{Type: CmdInitProducerID, InitProducerID: &InitProducerIDCmd{}}, want: &Result{ProducerID: 3}},
-			{cmd: Command{Type: CmdInitProducerID, InitProducerID: &InitProducerIDCmd{TransactionalID: "tx"}}, want: &Result{ProducerID: 2, ProducerEpoch: 2}},
+			{cmd: NewCommand(&InitProducerIDCmd{}), want: &Result{ProducerID: 1}},
+			{cmd: NewCommand(&InitProducerIDCmd{TransactionalID: "tx"}), want: &Result{ProducerID: 2}},
+			{cmd: NewCommand(&InitProducerIDCmd{TransactionalID: "tx"}), want: &Result{ProducerID: 2, ProducerEpoch: 1}},
+			{cmd: NewCommand(&InitProducerIDCmd{}), want: &Result{ProducerID: 3}},
+			{cmd: NewCommand(&InitProducerIDCmd{TransactionalID: "tx"}), want: &Result{ProducerID: 2, ProducerEpoch: 2}},
 		},
 		check: func(t *testing.T, st *State) {
 			if id, epoch, ok := st.TransactionalProducer("tx"); !ok || id != 2 || epoch != 2 {
@@ -172,8 +172,8 @@ func TestApply(t *testing.T) {
 		name: "malformed",
 		steps: []step{
 			{cmd: Command{Type: "launch_missiles"}, wantErr: ErrInvalidCommand},
-			{cmd: Command{Type: CmdDeleteTopic}, wantErr: ErrInvalidCommand},
-			{cmd: Command{Type: CmdDeleteTopic, CreateTopic: &CreateTopicCmd{Name: "a"}}, wantErr: ErrInvalidCommand},
+			{cmd: Command{Type: "delete_topic"}, wantErr: ErrInvalidCommand},
+			{cmd: NewCommand(&CreateTopicCmd{Name: "a"}), wantErr: ErrInvalidCommand},
 		},
 	}}
 	for _, tt := range tests {
@@ -204,7 +204,7 @@ func TestApply(t *testing.T) {
 
 func TestProducerEpochExhausted(t *testing.T) {
 	st := NewState()
-	init := Command{Type: CmdInitProducerID, InitProducerID: &InitProducerIDCmd{TransactionalID: "tx"}}
+	init := NewCommand(&InitProducerIDCmd{TransactionalID: "tx"})
 	first, _ := st.Apply(init)
 	var last Result
 	for range maxProducerEpoch {
@@ -234,19 +234,19 @@ func randomCommands(r *rand.Rand, n int) []Command {
 		group := groups[r.IntN(len(groups))]
 		switch r.IntN(8 + amqpCommandKinds) {
 		case 0:
-			cmds = append(cmds, Command{Type: CmdCreateTopic, CreateTopic: &CreateTopicCmd{
+			cmds = append(cmds, NewCommand(&CreateTopicCmd{
 				Name: name, ID: TopicID{0x40, byte(i), byte(i >> 8), 1}, Partitions: int32(1 + r.IntN(4)),
 				Configs: map[string]string{"retention.ms": fmt.Sprint(r.IntN(100))}, CreatedMs: int64(i),
-			}})
+			}))
 		case 1:
-			cmds = append(cmds, Command{Type: CmdDeleteTopic, DeleteTopic: &DeleteTopicCmd{Name: name}})
+			cmds = append(cmds, NewCommand(&DeleteTopicCmd{Name: name}))
 		case 2:
-			cmds = append(cmds, Command{Type: CmdCreatePartitions, CreatePartitions: &CreatePartitionsCmd{Name: name, Total: int32(1 + r.IntN(8))}})
+			cmds = append(cmds, NewCommand(&CreatePartitionsCmd{Name: name, Total: int32(1 + r.IntN(8))}))
 		case 3:
-			cmds = append(cmds, Command{Type: CmdAlterTopicConfigs, AlterTopicConfigs: &AlterTopicConfigsCmd{
+			cmds = append(cmds, NewCommand(&AlterTopicConfigsCmd{
 				Name: name, Set: map[string]string{fmt.Sprint("k", r.IntN(3)): fmt.Sprint(i)},
 				Remove: []string{fmt.Sprint("k", r.IntN(3))}, Replace: r.IntN(4) == 0,
-			}})
+			}))
 		case 4, 5:
 			var cs []OffsetCommit
 			for range 1 + r.IntN(4) {
@@ -258,10 +258,10 @@ func randomCommands(r *rand.Rand, n int) []Command {
 			if !d.All {
 				d.Partitions = []TopicPartition{{name, int32(r.IntN(3))}}
 			}
-			cmds = append(cmds, Command{Type: CmdDeleteGroupOffsets, DeleteGroupOffsets: d})
+			cmds = append(cmds, NewCommand(d))
 		case 7:
 			txn := []string{"", "", "tx1", "tx2"}[r.IntN(4)]
-			cmds = append(cmds, Command{Type: CmdInitProducerID, InitProducerID: &InitProducerIDCmd{TransactionalID: txn}})
+			cmds = append(cmds, NewCommand(&InitProducerIDCmd{TransactionalID: txn}))
 		default:
 			cmds = append(cmds, randomAMQPCommand(r, i))
 		}

@@ -4,35 +4,35 @@ package meta
 // positive (ErrInvalidPartitions); configs holds only explicitly set
 // configs.
 func (s *Store) CreateTopic(name string, partitions int32, configs map[string]string) (Topic, error) {
-	res, err := s.propose(Command{Type: CmdCreateTopic, CreateTopic: &CreateTopicCmd{
+	res, err := s.propose(NewCommand(&CreateTopicCmd{
 		Name:       name,
 		ID:         newTopicID(),
 		Partitions: partitions,
 		Configs:    configs,
 		CreatedMs:  s.opts.Now().UnixMilli(),
-	}})
+	}))
 	return res.Topic, err
 }
 
 // DeleteTopic deletes a topic and every group's committed offsets in it.
 func (s *Store) DeleteTopic(name string) error {
-	_, err := s.propose(Command{Type: CmdDeleteTopic, DeleteTopic: &DeleteTopicCmd{Name: name}})
+	_, err := s.propose(NewCommand(&DeleteTopicCmd{Name: name}))
 	return err
 }
 
 // CreatePartitions grows a topic to total partitions; total must exceed the
 // current count (ErrInvalidPartitions).
 func (s *Store) CreatePartitions(name string, total int32) error {
-	_, err := s.propose(Command{Type: CmdCreatePartitions, CreatePartitions: &CreatePartitionsCmd{Name: name, Total: total}})
+	_, err := s.propose(NewCommand(&CreatePartitionsCmd{Name: name, Total: total}))
 	return err
 }
 
 // AlterTopicConfigs sets the configs in set, then removes those in remove.
 // With replace the configs become exactly set and remove is ignored.
 func (s *Store) AlterTopicConfigs(name string, set map[string]string, remove []string, replace bool) error {
-	_, err := s.propose(Command{Type: CmdAlterTopicConfigs, AlterTopicConfigs: &AlterTopicConfigsCmd{
+	_, err := s.propose(NewCommand(&AlterTopicConfigsCmd{
 		Name: name, Set: set, Remove: remove, Replace: replace,
-	}})
+	}))
 	return err
 }
 

@@ -139,9 +139,8 @@ func collectPartitions(ch chan<- prometheus.Metric, b *broker.Broker) {
 			gauge(ch, partSegments, float64(p.Segments()), t.Name, idx)
 		}
 	}
-	st := b.Meta()
-	for _, g := range st.OffsetGroups() {
-		for _, o := range st.GroupOffsets(g) {
+	for _, g := range b.OffsetGroups() {
+		for _, o := range b.GroupOffsets(g) {
 			idx := strconv.Itoa(int(o.Partition))
 			gauge(ch, groupCommitted, float64(o.Offset), g, o.Topic, idx)
 			if end, ok := ends[tp{o.Topic, o.Partition}]; ok {

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-mq/sluice/internal/broker"
-	"github.com/sluice-mq/sluice/internal/meta"
 )
 
 // The Kafka side, under /api/kafka: topics with their partitions, consumer
@@ -101,7 +100,7 @@ func (a *API) deleteTopic(r *http.Request, s *session) (any, error) {
 // groupIDs are the groups the coordinator knows plus those that only have
 // committed offsets.
 func (a *API) groupIDs() []string {
-	ids := slices.Clone(a.opts.Meta.OffsetGroups())
+	ids := slices.Clone(a.opts.Kafka.OffsetGroups())
 	if a.opts.Groups != nil {
 		for _, g := range a.opts.Groups.List() {
 			ids = append(ids, g.Group)
@@ -169,7 +168,7 @@ func (a *API) groupJSON(id string, detail bool) map[string]any {
 	var totalLag int64
 	offsets := []map[string]any{}
 	seen := map[tp]bool{}
-	addRow := func(topic string, part int32, committed *meta.OffsetCommit) {
+	addRow := func(topic string, part int32, committed *broker.OffsetCommit) {
 		row := map[string]any{"topic": topic, "partition": part}
 		if committed != nil {
 			row["committed_offset"] = committed.Offset
@@ -193,7 +192,7 @@ func (a *API) groupJSON(id string, detail bool) map[string]any {
 		}
 		offsets = append(offsets, row)
 	}
-	for _, c := range a.opts.Meta.GroupOffsets(id) {
+	for _, c := range a.opts.Kafka.GroupOffsets(id) {
 		seen[tp{c.Topic, c.Partition}] = true
 		addRow(c.Topic, c.Partition, &c)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	"github.com/sluice-mq/sluice/internal/broker/offsets"
 	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
@@ -13,3 +14,12 @@ import (
 // faults on them. Release builds leave it nil: no code path reaches a
 // fault.
 var faultInjector func() (storage.FS, func(path string, f meta.LogFile) meta.LogFile, http.Handler)
+
+// offsetsLogWrapper gives the consumer offsets log (DataDir/offsets, opened
+// by the broker) the faults of the metadata log's wrapper; nil for nil.
+func offsetsLogWrapper(wrap func(string, meta.LogFile) meta.LogFile) func(string, offsets.LogFile) offsets.LogFile {
+	if wrap == nil {
+		return nil
+	}
+	return func(path string, f offsets.LogFile) offsets.LogFile { return wrap(path, f) }
+}

@@ -92,6 +92,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Storage:          s.storageOptions("partition"),
 		AutoCreateTopics: cfg.AutoCreateTopics,
 		Logger:           log,
+		WrapOffsetsLog:   offsetsLogWrapper(wrapMetaLog),
 		Defaults: broker.Defaults{
 			Partitions:      int32(cfg.DefaultPartitions),
 			SegmentBytes:    cfg.SegmentBytes,

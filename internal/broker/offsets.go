@@ -1,0 +1,140 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/sluice-mq/sluice/internal/broker/offsets"
+	"github.com/sluice-mq/sluice/internal/meta"
+)
+
+// Consumer offsets and producer ids: what the Kafka coordinators keep. The
+// offsets live in the core's own offsets store (package offsets), not in
+// the metadata log; producer ids stay metadata commands.
+
+// OffsetCommit is one committed offset of a consumer group.
+type OffsetCommit = offsets.Commit
+
+// TopicPartition names a topic partition.
+type TopicPartition = offsets.Partition
+
+// TopicID is a topic's permanent id (a UUID).
+type TopicID = meta.TopicID
+
+// openOffsets opens the offsets store in DataDir/offsets and carries over
+// any offsets an older version left in the metadata state.
+func (b *Broker) openOffsets() error {
+	s, err := offsets.Open(filepath.Join(b.opts.DataDir, "offsets"), offsets.Options{
+		Now: b.opts.Now, Logger: b.opts.Logger, WrapLog: b.opts.WrapOffsetsLog,
+	})
+	if err != nil {
+		return fmt.Errorf("open consumer offsets: %w", err)
+	}
+	b.offsets = s
+	if err := b.migrateOffsets(); err != nil {
+		return fmt.Errorf("moving consumer offsets out of the metadata log: %w", err)
+	}
+	return nil
+}
+
+// migrateOffsets moves the offsets an older version committed to the
+// metadata state into the offsets store: each group's offsets that the
+// store does not have yet are committed there (durably), then deleted from
+// meta. A crash in between repeats the copy, which skips what the store
+// already has, so an offset committed since is never overwritten.
+func (b *Broker) migrateOffsets() error {
+	for _, group := range b.meta.OffsetGroups() {
+		var carry []OffsetCommit
+		for _, oc := range b.meta.GroupOffsets(group) {
+			if _, ok := b.offsets.Get(group, oc.Topic, oc.Partition); ok {
+				continue
+			}
+			carry = append(carry, OffsetCommit{
+				Topic: oc.Topic, Partition: oc.Partition, Offset: oc.Offset,
+				LeaderEpoch: oc.LeaderEpoch, Metadata: oc.Metadata, CommitMs: oc.CommitMs,
+			})
+		}
+		if err := b.offsets.Commit(group, carry, nil); err != nil {
+			return err
+		}
+		if err := b.meta.DeleteGroupOffsets(group, nil); err != nil {
+			return err
+		}
+		b.log.Info("consumer offsets moved from the metadata log", "group", group, "offsets", len(carry))
+	}
+	return nil
+}
+
+// CommitOffsets durably commits a group's offsets, all or none: if any
+// names an unknown topic (ErrUnknownTopic) or partition
+// (ErrUnknownPartition) when it is written, none is committed. A zero
+// CommitMs is set to now; a later entry for the same partition wins.
+func (b *Broker) CommitOffsets(group string, commits []OffsetCommit) error {
+	check := func() error {
+		for _, c := range commits {
+			if _, err := b.Partition(c.Topic, c.Partition); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return offsetsErr(b.offsets.Commit(group, commits, check))
+}
+
+// DeleteGroupOffsets deletes a group's offsets in tps, or all of them when
+// tps is nil. Deleting offsets that do not exist is not an error.
+func (b *Broker) DeleteGroupOffsets(group string, tps []TopicPartition) error {
+	return offsetsErr(b.offsets.Delete(group, tps))
+}
+
+// GroupOffsets returns a group's committed offsets sorted by topic and
+// partition.
+func (b *Broker) GroupOffsets(group string) []OffsetCommit { return b.offsets.Group(group) }
+
+// GroupOffset returns one committed offset.
+func (b *Broker) GroupOffset(group, topic string, partition int32) (OffsetCommit, bool) {
+	return b.offsets.Get(group, topic, partition)
+}
+
+// OffsetGroups returns the groups that have committed offsets, sorted.
+func (b *Broker) OffsetGroups() []string { return b.offsets.Groups() }
+
+// OffsetStats returns the offsets store's counters.
+func (b *Broker) OffsetStats() offsets.Stats { return b.offsets.Stats() }
+
+// InitProducerID hands out a producer id for a Kafka idempotent or
+// transactional producer (meta's Store.InitProducerID), durable before it
+// returns.
+func (b *Broker) InitProducerID(transactionalID string) (producerID int64, epoch int16, err error) {
+	id, epoch, err := b.meta.InitProducerID(transactionalID)
+	return id, epoch, metaErr(err)
+}
+
+// offsetsErr gives the offsets store's failures the core's meaning: a log
+// that cannot be written is ErrStorage, a closed one ErrClosed.
+func offsetsErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, offsets.ErrFailed):
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	case errors.Is(err, offsets.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
+}
+
+// metaErr is offsetsErr for the metadata store. The meta error stays in
+// the chain for callers that still test for it.
+func metaErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, meta.ErrStoreFailed):
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	case errors.Is(err, meta.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
+}

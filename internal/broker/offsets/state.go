@@ -1,0 +1,116 @@
+package offsets
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+)
+
+// Commit is one committed offset of a group.
+type Commit struct {
+	Topic       string
+	Partition   int32
+	Offset      int64
+	LeaderEpoch int32
+	Metadata    string
+	CommitMs    int64 // when it was committed, Unix milliseconds
+}
+
+// Partition names a topic partition.
+type Partition struct {
+	Topic     string
+	Partition int32
+}
+
+func (c Commit) partition() Partition { return Partition{c.Topic, c.Partition} }
+
+func comparePartitions(a, b Partition) int {
+	return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+}
+
+// state is every group's latest offsets. Not safe for concurrent use.
+type state map[string]map[Partition]Commit
+
+// apply applies one record.
+func (st state) apply(r *record) {
+	switch r.kind {
+	case kindCommit:
+		if len(r.commits) == 0 {
+			return
+		}
+		g := st[r.group]
+		if g == nil {
+			g = make(map[Partition]Commit, len(r.commits))
+			st[r.group] = g
+		}
+		for _, c := range r.commits { // a later duplicate wins
+			g[c.partition()] = c
+		}
+	case kindDelete:
+		g := st[r.group]
+		for _, p := range r.partitions {
+			delete(g, p)
+		}
+		if len(g) == 0 {
+			delete(st, r.group)
+		}
+	case kindDeleteGroup:
+		delete(st, r.group)
+	case kindDeleteTopic:
+		for name, g := range st {
+			maps.DeleteFunc(g, func(p Partition, _ Commit) bool { return p.Topic == r.topic })
+			if len(g) == 0 {
+				delete(st, name)
+			}
+		}
+	}
+}
+
+// changes reports whether applying r would change anything (deletes of
+// offsets that do not exist are not written).
+func (st state) changes(r *record) bool {
+	switch r.kind {
+	case kindCommit:
+		return len(r.commits) > 0
+	case kindDelete:
+		for _, p := range r.partitions {
+			if _, ok := st[r.group][p]; ok {
+				return true
+			}
+		}
+		return false
+	case kindDeleteGroup:
+		return len(st[r.group]) > 0
+	case kindDeleteTopic:
+		for _, g := range st {
+			for p := range g {
+				if p.Topic == r.topic {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return false
+}
+
+// group returns a group's offsets sorted by topic and partition.
+func (st state) group(name string) []Commit {
+	g := st[name]
+	out := make([]Commit, 0, len(g))
+	for _, c := range g {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Commit) int { return comparePartitions(a.partition(), b.partition()) })
+	return out
+}
+
+// records returns the records that rebuild st: one commit per group,
+// sorted, so that a compacted log is deterministic.
+func (st state) records() []record {
+	out := make([]record, 0, len(st))
+	for _, name := range slices.Sorted(maps.Keys(st)) {
+		out = append(out, record{kind: kindCommit, group: name, commits: st.group(name)})
+	}
+	return out
+}
