@@ -67,12 +67,12 @@ func (q *Queue) maybeCompactLocked() {
 		}
 	}
 	for _, s := range q.log.Segments() {
-		if s.Active || s.End <= start || s.End > q.next || s.Bytes == 0 {
+		if s.Active || s.End <= start || s.End > q.c.next || s.Bytes == 0 {
 			continue // only closed segments wholly behind the cursor
 		}
 		from := max(s.Base, start) // below the start is gone already
 		total := s.End - s.Base
-		live := s.End - from - q.settled.count(from, s.End)
+		live := s.End - from - q.c.settled.count(from, s.End)
 		if live*100 > total*compactLivePercent {
 			continue
 		}
@@ -107,7 +107,7 @@ func (q *Queue) maybeCompactLocked() {
 	}
 	lo, hi := job.segs[0].Base, job.segs[len(job.segs)-1].End
 	job.settled.add(lo, min(start, hi))
-	for _, sp := range q.settled.r {
+	for _, sp := range q.c.settled.r {
 		if sp.to > lo && sp.from < hi {
 			job.settled.add(max(sp.from, lo), min(sp.to, hi))
 		}

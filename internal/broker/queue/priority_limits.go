@@ -94,31 +94,31 @@ func (p *Priority) trim() {
 func (q *Queue) readyTotals() (n, bytes int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.live - int64(len(q.unacked)), q.readyBytesLocked()
+	n, _, _ = q.c.counts()
+	return n, q.c.readyBytes()
 }
 
 // dropHead drops (or dead-letters, reason maxlen) the ready message at the
 // head, whatever the consumers' credit. ok is false if none is visible.
 func (q *Queue) dropHead() (ok bool) {
-	q.mu.Lock()
-	if q.closed {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return false
+		}
+		st := q.c.trimHead(q.log.ReadableEnd())
+		r := q.takeReadyLocked()
 		q.mu.Unlock()
-		return false
+		if st == needRead && len(r.reads) == 1 {
+			// Read the head without the lock and look again; an
+			// unreadable head is settled, which counts as dropped.
+			if !q.load(r.reads[0]) {
+				return true
+			}
+			continue
+		}
+		q.perform(r)
+		return st == took
 	}
-	off, requeued, has := q.headLocked()
-	if !has {
-		q.mu.Unlock()
-		return false
-	}
-	m, _, err := q.readLocked(off, requeued)
-	q.popHeadLocked(requeued, off)
-	if err != nil {
-		q.settleLocked(off, 0)
-		q.mu.Unlock()
-		return true
-	}
-	q.unacked[off] = inflight{size: m.Size(), dying: true}
-	q.mu.Unlock()
-	q.deadLetter([]deadAt{{off: off, d: Dead{Message: m, Reason: MaxLen}}})
-	return true
 }
