@@ -82,14 +82,21 @@
 //
 // # Locking
 //
-// Queue.mu guards the core and the runtime's state (ack record buffer,
-// flush and compaction flags). Under it: the core's commands, which call
-// Consumer.Reserve (quick, never calling back into this queue; a priority
-// lane's Reserve takes the Counts lock of higher lanes only, so lane locks
-// are taken upwards), the log's Append (a hand-off to its writer, no
-// fsync) and, in flush, the ack record's write (no fsync; being moved out).
-// Without it: every read of the log (the head's read-ahead, a rejected
-// message read for dead-lettering, basic.get), Consumer.Deliver,
-// Options.DeadLetter and every fsync wait, moving the log start, and
-// segment compaction.
+// Queue.ackMu, then Queue.mu; nothing takes ackMu while holding mu.
+//
+// Queue.mu guards the core and the runtime's state (the ack record's
+// buffer, the flush and compaction flags). Under it: the core's commands,
+// which call Consumer.Reserve (quick, never calling back into this queue;
+// a priority lane's Reserve takes the Counts lock of higher lanes only, so
+// lane locks are taken upwards), and the log's Append (a hand-off to its
+// writer, no fsync). Without it: every read of the log (the head's
+// read-ahead, a rejected message read for dead-lettering, basic.get),
+// Consumer.Deliver, Options.DeadLetter, every fsync wait, moving the log
+// start, and segment compaction.
+//
+// Queue.ackMu guards the ack record's file: flush takes the buffered
+// entries (or a copy of the settled set, to rewrite the file whole) under
+// mu, then writes them holding only ackMu; compaction writes and fsyncs
+// what its job took under ackMu before it rewrites a segment; Close writes
+// the rest.
 package queue

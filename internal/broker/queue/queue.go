@@ -121,9 +121,11 @@ type Queue struct {
 	now  func() time.Time
 	lg   *slog.Logger
 
-	mu       sync.Mutex
-	c        *core
-	acks     *ackLog
+	mu   sync.Mutex
+	c    *core
+	acks *ackLog // its buffer under mu, its file under ackMu (acklog.go)
+	// ackMu guards the ack record's file; taken before mu, never under it.
+	ackMu    sync.Mutex
 	lastApp  *storage.Appended // the last append, for basic.get to wait on while it is not yet durable
 	flushing bool
 	closed   bool
@@ -647,22 +649,42 @@ func (q *Queue) scheduleFlushLocked() {
 }
 
 func (q *Queue) flush() {
+	q.ackMu.Lock()
 	q.mu.Lock()
 	q.flushing = false
 	if q.closed {
 		q.mu.Unlock()
+		q.ackMu.Unlock()
 		return
 	}
 	q.acks.recordMark(q.c.next)
 	q.c.markSeen = q.acks.mark
-	q.noteAckWrite(q.acks.write(&q.c.settled))
+	buf, mark := q.acks.takeBuffered(), q.acks.mark
+	// Rewrite the file whole after a failed write, or when it has grown
+	// well past what the set needs: from a copy of the set, taken with
+	// the buffer so that the two agree.
+	var snap intervals
+	rewrite := q.acks.stale || q.acks.needsCompaction(len(q.c.settled.r))
+	if rewrite {
+		snap = q.c.settled.clone()
+	}
 	start := q.log.StartOffset()
 	low := q.c.settled.nextAbsent(start)
 	if hw := q.log.HighWatermark(); low > hw {
 		low = hw
 	}
-	compact := q.acks.needsCompaction(len(q.c.settled.r))
 	q.mu.Unlock()
+	var err error
+	if rewrite {
+		if err = q.acks.rewrite(&snap, mark); err == nil {
+			q.acks.stale = false
+		} else {
+			q.acks.stale = true
+		}
+	} else {
+		err = q.acks.appendEntries(buf)
+	}
+	q.ackMu.Unlock()
 	// Move the start (a durable checkpoint: two fsyncs) only when that
 	// frees a whole segment, not on every flush.
 	if segs := q.log.SegmentBaseOffsets(); len(segs) < 2 || low < segs[1] {
@@ -679,13 +701,8 @@ func (q *Queue) flush() {
 	if q.closed {
 		return
 	}
+	q.noteAckWrite(err)
 	q.c.settled.trimBelow(q.log.StartOffset())
-	if compact {
-		if err := q.acks.compact(&q.c.settled); err != nil {
-			q.acks.stale = true // rewrite it whole next time, from the set
-			q.noteAckWrite(err)
-		}
-	}
 	q.maybeCompactLocked()
 }
 
@@ -775,10 +792,23 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	<-q.done
 	q.compaction.wg.Wait()
+	q.ackMu.Lock()
+	defer q.ackMu.Unlock()
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.acks.recordMark(q.c.next)
-	return errors.Join(q.acks.close(), q.log.Close())
+	buf, mark := q.acks.takeBuffered(), q.acks.mark
+	var snap intervals
+	if q.acks.stale {
+		snap = q.c.settled.clone()
+	}
+	q.mu.Unlock()
+	var err error
+	if q.acks.stale {
+		err = q.acks.rewrite(&snap, mark)
+	} else {
+		err = q.acks.appendEntries(buf)
+	}
+	return errors.Join(err, q.acks.close(), q.log.Close())
 }
 
 // Delete closes the queue, tells its consumers, and removes its data.
