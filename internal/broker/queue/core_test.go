@@ -28,8 +28,9 @@ func (f *fakeConsumer) Reserve() bool {
 	f.credit--
 	return true
 }
-func (f *fakeConsumer) Deliver(Delivery) {}
-func (f *fakeConsumer) Cancelled()       {}
+func (f *fakeConsumer) consumerName() string { return f.name }
+func (f *fakeConsumer) Deliver(Delivery)     {}
+func (f *fakeConsumer) Cancelled()           {}
 
 type got struct {
 	to          string // consumer name, "get" for basic.get
@@ -120,7 +121,7 @@ func (s *sim) perform() {
 		}
 		s.dropped += r.dropped
 		for _, o := range r.deliveries {
-			s.got = append(s.got, got{to: o.to.c.(*fakeConsumer).name, body: string(o.d.Message.Body),
+			s.got = append(s.got, got{to: o.to.c.(interface{ consumerName() string }).consumerName(), body: string(o.d.Message.Body),
 				off: o.d.Offset, redelivered: o.d.Redelivered, count: o.d.DeliveryCount})
 		}
 		if !r.wake.IsZero() {
@@ -673,4 +674,155 @@ func TestCoreHasNoIO(t *testing.T) {
 			t.Errorf("core.go uses %s", banned)
 		}
 	}
+}
+
+// prioSim is a priority queue as Priority builds it: one core per level
+// (without length limits: laneConfig), a consumer per level that refuses
+// while a higher level has messages ready (laneConsumer), limits counted
+// over all levels (overLimits) and drop-head trimming the highest level
+// first (Priority.trim).
+type prioSim struct {
+	t     *testing.T
+	cfg   Config
+	lanes []*sim
+}
+
+func newPrioSim(t *testing.T, cfg Config, max int) *prioSim {
+	p := &prioSim{t: t, cfg: cfg}
+	for range max + 1 {
+		p.lanes = append(p.lanes, newSim(t, laneConfig(cfg), true))
+	}
+	return p
+}
+
+func (p *prioSim) loads() []levelLoad {
+	out := make([]levelLoad, len(p.lanes))
+	for i, l := range p.lanes {
+		out[i].ready, _, _ = l.c.counts()
+		out[i].bytes = l.c.readyBytes()
+	}
+	return out
+}
+
+// publish puts body at level; false if the queue refused it.
+func (p *prioSim) publish(level int, body string) bool {
+	if p.cfg.Overflow != DropHead && overLimits(&p.cfg, p.loads(), 1, int64(len(body))) {
+		return false
+	}
+	p.lanes[level].pub(body)
+	for overLimits(&p.cfg, p.loads(), 0, 0) {
+		dropped := false
+		for i := len(p.lanes) - 1; i >= 0 && !dropped; i-- {
+			l := p.lanes[i]
+			for {
+				st := l.c.trimHead(l.readableEnd())
+				l.perform()
+				if st != needRead {
+					dropped = st == took
+					break
+				}
+			}
+		}
+		if !dropped {
+			break
+		}
+	}
+	return true
+}
+
+type laneFake struct {
+	*fakeConsumer
+	p     *prioSim
+	level int
+}
+
+func (lc *laneFake) Reserve() bool {
+	for _, l := range lc.p.lanes[lc.level+1:] {
+		if r, _, _ := l.c.counts(); r > 0 {
+			return false
+		}
+	}
+	return lc.fakeConsumer.Reserve()
+}
+
+// consume attaches one consumer with credit to every level and
+// dispatches from the top level down, as lanes running dry wake the
+// lanes below them.
+func (p *prioSim) consume(credit int) string {
+	f := &fakeConsumer{name: "c", credit: credit}
+	var ids []uint64
+	for i, l := range p.lanes {
+		id, err := l.c.addConsumer(&laneFake{fakeConsumer: f, p: p, level: i}, ConsumerOptions{}, l.now)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	var out []string
+	for i := len(p.lanes) - 1; i >= 0; i-- {
+		l := p.lanes[i]
+		l.dispatch()
+		for _, g := range l.got {
+			out = append(out, fmt.Sprintf("p%d:%s", i, g.body))
+		}
+		l.got = nil
+	}
+	for i, l := range p.lanes {
+		l.c.removeConsumer(ids[i], l.now)
+	}
+	return strings.Join(out, " ")
+}
+
+func (p *prioSim) deadLetters() string {
+	var out []string
+	for i, l := range p.lanes {
+		for _, d := range l.dead {
+			out = append(out, fmt.Sprintf("p%d:%s/%s", i, d.Message.Body, d.Reason))
+		}
+		l.dead = nil
+	}
+	return strings.Join(out, " ")
+}
+
+func TestCorePriorityLengthLimits(t *testing.T) {
+	t.Run("drop-head drops the head: the oldest of the highest level", func(t *testing.T) {
+		cfg := NoLimits()
+		cfg.MaxLength = 3
+		p := newPrioSim(t, cfg, 2)
+		p.publish(0, "a")
+		p.publish(0, "b")
+		p.publish(2, "c")
+		p.publish(1, "d") // four ready: c, the head, goes
+		expect(t, "dropped", p.deadLetters(), "p2:c/maxlen")
+		p.publish(2, "e") // d is now below e; e is the head and goes
+		expect(t, "dropped", p.deadLetters(), "p2:e/maxlen")
+		expect(t, "delivered", p.consume(10), "p1:d p0:a p0:b")
+	})
+	t.Run("bytes over all levels", func(t *testing.T) {
+		cfg := NoLimits()
+		cfg.MaxLengthBytes = 4
+		p := newPrioSim(t, cfg, 1)
+		p.publish(0, "aa")
+		p.publish(1, "bb")
+		p.publish(0, "cc") // 6 bytes: b (level 1) goes, then 4 fit
+		expect(t, "dropped", p.deadLetters(), "p1:bb/maxlen")
+		expect(t, "delivered", p.consume(10), "p0:aa p0:cc")
+	})
+	t.Run("reject-publish counts every level", func(t *testing.T) {
+		cfg := NoLimits()
+		cfg.MaxLength = 2
+		cfg.Overflow = RejectPublish
+		p := newPrioSim(t, cfg, 2)
+		if !p.publish(0, "a") || !p.publish(2, "b") {
+			t.Fatal("refused under the limit")
+		}
+		if p.publish(1, "c") {
+			t.Fatal("a third message was taken")
+		}
+		expect(t, "delivered", p.consume(1), "p2:b")
+		if !p.publish(1, "c") { // b is unacked, not ready
+			t.Fatal("refused with room")
+		}
+		expect(t, "delivered", p.consume(10), "p1:c p0:a")
+	})
 }

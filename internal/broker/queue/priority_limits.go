@@ -33,13 +33,26 @@ func laneConfig(c Config) Config {
 // full reports whether n more messages of size bytes would take the ready
 // messages of all lanes past a limit.
 func (p *Priority) full(n, size int64) bool {
-	var ready, bytes int64
-	for _, q := range p.lanesSnapshot() {
-		r, b := q.readyTotals()
-		ready += r
-		bytes += b
+	lanes := p.lanesSnapshot()
+	loads := make([]levelLoad, len(lanes))
+	for i, q := range lanes {
+		loads[i].ready, loads[i].bytes = q.readyTotals()
 	}
-	cfg := &p.opts.Config
+	return overLimits(&p.opts.Config, loads, n, size)
+}
+
+// levelLoad is one level's ready messages and their body bytes.
+type levelLoad struct{ ready, bytes int64 }
+
+// overLimits is the length-limit decision of a priority queue: whether n
+// more messages of size bytes take the ready messages of all levels
+// together past cfg's limits.
+func overLimits(cfg *Config, levels []levelLoad, n, size int64) bool {
+	var ready, bytes int64
+	for _, l := range levels {
+		ready += l.ready
+		bytes += l.bytes
+	}
 	return cfg.MaxLength >= 0 && ready+n > cfg.MaxLength ||
 		cfg.MaxLengthBytes >= 0 && bytes+size > cfg.MaxLengthBytes
 }
