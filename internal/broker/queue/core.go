@@ -55,8 +55,29 @@ type core struct {
 	// read's worth); loaded holds requeued heads read back, by offset.
 	ahead  []loadedMsg
 	loaded map[int64]loadedMsg
+	// deadRetry: a dead-letter publish failed; until then expired and
+	// over-limit heads stay where they are (neither delivered nor sent
+	// to the dead-letter exchange again), so a failing dead-letter
+	// exchange is retried once a second, not in a loop.
+	deadRetry time.Time
 
 	out ready
+}
+
+// deadLetterRetry is how long the core waits after a failed dead-letter
+// publish before it dead-letters heads again.
+const deadLetterRetry = time.Second
+
+// deadLetterBlocked reports whether heads must wait for a failed
+// dead-letter publish to be retried; it asks to be woken then.
+func (c *core) deadLetterBlocked(now time.Time) bool {
+	if !c.dlx || !now.Before(c.deadRetry) {
+		return false
+	}
+	if c.out.wake.IsZero() || c.deadRetry.Before(c.out.wake) {
+		c.out.wake = c.deadRetry
+	}
+	return true
 }
 
 type loadedMsg struct {
@@ -469,7 +490,7 @@ type getReq struct {
 // queue past its limits and dead-letters (or drops) expired heads.
 func (c *core) take(now time.Time, get *getReq) status {
 	for {
-		if st := c.dropOverLimit(); st == needRead {
+		if st := c.dropOverLimit(now); st == needRead {
 			return needRead
 		} else if len(c.out.dead) >= maxBatch {
 			return more
@@ -480,6 +501,9 @@ func (c *core) take(now time.Time, get *getReq) status {
 		}
 		at, exp := c.expiresAt(&lm.m, lm.ts)
 		if exp && now.UnixMilli() >= at {
+			if c.deadLetterBlocked(now) {
+				return empty
+			}
 			c.popHead(requeued, off)
 			c.kill(off, lm.m.Size(), &lm.m, Expired)
 			if len(c.out.dead) >= maxBatch {
@@ -523,8 +547,11 @@ func (c *core) take(now time.Time, get *getReq) status {
 // dropOverLimit takes ready messages off the head while a drop-head queue
 // is over a limit, dead-lettering them (reason maxlen). It returns
 // needRead when the head must be read first, took when it dropped some.
-func (c *core) dropOverLimit() status {
+func (c *core) dropOverLimit(now time.Time) status {
 	if c.cfg.Overflow != DropHead || (c.cfg.MaxLength < 0 && c.cfg.MaxLengthBytes < 0) {
+		return empty
+	}
+	if c.full(0, 0) && c.deadLetterBlocked(now) {
 		return empty
 	}
 	st := empty
@@ -543,8 +570,11 @@ func (c *core) dropOverLimit() status {
 // trimHead drops (or dead-letters, reason maxlen) the ready message at
 // the head, whatever the consumers' credit: a priority queue trims its
 // levels with it (priority_limits.go).
-func (c *core) trimHead(readable int64) status {
+func (c *core) trimHead(now time.Time, readable int64) status {
 	c.readable = readable
+	if c.deadLetterBlocked(now) {
+		return empty
+	}
 	return c.dropHead()
 }
 
@@ -576,8 +606,12 @@ func (c *core) kill(off, size int64, m *message.Message, why Reason) {
 }
 
 // deadLettered settles dead-lettered messages once their copies are
-// durable (ok), or puts them back in line when the copies failed.
-func (c *core) deadLettered(offs []int64, ok bool) {
+// durable (ok), or puts them back in line when the copies failed, and
+// holds further dead-lettering from the head for deadLetterRetry.
+func (c *core) deadLettered(offs []int64, ok bool, now time.Time) {
+	if !ok {
+		c.deadRetry = now.Add(deadLetterRetry)
+	}
 	for _, off := range offs {
 		f, in := c.unacked[off]
 		if !in || !f.dying {

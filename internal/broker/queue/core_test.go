@@ -61,6 +61,7 @@ type sim struct {
 	got      []got
 	dead     []Dead // copies the dead-letter exchange took
 	dlxFail  bool   // the dead-letter publish fails
+	dlxTries int    // dead-letter publishes attempted
 	reads    int    // reads the core asked for
 	dropped  int64  // messages dropped for want of a dead-letter exchange
 	acks     intervals
@@ -114,7 +115,8 @@ func (s *sim) pub(bodies ...string) {
 
 // perform does what Queue.perform does, against the simulation.
 func (s *sim) perform() {
-	for {
+	for n := 0; ; n++ {
+		s.spin(n)
 		r := s.c.ready()
 		for _, sp := range r.settled {
 			s.acks.add(sp.from, sp.to)
@@ -138,6 +140,7 @@ func (s *sim) perform() {
 		if len(r.dead) > 0 {
 			var offs []int64
 			for _, d := range r.dead {
+				s.dlxTries++
 				if !d.loaded {
 					d.d.Message = s.disk[d.off].m
 				}
@@ -146,7 +149,7 @@ func (s *sim) perform() {
 				}
 				offs = append(offs, d.off)
 			}
-			s.c.deadLettered(offs, !s.dlxFail)
+			s.c.deadLettered(offs, !s.dlxFail, s.now)
 		}
 		if len(r.reads) == 0 && len(r.dead) == 0 && len(r.settled) == 0 && len(r.deliveries) == 0 {
 			return
@@ -154,10 +157,19 @@ func (s *sim) perform() {
 	}
 }
 
+// spin fails a loop that does not settle down: the core must reach a
+// state with nothing to do.
+func (s *sim) spin(n int) {
+	if n > 10000 {
+		s.t.Fatal("the core keeps asking for work")
+	}
+}
+
 // dispatch runs the dispatcher until it has nothing to do now.
 func (s *sim) dispatch() {
 	s.wake = time.Time{}
-	for {
+	for n := 0; ; n++ {
+		s.spin(n)
 		st := s.c.dispatch(s.now, s.readableEnd())
 		s.perform()
 		if st == empty {
@@ -167,7 +179,8 @@ func (s *sim) dispatch() {
 }
 
 func (s *sim) get(noAck bool) (Delivery, bool) {
-	for {
+	for n := 0; ; n++ {
+		s.spin(n)
 		d, st := s.c.get(s.now, s.readableEnd(), noAck)
 		s.perform()
 		switch st {
@@ -402,7 +415,7 @@ func TestCoreDeadLetterSettlesOnlyAfterTheCopy(t *testing.T) {
 	if s.acks.contains(0) {
 		t.Fatal("settled before its copy was durable")
 	}
-	s.c.deadLettered([]int64{r.dead[0].off}, true)
+	s.c.deadLettered([]int64{r.dead[0].off}, true, s.now)
 	s.perform()
 	s.counts(0, 1)
 	if !s.acks.contains(0) {
@@ -715,7 +728,7 @@ func (p *prioSim) publish(level int, body string) bool {
 		for i := len(p.lanes) - 1; i >= 0 && !dropped; i-- {
 			l := p.lanes[i]
 			for {
-				st := l.c.trimHead(l.readableEnd())
+				st := l.c.trimHead(l.now, l.readableEnd())
 				l.perform()
 				if st != needRead {
 					dropped = st == took
@@ -825,4 +838,33 @@ func TestCorePriorityLengthLimits(t *testing.T) {
 		}
 		expect(t, "delivered", p.consume(10), "p1:c p0:a")
 	})
+}
+
+// TestCoreDeadLetterRetry: while the dead-letter exchange fails, an
+// expired head is tried once a second, not in a loop, and is never
+// delivered.
+func TestCoreDeadLetterRetry(t *testing.T) {
+	cfg := NoLimits()
+	cfg.MessageTTL = 0
+	s := newSim(t, cfg, true)
+	s.dlxFail = true
+	s.consume("c1", 10, ConsumerOptions{})
+	s.pub("a")
+	for range 3 {
+		s.dispatch()
+		s.advance(100 * time.Millisecond)
+	}
+	expect(t, "delivered", s.took(), "")
+	if s.dlxTries != 1 {
+		t.Fatalf("%d dead-letter attempts within the retry interval, want 1", s.dlxTries)
+	}
+	if want := t0.Add(deadLetterRetry); !s.wake.Equal(want) {
+		t.Fatalf("wake %v, want %v", s.wake, want)
+	}
+	s.counts(1, 0)
+	s.dlxFail = false
+	s.advance(deadLetterRetry - 300*time.Millisecond)
+	s.dispatch()
+	expect(t, "after the retry", s.deadLetters(), "a/expired")
+	s.counts(0, 0)
 }

@@ -65,7 +65,8 @@
 // come back as readDone), deliveries for Consumer.Deliver, dead letters for
 // Options.DeadLetter (the originals stay unacked, marked dying, until the
 // copy is durable, then deadLettered settles them; a failed copy puts them
-// back in line), ranges to append to the ack record and a request to write
+// back in line, and expired or over-limit heads then wait a second before
+// the core dead-letters again, rather than retrying in a loop), ranges to append to the ack record and a request to write
 // it, the next wake-up for an expiring head, and running totals.
 //
 // Expiry follows RabbitMQ: a message past its TTL is dropped or

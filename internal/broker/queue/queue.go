@@ -548,7 +548,7 @@ func (q *Queue) deadLetter(dead []deadAt) {
 		q.Stats.DeadLettered.Add(int64(len(ds)))
 	}
 	q.mu.Lock()
-	q.c.deadLettered(offs, err == nil)
+	q.c.deadLettered(offs, err == nil, q.now())
 	q.takeReadyLocked()
 	q.mu.Unlock()
 }
