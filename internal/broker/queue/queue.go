@@ -389,6 +389,8 @@ func (q *Queue) takeReadyLocked() ready {
 	for _, s := range r.settled {
 		q.acks.record(s.from, s.to)
 	}
+	// Recorded: hand the slice back for the next settles (Advance).
+	q.c.out.settled, r.settled = r.settled[:0], nil
 	if r.flush {
 		q.scheduleFlushLocked()
 	}
