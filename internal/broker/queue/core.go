@@ -22,7 +22,11 @@ import (
 // The core needs a message's body and properties to decide about it
 // (its size for limits, its expiration), and it does not read the log:
 // when the head is not loaded it asks for a read (ready.reads) and the
-// runtime hands the messages back with loaded, or says unreadable.
+// runtime hands the messages back with readDone, or says unreadable.
+//
+// Credit (prefetch) is the consumer's, not the core's: an AMQP channel's
+// global prefetch spans queues, so the core asks Consumer.Reserve, which
+// must be quick and deterministic in tests (fakeConsumer counts credit).
 type core struct {
 	cfg Config
 	// dlx: dead-lettered messages go somewhere (the queue has a
@@ -104,7 +108,7 @@ type consumerEntry struct {
 // releasing the lock.
 type ready struct {
 	// reads are messages to read from the log and hand back with
-	// core.loaded (or core.unreadable); the core decides nothing about
+	// core.readDone (or core.unreadable); the core decides nothing about
 	// the head until then.
 	reads []readReq
 	// deliveries go to consumers (Consumer.Deliver), in order.
@@ -130,7 +134,7 @@ type readReq struct {
 }
 
 type outgoing struct {
-	to *consumerEntry // nil for basic.get
+	to *consumerEntry
 	d  Delivery
 }
 
@@ -148,8 +152,10 @@ func newCore(cfg Config, dlx bool, now time.Time) *core {
 }
 
 // ready hands over the effects decided since the last call and forgets
-// them (etcd raft's Ready and Advance in one, since the runtime performs
-// each Ready completely before it asks for the next).
+// them. It is etcd raft's Ready; the runtime performs each one completely
+// before it asks for the next, so there is no Advance to call, though the
+// runtime may hand slices back for reuse (out.settled once recorded,
+// out.deliveries once delivered).
 func (c *core) ready() ready {
 	r := c.out
 	c.out = ready{}
