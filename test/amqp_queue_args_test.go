@@ -103,3 +103,62 @@ func TestAMQPDeadLetteringAndTTL(t *testing.T) {
 	check("rejected", "rejected", "work")
 	check("expired", "expired", "short")
 }
+
+// TestAMQPDeadLetterCycles: as in RabbitMQ, a message that expires back
+// into a queue it already died in, with no reject on the way, is dropped
+// for that queue (and still reaches the others); a message a client
+// rejects may go round, its x-death counting the turns.
+func TestAMQPDeadLetterCycles(t *testing.T) {
+	b := startBroker(t)
+	ch := b.channel(t)
+	must := fatalIf(t)
+	must(ch.ExchangeDeclare("loop-dlx", "fanout", true, false, false, false, nil))
+	_, err := ch.QueueDeclare("loop", true, false, false, false, amqp.Table{"x-dead-letter-exchange": "loop-dlx", "x-message-ttl": int32(20)})
+	must(err)
+	_, err = ch.QueueDeclare("watch", true, false, false, false, nil)
+	must(err)
+	must(ch.QueueBind("loop", "", "loop-dlx", false, nil))
+	must(ch.QueueBind("watch", "", "loop-dlx", false, nil))
+	// Rejected messages go back to the same queue through the default
+	// exchange (their routing key is the queue's name).
+	_, err = ch.QueueDeclare("bounce", true, false, false, false, amqp.Table{"x-dead-letter-exchange": ""})
+	must(err)
+	ctx := ctxT(t, 10*time.Second)
+	must(ch.PublishWithContext(ctx, "", "loop", false, false, amqp.Publishing{Body: []byte("expires")}))
+	must(ch.PublishWithContext(ctx, "", "bounce", false, false, amqp.Publishing{Body: []byte("rejected")}))
+
+	var count int64
+	for turn := 1; turn <= 3; turn++ {
+		var m amqp.Delivery
+		waitFor(t, 5*time.Second, "message in bounce", func() bool {
+			var ok bool
+			m, ok, err = ch.Get("bounce", false)
+			must(err)
+			return ok
+		})
+		if deaths, ok := m.Headers["x-death"].([]any); ok {
+			count, _ = deaths[0].(amqp.Table)["count"].(int64)
+		}
+		if count != int64(turn-1) {
+			t.Fatalf("turn %d: x-death count %d, want %d", turn, count, turn-1)
+		}
+		must(m.Reject(false))
+	}
+
+	waitFor(t, 5*time.Second, "the expired copy in watch", func() bool {
+		q, err := ch.QueueDeclarePassive("watch", true, false, false, false, nil)
+		must(err)
+		return q.Messages >= 1
+	})
+	// Had the copy gone back into loop, it would expire again and again,
+	// and watch would fill up.
+	time.Sleep(300 * time.Millisecond)
+	for _, name := range []string{"loop", "watch"} {
+		q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		must(err)
+		want := map[string]int{"loop": 0, "watch": 1}[name]
+		if q.Messages != want {
+			t.Fatalf("%s holds %d messages, want %d", name, q.Messages, want)
+		}
+	}
+}

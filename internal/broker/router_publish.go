@@ -281,6 +281,10 @@ func (r *Router) deadLetter(vh, qname string, cfg queue.Config, dead []queue.Dea
 			qs = r.routeLocked(v, x, &m)
 		}
 		r.mu.RUnlock()
+		var cycles []string
+		if qs, cycles = dropDeadLetterCycles(qs, &m, d.Reason); len(cycles) > 0 {
+			r.log.Debug("dead-letter cycle: message dropped", "vhost", vh, "queue", qname, "reason", d.Reason, "cycling", cycles)
+		}
 		rt, err := r.appendTo(qs, &m)
 		if err != nil {
 			return err

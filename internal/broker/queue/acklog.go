@@ -121,12 +121,32 @@ func (a *ackLog) recordMark(next int64) {
 
 func (a *ackLog) pending() bool { return len(a.buf) > 0 }
 
+// A Queue splits the ack log's state between two locks, so that no file
+// I/O happens under the queue's lock: the buffer (buf, mark: record,
+// recordMark, takeBuffered) is the queue's, the file (f, size, stale:
+// appendEntries, rewrite, sync) is guarded by Queue.ackMu. Delayed keeps
+// both under its one lock and uses flush and compact.
+
+// takeBuffered hands over the buffered entries, for appendEntries.
+func (a *ackLog) takeBuffered() []byte {
+	b := a.buf
+	a.buf = nil
+	return b
+}
+
 func (a *ackLog) flush() error {
-	if len(a.buf) == 0 {
+	err := a.appendEntries(a.buf)
+	a.buf = a.buf[:0]
+	return err
+}
+
+// appendEntries writes entries taken from the buffer to the file. After a
+// failed write the file is stale: the next write rewrites it whole.
+func (a *ackLog) appendEntries(b []byte) error {
+	if len(b) == 0 {
 		return nil
 	}
-	n, err := a.f.Write(a.buf)
-	a.buf = a.buf[:0]
+	n, err := a.f.Write(b)
 	if err != nil {
 		// Cut off what part of the write landed, so that later entries
 		// do not follow a torn one, and rewrite the file from the set
@@ -165,13 +185,19 @@ func (a *ackLog) compact(set *intervals) error {
 	if err := a.flush(); err != nil {
 		return err
 	}
+	return a.rewrite(set, a.mark)
+}
+
+// rewrite replaces the file with one holding exactly set and the
+// delivered mark (temp file, fsync, rename, directory fsync).
+func (a *ackLog) rewrite(set *intervals, mark int64) error {
 	tmp := filepath.Join(a.dir, ackFileName+".tmp")
 	b := append([]byte(ackMagic), ackVersion, 0, 0, 0)
 	for _, s := range set.r {
 		b = appendAckEntry(b, s.from, s.to)
 	}
-	if a.mark > 0 {
-		b = appendAckEntry(b, a.mark, math.MinInt64)
+	if mark > 0 {
+		b = appendAckEntry(b, mark, math.MinInt64)
 	}
 	if err := writeFileSync(tmp, b); err != nil {
 		return err

@@ -43,6 +43,7 @@ type compaction struct {
 }
 
 type compactJob struct {
+	acks    []byte // ack entries buffered when the job was made
 	segs    []storage.SegmentInfo
 	live    []int64
 	settled intervals // a snapshot over the segments' range
@@ -67,12 +68,12 @@ func (q *Queue) maybeCompactLocked() {
 		}
 	}
 	for _, s := range q.log.Segments() {
-		if s.Active || s.End <= start || s.End > q.next || s.Bytes == 0 {
+		if s.Active || s.End <= start || s.End > q.c.next || s.Bytes == 0 {
 			continue // only closed segments wholly behind the cursor
 		}
 		from := max(s.Base, start) // below the start is gone already
 		total := s.End - s.Base
-		live := s.End - from - q.settled.count(from, s.End)
+		live := s.End - from - q.c.settled.count(from, s.End)
 		if live*100 > total*compactLivePercent {
 			continue
 		}
@@ -100,36 +101,31 @@ func (q *Queue) maybeCompactLocked() {
 	}
 	// What is settled must be on disk before a message it settles is
 	// dropped from the log: a crash must not revive an ack whose message
-	// is gone. Write the buffered entries now, fsync in the background.
-	if err := q.acks.flush(); err != nil {
-		q.lg.Error("writing the ack record failed", "err", err)
-		return
-	}
+	// is gone. The buffered entries go with the job, which writes and
+	// fsyncs them (under ackMu, after any flush that took earlier ones)
+	// before it rewrites a segment.
+	job.acks = q.acks.takeBuffered()
 	lo, hi := job.segs[0].Base, job.segs[len(job.segs)-1].End
 	job.settled.add(lo, min(start, hi))
-	for _, sp := range q.settled.r {
+	for _, sp := range q.c.settled.r {
 		if sp.to > lo && sp.from < hi {
 			job.settled.add(max(sp.from, lo), min(sp.to, hi))
 		}
 	}
 	c.running, c.last = true, now
 	c.wg.Add(1)
-	go q.compact(job, q.acks.f)
+	go q.compact(job)
 }
-
-// syncer is the ack file as compact needs it.
-type syncer interface{ Sync() error }
 
 // compact rewrites the job's segments. It runs without the queue lock; the
 // settled snapshot only ever understates what is settled, so it never
 // drops a batch that is still needed.
-func (q *Queue) compact(job compactJob, ackFile syncer) {
+func (q *Queue) compact(job compactJob) {
 	defer q.compaction.wg.Done()
 	var freed int64
 	done := map[int64]int64{}
-	// The ack file may have been swapped by its own compaction meanwhile;
-	// then the new file, written and fsync'd whole, holds the snapshot.
-	err := ackFile.Sync()
+	err := q.syncAcks(job.acks)
+	ackErr := err != nil && !errors.Is(err, errAcksStale)
 	for i := 0; err == nil && i < len(job.segs); i++ {
 		s := job.segs[i]
 		var n int64
@@ -141,7 +137,7 @@ func (q *Queue) compact(job compactJob, ackFile syncer) {
 			done[s.Base] = job.live[i]
 		}
 	}
-	if err != nil && !errors.Is(err, storage.ErrClosed) && !errors.Is(err, os.ErrClosed) {
+	if err != nil && !errors.Is(err, storage.ErrClosed) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, errAcksStale) {
 		q.lg.Error("compacting the queue's log failed", "err", err)
 	}
 	if freed > 0 {
@@ -149,6 +145,11 @@ func (q *Queue) compact(job compactJob, ackFile syncer) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if ackErr && !q.closed {
+		// The entries the job took are not written: the file is stale
+		// now, and the retry rewrites it from the set.
+		q.noteAckWrite(err)
+	}
 	c := &q.compaction
 	c.running = false
 	if c.done == nil {
@@ -163,6 +164,23 @@ func (q *Queue) compact(job compactJob, ackFile syncer) {
 		q.maybeCompactLocked()
 	}
 }
+
+// syncAcks makes the ack record durable with the entries b: appended and
+// fsync'd, or, when the file is stale (a write failed), not at all: the
+// next flush rewrites it from the set, and compaction waits for that.
+func (q *Queue) syncAcks(b []byte) error {
+	q.ackMu.Lock()
+	defer q.ackMu.Unlock()
+	if q.acks.stale {
+		return errAcksStale
+	}
+	if err := q.acks.appendEntries(b); err != nil {
+		return err
+	}
+	return q.acks.f.Sync()
+}
+
+var errAcksStale = errors.New("queue: the ack record awaits a rewrite")
 
 // CompactedSegments is how many segments compaction has rewritten since
 // the queue opened.

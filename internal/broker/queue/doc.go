@@ -34,18 +34,70 @@
 // unsettled message is ready again; those below the delivered mark kept in
 // the ack record (they may have been delivered) are flagged redelivered.
 //
-// Each queue runs one dispatcher goroutine that hands ready messages to
-// consumers with credit (Consumer.Reserve) whenever the log's readable
-// end moves, credit returns (Kick) or a head message's TTL runs out.
-// Expiry follows RabbitMQ: a message past its TTL is dropped or
-// dead-lettered when it reaches the head. Length limits count ready
-// messages; drop-head settles from the head, reject-publish refuses.
-// A priority queue (priority.go) counts its limits over all levels
-// (priority_limits.go). Dead-lettering calls Options.DeadLetter (the broker routes the copy
-// through the dead-letter exchange) and settles the original only after
-// the copy is durable.
+// # Core and runtime
 //
-// Locking: Queue.mu guards all state. Consumer.Reserve is called with it
-// held; Consumer.Deliver, Options.DeadLetter and log fsync waits happen
-// without it.
+// A queue is two halves, split as etcd raft splits Step from Ready and
+// Advance:
+//
+//   - the core (core.go) holds every decision: the cursor, the requeued
+//     offsets, the unacked ones and their delivery counts, the settled
+//     set, the counters behind the length limits, the consumers (priority,
+//     round robin, single active consumer, exclusivity) and a read-ahead of
+//     messages at the head. It does no I/O, starts no goroutine and never
+//     reads the clock: the time and the log's readable end come in with
+//     the commands. Its tests (core_test.go) drive it with a simulated
+//     log, clock and dead-letter exchange, without sleeping.
+//   - the runtime (Queue, queue.go) owns the log, the ack record, the
+//     dispatcher goroutine and its timer. It runs a command under the
+//     queue's lock, takes the effects the command decided (takeReadyLocked)
+//     and performs them after unlocking (perform).
+//
+// Commands: admitPublish and enqueued (a publish, before and after its
+// append), dispatch (hand out what consumers have credit for), get
+// (basic.get), ack, requeue (nack, reject or recover with requeue, a closed
+// channel), discard (reject without requeue), trimHead (a priority queue's
+// drop-head), purge, addConsumer and removeConsumer, and the results of
+// effects coming back: readDone and unreadable for reads, deadLettered for
+// dead-letter publishes. restore sets the state recovered at open.
+//
+// Effects (ready): reads of the log (the core decides nothing about a head
+// it has not been given; reads happen without the lock and their results
+// come back as readDone), deliveries for Consumer.Deliver, dead letters for
+// Options.DeadLetter (the originals stay unacked, marked dying, until the
+// copy is durable, then deadLettered settles them; a failed copy puts them
+// back in line, and expired or over-limit heads then wait a second before
+// the core dead-letters again, rather than retrying in a loop), ranges to append to the ack record and a request to write
+// it, the next wake-up for an expiring head, and running totals.
+//
+// Expiry follows RabbitMQ: a message past its TTL is dropped or
+// dead-lettered when it reaches the head; the core asks to be woken when
+// the head expires (and, with a TTL, within a second when nothing is
+// visible), so a queue without consumers still shrinks. Length limits count
+// ready messages; drop-head settles from the head, reject-publish refuses,
+// reject-publish-dlx refuses and dead-letters the refused message. A
+// message requeued more times than x-delivery-limit is dead-lettered
+// (reason delivery_limit). A priority queue (priority.go) is one Queue,
+// with its own core, per level; it counts its limits over all levels
+// (priority_limits.go). Dead-lettering calls Options.DeadLetter (the broker
+// routes the copy through the dead-letter exchange, with x-death).
+//
+// # Locking
+//
+// Queue.ackMu, then Queue.mu; nothing takes ackMu while holding mu.
+//
+// Queue.mu guards the core and the runtime's state (the ack record's
+// buffer, the flush and compaction flags). Under it: the core's commands,
+// which call Consumer.Reserve (quick, never calling back into this queue;
+// a priority lane's Reserve takes the Counts lock of higher lanes only, so
+// lane locks are taken upwards), and the log's Append (a hand-off to its
+// writer, no fsync). Without it: every read of the log (the head's
+// read-ahead, a rejected message read for dead-lettering, basic.get),
+// Consumer.Deliver, Options.DeadLetter, every fsync wait, moving the log
+// start, and segment compaction.
+//
+// Queue.ackMu guards the ack record's file: flush takes the buffered
+// entries (or a copy of the settled set, to rewrite the file whole) under
+// mu, then writes them holding only ackMu; compaction writes and fsyncs
+// what its job took under ackMu before it rewrites a segment; Close writes
+// the rest.
 package queue

@@ -83,3 +83,8 @@ func (s *intervals) trimAtOrAbove(off int64) {
 		}
 	}
 }
+
+// clone returns a copy of the set.
+func (s *intervals) clone() intervals {
+	return intervals{r: append([]span(nil), s.r...)}
+}

@@ -33,13 +33,26 @@ func laneConfig(c Config) Config {
 // full reports whether n more messages of size bytes would take the ready
 // messages of all lanes past a limit.
 func (p *Priority) full(n, size int64) bool {
-	var ready, bytes int64
-	for _, q := range p.lanesSnapshot() {
-		r, b := q.readyTotals()
-		ready += r
-		bytes += b
+	lanes := p.lanesSnapshot()
+	loads := make([]levelLoad, len(lanes))
+	for i, q := range lanes {
+		loads[i].ready, loads[i].bytes = q.readyTotals()
 	}
-	cfg := &p.opts.Config
+	return overLimits(&p.opts.Config, loads, n, size)
+}
+
+// levelLoad is one level's ready messages and their body bytes.
+type levelLoad struct{ ready, bytes int64 }
+
+// overLimits is the length-limit decision of a priority queue: whether n
+// more messages of size bytes take the ready messages of all levels
+// together past cfg's limits.
+func overLimits(cfg *Config, levels []levelLoad, n, size int64) bool {
+	var ready, bytes int64
+	for _, l := range levels {
+		ready += l.ready
+		bytes += l.bytes
+	}
 	return cfg.MaxLength >= 0 && ready+n > cfg.MaxLength ||
 		cfg.MaxLengthBytes >= 0 && bytes+size > cfg.MaxLengthBytes
 }
@@ -94,31 +107,31 @@ func (p *Priority) trim() {
 func (q *Queue) readyTotals() (n, bytes int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.live - int64(len(q.unacked)), q.readyBytesLocked()
+	n, _, _ = q.c.counts()
+	return n, q.c.readyBytes()
 }
 
 // dropHead drops (or dead-letters, reason maxlen) the ready message at the
 // head, whatever the consumers' credit. ok is false if none is visible.
 func (q *Queue) dropHead() (ok bool) {
-	q.mu.Lock()
-	if q.closed {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return false
+		}
+		st := q.c.trimHead(q.now(), q.log.ReadableEnd())
+		r := q.takeReadyLocked()
 		q.mu.Unlock()
-		return false
+		if st == needRead && len(r.reads) == 1 {
+			// Read the head without the lock and look again; an
+			// unreadable head is settled, which counts as dropped.
+			if !q.load(r.reads[0]) {
+				return true
+			}
+			continue
+		}
+		q.perform(r)
+		return st == took
 	}
-	off, requeued, has := q.headLocked()
-	if !has {
-		q.mu.Unlock()
-		return false
-	}
-	m, _, err := q.readLocked(off, requeued)
-	q.popHeadLocked(requeued, off)
-	if err != nil {
-		q.settleLocked(off, 0)
-		q.mu.Unlock()
-		return true
-	}
-	q.unacked[off] = inflight{size: m.Size(), dying: true}
-	q.mu.Unlock()
-	q.deadLetter([]deadAt{{off: off, d: Dead{Message: m, Reason: MaxLen}}})
-	return true
 }

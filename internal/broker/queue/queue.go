@@ -4,8 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,50 +113,28 @@ type Delivery struct {
 	DeliveryCount int32 // earlier deliveries of this message that came back
 }
 
-type consumerEntry struct {
-	id   uint64
-	c    Consumer
-	opts ConsumerOptions
-}
-
-type inflight struct {
-	size     int64 // body bytes
-	redelivs int32
-	dying    bool // being dead-lettered
-}
-
-// Queue is a log plus a delivery cursor and an ack record. See doc.go.
+// Queue is a log plus a delivery cursor and an ack record: the runtime
+// around the queue's core (core.go). See doc.go.
 type Queue struct {
 	opts Options
 	log  *storage.Log
 	now  func() time.Time
 	lg   *slog.Logger
 
-	mu        sync.Mutex
-	settled   intervals
-	acks      *ackLog
-	leo       int64             // next offset the log will assign
-	lastApp   *storage.Appended // the last append, for basic.get to wait on while it is not yet durable
-	next      int64             // delivery cursor: the next never-delivered offset
-	requeued  []int64           // returned offsets, ascending; delivered before next
-	redelivs  map[int64]int32
-	unacked   map[int64]inflight
-	live      int64 // unsettled messages
-	liveBytes int64 // their body bytes
-	consumers []*consumerEntry
-	nextCID   uint64
-	rr        int
-	exclusive bool
-	rd        []byte // read-ahead from the cursor: whole batches
-	flushing  bool
-	closed    bool
-	lastUsed  time.Time
-	// redeliverBelow is the delivered mark recovered from the ack record:
-	// unsettled messages below it may have been delivered before the
-	// restart, so they go out flagged redelivered.
-	redeliverBelow int64
-	compaction     compaction // compact.go
-	ackErr         error      // the ack record's last write failed with this (noteAckWrite)
+	mu   sync.Mutex
+	c    *core
+	acks *ackLog // its buffer under mu, its file under ackMu (acklog.go)
+	// ackMu guards the ack record's file; taken before mu, never under it.
+	ackMu    sync.Mutex
+	lastApp  *storage.Appended // the last append, for basic.get to wait on while it is not yet durable
+	flushing bool
+	closed   bool
+	// compaction is compact.go's state.
+	compaction compaction
+	ackErr     error // the ack record's last write failed with this (noteAckWrite)
+	// spare is the dispatcher's deliveries slice, handed back after it
+	// performed them (etcd raft's Advance); only run touches it.
+	spare []outgoing
 
 	kick chan struct{}
 	stop chan struct{}
@@ -229,15 +205,13 @@ func Open(opts Options) (*Queue, error) {
 	}
 	q := &Queue{
 		opts: opts, log: lg, now: opts.Now, lg: opts.Logger.With("queue", opts.Name),
-		redelivs: map[int64]int32{}, unacked: map[int64]inflight{},
+		c:    newCore(opts.Config, opts.Config.DeadLetter && opts.DeadLetter != nil, opts.Now()),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		lastUsed: opts.Now(),
 	}
-	if q.acks, err = openAckLog(opts.Dir, &q.settled); err != nil {
+	if q.acks, err = openAckLog(opts.Dir, &q.c.settled); err != nil {
 		lg.Close()
 		return nil, err
 	}
-	q.redeliverBelow = q.acks.mark
 	if err := q.recover(); err != nil {
 		q.acks.close()
 		lg.Close()
@@ -247,21 +221,16 @@ func Open(opts Options) (*Queue, error) {
 	return q, nil
 }
 
-// recover derives the cursor and counters from the log and the ack record.
+// recover restores the core from the log and the ack record: the cursor
+// and counters, compaction gaps settled, the body bytes of what is live.
 func (q *Queue) recover() error {
+	c := q.c
 	start, hw := q.log.StartOffset(), q.log.HighWatermark()
-	q.settled.trimBelow(start)
-	q.settled.trimAtOrAbove(hw)
-	// The delivered mark may be ahead of what survived (deliveries are
-	// made before the fsync); offsets past the log end are new messages.
-	q.redeliverBelow = min(q.redeliverBelow, hw)
-	q.leo = hw
-	q.next = q.settled.nextAbsent(start)
-	q.live = hw - start - q.settled.count(start, hw)
+	c.restore(start, hw, q.acks.mark)
 	// Body bytes of the live messages: read them when a byte limit needs
 	// the exact figure, estimate from batch sizes otherwise.
 	exact := q.opts.Config.MaxLengthBytes >= 0
-	for off := q.next; off < hw; {
+	for off := c.next; off < hw; {
 		b, err := q.log.Read(off, 1<<20)
 		if err != nil || len(b) == 0 {
 			return err
@@ -274,19 +243,19 @@ func (q *Queue) recover() error {
 			if h.BaseOffset > off {
 				// A gap left by compaction: settled already, unless the
 				// ack record lost its tail; settle it either way.
-				if n := q.settled.add(off, h.BaseOffset); n > 0 {
+				if n := c.settled.add(off, h.BaseOffset); n > 0 {
 					q.acks.record(off, h.BaseOffset)
-					q.live -= n
+					c.live -= n
 				}
 			}
-			if !q.settled.contains(h.BaseOffset) {
+			if !c.settled.contains(h.BaseOffset) {
 				if exact {
 					storage.ReadRecords(b, func(_, _ int64, r storage.Record) bool {
-						q.liveBytes += int64(len(r.Value))
+						c.liveBytes += int64(len(r.Value))
 						return false
 					})
 				} else {
-					q.liveBytes += int64(max(h.Size()-recordOverhead, 0))
+					c.liveBytes += int64(max(h.Size()-recordOverhead, 0))
 				}
 			}
 			off = h.LastOffset() + 1
@@ -313,19 +282,20 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &q.opts.Config
 	size := m.Size()
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return nil, ErrDeleted
 	}
-	if cfg.Overflow != DropHead && q.fullLocked(1, size) {
+	switch q.c.admitPublish(size) {
+	case reject:
 		q.mu.Unlock()
-		if cfg.Overflow == RejectPublishDLX && cfg.DeadLetter && q.opts.DeadLetter != nil {
-			if err := q.opts.DeadLetter(q, []Dead{{Message: *m, Reason: MaxLen}}); err != nil {
-				q.lg.Warn("dead-lettering a rejected publish failed", "err", err)
-			}
+		return nil, ErrRejected
+	case rejectDLX:
+		q.mu.Unlock()
+		if err := q.opts.DeadLetter(q, []Dead{{Message: *m, Reason: MaxLen}}); err != nil {
+			q.lg.Warn("dead-lettering a rejected publish failed", "err", err)
 		}
 		return nil, ErrRejected
 	}
@@ -335,12 +305,8 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 		q.mu.Unlock()
 		return nil, err
 	}
-	q.leo = app.LastOffset + 1
 	q.lastApp = app
-	q.live++
-	q.liveBytes += size
-	q.lastUsed = now
-	over := cfg.Overflow == DropHead && q.fullLocked(0, 0)
+	over := q.c.enqueued(app.LastOffset, size, now)
 	q.mu.Unlock()
 	q.Stats.Published.Add(1)
 	if over {
@@ -349,34 +315,12 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 	return app, nil
 }
 
-// fullLocked reports whether adding n messages of size bytes would take the
-// ready messages past a limit.
-func (q *Queue) fullLocked(n, size int64) bool {
-	cfg := &q.opts.Config
-	ready := q.live - int64(len(q.unacked))
-	if cfg.MaxLength >= 0 && ready+n > cfg.MaxLength {
-		return true
-	}
-	if cfg.MaxLengthBytes >= 0 && q.readyBytesLocked()+size > cfg.MaxLengthBytes {
-		return true
-	}
-	return false
-}
-
-func (q *Queue) readyBytesLocked() int64 {
-	b := q.liveBytes
-	for _, f := range q.unacked {
-		b -= f.size
-	}
-	return b
-}
-
 // Counts returns the ready and unacked message counts and the consumer
 // count.
 func (q *Queue) Counts() (ready, unacked int64, consumers int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.live - int64(len(q.unacked)), int64(len(q.unacked)), len(q.consumers)
+	return q.c.counts()
 }
 
 // LastUsed is when the queue last saw a publish, a get, a consumer come
@@ -384,13 +328,13 @@ func (q *Queue) Counts() (ready, unacked int64, consumers int) {
 func (q *Queue) LastUsed() (t time.Time, inUse bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.lastUsed, len(q.consumers) > 0
+	return q.c.lastUsed, len(q.c.consumers) > 0
 }
 
 // Touch marks the queue used (a redeclare, for x-expires).
 func (q *Queue) Touch() {
 	q.mu.Lock()
-	q.lastUsed = q.now()
+	q.c.touch(q.now())
 	q.mu.Unlock()
 }
 
@@ -412,21 +356,11 @@ func (q *Queue) AddConsumer(c Consumer, opts ConsumerOptions) (uint64, error) {
 	if q.closed {
 		return 0, ErrDeleted
 	}
-	if q.exclusive || (opts.Exclusive && len(q.consumers) > 0) {
-		return 0, ErrExclusiveConsumer
+	id, err := q.c.addConsumer(c, opts, q.now())
+	if err == nil {
+		q.poke()
 	}
-	q.nextCID++
-	e := &consumerEntry{id: q.nextCID, c: c, opts: opts}
-	// Keep consumers sorted by priority, highest first, stable otherwise.
-	i := len(q.consumers)
-	for i > 0 && q.consumers[i-1].opts.Priority < opts.Priority {
-		i--
-	}
-	q.consumers = slices.Insert(q.consumers, i, e)
-	q.exclusive = opts.Exclusive
-	q.lastUsed = q.now()
-	q.poke()
-	return e.id, nil
+	return id, err
 }
 
 // RemoveConsumer unregisters a consumer. Its unacked deliveries stay
@@ -434,16 +368,7 @@ func (q *Queue) AddConsumer(c Consumer, opts ConsumerOptions) (uint64, error) {
 func (q *Queue) RemoveConsumer(id uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for i, e := range q.consumers {
-		if e.id == id {
-			q.consumers = slices.Delete(q.consumers, i, i+1)
-			if e.opts.Exclusive {
-				q.exclusive = false
-			}
-			break
-		}
-	}
-	q.lastUsed = q.now()
+	q.c.removeConsumer(id, q.now())
 	q.poke()
 }
 
@@ -452,308 +377,187 @@ func (q *Queue) RemoveConsumer(id uint64) {
 func (q *Queue) ActiveConsumer(id uint64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return !q.opts.Config.SingleActiveConsumer || (len(q.consumers) > 0 && q.firstRegisteredLocked().id == id)
+	return q.c.activeConsumer(id)
 }
 
-func (q *Queue) firstRegisteredLocked() *consumerEntry {
-	first := q.consumers[0]
-	for _, e := range q.consumers[1:] {
-		if e.id < first.id {
-			first = e
-		}
+// takeReadyLocked takes the core's effects and does, under the lock, the
+// part that is only memory: settled ranges go into the ack record's
+// buffer and its write is scheduled. The caller performs the rest
+// (perform) after unlocking.
+func (q *Queue) takeReadyLocked() ready {
+	r := q.c.ready()
+	for _, s := range r.settled {
+		q.acks.record(s.from, s.to)
 	}
-	return first
+	// Recorded: hand the slice back for the next settles (Advance).
+	q.c.out.settled, r.settled = r.settled[:0], nil
+	if r.flush {
+		q.scheduleFlushLocked()
+	}
+	return r
 }
 
-// pickLocked returns a consumer that reserved credit for one delivery, or
-// nil: the highest-priority consumers first, round robin among equals; on
-// a single-active-consumer queue only the earliest registered one.
-func (q *Queue) pickLocked() *consumerEntry {
-	if len(q.consumers) == 0 {
-		return nil
+// perform carries out the effects that need the network or the disk,
+// without the queue's lock: deliveries, reads of the head (fed back to the
+// core), dead-letter publishes.
+func (q *Queue) perform(r ready) {
+	if r.delivered > 0 {
+		q.Stats.Delivered.Add(r.delivered)
 	}
-	if q.opts.Config.SingleActiveConsumer {
-		if e := q.firstRegisteredLocked(); e.c.Reserve() {
-			return e
-		}
-		return nil
+	if r.redelivered > 0 {
+		q.Stats.Redelivered.Add(r.redelivered)
 	}
-	for lo := 0; lo < len(q.consumers); {
-		hi := lo
-		for hi < len(q.consumers) && q.consumers[hi].opts.Priority == q.consumers[lo].opts.Priority {
-			hi++
-		}
-		n := hi - lo
-		for k := 0; k < n; k++ {
-			e := q.consumers[lo+(q.rr+k)%n]
-			if e.c.Reserve() {
-				q.rr = (q.rr + k + 1) % n
-				return e
-			}
-		}
-		lo = hi
+	if r.dropped > 0 {
+		q.Stats.Dropped.Add(r.dropped)
 	}
-	return nil
-}
-
-// head returns the next offset to deliver: the oldest requeued one, else
-// the cursor (skipping settled offsets). ok is false when nothing is ready
-// and visible.
-func (q *Queue) headLocked() (off int64, requeued, ok bool) {
-	if len(q.requeued) > 0 {
-		return q.requeued[0], true, true
+	for _, o := range r.deliveries {
+		o.d.Queue = q
+		o.to.c.Deliver(o.d)
 	}
-	q.next = q.settled.nextAbsent(q.next)
-	if q.next >= q.log.ReadableEnd() {
-		return 0, false, false
+	for _, rq := range r.reads {
+		q.load(rq)
 	}
-	return q.next, false, true
-}
-
-func (q *Queue) popHeadLocked(requeued bool, off int64) {
-	if requeued {
-		q.requeued = q.requeued[1:]
-		return
-	}
-	q.next = off + 1
-	q.rd = dropBatchesBelow(q.rd, q.next)
-	if q.next > q.acks.mark {
-		q.scheduleFlushLocked() // records the delivered mark
+	if len(r.dead) > 0 {
+		q.deadLetter(r.dead)
 	}
 }
 
-// readLocked returns the message at off and its timestamp (ms).
-func (q *Queue) readLocked(off int64, requeued bool) (message.Message, int64, error) {
-	var b []byte
-	if !requeued {
-		q.rd = dropBatchesBelow(q.rd, off)
-		if h, err := storage.ParseBatchHeader(q.rd); err != nil || h.BaseOffset > off || h.Size() > len(q.rd) {
-			q.rd, err = q.log.Read(off, 256<<10)
-			if err != nil {
-				return message.Message{}, 0, err
-			}
-		}
-		b = q.rd
-	} else {
-		var err error
-		if b, err = q.log.Read(off, 1); err != nil {
-			return message.Message{}, 0, err
-		}
+// readAhead is how much the cursor reads at once.
+const readAhead = 256 << 10
+
+// read reads the message at r.off (and with r.ahead those after it in the
+// same read). It takes no lock: the log serves concurrent reads.
+func (q *Queue) read(r readReq) ([]loadedMsg, error) {
+	n := 1
+	if r.ahead {
+		n = readAhead
 	}
-	var (
-		rec   storage.Record
-		ts    int64
-		found bool
-	)
-	_, err := storage.ReadRecords(b, func(o, t int64, r storage.Record) bool {
-		if o == off {
-			rec, ts, found = r, t, true
-			return false
-		}
-		return true
-	})
-	if err == nil && !found {
-		err = storage.ErrCorruptBatch
-	}
+	b, err := q.log.Read(r.off, n)
 	if err != nil {
-		return message.Message{}, 0, err
+		return nil, err
 	}
-	m, err := message.FromRecord(rec)
-	return m, ts, err
-}
-
-// dropBatchesBelow drops whole batches that end below off from b.
-func dropBatchesBelow(b []byte, off int64) []byte {
-	for len(b) > 0 {
-		h, err := storage.ParseBatchHeader(b)
-		if err != nil || h.Size() > len(b) {
-			return nil
-		}
-		if h.LastOffset() >= off {
-			return b
-		}
-		b = b[h.Size():]
-	}
-	return nil
-}
-
-// expiresAt returns when a message stored at ts (ms) expires, by the
-// queue's TTL and its own expiration property; ok false if never.
-func (q *Queue) expiresAt(m *message.Message, ts int64) (at int64, ok bool) {
-	ttl := int64(-1)
-	if q.opts.Config.MessageTTL >= 0 {
-		ttl = q.opts.Config.MessageTTL.Milliseconds()
-	}
-	if m.Properties.Present&message.PropExpiration != 0 {
-		if v, err := strconv.ParseInt(m.Properties.Expiration, 10, 64); err == nil && v >= 0 && (ttl < 0 || v < ttl) {
-			ttl = v
-		}
-	}
-	if ttl < 0 {
-		return 0, false
-	}
-	return ts + ttl, true
-}
-
-// take removes the head and hands it out: to a consumer that reserved
-// credit (consumer != nil), or to basic.get. Expired heads are dead-lettered
-// on the way. It returns ok false when nothing is ready or no consumer has
-// credit; wake is when the head expires, if it does.
-func (q *Queue) take(forGet, getNoAck bool) (d Delivery, to *consumerEntry, ok bool, wake time.Time) {
-	for {
-		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
-			return Delivery{}, nil, false, time.Time{}
-		}
-		if dead := q.dropOverLimitLocked(); len(dead) > 0 {
-			q.mu.Unlock()
-			q.deadLetter(dead)
-			continue
-		}
-		off, requeued, has := q.headLocked()
-		if !has {
-			q.mu.Unlock()
-			return Delivery{}, nil, false, time.Time{}
-		}
-		m, ts, err := q.readLocked(off, requeued)
-		if err != nil {
-			// An unreadable message cannot be delivered; settle it rather
-			// than wedge the queue.
-			q.lg.Error("unreadable message settled", "offset", off, "err", err)
-			q.popHeadLocked(requeued, off)
-			q.settleLocked(off, 0)
-			q.mu.Unlock()
-			continue
-		}
-		if at, exp := q.expiresAt(&m, ts); exp {
-			if now := q.now().UnixMilli(); now >= at {
-				q.popHeadLocked(requeued, off)
-				q.unacked[off] = inflight{size: m.Size(), dying: true}
-				q.mu.Unlock()
-				q.deadLetter([]deadAt{{off: off, d: Dead{Message: m, Reason: Expired}}})
-				continue
-			} else {
-				wake = time.UnixMilli(at)
-			}
-		}
-		var c *consumerEntry
-		if !forGet {
-			if c = q.pickLocked(); c == nil {
-				q.mu.Unlock()
-				return Delivery{}, nil, false, wake
-			}
-		}
-		q.popHeadLocked(requeued, off)
-		rc := q.redelivs[off]
-		delete(q.redelivs, off)
-		redelivered := requeued || off < q.redeliverBelow
-		d = Delivery{Queue: q, Offset: off, Message: m, Redelivered: redelivered, DeliveryCount: rc}
-		if (c != nil && c.opts.NoAck) || (forGet && getNoAck) {
-			q.settleLocked(off, m.Size())
-		} else {
-			q.unacked[off] = inflight{size: m.Size(), redelivs: rc}
-		}
-		if forGet {
-			q.lastUsed = q.now()
-		}
-		q.mu.Unlock()
-		q.Stats.Delivered.Add(1)
-		if redelivered {
-			q.Stats.Redelivered.Add(1)
-		}
-		return d, c, true, time.Time{}
-	}
-}
-
-type deadAt struct {
-	off int64
-	d   Dead
-}
-
-// dropOverLimitLocked takes ready messages off the head while a drop-head
-// queue is over a limit, marking them dying; the caller dead-letters them.
-func (q *Queue) dropOverLimitLocked() []deadAt {
-	cfg := &q.opts.Config
-	if cfg.Overflow != DropHead || (cfg.MaxLength < 0 && cfg.MaxLengthBytes < 0) {
-		return nil
-	}
-	var out []deadAt
-	for q.fullLocked(0, 0) && len(out) < 256 {
-		off, requeued, has := q.headLocked()
-		if !has {
+	// Size out to the records read, so it is allocated once.
+	count := 0
+	for p := b; len(p) > 0; {
+		h, err := storage.ParseBatchHeader(p)
+		if err != nil || h.Size() > len(p) {
 			break
 		}
-		m, _, err := q.readLocked(off, requeued)
-		q.popHeadLocked(requeued, off)
-		if err != nil {
-			q.settleLocked(off, 0)
-			continue
-		}
-		q.unacked[off] = inflight{size: m.Size(), dying: true}
-		out = append(out, deadAt{off: off, d: Dead{Message: m, Reason: MaxLen}})
+		count += int(h.NumRecords)
+		p = p[h.Size():]
 	}
-	return out
+	var (
+		out  = make([]loadedMsg, 0, count)
+		ferr error
+		stop bool
+	)
+	each := func(o, t int64, rec storage.Record) bool {
+		if o < r.off {
+			return true
+		}
+		if o > r.off && (!r.ahead || len(out) == 0) {
+			stop = true
+			return false
+		}
+		m, err := message.FromRecord(rec)
+		if err != nil {
+			if o == r.off {
+				ferr, stop = err, true
+				return false
+			}
+			return true // left out: read again, and found unreadable, at the head
+		}
+		out = append(out, loadedMsg{off: o, m: m, ts: t})
+		stop = !r.ahead
+		return r.ahead
+	}
+	for len(b) > 0 && !stop {
+		var n int
+		if n, err = storage.ReadRecords(b, each); err != nil {
+			if len(out) > 0 {
+				err = nil // a bad batch past the head: met again as the head
+			}
+			break
+		}
+		b = b[n:]
+	}
+	if err == nil {
+		err = ferr
+	}
+	if err == nil && len(out) == 0 {
+		err = storage.ErrCorruptBatch
+	}
+	return out, err
 }
 
-// deadLetter publishes dead copies (when the queue has a dead-letter
-// exchange) and then settles the originals, which the caller marked dying
-// in unacked.
+// load reads what the core asked for and hands it back. ok is false when
+// the message was unreadable (and so settled).
+func (q *Queue) load(r readReq) (ok bool) {
+	msgs, err := q.read(r)
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return true
+	}
+	if err != nil {
+		// An unreadable message cannot be delivered; settle it rather
+		// than wedge the queue.
+		q.lg.Error("unreadable message settled", "offset", r.off, "err", err)
+		q.c.unreadable(r.off)
+	}
+	q.c.readDone(msgs)
+	rd := q.takeReadyLocked()
+	q.mu.Unlock()
+	q.perform(rd)
+	return err == nil
+}
+
+// deadLetter publishes dead copies and then settles the originals, which
+// the core keeps in unacked, dying, meanwhile. Messages the core did not
+// have loaded (rejected deliveries) are read first, without the lock.
 func (q *Queue) deadLetter(dead []deadAt) {
-	if len(dead) == 0 {
+	var bad []int64
+	ds := make([]Dead, 0, len(dead))
+	offs := make([]int64, 0, len(dead))
+	for _, d := range dead {
+		if !d.loaded {
+			msgs, err := q.read(readReq{off: d.off})
+			if err != nil {
+				bad = append(bad, d.off)
+				continue
+			}
+			d.d.Message = msgs[0].m
+		}
+		ds = append(ds, d.d)
+		offs = append(offs, d.off)
+	}
+	if len(bad) > 0 {
+		q.mu.Lock()
+		for _, off := range bad {
+			q.c.unreadable(off)
+		}
+		q.takeReadyLocked()
+		q.mu.Unlock()
+	}
+	if len(ds) == 0 {
 		return
 	}
-	if q.opts.Config.DeadLetter && q.opts.DeadLetter != nil {
-		ds := make([]Dead, len(dead))
-		for i, d := range dead {
-			ds[i] = d.d
-		}
-		if err := q.opts.DeadLetter(q, ds); err != nil {
-			// The copies are not safe: keep the originals, back in line.
-			q.lg.Warn("dead-lettering failed; messages kept", "err", err)
-			q.mu.Lock()
-			for _, d := range dead {
-				delete(q.unacked, d.off)
-				q.insertRequeuedLocked(d.off)
-			}
-			q.mu.Unlock()
-			return
-		}
-		q.Stats.DeadLettered.Add(int64(len(dead)))
+	err := q.opts.DeadLetter(q, ds)
+	if err != nil {
+		// The copies are not safe: keep the originals, back in line.
+		q.lg.Warn("dead-lettering failed; messages kept", "err", err)
 	} else {
-		q.Stats.Dropped.Add(int64(len(dead)))
+		q.Stats.DeadLettered.Add(int64(len(ds)))
 	}
 	q.mu.Lock()
-	for _, d := range dead {
-		if f, ok := q.unacked[d.off]; ok {
-			delete(q.unacked, d.off)
-			q.settleLocked(d.off, f.size)
-		}
-	}
+	q.c.deadLettered(offs, err == nil, q.now())
+	q.takeReadyLocked()
 	q.mu.Unlock()
-}
-
-// settleLocked records off as settled for good.
-func (q *Queue) settleLocked(off, size int64) {
-	if q.settled.add(off, off+1) == 0 {
-		return
-	}
-	q.acks.record(off, off+1)
-	q.live--
-	q.liveBytes -= size
-	q.scheduleFlushLocked()
-}
-
-func (q *Queue) insertRequeuedLocked(off int64) {
-	i, found := slices.BinarySearch(q.requeued, off)
-	if !found {
-		q.requeued = slices.Insert(q.requeued, i, off)
-	}
 }
 
 // Get takes one message for basic.get. ok is false when none is ready.
 func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
-	if d, _, ok, _ = q.take(true, noAck); ok {
+	if d, ok = q.get(noAck); ok {
 		return d, true
 	}
 	// A message is readable only once written. One published a moment ago
@@ -767,23 +571,38 @@ func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
 	if app == nil || app.LastOffset >= q.log.ReadableEnd() && app.Wait() != nil {
 		return d, false
 	}
-	d, _, ok, _ = q.take(true, noAck)
-	return d, ok
+	return q.get(noAck)
+}
+
+func (q *Queue) get(noAck bool) (Delivery, bool) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return Delivery{}, false
+		}
+		d, st := q.c.get(q.now(), q.log.ReadableEnd(), noAck)
+		r := q.takeReadyLocked()
+		q.mu.Unlock()
+		q.perform(r)
+		switch st {
+		case took:
+			d.Queue = q
+			return d, true
+		case empty:
+			return Delivery{}, false
+		}
+	}
 }
 
 // Ack settles delivered offsets.
 func (q *Queue) Ack(offsets ...int64) {
 	q.mu.Lock()
-	n := 0
-	for _, off := range offsets {
-		if f, ok := q.unacked[off]; ok && !f.dying {
-			delete(q.unacked, off)
-			q.settleLocked(off, f.size)
-			n++
-		}
-	}
+	n := q.c.ack(offsets)
+	r := q.takeReadyLocked()
 	q.mu.Unlock()
-	q.Stats.Acked.Add(int64(n))
+	q.perform(r)
+	q.Stats.Acked.Add(n)
 	q.poke()
 }
 
@@ -791,60 +610,23 @@ func (q *Queue) Ack(offsets ...int64) {
 // redelivered (flagged redelivered) before newer messages. A message past
 // the queue's delivery limit is dead-lettered instead.
 func (q *Queue) Requeue(offsets ...int64) {
-	var over []int64
 	q.mu.Lock()
-	for _, off := range offsets {
-		f, ok := q.unacked[off]
-		if !ok || f.dying {
-			continue
-		}
-		n := f.redelivs + 1
-		if lim := q.opts.Config.DeliveryLimit; lim >= 0 && int64(n) > lim {
-			over = append(over, off)
-			continue
-		}
-		delete(q.unacked, off)
-		q.redelivs[off] = n
-		q.insertRequeuedLocked(off)
-	}
+	q.c.requeue(offsets)
+	r := q.takeReadyLocked()
 	q.mu.Unlock()
-	if len(over) > 0 {
-		q.discard(over, DeliveryLimit)
-	}
+	q.perform(r)
 	q.poke()
 }
 
 // Reject settles delivered offsets without requeueing them: dead-lettered
 // (reason rejected) when the queue has a dead-letter exchange, dropped
 // otherwise.
-func (q *Queue) Reject(offsets ...int64) { q.discard(offsets, Rejected) }
-
-func (q *Queue) discard(offsets []int64, why Reason) {
-	var dead []deadAt
+func (q *Queue) Reject(offsets ...int64) {
 	q.mu.Lock()
-	for _, off := range offsets {
-		f, ok := q.unacked[off]
-		if !ok || f.dying {
-			continue
-		}
-		if !q.opts.Config.DeadLetter || q.opts.DeadLetter == nil {
-			delete(q.unacked, off)
-			q.settleLocked(off, f.size)
-			q.Stats.Dropped.Add(1)
-			continue
-		}
-		m, _, err := q.readLocked(off, true)
-		if err != nil {
-			delete(q.unacked, off)
-			q.settleLocked(off, f.size)
-			continue
-		}
-		f.dying = true
-		q.unacked[off] = f
-		dead = append(dead, deadAt{off: off, d: Dead{Message: m, Reason: why}})
-	}
+	q.c.discard(offsets, Rejected)
+	r := q.takeReadyLocked()
 	q.mu.Unlock()
-	q.deadLetter(dead)
+	q.perform(r)
 	q.poke()
 }
 
@@ -852,25 +634,8 @@ func (q *Queue) discard(offsets []int64, why Reason) {
 func (q *Queue) Purge() int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := q.live - int64(len(q.unacked))
-	for _, off := range q.requeued {
-		q.settled.add(off, off+1)
-		q.acks.record(off, off+1)
-	}
-	q.requeued = q.requeued[:0]
-	clear(q.redelivs)
-	if q.next < q.leo {
-		q.settled.add(q.next, q.leo)
-		q.acks.record(q.next, q.leo)
-		q.next = q.leo
-	}
-	q.rd = nil
-	q.live = int64(len(q.unacked))
-	q.liveBytes = 0
-	for _, f := range q.unacked {
-		q.liveBytes += f.size
-	}
-	q.scheduleFlushLocked()
+	n := q.c.purge()
+	q.takeReadyLocked()
 	return n
 }
 
@@ -886,21 +651,42 @@ func (q *Queue) scheduleFlushLocked() {
 }
 
 func (q *Queue) flush() {
+	q.ackMu.Lock()
 	q.mu.Lock()
 	q.flushing = false
 	if q.closed {
 		q.mu.Unlock()
+		q.ackMu.Unlock()
 		return
 	}
-	q.acks.recordMark(q.next)
-	q.noteAckWrite(q.acks.write(&q.settled))
+	q.acks.recordMark(q.c.next)
+	q.c.markSeen = q.acks.mark
+	buf, mark := q.acks.takeBuffered(), q.acks.mark
+	// Rewrite the file whole after a failed write, or when it has grown
+	// well past what the set needs: from a copy of the set, taken with
+	// the buffer so that the two agree.
+	var snap intervals
+	rewrite := q.acks.stale || q.acks.needsCompaction(len(q.c.settled.r))
+	if rewrite {
+		snap = q.c.settled.clone()
+	}
 	start := q.log.StartOffset()
-	low := q.settled.nextAbsent(start)
+	low := q.c.settled.nextAbsent(start)
 	if hw := q.log.HighWatermark(); low > hw {
 		low = hw
 	}
-	compact := q.acks.needsCompaction(len(q.settled.r))
 	q.mu.Unlock()
+	var err error
+	if rewrite {
+		if err = q.acks.rewrite(&snap, mark); err == nil {
+			q.acks.stale = false
+		} else {
+			q.acks.stale = true
+		}
+	} else {
+		err = q.acks.appendEntries(buf)
+	}
+	q.ackMu.Unlock()
 	// Move the start (a durable checkpoint: two fsyncs) only when that
 	// frees a whole segment, not on every flush.
 	if segs := q.log.SegmentBaseOffsets(); len(segs) < 2 || low < segs[1] {
@@ -917,13 +703,8 @@ func (q *Queue) flush() {
 	if q.closed {
 		return
 	}
-	q.settled.trimBelow(q.log.StartOffset())
-	if compact {
-		if err := q.acks.compact(&q.settled); err != nil {
-			q.acks.stale = true // rewrite it whole next time, from the set
-			q.noteAckWrite(err)
-		}
-	}
+	q.noteAckWrite(err)
+	q.c.settled.trimBelow(q.log.StartOffset())
 	q.maybeCompactLocked()
 }
 
@@ -969,8 +750,9 @@ func (q *Queue) run() {
 	}
 }
 
-// dispatch delivers until nothing is ready or nobody has credit, and says
-// when to look again for an expiring head.
+// dispatch steps the core until it has nothing more to hand out now,
+// performing each step's effects without the lock, and says when to look
+// again for an expiring head.
 func (q *Queue) dispatch() time.Time {
 	for {
 		select {
@@ -978,16 +760,24 @@ func (q *Queue) dispatch() time.Time {
 			return time.Time{}
 		default:
 		}
-		d, c, ok, wake := q.take(false, false)
-		if !ok {
-			if wake.IsZero() && q.opts.Config.MessageTTL >= 0 {
-				// Nothing visible or nobody to deliver to: look again
-				// in a while so that expiry still drains the queue.
-				wake = q.now().Add(min(q.opts.Config.MessageTTL+time.Millisecond, time.Second))
-			}
-			return wake
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return time.Time{}
 		}
-		c.c.Deliver(d)
+		if q.c.out.deliveries == nil {
+			q.c.out.deliveries = q.spare
+		}
+		st := q.c.dispatch(q.now(), q.log.ReadableEnd())
+		r := q.takeReadyLocked()
+		q.mu.Unlock()
+		q.perform(r)
+		// Reuse the deliveries' slice (only this goroutine makes them).
+		clear(r.deliveries)
+		q.spare = r.deliveries[:0]
+		if st == empty {
+			return r.wake
+		}
 	}
 }
 
@@ -1004,10 +794,23 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	<-q.done
 	q.compaction.wg.Wait()
+	q.ackMu.Lock()
+	defer q.ackMu.Unlock()
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.acks.recordMark(q.next)
-	return errors.Join(q.acks.close(), q.log.Close())
+	q.acks.recordMark(q.c.next)
+	buf, mark := q.acks.takeBuffered(), q.acks.mark
+	var snap intervals
+	if q.acks.stale {
+		snap = q.c.settled.clone()
+	}
+	q.mu.Unlock()
+	var err error
+	if q.acks.stale {
+		err = q.acks.rewrite(&snap, mark)
+	} else {
+		err = q.acks.appendEntries(buf)
+	}
+	return errors.Join(err, q.acks.close(), q.log.Close())
 }
 
 // Delete closes the queue, tells its consumers, and removes its data.
@@ -1020,8 +823,8 @@ func (q *Queue) Delete() error {
 // failure), and what its consumers had unacked comes back as redelivered.
 func (q *Queue) Shutdown() error {
 	q.mu.Lock()
-	consumers := q.consumers
-	q.consumers = nil
+	consumers := q.c.consumers
+	q.c.consumers = nil
 	q.mu.Unlock()
 	for _, e := range consumers {
 		e.c.Cancelled()

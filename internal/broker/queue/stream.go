@@ -506,3 +506,18 @@ func (r *streamReader) peek() (streamRecord, bool, error) {
 		}
 	}
 }
+
+// dropBatchesBelow drops whole batches that end below off from b.
+func dropBatchesBelow(b []byte, off int64) []byte {
+	for len(b) > 0 {
+		h, err := storage.ParseBatchHeader(b)
+		if err != nil || h.Size() > len(b) {
+			return nil
+		}
+		if h.LastOffset() >= off {
+			return b
+		}
+		b = b[h.Size():]
+	}
+	return nil
+}
