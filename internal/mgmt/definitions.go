@@ -195,6 +195,8 @@ func (a *API) importDefinitions(r *http.Request, s *session) (any, error) {
 		case "queue", "":
 		case "exchange":
 			kind = meta.DestExchange
+		case "topic": // Sluice's own: the topic must exist already
+			kind = meta.DestTopic
 		default:
 			return nil, badRequest("binding destination_type '%s'", b.DestinationType)
 		}
