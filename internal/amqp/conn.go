@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,7 +226,7 @@ func (c *conn) handshake() error {
 		ServerProperties: fieldtable.Table{
 			"product":      "Sluice",
 			"version":      o.Version,
-			"platform":     "Go",
+			"platform":     runtime.Version(), // go1.26.0, as RabbitMQ sends "Erlang/OTP 26"
 			"copyright":    "Sluice authors",
 			"information":  "https://github.com/sluice-mq/sluice",
 			"cluster_name": "sluice",

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/version"
 )
 
 // Options configure the AMQP front end. Zero values take the defaults.
@@ -29,8 +30,10 @@ type Options struct {
 	LoopbackUsers []string
 	// HandshakeTimeout bounds the connection handshake. Default 10s.
 	HandshakeTimeout time.Duration
-	Version          string
-	Logger           *slog.Logger
+	// Version is the "version" server property. Default: Sluice's own
+	// (package version).
+	Version string
+	Logger  *slog.Logger
 	// Hooks receive connection, channel, byte and latency measurements.
 	// Default none.
 	Hooks Hooks
@@ -64,7 +67,7 @@ func (o Options) withDefaults() Options {
 		o.HandshakeTimeout = 10 * time.Second
 	}
 	if o.Version == "" {
-		o.Version = "0.1.0"
+		o.Version = version.Get().Version
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

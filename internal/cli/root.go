@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/sluice-mq/sluice/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -28,7 +29,10 @@ on one log storage engine. "sluice server" runs the broker; the other commands a
 clients for people at a terminal.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	root.Flags().BoolP("version", "v", false, "print the version of this binary and exit")
 	root.AddCommand(newServerCmd())
 	for _, add := range clientCommands {
 		root.AddCommand(add())

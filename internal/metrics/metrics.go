@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sluice-mq/sluice/internal/version"
 )
 
 // latencyBuckets (seconds) span a page-cache append (tens of µs) to a
@@ -83,8 +84,14 @@ func New() *Metrics {
 	m.storageBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_storage_appended_bytes_total", Help: "Bytes appended to logs, by kind of log.",
 	}, []string{"log"})
+	info := version.Get()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_build_info", Help: "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": info.Go},
+	})
+	build.Set(1)
 	m.reg.MustRegister(conns, opened, recv, sent, channels, kafkaReq, amqpMethod, amqpConfirm,
-		m.storageAppend, m.storageFsync, m.storageBytes)
+		m.storageAppend, m.storageFsync, m.storageBytes, build)
 
 	m.Kafka = &KafkaHooks{
 		proto:   newProtoMetrics("kafka", conns, opened, recv, sent),

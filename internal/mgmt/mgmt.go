@@ -18,10 +18,16 @@ import (
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/version"
 )
 
 // RabbitMQVersion is the RabbitMQ version whose management API Sluice
-// imitates; tools that branch on rabbitmq_version see this.
+// imitates, reported as rabbitmq_version and management_version; tools
+// that branch on rabbitmq_version see this. It is a 3.x version because
+// Sluice answers in 3.x shapes (message_stats, classic-mirroring policy
+// keys accepted), and a 4.x version would tell tools to expect RabbitMQ 4's
+// API, which differs; 3.10.8 is the version of the rabbitmqadmin the
+// tests drive (docs/management-api.md, "Versions").
 const RabbitMQVersion = "3.10.8"
 
 // Listener is one protocol listener, reported in the overview and checked
@@ -44,7 +50,7 @@ type Options struct {
 
 	ClusterName string // default "sluice"
 	NodeName    string // default "sluice@<hostname>"
-	Version     string // Sluice's version
+	Version     string // product_version; default Sluice's own (package version)
 	// LoopbackUsers may log in only from a loopback address. Default
 	// ["guest"], as for AMQP.
 	LoopbackUsers []string
@@ -80,6 +86,9 @@ func New(opts Options) *API {
 	}
 	if opts.LoopbackUsers == nil {
 		opts.LoopbackUsers = []string{auth.DefaultUser}
+	}
+	if opts.Version == "" {
+		opts.Version = version.Get().Version
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

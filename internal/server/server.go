@@ -29,6 +29,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/metrics"
 	"github.com/sluice-mq/sluice/internal/mgmt"
 	"github.com/sluice-mq/sluice/internal/storage"
+	"github.com/sluice-mq/sluice/internal/version"
 )
 
 // Server is a running broker.
@@ -185,7 +186,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		defer s.wg.Done()
 		s.recovery.Run(s.stop)
 	}()
-	log.Info("sluice started",
+	log.Info("sluice started", "version", version.Get().String(),
 		"data_dir", cfg.DataDir, "kafka", s.kafkaLn.Addr().String(),
 		"kafka_advertised", cfg.AdvertisedKafkaAddr(), "amqp", s.amqpLn.Addr().String(), "http", s.httpLn.Addr().String(),
 		"fsync", cfg.Fsync, "cluster_id", clusterID)
