@@ -40,7 +40,10 @@ type benchAMQPOptions struct {
 	client        string
 }
 
-const defaultAMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
+const (
+	defaultAMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
+	amqpURLEnv     = "SLUICE_AMQP_URL"
+)
 
 func newBenchAMQPCmd() *cobra.Command {
 	var o benchAMQPOptions
@@ -120,7 +123,7 @@ as the broker spends, which on a small machine limits what is measured.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.url, "url", defaultAMQPURL, "AMQP URI of the broker, with credentials and vhost")
+	f.StringVar(&o.url, "url", envOr(amqpURLEnv, defaultAMQPURL), "AMQP URI of the broker, with credentials and vhost (env "+amqpURLEnv+")")
 	f.StringVar(&o.queue, "queue", "sluice-bench", "durable queue to publish to and consume from")
 	f.StringVar(&o.queueType, "queue-type", "classic", "x-queue-type of the queue if the bench declares it: classic or quorum")
 	f.IntVar(&o.publishers, "publishers", 1, "publishing connections")

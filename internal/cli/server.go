@@ -99,7 +99,7 @@ var settingHelp = map[string]string{
 	"kafka_addr":                    "Kafka listener host:port",
 	"kafka_advertised_addr":         "host:port told to Kafka clients (default: from --kafka-addr, unspecified host → 127.0.0.1)",
 	"amqp_addr":                     "AMQP 0-9-1 listener host:port",
-	"http_addr":                     "HTTP listener host:port (health checks)",
+	"http_addr":                     "HTTP listener host:port: the management API, the web console, /metrics and health checks",
 	"log_level":                     "debug, info, warn or error",
 	"fsync":                         "always (answer after fsync), interval, or never",
 	"fsync_interval":                "fsync period with --fsync=interval",

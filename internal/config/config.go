@@ -30,7 +30,8 @@ type Config struct {
 	KafkaAdvertisedAddr string `key:"kafka_advertised_addr"`
 	// AMQPAddr is the AMQP 0-9-1 listener host:port. Default ":5672".
 	AMQPAddr string `key:"amqp_addr"`
-	// HTTPAddr serves the management API and health checks (and later metrics).
+	// HTTPAddr serves the management API, the web console, Prometheus
+	// metrics at /metrics and the health checks.
 	// Default ":15672".
 	HTTPAddr string `key:"http_addr"`
 	// LogLevel is debug, info, warn or error. Default info.
