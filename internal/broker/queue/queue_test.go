@@ -2,6 +2,9 @@ package queue
 
 import (
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -347,6 +350,63 @@ func TestRedeliveredAfterRestart(t *testing.T) {
 		if !ok || string(d.Message.Body) != want.body || d.Redelivered != want.re {
 			t.Fatalf("want %s redelivered=%v, got %v %q %v", want.body, want.re, ok, d.Message.Body, d.Redelivered)
 		}
+	}
+}
+
+// TestRedeliveredAfterCrash: a copy of the queue's files taken at once
+// after the deliveries, as a killed process leaves them (written, never
+// closed), reopens with every delivered message flagged redelivered, by
+// consumer or basic.get, and the never-delivered ones not.
+func TestRedeliveredAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, dir, NoLimits(), nil)
+	publish(t, q, "a", "b", "c", "d", "e", "f")
+	c := newConsumer(3)
+	if _, err := q.AddConsumer(c, ConsumerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"a", "b", "c"} {
+		if d := c.next(t); string(d.Message.Body) != want {
+			t.Fatalf("delivered %q, want %q", d.Message.Body, want)
+		}
+	}
+	if d, ok := q.Get(false); !ok || string(d.Message.Body) != "d" {
+		t.Fatalf("get: %v %q", ok, d.Message.Body)
+	}
+
+	crashed := t.TempDir()
+	copyDir(t, dir, crashed)
+	q2 := openQueue(t, crashed, NoLimits(), nil)
+	for _, want := range []struct {
+		body string
+		re   bool
+	}{{"a", true}, {"b", true}, {"c", true}, {"d", true}, {"e", false}, {"f", false}} {
+		d, ok := q2.Get(true)
+		if !ok || string(d.Message.Body) != want.body || d.Redelivered != want.re {
+			t.Fatalf("want %s redelivered=%v, got %v %q redelivered=%v", want.body, want.re, ok, d.Message.Body, d.Redelivered)
+		}
+	}
+}
+
+// copyDir copies the files under src to dst, as they are now.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if e.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
