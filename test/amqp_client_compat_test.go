@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,76 @@ import (
 
 // What real clients' own test suites and orderly shutdowns expect of the
 // server, where Sluice follows RabbitMQ (docs/amqp-compatibility.md).
+
+// TestAMQPChannelFlowActiveFalseNotImplemented: as RabbitMQ, channel.flow
+// with active=true is answered flow-ok, and active=false (a client pausing
+// its deliveries, which RabbitMQ leaves to basic.qos) is 540
+// NOT_IMPLEMENTED, which closes the connection.
+func TestAMQPChannelFlowActiveFalseNotImplemented(t *testing.T) {
+	b := startBroker(t)
+	conn := b.dial(t)
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Flow(true); err != nil {
+		t.Fatalf("channel.flow active=true: %v", err)
+	}
+	err = ch.Flow(false)
+	if amqpErrCode(err) != amqp.NotImplemented {
+		t.Fatalf("channel.flow active=false: %v, want 540 NOT_IMPLEMENTED", err)
+	}
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != amqp.NotImplemented || !strings.Contains(e.Reason, "active=false") {
+			t.Fatalf("connection closed with %v, want 540 NOT_IMPLEMENTED - active=false", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection stayed open after 540")
+	}
+	stillServes(t, b)
+}
+
+// TestAMQPCrossingChannelClose: the server closes a channel (404) while
+// the client closes the same channel; the two channel.close frames cross.
+// As RabbitMQ does, the server answers the client's close with close-ok
+// and keeps waiting for the close-ok to its own, so the client's close-ok
+// that follows is not a frame on an unknown channel: the connection stays
+// up and the channel number can be opened again.
+func TestAMQPCrossingChannelClose(t *testing.T) {
+	b := startBroker(t)
+	r := dialRaw(t, b)
+	r.handshake(wire.ConnectionTuneOk{ChannelMax: 16, FrameMax: 131072})
+	for round := range 3 {
+		r.sendMethod(1, &wire.ChannelOpen{})
+		r.expectMethod(&wire.ChannelOpenOk{})
+		// One write: a passive declare of a missing queue (the server
+		// closes the channel, 404) and the client's own channel.close,
+		// sent before the client has read the server's close.
+		out := wire.AppendMethodFrame(nil, 1, &wire.QueueDeclare{Queue: "missing", Passive: true})
+		out = wire.AppendMethodFrame(out, 1, &wire.ChannelClose{ReplyCode: 200, ReplyText: "bye"})
+		r.send(out)
+		m := r.expectMethod(&wire.ChannelClose{}).(*wire.ChannelClose)
+		if m.ReplyCode != wire.NotFound {
+			t.Fatalf("round %d: server's channel.close %d %q, want 404", round, m.ReplyCode, m.ReplyText)
+		}
+		// The client answers the server's close, as every client does...
+		r.sendMethod(1, &wire.ChannelCloseOk{})
+		// ...and gets the answer to its own.
+		r.expectMethod(&wire.ChannelCloseOk{})
+	}
+	// The connection still works: the channel opens again and a queue is
+	// declared on it.
+	r.sendMethod(1, &wire.ChannelOpen{})
+	r.expectMethod(&wire.ChannelOpenOk{})
+	r.sendMethod(1, &wire.QueueDeclare{Queue: "after-crossing"})
+	r.expectMethod(&wire.QueueDeclareOk{})
+	// And is closed the orderly way.
+	r.sendMethod(0, &wire.ConnectionClose{ReplyCode: 200, ReplyText: "done"})
+	r.expectMethod(&wire.ConnectionCloseOk{})
+	r.expectCleanEOF()
+}
 
 // TestAMQPCloseIsOrderly: after connection.close-ok the server shuts its
 // side and reads what the client still sends (a heartbeat that crossed the
@@ -85,6 +156,14 @@ func (r *rawAMQP) expectCleanEOF() {
 	case !errors.Is(err, io.EOF):
 		r.t.Fatalf("want a clean end of stream (EOF), got %v", err)
 	}
+}
+
+// TestAMQPPikaChannelFlow: pika's BlockingChannel.flow gets RabbitMQ's
+// answers: True for active=True, 540 for active=False.
+func TestAMQPPikaChannelFlow(t *testing.T) {
+	needPythonModule(t, "pika")
+	b := startBroker(t)
+	runPikaCompat(t, b, "flow")
 }
 
 func runPikaCompat(t *testing.T, b *broker, scenario string) {

@@ -13,6 +13,8 @@ import sys
 import time
 
 import pika
+from pika.exceptions import ConnectionClosedByBroker
+
 from common import check, fail, ok, run
 
 DEADLINE = time.monotonic() + 80  # the whole script, so the Go test never waits on a hang
@@ -25,6 +27,29 @@ def connect(addr):
         credentials=pika.PlainCredentials("guest", "guest"),
         socket_timeout=10, stack_timeout=15, connection_attempts=1)
     return pika.BlockingConnection(params)
+
+
+def scenario_flow(addr):
+    """channel.flow: active=True is answered flow-ok (pika returns True),
+    active=False closes the connection with 540 NOT_IMPLEMENTED, as
+    RabbitMQ answers it."""
+    conn = connect(addr)
+    ch = conn.channel()
+    check(ch.flow(True) is True, "channel.flow(active=True) did not return True")
+    ok("channel.flow(active=True) answered flow-ok active=True")
+    try:
+        ch.flow(False)
+    except ConnectionClosedByBroker as e:
+        check(e.reply_code == 540, "channel.flow(active=False): connection closed with %d %r, want 540" % (e.reply_code, e.reply_text))
+        check("active=false" in e.reply_text, "540 reply text %r does not name active=false" % e.reply_text)
+        check(not conn.is_open, "connection still open after 540")
+        ok("channel.flow(active=False): connection closed %d %s" % (e.reply_code, e.reply_text))
+    else:
+        fail("channel.flow(active=False) succeeded, want 540 NOT_IMPLEMENTED")
+    conn2 = connect(addr)
+    conn2.channel().queue_declare("", exclusive=True)
+    conn2.close()
+    ok("a new connection works after the 540")
 
 
 class Problems(logging.Handler):
@@ -60,6 +85,7 @@ def scenario_close_many(addr):
 
 
 SCENARIOS = {
+    "flow": scenario_flow,
     "close_many": scenario_close_many,
 }
 
