@@ -175,3 +175,83 @@ func runPikaCompat(t *testing.T, b *broker, scenario string) {
 	r := runTool(t, 90*time.Second, "", python3Path, script, scenario, b.AMQP).must(t, b, "pika_compat.py "+scenario)
 	t.Logf("pika_compat.py %s:\n%s", scenario, r.Stdout)
 }
+
+// TestAMQPRedeliveredAfterKill: messages delivered (to a consumer or by
+// basic.get) and not acked before the broker stopped come back flagged
+// redelivered, however it stopped (killed at once after the deliveries,
+// or SIGTERM), as with RabbitMQ; messages never delivered come back
+// unflagged. A consumer relies on the flag to know when to look for a
+// duplicate. (TestAMQPRedeliveredAfterRestart covers a plain restart.)
+func TestAMQPRedeliveredAfterKill(t *testing.T) {
+	for _, tc := range []struct {
+		stop string
+		args amqp.Table
+	}{
+		{"SIGKILL", nil},
+		{"SIGTERM", nil},
+		{"SIGKILL priority", amqp.Table{"x-max-priority": int32(3)}},
+	} {
+		stop := tc.stop
+		t.Run(stop, func(t *testing.T) {
+			b := startBroker(t)
+			func() {
+				conn := b.dial(t)
+				defer conn.Close()
+				ch, err := conn.Channel()
+				must := fatalIf(t)
+				must(err)
+				_, err = ch.QueueDeclare("work", true, false, false, false, tc.args)
+				must(err)
+				must(ch.Confirm(false))
+				confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 6))
+				for _, body := range []string{"a", "b", "c", "d", "e", "f"} {
+					must(ch.Publish("", "work", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body)}))
+					if c := <-confirms; !c.Ack {
+						t.Fatalf("publish %s nacked", body)
+					}
+				}
+				must(ch.Qos(3, 0, false))
+				deliveries, err := ch.Consume("work", "", false, false, false, false, nil)
+				must(err)
+				for _, want := range []string{"a", "b", "c"} {
+					if d := recv(t, deliveries, 10*time.Second); string(d.Body) != want || d.Redelivered {
+						t.Fatalf("delivered %q redelivered=%v, want %q first time", d.Body, d.Redelivered, want)
+					}
+				}
+				get, err := conn.Channel()
+				must(err)
+				d, ok, err := get.Get("work", false)
+				must(err)
+				if !ok || string(d.Body) != "d" {
+					t.Fatalf("basic.get: %v %q, want d", ok, d.Body)
+				}
+				// The broker stops with a, b, c, d delivered and unacked.
+				if strings.HasPrefix(stop, "SIGKILL") {
+					b.Kill()
+				} else {
+					b.Stop()
+				}
+			}()
+			b.Restart()
+
+			ch := b.channel(t)
+			deliveries, err := ch.Consume("work", "", false, false, false, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []struct {
+				body string
+				re   bool
+			}{{"a", true}, {"b", true}, {"c", true}, {"d", true}, {"e", false}, {"f", false}} {
+				d := recv(t, deliveries, 10*time.Second)
+				if string(d.Body) != want.body || d.Redelivered != want.re {
+					t.Fatalf("after %s: %q redelivered=%v, want %q redelivered=%v", stop, d.Body, d.Redelivered, want.body, want.re)
+				}
+				if err := d.Ack(false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			noDelivery(t, deliveries, 200*time.Millisecond)
+		})
+	}
+}
