@@ -203,7 +203,7 @@ func (cs *consumer) Reserve() bool {
 	ch := cs.ch
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.closed || cs.cancelled || !cs.ready || !ch.flowActive {
+	if ch.closed || cs.cancelled || !cs.ready {
 		return false
 	}
 	if cs.noAck {

@@ -32,7 +32,6 @@ type channel struct {
 
 	mu             sync.Mutex
 	closed         bool
-	flowActive     bool
 	deliveryTag    uint64
 	unacked        map[uint64]unackedEntry
 	consumers      map[string]*consumer
@@ -48,20 +47,25 @@ type unackedEntry struct {
 }
 
 func newChannel(c *conn, id uint16) *channel {
-	return &channel{c: c, id: id, flowActive: true, unacked: map[uint64]unackedEntry{}, consumers: map[string]*consumer{}}
+	return &channel{c: c, id: id, unacked: map[uint64]unackedEntry{}, consumers: map[string]*consumer{}}
 }
 
 // handle runs one method on the channel.
 func (ch *channel) handle(m wire.Method) error {
 	if ch.closing {
-		// After sending channel.close, everything but close-ok (and a
-		// crossing close) is discarded.
+		// After sending channel.close, everything but close-ok is
+		// discarded. A crossing channel.close (the client closed the
+		// channel as the server did) is answered close-ok, and the
+		// channel stays until the client's close-ok, which follows: the
+		// client answers the server's close too. That is what RabbitMQ
+		// does; forgetting the channel at the crossing close made that
+		// close-ok a frame on an unknown channel (504, the connection
+		// lost).
 		switch m.(type) {
 		case *wire.ChannelCloseOk:
 			ch.c.removeChannel(ch.id)
 		case *wire.ChannelClose:
 			ch.c.sendMethod(ch.id, &wire.ChannelCloseOk{})
-			ch.c.removeChannel(ch.id)
 		}
 		return nil
 	}
@@ -77,13 +81,13 @@ func (ch *channel) handle(m wire.Method) error {
 	case *wire.ChannelCloseOk:
 		return nil
 	case *wire.ChannelFlow:
-		ch.mu.Lock()
-		ch.flowActive = m.Active
-		ch.mu.Unlock()
-		ch.c.sendMethod(ch.id, &wire.ChannelFlowOk{Active: m.Active})
-		if m.Active {
-			ch.kickQueues()
+		// As RabbitMQ: a client may not pause deliveries with
+		// channel.flow (prefetch is the way); active=false is a 540,
+		// which closes the connection. Client test suites expect it.
+		if !m.Active {
+			return errorf(wire.NotImplemented, "active=false")
 		}
+		ch.c.sendMethod(ch.id, &wire.ChannelFlowOk{Active: true})
 		return nil
 	case *wire.ChannelFlowOk:
 		return nil

@@ -147,7 +147,9 @@ func (c *conn) serve() {
 	c.nc.SetDeadline(time.Now().Add(c.s.opts.HandshakeTimeout))
 	if err := wire.ReadProtocolHeader(c.nc); err != nil {
 		if errors.Is(err, wire.ErrBadProtocolHeader) {
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			c.nc.Write(wire.ProtocolHeader)
+			c.lingerClose()
 		}
 		return
 	}
@@ -194,8 +196,29 @@ func (c *conn) finish() {
 		close(c.closeW)
 		<-c.wdone
 		close(c.dead)
-		c.nc.Close()
+		c.unregister() // gone from the management API while it lingers
+		c.lingerClose()
 	})
+}
+
+// lingerClose closes the socket the orderly way: the server's side is shut
+// first (a FIN after everything written, a connection.close-ok say), then
+// what the client still sends (frames that crossed the close, a last
+// heartbeat) is read and dropped until the client closes its side, for at
+// most lingerTimeout. Closing a socket with unread input makes the kernel
+// send a reset instead, and the client may then report "connection reset
+// by peer" for an orderly close, or lose the close-ok itself.
+func (c *conn) lingerClose() {
+	defer c.nc.Close()
+	tc, ok := c.nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	if tc.CloseWrite() != nil {
+		return // the socket is gone already
+	}
+	tc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	io.Copy(io.Discard, io.LimitReader(tc, lingerMaxBytes))
 }
 
 // shutdown closes the connection from the server side (broker stopping).
@@ -596,3 +619,10 @@ func truncate(s string) string {
 
 // writeTimeout bounds one write to a client that stopped reading.
 const writeTimeout = time.Minute
+
+// lingerTimeout and lingerMaxBytes bound what lingerClose waits for and
+// reads after the server has shut its side.
+const (
+	lingerTimeout  = 2 * time.Second
+	lingerMaxBytes = 1 << 20
+)

@@ -1,6 +1,9 @@
 package storage
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // SegmentInfo describes one segment of a log.
 type SegmentInfo struct {
@@ -23,6 +26,11 @@ func (l *Log) Segments() []SegmentInfo {
 	}
 	return out
 }
+
+// ErrNoSegment: CompactSegment was asked for a segment the log does not
+// have (closed): one deleted meanwhile by DeleteRecordsBefore, say, when
+// the segment was chosen before the log start moved past it.
+var ErrNoSegment = errors.New("storage: compact: no closed segment")
 
 // CompactSegment rewrites the closed (non-active) segment with base offset
 // base so that it holds only the batches keep accepts, byte for byte and
@@ -64,7 +72,7 @@ func (l *Log) CompactSegment(base int64, keep func(BatchHeader) bool) (freed int
 	}
 	l.mu.Unlock()
 	if old == nil {
-		return 0, fmt.Errorf("storage: compact: no closed segment at %d", base)
+		return 0, fmt.Errorf("%w at %d", ErrNoSegment, base)
 	}
 
 	files, err := l.cache.acquire(old)

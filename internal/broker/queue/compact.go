@@ -132,6 +132,13 @@ func (q *Queue) compact(job compactJob) {
 		n, err = q.log.CompactSegment(s.Base, func(h storage.BatchHeader) bool {
 			return job.settled.count(h.BaseOffset, h.LastOffset()+1) < h.LastOffset()+1-h.BaseOffset
 		})
+		if errors.Is(err, storage.ErrNoSegment) && q.log.StartOffset() >= s.End {
+			// The job was planned before a flush moved the log start
+			// past this segment and deleted it (a wholly settled segment
+			// qualifies for both): its space is back already.
+			err = nil
+			continue
+		}
 		if err == nil {
 			freed += n
 			done[s.Base] = job.live[i]

@@ -122,6 +122,11 @@ type ready struct {
 	// flush asks for the ack record to be written soon (settles, or a
 	// delivered mark past what it holds).
 	flush bool
+	// mark, when not zero, is a delivered mark (the delivery cursor) that
+	// the ack record must hold before these deliveries reach a consumer:
+	// written ahead, so that after a crash every message that may have
+	// been delivered comes back flagged redelivered.
+	mark int64
 	// wake is when to dispatch again for an expiring head, zero if never.
 	wake time.Time
 	// Totals for the queue's Stats.
@@ -337,7 +342,11 @@ func (c *core) popHead(requeued bool, off int64) {
 	}
 	c.next = off + 1
 	if c.next > c.markSeen {
-		c.out.flush = true // records the delivered mark
+		// Written ahead of the delivery (Queue.perform), so that no crash
+		// can lose a delivery's mark.
+		c.markSeen = c.next
+		c.out.mark = c.next
+		c.out.flush = true
 	}
 }
 

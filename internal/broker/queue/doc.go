@@ -33,6 +33,9 @@
 // redelivery (allowed by AMQP), never a loss. After a restart every
 // unsettled message is ready again; those below the delivered mark kept in
 // the ack record (they may have been delivered) are flagged redelivered.
+// The mark is written ahead: a dispatch round that moves the cursor writes
+// it (to the page cache, without fsync) before its deliveries go out, so a
+// killed process never forgets one; Close writes the exact cursor.
 //
 // # Core and runtime
 //

@@ -391,16 +391,50 @@ func (q *Queue) takeReadyLocked() ready {
 	}
 	// Recorded: hand the slice back for the next settles (Advance).
 	q.c.out.settled, r.settled = r.settled[:0], nil
+	if r.mark > 0 {
+		q.acks.recordMark(r.mark)
+	}
 	if r.flush {
 		q.scheduleFlushLocked()
 	}
 	return r
 }
 
+// writeMark writes the ack record's buffered entries, a new delivered mark
+// among them, before the deliveries that moved the cursor go out: a crash
+// (the process killed, say) after a delivery then always finds the mark,
+// and the message comes back flagged redelivered. It is a write to the
+// page cache, without fsync, once per dispatch round that moves the
+// cursor; a failed write is retried as flush retries.
+func (q *Queue) writeMark() {
+	q.ackMu.Lock()
+	q.mu.Lock()
+	if q.closed {
+		// Close writes what is buffered.
+		q.mu.Unlock()
+		q.ackMu.Unlock()
+		return
+	}
+	buf := q.acks.takeBuffered()
+	q.mu.Unlock()
+	err := q.acks.appendEntries(buf)
+	q.ackMu.Unlock()
+	if err != nil {
+		q.mu.Lock()
+		if !q.closed {
+			q.noteAckWrite(err)
+		}
+		q.mu.Unlock()
+	}
+}
+
 // perform carries out the effects that need the network or the disk,
 // without the queue's lock: deliveries, reads of the head (fed back to the
 // core), dead-letter publishes.
 func (q *Queue) perform(r ready) {
+	if r.mark > 0 {
+		q.writeMark()
+	}
 	if r.delivered > 0 {
 		q.Stats.Delivered.Add(r.delivered)
 	}
