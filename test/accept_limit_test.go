@@ -77,8 +77,9 @@ func kafkaAnswers(addr string) bool {
 // cannot open their files fail with the protocol's error (AMQP 541
 // INTERNAL_ERROR, Kafka KAFKA_STORAGE_ERROR) and leave nothing behind;
 // new clients wait in the listen backlog while none is free; and once
-// descriptors are freed, both listeners accept again (they used to stop
-// for good at the first EMFILE, port still open).
+// descriptors are freed, the AMQP and Kafka listeners accept again (they
+// used to stop for good at the first EMFILE, port still open), and so does
+// the HTTP one.
 func TestAcceptAfterDescriptorsRunOut(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("counts descriptors in /proc and sets limits with prlimit")
@@ -156,6 +157,15 @@ func TestAcceptAfterDescriptorsRunOut(t *testing.T) {
 		return true
 	})
 	waitFor(t, 20*time.Second, "a new Kafka connection answered", func() bool { return kafkaAnswers(b.Kafka) })
+	waitFor(t, 20*time.Second, "the management API answering", func() bool {
+		c := http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get("http://" + b.HTTP + "/api/overview")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode < 500
+	})
 	for _, want := range []string{"accepting connections failed", "too many open files", "accepting connections again"} {
 		if !strings.Contains(b.Logs(), want) {
 			t.Errorf("log lacks %q:\n%s", want, b.Logs())
