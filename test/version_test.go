@@ -164,13 +164,3 @@ func TestVersionRabbitmqadmin(t *testing.T) {
 		t.Errorf("rabbitmqadmin show overview: empty product_version")
 	}
 }
-
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-mq/sluice/internal/accept"
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/version"
@@ -111,7 +112,9 @@ func NewServer(opts Options, r *broker.Router, accts broker.Accounts) *Server {
 	return s
 }
 
-// Serve accepts connections on ln until Close.
+// Serve accepts connections on ln until Close. A failure that passes (out
+// of file descriptors, say) is retried with backoff (package accept); any
+// other ends Serve with the error.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -120,6 +123,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
+	bo := accept.Backoff{Log: s.log, Listener: "amqp"}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -129,13 +133,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closed || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
+			if bo.Wait(err, s.done) {
 				continue
+			}
+			select {
+			case <-s.done:
+				return nil
+			default:
 			}
 			return err
 		}
+		bo.Accepted()
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.closed {

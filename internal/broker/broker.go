@@ -198,7 +198,11 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 			p.log.Delete()
 		}
 		for i := range partitions {
-			os.RemoveAll(b.partitionDir(name, i))
+			// one descriptor at a time: the creation may have failed
+			// for want of descriptors
+			if err := removeTree(b.partitionDir(name, i)); err != nil {
+				b.log.Warn("removing the files of a failed topic creation", "topic", name, "partition", i, "err", err)
+			}
 		}
 	}
 	if err := b.openPartitions(tp, 0, partitions); err != nil {
@@ -326,7 +330,9 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 			p.log.Delete()
 		}
 		for i := from; i < total; i++ {
-			os.RemoveAll(b.partitionDir(name, i))
+			if err := removeTree(b.partitionDir(name, i)); err != nil {
+				b.log.Warn("removing the files of failed new partitions", "topic", name, "partition", i, "err", err)
+			}
 		}
 	}
 	for i := from; i < total; i++ {

@@ -666,7 +666,11 @@ func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, err
 	def := meta.Queue{ID: meta.NewQueueID(), Vhost: v.name, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args}
 	qe, err := r.openQueue(v, def)
 	if err != nil {
-		os.RemoveAll(r.queueDir(def.ID))
+		// One descriptor at a time: the open may have failed for want of
+		// descriptors. What cannot be removed now goes at the next start.
+		if rerr := removeTree(r.queueDir(def.ID)); rerr != nil {
+			r.log.Warn("removing the files of a failed queue declaration", "vhost", v.name, "queue", d.Name, "err", rerr)
+		}
 		return QueueInfo{}, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	if def, err = r.meta.DeclareQueue(def); err != nil {

@@ -3,11 +3,16 @@ package kafka
 // Fetch, versions 4-12.
 //
 // Sessionless: Sluice never creates fetch sessions (KIP-227), so it answers
-// every fetch in full with SessionID 0, which clients treat as "no session";
-// a request naming a session id we did not give gets
+// every full fetch in full with SessionID 0, which clients treat as "no
+// session". As in Kafka, the epoch decides what a request is: epoch -1
+// (a sessionless fetch, whatever its session id: some clients send -1/-1)
+// and epoch 0 (asking for a new session) are full fetches; any other epoch
+// continues a session, and since we gave none it gets
 // FETCH_SESSION_ID_NOT_FOUND. Long poll: when fewer than MinBytes are ready
 // the request waits up to MaxWaitMillis for any requested partition's high
-// watermark to move. Limits follow KIP-74: whole batches only, up to
+// watermark to move; a partition error (an unknown partition, an offset out
+// of range, a storage error) ends the wait at once, as in Kafka, so a
+// client that asks for a wait of days learns of its error now. Limits follow KIP-74: whole batches only, up to
 // PartitionMaxBytes per partition and MaxBytes overall, except that the
 // first batch found is returned even if it is larger, so a consumer can
 // always make progress. The partition decides what each isolation level
@@ -24,19 +29,19 @@ import (
 
 func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	if req.SessionID != 0 {
+	if incrementalFetch(req) {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
 	}
-	total := fetchOnce(c, req, resp)
-	if total >= int(req.MinBytes) || req.MaxWaitMillis <= 0 {
+	total, failed := fetchOnce(c, req, resp)
+	if total >= int(req.MinBytes) || failed || req.MaxWaitMillis <= 0 {
 		return resp, nil
 	}
 	// Long poll: wait for any partition to move, then read again.
 	changed := watchPartitions(c, req)
 	timer := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	defer timer.Stop()
-	for total < int(req.MinBytes) {
+	for total < int(req.MinBytes) && !failed {
 		select {
 		case <-changed.C:
 		case <-timer.C:
@@ -49,19 +54,26 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 		changed.stop()
 		changed = watchPartitions(c, req)
 		*resp = *req.ResponseKind().(*kmsg.FetchResponse)
-		total = fetchOnce(c, req, resp)
+		total, failed = fetchOnce(c, req, resp)
 	}
 	changed.stop()
 	return resp, nil
 }
 
-// fetchOnce fills resp from the logs and returns the bytes of records in it.
-func fetchOnce(c *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int {
+// incrementalFetch reports whether req continues a fetch session (v7+):
+// any epoch but -1 (sessionless) and 0 (a new session, which we answer
+// without creating one). Kafka decides by the epoch alone.
+func incrementalFetch(req *kmsg.FetchRequest) bool {
+	return req.Version >= 7 && req.SessionEpoch != -1 && req.SessionEpoch != 0
+}
+
+// fetchOnce fills resp from the logs and returns the bytes of records in it
+// and whether any partition has an error.
+func fetchOnce(c *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) (total int, failed bool) {
 	budget := int(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
 		budget = 1 << 30
 	}
-	total := 0
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic
@@ -87,7 +99,12 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int {
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return total
+	for _, st := range resp.Topics {
+		for _, sp := range st.Partitions {
+			failed = failed || sp.ErrorCode != 0
+		}
+	}
+	return total, failed
 }
 
 // readPartition reads up to limit bytes at offset into sp. When first is

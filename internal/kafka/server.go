@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-mq/sluice/internal/accept"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -87,24 +88,29 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}, nil
 }
 
-// Serve accepts connections on ln until Close.
+// Serve accepts connections on ln until Close. A failure that passes (out
+// of file descriptors, say) is retried with backoff (package accept); any
+// other ends Serve with the error.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
+	bo := accept.Backoff{Log: s.log, Listener: "kafka"}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
+			if bo.Wait(err, s.ctx.Done()) {
 				continue
+			}
+			if s.ctx.Err() != nil {
+				return nil
 			}
 			return err
 		}
+		bo.Accepted()
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.ctx.Err() != nil {

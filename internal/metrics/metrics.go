@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sluice-mq/sluice/internal/version"
 )
 
@@ -56,12 +55,12 @@ func New() *Metrics {
 	channels := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sluice_amqp_channels", Help: "Open AMQP channels.",
 	})
-	kafkaReq := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	kafkaReq := histogramVec(prometheus.HistogramOpts{
 		Name:    "sluice_kafka_request_duration_seconds",
 		Help:    "Time from a Kafka request arriving to its response being written, by API (waits included: Fetch long polls, acks=all fsyncs).",
 		Buckets: latencyBuckets,
 	}, []string{"api"})
-	amqpMethod := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	amqpMethod := histogramVec(prometheus.HistogramOpts{
 		Name:    "sluice_amqp_method_duration_seconds",
 		Help:    "Time the server took to handle an AMQP synchronous method, by method; basic.publish: method frame to message routed and appended.",
 		Buckets: latencyBuckets,
@@ -71,17 +70,17 @@ func New() *Metrics {
 		Help:    "Time from basic.publish on a confirm-mode channel to the message being durable in every queue (its basic.ack due).",
 		Buckets: latencyBuckets,
 	})
-	m.storageAppend = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m.storageAppend = histogramVec(prometheus.HistogramOpts{
 		Name:    "sluice_storage_append_duration_seconds",
 		Help:    "Duration of one group commit (write, plus fsync when the policy asks), by kind of log.",
 		Buckets: latencyBuckets,
 	}, []string{"log"})
-	m.storageFsync = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m.storageFsync = histogramVec(prometheus.HistogramOpts{
 		Name:    "sluice_storage_fsync_duration_seconds",
 		Help:    "Duration of one fsync of a segment's data file, by kind of log.",
 		Buckets: latencyBuckets,
 	}, []string{"log"})
-	m.storageBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.storageBytes = counterVec(prometheus.CounterOpts{
 		Name: "sluice_storage_appended_bytes_total", Help: "Bytes appended to logs, by kind of log.",
 	}, []string{"log"})
 	info := version.Get()
@@ -110,10 +109,11 @@ func New() *Metrics {
 // Registry is the registry, for registering more collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Handler serves the registry in the Prometheus text format (or
-// OpenMetrics when asked).
+// Handler serves the registry in the Prometheus text format (or the
+// protobuf format when asked), with every declared family (families.go)
+// listed even before its first series.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return http.HandlerFunc(m.serve)
 }
 
 // protoMetrics are one protocol's children of the per-protocol families,

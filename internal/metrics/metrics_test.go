@@ -1,6 +1,9 @@
 package metrics
 
 import (
+	"compress/gzip"
+	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 )
 
 func TestHooksFeedTheirMetrics(t *testing.T) {
@@ -157,4 +162,78 @@ func BenchmarkHooks(b *testing.B) {
 			}
 		})
 	})
+}
+
+// Declared families without series are served in every format: as HELP
+// and TYPE lines in text (gzipped or not), as empty families in protobuf.
+func TestDeclaredFamiliesWithoutSeries(t *testing.T) {
+	m := New()
+	m.Watch(Sources{})
+	for _, tc := range []struct {
+		name           string
+		accept, encode string
+	}{
+		{"text", "", ""},
+		{"text gzipped", "", "gzip"},
+		{"protobuf", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			if tc.accept != "" {
+				req.Header.Set("Accept", tc.accept)
+			}
+			if tc.encode != "" {
+				req.Header.Set("Accept-Encoding", tc.encode)
+			}
+			rec := httptest.NewRecorder()
+			m.Handler().ServeHTTP(rec, req)
+			var body io.Reader = rec.Body
+			if rec.Header().Get("Content-Encoding") == "gzip" {
+				gz, err := gzip.NewReader(rec.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body = gz
+			} else if tc.encode == "gzip" {
+				t.Fatal("gzip accepted but not used")
+			}
+			dec := expfmt.NewDecoder(body, expfmt.ResponseFormat(rec.Header()))
+			fams := map[string]*dto.MetricFamily{}
+			for {
+				var mf dto.MetricFamily
+				if err := dec.Decode(&mf); err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				fams[mf.GetName()] = &mf
+			}
+			if tc.accept != "" {
+				lag := fams["sluice_group_lag"]
+				if lag == nil || lag.GetType() != dto.MetricType_GAUGE || len(lag.Metric) != 0 {
+					t.Fatalf("protobuf sluice_group_lag: %v", lag)
+				}
+				return
+			}
+			// The text decoder drops families without series (the lines
+			// themselves are checked below); the rest must parse.
+			if fams["sluice_connections"] == nil {
+				t.Fatalf("text: sluice_connections missing among %d families", len(fams))
+			}
+		})
+	}
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	text := rec.Body.String()
+	for _, want := range []string{
+		"# HELP sluice_group_lag Records between the group's committed offset and the partition's end offset (never negative).\n# TYPE sluice_group_lag gauge\n",
+		"# TYPE sluice_queue_acked_total counter\n",
+		"# TYPE sluice_kafka_request_duration_seconds histogram\n",
+		"# TYPE sluice_storage_appended_bytes_total counter\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text exposition lacks %q", want)
+		}
+	}
 }

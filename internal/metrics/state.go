@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 )
@@ -26,7 +27,16 @@ func (m *Metrics) Watch(src Sources) {
 	m.reg.MustRegister(&stateCollector{src: src})
 }
 
+// desc makes a gauge family's description and declares the family, so
+// that /metrics lists it before its first series (Handler).
 func desc(name, help string, labels ...string) *prometheus.Desc {
+	declare(name, help, dto.MetricType_GAUGE)
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// counterDesc is desc for a counter family.
+func counterDesc(name, help string, labels ...string) *prometheus.Desc {
+	declare(name, help, dto.MetricType_COUNTER)
 	return prometheus.NewDesc(name, help, labels, nil)
 }
 
@@ -40,12 +50,12 @@ var (
 		d   *prometheus.Desc
 		get func(queue.Totals) int64
 	}{
-		{desc("sluice_queue_published_total", "Messages accepted into the queue.", qLabels...), func(t queue.Totals) int64 { return t.Published }},
-		{desc("sluice_queue_delivered_total", "Deliveries to consumers and basic.get, redeliveries included.", qLabels...), func(t queue.Totals) int64 { return t.Delivered }},
-		{desc("sluice_queue_acked_total", "Deliveries acknowledged (auto-ack deliveries are not counted).", qLabels...), func(t queue.Totals) int64 { return t.Acked }},
-		{desc("sluice_queue_redelivered_total", "Deliveries of requeued messages.", qLabels...), func(t queue.Totals) int64 { return t.Redelivered }},
-		{desc("sluice_queue_dead_lettered_total", "Messages dead-lettered to the queue's dead-letter exchange.", qLabels...), func(t queue.Totals) int64 { return t.DeadLettered }},
-		{desc("sluice_queue_dropped_total", "Messages expired, over a length limit or rejected with no dead-letter exchange, and discarded.", qLabels...), func(t queue.Totals) int64 { return t.Dropped }},
+		{counterDesc("sluice_queue_published_total", "Messages accepted into the queue.", qLabels...), func(t queue.Totals) int64 { return t.Published }},
+		{counterDesc("sluice_queue_delivered_total", "Deliveries to consumers and basic.get, redeliveries included.", qLabels...), func(t queue.Totals) int64 { return t.Delivered }},
+		{counterDesc("sluice_queue_acked_total", "Deliveries acknowledged (auto-ack deliveries are not counted).", qLabels...), func(t queue.Totals) int64 { return t.Acked }},
+		{counterDesc("sluice_queue_redelivered_total", "Deliveries of requeued messages.", qLabels...), func(t queue.Totals) int64 { return t.Redelivered }},
+		{counterDesc("sluice_queue_dead_lettered_total", "Messages dead-lettered to the queue's dead-letter exchange.", qLabels...), func(t queue.Totals) int64 { return t.DeadLettered }},
+		{counterDesc("sluice_queue_dropped_total", "Messages expired, over a length limit or rejected with no dead-letter exchange, and discarded.", qLabels...), func(t queue.Totals) int64 { return t.Dropped }},
 	}
 
 	pLabels        = []string{"topic", "partition"}

@@ -162,7 +162,10 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if faultHandler != nil {
 		s.mgmt.Handle("POST /debug/faults", faultHandler)
 	}
-	s.http = &http.Server{Handler: s.mgmt, ReadHeaderTimeout: 10 * time.Second}
+	// net/http retries failed accepts itself (5ms doubling to 1s); its
+	// messages join the structured log.
+	s.http = &http.Server{Handler: s.mgmt, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	s.goServe("kafka", func() error { return s.kafka.Serve(s.kafkaLn) })
 	s.goServe("amqp", func() error { return s.amqp.Serve(s.amqpLn) })
 	s.goServe("http", func() error {

@@ -1,0 +1,248 @@
+package test
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// openFiles counts the descriptors process pid holds.
+func openFiles(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// setOpenFileLimit sets the soft RLIMIT_NOFILE of process pid, keeping the
+// hard limit, so that it can be raised again.
+func setOpenFileLimit(t *testing.T, pid, soft int) {
+	t.Helper()
+	out, err := exec.Command("/usr/bin/prlimit", "--pid", strconv.Itoa(pid), "--nofile="+strconv.Itoa(soft)+":").CombinedOutput()
+	if err != nil {
+		t.Fatalf("prlimit: %v\n%s", err, out)
+	}
+}
+
+// dialAMQPQuick opens an AMQP connection whose handshake must finish in
+// 2s: a server that does not accept makes it fail.
+func dialAMQPQuick(b *broker) (*amqp.Connection, error) {
+	return amqp.DialConfig(b.amqpURL(), amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+}
+
+// kafkaAnswers sends ApiVersions v0 on a new connection and reports
+// whether an answer comes within 2s.
+func kafkaAnswers(addr string) bool {
+	nc, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(2 * time.Second))
+	req := kmsg.NewPtrApiVersionsRequest()
+	body := req.AppendTo(nil)
+	frame := binary.BigEndian.AppendUint32(nil, uint32(8+2+len(body)))
+	frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))
+	frame = binary.BigEndian.AppendUint16(frame, 0)              // version
+	frame = binary.BigEndian.AppendUint32(frame, 7)              // correlation id
+	frame = binary.BigEndian.AppendUint16(frame, uint16(0xffff)) // null client id
+	frame = append(frame, body...)
+	if _, err := nc.Write(frame); err != nil {
+		return false
+	}
+	var size [4]byte
+	_, err = io.ReadFull(nc, size[:])
+	return err == nil
+}
+
+// The server's descriptors run out, as they do with thousands of queues
+// at the default limit: a queue declaration and a topic creation that
+// cannot open their files fail with the protocol's error (AMQP 541
+// INTERNAL_ERROR, Kafka KAFKA_STORAGE_ERROR) and leave nothing behind;
+// new clients wait in the listen backlog while none is free; and once
+// descriptors are freed, the AMQP and Kafka listeners accept again (they
+// used to stop for good at the first EMFILE, port still open), and so does
+// the HTTP one.
+func TestAcceptAfterDescriptorsRunOut(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("counts descriptors in /proc and sets limits with prlimit")
+	}
+	needTool(t, "/usr/bin/prlimit")
+	b := startBroker(t)
+	pid := b.cmd.Process.Pid
+
+	// The clients that act while descriptors are short connect first.
+	kc := b.client(t)
+	b.createTopic(t, "warm", 1, nil) // and kc's connection to the controller is open
+	ch := b.channel(t)
+	if _, err := ch.QueueDeclare("kept", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	queuesBefore := dirEntries(t, filepath.Join(b.DataDir, "queues"))
+	topicsBefore := dirEntries(t, filepath.Join(b.DataDir, "topics"))
+
+	// One descriptor to spare: not enough for a queue's or a partition's
+	// files.
+	setOpenFileLimit(t, pid, openFiles(t, pid)+1)
+
+	_, err := ch.QueueDeclare("no-room", true, false, false, false, nil)
+	if code := amqpErrCode(err); code != amqp.InternalError {
+		t.Fatalf("queue.declare without descriptors: %v (code %d), want 541 INTERNAL_ERROR", err, code)
+	}
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "no-room", 3, 1
+	create.Topics = append(create.Topics, ct)
+	create.TimeoutMillis = 10000
+	cresp, err := create.RequestWith(ctxT(t, 20*time.Second), kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kerr.ErrorForCode(cresp.Topics[0].ErrorCode); got != kerr.KafkaStorageError {
+		t.Fatalf("CreateTopics without descriptors: %v, want KAFKA_STORAGE_ERROR", got)
+	}
+
+	// Connections fill what is left; then the next client is not
+	// accepted (its handshake times out in the backlog), on either port.
+	var held []*amqp.Connection
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	for {
+		c, err := dialAMQPQuick(b)
+		if err != nil {
+			break
+		}
+		held = append(held, c)
+		if len(held) > 20 {
+			t.Fatalf("%d connections accepted with the descriptors one short", len(held))
+		}
+	}
+	if kafkaAnswers(b.Kafka) {
+		t.Fatal("a new Kafka connection was answered with no descriptor free")
+	}
+
+	// Free descriptors without raising the limit: both listeners serve
+	// new clients again.
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	kc.Close()
+	waitFor(t, 20*time.Second, "a new AMQP connection accepted", func() bool {
+		c, err := dialAMQPQuick(b)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	waitFor(t, 20*time.Second, "a new Kafka connection answered", func() bool { return kafkaAnswers(b.Kafka) })
+	waitFor(t, 20*time.Second, "the management API answering", func() bool {
+		c := http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get("http://" + b.HTTP + "/api/overview")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode < 500
+	})
+	for _, want := range []string{"accepting connections failed", "too many open files", "accepting connections again"} {
+		if !strings.Contains(b.Logs(), want) {
+			t.Errorf("log lacks %q:\n%s", want, b.Logs())
+		}
+	}
+
+	// With descriptors to spare again, nothing of the failed declarations
+	// remains, and both names can be made now.
+	setOpenFileLimit(t, pid, 4096)
+	if got := dirEntries(t, filepath.Join(b.DataDir, "queues")); got != queuesBefore {
+		t.Errorf("%d queue directories after the failed declaration, want %d:\n%s", got, queuesBefore, tree(filepath.Join(b.DataDir, "queues")))
+	}
+	if got := dirEntries(t, filepath.Join(b.DataDir, "topics")); got != topicsBefore {
+		t.Errorf("%d partition directories after the failed creation, want %d:\n%s", got, topicsBefore, tree(filepath.Join(b.DataDir, "topics")))
+	}
+	for _, q := range mgmtQueueNames(t, b) {
+		if q == "no-room" {
+			t.Errorf("queue no-room listed after its declaration failed")
+		}
+	}
+	topics, err := b.admin(t).ListTopics(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topics.Has("no-room") {
+		t.Errorf("topic no-room listed after its creation failed")
+	}
+	if _, err := b.channel(t).QueueDeclare("no-room", true, false, false, false, nil); err != nil {
+		t.Errorf("declaring no-room with descriptors free: %v", err)
+	}
+	b.createTopic(t, "no-room", 3, nil)
+	prod := b.client(t, kgo.DefaultProduceTopic("no-room"))
+	if err := prod.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Errorf("produce to no-room: %v", err)
+	}
+}
+
+func dirEntries(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func mgmtQueueNames(t *testing.T, b *broker) []string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+b.HTTP+"/api/queues", nil)
+	req.SetBasicAuth("guest", "guest")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var qs []struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&qs); err != nil {
+		t.Fatalf("GET /api/queues: %s: %v", resp.Status, err)
+	}
+	var names []string
+	for _, q := range qs {
+		names = append(names, q.Name)
+	}
+	return names
+}
+
+// tree lists the files under dir, for failure messages.
+func tree(dir string) string {
+	var out []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil {
+			rel, _ := filepath.Rel(dir, path)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return strings.Join(out, "\n")
+}
