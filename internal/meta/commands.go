@@ -35,6 +35,7 @@ var commandKinds = []commandKind{
 	{"delete_queues", (*DeleteQueuesCmd)(nil)},
 	{"bind", (*BindCmd)(nil)},
 	{"unbind", (*UnbindCmd)(nil)},
+	{"alter_broker_configs", (*AlterBrokerConfigsCmd)(nil)},
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

@@ -11,16 +11,17 @@ import (
 // so that equal states have equal encodings. New lists are added with
 // omitempty, so that older snapshots still decode.
 type stateJSON struct {
-	Topics         []Topic        `json:"topics,omitempty"`
-	Groups         []groupJSON    `json:"groups,omitempty"`
-	NextProducerID int64          `json:"next_producer_id"`
-	Producers      []producerJSON `json:"producers,omitempty"`
-	Vhosts         []Vhost        `json:"vhosts,omitempty"`
-	Users          []User         `json:"users,omitempty"`
-	Permissions    []Permission   `json:"permissions,omitempty"`
-	Exchanges      []Exchange     `json:"exchanges,omitempty"`
-	Queues         []Queue        `json:"queues,omitempty"`
-	Bindings       []Binding      `json:"bindings,omitempty"`
+	Topics         []Topic           `json:"topics,omitempty"`
+	Groups         []groupJSON       `json:"groups,omitempty"`
+	NextProducerID int64             `json:"next_producer_id"`
+	Producers      []producerJSON    `json:"producers,omitempty"`
+	Vhosts         []Vhost           `json:"vhosts,omitempty"`
+	Users          []User            `json:"users,omitempty"`
+	Permissions    []Permission      `json:"permissions,omitempty"`
+	Exchanges      []Exchange        `json:"exchanges,omitempty"`
+	Queues         []Queue           `json:"queues,omitempty"`
+	Bindings       []Binding         `json:"bindings,omitempty"`
+	BrokerConfigs  map[string]string `json:"broker_configs,omitempty"`
 }
 
 type groupJSON struct {
@@ -52,6 +53,7 @@ func (st *State) MarshalJSON() ([]byte, error) {
 	j.Exchanges = st.Exchanges("")
 	j.Queues = st.Queues("")
 	j.Bindings = st.Bindings("")
+	j.BrokerConfigs = st.brokerConfigs
 	return json.Marshal(j)
 }
 
@@ -100,6 +102,7 @@ func (st *State) UnmarshalJSON(b []byte) error {
 		}
 		n.producers[p.TransactionalID] = producer{ID: p.ProducerID, Epoch: p.Epoch}
 	}
+	n.brokerConfigs = configsOrNil(j.BrokerConfigs)
 	if err := n.loadAMQP(&j); err != nil {
 		return err
 	}
