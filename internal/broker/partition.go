@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-mq/sluice/internal/storage"
 )
@@ -24,6 +25,10 @@ type Partition struct {
 	// maxMessageBytes is the topic's max.message.bytes, the largest batch
 	// Append takes (<= 0: no limit of its own).
 	maxMessageBytes atomic.Int64
+	// stored is how batches are stored: the topic's compression.type and
+	// message.timestamp.type (partition_rewrite.go).
+	stored atomic.Pointer[storedForm]
+	now    func() time.Time // the clock of LogAppendTime
 	// rotor spreads keyless routed messages over the topic's partitions
 	// (Topic.Publish; the first partition's serves the topic).
 	rotor atomic.Uint32
@@ -35,8 +40,9 @@ type Partition struct {
 // newPartition returns partition index of topic over log, its producer
 // state rebuilt from what log holds.
 func newPartition(topic string, index int32, log PartitionLog, maxMessageBytes int) (*Partition, error) {
-	p := &Partition{Topic: topic, Index: index, log: log, producers: make(map[int64]*producerState)}
+	p := &Partition{Topic: topic, Index: index, log: log, producers: make(map[int64]*producerState), now: time.Now}
 	p.maxMessageBytes.Store(int64(maxMessageBytes))
+	p.stored.Store(&storedForm{codec: -1})
 	if err := p.rebuildProducers(); err != nil {
 		return nil, err
 	}
@@ -136,6 +142,21 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 	if err != nil {
 		return AppendResult{}, nil, coreError(err)
 	}
+	form := p.stored.Load()
+	appendTime := int64(-1)
+	if form.logAppendTime {
+		appendTime = p.now().UnixMilli()
+	}
+	if form.codec >= 0 || form.logAppendTime {
+		if batches, err = form.rewrite(batches, headers, appendTime); err != nil {
+			return AppendResult{}, nil, err
+		}
+		// Kafka's limit applies to what is stored: a recompressed batch
+		// may have grown past it.
+		if _, err := storage.ValidateBatches(batches, int(p.maxMessageBytes.Load())); err != nil {
+			return AppendResult{}, nil, coreError(err)
+		}
+	}
 	for _, h := range headers {
 		if h.Attributes&transactionalBit != 0 {
 			return AppendResult{}, nil, ErrTransactionsUnsupported
@@ -198,7 +219,7 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 		}
 		off += int64(h.LastOffsetDelta) + 1
 	}
-	return AppendResult{BaseOffset: base, LogAppendTime: -1, LogStart: p.log.StartOffset()}, ap, nil
+	return AppendResult{BaseOffset: base, LogAppendTime: appendTime, LogStart: p.log.StartOffset()}, ap, nil
 }
 
 // observeLocked records a batch of a producer at baseOffset, written by
@@ -351,5 +372,6 @@ func (p *Partition) Segments() int { return len(p.log.SegmentBaseOffsets()) }
 // configure applies the topic's resolved configuration to the partition.
 func (p *Partition) configure(cfg resolvedConfig) {
 	p.maxMessageBytes.Store(int64(cfg.maxMessageBytes))
+	p.stored.Store(&storedForm{codec: cfg.codec, level: cfg.codecLevel, logAppendTime: cfg.logAppendTime})
 	p.log.SetSegmentOptions(cfg.segmentBytes, cfg.segmentAge)
 }
