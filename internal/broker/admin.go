@@ -101,6 +101,16 @@ func (b *Broker) BrokerConfigs(nodeID int32) []ConfigEntry {
 	return out
 }
 
+// IsReadOnlyBrokerConfig reports whether a broker config is one
+// BrokerConfigs reports but that cannot change at run time.
+func IsReadOnlyBrokerConfig(name string) bool {
+	switch name {
+	case "auto.create.topics.enable", "broker.id", "default.replication.factor", "node.id", "num.partitions":
+		return true
+	}
+	return false
+}
+
 // IsDynamicBrokerConfig reports whether a broker config can be altered at
 // run time (it is the default of a topic config).
 func IsDynamicBrokerConfig(name string) bool {
