@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +72,20 @@ func TestResolveDynamicBrokerConfig(t *testing.T) {
 	_, syn := resolveValue(d, dyn, map[string]string{"retention.ms": "5"}, topicConfigIndex["retention.ms"])
 	if len(syn) != 3 || syn[0].Source != SourceTopic || syn[1].Source != SourceDynamicBroker || syn[1].Key != "log.retention.ms" || syn[2].Source != SourceDefault {
 		t.Errorf("synonyms %+v", syn)
+	}
+}
+
+// docs/kafka-compatibility.md names every topic config Sluice accepts but
+// does not act on.
+func TestInertConfigsDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/kafka-compatibility.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, k := range InertTopicConfigs() {
+		if !strings.Contains(doc, "`"+k+"`") {
+			t.Errorf("docs/kafka-compatibility.md does not list the inert config %s", k)
+		}
 	}
 }
