@@ -111,13 +111,6 @@ func IsReadOnlyBrokerConfig(name string) bool {
 	return false
 }
 
-// IsDynamicBrokerConfig reports whether a broker config can be altered at
-// run time (it is the default of a topic config).
-func IsDynamicBrokerConfig(name string) bool {
-	_, ok := brokerSynonyms[name]
-	return ok
-}
-
 // AlterBrokerConfigs sets and removes dynamic broker configs (replace: set
 // becomes the whole of them), validated as the topic configs they are the
 // defaults of, and applies them at once to every topic that does not set

@@ -129,6 +129,8 @@ type AppendResult struct {
 // for). Malformed batches fail with ErrCorruptMessage, oversized ones
 // with ErrMessageTooLarge, transactional ones with
 // ErrTransactionsUnsupported; nothing of a failed request is appended.
+// Batches are stored as the topic's compression.type and
+// message.timestamp.type say (partition_rewrite.go).
 //
 // A producer's sequence state counts a batch from the moment it is handed
 // to the log, so that pipelined batches (up to five in flight) are checked
@@ -142,24 +144,23 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 	if err != nil {
 		return AppendResult{}, nil, coreError(err)
 	}
-	form := p.stored.Load()
-	appendTime := int64(-1)
-	if form.logAppendTime {
-		appendTime = p.now().UnixMilli()
+	for _, h := range headers {
+		if h.Attributes&transactionalBit != 0 {
+			return AppendResult{}, nil, ErrTransactionsUnsupported
+		}
 	}
-	if form.codec >= 0 || form.logAppendTime {
-		if batches, err = form.rewrite(batches, headers, appendTime); err != nil {
+	// Recompression (partition_rewrite.go) runs before the lock is taken;
+	// the LogAppendTime stamp is put on under it, so that append times
+	// follow offsets.
+	form := p.stored.Load()
+	if form.codec >= 0 {
+		if batches, err = form.recompress(batches, headers); err != nil {
 			return AppendResult{}, nil, err
 		}
 		// Kafka's limit applies to what is stored: a recompressed batch
 		// may have grown past it.
 		if _, err := storage.ValidateBatches(batches, int(p.maxMessageBytes.Load())); err != nil {
 			return AppendResult{}, nil, coreError(err)
-		}
-	}
-	for _, h := range headers {
-		if h.Attributes&transactionalBit != 0 {
-			return AppendResult{}, nil, ErrTransactionsUnsupported
 		}
 	}
 	p.mu.Lock()
@@ -208,6 +209,11 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 		return res, nil, nil
 	}
 
+	appendTime := int64(-1)
+	if form.logAppendTime {
+		appendTime = p.now().UnixMilli()
+		batches = stamp(batches, appendTime)
+	}
 	base, ap, err := p.log.Append(batches)
 	if err != nil {
 		return AppendResult{}, nil, coreError(err)

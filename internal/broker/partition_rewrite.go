@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -49,12 +50,11 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// rewrite returns batches as the topic stores them (batches itself when
-// nothing changes). headers are batches' headers, as ValidateBatches
-// returned them; appendTime is the LogAppendTime stamp (when the form
-// asks for one).
-func (f *storedForm) rewrite(batches []byte, headers []storage.BatchHeader, appendTime int64) ([]byte, error) {
-	if f.codec < 0 && !f.logAppendTime {
+// recompress returns batches in the topic's codec (batches itself when
+// every batch already is). headers are batches' headers, as
+// ValidateBatches returned them.
+func (f *storedForm) recompress(batches []byte, headers []storage.BatchHeader) ([]byte, error) {
+	if !slices.ContainsFunc(headers, func(h storage.BatchHeader) bool { return h.Attributes&batchCodecMask != f.codec }) {
 		return batches, nil
 	}
 	out := make([]byte, 0, len(batches))
@@ -62,54 +62,61 @@ func (f *storedForm) rewrite(batches []byte, headers []storage.BatchHeader, appe
 	for _, h := range headers {
 		batch := batches[pos : pos+int(h.Size())]
 		pos += int(h.Size())
-		src := h.Attributes & batchCodecMask
-		dst := f.codec
-		if dst < 0 {
-			dst = src
-		}
-		start := len(out)
+		src, dst := h.Attributes&batchCodecMask, f.codec
 		if dst == src {
 			out = append(out, batch...)
-		} else {
-			if h.LastOffsetDelta != h.NumRecords-1 {
-				// Offsets with gaps only a log cleaner writes.
-				return nil, fmt.Errorf("%w: last offset delta %d for %d records", ErrCorruptMessage, h.LastOffsetDelta, h.NumRecords)
-			}
-			recs := batch[batchHeaderBytes:]
-			if src != 0 {
-				var err error
-				if recs, err = decompress(src, recs, maxDecodedBatchBytes); err != nil {
-					return nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
-				}
-			}
-			out = append(out, batch[:batchHeaderBytes]...)
-			out = append(out, recs...)
-			b := out[start:]
-			setAttributes(b, h.Attributes&^batchCodecMask)
-			seal(b)
-			// The records must decode before they are stored in a form
-			// no longer the producer's.
-			if err := eachBatchRecord(b, maxDecodedBatchBytes, func(recordStamp) bool { return true }); err != nil {
+			continue
+		}
+		if h.LastOffsetDelta != h.NumRecords-1 {
+			// Offsets with gaps only a log cleaner writes.
+			return nil, fmt.Errorf("%w: last offset delta %d for %d records", ErrCorruptMessage, h.LastOffsetDelta, h.NumRecords)
+		}
+		recs := batch[batchHeaderBytes:]
+		if src != 0 {
+			var err error
+			if recs, err = decompress(src, recs, maxDecodedBatchBytes); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
 			}
-			if dst != 0 {
-				packed, err := compress(dst, f.level, recs)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out[:start+batchHeaderBytes], packed...)
-				b = out[start:]
-			}
-			setAttributes(b, h.Attributes&^batchCodecMask|dst)
 		}
+		start := len(out)
+		out = append(out, batch[:batchHeaderBytes]...)
+		out = append(out, recs...)
 		b := out[start:]
-		if f.logAppendTime {
-			setAttributes(b, int16(binary.BigEndian.Uint16(b[posAttributes:]))|batchLogAppendBit)
-			binary.BigEndian.PutUint64(b[posMaxTimestamp:], uint64(appendTime))
-		}
+		setAttributes(b, h.Attributes&^batchCodecMask)
 		seal(b)
+		// The records must decode before they are stored in a form no
+		// longer the producer's.
+		if err := eachBatchRecord(b, maxDecodedBatchBytes, func(recordStamp) bool { return true }); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorruptMessage, err)
+		}
+		if dst != 0 {
+			packed, err := compress(dst, f.level, recs)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out[:start+batchHeaderBytes], packed...)
+			b = out[start:]
+			setAttributes(b, h.Attributes&^batchCodecMask|dst)
+			seal(b)
+		}
 	}
 	return out, nil
+}
+
+// stamp returns a copy of batches (whole, valid batches) with every batch
+// stamped LogAppendTime at: the timestamp-type attribute set and
+// MaxTimestamp made at.
+func stamp(batches []byte, at int64) []byte {
+	out := bytes.Clone(batches)
+	for b := out; len(b) >= batchHeaderBytes; {
+		size := 12 + int(binary.BigEndian.Uint32(b[posLength:]))
+		batch := b[:size]
+		setAttributes(batch, int16(binary.BigEndian.Uint16(batch[posAttributes:]))|batchLogAppendBit)
+		binary.BigEndian.PutUint64(batch[posMaxTimestamp:], uint64(at))
+		seal(batch)
+		b = b[size:]
+	}
+	return out
 }
 
 func setAttributes(b []byte, attr int16) { binary.BigEndian.PutUint16(b[posAttributes:], uint16(attr)) }

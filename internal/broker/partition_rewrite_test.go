@@ -18,7 +18,7 @@ func values(t *testing.T, batch []byte) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := (&storedForm{codec: 0}).rewrite(batch, hs, -1)
+	plain, err := (&storedForm{codec: 0}).recompress(batch, hs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestPartitionRecompresses(t *testing.T) {
 	codecs := []int16{0, 1, 2, 3, 4}
 	for _, src := range codecs {
 		hs, _ := storage.ValidateBatches(plain, 0)
-		sent, err := (&storedForm{codec: src, level: 3}).rewrite(plain, hs, -1)
+		sent, err := (&storedForm{codec: src, level: 3}).recompress(plain, hs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,14 +159,15 @@ func TestPartitionRecompressRefusesGarbage(t *testing.T) {
 }
 
 // FuzzRewrite: whatever a producer sends that passes ValidateBatches, the
-// rewrite into every stored form either fails with ErrCorruptMessage or
-// yields valid batches holding the same number of records.
+// recompression into each codec either fails with ErrCorruptMessage or
+// yields valid batches holding the same number of records, which stay
+// valid when stamped.
 func FuzzRewrite(f *testing.F) {
 	plain := idempotentBatch([]string{"a", "bb", "ccc"})
 	f.Add(plain)
 	for _, c := range []int16{1, 2, 3, 4} {
 		hs, _ := storage.ValidateBatches(plain, 0)
-		b, _ := (&storedForm{codec: c}).rewrite(plain, hs, -1)
+		b, _ := (&storedForm{codec: c}).recompress(plain, hs)
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -174,15 +175,15 @@ func FuzzRewrite(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, form := range []storedForm{{codec: 0}, {codec: 2}, {codec: 4, level: 1, logAppendTime: true}} {
-			out, err := form.rewrite(b, hs, 1)
+		for _, form := range []storedForm{{codec: 0}, {codec: 2}, {codec: 4, level: 1}} {
+			out, err := form.recompress(b, hs)
 			if err != nil {
 				if !errors.Is(err, ErrCorruptMessage) {
 					t.Fatalf("form %+v: %v", form, err)
 				}
 				continue
 			}
-			ohs, err := storage.ValidateBatches(out, 0)
+			ohs, err := storage.ValidateBatches(stamp(out, 1), 0)
 			if err != nil {
 				t.Fatalf("form %+v: rewritten batches invalid: %v", form, err)
 			}
