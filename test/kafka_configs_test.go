@@ -86,6 +86,15 @@ func TestLogAppendTime(t *testing.T) {
 			t.Errorf("record %d: timestamp type %d at %v, want LogAppendTime (1) near now", r.Offset, r.Attrs.TimestampType(), r.Timestamp)
 		}
 	}
+	// Offsets by time go by the append times: the first record at or
+	// after a day past the producer's (2001) timestamps is the first one.
+	los, err := b.admin(t).ListOffsetsAfterMilli(ctxT(t, 10*time.Second), old.Add(24*time.Hour).UnixMilli(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo, ok := los.Lookup(topic, 0); !ok || lo.Err != nil || lo.Offset != 0 {
+		t.Errorf("offset for a 2001 timestamp: %+v, want 0", lo)
+	}
 	needTool(t, kcatPath)
 	out := b.kcat(t, "", "-C", "-t", topic, "-o", "beginning", "-e", "-J").must(t, b, "kcat consume")
 	lines := strings.Split(strings.TrimSpace(out.Stdout), "\n")
