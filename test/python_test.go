@@ -71,8 +71,9 @@ func TestPythonConfluentIdempotentEachCompression(t *testing.T) {
 }
 
 // Every Kafka 4.x topic config set at creation by each Python admin
-// client, described back, invalid values refused; a broker config altered
-// at run time becomes the default of topics (topic_configs.py).
+// client, described back, records read back recompressed and stamped
+// LogAppendTime, invalid values refused; a broker config altered at run
+// time becomes the default of topics (topic_configs.py).
 func TestPythonEveryTopicConfig(t *testing.T) {
 	for _, c := range []struct{ client, module string }{{"confluent", "confluent_kafka"}, {"kafka-python", "kafka"}} {
 		t.Run(c.client, func(t *testing.T) {

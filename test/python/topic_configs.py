@@ -5,7 +5,9 @@ Usage: topic_configs.py BOOTSTRAP (host:port) CLIENT (confluent | kafka-python)
 
 With the client named: create a topic with every topic config Apache Kafka
 4.x accepts, each at a realistic non-default value (CONFIGS); describe it and
-find every value back with source DYNAMIC_TOPIC_CONFIG; a topic with an
+find every value back with source DYNAMIC_TOPIC_CONFIG; produce to it
+uncompressed and read the records back (recompressed to the topic's
+codec, stamped with LogAppendTime, as its configs say); a topic with an
 invalid value is refused with INVALID_CONFIG and a message naming the config,
 and is not created. Then the broker: alter log.retention.ms on broker "1",
 create a topic with no configs and find its retention.ms taken from that
@@ -67,9 +69,11 @@ INVALID_REQUEST = 42
 
 class Confluent:
     ordered_synonyms = False
+    codec = "snappy"  # written Xerial-framed by the broker
 
     def __init__(self, bootstrap):
         from confluent_kafka.admin import AdminClient
+        self.bootstrap = bootstrap
         self.admin = AdminClient({"bootstrap.servers": bootstrap})
 
     def create(self, name, configs):
@@ -105,12 +109,34 @@ class Confluent:
     def topics(self):
         return set(self.admin.list_topics(timeout=15).topics)
 
+    def produce_consume(self, topic, values):
+        """Produces values, reads them back: [(value, timestamp type, ts ms)]."""
+        from confluent_kafka import Consumer, Producer
+        p = Producer({"bootstrap.servers": self.bootstrap, "compression.type": "none"})
+        for v in values:
+            p.produce(topic, v.encode())
+        check(p.flush(15) == 0, "produce to %s: messages left unsent" % topic)
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "g-" + topic, "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+        out, end = [], time.monotonic() + 20
+        while len(out) < len(values) and time.monotonic() < end:
+            m = c.poll(1.0)
+            if m is None:
+                continue
+            check(not m.error(), "consume %s: %s" % (topic, m.error()))
+            typ, ts = m.timestamp()
+            out.append((m.value().decode(), {2: "LogAppendTime", 1: "CreateTime"}.get(typ, typ), ts))
+        c.close()
+        return out
+
 
 class KafkaPython:
     ordered_synonyms = True
+    codec = "gzip"  # Debian's kafka-python reads snappy only with python3-snappy
 
     def __init__(self, bootstrap):
         from kafka import KafkaAdminClient
+        self.bootstrap = bootstrap
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
 
     def create(self, name, configs):
@@ -146,11 +172,31 @@ class KafkaPython:
     def topics(self):
         return set(self.admin.list_topics())
 
+    def produce_consume(self, topic, values):
+        """Produces values, reads them back: [(value, timestamp type, ts ms)];
+        the produce answers' timestamps must be the broker's append times."""
+        from kafka import KafkaConsumer, KafkaProducer
+        p = KafkaProducer(bootstrap_servers=self.bootstrap)
+        for v in values:
+            md = p.send(topic, v.encode(), timestamp_ms=978307200000).get(timeout=15)
+            check(md.timestamp > 978307200000, "produce answer timestamp %d: not the LogAppendTime" % md.timestamp)
+        p.close()
+        c = KafkaConsumer(topic, bootstrap_servers=self.bootstrap, group_id="g-" + topic,
+                          auto_offset_reset="earliest", consumer_timeout_ms=20000)
+        out = []
+        for m in c:
+            out.append((m.value.decode(), {1: "LogAppendTime", 0: "CreateTime"}.get(m.timestamp_type), m.timestamp))
+            if len(out) == len(values):
+                break
+        c.close()
+        return out
+
 
 def main():
     bootstrap, which = sys.argv[1], sys.argv[2]
     client = {"confluent": Confluent, "kafka-python": KafkaPython}[which](bootstrap)
     topic = "every-config-" + which
+    CONFIGS["compression.type"] = client.codec
 
     code, msg = client.create(topic, CONFIGS)
     check(code == 0, "create %s with %d configs: error %s %s" % (topic, len(CONFIGS), code, msg))
@@ -167,6 +213,17 @@ def main():
         check(synonyms and (synonyms[0] == DYNAMIC_TOPIC_CONFIG or not client.ordered_synonyms),
               "describe: %s synonyms %r" % (k, synonyms))
     ok("every config described back with source DYNAMIC_TOPIC_CONFIG")
+
+    # The topic stores its codec (recompressed by the broker), stamped
+    # with LogAppendTime: the client reads both back.
+    values = ["v%d-%s" % (i, "x" * 200) for i in range(5)]
+    before = int(time.time() * 1000) - 1000
+    got = client.produce_consume(topic, values)
+    check([g[0] for g in got] == values, "read back %r" % [g[0][:4] for g in got])
+    for v, typ, ts in got:
+        check(typ == "LogAppendTime" and before <= ts <= int(time.time() * 1000) + 1000,
+              "record %s: timestamp %s %d, want a LogAppendTime of now" % (v[:3], typ, ts))
+    ok("records read back from the recompressed topic, stamped LogAppendTime")
 
     for k, bad in [("compression.type", "brotli"), ("min.cleanable.dirty.ratio", "1.5"),
                    ("retention.ms", "-5"), ("preallocate", "maybe"), ("no.such.config", "1")]:
