@@ -144,8 +144,22 @@ func (b *Broker) AlterBrokerConfigs(set map[string]string, remove []string, repl
 	if err := b.meta.AlterBrokerConfigs(set, remove, replace); err != nil {
 		return metaErr(err)
 	}
-	for _, tp := range b.Topics() {
-		b.reconfigure(tp.Name)
+	// Every topic, and every name being changed (a topic being created
+	// may have resolved its settings before the change): reconfigure
+	// waits for such a change to end, so none keeps the old defaults.
+	b.mu.RLock()
+	names := make([]string, 0, len(b.topics)+len(b.changing))
+	for name := range b.topics {
+		names = append(names, name)
+	}
+	for name := range b.changing {
+		if _, ok := b.topics[name]; !ok && name != "" {
+			names = append(names, name)
+		}
+	}
+	b.mu.RUnlock()
+	for _, name := range names {
+		b.reconfigure(name)
 	}
 	return nil
 }

@@ -89,3 +89,49 @@ func TestInertConfigsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// A dynamic broker config applies at once to the open partitions of every
+// topic without its own value, including one being created meanwhile.
+func TestAlterBrokerConfigs(t *testing.T) {
+	b, _ := newCore(t)
+	if _, err := b.CreateTopic("plain", 2, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateTopic("own", 1, map[string]string{"compression.type": "lz4"}, false); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := b.CreateTopic("racing", 1, nil, false)
+		done <- err
+	}()
+	if err := b.AlterBrokerConfigs(map[string]string{"compression.type": "gzip", "log.message.timestamp.type": "LogAppendTime"}, nil, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for topic, want := range map[string]int16{"plain": 1, "own": 3, "racing": 1} {
+		tp, _ := b.Topic(topic)
+		for _, p := range tp.Partitions {
+			if f := p.stored.Load(); f.codec != want || !f.logAppendTime {
+				t.Errorf("%s-%d: stored form %+v, want codec %d with LogAppendTime", topic, p.Index, f, want)
+			}
+		}
+	}
+	for _, set := range []map[string]string{
+		{"compression.type": "brotli"}, {"num.partitions": "3"}, {"no.such": "1"},
+	} {
+		if err := b.AlterBrokerConfigs(set, nil, false, false); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("alter %v: %v, want ErrInvalidConfig", set, err)
+		}
+	}
+	// Back to the defaults.
+	if err := b.AlterBrokerConfigs(nil, nil, true, false); err != nil {
+		t.Fatal(err)
+	}
+	tp, _ := b.Topic("plain")
+	if f := tp.Partitions[0].stored.Load(); f.codec != -1 || f.logAppendTime {
+		t.Errorf("after replace with nothing: %+v", f)
+	}
+}
