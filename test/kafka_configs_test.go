@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,23 @@ func rawProduceLogAppendTime(t *testing.T, b *broker, topic string) int64 {
 		t.Fatalf("raw produce: error %d %v", sp.ErrorCode, sp.ErrorMessage)
 	}
 	return sp.LogAppendTime
+}
+
+// Every Kafka 4.x topic config set at creation by each Python admin
+// client, described back, records read back recompressed and stamped
+// LogAppendTime, invalid values refused; a broker config altered at run
+// time becomes the default of topics (topic_configs.py).
+func TestPythonEveryTopicConfig(t *testing.T) {
+	for _, c := range []struct{ client, module string }{{"confluent", "confluent_kafka"}, {"kafka-python", "kafka"}} {
+		t.Run(c.client, func(t *testing.T) {
+			needPythonModule(t, c.module)
+			b := startBroker(t)
+			path, err := filepath.Abs(filepath.Join("python", "topic_configs.py"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := runTool(t, 90*time.Second, "", python3Path, path, b.Kafka, c.client).must(t, b, "topic_configs.py "+c.client)
+			t.Logf("%s", r.Stdout)
+		})
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 )
 
+func init() { sinceV1["alter_broker_configs"] = true } // tested here, not in the v1 log
+
 // Dynamic broker configs survive a restart (log replay) and a snapshot.
 func TestBrokerConfigsPersist(t *testing.T) {
 	dir := t.TempDir()

@@ -21,6 +21,7 @@ var commandKinds = []commandKind{
 	{"commit_offsets", (*CommitOffsetsCmd)(nil)},
 	{"delete_group_offsets", (*DeleteGroupOffsetsCmd)(nil)},
 	{"init_producer_id", (*InitProducerIDCmd)(nil)},
+	{"alter_broker_configs", (*AlterBrokerConfigsCmd)(nil)}, // after v1: brokerconfigs.go
 
 	{"put_vhost", (*PutVhostCmd)(nil)},
 	{"delete_vhost", (*DeleteVhostCmd)(nil)},
@@ -35,7 +36,6 @@ var commandKinds = []commandKind{
 	{"delete_queues", (*DeleteQueuesCmd)(nil)},
 	{"bind", (*BindCmd)(nil)},
 	{"unbind", (*UnbindCmd)(nil)},
-	{"alter_broker_configs", (*AlterBrokerConfigsCmd)(nil)},
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

@@ -11,17 +11,18 @@ import (
 // so that equal states have equal encodings. New lists are added with
 // omitempty, so that older snapshots still decode.
 type stateJSON struct {
-	Topics         []Topic           `json:"topics,omitempty"`
-	Groups         []groupJSON       `json:"groups,omitempty"`
-	NextProducerID int64             `json:"next_producer_id"`
-	Producers      []producerJSON    `json:"producers,omitempty"`
-	Vhosts         []Vhost           `json:"vhosts,omitempty"`
-	Users          []User            `json:"users,omitempty"`
-	Permissions    []Permission      `json:"permissions,omitempty"`
-	Exchanges      []Exchange        `json:"exchanges,omitempty"`
-	Queues         []Queue           `json:"queues,omitempty"`
-	Bindings       []Binding         `json:"bindings,omitempty"`
-	BrokerConfigs  map[string]string `json:"broker_configs,omitempty"`
+	BrokerConfigs map[string]string `json:"broker_configs,omitempty"` // dynamic broker configs
+
+	Topics         []Topic        `json:"topics,omitempty"`
+	Groups         []groupJSON    `json:"groups,omitempty"`
+	NextProducerID int64          `json:"next_producer_id"`
+	Producers      []producerJSON `json:"producers,omitempty"`
+	Vhosts         []Vhost        `json:"vhosts,omitempty"`
+	Users          []User         `json:"users,omitempty"`
+	Permissions    []Permission   `json:"permissions,omitempty"`
+	Exchanges      []Exchange     `json:"exchanges,omitempty"`
+	Queues         []Queue        `json:"queues,omitempty"`
+	Bindings       []Binding      `json:"bindings,omitempty"`
 }
 
 type groupJSON struct {
@@ -39,6 +40,7 @@ type producerJSON struct {
 func (st *State) MarshalJSON() ([]byte, error) {
 	j := stateJSON{NextProducerID: st.nextProducerID}
 	j.Topics = st.Topics() // empty Configs are omitted
+	j.BrokerConfigs = st.brokerConfigs
 
 	for _, g := range st.OffsetGroups() {
 		j.Groups = append(j.Groups, groupJSON{Group: g, Offsets: st.GroupOffsets(g)})
@@ -53,7 +55,6 @@ func (st *State) MarshalJSON() ([]byte, error) {
 	j.Exchanges = st.Exchanges("")
 	j.Queues = st.Queues("")
 	j.Bindings = st.Bindings("")
-	j.BrokerConfigs = st.brokerConfigs
 	return json.Marshal(j)
 }
 
