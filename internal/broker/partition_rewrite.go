@@ -133,9 +133,18 @@ func compress(codec int16, level int, recs []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	switch codec {
 	case 1:
-		zw, err := gzip.NewWriterLevel(&buf, level)
-		if err != nil {
-			return nil, err
+		if level < -1 || level > 9 {
+			return nil, fmt.Errorf("broker: gzip level %d", level)
+		}
+		pool := &gzipWriters[level+1]
+		zw, _ := pool.Get().(*gzip.Writer)
+		if zw == nil {
+			var err error
+			if zw, err = gzip.NewWriterLevel(&buf, level); err != nil {
+				return nil, err
+			}
+		} else {
+			zw.Reset(&buf)
 		}
 		if _, err := zw.Write(recs); err != nil {
 			return nil, err
@@ -143,6 +152,8 @@ func compress(codec int16, level int, recs []byte) ([]byte, error) {
 		if err := zw.Close(); err != nil {
 			return nil, err
 		}
+		zw.Reset(nil)
+		pool.Put(zw)
 	case 2:
 		xerialFrame(&buf, recs)
 	case 3:
@@ -188,6 +199,10 @@ func xerialFrame(buf *bytes.Buffer, src []byte) {
 		buf.Write(enc)
 	}
 }
+
+// gzipWriters pools gzip writers by level (-1 to 9 at index level+1): a
+// writer costs about a megabyte to make.
+var gzipWriters [11]sync.Pool
 
 var zstdEncoders = struct {
 	sync.Mutex
