@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -37,15 +38,7 @@ func (b *Broker) ResolveTopicConfigs(set map[string]string) []ConfigEntry {
 		e.Key, e.Value, e.Synonyms = c.name, v, syn
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b ConfigEntry) int {
-		switch {
-		case a.Key < b.Key:
-			return -1
-		case a.Key > b.Key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b ConfigEntry) int { return cmp.Compare(a.Key, b.Key) })
 	return out
 }
 
@@ -89,15 +82,7 @@ func (b *Broker) BrokerConfigs(nodeID int32) []ConfigEntry {
 		e.Synonyms = syn
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b ConfigEntry) int {
-		switch {
-		case a.Key < b.Key:
-			return -1
-		case a.Key > b.Key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b ConfigEntry) int { return cmp.Compare(a.Key, b.Key) })
 	return out
 }
 

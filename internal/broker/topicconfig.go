@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -36,10 +35,6 @@ const (
 	TypeList
 )
 
-func (t ConfigType) String() string {
-	return [...]string{"UNKNOWN", "BOOLEAN", "STRING", "INT", "SHORT", "LONG", "DOUBLE", "LIST"}[t]
-}
-
 // ConfigSource says where a config's value comes from, in Kafka's terms,
 // from the weakest to the strongest.
 type ConfigSource int8
@@ -49,11 +44,8 @@ const (
 	SourceDefault ConfigSource = iota
 	// SourceStaticBroker: Sluice's configuration (STATIC_BROKER_CONFIG).
 	SourceStaticBroker
-	// SourceDynamicDefaultBroker: altered at run time for every broker
-	// (resource name "", DYNAMIC_DEFAULT_BROKER_CONFIG).
-	SourceDynamicDefaultBroker
-	// SourceDynamicBroker: altered at run time for this broker
-	// (DYNAMIC_BROKER_CONFIG).
+	// SourceDynamicBroker: altered at run time (DYNAMIC_BROKER_CONFIG; on
+	// one node the per-broker and cluster-wide sets are one).
 	SourceDynamicBroker
 	// SourceTopic: set on the topic (DYNAMIC_TOPIC_CONFIG).
 	SourceTopic
@@ -184,16 +176,6 @@ var brokerSynonyms = func() map[string]*topicConfig {
 	}
 	return m
 }()
-
-// TopicConfigKeys lists every accepted topic config, sorted.
-func TopicConfigKeys() []string {
-	keys := make([]string, 0, len(topicConfigs))
-	for _, c := range topicConfigs {
-		keys = append(keys, c.name)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 // InertTopicConfigs lists the accepted topic configs Sluice stores but
 // does not act on, sorted.

@@ -159,8 +159,6 @@ func configSource(e broker.ConfigEntry) kmsg.ConfigSource {
 		return kmsg.ConfigSourceDynamicTopicConfig
 	case broker.SourceDynamicBroker:
 		return kmsg.ConfigSourceDynamicBrokerConfig
-	case broker.SourceDynamicDefaultBroker:
-		return kmsg.ConfigSourceDynamicDefaultBrokerConfig
 	case broker.SourceStaticBroker:
 		return kmsg.ConfigSourceStaticBrokerConfig
 	}
