@@ -237,9 +237,10 @@ type resolvedConfig struct {
 // resolve computes a topic's settings from its own configs, the broker
 // configs altered at run time (by broker config name) and d.
 func resolve(d Defaults, dynamic, set map[string]string) resolvedConfig {
+	// Values were checked as Kafka checks them, which trims spaces.
 	get := func(k string) string {
 		v, _ := resolveValue(d, dynamic, set, topicConfigIndex[k])
-		return v
+		return strings.TrimSpace(v)
 	}
 	num := func(k string) int64 { n, _ := strconv.ParseInt(get(k), 10, 64); return n }
 	rc := resolvedConfig{
@@ -251,12 +252,13 @@ func resolve(d Defaults, dynamic, set map[string]string) resolvedConfig {
 	if ms := num("retention.ms"); ms < 0 {
 		rc.retention = -1
 	} else {
-		rc.retention = time.Duration(ms) * time.Millisecond
+		rc.retention = msDuration(ms)
 	}
-	rc.segmentAge = time.Duration(num("segment.ms")) * time.Millisecond
+	rc.segmentAge = msDuration(num("segment.ms"))
 	policy := splitList(get("cleanup.policy"))
+	ct := get("compression.type")
 	rc.compact, rc.deletes = slices.Contains(policy, "compact"), slices.Contains(policy, "delete")
-	switch ct := get("compression.type"); ct {
+	switch ct {
 	case "producer":
 		rc.codec = -1
 	case "uncompressed":
@@ -289,6 +291,15 @@ func resolveValue(d Defaults, dynamic, set map[string]string, c *topicConfig) (s
 		syn = append(syn, ConfigEntry{Key: c.name, Value: c.def(d), Source: SourceDefault, IsDefault: true})
 	}
 	return syn[0].Value, syn
+}
+
+// msDuration is ms milliseconds (>= 0), the longest Duration for more
+// than it holds (Kafka's Long.MAX_VALUE "never" among them).
+func msDuration(ms int64) time.Duration {
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 func durMs(d time.Duration) string {
@@ -377,7 +388,7 @@ func gzipLevel(s string) error {
 
 func oneOf(vals ...string) func(string) error {
 	return func(s string) error {
-		if slices.Contains(vals, s) {
+		if slices.Contains(vals, strings.TrimSpace(s)) {
 			return nil
 		}
 		return fmt.Errorf("String must be one of: %s", strings.Join(vals, ", "))

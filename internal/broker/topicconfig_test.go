@@ -135,3 +135,18 @@ func TestAlterBrokerConfigs(t *testing.T) {
 		t.Errorf("after replace with nothing: %+v", f)
 	}
 }
+
+// Values resolve as they validate: spaces trimmed, and "never" (Kafka's
+// Long.MAX_VALUE) as the longest duration, not an overflow.
+func TestResolveTrimsAndSaturates(t *testing.T) {
+	set := map[string]string{"retention.ms": " 3600000 ", "segment.ms": "9223372036854775807", "compression.type": " zstd", "message.timestamp.type": "LogAppendTime "}
+	for k, v := range set {
+		if err := CheckTopicConfig(k, v); err != nil {
+			t.Fatalf("%s=%q: %v", k, v, err)
+		}
+	}
+	rc := resolve(Defaults{}, nil, set)
+	if rc.retention != time.Hour || rc.segmentAge <= 0 || rc.codec != 4 || !rc.logAppendTime {
+		t.Errorf("resolved %+v", rc)
+	}
+}
