@@ -106,7 +106,7 @@ func (b *Broker) logOptions(rc resolvedConfig) storage.Options {
 
 // openTopic opens the logs of a defined topic.
 func (b *Broker) openTopic(t meta.Topic) (*Topic, error) {
-	tp := &Topic{Topic: t, cfg: resolve(b.opts.Defaults, t.Configs)}
+	tp := &Topic{Topic: t, cfg: b.resolve(t.Configs)}
 	if err := b.openPartitions(tp, 0, t.Partitions); err != nil {
 		for _, p := range tp.Partitions {
 			p.log.Close()
@@ -127,6 +127,8 @@ func (b *Broker) openPartitions(tp *Topic, from, to int32) error {
 			l.Close()
 			return fmt.Errorf("producer state %s-%d: %w", tp.Name, i, err)
 		}
+		p.now = b.opts.Now
+		p.configure(tp.cfg)
 		tp.Partitions = append(tp.Partitions, p)
 	}
 	return nil
@@ -187,7 +189,7 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 	// so that a creation answered with an error (a full disk at either
 	// step) leaves no topic behind. Directories left by a creation that
 	// died between the two steps are cleared first.
-	tp := &Topic{Topic: meta.Topic{Name: name, Partitions: partitions, Configs: configs}, cfg: resolve(b.opts.Defaults, configs)}
+	tp := &Topic{Topic: meta.Topic{Name: name, Partitions: partitions, Configs: configs}, cfg: b.resolve(configs)}
 	for i := range partitions {
 		if err := os.RemoveAll(b.partitionDir(name, i)); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrStorage, err)
@@ -363,8 +365,8 @@ func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []
 		}
 	}
 	for _, k := range remove {
-		if _, ok := topicConfigKeys[k]; !ok {
-			return fmt.Errorf("%w: unknown topic config %q", ErrInvalidConfig, k)
+		if _, ok := topicConfigIndex[k]; !ok {
+			return fmt.Errorf("%w: Unknown topic config name: %s", ErrInvalidConfig, k)
 		}
 	}
 	release, err := b.reserve(name)
@@ -383,7 +385,7 @@ func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []
 		return metaErr(err)
 	}
 	t, _ := b.meta.Topic(name)
-	updated := &Topic{Topic: t, Partitions: tp.Partitions, cfg: resolve(b.opts.Defaults, t.Configs)}
+	updated := &Topic{Topic: t, Partitions: tp.Partitions, cfg: b.resolve(t.Configs)}
 	for _, p := range updated.Partitions {
 		p.configure(updated.cfg)
 	}
@@ -468,8 +470,8 @@ func (b *Broker) Partition(topic string, p int32) (*Partition, error) {
 // EnforceRetention applies every topic's retention once.
 func (b *Broker) EnforceRetention() {
 	for _, t := range b.Topics() {
-		if t.cfg.compact {
-			continue // compaction is not implemented; compacted topics keep everything
+		if !t.cfg.deletes {
+			continue // compaction is not implemented; compact-only topics keep everything
 		}
 		for _, p := range t.Partitions {
 			n, err := p.log.EnforceRetention(t.cfg.retention, t.cfg.retentionBytes)

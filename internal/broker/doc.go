@@ -6,9 +6,12 @@
 // Its subsystems know each other:
 //
 //   - topics (broker.go, partition*.go, topicconfig.go): topics and their
-//     partitions, topic configuration, retention, and (package groups)
-//     consumer group membership. A Partition owns everything a front end
-//     may know of its log: it validates appended batches, keeps
+//     partitions, topic configuration (every Kafka topic config, with the
+//     broker's dynamic configs as defaults, admin.go), retention, and
+//     (package groups) consumer group membership. A Partition owns
+//     everything a front end may know of its log: it validates appended
+//     batches, stores them as the topic's compression.type and
+//     message.timestamp.type say (partition_rewrite.go), keeps
 //     idempotent-producer sequence state, reports its offsets (log start,
 //     high watermark, last stable offset), decides what a read at each
 //     isolation level returns, wakes long-polling readers (Watch) and maps

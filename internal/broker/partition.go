@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-mq/sluice/internal/storage"
 )
@@ -24,6 +25,10 @@ type Partition struct {
 	// maxMessageBytes is the topic's max.message.bytes, the largest batch
 	// Append takes (<= 0: no limit of its own).
 	maxMessageBytes atomic.Int64
+	// stored is how batches are stored: the topic's compression.type and
+	// message.timestamp.type (partition_rewrite.go).
+	stored atomic.Pointer[storedForm]
+	now    func() time.Time // the clock of LogAppendTime
 	// rotor spreads keyless routed messages over the topic's partitions
 	// (Topic.Publish; the first partition's serves the topic).
 	rotor atomic.Uint32
@@ -35,8 +40,9 @@ type Partition struct {
 // newPartition returns partition index of topic over log, its producer
 // state rebuilt from what log holds.
 func newPartition(topic string, index int32, log PartitionLog, maxMessageBytes int) (*Partition, error) {
-	p := &Partition{Topic: topic, Index: index, log: log, producers: make(map[int64]*producerState)}
+	p := &Partition{Topic: topic, Index: index, log: log, producers: make(map[int64]*producerState), now: time.Now}
 	p.maxMessageBytes.Store(int64(maxMessageBytes))
+	p.stored.Store(&storedForm{codec: -1})
 	if err := p.rebuildProducers(); err != nil {
 		return nil, err
 	}
@@ -123,6 +129,8 @@ type AppendResult struct {
 // for). Malformed batches fail with ErrCorruptMessage, oversized ones
 // with ErrMessageTooLarge, transactional ones with
 // ErrTransactionsUnsupported; nothing of a failed request is appended.
+// Batches are stored as the topic's compression.type and
+// message.timestamp.type say (partition_rewrite.go).
 //
 // A producer's sequence state counts a batch from the moment it is handed
 // to the log, so that pipelined batches (up to five in flight) are checked
@@ -139,6 +147,20 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 	for _, h := range headers {
 		if h.Attributes&transactionalBit != 0 {
 			return AppendResult{}, nil, ErrTransactionsUnsupported
+		}
+	}
+	// Recompression (partition_rewrite.go) runs before the lock is taken;
+	// the LogAppendTime stamp is put on under it, so that append times
+	// follow offsets.
+	form := p.stored.Load()
+	if form.codec >= 0 {
+		if batches, err = form.recompress(batches, headers); err != nil {
+			return AppendResult{}, nil, err
+		}
+		// Kafka's limit applies to what is stored: a recompressed batch
+		// may have grown past it.
+		if _, err := storage.ValidateBatches(batches, int(p.maxMessageBytes.Load())); err != nil {
+			return AppendResult{}, nil, coreError(err)
 		}
 	}
 	p.mu.Lock()
@@ -187,6 +209,11 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 		return res, nil, nil
 	}
 
+	appendTime := int64(-1)
+	if form.logAppendTime {
+		appendTime = p.now().UnixMilli()
+		batches = stamp(batches, appendTime)
+	}
 	base, ap, err := p.log.Append(batches)
 	if err != nil {
 		return AppendResult{}, nil, coreError(err)
@@ -198,7 +225,7 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 		}
 		off += int64(h.LastOffsetDelta) + 1
 	}
-	return AppendResult{BaseOffset: base, LogAppendTime: -1, LogStart: p.log.StartOffset()}, ap, nil
+	return AppendResult{BaseOffset: base, LogAppendTime: appendTime, LogStart: p.log.StartOffset()}, ap, nil
 }
 
 // observeLocked records a batch of a producer at baseOffset, written by
@@ -351,5 +378,6 @@ func (p *Partition) Segments() int { return len(p.log.SegmentBaseOffsets()) }
 // configure applies the topic's resolved configuration to the partition.
 func (p *Partition) configure(cfg resolvedConfig) {
 	p.maxMessageBytes.Store(int64(cfg.maxMessageBytes))
+	p.stored.Store(&storedForm{codec: cfg.codec, level: cfg.codecLevel, logAppendTime: cfg.logAppendTime})
 	p.log.SetSegmentOptions(cfg.segmentBytes, cfg.segmentAge)
 }

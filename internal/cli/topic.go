@@ -46,8 +46,9 @@ func newTopicCreateCmd(cf *clientFlags) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a topic",
 		Long: `Create a topic. Without --partitions the broker's default partition count is
-used. --config sets topic configs (retention.ms, retention.bytes,
-segment.bytes, max.message.bytes, cleanup.policy...) and may be repeated.`,
+used. --config sets any topic config Kafka accepts (retention.ms,
+compression.type, message.timestamp.type, cleanup.policy...; see
+docs/kafka-compatibility.md for which Sluice applies) and may be repeated.`,
 		Example: `  sluice topic create events
   sluice topic create orders --partitions 12 --config retention.ms=3600000 --config segment.bytes=67108864
   sluice topic create orders --if-not-exists`,

@@ -4,7 +4,9 @@ package kafka
 // librdkafka's sake (see registry.go) and answered UNSUPPORTED_VERSION.
 //
 // Each partition's records are validated by the partition (framing, magic
-// 2, CRC32C, size against the topic's max.message.bytes) and appended in
+// 2, CRC32C, size against the topic's max.message.bytes), stored as the
+// topic's compression.type and message.timestamp.type say (recompressed;
+// stamped LogAppendTime, which the answer carries) and appended in
 // the read loop, so pipelined requests keep their order and share one
 // group commit; the response waits in the write loop until every append is durable (fsync
 // before the answer by default) for acks=1 and acks=-1 alike. With acks=0

@@ -2,17 +2,24 @@ package kafka
 
 // DescribeConfigs, versions 0-4.
 //
-// Topics (resource type 2) report every topic config Sluice understands,
-// resolved: source DYNAMIC_TOPIC_CONFIG when set on the topic,
-// DEFAULT_CONFIG otherwise (v0: IsDefault), never read-only or sensitive.
+// Topics (resource type 2) report every topic config Apache Kafka 4.x
+// accepts, resolved: source DYNAMIC_TOPIC_CONFIG when set on the topic,
+// DYNAMIC_BROKER_CONFIG when its broker synonym was altered at run time,
+// DEFAULT_CONFIG otherwise (v0: IsDefault); never read-only or sensitive.
 // An unknown topic is UNKNOWN_TOPIC_OR_PARTITION. The broker (type 4,
-// named "1" or "" for the cluster default) reports the settings behind
-// topic defaults and auto-creation under their Kafka names, read-only with
-// source STATIC_BROKER_CONFIG: Sluice takes them from its configuration
-// and does not change them at run time. Other resource types are
-// INVALID_REQUEST. A null ConfigNames asks for every config; unknown names
-// are left out. With IncludeSynonyms (v1+) each config lists itself as its
-// only synonym. Config types and documentation (v3+) are not reported.
+// named "1", or "" for the cluster-wide defaults, which on one node are the
+// same set) reports its read-only settings (broker.id, num.partitions,
+// auto.create.topics.enable, ...) with source STATIC_BROKER_CONFIG, and the
+// broker synonym of every topic config (log.retention.ms, compression.type,
+// ...), alterable: DYNAMIC_BROKER_CONFIG once altered, else
+// STATIC_BROKER_CONFIG for those Sluice's configuration sets
+// (log.retention.ms, log.retention.bytes, log.segment.bytes, log.roll.ms,
+// message.max.bytes) and DEFAULT_CONFIG for the rest. Other resource types
+// are INVALID_REQUEST. A null ConfigNames asks for every config; unknown
+// names are left out. With IncludeSynonyms (v1+) each config lists where
+// its value could come from, strongest first, itself included; v3+
+// answers each config's type, and its documentation when
+// IncludeDocumentation is set.
 
 import (
 	"slices"
@@ -28,69 +35,55 @@ func handleDescribeConfigs(c *conn, req *kmsg.DescribeConfigsRequest) (kmsg.Resp
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		configs, err := c.describeConfigs(rr.ResourceType, rr.ResourceName)
+		entries, err := c.describeConfigs(rr.ResourceType, rr.ResourceName)
 		sr.ErrorCode, sr.ErrorMessage = codeAndMessage(err)
-		for _, sc := range configs {
-			if rr.ConfigNames != nil && !slices.Contains(rr.ConfigNames, sc.Name) {
+		for _, e := range entries {
+			if rr.ConfigNames != nil && !slices.Contains(rr.ConfigNames, e.Key) {
 				continue
 			}
-			if req.IncludeSynonyms {
-				syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
-				syn.Name, syn.Value, syn.Source = sc.Name, sc.Value, sc.Source
-				sc.ConfigSynonyms = append(sc.ConfigSynonyms, syn)
-			}
-			sr.Configs = append(sr.Configs, sc)
+			sr.Configs = append(sr.Configs, describedConfig(e, req.IncludeSynonyms, req.IncludeDocumentation))
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}
 	return resp, nil
 }
 
-func (c *conn) describeConfigs(typ kmsg.ConfigResourceType, name string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
-	var out []kmsg.DescribeConfigsResponseResourceConfig
+func (c *conn) describeConfigs(typ kmsg.ConfigResourceType, name string) ([]broker.ConfigEntry, error) {
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
-		entries, err := c.s.broker.TopicConfigs(name)
-		if err != nil {
+		return c.s.broker.TopicConfigs(name)
+	case kmsg.ConfigResourceTypeBroker:
+		if err := checkBrokerName(name); err != nil {
 			return nil, err
 		}
-		for _, e := range entries {
-			out = append(out, describedConfig(e.Key, e.Value, configSource(e), false))
-		}
-	case kmsg.ConfigResourceTypeBroker:
-		if name != "" && name != strconv.Itoa(NodeID) {
-			return nil, reqErr(kerr.InvalidRequest, "unexpected broker id %q: this is broker %d", name, NodeID)
-		}
-		for _, e := range brokerConfigs(c.s.broker.Defaults(), c.s.broker.AutoCreate()) {
-			out = append(out, describedConfig(e.Key, e.Value, kmsg.ConfigSourceStaticBrokerConfig, true))
-		}
+		return c.s.broker.BrokerConfigs(NodeID), nil
 	default:
 		return nil, reqErr(kerr.InvalidRequest, "resource type %s (%d) is not supported", typ, int8(typ))
 	}
-	return out, nil
 }
 
-func describedConfig(name, value string, source kmsg.ConfigSource, readOnly bool) kmsg.DescribeConfigsResponseResourceConfig {
-	sc := kmsg.NewDescribeConfigsResponseResourceConfig()
-	sc.Name, sc.Value, sc.Source, sc.ReadOnly = name, kmsg.StringPtr(value), source, readOnly
-	sc.IsDefault = source == kmsg.ConfigSourceDefaultConfig
-	return sc
-}
-
-// brokerConfigs are the broker settings DescribeConfigs reports, under
-// Kafka's names, sorted.
-func brokerConfigs(d broker.Defaults, autoCreate bool) []broker.ConfigEntry {
-	ms := func(ms int64) string { return strconv.FormatInt(max(ms, -1), 10) }
-	return []broker.ConfigEntry{
-		{Key: "auto.create.topics.enable", Value: strconv.FormatBool(autoCreate)},
-		{Key: "broker.id", Value: strconv.Itoa(NodeID)},
-		{Key: "default.replication.factor", Value: "1"},
-		{Key: "log.retention.bytes", Value: strconv.FormatInt(d.RetentionBytes, 10)},
-		{Key: "log.retention.ms", Value: ms(d.Retention.Milliseconds())},
-		{Key: "log.roll.ms", Value: ms(d.SegmentAge.Milliseconds())},
-		{Key: "log.segment.bytes", Value: strconv.FormatInt(d.SegmentBytes, 10)},
-		{Key: "message.max.bytes", Value: strconv.Itoa(d.MaxMessageBytes)},
-		{Key: "node.id", Value: strconv.Itoa(NodeID)},
-		{Key: "num.partitions", Value: strconv.Itoa(int(d.Partitions))},
+// checkBrokerName accepts this broker's id and "" (the cluster default).
+func checkBrokerName(name string) error {
+	if name != "" && name != strconv.Itoa(NodeID) {
+		return reqErr(kerr.InvalidRequest, "unexpected broker id %q: this is broker %d", name, NodeID)
 	}
+	return nil
+}
+
+func describedConfig(e broker.ConfigEntry, synonyms, docs bool) kmsg.DescribeConfigsResponseResourceConfig {
+	sc := kmsg.NewDescribeConfigsResponseResourceConfig()
+	sc.Name, sc.Value, sc.Source, sc.ReadOnly = e.Key, kmsg.StringPtr(e.Value), configSource(e), e.ReadOnly
+	sc.IsDefault = sc.Source == kmsg.ConfigSourceDefaultConfig
+	sc.ConfigType = kmsg.ConfigType(e.Type)
+	if docs && e.Doc != "" {
+		sc.Documentation = kmsg.StringPtr(e.Doc)
+	}
+	if synonyms {
+		for _, s := range e.Synonyms {
+			syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+			syn.Name, syn.Value, syn.Source = s.Key, kmsg.StringPtr(s.Value), configSource(s)
+			sc.ConfigSynonyms = append(sc.ConfigSynonyms, syn)
+		}
+	}
+	return sc
 }

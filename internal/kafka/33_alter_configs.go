@@ -2,14 +2,22 @@ package kafka
 
 // AlterConfigs, versions 0-2.
 //
-// Replaces a topic's whole set of configs with the given ones, as Kafka
+// Replaces a resource's whole set of configs with the given ones, as Kafka
 // does (a config left out returns to its default); a null value is
 // INVALID_REQUEST, an unknown or invalid config INVALID_CONFIG, an unknown
 // topic UNKNOWN_TOPIC_OR_PARTITION. ValidateOnly checks without changing.
-// Broker configs are static in Sluice (set in its configuration), so a
-// broker resource is INVALID_REQUEST, as are other resource types.
+// A broker (named "1", or "" for the cluster-wide defaults: on one node the
+// same set) takes the broker synonyms of topic configs (log.retention.ms,
+// compression.type, ...), which become the default of every topic that
+// does not set its own and persist; a read-only broker config
+// (num.partitions, broker.id, ...) is INVALID_REQUEST, as in Kafka. Other
+// resource types are INVALID_REQUEST.
 
 import (
+	"sort"
+	"strings"
+
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -25,6 +33,12 @@ func handleAlterConfigs(c *conn, req *kmsg.AlterConfigsRequest) (kmsg.Response, 
 				}
 				set[cfg.Name] = *cfg.Value
 			}
+			if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
+				if err := checkDynamic(set, nil); err != nil {
+					return err
+				}
+				return c.s.broker.AlterBrokerConfigs(set, nil, true, req.ValidateOnly)
+			}
 			return c.s.broker.AlterTopicConfigs(rr.ResourceName, set, nil, true, req.ValidateOnly)
 		}))
 	}
@@ -33,19 +47,46 @@ func handleAlterConfigs(c *conn, req *kmsg.AlterConfigsRequest) (kmsg.Response, 
 
 // alterConfigs answers one resource of AlterConfigs or
 // IncrementalAlterConfigs (whose resource answers have the same shape): a
-// topic is altered by alterTopic; anything else is refused.
-func (c *conn) alterConfigs(typ kmsg.ConfigResourceType, name string, alterTopic func() error) kmsg.AlterConfigsResponseResource {
+// topic or this broker is altered by alter; anything else is refused.
+func (c *conn) alterConfigs(typ kmsg.ConfigResourceType, name string, alter func() error) kmsg.AlterConfigsResponseResource {
 	sr := kmsg.NewAlterConfigsResponseResource()
 	sr.ResourceType, sr.ResourceName = typ, name
 	var err error
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
-		err = alterTopic()
+		err = alter()
 	case kmsg.ConfigResourceTypeBroker:
-		err = reqErr(kerr.InvalidRequest, "broker configs cannot be altered at run time: set them in Sluice's configuration")
+		if err = checkBrokerName(name); err == nil {
+			err = alter()
+		}
 	default:
 		err = reqErr(kerr.InvalidRequest, "resource type %s (%d) is not supported", typ, int8(typ))
 	}
 	sr.ErrorCode, sr.ErrorMessage = codeAndMessage(err)
 	return sr
+}
+
+// checkDynamic refuses, with Kafka's INVALID_REQUEST, changes of broker
+// configs that exist but cannot change at run time. Unknown names are
+// left to the broker (INVALID_CONFIG).
+func checkDynamic(set map[string]string, remove []string) error {
+	var fixed []string
+	for _, k := range append(keysOf(set), remove...) {
+		if broker.IsReadOnlyBrokerConfig(k) {
+			fixed = append(fixed, k)
+		}
+	}
+	if len(fixed) > 0 {
+		sort.Strings(fixed)
+		return reqErr(kerr.InvalidRequest, "Cannot update these configs dynamically: %s", strings.Join(fixed, ", "))
+	}
+	return nil
+}
+
+func keysOf(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -2,37 +2,36 @@ package kafka
 
 // IncrementalAlterConfigs, versions 0-1.
 //
-// Changes the named topic configs and leaves the others: SET (a null
-// value is INVALID_REQUEST), DELETE (back to the default), and, for list
-// configs (cleanup.policy), APPEND and SUBTRACT, which add missing items to
-// and remove items from the current value, default included. As in Kafka,
-// APPEND or SUBTRACT on a config that is not a list is INVALID_CONFIG, and
-// a config named twice or an unknown operation INVALID_REQUEST. Resources
-// other than topics are refused as in AlterConfigs.
+// Changes the named configs of a topic or of the broker (as AlterConfigs
+// describes them) and leaves the others: SET (a null value is
+// INVALID_REQUEST), DELETE (back to the default), and, for list configs
+// (cleanup.policy, the throttled replica lists), APPEND and SUBTRACT, which
+// add missing items to and remove items from the current value, default
+// included. As in Kafka, APPEND or SUBTRACT on a config that is not a list
+// is INVALID_CONFIG, and a config named twice or an unknown operation
+// INVALID_REQUEST.
 
 import (
 	"slices"
 	"strings"
 
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// listConfigs are the topic configs whose values are comma-separated lists.
-var listConfigs = map[string]bool{"cleanup.policy": true}
 
 func handleIncrementalAlterConfigs(c *conn, req *kmsg.IncrementalAlterConfigsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := c.alterConfigs(rr.ResourceType, rr.ResourceName, func() error {
-			return c.alterTopicConfigs(rr.ResourceName, rr.Configs, req.ValidateOnly)
+			return c.incrementalAlter(rr.ResourceType, rr.ResourceName, rr.Configs, req.ValidateOnly)
 		})
 		resp.Resources = append(resp.Resources, kmsg.IncrementalAlterConfigsResponseResource(sr))
 	}
 	return resp, nil
 }
 
-func (c *conn) alterTopicConfigs(topic string, configs []kmsg.IncrementalAlterConfigsRequestResourceConfig, validateOnly bool) error {
+func (c *conn) incrementalAlter(typ kmsg.ConfigResourceType, name string, configs []kmsg.IncrementalAlterConfigsRequestResourceConfig, validateOnly bool) error {
 	if dup := duplicated(configs, func(cfg kmsg.IncrementalAlterConfigsRequestResourceConfig) string { return cfg.Name }); dup != nil {
 		return reqErr(kerr.InvalidRequest, "a config is named more than once")
 	}
@@ -48,22 +47,28 @@ func (c *conn) alterTopicConfigs(topic string, configs []kmsg.IncrementalAlterCo
 			return reqErr(kerr.InvalidRequest, "null value for config %q", cfg.Name)
 		case op == kmsg.IncrementalAlterConfigOpSet:
 			set[cfg.Name] = *cfg.Value
-		case !listConfigs[cfg.Name]:
+		case !broker.IsListConfig(cfg.Name):
 			return reqErr(kerr.InvalidConfig, "config %q is not a list: it cannot be appended to or subtracted from", cfg.Name)
 		default:
-			current, err := c.topicConfig(topic, cfg.Name)
+			current, err := c.currentConfig(typ, name, cfg.Name)
 			if err != nil {
 				return err
 			}
 			set[cfg.Name] = alterList(current, *cfg.Value, op == kmsg.IncrementalAlterConfigOpAppend)
 		}
 	}
-	return c.s.broker.AlterTopicConfigs(topic, set, remove, false, validateOnly)
+	if typ == kmsg.ConfigResourceTypeBroker {
+		if err := checkDynamic(set, remove); err != nil {
+			return err
+		}
+		return c.s.broker.AlterBrokerConfigs(set, remove, false, validateOnly)
+	}
+	return c.s.broker.AlterTopicConfigs(name, set, remove, false, validateOnly)
 }
 
-// topicConfig is one topic config's current value, default included.
-func (c *conn) topicConfig(topic, key string) (string, error) {
-	entries, err := c.s.broker.TopicConfigs(topic)
+// currentConfig is one config's current value, default included.
+func (c *conn) currentConfig(typ kmsg.ConfigResourceType, name, key string) (string, error) {
+	entries, err := c.describeConfigs(typ, name)
 	for _, e := range entries {
 		if e.Key == key {
 			return e.Value, nil

@@ -152,11 +152,15 @@ func (c *conn) groupSummaries() []groups.GroupSummary {
 	return out
 }
 
-// configSource is how a resolved topic config is reported: set on the
-// topic, or the default.
+// configSource is how a resolved config's source is reported.
 func configSource(e broker.ConfigEntry) kmsg.ConfigSource {
-	if e.IsDefault {
-		return kmsg.ConfigSourceDefaultConfig
+	switch e.Source {
+	case broker.SourceTopic:
+		return kmsg.ConfigSourceDynamicTopicConfig
+	case broker.SourceDynamicBroker:
+		return kmsg.ConfigSourceDynamicBrokerConfig
+	case broker.SourceStaticBroker:
+		return kmsg.ConfigSourceStaticBrokerConfig
 	}
-	return kmsg.ConfigSourceDynamicTopicConfig
+	return kmsg.ConfigSourceDefaultConfig
 }

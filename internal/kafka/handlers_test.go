@@ -268,13 +268,13 @@ func TestHelpers(t *testing.T) {
 		t.Errorf("clientHost = %q", got)
 	}
 	keys := []string{}
-	for _, e := range brokerConfigs(broker.Defaults{}, true) {
+	for _, e := range testConn(t).s.broker.BrokerConfigs(NodeID) {
 		keys = append(keys, e.Key)
 	}
 	if !slices.IsSorted(keys) {
 		t.Errorf("broker configs not sorted: %v", keys)
 	}
-	for _, k := range []string{"log.retention.ms", "num.partitions", "auto.create.topics.enable"} {
+	for _, k := range []string{"log.retention.ms", "num.partitions", "auto.create.topics.enable", "log.cleaner.min.cleanable.ratio", "compression.type"} {
 		if !slices.Contains(keys, k) {
 			t.Errorf("broker configs lack %s", k)
 		}

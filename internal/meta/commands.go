@@ -21,6 +21,7 @@ var commandKinds = []commandKind{
 	{"commit_offsets", (*CommitOffsetsCmd)(nil)},
 	{"delete_group_offsets", (*DeleteGroupOffsetsCmd)(nil)},
 	{"init_producer_id", (*InitProducerIDCmd)(nil)},
+	{"alter_broker_configs", (*AlterBrokerConfigsCmd)(nil)}, // after v1: brokerconfigs.go
 
 	{"put_vhost", (*PutVhostCmd)(nil)},
 	{"delete_vhost", (*DeleteVhostCmd)(nil)},

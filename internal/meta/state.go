@@ -31,6 +31,8 @@ type State struct {
 	users    map[string]User
 	perms    map[permKey]Permission
 	queueIDs map[string]queueRef // every queue, by id
+
+	brokerConfigs map[string]string // dynamic broker configs (brokerconfigs.go)
 }
 
 type producer struct {

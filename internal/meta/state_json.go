@@ -11,6 +11,8 @@ import (
 // so that equal states have equal encodings. New lists are added with
 // omitempty, so that older snapshots still decode.
 type stateJSON struct {
+	BrokerConfigs map[string]string `json:"broker_configs,omitempty"` // dynamic broker configs
+
 	Topics         []Topic        `json:"topics,omitempty"`
 	Groups         []groupJSON    `json:"groups,omitempty"`
 	NextProducerID int64          `json:"next_producer_id"`
@@ -38,6 +40,7 @@ type producerJSON struct {
 func (st *State) MarshalJSON() ([]byte, error) {
 	j := stateJSON{NextProducerID: st.nextProducerID}
 	j.Topics = st.Topics() // empty Configs are omitted
+	j.BrokerConfigs = st.brokerConfigs
 
 	for _, g := range st.OffsetGroups() {
 		j.Groups = append(j.Groups, groupJSON{Group: g, Offsets: st.GroupOffsets(g)})
@@ -100,6 +103,7 @@ func (st *State) UnmarshalJSON(b []byte) error {
 		}
 		n.producers[p.TransactionalID] = producer{ID: p.ProducerID, Epoch: p.Epoch}
 	}
+	n.brokerConfigs = configsOrNil(j.BrokerConfigs)
 	if err := n.loadAMQP(&j); err != nil {
 		return err
 	}
