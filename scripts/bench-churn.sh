@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Reproduces docs/benchmarks.md "Queue churn (issue 10)": for each revision
-# given (default: the three measured there, the last being this tree), a
+# given (default: the four measured there, the last being this tree), a
 # server with a fresh data directory on free loopback ports, then
 # sluice bench churn without churners (the baseline) and with 4, both at
 # 1,000 persistent 1 KiB msgs/s with confirms. The revisions take turns,
 # in a rotated order each round. The bench client is always this tree's.
 #
-#   scripts/bench-churn.sh [rounds] [duration] [rev...]   (default 3 20s 6d3d3af b26a649 HEAD)
+#   scripts/bench-churn.sh [rounds] [duration] [rev...]   (default 3 20s 6d3d3af b26a649 c5efcb3 HEAD)
 #
 # Prints one line per run; the JSON summaries stay in the printed directory.
 set -euo pipefail
@@ -15,7 +15,7 @@ rounds=${1:-3}
 duration=${2:-20s}
 shift 2 || shift $#
 revs=("$@")
-[ ${#revs[@]} -gt 0 ] || revs=(6d3d3af b26a649 HEAD)
+[ ${#revs[@]} -gt 0 ] || revs=(6d3d3af b26a649 c5efcb3 HEAD)
 work=$(mktemp -d /var/tmp/sluice-churn.XXXXXX)
 pid=
 trap '[ -z "$pid" ] || kill $pid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
