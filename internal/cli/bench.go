@@ -18,7 +18,8 @@ themselves after a bounded duration or number of records.`,
 		Example: `  sluice bench kafka --duration 10s
   sluice bench kafka --rate 20000 --producers 2 --consumers 2
   sluice bench amqp --duration 10s
-  sluice bench amqp --rate 5000 --publishers 4 --consumers 4`,
+  sluice bench amqp --rate 5000 --publishers 4 --consumers 4
+  sluice bench churn --churners 4 --rate 1000 --duration 20s`,
 	}
 	for _, add := range benchCommands {
 		cmd.AddCommand(add())
