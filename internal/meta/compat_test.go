@@ -47,7 +47,7 @@ func TestV1LogReplaysByteForByte(t *testing.T) {
 		t.Fatalf("scan: valid %d of %d, stop %v, err %v", valid, len(body), stop, err)
 	}
 	for _, name := range CommandNames() {
-		if !seen[name] {
+		if !seen[name] && !sinceV1[name] {
 			t.Errorf("the v1 log has no %s command: add one when a kind is added", name)
 		}
 	}
@@ -59,6 +59,10 @@ func TestV1LogReplaysByteForByte(t *testing.T) {
 		t.Errorf("state:\n got %s\nwant %s", got, want)
 	}
 }
+
+// sinceV1 names the kinds registered after the v1 log was written; each
+// has its own test of its log encoding (for policies: policy_test.go).
+var sinceV1 = map[string]bool{}
 
 func TestV1DirectoryOpens(t *testing.T) {
 	want, err := os.ReadFile("testdata/v1-state.json")
