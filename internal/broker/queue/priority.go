@@ -145,7 +145,8 @@ func (p *Priority) Config() Config { return *p.cfg.Load() }
 
 // SetConfig changes the queue's configuration while it runs, as
 // Queue.SetConfig does: each lane takes the new TTL, dead-lettering and
-// delivery limit, and a lower length limit trims the queue at once.
+// delivery limit, and a lower length limit trims the queue at once (in
+// the background). It does no I/O and calls nothing outside the queue.
 func (p *Priority) SetConfig(cfg Config) {
 	p.mu.Lock()
 	p.cfg.Store(&cfg)
@@ -157,7 +158,9 @@ func (p *Priority) SetConfig(cfg Config) {
 		}
 	}
 	if cfg.Overflow == DropHead && p.limited() {
-		p.trim()
+		// In the background, as after a publish: trimming dead-letters,
+		// and the caller may hold the broker's locks.
+		go p.trim()
 	}
 }
 

@@ -285,7 +285,9 @@ func (q *Queue) Config() Config { return *q.cfg.Load() }
 // dead-letters) the excess heads and a shorter TTL expires old heads
 // without waiting for a publish. A byte limit set on a queue opened
 // without one counts the ready bytes as estimated when it was opened
-// (from batch sizes), exact for what arrives after.
+// (from batch sizes), exact for what arrives after. It does no I/O and
+// calls nothing outside the queue, so it may be called under the broker's
+// locks.
 func (q *Queue) SetConfig(cfg Config) {
 	q.mu.Lock()
 	q.cfg.Store(&cfg)

@@ -152,8 +152,8 @@ func (s *Stream) StreamConfig() StreamConfig { return *s.cfg.Load() }
 
 // SetStreamConfig changes the stream's retention and segment size while
 // it runs (a policy changed). The new segment size applies from the next
-// segment; retention is enforced at once and then every
-// RetentionInterval.
+// segment; retention is enforced at once (in the background) and then
+// every RetentionInterval. It does no I/O itself.
 func (s *Stream) SetStreamConfig(cfg StreamConfig) {
 	s.mu.Lock()
 	if s.closed {
@@ -175,10 +175,16 @@ func (s *Stream) SetStreamConfig(cfg StreamConfig) {
 		s.wg.Add(1)
 		go s.retain()
 	}
+	// Enforce the new retention now, off the caller's goroutine: the
+	// caller may hold the broker's locks, and retention deletes files.
+	s.wg.Add(1)
 	s.mu.Unlock()
-	if _, err := s.EnforceRetention(); err != nil && !errors.Is(err, storage.ErrClosed) {
-		s.lg.Warn("stream retention failed", "err", err)
-	}
+	go func() {
+		defer s.wg.Done()
+		if _, err := s.EnforceRetention(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			s.lg.Warn("stream retention failed", "err", err)
+		}
+	}()
 }
 
 // Log is the stream's log, for readers that speak another protocol.
