@@ -59,9 +59,12 @@ type policyKey struct {
 	inert bool
 }
 
+// maxExpiryMs is the largest message-ttl and expires RabbitMQ accepts.
+const maxExpiryMs = 1<<32 - 1
+
 var policyKeys = map[string]policyKey{
-	"message-ttl":                   {check: polIntAtLeast(0), operator: true, queueArg: "x-message-ttl"},
-	"expires":                       {check: polIntAtLeast(1), operator: true, queueArg: "x-expires"},
+	"message-ttl":                   {check: polIntBetween(0, maxExpiryMs), operator: true, queueArg: "x-message-ttl"},
+	"expires":                       {check: polIntBetween(1, maxExpiryMs), operator: true, queueArg: "x-expires"},
 	"max-length":                    {check: polIntAtLeast(0), operator: true, queueArg: "x-max-length"},
 	"max-length-bytes":              {check: polIntAtLeast(0), operator: true, queueArg: "x-max-length-bytes", streamArg: "x-max-length-bytes"},
 	"delivery-limit":                {check: polIntAtLeast(-1), operator: true, queueArg: "x-delivery-limit"},
@@ -310,14 +313,15 @@ type appliedPolicy struct {
 	effective        map[string]any // effective_policy_definition
 }
 
-// lowerInt returns the lower of two integer values, as a JSON number.
+// lowerInt returns the lower of two integer values, a negative one
+// (delivery-limit -1) meaning no limit.
 func lowerInt(a, b any) any {
 	x, okx := policyInt(a)
 	y, oky := policyInt(b)
 	switch {
-	case !okx:
+	case !okx || x < 0:
 		return b
-	case !oky:
+	case !oky || y < 0:
 		return a
 	case y < x:
 		return b

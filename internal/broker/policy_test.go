@@ -51,6 +51,15 @@ func TestPolicyPrecedence(t *testing.T) {
 			t.Errorf("%s: applied %+v", tc.name, ap)
 		}
 	}
+	// delivery-limit -1 is no limit: it neither caps nor lifts a cap.
+	unlimited := compiled(t, "u", 0, "queues", ".*", `{"delivery-limit":-1}`)
+	limited := compiled(t, "o", 0, "queues", ".*", `{"delivery-limit":3}`)
+	for _, pair := range [][2]*compiledPolicy{{unlimited, limited}, {limited, unlimited}} {
+		got, _ := queueEffectiveArgs(fieldtable.Table{"x-delivery-limit": int32(7)}, QueueTypeClassic, pair[0], pair[1])
+		if n, _ := IntArg(got["x-delivery-limit"]); n != 3 {
+			t.Errorf("delivery-limit 7 with policies -1 and 3: %v", got["x-delivery-limit"])
+		}
+	}
 	_, ap := queueEffectiveArgs(nil, QueueTypeClassic, user, op)
 	if n, _ := policyInt(ap.effective["max-length"]); n != 10 || ap.effective["ha-mode"] != "all" {
 		t.Errorf("effective definition %v", ap.effective)
@@ -115,4 +124,45 @@ func TestCheckPolicy(t *testing.T) {
 			t.Errorf("%s %s %s operator=%v: %v", tc.applyTo, tc.pattern, tc.def, tc.operator, err)
 		}
 	}
+}
+
+// FuzzCheckPolicy: whatever a PUT carries, checking it never panics; a
+// policy accepted is stored in a canonical form that checks again to the
+// same bytes, and applies to a queue of any type without error (so a
+// policy accepted can never leave a queue unconfigurable).
+func FuzzCheckPolicy(f *testing.F) {
+	f.Add("queues", ".*", []byte(`{"message-ttl":1000,"dead-letter-exchange":"dlx"}`), false)
+	f.Add("streams", "^s", []byte(`{"max-age":"7D","max-length-bytes":10}`), false)
+	f.Add("all", "(", []byte(`{"max-length":1}`), true)
+	f.Add("queues", ".*", []byte(`{"ha-mode":"nodes","ha-params":["a"]}`), false)
+	f.Add("", "", []byte(`{"delivery-limit":-1,"expires":5}`), true)
+	f.Fuzz(func(t *testing.T, applyTo, pattern string, def []byte, operator bool) {
+		p, set, err := checkPolicy(Policy{Name: "p", ApplyTo: applyTo, Pattern: pattern, Definition: def}, operator)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidPolicy) {
+				t.Fatalf("refused with %v, not ErrInvalidPolicy", err)
+			}
+			return
+		}
+		again, _, err := checkPolicy(p, operator)
+		if err != nil || string(again.Definition) != string(p.Definition) {
+			t.Fatalf("canonical %s checks as %s, %v", p.Definition, again.Definition, err)
+		}
+		cp := compilePolicies([]Policy{p})
+		if len(cp) != 1 || len(cp[0].set) != len(set) {
+			t.Fatalf("accepted policy does not compile: %s", p.Definition)
+		}
+		for _, typ := range []string{QueueTypeClassic, QueueTypeQuorum, QueueTypeStream} {
+			var user, op *compiledPolicy
+			if operator {
+				op = cp[0]
+			} else {
+				user = cp[0]
+			}
+			args, _ := queueEffectiveArgs(fieldtable.Table{"x-queue-type": typ}, typ, user, op)
+			if _, err := parseQueueArgs(args, true, false, false); err != nil {
+				t.Fatalf("policy %s on a %s queue: %v", p.Definition, typ, err)
+			}
+		}
+	})
 }
