@@ -180,6 +180,21 @@ func TestPolicyMatchPrecedenceAndOperatorCap(t *testing.T) {
 	publishN(t, ch, "jobs.slow", "s", 4)
 	b.waitMessages(t, "jobs.slow", 2)
 
+	// A stream takes the streams policy (priority 9); the work-queue keys
+	// of other policies never reach it.
+	_, err = ch.QueueDeclare("jobs.stream", true, false, false, false, amqp.Table{"x-queue-type": "stream"})
+	must(err)
+	if q := b.queueJSON(t, "jobs.stream"); q["policy"] != "streams-only" {
+		t.Fatalf("jobs.stream policy %v, want streams-only", q["policy"])
+	}
+	putPolicy(t, b, "policies", "streams-too", `^jobs\.stream$`, "queues", 10, `{"max-length":1,"message-ttl":1,"max-length-bytes":1000000}`, 201)
+	if q := b.queueJSON(t, "jobs.stream"); q["policy"] != "streams-too" {
+		t.Fatalf("jobs.stream policy %v, want streams-too", q["policy"])
+	}
+	publishN(t, ch, "jobs.stream", "e", 3)
+	b.waitMessages(t, "jobs.stream", 3)
+	b.api(t, "DELETE", "/api/policies/%2F/streams-too", nil, 204)
+
 	// An exchange takes its alternate-exchange from a policy. all-jobs
 	// (apply-to all, priority 1) matches jobs-in too: ae needs a higher
 	// priority to be the one that applies.

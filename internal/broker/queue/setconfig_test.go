@@ -91,3 +91,24 @@ func msgWithPriority(p uint8) *message.Message {
 	m.Properties.Priority, m.Properties.Present = p, message.PropPriority
 	return m
 }
+
+// A stream given a size limit while it runs (a policy's
+// max-length-bytes) enforces it at once, and rolls segments at a new
+// segment size.
+func TestStreamSetConfigEnforcesRetention(t *testing.T) {
+	s := openStream(t, t.TempDir(), StreamConfig{MaxBytes: -1, SegmentBytes: 1000}, nil)
+	body := string(make([]byte, 500))
+	for range 40 {
+		publishStream(t, s, body)
+	}
+	if s.Log().StartOffset() != 0 {
+		t.Fatal("retention ran without a limit")
+	}
+	s.SetStreamConfig(StreamConfig{MaxBytes: 4000, SegmentBytes: 1000})
+	if got := s.StreamConfig().MaxBytes; got != 4000 {
+		t.Fatalf("StreamConfig().MaxBytes = %d", got)
+	}
+	waitFor(t, "retention to the new limit", func() bool {
+		return s.Log().StartOffset() > 0 && s.Log().Size() <= 4000+1000
+	})
+}
