@@ -3,6 +3,9 @@ package meta
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -52,8 +55,15 @@ func TestPolicyCommandEncoding(t *testing.T) {
 }
 
 func TestPoliciesApplyReplayAndSnapshot(t *testing.T) {
+	// every 1000: the log replays them; every 2: snapshots carry them.
+	for _, every := range []int{1000, 2} {
+		t.Run(fmt.Sprint("snapshot every ", every), func(t *testing.T) { testPoliciesDurable(t, every) })
+	}
+}
+
+func testPoliciesDurable(t *testing.T, every int) {
 	dir := t.TempDir()
-	s, err := Open(dir, testOptions(1000))
+	s, err := Open(dir, testOptions(every))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +107,11 @@ func TestPoliciesApplyReplayAndSnapshot(t *testing.T) {
 	}
 	check(s)
 	must(s.Close())
+	if _, err := os.Stat(filepath.Join(dir, snapshotName)); (err == nil) != (every == 2) {
+		t.Fatalf("snapshot file with every %d: %v", every, err)
+	}
 
-	s, err = Open(dir, testOptions(1000)) // replay
+	s, err = Open(dir, testOptions(every)) // replay, from a snapshot with every 2
 	must(err)
 	check(s)
 	s.mu.RLock()
@@ -115,4 +128,46 @@ func TestPoliciesApplyReplayAndSnapshot(t *testing.T) {
 		t.Errorf("after clear: %+v %+v", s.Policies("/"), s.OperatorPolicies(""))
 	}
 	must(s.Close())
+}
+
+// FuzzApplyPolicy applies arbitrary policy command payloads to a state
+// with policies: no panic, a refusal changes nothing, and the state
+// round-trips through its snapshot encoding.
+func FuzzApplyPolicy(f *testing.F) {
+	for _, tc := range policyCommandBytes() {
+		f.Add([]byte(tc.want))
+	}
+	f.Add([]byte(`{"type":"set_policy","set_policy":{"vhost":"/","name":"x","definition":[1]}}`))
+	f.Add([]byte(`{"type":"set_operator_policy","set_operator_policy":{"vhost":"/","name":"","definition":{}}}`))
+	f.Add([]byte(`{"type":"set_policy","set_policy":{"vhost":"nope","name":"x","definition":{"a":{"b":[1,2]}}}}`))
+	f.Add([]byte(`{"type":"clear_operator_policy","clear_operator_policy":{"vhost":"/","name":"ttl"}}`))
+	seed := []Command{
+		putVhostCmd("/"), putVhostCmd("v2"),
+		NewCommand(&SetPolicyCmd{Vhost: "/", Name: "ttl", Pattern: ".*", ApplyTo: "all", Definition: []byte(`{"message-ttl":1}`)}),
+		NewCommand(&SetOperatorPolicyCmd{Vhost: "v2", Name: "cap", Pattern: ".*", ApplyTo: "queues", Definition: []byte(`{"max-length":1}`)}),
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		st := NewState()
+		for _, c := range seed {
+			if _, err := st.Apply(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := mustJSON(t, st)
+		cmd, err := decodeCommand(payload)
+		if err != nil {
+			return
+		}
+		if _, err := st.Apply(cmd); err != nil && !bytes.Equal(before, mustJSON(t, st)) {
+			t.Fatalf("refused command (%v) changed the state", err)
+		}
+		after := mustJSON(t, st)
+		back := NewState()
+		if err := back.UnmarshalJSON(after); err != nil {
+			t.Fatalf("state does not decode: %v\n%s", err, after)
+		}
+		if !bytes.Equal(mustJSON(t, back), after) {
+			t.Fatal("state does not round-trip")
+		}
+	})
 }
