@@ -701,7 +701,7 @@ func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, err
 		return QueueInfo{}, fmt.Errorf("%w: no vhost '%s'", ErrNotFound, v.name)
 	}
 	v.queues[d.Name] = qe
-	r.applyQueuePolicyLocked(v, qe) // the policies may have changed meanwhile
+	r.applyQueuePolicyLocked(v, qe, true) // opened with the policies of before
 	r.mu.Unlock()
 	// Every queue is bound to the default exchange by its name.
 	return QueueInfo{Name: d.Name}, nil

@@ -50,17 +50,32 @@ func (r *Router) queuePolicy(vh string, qe *queueEntry, pols policySet) (queueAr
 }
 
 // applyQueuePolicyLocked brings a queue up to date with its vhost's
-// policies. r.mu is held (write).
-func (r *Router) applyQueuePolicyLocked(v *vhost, qe *queueEntry) {
+// policies, telling the queue when its configuration changed (always
+// with force: the handle may have been opened with other policies).
+// r.mu is held (write).
+func (r *Router) applyQueuePolicyLocked(v *vhost, qe *queueEntry, force bool) {
+	old := qe.qa
 	qe.qa, qe.applied = r.queuePolicy(v.name, qe, v.pols)
 	switch q := qe.q.(type) {
 	case interface{ SetStreamConfig(queue.StreamConfig) }:
-		if qe.qa.queueType == QueueTypeStream {
+		if qe.qa.queueType == QueueTypeStream && (force || old.stream != qe.qa.stream) {
 			q.SetStreamConfig(qe.qa.stream)
 		}
 	case interface{ SetConfig(queue.Config) }:
-		q.SetConfig(qe.qa.cfg)
+		if force || !sameConfig(old.cfg, qe.qa.cfg) {
+			q.SetConfig(qe.qa.cfg)
+		}
 	}
+}
+
+// sameConfig reports whether two queue configurations are equal.
+func sameConfig(a, b queue.Config) bool {
+	ka, kb := a.DeadLetterRoutingKey, b.DeadLetterRoutingKey
+	if (ka == nil) != (kb == nil) || ka != nil && *ka != *kb {
+		return false
+	}
+	a.DeadLetterRoutingKey, b.DeadLetterRoutingKey = nil, nil
+	return a == b
 }
 
 // applyExchangePolicyLocked brings an exchange up to date with its
@@ -124,7 +139,7 @@ func (r *Router) changePolicies(vh string, change func() error) error {
 	defer r.mu.Unlock()
 	v.pols = pols
 	for _, qe := range v.queues {
-		r.applyQueuePolicyLocked(v, qe)
+		r.applyQueuePolicyLocked(v, qe, false)
 	}
 	for _, x := range v.exchanges {
 		r.applyExchangePolicyLocked(v, x)

@@ -71,7 +71,7 @@ func (r *Router) RecoverQueue(vh, name string) error {
 	switch {
 	case current && err == nil:
 		qe.setQueue(fresh.q)
-		r.applyQueuePolicyLocked(v, qe) // the policies may have changed meanwhile
+		r.applyQueuePolicyLocked(v, qe, true) // opened with the policies of before
 	case current:
 		ph.err = fmt.Errorf("%w: reopening queue '%s' in vhost '%s': %w", ErrStorage, name, vh, err)
 	}
