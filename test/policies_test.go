@@ -232,6 +232,16 @@ func TestPolicyMatchPrecedenceAndOperatorCap(t *testing.T) {
 	publishN(t, ch, "capped", "d", 10)
 	b.waitMessages(t, "capped", 10)
 
+	// expires from a policy: an unused queue goes.
+	_, err = ch.QueueDeclare("ephemeral", true, false, false, false, nil)
+	must(err)
+	putPolicy(t, b, "policies", "short-lived", `^ephemeral$`, "queues", 0, `{"expires":100}`, 201)
+	waitFor(t, 10*time.Second, "the unused queue to expire", func() bool {
+		code, _ := b.httpDo(t, "guest", "guest", "GET", "/api/queues/%2F/ephemeral", nil)
+		return code == 404
+	})
+	b.api(t, "DELETE", "/api/policies/%2F/short-lived", nil, 204)
+
 	// Listing shapes.
 	pols := decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/policies/%2F", nil, 200))
 	if len(pols) != 4 || pols[0]["name"] != "ae" || pols[0]["apply-to"] != "exchanges" || pols[0]["vhost"] != "/" {
