@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 )
@@ -100,16 +101,28 @@ func (r *Router) applyExchangePolicyLocked(v *vhost, x *exchange) {
 // exchanges. A bad pattern, apply-to or definition is ErrInvalidPolicy;
 // an empty apply-to means "all".
 func (r *Router) SetPolicy(p Policy, operator bool) error {
-	p, _, err := checkPolicy(p, operator)
+	p, set, err := checkPolicy(p, operator)
 	if err != nil {
 		return err
 	}
-	return r.changePolicies(p.Vhost, func() error {
+	err = r.changePolicies(p.Vhost, func() error {
 		if operator {
 			return r.meta.SetOperatorPolicy(p)
 		}
 		return r.meta.SetPolicy(p)
 	})
+	if err == nil {
+		var inert []string
+		for _, k := range slices.Sorted(maps.Keys(set)) {
+			if policyKeys[k].inert {
+				inert = append(inert, k)
+			}
+		}
+		if len(inert) > 0 {
+			r.log.Info("policy keys accepted with no effect on a single node", "vhost", p.Vhost, "policy", p.Name, "keys", inert)
+		}
+	}
+	return err
 }
 
 // ClearPolicy removes a policy (operator: an operator policy); what it
