@@ -267,6 +267,9 @@ func TestPolicyMatchPrecedenceAndOperatorCap(t *testing.T) {
 	}
 	b.api(t, "PUT", "/api/operator-policies/%2F/bad", map[string]any{"pattern": ".*", "definition": map[string]any{"dead-letter-exchange": "x"}}, 400)
 	b.api(t, "PUT", "/api/policies/%2F/ha", map[string]any{"pattern": "^ha", "definition": map[string]any{"ha-mode": "exactly", "ha-params": 2, "ha-sync-mode": "automatic"}}, 201)
+	waitFor(t, 10*time.Second, "the log to report the ha-* keys as having no effect", func() bool {
+		return strings.Contains(b.Logs(), "classic mirroring policy keys have no effect on a single node") && strings.Contains(b.Logs(), "ha-sync-mode")
+	})
 
 	// Permissions: a management user may not; a policymaker may, in the
 	// vhosts it has permissions in; operator policies are the

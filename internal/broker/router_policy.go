@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 )
@@ -112,11 +113,17 @@ func (r *Router) SetPolicy(p Policy, operator bool) error {
 		return r.meta.SetPolicy(p)
 	})
 	if err == nil {
-		var inert []string
+		var mirroring, inert []string
 		for _, k := range slices.Sorted(maps.Keys(set)) {
-			if policyKeys[k].inert {
+			switch {
+			case strings.HasPrefix(k, "ha-"):
+				mirroring = append(mirroring, k)
+			case policyKeys[k].inert:
 				inert = append(inert, k)
 			}
+		}
+		if len(mirroring) > 0 {
+			r.log.Warn("classic mirroring policy keys have no effect on a single node", "vhost", p.Vhost, "policy", p.Name, "keys", mirroring)
 		}
 		if len(inert) > 0 {
 			r.log.Info("policy keys accepted with no effect on a single node", "vhost", p.Vhost, "policy", p.Name, "keys", inert)
