@@ -289,6 +289,7 @@ func TestCLIAdminDefinitionsExportImport(t *testing.T) {
 		mustAdmin(t, src, "queue", "declare", q, "--vhost", "cli-shop")
 	}
 	mustAdmin(t, src, "exchange", "declare", "shop-events", "--type", "fanout", "--vhost", "cli-shop")
+	mustAdmin(t, src, "policy", "set", "shop-ttl", "^q-", `{"message-ttl":60000}`, "--apply-to", "queues", "--vhost", "cli-shop")
 	for _, q := range []string{"q-a", "q-b"} {
 		mustAdmin(t, src, "binding", "declare", "shop-events", q, "--vhost", "cli-shop")
 	}
@@ -318,6 +319,10 @@ func TestCLIAdminDefinitionsExportImport(t *testing.T) {
 	out = mustAdmin(t, dst, "binding", "list", "--vhost", "cli-shop")
 	if !hasLineFields(out, "shop-events", "q-a", "queue") || !hasLineFields(out, "shop-events", "q-b", "queue") {
 		t.Fatalf("bindings after import:\n%s", out)
+	}
+	out = mustAdmin(t, dst, "policy", "list", "--vhost", "cli-shop")
+	if !hasLineFields(out, "shop-ttl", "^q-", "queues") {
+		t.Fatalf("policies after import:\n%s", out)
 	}
 
 	// carol's password hash came along; a fanout publish reaches both

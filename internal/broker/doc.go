@@ -22,7 +22,9 @@
 //   - messaging (router*.go, stream_args.go): vhosts, exchanges and
 //     routing (package route), queues (package queue: work queues,
 //     priority queues, streams, the delayed-message store), bindings and
-//     dead-lettering.
+//     dead-lettering, and policies (policy.go, router_policy.go), which
+//     reconfigure live queues through queue SetConfig, a command to the
+//     queue's core that does no I/O.
 //
 // They meet in routing: whatever a binding can lead to implements
 // Destination (destination.go), a queue of any type or a topic, so an

@@ -121,6 +121,7 @@ var below = []struct {
 	{queue.ErrRejected, KindRejected},
 	{queue.ErrDeleted, KindNotFound},
 	{meta.ErrStoreFailed, KindStorage},
+	{meta.ErrUnknownPolicy, KindNotFound},
 	{meta.ErrClosed, KindUnavailable},
 	{storage.ErrOffsetOutOfRange, KindOutOfRange},
 	{storage.ErrBatchTooLarge, KindTooLarge},
@@ -141,6 +142,9 @@ var (
 	ErrCommandInvalid     = newError(KindInvalidCommand, "command invalid")
 	ErrNotAllowed         = newError(KindNotAllowed, "not allowed")
 	ErrNotImplemented     = newError(KindNotImplemented, "not implemented")
+	// ErrInvalidPolicy: a policy's pattern, apply-to or definition is
+	// not acceptable.
+	ErrInvalidPolicy = newError(KindInvalid, "invalid policy")
 
 	// Topics and partitions.
 	ErrUnknownTopic         = newError(KindNotFound, "broker: unknown topic")

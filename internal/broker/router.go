@@ -86,6 +86,9 @@ type vhost struct {
 	// declaring holds the names of queues being created (DeclareQueue),
 	// closed when the declaration is answered.
 	declaring map[string]chan struct{}
+	// pols are the vhost's policies (policy.go), replaced under defs and
+	// mu both held.
+	pols policySet
 }
 
 // dest is where a binding leads: a queue, an exchange (whose own
@@ -118,18 +121,20 @@ type exchange struct {
 	args      fieldtable.Table
 	matcher   route.Matcher[dest]
 	bindings  int
-	alternate string // alternate-exchange, "" if none
+	alternate string // alternate-exchange, "" if none: its argument's, else its policy's
 	hasAlt    bool
+	applied   appliedPolicy  // the policy applied (router_policy.go)
 	delayed   *queue.Delayed // x-delayed-message: messages waiting for x-delay
 }
 
 type queueEntry struct {
-	def   meta.Queue
-	args  fieldtable.Table
-	qa    queueArgs
-	q     queue.Handle
-	dest  Destination // q as a routing destination (setQueue)
-	owner string      // connection owning an exclusive queue
+	def     meta.Queue
+	args    fieldtable.Table
+	qa      queueArgs // from args with the policies applied (router_policy.go)
+	applied appliedPolicy
+	q       queue.Handle
+	dest    Destination // q as a routing destination (setQueue)
+	owner   string      // connection owning an exclusive queue
 	// consumers ever attached, for auto-delete
 	hadConsumer bool
 }
@@ -184,6 +189,7 @@ func (r *Router) queuesDir() string { return filepath.Join(r.opts.DataDir, "queu
 // installed yet.
 func (r *Router) loadVhost(name string) (*vhost, error) {
 	v := &vhost{name: name, exchanges: map[string]*exchange{}, queues: map[string]*queueEntry{}}
+	v.pols = r.loadPolicies(name)
 	for _, e := range predeclared {
 		e.Vhost = name
 		// Recorded in the metadata too, so that bindings can name them.
@@ -214,6 +220,7 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 			return v, fmt.Errorf("open delayed exchange %q: %w", e.Name, err)
 		}
 		v.exchanges[e.Name] = x
+		r.applyExchangePolicyLocked(v, x)
 	}
 	for _, q := range r.meta.Queues(name) {
 		if !q.Durable || q.Exclusive {
@@ -223,7 +230,7 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 			os.RemoveAll(r.queueDir(q.ID))
 			continue
 		}
-		qe, err := r.openQueue(v, q)
+		qe, err := r.openQueue(v, q, v.pols)
 		if err != nil {
 			return v, fmt.Errorf("open queue %q: %w", q.Name, err)
 		}
@@ -294,7 +301,8 @@ func newExchange(e meta.Exchange) (*exchange, error) {
 	return x, nil
 }
 
-func (r *Router) openQueue(v *vhost, def meta.Queue) (*queueEntry, error) {
+// openQueue opens a queue with the policies pols applied to it.
+func (r *Router) openQueue(v *vhost, def meta.Queue, pols policySet) (*queueEntry, error) {
 	args, err := decodeArgs(def.Arguments)
 	if err != nil {
 		return nil, err
@@ -304,6 +312,8 @@ func (r *Router) openQueue(v *vhost, def meta.Queue) (*queueEntry, error) {
 		return nil, err
 	}
 	qe := &queueEntry{def: def, args: args, qa: qa}
+	qe.qa, qe.applied = r.queuePolicy(v.name, qe, pols)
+	qa = qe.qa
 	so := r.opts.Storage
 	so.SegmentBytes = queueSegmentBytes
 	so.SegmentAge = time.Hour
@@ -509,6 +519,7 @@ func (r *Router) DeclareExchange(vh string, d ExchangeDecl) error {
 	}
 	r.mu.Lock()
 	v.exchanges[d.Name] = nx
+	r.applyExchangePolicyLocked(v, nx)
 	r.mu.Unlock()
 	return nil
 }
@@ -664,7 +675,10 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 // (removeStrayQueueDirs).
 func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, error) {
 	def := meta.Queue{ID: meta.NewQueueID(), Vhost: v.name, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args}
-	qe, err := r.openQueue(v, def)
+	r.mu.RLock()
+	pols := v.pols
+	r.mu.RUnlock()
+	qe, err := r.openQueue(v, def, pols)
 	if err != nil {
 		// One descriptor at a time: the open may have failed for want of
 		// descriptors. What cannot be removed now goes at the next start.
@@ -691,6 +705,7 @@ func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, err
 		return QueueInfo{}, fmt.Errorf("%w: no vhost '%s'", ErrNotFound, v.name)
 	}
 	v.queues[d.Name] = qe
+	r.applyQueuePolicyLocked(v, qe, true) // opened with the policies of before
 	r.mu.Unlock()
 	// Every queue is bound to the default exchange by its name.
 	return QueueInfo{Name: d.Name}, nil

@@ -23,6 +23,8 @@ type QueueStatus struct {
 	// Totals are the queue's running totals, nil for a queue type that
 	// keeps none (streams).
 	Totals *queue.Totals
+	// Policy is what the vhost's policies give the queue.
+	Policy AppliedPolicy
 }
 
 // QueueStatuses lists the queues of vhost vh, sorted by name.
@@ -58,7 +60,8 @@ func (r *Router) QueueStatus(vh, name string) (QueueStatus, error) {
 
 func queueStatus(qe *queueEntry) QueueStatus {
 	ready, unacked, consumers := qe.q.Counts()
-	s := QueueStatus{Queue: qe.def, Args: qe.args, Type: qe.qa.queueType, Ready: ready, Unacked: unacked, Consumers: consumers}
+	s := QueueStatus{Queue: qe.def, Args: qe.args, Type: qe.qa.queueType, Ready: ready, Unacked: unacked, Consumers: consumers,
+		Policy: qe.applied.export()}
 	if qe.def.Exclusive {
 		s.Owner = qe.owner
 	}

@@ -259,6 +259,11 @@ func (w *routeWalk) routed(q Destination) bool {
 // and waits until the copies are durable. A missing dead-letter exchange
 // or an unroutable copy drops the message, as in RabbitMQ.
 func (r *Router) deadLetter(vh, qname string, cfg queue.Config, dead []queue.Dead) error {
+	if !cfg.DeadLetter {
+		// A policy took the dead-letter exchange away after the queue
+		// decided: the messages are dropped, as they now would be.
+		return nil
+	}
 	var waits []Routed
 	now := r.opts.Now()
 	for _, d := range dead {

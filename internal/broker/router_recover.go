@@ -59,10 +59,11 @@ func (r *Router) RecoverQueue(vh, name string) error {
 	}
 	ph := &recoveringQueue{name: name, dir: r.queueDir(qe.def.ID), cfg: old.Config(), err: cause}
 	qe.setQueue(ph)
+	pols := v.pols
 	r.mu.Unlock()
 
 	old.Shutdown() // its error is the failure itself
-	fresh, err := r.openQueue(v, qe.def)
+	fresh, err := r.openQueue(v, qe.def, pols)
 
 	r.mu.Lock()
 	gone := v.queues[name] != qe // deleted meanwhile (and maybe declared anew)
@@ -70,6 +71,7 @@ func (r *Router) RecoverQueue(vh, name string) error {
 	switch {
 	case current && err == nil:
 		qe.setQueue(fresh.q)
+		r.applyQueuePolicyLocked(v, qe, true) // opened with the policies of before
 	case current:
 		ph.err = fmt.Errorf("%w: reopening queue '%s' in vhost '%s': %w", ErrStorage, name, vh, err)
 	}

@@ -15,12 +15,13 @@ func init() { clientCommands = append(clientCommands, newDefinitionsCmd) }
 
 // definitionSections are the parts of a definitions file the API imports,
 // in the order they must be imported: a permission needs its user and
-// vhost, a binding its exchange and queue.
-var definitionSections = []string{"vhosts", "users", "permissions", "exchanges", "queues", "bindings"}
+// vhost, a binding its exchange and queue. Policies come before the
+// queues and exchanges they apply to, as RabbitMQ imports them.
+var definitionSections = []string{"vhosts", "users", "permissions", "policies", "exchanges", "queues", "bindings"}
 
 // ignoredSections are exported by RabbitMQ (and by Sluice, empty) but
 // not imported by Sluice.
-var ignoredSections = []string{"parameters", "policies", "global_parameters", "topic_permissions"}
+var ignoredSections = []string{"parameters", "global_parameters", "topic_permissions"}
 
 func newDefinitionsCmd() *cobra.Command {
 	var f mgmtFlags
@@ -28,7 +29,7 @@ func newDefinitionsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "definitions",
 		Aliases: []string{"defs"},
-		Short:   "Export and import definitions (users, vhosts, permissions, exchanges, queues, bindings)",
+		Short:   "Export and import definitions (users, vhosts, permissions, policies, exchanges, queues, bindings)",
 		Long: `Export a running broker's definitions as RabbitMQ-compatible JSON, or import
 such a file (from Sluice or from RabbitMQ's "rabbitmqctl export_definitions")
 through the management HTTP API (--http, default ` + defaultHTTP + `), as an
@@ -84,11 +85,11 @@ administrator. With --vhost, only that vhost's exchanges, queues and bindings.`,
 		Use:   "import FILE",
 		Short: "Import definitions from FILE (- for standard input)",
 		Long: `Import definitions from FILE. Objects are sent in batches of --batch, section
-by section (vhosts, users, permissions, exchanges, queues, bindings), and a
+by section (vhosts, users, permissions, policies, exchanges, queues, bindings), and a
 progress line goes to standard error after each batch when there is more than
 one. Import adds and updates; it deletes nothing. It stops at the first error
-and what was imported before stays (as with the API). Policies and parameters
-are not supported and are skipped with a warning.`,
+and what was imported before stays (as with the API). Parameters are not
+supported and are skipped with a warning.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if batch < 1 {

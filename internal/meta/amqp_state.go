@@ -13,6 +13,8 @@ type vhost struct {
 	exchanges map[string]Exchange
 	queues    map[string]Queue
 	bindings  map[bindingKey]struct{}
+	// policies and operator policies by name (policy.go); nil until set
+	policies, opPolicies map[string]Policy
 }
 
 type permKey struct{ user, vhost string }

@@ -36,6 +36,11 @@ var commandKinds = []commandKind{
 	{"delete_queues", (*DeleteQueuesCmd)(nil)},
 	{"bind", (*BindCmd)(nil)},
 	{"unbind", (*UnbindCmd)(nil)},
+
+	{"set_policy", (*SetPolicyCmd)(nil)},
+	{"clear_policy", (*ClearPolicyCmd)(nil)},
+	{"set_operator_policy", (*SetOperatorPolicyCmd)(nil)},
+	{"clear_operator_policy", (*ClearOperatorPolicyCmd)(nil)},
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

@@ -32,6 +32,9 @@ var (
 	ErrQueueExists = errors.New("meta: queue already exists")
 	// ErrUnknownQueue: the named queue does not exist.
 	ErrUnknownQueue = errors.New("meta: unknown queue")
+	// ErrUnknownPolicy: the named policy (or operator policy) does not
+	// exist.
+	ErrUnknownPolicy = errors.New("meta: unknown policy")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("meta: store closed")
 	// ErrStoreFailed wraps the write or fsync error that failed the store.

@@ -23,6 +23,8 @@ type stateJSON struct {
 	Exchanges      []Exchange     `json:"exchanges,omitempty"`
 	Queues         []Queue        `json:"queues,omitempty"`
 	Bindings       []Binding      `json:"bindings,omitempty"`
+	Policies       []Policy       `json:"policies,omitempty"`
+	OperatorPols   []Policy       `json:"operator_policies,omitempty"`
 }
 
 type groupJSON struct {
@@ -55,6 +57,8 @@ func (st *State) MarshalJSON() ([]byte, error) {
 	j.Exchanges = st.Exchanges("")
 	j.Queues = st.Queues("")
 	j.Bindings = st.Bindings("")
+	j.Policies = nilIfEmpty(st.Policies(""))
+	j.OperatorPols = nilIfEmpty(st.OperatorPolicies(""))
 	return json.Marshal(j)
 }
 
@@ -168,6 +172,25 @@ func (st *State) loadAMQP(j *stateJSON) error {
 			return fmt.Errorf("meta: state: duplicate binding %+v", j.Bindings[i])
 		}
 		c.apply(st)
+	}
+	for _, list := range []struct {
+		ps       []Policy
+		operator bool
+	}{{j.Policies, false}, {j.OperatorPols, true}} {
+		for i := range list.ps {
+			p := &list.ps[i]
+			if err := validatePolicy(p); err != nil {
+				return fmt.Errorf("meta: state: policy: %w", err)
+			}
+			v, err := st.vhost(p.Vhost)
+			if err != nil {
+				return fmt.Errorf("meta: state: policy: %w", err)
+			}
+			if st.checkPolicy(p.Vhost, p.Name, list.operator) == nil {
+				return fmt.Errorf("meta: state: duplicate policy %q in %q", p.Name, p.Vhost)
+			}
+			v.setPolicy(*p, list.operator)
+		}
 	}
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // Definitions export and import, in RabbitMQ's definitions-file format.
-// Parameters, policies, topic permissions and limits are exported empty
-// and ignored on import: Sluice has none.
+// Policies are exported and imported; parameters, topic permissions and
+// limits are exported empty and ignored on import: Sluice has none.
 
 func predeclared(name string) bool { return name == "" || strings.HasPrefix(name, "amq.") }
 
@@ -24,7 +24,7 @@ func (a *API) exportDefinitions(r *http.Request, s *session) (any, error) {
 	out := map[string]any{
 		"rabbit_version": RabbitMQVersion, "rabbitmq_version": RabbitMQVersion,
 		"product_name": "Sluice", "product_version": a.opts.Version,
-		"parameters": []any{}, "global_parameters": []any{}, "policies": []any{},
+		"parameters": []any{}, "global_parameters": []any{},
 	}
 	if !one {
 		users := []map[string]any{}
@@ -45,8 +45,15 @@ func (a *API) exportDefinitions(r *http.Request, s *session) (any, error) {
 		}
 		out["users"], out["vhosts"], out["permissions"], out["topic_permissions"] = users, vhosts, perms, []any{}
 	}
-	exchanges, queues, bindings := []map[string]any{}, []map[string]any{}, []map[string]any{}
+	exchanges, queues, bindings, policies := []map[string]any{}, []map[string]any{}, []map[string]any{}, []map[string]any{}
 	for _, vh := range vhs {
+		for _, p := range a.opts.Router.Policies(vh, false) {
+			m := policyJSON(p)
+			if one {
+				delete(m, "vhost")
+			}
+			policies = append(policies, m)
+		}
 		for _, e := range a.opts.Meta.Exchanges(vh) {
 			if predeclared(e.Name) {
 				continue
@@ -75,7 +82,7 @@ func (a *API) exportDefinitions(r *http.Request, s *session) (any, error) {
 			bindings = append(bindings, m)
 		}
 	}
-	out["exchanges"], out["queues"], out["bindings"] = exchanges, queues, bindings
+	out["exchanges"], out["queues"], out["bindings"], out["policies"] = exchanges, queues, bindings, policies
 	return out, nil
 }
 
@@ -109,6 +116,11 @@ type definitions struct {
 		DestinationType string `json:"destination_type"`
 		bindingBody
 	} `json:"bindings"`
+	Policies []struct {
+		Vhost string `json:"vhost"`
+		Name  string `json:"name"`
+		policyBody
+	} `json:"policies"`
 }
 
 type permissionBody2 struct {
@@ -118,7 +130,7 @@ type permissionBody2 struct {
 }
 
 // importDefinitions applies a definitions file: vhosts, users and
-// permissions first, then exchanges, queues and bindings, each through the
+// permissions first, then policies, exchanges, queues and bindings, each through the
 // same path as the API's own PUT and POST. The first error stops it and is
 // returned (what came before stays applied, as in RabbitMQ).
 func (a *API) importDefinitions(r *http.Request, s *session) (any, error) {
@@ -163,6 +175,15 @@ func (a *API) importDefinitions(r *http.Request, s *session) (any, error) {
 			if err := a.opts.Meta.SetPermission(meta.Permission{User: p.User, Vhost: p.Vhost, Configure: p.Configure, Write: p.Write, Read: p.Read}); err != nil {
 				return nil, badRequest("permission for '%s' in '%s': %v", p.User, p.Vhost, err)
 			}
+		}
+	}
+	for _, p := range d.Policies {
+		pol, err := p.policy(vhostOf(p.Vhost), p.Name)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.opts.Router.SetPolicy(pol, false); err != nil {
+			return nil, err
 		}
 	}
 	for _, e := range d.Exchanges {

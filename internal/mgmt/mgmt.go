@@ -141,14 +141,16 @@ const (
 	levelManagement level = iota
 	levelMonitoring
 	levelAdmin
+	levelPolicymaker // policymaker or administrator
 )
 
 // session is an authenticated request's user.
 type session struct {
-	user       meta.User
-	admin      bool
-	monitoring bool // monitoring or administrator
-	a          *API
+	user        meta.User
+	admin       bool
+	monitoring  bool // monitoring or administrator
+	policymaker bool // policymaker or administrator
+	a           *API
 }
 
 // seesAll reports whether the user may read every vhost and connection.
@@ -298,10 +300,12 @@ func (a *API) authenticate(r *http.Request, need level) (*session, *apiError) {
 	for _, t := range u.Tags {
 		switch t {
 		case "administrator":
-			s.admin, s.monitoring, mgmt = true, true, true
+			s.admin, s.monitoring, s.policymaker, mgmt = true, true, true, true
 		case "monitoring":
 			s.monitoring, mgmt = true, true
-		case "management", "policymaker":
+		case "policymaker":
+			s.policymaker, mgmt = true, true
+		case "management":
 			mgmt = true
 		}
 	}
@@ -312,6 +316,8 @@ func (a *API) authenticate(r *http.Request, need level) (*session, *apiError) {
 		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Not administrator user"}
 	case need == levelMonitoring && !s.monitoring:
 		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Not monitor user"}
+	case need == levelPolicymaker && !s.policymaker:
+		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Not policymaker user"}
 	}
 	return s, nil
 }

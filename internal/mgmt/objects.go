@@ -28,8 +28,11 @@ func (a *API) listExchanges(r *http.Request, s *session) (any, error) {
 	}
 	out := []map[string]any{}
 	for _, vh := range vhs {
+		pols := a.opts.Router.ExchangePolicies(vh)
 		for _, e := range a.opts.Meta.Exchanges(vh) {
-			out = append(out, a.exchangeJSON(e))
+			m := a.exchangeJSON(e)
+			policyFields(m, pols[e.Name])
+			out = append(out, m)
 		}
 	}
 	return out, nil
@@ -54,7 +57,9 @@ func (a *API) getExchange(r *http.Request, s *session) (any, error) {
 	if !ok {
 		return nil, notFound()
 	}
-	return a.exchangeJSON(e), nil
+	m := a.exchangeJSON(e)
+	policyFields(m, a.opts.Router.ExchangePolicies(vh)[e.Name])
+	return m, nil
 }
 
 type exchangeBody struct {
@@ -134,6 +139,7 @@ func (a *API) queueJSON(q broker.QueueStatus) map[string]any {
 	if q.Totals != nil {
 		m["message_stats"] = a.rates.queueStats(q.Vhost, q.Name, q.ID, q.Totals)
 	}
+	policyFields(m, q.Policy)
 	return m
 }
 

@@ -79,6 +79,19 @@ func (a *API) routes() {
 	h("GET /api/consumers", levelManagement, a.listConsumers)
 	h("GET /api/consumers/{vhost}", levelManagement, a.listConsumers)
 
+	for _, kind := range []struct {
+		path     string
+		need     level
+		operator bool
+	}{{"policies", levelPolicymaker, false}, {"operator-policies", levelAdmin, true}} {
+		base := "/api/" + kind.path
+		h("GET "+base, kind.need, a.listPolicies(kind.operator))
+		h("GET "+base+"/{vhost}", kind.need, a.listPolicies(kind.operator))
+		h("GET "+base+"/{vhost}/{name}", kind.need, a.getPolicy(kind.operator))
+		h("PUT "+base+"/{vhost}/{name}", kind.need, a.putPolicy(kind.operator))
+		h("DELETE "+base+"/{vhost}/{name}", kind.need, a.deletePolicy(kind.operator))
+	}
+
 	h("GET /api/definitions", levelAdmin, a.exportDefinitions)
 	h("POST /api/definitions", levelAdmin, a.importDefinitions)
 	h("GET /api/definitions/{vhost}", levelAdmin, a.exportDefinitions)

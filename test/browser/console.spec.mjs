@@ -258,6 +258,28 @@ await step('consumer groups list and a group with lag per partition and a lag ch
   await shot('group');
 });
 
+await step('policies: set one with the form, the queue shows it, delete it', async () => {
+  await go('#/policies');
+  await page.waitForSelector('h1:text("Policies")');
+  await page.fill('input[name=name]', 'console-limit');
+  await page.fill('input[name=pattern]', '^orders$');
+  await page.selectOption('select[name=apply-to]', 'queues');
+  await page.fill('input[name=priority]', '7');
+  await page.fill('textarea[name=definition]', '{"max-length-bytes": 100000000}');
+  await page.click('button:text("Set policy")');
+  await page.waitForSelector('[data-policies=policies] tr[data-policy="console-limit"]');
+  const p = (await api('GET', '/api/policies/%2F/console-limit')).body;
+  assert.equal(p.priority, 7);
+  assert.deepEqual(p.definition, { 'max-length-bytes': 100000000 });
+  assert.equal((await api('GET', '/api/queues/%2F/orders')).body.policy, 'console-limit');
+  await shot('policies');
+  await page.click('[data-policies=policies] tr[data-policy="console-limit"] button:text("Delete")');
+  await page.click('dialog.confirm button.danger');
+  await page.waitForSelector('[data-policies=policies] tr[data-policy="console-limit"]', { state: 'detached' });
+  assert.equal((await api('GET', '/api/policies/%2F/console-limit')).status, 404);
+  assert.equal((await api('GET', '/api/queues/%2F/orders')).body.policy, null);
+});
+
 await step('dark theme', async () => {
   await go('#/');
   await page.click('#theme');

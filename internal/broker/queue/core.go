@@ -156,6 +156,14 @@ func newCore(cfg Config, dlx bool, now time.Time) *core {
 	}
 }
 
+// setConfig replaces the configuration the core decides with. The next
+// dispatch applies it to what the queue holds: limits, expiry, and a
+// delivery limit for deliveries that come back from now on.
+func (c *core) setConfig(cfg Config, dlx bool) {
+	c.cfg, c.dlx = cfg, dlx
+	c.out.wake = time.Time{} // recomputed by the next dispatch
+}
+
 // ready hands over the effects decided since the last call and forgets
 // them. It is etcd raft's Ready; the runtime performs each one completely
 // before it asks for the next, so there is no Advance to call, though the

@@ -14,13 +14,15 @@ import (
 // after every step, what must always hold: every message is exactly one of
 // settled, unacked, requeued or not yet delivered; the counters agree; the
 // ack record mirrors the settled set; nothing unacked is delivered again;
-// first deliveries come in offset order. With no corpus it runs the seeds
+// first deliveries come in offset order. The configuration may change
+// between steps, as a policy changes it. With no corpus it runs the seeds
 // as a test.
 func FuzzCore(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 1, 1, 1, 2, 3, 4, 5, 6, 2, 2, 7, 2})
 	f.Add([]byte{0xff, 3, 0, 0, 0, 0, 1, 2, 5, 5, 2, 6, 8, 2, 9, 0, 2})
 	f.Add([]byte{0x5a, 2, 0, 1, 0, 1, 0, 2, 4, 2, 4, 2, 4, 2, 10, 2, 11, 2})
 	f.Add([]byte{0x13, 1, 0, 0, 0, 0, 0, 0, 8, 8, 8, 2, 1, 2, 3, 3, 2})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 4, 2, 12, 0x85, 8, 5, 2, 12, 2, 1, 3, 2, 7, 0, 2})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		if len(script) < 2 {
 			return
@@ -111,7 +113,7 @@ func FuzzCore(f *testing.F) {
 			return offs[int(b)%len(offs)], true
 		}
 		for i := 2; i < len(script); i++ {
-			op, arg := script[i]%12, byte(0)
+			op, arg := script[i]%13, byte(0)
 			if i+1 < len(script) {
 				arg = script[i+1]
 			}
@@ -156,6 +158,19 @@ func FuzzCore(f *testing.F) {
 				}
 			case 11:
 				s.dlxFail = !s.dlxFail
+			case 12: // a policy changed: a new configuration, live
+				nc := s.c.cfg
+				switch n := int64(arg>>2) % 4; arg % 4 {
+				case 0:
+					nc.MaxLength = n
+				case 1:
+					nc.MessageTTL = time.Duration(n) * time.Millisecond
+				case 2:
+					nc.MaxLength, nc.MaxLengthBytes, nc.MessageTTL, nc.DeliveryLimit = -1, -1, -1, -1
+				case 3:
+					nc.DeliveryLimit, nc.Overflow = n, Overflow(n%3)
+				}
+				s.c.setConfig(nc, arg&0x80 != 0)
 			}
 			s.perform()
 			check(i)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,8 @@ var (
 type Priority struct {
 	opts Options
 	max  int
+	// cfg is the Config in force: opts.Config until SetConfig.
+	cfg atomic.Pointer[Config]
 
 	mu    sync.Mutex
 	lanes []*Queue // by level; nil until used
@@ -92,6 +95,7 @@ func OpenPriority(opts Options, max int) (*Priority, error) {
 		return nil, err
 	}
 	p := &Priority{opts: opts, max: max, lanes: make([]*Queue, max+1), consumers: map[uint64]*prioConsumer{}}
+	p.cfg.Store(&opts.Config)
 	view := make([]*Queue, max+1)
 	p.view.Store(&view)
 	ents, err := os.ReadDir(opts.Dir)
@@ -119,7 +123,7 @@ func (p *Priority) laneLocked(level int) (*Queue, error) {
 	}
 	o := p.opts
 	o.Dir = filepath.Join(p.opts.Dir, fmt.Sprintf("p%d", level))
-	o.Config = laneConfig(o.Config)
+	o.Config = laneConfig(p.Config())
 	q, err := Open(o)
 	if err != nil {
 		return nil, err
@@ -137,7 +141,28 @@ func (p *Priority) laneLocked(level int) (*Queue, error) {
 }
 
 func (p *Priority) Name() string   { return p.opts.Name }
-func (p *Priority) Config() Config { return p.opts.Config }
+func (p *Priority) Config() Config { return *p.cfg.Load() }
+
+// SetConfig changes the queue's configuration while it runs, as
+// Queue.SetConfig does: each lane takes the new TTL, dead-lettering and
+// delivery limit, and a lower length limit trims the queue at once (in
+// the background). It does no I/O and calls nothing outside the queue.
+func (p *Priority) SetConfig(cfg Config) {
+	p.mu.Lock()
+	p.cfg.Store(&cfg)
+	lanes := slices.Clone(p.lanes)
+	p.mu.Unlock()
+	for _, q := range lanes {
+		if q != nil {
+			q.SetConfig(laneConfig(cfg))
+		}
+	}
+	if cfg.Overflow == DropHead && p.limited() {
+		// In the background, as after a publish: trimming dead-letters,
+		// and the caller may hold the broker's locks.
+		go p.trim()
+	}
+}
 
 // Publish appends m to the lane of its priority (capped at the maximum;
 // no priority is level 0).

@@ -20,7 +20,8 @@ import (
 
 // limited reports whether the queue has a length limit.
 func (p *Priority) limited() bool {
-	return p.opts.Config.MaxLength >= 0 || p.opts.Config.MaxLengthBytes >= 0
+	cfg := p.Config()
+	return cfg.MaxLength >= 0 || cfg.MaxLengthBytes >= 0
 }
 
 // laneConfig is a lane's Config: the queue's, less the length limits,
@@ -38,7 +39,8 @@ func (p *Priority) full(n, size int64) bool {
 	for i, q := range lanes {
 		loads[i].ready, loads[i].bytes = q.readyTotals()
 	}
-	return overLimits(&p.opts.Config, loads, n, size)
+	cfg := p.Config()
+	return overLimits(&cfg, loads, n, size)
 }
 
 // levelLoad is one level's ready messages and their body bytes.
@@ -59,7 +61,8 @@ func overLimits(cfg *Config, levels []levelLoad, n, size int64) bool {
 
 // publishLimited publishes m to lane q under the queue's length limits.
 func (p *Priority) publishLimited(q *Queue, m *message.Message) (*storage.Appended, error) {
-	cfg := &p.opts.Config
+	c := p.Config()
+	cfg := &c
 	p.limitMu.Lock()
 	if cfg.Overflow != DropHead && p.full(1, m.Size()) {
 		p.limitMu.Unlock()

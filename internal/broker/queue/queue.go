@@ -117,9 +117,12 @@ type Delivery struct {
 // around the queue's core (core.go). See doc.go.
 type Queue struct {
 	opts Options
-	log  *storage.Log
-	now  func() time.Time
-	lg   *slog.Logger
+	// cfg is the Config in force: opts.Config until SetConfig changes it
+	// (its copy in the core changes with it, under mu).
+	cfg atomic.Pointer[Config]
+	log *storage.Log
+	now func() time.Time
+	lg  *slog.Logger
 
 	mu   sync.Mutex
 	c    *core
@@ -208,6 +211,7 @@ func Open(opts Options) (*Queue, error) {
 		c:    newCore(opts.Config, opts.Config.DeadLetter && opts.DeadLetter != nil, opts.Now()),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	q.cfg.Store(&opts.Config)
 	if q.acks, err = openAckLog(opts.Dir, &q.c.settled); err != nil {
 		lg.Close()
 		return nil, err
@@ -273,7 +277,24 @@ const recordOverhead = 100
 func (q *Queue) Name() string { return q.opts.Name }
 
 // Config is the queue's configuration.
-func (q *Queue) Config() Config { return q.opts.Config }
+func (q *Queue) Config() Config { return *q.cfg.Load() }
+
+// SetConfig changes the queue's configuration while it runs (a policy
+// changed): the core decides with cfg from now on, and the dispatcher
+// looks at the head again at once, so a lower length limit drops (or
+// dead-letters) the excess heads and a shorter TTL expires old heads
+// without waiting for a publish. A byte limit set on a queue opened
+// without one counts the ready bytes as estimated when it was opened
+// (from batch sizes), exact for what arrives after. It does no I/O and
+// calls nothing outside the queue, so it may be called under the broker's
+// locks.
+func (q *Queue) SetConfig(cfg Config) {
+	q.mu.Lock()
+	q.cfg.Store(&cfg)
+	q.c.setConfig(cfg, cfg.DeadLetter && q.opts.DeadLetter != nil)
+	q.mu.Unlock()
+	q.poke()
+}
 
 // Publish appends m. The returned Appended says when it is durable (Wait);
 // the message is deliverable once written, which may be sooner.

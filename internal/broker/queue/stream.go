@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/message"
@@ -78,6 +79,10 @@ type Stream struct {
 	now  func() time.Time
 	lg   *slog.Logger
 
+	// cfg is the retention in force: opts.Config until SetStreamConfig.
+	cfg       atomic.Pointer[StreamConfig]
+	retaining bool // retain runs (under mu)
+
 	mu        sync.Mutex
 	readers   map[uint64]*streamReader
 	nextID    uint64
@@ -126,7 +131,9 @@ func OpenStream(opts StreamOptions) (*Stream, error) {
 		opts: opts, log: lg, now: opts.Now, lg: opts.Logger.With("queue", opts.Name),
 		readers: map[uint64]*streamReader{}, lastUsed: opts.Now(), stop: make(chan struct{}),
 	}
+	s.cfg.Store(&cfg)
 	if cfg.MaxBytes >= 0 || cfg.MaxAge > 0 {
+		s.retaining = true
 		s.wg.Add(1)
 		go s.retain()
 	}
@@ -141,7 +148,44 @@ func (s *Stream) Name() string { return s.opts.Name }
 func (s *Stream) Config() Config { return NoLimits() }
 
 // StreamConfig is the stream's retention and segment configuration.
-func (s *Stream) StreamConfig() StreamConfig { return s.opts.Config }
+func (s *Stream) StreamConfig() StreamConfig { return *s.cfg.Load() }
+
+// SetStreamConfig changes the stream's retention and segment size while
+// it runs (a policy changed). The new segment size applies from the next
+// segment; retention is enforced at once (in the background) and then
+// every RetentionInterval. It does no I/O itself.
+func (s *Stream) SetStreamConfig(cfg StreamConfig) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.cfg.Store(&cfg)
+	segBytes, segAge := cfg.SegmentBytes, time.Duration(0)
+	if segBytes <= 0 {
+		segBytes = DefaultStreamSegmentBytes
+	}
+	if cfg.MaxAge > 0 && cfg.MaxAge < storage.DefaultSegmentAge {
+		segAge = cfg.MaxAge
+	}
+	s.log.SetSegmentOptions(segBytes, segAge)
+	start := !s.retaining && (cfg.MaxBytes >= 0 || cfg.MaxAge > 0)
+	if start {
+		s.retaining = true
+		s.wg.Add(1)
+		go s.retain()
+	}
+	// Enforce the new retention now, off the caller's goroutine: the
+	// caller may hold the broker's locks, and retention deletes files.
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		if _, err := s.EnforceRetention(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			s.lg.Warn("stream retention failed", "err", err)
+		}
+	}()
+}
 
 // Log is the stream's log, for readers that speak another protocol.
 func (s *Stream) Log() *storage.Log { return s.log }
@@ -313,7 +357,7 @@ func (s *Stream) retain() {
 // EnforceRetention deletes whole old segments past x-max-age or while
 // the log is over x-max-length-bytes, and returns how many went.
 func (s *Stream) EnforceRetention() (int, error) {
-	cfg := s.opts.Config
+	cfg := s.StreamConfig()
 	age := time.Duration(-1)
 	if cfg.MaxAge > 0 {
 		age = cfg.MaxAge

@@ -8,6 +8,7 @@ import { queues, queueDetail } from './queues.js';
 import { exchanges, exchangeDetail, bindings } from './exchanges.js';
 import { connections, connectionDetail } from './connections.js';
 import { topics, topicDetail, groups, groupDetail } from './kafka.js';
+import { policies } from './policies.js';
 
 const ROUTES = [
   ['', overview, 'overview'],
@@ -16,6 +17,7 @@ const ROUTES = [
   ['exchanges', exchanges, 'exchanges'],
   ['exchanges/:vhost/:name', exchangeDetail, 'exchanges'],
   ['bindings', bindings, 'bindings'],
+  ['policies', policies, 'policies'],
   ['connections', connections, 'connections'],
   ['connections/:name', connectionDetail, 'connections'],
   ['topics', topics, 'topics'],
@@ -29,6 +31,7 @@ const NAV = [
   ['queues', '#/queues', 'Queues', 'M4 6h16M4 12h16M4 18h10'],
   ['exchanges', '#/exchanges', 'Exchanges', 'M5 7h11l-3-3M19 17H8l3 3'],
   ['bindings', '#/bindings', 'Bindings', 'M9 12h6M7 8a4 4 0 000 8M17 8a4 4 0 010 8'],
+  ['policies', '#/policies', 'Policies', 'M6 4h9l3 3v13H6zM9 10h6M9 14h6'],
   ['connections', '#/connections', 'Connections', 'M5 12h4M15 12h4M9 8v8M15 8v8'],
   ['topics', '#/topics', 'Topics', 'M4 5h16v4H4zM4 10h16v4H4zM4 15h16v4H4z'],
   ['groups', '#/groups', 'Consumer groups', 'M8 11a3 3 0 100-6 3 3 0 000 6M16 11a3 3 0 100-6 3 3 0 000 6M3 20c0-3 2-5 5-5s5 2 5 5M11 20c0-3 2-5 5-5s5 2 5 5'],

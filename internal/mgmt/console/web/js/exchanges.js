@@ -77,6 +77,7 @@ export function exchangeDetail(ctx) {
     const e = await get(base);
     info.replaceChildren(kv([['Type', flags(e)], ['Vhost', e.vhost], ['Durable', String(e.durable)],
       ['Auto-delete', String(e.auto_delete)], ['Internal', String(e.internal)],
+      ['Policy', e.policy ? h('a', { href: '#/policies' }, e.policy) : 'none'],
       ['Arguments', Object.keys(e.arguments || {}).length ? JSON.stringify(e.arguments) : 'none']]));
     if (real === '') {
       src.replaceChildren(h('p.muted', null, 'The default exchange routes to the queue whose name is the routing key; every queue is bound to it implicitly.'));

@@ -140,6 +140,9 @@ export function queueDetail(ctx) {
       ['Durable', String(q.durable)], ['Auto-delete', String(q.auto_delete)], ['Exclusive', String(q.exclusive)],
       q.owner_pid_details ? ['Owner', q.owner_pid_details.name] : null,
       q.created_at ? ['Created', q.created_at] : null,
+      ['Policy', q.policy ? h('a', { href: '#/policies' }, q.policy) : 'none'],
+      q.operator_policy ? ['Operator policy', q.operator_policy] : null,
+      Object.keys(q.effective_policy_definition || {}).length ? ['Effective policy', h('code', null, JSON.stringify(q.effective_policy_definition))] : null,
       ['Arguments', args.length ? h('div', null, args.map(([k, v]) => h('div', null, h('code', null, k), ' = ', JSON.stringify(v)))) : 'none'],
     ]));
   };
