@@ -111,7 +111,30 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r = &r2
 		}
 	}
+	r = trimTrailingSlash(r)
 	a.mux.ServeHTTP(w, r)
+}
+
+// trimTrailingSlash serves every management path with or without a
+// trailing slash, as RabbitMQ does ("GET /api/connections/" is the list of
+// connections): a path under /api/ that ends in "/" is served as the path
+// without it. "/api/" itself is left alone.
+func trimTrailingSlash(r *http.Request) *http.Request {
+	p := r.URL.Path
+	if len(p) <= len("/api/") || !strings.HasPrefix(p, "/api/") || !strings.HasSuffix(p, "/") {
+		return r
+	}
+	r2 := *r
+	u := *r.URL
+	u.Path = strings.TrimRight(p, "/")
+	if u.RawPath != "" {
+		u.RawPath = strings.TrimRight(u.RawPath, "/")
+	}
+	if u.Path == "/api" {
+		return r
+	}
+	r2.URL = &u
+	return &r2
 }
 
 // slashSentinel stands for an encoded "/" inside a path segment.
@@ -265,6 +288,8 @@ func (a *API) handle(pattern string, need level, h handlerFunc) {
 			w.WriteHeader(http.StatusCreated)
 		case noContent:
 			w.WriteHeader(http.StatusNoContent)
+		case healthResult:
+			writeJSON(w, v.(healthResult).status, v.(healthResult).body)
 		default:
 			writeJSON(w, http.StatusOK, v)
 		}
