@@ -86,6 +86,8 @@ type vhost struct {
 	// declaring holds the names of queues being created (DeclareQueue),
 	// closed when the declaration is answered.
 	declaring map[string]chan struct{}
+	// stats are the vhost's message totals (VhostStats).
+	stats MessageStats
 }
 
 // dest is where a binding leads: a queue, an exchange (whose own
@@ -121,6 +123,7 @@ type exchange struct {
 	alternate string // alternate-exchange, "" if none
 	hasAlt    bool
 	delayed   *queue.Delayed // x-delayed-message: messages waiting for x-delay
+	stats     exchangeStats
 }
 
 type queueEntry struct {

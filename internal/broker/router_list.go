@@ -97,3 +97,33 @@ func (r *Router) QueueRefs() []QueueRef {
 	})
 	return out
 }
+
+// VhostStats returns vhost vh's message totals, for a front end to count
+// into (as the parent of its connections' MessageStats) and the
+// management API to read; nil if the vhost does not exist (counting into
+// nil counts nothing). A vhost deleted and declared again starts from
+// zero.
+func (r *Router) VhostStats(vh string) *MessageStats {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if v, ok := r.vhosts[vh]; ok {
+		return &v.stats
+	}
+	return nil
+}
+
+// ExchangeStats returns the running totals of vhost vh's exchanges, by
+// name ("" for the default exchange).
+func (r *Router) ExchangeStats(vh string) (map[string]ExchangeTotals, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.vhosts[vh]
+	if !ok {
+		return nil, fmt.Errorf("%w: no vhost '%s'", ErrNotFound, vh)
+	}
+	out := make(map[string]ExchangeTotals, len(v.exchanges))
+	for name, x := range v.exchanges {
+		out[name] = ExchangeTotals{PublishIn: x.stats.in.Load(), PublishOut: x.stats.out.Load()}
+	}
+	return out, nil
+}

@@ -202,6 +202,9 @@ func (w *routeWalk) walk(x *exchange) {
 			w.walk(ax)
 		}
 	}
+	// Every exchange a message passes counts it in, and out if it led
+	// somewhere (a delayed message counts when it comes due).
+	x.stats.count(len(w.out) > before)
 }
 
 func (w *routeWalk) add(d dest) {

@@ -25,7 +25,14 @@ func TestTotals(t *testing.T) {
 		t.Fatalf("want the requeued message back, got %+v", r)
 	}
 	q.Reject(d.Offset)
-	want := Totals{Published: 4, Delivered: 5, Acked: 2, Redelivered: 1, DeadLettered: 1}
+	// A no-ack consumer's deliveries are counted apart.
+	publish(t, q, "e")
+	na := newConsumer(1)
+	if _, err := q.AddConsumer(na, ConsumerOptions{NoAck: true}); err != nil {
+		t.Fatal(err)
+	}
+	na.next(t)
+	want := Totals{Published: 5, Delivered: 6, Acked: 2, Redelivered: 1, DeadLettered: 1, DeliveredNoAck: 1}
 	if got := q.Totals(); got != want || len(dead) != 1 {
 		t.Fatalf("totals %+v, want %+v (dead copies %d)", got, want, len(dead))
 	}
@@ -57,7 +64,12 @@ func TestPriorityTotals(t *testing.T) {
 		}
 		d.Queue.Ack(d.Offset)
 	}
-	want := Totals{Published: 3, Delivered: 2, Acked: 2}
+	if d, ok := p.Get(true); !ok {
+		t.Fatal("no message")
+	} else if d.Redelivered {
+		t.Fatal("a message never delivered came flagged redelivered")
+	}
+	want := Totals{Published: 3, Delivered: 3, Acked: 2, Got: 3, GotNoAck: 1}
 	if got := p.Totals(); got != want {
 		t.Fatalf("totals %+v, want %+v", got, want)
 	}
