@@ -23,6 +23,9 @@ type QueueStatus struct {
 	// Totals are the queue's running totals, nil for a queue type that
 	// keeps none (streams).
 	Totals *queue.Totals
+	// Memory estimates the bytes the queue keeps in RAM (its messages on
+	// disk not counted); -1 if its type does not say.
+	Memory int64
 }
 
 // QueueStatuses lists the queues of vhost vh, sorted by name.
@@ -65,6 +68,10 @@ func queueStatus(qe *queueEntry) QueueStatus {
 	if q, ok := qe.q.(interface{ Totals() queue.Totals }); ok {
 		t := q.Totals()
 		s.Totals = &t
+	}
+	s.Memory = -1
+	if q, ok := qe.q.(interface{ MemoryBytes() int64 }); ok {
+		s.Memory = q.MemoryBytes()
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/message"
@@ -377,6 +378,8 @@ type streamReader struct {
 	next int64          // next offset to deliver
 	rd   []byte         // read-ahead: whole batches from next on
 	pend []streamRecord // decoded records of the batch at the front of rd
+	// held is the size of the last read-ahead buffer, for MemoryBytes.
+	held atomic.Int64
 }
 
 type streamRecord struct {
@@ -483,6 +486,7 @@ func (r *streamReader) peek() (streamRecord, bool, error) {
 				return streamRecord{}, false, nil
 			}
 			r.rd = b
+			r.held.Store(int64(cap(b)))
 		}
 		h, err := storage.ParseBatchHeader(r.rd)
 		if err != nil || h.Size() > len(r.rd) {
