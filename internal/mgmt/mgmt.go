@@ -66,7 +66,7 @@ type API struct {
 	mux     *http.ServeMux
 	checker *auth.Checker
 	started time.Time
-	rates   *rateSampler
+	stats   *sampler
 }
 
 // New returns the API; serve it with API as an http.Handler.
@@ -88,9 +88,24 @@ func New(opts Options) *API {
 		opts.Now = time.Now
 	}
 	a := &API{opts: opts, mux: http.NewServeMux(), checker: auth.NewChecker(0), started: opts.Now()}
-	a.rates = newRateSampler(opts.Now)
+	a.stats = newSampler(opts.Now, sampleInterval, a.collectStats)
 	a.routes()
 	return a
+}
+
+// Run samples the totals behind message rates every 5 seconds until stop
+// is closed. Without it, rates are sampled when requests come.
+func (a *API) Run(stop <-chan struct{}) { a.stats.Run(stop) }
+
+// windows reads a request's sampling windows and brings the samples up to
+// date, for a handler that reports rates.
+func (a *API) windows(r *http.Request) (rateWindows, error) {
+	w, err := parseWindows(r)
+	if err != nil {
+		return w, err
+	}
+	a.stats.maybeSample()
+	return w, nil
 }
 
 // Handle mounts an extra handler (for example Prometheus' /metrics) on
