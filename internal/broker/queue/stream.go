@@ -94,6 +94,13 @@ type Stream struct {
 
 var _ Handle = (*Stream)(nil)
 
+// Totals returns the stream's running totals: messages appended and
+// delivered to its readers (a stream settles nothing, so the others are
+// zero).
+func (s *Stream) Totals() Totals {
+	return Totals{Published: s.Stats.Published.Load(), Delivered: s.Stats.Delivered.Load()}
+}
+
 // OpenStream opens (creating if needed) the stream stored in opts.Dir.
 func OpenStream(opts StreamOptions) (*Stream, error) {
 	if opts.Now == nil {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/message"
 )
@@ -72,5 +73,14 @@ func TestPriorityTotals(t *testing.T) {
 	want := Totals{Published: 3, Delivered: 3, Acked: 2, Got: 3, GotNoAck: 1}
 	if got := p.Totals(); got != want {
 		t.Fatalf("totals %+v, want %+v", got, want)
+	}
+}
+
+// A stream counts what is appended to it.
+func TestStreamTotals(t *testing.T) {
+	s := openStream(t, t.TempDir(), StreamConfig{MaxBytes: -1}, time.Now)
+	publishStream(t, s, "a", "b")
+	if got := s.Totals(); got != (Totals{Published: 2}) {
+		t.Fatalf("totals %+v, want 2 published", got)
 	}
 }
