@@ -109,4 +109,18 @@ func TestMgmtAlivenessAndHealthChecks(t *testing.T) {
 		}
 	}
 	b.api(t, "GET", "/api/vhost-limits/nosuch", nil, 404)
+
+	// A node's memory breakdown, as RabbitMQ gives it with ?memory=true:
+	// the aliveness-test queue is one queue whose memory counts.
+	node := decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/nodes", nil, 200))[0]["name"].(string)
+	n := decodeJSON[map[string]any](t, b.api(t, "GET", "/api/nodes/"+node+"?memory=true", nil, 200))
+	mem, _ := n["memory"].(map[string]any)
+	total, _ := mem["total"].(map[string]any)
+	if q, _ := mem["queue_procs"].(float64); q <= 0 || total == nil || !(total["rss"].(float64) > q) {
+		t.Fatalf("memory breakdown: %v", mem)
+	}
+	q = decodeJSON[map[string]any](t, b.api(t, "GET", "/api/queues/%2F/aliveness-test", nil, 200))
+	if m, _ := q["memory"].(float64); m <= 0 || m > mem["queue_procs"].(float64) {
+		t.Fatalf("queue memory %v, node queue_procs %v", q["memory"], mem["queue_procs"])
+	}
 }

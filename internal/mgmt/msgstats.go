@@ -1,6 +1,8 @@
 package mgmt
 
 import (
+	"runtime"
+
 	"github.com/sluice-mq/sluice/internal/broker"
 )
 
@@ -165,4 +167,45 @@ func (a *API) withVhostStats(m map[string]any, vh string, w rateWindows) map[str
 		m[k] = v
 	}
 	return m
+}
+
+// memoryBreakdown is a node's "memory" (GET /api/nodes/{node}?memory=true)
+// in RabbitMQ's categories where Sluice has a counterpart: queue_procs and
+// stream_queue_procs are the queues' own estimates (broker.QueueStatus
+// .Memory), mgmt_db the rate samples, other_proc the rest of the Go heap in
+// use, allocated_unused the heap held but free; total.rss is the resident
+// memory the memory alarm watches, total.allocated what the Go runtime
+// holds from the OS.
+func (a *API) memoryBreakdown() map[string]any {
+	var queues, streams int64
+	for _, v := range a.opts.Meta.Vhosts() {
+		qs, _ := a.opts.Router.QueueStatuses(v.Name)
+		for _, q := range qs {
+			switch {
+			case q.Memory < 0:
+			case q.Type == "stream":
+				streams += q.Memory
+			default:
+				queues += q.Memory
+			}
+		}
+	}
+	mgmtDB := a.stats.memoryBytes()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	inUse := int64(ms.HeapInuse + ms.StackInuse)
+	other := max(inUse-queues-streams-mgmtDB, 0)
+	rss := int64(ms.Sys - ms.HeapReleased)
+	if a.opts.Resources != nil {
+		if st := a.opts.Resources(); st.MemoryUsed >= 0 {
+			rss = st.MemoryUsed
+		}
+	}
+	return map[string]any{
+		"queue_procs": queues, "stream_queue_procs": streams, "quorum_queue_procs": 0,
+		"mgmt_db": mgmtDB, "other_proc": other,
+		"allocated_unused": int64(ms.HeapIdle - ms.HeapReleased),
+		"strategy":         "rss",
+		"total":            map[string]any{"rss": rss, "allocated": int64(ms.Sys), "erlang": inUse},
+	}
 }

@@ -152,7 +152,11 @@ func (a *API) getNode(r *http.Request, s *session) (any, error) {
 	if pathValue(r, "node") != a.opts.NodeName {
 		return nil, notFound()
 	}
-	return a.nodeJSON(), nil
+	n := a.nodeJSON()
+	if queryBool(r, "memory") {
+		n["memory"] = a.memoryBreakdown()
+	}
+	return n, nil
 }
 
 // Health checks answer 200 {"status":"ok"} or 503 {"status":"failed",

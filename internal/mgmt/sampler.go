@@ -212,3 +212,17 @@ func valueAt(s []sample, col int, at time.Time) (int64, bool) {
 	}
 	return 0, false
 }
+
+// memoryBytes estimates the samples' memory.
+func (sp *sampler) memoryBytes() int64 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	var n int64
+	for k, s := range sp.series {
+		n += int64(len(k)) + 64
+		for _, x := range s {
+			n += 48 + 8*int64(cap(x.vals))
+		}
+	}
+	return n
+}
