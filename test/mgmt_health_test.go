@@ -109,6 +109,11 @@ func TestMgmtAlivenessAndHealthChecks(t *testing.T) {
 		}
 	}
 	b.api(t, "GET", "/api/vhost-limits/nosuch", nil, 404)
+	// Setting a limit is refused, not pretended.
+	b.api(t, "PUT", "/api/vhost-limits/%2F/max-connections", map[string]any{"value": 10}, 400)
+	if l := decodeJSON[[]any](t, b.api(t, "GET", "/api/vhost-limits/%2F", nil, 200)); len(l) != 0 {
+		t.Errorf("a refused limit is listed: %v", l)
+	}
 
 	// A node's memory breakdown, as RabbitMQ gives it with ?memory=true:
 	// the aliveness-test queue is one queue whose memory counts.

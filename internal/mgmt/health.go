@@ -100,3 +100,13 @@ func (a *API) listVhostLimits(r *http.Request, s *session) (any, error) {
 	}
 	return []any{}, nil
 }
+
+// putVhostLimit refuses to set a limit rather than pretend to: Sluice
+// does not enforce max-connections or max-queues yet. (A DELETE finds no
+// limit to delete: 404, from the catch-all.)
+func (a *API) putVhostLimit(r *http.Request, s *session) (any, error) {
+	if _, err := s.vhostParam(r); err != nil {
+		return nil, err
+	}
+	return nil, badRequest("vhost limits (%s) are not supported by Sluice yet", pathValue(r, "name"))
+}

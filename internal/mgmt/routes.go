@@ -105,6 +105,7 @@ func (a *API) routes() {
 	h("GET /api/aliveness-test/{vhost}", levelManagement, a.alivenessTest)
 	h("GET /api/vhost-limits", levelMonitoring, a.listVhostLimits)
 	h("GET /api/vhost-limits/{vhost}", levelManagement, a.listVhostLimits)
+	h("PUT /api/vhost-limits/{vhost}/{name}", levelAdmin, a.putVhostLimit)
 
 	if a.opts.Kafka != nil {
 		h("GET /api/kafka/topics", levelMonitoring, a.listTopics)
