@@ -222,3 +222,100 @@ func TestMgmtMessageRates(t *testing.T) {
 		t.Errorf("queue memory %v, want a small positive number of bytes", q["memory"])
 	}
 }
+
+// Each message_stats counter counts what RabbitMQ's does, on the channel,
+// its connection, the vhost (overview) and the queue.
+func TestMgmtMessageStatsCounters(t *testing.T) {
+	b := startBroker(t)
+	b.api(t, "PUT", "/api/queues/%2F/counted", map[string]any{"durable": true}, 201)
+	conn := b.dial(t)
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := fatalIf(t)
+	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
+	must(ch.Confirm(false))
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 8))
+	publish := func(key string, mandatory bool) {
+		must(ch.Publish("", key, mandatory, false, amqp.Publishing{Body: []byte(key)}))
+		if c := <-confirms; !c.Ack {
+			t.Fatalf("publish to %q nacked", key)
+		}
+	}
+	for range 3 {
+		publish("counted", false)
+	}
+	publish("nowhere", true) // returned
+	<-returns
+	publish("nowhere", false) // dropped
+
+	// basic.get with ack, then nack it back: it comes again redelivered.
+	d, ok, err := ch.Get("counted", false)
+	if err != nil || !ok {
+		t.Fatalf("get: %v %v", ok, err)
+	}
+	must(d.Nack(false, true))
+	d, ok, err = ch.Get("counted", false)
+	if err != nil || !ok || !d.Redelivered {
+		t.Fatalf("get after nack: %v %v redelivered %v", ok, err, d.Redelivered)
+	}
+	must(d.Ack(false))
+	if _, ok, _ := ch.Get("counted", true); !ok { // get with no-ack
+		t.Fatal("get no-ack: empty")
+	}
+	// A no-ack consumer takes the last one; then get-empty.
+	msgs, err := ch.Consume("counted", "", true, false, false, false, nil)
+	must(err)
+	recv(t, msgs, 5*time.Second)
+	waitFor(t, 5*time.Second, "queue empty", func() bool {
+		q := decodeJSON[map[string]any](t, b.api(t, "GET", "/api/queues/%2F/counted", nil, 200))
+		return q["messages"] == float64(0)
+	})
+	if _, ok, _ := ch.Get("counted", false); ok {
+		t.Fatal("get: not empty")
+	}
+
+	want := map[string]float64{
+		"publish": 5, "confirm": 5, "return_unroutable": 1, "drop_unroutable": 1,
+		"get": 2, "get_no_ack": 1, "get_empty": 1, "deliver": 0, "deliver_no_ack": 1,
+		"deliver_get": 4, "ack": 1, "redeliver": 1,
+	}
+	check := func(what string, m map[string]any, want map[string]float64) {
+		t.Helper()
+		st, _ := m["message_stats"].(map[string]any)
+		for k, v := range want {
+			if st[k] != v {
+				t.Errorf("%s: %s = %v, want %v", what, k, st[k], v)
+			}
+			if _, ok := st[k+"_details"].(map[string]any)["rate"].(float64); !ok {
+				t.Errorf("%s: %s_details has no rate: %v", what, k, st[k+"_details"])
+			}
+		}
+	}
+	chans := decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/channels", nil, 200))
+	if len(chans) != 1 {
+		t.Fatalf("channels: %v", chans)
+	}
+	check("channel", chans[0], want)
+	connName := chans[0]["connection_details"].(map[string]any)["name"].(string)
+	check("connection", decodeJSON[map[string]any](t, b.api(t, "GET", "/api/connections/"+urlPathEscape(connName), nil, 200)), want)
+	check("overview", decodeJSON[map[string]any](t, b.api(t, "GET", "/api/overview", nil, 200)), want)
+	check("vhost", decodeJSON[map[string]any](t, b.api(t, "GET", "/api/vhosts/%2F", nil, 200)), want)
+	// The queue counts what reached it and left it.
+	check("queue", decodeJSON[map[string]any](t, b.api(t, "GET", "/api/queues/%2F/counted", nil, 200)), map[string]float64{
+		"publish": 3, "get": 2, "get_no_ack": 1, "deliver": 0, "deliver_no_ack": 1, "deliver_get": 4, "ack": 1, "redeliver": 1,
+	})
+	check("default exchange", decodeJSON[map[string]any](t, b.api(t, "GET", "/api/exchanges/%2F/amq.default", nil, 200)), map[string]float64{
+		"publish_in": 5, "publish_out": 3,
+	})
+
+	// Closing the channel keeps its counts in the connection and vhost.
+	must(ch.Close())
+	waitFor(t, 5*time.Second, "the channel closed", func() bool {
+		return len(decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/channels", nil, 200))) == 0
+	})
+	check("connection after the channel closed", decodeJSON[map[string]any](t, b.api(t, "GET", "/api/connections/"+urlPathEscape(connName), nil, 200)), map[string]float64{"publish": 5})
+	conn.Close()
+	check("overview after the connection closed", decodeJSON[map[string]any](t, b.api(t, "GET", "/api/overview", nil, 200)), map[string]float64{"publish": 5, "ack": 1})
+}
