@@ -59,3 +59,31 @@ func TestAMQPDelayedExchange(t *testing.T) {
 		return ok && string(m.Body) == "across"
 	})
 }
+
+// A delayed message that comes due while the broker is down is delivered
+// after the restart, not released before its queue is loaded and lost.
+func TestAMQPDelayedDueWhileDown(t *testing.T) {
+	b := startBroker(t)
+	ch := b.channel(t)
+	must := fatalIf(t)
+	must(ch.ExchangeDeclare("later", "x-delayed-message", true, false, false, false, amqp.Table{"x-delayed-type": "direct"}))
+	_, err := ch.QueueDeclare("due", true, false, false, false, nil)
+	must(err)
+	must(ch.QueueBind("due", "k", "later", false, nil))
+	must(ch.Confirm(false))
+	dc, err := ch.PublishWithDeferredConfirmWithContext(ctxT(t, 10*time.Second), "later", "k", false, false,
+		amqp.Publishing{DeliveryMode: amqp.Persistent, Headers: amqp.Table{"x-delay": int32(300)}, Body: []byte("while down")})
+	must(err)
+	if ok, err := dc.WaitContext(ctxT(t, 10*time.Second)); !ok || err != nil {
+		t.Fatalf("confirm: %v %v", ok, err)
+	}
+	b.Stop()
+	time.Sleep(time.Second) // the delay ends while the broker is down
+	b.Restart()
+	ch = b.channel(t)
+	waitFor(t, 10*time.Second, "the message that came due while the broker was down", func() bool {
+		m, ok, err := ch.Get("due", true)
+		must(err)
+		return ok && string(m.Body) == "while down"
+	})
+}

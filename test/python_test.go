@@ -69,3 +69,16 @@ func TestPythonConfluentIdempotentEachCompression(t *testing.T) {
 		}
 	}
 }
+
+// A tutorial-style monitor (pika for the load, HTTP for the rates) reads
+// message rates matching the load it drives (test/python/pika_rates_monitor.py).
+func TestPythonPikaRatesMonitor(t *testing.T) {
+	needPythonModule(t, "pika")
+	b := startBroker(t)
+	path, err := filepath.Abs(filepath.Join("python", "pika_rates_monitor.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runTool(t, 90*time.Second, "", python3Path, path, b.AMQP, b.HTTP).must(t, b, "pika_rates_monitor.py")
+	t.Logf("pika_rates_monitor.py:\n%s", r.Stdout)
+}

@@ -135,8 +135,12 @@ func (ch *channel) publish(pc *pendingContent) error {
 	if err != nil {
 		return err
 	}
+	ch.stats.Add(broker.StatPublish, 1)
 	if m.Exchange == "" && strings.HasPrefix(m.RoutingKey, replyToQueue+".") {
 		delivered := ch.c.s.deliverReply(m)
+		if !delivered {
+			ch.unroutable(pc.pub.Mandatory)
+		}
 		if !delivered && pc.pub.Mandatory {
 			ch.sendReturn(wire.NoRoute, "NO_ROUTE", m)
 		}
@@ -164,6 +168,9 @@ func (ch *channel) publish(pc *pendingContent) error {
 		}
 		return err
 	}
+	if rt.Queues == 0 {
+		ch.unroutable(pc.pub.Mandatory)
+	}
 	if rt.Queues == 0 && pc.pub.Mandatory {
 		ch.sendReturn(wire.NoRoute, "NO_ROUTE", m)
 	}
@@ -171,6 +178,33 @@ func (ch *channel) publish(pc *pendingContent) error {
 		ch.confirms.add(confirmItem{seq: seq, rt: rt, start: pc.start})
 	}
 	return nil
+}
+
+// unroutable counts a message no queue took: returned if it was
+// mandatory, else dropped.
+func (ch *channel) unroutable(mandatory bool) {
+	if mandatory {
+		ch.stats.Add(broker.StatReturnUnroutable, 1)
+	} else {
+		ch.stats.Add(broker.StatDropUnroutable, 1)
+	}
+}
+
+// delivered counts a delivery to a consumer (get false) or basic.get.
+func (ch *channel) delivered(get, noAck, redelivered bool) {
+	k := broker.StatDeliver
+	switch {
+	case get && noAck:
+		k = broker.StatGetNoAck
+	case get:
+		k = broker.StatGet
+	case noAck:
+		k = broker.StatDeliverNoAck
+	}
+	ch.stats.Add(k, 1)
+	if redelivered {
+		ch.stats.Add(broker.StatRedeliver, 1)
+	}
 }
 
 func (ch *channel) sendReturn(code uint16, text string, m *message.Message) {
@@ -250,6 +284,7 @@ func (cs *consumer) Deliver(d queue.Delivery) {
 		ConsumerTag: cs.tag, DeliveryTag: tag, Redelivered: d.Redelivered,
 		Exchange: d.Message.Exchange, RoutingKey: d.Message.RoutingKey,
 	}, &d))
+	ch.delivered(false, cs.noAck, d.Redelivered)
 }
 
 func (ch *channel) appendDelivery(b []byte, m wire.Method, d *queue.Delivery) []byte {
@@ -398,6 +433,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	defer ch.sendMu.Unlock()
 	d, ok := q.Get(m.NoAck)
 	if !ok {
+		ch.stats.Add(broker.StatGetEmpty, 1)
 		ch.c.sendMethod(ch.id, &wire.BasicGetEmpty{})
 		return nil
 	}
@@ -413,6 +449,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 		DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: d.Message.Exchange,
 		RoutingKey: d.Message.RoutingKey, MessageCount: uint32(ready),
 	}, &d))
+	ch.delivered(true, m.NoAck, d.Redelivered)
 	return nil
 }
 
@@ -454,6 +491,9 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind, requeue
 			return ch.streamRejectError(e)
 		}
 	}
+	if kind == settleAck {
+		ch.stats.Add(broker.StatAck, int64(len(tags)))
+	}
 	byQueue := map[*queue.Queue][]int64{}
 	var order []*queue.Queue
 	for _, t := range tags {
@@ -489,6 +529,9 @@ func (ch *channel) settleOne(tag uint64, kind settleKind, requeue bool) error {
 	}
 	ch.dropLocked(tag, e)
 	ch.mu.Unlock()
+	if kind == settleAck {
+		ch.stats.Add(broker.StatAck, 1)
+	}
 	if e.q != nil { // nil for a stream delivery: the ack only returned credit
 		settleOffsets(e.q, kind, requeue, e.offset)
 	}

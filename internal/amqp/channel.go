@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 )
 
@@ -25,6 +26,9 @@ type channel struct {
 	txBytes   int
 	confirms  *confirmer
 	reply     *replyConsumer // direct reply-to consumer, if any (set and read under mu)
+	// stats count the channel's messages (and its connection's and
+	// vhost's), for the management API's message_stats.
+	stats *broker.MessageStats
 	// mode mirrors confirm / tx for other goroutines (the management API).
 	mode atomic.Uint32 // modeConfirm or modeTx once selected
 
@@ -47,7 +51,7 @@ type unackedEntry struct {
 }
 
 func newChannel(c *conn, id uint16) *channel {
-	return &channel{c: c, id: id, unacked: map[uint64]unackedEntry{}, consumers: map[string]*consumer{}}
+	return &channel{c: c, id: id, stats: broker.NewMessageStats(c.stats), unacked: map[uint64]unackedEntry{}, consumers: map[string]*consumer{}}
 }
 
 // handle runs one method on the channel.

@@ -102,6 +102,7 @@ func (cf *confirmer) run() {
 			if !it.start.IsZero() {
 				c.s.opts.Hooks.Confirmed(time.Since(it.start))
 			}
+			cf.ch.stats.Add(broker.StatConfirm, 1)
 			last = it.seq
 			n++
 			continue

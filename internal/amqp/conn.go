@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
 	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/fieldtable"
 )
 
@@ -47,6 +48,9 @@ type conn struct {
 	perm  auth.Permission
 
 	flow connFlow // resource-alarm flow control, see flow.go
+	// stats count the connection's messages into its vhost's; set with
+	// the vhost, before any channel opens.
+	stats *broker.MessageStats
 
 	mu       sync.Mutex
 	channels map[uint16]*channel
@@ -319,6 +323,7 @@ func (c *conn) handshake() error {
 	}
 	c.vhost = op.VirtualHost
 	c.perm = auth.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
+	c.stats = broker.NewMessageStats(c.s.router.VhostStats(op.VirtualHost))
 	c.opened(so.Mechanism, so.ClientProperties)
 	c.sendMethod(0, &wire.ConnectionOpenOk{})
 	return nil

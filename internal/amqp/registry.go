@@ -94,6 +94,7 @@ func (c *conn) Info() broker.ConnInfo {
 		ConnectedAt: info.connectedAt, ClientProperties: info.clientProps,
 		FrameMax: info.frameMax, ChannelMax: info.channelMax, Heartbeat: info.heartbeat,
 	}
+	ci.Stats = c.stats.Totals()
 	ci.PeerHost, ci.PeerPort = splitHostPort(c.nc.RemoteAddr())
 	ci.Host, ci.Port = splitHostPort(c.nc.LocalAddr())
 	for _, ch := range chans {
@@ -110,6 +111,7 @@ func (ch *channel) describe() broker.ChannelInfo {
 	info := broker.ChannelInfo{
 		Number: ch.id, Prefetch: ch.prefetch, GlobalPrefetch: ch.globalPrefetch,
 		Unacked: len(ch.unacked), Confirm: mode == modeConfirm, Tx: mode == modeTx,
+		Stats: ch.stats.Totals(),
 	}
 	for _, cs := range ch.consumers {
 		info.Consumers = append(info.Consumers, broker.ConsumerInfo{

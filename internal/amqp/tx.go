@@ -55,6 +55,9 @@ func (ch *channel) txCommit() error {
 		if err != nil {
 			return err
 		}
+		if rt.Queues == 0 {
+			ch.unroutable(it.mandatory)
+		}
 		if rt.Queues == 0 && it.mandatory {
 			ch.sendReturn(wire.NoRoute, "NO_ROUTE", it.msg)
 		}

@@ -54,6 +54,9 @@ type ConnInfo struct {
 	ChannelMax       uint16
 	Heartbeat        time.Duration // 0: none
 	Channels         []ChannelInfo // by number
+	// Stats are the connection's message totals, its channels' (open and
+	// closed) summed.
+	Stats MessageTotals
 }
 
 // ChannelInfo describes one AMQP channel.
@@ -64,6 +67,7 @@ type ChannelInfo struct {
 	Unacked        int
 	Confirm, Tx    bool
 	Consumers      []ConsumerInfo // by tag
+	Stats          MessageTotals  // the channel's message totals
 }
 
 // ConsumerInfo describes one consumer on a channel.

@@ -89,6 +89,8 @@ type vhost struct {
 	// pols are the vhost's policies (policy.go), replaced under defs and
 	// mu both held.
 	pols policySet
+	// stats are the vhost's message totals (VhostStats).
+	stats MessageStats
 }
 
 // dest is where a binding leads: a queue, an exchange (whose own
@@ -125,6 +127,7 @@ type exchange struct {
 	hasAlt    bool
 	applied   appliedPolicy  // the policy applied (router_policy.go)
 	delayed   *queue.Delayed // x-delayed-message: messages waiting for x-delay
+	stats     exchangeStats
 }
 
 type queueEntry struct {

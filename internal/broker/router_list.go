@@ -25,6 +25,9 @@ type QueueStatus struct {
 	Totals *queue.Totals
 	// Policy is what the vhost's policies give the queue.
 	Policy AppliedPolicy
+	// Memory estimates the bytes the queue keeps in RAM (its messages on
+	// disk not counted); -1 if its type does not say.
+	Memory int64
 }
 
 // QueueStatuses lists the queues of vhost vh, sorted by name.
@@ -69,6 +72,10 @@ func queueStatus(qe *queueEntry) QueueStatus {
 		t := q.Totals()
 		s.Totals = &t
 	}
+	s.Memory = -1
+	if q, ok := qe.q.(interface{ MemoryBytes() int64 }); ok {
+		s.Memory = q.MemoryBytes()
+	}
 	return s
 }
 
@@ -99,4 +106,34 @@ func (r *Router) QueueRefs() []QueueRef {
 		return out[i].Name < out[j].Name
 	})
 	return out
+}
+
+// VhostStats returns vhost vh's message totals, for a front end to count
+// into (as the parent of its connections' MessageStats) and the
+// management API to read; nil if the vhost does not exist (counting into
+// nil counts nothing). A vhost deleted and declared again starts from
+// zero.
+func (r *Router) VhostStats(vh string) *MessageStats {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if v, ok := r.vhosts[vh]; ok {
+		return &v.stats
+	}
+	return nil
+}
+
+// ExchangeStats returns the running totals of vhost vh's exchanges, by
+// name ("" for the default exchange).
+func (r *Router) ExchangeStats(vh string) (map[string]ExchangeTotals, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.vhosts[vh]
+	if !ok {
+		return nil, fmt.Errorf("%w: no vhost '%s'", ErrNotFound, vh)
+	}
+	out := make(map[string]ExchangeTotals, len(v.exchanges))
+	for name, x := range v.exchanges {
+		out[name] = ExchangeTotals{PublishIn: x.stats.in.Load(), PublishOut: x.stats.out.Load()}
+	}
+	return out, nil
 }

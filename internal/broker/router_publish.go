@@ -102,12 +102,16 @@ func (r *Router) Publish(vh string, m *message.Message) (Routed, error) {
 
 // releaseDelayed routes a message that came due through its delayed
 // exchange and waits until it is durable; a deleted exchange drops it.
+// A vhost not loaded is an error, retried: at start a store opens (and
+// finds messages that came due while the broker was down) before its
+// vhost, with its queues, is installed; a deleted vhost deletes the
+// store right after it leaves the router.
 func (r *Router) releaseDelayed(vh, exchange string, m *message.Message) error {
 	r.mu.RLock()
 	v, err := r.vhostLocked(vh)
 	if err != nil {
 		r.mu.RUnlock()
-		return nil
+		return err
 	}
 	x, ok := v.exchanges[exchange]
 	if !ok {
@@ -202,6 +206,9 @@ func (w *routeWalk) walk(x *exchange) {
 			w.walk(ax)
 		}
 	}
+	// Every exchange a message passes counts it in, and out if it led
+	// somewhere (a delayed message counts when it comes due).
+	x.stats.count(len(w.out) > before)
 }
 
 func (w *routeWalk) add(d dest) {

@@ -30,10 +30,14 @@ func (a *API) vhostJSON(v meta.Vhost) map[string]any {
 }
 
 func (a *API) listVhosts(r *http.Request, s *session) (any, error) {
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	out := []map[string]any{}
 	for _, v := range a.opts.Meta.Vhosts() {
 		if s.canSeeVhost(v.Name) {
-			out = append(out, a.vhostJSON(v))
+			out = append(out, a.withVhostStats(a.vhostJSON(v), v.Name, w))
 		}
 	}
 	return out, nil
@@ -44,8 +48,12 @@ func (a *API) getVhost(r *http.Request, s *session) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	v, _ := a.opts.Meta.Vhost(vh)
-	return a.vhostJSON(v), nil
+	return a.withVhostStats(a.vhostJSON(v), vh, w), nil
 }
 
 type vhostBody struct {

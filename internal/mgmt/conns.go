@@ -60,10 +60,16 @@ func (a *API) listConnections(r *http.Request, s *session) (any, error) {
 			return nil, err
 		}
 	}
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	out := []map[string]any{}
 	for _, c := range a.connections(s) {
 		if vh == "" || c.Vhost == vh {
-			out = append(out, a.connectionJSON(c))
+			m := a.connectionJSON(c)
+			m["message_stats"] = a.connStats(c, w)
+			out = append(out, m)
 		}
 	}
 	return out, nil
@@ -84,7 +90,13 @@ func (a *API) getConnection(r *http.Request, s *session) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.connectionJSON(c), nil
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
+	m := a.connectionJSON(c)
+	m["message_stats"] = a.connStats(c, w)
+	return m, nil
 }
 
 // closeConnection closes a connection with 320 CONNECTION_FORCED; the
@@ -112,9 +124,13 @@ func (a *API) connectionChannels(r *http.Request, s *session) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	out := []map[string]any{}
 	for _, ch := range c.Channels {
-		out = append(out, a.channelJSON(c, ch))
+		out = append(out, a.withChannelStats(c, ch, w))
 	}
 	return out, nil
 }
@@ -126,13 +142,17 @@ func (a *API) listChannels(r *http.Request, s *session) (any, error) {
 			return nil, err
 		}
 	}
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	out := []map[string]any{}
 	for _, c := range a.connections(s) {
 		if vh != "" && c.Vhost != vh {
 			continue
 		}
 		for _, ch := range c.Channels {
-			out = append(out, a.channelJSON(c, ch))
+			out = append(out, a.withChannelStats(c, ch, w))
 		}
 	}
 	return out, nil
@@ -140,10 +160,14 @@ func (a *API) listChannels(r *http.Request, s *session) (any, error) {
 
 func (a *API) getChannel(r *http.Request, s *session) (any, error) {
 	name := pathValue(r, "name")
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	for _, c := range a.connections(s) {
 		for _, ch := range c.Channels {
 			if channelName(c, ch) == name {
-				return a.channelJSON(c, ch), nil
+				return a.withChannelStats(c, ch, w), nil
 			}
 		}
 	}

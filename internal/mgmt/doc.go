@@ -35,5 +35,14 @@
 // credentials or missing tag, 403 refused by a permission pattern, 404
 // unknown object. docs/management-api.md lists every endpoint.
 //
+// # Message rates
+//
+// message_stats come from running totals the core keeps as atomic counters
+// (broker.MessageStats per AMQP channel, connection and vhost; exchange
+// and queue totals); the sampler (sampler.go) records them every 5 s, with
+// an injected clock, and rates are differences between samples
+// (msgstats.go names the fields). API.Run drives the sampler; without it a
+// request that finds the last sample stale takes one.
+//
 // Extra handlers (Prometheus /metrics) are mounted with API.Handle.
 package mgmt

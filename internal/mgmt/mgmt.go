@@ -72,7 +72,7 @@ type API struct {
 	mux     *http.ServeMux
 	checker *auth.Checker
 	started time.Time
-	rates   *rateSampler
+	stats   *sampler
 }
 
 // New returns the API; serve it with API as an http.Handler.
@@ -97,9 +97,24 @@ func New(opts Options) *API {
 		opts.Now = time.Now
 	}
 	a := &API{opts: opts, mux: http.NewServeMux(), checker: auth.NewChecker(0), started: opts.Now()}
-	a.rates = newRateSampler(opts.Now)
+	a.stats = newSampler(opts.Now, sampleInterval, a.collectStats)
 	a.routes()
 	return a
+}
+
+// Run samples the totals behind message rates every 5 seconds until stop
+// is closed. Without it, rates are sampled when requests come.
+func (a *API) Run(stop <-chan struct{}) { a.stats.Run(stop) }
+
+// windows reads a request's sampling windows and brings the samples up to
+// date, for a handler that reports rates.
+func (a *API) windows(r *http.Request) (rateWindows, error) {
+	w, err := parseWindows(r)
+	if err != nil {
+		return w, err
+	}
+	a.stats.maybeSample()
+	return w, nil
 }
 
 // Handle mounts an extra handler (for example Prometheus' /metrics) on
@@ -120,7 +135,30 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r = &r2
 		}
 	}
+	r = trimTrailingSlash(r)
 	a.mux.ServeHTTP(w, r)
+}
+
+// trimTrailingSlash serves every management path with or without a
+// trailing slash, as RabbitMQ does ("GET /api/connections/" is the list of
+// connections): a path under /api/ that ends in "/" is served as the path
+// without it. "/api/" itself is left alone.
+func trimTrailingSlash(r *http.Request) *http.Request {
+	p := r.URL.Path
+	if len(p) <= len("/api/") || !strings.HasPrefix(p, "/api/") || !strings.HasSuffix(p, "/") {
+		return r
+	}
+	r2 := *r
+	u := *r.URL
+	u.Path = strings.TrimRight(p, "/")
+	if u.RawPath != "" {
+		u.RawPath = strings.TrimRight(u.RawPath, "/")
+	}
+	if u.Path == "/api" {
+		return r
+	}
+	r2.URL = &u
+	return &r2
 }
 
 // slashSentinel stands for an encoded "/" inside a path segment.
@@ -276,6 +314,8 @@ func (a *API) handle(pattern string, need level, h handlerFunc) {
 			w.WriteHeader(http.StatusCreated)
 		case noContent:
 			w.WriteHeader(http.StatusNoContent)
+		case healthResult:
+			writeJSON(w, v.(healthResult).status, v.(healthResult).body)
 		default:
 			writeJSON(w, http.StatusOK, v)
 		}

@@ -26,12 +26,18 @@ func (a *API) listExchanges(r *http.Request, s *session) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	out := []map[string]any{}
 	for _, vh := range vhs {
 		pols := a.opts.Router.ExchangePolicies(vh)
+		xs, _ := a.opts.Router.ExchangeStats(vh)
 		for _, e := range a.opts.Meta.Exchanges(vh) {
 			m := a.exchangeJSON(e)
 			policyFields(m, pols[e.Name])
+			m["message_stats"] = a.exchangeStats(vh, e.Name, xs[e.Name], w)
 			out = append(out, m)
 		}
 	}
@@ -57,7 +63,13 @@ func (a *API) getExchange(r *http.Request, s *session) (any, error) {
 	if !ok {
 		return nil, notFound()
 	}
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
+	xs, _ := a.opts.Router.ExchangeStats(vh)
 	m := a.exchangeJSON(e)
+	m["message_stats"] = a.exchangeStats(vh, e.Name, xs[e.Name], w)
 	policyFields(m, a.opts.Router.ExchangePolicies(vh)[e.Name])
 	return m, nil
 }
@@ -136,15 +148,16 @@ func (a *API) queueJSON(q broker.QueueStatus) map[string]any {
 	if q.CreatedMs > 0 {
 		m["created_at"] = time.UnixMilli(q.CreatedMs).UTC().Format(time.RFC3339)
 	}
-	if q.Totals != nil {
-		m["message_stats"] = a.rates.queueStats(q.Vhost, q.Name, q.ID, q.Totals)
-	}
 	policyFields(m, q.Policy)
 	return m
 }
 
 func (a *API) listQueues(r *http.Request, s *session) (any, error) {
 	vhs, err := s.vhostsOf(r)
+	if err != nil {
+		return nil, err
+	}
+	w, err := a.windows(r)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +168,9 @@ func (a *API) listQueues(r *http.Request, s *session) (any, error) {
 			continue // deleted meanwhile
 		}
 		for _, q := range qs {
-			out = append(out, a.queueJSON(q))
+			m := a.queueJSON(q)
+			a.addQueueStats(m, q, w)
+			out = append(out, m)
 		}
 	}
 	return out, nil
@@ -170,7 +185,13 @@ func (a *API) getQueue(r *http.Request, s *session) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.queueJSON(q), nil
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
+	m := a.queueJSON(q)
+	a.addQueueStats(m, q, w)
+	return m, nil
 }
 
 type queueBody struct {

@@ -43,6 +43,10 @@ func (a *API) listenersJSON() []map[string]any {
 }
 
 func (a *API) overview(r *http.Request, s *session) (any, error) {
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	var ready, unacked int64
 	var queues, exchanges, consumers int
 	for _, vh := range s.visibleVhosts() {
@@ -76,6 +80,11 @@ func (a *API) overview(r *http.Request, s *session) (any, error) {
 		},
 		"listeners": a.listenersJSON(),
 		"contexts":  []map[string]any{{"node": a.opts.NodeName, "description": "RabbitMQ Management", "path": "/", "port": strconv.Itoa(a.httpPort())}},
+	}
+	stats, lengths := a.vhostsStats(s.visibleVhosts(), w)
+	out["message_stats"] = stats
+	for k, v := range lengths {
+		out["queue_totals"].(map[string]any)[k] = v
 	}
 	if a.opts.Kafka != nil && s.seesAll() {
 		out["kafka_totals"] = map[string]any{"topics": len(a.opts.Kafka.Topics())}
@@ -143,7 +152,11 @@ func (a *API) getNode(r *http.Request, s *session) (any, error) {
 	if pathValue(r, "node") != a.opts.NodeName {
 		return nil, notFound()
 	}
-	return a.nodeJSON(), nil
+	n := a.nodeJSON()
+	if queryBool(r, "memory") {
+		n["memory"] = a.memoryBreakdown()
+	}
+	return n, nil
 }
 
 // Health checks answer 200 {"status":"ok"} or 503 {"status":"failed",

@@ -9,7 +9,8 @@ import (
 // routes is the one table of endpoints. Paths follow RabbitMQ's HTTP API;
 // a vhost in a path is URL-encoded ("/" is "%2F"). Query parameters for
 // pagination, sorting and columns are accepted and ignored: lists are
-// always complete and sorted by name.
+// always complete and sorted by name. Every path is served with or
+// without a trailing slash (ServeHTTP trims it).
 func (a *API) routes() {
 	// Probes for orchestrators: no authentication.
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -104,6 +105,20 @@ func (a *API) routes() {
 	a.mux.Handle("GET /api/health/checks/protocol-listener/{protocol}", a.health(a.checkProtocolListener))
 	a.mux.Handle("GET /api/health/checks/node-is-quorum-critical", a.health(a.checkSingleNode))
 	a.mux.Handle("GET /api/health/checks/node-is-mirror-sync-critical", a.health(a.checkSingleNode))
+	a.mux.Handle("GET /api/health/checks/certificate-expiration/{within}/{unit}", a.health(a.checkCertificateExpiration))
+	a.mux.Handle("GET /api/health/checks/is-in-service", a.health(a.checkInService))
+	a.mux.Handle("GET /api/health/checks/below-node-connection-limit", a.health(a.checkReadyToServe))
+	a.mux.Handle("GET /api/health/checks/ready-to-serve-clients", a.health(a.checkReadyToServe))
+	a.mux.Handle("GET /api/health/checks/metadata-store/initialized", a.health(a.checkSingleNode))
+	a.mux.Handle("GET /api/health/checks/metadata-store/initialized/with-data", a.health(a.checkSingleNode))
+	a.mux.Handle("GET /api/health/checks/quorum-queues-without-elected-leaders/all-vhosts", a.health(a.checkSingleNode))
+	a.mux.Handle("GET /api/health/checks/quorum-queues-without-elected-leaders/vhost/{vhost}", a.health(a.checkSingleNode))
+	h("GET /api/healthchecks/node", levelManagement, a.healthchecksNode)
+	h("GET /api/healthchecks/node/{node}", levelManagement, a.healthchecksNode)
+	h("GET /api/aliveness-test/{vhost}", levelManagement, a.alivenessTest)
+	h("GET /api/vhost-limits", levelMonitoring, a.listVhostLimits)
+	h("GET /api/vhost-limits/{vhost}", levelManagement, a.listVhostLimits)
+	h("PUT /api/vhost-limits/{vhost}/{name}", levelAdmin, a.putVhostLimit)
 
 	if a.opts.Kafka != nil {
 		h("GET /api/kafka/topics", levelMonitoring, a.listTopics)

@@ -189,6 +189,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		defer s.wg.Done()
 		s.recovery.Run(s.stop)
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.mgmt.Run(s.stop) // samples for message rates
+	}()
 	log.Info("sluice started", "version", version.Get().String(),
 		"data_dir", cfg.DataDir, "kafka", s.kafkaLn.Addr().String(),
 		"kafka_advertised", cfg.AdvertisedKafkaAddr(), "amqp", s.amqpLn.Addr().String(), "http", s.httpLn.Addr().String(),

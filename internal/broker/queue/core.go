@@ -129,8 +129,11 @@ type ready struct {
 	mark int64
 	// wake is when to dispatch again for an expiring head, zero if never.
 	wake time.Time
-	// Totals for the queue's Stats.
+	// Totals for the queue's Stats: deliveries of every kind, of them
+	// those to no-ack consumers, those to basic.get and of these the
+	// no-ack ones.
 	delivered, redelivered, dropped int64
+	deliveredNoAck, got, gotNoAck   int64
 }
 
 type readReq struct {
@@ -557,6 +560,15 @@ func (c *core) take(now time.Time, get *getReq) status {
 		c.out.delivered++
 		if redelivered {
 			c.out.redelivered++
+		}
+		switch {
+		case get != nil && get.noAck:
+			c.out.got++
+			c.out.gotNoAck++
+		case get != nil:
+			c.out.got++
+		case to.opts.NoAck:
+			c.out.deliveredNoAck++
 		}
 		if get != nil {
 			get.d = d

@@ -149,6 +149,7 @@ type Queue struct {
 // Stats are running totals, read with atomic loads.
 type Stats struct {
 	Published, Delivered, Acked, Redelivered, DeadLettered, Dropped atomic.Int64
+	DeliveredNoAck, Got, GotNoAck                                   atomic.Int64
 }
 
 // Totals is a snapshot of a queue's running totals since it was opened
@@ -161,6 +162,9 @@ type Totals struct {
 	Redelivered  int64 // deliveries of requeued messages
 	DeadLettered int64 // messages published to the dead-letter exchange
 	Dropped      int64 // messages expired, over a limit or rejected with no dead-letter exchange to go to
+	// Of Delivered: deliveries to consumers that do not ack, deliveries
+	// to basic.get, and of these those with no-ack.
+	DeliveredNoAck, Got, GotNoAck int64
 }
 
 // Add returns the sum of two snapshots.
@@ -169,6 +173,7 @@ func (t Totals) Add(o Totals) Totals {
 		Published: t.Published + o.Published, Delivered: t.Delivered + o.Delivered,
 		Acked: t.Acked + o.Acked, Redelivered: t.Redelivered + o.Redelivered,
 		DeadLettered: t.DeadLettered + o.DeadLettered, Dropped: t.Dropped + o.Dropped,
+		DeliveredNoAck: t.DeliveredNoAck + o.DeliveredNoAck, Got: t.Got + o.Got, GotNoAck: t.GotNoAck + o.GotNoAck,
 	}
 }
 
@@ -178,6 +183,7 @@ func (q *Queue) Totals() Totals {
 		Published: q.Stats.Published.Load(), Delivered: q.Stats.Delivered.Load(),
 		Acked: q.Stats.Acked.Load(), Redelivered: q.Stats.Redelivered.Load(),
 		DeadLettered: q.Stats.DeadLettered.Load(), Dropped: q.Stats.Dropped.Load(),
+		DeliveredNoAck: q.Stats.DeliveredNoAck.Load(), Got: q.Stats.Got.Load(), GotNoAck: q.Stats.GotNoAck.Load(),
 	}
 }
 
@@ -464,6 +470,13 @@ func (q *Queue) perform(r ready) {
 	}
 	if r.dropped > 0 {
 		q.Stats.Dropped.Add(r.dropped)
+	}
+	if r.deliveredNoAck > 0 {
+		q.Stats.DeliveredNoAck.Add(r.deliveredNoAck)
+	}
+	if r.got > 0 {
+		q.Stats.Got.Add(r.got)
+		q.Stats.GotNoAck.Add(r.gotNoAck)
 	}
 	for _, o := range r.deliveries {
 		o.d.Queue = q

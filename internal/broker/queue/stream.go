@@ -98,6 +98,13 @@ type Stream struct {
 
 var _ Handle = (*Stream)(nil)
 
+// Totals returns the stream's running totals: messages appended and
+// delivered to its readers (a stream settles nothing, so the others are
+// zero).
+func (s *Stream) Totals() Totals {
+	return Totals{Published: s.Stats.Published.Load(), Delivered: s.Stats.Delivered.Load()}
+}
+
 // OpenStream opens (creating if needed) the stream stored in opts.Dir.
 func OpenStream(opts StreamOptions) (*Stream, error) {
 	if opts.Now == nil {
@@ -421,6 +428,8 @@ type streamReader struct {
 	next int64          // next offset to deliver
 	rd   []byte         // read-ahead: whole batches from next on
 	pend []streamRecord // decoded records of the batch at the front of rd
+	// held is the size of the last read-ahead buffer, for MemoryBytes.
+	held atomic.Int64
 }
 
 type streamRecord struct {
@@ -527,6 +536,7 @@ func (r *streamReader) peek() (streamRecord, bool, error) {
 				return streamRecord{}, false, nil
 			}
 			r.rd = b
+			r.held.Store(int64(cap(b)))
 		}
 		h, err := storage.ParseBatchHeader(r.rd)
 		if err != nil || h.Size() > len(r.rd) {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/message"
 )
@@ -25,7 +26,14 @@ func TestTotals(t *testing.T) {
 		t.Fatalf("want the requeued message back, got %+v", r)
 	}
 	q.Reject(d.Offset)
-	want := Totals{Published: 4, Delivered: 5, Acked: 2, Redelivered: 1, DeadLettered: 1}
+	// A no-ack consumer's deliveries are counted apart.
+	publish(t, q, "e")
+	na := newConsumer(1)
+	if _, err := q.AddConsumer(na, ConsumerOptions{NoAck: true}); err != nil {
+		t.Fatal(err)
+	}
+	na.next(t)
+	want := Totals{Published: 5, Delivered: 6, Acked: 2, Redelivered: 1, DeadLettered: 1, DeliveredNoAck: 1}
 	if got := q.Totals(); got != want || len(dead) != 1 {
 		t.Fatalf("totals %+v, want %+v (dead copies %d)", got, want, len(dead))
 	}
@@ -57,8 +65,22 @@ func TestPriorityTotals(t *testing.T) {
 		}
 		d.Queue.Ack(d.Offset)
 	}
-	want := Totals{Published: 3, Delivered: 2, Acked: 2}
+	if d, ok := p.Get(true); !ok {
+		t.Fatal("no message")
+	} else if d.Redelivered {
+		t.Fatal("a message never delivered came flagged redelivered")
+	}
+	want := Totals{Published: 3, Delivered: 3, Acked: 2, Got: 3, GotNoAck: 1}
 	if got := p.Totals(); got != want {
 		t.Fatalf("totals %+v, want %+v", got, want)
+	}
+}
+
+// A stream counts what is appended to it.
+func TestStreamTotals(t *testing.T) {
+	s := openStream(t, t.TempDir(), StreamConfig{MaxBytes: -1}, time.Now)
+	publishStream(t, s, "a", "b")
+	if got := s.Totals(); got != (Totals{Published: 2}) {
+		t.Fatalf("totals %+v, want 2 published", got)
 	}
 }
