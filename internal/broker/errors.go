@@ -158,9 +158,9 @@ var (
 	ErrOutOfOrderSequence   = newError(KindOutOfOrder, "broker: out of order sequence number")
 	ErrInvalidProducerEpoch = newError(KindFenced, "broker: producer epoch is stale")
 	ErrOffsetOutOfRange     = newError(KindOutOfRange, "broker: offset out of range")
-	// ErrTransactionsUnsupported: a transactional batch was produced; the
-	// core has no transactions yet.
-	ErrTransactionsUnsupported = newError(KindNotImplemented, "broker: transactional produce is not supported")
+	// ErrControlBatch: a client produced a control batch; only the
+	// transaction coordinator writes them.
+	ErrControlBatch = newError(KindCorrupt, "broker: control batches are written by the broker only")
 
 	// Both halves.
 	ErrStorage = newError(KindStorage, "broker: storage error")

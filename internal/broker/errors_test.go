@@ -24,7 +24,7 @@ func TestKindOf(t *testing.T) {
 		{ErrTopicExists, KindExists},
 		{ErrInvalidConfig, KindInvalid},
 		{ErrInvalidProducerEpoch, KindFenced},
-		{ErrTransactionsUnsupported, KindNotImplemented},
+		{ErrControlBatch, KindCorrupt},
 		{fmt.Errorf("declare: %w", fmt.Errorf("%w: mkdir: no space left on device", ErrStorage)), KindStorage},
 		{coreError(fmt.Errorf("read: %w", storage.ErrOffsetOutOfRange)), KindOutOfRange},
 		{coreError(errors.New("fsync: input/output error")), KindStorage},

@@ -33,8 +33,12 @@ type Partition struct {
 	// (Topic.Publish; the first partition's serves the topic).
 	rotor atomic.Uint32
 
-	mu        sync.Mutex // guards producers and orders appends with their checks
+	mu        sync.Mutex // guards producers and txns, orders appends with their checks
 	producers map[int64]*producerState
+	txns      txnState // open transactions and the aborted index (partition_txn.go)
+	// firstUnstable is the first offset of the earliest open transaction
+	// (math.MaxInt64 if none), written under mu, read without it.
+	firstUnstable atomic.Int64
 }
 
 // newPartition returns partition index of topic over log, its producer
@@ -43,6 +47,7 @@ func newPartition(topic string, index int32, log PartitionLog, maxMessageBytes i
 	p := &Partition{Topic: topic, Index: index, log: log, producers: make(map[int64]*producerState), now: time.Now}
 	p.maxMessageBytes.Store(int64(maxMessageBytes))
 	p.stored.Store(&storedForm{codec: -1})
+	p.firstUnstable.Store(math.MaxInt64)
 	if err := p.rebuildProducers(); err != nil {
 		return nil, err
 	}
@@ -51,8 +56,7 @@ func newPartition(topic string, index int32, log PartitionLog, maxMessageBytes i
 
 // IsolationLevel is what a reader may see: Kafka's read_uncommitted sees
 // everything below the high watermark, read_committed only what is below
-// the last stable offset. Without transactions (issue 12) the two are the
-// same.
+// the last stable offset (partition_txn.go).
 type IsolationLevel int8
 
 const (
@@ -127,8 +131,10 @@ type AppendResult struct {
 // them, enforcing idempotent-producer sequences. It returns the pending
 // append to wait on for durability (nil when there is nothing to wait
 // for). Malformed batches fail with ErrCorruptMessage, oversized ones
-// with ErrMessageTooLarge, transactional ones with
-// ErrTransactionsUnsupported; nothing of a failed request is appended.
+// with ErrMessageTooLarge, control batches (only WriteMarker writes
+// them) with ErrControlBatch; nothing of a failed request is appended.
+// A transactional batch opens its producer's transaction here if none is
+// open (partition_txn.go).
 // Batches are stored as the topic's compression.type and
 // message.timestamp.type say (partition_rewrite.go).
 //
@@ -145,8 +151,8 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 		return AppendResult{}, nil, coreError(err)
 	}
 	for _, h := range headers {
-		if h.Attributes&transactionalBit != 0 {
-			return AppendResult{}, nil, ErrTransactionsUnsupported
+		if h.Attributes&controlBit != 0 {
+			return AppendResult{}, nil, ErrControlBatch
 		}
 	}
 	// Recompression (partition_rewrite.go) runs before the lock is taken;
@@ -189,6 +195,12 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 				dup = &e
 				continue
 			}
+			if st.n == 0 { // a new epoch set by a marker: sequences restart
+				if h.BaseSequence != 0 {
+					return AppendResult{}, nil, ErrOutOfOrderSequence
+				}
+				continue
+			}
 			if h.BaseSequence != nextSeq(st.last().lastSeq) {
 				return AppendResult{}, nil, ErrOutOfOrderSequence
 			}
@@ -222,6 +234,7 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 	for _, h := range headers {
 		if h.ProducerID >= 0 {
 			p.observeLocked(h, off, ap)
+			p.observeTxnLocked(h, off, -1)
 		}
 		off += int64(h.LastOffsetDelta) + 1
 	}
@@ -229,12 +242,16 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 }
 
 // observeLocked records a batch of a producer at baseOffset, written by
-// ap (nil: found durable in the log).
+// ap (nil: found durable in the log). A control batch only moves the
+// producer's epoch: it has no sequence.
 func (p *Partition) observeLocked(h storage.BatchHeader, baseOffset int64, ap Pending) {
 	st := p.producers[h.ProducerID]
 	if st == nil || h.ProducerEpoch > st.epoch {
 		st = &producerState{epoch: h.ProducerEpoch}
 		p.producers[h.ProducerID] = st
+	}
+	if h.Attributes&controlBit != 0 {
+		return
 	}
 	st.add(seqEntry{
 		firstSeq: h.BaseSequence, lastSeq: lastSeqOf(h),
@@ -259,15 +276,22 @@ func (p *Partition) Recover() error {
 	if err := p.log.Recover(); err != nil {
 		return err
 	}
-	return p.rebuildProducersLocked()
+	if err := p.rebuildProducersLocked(); err != nil {
+		return err
+	}
+	return p.rebuildTxnsLocked()
 }
 
 // rebuildProducers replays batch headers from the last segments so that
-// sequence checks survive a restart.
+// sequence checks survive a restart, and rebuilds the transactions
+// (partition_txn.go).
 func (p *Partition) rebuildProducers() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.rebuildProducersLocked()
+	if err := p.rebuildProducersLocked(); err != nil {
+		return err
+	}
+	return p.rebuildTxnsLocked()
 }
 
 func (p *Partition) rebuildProducersLocked() error {
@@ -285,16 +309,14 @@ func (p *Partition) rebuildProducersLocked() error {
 	})
 }
 
-// transactionalBit is the batch attribute marking a transactional batch.
-const transactionalBit = 0x10
-
 // Offsets returns the first offset still held, the high watermark (the
 // offset after the last durable record: read_uncommitted sees everything
 // below it) and the last stable offset (read_committed sees everything
-// below it; the high watermark until transactions come).
+// below it: the first offset of the earliest open transaction, at most
+// the high watermark).
 func (p *Partition) Offsets() (start, highWatermark, lastStable int64) {
 	hw := p.log.HighWatermark()
-	return p.log.StartOffset(), hw, hw
+	return p.log.StartOffset(), hw, min(hw, p.firstUnstable.Load())
 }
 
 // visibleEnd is the offset below which a reader at iso sees records.
@@ -311,14 +333,16 @@ func (p *Partition) visibleEnd(iso IsolationLevel) int64 {
 // a reader always makes progress; nil at the visible end. No record at or
 // past the visible end (the high watermark, or the last stable offset for
 // ReadCommitted) is returned. An offset below the log start or past the
-// visible end fails with ErrOffsetOutOfRange.
+// high watermark fails with ErrOffsetOutOfRange; one from the last
+// stable offset up to the high watermark reads nothing at ReadCommitted.
+// A ReadCommitted reader also needs AbortedIn for what it read.
 func (p *Partition) Read(offset int64, maxBytes int, iso IsolationLevel) ([]byte, error) {
+	start, hw, _ := p.Offsets()
 	end := p.visibleEnd(iso)
-	start := p.log.StartOffset()
-	if offset < start || offset > end {
-		return nil, fmt.Errorf("%w: offset %d, log holds %d..%d", ErrOffsetOutOfRange, offset, start, end)
+	if offset < start || offset > hw {
+		return nil, fmt.Errorf("%w: offset %d, log holds %d..%d", ErrOffsetOutOfRange, offset, start, hw)
 	}
-	if offset == end {
+	if offset >= end {
 		return nil, nil
 	}
 	data, err := p.log.Read(offset, maxBytes)

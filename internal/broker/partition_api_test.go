@@ -219,7 +219,7 @@ func TestPartitionAppendValidates(t *testing.T) {
 		badCRC[len(badCRC)-1] ^= 0xff
 		big := storage.BuildBatch(0, 1, [][]byte{make([]byte, 2000)})
 		txn := producerBatch(9, 0, 0, 1)
-		binary.BigEndian.PutUint16(txn[21:], transactionalBit)
+		binary.BigEndian.PutUint16(txn[21:], transactionalBit|controlBit)
 		binary.BigEndian.PutUint32(txn[17:], crcOf(txn))
 		p.maxMessageBytes.Store(1000)
 		for _, tc := range []struct {
@@ -231,7 +231,7 @@ func TestPartitionAppendValidates(t *testing.T) {
 			{"bad crc", badCRC, ErrCorruptMessage, storage.ErrCorruptBatch},
 			{"good then torn", append(append([]byte(nil), good...), good[:30]...), ErrCorruptMessage, storage.ErrCorruptBatch},
 			{"over max.message.bytes", big, ErrMessageTooLarge, storage.ErrBatchTooLarge},
-			{"transactional", txn, ErrTransactionsUnsupported, nil},
+			{"control batch from a client", txn, ErrControlBatch, nil},
 		} {
 			_, ap, err := p.Append(tc.batches)
 			if !errors.Is(err, tc.core) || tc.storage != nil && !errors.Is(err, tc.storage) || ap != nil {

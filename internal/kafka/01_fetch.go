@@ -16,8 +16,9 @@ package kafka
 // PartitionMaxBytes per partition and MaxBytes overall, except that the
 // first batch found is returned even if it is larger, so a consumer can
 // always make progress. The partition decides what each isolation level
-// sees and reports the high watermark and last stable offset (the same
-// until transactions come).
+// sees and reports the high watermark and last stable offset; a
+// read_committed fetch also gets the aborted transactions overlapping
+// what it read, whose batches the client drops.
 
 import (
 	"time"
@@ -135,6 +136,13 @@ func readPartition(p *broker.Partition, offset int64, limit int, first bool, iso
 		return
 	}
 	sp.RecordBatches = data
+	if iso == broker.ReadCommitted {
+		for _, a := range p.AbortedIn(offset, data) {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+		}
+	}
 }
 
 // isolation is the core's isolation level for a request's (Kafka: 0

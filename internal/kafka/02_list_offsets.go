@@ -5,7 +5,7 @@ package kafka
 // Timestamp -1 is the latest offset (the high watermark), -2 and -4 the
 // earliest (the log start; there is no tiered storage, so earliest-local
 // is the same). For read_committed (v2+) the latest offset is the last
-// stable offset, the high watermark until transactions come.
+// stable offset (the first offset of the earliest open transaction).
 //
 // Any other timestamp answers the first record at or above the log start
 // whose timestamp is at or after it, with that record's offset and

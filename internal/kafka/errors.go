@@ -47,7 +47,7 @@ var errorCodes = []struct {
 	err  error
 	code *kerr.Error
 }{
-	{broker.ErrTransactionsUnsupported, kerr.InvalidRecord},
+	{broker.ErrControlBatch, kerr.InvalidRecord},
 	{broker.ErrInvalidTopic, kerr.InvalidTopicException},
 	{broker.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{broker.ErrInvalidConfig, kerr.InvalidConfig},

@@ -26,7 +26,7 @@ func TestErrorCode(t *testing.T) {
 		{fmt.Errorf("%w: retention.ms=x", broker.ErrInvalidConfig), kerr.InvalidConfig},
 		{broker.ErrMessageTooLarge, kerr.MessageTooLarge},
 		{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
-		{broker.ErrTransactionsUnsupported, kerr.InvalidRecord},
+		{broker.ErrControlBatch, kerr.InvalidRecord},
 		{fmt.Errorf("%w: fsync: EIO", broker.ErrStorage), kerr.KafkaStorageError},
 		{broker.ErrClosed, kerr.NotLeaderForPartition},
 		{groups.ErrRebalanceInProgress, kerr.RebalanceInProgress},
