@@ -22,6 +22,7 @@ var commandKinds = []commandKind{
 	{"delete_group_offsets", (*DeleteGroupOffsetsCmd)(nil)},
 	{"init_producer_id", (*InitProducerIDCmd)(nil)},
 	{"alter_broker_configs", (*AlterBrokerConfigsCmd)(nil)}, // after v1: brokerconfigs.go
+	{"put_transaction", (*PutTransactionCmd)(nil)},          // after v1: transactions.go
 
 	{"put_vhost", (*PutVhostCmd)(nil)},
 	{"delete_vhost", (*DeleteVhostCmd)(nil)},

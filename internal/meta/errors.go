@@ -48,4 +48,7 @@ var (
 	// in an AMQP definition that is not valid UTF-8). Replay refuses to start on one, since it means the
 	// log was written by a newer or broken version rather than torn.
 	ErrInvalidCommand = errors.New("meta: invalid command")
+	// ErrStaleProducer: a transaction change names a producer id or epoch
+	// that is no longer the transactional id's (it was fenced).
+	ErrStaleProducer = errors.New("meta: stale transactional producer")
 )

@@ -25,7 +25,8 @@ type State struct {
 	byID           map[TopicID]*Topic
 	groups         map[string]map[TopicPartition]OffsetCommit
 	nextProducerID int64
-	producers      map[string]producer // by transactional id
+	producers      map[string]producer    // by transactional id
+	txns           map[string]Transaction // by transactional id (transactions.go)
 
 	vhosts   map[string]*vhost
 	users    map[string]User
@@ -48,6 +49,7 @@ func NewState() *State {
 		groups:         make(map[string]map[TopicPartition]OffsetCommit),
 		nextProducerID: firstProducerID,
 		producers:      make(map[string]producer),
+		txns:           make(map[string]Transaction),
 		vhosts:         make(map[string]*vhost),
 		users:          make(map[string]User),
 		perms:          make(map[permKey]Permission),

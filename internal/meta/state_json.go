@@ -17,6 +17,7 @@ type stateJSON struct {
 	Groups         []groupJSON    `json:"groups,omitempty"`
 	NextProducerID int64          `json:"next_producer_id"`
 	Producers      []producerJSON `json:"producers,omitempty"`
+	Transactions   []Transaction  `json:"transactions,omitempty"`
 	Vhosts         []Vhost        `json:"vhosts,omitempty"`
 	Users          []User         `json:"users,omitempty"`
 	Permissions    []Permission   `json:"permissions,omitempty"`
@@ -51,6 +52,7 @@ func (st *State) MarshalJSON() ([]byte, error) {
 		p := st.producers[id]
 		j.Producers = append(j.Producers, producerJSON{TransactionalID: id, ProducerID: p.ID, Epoch: p.Epoch})
 	}
+	j.Transactions = nilIfEmpty(st.transactions())
 	j.Vhosts = st.Vhosts()
 	j.Users = st.Users()
 	j.Permissions = st.Permissions()
@@ -106,6 +108,13 @@ func (st *State) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("meta: state: duplicate or empty transactional id %q", p.TransactionalID)
 		}
 		n.producers[p.TransactionalID] = producer{ID: p.ProducerID, Epoch: p.Epoch}
+	}
+	for _, t := range j.Transactions {
+		_, ok := n.producers[t.TransactionalID]
+		if _, dup := n.txns[t.TransactionalID]; dup || !ok {
+			return fmt.Errorf("meta: state: duplicate or unknown transactional id %q", t.TransactionalID)
+		}
+		n.txns[t.TransactionalID] = t
 	}
 	n.brokerConfigs = configsOrNil(j.BrokerConfigs)
 	if err := n.loadAMQP(&j); err != nil {

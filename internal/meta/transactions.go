@@ -1,0 +1,107 @@
+package meta
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// Transactions: the Kafka transaction coordinator's state, one record per
+// transactional id, replaced whole by each put_transaction command. The
+// coordinator (internal/broker, txn.go) writes it before every step it
+// takes, so that after a restart it knows where each transaction was:
+// an ongoing one is aborted when it times out or its producer is
+// re-initialised, and one prepared to commit or abort gets its markers
+// written again (writing a marker twice is harmless).
+
+// TxnState is the phase of a transaction.
+type TxnState string
+
+const (
+	TxnEmpty          TxnState = "empty"
+	TxnOngoing        TxnState = "ongoing"
+	TxnPrepareCommit  TxnState = "prepare_commit"
+	TxnPrepareAbort   TxnState = "prepare_abort"
+	TxnCompleteCommit TxnState = "complete_commit"
+	TxnCompleteAbort  TxnState = "complete_abort"
+)
+
+// Transaction is a transactional id's current transaction.
+type Transaction struct {
+	TransactionalID string           `json:"transactional_id"`
+	ProducerID      int64            `json:"producer_id"`
+	Epoch           int16            `json:"epoch"`
+	TimeoutMs       int32            `json:"timeout_ms"`
+	State           TxnState         `json:"state"`
+	StartMs         int64            `json:"start_ms,omitempty"` // when it became ongoing
+	Partitions      []TopicPartition `json:"partitions,omitempty"`
+	// Offsets are the consumer offsets the transaction commits
+	// (TxnOffsetCommit), visible to their groups only once it commits.
+	Offsets []TxnOffset `json:"offsets,omitempty"`
+}
+
+// TxnOffset is one consumer offset committed in a transaction.
+type TxnOffset struct {
+	Group string `json:"group"`
+	OffsetCommit
+}
+
+func (t Transaction) clone() Transaction {
+	t.Partitions = slices.Clone(t.Partitions)
+	t.Offsets = slices.Clone(t.Offsets)
+	return t
+}
+
+// PutTransactionCmd replaces a transactional id's transaction. It is
+// refused unless the id's producer is the one InitProducerID last handed
+// out (same id and epoch), so a fenced producer's change never lands.
+type PutTransactionCmd Transaction
+
+func (c *PutTransactionCmd) check(st *State) error {
+	switch c.State {
+	case TxnEmpty, TxnOngoing, TxnPrepareCommit, TxnPrepareAbort, TxnCompleteCommit, TxnCompleteAbort:
+	default:
+		return fmt.Errorf("%w: transaction state %q", ErrInvalidCommand, c.State)
+	}
+	p, ok := st.producers[c.TransactionalID]
+	if !ok || p.ID != c.ProducerID || p.Epoch != c.Epoch {
+		return fmt.Errorf("%w: transactional id %q is not at producer %d epoch %d", ErrStaleProducer, c.TransactionalID, c.ProducerID, c.Epoch)
+	}
+	return nil
+}
+
+func (c *PutTransactionCmd) apply(st *State) Result {
+	st.txns[c.TransactionalID] = Transaction(*c).clone()
+	return Result{}
+}
+
+// PutTransaction durably replaces a transactional id's transaction.
+func (s *Store) PutTransaction(t Transaction) error {
+	c := PutTransactionCmd(t.clone())
+	_, err := s.propose(NewCommand(&c))
+	return err
+}
+
+// Transaction returns a transactional id's transaction.
+func (s *Store) Transaction(transactionalID string) (Transaction, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.state.txns[transactionalID]
+	return t.clone(), ok
+}
+
+// Transactions returns every transaction, sorted by transactional id.
+func (s *Store) Transactions() []Transaction {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.state.transactions()
+}
+
+func (st *State) transactions() []Transaction {
+	out := make([]Transaction, 0, len(st.txns))
+	for _, t := range st.txns {
+		out = append(out, t.clone())
+	}
+	slices.SortFunc(out, func(a, b Transaction) int { return cmp.Compare(a.TransactionalID, b.TransactionalID) })
+	return out
+}
