@@ -53,6 +53,8 @@ type Broker struct {
 	// its change is answered.
 	changing map[string]chan struct{}
 	closed   bool
+
+	txnLocks sync.Map // transactional id → *sync.Mutex (txn.go)
 }
 
 // Topic is a topic's definition plus its open partitions.

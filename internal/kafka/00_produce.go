@@ -12,8 +12,10 @@ package kafka
 // before the answer by default) for acks=1 and acks=-1 alike. With acks=0
 // there is no response. Idempotent producers are checked per partition
 // (duplicates are answered with the original offset, gaps get
-// OUT_OF_ORDER_SEQUENCE_NUMBER). Transactional batches are rejected: Sluice
-// has no transactions yet. Unknown topics are auto-created when enabled.
+// OUT_OF_ORDER_SEQUENCE_NUMBER). A transactional batch opens its producer's
+// transaction in the partition (partition_txn.go); the partition is not
+// checked against the coordinator's record (KIP-890's verification), as
+// in Kafka before 3.6. Unknown topics are auto-created when enabled.
 // The request timeout bounds only how long a resource alarm may hold the
 // request (flow.go): there is no replication to wait for.
 
@@ -36,12 +38,6 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 		// connection stays up (Kafka 4.0 does the same).
 		return func() (kmsg.Response, error) {
 			return produceAllFailed(req, resp, kerr.UnsupportedVersion.Code), nil
-		}
-	}
-	if req.TransactionID != nil {
-		// Without transaction support every partition fails alike.
-		return func() (kmsg.Response, error) {
-			return produceAllFailed(req, resp, kerr.TransactionalIDAuthorizationFailed.Code), nil
 		}
 	}
 	if !c.holdProduce(req) {

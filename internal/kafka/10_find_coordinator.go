@@ -5,9 +5,8 @@ package kafka
 // This node coordinates every group and every transactional id, so each
 // key is answered with NodeID at the advertised address; v4 batches keys
 // (CoordinatorKeys). A key type other than 0 (group) or 1 (transaction)
-// is INVALID_REQUEST. Transactional ids are answered so that InitProducerID
-// can hand out their producer id; the transaction APIs themselves are not
-// served.
+// is INVALID_REQUEST; a transactional id's coordinator serves the
+// transaction APIs (22, 24-26, 28).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

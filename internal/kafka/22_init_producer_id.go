@@ -6,10 +6,11 @@ package kafka
 // answer. Without a transactional id every call gets a fresh id at epoch
 // 0; Kafka instead bumps the epoch of the id a v3+ client sends back
 // (KIP-360), which serves the client no differently. With a transactional
-// id the id is kept and its epoch bumped, fencing older producers, and the
+// id the transaction coordinator (broker.InitTransactions) keeps the id and
+// bumps its epoch, fencing older producers, after aborting a transaction an
+// earlier producer left ongoing (or completing one it left prepared); the
 // transaction timeout must be within Kafka's default bounds (1 ms to 15
-// minutes) or INVALID_TRANSACTION_TIMEOUT; the transaction APIs themselves
-// are not served, so such a producer fails at its first transaction.
+// minutes) or INVALID_TRANSACTION_TIMEOUT.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,7 +26,16 @@ func handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) (kmsg.Respon
 		resp.ErrorCode = kerr.InvalidTransactionTimeout.Code
 		return resp, nil
 	}
-	id, epoch, err := c.s.broker.InitProducerID(txnID)
+	var (
+		id    int64
+		epoch int16
+		err   error
+	)
+	if txnID != "" {
+		id, epoch, err = c.s.broker.InitTransactions(txnID, req.TransactionTimeoutMillis)
+	} else {
+		id, epoch, err = c.s.broker.InitProducerID("")
+	}
 	if resp.ErrorCode = coordinatorErrorCode(err); err == nil {
 		resp.ProducerID, resp.ProducerEpoch = id, epoch
 	}

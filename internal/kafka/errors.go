@@ -48,6 +48,10 @@ var errorCodes = []struct {
 	code *kerr.Error
 }{
 	{broker.ErrControlBatch, kerr.InvalidRecord},
+	{broker.ErrProducerFenced, kerr.ProducerFenced},
+	{broker.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
+	{broker.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{broker.ErrConcurrentTransactions, kerr.ConcurrentTransactions},
 	{broker.ErrInvalidTopic, kerr.InvalidTopicException},
 	{broker.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{broker.ErrInvalidConfig, kerr.InvalidConfig},
@@ -85,6 +89,15 @@ func writeErrorCode(err error) int16 {
 // COORDINATOR_NOT_AVAILABLE, as Kafka's coordinators do while their log is
 // unavailable, so that clients look the coordinator up again and retry
 // instead of failing.
+// txnErrorCode is coordinatorErrorCode for the transaction APIs, where a
+// partition's failed marker write is the coordinator's failure too.
+func txnErrorCode(err error) int16 {
+	if err != nil && storageFailure(err) {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return coordinatorErrorCode(err)
+}
+
 func coordinatorErrorCode(err error) int16 {
 	if errors.Is(err, broker.ErrStorage) || errors.Is(err, broker.ErrClosed) {
 		return kerr.CoordinatorNotAvailable.Code

@@ -187,6 +187,13 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		// Completes transactions a crash left prepared, then aborts
+		// those past transaction.timeout.ms, checking every second.
+		s.broker.RunTransactions(time.Second, s.stop)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
 		s.recovery.Run(s.stop)
 	}()
 	s.wg.Add(1)

@@ -1,0 +1,20 @@
+package kafka
+
+// AddOffsetsToTxn, versions 0-3.
+//
+// Announces that the producer's transaction will commit offsets of a
+// consumer group (TxnOffsetCommit, sent to the group coordinator, which is
+// this node), starting the transaction if none is ongoing. Kafka adds the
+// group's __consumer_offsets partition to the transaction; Sluice keeps
+// the offsets with the transaction's record and commits them when it
+// commits. Producer errors as in AddPartitionsToTxn.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleAddOffsetsToTxn(c *conn, req *kmsg.AddOffsetsToTxnRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	resp.ErrorCode = txnErrorCode(c.s.broker.AddOffsetsToTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group))
+	return resp, nil
+}

@@ -1,0 +1,40 @@
+package kafka
+
+// TxnOffsetCommit, versions 0-3.
+//
+// Records consumer offsets in the producer's ongoing transaction
+// (broker.TxnOffsetCommit): the group sees them only once the transaction
+// commits, and never if it aborts. The request's member id and generation
+// (v3+, KIP-447) are not checked against the group. Every partition
+// carries the request's error: a producer error as in AddPartitionsToTxn,
+// INVALID_TXN_STATE without an ongoing transaction, or
+// UNKNOWN_TOPIC_OR_PARTITION (nothing is recorded then).
+
+import (
+	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	var commits []broker.OffsetCommit
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			commits = append(commits, broker.OffsetCommit{
+				Topic: rt.Topic, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: rp.LeaderEpoch, Metadata: deref(rp.Metadata),
+			})
+		}
+	}
+	code := txnErrorCode(c.s.broker.TxnOffsetCommit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits))
+	for _, rt := range req.Topics {
+		st := kmsg.NewTxnOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

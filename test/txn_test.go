@@ -1,0 +1,214 @@
+package test
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// txnProducer returns a transactional franz-go producer.
+func txnProducer(t *testing.T, b *broker, id string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	return b.client(t, append([]kgo.Opt{kgo.TransactionalID(id), kgo.DefaultProduceTopic("")}, opts...)...)
+}
+
+// produceInTxn produces values to topic (spread over its partitions by key)
+// in one transaction and commits or aborts it.
+func produceInTxn(t *testing.T, p *kgo.Client, topic string, values []string, commit bool) {
+	t.Helper()
+	ctx := ctxT(t, 30*time.Second)
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range values {
+		if err := p.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(v), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+	}
+	if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("end transaction (commit %v): %v", commit, err)
+	}
+}
+
+// readAll reads every partition of topic from the start at the given
+// isolation level up to a plain sentinel record produced now at the end
+// of each partition, and returns the values before the sentinels, sorted.
+func readAll(t *testing.T, b *broker, topic string, partitions int32, committed bool) []string {
+	t.Helper()
+	plain := b.client(t)
+	for p := int32(0); p < partitions; p++ {
+		r := &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("sentinel-%d", p))}
+		if err := plain.ProduceSync(ctxT(t, 30*time.Second), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	iso := kgo.ReadUncommitted()
+	if committed {
+		iso = kgo.ReadCommitted()
+	}
+	c := b.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(iso))
+	ctx := ctxT(t, 30*time.Second)
+	var out []string
+	seen := 0
+	for seen < int(partitions) {
+		fs := c.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d sentinels; values so far %v", seen, partitions, out)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		for _, r := range fs.Records() {
+			if v := string(r.Value); strings.HasPrefix(v, "sentinel-") {
+				seen++
+			} else {
+				out = append(out, v)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func values(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%03d", prefix, i)
+	}
+	return out
+}
+
+func sortedJoin(parts ...[]string) []string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestKafkaTxnCommitAbort: a read_committed consumer sees exactly the
+// committed transactions, a read_uncommitted one everything; while a
+// transaction is open the last stable offset stays at its first record.
+func TestKafkaTxnCommitAbort(t *testing.T) {
+	b := startBroker(t)
+	const topic = "txn-ca"
+	b.createTopic(t, topic, 3, nil)
+	p := txnProducer(t, b, "tx-ca")
+	c1, a1, c2 := values("c1", 30), values("a1", 30), values("c2", 20)
+	produceInTxn(t, p, topic, c1, true)
+	produceInTxn(t, p, topic, a1, false)
+	produceInTxn(t, p, topic, c2, true)
+
+	// An open transaction holds the LSO of its partition at its first
+	// record; the high watermark moves on.
+	ctx := ctxT(t, 30*time.Second)
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	open := &kgo.Record{Topic: topic, Value: []byte("open")}
+	if err := p.ProduceSync(ctx, open).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := b.admin(t)
+	hw, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lso, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := hw.Lookup(topic, open.Partition)
+	l, _ := lso.Lookup(topic, open.Partition)
+	if h.Err != nil || l.Err != nil || l.Offset != open.Offset || h.Offset != open.Offset+1 {
+		t.Fatalf("open transaction: high watermark %d (%v), last stable offset %d (%v); want both after the open record at %d", h.Offset, h.Err, l.Offset, l.Err, open.Offset)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+
+	if got, want := readAll(t, b, topic, 3, true), sortedJoin(c1, c2); !equalStrings(got, want) {
+		t.Fatalf("read_committed: %d values %v\nwant %d", len(got), got, len(want))
+	}
+	if got, want := readAll(t, b, topic, 3, false), sortedJoin(c1, a1, c2, []string{"open"}); !equalStrings(got, want) {
+		t.Fatalf("read_uncommitted: %d values, want %d", len(got), len(want))
+	}
+}
+
+// TestKafkaTxnFencing: a second producer with the same transactional id
+// aborts the first one's open transaction and fences it.
+func TestKafkaTxnFencing(t *testing.T) {
+	b := startBroker(t)
+	const topic = "txn-fence"
+	b.createTopic(t, topic, 2, nil)
+	ctx := ctxT(t, 30*time.Second)
+	zombie := txnProducer(t, b, "tx-fence")
+	if err := zombie.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range values("zombie", 10) {
+		if err := zombie.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(v), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := txnProducer(t, b, "tx-fence")
+	produceInTxn(t, fresh, topic, values("fresh", 10), true)
+
+	err := zombie.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("zombie-late")}).FirstErr()
+	if err == nil {
+		err = zombie.EndTransaction(ctx, kgo.TryCommit)
+	}
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("zombie after fencing: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+	}
+	if got := readAll(t, b, topic, 2, true); !equalStrings(got, values("fresh", 10)) {
+		t.Fatalf("read_committed after fencing: %v", got)
+	}
+}
+
+// TestKafkaTxnTimeout: a transaction left open past its timeout is
+// aborted by the broker, which fences its producer.
+func TestKafkaTxnTimeout(t *testing.T) {
+	b := startBroker(t)
+	const topic = "txn-timeout"
+	b.createTopic(t, topic, 1, nil)
+	ctx := ctxT(t, 60*time.Second)
+	p := txnProducer(t, b, "tx-timeout", kgo.TransactionTimeout(2*time.Second))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("abandoned")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := b.admin(t)
+	waitFor(t, 30*time.Second, "the abandoned transaction aborted (LSO = HW)", func() bool {
+		hw, err1 := adm.ListEndOffsets(ctx, topic)
+		lso, err2 := adm.ListCommittedOffsets(ctx, topic)
+		h, _ := hw.Lookup(topic, 0)
+		l, _ := lso.Lookup(topic, 0)
+		return err1 == nil && err2 == nil && h.Offset == 2 && l.Offset == 2 // the record and the abort marker
+	})
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err == nil {
+		t.Fatal("commit of a transaction the broker aborted succeeded")
+	}
+	if got := readAll(t, b, topic, 1, true); len(got) != 0 {
+		t.Fatalf("read_committed after the timeout: %v", got)
+	}
+}
