@@ -55,6 +55,10 @@
 //
 //	Router.vhostDefs > vhost.defs > Router.mu > Broker.mu > queue locks,
 //	Partition.mu > the PartitionLog's own (a storage.Log's) locks
+//	a transactional id's lock (txn.go) > Broker.mu
+//
+// A transactional id's lock is held across its metadata writes and its
+// markers' fsync: only that id's producer waits on it.
 //
 // Router.mu (which every publish takes to route) and Broker.mu (which
 // produce and fetch take to find a topic) are never held across a disk
