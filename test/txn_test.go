@@ -1,10 +1,12 @@
 package test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,5 +212,109 @@ func TestKafkaTxnTimeout(t *testing.T) {
 	}
 	if got := readAll(t, b, topic, 1, true); len(got) != 0 {
 		t.Fatalf("read_committed after the timeout: %v", got)
+	}
+}
+
+// TestKafkaTxnPipelineKill9: a consume-transform-produce pipeline
+// (kgo.GroupTransactSession: read_committed input, output and input
+// offsets in one transaction) keeps running while the broker is killed
+// with SIGKILL and restarted, repeatedly; at the end the output read with
+// read_committed holds every input record exactly once.
+func TestKafkaTxnPipelineKill9(t *testing.T) {
+	b := startBroker(t)
+	const in, out, n = "pipe-in", "pipe-out", 600
+	b.createTopic(t, in, 3, nil)
+	b.createTopic(t, out, 3, nil)
+	src := b.client(t)
+	for _, v := range values("v", n) {
+		if err := src.ProduceSync(ctxT(t, 30*time.Second), &kgo.Record{Topic: in, Key: []byte(v), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sess, err := kgo.NewGroupTransactSession(
+			kgo.SeedBrokers(b.Kafka), kgo.TransactionalID("pipe"), kgo.ConsumerGroup("pipe-g"),
+			kgo.ConsumeTopics(in), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+			kgo.TransactionTimeout(10*time.Second), kgo.FetchMaxPartitionBytes(2000), // small transactions
+			kgo.RetryTimeout(time.Minute),
+		)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer sess.Close()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			fs := sess.PollFetches(ctx)
+			cancel()
+			if fs.IsClientClosed() {
+				return
+			}
+			recs := fs.Records()
+			if len(recs) == 0 {
+				continue
+			}
+			if err := sess.Begin(); err != nil {
+				t.Errorf("begin: %v", err)
+				return
+			}
+			ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+			for _, r := range recs {
+				sess.Produce(ctx, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value}, nil)
+			}
+			sess.End(ctx, kgo.TryCommit) // a failure aborts; the records come again
+			cancel()
+		}
+	}()
+	finish := sync.OnceFunc(func() { close(stop); <-done })
+	defer finish()
+
+	// Watch the output grow, killing the broker a few times on the way.
+	watch := b.client(t, kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	seen := map[string]bool{}
+	kills := 0
+	ctx := ctxT(t, 3*time.Minute)
+	for len(seen) < n {
+		fs := watch.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("output has %d of %d records after %d kills\n%s", len(seen), n, kills, b.Logs())
+		}
+		for _, r := range fs.Records() {
+			seen[string(r.Value)] = true
+		}
+		if kills < 3 && len(seen) >= (kills+1)*n/5 {
+			b.Kill()
+			b.Restart()
+			kills++
+		}
+	}
+	if kills < 3 {
+		t.Fatalf("only %d kills", kills)
+	}
+	finish()
+
+	if got, want := readAll(t, b, out, 3, true), values("v", n); !equalStrings(got, want) {
+		dups := map[string]int{}
+		for _, v := range got {
+			dups[v]++
+		}
+		var extra []string
+		for v, c := range dups {
+			if c > 1 {
+				extra = append(extra, v)
+			}
+		}
+		t.Fatalf("read_committed output: %d records for %d inputs; duplicated %v", len(got), n, extra)
 	}
 }
