@@ -82,3 +82,9 @@ func TestPythonPikaRatesMonitor(t *testing.T) {
 	r := runTool(t, 90*time.Second, "", python3Path, path, b.AMQP, b.HTTP).must(t, b, "pika_rates_monitor.py")
 	t.Logf("pika_rates_monitor.py:\n%s", r.Stdout)
 }
+
+func TestPythonConfluentTransactions(t *testing.T) {
+	needPythonModule(t, "confluent_kafka")
+	b := startBroker(t)
+	runPythonScript(t, b, "confluent_transactions.py", 120*time.Second)
+}
