@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -142,8 +143,41 @@ func TestKafkaTxnCommitAbort(t *testing.T) {
 	if h.Err != nil || l.Err != nil || l.Offset != open.Offset || h.Offset != open.Offset+1 {
 		t.Fatalf("open transaction: high watermark %d (%v), last stable offset %d (%v); want both after the open record at %d", h.Offset, h.Err, l.Offset, l.Err, open.Offset)
 	}
+	// The admin APIs see the open transaction.
+	dt, err := adm.DescribeTransactions(ctx, "tx-ca", "nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dt["tx-ca"]
+	if d.Err != nil || d.State != "Ongoing" || !d.Topics.Lookup(topic, open.Partition) || d.ProducerID < 0 {
+		t.Fatalf("DescribeTransactions: %+v", d)
+	}
+	if !errors.Is(dt["nope"].Err, kerr.TransactionalIDNotFound) {
+		t.Fatalf("DescribeTransactions of an unknown id: %+v", dt["nope"])
+	}
+	lt, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
+	if err != nil || len(lt) != 1 || lt["tx-ca"].ProducerID != d.ProducerID {
+		t.Fatalf("ListTransactions Ongoing: %v %v", lt, err)
+	}
+	dp, err := adm.DescribeProducers(ctx, kadm.TopicsSet{topic: {open.Partition: struct{}{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	dp.EachProducer(func(pr kadm.DescribedProducer) {
+		if pr.ProducerID == d.ProducerID {
+			found = pr.CurrentTxnStartOffset == open.Offset
+		}
+	})
+	if !found {
+		t.Fatalf("DescribeProducers: %+v, want producer %d in a transaction from %d", dp.SortedProducers(), d.ProducerID, open.Offset)
+	}
+
 	if err := p.EndTransaction(ctx, kgo.TryAbort); err != nil {
 		t.Fatal(err)
+	}
+	if lt, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"}); err != nil || len(lt) != 0 {
+		t.Fatalf("ListTransactions Ongoing after the abort: %v %v", lt, err)
 	}
 
 	if got, want := readAll(t, b, topic, 3, true), sortedJoin(c1, c2); !equalStrings(got, want) {

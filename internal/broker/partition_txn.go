@@ -293,3 +293,33 @@ func controlType(data []byte) (int16, error) {
 	}
 	return kind, nil
 }
+
+// ProducerInfo is a producer's state in a partition, as DescribeProducers
+// reports it.
+type ProducerInfo struct {
+	ProducerID   int64
+	Epoch        int16
+	LastSequence int32 // -1: none since its epoch began
+	// TxnStartOffset is the first offset of its open transaction, -1 if
+	// none is open.
+	TxnStartOffset int64
+}
+
+// Producers returns the producers the partition keeps state for, by id.
+func (p *Partition) Producers() []ProducerInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ProducerInfo, 0, len(p.producers))
+	for id, st := range p.producers {
+		pi := ProducerInfo{ProducerID: id, Epoch: st.epoch, LastSequence: -1, TxnStartOffset: -1}
+		if st.n > 0 {
+			pi.LastSequence = st.last().lastSeq
+		}
+		if o, ok := p.txns.open[id]; ok {
+			pi.TxnStartOffset = o.FirstOffset
+		}
+		out = append(out, pi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ProducerID < out[j].ProducerID })
+	return out
+}

@@ -54,6 +54,19 @@ var (
 // records it.
 type Transaction = meta.Transaction
 
+// TxnState is a transaction's phase.
+type TxnState = meta.TxnState
+
+// The phases of a transaction.
+const (
+	TxnEmpty          = meta.TxnEmpty
+	TxnOngoing        = meta.TxnOngoing
+	TxnPrepareCommit  = meta.TxnPrepareCommit
+	TxnPrepareAbort   = meta.TxnPrepareAbort
+	TxnCompleteCommit = meta.TxnCompleteCommit
+	TxnCompleteAbort  = meta.TxnCompleteAbort
+)
+
 // txnLock returns the lock of a transactional id.
 func (b *Broker) txnLock(id string) *sync.Mutex {
 	m, _ := b.txnLocks.LoadOrStore(id, new(sync.Mutex))
@@ -345,8 +358,12 @@ func (b *Broker) putTxn(t meta.Transaction) error {
 	return metaErr(err)
 }
 
-// Transactions returns every transactional id's transaction.
+// Transactions returns every transactional id's transaction, sorted by
+// transactional id.
 func (b *Broker) Transactions() []Transaction { return b.meta.Transactions() }
+
+// TransactionOf returns a transactional id's transaction.
+func (b *Broker) TransactionOf(id string) (Transaction, bool) { return b.meta.Transaction(id) }
 
 // TickTransactions completes prepared transactions (recovery after a
 // crash or a failed marker write) and aborts ongoing ones past their

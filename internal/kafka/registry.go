@@ -60,6 +60,9 @@ var apis = []api{
 	{key: 44, min: 0, max: 1, handle: handle(handleIncrementalAlterConfigs)},
 	{key: 47, min: 0, max: 0, handle: handle(handleOffsetDelete)},
 	{key: 60, min: 0, max: 1, handle: handle(handleDescribeCluster)},
+	{key: 61, min: 0, max: 0, handle: handle(handleDescribeProducers)},
+	{key: 65, min: 0, max: 0, handle: handle(handleDescribeTransactions)},
+	{key: 66, min: 0, max: 2, handle: handle(handleListTransactions)},
 }
 
 var byKey = func() map[int16]*api {
