@@ -2,8 +2,10 @@ package test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // txnProducer returns a transactional franz-go producer.
@@ -350,5 +353,66 @@ func TestKafkaTxnPipelineKill9(t *testing.T) {
 			}
 		}
 		t.Fatalf("read_committed output: %d records for %d inputs; duplicated %v", len(got), n, extra)
+	}
+}
+
+// TestKafkaTxnProduceVerified: transactional data is accepted only for a
+// partition added to the producer's ongoing transaction, so a producer
+// cannot open a transaction that no marker would close.
+func TestKafkaTxnProduceVerified(t *testing.T) {
+	b := startBroker(t)
+	const topic = "txn-verify"
+	b.createTopic(t, topic, 1, nil)
+	c := b.client(t)
+	ctx := ctxT(t, 30*time.Second)
+	id := "tx-verify"
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = &id, 60000
+	ipr, err := init.RequestWith(ctx, c)
+	if err != nil || ipr.ErrorCode != 0 {
+		t.Fatalf("InitProducerID: %v %v", err, kerr.ErrorForCode(ipr.ErrorCode))
+	}
+	txnBatch := func(seq int32, epoch int16) []byte {
+		bt := idempotentBatch(ipr.ProducerID, epoch, seq, "v")
+		binary.BigEndian.PutUint16(bt[21:], 0x10) // transactional
+		binary.BigEndian.PutUint32(bt[17:], crc32.Checksum(bt[21:], crc32.MakeTable(crc32.Castagnoli)))
+		return bt
+	}
+	produce := func(bt []byte) int16 {
+		req := produceRequest(topic, bt)
+		req.TransactionID = &id
+		resp, err := req.RequestWith(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	if code := produce(txnBatch(0, ipr.ProducerEpoch)); code != kerr.InvalidTxnState.Code {
+		t.Fatalf("produce before AddPartitionsToTxn: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+	}
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, ipr.ProducerID, ipr.ProducerEpoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = topic, []int32{0}
+	add.Topics = append(add.Topics, at)
+	if resp, err := add.RequestWith(ctx, c); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("AddPartitionsToTxn: %v %+v", err, resp)
+	}
+	if code := produce(txnBatch(0, ipr.ProducerEpoch-1)); code != kerr.InvalidProducerEpoch.Code {
+		t.Fatalf("produce at an older epoch: %v, want INVALID_PRODUCER_EPOCH", kerr.ErrorForCode(code))
+	}
+	if code := produce(txnBatch(0, ipr.ProducerEpoch)); code != 0 {
+		t.Fatalf("produce after AddPartitionsToTxn: %v", kerr.ErrorForCode(code))
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, ipr.ProducerID, ipr.ProducerEpoch, true
+	if resp, err := end.RequestWith(ctx, c); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %v %+v", err, resp)
+	}
+	if code := produce(txnBatch(1, ipr.ProducerEpoch)); code != kerr.InvalidTxnState.Code {
+		t.Fatalf("produce after the commit: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+	}
+	if got := readAll(t, b, topic, 1, true); !equalStrings(got, []string{"v"}) {
+		t.Fatalf("read_committed: %v", got)
 	}
 }

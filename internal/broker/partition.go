@@ -146,6 +146,18 @@ type AppendResult struct {
 // rebuilds the sequence state from what is durable, so a batch whose
 // write failed is written again when its producer retries it.
 func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
+	return p.AppendTxn(batches, nil)
+}
+
+// TxnCheck says whether a producer may append transactional data to a
+// partition now (Broker.TxnProduceCheck: its transaction is ongoing and
+// includes the partition).
+type TxnCheck func(topic string, partition int32, producerID int64, epoch int16) error
+
+// AppendTxn is Append for a produce request that carries a transactional
+// id: check (if not nil) is asked about every transactional batch first,
+// and its error refuses the request.
+func (p *Partition) AppendTxn(batches []byte, check TxnCheck) (AppendResult, Pending, error) {
 	headers, err := storage.ValidateBatches(batches, int(p.maxMessageBytes.Load()))
 	if err != nil {
 		return AppendResult{}, nil, coreError(err)
@@ -153,6 +165,11 @@ func (p *Partition) Append(batches []byte) (AppendResult, Pending, error) {
 	for _, h := range headers {
 		if h.Attributes&controlBit != 0 {
 			return AppendResult{}, nil, ErrControlBatch
+		}
+		if check != nil && h.Attributes&transactionalBit != 0 {
+			if err := check(p.Topic, p.Index, h.ProducerID, h.ProducerEpoch); err != nil {
+				return AppendResult{}, nil, err
+			}
 		}
 	}
 	// Recompression (partition_rewrite.go) runs before the lock is taken;

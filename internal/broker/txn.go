@@ -358,6 +358,26 @@ func (b *Broker) putTxn(t meta.Transaction) error {
 	return metaErr(err)
 }
 
+// TxnProduceCheck returns the check a produce request of transactional
+// id makes before appending transactional data (KIP-890's verification,
+// which Kafka has made since 3.6): the producer is the id's current one
+// (else ErrInvalidProducerEpoch) and its transaction is ongoing and
+// includes the partition (else ErrInvalidTxnState). Without it a producer
+// could open a transaction the coordinator does not know of, which no
+// marker would ever close, holding the partition's LSO forever.
+func (b *Broker) TxnProduceCheck(id string) TxnCheck {
+	return func(topic string, partition int32, pid int64, epoch int16) error {
+		curPID, curEpoch, ongoing, included := b.meta.TransactionIncludes(id, meta.TopicPartition{Topic: topic, Partition: partition})
+		switch {
+		case pid != curPID || epoch < curEpoch:
+			return ErrInvalidProducerEpoch
+		case epoch > curEpoch || !ongoing || !included:
+			return ErrInvalidTxnState
+		}
+		return nil
+	}
+}
+
 // Transactions returns every transactional id's transaction, sorted by
 // transactional id.
 func (b *Broker) Transactions() []Transaction { return b.meta.Transactions() }

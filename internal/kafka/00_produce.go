@@ -13,9 +13,11 @@ package kafka
 // there is no response. Idempotent producers are checked per partition
 // (duplicates are answered with the original offset, gaps get
 // OUT_OF_ORDER_SEQUENCE_NUMBER). A transactional batch opens its producer's
-// transaction in the partition (partition_txn.go); the partition is not
-// checked against the coordinator's record (KIP-890's verification), as
-// in Kafka before 3.6. Unknown topics are auto-created when enabled.
+// transaction in the partition (partition_txn.go) and is accepted only if
+// the request's transactional id has that producer's transaction ongoing
+// with the partition added (KIP-890's verification, as Kafka since 3.6):
+// else INVALID_PRODUCER_EPOCH (another producer) or INVALID_TXN_STATE.
+// Unknown topics are auto-created when enabled.
 // The request timeout bounds only how long a resource alarm may hold the
 // request (flow.go): there is no replication to wait for.
 
@@ -43,6 +45,10 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 	if !c.holdProduce(req) {
 		return produceHeldTooLong(req) // see flow.go
 	}
+	var check broker.TxnCheck
+	if req.TransactionID != nil {
+		check = c.s.broker.TxnProduceCheck(*req.TransactionID)
+	}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
 		st := &resp.Topics[i]
@@ -58,7 +64,7 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 				sp.ErrorCode = errorCode(terr)
 				continue
 			}
-			ap, err := appendPartition(t, rp, sp)
+			ap, err := appendPartition(t, rp, sp, check)
 			if err != nil {
 				sp.ErrorCode = writeErrorCode(err)
 				if msg := err.Error(); sp.ErrorCode != 0 {
@@ -89,11 +95,11 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 // appendPartition appends one partition's records (the partition
 // validates them), filling the offsets of sp. It returns the append to
 // wait on, if any.
-func appendPartition(t *broker.Topic, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) (broker.Pending, error) {
+func appendPartition(t *broker.Topic, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, check broker.TxnCheck) (broker.Pending, error) {
 	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		return nil, broker.ErrUnknownPartition
 	}
-	res, ap, err := t.Partitions[rp.Partition].Append(rp.Records)
+	res, ap, err := t.Partitions[rp.Partition].AppendTxn(rp.Records, check)
 	if err != nil {
 		return nil, err
 	}

@@ -90,6 +90,20 @@ func (s *Store) Transaction(transactionalID string) (Transaction, bool) {
 	return t.clone(), ok
 }
 
+// TransactionIncludes returns the producer id and epoch of a
+// transactional id's transaction, whether it is ongoing and whether tp is
+// in it, without copying it (produce asks this for every transactional
+// batch).
+func (s *Store) TransactionIncludes(transactionalID string, tp TopicPartition) (producerID int64, epoch int16, ongoing, included bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.state.txns[transactionalID]
+	if !ok {
+		return -1, -1, false, false
+	}
+	return t.ProducerID, t.Epoch, t.State == TxnOngoing, slices.Contains(t.Partitions, tp)
+}
+
 // Transactions returns every transaction, sorted by transactional id.
 func (s *Store) Transactions() []Transaction {
 	s.mu.RLock()
