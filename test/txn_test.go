@@ -146,6 +146,18 @@ func TestKafkaTxnCommitAbort(t *testing.T) {
 	if h.Err != nil || l.Err != nil || l.Offset != open.Offset || h.Offset != open.Offset+1 {
 		t.Fatalf("open transaction: high watermark %d (%v), last stable offset %d (%v); want both after the open record at %d", h.Offset, h.Err, l.Offset, l.Err, open.Offset)
 	}
+	// So does the management API.
+	mt := decodeJSON[map[string]any](t, b.api(t, "GET", "/api/kafka/topics/"+topic, nil, 200))
+	var pd map[string]any
+	for _, x := range mt["partition_details"].([]any) {
+		if x := x.(map[string]any); x["partition"] == float64(open.Partition) {
+			pd = x
+		}
+	}
+	if pd["last_stable_offset"] != float64(open.Offset) || pd["log_end_offset"] != float64(open.Offset+1) {
+		t.Fatalf("management API partition %d: %v, want last_stable_offset %d", open.Partition, pd, open.Offset)
+	}
+
 	// The admin APIs see the open transaction.
 	dt, err := adm.DescribeTransactions(ctx, "tx-ca", "nope")
 	if err != nil {

@@ -18,9 +18,9 @@ import (
 // administrator.
 
 func partitionJSON(p *broker.Partition) map[string]any {
-	start, end, _ := p.Offsets()
+	start, end, stable := p.Offsets()
 	return map[string]any{
-		"partition": p.Index, "log_start_offset": start, "log_end_offset": end,
+		"partition": p.Index, "log_start_offset": start, "log_end_offset": end, "last_stable_offset": stable,
 		"messages": end - start, "size_bytes": p.Size(),
 	}
 }
@@ -179,8 +179,8 @@ func (a *API) groupJSON(id string, detail bool) map[string]any {
 			row["committed_offset"] = nil
 		}
 		if p, err := a.opts.Kafka.Partition(topic, part); err == nil {
-			_, end, _ := p.Offsets()
-			row["log_end_offset"] = end
+			_, end, stable := p.Offsets()
+			row["log_end_offset"], row["last_stable_offset"] = end, stable
 			if committed != nil {
 				lag := max(end-committed.Offset, 0)
 				row["lag"] = lag
