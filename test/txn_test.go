@@ -428,3 +428,46 @@ func TestKafkaTxnProduceVerified(t *testing.T) {
 		t.Fatalf("read_committed: %v", got)
 	}
 }
+
+// TestKafkaTxnCrashBetweenPrepareAndMarkers: the broker loses power
+// after recording a commit decision and before its markers are on disk
+// (the partitions' fsyncs are held, and on the volatile file system of a
+// faultinject build what is not fsynced dies with the process); after
+// the restart the commit is completed: read_committed sees the records.
+func TestKafkaTxnCrashBetweenPrepareAndMarkers(t *testing.T) {
+	t.Setenv("SLUICE_FAULT_VOLATILE", "1")
+	b := startFaultBroker(t, "--disk-free-limit", "0")
+	const topic = "txn-crash"
+	b.createTopic(t, topic, 2, nil)
+	ctx := ctxT(t, 60*time.Second)
+	p := txnProducer(t, b, "tx-crash")
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	want := values("crash", 20)
+	for _, v := range want {
+		if err := p.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(v), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.fault(t, "hold", "/topics/")
+	endCtx, cancel := context.WithCancel(ctx)
+	ended := make(chan error, 1)
+	go func() { ended <- p.EndTransaction(endCtx, kgo.TryCommit) }()
+	waitFor(t, 30*time.Second, "a marker's fsync held", func() bool {
+		return !strings.Contains(b.fault(t, "status", ""), `"holding":0`)
+	})
+	b.Kill()
+	cancel()
+	<-ended
+	p.Close()
+	b.Restart()
+
+	if got := readAll(t, b, topic, 2, true); !equalStrings(got, want) {
+		t.Fatalf("read_committed after the crash: %d records %v, want the %d committed", len(got), got, len(want))
+	}
+	dt, err := b.admin(t).DescribeTransactions(ctx, "tx-crash")
+	if err != nil || dt["tx-crash"].State != "CompleteCommit" {
+		t.Fatalf("transaction after the restart: %+v %v", dt["tx-crash"], err)
+	}
+}
