@@ -402,6 +402,9 @@ func TestKafkaTxnProduceVerified(t *testing.T) {
 	if code := produce(txnBatch(0, ipr.ProducerEpoch)); code != kerr.InvalidTxnState.Code {
 		t.Fatalf("produce before AddPartitionsToTxn: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
 	}
+	if got := produceRaw(t, c, topic, txnBatch(0, ipr.ProducerEpoch)); got.ErrorCode != kerr.InvalidRecord.Code {
+		t.Fatalf("transactional batch without a transactional id: %v, want INVALID_RECORD", kerr.ErrorForCode(got.ErrorCode))
+	}
 	add := kmsg.NewPtrAddPartitionsToTxnRequest()
 	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, ipr.ProducerID, ipr.ProducerEpoch
 	at := kmsg.NewAddPartitionsToTxnRequestTopic()

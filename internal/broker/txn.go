@@ -48,7 +48,14 @@ var (
 	// ErrConcurrentTransactions: the previous transaction is still being
 	// completed; retry.
 	ErrConcurrentTransactions = newError(KindConflict, "broker: previous transaction still completing")
+	// ErrTransactionalWithoutID: transactional data produced without a
+	// transactional id, which no coordinator could ever close.
+	ErrTransactionalWithoutID = newError(KindCorrupt, "broker: transactional batch without a transactional id")
 )
+
+// RefuseTransactional is the TxnCheck of a produce request without a
+// transactional id: transactional batches are refused, as Kafka does.
+func RefuseTransactional(string, int32, int64, int16) error { return ErrTransactionalWithoutID }
 
 // Transaction is a transactional id's transaction as the coordinator
 // records it.

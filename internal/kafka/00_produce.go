@@ -16,7 +16,8 @@ package kafka
 // transaction in the partition (partition_txn.go) and is accepted only if
 // the request's transactional id has that producer's transaction ongoing
 // with the partition added (KIP-890's verification, as Kafka since 3.6):
-// else INVALID_PRODUCER_EPOCH (another producer) or INVALID_TXN_STATE.
+// else INVALID_PRODUCER_EPOCH (another producer) or INVALID_TXN_STATE; in
+// a request without a transactional id it is INVALID_RECORD.
 // Unknown topics are auto-created when enabled.
 // The request timeout bounds only how long a resource alarm may hold the
 // request (flow.go): there is no replication to wait for.
@@ -45,7 +46,7 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 	if !c.holdProduce(req) {
 		return produceHeldTooLong(req) // see flow.go
 	}
-	var check broker.TxnCheck
+	check := broker.RefuseTransactional
 	if req.TransactionID != nil {
 		check = c.s.broker.TxnProduceCheck(*req.TransactionID)
 	}

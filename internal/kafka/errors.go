@@ -48,6 +48,7 @@ var errorCodes = []struct {
 	code *kerr.Error
 }{
 	{broker.ErrControlBatch, kerr.InvalidRecord},
+	{broker.ErrTransactionalWithoutID, kerr.InvalidRecord},
 	{broker.ErrProducerFenced, kerr.ProducerFenced},
 	{broker.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
 	{broker.ErrInvalidTxnState, kerr.InvalidTxnState},
