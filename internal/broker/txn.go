@@ -389,6 +389,9 @@ func (b *Broker) TxnProduceCheck(id string) TxnCheck {
 // transactional id.
 func (b *Broker) Transactions() []Transaction { return b.meta.Transactions() }
 
+// TxnAgeMillis is how long ago, by the broker's clock, t started.
+func (b *Broker) TxnAgeMillis(t Transaction) int64 { return b.opts.Now().UnixMilli() - t.StartMs }
+
 // TransactionOf returns a transactional id's transaction.
 func (b *Broker) TransactionOf(id string) (Transaction, bool) { return b.meta.Transaction(id) }
 

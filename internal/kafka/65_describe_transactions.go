@@ -18,7 +18,6 @@ package kafka
 import (
 	"regexp"
 	"slices"
-	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -84,13 +83,12 @@ func handleListTransactions(c *conn, req *kmsg.ListTransactionsRequest) (kmsg.Re
 			return resp, nil
 		}
 	}
-	now := time.Now().UnixMilli()
 	for _, t := range c.s.broker.Transactions() {
 		name := txnStateNames[t.State]
 		switch {
 		case len(states) > 0 && !states[name],
 			len(req.ProducerIDFilters) > 0 && !slices.Contains(req.ProducerIDFilters, t.ProducerID),
-			req.DurationFilterMillis >= 0 && req.Version >= 1 && (t.State != broker.TxnOngoing || now-t.StartMs < req.DurationFilterMillis),
+			req.DurationFilterMillis >= 0 && req.Version >= 1 && (t.State != broker.TxnOngoing || c.s.broker.TxnAgeMillis(t) < req.DurationFilterMillis),
 			pattern != nil && !pattern.MatchString(t.TransactionalID):
 			continue
 		}
