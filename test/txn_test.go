@@ -47,9 +47,10 @@ func produceInTxn(t *testing.T, p *kgo.Client, topic string, values []string, co
 // of each partition, and returns the values before the sentinels, sorted.
 func readAll(t *testing.T, b *broker, topic string, partitions int32, committed bool) []string {
 	t.Helper()
-	plain := b.client(t)
+	plain := b.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	mine := fmt.Sprintf("sentinel-%d", time.Now().UnixNano())
 	for p := int32(0); p < partitions; p++ {
-		r := &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("sentinel-%d", p))}
+		r := &kgo.Record{Topic: topic, Partition: p, Value: []byte(mine)}
 		if err := plain.ProduceSync(ctxT(t, 30*time.Second), r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -69,9 +70,10 @@ func readAll(t *testing.T, b *broker, topic string, partitions int32, committed 
 		}
 		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
 		for _, r := range fs.Records() {
-			if v := string(r.Value); strings.HasPrefix(v, "sentinel-") {
+			switch v := string(r.Value); {
+			case v == mine:
 				seen++
-			} else {
+			case !strings.HasPrefix(v, "sentinel-"): // not an earlier read's
 				out = append(out, v)
 			}
 		}
@@ -472,5 +474,48 @@ func TestKafkaTxnCrashBetweenPrepareAndMarkers(t *testing.T) {
 	dt, err := b.admin(t).DescribeTransactions(ctx, "tx-crash")
 	if err != nil || dt["tx-crash"].State != "CompleteCommit" {
 		t.Fatalf("transaction after the restart: %+v %v", dt["tx-crash"], err)
+	}
+}
+
+// TestKafkaTxnInterleaved: two transactional producers interleave their
+// records in one partition, committing and aborting in turn; a
+// read_committed consumer gets exactly the committed records, whichever
+// transaction's data surrounds them.
+func TestKafkaTxnInterleaved(t *testing.T) {
+	b := startBroker(t)
+	const topic = "txn-interleaved"
+	b.createTopic(t, topic, 1, nil)
+	ctx := ctxT(t, 60*time.Second)
+	p1, p2 := txnProducer(t, b, "tx-i1"), txnProducer(t, b, "tx-i2")
+	var want []string
+	for round, outcome := range [][2]bool{{false, true}, {true, false}, {false, false}, {true, true}} {
+		for _, p := range []*kgo.Client{p1, p2} {
+			if err := p.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 10 {
+			for j, p := range []*kgo.Client{p1, p2} {
+				v := fmt.Sprintf("r%d-p%d-%02d", round, j+1, i)
+				if err := p.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+				if outcome[j] {
+					want = append(want, v)
+				}
+			}
+		}
+		for j, p := range []*kgo.Client{p1, p2} {
+			if err := p.EndTransaction(ctx, kgo.TransactionEndTry(outcome[j])); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sort.Strings(want)
+	if got := readAll(t, b, topic, 1, true); !equalStrings(got, want) {
+		t.Fatalf("read_committed: %d records %v\nwant %d %v", len(got), got, len(want), want)
+	}
+	if got := readAll(t, b, topic, 1, false); len(got) != 80 {
+		t.Fatalf("read_uncommitted: %d records, want 80", len(got))
 	}
 }
