@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -286,5 +287,35 @@ func TestFetchSessionFranzGo(t *testing.T) {
 	// incremental one with nothing changed names none.
 	if smallest >= sizes[0] || sizes[0]-smallest < 4*parts {
 		t.Fatalf("fetch request sizes %v: no incremental fetch", sizes)
+	}
+}
+
+// librdkafka (kcat) consumes from a broker that advertises Fetch up to
+// v17 and answers sessions: it picks its own version and reads every
+// record of a topic where only some partitions have data, in order per
+// partition.
+func TestFetchKcatSparsePartitions(t *testing.T) {
+	needTool(t, kcatPath)
+	b := startBroker(t)
+	const topic = "kcat-sparse"
+	b.createTopic(t, topic, 6, nil)
+	prod := b.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	want := map[string][]string{}
+	for i := range 20 {
+		p := int32(1 + 3*(i%2)) // partitions 1 and 4
+		v := fmt.Sprintf("p%d-%02d", p, i)
+		if err := prod.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Topic: topic, Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		want[fmt.Sprint(p)] = append(want[fmt.Sprint(p)], v)
+	}
+	out := runTool(t, 60*time.Second, "", kcatPath, "-C", "-b", b.Kafka, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%p:%s\n").must(t, b, "kcat consume")
+	got := map[string][]string{}
+	for _, line := range splitLines(out.Stdout) {
+		p, v, _ := strings.Cut(line, ":")
+		got[p] = append(got[p], v)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("kcat read %v\nwant %v", got, want)
 	}
 }
