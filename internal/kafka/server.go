@@ -356,8 +356,7 @@ func (c *conn) writeLoop() error {
 			hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
 			continue
 		}
-		buf = encodeResponse(buf[:0], p.corr, p.req, resp)
-		if _, err := bw.Write(buf); err != nil {
+		if buf, err = writeResponse(bw, buf[:0], p.corr, p.req, resp); err != nil {
 			return err
 		}
 		hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
@@ -371,6 +370,21 @@ func (c *conn) writeLoop() error {
 		}
 	}
 	return bw.Flush()
+}
+
+// writeResponse frames resp into buf (returned for reuse) and writes it to
+// w. A Fetch answer's records are written from the partitions' slices, not
+// copied into buf (fetch_encode.go).
+func writeResponse(w io.Writer, buf []byte, corr int32, req kmsg.Request, resp kmsg.Response) ([]byte, error) {
+	if fr, ok := resp.(*kmsg.FetchResponse); ok {
+		fr.SetVersion(req.GetVersion())
+		if f, ok := frameFetch(buf, corr, fr); ok {
+			return f.head, f.writeTo(w)
+		}
+	}
+	buf = encodeResponse(buf, corr, req, resp)
+	_, err := w.Write(buf)
+	return buf, err
 }
 
 // requestHeader is the Kafka request header (v1 or v2).
