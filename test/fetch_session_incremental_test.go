@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -317,5 +318,58 @@ func TestFetchKcatSparsePartitions(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("kcat read %v\nwant %v", got, want)
+	}
+}
+
+// Sessions live in memory only: a franz-go consumer in a session goes on
+// across a broker restart (kill -9), starting a new session, and reads
+// every record exactly once.
+func TestFetchSessionAcrossRestart(t *testing.T) {
+	b := startBroker(t)
+	const topic, parts = "session-restart", 4
+	b.createTopic(t, topic, parts, nil)
+	cons := b.client(t, kgo.ConsumeTopics(topic), kgo.FetchMaxWait(200*time.Millisecond))
+	seen := map[string]int{}
+	consume := func(n int) {
+		t.Helper()
+		ctx := ctxT(t, 60*time.Second)
+		for total := 0; total < n; {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("consumed %d of %d", total, n)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				seen[string(r.Value)]++
+				total++
+			})
+		}
+	}
+	produce := func(from, to int) {
+		t.Helper()
+		prod := b.client(t, kgo.DefaultProduceTopic(topic))
+		defer prod.Close()
+		for i := from; i < to; i++ {
+			if err := prod.ProduceSync(ctxT(t, 30*time.Second), &kgo.Record{Value: fmt.Appendf(nil, "r%03d", i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(0, 100)
+	consume(100)
+	b.Kill()
+	b.Restart()
+	produce(100, 200)
+	consume(100)
+	// Nothing more arrives: a short poll finds nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+	if len(seen) != 200 {
+		t.Fatalf("read %d distinct records, want 200", len(seen))
+	}
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("%s read %d times", v, n)
+		}
 	}
 }
