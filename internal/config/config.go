@@ -67,6 +67,10 @@ type Config struct {
 	MaxMessageBytes int `key:"max_message_bytes"`
 	// MaxRequestBytes caps one Kafka request frame. Default 100 MiB.
 	MaxRequestBytes int `key:"max_request_bytes"`
+	// FetchSessionCacheSlots is how many Kafka fetch sessions (KIP-227)
+	// the broker keeps, Kafka's max.incremental.fetch.session.cache.slots;
+	// 0 keeps none (every fetch is a full one). Default 1000.
+	FetchSessionCacheSlots int `key:"fetch_session_cache_slots"`
 	// GroupInitialRebalanceDelay delays the first rebalance of a new group
 	// so members starting together land in one generation. Default 0.
 	GroupInitialRebalanceDelay time.Duration `key:"group_initial_rebalance_delay"`
@@ -111,6 +115,7 @@ func Default() Config {
 		RetentionCheckInterval:     time.Minute,
 		MaxMessageBytes:            1048588,
 		MaxRequestBytes:            100 << 20,
+		FetchSessionCacheSlots:     1000,
 		GroupInitialRebalanceDelay: 0,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,

@@ -118,6 +118,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Logger:          log,
 		Hooks:           s.mx.Kafka,
 		Flow:            s.alarms,
+
+		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
@@ -393,4 +395,13 @@ func (a alarmSource) Alarms() []metrics.Alarm {
 		out = append(out, metrics.Alarm{Resource: string(alarm.Disk), Raised: raised[alarm.Disk]})
 	}
 	return out
+}
+
+// fetchSessionSlots maps the config's fetch_session_cache_slots (0: no
+// sessions, as in Kafka) to the Kafka server's option (0: the default).
+func fetchSessionSlots(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
