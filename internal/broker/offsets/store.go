@@ -1,6 +1,7 @@
 package offsets
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -66,8 +67,10 @@ type Store struct {
 	opts   Options
 	logger *slog.Logger
 
-	mu    sync.RWMutex // guards state
-	state state
+	mu      sync.RWMutex // guards state, next and changed
+	state   state
+	next    int64         // the next commit's sequence number
+	changed chan struct{} // closed and replaced when the offsets change
 
 	closeMu  sync.RWMutex // held shared while sending to changes
 	closed   bool
@@ -130,6 +133,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts:     opts,
 		logger:   opts.Logger.With("component", "offsets"),
 		state:    make(state),
+		changed:  make(chan struct{}),
 		changes:  make(chan *change, changeQueue),
 		recovers: make(chan chan error),
 		done:     make(chan struct{}),
@@ -191,6 +195,7 @@ func (s *Store) recover() error {
 		if err != nil {
 			return err
 		}
+		s.next = numberLocked(s.next, &rec)
 		s.state.apply(&rec)
 		return nil
 	})
@@ -228,6 +233,7 @@ func (s *Store) rewrite() error {
 	for _, r := range s.state.records() {
 		buf = appendRecord(buf, &r)
 	}
+	buf = appendRecord(buf, &record{kind: kindNextSeq, next: s.next})
 	s.mu.RUnlock()
 	tmp, err := os.OpenFile(s.path()+tmpSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -427,7 +433,12 @@ func (s *Store) finish(written []*change, err error) {
 	if err == nil {
 		s.mu.Lock()
 		for _, c := range written {
+			s.next = numberLocked(s.next, &c.rec)
 			s.state.apply(&c.rec)
+		}
+		if len(written) > 0 {
+			close(s.changed)
+			s.changed = make(chan struct{})
 		}
 		s.mu.Unlock()
 	}
@@ -599,4 +610,70 @@ func (s *Store) Stats() Stats {
 		Compactions: s.compactions.Load(),
 		LogBytes:    s.logBytes.Load(),
 	}
+}
+
+// Entry is one group's committed offset, as Since lists it.
+type Entry struct {
+	Group string
+	Commit
+}
+
+// NextSeq is the sequence number the next commit will get: every live
+// commit's Seq is below it.
+func (s *Store) NextSeq() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.next
+}
+
+// Since returns the live commits of the groups that match selects, with
+// Seq at or above from, in Seq order, at most limit of them (limit <= 0:
+// all). Commits replaced or deleted since are not listed: the sequence
+// has gaps where they were, as a compacted log has.
+//
+// It scans every live offset: its cost follows the number of live offsets,
+// not of commits.
+func (s *Store) Since(from int64, match func(group string) bool, limit int) []Entry {
+	s.mu.RLock()
+	var out []Entry
+	for g, offs := range s.state {
+		if !match(g) {
+			continue
+		}
+		for _, c := range offs {
+			if c.Seq >= from {
+				out = append(out, Entry{Group: g, Commit: c})
+			}
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// Last returns the highest Seq of the live commits of the groups that
+// match selects; ok is false if there are none.
+func (s *Store) Last(match func(group string) bool) (seq int64, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seq = -1
+	for g, offs := range s.state {
+		if !match(g) {
+			continue
+		}
+		for _, c := range offs {
+			seq = max(seq, c.Seq)
+		}
+	}
+	return seq, seq >= 0
+}
+
+// Changed returns a channel closed the next time the offsets change.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
 }

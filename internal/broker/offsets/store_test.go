@@ -61,7 +61,7 @@ func TestCommitDeleteAndReopen(t *testing.T) {
 	if err := s.Delete("g2", nil); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][]Commit{"g1": {{Topic: "a", Partition: 0, Offset: 9, LeaderEpoch: 1, Metadata: "m", CommitMs: 1000}}}
+	want := map[string][]Commit{"g1": {{Topic: "a", Partition: 0, Offset: 9, LeaderEpoch: 1, Metadata: "m", CommitMs: 1000, Seq: 4}}}
 	if got := snapshot(s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("offsets %+v, want %+v", got, want)
 	}
@@ -259,6 +259,8 @@ func TestRecordsRoundTrip(t *testing.T) {
 		{kind: kindDelete, group: "g", partitions: []Partition{{"t", 0}, {"", -1}}},
 		{kind: kindDeleteGroup, group: "ünï"},
 		{kind: kindDeleteTopic, topic: "t"},
+		{kind: kindCommitSeq, group: "g", commits: []Commit{{Seq: 1 << 40, Topic: "t", Partition: 2, Offset: 5, CommitMs: 9}}},
+		{kind: kindNextSeq, next: 1<<40 + 1},
 	} {
 		got, err := decodeRecord(appendPayload(nil, &r))
 		if err != nil {
@@ -267,5 +269,58 @@ func TestRecordsRoundTrip(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(r) {
 			t.Errorf("got %+v, want %+v", got, r)
 		}
+	}
+}
+
+// Commits are numbered in the order they become durable; a commit keeps
+// its number across restarts and rewrites, and no number is given twice,
+// not even one whose commit was replaced or deleted before a rewrite.
+func TestSeqsAreStableAndNeverReused(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{CompactBytes: 4 << 10})
+	mustCommit(t, s, "g", c("a", 0, 1), c("a", 1, 1))
+	mustCommit(t, s, "h", c("a", 0, 2))
+	if got := s.Since(0, func(string) bool { return true }, 0); len(got) != 3 ||
+		got[0].Seq != 0 || got[1].Seq != 1 || got[2] != (Entry{"h", Commit{Topic: "a", Offset: 2, LeaderEpoch: 1, Metadata: "m", CommitMs: 1000, Seq: 2}}) {
+		t.Fatalf("Since(0) = %+v", got)
+	}
+	for i := range 1000 { // compacts the log several times
+		mustCommit(t, s, "g", c("a", 0, int64(i)))
+	}
+	mustCommit(t, s, "h", c("a", 0, 3)) // seq 1003, the last
+	if err := s.Delete("h", nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.Stats().Compactions == 0 {
+		t.Fatal("no compaction")
+	}
+	onlyG := func(g string) bool { return g == "g" }
+	want := s.Since(0, onlyG, 0)
+	if len(want) != 2 || want[0].Seq != 1 || want[1].Seq != 1002 || s.NextSeq() != 1004 {
+		t.Fatalf("before reopen: %+v, next %d", want, s.NextSeq())
+	}
+	if last, ok := s.Last(onlyG); !ok || last != 1002 {
+		t.Fatalf("Last = %d %v", last, ok)
+	}
+	changed := s.Changed()
+	mustCommit(t, s, "i", c("b", 0, 0))
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed not closed by a commit")
+	}
+	s.Close()
+	s2 := open(t, dir, Options{CompactBytes: 4 << 10})
+	if got := s2.Since(0, onlyG, 0); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopen %+v, want %+v", got, want)
+	}
+	if got := s2.Since(1003, func(string) bool { return true }, 0); len(got) != 1 || got[0].Seq != 1004 {
+		t.Fatalf("Since(1003) after reopen = %+v", got)
+	}
+	if s2.NextSeq() != 1005 {
+		t.Fatalf("next after reopen %d, want 1005", s2.NextSeq())
+	}
+	if got := s2.Since(0, func(string) bool { return true }, 1); len(got) != 1 || got[0].Seq != 1 {
+		t.Fatalf("Since with limit 1 = %+v", got)
 	}
 }
