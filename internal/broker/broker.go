@@ -94,15 +94,18 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 	}
 	if c := opts.OffsetsTopicCodec; c != nil {
 		if _, ok := b.topics[OffsetsTopic]; ok {
-			b.Close()
-			return nil, fmt.Errorf("a topic named %s was created before it became internal: delete it with an older Sluice first", OffsetsTopic)
+			// Created by a client of an older Sluice: it stays a user
+			// topic, and the offsets are not shown until it is deleted
+			// and the broker restarted.
+			b.log.Warn("a user topic holds the internal topic's name: committed offsets are not shown as " + OffsetsTopic)
+		} else {
+			tp, err := b.newInternalTopic(OffsetsTopic, OffsetsTopicPartitions, &offsetsView{store: b.offsets, codec: c, n: OffsetsTopicPartitions})
+			if err != nil {
+				b.Close()
+				return nil, err
+			}
+			b.topics[OffsetsTopic] = tp
 		}
-		tp, err := b.newInternalTopic(OffsetsTopic, OffsetsTopicPartitions, &offsetsView{store: b.offsets, codec: c, n: OffsetsTopicPartitions})
-		if err != nil {
-			b.Close()
-			return nil, err
-		}
-		b.topics[OffsetsTopic] = tp
 	}
 	return b, nil
 }
