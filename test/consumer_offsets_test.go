@@ -37,6 +37,7 @@ type offsetsTopicCommit struct {
 	offset    int64 // of the record
 	key       kmsg.OffsetCommitKey
 	value     kmsg.OffsetCommitValue
+	tombstone bool // a null value: the offset was deleted
 }
 
 // readConsumerOffsets reads __consumer_offsets from the start until its
@@ -71,7 +72,9 @@ func readConsumerOffsets(t *testing.T, b *broker) []offsetsTopicCommit {
 			if err := rec.key.ReadFrom(r.Key); err != nil {
 				t.Fatalf("key at %d-%d does not decode: %v", r.Partition, r.Offset, err)
 			}
-			if err := rec.value.ReadFrom(r.Value); err != nil {
+			if r.Value == nil {
+				rec.tombstone = true
+			} else if err := rec.value.ReadFrom(r.Value); err != nil {
 				t.Fatalf("value at %d-%d does not decode: %v", r.Partition, r.Offset, err)
 			}
 			out = append(out, rec)
@@ -129,6 +132,9 @@ func TestConsumerOffsetsTopic(t *testing.T) {
 		latest := map[string]int64{}
 		last := map[int32]int64{}
 		for _, r := range recs {
+			if r.tombstone {
+				t.Fatalf("a tombstone before any deletion: %+v at %d-%d", r.key, r.partition, r.offset)
+			}
 			if r.key.Version != 1 || r.value.Version != 3 {
 				t.Fatalf("record versions key %d value %d, want 1 and 3", r.key.Version, r.value.Version)
 			}
@@ -228,5 +234,31 @@ func TestConsumerOffsetsTopic(t *testing.T) {
 		if key(before[i]) != key(kept[i]) {
 			t.Fatalf("after restart record %d is %v, was %v", i, key(kept[i]), key(before[i]))
 		}
+	}
+
+	// Deleting a group writes a tombstone (null value) per offset, after
+	// the group's earlier records.
+	lastOffset := int64(-1)
+	for _, r := range after {
+		if r.partition == javaGroupPartition("lag-checkers") {
+			lastOffset = max(lastOffset, r.offset)
+		}
+	}
+	dg, err := b.admin(t).DeleteGroup(ctx, "lag-checkers")
+	if err != nil || dg.Err != nil {
+		t.Fatalf("DeleteGroup: %v %v", err, dg.Err)
+	}
+	tombs := map[int32]bool{}
+	for _, r := range readConsumerOffsets(t, b) {
+		if r.key.Group != "lag-checkers" || !r.tombstone {
+			continue
+		}
+		if r.offset <= lastOffset || r.key.Topic != "co-in" {
+			t.Fatalf("tombstone %+v at %d, want a co-in offset after %d", r.key, r.offset, lastOffset)
+		}
+		tombs[r.key.Partition] = true
+	}
+	if len(tombs) != 3 {
+		t.Fatalf("tombstones for lag-checkers' partitions %v, want 0, 1 and 2", tombs)
 	}
 }

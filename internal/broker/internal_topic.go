@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/offsets"
@@ -40,7 +43,8 @@ type OffsetsTopicCodec interface {
 	OffsetCommitValue(c OffsetCommit) []byte
 }
 
-// InternalRecord is one record of an internal topic.
+// InternalRecord is one record of an internal topic; a nil Value is a
+// tombstone (a null value, as Kafka writes for deleted keys).
 type InternalRecord struct {
 	Offset     int64
 	Timestamp  int64 // Unix milliseconds
@@ -54,7 +58,7 @@ type InternalRecords interface {
 	// offset order, at most limit of them.
 	Records(p int32, from int64, limit int) []InternalRecord
 	// End is the offset after partition p's last record: its high
-	// watermark. It never goes back while the broker runs.
+	// watermark.
 	End(p int32) int64
 	// Changed returns a channel closed the next time any partition may
 	// have new records.
@@ -208,38 +212,72 @@ func OffsetsTopicPartition(group string, partitions int32) int32 {
 // __consumer_offsets: a commit's record offset is its sequence number in
 // the store (stable across restarts and the store's compaction), in the
 // partition its group hashes to.
+//
+// It indexes the store's entries by partition once per change of the
+// store, so that fetches (Burrow polls every partition four times a
+// second) cost a binary search, not a scan of every offset.
 type offsetsView struct {
 	store *offsets.Store
 	codec OffsetsTopicCodec
 	n     int32
+
+	mu    sync.Mutex
+	at    <-chan struct{}   // the store's Changed channel when parts was built
+	parts [][]offsets.Entry // per partition, in Seq order
 }
 
-func (o *offsetsView) in(p int32) func(string) bool {
-	return func(group string) bool { return OffsetsTopicPartition(group, o.n) == p }
+// index returns the entries by partition as of now or later.
+func (o *offsetsView) index() [][]offsets.Entry {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ch := o.store.Changed() // before reading: a change after it rebuilds next time
+	if o.parts != nil && o.at == ch {
+		return o.parts
+	}
+	parts := make([][]offsets.Entry, o.n)
+	part := map[string]int32{}
+	for _, e := range o.store.Since(0, func(string) bool { return true }, 0) {
+		p, ok := part[e.Group]
+		if !ok {
+			p = OffsetsTopicPartition(e.Group, o.n)
+			part[e.Group] = p
+		}
+		parts[p] = append(parts[p], e)
+	}
+	o.at, o.parts = ch, parts
+	return parts
 }
 
 func (o *offsetsView) Records(p int32, from int64, limit int) []InternalRecord {
-	entries := o.store.Since(from, o.in(p), limit)
+	entries := o.index()[p]
+	i, _ := slices.BinarySearchFunc(entries, from, func(e offsets.Entry, seq int64) int { return cmp.Compare(e.Seq, seq) })
+	entries = entries[i:]
+	if limit > 0 && len(entries) > limit {
+		entries = entries[:limit]
+	}
 	out := make([]InternalRecord, len(entries))
 	for i, e := range entries {
 		out[i] = InternalRecord{
 			Offset:    e.Seq,
 			Timestamp: e.CommitMs,
 			Key:       o.codec.OffsetCommitKey(e.Group, e.Topic, e.Partition),
-			Value:     o.codec.OffsetCommitValue(e.Commit),
+		}
+		if !e.Deleted { // a deleted offset's record is a tombstone: a null value
+			out[i].Value = o.codec.OffsetCommitValue(e.Commit)
 		}
 	}
 	return out
 }
 
-// End is the offset after the partition's last live commit. A deleted
-// last commit would move it back; see docs/kafka-compatibility.md.
+// End is the offset after the partition's last commit or tombstone. The
+// store drops tombstones when it rewrites its log, which can move End back
+// (docs/kafka-compatibility.md).
 func (o *offsetsView) End(p int32) int64 {
-	last, ok := o.store.Last(o.in(p))
-	if !ok {
+	entries := o.index()[p]
+	if len(entries) == 0 {
 		return 0
 	}
-	return last + 1
+	return entries[len(entries)-1].Seq + 1
 }
 
 func (o *offsetsView) Changed() <-chan struct{} { return o.store.Changed() }

@@ -59,7 +59,11 @@ func readAll(t *testing.T, p *Partition, from int64) []viewRecord {
 			t.Fatalf("view batches do not validate: %v", err)
 		}
 		if _, err := storage.ReadRecords(data, func(off, _ int64, r storage.Record) bool {
-			out = append(out, viewRecord{off, string(r.Key), string(r.Value)})
+			v := string(r.Value)
+			if r.Value == nil {
+				v = "<null>"
+			}
+			out = append(out, viewRecord{off, string(r.Key), v})
 			from = off + 1
 			return true
 		}); err != nil {
@@ -156,10 +160,17 @@ func TestOffsetsTopicShowsCommits(t *testing.T) {
 	default:
 		t.Fatal("a commit did not wake the partition's watchers")
 	}
+	// Deleting offsets writes tombstones at the next offsets.
+	if err := b.DeleteGroupOffsets("hello", []TopicPartition{{Topic: "a", Partition: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	want = []viewRecord{{5, "hello/a/0", "7"}, {6, "hello/a/1", "<null>"}}
+	if got := readAll(t, p, 0); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after deleting hello's a-1: %v, want %v", got, want)
+	}
 	closeCore()
 	b2, _ := openWithOffsetsTopic(t, dir)
 	tp2, _ := b2.Topic(OffsetsTopic)
-	want = []viewRecord{{3, "hello/a/1", "6"}, {5, "hello/a/0", "7"}}
 	if got := readAll(t, tp2.Partitions[OffsetsTopicPartition("hello", 50)], 0); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after restart %v, want %v", got, want)
 	}

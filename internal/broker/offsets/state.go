@@ -139,3 +139,38 @@ func numberLocked(next int64, r *record) int64 {
 	}
 	return next
 }
+
+// Key names one committed offset: a group's, of a topic partition.
+type Key struct {
+	Group string
+	Partition
+}
+
+// removed lists, sorted, the offsets that applying r deletes.
+func (st state) removed(r *record) []Key {
+	var out []Key
+	switch r.kind {
+	case kindDelete:
+		for _, p := range r.partitions {
+			if _, ok := st[r.group][p]; ok {
+				out = append(out, Key{r.group, p})
+			}
+		}
+	case kindDeleteGroup:
+		for p := range st[r.group] {
+			out = append(out, Key{r.group, p})
+		}
+	case kindDeleteTopic:
+		for g, offs := range st {
+			for p := range offs {
+				if p.Topic == r.topic {
+					out = append(out, Key{g, p})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Key) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), comparePartitions(a.Partition, b.Partition))
+	})
+	return slices.CompactFunc(out, func(a, b Key) bool { return a == b })
+}

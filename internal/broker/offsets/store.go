@@ -67,9 +67,10 @@ type Store struct {
 	opts   Options
 	logger *slog.Logger
 
-	mu      sync.RWMutex // guards state, next and changed
+	mu      sync.RWMutex // guards state, next, tombs and changed
 	state   state
 	next    int64         // the next commit's sequence number
+	tombs   map[Key]int64 // deleted offsets since the last rewrite, each with its sequence number
 	changed chan struct{} // closed and replaced when the offsets change
 
 	closeMu  sync.RWMutex // held shared while sending to changes
@@ -134,6 +135,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		logger:   opts.Logger.With("component", "offsets"),
 		state:    make(state),
 		changed:  make(chan struct{}),
+		tombs:    make(map[Key]int64),
 		changes:  make(chan *change, changeQueue),
 		recovers: make(chan chan error),
 		done:     make(chan struct{}),
@@ -195,8 +197,7 @@ func (s *Store) recover() error {
 		if err != nil {
 			return err
 		}
-		s.next = numberLocked(s.next, &rec)
-		s.state.apply(&rec)
+		s.applyLocked(&rec)
 		return nil
 	})
 	if err != nil {
@@ -256,6 +257,9 @@ func (s *Store) rewrite() error {
 			s.logger.Warn("closing the replaced offsets log", "path", s.path(), "err", cerr)
 		}
 	}
+	s.mu.Lock()
+	clear(s.tombs) // the rewritten log holds no deletions to replay them from
+	s.mu.Unlock()
 	s.log, s.compactedAt = s.wrap(tmp), int64(len(buf))
 	s.setLogSize(int64(len(buf)))
 	if err := syncDir(s.dir); err != nil {
@@ -433,8 +437,7 @@ func (s *Store) finish(written []*change, err error) {
 	if err == nil {
 		s.mu.Lock()
 		for _, c := range written {
-			s.next = numberLocked(s.next, &c.rec)
-			s.state.apply(&c.rec)
+			s.applyLocked(&c.rec)
 		}
 		if len(written) > 0 {
 			close(s.changed)
@@ -612,10 +615,28 @@ func (s *Store) Stats() Stats {
 	}
 }
 
-// Entry is one group's committed offset, as Since lists it.
+// applyLocked numbers r's commits and deletions and applies it: a
+// deletion leaves a tombstone per deleted offset, numbered in Key order
+// before anything else in r, so that replaying the log numbers them the
+// same. Tombstones last until the log is rewritten.
+func (s *Store) applyLocked(r *record) {
+	for _, k := range s.state.removed(r) {
+		s.tombs[k] = s.next
+		s.next++
+	}
+	s.next = numberLocked(s.next, r)
+	for _, c := range r.commits {
+		delete(s.tombs, Key{r.group, c.partition()})
+	}
+	s.state.apply(r)
+}
+
+// Entry is one group's committed offset, or the tombstone of a deleted
+// one (Deleted; only Topic, Partition and Seq are set), as Since lists it.
 type Entry struct {
 	Group string
 	Commit
+	Deleted bool
 }
 
 // NextSeq is the sequence number the next commit will get: every live
@@ -626,10 +647,11 @@ func (s *Store) NextSeq() int64 {
 	return s.next
 }
 
-// Since returns the live commits of the groups that match selects, with
-// Seq at or above from, in Seq order, at most limit of them (limit <= 0:
-// all). Commits replaced or deleted since are not listed: the sequence
-// has gaps where they were, as a compacted log has.
+// Since returns the live commits and the tombstones of the groups that
+// match selects, with Seq at or above from, in Seq order, at most limit of
+// them (limit <= 0: all). Replaced commits are not listed, nor tombstones
+// once the log has been rewritten: the sequence has gaps where they were,
+// as a compacted log has.
 //
 // It scans every live offset: its cost follows the number of live offsets,
 // not of commits.
@@ -646,6 +668,11 @@ func (s *Store) Since(from int64, match func(group string) bool, limit int) []En
 			}
 		}
 	}
+	for k, seq := range s.tombs {
+		if seq >= from && match(k.Group) {
+			out = append(out, Entry{Group: k.Group, Commit: Commit{Topic: k.Topic, Partition: k.Partition.Partition, Seq: seq}, Deleted: true})
+		}
+	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	if limit > 0 && len(out) > limit {
@@ -654,8 +681,8 @@ func (s *Store) Since(from int64, match func(group string) bool, limit int) []En
 	return out
 }
 
-// Last returns the highest Seq of the live commits of the groups that
-// match selects; ok is false if there are none.
+// Last returns the highest Seq of the live commits and tombstones of the
+// groups that match selects; ok is false if there are none.
 func (s *Store) Last(match func(group string) bool) (seq int64, ok bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -666,6 +693,11 @@ func (s *Store) Last(match func(group string) bool) (seq int64, ok bool) {
 		}
 		for _, c := range offs {
 			seq = max(seq, c.Seq)
+		}
+	}
+	for k, t := range s.tombs {
+		if match(k.Group) {
+			seq = max(seq, t)
 		}
 	}
 	return seq, seq >= 0
