@@ -32,6 +32,10 @@ type Options struct {
 	// WrapOffsetsLog, when set (fault-injection builds and tests only),
 	// wraps the consumer offsets log's file.
 	WrapOffsetsLog func(path string, f offsets.LogFile) offsets.LogFile
+	// OffsetsTopicCodec, when set, shows the committed offsets as the
+	// read-only internal topic __consumer_offsets in its format
+	// (internal_topic.go); unset, there is no such topic.
+	OffsetsTopicCodec OffsetsTopicCodec
 }
 
 // Broker owns every topic's partitions.
@@ -60,6 +64,7 @@ type Topic struct {
 	meta.Topic
 	Partitions []*Partition
 	cfg        resolvedConfig
+	internal   bool // shown from a store of the broker's: read-only
 }
 
 // New opens the logs of every topic recorded in m and the consumer
@@ -86,6 +91,21 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 	if err := b.openOffsets(); err != nil {
 		b.Close()
 		return nil, err
+	}
+	if c := opts.OffsetsTopicCodec; c != nil {
+		if _, ok := b.topics[OffsetsTopic]; ok {
+			// Created by a client of an older Sluice: it stays a user
+			// topic, and the offsets are not shown until it is deleted
+			// and the broker restarted.
+			b.log.Warn("a user topic holds the internal topic's name: committed offsets are not shown as " + OffsetsTopic)
+		} else {
+			tp, err := b.newInternalTopic(OffsetsTopic, OffsetsTopicPartitions, &offsetsView{store: b.offsets, codec: c, n: OffsetsTopicPartitions})
+			if err != nil {
+				b.Close()
+				return nil, err
+			}
+			b.topics[OffsetsTopic] = tp
+		}
 	}
 	return b, nil
 }
@@ -274,6 +294,9 @@ func (b *Broker) install(tp *Topic) bool {
 // and fetch from the start; if its deletion cannot be made durable it
 // comes back with its data.
 func (b *Broker) DeleteTopic(name string) error {
+	if err := b.internalTopicErr(name); err != nil {
+		return err
+	}
 	release, err := b.reserve(name)
 	if err != nil {
 		return err
@@ -308,6 +331,9 @@ func (b *Broker) DeleteTopic(name string) error {
 // CreatePartitions grows a topic to total partitions. As in CreateTopic
 // the new logs are laid out before the definition is made durable.
 func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) error {
+	if err := b.internalTopicErr(name); err != nil {
+		return err
+	}
 	release, err := b.reserve(name)
 	if err != nil {
 		return err
@@ -359,6 +385,9 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 // AlterTopicConfigs sets and removes topic configs (replace: set becomes
 // the whole config). Segment settings apply to open logs at once.
 func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []string, replace, validateOnly bool) error {
+	if err := b.internalTopicErr(name); err != nil {
+		return err
+	}
 	for k, v := range set {
 		if err := CheckTopicConfig(k, v); err != nil {
 			return err

@@ -49,6 +49,7 @@ var errorCodes = []struct {
 }{
 	{broker.ErrTransactionsUnsupported, kerr.InvalidRecord},
 	{broker.ErrInvalidTopic, kerr.InvalidTopicException},
+	{broker.ErrInternalTopic, kerr.InvalidTopicException}, // Kafka: "Cannot append to internal topic"
 	{broker.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{broker.ErrInvalidConfig, kerr.InvalidConfig},
 	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},

@@ -94,6 +94,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		AutoCreateTopics: cfg.AutoCreateTopics,
 		Logger:           log,
 		WrapOffsetsLog:   offsetsLogWrapper(wrapMetaLog),
+		// Committed offsets readable as __consumer_offsets, in Kafka's formats.
+		OffsetsTopicCodec: kafka.OffsetsTopicCodec{},
 		Defaults: broker.Defaults{
 			Partitions:      int32(cfg.DefaultPartitions),
 			SegmentBytes:    cfg.SegmentBytes,
