@@ -32,6 +32,8 @@ type Options struct {
 	// WrapOffsetsLog, when set (fault-injection builds and tests only),
 	// wraps the consumer offsets log's file.
 	WrapOffsetsLog func(path string, f offsets.LogFile) offsets.LogFile
+	// Cleaner tunes the log cleaner of compacted topics (cleaner.go).
+	Cleaner CleanerOptions
 }
 
 // Broker owns every topic's partitions.
@@ -53,6 +55,8 @@ type Broker struct {
 	// its change is answered.
 	changing map[string]chan struct{}
 	closed   bool
+
+	cleaner cleaner // the log cleaner of compacted topics
 }
 
 // Topic is a topic's definition plus its open partitions.
@@ -70,6 +74,12 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Cleaner.MapBytes <= 0 {
+		opts.Cleaner.MapBytes = defaultCleanerMapBytes
+	}
+	if opts.Cleaner.BytesPerSecond == 0 {
+		opts.Cleaner.BytesPerSecond = defaultCleanerBytesPerSecond
 	}
 	b := &Broker{opts: opts, meta: m, log: opts.Logger, topics: make(map[string]*Topic), changing: map[string]chan struct{}{}}
 	if err := os.MkdirAll(b.topicsDir(), 0o755); err != nil {
@@ -471,7 +481,7 @@ func (b *Broker) Partition(topic string, p int32) (*Partition, error) {
 func (b *Broker) EnforceRetention() {
 	for _, t := range b.Topics() {
 		if !t.cfg.deletes {
-			continue // compaction is not implemented; compact-only topics keep everything
+			continue // compact-only: the cleaner (cleaner.go) keeps the log's size
 		}
 		for _, p := range t.Partitions {
 			n, err := p.log.EnforceRetention(t.cfg.retention, t.cfg.retentionBytes)

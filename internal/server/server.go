@@ -94,6 +94,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		AutoCreateTopics: cfg.AutoCreateTopics,
 		Logger:           log,
 		WrapOffsetsLog:   offsetsLogWrapper(wrapMetaLog),
+		Cleaner:          broker.CleanerOptions{MapBytes: cfg.CleanerMapBytes, BytesPerSecond: cfg.CleanerBytesPerSecond},
 		Defaults: broker.Defaults{
 			Partitions:      int32(cfg.DefaultPartitions),
 			SegmentBytes:    cfg.SegmentBytes,
@@ -183,6 +184,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	go func() {
 		defer s.wg.Done()
 		s.broker.RunRetention(cfg.RetentionCheckInterval, s.stop)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.broker.RunCleaner(cfg.CleanerInterval, s.stop)
 	}()
 	s.wg.Add(1)
 	go func() {
