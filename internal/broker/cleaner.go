@@ -133,6 +133,7 @@ func (b *Broker) CleanLogs() {
 		}
 		for _, p := range t.Partitions {
 			seen[p] = true
+			began := time.Now()
 			st, err := b.cleanPartition(p, t.cfg)
 			switch {
 			case errors.Is(err, errCleanerStopped) || errors.Is(err, storage.ErrClosed):
@@ -140,8 +141,9 @@ func (b *Broker) CleanLogs() {
 			case err != nil:
 				b.log.Warn("log cleaner failed", "topic", t.Name, "partition", p.Index, "err", err)
 			case st.SegmentsCleaned > 0:
-				b.log.Debug("log cleaner pass", "topic", t.Name, "partition", p.Index,
-					"segments", st.SegmentsCleaned, "freed", st.BytesFreed, "records_removed", st.RecordsRemoved)
+				b.log.Info("log cleaner pass", "topic", t.Name, "partition", p.Index,
+					"segments", st.SegmentsCleaned, "read_bytes", st.BytesRead, "freed_bytes", st.BytesFreed,
+					"records_removed", st.RecordsRemoved, "took_ms", time.Since(began).Milliseconds())
 			}
 		}
 	}
