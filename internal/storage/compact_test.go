@@ -375,3 +375,42 @@ func TestCompactFailedSyncKeepsOldSegment(t *testing.T) {
 	}
 	checkCompacted(t, l, want, seg.Base, seg.End, keep)
 }
+
+// TestRewriteSegmentChecksReplacements: a replacement batch with another
+// first offset, a broken CRC or a torn length is refused (ErrBadRewrite)
+// and leaves the segment as it was; a valid replacement is stored as given.
+func TestRewriteSegmentChecksReplacements(t *testing.T) {
+	mem := NewMemFS()
+	l, want := compactFixture(t, mem, "/data/r", 120)
+	defer l.Close()
+	seg := l.Segments()[1]
+	bad := map[string]func([]byte) []byte{
+		"moved":     func(b []byte) []byte { c := append([]byte(nil), b...); c[7]++; return c },
+		"crc":       func(b []byte) []byte { c := append([]byte(nil), b...); c[len(c)-1] ^= 1; return c },
+		"truncated": func(b []byte) []byte { return append([]byte(nil), b[:len(b)-1]...) },
+	}
+	for name, mangle := range bad {
+		_, err := l.RewriteSegment(seg.Base, func(h BatchHeader, b []byte) ([]byte, error) { return mangle(b), nil })
+		if !errors.Is(err, ErrBadRewrite) {
+			t.Fatalf("%s: rewrite returned %v, want ErrBadRewrite", name, err)
+		}
+		checkCompacted(t, l, want, 0, 0, keepEvery(1))
+	}
+	// A valid replacement: the same batch with another timestamp.
+	freed, err := l.RewriteSegment(seg.Base, func(h BatchHeader, b []byte) ([]byte, error) {
+		if h.BaseOffset != seg.Base {
+			return b, nil
+		}
+		return withOffset(batchOf(int(h.BaseOffset), 1, 100, 1_800_000_000_000), h.BaseOffset), nil
+	})
+	if err != nil || freed != 0 {
+		t.Fatalf("valid rewrite: freed %d, %v", freed, err)
+	}
+	data, err := l.Read(seg.Base, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := ParseBatchHeader(data); h.MaxTimestamp != 1_800_000_000_000 {
+		t.Fatalf("replacement not stored: max timestamp %d", h.MaxTimestamp)
+	}
+}
