@@ -12,8 +12,9 @@ package broker
 //     lie wholly below the last stable offset (no undecided transaction
 //     in them) and whose newest record is older than min.compaction.lag.ms.
 //     Its dirty part starts at the partition's first dirty offset (where
-//     the last pass stopped; the log start after a restart, so a restart
-//     costs one extra pass, not correctness). A pass runs when the dirty
+//     the last pass stopped, kept across restarts in cleaner_checkpoint.go;
+//     without it the log start, which costs one extra pass, not
+//     correctness). A pass runs when the dirty
 //     bytes are at least min.cleanable.dirty.ratio of the cleanable bytes,
 //     or when the oldest dirty segment is older than max.compaction.lag.ms.
 //  2. Transactions: the control batches of the cleanable part are read
@@ -55,6 +56,7 @@ package broker
 
 import (
 	"errors"
+	"maps"
 	"math"
 	"sort"
 	"sync"
@@ -94,6 +96,12 @@ type cleaner struct {
 	firstDirty map[*Partition]int64 // where each partition's dirty part starts
 	stats      CleanerStats         // totals since start
 	stop       <-chan struct{}      // closed when the broker stops
+	// checkpoint is what cleaner_checkpoint.go read at the first round,
+	// each entry taken by the first partition of its name seen; saved is
+	// what was last written.
+	checkpoint map[cleanerKey]int64
+	loaded     bool
+	saved      map[cleanerKey]int64
 }
 
 // CleanerStats count what the cleaner did.
@@ -126,6 +134,12 @@ func (b *Broker) CleanerStats() CleanerStats {
 // CleanLogs runs one cleaner pass over every partition of every compacted
 // topic that is due for one.
 func (b *Broker) CleanLogs() {
+	b.cleaner.mu.Lock()
+	if !b.cleaner.loaded && b.opts.DataDir != "" {
+		b.cleaner.loaded = true
+		b.cleaner.checkpoint = loadCleanerCheckpoint(b.opts.DataDir)
+	}
+	b.cleaner.mu.Unlock()
 	seen := make(map[*Partition]bool)
 	for _, t := range b.Topics() {
 		if !t.cfg.compact {
@@ -148,12 +162,25 @@ func (b *Broker) CleanLogs() {
 		}
 	}
 	b.cleaner.mu.Lock()
-	for p := range b.cleaner.firstDirty {
+	now := make(map[cleanerKey]int64)
+	for p, off := range b.cleaner.firstDirty {
 		if !seen[p] {
 			delete(b.cleaner.firstDirty, p) // deleted, or no longer compacted
+			continue
 		}
+		now[cleanerKey{p.Topic, p.Index}] = off
 	}
+	changed := !maps.Equal(now, b.cleaner.saved)
 	b.cleaner.mu.Unlock()
+	if changed && b.opts.DataDir != "" {
+		if err := saveCleanerCheckpoint(b.opts.DataDir, now); err != nil {
+			b.log.Warn("log cleaner checkpoint not saved", "err", err)
+			return
+		}
+		b.cleaner.mu.Lock()
+		b.cleaner.saved = now
+		b.cleaner.mu.Unlock()
+	}
 }
 
 // txnMarker is a transaction marker: its offset and whether it aborts.
@@ -175,11 +202,18 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 	if b.cleaner.firstDirty == nil {
 		b.cleaner.firstDirty = make(map[*Partition]int64)
 	}
-	firstDirty := b.cleaner.firstDirty[p]
+	firstDirty, known := b.cleaner.firstDirty[p]
+	start, hw, lso := p.Offsets()
+	if k := (cleanerKey{p.Topic, p.Index}); !known {
+		if off, ok := b.cleaner.checkpoint[k]; ok && off <= hw {
+			firstDirty = off // where the last pass before a restart stopped
+		}
+		delete(b.cleaner.checkpoint, k)
+		b.cleaner.firstDirty[p] = firstDirty
+	}
 	stop := b.cleaner.stop
 	b.cleaner.mu.Unlock()
 
-	start, _, lso := p.Offsets()
 	firstDirty = max(firstDirty, start)
 	segs := cl.Segments()
 	lagEdge := now.Add(-cfg.minCompactionLag).UnixMilli()
