@@ -150,8 +150,10 @@ func (b *Broker) CleanLogs() {
 			began := time.Now()
 			st, err := b.cleanPartition(p, t.cfg)
 			switch {
-			case errors.Is(err, errCleanerStopped) || errors.Is(err, storage.ErrClosed):
+			case errors.Is(err, errCleanerStopped):
 				return
+			case errors.Is(err, storage.ErrClosed):
+				continue // deleted meanwhile
 			case err != nil:
 				b.log.Warn("log cleaner failed", "topic", t.Name, "partition", p.Index, "err", err)
 			case st.SegmentsCleaned > 0:
