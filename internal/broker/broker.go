@@ -36,6 +36,8 @@ type Options struct {
 	// read-only internal topic __consumer_offsets in its format
 	// (internal_topic.go); unset, there is no such topic.
 	OffsetsTopicCodec OffsetsTopicCodec
+	// Cleaner tunes the log cleaner of compacted topics (cleaner.go).
+	Cleaner CleanerOptions
 }
 
 // Broker owns every topic's partitions.
@@ -57,6 +59,8 @@ type Broker struct {
 	// its change is answered.
 	changing map[string]chan struct{}
 	closed   bool
+
+	cleaner cleaner // the log cleaner of compacted topics
 }
 
 // Topic is a topic's definition plus its open partitions.
@@ -75,6 +79,12 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Cleaner.MapBytes <= 0 {
+		opts.Cleaner.MapBytes = defaultCleanerMapBytes
+	}
+	if opts.Cleaner.BytesPerSecond == 0 {
+		opts.Cleaner.BytesPerSecond = defaultCleanerBytesPerSecond
 	}
 	b := &Broker{opts: opts, meta: m, log: opts.Logger, topics: make(map[string]*Topic), changing: map[string]chan struct{}{}}
 	if err := os.MkdirAll(b.topicsDir(), 0o755); err != nil {
@@ -500,7 +510,7 @@ func (b *Broker) Partition(topic string, p int32) (*Partition, error) {
 func (b *Broker) EnforceRetention() {
 	for _, t := range b.Topics() {
 		if !t.cfg.deletes {
-			continue // compaction is not implemented; compact-only topics keep everything
+			continue // compact-only: the cleaner (cleaner.go) keeps the log's size
 		}
 		for _, p := range t.Partitions {
 			n, err := p.log.EnforceRetention(t.cfg.retention, t.cfg.retentionBytes)

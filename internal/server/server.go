@@ -96,6 +96,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		WrapOffsetsLog:   offsetsLogWrapper(wrapMetaLog),
 		// Committed offsets readable as __consumer_offsets, in Kafka's formats.
 		OffsetsTopicCodec: kafka.OffsetsTopicCodec{},
+		Cleaner:           broker.CleanerOptions{MapBytes: cfg.CleanerMapBytes, BytesPerSecond: cfg.CleanerBytesPerSecond},
 		Defaults: broker.Defaults{
 			Partitions:      int32(cfg.DefaultPartitions),
 			SegmentBytes:    cfg.SegmentBytes,
@@ -187,6 +188,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	go func() {
 		defer s.wg.Done()
 		s.broker.RunRetention(cfg.RetentionCheckInterval, s.stop)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.broker.RunCleaner(cfg.CleanerInterval, s.stop)
 	}()
 	s.wg.Add(1)
 	go func() {
