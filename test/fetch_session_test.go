@@ -35,9 +35,9 @@ func fetchWithSession(t *testing.T, c *kgo.Client, topic string, offset int64, s
 
 // The fetch session's epoch decides, as in Kafka (KIP-227): -1 is a
 // sessionless full fetch whatever the session id (segmentio/kafka-go sends
-// SessionID -1 with SessionEpoch -1), 0 asks for a new session and is
-// answered in full (with SessionID 0: no session made), any other epoch
-// continues a session Sluice never gave and gets FETCH_SESSION_ID_NOT_FOUND.
+// SessionID -1 with SessionEpoch -1), 0 opens a new session and is
+// answered in full with its id, any other epoch continues a session and,
+// for a session Sluice never gave, gets FETCH_SESSION_ID_NOT_FOUND.
 func TestFetchSessionlessMinusOne(t *testing.T) {
 	b := startBroker(t)
 	const topic = "sessionless"
@@ -46,29 +46,29 @@ func TestFetchSessionlessMinusOne(t *testing.T) {
 	if err := prod.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Value: []byte("one")}, &kgo.Record{Value: []byte("two")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	c := b.client(t)
+	c := b.client(t, fetchByName())
 
 	for _, tc := range []struct {
-		name          string
-		id, epoch     int32
-		wantTopLevel  error
-		wantRecords   bool
-		wantSessionID int32
+		name         string
+		id, epoch    int32
+		wantTopLevel error
+		wantRecords  bool
+		wantSession  bool
 	}{
-		{"sessionless -1/-1", -1, -1, nil, true, 0},
-		{"sessionless 0/-1", 0, -1, nil, true, 0},
-		{"closing a session 7/-1", 7, -1, nil, true, 0},
-		{"new session 0/0", 0, 0, nil, true, 0},
-		{"incremental 0/1", 0, 1, kerr.FetchSessionIDNotFound, false, 0},
-		{"incremental 42/3", 42, 3, kerr.FetchSessionIDNotFound, false, 0},
+		{"sessionless -1/-1", -1, -1, nil, true, false},
+		{"sessionless 0/-1", 0, -1, nil, true, false},
+		{"closing a session 7/-1", 7, -1, nil, true, false},
+		{"new session 0/0", 0, 0, nil, true, true},
+		{"incremental 0/1", 0, 1, kerr.FetchSessionIDNotFound, false, false},
+		{"incremental 42/3", 42, 3, kerr.FetchSessionIDNotFound, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := fetchWithSession(t, c, topic, 0, tc.id, tc.epoch, 100*time.Millisecond)
 			if err := kerr.ErrorForCode(resp.ErrorCode); err != tc.wantTopLevel {
 				t.Fatalf("top-level error %v, want %v", err, tc.wantTopLevel)
 			}
-			if resp.SessionID != tc.wantSessionID {
-				t.Errorf("SessionID %d, want %d", resp.SessionID, tc.wantSessionID)
+			if (resp.SessionID != 0) != tc.wantSession {
+				t.Errorf("SessionID %d, want a session: %v", resp.SessionID, tc.wantSession)
 			}
 			if !tc.wantRecords {
 				if len(resp.Topics) != 0 {
@@ -134,7 +134,7 @@ func TestFetchErrorEndsLongPoll(t *testing.T) {
 	b := startBroker(t)
 	const topic = "poll-errors"
 	b.createTopic(t, topic, 1, nil)
-	c := b.client(t)
+	c := b.client(t, fetchByName())
 	prod := b.client(t, kgo.DefaultProduceTopic(topic))
 	if err := prod.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -187,10 +187,16 @@ func TestFetchErrorEndsLongPoll(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(resp.Topics) != 2 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		// As in Kafka, the answer lists partitions in request order,
+		// those of one topic in a row under one topic entry.
+		var parts []kmsg.FetchResponseTopicPartition
+		for _, rt := range resp.Topics {
+			parts = append(parts, rt.Partitions...)
+		}
+		if len(parts) != 2 || parts[0].Partition != 0 || parts[0].ErrorCode != 0 {
 			t.Fatalf("answer %+v: want the waiting partition without error first", resp.Topics)
 		}
-		return resp.Topics[1].Partitions[0].ErrorCode
+		return parts[1].ErrorCode
 	}, kerr.UnknownTopicOrPartition)
 
 	// An error that appears during the wait ends it too: a fetch waiting
@@ -199,7 +205,7 @@ func TestFetchErrorEndsLongPoll(t *testing.T) {
 	// wire (a client hook says so); should it still overtake the fetch,
 	// the fetch finds the error at the start, and the answer is as prompt.
 	sent := make(chan struct{}, 1)
-	waiter := b.client(t, kgo.WithHooks(fetchSentHook(sent)))
+	waiter := b.client(t, kgo.WithHooks(fetchSentHook(sent)), fetchByName())
 	done := make(chan int16, 1)
 	go func() {
 		p, _ := fetchRaw(t, waiter, topic, 1, maxWait, 1, 1<<20, 50<<20)

@@ -9,7 +9,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
+
+// fetchByName caps a client's Fetch at v12, the last version that names
+// topics rather than their ids, for tests that build Fetch requests by name:
+// kgo sends a request at the newest version both sides support, whatever
+// version the request says.
+func fetchByName() kgo.Opt {
+	v := kversion.Stable()
+	v.SetMaxKeyVersion(1, 12)
+	return kgo.MaxVersions(v)
+}
 
 // fetchRaw sends one sessionless Fetch for partition 0 of topic.
 func fetchRaw(t *testing.T, c *kgo.Client, topic string, offset int64, maxWait time.Duration, minBytes, partMax, reqMax int32) (kmsg.FetchResponseTopicPartition, time.Duration) {
@@ -52,7 +63,7 @@ func TestFetchLongPollAndLimits(t *testing.T) {
 	b := startBroker(t)
 	const topic = "fetch"
 	b.createTopic(t, topic, 1, nil)
-	c := b.client(t)
+	c := b.client(t, fetchByName())
 	prod := b.client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
 
 	// Nothing to read: the broker holds the request for MaxWait.

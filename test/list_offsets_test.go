@@ -55,7 +55,7 @@ func TestListOffsetsByTimestampAnswersTheRecord(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			topic := "list-offsets-" + c.name
 			b.createTopic(t, topic, 1, nil)
-			prod := b.client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(c.codec),
+			prod := b.client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(c.codec), fetchByName(),
 				kgo.ProducerLinger(100*time.Millisecond))
 			base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 			const n = 100

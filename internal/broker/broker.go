@@ -32,6 +32,12 @@ type Options struct {
 	// WrapOffsetsLog, when set (fault-injection builds and tests only),
 	// wraps the consumer offsets log's file.
 	WrapOffsetsLog func(path string, f offsets.LogFile) offsets.LogFile
+	// OffsetsTopicCodec, when set, shows the committed offsets as the
+	// read-only internal topic __consumer_offsets in its format
+	// (internal_topic.go); unset, there is no such topic.
+	OffsetsTopicCodec OffsetsTopicCodec
+	// Cleaner tunes the log cleaner of compacted topics (cleaner.go).
+	Cleaner CleanerOptions
 }
 
 // Broker owns every topic's partitions.
@@ -55,6 +61,7 @@ type Broker struct {
 	closed   bool
 
 	txnLocks sync.Map // transactional id → *sync.Mutex (txn.go)
+	cleaner  cleaner  // the log cleaner of compacted topics
 }
 
 // Topic is a topic's definition plus its open partitions.
@@ -62,6 +69,7 @@ type Topic struct {
 	meta.Topic
 	Partitions []*Partition
 	cfg        resolvedConfig
+	internal   bool // shown from a store of the broker's: read-only
 }
 
 // New opens the logs of every topic recorded in m and the consumer
@@ -72,6 +80,12 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Cleaner.MapBytes <= 0 {
+		opts.Cleaner.MapBytes = defaultCleanerMapBytes
+	}
+	if opts.Cleaner.BytesPerSecond == 0 {
+		opts.Cleaner.BytesPerSecond = defaultCleanerBytesPerSecond
 	}
 	b := &Broker{opts: opts, meta: m, log: opts.Logger, topics: make(map[string]*Topic), changing: map[string]chan struct{}{}}
 	if err := os.MkdirAll(b.topicsDir(), 0o755); err != nil {
@@ -88,6 +102,21 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 	if err := b.openOffsets(); err != nil {
 		b.Close()
 		return nil, err
+	}
+	if c := opts.OffsetsTopicCodec; c != nil {
+		if _, ok := b.topics[OffsetsTopic]; ok {
+			// Created by a client of an older Sluice: it stays a user
+			// topic, and the offsets are not shown until it is deleted
+			// and the broker restarted.
+			b.log.Warn("a user topic holds the internal topic's name: committed offsets are not shown as " + OffsetsTopic)
+		} else {
+			tp, err := b.newInternalTopic(OffsetsTopic, OffsetsTopicPartitions, &offsetsView{store: b.offsets, codec: c, n: OffsetsTopicPartitions})
+			if err != nil {
+				b.Close()
+				return nil, err
+			}
+			b.topics[OffsetsTopic] = tp
+		}
 	}
 	return b, nil
 }
@@ -276,6 +305,9 @@ func (b *Broker) install(tp *Topic) bool {
 // and fetch from the start; if its deletion cannot be made durable it
 // comes back with its data.
 func (b *Broker) DeleteTopic(name string) error {
+	if err := b.internalTopicErr(name); err != nil {
+		return err
+	}
 	release, err := b.reserve(name)
 	if err != nil {
 		return err
@@ -310,6 +342,9 @@ func (b *Broker) DeleteTopic(name string) error {
 // CreatePartitions grows a topic to total partitions. As in CreateTopic
 // the new logs are laid out before the definition is made durable.
 func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) error {
+	if err := b.internalTopicErr(name); err != nil {
+		return err
+	}
 	release, err := b.reserve(name)
 	if err != nil {
 		return err
@@ -361,6 +396,9 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 // AlterTopicConfigs sets and removes topic configs (replace: set becomes
 // the whole config). Segment settings apply to open logs at once.
 func (b *Broker) AlterTopicConfigs(name string, set map[string]string, remove []string, replace, validateOnly bool) error {
+	if err := b.internalTopicErr(name); err != nil {
+		return err
+	}
 	for k, v := range set {
 		if err := CheckTopicConfig(k, v); err != nil {
 			return err
@@ -473,7 +511,7 @@ func (b *Broker) Partition(topic string, p int32) (*Partition, error) {
 func (b *Broker) EnforceRetention() {
 	for _, t := range b.Topics() {
 		if !t.cfg.deletes {
-			continue // compaction is not implemented; compact-only topics keep everything
+			continue // compact-only: the cleaner (cleaner.go) keeps the log's size
 		}
 		for _, p := range t.Partitions {
 			n, err := p.log.EnforceRetention(t.cfg.retention, t.cfg.retentionBytes)

@@ -15,7 +15,9 @@
 //     idempotent-producer sequence state, reports its offsets (log start,
 //     high watermark, last stable offset), decides what a read at each
 //     isolation level returns, wakes long-polling readers (Watch) and maps
-//     timestamps to records (records.go decodes batches). It is written
+//     timestamps to records (records.go decodes batches). The log cleaner
+//     (cleaner*.go) compacts the partitions of cleanup.policy=compact
+//     topics in the background, through the storage's segment rewrite. It is written
 //     against the narrow PartitionLog interface (partition_log.go), which
 //     a storage.Log implements today and a replicated log is to implement
 //     next;

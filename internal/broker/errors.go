@@ -161,6 +161,9 @@ var (
 	// ErrControlBatch: a client produced a control batch; only the
 	// transaction coordinator writes them.
 	ErrControlBatch = newError(KindCorrupt, "broker: control batches are written by the broker only")
+	// ErrInternalTopic: an internal topic (__consumer_offsets) is written,
+	// created, deleted or reconfigured only by the broker itself.
+	ErrInternalTopic = newError(KindInvalid, "broker: internal topics are read-only")
 
 	// Both halves.
 	ErrStorage = newError(KindStorage, "broker: storage error")
@@ -173,9 +176,12 @@ var (
 // is a storage failure (a failed write, fsync or read).
 func coreError(err error) error {
 	var core error
+	var known *Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &known):
+		return err // a log of the core's own (an internal topic's view)
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		core = ErrOffsetOutOfRange
 	case errors.Is(err, storage.ErrBatchTooLarge):

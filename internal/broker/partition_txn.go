@@ -51,11 +51,9 @@ import (
 //     valid across a clean; the cleaner keeps control batches uncompacted
 //     and unmerged, one control record per batch.
 
-// Batch attribute bits.
-const (
-	transactionalBit = 0x10
-	controlBit       = 0x20
-)
+// transactionalBit is the batch attribute marking a transactional batch
+// (controlBit, in cleaner_records.go, marks a control batch).
+const transactionalBit = 0x10
 
 // Control record types (the key of a control record).
 const (
@@ -224,7 +222,7 @@ func (p *Partition) rebuildTxnsLocked() error {
 		if err != nil {
 			return err
 		}
-		kind, err := controlType(data)
+		kind, err := markerType(data)
 		if err != nil {
 			return fmt.Errorf("control batch at %d: %w", off, err)
 		}
@@ -254,10 +252,10 @@ func buildControlBatch(producerID int64, epoch int16, kind int16, coordinatorEpo
 	return b
 }
 
-// controlType decodes the control record type of the control batch at
+// markerType decodes the control record type of the control batch at
 // the start of data (uncompressed, its first record's key: version int16,
 // type int16), failing with a corrupt-batch error for anything else.
-func controlType(data []byte) (int16, error) {
+func markerType(data []byte) (int16, error) {
 	h, err := storage.ParseBatchHeader(data)
 	if err != nil {
 		return 0, err

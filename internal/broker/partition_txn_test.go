@@ -117,12 +117,12 @@ func TestPartitionTransactions(t *testing.T) {
 func TestControlBatchRoundTrip(t *testing.T) {
 	for _, kind := range []int16{ControlAbort, ControlCommit} {
 		b := buildControlBatch(5, 3, kind, 9, 1000)
-		got, err := controlType(b)
+		got, err := markerType(b)
 		if err != nil || got != kind {
 			t.Fatalf("kind %d: decoded %d, %v", kind, got, err)
 		}
 	}
-	if _, err := controlType(producerBatch(1, 0, 0, 1)); err == nil {
+	if _, err := markerType(producerBatch(1, 0, 0, 1)); err == nil {
 		t.Fatal("a data batch decoded as a control batch")
 	}
 }
@@ -132,7 +132,7 @@ func FuzzControlType(f *testing.F) {
 	f.Add(buildControlBatch(5, 3, ControlAbort, 0, 0))
 	f.Add(producerBatch(1, 0, 0, 2))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		kind, err := controlType(b)
+		kind, err := markerType(b)
 		if err == nil && kind != ControlAbort && kind != ControlCommit {
 			t.Fatalf("accepted control type %d", kind)
 		}

@@ -169,7 +169,11 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	for _, v := range m.Vhosts() {
 		vh, err := r.loadVhost(v.Name)
 		if vh != nil {
+			// Under mu: a delayed exchange's store, open already,
+			// may release a message due while the broker was down.
+			r.mu.Lock()
 			r.vhosts[v.Name] = vh
+			r.mu.Unlock()
 		}
 		if err != nil {
 			r.Close()
@@ -253,11 +257,13 @@ func (r *Router) removeStrayQueueDirs() error {
 		return err
 	}
 	known := map[string]bool{}
+	r.mu.RLock()
 	for _, v := range r.vhosts {
 		for _, q := range v.queues {
 			known[q.def.ID] = true
 		}
 	}
+	r.mu.RUnlock()
 	for _, e := range ents {
 		if !known[e.Name()] {
 			os.RemoveAll(filepath.Join(r.queuesDir(), e.Name()))

@@ -87,7 +87,7 @@ func fixed(v string) func(Defaults) string { return func(Defaults) string { retu
 // 4.x accepts on a topic, sorted by name.
 var topicConfigs = []topicConfig{
 	{"cleanup.policy", TypeList, "log.cleanup.policy", fixed("delete"), listOf("delete", "compact"),
-		"What happens to old segments: delete them (retention), compact them (keep the last record per key), or both. Stored for the cleaner; compacted topics keep everything until it comes.", false},
+		"What happens to old segments: delete them (retention), compact them (the log cleaner keeps the last record per key), or both.", false},
 	{"compression.gzip.level", TypeInt, "compression.gzip.level", fixed("-1"), gzipLevel,
 		"Level of gzip compression when compression.type is gzip.", false},
 	{"compression.lz4.level", TypeInt, "compression.lz4.level", fixed("9"), intIn(1, 17),
@@ -97,7 +97,7 @@ var topicConfigs = []topicConfig{
 	{"compression.zstd.level", TypeInt, "compression.zstd.level", fixed("3"), intIn(-131072, 22),
 		"Level of zstd compression when compression.type is zstd.", false},
 	{"delete.retention.ms", TypeLong, "log.cleaner.delete.retention.ms", fixed("86400000"), intAtLeast(0),
-		"How long tombstones of a compacted topic are kept. Stored for the cleaner.", true},
+		"How long the log cleaner keeps tombstones (and markers of transactions with no data left) of a compacted topic.", true},
 	{"file.delete.delay.ms", TypeLong, "log.segment.delete.delay.ms", fixed("60000"), intAtLeast(0),
 		"How long a deleted segment's files wait before removal. Sluice removes them at once.", true},
 	{"flush.messages", TypeLong, "log.flush.interval.messages", fixed(maxLong), intAtLeast(1),
@@ -115,7 +115,7 @@ var topicConfigs = []topicConfig{
 	{"local.retention.ms", TypeLong, "log.local.retention.ms", fixed("-2"), intAtLeast(-2),
 		"Local time kept under tiered storage. Sluice has no tiered storage.", true},
 	{"max.compaction.lag.ms", TypeLong, "log.cleaner.max.compaction.lag.ms", fixed(maxLong), intAtLeast(1),
-		"Longest a record may stay uncompacted. Stored for the cleaner.", true},
+		"Longest a record may stay uncompacted: the cleaner then runs whatever the dirty ratio.", true},
 	{"max.message.bytes", TypeInt, "message.max.bytes", func(d Defaults) string { return strconv.Itoa(d.MaxMessageBytes) }, intIn(0, math.MaxInt32),
 		"Largest record batch the topic accepts, after broker-side compression.", false},
 	{"message.downconversion.enable", TypeBoolean, "", fixed("true"), boolean,
@@ -127,9 +127,9 @@ var topicConfigs = []topicConfig{
 	{"message.timestamp.type", TypeString, "log.message.timestamp.type", fixed("CreateTime"), oneOf("CreateTime", "LogAppendTime"),
 		"CreateTime keeps the producer's timestamps; LogAppendTime makes the broker stamp each batch with the time it is appended.", false},
 	{"min.cleanable.dirty.ratio", TypeDouble, "log.cleaner.min.cleanable.ratio", fixed("0.5"), doubleIn(0, 1),
-		"Share of a compacted log that must be uncleaned before the cleaner runs. Stored for the cleaner.", true},
+		"Share of a compacted log that must be uncleaned before the cleaner runs.", true},
 	{"min.compaction.lag.ms", TypeLong, "log.cleaner.min.compaction.lag.ms", fixed("0"), intAtLeast(0),
-		"Shortest time a record stays uncompacted. Stored for the cleaner.", true},
+		"Shortest time a record stays uncompacted: the cleaner leaves segments with newer records alone.", true},
 	{"min.insync.replicas", TypeInt, "min.insync.replicas", fixed("1"), intIn(1, math.MaxInt32),
 		"Replicas that must acknowledge an acks=all write. Stored for the cluster; one node is always in sync.", true},
 	{"preallocate", TypeBoolean, "log.preallocate", fixed("false"), boolean,
@@ -227,6 +227,11 @@ type resolvedConfig struct {
 	maxMessageBytes int
 	compact         bool // cleanup.policy has compact
 	deletes         bool // cleanup.policy has delete: retention applies
+	// The cleaner's settings (cleaner.go), read only when compact is set.
+	deleteRetention   time.Duration // delete.retention.ms: how long tombstones stay
+	minCompactionLag  time.Duration // min.compaction.lag.ms
+	maxCompactionLag  time.Duration // max.compaction.lag.ms
+	minCleanableRatio float64       // min.cleanable.dirty.ratio
 	// codec is the compression.type as a batch attribute codec (0 none,
 	// 1 gzip, 2 snappy, 3 lz4, 4 zstd), -1 for producer.
 	codec         int16
@@ -255,6 +260,10 @@ func resolve(d Defaults, dynamic, set map[string]string) resolvedConfig {
 		rc.retention = msDuration(ms)
 	}
 	rc.segmentAge = msDuration(num("segment.ms"))
+	rc.deleteRetention = msDuration(num("delete.retention.ms"))
+	rc.minCompactionLag = msDuration(num("min.compaction.lag.ms"))
+	rc.maxCompactionLag = msDuration(num("max.compaction.lag.ms"))
+	rc.minCleanableRatio, _ = strconv.ParseFloat(get("min.cleanable.dirty.ratio"), 64)
 	policy := splitList(get("cleanup.policy"))
 	ct := get("compression.type")
 	rc.compact, rc.deletes = slices.Contains(policy, "compact"), slices.Contains(policy, "delete")

@@ -62,11 +62,26 @@ type Config struct {
 	RetentionBytes int64 `key:"retention_bytes"`
 	// RetentionCheckInterval is how often retention runs. Default 1m.
 	RetentionCheckInterval time.Duration `key:"retention_check_interval"`
+	// CleanerInterval is how often the log cleaner looks for compacted
+	// partitions to clean (Kafka's log.cleaner.backoff.ms). Default 15s.
+	CleanerInterval time.Duration `key:"cleaner_interval"`
+	// CleanerMapBytes is the memory of the cleaner's offset map (Kafka's
+	// log.cleaner.dedupe.buffer.size): 24 bytes a key; more keys are
+	// cleaned in several passes. Default 16 MiB.
+	CleanerMapBytes int64 `key:"cleaner_map_bytes"`
+	// CleanerBytesPerSecond caps the cleaner's I/O (Kafka's
+	// log.cleaner.io.max.bytes.per.second); negative: unthrottled.
+	// Default 32 MiB.
+	CleanerBytesPerSecond int64 `key:"cleaner_bytes_per_second"`
 	// MaxMessageBytes is the default max.message.bytes (largest batch).
 	// Default 1 MiB + 12 (Kafka's default).
 	MaxMessageBytes int `key:"max_message_bytes"`
 	// MaxRequestBytes caps one Kafka request frame. Default 100 MiB.
 	MaxRequestBytes int `key:"max_request_bytes"`
+	// FetchSessionCacheSlots is how many Kafka fetch sessions (KIP-227)
+	// the broker keeps, Kafka's max.incremental.fetch.session.cache.slots;
+	// 0 keeps none (every fetch is a full one). Default 1000.
+	FetchSessionCacheSlots int `key:"fetch_session_cache_slots"`
 	// GroupInitialRebalanceDelay delays the first rebalance of a new group
 	// so members starting together land in one generation. Default 0.
 	GroupInitialRebalanceDelay time.Duration `key:"group_initial_rebalance_delay"`
@@ -109,8 +124,12 @@ func Default() Config {
 		Retention:                  168 * time.Hour,
 		RetentionBytes:             -1,
 		RetentionCheckInterval:     time.Minute,
+		CleanerInterval:            15 * time.Second,
+		CleanerMapBytes:            16 << 20,
+		CleanerBytesPerSecond:      32 << 20,
 		MaxMessageBytes:            1048588,
 		MaxRequestBytes:            100 << 20,
+		FetchSessionCacheSlots:     1000,
 		GroupInitialRebalanceDelay: 0,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
@@ -164,6 +183,15 @@ func (c *Config) Validate() error {
 	}
 	if c.RetentionCheckInterval <= 0 {
 		bad("retention_check_interval must be positive")
+	}
+	if c.CleanerInterval <= 0 {
+		bad("cleaner_interval must be positive")
+	}
+	if c.CleanerMapBytes < 1024 {
+		bad("cleaner_map_bytes must be at least 1024")
+	}
+	if c.CleanerBytesPerSecond == 0 {
+		bad("cleaner_bytes_per_second must not be 0 (negative: unthrottled)")
 	}
 	if c.MaxMessageBytes < 64 {
 		bad("max_message_bytes must be at least 64")

@@ -1,24 +1,27 @@
 package kafka
 
-// Fetch, versions 4-12.
+// Fetch, versions 4-17.
 //
-// Sessionless: Sluice never creates fetch sessions (KIP-227), so it answers
-// every full fetch in full with SessionID 0, which clients treat as "no
-// session". As in Kafka, the epoch decides what a request is: epoch -1
-// (a sessionless fetch, whatever its session id: some clients send -1/-1)
-// and epoch 0 (asking for a new session) are full fetches; any other epoch
-// continues a session, and since we gave none it gets
-// FETCH_SESSION_ID_NOT_FOUND. Long poll: when fewer than MinBytes are ready
-// the request waits up to MaxWaitMillis for any requested partition's high
-// watermark to move; a partition error (an unknown partition, an offset out
-// of range, a storage error) ends the wait at once, as in Kafka, so a
-// client that asks for a wait of days learns of its error now. Limits follow KIP-74: whole batches only, up to
-// PartitionMaxBytes per partition and MaxBytes overall, except that the
-// first batch found is returned even if it is larger, so a consumer can
-// always make progress. The partition decides what each isolation level
-// sees and reports the high watermark and last stable offset; a
-// read_committed fetch also gets the aborted transactions overlapping
-// what it read, whose batches the client drops.
+// Fetch sessions (KIP-227, fetch_session.go): the epoch decides what a
+// request is, as in Kafka. Epoch -1 (whatever the session id: some
+// clients send -1/-1) is a sessionless full fetch, epoch 0 a full fetch
+// that opens a session (SessionID in the answer, 0 when the cache has no
+// room), any other epoch an incremental fetch in a session, answered with
+// only the partitions that have something new. From v13 topics are named
+// by id; an unknown id is UNKNOWN_TOPIC_ID. v15-17 add only fields for
+// follower brokers, which a single node ignores.
+//
+// Long poll: when fewer than MinBytes are ready the request waits up to
+// MaxWaitMillis for any requested partition's high watermark to move; a
+// partition error (an unknown partition, an offset out of range, a storage
+// error) ends the wait at once, as in Kafka, so a client that asks for a
+// wait of days learns of its error now. Limits follow KIP-74: whole
+// batches only, up to PartitionMaxBytes per partition and MaxBytes
+// overall, except that the first batch found is returned even if it is
+// larger, so a consumer can always make progress. The partition decides
+// what each isolation level sees and reports the high watermark and last
+// stable offset; a read_committed fetch also gets the aborted transactions
+// overlapping what it read, whose batches the client drops.
 
 import (
 	"time"
@@ -30,82 +33,121 @@ import (
 
 func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	if incrementalFetch(req) {
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+	plan, code := c.s.sessions.begin(req, time.Now())
+	if code != 0 {
+		resp.ErrorCode = code
 		return resp, nil
 	}
-	total, failed := fetchOnce(c, req, resp)
-	if total >= int(req.MinBytes) || failed || req.MaxWaitMillis <= 0 {
-		return resp, nil
+	results, total, failed := fetchOnce(c, req, plan)
+	if total < int(req.MinBytes) && !failed && req.MaxWaitMillis > 0 {
+		results = longPoll(c, req, plan, results, total)
+		if results == nil {
+			return nil, c.ctx.Err()
+		}
 	}
-	// Long poll: wait for any partition to move, then read again.
-	changed := watchPartitions(c, req)
+	if plan.session != nil {
+		resp.SessionID = plan.session.id
+	}
+	fillFetchResponse(resp, c.s.sessions.finish(plan, results))
+	return resp, nil
+}
+
+// longPoll waits for any partition of plan to move and reads again, until
+// MinBytes are ready, a partition fails or MaxWaitMillis pass. It returns
+// the last read, or nil when the connection closes.
+func longPoll(c *conn, req *kmsg.FetchRequest, plan fetchPlan, results []fetchResult, total int) []fetchResult {
+	failed := false
+	changed := watchPartitions(c, plan)
+	defer func() { changed.stop() }()
 	timer := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	defer timer.Stop()
 	for total < int(req.MinBytes) && !failed {
 		select {
 		case <-changed.C:
 		case <-timer.C:
-			changed.stop()
-			return resp, nil
+			return results
 		case <-c.ctx.Done():
-			changed.stop()
-			return nil, c.ctx.Err()
+			return nil
 		}
 		changed.stop()
-		changed = watchPartitions(c, req)
-		*resp = *req.ResponseKind().(*kmsg.FetchResponse)
-		total, failed = fetchOnce(c, req, resp)
+		changed = watchPartitions(c, plan)
+		results, total, failed = fetchOnce(c, req, plan)
 	}
-	changed.stop()
-	return resp, nil
+	return results
 }
 
-// incrementalFetch reports whether req continues a fetch session (v7+):
-// any epoch but -1 (sessionless) and 0 (a new session, which we answer
-// without creating one). Kafka decides by the epoch alone.
-func incrementalFetch(req *kmsg.FetchRequest) bool {
-	return req.Version >= 7 && req.SessionEpoch != -1 && req.SessionEpoch != 0
+// fetchResult is the answer for one partition of a plan.
+type fetchResult struct {
+	key fetchKey
+	// name is the topic's name, when known.
+	name string
+	sp   kmsg.FetchResponseTopicPartition
 }
 
-// fetchOnce fills resp from the logs and returns the bytes of records in it
-// and whether any partition has an error.
-func fetchOnce(c *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) (total int, failed bool) {
+// fillFetchResponse groups results into resp's topics, consecutive
+// partitions of one topic under one entry.
+func fillFetchResponse(resp *kmsg.FetchResponse, results []fetchResult) {
+	for _, r := range results {
+		n := len(resp.Topics)
+		if n == 0 || resp.Topics[n-1].Topic != r.key.topic || resp.Topics[n-1].TopicID != r.key.id {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = r.key.topic, r.key.id
+			resp.Topics = append(resp.Topics, st)
+			n++
+		}
+		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, r.sp)
+	}
+}
+
+// resolve finds the partition a target names, or the error to answer.
+func resolve(c *conn, t fetchTarget) (*broker.Partition, string, int16) {
+	var topic *broker.Topic
+	var ok bool
+	if t.topic != "" || t.id == ([16]byte{}) {
+		topic, ok = c.s.broker.Topic(t.topic)
+		if !ok {
+			return nil, "", kerr.UnknownTopicOrPartition.Code
+		}
+	} else if topic, ok = c.s.broker.TopicByID(broker.TopicID(t.id)); !ok {
+		return nil, "", kerr.UnknownTopicID.Code
+	}
+	if t.part < 0 || int(t.part) >= len(topic.Partitions) {
+		return nil, topic.Name, kerr.UnknownTopicOrPartition.Code
+	}
+	return topic.Partitions[t.part], topic.Name, 0
+}
+
+// fetchOnce reads every target of plan from the logs and returns the
+// answers, the bytes of records in them and whether any partition has an
+// error.
+func fetchOnce(c *conn, req *kmsg.FetchRequest, plan fetchPlan) (results []fetchResult, total int, failed bool) {
 	budget := int(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
 		budget = 1 << 30
 	}
-	for _, rt := range req.Topics {
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic = rt.Topic
-		t, topicOK := c.s.broker.Topic(rt.Topic)
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.PreferredReadReplica = -1
-			// Kafka always sends a records field, empty (size 0) when
-			// there is nothing, never null (-1): librdkafka rejects a
-			// negative MessageSetSize as a protocol parse failure.
-			sp.RecordBatches = []byte{}
-			if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			p := t.Partitions[rp.Partition]
-			limit := min(int(rp.PartitionMaxBytes), budget-total)
-			readPartition(p, rp.FetchOffset, limit, total == 0, isolation(req.IsolationLevel), &sp)
+	results = make([]fetchResult, 0, len(plan.targets))
+	for _, t := range plan.targets {
+		r := fetchResult{key: t.fetchKey, sp: kmsg.NewFetchResponseTopicPartition()}
+		sp := &r.sp
+		sp.Partition = t.part
+		sp.PreferredReadReplica = -1
+		// Kafka always sends a records field, empty (size 0) when
+		// there is nothing, never null (-1): librdkafka rejects a
+		// negative MessageSetSize as a protocol parse failure.
+		sp.RecordBatches = []byte{}
+		p, name, code := resolve(c, t)
+		r.name = name
+		if code != 0 {
+			sp.ErrorCode = code
+		} else {
+			limit := min(int(t.maxBytes), budget-total)
+			readPartition(p, t.offset, limit, total == 0, isolation(req.IsolationLevel), sp)
 			total += len(sp.RecordBatches)
-			st.Partitions = append(st.Partitions, sp)
 		}
-		resp.Topics = append(resp.Topics, st)
+		failed = failed || sp.ErrorCode != 0
+		results = append(results, r)
 	}
-	for _, st := range resp.Topics {
-		for _, sp := range st.Partitions {
-			failed = failed || sp.ErrorCode != 0
-		}
-	}
-	return total, failed
+	return results, total, failed
 }
 
 // readPartition reads up to limit bytes at offset into sp. When first is
@@ -169,29 +211,24 @@ func (w watcher) stop() {
 	}
 }
 
-func watchPartitions(c *conn, req *kmsg.FetchRequest) watcher {
+func watchPartitions(c *conn, plan fetchPlan) watcher {
 	w := watcher{C: make(chan struct{}, 1), done: make(chan struct{})}
-	for _, rt := range req.Topics {
-		t, ok := c.s.broker.Topic(rt.Topic)
-		if !ok {
+	for _, t := range plan.targets {
+		p, _, code := resolve(c, t)
+		if code != 0 {
 			continue
 		}
-		for _, rp := range rt.Partitions {
-			if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
-				continue
-			}
-			ch := t.Partitions[rp.Partition].Watch()
-			go func() {
+		ch := p.Watch()
+		go func() {
+			select {
+			case <-ch:
 				select {
-				case <-ch:
-					select {
-					case w.C <- struct{}{}:
-					default:
-					}
-				case <-w.done:
+				case w.C <- struct{}{}:
+				default:
 				}
-			}()
-		}
+			case <-w.done:
+			}
+		}()
 	}
 	return w
 }

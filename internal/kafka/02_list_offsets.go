@@ -1,6 +1,12 @@
 package kafka
 
-// ListOffsets, versions 1-8.
+// ListOffsets, versions 0-8.
+//
+// Version 0 (removed in Kafka 4.0 by KIP-896, served here because Debian's
+// Burrow 1.2 still sends it to learn partitions' end offsets) answers a
+// list of offsets, OldStyleOffsets: the one offset the same timestamp gets
+// in v1+, none when there is none (Kafka's v0 listed segment base
+// offsets; clients read the first).
 //
 // Timestamp -1 is the latest offset (the high watermark), -2 and -4 the
 // earliest (the log start; there is no tiered storage, so earliest-local
@@ -35,6 +41,12 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
 				sp.ErrorCode = listOffset(t.Partitions[rp.Partition], rp.Timestamp, isolation(req.IsolationLevel), &sp)
+			}
+			if req.Version == 0 {
+				if sp.ErrorCode == 0 && sp.Offset >= 0 && rp.MaxNumOffsets > 0 {
+					sp.OldStyleOffsets = []int64{sp.Offset}
+				}
+				sp.Timestamp, sp.Offset = 0, 0
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -6,7 +6,9 @@ package kafka
 // replica and ISR. A null topic list (or an empty one at v0) asks for all
 // topics. Unknown topics are created when the broker auto-creates topics
 // and the request allows it (always at v0-3, AllowAutoTopicCreation at
-// v4+). Topic ids (v10+) come from the metadata store. Authorized
+// v4+). Topic ids (v10+) come from the metadata store. Internal topics
+// (__consumer_offsets) are marked IsInternal (v1+), so that clients'
+// regex subscriptions skip them as on Kafka. Authorized
 // operations are reported as "not requested" (-2147483648).
 
 import (
@@ -70,6 +72,7 @@ func metadataTopic(t *broker.Topic) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = kmsg.StringPtr(t.Name)
 	st.TopicID = t.ID
+	st.IsInternal = t.IsInternal()
 	st.AuthorizedOperations = -2147483648
 	for _, p := range t.Partitions {
 		sp := kmsg.NewMetadataResponseTopicPartition()

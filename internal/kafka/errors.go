@@ -54,6 +54,7 @@ var errorCodes = []struct {
 	{broker.ErrInvalidTxnState, kerr.InvalidTxnState},
 	{broker.ErrConcurrentTransactions, kerr.ConcurrentTransactions},
 	{broker.ErrInvalidTopic, kerr.InvalidTopicException},
+	{broker.ErrInternalTopic, kerr.InvalidTopicException}, // Kafka: "Cannot append to internal topic"
 	{broker.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{broker.ErrInvalidConfig, kerr.InvalidConfig},
 	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},

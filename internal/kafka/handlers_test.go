@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -309,4 +311,37 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// ListOffsets v0 (Burrow 1.2 sends it) answers the offset v1+ gives as the
+// only entry of OldStyleOffsets.
+func TestListOffsetsV0(t *testing.T) {
+	c := testConn(t)
+	if _, err := c.s.broker.CreateTopic("t", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := c.s.broker.Partition("t", 0)
+	if _, pend, err := p.Append(storage.BuildBatch(0, 1, [][]byte{[]byte("a"), []byte("b")})); err != nil || pend.Wait() != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "t"
+	for _, ts := range []int64{-1, -2} {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp, rp.MaxNumOffsets = ts, 1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp := call[*kmsg.ListOffsetsResponse](t, c, req, 0)
+	got := resp.Topics[0].Partitions
+	if len(got) != 2 || fmt.Sprint(got[0].OldStyleOffsets) != "[2]" || fmt.Sprint(got[1].OldStyleOffsets) != "[0]" || got[0].ErrorCode != 0 {
+		t.Fatalf("v0 answer %+v", got)
+	}
+	// What v0 encodes is what a v0 reader decodes.
+	back := kmsg.NewPtrListOffsetsResponse()
+	back.Version = 0
+	if err := back.ReadFrom(resp.AppendTo(nil)); err != nil || fmt.Sprint(back.Topics[0].Partitions[0].OldStyleOffsets) != "[2]" {
+		t.Fatalf("v0 round trip: %v %+v", err, back.Topics)
+	}
 }

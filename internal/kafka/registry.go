@@ -30,8 +30,8 @@ type api struct {
 // request is answered UNSUPPORTED_VERSION.
 var apis = []api{
 	{key: 0, min: 0, max: 11, prepare: prepareProduce},
-	{key: 1, min: 4, max: 12, handle: handle(handleFetch)},
-	{key: 2, min: 1, max: 8, handle: handle(handleListOffsets)},
+	{key: 1, min: 4, max: 17, handle: handle(handleFetch)},
+	{key: 2, min: 0, max: 8, handle: handle(handleListOffsets)},
 	{key: 3, min: 0, max: 12, handle: handle(handleMetadata)},
 	{key: 8, min: 0, max: 8, handle: handle(handleOffsetCommit)},
 	{key: 9, min: 0, max: 8, handle: handle(handleOffsetFetch)},

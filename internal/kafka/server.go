@@ -39,6 +39,10 @@ type Options struct {
 	// Default none.
 	Hooks Hooks
 
+	// FetchSessionCacheSlots bounds the fetch sessions kept (KIP-227,
+	// fetch_session.go); negative keeps none. Default (0) 1000.
+	FetchSessionCacheSlots int
+
 	// Flow, when set, holds produce requests while a resource alarm is
 	// raised (see flow.go).
 	Flow FlowControl
@@ -56,9 +60,11 @@ type Server struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[*conn]struct{}
-	wg    sync.WaitGroup
-	ctx   context.Context
-	stop  context.CancelFunc
+	// sessions are the fetch sessions of all connections.
+	sessions *sessionCache
+	wg       sync.WaitGroup
+	ctx      context.Context
+	stop     context.CancelFunc
 }
 
 // NewServer builds a server on a broker and a group coordinator.
@@ -80,11 +86,15 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	if err != nil {
 		return nil, fmt.Errorf("advertised port: %w", err)
 	}
+	if opts.FetchSessionCacheSlots == 0 {
+		opts.FetchSessionCacheSlots = 1000
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
 		opts: opts, broker: b, groups: g, log: opts.Logger,
 		host: host, port: int32(port),
 		conns: make(map[*conn]struct{}), ctx: ctx, stop: stop,
+		sessions: newSessionCache(opts.FetchSessionCacheSlots),
 	}, nil
 }
 
@@ -346,8 +356,7 @@ func (c *conn) writeLoop() error {
 			hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
 			continue
 		}
-		buf = encodeResponse(buf[:0], p.corr, p.req, resp)
-		if _, err := bw.Write(buf); err != nil {
+		if buf, err = writeResponse(bw, buf[:0], p.corr, p.req, resp); err != nil {
 			return err
 		}
 		hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
@@ -361,6 +370,21 @@ func (c *conn) writeLoop() error {
 		}
 	}
 	return bw.Flush()
+}
+
+// writeResponse frames resp into buf (returned for reuse) and writes it to
+// w. A Fetch answer's records are written from the partitions' slices, not
+// copied into buf (fetch_encode.go).
+func writeResponse(w io.Writer, buf []byte, corr int32, req kmsg.Request, resp kmsg.Response) ([]byte, error) {
+	if fr, ok := resp.(*kmsg.FetchResponse); ok {
+		fr.SetVersion(req.GetVersion())
+		if f, ok := frameFetch(buf, corr, fr); ok {
+			return f.head, f.writeTo(w)
+		}
+	}
+	buf = encodeResponse(buf, corr, req, resp)
+	_, err := w.Write(buf)
+	return buf, err
 }
 
 // requestHeader is the Kafka request header (v1 or v2).

@@ -94,6 +94,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		AutoCreateTopics: cfg.AutoCreateTopics,
 		Logger:           log,
 		WrapOffsetsLog:   offsetsLogWrapper(wrapMetaLog),
+		// Committed offsets readable as __consumer_offsets, in Kafka's formats.
+		OffsetsTopicCodec: kafka.OffsetsTopicCodec{},
+		Cleaner:           broker.CleanerOptions{MapBytes: cfg.CleanerMapBytes, BytesPerSecond: cfg.CleanerBytesPerSecond},
 		Defaults: broker.Defaults{
 			Partitions:      int32(cfg.DefaultPartitions),
 			SegmentBytes:    cfg.SegmentBytes,
@@ -118,6 +121,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Logger:          log,
 		Hooks:           s.mx.Kafka,
 		Flow:            s.alarms,
+
+		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
@@ -190,6 +195,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		// Completes transactions a crash left prepared, then aborts
 		// those past transaction.timeout.ms, checking every second.
 		s.broker.RunTransactions(time.Second, s.stop)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.broker.RunCleaner(cfg.CleanerInterval, s.stop)
 	}()
 	s.wg.Add(1)
 	go func() {
@@ -400,4 +410,13 @@ func (a alarmSource) Alarms() []metrics.Alarm {
 		out = append(out, metrics.Alarm{Resource: string(alarm.Disk), Raised: raised[alarm.Disk]})
 	}
 	return out
+}
+
+// fetchSessionSlots maps the config's fetch_session_cache_slots (0: no
+// sessions, as in Kafka) to the Kafka server's option (0: the default).
+func fetchSessionSlots(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 )
 
 // SegmentInfo describes one segment of a log.
@@ -11,6 +12,9 @@ type SegmentInfo struct {
 	End    int64 // the next segment's base: offsets here are below it; the next offset to assign for the active one
 	Bytes  int64 // data file size
 	Active bool  // the segment being appended to; never compacted
+	// MaxTimestamp is the largest batch MaxTimestamp in the segment, -1
+	// if it has none.
+	MaxTimestamp int64
 }
 
 // Segments lists the log's segments, oldest first.
@@ -19,7 +23,7 @@ func (l *Log) Segments() []SegmentInfo {
 	defer l.mu.Unlock()
 	out := make([]SegmentInfo, len(l.segs))
 	for i, s := range l.segs {
-		out[i] = SegmentInfo{Base: s.base, End: l.next, Bytes: s.size, Active: i == len(l.segs)-1}
+		out[i] = SegmentInfo{Base: s.base, End: l.next, Bytes: s.size, Active: i == len(l.segs)-1, MaxTimestamp: max(s.maxTs, -1)}
 		if i+1 < len(l.segs) {
 			out[i].End = l.segs[i+1].base
 		}
@@ -52,6 +56,32 @@ var ErrNoSegment = errors.New("storage: compact: no closed segment")
 // Readers keep working across the swap: one that holds the old file reads
 // the old bytes, one that comes later reads the new file.
 func (l *Log) CompactSegment(base int64, keep func(BatchHeader) bool) (freed int64, err error) {
+	return l.compactSegment(base, keep, nil)
+}
+
+// Rewrite decides what becomes of one batch of a segment being cleaned:
+// it returns batch itself to keep it as it is, nil to drop it, or a
+// replacement: a valid RecordBatch v2 with the same BaseOffset and
+// LastOffsetDelta (a log cleaner's copy with fewer records, whose offset
+// deltas keep their gaps). batch is only valid during the call.
+type Rewrite func(h BatchHeader, batch []byte) ([]byte, error)
+
+// ErrBadRewrite: a Rewrite returned bytes that are not a valid
+// replacement of the batch it was given.
+var ErrBadRewrite = errors.New("storage: compact: bad batch rewrite")
+
+// RewriteSegment is CompactSegment for a log cleaner that works inside
+// batches: rewrite sees every batch of the closed segment at base, with
+// its bytes, and its answers make the new segment (same crash-atomic swap,
+// same offsets, gaps allowed). A replacement is checked (framing, CRC,
+// unchanged first and last offset) before it is written: ErrBadRewrite.
+// A rewrite error aborts the rewrite and leaves the segment as it was.
+func (l *Log) RewriteSegment(base int64, rewrite Rewrite) (freed int64, err error) {
+	return l.compactSegment(base, nil, rewrite)
+}
+
+// compactSegment is CompactSegment (keep) or RewriteSegment (rewrite).
+func (l *Log) compactSegment(base int64, keep func(BatchHeader) bool, rewrite Rewrite) (freed int64, err error) {
 	l.adminMu.Lock()
 	defer l.adminMu.Unlock()
 
@@ -82,12 +112,12 @@ func (l *Log) CompactSegment(base int64, keep func(BatchHeader) bool) (freed int
 	defer l.cache.release(files)
 
 	tmp := func(name string) string { return name + tmpSuffix }
-	newSize, maxTs, oi, ti, err := l.copyKept(old, files.data, size, tmp(old.dataPath()), keep)
+	newSize, changed, maxTs, oi, ti, err := l.copyKept(old, files.data, size, tmp(old.dataPath()), keep, rewrite)
 	if err != nil {
 		l.removeQuietly(tmp(old.dataPath()))
 		return 0, err
 	}
-	if newSize == size {
+	if !changed {
 		l.removeQuietly(tmp(old.dataPath()))
 		return 0, nil // nothing to drop
 	}
@@ -152,13 +182,17 @@ func (l *Log) CompactSegment(base int64, keep func(BatchHeader) bool) (freed int
 }
 
 // copyKept writes the batches of segment s (data holds size bytes) that
-// keep accepts to the file dst, fsyncs it, and returns its size, largest
+// keep accepts (or, with rewrite, that rewrite returns) to the file dst,
+// fsyncs it, and returns its size, whether it differs from s, its largest
 // timestamp and indexes. Every batch is checked (framing, offsets, CRC)
 // on the way: a compacted copy must not launder corruption.
-func (l *Log) copyKept(s *segment, data File, size int64, dst string, keep func(BatchHeader) bool) (n, maxTs int64, oi []offsetEntry, ti []timeEntry, err error) {
+func (l *Log) copyKept(s *segment, data File, size int64, dst string, keep func(BatchHeader) bool, rewrite Rewrite) (n int64, changed bool, maxTs int64, oi []offsetEntry, ti []timeEntry, err error) {
+	fail := func(err error) (int64, bool, int64, []offsetEntry, []timeEntry, error) {
+		return 0, false, 0, nil, nil, err
+	}
 	out, err := l.fs.OpenFile(dst, true)
 	if err != nil {
-		return 0, 0, nil, nil, err
+		return fail(err)
 	}
 	defer func() {
 		if cerr := out.Close(); err == nil {
@@ -166,7 +200,7 @@ func (l *Log) copyKept(s *segment, data File, size int64, dst string, keep func(
 		}
 	}()
 	if err := out.Truncate(0); err != nil { // a leftover of an earlier attempt
-		return 0, 0, nil, nil, err
+		return fail(err)
 	}
 	buf := scanBufs.Get().(*[]byte)
 	defer scanBufs.Put(buf)
@@ -174,7 +208,11 @@ func (l *Log) copyKept(s *segment, data File, size int64, dst string, keep func(
 	ib := newIndexBuilder(s.base, l.opts.IndexIntervalBytes)
 	var werr error
 	res, err := scanBatches(newScanner(data, size, *buf), s, 0, s.base, true, func(h BatchHeader, pos int64) {
-		if werr != nil || !keep(h) {
+		if werr != nil {
+			return
+		}
+		if keep != nil && !keep(h) {
+			changed = true
 			return
 		}
 		if cap(copyBuf) < h.Size() {
@@ -184,6 +222,23 @@ func (l *Log) copyKept(s *segment, data File, size int64, dst string, keep func(
 		if werr = readFull(data, b, pos); werr != nil {
 			return
 		}
+		if rewrite != nil {
+			nb, err := rewrite(h, b)
+			switch {
+			case err != nil:
+				werr = err
+				return
+			case nb == nil:
+				changed = true
+				return
+			case len(nb) != len(b) || &nb[0] != &b[0]:
+				changed = true
+				if h, werr = checkRewrite(h, nb); werr != nil {
+					return
+				}
+				b = nb
+			}
+		}
 		if _, werr = out.WriteAt(b, n); werr != nil {
 			return
 		}
@@ -192,16 +247,38 @@ func (l *Log) copyKept(s *segment, data File, size int64, dst string, keep func(
 	})
 	switch {
 	case err != nil:
-		return 0, 0, nil, nil, err
+		return fail(err)
 	case werr != nil:
-		return 0, 0, nil, nil, werr
+		return fail(werr)
 	case res.bad || res.end != size:
-		return 0, 0, nil, nil, fmt.Errorf("%w: segment %s at position %d", ErrCorruptBatch, s.dataPath(), res.end)
+		return fail(fmt.Errorf("%w: segment %s at position %d", ErrCorruptBatch, s.dataPath(), res.end))
+	}
+	if !changed {
+		return n, false, 0, nil, nil, nil
 	}
 	if err := out.Sync(); err != nil {
-		return 0, 0, nil, nil, err
+		return fail(err)
 	}
-	return n, ib.maxTs, oi, ib.final(ti), nil
+	return n, true, ib.maxTs, oi, ib.final(ti), nil
+}
+
+// checkRewrite checks that nb is a whole, intact batch standing for the
+// batch with header h, and returns its header.
+func checkRewrite(h BatchHeader, nb []byte) (BatchHeader, error) {
+	nh, err := ParseBatchHeader(nb)
+	if err != nil {
+		return BatchHeader{}, fmt.Errorf("%w: %v", ErrBadRewrite, err)
+	}
+	if err := checkFraming(nh, int64(len(nb))); err != nil || nh.Size() != len(nb) {
+		return BatchHeader{}, fmt.Errorf("%w: framing of batch at %d: %v", ErrBadRewrite, h.BaseOffset, err)
+	}
+	if nh.BaseOffset != h.BaseOffset || nh.LastOffsetDelta != h.LastOffsetDelta {
+		return BatchHeader{}, fmt.Errorf("%w: batch at %d..%d became %d..%d", ErrBadRewrite, h.BaseOffset, h.LastOffset(), nh.BaseOffset, nh.LastOffset())
+	}
+	if crc32.Checksum(nb[posAttributes:], castagnoli) != nh.CRC {
+		return BatchHeader{}, fmt.Errorf("%w: CRC of batch at %d", ErrBadRewrite, h.BaseOffset)
+	}
+	return nh, nil
 }
 
 // removeQuietly removes a temporary file; one left behind is removed by

@@ -270,9 +270,27 @@ func (f *crashFile) Sync() error {
 }
 
 // TestCompactCrashAtEveryStep: a power loss at any step of a compaction
-// leaves a log that recovers to either the old or the compacted segment,
-// with no data lost, no temp files left, and working indexes.
+// (CompactSegment, or RewriteSegment as the log cleaner calls it, putting
+// a copy in place of each batch kept) leaves a log that recovers to either
+// the old or the compacted segment, with no data lost, no temp files
+// left, and working indexes.
 func TestCompactCrashAtEveryStep(t *testing.T) {
+	compact := func(l *Log, base int64, keep func(BatchHeader) bool) (int64, error) {
+		return l.CompactSegment(base, keep)
+	}
+	rewrite := func(l *Log, base int64, keep func(BatchHeader) bool) (int64, error) {
+		return l.RewriteSegment(base, func(h BatchHeader, b []byte) ([]byte, error) {
+			if !keep(h) {
+				return nil, nil
+			}
+			return append([]byte(nil), b...), nil
+		})
+	}
+	t.Run("CompactSegment", func(t *testing.T) { testCompactCrashAtEveryStep(t, compact) })
+	t.Run("RewriteSegment", func(t *testing.T) { testCompactCrashAtEveryStep(t, rewrite) })
+}
+
+func testCompactCrashAtEveryStep(t *testing.T, compactSegment func(*Log, int64, func(BatchHeader) bool) (int64, error)) {
 	for k := 0; ; k++ {
 		mem := NewMemFS()
 		c := &crashFS{MemFS: mem, left: -1}
@@ -283,7 +301,7 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 		c.mu.Lock()
 		c.left = k
 		c.mu.Unlock()
-		_, err := l.CompactSegment(seg.Base, keep)
+		_, err := compactSegment(l, seg.Base, keep)
 		c.mu.Lock()
 		crashed := c.hit
 		c.left = -1
@@ -320,7 +338,7 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 			checkCompacted(t, l, want, 0, 0, keep)
 		}
 		// And the compaction can be done (again) after recovery.
-		if _, err := l.CompactSegment(seg.Base, keep); err != nil {
+		if _, err := compactSegment(l, seg.Base, keep); err != nil {
 			t.Fatalf("step %d: compaction after recovery: %v", k, err)
 		}
 		checkCompacted(t, l, want, seg.Base, seg.End, keep)
@@ -356,4 +374,43 @@ func TestCompactFailedSyncKeepsOldSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCompacted(t, l, want, seg.Base, seg.End, keep)
+}
+
+// TestRewriteSegmentChecksReplacements: a replacement batch with another
+// first offset, a broken CRC or a torn length is refused (ErrBadRewrite)
+// and leaves the segment as it was; a valid replacement is stored as given.
+func TestRewriteSegmentChecksReplacements(t *testing.T) {
+	mem := NewMemFS()
+	l, want := compactFixture(t, mem, "/data/r", 120)
+	defer l.Close()
+	seg := l.Segments()[1]
+	bad := map[string]func([]byte) []byte{
+		"moved":     func(b []byte) []byte { c := append([]byte(nil), b...); c[7]++; return c },
+		"crc":       func(b []byte) []byte { c := append([]byte(nil), b...); c[len(c)-1] ^= 1; return c },
+		"truncated": func(b []byte) []byte { return append([]byte(nil), b[:len(b)-1]...) },
+	}
+	for name, mangle := range bad {
+		_, err := l.RewriteSegment(seg.Base, func(h BatchHeader, b []byte) ([]byte, error) { return mangle(b), nil })
+		if !errors.Is(err, ErrBadRewrite) {
+			t.Fatalf("%s: rewrite returned %v, want ErrBadRewrite", name, err)
+		}
+		checkCompacted(t, l, want, 0, 0, keepEvery(1))
+	}
+	// A valid replacement: the same batch with another timestamp.
+	freed, err := l.RewriteSegment(seg.Base, func(h BatchHeader, b []byte) ([]byte, error) {
+		if h.BaseOffset != seg.Base {
+			return b, nil
+		}
+		return withOffset(batchOf(int(h.BaseOffset), 1, 100, 1_800_000_000_000), h.BaseOffset), nil
+	})
+	if err != nil || freed != 0 {
+		t.Fatalf("valid rewrite: freed %d, %v", freed, err)
+	}
+	data, err := l.Read(seg.Base, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := ParseBatchHeader(data); h.MaxTimestamp != 1_800_000_000_000 {
+		t.Fatalf("replacement not stored: max timestamp %d", h.MaxTimestamp)
+	}
 }

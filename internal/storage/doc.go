@@ -21,7 +21,8 @@
 // small checksummed checkpoint keeps the log start offset set by
 // DeleteRecordsBefore. CompactSegment replaces a closed segment with a copy
 // holding only the batches still needed, at their offsets (gaps read as
-// the next batch). docs/storage-format.md describes the bytes.
+// the next batch); RewriteSegment does the same for a log cleaner that
+// also replaces batches with copies holding fewer records. docs/storage-format.md describes the bytes.
 //
 // Each log has one writer goroutine doing group commit: Append assigns
 // offsets under the log mutex, copies the batches into a pending buffer
@@ -60,7 +61,7 @@
 //
 // # Lock order
 //
-//	Log.adminMu  serializes retention, DeleteRecordsBefore, CompactSegment and Delete
+//	Log.adminMu  serializes retention, DeleteRecordsBefore, CompactSegment, RewriteSegment and Delete
 //	Log.mu       log state: offsets, pending group, segment list, high watermark
 //	handleCache.mu  leaf: open files of segments, their reference counts
 //

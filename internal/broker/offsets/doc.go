@@ -17,6 +17,12 @@
 // (temp file, fsync, rename, directory fsync), so its size follows the
 // number of live offsets, not the number of commits.
 //
+// Every commit gets a sequence number (Commit.Seq) that it keeps across
+// restarts and rewrites, and every deleted offset a tombstone with the
+// next number, kept until the next rewrite; Since, Last and Changed list
+// them in that order, which is how the core shows the offsets to Kafka
+// clients as the compacted topic __consumer_offsets.
+//
 // A failed write or fsync fails the store: every later change returns an
 // error wrapping ErrFailed, the log is cut back to its last durable record,
 // and Recover makes it writable again once the disk takes writes. Reads go

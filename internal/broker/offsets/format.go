@@ -36,6 +36,8 @@ const (
 	kindDelete      = 2 // group, then partitions: those offsets go
 	kindDeleteGroup = 3 // group: all its offsets go
 	kindDeleteTopic = 4 // topic: every group's offsets in it go
+	kindCommitSeq   = 5 // as kindCommit, each commit with its sequence number (written by rewrites)
+	kindNextSeq     = 6 // the next sequence number: none below it is given again (written by rewrites)
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -51,6 +53,7 @@ type record struct {
 	topic      string // delete topic
 	commits    []Commit
 	partitions []Partition
+	next       int64 // next sequence number
 }
 
 func appendLogHeader(dst []byte) []byte {
@@ -107,10 +110,13 @@ func appendString(b []byte, s string) []byte {
 func appendPayload(b []byte, r *record) []byte {
 	b = append(b, r.kind)
 	switch r.kind {
-	case kindCommit:
+	case kindCommit, kindCommitSeq:
 		b = appendString(b, r.group)
 		b = binary.BigEndian.AppendUint32(b, uint32(len(r.commits)))
 		for _, c := range r.commits {
+			if r.kind == kindCommitSeq {
+				b = binary.BigEndian.AppendUint64(b, uint64(c.Seq))
+			}
 			b = appendString(b, c.Topic)
 			b = binary.BigEndian.AppendUint32(b, uint32(c.Partition))
 			b = binary.BigEndian.AppendUint64(b, uint64(c.Offset))
@@ -130,6 +136,8 @@ func appendPayload(b []byte, r *record) []byte {
 		b = appendString(b, r.group)
 	case kindDeleteTopic:
 		b = appendString(b, r.topic)
+	case kindNextSeq:
+		b = binary.BigEndian.AppendUint64(b, uint64(r.next))
 	}
 	return b
 }
@@ -207,12 +215,19 @@ func decodeRecord(b []byte) (record, error) {
 	r := reader{b: b}
 	rec := record{kind: r.u8()}
 	switch rec.kind {
-	case kindCommit:
+	case kindCommit, kindCommitSeq:
 		rec.group = r.str16()
-		n := r.count(2 + 4 + 8 + 4 + 8 + 4)
+		min := 2 + 4 + 8 + 4 + 8 + 4
+		if rec.kind == kindCommitSeq {
+			min += 8
+		}
+		n := r.count(min)
 		rec.commits = make([]Commit, 0, n)
 		for range n {
 			var c Commit
+			if rec.kind == kindCommitSeq {
+				c.Seq = int64(r.u64())
+			}
 			c.Topic = r.str16()
 			c.Partition = int32(r.u32())
 			c.Offset = int64(r.u64())
@@ -235,6 +250,8 @@ func decodeRecord(b []byte) (record, error) {
 		rec.group = r.str16()
 	case kindDeleteTopic:
 		rec.topic = r.str16()
+	case kindNextSeq:
+		rec.next = int64(r.u64())
 	default:
 		return record{}, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, rec.kind)
 	}

@@ -22,6 +22,8 @@ func FuzzReplay(f *testing.F) {
 		{kind: kindDelete, group: "g", partitions: []Partition{{"a", 0}}},
 		{kind: kindDeleteGroup, group: "h"},
 		{kind: kindDeleteTopic, topic: "b"},
+		{kind: kindCommitSeq, group: "g", commits: []Commit{{Seq: 7, Topic: "a", Partition: 1, Offset: 2}}},
+		{kind: kindNextSeq, next: 9},
 	} {
 		good = appendRecord(good, &r)
 	}

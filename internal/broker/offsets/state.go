@@ -14,6 +14,10 @@ type Commit struct {
 	LeaderEpoch int32
 	Metadata    string
 	CommitMs    int64 // when it was committed, Unix milliseconds
+	// Seq is the commit's place in the store's sequence of commits, set
+	// by the store: every commit gets the next number, and a commit keeps
+	// its number across restarts and log rewrites (docs/offsets-format.md).
+	Seq int64
 }
 
 // Partition names a topic partition.
@@ -34,7 +38,7 @@ type state map[string]map[Partition]Commit
 // apply applies one record.
 func (st state) apply(r *record) {
 	switch r.kind {
-	case kindCommit:
+	case kindCommit, kindCommitSeq:
 		if len(r.commits) == 0 {
 			return
 		}
@@ -70,7 +74,7 @@ func (st state) apply(r *record) {
 // offsets that do not exist are not written).
 func (st state) changes(r *record) bool {
 	switch r.kind {
-	case kindCommit:
+	case kindCommit, kindCommitSeq:
 		return len(r.commits) > 0
 	case kindDelete:
 		for _, p := range r.partitions {
@@ -110,7 +114,63 @@ func (st state) group(name string) []Commit {
 func (st state) records() []record {
 	out := make([]record, 0, len(st))
 	for _, name := range slices.Sorted(maps.Keys(st)) {
-		out = append(out, record{kind: kindCommit, group: name, commits: st.group(name)})
+		out = append(out, record{kind: kindCommitSeq, group: name, commits: st.group(name)})
 	}
 	return out
+}
+
+// numberLocked gives r's commits their sequence numbers (a kindCommit's
+// the next ones, in order; a kindCommitSeq's are its own) and returns the
+// next number after r. Replaying a log numbers its commits as they were
+// numbered when written.
+func numberLocked(next int64, r *record) int64 {
+	switch r.kind {
+	case kindCommit:
+		for i := range r.commits {
+			r.commits[i].Seq = next
+			next++
+		}
+	case kindCommitSeq:
+		for _, c := range r.commits {
+			next = max(next, c.Seq+1)
+		}
+	case kindNextSeq:
+		next = max(next, r.next)
+	}
+	return next
+}
+
+// Key names one committed offset: a group's, of a topic partition.
+type Key struct {
+	Group string
+	Partition
+}
+
+// removed lists, sorted, the offsets that applying r deletes.
+func (st state) removed(r *record) []Key {
+	var out []Key
+	switch r.kind {
+	case kindDelete:
+		for _, p := range r.partitions {
+			if _, ok := st[r.group][p]; ok {
+				out = append(out, Key{r.group, p})
+			}
+		}
+	case kindDeleteGroup:
+		for p := range st[r.group] {
+			out = append(out, Key{r.group, p})
+		}
+	case kindDeleteTopic:
+		for g, offs := range st {
+			for p := range offs {
+				if p.Topic == r.topic {
+					out = append(out, Key{g, p})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Key) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), comparePartitions(a.Partition, b.Partition))
+	})
+	return slices.CompactFunc(out, func(a, b Key) bool { return a == b })
 }

@@ -1,6 +1,7 @@
 package offsets
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -66,8 +67,11 @@ type Store struct {
 	opts   Options
 	logger *slog.Logger
 
-	mu    sync.RWMutex // guards state
-	state state
+	mu      sync.RWMutex // guards state, next, tombs and changed
+	state   state
+	next    int64         // the next commit's sequence number
+	tombs   map[Key]int64 // deleted offsets since the last rewrite, each with its sequence number
+	changed chan struct{} // closed and replaced when the offsets change
 
 	closeMu  sync.RWMutex // held shared while sending to changes
 	closed   bool
@@ -130,6 +134,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts:     opts,
 		logger:   opts.Logger.With("component", "offsets"),
 		state:    make(state),
+		changed:  make(chan struct{}),
+		tombs:    make(map[Key]int64),
 		changes:  make(chan *change, changeQueue),
 		recovers: make(chan chan error),
 		done:     make(chan struct{}),
@@ -191,7 +197,7 @@ func (s *Store) recover() error {
 		if err != nil {
 			return err
 		}
-		s.state.apply(&rec)
+		s.applyLocked(&rec)
 		return nil
 	})
 	if err != nil {
@@ -228,6 +234,7 @@ func (s *Store) rewrite() error {
 	for _, r := range s.state.records() {
 		buf = appendRecord(buf, &r)
 	}
+	buf = appendRecord(buf, &record{kind: kindNextSeq, next: s.next})
 	s.mu.RUnlock()
 	tmp, err := os.OpenFile(s.path()+tmpSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -250,6 +257,9 @@ func (s *Store) rewrite() error {
 			s.logger.Warn("closing the replaced offsets log", "path", s.path(), "err", cerr)
 		}
 	}
+	s.mu.Lock()
+	clear(s.tombs) // the rewritten log holds no deletions to replay them from
+	s.mu.Unlock()
 	s.log, s.compactedAt = s.wrap(tmp), int64(len(buf))
 	s.setLogSize(int64(len(buf)))
 	if err := syncDir(s.dir); err != nil {
@@ -427,7 +437,11 @@ func (s *Store) finish(written []*change, err error) {
 	if err == nil {
 		s.mu.Lock()
 		for _, c := range written {
-			s.state.apply(&c.rec)
+			s.applyLocked(&c.rec)
+		}
+		if len(written) > 0 {
+			close(s.changed)
+			s.changed = make(chan struct{})
 		}
 		s.mu.Unlock()
 	}
@@ -599,4 +613,99 @@ func (s *Store) Stats() Stats {
 		Compactions: s.compactions.Load(),
 		LogBytes:    s.logBytes.Load(),
 	}
+}
+
+// applyLocked numbers r's commits and deletions and applies it: a
+// deletion leaves a tombstone per deleted offset, numbered in Key order
+// before anything else in r, so that replaying the log numbers them the
+// same. Tombstones last until the log is rewritten.
+func (s *Store) applyLocked(r *record) {
+	for _, k := range s.state.removed(r) {
+		s.tombs[k] = s.next
+		s.next++
+	}
+	s.next = numberLocked(s.next, r)
+	for _, c := range r.commits {
+		delete(s.tombs, Key{r.group, c.partition()})
+	}
+	s.state.apply(r)
+}
+
+// Entry is one group's committed offset, or the tombstone of a deleted
+// one (Deleted; only Topic, Partition and Seq are set), as Since lists it.
+type Entry struct {
+	Group string
+	Commit
+	Deleted bool
+}
+
+// NextSeq is the sequence number the next commit will get: every live
+// commit's Seq is below it.
+func (s *Store) NextSeq() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.next
+}
+
+// Since returns the live commits and the tombstones of the groups that
+// match selects, with Seq at or above from, in Seq order, at most limit of
+// them (limit <= 0: all). Replaced commits are not listed, nor tombstones
+// once the log has been rewritten: the sequence has gaps where they were,
+// as a compacted log has.
+//
+// It scans every live offset: its cost follows the number of live offsets,
+// not of commits.
+func (s *Store) Since(from int64, match func(group string) bool, limit int) []Entry {
+	s.mu.RLock()
+	var out []Entry
+	for g, offs := range s.state {
+		if !match(g) {
+			continue
+		}
+		for _, c := range offs {
+			if c.Seq >= from {
+				out = append(out, Entry{Group: g, Commit: c})
+			}
+		}
+	}
+	for k, seq := range s.tombs {
+		if seq >= from && match(k.Group) {
+			out = append(out, Entry{Group: k.Group, Commit: Commit{Topic: k.Topic, Partition: k.Partition.Partition, Seq: seq}, Deleted: true})
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// Last returns the highest Seq of the live commits and tombstones of the
+// groups that match selects; ok is false if there are none.
+func (s *Store) Last(match func(group string) bool) (seq int64, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seq = -1
+	for g, offs := range s.state {
+		if !match(g) {
+			continue
+		}
+		for _, c := range offs {
+			seq = max(seq, c.Seq)
+		}
+	}
+	for k, t := range s.tombs {
+		if match(k.Group) {
+			seq = max(seq, t)
+		}
+	}
+	return seq, seq >= 0
+}
+
+// Changed returns a channel closed the next time the offsets change.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
 }

@@ -61,7 +61,7 @@ func TestCommitDeleteAndReopen(t *testing.T) {
 	if err := s.Delete("g2", nil); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][]Commit{"g1": {{Topic: "a", Partition: 0, Offset: 9, LeaderEpoch: 1, Metadata: "m", CommitMs: 1000}}}
+	want := map[string][]Commit{"g1": {{Topic: "a", Partition: 0, Offset: 9, LeaderEpoch: 1, Metadata: "m", CommitMs: 1000, Seq: 4}}}
 	if got := snapshot(s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("offsets %+v, want %+v", got, want)
 	}
@@ -259,6 +259,8 @@ func TestRecordsRoundTrip(t *testing.T) {
 		{kind: kindDelete, group: "g", partitions: []Partition{{"t", 0}, {"", -1}}},
 		{kind: kindDeleteGroup, group: "ünï"},
 		{kind: kindDeleteTopic, topic: "t"},
+		{kind: kindCommitSeq, group: "g", commits: []Commit{{Seq: 1 << 40, Topic: "t", Partition: 2, Offset: 5, CommitMs: 9}}},
+		{kind: kindNextSeq, next: 1<<40 + 1},
 	} {
 		got, err := decodeRecord(appendPayload(nil, &r))
 		if err != nil {
@@ -267,5 +269,116 @@ func TestRecordsRoundTrip(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(r) {
 			t.Errorf("got %+v, want %+v", got, r)
 		}
+	}
+}
+
+// Commits are numbered in the order they become durable; a commit keeps
+// its number across restarts and rewrites, and no number is given twice,
+// not even one whose commit was replaced or deleted before a rewrite.
+func TestSeqsAreStableAndNeverReused(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{CompactBytes: 4 << 10})
+	mustCommit(t, s, "g", c("a", 0, 1), c("a", 1, 1))
+	mustCommit(t, s, "h", c("a", 0, 2))
+	if got := s.Since(0, func(string) bool { return true }, 0); len(got) != 3 ||
+		got[0].Seq != 0 || got[1].Seq != 1 || got[2] != (Entry{"h", Commit{Topic: "a", Offset: 2, LeaderEpoch: 1, Metadata: "m", CommitMs: 1000, Seq: 2}, false}) {
+		t.Fatalf("Since(0) = %+v", got)
+	}
+	for i := range 1000 { // compacts the log several times
+		mustCommit(t, s, "g", c("a", 0, int64(i)))
+	}
+	mustCommit(t, s, "h", c("a", 0, 3))        // seq 1003, the last commit
+	if err := s.Delete("h", nil); err != nil { // its tombstone: 1004
+		t.Fatal(err)
+	}
+	if s.Stats().Compactions == 0 {
+		t.Fatal("no compaction")
+	}
+	onlyG := func(g string) bool { return g == "g" }
+	want := s.Since(0, onlyG, 0)
+	if len(want) != 2 || want[0].Seq != 1 || want[1].Seq != 1002 || s.NextSeq() != 1005 {
+		t.Fatalf("before reopen: %+v, next %d", want, s.NextSeq())
+	}
+	if last, ok := s.Last(onlyG); !ok || last != 1002 {
+		t.Fatalf("Last = %d %v", last, ok)
+	}
+	changed := s.Changed()
+	mustCommit(t, s, "i", c("b", 0, 0)) // 1005
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed not closed by a commit")
+	}
+	s.Close()
+	s2 := open(t, dir, Options{CompactBytes: 4 << 10})
+	if got := s2.Since(0, onlyG, 0); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopen %+v, want %+v", got, want)
+	}
+	if got := s2.Since(1005, func(string) bool { return true }, 0); len(got) != 1 || got[0].Seq != 1005 || got[0].Group != "i" {
+		t.Fatalf("Since(1005) after reopen = %+v", got)
+	}
+	if s2.NextSeq() != 1006 {
+		t.Fatalf("next after reopen %d, want 1006", s2.NextSeq())
+	}
+	if got := s2.Since(0, func(string) bool { return true }, 1); len(got) != 1 || got[0].Seq != 1 {
+		t.Fatalf("Since with limit 1 = %+v", got)
+	}
+}
+
+// Deleting offsets leaves tombstones numbered after everything before the
+// deletion, the same after a restart; a new commit of the offset replaces
+// its tombstone; a rewrite of the log drops them and keeps the numbering.
+func TestDeletionsLeaveTombstones(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	mustCommit(t, s, "g", c("a", 0, 1), c("a", 1, 1))            // 0, 1
+	mustCommit(t, s, "h", c("b", 0, 1))                          // 2
+	if err := s.Delete("g", []Partition{{"a", 0}}); err != nil { // tombstone 3
+		t.Fatal(err)
+	}
+	if err := s.DeleteTopic("b"); err != nil { // tombstone 4
+		t.Fatal(err)
+	}
+	if err := s.Delete("g", nil); err != nil { // tombstone 5 for a-1
+		t.Fatal(err)
+	}
+	mustCommit(t, s, "g", c("a", 0, 7)) // 6, replaces tombstone 3
+	all := func(string) bool { return true }
+	type e struct {
+		group   string
+		p       Partition
+		seq     int64
+		deleted bool
+	}
+	summary := func(es []Entry) []e {
+		var out []e
+		for _, x := range es {
+			out = append(out, e{x.Group, Partition{x.Topic, x.Commit.Partition}, x.Seq, x.Deleted})
+		}
+		return out
+	}
+	want := []e{{"h", Partition{"b", 0}, 4, true}, {"g", Partition{"a", 1}, 5, true}, {"g", Partition{"a", 0}, 6, false}}
+	if got := summary(s.Since(0, all, 0)); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Since(0) = %+v, want %+v", got, want)
+	}
+	if last, ok := s.Last(func(g string) bool { return g == "h" }); !ok || last != 4 {
+		t.Fatalf("Last(h) = %d %v: a tombstone keeps its group's end", last, ok)
+	}
+	s.Close()
+	s2 := open(t, dir, Options{})
+	if got := summary(s2.Since(0, all, 0)); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopen Since(0) = %+v, want %+v", got, want)
+	}
+	s2.Close()
+	s3 := open(t, dir, Options{CompactBytes: 4 << 10})
+	for i := range 500 { // 7..506, compacting the log
+		mustCommit(t, s3, "g", c("a", 0, int64(i)))
+	}
+	if s3.Stats().Compactions == 0 {
+		t.Fatal("no compaction")
+	}
+	want = []e{{"g", Partition{"a", 0}, 506, false}}
+	if got := summary(s3.Since(0, all, 0)); !reflect.DeepEqual(got, want) || s3.NextSeq() != 507 {
+		t.Fatalf("after a rewrite Since(0) = %+v, next %d; want %+v, 507", got, s3.NextSeq(), want)
 	}
 }
