@@ -63,6 +63,11 @@ type broker struct {
 	logFile  *os.File
 	prevLogs []string // log files of earlier lives (before Restart)
 	stopOnce sync.Once
+	// ownPorts: the ports were picked here (freePort), so a first start
+	// that finds one taken meanwhile by another process may pick again.
+	ownPorts bool
+	started  bool // a start has succeeded
+	retries  int  // first starts retried on new ports
 }
 
 // freePort asks the kernel for a free loopback port.
@@ -80,7 +85,7 @@ func freePort(t testing.TB) string {
 // passed through (e.g. "--segment-bytes=4096").
 func startBroker(t testing.TB, extra ...string) *broker {
 	t.Helper()
-	b := &broker{t: t, DataDir: t.TempDir(), extra: extra}
+	b := &broker{t: t, DataDir: t.TempDir(), extra: extra, ownPorts: true}
 	b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
 	b.start()
 	t.Cleanup(func() { b.Stop() })
@@ -114,10 +119,12 @@ func (b *broker) start() {
 	b.exited = make(chan struct{})
 	go func() { b.cmd.Wait(); close(b.exited) }()
 	b.stopOnce = sync.Once{}
+	exited := false
 	waitFor(b.t, 20*time.Second, "kafka and amqp ports accepting", func() bool {
 		select {
 		case <-b.exited:
-			b.t.Fatalf("server exited at start:\n%s", b.Logs())
+			exited = true
+			return true
 		default:
 		}
 		for _, addr := range []string{b.Kafka, b.AMQP} {
@@ -129,6 +136,20 @@ func (b *broker) start() {
 		}
 		return true
 	})
+	if !exited {
+		b.started = true
+		return
+	}
+	// A port freePort found free can be taken by another process before
+	// the server binds it: pick new ones, on a first start only (a
+	// restart keeps its ports).
+	if logs := b.Logs(); b.ownPorts && !b.started && b.retries < 3 && strings.Contains(logs, "address already in use") {
+		b.retries++
+		b.Kafka, b.HTTP, b.AMQP = freePort(b.t), freePort(b.t), freePort(b.t)
+		b.start()
+		return
+	}
+	b.t.Fatalf("server exited at start:\n%s", b.Logs())
 }
 
 // PrevLogs returns what the server printed in its life before the last
@@ -233,4 +254,21 @@ func splitLines(s string) []string {
 		return nil
 	}
 	return strings.Split(s, "\n")
+}
+
+// TestHarnessPicksNewPortsWhenTaken: a port taken between freePort and the
+// server's bind makes the harness start again on new ports, not fail.
+func TestHarnessPicksNewPortsWhenTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	b := &broker{t: t, DataDir: t.TempDir(), ownPorts: true}
+	b.Kafka, b.HTTP, b.AMQP = freePort(t), ln.Addr().String(), freePort(t)
+	b.start()
+	t.Cleanup(func() { b.Stop() })
+	if b.HTTP == ln.Addr().String() || b.retries != 1 {
+		t.Fatalf("HTTP on %s after %d retries, want a new port after one", b.HTTP, b.retries)
+	}
 }
