@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/message"
@@ -61,22 +60,15 @@ func (t *Topic) Publish(m *message.Message, now time.Time) (Pending, error) {
 	if len(rec.Key) > 0 {
 		i = int(murmur2(rec.Key)&0x7fffffff) % n
 	} else {
-		i = int(t.rotor().Add(1) % uint32(n))
+		// The first partition's rotor serves the topic: it outlives the
+		// copies of the topic's definition that a change makes.
+		i = int(t.Partitions[0].rotor.Add(1) % uint32(n))
 	}
 	_, pending, err := t.Partitions[i].Append(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
 	if err != nil {
 		return nil, err
 	}
 	return pending, nil
-}
-
-// rotor is the round-robin counter of keyless messages, shared by every
-// version of the topic's definition.
-func (t *Topic) rotor() *atomic.Uint32 {
-	if len(t.Partitions) == 0 {
-		return new(atomic.Uint32)
-	}
-	return &t.Partitions[0].rotor
 }
 
 // murmur2 is the 32-bit MurmurHash2 with the seed Kafka's default
