@@ -70,7 +70,9 @@ func (l *Log) view(segs []*segment, i int) (*segView, error) {
 }
 
 func (v *segView) release() {
-	v.l.cache.release(v.files)
+	if v.files != nil { // nil when a Region took them over
+		v.l.cache.release(v.files)
+	}
 	scanBufs.Put(v.buf)
 }
 
