@@ -16,7 +16,8 @@ type FileRegion = storage.Region
 // in-memory log); read with Read instead.
 var ErrNoRegions = errors.New("broker: partition log gives no file regions")
 
-// regionLog is a PartitionLog that can give file regions (storage.Log).
+// regionLog is a PartitionLog that can give file regions (storage.Log):
+// a region must hold exactly the bytes its Read would return.
 type regionLog interface {
 	ReadRegion(offset int64, maxBytes int, end int64) (*storage.Region, error)
 }
