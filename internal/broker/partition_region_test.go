@@ -17,12 +17,12 @@ func TestPartitionRegionsAreReads(t *testing.T) {
 		_, hw, _ := p.Offsets()
 		for _, iso := range []IsolationLevel{ReadUncommitted, ReadCommitted} {
 			for off := int64(0); off <= hw; off++ {
-				for _, maxBytes := range []int{1, 200, 1 << 20} {
+				for k, maxBytes := range []int{1, 200, 1 << 20} {
 					data, err := p.Read(off, maxBytes, iso)
 					if err != nil {
 						t.Fatal(err)
 					}
-					r, err := p.ReadRegion(off, maxBytes, iso)
+					r, err := p.ReadRegion(off, maxBytes, iso, []int{0, 100, 1 << 20}[k])
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -52,7 +52,7 @@ func TestPartitionRegionsAreReads(t *testing.T) {
 	mustAppend(t, p, producerBatch(-1, -1, -1, 1)) // 5 plain
 	mustAppend(t, p, txnBatch(8, 0, 0, 2))         // 6-7 txn of 8
 	same("two open")
-	if r, err := p.ReadRegion(5, 1<<20, ReadCommitted); r != nil || err != nil {
+	if r, err := p.ReadRegion(5, 1<<20, ReadCommitted, 0); r != nil || err != nil {
 		t.Fatalf("read_committed region between LSO and HW: %v, %v; want none", r, err)
 	}
 	mustMarker(t, p, 7, 0, true)  // 8
@@ -61,7 +61,7 @@ func TestPartitionRegionsAreReads(t *testing.T) {
 	if got := p.AbortedBetween(0, 10); len(got) != 1 || got[0].ProducerID != 8 {
 		t.Fatalf("aborted between 0 and 10: %v, want producer 8's", got)
 	}
-	if _, err := p.ReadRegion(11, 1<<20, ReadUncommitted); !errors.Is(err, ErrOffsetOutOfRange) {
+	if _, err := p.ReadRegion(11, 1<<20, ReadUncommitted, 0); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("region past the high watermark: %v", err)
 	}
 }
@@ -73,7 +73,7 @@ func TestPartitionRegionWithoutFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustAppend(t, p, producerBatch(-1, -1, -1, 2))
-	if _, err := p.ReadRegion(0, 1<<20, ReadUncommitted); !errors.Is(err, ErrNoRegions) {
+	if _, err := p.ReadRegion(0, 1<<20, ReadUncommitted, 0); !errors.Is(err, ErrNoRegions) {
 		t.Fatalf("region of an in-memory log: %v, want ErrNoRegions", err)
 	}
 }

@@ -262,7 +262,7 @@ func readPartition(p *broker.Partition, offset int64, limit int, first bool, iso
 		}
 	}
 	if zeroCopy && limit >= zeroCopyMinBytes {
-		r, err := p.ReadRegion(offset, max(limit, 1), iso)
+		r, err := p.ReadRegion(offset, max(limit, 1), iso, zeroCopyMinBytes)
 		switch {
 		case errors.Is(err, broker.ErrNoRegions):
 			// An in-memory log: read it.
@@ -274,15 +274,9 @@ func readPartition(p *broker.Partition, offset int64, limit int, first bool, iso
 		case r.Len() > limit && !first:
 			r.Release()
 			return nil
-		case r.Len() < zeroCopyMinBytes:
-			data := make([]byte, r.Len())
-			err := r.ReadAt(data, 0)
+		case r.Bytes() != nil: // under zeroCopyMinBytes: read, as Read would
+			sp.RecordBatches = r.Bytes()
 			r.Release()
-			if err != nil {
-				fail(err)
-				return nil
-			}
-			sp.RecordBatches = data
 			abortedIn(p, offset, r.End(), iso, sp)
 			return nil
 		default:

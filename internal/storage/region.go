@@ -15,8 +15,9 @@ var errRegionRange = errors.New("storage: read past the end of a region")
 // renamed over, its bytes unchanged) until the last holder releases it.
 type Region struct {
 	l     *Log
-	files *segFiles
-	pos   int64 // in the data file
+	files *segFiles // nil when data holds the bytes
+	data  []byte    // the bytes, for a region read into memory (copyUnder)
+	pos   int64     // in the data file
 	n     int64
 	end   int64 // the offset after the last batch
 }
@@ -25,8 +26,11 @@ type Region struct {
 // those from the first whose last offset is at or past end (a reader's
 // visible end: the high watermark, or the last stable offset), and
 // returns where they lie. nil, nil when there are none. Errors are Read's.
-// The caller must Release the Region.
-func (l *Log) ReadRegion(offset int64, maxBytes int, end int64) (*Region, error) {
+// A region shorter than copyUnder bytes is read into memory (Bytes), as
+// Read would have, from the window its batch headers were read through
+// when it fits there, so that a small read costs no more than Read. The
+// caller must Release the Region.
+func (l *Log) ReadRegion(offset int64, maxBytes int, end int64, copyUnder int) (*Region, error) {
 	segs, hw, err := l.readState(offset)
 	if err != nil || offset == hw {
 		return nil, err
@@ -40,7 +44,7 @@ func (l *Log) ReadRegion(offset int64, maxBytes int, end int64) (*Region, error)
 		pos, h, found, err := v.locate(offset)
 		if err == nil && found {
 			var r *Region
-			r, err = v.region(pos, h, maxBytes, end)
+			r, err = v.region(pos, h, maxBytes, end, copyUnder)
 			v.release()
 			return r, err
 		}
@@ -55,8 +59,9 @@ func (l *Log) ReadRegion(offset int64, maxBytes int, end int64) (*Region, error)
 // region walks the batch headers from pos (where the batch with header
 // first starts) as readFrom cuts its buffer: whole batches, as many as fit
 // in maxBytes (at most MaxReadBytes), at least the first; and only those
-// ending below end. The Region takes over v's files.
-func (v *segView) region(pos int64, first BatchHeader, maxBytes int, end int64) (*Region, error) {
+// ending below end. The Region takes over v's files, or holds the bytes
+// when shorter than copyUnder.
+func (v *segView) region(pos int64, first BatchHeader, maxBytes int, end int64, copyUnder int) (*Region, error) {
 	limit := max(min(int64(maxBytes), MaxReadBytes), int64(first.Size()))
 	r := &Region{l: v.l, pos: pos}
 	for at := pos; at < v.size; {
@@ -76,8 +81,21 @@ func (v *segView) region(pos int64, first BatchHeader, maxBytes int, end int64) 
 		at += int64(h.Size())
 		r.n, r.end = at-pos, h.LastOffset()+1
 	}
-	if r.n == 0 {
+	switch {
+	case r.n == 0:
 		return nil, nil
+	case r.n < int64(copyUnder):
+		r.data = make([]byte, r.n)
+		if r.n <= int64(len(*v.buf)) {
+			w, err := v.sc.window(pos, int(r.n))
+			if err != nil {
+				return nil, err
+			}
+			copy(r.data, w)
+		} else if err := readFull(v.files.data, r.data, pos); err != nil {
+			return nil, err
+		}
+		return r, nil
 	}
 	r.files, v.files = v.files, nil
 	return r, nil
@@ -89,10 +107,18 @@ func (r *Region) Len() int { return int(r.n) }
 // End is the offset after the region's last batch.
 func (r *Region) End() int64 { return r.end }
 
+// Bytes are the region's bytes when it was read into memory (shorter than
+// ReadRegion's copyUnder), else nil.
+func (r *Region) Bytes() []byte { return r.data }
+
 // ReadAt reads len(p) bytes at off within the region (a copying reader).
 func (r *Region) ReadAt(p []byte, off int64) error {
 	if off < 0 || off+int64(len(p)) > r.n {
 		return errRegionRange
+	}
+	if r.data != nil {
+		copy(p, r.data[off:])
+		return nil
 	}
 	return readFull(r.files.data, p, r.pos+off)
 }
@@ -102,6 +128,9 @@ func (r *Region) ReadAt(p []byte, off int64) error {
 // is the log's, shared with other readers: use positioned I/O only (pread,
 // sendfile with an offset), never its seek offset, and not after Release.
 func (r *Region) File() (f *os.File, pos int64, ok bool) {
+	if r.files == nil {
+		return nil, 0, false
+	}
 	of, ok := r.files.data.(osFile)
 	if !ok {
 		return nil, 0, false

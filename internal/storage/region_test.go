@@ -67,7 +67,8 @@ func TestReadRegionMatchesRead(t *testing.T) {
 							t.Fatal(err)
 						}
 						want := visibleBatches(t, data, end)
-						r, err := l.ReadRegion(off, maxBytes, end)
+						copyUnder := []int{0, 500, 100000}[checked%3]
+						r, err := l.ReadRegion(off, maxBytes, end, copyUnder)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -87,6 +88,12 @@ func TestReadRegionMatchesRead(t *testing.T) {
 						if r.End() != hs[len(hs)-1].LastOffset()+1 {
 							t.Fatalf("ReadRegion(%d, %d, %d).End() = %d, want %d", off, maxBytes, end, r.End(), hs[len(hs)-1].LastOffset()+1)
 						}
+						if inMemory := r.Bytes() != nil; inMemory != (r.Len() < copyUnder) {
+							t.Fatalf("ReadRegion(%d, %d, %d, copyUnder %d): %d bytes, in memory %v", off, maxBytes, end, copyUnder, r.Len(), inMemory)
+						}
+						if r.Bytes() != nil && !bytes.Equal(r.Bytes(), want) {
+							t.Fatalf("ReadRegion(%d, %d, %d): bytes in memory differ from Read's", off, maxBytes, end)
+						}
 						if r.ReadAt(make([]byte, 1), int64(r.Len())) == nil {
 							t.Fatal("ReadAt past the region's end succeeded")
 						}
@@ -98,10 +105,10 @@ func TestReadRegionMatchesRead(t *testing.T) {
 			if checked < 100 {
 				t.Fatalf("only %d regions checked", checked)
 			}
-			if _, err := l.ReadRegion(hw+1, 100, hw+1); !errors.Is(err, ErrOffsetOutOfRange) {
+			if _, err := l.ReadRegion(hw+1, 100, hw+1, 0); !errors.Is(err, ErrOffsetOutOfRange) {
 				t.Fatalf("ReadRegion past the high watermark: %v, want ErrOffsetOutOfRange", err)
 			}
-			if r, err := l.ReadRegion(hw, 100, hw); r != nil || err != nil {
+			if r, err := l.ReadRegion(hw, 100, hw, 0); r != nil || err != nil {
 				t.Fatalf("ReadRegion at the high watermark: %v, %v; want nothing", r, err)
 			}
 		})
@@ -118,12 +125,12 @@ func TestRegionOutlivesCompactionAndDeletion(t *testing.T) {
 			l, _ := compactFixture(t, fsys, dir, 120)
 			defer l.Close()
 			segs := l.Segments()
-			r0, err := l.ReadRegion(0, 1<<20, l.HighWatermark())
+			r0, err := l.ReadRegion(0, 1<<20, l.HighWatermark(), 0)
 			if err != nil || r0 == nil {
 				t.Fatalf("region of segment 0: %v, %v", r0, err)
 			}
 			before0 := regionBytes(t, r0)
-			r1, err := l.ReadRegion(segs[1].Base, 1<<20, l.HighWatermark())
+			r1, err := l.ReadRegion(segs[1].Base, 1<<20, l.HighWatermark(), 0)
 			if err != nil || r1 == nil {
 				t.Fatalf("region of segment 1: %v, %v", r1, err)
 			}
@@ -146,7 +153,7 @@ func TestRegionOutlivesCompactionAndDeletion(t *testing.T) {
 			}
 			r0.Release()
 			r1.Release()
-			if _, err := l.ReadRegion(segs[1].Base, 1<<20, l.HighWatermark()); !errors.Is(err, ErrOffsetOutOfRange) {
+			if _, err := l.ReadRegion(segs[1].Base, 1<<20, l.HighWatermark(), 0); !errors.Is(err, ErrOffsetOutOfRange) {
 				t.Fatalf("region below the new log start: %v, want ErrOffsetOutOfRange", err)
 			}
 		})
