@@ -173,6 +173,13 @@ func (p *Partition) AbortedIn(offset int64, data []byte) []AbortedTxn {
 		end = int64(binary.BigEndian.Uint64(b[0:])) + int64(int32(binary.BigEndian.Uint32(b[23:]))) + 1
 		n += size
 	}
+	return p.AbortedBetween(offset, end)
+}
+
+// AbortedBetween returns the aborted transactions that overlap a read of
+// the offsets from offset to end (exclusive): AbortedIn for a read whose
+// batches were not copied (a FileRegion, which knows its End).
+func (p *Partition) AbortedBetween(offset, end int64) []AbortedTxn {
 	if end <= offset {
 		return nil
 	}

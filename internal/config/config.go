@@ -82,6 +82,10 @@ type Config struct {
 	// the broker keeps, Kafka's max.incremental.fetch.session.cache.slots;
 	// 0 keeps none (every fetch is a full one). Default 1000.
 	FetchSessionCacheSlots int `key:"fetch_session_cache_slots"`
+	// KafkaZeroCopy sends the records of Fetch answers from the segment
+	// files with sendfile (Linux, plain TCP) instead of copying them
+	// through memory. Default true.
+	KafkaZeroCopy bool `key:"kafka_zero_copy"`
 	// GroupInitialRebalanceDelay delays the first rebalance of a new group
 	// so members starting together land in one generation. Default 0.
 	GroupInitialRebalanceDelay time.Duration `key:"group_initial_rebalance_delay"`
@@ -130,6 +134,7 @@ func Default() Config {
 		MaxMessageBytes:            1048588,
 		MaxRequestBytes:            100 << 20,
 		FetchSessionCacheSlots:     1000,
+		KafkaZeroCopy:              true,
 		GroupInitialRebalanceDelay: 0,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,

@@ -123,6 +123,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Flow:            s.alarms,
 
 		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
+		ZeroCopy:               cfg.KafkaZeroCopy,
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
