@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/storage"
 )
 
 // Transaction version 2 (KIP-890 part 2), which a client runs when the
@@ -192,4 +193,17 @@ func markerProducer(t meta.Transaction) (int64, int16) {
 // since start.
 func (b *Broker) TxnV2Counts() (adds, ends uint64) {
 	return b.txnV2Adds.Load(), b.txnV2Ends.Load()
+}
+
+// TxnProducerOf returns the producer id and epoch of the first batch of
+// records (a produce request's record set for one partition) and
+// whether it is transactional, for a version 2 produce to add the
+// partition before the records are validated (they are, in full, by the
+// append that follows).
+func TxnProducerOf(records []byte) (pid int64, epoch int16, transactional bool) {
+	h, err := storage.ParseBatchHeader(records)
+	if err != nil || h.Attributes&transactionalBit == 0 || h.Attributes&controlBit != 0 || h.ProducerID < 0 {
+		return -1, -1, false
+	}
+	return h.ProducerID, h.ProducerEpoch, true
 }

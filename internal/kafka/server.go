@@ -46,6 +46,12 @@ type Options struct {
 	// Flow, when set, holds produce requests while a resource alarm is
 	// raised (see flow.go).
 	Flow FlowControl
+
+	// TransactionVersion is the level ApiVersions finalizes the
+	// transaction.version feature at: 2 lets clients run KIP-890 part 2
+	// transactions (txn_v2 in 00_produce.go, 26_end_txn.go), 1 keeps
+	// every client on the classic protocol. Default (0) 2.
+	TransactionVersion int16
 }
 
 // Server serves Kafka clients.
@@ -88,6 +94,9 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}
 	if opts.FetchSessionCacheSlots == 0 {
 		opts.FetchSessionCacheSlots = 1000
+	}
+	if opts.TransactionVersion == 0 {
+		opts.TransactionVersion = 2
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{

@@ -123,6 +123,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Flow:            s.alarms,
 
 		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
+		TransactionVersion:     int16(cfg.TransactionVersion),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
