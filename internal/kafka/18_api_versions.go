@@ -4,8 +4,12 @@ package kafka
 //
 // The answer is built from the dispatch table, so it can never disagree
 // with what the broker accepts. An ApiVersions request at a version newer
-// than we know is answered at v0 with UNSUPPORTED_VERSION and the list
-// (KIP-511); the response header is never flexible, as in Kafka.
+// than we know is answered at v0 with UNSUPPORTED_VERSION and, as Kafka
+// does (KIP-511), only ApiVersions' own version range, so that the client
+// asks again at a version it shares with us: answered with the whole
+// list, franz-go (which asks at v5 first) would take that v0 answer as
+// final and never see the features below. The response header is never
+// flexible, as in Kafka.
 //
 // From v3 the answer carries the feature flags (KIP-584) as Kafka 4.x
 // does: transaction.version is supported from 0 to 2 and finalized at
@@ -75,7 +79,14 @@ func handleApiVersions(c *conn, req *kmsg.ApiVersionsRequest) (kmsg.Response, er
 }
 
 func unsupportedApiVersions() (kmsg.Response, error) {
-	return apiVersionsResponse(kerr.UnsupportedVersion.Code), nil
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.ErrorCode = kerr.UnsupportedVersion.Code
+	for _, k := range supported {
+		if k.ApiKey == apiVersionsKey {
+			resp.ApiKeys = append(resp.ApiKeys, k)
+		}
+	}
+	return resp, nil
 }
 
 func invalidApiVersions() (kmsg.Response, error) {
