@@ -238,13 +238,24 @@ func TestKafkaTxnFencing(t *testing.T) {
 }
 
 // TestKafkaTxnTimeout: a transaction left open past its timeout is
-// aborted by the broker, which fences its producer.
+// aborted by the broker, which fences its producer; under transaction
+// version 2 (where only the produce added the partition) as under the
+// classic protocol.
 func TestKafkaTxnTimeout(t *testing.T) {
+	t.Run("v2", func(t *testing.T) { testTxnTimeout(t, txnProducerV2) })
+	t.Run("classic", func(t *testing.T) {
+		testTxnTimeout(t, func(t *testing.T, b *broker, id string, opts ...kgo.Opt) *kgo.Client {
+			return txnProducer(t, b, id, append(opts, classicTxn())...)
+		})
+	})
+}
+
+func testTxnTimeout(t *testing.T, newProducer func(*testing.T, *broker, string, ...kgo.Opt) *kgo.Client) {
 	b := startBroker(t)
 	const topic = "txn-timeout"
 	b.createTopic(t, topic, 1, nil)
 	ctx := ctxT(t, 60*time.Second)
-	p := txnProducer(t, b, "tx-timeout", kgo.TransactionTimeout(2*time.Second))
+	p := newProducer(t, b, "tx-timeout", kgo.TransactionTimeout(2*time.Second))
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -462,13 +473,23 @@ func TestKafkaTxnProduceVerified(t *testing.T) {
 // (the partitions' fsyncs are held, and on the volatile file system of a
 // faultinject build what is not fsynced dies with the process); after
 // the restart the commit is completed: read_committed sees the records.
+// Under transaction version 2 the decision carries the epoch bump, and
+// the markers written after the restart carry the bumped epoch.
 func TestKafkaTxnCrashBetweenPrepareAndMarkers(t *testing.T) {
 	t.Setenv("SLUICE_FAULT_VOLATILE", "1")
+	t.Run("v2", func(t *testing.T) { testTxnCrashBetweenPrepareAndMarkers(t, true) })
+	t.Run("classic", func(t *testing.T) { testTxnCrashBetweenPrepareAndMarkers(t, false) })
+}
+
+func testTxnCrashBetweenPrepareAndMarkers(t *testing.T, v2 bool) {
 	b := startFaultBroker(t, "--disk-free-limit", "0")
 	const topic = "txn-crash"
 	b.createTopic(t, topic, 2, nil)
 	ctx := ctxT(t, 60*time.Second)
-	p := txnProducer(t, b, "tx-crash")
+	p := txnProducerV2(t, b, "tx-crash")
+	if !v2 {
+		p = txnProducer(t, b, "tx-crash", classicTxn())
+	}
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -497,6 +518,28 @@ func TestKafkaTxnCrashBetweenPrepareAndMarkers(t *testing.T) {
 	dt, err := b.admin(t).DescribeTransactions(ctx, "tx-crash")
 	if err != nil || dt["tx-crash"].State != "CompleteCommit" {
 		t.Fatalf("transaction after the restart: %+v %v", dt["tx-crash"], err)
+	}
+	// The markers' epoch: the producers' state of each partition.
+	dp, err := b.admin(t).DescribeProducers(ctx, kadm.TopicsSet{topic: {0: {}, 1: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEpoch := dt["tx-crash"].ProducerEpoch // bumped by the v2 EndTxn
+	if !v2 {
+		wantEpoch = 0
+	}
+	n := 0
+	dp.EachProducer(func(pr kadm.DescribedProducer) {
+		if pr.ProducerID != dt["tx-crash"].ProducerID {
+			return // readAll's sentinel producer
+		}
+		n++
+		if pr.ProducerEpoch != wantEpoch || pr.CurrentTxnStartOffset != -1 {
+			t.Errorf("partition %d: epoch %d (open from %d), want epoch %d closed", pr.Partition, pr.ProducerEpoch, pr.CurrentTxnStartOffset, wantEpoch)
+		}
+	})
+	if n != 2 || v2 && wantEpoch != 1 {
+		t.Fatalf("%d partitions with the transactional producer, epoch after the commit %d", n, wantEpoch)
 	}
 }
 
