@@ -196,3 +196,25 @@ func TestTxnV2AddedPartitionDurable(t *testing.T) {
 		t.Fatalf("after re-init: %+v", tr)
 	}
 }
+
+// FuzzTxnProducerOf: the peek a version 2 produce takes at a record set
+// (network input) never panics, and names a producer only for a
+// transactional data batch of magic 2.
+func FuzzTxnProducerOf(f *testing.F) {
+	f.Add(txnBatch(7, 3, 0, 2))
+	f.Add(producerBatch(7, 3, 0, 2))
+	f.Add(buildControlBatch(7, 3, ControlCommit, 0, 0))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pid, epoch, txn := TxnProducerOf(b)
+		if !txn {
+			if pid != -1 || epoch != -1 {
+				t.Fatalf("not transactional, yet producer %d/%d", pid, epoch)
+			}
+			return
+		}
+		if len(b) < 61 || b[16] != 2 || b[22]&transactionalBit == 0 || b[22]&controlBit != 0 || pid < 0 {
+			t.Fatalf("producer %d/%d from %x", pid, epoch, b[:min(len(b), 61)])
+		}
+	})
+}
