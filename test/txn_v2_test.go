@@ -2,8 +2,11 @@ package test
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"hash/crc32"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,4 +296,63 @@ func TestKafkaTxnV2Finalized1(t *testing.T) {
 	if got := readAll(t, b, topic, 1, true); !equalStrings(got, sortedJoin(values("a", 3), values("b", 3))) {
 		t.Fatalf("read_committed: %v", got)
 	}
+}
+
+// TestCLIBenchKafkaTransactional: `sluice bench kafka --txn-records`
+// commits every N records, under version 2 or (with --txn-classic) the
+// classic protocol, and its read_committed consumers see every
+// acknowledged record; the transactions show in the coordinator's
+// producer epochs (bumped once per transaction under version 2 only).
+func TestCLIBenchKafkaTransactional(t *testing.T) {
+	b := startBroker(t)
+	for _, tc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"v2", nil},
+		{"classic", []string{"--txn-classic"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "bench-txn-" + tc.name
+			before := benchTxnIDs(t, b)
+			args := append([]string{"bench", "kafka", "--topic", topic, "--records", "3000", "--txn-records", "1000",
+				"--partitions", "4", "--record-size", "128", "--json"}, tc.extra...)
+			out, stderr, err := runCLI(t, b, "", args...)
+			if err != nil {
+				t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+			}
+			var sum struct{ Sent, Acked, Failed, Consumed, Missing int64 }
+			if err := json.Unmarshal([]byte(out), &sum); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if sum.Sent != 3000 || sum.Acked != 3000 || sum.Consumed != 3000 || sum.Failed != 0 || sum.Missing != 0 {
+				t.Fatalf("summary %+v", sum)
+			}
+			ids := slices.DeleteFunc(benchTxnIDs(t, b), func(id string) bool { return slices.Contains(before, id) })
+			if len(ids) != 1 {
+				t.Fatalf("bench transactional ids new in this run: %v", ids)
+			}
+			id := ids[0]
+			_, epoch, state := describeTxn(t, b, id)
+			if tc.extra == nil && epoch < 3 || tc.extra != nil && epoch != 0 || state != "CompleteCommit" {
+				t.Fatalf("%s after 3 transactions: epoch %d, %s", id, epoch, state)
+			}
+		})
+	}
+}
+
+// benchTxnIDs lists the transactional ids of `sluice bench kafka`.
+func benchTxnIDs(t *testing.T, b *broker) []string {
+	t.Helper()
+	lt, err := b.admin(t).ListTransactions(ctxT(t, 30*time.Second), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for id := range lt {
+		if strings.HasPrefix(id, "sluice-bench-") {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func init() { benchCommands = append(benchCommands, newBenchKafkaCmd) }
@@ -37,6 +40,11 @@ type benchKafkaOptions struct {
 	batchMaxBytes int32
 	maxBuffered   int
 	json          bool
+	// txnRecords > 0 makes each producer transactional, committing every
+	// txnRecords records; txnClassic keeps it on the classic transaction
+	// protocol (EndTxn capped at v4) instead of transaction version 2.
+	txnRecords int
+	txnClassic bool
 }
 
 const (
@@ -84,12 +92,19 @@ and prints a summary; progress goes to standard error every second.
 Latencies are kept in log-linear histograms with 0.8% resolution.
 
 The broker's durability policy (fsync) is a server setting: report it with
-the results.`,
+the results.
+
+--txn-records N makes each producer transactional (a transactional id of its
+own): it commits every N records (waiting for their acknowledgements, then
+EndTxn), and consumers read committed, so end-to-end latency includes the
+wait for the commit. A record counts as acknowledged when its produce is;
+a failed commit fails the run.`,
 		Example: `  sluice bench kafka --duration 10s
   sluice bench kafka --rate 20000 --duration 60s
   sluice bench kafka --records 1000000 --producers 4 --consumers 4 --partitions 16
   sluice bench kafka --acks 1 --compression lz4 --linger 5ms --record-size 200
-  sluice bench kafka --consumers 0 --json > result.json`,
+  sluice bench kafka --consumers 0 --json > result.json
+  sluice bench kafka --records 200000 --txn-records 1000 --partitions 8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("records") && !cmd.Flags().Changed("duration") {
@@ -115,6 +130,8 @@ the results.`,
 	f.Int32Var(&o.batchMaxBytes, "batch-max-bytes", 0, "largest record batch a producer builds (0: the client's default, 1 MiB)")
 	f.IntVar(&o.maxBuffered, "max-buffered", 10000, "records a producer buffers before sending blocks")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON on standard output (the text summary goes to standard error)")
+	f.IntVar(&o.txnRecords, "txn-records", 0, "make each producer transactional, committing every this many records (consumers then read committed; 0: not transactional)")
+	f.BoolVar(&o.txnClassic, "txn-classic", false, "with --txn-records: run the classic transaction protocol (EndTxn capped at v4) instead of transaction version 2")
 	return cmd
 }
 
@@ -132,6 +149,10 @@ func (o *benchKafkaOptions) validate() error {
 		return fmt.Errorf("--record-size must be at least %d (the send time and run ID)", benchHeader)
 	case o.rate < 0:
 		return errors.New("--rate must not be negative")
+	case o.txnRecords < 0:
+		return errors.New("--txn-records must not be negative")
+	case o.txnRecords > 0 && (o.maxInflight > 0 || o.acks != "all"):
+		return errors.New("--txn-records needs idempotent acks=all producers (no --max-inflight, --acks all)")
 	case o.duration < 0 || o.records < 0:
 		return errors.New("--duration and --records must not be negative")
 	case o.duration == 0 && o.records == 0:
@@ -396,6 +417,9 @@ func (b *benchRun) newConsumers(ctx context.Context, cf *clientFlags, adm *kadm.
 		assign[p%n][int32(p)] = kgo.NewOffset().At(end.Offset)
 	}
 	return cf.newClients(n, func(i int) []kgo.Opt {
+		if b.opts.txnRecords > 0 {
+			return []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{b.opts.topic: assign[i]}), kgo.FetchIsolationLevel(kgo.ReadCommitted())}
+		}
 		return []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{b.opts.topic: assign[i]})}
 	})
 }
@@ -417,7 +441,17 @@ func (b *benchRun) newProducers(cf *clientFlags) ([]*kgo.Client, error) {
 	if o.batchMaxBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(o.batchMaxBytes))
 	}
-	return cf.newClients(o.producers, func(int) []kgo.Opt { return opts })
+	if o.txnRecords > 0 && o.txnClassic {
+		v := kversion.Stable()
+		v.SetMaxKeyVersion(int16(kmsg.EndTxn), 4) // franz-go then keeps to the classic protocol
+		opts = append(opts, kgo.MaxVersions(v))
+	}
+	return cf.newClients(o.producers, func(i int) []kgo.Opt {
+		if o.txnRecords == 0 {
+			return opts
+		}
+		return append(slices.Clip(opts), kgo.TransactionalID(fmt.Sprintf("sluice-bench-%016x-%d", b.runID, i)))
+	})
 }
 
 // produce sends up to quota records (negative: no limit) until deadline
@@ -447,9 +481,21 @@ func (b *benchRun) produce(ctx, produceCtx context.Context, cl *kgo.Client, quot
 		if rate == 0 && !deadline.IsZero() && !now.Before(deadline) {
 			break
 		}
+		if n := int64(b.opts.txnRecords); n > 0 && i%n == 0 {
+			if i > 0 && !b.commit(produceCtx, cl) {
+				break
+			}
+			if err := cl.BeginTransaction(); err != nil {
+				b.failTxn(err)
+				break
+			}
+		}
 		v := b.value(now)
 		b.sent.Add(1)
 		cl.Produce(produceCtx, &kgo.Record{Value: v}, b.onAck)
+	}
+	if b.opts.txnRecords > 0 {
+		b.commit(produceCtx, cl)
 	}
 	for {
 		cur := b.maxBehind.Load()
@@ -458,6 +504,31 @@ func (b *benchRun) produce(ctx, produceCtx context.Context, cl *kgo.Client, quot
 		}
 	}
 	cl.Flush(produceCtx)
+}
+
+// commit waits for the open transaction's records and commits it,
+// reporting whether it did.
+func (b *benchRun) commit(ctx context.Context, cl *kgo.Client) bool {
+	if err := cl.Flush(ctx); err != nil {
+		b.failTxn(err)
+		return false
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		b.failTxn(err)
+		return false
+	}
+	return true
+}
+
+// failTxn records a failed transaction step as one failure of the run.
+func (b *benchRun) failTxn(err error) {
+	b.failed.Add(1)
+	b.errMu.Lock()
+	b.produceErrs++
+	if b.produceErr == nil {
+		b.produceErr = fmt.Errorf("transaction: %w", err)
+	}
+	b.errMu.Unlock()
 }
 
 // benchSpinBelow is the wait under which pacing spins instead of sleeping:
@@ -767,9 +838,17 @@ func fmtLatency(d time.Duration) string {
 // setupString describes what the run does, for its first and last lines.
 func (b *benchRun) setupString() string {
 	o := b.opts
-	return fmt.Sprintf("topic %s (%s), %s, %s, %d-byte records, acks=%s, compression=%s, linger=%v",
+	s := fmt.Sprintf("topic %s (%s), %s, %s, %d-byte records, acks=%s, compression=%s, linger=%v",
 		o.topic, plural(b.partitions, "partition"), plural(o.producers, "producer"), plural(b.nConsumers, "consumer"),
 		o.recordSize, o.acks, o.compression, o.linger)
+	if o.txnRecords > 0 {
+		proto := "transaction version 2 if the broker offers it"
+		if o.txnClassic {
+			proto = "classic transaction protocol"
+		}
+		s += fmt.Sprintf(", transactions of %d records (%s)", o.txnRecords, proto)
+	}
+	return s
 }
 
 func plural(n int, what string) string {
