@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/offsets"
@@ -63,10 +62,6 @@ type Broker struct {
 
 	txnLocks sync.Map // transactional id → *sync.Mutex (txn.go)
 	cleaner  cleaner  // the log cleaner of compacted topics
-
-	// txnV2Adds and txnV2Ends count transaction version 2's implicit
-	// partition additions and epoch-bumping EndTxns (txn_v2.go).
-	txnV2Adds, txnV2Ends atomic.Uint64
 }
 
 // Topic is a topic's definition plus its open partitions.

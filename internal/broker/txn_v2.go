@@ -66,13 +66,11 @@ func (b *Broker) AddPartitionsOnProduce(id string, pid int64, epoch int16, tps [
 	if !changed {
 		return nil
 	}
-	if err := b.putTxn(t); errors.Is(err, ErrProducerFenced) {
+	err = b.putTxn(t)
+	if errors.Is(err, ErrProducerFenced) {
 		return ErrInvalidProducerEpoch
-	} else if err != nil {
-		return err
 	}
-	b.txnV2Adds.Add(1)
-	return nil
+	return err
 }
 
 // inOngoingTxn reports whether every partition of tps is in the ongoing
@@ -167,7 +165,6 @@ func (b *Broker) EndTxnV2(id string, pid int64, epoch int16, commit bool) (nextP
 	} else if err != nil {
 		return -1, -1, metaErr(err)
 	}
-	b.txnV2Ends.Add(1)
 	if ended.State == prepare {
 		if err := b.completeLocked(ended); err != nil {
 			return -1, -1, err
@@ -186,13 +183,6 @@ func markerProducer(t meta.Transaction) (int64, int16) {
 		return t.PrevProducerID, t.PrevEpoch + 1
 	}
 	return t.ProducerID, t.Epoch
-}
-
-// TxnV2Counts is how many partitions additions by produce and how many
-// epoch-bumping EndTxns (transaction version 2) the coordinator made
-// since start.
-func (b *Broker) TxnV2Counts() (adds, ends uint64) {
-	return b.txnV2Adds.Load(), b.txnV2Ends.Load()
 }
 
 // TxnProducerOf returns the producer id and epoch of the first batch of
