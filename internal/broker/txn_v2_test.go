@@ -2,6 +2,9 @@ package broker
 
 import (
 	"errors"
+	"log/slog"
+	"math"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -214,4 +217,72 @@ func FuzzTxnProducerOf(f *testing.F) {
 			t.Fatalf("producer %d/%d from %x", pid, epoch, b[:min(len(b), 61)])
 		}
 	})
+}
+
+// noSyncLog is a metadata log file whose fsync does nothing, for a test
+// that makes tens of thousands of metadata changes.
+type noSyncLog struct{ meta.LogFile }
+
+func (noSyncLog) Sync() error { return nil }
+
+// TestTxnV2EpochExhausted: an EndTxn at the last usable epoch writes its
+// markers at the epoch after it under the old producer id, and hands the
+// producer a new producer id at epoch 0, with which the next transaction
+// runs.
+func TestTxnV2EpochExhausted(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(1_000_000)}
+	m, err := meta.Open(filepath.Join(t.TempDir(), "meta"), meta.Options{
+		Logger: slog.New(slog.DiscardHandler), Now: clock.Now, SnapshotEvery: 1 << 20,
+		WrapLog: func(_ string, f meta.LogFile) meta.LogFile { return noSyncLog{f} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b, err := New(Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler), Now: clock.Now, Defaults: Defaults{Partitions: 1}}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.CreateTopic("a", 2, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := b.InitTransactions("tx", 60000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for epoch < math.MaxInt16-2 {
+		if _, epoch, err = m.InitProducerID("tx"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, epoch, err = b.InitTransactions("tx", 60000); err != nil || epoch != math.MaxInt16-1 {
+		t.Fatalf("at the last usable epoch: %d %v", epoch, err)
+	}
+	if err := produceTxnV2(t, b, 0, pid, epoch, 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	npid, nepoch, err := b.EndTxnV2("tx", pid, epoch, true)
+	if err != nil || npid == pid || nepoch != 0 {
+		t.Fatalf("EndTxn at the last epoch: %d/%d %v, want a new producer id at epoch 0", npid, nepoch, err)
+	}
+	if !stable(t, b, 0) || markerEpoch(t, b, 0, pid) != math.MaxInt16 {
+		t.Fatalf("marker under the old id: stable %v, epoch %d", stable(t, b, 0), markerEpoch(t, b, 0, pid))
+	}
+	// A retry names the old producer and gets the new one.
+	if p2, e2, err := b.EndTxnV2("tx", pid, epoch, true); err != nil || p2 != npid || e2 != 0 {
+		t.Fatalf("retry: %d/%d %v", p2, e2, err)
+	}
+	if err := produceTxnV2(t, b, 0, pid, epoch, 2, 1); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Fatalf("the old producer id after the switch: %v", err)
+	}
+	if err := produceTxnV2(t, b, 1, npid, 0, 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, e, err := b.EndTxnV2("tx", npid, 0, false); err != nil || e != 1 {
+		t.Fatalf("abort under the new id: %d %v", e, err)
+	}
+	if !stable(t, b, 1) || markerEpoch(t, b, 1, npid) != 1 {
+		t.Fatal("abort marker under the new id missing")
+	}
 }
