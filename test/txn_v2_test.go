@@ -298,12 +298,12 @@ func TestKafkaTxnV2Finalized1(t *testing.T) {
 	}
 }
 
-// TestCLIBenchKafkaTransactional: `sluice bench kafka --txn-records`
-// commits every N records, under version 2 or (with --txn-classic) the
-// classic protocol, and its read_committed consumers see every
-// acknowledged record; the transactions show in the coordinator's
-// producer epochs (bumped once per transaction under version 2 only).
-func TestCLIBenchKafkaTransactional(t *testing.T) {
+// TestCLIBenchKafkaTransactionVersions: `sluice bench kafka
+// --txn-records` runs transaction version 2, and with --txn-classic the
+// classic protocol, as the coordinator's producer epochs show (bumped
+// once per transaction under version 2 only); either way its
+// read_committed consumers see every record.
+func TestCLIBenchKafkaTransactionVersions(t *testing.T) {
 	b := startBroker(t)
 	for _, tc := range []struct {
 		name  string
