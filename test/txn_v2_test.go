@@ -200,8 +200,15 @@ func TestKafkaTxnV2Wire(t *testing.T) {
 	if code := produce(txnBatch(0, e0, "committed")); code != 0 {
 		t.Fatalf("produce v12 without AddPartitionsToTxn: %v", kerr.ErrorForCode(code))
 	}
+	// An internal topic is refused and kept out of the transaction (no
+	// marker could be written there).
+	internal := produceRequest("__consumer_offsets", txnBatch(0, e0, "x"))
+	internal.TransactionID = &id
+	if resp, err := internal.RequestWith(ctx, c); err != nil || resp.Topics[0].Partitions[0].ErrorCode != kerr.InvalidTopicException.Code {
+		t.Fatalf("transactional produce to __consumer_offsets: %v %+v", err, resp)
+	}
 	dt, err := b.admin(t).DescribeTransactions(ctx, id)
-	if d := dt[id]; err != nil || d.State != "Ongoing" || !d.Topics.Lookup(topic, 0) {
+	if d := dt[id]; err != nil || d.State != "Ongoing" || !d.Topics.Lookup(topic, 0) || len(d.Topics) != 1 {
 		t.Fatalf("after the produce: %+v %v", d, err)
 	}
 	er := endTxn(e0, true)

@@ -143,7 +143,9 @@ func appendPartition(t *broker.Topic, rp kmsg.ProduceRequestTopicPartition, sp *
 // transactional records to their producer's transaction (transaction
 // version 2), and returns the partitions whose addition failed, with
 // why. A real client's request has one producer; should it hold several,
-// each is added on its own.
+// each is added on its own. Internal topics are left out (and fail with
+// INVALID_TOPIC_EXCEPTION, as their append would): no marker could ever
+// be written there.
 func addPartitionsOnProduce(c *conn, txnID string, req *kmsg.ProduceRequest, topics []*broker.Topic) map[broker.TopicPartition]error {
 	type producer struct {
 		pid   int64
@@ -151,8 +153,21 @@ func addPartitionsOnProduce(c *conn, txnID string, req *kmsg.ProduceRequest, top
 	}
 	var order []producer
 	byProducer := map[producer][]broker.TopicPartition{}
+	var failed map[broker.TopicPartition]error
+	fail := func(tp broker.TopicPartition, err error) {
+		if failed == nil {
+			failed = make(map[broker.TopicPartition]error)
+		}
+		failed[tp] = err
+	}
 	for i, rt := range req.Topics {
 		if topics[i] == nil {
+			continue
+		}
+		if topics[i].IsInternal() {
+			for _, rp := range rt.Partitions {
+				fail(broker.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, broker.ErrInternalTopic)
+			}
 			continue
 		}
 		for _, rp := range rt.Partitions {
@@ -170,15 +185,11 @@ func addPartitionsOnProduce(c *conn, txnID string, req *kmsg.ProduceRequest, top
 			byProducer[p] = append(byProducer[p], broker.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
 		}
 	}
-	var failed map[broker.TopicPartition]error
 	for _, p := range order {
 		tps := byProducer[p]
 		if err := c.s.broker.AddPartitionsOnProduce(txnID, p.pid, p.epoch, tps); err != nil {
-			if failed == nil {
-				failed = make(map[broker.TopicPartition]error)
-			}
 			for _, tp := range tps {
-				failed[tp] = err
+				fail(tp, err)
 			}
 		}
 	}
