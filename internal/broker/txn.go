@@ -163,7 +163,11 @@ func (b *Broker) AddPartitionsToTxn(id string, pid int64, epoch int16, tps []Top
 		return nil, ErrConcurrentTransactions
 	}
 	for _, tp := range tps {
-		if _, perr := b.Partition(tp.Topic, tp.Partition); perr != nil {
+		_, perr := b.Partition(tp.Topic, tp.Partition)
+		if top, ok := b.Topic(tp.Topic); ok && top.IsInternal() {
+			perr = ErrInternalTopic // no marker could be written there
+		}
+		if perr != nil {
 			if perPartition == nil {
 				perPartition = make(map[TopicPartition]error)
 			}

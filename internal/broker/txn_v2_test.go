@@ -286,3 +286,36 @@ func TestTxnV2EpochExhausted(t *testing.T) {
 		t.Fatal("abort marker under the new id missing")
 	}
 }
+
+// TestTxnInternalTopicNotAdded: AddPartitionsToTxn refuses a partition
+// of an internal topic (no marker could be written into it, and the
+// transaction could then never complete), failing the request as for an
+// unknown partition.
+func TestTxnInternalTopicNotAdded(t *testing.T) {
+	dir := t.TempDir()
+	m, err := meta.Open(filepath.Join(dir, "meta"), meta.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b, err := New(Options{DataDir: dir, Logger: slog.New(slog.DiscardHandler), Defaults: Defaults{Partitions: 1}, OffsetsTopicCodec: textCodec{}}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.CreateTopic("a", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := b.InitTransactions("tx", 60000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	internal := TopicPartition{Topic: OffsetsTopic, Partition: 0}
+	per, err := b.AddPartitionsToTxn("tx", pid, epoch, []TopicPartition{a0, internal})
+	if err != nil || !errors.Is(per[internal], ErrInternalTopic) {
+		t.Fatalf("AddPartitionsToTxn with %s: %v %v", OffsetsTopic, per, err)
+	}
+	if tr, _ := m.Transaction("tx"); tr.State == meta.TxnOngoing || len(tr.Partitions) != 0 {
+		t.Fatalf("transaction after the refusal: %+v", tr)
+	}
+}
