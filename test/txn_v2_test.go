@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -362,4 +364,65 @@ func benchTxnIDs(t *testing.T, b *broker) []string {
 		}
 	}
 	return ids
+}
+
+// TestKafkaTxnV2Kill9AfterProduce: the broker is killed (SIGKILL) after
+// acknowledging a version 2 transaction's produces, whose partitions no
+// AddPartitionsToTxn named: after the restart the open transaction still
+// holds each partition's last stable offset (the produce's addition was
+// durable), and the next instance of the producer aborts it with a
+// marker in every one of them.
+func TestKafkaTxnV2Kill9AfterProduce(t *testing.T) {
+	b := startBroker(t)
+	const topic = "txn2-kill"
+	b.createTopic(t, topic, 3, nil)
+	ctx := ctxT(t, 60*time.Second)
+	var reqs requestCounter
+	p := txnProducerV2(t, b, "tx2-kill", kgo.WithHooks(&reqs), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range int32(3) {
+		r := &kgo.Record{Topic: topic, Partition: i, Value: []byte(fmt.Sprintf("lost-%d", i))}
+		if err := p.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := reqs.count(kmsg.AddPartitionsToTxn); n != 0 {
+		t.Fatalf("%d AddPartitionsToTxn: not version 2", n)
+	}
+	b.Kill()
+	p.Close()
+	b.Restart()
+
+	adm := b.admin(t)
+	offsets := func() (hw, lso kadm.ListedOffsets) {
+		hw, err1 := adm.ListEndOffsets(ctx, topic)
+		lso, err2 := adm.ListCommittedOffsets(ctx, topic)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		return hw, lso
+	}
+	hw, lso := offsets()
+	for i := range int32(3) {
+		h, _ := hw.Lookup(topic, i)
+		l, _ := lso.Lookup(topic, i)
+		if h.Offset != 1 || l.Offset != 0 {
+			t.Fatalf("partition %d after the restart: high watermark %d, last stable offset %d; want the open transaction to hold it at 0", i, h.Offset, l.Offset)
+		}
+	}
+	next := txnProducerV2(t, b, "tx2-kill")
+	produceInTxn(t, next, topic, values("next", 6), true) // InitProducerId first: aborts the open one
+	hw, lso = offsets()
+	for i := range int32(3) {
+		h, _ := hw.Lookup(topic, i)
+		l, _ := lso.Lookup(topic, i)
+		if h.Offset != l.Offset {
+			t.Fatalf("partition %d: high watermark %d, last stable offset %d after the abort", i, h.Offset, l.Offset)
+		}
+	}
+	if got := readAll(t, b, topic, 3, true); !equalStrings(got, values("next", 6)) {
+		t.Fatalf("read_committed: %v", got)
+	}
 }
