@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func init() { benchCommands = append(benchCommands, newBenchKafkaCmd) }
@@ -37,6 +39,7 @@ type benchKafkaOptions struct {
 	batchMaxBytes int32
 	maxBuffered   int
 	txnRecords    int
+	txnClassic    bool
 	json          bool
 }
 
@@ -87,7 +90,9 @@ Latencies are kept in log-linear histograms with 0.8% resolution.
 --txn-records N makes each producer transactional: it commits a transaction
 every N records (and at the end), and consumers read with read_committed. A
 record then counts as acknowledged when its transaction commits, and its ack
-latency runs from the send call to the commit's answer.
+latency runs from the send call to the commit's answer. The producers run
+transaction version 2 (KIP-890) where the broker offers it; --txn-classic
+keeps them on the classic protocol (EndTxn capped at v4), for comparison.
 
 The broker's durability policy (fsync) is a server setting: report it with
 the results.`,
@@ -122,6 +127,7 @@ the results.`,
 	f.Int32Var(&o.batchMaxBytes, "batch-max-bytes", 0, "largest record batch a producer builds (0: the client's default, 1 MiB)")
 	f.IntVar(&o.maxBuffered, "max-buffered", 10000, "records a producer buffers before sending blocks")
 	f.IntVar(&o.txnRecords, "txn-records", 0, "records per transaction: producers are transactional and consumers read committed (0: no transactions)")
+	f.BoolVar(&o.txnClassic, "txn-classic", false, "with --txn-records: the classic transaction protocol (EndTxn capped at v4) instead of transaction version 2")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON on standard output (the text summary goes to standard error)")
 	return cmd
 }
@@ -150,6 +156,8 @@ func (o *benchKafkaOptions) validate() error {
 		return errors.New("--txn-records must not be negative")
 	case o.txnRecords > 0 && (o.acks != "all" || o.maxInflight > 0):
 		return errors.New("--txn-records needs idempotent writes: --acks all and no --max-inflight")
+	case o.txnClassic && o.txnRecords == 0:
+		return errors.New("--txn-classic needs --txn-records")
 	}
 	if _, err := ackOpts(o.acks); err != nil {
 		return err
@@ -432,6 +440,11 @@ func (b *benchRun) newProducers(cf *clientFlags) ([]*kgo.Client, error) {
 	}
 	if o.batchMaxBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(o.batchMaxBytes))
+	}
+	if o.txnClassic {
+		v := kversion.Stable()
+		v.SetMaxKeyVersion(int16(kmsg.EndTxn), 4) // franz-go then keeps to the classic protocol
+		opts = append(opts, kgo.MaxVersions(v))
 	}
 	return cf.newClients(o.producers, func(i int) []kgo.Opt {
 		if o.txnRecords == 0 {
@@ -882,6 +895,9 @@ func (b *benchRun) setupString() string {
 		o.recordSize, o.acks, o.compression, o.linger)
 	if o.txnRecords > 0 {
 		s += fmt.Sprintf(", transactions of %d records, read_committed", o.txnRecords)
+		if o.txnClassic {
+			s += ", classic transaction protocol"
+		}
 	}
 	return s
 }

@@ -86,6 +86,11 @@ type Config struct {
 	// files with sendfile (Linux, plain TCP) instead of copying them
 	// through memory. Default true.
 	KafkaZeroCopy bool `key:"kafka_zero_copy"`
+	// TransactionVersion is the level of Kafka's transaction.version
+	// feature the broker finalizes: 2 lets clients that support it run
+	// KIP-890 part 2 transactions, 1 keeps every client on the classic
+	// protocol (an operator's downgrade). Default 2.
+	TransactionVersion int `key:"transaction_version"`
 	// GroupInitialRebalanceDelay delays the first rebalance of a new group
 	// so members starting together land in one generation. Default 0.
 	GroupInitialRebalanceDelay time.Duration `key:"group_initial_rebalance_delay"`
@@ -135,6 +140,7 @@ func Default() Config {
 		MaxRequestBytes:            100 << 20,
 		FetchSessionCacheSlots:     1000,
 		KafkaZeroCopy:              true,
+		TransactionVersion:         2,
 		GroupInitialRebalanceDelay: 0,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
@@ -162,6 +168,9 @@ func (c *Config) Validate() error {
 		if h, p, err := net.SplitHostPort(c.KafkaAdvertisedAddr); err != nil || h == "" || p == "" {
 			bad("kafka_advertised_addr %q: want host:port", c.KafkaAdvertisedAddr)
 		}
+	}
+	if c.TransactionVersion != 1 && c.TransactionVersion != 2 {
+		bad("transaction_version %d: want 1 or 2", c.TransactionVersion)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -1,6 +1,6 @@
 package kafka
 
-// TxnOffsetCommit, versions 0-3.
+// TxnOffsetCommit, versions 0-5.
 //
 // Records consumer offsets in the producer's ongoing transaction
 // (broker.TxnOffsetCommit): the group sees them only once the transaction
@@ -8,7 +8,10 @@ package kafka
 // (v3+, KIP-447) are not checked against the group. Every partition
 // carries the request's error: a producer error as in AddPartitionsToTxn,
 // INVALID_TXN_STATE without an ongoing transaction, or
-// UNKNOWN_TOPIC_OR_PARTITION (nothing is recorded then).
+// UNKNOWN_TOPIC_OR_PARTITION (nothing is recorded then). v4 only adds
+// an error code; v5 is transaction version 2 (KIP-890 part 2, when
+// finalized): the commit itself starts the transaction if none is
+// ongoing, as the AddOffsetsToTxn the client no longer sends did.
 
 import (
 	"github.com/sluice-mq/sluice/internal/broker"
@@ -25,7 +28,11 @@ func handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest) (kmsg.Resp
 			})
 		}
 	}
-	code := txnErrorCode(c.s.broker.TxnOffsetCommit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits))
+	commit := c.s.broker.TxnOffsetCommit
+	if req.Version >= 5 && c.s.txnV2() {
+		commit = c.s.broker.TxnOffsetCommitV2
+	}
+	code := txnErrorCode(commit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits))
 	for _, rt := range req.Topics {
 		st := kmsg.NewTxnOffsetCommitResponseTopic()
 		st.Topic = rt.Topic

@@ -53,6 +53,12 @@ type Options struct {
 	// TLS listener, another platform) copy as when it is off. Default off
 	// here; the server's kafka_zero_copy setting turns it on.
 	ZeroCopy bool
+
+	// TransactionVersion is the level ApiVersions finalizes the
+	// transaction.version feature at: 2 lets clients run KIP-890 part 2
+	// transactions (txn_v2 in 00_produce.go, 26_end_txn.go), 1 keeps
+	// every client on the classic protocol. Default (0) 2.
+	TransactionVersion int16
 }
 
 // SendfileHooks, when the Hooks implement it too, count the record bytes
@@ -102,6 +108,9 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}
 	if opts.FetchSessionCacheSlots == 0 {
 		opts.FetchSessionCacheSlots = 1000
+	}
+	if opts.TransactionVersion == 0 {
+		opts.TransactionVersion = 2
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{

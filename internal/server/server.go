@@ -124,6 +124,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 
 		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
 		ZeroCopy:               cfg.KafkaZeroCopy,
+		TransactionVersion:     int16(cfg.TransactionVersion),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
