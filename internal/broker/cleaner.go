@@ -17,9 +17,9 @@ package broker
 //     correctness). A pass runs when the dirty
 //     bytes are at least min.cleanable.dirty.ratio of the cleanable bytes,
 //     or when the oldest dirty segment is older than max.compaction.lag.ms.
-//  2. Transactions: the control batches of the cleanable part are read
-//     first, giving for each producer the offsets of its COMMIT and ABORT
-//     markers. A transactional batch belongs to the first marker of its
+//  2. Transactions: the control batches of the whole log are read
+//     first (a marker may lie past the cleanable part), giving for each
+//     producer the offsets of its COMMIT and ABORT markers. A transactional batch belongs to the first marker of its
 //     producer after it.
 //  3. The offset map (cleaner_map.go, a fixed number of bytes however many
 //     keys) takes each key of the dirty part with its latest offset,
@@ -50,7 +50,7 @@ package broker
 //
 // Memory: the offset map (CleanerOptions.MapBytes), one batch at a time,
 // and per pass one entry per producer id and per transaction marker in the
-// cleanable part. I/O: reads and rewrites are throttled to
+// log. I/O: reads and rewrites are throttled to
 // CleanerOptions.BytesPerSecond. No lock of the partition is held: the
 // rewrite takes the log's admin lock (retention waits, appends do not).
 
@@ -104,13 +104,26 @@ type cleaner struct {
 	saved      map[cleanerKey]int64
 }
 
-// CleanerStats count what the cleaner did.
+// CleanerStats count what the cleaner did (totals since start) and say
+// how its last round found the compacted partitions.
 type CleanerStats struct {
 	Passes          int64 // partition passes that rewrote segments
 	SegmentsCleaned int64
 	BytesRead       int64
+	BytesWritten    int64 // bytes of the cleaned segments written
 	BytesFreed      int64
 	RecordsRemoved  int64
+	Rounds          int64 // rounds over every compacted partition completed
+
+	// Of the last completed round:
+	LastRoundDuration time.Duration
+	// MaxDirtyRatio is the largest share of dirty bytes in the cleanable
+	// part of a compacted partition, as the round found them before it
+	// cleaned (Kafka's max-dirty-percent, as a ratio).
+	MaxDirtyRatio float64
+	// Uncleanable is the number of partitions whose pass failed (a
+	// corrupt batch, a full offset map, a failed write).
+	Uncleanable int64
 }
 
 var errCleanerStopped = errors.New("broker: cleaner stopped")
@@ -140,6 +153,9 @@ func (b *Broker) CleanLogs() {
 		b.cleaner.checkpoint = loadCleanerCheckpoint(b.opts.DataDir)
 	}
 	b.cleaner.mu.Unlock()
+	round := time.Now()
+	var maxDirty float64
+	var uncleanable int64
 	seen := make(map[*Partition]bool)
 	for _, t := range b.Topics() {
 		if !t.cfg.compact {
@@ -149,12 +165,14 @@ func (b *Broker) CleanLogs() {
 			seen[p] = true
 			began := time.Now()
 			st, err := b.cleanPartition(p, t.cfg)
+			maxDirty = max(maxDirty, st.MaxDirtyRatio)
 			switch {
 			case errors.Is(err, errCleanerStopped):
 				return
 			case errors.Is(err, storage.ErrClosed):
 				continue // deleted meanwhile
 			case err != nil:
+				uncleanable++
 				b.log.Warn("log cleaner failed", "topic", t.Name, "partition", p.Index, "err", err)
 			case st.SegmentsCleaned > 0:
 				b.log.Info("log cleaner pass", "topic", t.Name, "partition", p.Index,
@@ -172,6 +190,10 @@ func (b *Broker) CleanLogs() {
 		}
 		now[cleanerKey{p.Topic, p.Index}] = off
 	}
+	b.cleaner.stats.Rounds++
+	b.cleaner.stats.LastRoundDuration = time.Since(round)
+	b.cleaner.stats.MaxDirtyRatio = maxDirty
+	b.cleaner.stats.Uncleanable = uncleanable
 	changed := !maps.Equal(now, b.cleaner.saved)
 	b.cleaner.mu.Unlock()
 	if changed && b.opts.DataDir != "" {
@@ -240,6 +262,7 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 	if firstDirty >= end || dirty == 0 {
 		return st, nil
 	}
+	st.MaxDirtyRatio = float64(dirty) / float64(total)
 	overdue := cfg.maxCompactionLag < time.Duration(math.MaxInt64) && oldestDirty >= 0 &&
 		oldestDirty < now.Add(-cfg.maxCompactionLag).UnixMilli()
 	if float64(dirty)/float64(total) < cfg.minCleanableRatio && !overdue {
@@ -248,29 +271,38 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 
 	th := newThrottle(b.opts.Cleaner.BytesPerSecond, stop)
 
-	// Producers' last batches (the whole log) and the markers of the
-	// cleanable part.
+	// Producers' last batches and the markers, of the whole log: the
+	// marker of a transaction whose data is in the cleanable part may lie
+	// past it (in the active segment, say), and without it an aborted
+	// transaction's data would pass for committed data.
 	lastBatch := make(map[int64]int64)
-	var controls []int64
+	var controls []storage.BatchHeader
 	if err := p.log.ScanHeaders(start, func(h storage.BatchHeader) bool {
 		if h.ProducerID >= 0 {
 			lastBatch[h.ProducerID] = h.BaseOffset
 		}
-		if h.Attributes&controlBit != 0 && h.BaseOffset < end {
-			controls = append(controls, h.BaseOffset)
+		if h.Attributes&controlBit != 0 {
+			controls = append(controls, h)
 		}
 		return true
 	}); err != nil {
 		return st, err
 	}
 	markers := make(map[int64][]txnMarker)
-	for _, off := range controls {
-		if err := eachBatch(p.log, off, off+1, th, func(h storage.BatchHeader, batch []byte) error {
-			markers[h.ProducerID] = append(markers[h.ProducerID], txnMarker{offset: h.BaseOffset, abort: controlType(h, batch) == 0})
-			return nil
-		}); err != nil {
+	for _, h := range controls {
+		// A read of the marker's own size: it returns that batch whole.
+		data, err := p.log.Read(h.BaseOffset, h.Size())
+		if err != nil {
 			return st, err
 		}
+		if err := th.wait(len(data)); err != nil {
+			return st, err
+		}
+		if got, err := storage.ParseBatchHeader(data); err != nil || got.BaseOffset != h.BaseOffset || len(data) < h.Size() {
+			return st, corruptf("control batch at %d: read %d bytes of another batch or none (%v)", h.BaseOffset, len(data), err)
+		}
+		abort := controlType(h, data[:h.Size()]) == ControlAbort
+		markers[h.ProducerID] = append(markers[h.ProducerID], txnMarker{offset: h.BaseOffset, abort: abort})
 	}
 	aborted := func(h storage.BatchHeader) bool {
 		if h.Attributes&transactionalBit == 0 || h.Attributes&controlBit != 0 {
@@ -381,6 +413,9 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 			return st, err
 		}
 		st.SegmentsCleaned++
+		if freed > 0 { // else nothing changed, and nothing was written
+			st.BytesWritten += s.Bytes - freed
+		}
 		st.BytesFreed += freed
 		st.RecordsRemoved += removed
 	}
@@ -393,6 +428,7 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 	b.cleaner.stats.Passes += st.Passes
 	b.cleaner.stats.SegmentsCleaned += st.SegmentsCleaned
 	b.cleaner.stats.BytesRead += st.BytesRead
+	b.cleaner.stats.BytesWritten += st.BytesWritten
 	b.cleaner.stats.BytesFreed += st.BytesFreed
 	b.cleaner.stats.RecordsRemoved += st.RecordsRemoved
 	b.cleaner.mu.Unlock()

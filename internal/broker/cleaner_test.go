@@ -346,3 +346,31 @@ func FuzzCleanerBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestCleanerAbortMarkerPastCleanablePart: the data of an aborted
+// transaction fills a segment and its marker lands in the next, active
+// one, outside the part the cleaner may clean: the data must still be
+// known as aborted (the markers are read from the whole log), so it
+// neither hides the older committed value of its key nor stays.
+func TestCleanerAbortMarkerPastCleanablePart(t *testing.T) {
+	now := time.UnixMilli(1_000_000_000)
+	b, p := cleanerFixture(t, 1<<20, now)
+	ts := now.UnixMilli() - 10_000
+	appendRaw(t, p, keyedBatch(t, ts, -1, 0, []kv{{key: []byte("a"), value: []byte("a0")}}))
+	appendRaw(t, p, keyedBatch(t, ts, 7, transactionalBit, []kv{{key: []byte("a"), value: make([]byte, 5<<10)}}))
+	appendRaw(t, p, marker(t, ts, 7, false))
+	segs := p.log.(cleanableLog).Segments()
+	if last := segs[len(segs)-1]; !last.Active || last.Base != 2 {
+		t.Fatalf("segments %+v: want the marker alone in the active segment", segs)
+	}
+	cleanUntilDone(t, b, p, compactConfig(time.Hour))
+	var got []string
+	for _, r := range readCleaned(t, p) {
+		if !r.control {
+			got = append(got, fmt.Sprintf("%s@%d", r.key, r.offset))
+		}
+	}
+	if fmt.Sprint(got) != "[a@0]" {
+		t.Fatalf("after cleaning: %v, want [a@0] (the committed a0; the aborted write gone)", got)
+	}
+}
