@@ -102,6 +102,9 @@ type cleaner struct {
 	checkpoint map[cleanerKey]int64
 	loaded     bool
 	saved      map[cleanerKey]int64
+	// dirty is each compacted partition's dirty ratio as the last round
+	// found it.
+	dirty map[cleanerKey]float64
 }
 
 // CleanerStats count what the cleaner did (totals since start) and say
@@ -144,6 +147,16 @@ func (b *Broker) CleanerStats() CleanerStats {
 	return b.cleaner.stats
 }
 
+// CleanerDirtyRatio returns the share of dirty bytes in the cleanable
+// part of a compacted partition, as the cleaner's last round found it
+// before cleaning; ok is false if no round has looked at it.
+func (b *Broker) CleanerDirtyRatio(topic string, partition int32) (ratio float64, ok bool) {
+	b.cleaner.mu.Lock()
+	defer b.cleaner.mu.Unlock()
+	ratio, ok = b.cleaner.dirty[cleanerKey{topic, partition}]
+	return ratio, ok
+}
+
 // CleanLogs runs one cleaner pass over every partition of every compacted
 // topic that is due for one.
 func (b *Broker) CleanLogs() {
@@ -156,6 +169,7 @@ func (b *Broker) CleanLogs() {
 	round := time.Now()
 	var maxDirty float64
 	var uncleanable int64
+	dirty := make(map[cleanerKey]float64)
 	seen := make(map[*Partition]bool)
 	for _, t := range b.Topics() {
 		if !t.cfg.compact {
@@ -166,6 +180,7 @@ func (b *Broker) CleanLogs() {
 			began := time.Now()
 			st, err := b.cleanPartition(p, t.cfg)
 			maxDirty = max(maxDirty, st.MaxDirtyRatio)
+			dirty[cleanerKey{p.Topic, p.Index}] = st.MaxDirtyRatio
 			switch {
 			case errors.Is(err, errCleanerStopped):
 				return
@@ -194,6 +209,7 @@ func (b *Broker) CleanLogs() {
 	b.cleaner.stats.LastRoundDuration = time.Since(round)
 	b.cleaner.stats.MaxDirtyRatio = maxDirty
 	b.cleaner.stats.Uncleanable = uncleanable
+	b.cleaner.dirty = dirty
 	changed := !maps.Equal(now, b.cleaner.saved)
 	b.cleaner.mu.Unlock()
 	if changed && b.opts.DataDir != "" {

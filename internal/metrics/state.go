@@ -81,6 +81,7 @@ var (
 	}
 	cleanerLastRound   = desc("sluice_log_cleaner_last_round_duration_seconds", "Duration of the log cleaner's last completed round.")
 	cleanerMaxDirty    = desc("sluice_log_cleaner_max_dirty_ratio", "Largest share of dirty bytes in the cleanable part of a compacted partition, as the last round found it (Kafka's max-dirty-percent, as a ratio).")
+	cleanerDirty       = desc("sluice_log_cleaner_dirty_ratio", "Share of dirty bytes in the cleanable part of the compacted partition, as the log cleaner's last round found it before cleaning.", pLabels...)
 	cleanerUncleanable = desc("sluice_log_cleaner_uncleanable_partitions", "Compacted partitions whose pass failed in the last round.")
 
 	diskUsed     = desc("sluice_storage_used_bytes", "Bytes of files in the data directory, by area (topics, queues, delayed, meta, other).", "area")
@@ -96,7 +97,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{queueReady, queueUnacked, queueConsumers,
 		partStart, partEnd, partBytes, partSegments, groupCommitted, groupLag,
 		diskUsed, diskSegments, diskFree, diskTotal, failedLogs,
-		cleanerLastRound, cleanerMaxDirty, cleanerUncleanable} {
+		cleanerLastRound, cleanerMaxDirty, cleanerDirty, cleanerUncleanable} {
 		ch <- d
 	}
 	for _, t := range queueTotals {
@@ -168,6 +169,9 @@ func collectPartitions(ch chan<- prometheus.Metric, b *broker.Broker) {
 			gauge(ch, partEnd, float64(end), t.Name, idx)
 			gauge(ch, partBytes, float64(p.Size()), t.Name, idx)
 			gauge(ch, partSegments, float64(p.Segments()), t.Name, idx)
+			if r, ok := b.CleanerDirtyRatio(t.Name, p.Index); ok {
+				gauge(ch, cleanerDirty, r, t.Name, idx)
+			}
 		}
 	}
 	for _, g := range b.OffsetGroups() {
