@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -280,8 +281,15 @@ func TestCompactionWithTransactions(t *testing.T) {
 	}
 
 	// After a restart the partition's transactions are rebuilt from the
-	// cleaned log: the result reads the same.
+	// cleaned log, its closed segments' persisted summaries (written at
+	// the latest when the broker stops): the result reads the same.
 	b.Stop()
+	dir := filepath.Join(b.DataDir, "topics", topic+"-0")
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	sidecars, _ := filepath.Glob(filepath.Join(dir, "*.sidecar"))
+	if len(logs) < 2 || len(sidecars) != len(logs)-1 {
+		t.Fatalf("%d transaction summaries for %d segments: want one per closed segment", len(sidecars), len(logs))
+	}
 	b.Restart()
 	check("after a restart")
 }

@@ -436,6 +436,14 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 		st.RecordsRemoved += removed
 	}
 
+	if st.SegmentsCleaned > 0 {
+		// The rewrites removed the cleaned segments' transaction
+		// summaries: write them again now.
+		p.txnIndexStale()
+		if err := p.persistTxnIndex(); err != nil {
+			b.log.Warn("transaction index not written after cleaning", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+	}
 	b.cleaner.mu.Lock()
 	b.cleaner.firstDirty[p] = mapEnd
 	if st.SegmentsCleaned > 0 {
