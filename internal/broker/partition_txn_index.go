@@ -205,6 +205,10 @@ func (p *Partition) persistTxnIndex() error {
 	}
 	p.txnIndex.mu.Lock()
 	defer p.txnIndex.mu.Unlock()
+	// Only segments wholly below the high watermark, read before the
+	// segments: a segment just closed by a roll may still have batches
+	// on their way to its file.
+	hw := p.log.HighWatermark()
 	segs := sl.Segments()
 	if len(segs) == 0 {
 		return nil
@@ -216,7 +220,7 @@ func (p *Partition) persistTxnIndex() error {
 		x.known, x.through, x.open = true, segs[0].Base, nil
 	}
 	for _, s := range segs {
-		if s.Active {
+		if s.Active || s.End > hw {
 			break
 		}
 		if s.End <= x.through {
