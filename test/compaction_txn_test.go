@@ -293,3 +293,32 @@ func TestCompactionWithTransactions(t *testing.T) {
 	b.Restart()
 	check("after a restart")
 }
+
+// TestPythonConfluentCompactedTransactions: confluent-kafka (librdkafka)
+// writes committed and aborted transactions, plain records and tombstones
+// to a compacted topic (test/python/confluent_compacted_txn.py produce);
+// once the cleaner has cleaned all of it (the partition's dirty ratio in
+// /metrics is 0, the topic's min.cleanable.dirty.ratio), a read_committed
+// confluent-kafka consumer reads exactly the latest committed value or
+// tombstone of each key (read).
+func TestPythonConfluentCompactedTransactions(t *testing.T) {
+	needPythonModule(t, "confluent_kafka")
+	b := startBroker(t, "--cleaner-interval=200ms", "--cleaner-bytes-per-second=-1")
+	path, err := filepath.Abs(filepath.Join("python", "confluent_compacted_txn.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runTool(t, 2*time.Minute, "", python3Path, path, b.Kafka, "produce").must(t, b, "confluent_compacted_txn.py produce")
+	t.Logf("produce:\n%s", r.Stdout)
+	waitCleanerRounds(t, b, 2)
+	waitFor(t, 2*time.Minute, "the cleaner to clean cf-compact", func() bool {
+		r, ok := b.scrape(t).value("sluice_log_cleaner_dirty_ratio", "topic=cf-compact", "partition=0")
+		return ok && r == 0
+	})
+	segs, _ := b.scrape(t).value("sluice_log_cleaner_segments_cleaned_total")
+	if segs == 0 {
+		t.Fatal("no segment cleaned")
+	}
+	r = runTool(t, 2*time.Minute, "", python3Path, path, b.Kafka, "read").must(t, b, "confluent_compacted_txn.py read")
+	t.Logf("read:\n%s", r.Stdout)
+}
