@@ -322,3 +322,87 @@ func TestPythonConfluentCompactedTransactions(t *testing.T) {
 	r = runTool(t, 2*time.Minute, "", python3Path, path, b.Kafka, "read").must(t, b, "confluent_compacted_txn.py read")
 	t.Logf("read:\n%s", r.Stdout)
 }
+
+// TestTxnIndexKill9: transactions (one in three aborted) into a topic of
+// small segments, with the broker writing the closed segments' persisted
+// transaction summaries every 50 ms (the retention tick), killed (SIGKILL)
+// after every SLUICE_TXN_INDEX_KILL_TXNS transactions
+// SLUICE_TXN_INDEX_KILLS times (default 20 and 4), so that kills land
+// while summaries are written: after each restart read_committed reads
+// exactly the committed records, read_uncommitted every record, and the
+// last stable offset is the end (no transaction left open); after a clean
+// stop every closed segment has its summary, and the partition opened from
+// them reads the same.
+func TestTxnIndexKill9(t *testing.T) {
+	kills := envInt(t, "SLUICE_TXN_INDEX_KILLS", 4)
+	perKill := envInt(t, "SLUICE_TXN_INDEX_KILL_TXNS", 20)
+	b := startBroker(t, "--retention-check-interval=50ms")
+	const topic = "txn-index"
+	b.createTopic(t, topic, 1, map[string]*string{"segment.bytes": strPtr("65536")})
+	pad := make([]byte, 4000)
+	rand.Read(pad) // incompressible: the segments roll
+	var committed, all []string
+	checkRead := func(when string) {
+		t.Helper()
+		if got := readAll(t, b, topic, 1, true); !equalStrings(got, sortedJoin(committed)) {
+			t.Fatalf("%s: read_committed read %d records, want the %d committed", when, len(got), len(committed))
+		}
+		if got := readAll(t, b, topic, 1, false); len(got) != len(all) {
+			t.Fatalf("%s: read_uncommitted read %d records, want %d", when, len(got), len(all))
+		}
+		adm := b.admin(t)
+		ends, err := adm.ListEndOffsets(ctxT(t, 10*time.Second), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stable, err := adm.ListCommittedOffsets(ctxT(t, 10*time.Second), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := ends.Lookup(topic, 0)
+		s, _ := stable.Lookup(topic, 0)
+		if e.Offset != s.Offset {
+			t.Fatalf("%s: last stable offset %d, end %d: a transaction left open", when, s.Offset, e.Offset)
+		}
+	}
+	n := 0
+	for k := range kills {
+		tx := txnProducer(t, b, "txn-index", kgo.ProducerLinger(time.Millisecond))
+		ctx := ctxT(t, time.Minute)
+		for range perKill {
+			commit := n%3 != 1
+			if err := tx.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			var vals []string
+			for j := range 5 {
+				v := fmt.Sprintf("t%04d-%d", n, j)
+				vals = append(vals, v)
+				if err := tx.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(v), Headers: []kgo.RecordHeader{{Key: "pad", Value: pad}}}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, vals...)
+			if commit {
+				committed = append(committed, vals...)
+			}
+			n++
+		}
+		tx.Close()
+		b.Kill()
+		b.Restart()
+		checkRead(fmt.Sprintf("after kill %d", k))
+	}
+	b.Stop()
+	dir := filepath.Join(b.DataDir, "topics", topic+"-0")
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	sidecars, _ := filepath.Glob(filepath.Join(dir, "*.sidecar"))
+	if len(logs) < 10 || len(sidecars) != len(logs)-1 {
+		t.Fatalf("%d transaction summaries for %d segments: want many segments, one summary per closed one", len(sidecars), len(logs))
+	}
+	b.Restart()
+	checkRead("after a clean stop")
+}
