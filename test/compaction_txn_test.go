@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -82,10 +83,17 @@ func waitCleanerRounds(t *testing.T, b *broker, n float64) {
 // no aborted record, and no committed value lost to a later aborted one.
 // The same holds after a restart; the partition is much smaller than
 // what was appended, and the cleaner's metrics agree.
+// SLUICE_COMPACTION_MAP_BYTES sets the cleaner's offset map (default 16
+// MiB, every key in one pass); 65536 (2,457 keys) makes each clean take
+// several passes (about 90 s at 1,000,000 records).
 func TestCompactionWithTransactions(t *testing.T) {
 	n := envInt(t, "SLUICE_COMPACTION_RECORDS", 1_000_000)
 	keys := max(n/100, 10)
-	b := startBroker(t, "--cleaner-interval=200ms", "--cleaner-bytes-per-second=-1")
+	flags := []string{"--cleaner-interval=200ms", "--cleaner-bytes-per-second=-1"}
+	if m := os.Getenv("SLUICE_COMPACTION_MAP_BYTES"); m != "" {
+		flags = append(flags, "--cleaner-map-bytes="+m) // several passes per clean
+	}
+	b := startBroker(t, flags...)
 	const topic = "ctx"
 	b.createTopic(t, topic, 1, map[string]*string{
 		"cleanup.policy": strPtr("compact"), "segment.bytes": strPtr("262144"),

@@ -189,6 +189,10 @@ func (p *Partition) loadTxnIndexLocked(start int64) int64 {
 	}
 	clear(p.txns.open)
 	for _, o := range open {
+		// A transaction whose first records went with deleted segments is
+		// open from the log start on (as Kafka bounds its first unstable
+		// offset by the log start).
+		o.FirstOffset = max(o.FirstOffset, start)
 		p.txns.open[o.ProducerID] = o
 	}
 	return from
