@@ -105,6 +105,50 @@ type cleaner struct {
 	// dirty is each compacted partition's dirty ratio as the last round
 	// found it.
 	dirty map[cleanerKey]float64
+	// forget are the abort markers the cleaner removed, per partition,
+	// for the partition's in-memory aborted index to forget once
+	// abortForgetDelay has passed.
+	forget map[*Partition][]forgetAborts
+}
+
+// forgetAborts are abort markers removed from a partition at a time.
+type forgetAborts struct {
+	markers []int64
+	at      time.Time
+}
+
+// abortForgetDelay is how long a partition's aborted index keeps an entry
+// after the cleaner removed its marker (when no record of the transaction
+// was left): longer than any fetch takes between reading its batches,
+// perhaps from the segment before the rewrite, and asking the index which
+// of them are aborted.
+const abortForgetDelay = time.Minute
+
+// forgetAborts makes p's aborted index forget the transactions whose abort
+// markers the cleaner removed at least abortForgetDelay before now, so
+// that the index of a compacted partition does not grow with every abort
+// since the broker started.
+func (b *Broker) forgetAborts(p *Partition, now time.Time) {
+	b.cleaner.mu.Lock()
+	pending := b.cleaner.forget[p]
+	var due []int64
+	kept := pending[:0]
+	for _, f := range pending {
+		if now.Sub(f.at) >= abortForgetDelay {
+			due = append(due, f.markers...)
+		} else {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) == 0 {
+		delete(b.cleaner.forget, p)
+	} else {
+		b.cleaner.forget[p] = kept
+	}
+	b.cleaner.mu.Unlock()
+	if len(due) > 0 {
+		p.forgetAborted(due)
+	}
 }
 
 // CleanerStats count what the cleaner did (totals since start) and say
@@ -201,6 +245,7 @@ func (b *Broker) CleanLogs() {
 	for p, off := range b.cleaner.firstDirty {
 		if !seen[p] {
 			delete(b.cleaner.firstDirty, p) // deleted, or no longer compacted
+			delete(b.cleaner.forget, p)
 			continue
 		}
 		now[cleanerKey{p.Topic, p.Index}] = off
@@ -238,9 +283,13 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 		return st, nil
 	}
 	now := b.opts.Now()
+	b.forgetAborts(p, now)
 	b.cleaner.mu.Lock()
 	if b.cleaner.firstDirty == nil {
 		b.cleaner.firstDirty = make(map[*Partition]int64)
+	}
+	if b.cleaner.forget == nil {
+		b.cleaner.forget = make(map[*Partition][]forgetAborts)
 	}
 	firstDirty, known := b.cleaner.firstDirty[p]
 	start, hw, lso := p.Offsets()
@@ -369,6 +418,7 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 			break
 		}
 		var removed int64
+		var abortsGone []int64 // abort markers this rewrite removes
 		freed, err := cl.RewriteSegment(s.Base, func(h storage.BatchHeader, batch []byte) ([]byte, error) {
 			if err := th.wait(len(batch)); err != nil {
 				return nil, err
@@ -380,6 +430,10 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 				delete(txnKept, pid)
 				if gone {
 					removed += int64(h.NumRecords)
+					ms := markers[pid]
+					if i := sort.Search(len(ms), func(i int) bool { return ms[i].offset >= h.BaseOffset }); i < len(ms) && ms[i].offset == h.BaseOffset && ms[i].abort {
+						abortsGone = append(abortsGone, h.BaseOffset)
+					}
 					return nil, nil
 				}
 				return batch, nil
@@ -429,6 +483,11 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 			return st, err
 		}
 		st.SegmentsCleaned++
+		if len(abortsGone) > 0 {
+			b.cleaner.mu.Lock()
+			b.cleaner.forget[p] = append(b.cleaner.forget[p], forgetAborts{markers: abortsGone, at: now})
+			b.cleaner.mu.Unlock()
+		}
 		if freed > 0 { // else nothing changed, and nothing was written
 			st.BytesWritten += s.Bytes - freed
 		}

@@ -263,3 +263,23 @@ func (p *Partition) txnIndexStale() {
 	p.txnIndex.known = false
 	p.txnIndex.mu.Unlock()
 }
+
+// forgetAborted drops the aborted transactions whose abort marker was at
+// one of markers: the cleaner removed those markers, and every record of
+// their transactions before them.
+func (p *Partition) forgetAborted(markers []int64) {
+	gone := make(map[int64]bool, len(markers))
+	for _, m := range markers {
+		gone[m] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	kept := p.txns.aborted[:0]
+	for _, a := range p.txns.aborted {
+		if !gone[a.LastOffset] {
+			kept = append(kept, a)
+		}
+	}
+	clear(p.txns.aborted[len(kept):])
+	p.txns.aborted = kept
+}
