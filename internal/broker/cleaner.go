@@ -499,7 +499,7 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 		// The rewrites removed the cleaned segments' transaction
 		// summaries: write them again now.
 		p.txnIndexStale()
-		if err := p.persistTxnIndex(); err != nil {
+		if err := p.persistTxnIndex(); err != nil && !errors.Is(err, storage.ErrClosed) {
 			b.log.Warn("transaction index not written after cleaning", "topic", p.Topic, "partition", p.Index, "err", err)
 		}
 	}
