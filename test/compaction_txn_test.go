@@ -48,6 +48,66 @@ func (l *latestLog) check(t *testing.T) {
 	}
 }
 
+// produce produces r with p; once acknowledged it is its key's latest
+// record (if no later one is).
+func (l *latestLog) produce(p *kgo.Client, r *kgo.Record) {
+	p.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+		if err != nil {
+			l.fail(err)
+			return
+		}
+		var v *string
+		if r.Value != nil {
+			s := string(r.Value)
+			v = &s
+		}
+		l.set(string(r.Key), r.Offset, v)
+	})
+}
+
+// inTxn produces values (by key) to topic in one transaction of tx and
+// commits or aborts it; committed records join the expected result.
+func (l *latestLog) inTxn(t *testing.T, tx *kgo.Client, topic string, recs map[string]string, commit bool) error {
+	ctx := ctxT(t, time.Minute)
+	if err := tx.BeginTransaction(); err != nil {
+		return err
+	}
+	type acked struct {
+		key, value string
+		offset     int64
+	}
+	var mu sync.Mutex
+	var got []acked
+	var perr error
+	for k, v := range recs {
+		tx.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(k), Value: []byte(v)}, func(r *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				perr = err
+				return
+			}
+			got = append(got, acked{string(r.Key), string(r.Value), r.Offset})
+		})
+	}
+	if err := tx.Flush(ctx); err != nil {
+		return err
+	}
+	if perr != nil {
+		return perr
+	}
+	if err := tx.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		return err
+	}
+	if commit {
+		for _, a := range got {
+			v := a.value
+			l.set(a.key, a.offset, &v)
+		}
+	}
+	return nil
+}
+
 // cleanerRounds is the cleaner's completed rounds, from /metrics.
 func cleanerRounds(t *testing.T, b *broker) float64 {
 	v, _ := b.scrape(t).value("sluice_log_cleaner_rounds_total")
@@ -102,64 +162,11 @@ func TestCompactionWithTransactions(t *testing.T) {
 	})
 	key := func(i int) string { return fmt.Sprintf("k%d", i) }
 	l := &latestLog{want: compactedWant{}}
-	str := func(s string) *string { return &s }
 
 	plain := b.client(t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))
-	produce := func(r *kgo.Record) {
-		plain.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-			if err != nil {
-				l.fail(err)
-				return
-			}
-			var v *string
-			if r.Value != nil {
-				v = str(string(r.Value))
-			}
-			l.set(string(r.Key), r.Offset, v)
-		})
-	}
+	produce := func(r *kgo.Record) { l.produce(plain, r) }
 	tx := txnProducer(t, b, "ctx-txn", kgo.ProducerLinger(5*time.Millisecond))
-	// inTxn produces values (by key) in one transaction and commits or
-	// aborts it; committed records join the expected result.
-	inTxn := func(recs map[string]string, commit bool) error {
-		ctx := ctxT(t, time.Minute)
-		if err := tx.BeginTransaction(); err != nil {
-			return err
-		}
-		type acked struct {
-			key, value string
-			offset     int64
-		}
-		var mu sync.Mutex
-		var got []acked
-		var perr error
-		for k, v := range recs {
-			tx.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(k), Value: []byte(v)}, func(r *kgo.Record, err error) {
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					perr = err
-					return
-				}
-				got = append(got, acked{string(r.Key), string(r.Value), r.Offset})
-			})
-		}
-		if err := tx.Flush(ctx); err != nil {
-			return err
-		}
-		if perr != nil {
-			return perr
-		}
-		if err := tx.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
-			return err
-		}
-		if commit {
-			for _, a := range got {
-				l.set(a.key, a.offset, str(a.value))
-			}
-		}
-		return nil
-	}
+	inTxn := func(recs map[string]string, commit bool) error { return l.inTxn(t, tx, topic, recs, commit) }
 
 	// Plain records and transactions at the same time.
 	began := time.Now()
@@ -413,4 +420,94 @@ func TestTxnIndexKill9(t *testing.T) {
 	}
 	b.Restart()
 	checkRead("after a clean stop")
+}
+
+// TestCompactionKill9WithTransactions kills the broker (SIGKILL) while the
+// (throttled) cleaner rewrites the segments of a compacted topic holding
+// plain records, committed and aborted transactions and tombstones (and
+// while the segments' transaction summaries are written, every 100 ms),
+// SLUICE_COMPACTION_KILLS times (default 3): after each restart no
+// temporary file is left and read_committed reads, in offset order, every
+// key's latest committed record (older ones may remain before it; no
+// aborted one); at the end the unthrottled cleaner leaves exactly the
+// latest committed record per key, at both isolation levels.
+func TestCompactionKill9WithTransactions(t *testing.T) {
+	kills := envInt(t, "SLUICE_COMPACTION_KILLS", 3)
+	b := startBroker(t, "--cleaner-interval=100ms", "--cleaner-bytes-per-second=262144", "--retention-check-interval=100ms")
+	const topic = "kvtx"
+	b.createTopic(t, topic, 1, map[string]*string{
+		"cleanup.policy": strPtr("compact"), "segment.bytes": strPtr("65536"),
+		"min.cleanable.dirty.ratio": strPtr("0"), "delete.retention.ms": strPtr("3600000"),
+	})
+	const keys = 4000
+	key := func(i int) string { return fmt.Sprintf("k%d", i) }
+	l := &latestLog{want: compactedWant{}}
+	plain := b.client(t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))
+	tx := txnProducer(t, b, "kvtx-txn", kgo.ProducerLinger(5*time.Millisecond))
+	for round := range 10 {
+		for i := range 4000 {
+			l.produce(plain, &kgo.Record{Topic: topic, Key: []byte(key((round*4000 + i) % keys)), Value: []byte(fmt.Sprintf("p%d-%d", round, i))})
+		}
+		if err := plain.Flush(ctxT(t, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 3 {
+			recs := map[string]string{}
+			for i := range 100 {
+				recs[key((round*997+j*331+i*7)%keys)] = fmt.Sprintf("t%d-%d-%d", round, j, i)
+			}
+			if err := l.inTxn(t, tx, topic, recs, j != 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k := 5; k < keys; k += 10 {
+		l.produce(plain, &kgo.Record{Topic: topic, Key: []byte(key(k))})
+	}
+	if err := plain.Flush(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// A produce of its own (not in the tombstones' batch) rolls the
+	// segment.
+	big := make([]byte, 100<<10)
+	rand.Read(big)
+	l.produce(plain, &kgo.Record{Topic: topic, Key: []byte("roll"), Value: big})
+	if err := plain.Flush(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	l.check(t)
+	tx.Close()
+
+	dir := filepath.Join(b.DataDir, "topics", topic+"-0")
+	tmpFiles := func() []string {
+		names, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+		return names
+	}
+	base := b.extra
+	for i := range kills {
+		waitFor(t, time.Minute, "a cleaned segment being written", func() bool {
+			names, _ := filepath.Glob(filepath.Join(dir, "*.log.tmp"))
+			return len(names) > 0
+		})
+		b.Kill()
+		t.Logf("kill %d: %d temporary files left by the dead broker", i, len(tmpFiles()))
+		b.extra = append(append([]string(nil), base...), "--cleaner-interval=1h")
+		b.Restart()
+		if left := tmpFiles(); len(left) > 0 {
+			t.Fatalf("kill %d: temporary files after recovery: %v", i, left)
+		}
+		checkCompacted(t, readTopicAt(t, b, topic, kgo.ReadCommitted()), l.want, false)
+		b.Stop()
+		b.extra = base
+		b.Restart()
+	}
+	b.Stop()
+	b.extra = append(append([]string(nil), base...), "--cleaner-bytes-per-second=-1")
+	b.Restart()
+	waitFor(t, 2*time.Minute, "the cleaner to finish after the kills", func() bool {
+		return len(readTopicAt(t, b, topic, kgo.ReadUncommitted())) == len(l.want)
+	})
+	for _, iso := range []kgo.IsolationLevel{kgo.ReadCommitted(), kgo.ReadUncommitted()} {
+		checkCompacted(t, readTopicAt(t, b, topic, iso), l.want, true)
+	}
 }
