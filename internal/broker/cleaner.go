@@ -19,8 +19,9 @@ package broker
 //     or when the oldest dirty segment is older than max.compaction.lag.ms.
 //  2. Transactions: the control batches of the whole log are read
 //     first (a marker may lie past the cleanable part), giving for each
-//     producer the offsets of its COMMIT and ABORT markers. A transactional batch belongs to the first marker of its
-//     producer after it.
+//     producer the offsets of its COMMIT and ABORT markers. A
+//     transactional batch belongs to the first marker of its producer
+//     after it.
 //  3. The offset map (cleaner_map.go, a fixed number of bytes however many
 //     keys) takes each key of the dirty part with its latest offset,
 //     skipping data of aborted transactions and control batches. When it
@@ -51,7 +52,10 @@ package broker
 // Memory: the offset map (CleanerOptions.MapBytes), one batch at a time,
 // and per pass one entry per producer id and per transaction marker in the
 // log. I/O: reads and rewrites are throttled to
-// CleanerOptions.BytesPerSecond. No lock of the partition is held: the
+// CleanerOptions.BytesPerSecond. After a pass that rewrote segments, their
+// transaction summaries are written again (partition_txn_index.go), and an
+// abort marker it removed leaves the partition's aborted index a minute
+// later (forgetAborts). No lock of the partition is held: the
 // rewrite takes the log's admin lock (retention waits, appends do not).
 
 import (

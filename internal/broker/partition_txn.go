@@ -33,8 +33,8 @@ import (
 // are rebuilt at open from each closed segment's persisted summary
 // (partition_txn_index.go) and, past the last segment that has one, by
 // scanning every batch header and decoding the control batches found
-// (they are small, and decoding one needs a read of one batch). Entries whose marker is below the log
-// start are dropped as reads find them.
+// (they are small, and decoding one needs a read of one batch). Entries
+// whose marker is below the log start are dropped as reads find them.
 //
 // What a log cleaner (compaction, issue 12) must respect:
 //
