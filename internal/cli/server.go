@@ -103,6 +103,7 @@ var settingHelp = map[string]string{
 	"log_level":                     "debug, info, warn or error",
 	"fsync":                         "always (answer after fsync), interval, or never",
 	"fsync_interval":                "fsync period with --fsync=interval",
+	"file_handles":                  "file descriptors logs and queues may hold open (0: half the open-file limit); idle files are closed and reopened on use",
 	"auto_create_topics":            "create unknown topics on produce and metadata",
 	"default_partitions":            "partitions of auto-created topics",
 	"segment_bytes":                 "default segment.bytes",

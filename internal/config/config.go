@@ -43,6 +43,13 @@ type Config struct {
 	Fsync string `key:"fsync"`
 	// FsyncInterval is the period for Fsync=interval. Default 1s.
 	FsyncInterval time.Duration `key:"fsync_interval"`
+	// FileHandles is how many file descriptors the logs and queues may
+	// hold open at once; idle files are closed (fsynced first if written)
+	// and reopened on use, so the number of queues, partitions and
+	// segments is not bounded by the process's open-file limit. Default
+	// 0: half the soft RLIMIT_NOFILE at start (the other half is for
+	// connections); at least 16.
+	FileHandles int `key:"file_handles"`
 
 	// AutoCreateTopics creates unknown topics on produce or metadata
 	// requests. Default true.
@@ -185,6 +192,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("fsync %q: want always, interval or never", c.Fsync)
+	}
+	if c.FileHandles < 0 {
+		bad("file_handles must be 0 (half the open-file limit) or positive")
 	}
 	if c.DefaultPartitions < 1 {
 		bad("default_partitions must be at least 1")

@@ -70,6 +70,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
+	storage.SetFileHandleBudget(cfg.FileHandles)
 	var (
 		faultHandler http.Handler
 		wrapMetaLog  func(string, meta.LogFile) meta.LogFile

@@ -52,21 +52,28 @@ func (osFS) ReadDir(dir string) ([]string, error) {
 	return names, nil
 }
 
+// OpenFile opens name within the process's file handle budget
+// (handles.go): the descriptor may be closed while the file is idle and
+// reopened on its next use.
 func (osFS) OpenFile(name string, create bool) (File, error) {
-	flag := os.O_RDWR
-	if create {
-		flag |= os.O_CREATE
-	}
-	f, err := os.OpenFile(name, flag, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	return osFile{f}, nil
+	return openBudgetFile(name, create)
 }
 
-func (osFS) Remove(name string) error             { return os.Remove(name) }
-func (osFS) RemoveAll(dir string) error           { return os.RemoveAll(dir) }
-func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+// Remove, RemoveAll and Rename first pin the open handles of the paths
+// they remove or replace, so that those keep their file (handles.go).
+func (osFS) Remove(name string) error {
+	handles.pinPath(name, false)
+	return os.Remove(name)
+}
+
+func (osFS) RemoveAll(dir string) error {
+	handles.pinPath(dir, true)
+	return os.RemoveAll(dir)
+}
+
+func (osFS) Rename(oldname, newname string) error {
+	return handles.rename(oldname, newname, func() error { return os.Rename(oldname, newname) })
+}
 
 // SyncDir fsyncs the directory itself so that entries created, renamed or
 // removed in it survive a power loss.
@@ -81,16 +88,6 @@ func (osFS) SyncDir(dir string) error {
 		return serr
 	}
 	return cerr
-}
-
-type osFile struct{ *os.File }
-
-func (f osFile) Size() (int64, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return st.Size(), nil
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -19,7 +19,8 @@ type Region struct {
 	data  []byte    // the bytes, for a region read into memory (copyUnder)
 	pos   int64     // in the data file
 	n     int64
-	end   int64 // the offset after the last batch
+	end   int64       // the offset after the last batch
+	held  *budgetFile // the data file's descriptor, held open by File
 }
 
 // ReadRegion finds the batches Read(offset, maxBytes) would return, less
@@ -131,15 +132,29 @@ func (r *Region) File() (f *os.File, pos int64, ok bool) {
 	if r.files == nil {
 		return nil, 0, false
 	}
-	of, ok := r.files.data.(osFile)
+	bf, ok := r.files.data.(*budgetFile)
 	if !ok {
 		return nil, 0, false
 	}
-	return of.File, r.pos, true
+	// The descriptor stays open (outside the file handle budget) until
+	// Release.
+	f, err := bf.hold()
+	if err != nil {
+		return nil, 0, false
+	}
+	if r.held != nil {
+		r.held.unhold()
+	}
+	r.held = bf
+	return f, r.pos, true
 }
 
 // Release lets the segment's file close. The Region is unusable after.
 func (r *Region) Release() {
+	if r.held != nil {
+		r.held.unhold()
+		r.held = nil
+	}
 	if r.files != nil {
 		r.l.cache.release(r.files)
 		r.files = nil

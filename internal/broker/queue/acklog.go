@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/sluice-mq/sluice/internal/storage"
 )
 
 // The ack log records which offsets of a queue's log are settled (acked,
@@ -41,9 +43,11 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// The file is opened through storage.OSFS, so that its descriptor counts
+// in the process's file handle budget: an idle queue's ack log holds none.
 type ackLog struct {
 	dir  string
-	f    *os.File
+	f    storage.File
 	size int64
 	buf  []byte
 	mark int64 // largest delivered mark recorded (buffered or written); 0 if none
@@ -56,12 +60,12 @@ type ackLog struct {
 // leaves it open for appending.
 func openAckLog(dir string, set *intervals) (*ackLog, error) {
 	path := filepath.Join(dir, ackFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := storage.OSFS().OpenFile(path, true)
 	if err != nil {
 		return nil, err
 	}
 	a := &ackLog{dir: dir, f: f}
-	data, err := io.ReadAll(f)
+	data, err := readAll(f)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -91,10 +95,6 @@ func openAckLog(dir string, set *intervals) (*ackLog, error) {
 		valid = ackHeaderLen
 	}
 	if err := f.Truncate(valid); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if _, err := f.Seek(valid, io.SeekStart); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -146,13 +146,13 @@ func (a *ackLog) appendEntries(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	n, err := a.f.Write(b)
+	n, err := a.f.WriteAt(b, a.size)
 	if err != nil {
 		// Cut off what part of the write landed, so that later entries
 		// do not follow a torn one, and rewrite the file from the set
 		// next time: the buffer is dropped, the set keeps every settle.
-		if n > 0 && a.f.Truncate(a.size) == nil {
-			a.f.Seek(a.size, io.SeekStart)
+		if n > 0 {
+			a.f.Truncate(a.size)
 		}
 		a.stale = true
 		return err
@@ -219,15 +219,11 @@ func (a *ackLog) rewrite(set *intervals, mark int64) error {
 	if err := writeFileSync(tmp, b); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(a.dir, ackFileName)); err != nil {
+	if err := storage.OSFS().Rename(tmp, filepath.Join(a.dir, ackFileName)); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(a.dir, ackFileName), os.O_RDWR, 0o644)
+	f, err := storage.OSFS().OpenFile(filepath.Join(a.dir, ackFileName), false)
 	if err != nil {
-		return err
-	}
-	if _, err := f.Seek(0, io.SeekEnd); err != nil {
-		f.Close()
 		return err
 	}
 	a.f.Close()
@@ -245,6 +241,19 @@ func (a *ackLog) sync() error {
 func (a *ackLog) close() error {
 	err := a.sync()
 	return errors.Join(err, a.f.Close())
+}
+
+// readAll reads the whole of f.
+func readAll(f storage.File) ([]byte, error) {
+	n, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
 }
 
 func writeFileSync(path string, b []byte) error {
