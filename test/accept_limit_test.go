@@ -171,6 +171,13 @@ func TestAcceptAfterDescriptorsRunOut(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, b.Logs())
 		}
 	}
+	// The failures are counted, per listener.
+	sc := b.scrape(t)
+	for _, l := range []string{"amqp", "kafka"} {
+		if v, ok := sc.value("sluice_accept_failures_total", "listener="+l); !ok || v < 1 {
+			t.Errorf("sluice_accept_failures_total{listener=%q} = %v (present %v), want at least 1", l, v, ok)
+		}
+	}
 
 	// With descriptors to spare again, nothing of the failed declarations
 	// remains, and both names can be made now.

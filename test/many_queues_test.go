@@ -104,6 +104,13 @@ func TestTenThousandDurableQueuesUnderLowFileLimit(t *testing.T) {
 	if n := openFiles(t, b.cmd.Process.Pid); n >= limit {
 		t.Fatalf("%d descriptors open with limit %d", n, limit)
 	}
+	sc := b.scrape(t)
+	budget, _ := sc.value("sluice_file_handles_budget")
+	open, _ := sc.value("sluice_file_handles_open")
+	evictions, _ := sc.value("sluice_file_handle_evictions_total")
+	if budget != limit/2 || open > budget || evictions == 0 {
+		t.Fatalf("file handles: %v open, budget %v, %v evictions; want at most the budget of %d, with evictions", open, budget, evictions, limit/2)
+	}
 
 	// Get half the sample now (and ack), the rest after a restart.
 	check := func(ch *amqp.Channel, i int) {

@@ -47,14 +47,23 @@ import (
 //
 // Lost must be 0. SLUICE_POWERLOSS_ITERATIONS sets the number of
 // iterations (default 3).
-func TestPowerLossKeepsAcknowledgedData(t *testing.T) {
+func TestPowerLossKeepsAcknowledgedData(t *testing.T) { runPowerLoss(t) }
+
+// TestPowerLossUnderTinyFileHandleBudget is the same with a file handle
+// budget of 16 descriptors: the logs' and ack records' files are closed
+// and reopened all the time, across rolls, retention and kills.
+func TestPowerLossUnderTinyFileHandleBudget(t *testing.T) {
+	runPowerLoss(t, "--file-handles", "16")
+}
+
+func runPowerLoss(t *testing.T, extra ...string) {
 	iterations := iterationsKnob(t, 3, "SLUICE_POWERLOSS_ITERATIONS")
 	// The server process inherits the environment at each start.
 	t.Setenv("SLUICE_FAULT_VOLATILE", "1")
 	start := time.Now()
 	// Small segments: kills also hit rolls. Retention runs often (a life
 	// lasts about a second) and deletes segments under the kills too.
-	b := startFaultBroker(t, "--disk-free-limit", "0", "--segment-bytes", "262144", "--retention-check-interval", "250ms")
+	b := startFaultBroker(t, append([]string{"--disk-free-limit", "0", "--segment-bytes", "262144", "--retention-check-interval", "250ms"}, extra...)...)
 	if st := b.fault(t, "status", ""); !strings.Contains(st, `"volatile":true`) {
 		t.Fatalf("the server does not run on the volatile file system: status %q", st)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -70,6 +72,7 @@ func (b *Backoff) Wait(err error, done <-chan struct{}) bool {
 	if !Retryable(err) {
 		return false
 	}
+	countFailure(b.Listener)
 	now := b.now()
 	if b.failures == 0 {
 		b.since, b.delay, b.streakLogged = now, FirstDelay, false
@@ -127,4 +130,45 @@ func (b *Backoff) sleep(d time.Duration, done <-chan struct{}) bool {
 	case <-done:
 		return false
 	}
+}
+
+// failures counts the failed Accepts that were retried, by listener, over
+// the process's life (the sluice_accept_failures_total metric).
+var failures sync.Map // listener name → *atomic.Int64
+
+func countFailure(listener string) {
+	c, ok := failures.Load(listener)
+	if !ok {
+		c, _ = failures.LoadOrStore(listener, new(atomic.Int64))
+	}
+	c.(*atomic.Int64).Add(1)
+}
+
+// Failures reports how many failed Accepts of the named listener were
+// retried since the process started.
+func Failures(listener string) int64 {
+	if c, ok := failures.Load(listener); ok {
+		return c.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// CountFailures wraps a listener whose accept loop retries on its own (as
+// net/http's Server does) so that its retryable Accept errors are counted
+// under name.
+func CountFailures(ln net.Listener, name string) net.Listener {
+	return countingListener{ln, name}
+}
+
+type countingListener struct {
+	net.Listener
+	name string
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil && Retryable(err) {
+		countFailure(l.name)
+	}
+	return nc, err
 }

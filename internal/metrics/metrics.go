@@ -107,6 +107,7 @@ func New() *Metrics {
 		confirm:  amqpConfirm,
 	}
 	m.reg.MustRegister(alarmCollector{m})
+	m.reg.MustRegister(fileMetrics()...)
 	return m
 }
 

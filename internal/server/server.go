@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-mq/sluice/internal/accept"
 	"github.com/sluice-mq/sluice/internal/amqp"
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
@@ -177,7 +178,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.goServe("kafka", func() error { return s.kafka.Serve(s.kafkaLn) })
 	s.goServe("amqp", func() error { return s.amqp.Serve(s.amqpLn) })
 	s.goServe("http", func() error {
-		if err := s.http.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(accept.CountFailures(s.httpLn, "http")); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
