@@ -229,6 +229,7 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 		v.exchanges[e.Name] = x
 		r.applyExchangePolicyLocked(v, x)
 	}
+	var durable []meta.Queue
 	for _, q := range r.meta.Queues(name) {
 		if !q.Durable || q.Exclusive {
 			if err := r.meta.DeleteQueue(name, q.Name); err != nil {
@@ -237,11 +238,10 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 			os.RemoveAll(r.queueDir(q.ID))
 			continue
 		}
-		qe, err := r.openQueue(v, q, v.pols)
-		if err != nil {
-			return v, fmt.Errorf("open queue %q: %w", q.Name, err)
-		}
-		v.queues[q.Name] = qe
+		durable = append(durable, q)
+	}
+	if err := r.openQueues(v, durable); err != nil {
+		return v, err
 	}
 	for _, b := range r.meta.Bindings(name) {
 		r.addBindingLocked(v, b)
@@ -308,6 +308,46 @@ func newExchange(e meta.Exchange) (*exchange, error) {
 		x.alternate, x.hasAlt = alt, true
 	}
 	return x, nil
+}
+
+// queueOpeners is how many queues a start opens at once: opening is
+// mostly waiting for the disk (reading ack records, checking logs' tails),
+// so more than the cores.
+const queueOpeners = 16
+
+// openQueues opens the durable queues of v being loaded, side by side,
+// and installs them in v.queues (v is not yet shared). On an error the
+// queues opened stay in v.queues, for v.close.
+func (r *Router) openQueues(v *vhost, defs []meta.Queue) error {
+	qes := make([]*queueEntry, len(defs))
+	errs := make([]error, len(defs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(queueOpeners, len(defs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				qes[i], errs[i] = r.openQueue(v, defs[i], v.pols)
+			}
+		}()
+	}
+	for i := range defs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var first error
+	for i, qe := range qes {
+		if errs[i] != nil {
+			if first == nil {
+				first = fmt.Errorf("open queue %q: %w", defs[i].Name, errs[i])
+			}
+			continue
+		}
+		v.queues[defs[i].Name] = qe
+	}
+	return first
 }
 
 // openQueue opens a queue with the policies pols applied to it.
