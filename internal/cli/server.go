@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"syscall"
@@ -146,6 +147,37 @@ const (
 	gcTuneInterval = time.Second
 )
 
+// A broker that stops allocating (thousands of connections closed, and
+// nothing since) would keep their memory until Go's forced collection two
+// minutes later, and the soft limit, which follows the last live heap,
+// would keep it from the scavenger. So when no collection ran for
+// idleGCAfter and the heap's objects (live or not) take idleGCHeap or
+// more, the tuner collects; the next limit follows the smaller live heap
+// and the scavenger returns the pages to the system. Under load
+// collections run far more often than that, so this never adds one; an
+// idle broker with a large live heap pays one collection every
+// idleGCAfter.
+const (
+	idleGCAfter = 10 * time.Second
+	idleGCHeap  = 32 << 20
+)
+
+// idleCollect reports whether to collect now, given the collection count
+// and heap object bytes sampled; cycles and quiet carry its state between
+// calls.
+func idleCollect(n, objects uint64, cycles *uint64, quiet *time.Duration) bool {
+	if n != *cycles {
+		*cycles, *quiet = n, 0
+		return false
+	}
+	*quiet += gcTuneInterval
+	if *quiet < idleGCAfter || objects < idleGCHeap {
+		return false
+	}
+	*quiet = 0
+	return true
+}
+
 // gcPercent is the GOGC that gives a live heap of live bytes gcHeadroom
 // to grow, within [gcMinPercent, gcMaxPercent].
 func gcPercent(live uint64) int {
@@ -172,16 +204,24 @@ func tuneGC(cfg config.Config, log *slog.Logger) {
 		// would have the collector run all the time.
 		alarmLimit = math.MaxInt64
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}, {Name: "/memory/classes/heap/objects:bytes"}}
 	last := gcPercent(0)
 	debug.SetGCPercent(last)
 	go func() {
+		var cycles uint64
+		var quiet time.Duration // since the last collection
 		for range time.Tick(gcTuneInterval) {
 			metrics.Read(sample)
 			if sample[0].Value.Kind() != metrics.KindUint64 {
 				return // not reported by this runtime: keep the setting
 			}
 			live := sample[0].Value.Uint64()
+			if sample[1].Value.Kind() == metrics.KindUint64 && sample[2].Value.Kind() == metrics.KindUint64 &&
+				idleCollect(sample[1].Value.Uint64(), sample[2].Value.Uint64(), &cycles, &quiet) {
+				runtime.GC()
+				metrics.Read(sample)
+				live = sample[0].Value.Uint64()
+			}
 			debug.SetMemoryLimit(min(int64(min(live, math.MaxInt64/2))+2*gcHeadroom, alarmLimit))
 			if p := gcPercent(live); p != last {
 				debug.SetGCPercent(p)
