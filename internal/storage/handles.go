@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // Open files are a process-wide budget. Every file OSFS opens is a
@@ -38,11 +37,11 @@ import (
 // with a positive value: half the process's soft RLIMIT_NOFILE (the rest
 // is for connections), at least MinFileHandles.
 func DefaultFileHandles() int {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 || rl.Cur > 1<<30 {
+	limit, ok := openFileLimit()
+	if !ok || limit == 0 || limit > 1<<30 {
 		return 4096
 	}
-	return max(MinFileHandles, int(rl.Cur/2))
+	return max(MinFileHandles, int(limit/2))
 }
 
 // MinFileHandles is the smallest budget: below it, logs that each keep a
@@ -161,10 +160,7 @@ func (h *budgetFile) setFileLocked(f *os.File, reopen bool) error {
 	if err != nil {
 		return err
 	}
-	var dev, ino uint64
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		dev, ino = uint64(sys.Dev), uint64(sys.Ino)
-	}
+	dev, ino := fileID(st)
 	if reopen && (dev != h.dev || ino != h.ino) {
 		return fmt.Errorf("storage: reopen %s: a different file is at its path", h.path)
 	}
