@@ -68,6 +68,9 @@ type broker struct {
 	ownPorts bool
 	started  bool // a start has succeeded
 	retries  int  // first starts retried on new ports
+	// startWait and stopWait, when set, replace the 20s a start may take
+	// to accept and the 30s a stop may take (a broker with many queues).
+	startWait, stopWait time.Duration
 }
 
 // freePort asks the kernel for a free loopback port.
@@ -120,7 +123,11 @@ func (b *broker) start() {
 	go func() { b.cmd.Wait(); close(b.exited) }()
 	b.stopOnce = sync.Once{}
 	exited := false
-	waitFor(b.t, 20*time.Second, "kafka and amqp ports accepting", func() bool {
+	startWait := 20 * time.Second
+	if b.startWait > 0 {
+		startWait = b.startWait
+	}
+	waitFor(b.t, startWait, "kafka and amqp ports accepting", func() bool {
 		select {
 		case <-b.exited:
 			exited = true
@@ -180,12 +187,16 @@ func (b *broker) Kill() {
 func (b *broker) Stop() {
 	b.stopOnce.Do(func() {
 		b.cmd.Process.Signal(syscall.SIGTERM)
+		stopWait := 30 * time.Second
+		if b.stopWait > 0 {
+			stopWait = b.stopWait
+		}
 		select {
 		case <-b.exited:
-		case <-time.After(30 * time.Second):
+		case <-time.After(stopWait):
 			b.cmd.Process.Kill()
 			<-b.exited
-			b.t.Errorf("server did not stop within 30s on SIGTERM")
+			b.t.Errorf("server did not stop within %v on SIGTERM", stopWait)
 		}
 		if code := b.cmd.ProcessState.ExitCode(); code != 0 && !b.t.Failed() {
 			b.t.Errorf("server exit code %d:\n%s", code, b.Logs())

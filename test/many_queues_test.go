@@ -16,6 +16,9 @@ import (
 // startBrokerWithFileLimit starts a server whose RLIMIT_NOFILE (soft and
 // hard) is limit from its first instruction on, and on every restart: it
 // runs under prlimit.
+//
+// Starts and stops may take minutes: loading or closing 10,000 queues on
+// two cores shared with the rest of the suite.
 func startBrokerWithFileLimit(t *testing.T, limit int, extra ...string) *broker {
 	t.Helper()
 	needTool(t, "/usr/bin/prlimit")
@@ -24,7 +27,8 @@ func startBrokerWithFileLimit(t *testing.T, limit int, extra ...string) *broker 
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{t: t, DataDir: t.TempDir(), extra: extra, ownPorts: true, bin: wrapper}
+	b := &broker{t: t, DataDir: t.TempDir(), extra: extra, ownPorts: true, bin: wrapper,
+		startWait: 3 * time.Minute, stopWait: 3 * time.Minute}
 	b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
 	b.start()
 	t.Cleanup(func() { b.Stop() })
