@@ -119,6 +119,8 @@ var settingHelp = map[string]string{
 	"group_initial_rebalance_delay": "delay of a new group's first rebalance",
 	"group_min_session_timeout":     "smallest consumer session timeout allowed",
 	"group_max_session_timeout":     "largest consumer session timeout allowed",
+	"consumer_session_timeout":      "session timeout of KIP-848 consumer group members (group.consumer.session.timeout.ms)",
+	"consumer_heartbeat_interval":   "heartbeat interval told to KIP-848 consumer group members (group.consumer.heartbeat.interval.ms)",
 	"memory_high_watermark":         "memory alarm threshold: fraction of total RAM (0.6) or a size (2GiB); publishers are blocked above it",
 	"disk_free_limit":               "disk alarm threshold: publishers are blocked while the data directory's file system has less free space (0: off)",
 	"resource_check_interval":       "how often memory and free disk space are sampled",

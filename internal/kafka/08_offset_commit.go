@@ -1,6 +1,12 @@
 package kafka
 
-// OffsetCommit, versions 0-8.
+// OffsetCommit, versions 0-9.
+//
+// For a consumer-protocol group (KIP-848) the generation field carries the
+// member epoch (v9 names it so): a member's commit must carry its current
+// epoch (STALE_MEMBER_EPOCH otherwise) and come from a member
+// (UNKNOWN_MEMBER_ID), as in Kafka 4.0-4.2; a commit without member is
+// accepted only while the group has no members.
 //
 // Every commit is checked with the group coordinator first. A simple
 // commit (generation -1, no member id, as v0 and admin tools send) is

@@ -109,9 +109,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("open broker: %w", err)
 	}
 	s.groups = groups.New(groups.Options{
-		MinSessionTimeout:     cfg.GroupMinSessionTimeout,
-		MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
-		InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay,
+		MinSessionTimeout:         cfg.GroupMinSessionTimeout,
+		MaxSessionTimeout:         cfg.GroupMaxSessionTimeout,
+		InitialRebalanceDelay:     cfg.GroupInitialRebalanceDelay,
+		ConsumerSessionTimeout:    cfg.ConsumerSessionTimeout,
+		ConsumerHeartbeatInterval: cfg.ConsumerHeartbeatInterval,
 	})
 	if s.kafka, err = kafka.NewServer(kafka.Options{
 		AdvertisedAddr:  cfg.AdvertisedKafkaAddr(),
