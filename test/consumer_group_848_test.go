@@ -1,0 +1,499 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The consumer group protocol of KIP-848, driven by franz-go with
+// kgo.ServerSideBalancer(): the broker assigns partitions, members revoke
+// before others are given their partitions.
+
+// consumed records what consumers processed: a record counts once its
+// consumer's commit of it succeeded (a consumer killed between processing
+// and committing has its records delivered again, which is not a duplicate
+// of the group's work). A duplicate then means two members owned a
+// partition at once, or a commit went backwards.
+type consumed struct {
+	mu     sync.Mutex
+	counts map[string]int
+	by     map[string]string // value -> consumer that first recorded it
+	dups   []string
+}
+
+func newConsumed() *consumed {
+	return &consumed{counts: map[string]int{}, by: map[string]string{}}
+}
+
+func (c *consumed) add(who string, rs []*kgo.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range rs {
+		v := string(r.Value)
+		c.counts[v]++
+		if c.counts[v] > 1 {
+			c.dups = append(c.dups, fmt.Sprintf("%s (p%d@%d) by %s, first by %s", v, r.Partition, r.Offset, who, c.by[v]))
+		} else {
+			c.by[v] = who
+		}
+	}
+}
+
+func (c *consumed) n() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.counts)
+}
+
+// cuttable dials the broker through connections it can cut all at once,
+// later dials failing: a client process killed without leaving its group.
+type cuttable struct {
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func (d *cuttable) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cut {
+		return nil, errors.New("cut")
+	}
+	c, err := (&net.Dialer{}).DialContext(ctx, network, host)
+	if err == nil {
+		d.conns = append(d.conns, c)
+	}
+	return c, err
+}
+
+func (d *cuttable) Cut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cut = true
+	for _, c := range d.conns {
+		c.Close()
+	}
+}
+
+// member848 is one consuming member: it polls, commits what it polled and
+// only then records it, with rebalances blocked while it does.
+type member848 struct {
+	name     string
+	cl       *kgo.Client
+	cancel   context.CancelFunc
+	done     chan struct{}
+	dialer   *cuttable
+	killed   atomic.Bool
+	stopping atomic.Bool
+	// lenient: a failed commit does not fail the test (across a broker
+	// restart members must rejoin first).
+	lenient atomic.Bool
+}
+
+func startMember848(t *testing.T, b *broker, name, group string, out *consumed, extra ...kgo.Opt) *member848 {
+	t.Helper()
+	m := &member848{name: name, done: make(chan struct{}), dialer: &cuttable{}}
+	opts := append([]kgo.Opt{
+		kgo.Dialer(m.dialer.dial),
+		kgo.ConsumerGroup(group),
+		kgo.ServerSideBalancer(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.ClientID(name),
+	}, extra...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Kafka)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cl = cl
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go func() {
+		defer close(m.done)
+		for ctx.Err() == nil {
+			if m.killed.Load() {
+				m.dialer.Cut()
+				return
+			}
+			if m.stopping.Load() {
+				return
+			}
+			pctx, pcancel := context.WithTimeout(ctx, time.Second)
+			fs := cl.PollFetches(pctx)
+			pcancel()
+			rs := fs.Records()
+			if m.killed.Load() || m.stopping.Load() {
+				rs = nil // stops before committing: the records go to others
+			}
+			if len(rs) > 0 {
+				cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+				err := cl.CommitRecords(cctx, rs...)
+				ccancel()
+				if err == nil {
+					out.add(name, rs)
+				} else if ctx.Err() == nil && !m.lenient.Load() {
+					t.Errorf("%s: commit of %d records: %v", name, len(rs), err)
+				}
+			}
+			cl.AllowRebalance()
+		}
+	}()
+	return m
+}
+
+// stop ends polling and closes the client, which leaves the group.
+func (m *member848) stop() {
+	m.stopping.Store(true) // not mid-commit: a commit must not be cut short unseen
+	<-m.done
+	m.cancel()
+	m.cl.Close()
+}
+
+// kill cuts the member off the broker without leaving and stops it.
+func (m *member848) kill() {
+	m.killed.Store(true)
+	<-m.done
+	m.cancel()
+	go m.cl.Close() // its leave cannot reach the broker
+}
+
+func describe848(t *testing.T, adm *kadm.Client, group string) kadm.DescribedConsumerGroup {
+	t.Helper()
+	ds, err := adm.DescribeConsumerGroups(ctxT(t, 10*time.Second), group)
+	if err != nil {
+		return kadm.DescribedConsumerGroup{}
+	}
+	return ds[group]
+}
+
+// settled reports whether the group is Stable with want members whose
+// assignments cover the topic's partitions exactly once.
+func settled(d kadm.DescribedConsumerGroup, topic string, partitions, want int) bool {
+	if d.Err != nil || d.State != "Stable" || len(d.Members) != want {
+		return false
+	}
+	seen := map[int32]bool{}
+	for _, m := range d.Members {
+		for p := range m.Assignment[topic] {
+			if seen[p] {
+				return false
+			}
+			seen[p] = true
+		}
+	}
+	return len(seen) == partitions
+}
+
+// TestConsumerGroupProtocolHandoverExactlyOnce: franz-go members of a
+// KIP-848 group join, leave cleanly and are killed (expiring by session
+// timeout) while records are produced; every record is consumed and
+// committed once, none twice.
+func TestConsumerGroupProtocolHandoverExactlyOnce(t *testing.T) {
+	b := startBroker(t, "--consumer-session-timeout=3s", "--consumer-heartbeat-interval=200ms")
+	const topic, group, partitions, total = "k848", "g848", 12, 6000
+	b.createTopic(t, topic, partitions, nil)
+	adm := b.admin(t)
+	out := newConsumed()
+
+	prod := b.client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	produced := make(chan error, 1)
+	produceUpTo := make(chan int, 8)
+	go func() {
+		next := 0
+		for upTo := range produceUpTo {
+			for ; next < upTo; next++ {
+				if err := prod.ProduceSync(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(next))}).FirstErr(); err != nil {
+					produced <- err
+					return
+				}
+			}
+		}
+		produced <- nil
+	}()
+	waitConsumed := func(n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for out.n() < n {
+			if time.Now().After(deadline) {
+				var missing []int
+				out.mu.Lock()
+				for i := range total {
+					if out.counts[strconv.Itoa(i)] == 0 && len(missing) < 10 {
+						missing = append(missing, i)
+					}
+				}
+				out.mu.Unlock()
+				offs, _ := adm.FetchOffsets(context.Background(), group)
+				ends, _ := adm.ListEndOffsets(context.Background(), topic)
+				t.Fatalf("timed out waiting for %s: %d consumed, missing %v; committed %v; ends %v; group %+v", what, out.n(), missing, offs, ends, describe848(t, adm, group))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	c1 := startMember848(t, b, "c1", group, out, kgo.ConsumeTopics(topic))
+	c2 := startMember848(t, b, "c2", group, out, kgo.ConsumeTopics(topic))
+	waitFor(t, 30*time.Second, "two members sharing 12 partitions", func() bool {
+		return settled(describe848(t, adm, group), topic, partitions, 2)
+	})
+	produceUpTo <- 1500
+	waitConsumed(1000, "1000 records consumed by two members")
+
+	c3 := startMember848(t, b, "c3", group, out, kgo.ConsumeTopics(topic))
+	produceUpTo <- 3000
+	waitFor(t, 30*time.Second, "three members sharing 12 partitions", func() bool {
+		return settled(describe848(t, adm, group), topic, partitions, 3)
+	})
+	d := describe848(t, adm, group)
+	if d.AssignorName != "uniform" || d.Epoch < 3 {
+		t.Fatalf("group described with assignor %q at epoch %d", d.AssignorName, d.Epoch)
+	}
+	for _, m := range d.Members {
+		if n := len(m.Assignment[topic]); n != 4 {
+			t.Fatalf("member %s has %d partitions, want 4 of 12 over 3 (uniform)", m.ClientID, n)
+		}
+	}
+	waitConsumed(2000, "2000 records consumed")
+
+	c1.stop() // leaves with epoch -1
+	produceUpTo <- 4500
+	waitFor(t, 30*time.Second, "two members after c1 left", func() bool {
+		return settled(describe848(t, adm, group), topic, partitions, 2)
+	})
+	waitConsumed(3500, "3500 records consumed")
+
+	c4 := startMember848(t, b, "c4", group, out, kgo.ConsumeTopics(topic))
+	waitFor(t, 30*time.Second, "c4 holding partitions", func() bool {
+		d := describe848(t, adm, group)
+		for _, m := range d.Members {
+			if m.ClientID == "c4" && len(m.Assignment[topic]) > 0 {
+				return settled(d, topic, partitions, 3)
+			}
+		}
+		return false
+	})
+	c4.kill() // no leave: its session expires
+	produceUpTo <- total
+	close(produceUpTo)
+	waitFor(t, 30*time.Second, "c4 expired and its partitions reassigned", func() bool {
+		return settled(describe848(t, adm, group), topic, partitions, 2)
+	})
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	waitConsumed(total, "every record consumed")
+	c2.stop()
+	c3.stop()
+
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.dups) > 0 {
+		t.Fatalf("%d records consumed twice, e.g. %v", len(out.dups), out.dups[:min(5, len(out.dups))])
+	}
+	for i := range total {
+		if out.counts[strconv.Itoa(i)] != 1 {
+			t.Fatalf("record %d consumed %d times", i, out.counts[strconv.Itoa(i)])
+		}
+	}
+	if len(out.counts) != total {
+		t.Fatalf("%d distinct records consumed, %d produced", len(out.counts), total)
+	}
+
+	// The group, empty now, is listed as a consumer group and keeps its offsets.
+	listed, err := adm.ListGroupsByType(ctxT(t, 10*time.Second), []string{"consumer"})
+	if err != nil || listed[group].State != "Empty" {
+		t.Fatalf("ListGroups(consumer): %+v %v", listed, err)
+	}
+	if classic, _ := adm.ListGroupsByType(ctxT(t, 10*time.Second), []string{"classic"}); len(classic[group].Group) != 0 {
+		t.Fatalf("consumer group listed as classic: %+v", classic)
+	}
+	offs, err := adm.FetchOffsets(ctxT(t, 10*time.Second), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+	if sum != total {
+		t.Fatalf("committed offsets sum to %d, want %d", sum, total)
+	}
+}
+
+// TestConsumerGroupProtocolRangeAssignorAndMembersVisible: a member asking
+// for the range assignor gets it, and the group, its members and their
+// assignment are visible through kadm while it runs; the management API
+// lists it too.
+func TestConsumerGroupProtocolRangeAssignorAndMembersVisible(t *testing.T) {
+	b := startBroker(t, "--consumer-heartbeat-interval=200ms")
+	const topic, group = "k848-range", "g848-range"
+	b.createTopic(t, topic, 5, nil)
+	adm := b.admin(t)
+	out := newConsumed()
+	ms := []*member848{
+		startMember848(t, b, "r1", group, out, kgo.Balancers(kgo.RangeBalancer()), kgo.ConsumeTopics(topic)),
+		startMember848(t, b, "r2", group, out, kgo.Balancers(kgo.RangeBalancer()), kgo.ConsumeTopics(topic)),
+	}
+	var d kadm.DescribedConsumerGroup
+	waitFor(t, 30*time.Second, "two members sharing 5 partitions", func() bool {
+		d = describe848(t, adm, group)
+		return settled(d, topic, 5, 2)
+	})
+	if d.AssignorName != "range" {
+		t.Fatalf("assignor %q, want range", d.AssignorName)
+	}
+	sizes := map[int]bool{}
+	for _, m := range d.Members {
+		ps := slices.Sorted(maps.Keys(m.Assignment[topic]))
+		sizes[len(ps)] = true
+		if len(m.SubscribedTopics) != 1 || m.SubscribedTopics[0] != topic || m.MemberEpoch != d.Epoch {
+			t.Fatalf("member %+v", m)
+		}
+		for i := 1; i < len(ps); i++ {
+			if ps[i] != ps[i-1]+1 {
+				t.Fatalf("range assignment not contiguous: %v", ps)
+			}
+		}
+	}
+	if !sizes[2] || !sizes[3] {
+		t.Fatalf("range over 5 partitions and 2 members gave sizes %v", sizes)
+	}
+	// The classic DescribeGroups answers GROUP_ID_NOT_FOUND, as Kafka 4 does.
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{group}
+	resp, err := req.RequestWith(ctxT(t, 10*time.Second), b.client(t))
+	if err != nil || len(resp.Groups) != 1 || resp.Groups[0].ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Fatalf("DescribeGroups of a consumer group: %+v %v", resp, err)
+	}
+	g := decodeJSON[map[string]any](t, b.api(t, "GET", "/api/kafka/groups/"+group, nil, 200))
+	if g["type"] != "consumer" || g["state"] != "Stable" || g["members"] != float64(2) {
+		t.Fatalf("management API group: %v", g)
+	}
+	assignedRows := 0
+	for _, row := range g["offsets"].([]any) {
+		if _, ok := row.(map[string]any)["member_id"]; ok {
+			assignedRows++
+		}
+	}
+	if assignedRows != 5 {
+		t.Fatalf("management API shows %d of 5 partitions assigned: %v", assignedRows, g["offsets"])
+	}
+	for _, m := range ms {
+		m.stop()
+	}
+}
+
+// TestConsumerGroupProtocolAndClassicShareNoGroupID: one group id is either
+// a classic group or a consumer group. A classic JoinGroup to a live
+// consumer group gets INCONSISTENT_GROUP_PROTOCOL; a ConsumerGroupHeartbeat
+// to a live classic group gets GROUP_ID_NOT_FOUND; an emptied group takes
+// the other protocol.
+func TestConsumerGroupProtocolAndClassicShareNoGroupID(t *testing.T) {
+	b := startBroker(t, "--consumer-heartbeat-interval=200ms")
+	const topic = "k848-mixed"
+	b.createTopic(t, topic, 2, nil)
+	adm := b.admin(t)
+	out := newConsumed()
+	raw := b.client(t)
+
+	m := startMember848(t, b, "new", "mixed", out, kgo.ConsumeTopics(topic))
+	waitFor(t, 30*time.Second, "the consumer group member assigned", func() bool {
+		return settled(describe848(t, adm, "mixed"), topic, 2, 1)
+	})
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.ProtocolType, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = "mixed", "consumer", 10000, 10000
+	proto := kmsg.NewJoinGroupRequestProtocol()
+	proto.Name, proto.Metadata = "range", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	join.Protocols = append(join.Protocols, proto)
+	jr, err := join.RequestWith(ctxT(t, 10*time.Second), raw)
+	if err != nil || jr.ErrorCode != kerr.InconsistentGroupProtocol.Code {
+		t.Fatalf("classic join to a live consumer group: %+v %v", jr, err)
+	}
+
+	// A classic consumer in another group; a consumer-protocol heartbeat to it.
+	cc := b.client(t, kgo.ConsumerGroup("classic"), kgo.ConsumeTopics(topic))
+	waitFor(t, 30*time.Second, "the classic group stable", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		cc.PollFetches(ctx)
+		cancel()
+		gs, err := adm.DescribeGroups(context.Background(), "classic")
+		return err == nil && gs["classic"].State == "Stable"
+	})
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.RebalanceTimeoutMillis, hb.SubscribedTopicNames = "classic", "m-x", 10000, []string{topic}
+	hr, err := hb.RequestWith(ctxT(t, 10*time.Second), raw)
+	if err != nil || hr.ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Fatalf("consumer heartbeat to a live classic group: %+v %v", hr, err)
+	}
+	// An unknown assignor is refused.
+	hb.Group, hb.ServerAssignor = "other", kmsg.StringPtr("sticky")
+	if hr, err = hb.RequestWith(ctxT(t, 10*time.Second), raw); err != nil || hr.ErrorCode != kerr.UnsupportedAssignor.Code {
+		t.Fatalf("unknown assignor: %+v %v", hr, err)
+	}
+
+	// Once the consumer group is empty, a classic member takes the id.
+	m.stop()
+	waitFor(t, 10*time.Second, "the consumer group empty", func() bool {
+		return describe848(t, adm, "mixed").State == "Empty"
+	})
+	join.MemberID = ""
+	jr, err = join.RequestWith(ctxT(t, 10*time.Second), raw)
+	if err != nil || (jr.ErrorCode != 0 && jr.ErrorCode != kerr.MemberIDRequired.Code) {
+		t.Fatalf("classic join to an empty consumer group: %+v %v", jr, err)
+	}
+}
+
+// TestConsumerGroupProtocolSurvivesRestart: membership is not kept across a
+// broker restart, committed offsets are; members rejoin (their heartbeats
+// answered UNKNOWN_MEMBER_ID) and carry on from the committed offsets,
+// nothing lost or consumed twice.
+func TestConsumerGroupProtocolSurvivesRestart(t *testing.T) {
+	b := startBroker(t, "--consumer-heartbeat-interval=200ms")
+	const topic, group, total = "k848-restart", "g848-restart", 2000
+	b.createTopic(t, topic, 4, nil)
+	adm := b.admin(t)
+	out := newConsumed()
+	prod := b.client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := prod.ProduceSync(ctxT(t, 30*time.Second), &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(0, total/2)
+	m1 := startMember848(t, b, "s1", group, out, kgo.ConsumeTopics(topic))
+	m2 := startMember848(t, b, "s2", group, out, kgo.ConsumeTopics(topic))
+	m1.lenient.Store(true)
+	m2.lenient.Store(true)
+	waitFor(t, 60*time.Second, "the first half consumed", func() bool { return out.n() == total/2 })
+	b.Stop()
+	b.Restart()
+	produce(total/2, total)
+	waitFor(t, 60*time.Second, "every record consumed after the restart", func() bool { return out.n() == total })
+	waitFor(t, 30*time.Second, "both members back in the group", func() bool {
+		return settled(describe848(t, adm, group), topic, 4, 2)
+	})
+	m1.stop()
+	m2.stop()
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.dups) > 0 {
+		t.Fatalf("%d records consumed twice, e.g. %v", len(out.dups), out.dups[:min(5, len(out.dups))])
+	}
+}
