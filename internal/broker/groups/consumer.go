@@ -138,6 +138,14 @@ func newConsumerGroup() *consumerGroup {
 	}
 }
 
+// assignorName is the assignor of the current target assignment.
+func (cg *consumerGroup) assignorName() string {
+	if cg.assignor == "" {
+		return AssignorUniform
+	}
+	return cg.assignor
+}
+
 func (cg *consumerGroup) stateName() string {
 	if len(cg.members) == 0 {
 		return StateEmpty
@@ -600,11 +608,8 @@ func (c *Coordinator) DescribeConsumer(group string) (d ConsumerGroupDescription
 	if cg == nil {
 		return d, true, false
 	}
-	d = ConsumerGroupDescription{Group: g.id, State: cg.stateName(), Assignor: cg.assignor,
+	d = ConsumerGroupDescription{Group: g.id, State: cg.stateName(), Assignor: cg.assignorName(),
 		Epoch: cg.epoch, AssignmentEpoch: cg.assignmentEpoch}
-	if d.Assignor == "" {
-		d.Assignor = AssignorUniform
-	}
 	for _, id := range slices.Sorted(maps.Keys(cg.members)) {
 		m := cg.members[id]
 		d.Members = append(d.Members, ConsumerMember{

@@ -237,7 +237,8 @@ func (c *Coordinator) Describe(group string) (GroupDescription, bool) {
 	}
 	defer g.mu.Unlock()
 	if cg := g.consumer; cg != nil {
-		d := GroupDescription{Group: g.id, State: cg.stateName(), ProtocolType: "consumer", Type: TypeConsumer}
+		d := GroupDescription{Group: g.id, State: cg.stateName(), ProtocolType: "consumer", Type: TypeConsumer,
+			Protocol: cg.assignorName()}
 		for _, id := range slices.Sorted(maps.Keys(cg.members)) {
 			m := cg.members[id]
 			d.Members = append(d.Members, Member{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID,
