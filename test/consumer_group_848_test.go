@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -392,6 +393,12 @@ func TestConsumerGroupProtocolRangeAssignorAndMembersVisible(t *testing.T) {
 	}
 	if assignedRows != 5 {
 		t.Fatalf("management API shows %d of 5 partitions assigned: %v", assignedRows, g["offsets"])
+	}
+	cli := mustCLI(t, b, "", "group", "describe", group)
+	for _, want := range []string{"consumer (KIP-848, assignor range", "r1", "r2", topic} {
+		if !strings.Contains(cli, want) {
+			t.Fatalf("sluice group describe lacks %q:\n%s", want, cli)
+		}
 	}
 	for _, m := range ms {
 		m.stop()
