@@ -381,3 +381,102 @@ func TestConsumerGroupRangeAssignorChosen(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// FuzzConsumerGroupHeartbeat drives a consumer group with arbitrary
+// heartbeats (joins, stale and future epochs, leaves, owned partitions
+// reported or not, topics growing and vanishing, time passing): the
+// coordinator must never panic, and no partition may ever be owned
+// (assigned or pending revocation) by two members at once.
+func FuzzConsumerGroupHeartbeat(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 2, 1, 0, 0, 1, 1, 1, 2, 0, 3, 3, 0})
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 4, 2, 1, 1, 1, 9, 9, 9, 2, 5, 7})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		c, clk := newTestCoordinator(t, Options{ConsumerSessionTimeout: 10 * time.Second})
+		ops = ops[:min(len(ops), 300)] // a hundred heartbeats is plenty
+		epochs := map[string]int32{}
+		owned := map[string][]TopicPartitions{}
+		topics := []TopicInfo{topicA, topicB}
+		for len(ops) >= 3 {
+			who, what, arg := ops[0]%4, ops[1]%8, ops[2]
+			ops = ops[3:]
+			id := fmt.Sprintf("m%d", who)
+			r := ConsumerHeartbeatRequest{Group: "g", MemberID: id, MemberEpoch: epochs[id],
+				RebalanceTimeoutMs: int32(arg) * 100, Topics: topics, Owned: owned[id]}
+			if r.Owned == nil {
+				r.Owned = []TopicPartitions{}
+			}
+			switch what {
+			case 0: // join
+				r.MemberEpoch, r.Owned = 0, nil
+				r.SubscribedTopicNames = []string{"a", "b"}[:1+arg%2]
+				if arg%3 == 0 {
+					r.ServerAssignor = ptr(AssignorRange)
+				}
+			case 1: // leave
+				r.MemberEpoch = -1 - int32(arg%2)
+			case 2: // a wrong epoch
+				r.MemberEpoch += int32(arg%5) - 2
+			case 3: // an unchanged keepalive
+				r.Owned, r.RebalanceTimeoutMs = nil, -1
+			case 4: // topics change
+				grown := topicA
+				grown.Partitions = 1 + int32(arg%10)
+				topics = []TopicInfo{grown}
+				if arg%2 == 0 {
+					topics = append(topics, topicB)
+				}
+				r.Topics = topics
+			case 5: // time passes
+				advance(c, clk, time.Duration(arg)*100*time.Millisecond)
+				continue
+			case 6: // a regex subscription
+				r.SubscribedTopicRegex = ptr([]string{"a|b", ".*", "b"}[arg%3])
+			}
+			res := c.ConsumerHeartbeat(r)
+			if res.Err == nil && r.MemberEpoch >= 0 {
+				epochs[id] = res.MemberEpoch
+				if res.Assignment != nil {
+					owned[id] = res.Assignment
+				}
+			} else if res.Err == nil {
+				delete(epochs, id)
+				delete(owned, id)
+			}
+			checkOwners(t, c)
+		}
+	})
+}
+
+// checkOwners checks, inside the coordinator, that no partition is held by
+// two members and that the owners index agrees with the members.
+func checkOwners(t *testing.T, c *Coordinator) {
+	t.Helper()
+	g, _ := c.lockGroup("g", false)
+	if g == nil {
+		return
+	}
+	defer g.mu.Unlock()
+	cg := g.consumer
+	if cg == nil {
+		return
+	}
+	seen := map[tp]string{}
+	for id, m := range cg.members {
+		for _, s := range []tpSet{m.assigned, m.pendingRevoke} {
+			for p := range s {
+				if o, ok := seen[p]; ok {
+					t.Fatalf("partition %v held by %s and %s", p, o, id)
+				}
+				seen[p] = id
+				if cg.owners[p] != id {
+					t.Fatalf("partition %v held by %s, owners index says %q", p, id, cg.owners[p])
+				}
+			}
+		}
+	}
+	for p, id := range cg.owners {
+		if seen[p] != id {
+			t.Fatalf("owners index has %v for %s, who does not hold it", p, id)
+		}
+	}
+}
