@@ -504,3 +504,107 @@ func TestConsumerGroupProtocolSurvivesRestart(t *testing.T) {
 		t.Fatalf("%d records consumed twice, e.g. %v", len(out.dups), out.dups[:min(5, len(out.dups))])
 	}
 }
+
+// TestConsumerGroupProtocolTransactionalPipeline: two consume-transform-
+// produce sessions (kgo.GroupTransactSession) in a KIP-848 group, the
+// second joining while the first runs: their transactional offset commits
+// carry member epochs, and the output read with read_committed holds every
+// input record exactly once across the handover.
+func TestConsumerGroupProtocolTransactionalPipeline(t *testing.T) {
+	b := startBroker(t, "--consumer-heartbeat-interval=200ms")
+	const in, outTopic, n = "k848-txn-in", "k848-txn-out", 1200
+	b.createTopic(t, in, 6, nil)
+	b.createTopic(t, outTopic, 3, nil)
+	src := b.client(t, kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	for _, v := range values("v", n) {
+		if err := src.ProduceSync(ctxT(t, 30*time.Second), &kgo.Record{Topic: in, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	gate := make(chan struct{}) // a waits here after its first quarter, until b is in
+	var done [2]atomic.Int64
+	run := func(name string, who int) {
+		defer wg.Done()
+		sess, err := kgo.NewGroupTransactSession(
+			kgo.SeedBrokers(b.Kafka), kgo.TransactionalID(name), kgo.ConsumerGroup("k848-txn"),
+			kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer()),
+			kgo.ConsumeTopics(in), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+			kgo.FetchMaxPartitionBytes(1000), // small transactions
+		)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer sess.Close()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			fs := sess.PollFetches(ctx)
+			cancel()
+			recs := fs.Records()
+			if len(recs) == 0 {
+				continue
+			}
+			if err := sess.Begin(); err != nil {
+				t.Errorf("%s: begin: %v", name, err)
+				return
+			}
+			ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+			for _, r := range recs {
+				sess.Produce(ctx, &kgo.Record{Topic: outTopic, Value: r.Value}, nil)
+			}
+			committed, err := sess.End(ctx, kgo.TryCommit) // a failure aborts; the records come again
+			cancel()
+			if committed && err == nil {
+				if done[who].Add(int64(len(recs))) >= n/4 && who == 0 {
+					select {
+					case <-gate:
+					case <-stop:
+						return
+					}
+				}
+			}
+		}
+	}
+	wg.Add(1)
+	go run("k848-txn-a", 0)
+	watch := b.client(t, kgo.ConsumeTopics(outTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	seen := map[string]bool{}
+	started := false
+	ctx := ctxT(t, 2*time.Minute)
+	for len(seen) < n {
+		fs := watch.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("output has %d of %d records", len(seen), n)
+		}
+		for _, r := range fs.Records() {
+			seen[string(r.Value)] = true
+		}
+		if !started && len(seen) >= n/4 {
+			started = true
+			wg.Add(1)
+			go run("k848-txn-b", 1)
+			adm := b.admin(t)
+			waitFor(t, 30*time.Second, "b in the group with partitions", func() bool {
+				return settled(describe848(t, adm, "k848-txn"), in, 6, 2)
+			})
+			close(gate)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if got, want := readAll(t, b, outTopic, 3, true), sortedJoin(values("v", n)); !equalStrings(got, want) {
+		t.Fatalf("read_committed output: %d records for %d inputs", len(got), n)
+	}
+	if done[1].Load() == 0 {
+		t.Fatalf("the second session committed nothing (first: %d)", done[0].Load())
+	}
+}

@@ -312,6 +312,15 @@ func TestConsumerGroupCommitValidation(t *testing.T) {
 	if err := c.ValidateOffsetFetch("g", &id, a.epoch+1); !errors.Is(err, ErrStaleMemberEpoch) {
 		t.Fatalf("offset fetch with a wrong epoch: %v", err)
 	}
+	if err := c.ValidateConsumerTxnCommit("g", "m1", a.epoch-1); !errors.Is(err, ErrStaleMemberEpoch) {
+		t.Fatalf("transactional commit with an old epoch: %v", err)
+	}
+	if err := c.ValidateConsumerTxnCommit("g", "", -1); err != nil {
+		t.Fatalf("transactional commit without member: %v", err)
+	}
+	if err := c.ValidateConsumerTxnCommit("g", "m1", a.epoch); err != nil {
+		t.Fatalf("transactional commit at the current epoch: %v", err)
+	}
 }
 
 func TestAssignUniformBalancedAndSticky(t *testing.T) {

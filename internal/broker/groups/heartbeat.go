@@ -167,3 +167,20 @@ func (c *Coordinator) ValidateOffsetFetch(group string, memberID *string, epoch 
 	}
 	return g.consumer.validateCommitLocked(*memberID, epoch)
 }
+
+// ValidateConsumerTxnCommit checks a TxnOffsetCommit (v3+, KIP-447) to a
+// consumer-protocol group: one that names a member must come from a member
+// (ErrUnknownMemberID) at its current epoch (ErrStaleMemberEpoch). A commit
+// without member information, and any commit to a classic or unknown
+// group, passes (classic groups' transactional commits are not checked).
+func (c *Coordinator) ValidateConsumerTxnCommit(group, memberID string, epoch int32) error {
+	g, err := c.lockGroup(group, false)
+	if err != nil || g == nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	if g.consumer == nil || (memberID == "" && epoch < 0) {
+		return nil
+	}
+	return g.consumer.validateCommitLocked(memberID, epoch)
+}
