@@ -394,6 +394,18 @@ func TestConsumerGroupProtocolRangeAssignorAndMembersVisible(t *testing.T) {
 	if assignedRows != 5 {
 		t.Fatalf("management API shows %d of 5 partitions assigned: %v", assignedRows, g["offsets"])
 	}
+	// Offsets of a topic the members subscribe to cannot be deleted.
+	del := kmsg.NewPtrOffsetDeleteRequest()
+	del.Group = group
+	dt := kmsg.NewOffsetDeleteRequestTopic()
+	dt.Topic = topic
+	dp := kmsg.NewOffsetDeleteRequestTopicPartition()
+	dt.Partitions = append(dt.Partitions, dp)
+	del.Topics = append(del.Topics, dt)
+	dr, err := del.RequestWith(ctxT(t, 10*time.Second), b.client(t))
+	if err != nil || dr.ErrorCode != 0 || dr.Topics[0].Partitions[0].ErrorCode != kerr.GroupSubscribedToTopic.Code {
+		t.Fatalf("OffsetDelete of a subscribed topic: %+v %v", dr, err)
+	}
 	cli := mustCLI(t, b, "", "group", "describe", group)
 	for _, want := range []string{"consumer (KIP-848, assignor range", "r1", "r2", topic} {
 		if !strings.Contains(cli, want) {

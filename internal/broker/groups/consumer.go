@@ -621,3 +621,25 @@ func (c *Coordinator) DescribeConsumer(group string) (d ConsumerGroupDescription
 	}
 	return d, true, true
 }
+
+// SubscribedTo reports whether the group's members consume topic, as
+// OffsetDelete asks (GROUP_SUBSCRIBED_TO_TOPIC): for a consumer group,
+// whether a member subscribes to it by name or regex; for a classic group,
+// whose subscriptions the coordinator does not decode, whether it has
+// members at all.
+func (c *Coordinator) SubscribedTo(group, topic string) bool {
+	g, _ := c.lockGroup(group, false)
+	if g == nil {
+		return false
+	}
+	defer g.mu.Unlock()
+	if g.consumer == nil {
+		return len(g.members) > 0
+	}
+	for _, m := range g.consumer.members {
+		if m.subscribes(TopicInfo{Name: topic}) {
+			return true
+		}
+	}
+	return false
+}

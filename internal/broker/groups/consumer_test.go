@@ -312,6 +312,9 @@ func TestConsumerGroupCommitValidation(t *testing.T) {
 	if err := c.ValidateOffsetFetch("g", &id, a.epoch+1); !errors.Is(err, ErrStaleMemberEpoch) {
 		t.Fatalf("offset fetch with a wrong epoch: %v", err)
 	}
+	if !c.SubscribedTo("g", "a") || c.SubscribedTo("g", "b") {
+		t.Fatalf("SubscribedTo: a %v, b %v", c.SubscribedTo("g", "a"), c.SubscribedTo("g", "b"))
+	}
 	if err := c.ValidateConsumerTxnCommit("g", "m1", a.epoch-1); !errors.Is(err, ErrStaleMemberEpoch) {
 		t.Fatalf("transactional commit with an old epoch: %v", err)
 	}
