@@ -620,3 +620,53 @@ func TestConsumerGroupProtocolTransactionalPipeline(t *testing.T) {
 		t.Fatalf("the second session committed nothing (first: %d)", done[0].Load())
 	}
 }
+
+// TestConsumerGroupProtocolRegexFollowsTopics: a member subscribed by regex
+// (franz-go kgo.ConsumeRegex sends SubscribedTopicRegex, RE2 matched by the
+// broker) is assigned a matching topic created while the group runs, and
+// its partitions added later, and consumes their records.
+func TestConsumerGroupProtocolRegexFollowsTopics(t *testing.T) {
+	b := startBroker(t, "--consumer-heartbeat-interval=200ms")
+	adm := b.admin(t)
+	b.createTopic(t, "re-a", 2, nil)
+	b.createTopic(t, "other", 1, nil)
+	out := newConsumed()
+	m := startMember848(t, b, "rx", "g848-re", out, kgo.ConsumeRegex(), kgo.ConsumeTopics("re-.*"),
+		kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(time.Second))
+	defer m.stop()
+	assigned := func() map[string]int {
+		got := map[string]int{}
+		for _, mm := range describe848(t, adm, "g848-re").Members {
+			for tp, ps := range mm.Assignment {
+				got[tp] = len(ps)
+			}
+		}
+		return got
+	}
+	waitFor(t, 30*time.Second, "re-a assigned", func() bool { return assigned()["re-a"] == 2 })
+	b.createTopic(t, "re-b", 1, nil)
+	waitFor(t, 30*time.Second, "re-b assigned once created", func() bool { return assigned()["re-b"] == 1 })
+	if _, err := adm.CreatePartitions(ctxT(t, 10*time.Second), 2, "re-b"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "re-b's new partitions assigned", func() bool { return assigned()["re-b"] == 3 })
+	if n := assigned()["other"]; n != 0 {
+		t.Fatalf("a topic the regex does not match was assigned (%d partitions)", n)
+	}
+	prod := b.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for i, tp := range []struct {
+		topic string
+		part  int32
+	}{{"re-a", 1}, {"re-b", 2}, {"other", 0}} {
+		r := &kgo.Record{Topic: tp.topic, Partition: tp.part, Value: []byte(strconv.Itoa(i))}
+		if err := prod.ProduceSync(ctxT(t, 10*time.Second), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "records of re-a and re-b consumed", func() bool { return out.n() == 2 })
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if out.counts["0"] != 1 || out.counts["1"] != 1 || out.counts["2"] != 0 {
+		t.Fatalf("consumed %v", out.counts)
+	}
+}
