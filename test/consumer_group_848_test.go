@@ -670,3 +670,57 @@ func TestConsumerGroupProtocolRegexFollowsTopics(t *testing.T) {
 		t.Fatalf("consumed %v", out.counts)
 	}
 }
+
+// TestConsumerGroupProtocolStaticMemberRestart: a static KIP-848 member
+// (kgo.InstanceID) that closes leaves with epoch -2, keeping its
+// partitions; its next incarnation takes them back at the same group
+// epoch, without a rebalance of the other member.
+func TestConsumerGroupProtocolStaticMemberRestart(t *testing.T) {
+	b := startBroker(t, "--consumer-heartbeat-interval=200ms")
+	const topic, group = "k848-static", "g848-static"
+	b.createTopic(t, topic, 4, nil)
+	adm := b.admin(t)
+	out := newConsumed()
+	s1 := startMember848(t, b, "s1", group, out, kgo.ConsumeTopics(topic), kgo.InstanceID("inst-1"))
+	other := startMember848(t, b, "o", group, out, kgo.ConsumeTopics(topic))
+	defer other.stop()
+	var before kadm.DescribedConsumerGroup
+	waitFor(t, 30*time.Second, "two members sharing 4 partitions", func() bool {
+		before = describe848(t, adm, group)
+		return settled(before, topic, 4, 2)
+	})
+	mine := func(d kadm.DescribedConsumerGroup, client string) []int32 {
+		for _, m := range d.Members {
+			if m.ClientID == client {
+				return slices.Sorted(maps.Keys(m.Assignment[topic]))
+			}
+		}
+		return nil
+	}
+	was := mine(before, "s1")
+	var oldID string
+	for _, m := range before.Members {
+		if m.ClientID == "s1" {
+			oldID = m.MemberID
+		}
+	}
+	s1.stop() // leaves with -2
+	d := describe848(t, adm, group)
+	if len(d.Members) != 2 || !slices.Equal(mine(d, "s1"), was) || d.Epoch != before.Epoch {
+		t.Fatalf("after the static member's leave: %+v (before: epoch %d, s1 had %v)", d, before.Epoch, was)
+	}
+	s2 := startMember848(t, b, "s1", group, out, kgo.ConsumeTopics(topic), kgo.InstanceID("inst-1"))
+	defer s2.stop()
+	waitFor(t, 30*time.Second, "the new incarnation holding the old partitions", func() bool {
+		d = describe848(t, adm, group)
+		for _, m := range d.Members {
+			if m.ClientID == "s1" && m.MemberID != oldID && settled(d, topic, 4, 2) {
+				return slices.Equal(mine(d, "s1"), was)
+			}
+		}
+		return false
+	})
+	if d.Epoch != before.Epoch {
+		t.Fatalf("the static restart moved the group epoch from %d to %d", before.Epoch, d.Epoch)
+	}
+}

@@ -104,6 +104,10 @@ type cmember struct {
 
 	deadline       time.Time // session expiry
 	revokeDeadline time.Time // while memberUnrevokedPartitions
+
+	// away: a static member left with epoch -2 (a restart): it keeps its
+	// assignment until its session expires or its instance id rejoins.
+	away bool
 }
 
 func (m *cmember) subscribes(t TopicInfo) bool {
@@ -234,6 +238,10 @@ func (cg *consumerGroup) heartbeatLocked(r ConsumerHeartbeatRequest, re *regexp.
 			res.Err = ErrUnknownMemberID
 			return res
 		}
+		if r.MemberEpoch == -2 && m.instanceID != "" {
+			m.away = true // keeps its partitions for its instance id's return
+			return res
+		}
 		cg.removeMemberLocked(m)
 		return res
 	}
@@ -245,14 +253,22 @@ func (cg *consumerGroup) heartbeatLocked(r ConsumerHeartbeatRequest, re *regexp.
 	instanceID := deref(r.InstanceID)
 	bump := false // once per heartbeat, whatever changed
 	if r.MemberEpoch == 0 {
-		if instanceID != "" {
+		if instanceID != "" && m == nil {
 			if holder, ok := cg.static[instanceID]; ok && holder != r.MemberID {
-				if o := cg.members[holder]; o != nil {
+				o := cg.members[holder]
+				if o != nil && !o.away {
 					return ConsumerHeartbeatResult{Err: ErrUnreleasedInstanceID, MemberID: r.MemberID, MemberEpoch: r.MemberEpoch}
+				}
+				if o != nil {
+					m = cg.replaceStaticLocked(o, r.MemberID)
 				}
 			}
 		}
-		if m == nil {
+		if m != nil && m.away {
+			// The static member's new incarnation: it takes the old one's
+			// assignment and epoch, without a rebalance.
+			m.away = false
+		} else if m == nil {
 			m = &cmember{id: r.MemberID, assigned: tpSet{}, pendingRevoke: tpSet{}}
 			cg.members[m.id] = m
 			bump = true
@@ -495,6 +511,25 @@ func (cg *consumerGroup) computeNextLocked(m *cmember, now time.Time) {
 	if m.epoch != cg.assignmentEpoch {
 		m.prevEpoch, m.epoch = m.epoch, cg.assignmentEpoch
 	}
+}
+
+// replaceStaticLocked moves a static member that left temporarily to its
+// new member id, keeping its assignment, epoch and target.
+func (cg *consumerGroup) replaceStaticLocked(o *cmember, id string) *cmember {
+	delete(cg.members, o.id)
+	for p, owner := range cg.owners {
+		if owner == o.id {
+			cg.owners[p] = id
+		}
+	}
+	if t, ok := cg.target[o.id]; ok {
+		delete(cg.target, o.id)
+		cg.target[id] = t
+	}
+	o.id = id
+	cg.members[id] = o
+	cg.static[o.instanceID] = id
+	return o
 }
 
 // releaseLocked gives up every partition m owns.

@@ -443,6 +443,10 @@ func FuzzConsumerGroupHeartbeat(f *testing.F) {
 				continue
 			case 6: // a regex subscription
 				r.SubscribedTopicRegex = ptr([]string{"a|b", ".*", "b"}[arg%3])
+			case 7: // a static member joins (or rejoins) under one instance id
+				r.MemberEpoch, r.Owned = 0, nil
+				r.InstanceID = ptr(fmt.Sprintf("i%d", arg%2))
+				r.SubscribedTopicNames = []string{"a"}
 			}
 			res := c.ConsumerHeartbeat(r)
 			if res.Err == nil && r.MemberEpoch >= 0 {
@@ -490,5 +494,75 @@ func checkOwners(t *testing.T, c *Coordinator) {
 		if seen[p] != id {
 			t.Fatalf("owners index has %v for %s, who does not hold it", p, id)
 		}
+	}
+}
+
+func TestConsumerGroupStaticMemberTemporaryLeave(t *testing.T) {
+	c, clk := newTestCoordinator(t, Options{ConsumerSessionTimeout: 10 * time.Second})
+	a := newCClient(t, c, "a1", []TopicInfo{topicA}, "a")
+	b := newCClient(t, c, "b1", []TopicInfo{topicA}, "a")
+	staticReq := func(cl *cclient) ConsumerHeartbeatRequest {
+		r := cl.req()
+		r.InstanceID = ptr("inst-a")
+		return r
+	}
+	if res := c.ConsumerHeartbeat(staticReq(a)); res.Err != nil {
+		t.Fatal(res.Err)
+	} else {
+		a.epoch = res.MemberEpoch
+	}
+	b.beat()
+	for range 5 { // settle with a's instance id on every heartbeat
+		res := c.ConsumerHeartbeat(staticReq(a))
+		a.epoch = res.MemberEpoch
+		if res.Assignment != nil {
+			a.owned = tpSet{}
+			for _, tt := range res.Assignment {
+				for _, p := range tt.Partitions {
+					a.owned[tp{tt.ID, p}] = struct{}{}
+				}
+			}
+		}
+		b.beat()
+	}
+	if len(a.owned) != 3 || len(b.owned) != 3 {
+		t.Fatalf("a %d b %d", len(a.owned), len(b.owned))
+	}
+	epoch := a.epoch
+	// a restarts: leaves with -2, keeping its partitions.
+	r := staticReq(a)
+	r.MemberEpoch = -2
+	if res := c.ConsumerHeartbeat(r); res.Err != nil || res.MemberEpoch != -2 {
+		t.Fatalf("temporary leave: %+v", res)
+	}
+	if b.beat(); len(b.owned) != 3 {
+		t.Fatalf("b took a's partitions while a was away: %d", len(b.owned))
+	}
+	// Another live member with the same instance id is refused.
+	other := newCClient(t, c, "x", []TopicInfo{topicA}, "a")
+	r = staticReq(other)
+	r.MemberEpoch = 0
+	a2 := newCClient(t, c, "a2", []TopicInfo{topicA}, "a")
+	r2 := staticReq(a2)
+	r2.Owned = nil
+	res := c.ConsumerHeartbeat(r2)
+	if res.Err != nil || res.MemberEpoch != epoch || len(res.Assignment) != 1 || len(res.Assignment[0].Partitions) != 3 {
+		t.Fatalf("the new incarnation: %+v (want epoch %d and a's 3 partitions)", res, epoch)
+	}
+	if res := c.ConsumerHeartbeat(r); !errors.Is(res.Err, ErrUnreleasedInstanceID) {
+		t.Fatalf("a second member with a live instance id: %v", res.Err)
+	}
+	if d, _, _ := c.DescribeConsumer("g"); d.Epoch != epoch || len(d.Members) != 2 {
+		t.Fatalf("the static restart rebalanced: epoch %d (was %d), %d members", d.Epoch, epoch, len(d.Members))
+	}
+	// Away for good: its session expires and b takes everything.
+	r2.MemberEpoch, r2.Owned = -2, nil
+	c.ConsumerHeartbeat(r2)
+	advance(c, clk, 6*time.Second)
+	b.beat()
+	advance(c, clk, 6*time.Second)
+	settle(t, b)
+	if len(b.owned) != 6 {
+		t.Fatalf("after the away member expired b owns %d", len(b.owned))
 	}
 }

@@ -89,7 +89,9 @@
 // ahead of the member's, or behind it other than the previous epoch with
 // no partitions beyond its assignment, is ErrFencedMemberEpoch. Members
 // expire after Options.ConsumerSessionTimeout without a heartbeat, and a
-// member that does not revoke within its rebalance timeout is removed.
+// member that does not revoke within its rebalance timeout is removed. A
+// static member leaving with epoch -2 stays (away) with its assignment until
+// its session expires or its instance id rejoins and takes its place.
 // Membership lives in memory only: after a restart members are unknown
 // (ErrUnknownMemberID) and rejoin; committed offsets are the front end's.
 //
