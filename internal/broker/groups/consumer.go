@@ -376,22 +376,38 @@ func (m *cmember) checkEpoch(epoch int32, owned []TopicPartitions) error {
 // exist now; a change (a subscribed topic created, deleted or grown) bumps
 // the group epoch (the caller bumps it when this reports a change).
 func (cg *consumerGroup) refreshTopicsLocked(topics []TopicInfo) bool {
+	names := make(map[string]bool)
+	var res []*regexp.Regexp
+	for _, m := range cg.members {
+		for _, n := range m.topicNames {
+			names[n] = true
+		}
+		if m.re != nil {
+			res = append(res, m.re)
+		}
+	}
+	sorted := topics
+	if !slices.IsSortedFunc(sorted, func(a, b TopicInfo) int { return strings.Compare(a.Name, b.Name) }) {
+		sorted = slices.Clone(topics)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	}
 	sub := make(map[TopicID]int32)
 	var key strings.Builder
-	sorted := slices.Clone(topics)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, t := range sorted {
-		for _, m := range cg.members {
-			if m.subscribes(t) {
-				sub[t.ID] = t.Partitions
-				cg.names[t.ID] = t.Name
-				key.WriteString(t.Name)
-				key.WriteByte(0)
-				key.Write(t.ID[:])
-				key.WriteString(strconv.Itoa(int(t.Partitions)))
-				break
-			}
+		match := names[t.Name]
+		for i := 0; !match && !t.Internal && i < len(res); i++ {
+			match = res[i].MatchString(t.Name)
 		}
+		if !match {
+			continue
+		}
+		sub[t.ID] = t.Partitions
+		cg.names[t.ID] = t.Name
+		key.WriteString(t.Name)
+		key.WriteByte(0)
+		key.Write(t.ID[:])
+		key.WriteString(strconv.Itoa(int(t.Partitions)))
+		key.WriteByte(0)
 	}
 	if k := key.String(); k != cg.topicsKey {
 		cg.topicsKey = k

@@ -566,3 +566,69 @@ func TestConsumerGroupStaticMemberTemporaryLeave(t *testing.T) {
 		t.Fatalf("after the away member expired b owns %d", len(b.owned))
 	}
 }
+
+// BenchmarkAssignUniform: the target assignment of 100 members over 10
+// topics of 100 partitions, from the previous one (one member joined).
+func BenchmarkAssignUniform(b *testing.B) {
+	parts := map[TopicID]int32{}
+	all := map[TopicID]bool{}
+	for i := range 10 {
+		id := TopicID{byte(i + 1)}
+		parts[id], all[id] = 100, true
+	}
+	members := make([]string, 100)
+	subs := make([]map[TopicID]bool, 100)
+	for i := range members {
+		members[i], subs[i] = fmt.Sprintf("m%03d", i), all
+	}
+	prev := assignUniform(assignSpec{members: members[:99], subs: subs[:99], partitions: parts})
+	b.ResetTimer()
+	for b.Loop() {
+		assignUniform(assignSpec{members: members, subs: subs, partitions: parts, prev: prev})
+	}
+}
+
+// BenchmarkConsumerHeartbeat: a full heartbeat of one member of a settled
+// group of 100 members over 10 topics of 100 partitions, with 1,000
+// topics in the broker.
+func BenchmarkConsumerHeartbeat(b *testing.B) {
+	c := New(Options{ManualTick: true})
+	defer c.Close()
+	var topics []TopicInfo
+	var names []string
+	for i := range 1000 {
+		topics = append(topics, TopicInfo{ID: TopicID{byte(i >> 8), byte(i), 1}, Name: fmt.Sprintf("t%04d", i), Partitions: 100})
+		if i < 10 {
+			names = append(names, topics[i].Name)
+		}
+	}
+	owned := map[string][]TopicPartitions{}
+	epochs := map[string]int32{}
+	beat := func(id string) ConsumerHeartbeatResult {
+		r := ConsumerHeartbeatRequest{Group: "g", MemberID: id, MemberEpoch: epochs[id], RebalanceTimeoutMs: 30000,
+			SubscribedTopicNames: names, Topics: topics, Owned: owned[id]}
+		if r.MemberEpoch == 0 {
+			r.Owned = nil
+		} else if r.Owned == nil {
+			r.Owned = []TopicPartitions{}
+		}
+		res := c.ConsumerHeartbeat(r)
+		if res.Err != nil {
+			b.Fatal(res.Err)
+		}
+		epochs[id] = res.MemberEpoch
+		if res.Assignment != nil {
+			owned[id] = res.Assignment
+		}
+		return res
+	}
+	for round := 0; round < 5; round++ {
+		for i := range 100 {
+			beat(fmt.Sprintf("m%03d", i))
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		beat("m050")
+	}
+}
