@@ -724,3 +724,98 @@ func TestConsumerGroupProtocolStaticMemberRestart(t *testing.T) {
 		t.Fatalf("the static restart moved the group epoch from %d to %d", before.Epoch, d.Epoch)
 	}
 }
+
+// TestConsumerGroupProtocolCommitMarksOnRevoke: franz-go's usual pattern
+// for no duplicates across rebalances (AutoCommitMarks, records marked
+// once processed, marked offsets committed in OnPartitionsRevoked, polls
+// blocking rebalances) in a KIP-848 group whose members join and leave
+// cleanly while records arrive: every record is processed exactly once.
+func TestConsumerGroupProtocolCommitMarksOnRevoke(t *testing.T) {
+	b := startBroker(t, "--consumer-heartbeat-interval=200ms")
+	const topic, group, partitions, total = "k848-marks", "g848-marks", 12, 4000
+	b.createTopic(t, topic, partitions, nil)
+	adm := b.admin(t)
+	out := newConsumed()
+	type marker struct {
+		cl       *kgo.Client
+		stopping atomic.Bool
+		done     chan struct{}
+	}
+	start := func(name string) *marker {
+		m := &marker{done: make(chan struct{})}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Kafka), kgo.ClientID(name),
+			kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+			kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond),
+			kgo.AutoCommitMarks(), kgo.AutoCommitInterval(300*time.Millisecond), kgo.BlockRebalanceOnPoll(),
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+				if err := cl.CommitMarkedOffsets(ctx); err != nil {
+					t.Errorf("%s: commit on revoke: %v", name, err)
+				}
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.cl = cl
+		go func() {
+			defer close(m.done)
+			for !m.stopping.Load() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				fs := cl.PollFetches(ctx)
+				cancel()
+				rs := fs.Records()
+				out.add(name, rs) // processed
+				cl.MarkCommitRecords(rs...)
+				cl.AllowRebalance()
+			}
+		}()
+		return m
+	}
+	stop := func(m *marker) {
+		m.stopping.Store(true)
+		<-m.done
+		m.cl.Close() // revokes everything (committing the marks) and leaves
+	}
+	prod := b.client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			prod.Produce(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Errorf("produce: %v", err)
+				}
+			})
+		}
+		if err := prod.Flush(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumedAtLeast := func(n int) {
+		waitFor(t, 60*time.Second, fmt.Sprintf("%d records processed", n), func() bool { return out.n() >= n })
+	}
+	m1, m2 := start("k1"), start("k2")
+	produce(0, 1000)
+	consumedAtLeast(500)
+	m3 := start("k3")
+	produce(1000, 2000)
+	waitFor(t, 30*time.Second, "three members", func() bool {
+		return settled(describe848(t, adm, group), topic, partitions, 3)
+	})
+	consumedAtLeast(1500)
+	stop(m1)
+	produce(2000, 3000)
+	m4 := start("k4")
+	consumedAtLeast(2500)
+	stop(m2)
+	produce(3000, total)
+	consumedAtLeast(total)
+	stop(m3)
+	stop(m4)
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.dups) > 0 {
+		t.Fatalf("%d records processed twice, e.g. %v", len(out.dups), out.dups[:min(5, len(out.dups))])
+	}
+	if len(out.counts) != total {
+		t.Fatalf("%d distinct records processed, %d produced", len(out.counts), total)
+	}
+}
