@@ -632,3 +632,29 @@ func BenchmarkConsumerHeartbeat(b *testing.B) {
 		beat("m050")
 	}
 }
+
+func TestConsumerGroupServerMadeMemberIDAndUnknownGroup(t *testing.T) {
+	c, _ := newTestCoordinator(t, Options{})
+	res := c.ConsumerHeartbeat(ConsumerHeartbeatRequest{Group: "g", RebalanceTimeoutMs: 1000,
+		SubscribedTopicNames: []string{"a"}, Topics: []TopicInfo{topicA}})
+	if res.Err != nil || len(res.MemberID) != 36 || res.MemberEpoch != 1 {
+		t.Fatalf("v0 join without a member id: %+v", res)
+	}
+	// After a restart the coordinator knows neither group nor member: the
+	// member is told to rejoin.
+	res = c.ConsumerHeartbeat(ConsumerHeartbeatRequest{Group: "gone", MemberID: "m", MemberEpoch: 4, RebalanceTimeoutMs: -1})
+	if !errors.Is(res.Err, ErrUnknownMemberID) {
+		t.Fatalf("heartbeat to an unknown group: %v", res.Err)
+	}
+	for _, r := range []ConsumerHeartbeatRequest{
+		{Group: "g", MemberID: "m", MemberEpoch: -3},
+		{Group: "g", MemberID: "m", RebalanceTimeoutMs: -1, SubscribedTopicNames: []string{"a"}},
+		{Group: "g", MemberID: "m", RebalanceTimeoutMs: 1000},
+		{Group: "g", MemberID: "m", RebalanceTimeoutMs: 1000, SubscribedTopicNames: []string{"a"}, Owned: []TopicPartitions{{ID: topicA.ID, Partitions: []int32{0}}}},
+		{Group: "g", MemberEpoch: 3},
+	} {
+		if res := c.ConsumerHeartbeat(r); !errors.Is(res.Err, ErrInvalidRequest) {
+			t.Errorf("%+v: %v, want an invalid request", r, res.Err)
+		}
+	}
+}
