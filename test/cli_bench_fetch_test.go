@@ -40,6 +40,13 @@ func TestCLIBenchKafkaFetch(t *testing.T) {
 		t.Fatalf("summary %+v, want 300 records of %d bytes over 3 partitions", sum, 2+100)
 	}
 
+	// Small fetches (--partition-max-bytes) read the same records.
+	out = mustCLI(t, b, "", "bench", "kafka-fetch", "--topic", topic, "--partition-max-bytes", "1", "--json")
+	sum.Records, sum.Bytes = 0, 0
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Records != 300 || sum.Bytes != 300*(2+100) {
+		t.Fatalf("with --partition-max-bytes 1: summary %+v (%v), want the same 300 records", sum, err)
+	}
+
 	b.createTopic(t, "bench-fetch-empty", 1, nil)
 	if _, _, err := runCLI(t, b, "", "bench", "kafka-fetch", "--topic", "bench-fetch-empty"); err == nil {
 		t.Error("an empty topic was benchmarked")

@@ -258,3 +258,47 @@ func hasPartitionRow(out, p string, tail []string) bool {
 	}
 	return false
 }
+
+// The transactional bench commits every --txn-records records and reads
+// them back with read_committed: every record counts once, and the
+// broker saw the bench's transactions (one transactional id a producer,
+// each ended with a commit).
+func TestCLIBenchKafkaTransactional(t *testing.T) {
+	b := startBroker(t)
+	out, stderr, err := runCLI(t, b, "", "bench", "kafka", "--records", "5000", "--txn-records", "1000",
+		"--producers", "2", "--partitions", "4", "--record-size", "256", "--topic", "bench-txn", "--json")
+	if err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+	}
+	var sum struct {
+		Sent, Acked, Failed, Consumed, Missing int64
+		TxnRecords                             int `json:"txn_records"`
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("bench --json printed no JSON: %v\n%s", err, out)
+	}
+	if sum.Sent != 5000 || sum.Acked != 5000 || sum.Failed != 0 || sum.Consumed != 5000 || sum.Missing != 0 || sum.TxnRecords != 1000 {
+		t.Errorf("summary %+v, want 5000 records sent, committed and consumed in transactions of 1000", sum)
+	}
+	if !strings.Contains(stderr, "transactions of 1000 records, read_committed") {
+		t.Errorf("the setup line does not name the transactions:\n%s", stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lt, err := b.admin(t).ListTransactions(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := 0
+	for id, tx := range lt {
+		if strings.HasPrefix(id, "sluice-bench-") {
+			ids++
+			if tx.State != "CompleteCommit" {
+				t.Errorf("transaction %s is %s, want CompleteCommit", id, tx.State)
+			}
+		}
+	}
+	if ids != 2 {
+		t.Errorf("the broker lists %d bench transactional ids (%v), want one per producer", ids, lt)
+	}
+}

@@ -96,6 +96,13 @@ func produceKeyed(t *testing.T, b *broker, topic string, n, keys int) compactedW
 // readTopic reads partition 0 of topic from the start to its end.
 func readTopic(t *testing.T, b *broker, topic string) []*kgo.Record {
 	t.Helper()
+	return readTopicAt(t, b, topic, kgo.ReadUncommitted())
+}
+
+// readTopicAt reads partition 0 of topic from the start to its end (whose
+// last record must be visible at iso) at isolation level iso.
+func readTopicAt(t *testing.T, b *broker, topic string, iso kgo.IsolationLevel) []*kgo.Record {
+	t.Helper()
 	ends, err := b.admin(t).ListEndOffsets(ctxT(t, 10*time.Second), topic)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +110,7 @@ func readTopic(t *testing.T, b *broker, topic string) []*kgo.Record {
 	end, _ := ends.Lookup(topic, 0)
 	c, err := kgo.NewClient(kgo.SeedBrokers(b.Kafka), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
 		topic: {0: kgo.NewOffset().AtStart()},
-	}), kgo.FetchMaxBytes(8<<20))
+	}), kgo.FetchMaxBytes(8<<20), kgo.FetchIsolationLevel(iso))
 	if err != nil {
 		t.Fatal(err)
 	}

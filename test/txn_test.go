@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // txnProducer returns a transactional franz-go producer.
@@ -237,13 +238,24 @@ func TestKafkaTxnFencing(t *testing.T) {
 }
 
 // TestKafkaTxnTimeout: a transaction left open past its timeout is
-// aborted by the broker, which fences its producer.
+// aborted by the broker, which fences its producer; under transaction
+// version 2 (where only the produce added the partition) as under the
+// classic protocol.
 func TestKafkaTxnTimeout(t *testing.T) {
+	t.Run("v2", func(t *testing.T) { testTxnTimeout(t, txnProducerV2) })
+	t.Run("classic", func(t *testing.T) {
+		testTxnTimeout(t, func(t *testing.T, b *broker, id string, opts ...kgo.Opt) *kgo.Client {
+			return txnProducer(t, b, id, append(opts, classicTxn())...)
+		})
+	})
+}
+
+func testTxnTimeout(t *testing.T, newProducer func(*testing.T, *broker, string, ...kgo.Opt) *kgo.Client) {
 	b := startBroker(t)
 	const topic = "txn-timeout"
 	b.createTopic(t, topic, 1, nil)
 	ctx := ctxT(t, 60*time.Second)
-	p := txnProducer(t, b, "tx-timeout", kgo.TransactionTimeout(2*time.Second))
+	p := newProducer(t, b, "tx-timeout", kgo.TransactionTimeout(2*time.Second))
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -270,8 +282,20 @@ func TestKafkaTxnTimeout(t *testing.T) {
 // (kgo.GroupTransactSession: read_committed input, output and input
 // offsets in one transaction) keeps running while the broker is killed
 // with SIGKILL and restarted, repeatedly; at the end the output read with
-// read_committed holds every input record exactly once.
+// read_committed holds every input record exactly once. It runs under
+// transaction version 2 (franz-go's choice against Sluice) and under the
+// classic protocol (EndTxn capped at v4); the version 2 run checks that
+// the epoch moved with the transactions.
 func TestKafkaTxnPipelineKill9(t *testing.T) {
+	t.Run("v2", func(t *testing.T) { testTxnPipelineKill9(t, true) })
+	t.Run("classic", func(t *testing.T) { testTxnPipelineKill9(t, false) })
+}
+
+func testTxnPipelineKill9(t *testing.T, v2 bool) {
+	var extra []kgo.Opt
+	if !v2 {
+		extra = append(extra, classicTxn())
+	}
 	b := startBroker(t)
 	const in, out, n = "pipe-in", "pipe-out", 600
 	b.createTopic(t, in, 3, nil)
@@ -287,13 +311,13 @@ func TestKafkaTxnPipelineKill9(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sess, err := kgo.NewGroupTransactSession(
+		sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
 			kgo.SeedBrokers(b.Kafka), kgo.TransactionalID("pipe"), kgo.ConsumerGroup("pipe-g"),
 			kgo.ConsumeTopics(in), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
-			kgo.TransactionTimeout(10*time.Second), kgo.FetchMaxPartitionBytes(2000), // small transactions
+			kgo.TransactionTimeout(10 * time.Second), kgo.FetchMaxPartitionBytes(2000), // small transactions
 			kgo.RetryTimeout(time.Minute),
-		)
+		}, extra...)...)
 		if err != nil {
 			t.Error(err)
 			return
@@ -354,6 +378,12 @@ func TestKafkaTxnPipelineKill9(t *testing.T) {
 		t.Fatalf("only %d kills", kills)
 	}
 	finish()
+	// Each InitProducerId bumps the epoch too (one per restart of the
+	// session's producer id); under version 2 every transaction does, so
+	// the epoch ends well past the number of kills.
+	if _, epoch, _ := describeTxn(t, b, "pipe"); v2 && epoch <= int16(2*kills+2) || !v2 && epoch > int16(2*kills+2) {
+		t.Fatalf("epoch %d after %d kills (version 2: %v)", epoch, kills, v2)
+	}
 
 	if got, want := readAll(t, b, out, 3, true), values("v", n); !equalStrings(got, want) {
 		dups := map[string]int{}
@@ -370,14 +400,18 @@ func TestKafkaTxnPipelineKill9(t *testing.T) {
 	}
 }
 
-// TestKafkaTxnProduceVerified: transactional data is accepted only for a
+// TestKafkaTxnProduceVerified: with the classic protocol (Produce below
+// v12, EndTxn below v5) transactional data is accepted only for a
 // partition added to the producer's ongoing transaction, so a producer
 // cannot open a transaction that no marker would close.
 func TestKafkaTxnProduceVerified(t *testing.T) {
 	b := startBroker(t)
 	const topic = "txn-verify"
 	b.createTopic(t, topic, 1, nil)
-	c := b.client(t)
+	vs := kversion.Stable()
+	vs.SetMaxKeyVersion(int16(kmsg.Produce), 11)
+	vs.SetMaxKeyVersion(int16(kmsg.EndTxn), 4)
+	c := b.client(t, kgo.MaxVersions(vs))
 	ctx := ctxT(t, 30*time.Second)
 	id := "tx-verify"
 	init := kmsg.NewPtrInitProducerIDRequest()
@@ -439,13 +473,23 @@ func TestKafkaTxnProduceVerified(t *testing.T) {
 // (the partitions' fsyncs are held, and on the volatile file system of a
 // faultinject build what is not fsynced dies with the process); after
 // the restart the commit is completed: read_committed sees the records.
+// Under transaction version 2 the decision carries the epoch bump, and
+// the markers written after the restart carry the bumped epoch.
 func TestKafkaTxnCrashBetweenPrepareAndMarkers(t *testing.T) {
 	t.Setenv("SLUICE_FAULT_VOLATILE", "1")
+	t.Run("v2", func(t *testing.T) { testTxnCrashBetweenPrepareAndMarkers(t, true) })
+	t.Run("classic", func(t *testing.T) { testTxnCrashBetweenPrepareAndMarkers(t, false) })
+}
+
+func testTxnCrashBetweenPrepareAndMarkers(t *testing.T, v2 bool) {
 	b := startFaultBroker(t, "--disk-free-limit", "0")
 	const topic = "txn-crash"
 	b.createTopic(t, topic, 2, nil)
 	ctx := ctxT(t, 60*time.Second)
-	p := txnProducer(t, b, "tx-crash")
+	p := txnProducerV2(t, b, "tx-crash")
+	if !v2 {
+		p = txnProducer(t, b, "tx-crash", classicTxn())
+	}
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -474,6 +518,28 @@ func TestKafkaTxnCrashBetweenPrepareAndMarkers(t *testing.T) {
 	dt, err := b.admin(t).DescribeTransactions(ctx, "tx-crash")
 	if err != nil || dt["tx-crash"].State != "CompleteCommit" {
 		t.Fatalf("transaction after the restart: %+v %v", dt["tx-crash"], err)
+	}
+	// The markers' epoch: the producers' state of each partition.
+	dp, err := b.admin(t).DescribeProducers(ctx, kadm.TopicsSet{topic: {0: {}, 1: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEpoch := dt["tx-crash"].ProducerEpoch // bumped by the v2 EndTxn
+	if !v2 {
+		wantEpoch = 0
+	}
+	n := 0
+	dp.EachProducer(func(pr kadm.DescribedProducer) {
+		if pr.ProducerID != dt["tx-crash"].ProducerID {
+			return // readAll's sentinel producer
+		}
+		n++
+		if pr.ProducerEpoch != wantEpoch || pr.CurrentTxnStartOffset != -1 {
+			t.Errorf("partition %d: epoch %d (open from %d), want epoch %d closed", pr.Partition, pr.ProducerEpoch, pr.CurrentTxnStartOffset, wantEpoch)
+		}
+	})
+	if n != 2 || v2 && wantEpoch != 1 {
+		t.Fatalf("%d partitions with the transactional producer, epoch after the commit %d", n, wantEpoch)
 	}
 }
 

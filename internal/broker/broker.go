@@ -524,9 +524,25 @@ func (b *Broker) EnforceRetention() {
 	}
 }
 
-// RunRetention enforces retention every interval until stop is closed.
+// RunRetention enforces retention every interval until stop is closed,
+// and writes the transaction summaries of segments closed meanwhile.
 func (b *Broker) RunRetention(interval time.Duration, stop <-chan struct{}) {
-	every(interval, stop, b.EnforceRetention)
+	every(interval, stop, func() {
+		b.EnforceRetention()
+		b.PersistTxnIndexes()
+	})
+}
+
+// PersistTxnIndexes writes the transaction summary of every closed
+// segment of every partition that has none (partition_txn_index.go).
+func (b *Broker) PersistTxnIndexes() {
+	for _, t := range b.Topics() {
+		for _, p := range t.Partitions {
+			if err := p.persistTxnIndex(); err != nil && !errors.Is(err, storage.ErrClosed) {
+				b.log.Warn("transaction index not written", "topic", t.Name, "partition", p.Index, "err", err)
+			}
+		}
+	}
 }
 
 // Close flushes and closes every log.
@@ -539,6 +555,9 @@ func (b *Broker) Close() error {
 			errs = append(errs, fmt.Errorf("close consumer offsets: %w", err))
 		}
 	}
+	// The closed segments' transaction summaries, so that the next open
+	// does not scan them (partition_txn_index.go); without b.mu.
+	b.PersistTxnIndexes()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true

@@ -17,10 +17,11 @@ package broker
 //     correctness). A pass runs when the dirty
 //     bytes are at least min.cleanable.dirty.ratio of the cleanable bytes,
 //     or when the oldest dirty segment is older than max.compaction.lag.ms.
-//  2. Transactions: the control batches of the cleanable part are read
-//     first, giving for each producer the offsets of its COMMIT and ABORT
-//     markers. A transactional batch belongs to the first marker of its
-//     producer after it.
+//  2. Transactions: the control batches of the whole log are read
+//     first (a marker may lie past the cleanable part), giving for each
+//     producer the offsets of its COMMIT and ABORT markers. A
+//     transactional batch belongs to the first marker of its producer
+//     after it.
 //  3. The offset map (cleaner_map.go, a fixed number of bytes however many
 //     keys) takes each key of the dirty part with its latest offset,
 //     skipping data of aborted transactions and control batches. When it
@@ -50,8 +51,11 @@ package broker
 //
 // Memory: the offset map (CleanerOptions.MapBytes), one batch at a time,
 // and per pass one entry per producer id and per transaction marker in the
-// cleanable part. I/O: reads and rewrites are throttled to
-// CleanerOptions.BytesPerSecond. No lock of the partition is held: the
+// log. I/O: reads and rewrites are throttled to
+// CleanerOptions.BytesPerSecond. After a pass that rewrote segments, their
+// transaction summaries are written again (partition_txn_index.go), and an
+// abort marker it removed leaves the partition's aborted index a minute
+// later (forgetAborts). No lock of the partition is held: the
 // rewrite takes the log's admin lock (retention waits, appends do not).
 
 import (
@@ -102,15 +106,75 @@ type cleaner struct {
 	checkpoint map[cleanerKey]int64
 	loaded     bool
 	saved      map[cleanerKey]int64
+	// dirty is each compacted partition's dirty ratio as the last round
+	// found it.
+	dirty map[cleanerKey]float64
+	// forget are the abort markers the cleaner removed, per partition,
+	// for the partition's in-memory aborted index to forget once
+	// abortForgetDelay has passed.
+	forget map[*Partition][]forgetAborts
 }
 
-// CleanerStats count what the cleaner did.
+// forgetAborts are abort markers removed from a partition at a time.
+type forgetAborts struct {
+	markers []int64
+	at      time.Time
+}
+
+// abortForgetDelay is how long a partition's aborted index keeps an entry
+// after the cleaner removed its marker (when no record of the transaction
+// was left): longer than any fetch takes between reading its batches,
+// perhaps from the segment before the rewrite, and asking the index which
+// of them are aborted.
+const abortForgetDelay = time.Minute
+
+// forgetAborts makes p's aborted index forget the transactions whose abort
+// markers the cleaner removed at least abortForgetDelay before now, so
+// that the index of a compacted partition does not grow with every abort
+// since the broker started.
+func (b *Broker) forgetAborts(p *Partition, now time.Time) {
+	b.cleaner.mu.Lock()
+	pending := b.cleaner.forget[p]
+	var due []int64
+	kept := pending[:0]
+	for _, f := range pending {
+		if now.Sub(f.at) >= abortForgetDelay {
+			due = append(due, f.markers...)
+		} else {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) == 0 {
+		delete(b.cleaner.forget, p)
+	} else {
+		b.cleaner.forget[p] = kept
+	}
+	b.cleaner.mu.Unlock()
+	if len(due) > 0 {
+		p.forgetAborted(due)
+	}
+}
+
+// CleanerStats count what the cleaner did (totals since start) and say
+// how its last round found the compacted partitions.
 type CleanerStats struct {
 	Passes          int64 // partition passes that rewrote segments
 	SegmentsCleaned int64
 	BytesRead       int64
+	BytesWritten    int64 // bytes of the cleaned segments written
 	BytesFreed      int64
 	RecordsRemoved  int64
+	Rounds          int64 // rounds over every compacted partition completed
+
+	// Of the last completed round:
+	LastRoundDuration time.Duration
+	// MaxDirtyRatio is the largest share of dirty bytes in the cleanable
+	// part of a compacted partition, as the round found them before it
+	// cleaned (Kafka's max-dirty-percent, as a ratio).
+	MaxDirtyRatio float64
+	// Uncleanable is the number of partitions whose pass failed (a
+	// corrupt batch, a full offset map, a failed write).
+	Uncleanable int64
 }
 
 var errCleanerStopped = errors.New("broker: cleaner stopped")
@@ -131,6 +195,16 @@ func (b *Broker) CleanerStats() CleanerStats {
 	return b.cleaner.stats
 }
 
+// CleanerDirtyRatio returns the share of dirty bytes in the cleanable
+// part of a compacted partition, as the cleaner's last round found it
+// before cleaning; ok is false if no round has looked at it.
+func (b *Broker) CleanerDirtyRatio(topic string, partition int32) (ratio float64, ok bool) {
+	b.cleaner.mu.Lock()
+	defer b.cleaner.mu.Unlock()
+	ratio, ok = b.cleaner.dirty[cleanerKey{topic, partition}]
+	return ratio, ok
+}
+
 // CleanLogs runs one cleaner pass over every partition of every compacted
 // topic that is due for one.
 func (b *Broker) CleanLogs() {
@@ -140,6 +214,10 @@ func (b *Broker) CleanLogs() {
 		b.cleaner.checkpoint = loadCleanerCheckpoint(b.opts.DataDir)
 	}
 	b.cleaner.mu.Unlock()
+	round := time.Now()
+	var maxDirty float64
+	var uncleanable int64
+	dirty := make(map[cleanerKey]float64)
 	seen := make(map[*Partition]bool)
 	for _, t := range b.Topics() {
 		if !t.cfg.compact {
@@ -149,12 +227,15 @@ func (b *Broker) CleanLogs() {
 			seen[p] = true
 			began := time.Now()
 			st, err := b.cleanPartition(p, t.cfg)
+			maxDirty = max(maxDirty, st.MaxDirtyRatio)
+			dirty[cleanerKey{p.Topic, p.Index}] = st.MaxDirtyRatio
 			switch {
 			case errors.Is(err, errCleanerStopped):
 				return
 			case errors.Is(err, storage.ErrClosed):
 				continue // deleted meanwhile
 			case err != nil:
+				uncleanable++
 				b.log.Warn("log cleaner failed", "topic", t.Name, "partition", p.Index, "err", err)
 			case st.SegmentsCleaned > 0:
 				b.log.Info("log cleaner pass", "topic", t.Name, "partition", p.Index,
@@ -168,10 +249,16 @@ func (b *Broker) CleanLogs() {
 	for p, off := range b.cleaner.firstDirty {
 		if !seen[p] {
 			delete(b.cleaner.firstDirty, p) // deleted, or no longer compacted
+			delete(b.cleaner.forget, p)
 			continue
 		}
 		now[cleanerKey{p.Topic, p.Index}] = off
 	}
+	b.cleaner.stats.Rounds++
+	b.cleaner.stats.LastRoundDuration = time.Since(round)
+	b.cleaner.stats.MaxDirtyRatio = maxDirty
+	b.cleaner.stats.Uncleanable = uncleanable
+	b.cleaner.dirty = dirty
 	changed := !maps.Equal(now, b.cleaner.saved)
 	b.cleaner.mu.Unlock()
 	if changed && b.opts.DataDir != "" {
@@ -200,9 +287,13 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 		return st, nil
 	}
 	now := b.opts.Now()
+	b.forgetAborts(p, now)
 	b.cleaner.mu.Lock()
 	if b.cleaner.firstDirty == nil {
 		b.cleaner.firstDirty = make(map[*Partition]int64)
+	}
+	if b.cleaner.forget == nil {
+		b.cleaner.forget = make(map[*Partition][]forgetAborts)
 	}
 	firstDirty, known := b.cleaner.firstDirty[p]
 	start, hw, lso := p.Offsets()
@@ -240,6 +331,7 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 	if firstDirty >= end || dirty == 0 {
 		return st, nil
 	}
+	st.MaxDirtyRatio = float64(dirty) / float64(total)
 	overdue := cfg.maxCompactionLag < time.Duration(math.MaxInt64) && oldestDirty >= 0 &&
 		oldestDirty < now.Add(-cfg.maxCompactionLag).UnixMilli()
 	if float64(dirty)/float64(total) < cfg.minCleanableRatio && !overdue {
@@ -248,29 +340,38 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 
 	th := newThrottle(b.opts.Cleaner.BytesPerSecond, stop)
 
-	// Producers' last batches (the whole log) and the markers of the
-	// cleanable part.
+	// Producers' last batches and the markers, of the whole log: the
+	// marker of a transaction whose data is in the cleanable part may lie
+	// past it (in the active segment, say), and without it an aborted
+	// transaction's data would pass for committed data.
 	lastBatch := make(map[int64]int64)
-	var controls []int64
+	var controls []storage.BatchHeader
 	if err := p.log.ScanHeaders(start, func(h storage.BatchHeader) bool {
 		if h.ProducerID >= 0 {
 			lastBatch[h.ProducerID] = h.BaseOffset
 		}
-		if h.Attributes&controlBit != 0 && h.BaseOffset < end {
-			controls = append(controls, h.BaseOffset)
+		if h.Attributes&controlBit != 0 {
+			controls = append(controls, h)
 		}
 		return true
 	}); err != nil {
 		return st, err
 	}
 	markers := make(map[int64][]txnMarker)
-	for _, off := range controls {
-		if err := eachBatch(p.log, off, off+1, th, func(h storage.BatchHeader, batch []byte) error {
-			markers[h.ProducerID] = append(markers[h.ProducerID], txnMarker{offset: h.BaseOffset, abort: controlType(h, batch) == 0})
-			return nil
-		}); err != nil {
+	for _, h := range controls {
+		// A read of the marker's own size: it returns that batch whole.
+		data, err := p.log.Read(h.BaseOffset, h.Size())
+		if err != nil {
 			return st, err
 		}
+		if err := th.wait(len(data)); err != nil {
+			return st, err
+		}
+		if got, err := storage.ParseBatchHeader(data); err != nil || got.BaseOffset != h.BaseOffset || len(data) < h.Size() {
+			return st, corruptf("control batch at %d: read %d bytes of another batch or none (%v)", h.BaseOffset, len(data), err)
+		}
+		abort := controlType(h, data[:h.Size()]) == ControlAbort
+		markers[h.ProducerID] = append(markers[h.ProducerID], txnMarker{offset: h.BaseOffset, abort: abort})
 	}
 	aborted := func(h storage.BatchHeader) bool {
 		if h.Attributes&transactionalBit == 0 || h.Attributes&controlBit != 0 {
@@ -321,6 +422,7 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 			break
 		}
 		var removed int64
+		var abortsGone []int64 // abort markers this rewrite removes
 		freed, err := cl.RewriteSegment(s.Base, func(h storage.BatchHeader, batch []byte) ([]byte, error) {
 			if err := th.wait(len(batch)); err != nil {
 				return nil, err
@@ -332,6 +434,10 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 				delete(txnKept, pid)
 				if gone {
 					removed += int64(h.NumRecords)
+					ms := markers[pid]
+					if i := sort.Search(len(ms), func(i int) bool { return ms[i].offset >= h.BaseOffset }); i < len(ms) && ms[i].offset == h.BaseOffset && ms[i].abort {
+						abortsGone = append(abortsGone, h.BaseOffset)
+					}
 					return nil, nil
 				}
 				return batch, nil
@@ -381,10 +487,26 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 			return st, err
 		}
 		st.SegmentsCleaned++
+		if len(abortsGone) > 0 {
+			b.cleaner.mu.Lock()
+			b.cleaner.forget[p] = append(b.cleaner.forget[p], forgetAborts{markers: abortsGone, at: now})
+			b.cleaner.mu.Unlock()
+		}
+		if freed > 0 { // else nothing changed, and nothing was written
+			st.BytesWritten += s.Bytes - freed
+		}
 		st.BytesFreed += freed
 		st.RecordsRemoved += removed
 	}
 
+	if st.SegmentsCleaned > 0 {
+		// The rewrites removed the cleaned segments' transaction
+		// summaries: write them again now.
+		p.txnIndexStale()
+		if err := p.persistTxnIndex(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			b.log.Warn("transaction index not written after cleaning", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+	}
 	b.cleaner.mu.Lock()
 	b.cleaner.firstDirty[p] = mapEnd
 	if st.SegmentsCleaned > 0 {
@@ -393,6 +515,7 @@ func (b *Broker) cleanPartition(p *Partition, cfg resolvedConfig) (CleanerStats,
 	b.cleaner.stats.Passes += st.Passes
 	b.cleaner.stats.SegmentsCleaned += st.SegmentsCleaned
 	b.cleaner.stats.BytesRead += st.BytesRead
+	b.cleaner.stats.BytesWritten += st.BytesWritten
 	b.cleaner.stats.BytesFreed += st.BytesFreed
 	b.cleaner.stats.RecordsRemoved += st.RecordsRemoved
 	b.cleaner.mu.Unlock()

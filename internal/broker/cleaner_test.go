@@ -346,3 +346,91 @@ func FuzzCleanerBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestCleanerAbortMarkerPastCleanablePart: the data of an aborted
+// transaction fills a segment and its marker lands in the next, active
+// one, outside the part the cleaner may clean: the data must still be
+// known as aborted (the markers are read from the whole log), so it
+// neither hides the older committed value of its key nor stays.
+func TestCleanerAbortMarkerPastCleanablePart(t *testing.T) {
+	now := time.UnixMilli(1_000_000_000)
+	b, p := cleanerFixture(t, 1<<20, now)
+	ts := now.UnixMilli() - 10_000
+	appendRaw(t, p, keyedBatch(t, ts, -1, 0, []kv{{key: []byte("a"), value: []byte("a0")}}))
+	appendRaw(t, p, keyedBatch(t, ts, 7, transactionalBit, []kv{{key: []byte("a"), value: make([]byte, 5<<10)}}))
+	appendRaw(t, p, marker(t, ts, 7, false))
+	segs := p.log.(cleanableLog).Segments()
+	if last := segs[len(segs)-1]; !last.Active || last.Base != 2 {
+		t.Fatalf("segments %+v: want the marker alone in the active segment", segs)
+	}
+	cleanUntilDone(t, b, p, compactConfig(time.Hour))
+	var got []string
+	for _, r := range readCleaned(t, p) {
+		if !r.control {
+			got = append(got, fmt.Sprintf("%s@%d", r.key, r.offset))
+		}
+	}
+	if fmt.Sprint(got) != "[a@0]" {
+		t.Fatalf("after cleaning: %v, want [a@0] (the committed a0; the aborted write gone)", got)
+	}
+}
+
+// TestCleanerForgetsRemovedAborts: once the cleaner has removed an
+// aborted transaction's data and, past delete.retention.ms, its marker,
+// the partition's aborted index forgets it, but only a minute later
+// (abortForgetDelay: a fetch may have read the data before the rewrite);
+// a read_committed read finds neither the data nor the entry, and an
+// abort whose marker stays is kept.
+func TestCleanerForgetsRemovedAborts(t *testing.T) {
+	now := time.UnixMilli(1_000_000_000)
+	b, p := cleanerFixture(t, 1<<20, now)
+	old := now.UnixMilli() - 2*3600_000
+	appendRaw(t, p, keyedBatch(t, old, 7, transactionalBit, []kv{{key: []byte("a"), value: []byte("aborted")}}))
+	appendRaw(t, p, marker(t, old, 7, false))
+	appendRaw(t, p, keyedBatch(t, old, -1, 0, []kv{{key: []byte("a"), value: []byte("a0")}}))
+	// Producer 8's abort is the last batch of its producer: its marker stays.
+	appendRaw(t, p, keyedBatch(t, old, 8, transactionalBit, []kv{{key: []byte("b"), value: []byte("aborted")}}))
+	appendRaw(t, p, marker(t, old, 8, false))
+	appendRaw(t, p, keyedBatch(t, old, 7, transactionalBit, []kv{{key: []byte("c"), value: []byte("c1")}}))
+	appendRaw(t, p, marker(t, old, 7, true))
+	for i := range 40 {
+		appendRaw(t, p, keyedBatch(t, now.UnixMilli(), -1, 0, []kv{{key: []byte(fmt.Sprintf("f%d", i)), value: make([]byte, 200)}}))
+	}
+	if err := p.rebuildProducers(); err != nil { // the aborted index, from the log
+		t.Fatal(err)
+	}
+	aborted := func() []int64 {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		var out []int64
+		for _, a := range p.txns.aborted {
+			out = append(out, a.ProducerID)
+		}
+		return out
+	}
+	if got := fmt.Sprint(aborted()); got != "[7 8]" {
+		t.Fatalf("aborted index before cleaning: producers %s, want [7 8]", got)
+	}
+	cleanUntilDone(t, b, p, compactConfig(time.Hour))
+	controls := 0
+	for _, r := range readCleaned(t, p) {
+		if r.control {
+			controls++
+		} else if r.key == "a" && r.offset != 2 || r.key == "b" {
+			t.Fatalf("aborted record of %s at %d left", r.key, r.offset)
+		}
+	}
+	if controls != 2 {
+		t.Fatalf("%d markers left, want 2 (producer 8's abort and 7's commit, each its producer's last batch)", controls)
+	}
+	if got := fmt.Sprint(aborted()); got != "[7 8]" {
+		t.Fatalf("aborted index right after cleaning: producers %s, want [7 8] until the delay passes", got)
+	}
+	b.opts.Now = func() time.Time { return now.Add(abortForgetDelay) }
+	if _, err := b.cleanPartition(p, compactConfig(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(aborted()); got != "[8]" {
+		t.Fatalf("aborted index after the delay: producers %s, want [8]", got)
+	}
+}

@@ -36,6 +36,7 @@ type Partition struct {
 	mu        sync.Mutex // guards producers and txns, orders appends with their checks
 	producers map[int64]*producerState
 	txns      txnState // open transactions and the aborted index (partition_txn.go)
+	txnIndex  txnIndex // how far the segments' transaction summaries are written (partition_txn_index.go)
 	// firstUnstable is the first offset of the earliest open transaction
 	// (math.MaxInt64 if none), written under mu, read without it.
 	firstUnstable atomic.Int64

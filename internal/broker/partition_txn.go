@@ -30,10 +30,11 @@ import (
 // offset; a read_committed fetch returns the entries that overlap what it
 // returns, and the client drops the aborted producer's batches between
 // the first offset and the marker. The index and the open transactions
-// are rebuilt at open by scanning every batch header from the log start
-// and decoding the control batches found (they are small, and decoding
-// one needs a read of one batch). Entries whose marker is below the log
-// start are dropped as reads find them.
+// are rebuilt at open from each closed segment's persisted summary
+// (partition_txn_index.go) and, past the last segment that has one, by
+// scanning every batch header and decoding the control batches found
+// (they are small, and decoding one needs a read of one batch). Entries
+// whose marker is below the log start are dropped as reads find them.
 //
 // What a log cleaner (compaction, issue 12) must respect:
 //
@@ -95,25 +96,33 @@ func (p *Partition) firstUnstableLocked() {
 // observeTxnLocked updates the transactions with a batch found at
 // baseOffset; for a control batch, kind is its control record type.
 func (p *Partition) observeTxnLocked(h storage.BatchHeader, baseOffset int64, kind int16) {
+	if p.txns.observe(h, baseOffset, kind) {
+		p.firstUnstableLocked()
+	}
+}
+
+// observe updates s with a batch found at baseOffset (kind: as for
+// observeTxnLocked) and reports whether the open transactions changed.
+func (s *txnState) observe(h storage.BatchHeader, baseOffset int64, kind int16) bool {
 	if h.Attributes&transactionalBit == 0 || h.ProducerID < 0 {
-		return
+		return false
 	}
 	if h.Attributes&controlBit == 0 {
-		if _, ok := p.txns.open[h.ProducerID]; !ok {
-			p.txns.open[h.ProducerID] = OpenTxn{ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, FirstOffset: baseOffset}
-			p.firstUnstableLocked()
+		if _, ok := s.open[h.ProducerID]; !ok {
+			s.open[h.ProducerID] = OpenTxn{ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, FirstOffset: baseOffset}
+			return true
 		}
-		return
+		return false
 	}
-	o, ok := p.txns.open[h.ProducerID]
+	o, ok := s.open[h.ProducerID]
 	if !ok {
-		return // a marker of a transaction with no data here
+		return false // a marker of a transaction with no data here
 	}
-	delete(p.txns.open, h.ProducerID)
+	delete(s.open, h.ProducerID)
 	if kind == ControlAbort {
-		p.txns.aborted = append(p.txns.aborted, AbortedTxn{ProducerID: h.ProducerID, FirstOffset: o.FirstOffset, LastOffset: baseOffset})
+		s.aborted = append(s.aborted, AbortedTxn{ProducerID: h.ProducerID, FirstOffset: o.FirstOffset, LastOffset: baseOffset})
 	}
-	p.firstUnstableLocked()
+	return true
 }
 
 // WriteMarker appends a control batch closing producerID's transaction
@@ -173,6 +182,13 @@ func (p *Partition) AbortedIn(offset int64, data []byte) []AbortedTxn {
 		end = int64(binary.BigEndian.Uint64(b[0:])) + int64(int32(binary.BigEndian.Uint32(b[23:]))) + 1
 		n += size
 	}
+	return p.AbortedBetween(offset, end)
+}
+
+// AbortedBetween returns the aborted transactions that overlap a read of
+// the offsets from offset to end (exclusive): AbortedIn for a read whose
+// batches were not copied (a FileRegion, which knows its End).
+func (p *Partition) AbortedBetween(offset, end int64) []AbortedTxn {
 	if end <= offset {
 		return nil
 	}
@@ -194,31 +210,40 @@ func (p *Partition) AbortedIn(offset int64, data []byte) []AbortedTxn {
 	return out
 }
 
-// rebuildTxnsLocked rebuilds the open transactions and the aborted index
-// from every batch header from the log start, reading each control batch
-// to learn whether it commits or aborts.
+// rebuildTxnsLocked rebuilds the open transactions and the aborted index:
+// from the persisted summaries of the closed segments that have a valid
+// one (partition_txn_index.go), then from every batch header after them,
+// reading each control batch to learn whether it commits or aborts.
 func (p *Partition) rebuildTxnsLocked() error {
 	p.txns.open = make(map[int64]OpenTxn)
 	p.txns.aborted = nil
 	defer p.firstUnstableLocked()
-	// The log is not read while it is being scanned: a first pass finds
-	// the control batches, which are then read, and a second applies.
-	from := p.log.StartOffset()
+	from := p.loadTxnIndexLocked(p.log.StartOffset())
+	return scanTxns(p.log, from, math.MaxInt64, &p.txns)
+}
+
+// scanTxns applies the batches of log in [from, end) to st. The log is
+// not read while it is being scanned: a first pass finds the control
+// batches, which are then read, and a second applies.
+func scanTxns(log PartitionLog, from, end int64, st *txnState) error {
 	var controls []int64
 	var sizes []int
 	anyTxn := false
-	if err := p.log.ScanHeaders(from, func(h storage.BatchHeader) bool {
+	if err := log.ScanHeaders(from, func(h storage.BatchHeader) bool {
+		if h.BaseOffset >= end {
+			return false
+		}
 		anyTxn = anyTxn || h.Attributes&transactionalBit != 0
 		if h.Attributes&controlBit != 0 {
 			controls, sizes = append(controls, h.BaseOffset), append(sizes, h.Size())
 		}
 		return true
-	}); err != nil || !anyTxn {
+	}); err != nil || !anyTxn && len(st.open) == 0 {
 		return err
 	}
 	kinds := make(map[int64]int16, len(controls))
 	for i, off := range controls {
-		data, err := p.log.Read(off, sizes[i])
+		data, err := log.Read(off, sizes[i])
 		if err != nil {
 			return err
 		}
@@ -228,12 +253,15 @@ func (p *Partition) rebuildTxnsLocked() error {
 		}
 		kinds[off] = kind
 	}
-	return p.log.ScanHeaders(from, func(h storage.BatchHeader) bool {
+	return log.ScanHeaders(from, func(h storage.BatchHeader) bool {
+		if h.BaseOffset >= end {
+			return false
+		}
 		kind, ok := kinds[h.BaseOffset]
 		if !ok {
 			kind = -1
 		}
-		p.observeTxnLocked(h, h.BaseOffset, kind)
+		st.observe(h, h.BaseOffset, kind)
 		return true
 	})
 }

@@ -163,7 +163,11 @@ func (b *Broker) AddPartitionsToTxn(id string, pid int64, epoch int16, tps []Top
 		return nil, ErrConcurrentTransactions
 	}
 	for _, tp := range tps {
-		if _, perr := b.Partition(tp.Topic, tp.Partition); perr != nil {
+		_, perr := b.Partition(tp.Topic, tp.Partition)
+		if top, ok := b.Topic(tp.Topic); ok && top.IsInternal() {
+			perr = ErrInternalTopic // no marker could be written there
+		}
+		if perr != nil {
 			if perPartition == nil {
 				perPartition = make(map[TopicPartition]error)
 			}
@@ -212,6 +216,7 @@ func (b *Broker) beginLocked(t *meta.Transaction) bool {
 	}
 	t.State, t.StartMs = meta.TxnOngoing, b.opts.Now().UnixMilli()
 	t.Partitions, t.Offsets = nil, nil
+	t.Version, t.PrevProducerID, t.PrevEpoch = 0, 0, 0 // the caller sets the version (txn_v2.go)
 	return true
 }
 
@@ -304,7 +309,8 @@ func (b *Broker) EndTxn(id string, pid int64, epoch int16, commit bool) error {
 // prepared and is completed by a later call.
 func (b *Broker) completeLocked(t meta.Transaction) error {
 	commit := t.State == meta.TxnPrepareCommit
-	if err := b.writeMarkersLocked(t.ProducerID, t.Epoch, commit, t.Partitions); err != nil {
+	pid, epoch := markerProducer(t)
+	if err := b.writeMarkersLocked(pid, epoch, commit, t.Partitions); err != nil {
 		return fmt.Errorf("transaction %q: %w", t.TransactionalID, err)
 	}
 	if commit {

@@ -21,6 +21,7 @@ func init() { benchCommands = append(benchCommands, newBenchFetchCmd) }
 type benchFetchOptions struct {
 	topic     string
 	serverPID int
+	partMax   int32
 	timeout   time.Duration
 	json      bool
 }
@@ -65,6 +66,7 @@ else runs.`,
 	f := cmd.Flags()
 	f.StringVar(&o.topic, "topic", "sluice-bench", "topic to read")
 	f.IntVar(&o.serverPID, "server-pid", 0, "process id of the broker, to report its CPU time (0: do not)")
+	f.Int32Var(&o.partMax, "partition-max-bytes", 4<<20, "max.partition.fetch.bytes: the most one fetch asks of a partition (the first batch comes whole)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON")
 	return cmd
@@ -98,7 +100,7 @@ func runBenchFetch(cf *clientFlags, o benchFetchOptions, out io.Writer) error {
 		return fmt.Errorf("topic %s is empty", o.topic)
 	}
 	cl, err := cf.newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{o.topic: from}),
-		kgo.FetchMaxBytes(50<<20), kgo.FetchMaxPartitionBytes(4<<20))
+		kgo.FetchMaxBytes(50<<20), kgo.FetchMaxPartitionBytes(o.partMax))
 	if err != nil {
 		return err
 	}

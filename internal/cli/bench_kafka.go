@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func init() { benchCommands = append(benchCommands, newBenchKafkaCmd) }
@@ -36,6 +38,8 @@ type benchKafkaOptions struct {
 	maxInflight   int
 	batchMaxBytes int32
 	maxBuffered   int
+	txnRecords    int
+	txnClassic    bool
 	json          bool
 }
 
@@ -83,12 +87,20 @@ given too), waits for acknowledgements and for the consumers to catch up,
 and prints a summary; progress goes to standard error every second.
 Latencies are kept in log-linear histograms with 0.8% resolution.
 
+--txn-records N makes each producer transactional: it commits a transaction
+every N records (and at the end), and consumers read with read_committed. A
+record then counts as acknowledged when its transaction commits, and its ack
+latency runs from the send call to the commit's answer. The producers run
+transaction version 2 (KIP-890) where the broker offers it; --txn-classic
+keeps them on the classic protocol (EndTxn capped at v4), for comparison.
+
 The broker's durability policy (fsync) is a server setting: report it with
 the results.`,
 		Example: `  sluice bench kafka --duration 10s
   sluice bench kafka --rate 20000 --duration 60s
   sluice bench kafka --records 1000000 --producers 4 --consumers 4 --partitions 16
   sluice bench kafka --acks 1 --compression lz4 --linger 5ms --record-size 200
+  sluice bench kafka --txn-records 1000 --producers 4 --duration 30s
   sluice bench kafka --consumers 0 --json > result.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -114,6 +126,8 @@ the results.`,
 	f.IntVar(&o.maxInflight, "max-inflight", 0, "produce requests in flight per broker; setting it turns idempotent writes off (0: the client's default, 5 with idempotence)")
 	f.Int32Var(&o.batchMaxBytes, "batch-max-bytes", 0, "largest record batch a producer builds (0: the client's default, 1 MiB)")
 	f.IntVar(&o.maxBuffered, "max-buffered", 10000, "records a producer buffers before sending blocks")
+	f.IntVar(&o.txnRecords, "txn-records", 0, "records per transaction: producers are transactional and consumers read committed (0: no transactions)")
+	f.BoolVar(&o.txnClassic, "txn-classic", false, "with --txn-records: the classic transaction protocol (EndTxn capped at v4) instead of transaction version 2")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON on standard output (the text summary goes to standard error)")
 	return cmd
 }
@@ -138,6 +152,12 @@ func (o *benchKafkaOptions) validate() error {
 		return errors.New("give --duration or --records: the bench must end by itself")
 	case o.maxInflight < 0 || o.batchMaxBytes < 0 || o.maxBuffered < 1:
 		return errors.New("--max-inflight, --batch-max-bytes and --max-buffered must be positive")
+	case o.txnRecords < 0:
+		return errors.New("--txn-records must not be negative")
+	case o.txnRecords > 0 && (o.acks != "all" || o.maxInflight > 0):
+		return errors.New("--txn-records needs idempotent writes: --acks all and no --max-inflight")
+	case o.txnClassic && o.txnRecords == 0:
+		return errors.New("--txn-classic needs --txn-records")
 	}
 	if _, err := ackOpts(o.acks); err != nil {
 		return err
@@ -396,7 +416,11 @@ func (b *benchRun) newConsumers(ctx context.Context, cf *clientFlags, adm *kadm.
 		assign[p%n][int32(p)] = kgo.NewOffset().At(end.Offset)
 	}
 	return cf.newClients(n, func(i int) []kgo.Opt {
-		return []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{b.opts.topic: assign[i]})}
+		opts := []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{b.opts.topic: assign[i]})}
+		if b.opts.txnRecords > 0 {
+			opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		}
+		return opts
 	})
 }
 
@@ -417,14 +441,31 @@ func (b *benchRun) newProducers(cf *clientFlags) ([]*kgo.Client, error) {
 	if o.batchMaxBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(o.batchMaxBytes))
 	}
-	return cf.newClients(o.producers, func(int) []kgo.Opt { return opts })
+	if o.txnClassic {
+		v := kversion.Stable()
+		v.SetMaxKeyVersion(int16(kmsg.EndTxn), 4) // franz-go then keeps to the classic protocol
+		opts = append(opts, kgo.MaxVersions(v))
+	}
+	return cf.newClients(o.producers, func(i int) []kgo.Opt {
+		if o.txnRecords == 0 {
+			return opts
+		}
+		return append(opts[:len(opts):len(opts)], kgo.TransactionalID(fmt.Sprintf("sluice-bench-%016x-%d", b.runID, i)))
+	})
 }
 
 // produce sends up to quota records (negative: no limit) until deadline
 // (zero: none) or until ctx ends, at rate records/s (0: flat out), and
 // waits for their acknowledgements.
 func (b *benchRun) produce(ctx, produceCtx context.Context, cl *kgo.Client, quota int64, rate float64, deadline time.Time) {
-	var behind time.Duration
+	var (
+		behind time.Duration
+		txn    *benchTxn
+	)
+	if b.opts.txnRecords > 0 {
+		txn = &benchTxn{b: b, cl: cl, ctx: produceCtx}
+		defer txn.end()
+	}
 	for i := int64(0); quota < 0 || i < quota; i++ {
 		if ctx.Err() != nil {
 			break
@@ -448,8 +489,14 @@ func (b *benchRun) produce(ctx, produceCtx context.Context, cl *kgo.Client, quot
 			break
 		}
 		v := b.value(now)
+		if txn != nil && !txn.add(now) {
+			break
+		}
 		b.sent.Add(1)
 		cl.Produce(produceCtx, &kgo.Record{Value: v}, b.onAck)
+		if txn != nil && len(txn.sent) == b.opts.txnRecords && !txn.end() {
+			break
+		}
 	}
 	for {
 		cur := b.maxBehind.Load()
@@ -458,6 +505,71 @@ func (b *benchRun) produce(ctx, produceCtx context.Context, cl *kgo.Client, quot
 		}
 	}
 	cl.Flush(produceCtx)
+}
+
+// benchTxn is a producer's open transaction: the send times of its
+// records, which count as acknowledged when it commits.
+type benchTxn struct {
+	b    *benchRun
+	cl   *kgo.Client
+	ctx  context.Context
+	sent []int64 // unix nanoseconds
+	open bool
+}
+
+// add opens a transaction if none is open and notes a record's send
+// time; it reports false if the transaction could not begin.
+func (t *benchTxn) add(now time.Time) bool {
+	if !t.open {
+		if err := t.cl.BeginTransaction(); err != nil {
+			t.fail(0, err)
+			return false
+		}
+		t.open = true
+	}
+	t.sent = append(t.sent, now.UnixNano())
+	return true
+}
+
+// end flushes and commits the open transaction, if any, and counts its
+// records as acknowledged or failed; it reports whether it committed.
+func (t *benchTxn) end() bool {
+	if !t.open {
+		return true
+	}
+	t.open = false
+	n := int64(len(t.sent))
+	defer func() { t.sent = t.sent[:0] }()
+	if err := t.cl.Flush(t.ctx); err != nil {
+		t.cl.EndTransaction(t.ctx, kgo.TryAbort)
+		t.fail(n, err)
+		return false
+	}
+	if err := t.cl.EndTransaction(t.ctx, kgo.TryCommit); err != nil {
+		t.cl.EndTransaction(t.ctx, kgo.TryAbort)
+		t.fail(n, err)
+		return false
+	}
+	b := t.b
+	now := time.Now().UnixNano()
+	b.ackLat.mu.Lock()
+	for _, sent := range t.sent {
+		b.ackLat.interval.Record(time.Duration(now - sent))
+	}
+	b.ackLat.mu.Unlock()
+	b.acked.Add(n)
+	b.ackedBytes.Add(n * int64(b.opts.recordSize))
+	b.lastAck.Store(now)
+	return true
+}
+
+func (t *benchTxn) fail(n int64, err error) {
+	b := t.b
+	b.failed.Add(n)
+	b.errMu.Lock()
+	b.produceErrs++
+	b.produceErr = fmt.Errorf("transaction: %w", err)
+	b.errMu.Unlock()
 }
 
 // benchSpinBelow is the wait under which pacing spins instead of sleeping:
@@ -506,7 +618,17 @@ func (b *benchRun) value(now time.Time) []byte {
 
 func (b *benchRun) onAck(r *kgo.Record, err error) {
 	now := time.Now()
-	if err != nil {
+	switch {
+	case b.opts.txnRecords > 0 && err != nil:
+		// The transaction fails as a whole: benchTxn.end counts it.
+		b.errMu.Lock()
+		if b.produceErr == nil {
+			b.produceErr = err
+		}
+		b.errMu.Unlock()
+	case b.opts.txnRecords > 0:
+		// Acknowledged when the transaction commits.
+	case err != nil:
 		b.failed.Add(1)
 		b.errMu.Lock()
 		b.produceErrs++
@@ -514,7 +636,7 @@ func (b *benchRun) onAck(r *kgo.Record, err error) {
 			b.produceErr = err
 		}
 		b.errMu.Unlock()
-	} else {
+	default:
 		sent := int64(binary.BigEndian.Uint64(r.Value))
 		b.ackLat.record(time.Duration(now.UnixNano() - sent))
 		b.acked.Add(1)
@@ -633,6 +755,7 @@ type benchSummary struct {
 	TargetRate    float64        `json:"target_rate"`
 	ProduceSecs   float64        `json:"produce_seconds"`
 	MaxBehindMs   float64        `json:"max_behind_schedule_ms,omitempty"`
+	TxnRecords    int            `json:"txn_records,omitempty"`
 	Sent          int64          `json:"sent"`
 	Acked         int64          `json:"acked"`
 	Failed        int64          `json:"failed"`
@@ -677,7 +800,7 @@ func (b *benchRun) summary(producedFor time.Duration, missing int64) benchSummar
 	s := benchSummary{
 		Topic: o.topic, Partitions: b.partitions, Producers: o.producers, Consumers: b.nConsumers,
 		RecordSize: o.recordSize, Acks: o.acks, Compression: o.compression,
-		LingerMs: float64(o.linger) / 1e6, TargetRate: o.rate, ProduceSecs: producedFor.Seconds(),
+		LingerMs: float64(o.linger) / 1e6, TargetRate: o.rate, ProduceSecs: producedFor.Seconds(), TxnRecords: o.txnRecords,
 		Sent: b.sent.Load(), Acked: b.acked.Load(), Failed: b.failed.Load(),
 		Consumed: b.consumed.Load(), Missing: missing, Foreign: b.foreign.Load(),
 		AckLatency: summarize(&b.ackLat.total), E2ELatency: summarize(&b.e2eLat.total),
@@ -767,9 +890,16 @@ func fmtLatency(d time.Duration) string {
 // setupString describes what the run does, for its first and last lines.
 func (b *benchRun) setupString() string {
 	o := b.opts
-	return fmt.Sprintf("topic %s (%s), %s, %s, %d-byte records, acks=%s, compression=%s, linger=%v",
+	s := fmt.Sprintf("topic %s (%s), %s, %s, %d-byte records, acks=%s, compression=%s, linger=%v",
 		o.topic, plural(b.partitions, "partition"), plural(o.producers, "producer"), plural(b.nConsumers, "consumer"),
 		o.recordSize, o.acks, o.compression, o.linger)
+	if o.txnRecords > 0 {
+		s += fmt.Sprintf(", transactions of %d records, read_committed", o.txnRecords)
+		if o.txnClassic {
+			s += ", classic transaction protocol"
+		}
+	}
+	return s
 }
 
 func plural(n int, what string) string {

@@ -82,6 +82,15 @@ type Config struct {
 	// the broker keeps, Kafka's max.incremental.fetch.session.cache.slots;
 	// 0 keeps none (every fetch is a full one). Default 1000.
 	FetchSessionCacheSlots int `key:"fetch_session_cache_slots"`
+	// KafkaZeroCopy sends the records of Fetch answers from the segment
+	// files with sendfile (Linux, plain TCP) instead of copying them
+	// through memory. Default true.
+	KafkaZeroCopy bool `key:"kafka_zero_copy"`
+	// TransactionVersion is the level of Kafka's transaction.version
+	// feature the broker finalizes: 2 lets clients that support it run
+	// KIP-890 part 2 transactions, 1 keeps every client on the classic
+	// protocol (an operator's downgrade). Default 2.
+	TransactionVersion int `key:"transaction_version"`
 	// GroupInitialRebalanceDelay delays the first rebalance of a new group
 	// so members starting together land in one generation. Default 0.
 	GroupInitialRebalanceDelay time.Duration `key:"group_initial_rebalance_delay"`
@@ -138,6 +147,8 @@ func Default() Config {
 		MaxMessageBytes:            1048588,
 		MaxRequestBytes:            100 << 20,
 		FetchSessionCacheSlots:     1000,
+		KafkaZeroCopy:              true,
+		TransactionVersion:         2,
 		GroupInitialRebalanceDelay: 0,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
@@ -167,6 +178,9 @@ func (c *Config) Validate() error {
 		if h, p, err := net.SplitHostPort(c.KafkaAdvertisedAddr); err != nil || h == "" || p == "" {
 			bad("kafka_advertised_addr %q: want host:port", c.KafkaAdvertisedAddr)
 		}
+	}
+	if c.TransactionVersion != 1 && c.TransactionVersion != 2 {
+		bad("transaction_version %d: want 1 or 2", c.TransactionVersion)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -1,6 +1,6 @@
 package kafka
 
-// Produce, versions 3-11 (record format v2 only); v0-2 are advertised for
+// Produce, versions 3-12 (record format v2 only); v0-2 are advertised for
 // librdkafka's sake (see registry.go) and answered UNSUPPORTED_VERSION.
 //
 // Each partition's records are validated by the partition (framing, magic
@@ -18,11 +18,22 @@ package kafka
 // with the partition added (KIP-890's verification, as Kafka since 3.6):
 // else INVALID_PRODUCER_EPOCH (another producer) or INVALID_TXN_STATE; in
 // a request without a transactional id it is INVALID_RECORD.
+// v12 is transaction version 2 (KIP-890 part 2, when finalized): the
+// producer sends no AddPartitionsToTxn, so the partitions with
+// transactional records are first added to its transaction
+// (broker.AddPartitionsOnProduce, one durable metadata write for the
+// request, starting the transaction if none is ongoing), then checked
+// and appended as above. A producer that is not the transactional id's
+// current one gets INVALID_PRODUCER_EPOCH; a previous transaction still
+// completing gets NOT_ENOUGH_REPLICAS, which every client retries (Kafka
+// answers produces the same for CONCURRENT_TRANSACTIONS).
 // Unknown topics are auto-created when enabled.
 // The request timeout bounds only how long a resource alarm may hold the
 // request (flow.go): there is no replication to wait for.
 
 import (
+	"errors"
+
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -51,18 +62,36 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 		check = c.s.broker.TxnProduceCheck(*req.TransactionID)
 	}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	topics := make([]*broker.Topic, len(req.Topics))
+	terrs := make([]error, len(req.Topics))
+	for i, rt := range req.Topics {
+		topics[i], terrs[i] = c.s.broker.TopicOrCreate(rt.Topic)
+	}
+	var addErrs map[broker.TopicPartition]error
+	if req.TransactionID != nil && req.Version >= 12 && c.s.txnV2() {
+		addErrs = addPartitionsOnProduce(c, *req.TransactionID, req, topics)
+	}
 	for i, rt := range req.Topics {
 		st := &resp.Topics[i]
 		*st = kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
-		t, terr := c.s.broker.TopicOrCreate(rt.Topic)
+		t, terr := topics[i], terrs[i]
 		for j, rp := range rt.Partitions {
 			sp := &st.Partitions[j]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			if terr != nil {
 				sp.ErrorCode = errorCode(terr)
+				continue
+			}
+			if err := addErrs[broker.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}]; err != nil {
+				sp.ErrorCode = writeErrorCode(err)
+				if errors.Is(err, broker.ErrConcurrentTransactions) {
+					sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				}
+				msg := err.Error()
+				sp.ErrorMessage = &msg
 				continue
 			}
 			ap, err := appendPartition(t, rp, sp, check)
@@ -108,6 +137,63 @@ func appendPartition(t *broker.Topic, rp kmsg.ProduceRequestTopicPartition, sp *
 	sp.LogAppendTime = res.LogAppendTime
 	sp.LogStartOffset = res.LogStart
 	return ap, nil
+}
+
+// addPartitionsOnProduce adds the existing partitions of req that hold
+// transactional records to their producer's transaction (transaction
+// version 2), and returns the partitions whose addition failed, with
+// why. A real client's request has one producer; should it hold several,
+// each is added on its own. Internal topics are left out (and fail with
+// INVALID_TOPIC_EXCEPTION, as their append would): no marker could ever
+// be written there.
+func addPartitionsOnProduce(c *conn, txnID string, req *kmsg.ProduceRequest, topics []*broker.Topic) map[broker.TopicPartition]error {
+	type producer struct {
+		pid   int64
+		epoch int16
+	}
+	var order []producer
+	byProducer := map[producer][]broker.TopicPartition{}
+	var failed map[broker.TopicPartition]error
+	fail := func(tp broker.TopicPartition, err error) {
+		if failed == nil {
+			failed = make(map[broker.TopicPartition]error)
+		}
+		failed[tp] = err
+	}
+	for i, rt := range req.Topics {
+		if topics[i] == nil {
+			continue
+		}
+		if topics[i].IsInternal() {
+			for _, rp := range rt.Partitions {
+				fail(broker.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}, broker.ErrInternalTopic)
+			}
+			continue
+		}
+		for _, rp := range rt.Partitions {
+			if rp.Partition < 0 || int(rp.Partition) >= len(topics[i].Partitions) {
+				continue // answered UNKNOWN_TOPIC_OR_PARTITION by the append
+			}
+			pid, epoch, txn := broker.TxnProducerOf(rp.Records)
+			if !txn {
+				continue
+			}
+			p := producer{pid, epoch}
+			if _, ok := byProducer[p]; !ok {
+				order = append(order, p)
+			}
+			byProducer[p] = append(byProducer[p], broker.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
+		}
+	}
+	for _, p := range order {
+		tps := byProducer[p]
+		if err := c.s.broker.AddPartitionsOnProduce(txnID, p.pid, p.epoch, tps); err != nil {
+			for _, tp := range tps {
+				fail(tp, err)
+			}
+		}
+	}
+	return failed
 }
 
 func produceAllFailed(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, code int16) kmsg.Response {

@@ -22,8 +22,18 @@ package kafka
 // what each isolation level sees and reports the high watermark and last
 // stable offset; a read_committed fetch also gets the aborted transactions
 // overlapping what it read, whose batches the client drops.
+//
+// Zero copy (Options.ZeroCopy, on a TCP connection on Linux): a
+// partition's records of at least zeroCopyMinBytes are not read but held
+// as a region of their segment file (broker.FileRegion, the same whole
+// batches below the same visible end), which the write loop sends with
+// sendfile (fetch_encode.go); the region keeps the file open until then,
+// whatever retention or the cleaner do meanwhile. Every region taken is
+// released exactly once: by the write loop after writing the answer, or
+// here when a read is superseded (long poll) or left out (fetch session).
 
 import (
+	"errors"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker"
@@ -48,8 +58,67 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	if plan.session != nil {
 		resp.SessionID = plan.session.id
 	}
-	fillFetchResponse(resp, c.s.sessions.finish(plan, results))
+	results = c.s.sessions.finish(plan, results)
+	fillFetchResponse(resp, results)
+	var regions []*broker.FileRegion
+	for i, r := range results {
+		if r.region != nil {
+			if regions == nil {
+				regions = make([]*broker.FileRegion, len(results))
+			}
+			regions[i] = r.region
+		}
+	}
+	if regions != nil {
+		return &fetchAnswer{FetchResponse: resp, regions: regions}, nil
+	}
 	return resp, nil
+}
+
+// fetchAnswer is a Fetch answer some of whose partitions' records are file
+// regions (zero copy), one entry per partition in the answer's order. The
+// write loop writes it (writeResponse) and releases the regions.
+type fetchAnswer struct {
+	*kmsg.FetchResponse
+	regions []*broker.FileRegion
+}
+
+// release lets the regions' files close.
+func (a *fetchAnswer) release() {
+	for _, r := range a.regions {
+		if r != nil {
+			r.Release()
+		}
+	}
+}
+
+// copyIn reads the regions into the partitions' RecordBatches (for an
+// answer kmsg must encode) and releases them.
+func (a *fetchAnswer) copyIn() error {
+	k := 0
+	for i := range a.Topics {
+		for j := range a.Topics[i].Partitions {
+			if r := a.regions[k]; r != nil {
+				data := make([]byte, r.Len())
+				if err := r.ReadAt(data, 0); err != nil {
+					return err
+				}
+				a.Topics[i].Partitions[j].RecordBatches = data
+			}
+			k++
+		}
+	}
+	a.release()
+	return nil
+}
+
+// releaseResults releases the regions of results that will not be sent.
+func releaseResults(results []fetchResult) {
+	for _, r := range results {
+		if r.region != nil {
+			r.region.Release()
+		}
+	}
 }
 
 // longPoll waits for any partition of plan to move and reads again, until
@@ -67,10 +136,12 @@ func longPoll(c *conn, req *kmsg.FetchRequest, plan fetchPlan, results []fetchRe
 		case <-timer.C:
 			return results
 		case <-c.ctx.Done():
+			releaseResults(results)
 			return nil
 		}
 		changed.stop()
 		changed = watchPartitions(c, plan)
+		releaseResults(results)
 		results, total, failed = fetchOnce(c, req, plan)
 	}
 	return results
@@ -82,6 +153,16 @@ type fetchResult struct {
 	// name is the topic's name, when known.
 	name string
 	sp   kmsg.FetchResponseTopicPartition
+	// region, when set, holds the records instead of sp.RecordBatches.
+	region *broker.FileRegion
+}
+
+// size is the bytes of records in r.
+func (r *fetchResult) size() int {
+	if r.region != nil {
+		return r.region.Len()
+	}
+	return len(r.sp.RecordBatches)
 }
 
 // fillFetchResponse groups results into resp's topics, consecutive
@@ -141,8 +222,8 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, plan fetchPlan) (results []fetch
 			sp.ErrorCode = code
 		} else {
 			limit := min(int(t.maxBytes), budget-total)
-			readPartition(p, t.offset, limit, total == 0, isolation(req.IsolationLevel), sp)
-			total += len(sp.RecordBatches)
+			r.region = readPartition(p, t.offset, limit, total == 0, isolation(req.IsolationLevel), c.zeroCopy, sp)
+			total += r.size()
 		}
 		failed = failed || sp.ErrorCode != 0
 		results = append(results, r)
@@ -150,9 +231,17 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, plan fetchPlan) (results []fetch
 	return results, total, failed
 }
 
+// zeroCopyMinBytes is the smallest partition read sent from its file
+// rather than copied: below it the extra system calls of sendfile (one
+// more write for the framing before it) cost more than the copy saves
+// (docs/benchmarks.md, "Fetch").
+const zeroCopyMinBytes = 16 << 10
+
 // readPartition reads up to limit bytes at offset into sp. When first is
-// false, a batch larger than limit is left for the next fetch.
-func readPartition(p *broker.Partition, offset int64, limit int, first bool, iso broker.IsolationLevel, sp *kmsg.FetchResponseTopicPartition) {
+// false, a batch larger than limit is left for the next fetch. With
+// zeroCopy, a read of at least zeroCopyMinBytes is returned as a region of
+// its segment file instead of in sp.RecordBatches.
+func readPartition(p *broker.Partition, offset int64, limit int, first bool, iso broker.IsolationLevel, zeroCopy bool, sp *kmsg.FetchResponseTopicPartition) *broker.FileRegion {
 	start, hw, lso := p.Offsets()
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, lso, start
 	end := hw
@@ -161,29 +250,71 @@ func readPartition(p *broker.Partition, offset int64, limit int, first bool, iso
 	}
 	if offset < start || offset > hw {
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
-		return
+		return nil
 	}
 	if offset >= end || (limit <= 0 && !first) {
-		return
+		return nil
 	}
-	data, err := p.Read(offset, max(limit, 1), iso)
-	if err != nil {
+	fail := func(err error) {
 		sp.ErrorCode = errorCode(err)
 		if storageFailure(err) {
 			sp.ErrorCode = kerr.KafkaStorageError.Code
 		}
-		return
+	}
+	if zeroCopy && limit >= zeroCopyMinBytes {
+		r, err := p.ReadRegion(offset, max(limit, 1), iso, zeroCopyMinBytes)
+		switch {
+		case errors.Is(err, broker.ErrNoRegions):
+			// An in-memory log: read it.
+		case err != nil:
+			fail(err)
+			return nil
+		case r == nil:
+			return nil
+		case r.Len() > limit && !first:
+			r.Release()
+			return nil
+		case r.Bytes() != nil: // under zeroCopyMinBytes: read, as Read would
+			sp.RecordBatches = r.Bytes()
+			r.Release()
+			abortedIn(p, offset, r.End(), iso, sp)
+			return nil
+		default:
+			abortedIn(p, offset, r.End(), iso, sp)
+			return r
+		}
+	}
+	data, err := p.Read(offset, max(limit, 1), iso)
+	if err != nil {
+		fail(err)
+		return nil
 	}
 	if len(data) == 0 || (len(data) > limit && !first) {
-		return
+		return nil
 	}
 	sp.RecordBatches = data
 	if iso == broker.ReadCommitted {
-		for _, a := range p.AbortedIn(offset, data) {
-			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
-			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
-			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
-		}
+		abortedIn(p, offset, -1, iso, sp)
+	}
+	return nil
+}
+
+// abortedIn fills in, for a read_committed read from offset to end (-1:
+// the end of sp.RecordBatches), the aborted transactions it overlaps.
+func abortedIn(p *broker.Partition, offset, end int64, iso broker.IsolationLevel, sp *kmsg.FetchResponseTopicPartition) {
+	if iso != broker.ReadCommitted {
+		return
+	}
+	var aborted []broker.AbortedTxn
+	if end < 0 {
+		aborted = p.AbortedIn(offset, sp.RecordBatches)
+	} else {
+		aborted = p.AbortedBetween(offset, end)
+	}
+	for _, a := range aborted {
+		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+		sp.AbortedTransactions = append(sp.AbortedTransactions, at)
 	}
 }
 

@@ -1,6 +1,7 @@
 package kafka
 
-// InitProducerID, versions 0-4.
+// InitProducerID, versions 0-5 (v5 only allows TRANSACTION_ABORTABLE,
+// which Sluice never answers).
 //
 // Producer ids come from the metadata store and are durable before the
 // answer. Without a transactional id every call gets a fresh id at epoch

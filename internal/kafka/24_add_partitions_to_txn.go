@@ -8,7 +8,9 @@ package kafka
 // (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING),
 // as does a transaction still completing (CONCURRENT_TRANSACTIONS). If
 // any partition is unknown it gets UNKNOWN_TOPIC_OR_PARTITION and the
-// others OPERATION_NOT_ATTEMPTED, and nothing is added, as in Kafka.
+// others OPERATION_NOT_ATTEMPTED, and nothing is added, as in Kafka; a
+// partition of an internal topic (__consumer_offsets) likewise gets
+// INVALID_TOPIC_EXCEPTION, since no marker could be written there.
 // v4 (KIP-890, sent by brokers) batches transactions; VerifyOnly
 // answers whether the partitions are already in the transaction, adding
 // nothing.

@@ -1,6 +1,8 @@
 package kafka
 
-// AddOffsetsToTxn, versions 0-3.
+// AddOffsetsToTxn, versions 0-4 (v4 only allows TRANSACTION_ABORTABLE,
+// which Sluice never answers). Transaction version 2 clients do without
+// it (TxnOffsetCommit v5 starts the transaction).
 //
 // Announces that the producer's transaction will commit offsets of a
 // consumer group (TxnOffsetCommit, sent to the group coordinator, which is

@@ -1,6 +1,6 @@
 package kafka
 
-// TxnOffsetCommit, versions 0-3.
+// TxnOffsetCommit, versions 0-5.
 //
 // Records consumer offsets in the producer's ongoing transaction
 // (broker.TxnOffsetCommit): the group sees them only once the transaction
@@ -9,7 +9,10 @@ package kafka
 // UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH, as Kafka. Every partition
 // carries the request's error: a producer error as in AddPartitionsToTxn,
 // INVALID_TXN_STATE without an ongoing transaction, or
-// UNKNOWN_TOPIC_OR_PARTITION (nothing is recorded then).
+// UNKNOWN_TOPIC_OR_PARTITION (nothing is recorded then). v4 only adds
+// an error code; v5 is transaction version 2 (KIP-890 part 2, when
+// finalized): the commit itself starts the transaction if none is
+// ongoing, as the AddOffsetsToTxn the client no longer sends did.
 
 import (
 	"github.com/sluice-mq/sluice/internal/broker"
@@ -26,9 +29,13 @@ func handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest) (kmsg.Resp
 			})
 		}
 	}
+	commit := c.s.broker.TxnOffsetCommit
+	if req.Version >= 5 && c.s.txnV2() {
+		commit = c.s.broker.TxnOffsetCommitV2
+	}
 	code := errorCode(c.s.groups.ValidateConsumerTxnCommit(req.Group, req.MemberID, req.Generation))
 	if code == 0 {
-		code = txnErrorCode(c.s.broker.TxnOffsetCommit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits))
+		code = txnErrorCode(commit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits))
 	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewTxnOffsetCommitResponseTopic()

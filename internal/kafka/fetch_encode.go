@@ -13,26 +13,43 @@ package kafka
 // the partitions returned, large ones straight to the socket. An answer
 // with fields this encoder does not write (tagged fields a single node
 // never sets) goes through kmsg.
+//
+// With zero copy (sendfile_linux.go, Options.ZeroCopy) a partition's
+// records may instead be a region of a segment file (broker.FileRegion):
+// the framing counts its length, and the write loop sends it from the
+// file with sendfile after flushing the framing before it, or copies it
+// through a buffer when it cannot.
 
 import (
 	"encoding/binary"
 	"io"
+	"sync"
 
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // fetchFrame is a Fetch answer framed without its records: write head up
-// to cuts[0], records[0], head up to cuts[1], records[1], ..., the rest of
-// head.
+// to cuts[0], records[0] (or regions[0] when set), head up to cuts[1],
+// records[1], ..., the rest of head.
 type fetchFrame struct {
 	head    []byte
 	cuts    []int
 	records [][]byte
+	regions []*broker.FileRegion
 }
 
 // frameFetch frames resp (answering corr) into dst, or reports false when
 // resp has fields only kmsg writes.
 func frameFetch(dst []byte, corr int32, resp *kmsg.FetchResponse) (fetchFrame, bool) {
+	return frameFetchRegions(dst, corr, resp, nil)
+}
+
+// frameFetchRegions is frameFetch for an answer whose partitions' records
+// may be file regions: regions, when not nil, has one entry per partition
+// in the order of resp's topics and their partitions, nil where the
+// records are the partition's RecordBatches.
+func frameFetchRegions(dst []byte, corr int32, resp *kmsg.FetchResponse, regions []*broker.FileRegion) (fetchFrame, bool) {
 	if !frameable(resp) {
 		return fetchFrame{}, false
 	}
@@ -49,7 +66,7 @@ func frameFetch(dst []byte, corr int32, resp *kmsg.FetchResponse) (fetchFrame, b
 		dst = binary.BigEndian.AppendUint16(dst, uint16(resp.ErrorCode))
 		dst = binary.BigEndian.AppendUint32(dst, uint32(resp.SessionID))
 	}
-	total := 0
+	total, k := 0, 0
 	dst = appendArrayLen(dst, len(resp.Topics), false, flex)
 	for i := range resp.Topics {
 		t := &resp.Topics[i]
@@ -83,11 +100,21 @@ func frameFetch(dst []byte, corr int32, resp *kmsg.FetchResponse) (fetchFrame, b
 			if v >= 11 {
 				dst = binary.BigEndian.AppendUint32(dst, uint32(p.PreferredReadReplica))
 			}
-			dst = appendArrayLen(dst, len(p.RecordBatches), p.RecordBatches == nil, flex)
-			if len(p.RecordBatches) > 0 {
+			var region *broker.FileRegion
+			if regions != nil {
+				region = regions[k]
+			}
+			k++
+			n := len(p.RecordBatches)
+			if region != nil {
+				n = region.Len()
+			}
+			dst = appendArrayLen(dst, n, p.RecordBatches == nil && region == nil, flex)
+			if n > 0 {
 				f.cuts = append(f.cuts, len(dst))
 				f.records = append(f.records, p.RecordBatches)
-				total += len(p.RecordBatches)
+				f.regions = append(f.regions, region)
+				total += n
 			}
 			if flex {
 				dst = append(dst, 0) // partition tags
@@ -150,14 +177,24 @@ func frameable(resp *kmsg.FetchResponse) bool {
 	return true
 }
 
-// writeTo writes the framed answer to w.
-func (f fetchFrame) writeTo(w io.Writer) error {
+// writeTo writes the framed answer to w, file regions through send when
+// it is set (sendfile), else copied.
+func (f fetchFrame) writeTo(w io.Writer, send func(*broker.FileRegion) error) error {
 	at := 0
 	for i, cut := range f.cuts {
 		if _, err := w.Write(f.head[at:cut]); err != nil {
 			return err
 		}
-		if _, err := w.Write(f.records[i]); err != nil {
+		var err error
+		switch r := f.regions[i]; {
+		case r == nil:
+			_, err = w.Write(f.records[i])
+		case send != nil:
+			err = send(r)
+		default:
+			err = copyRegion(w, r)
+		}
+		if err != nil {
 			return err
 		}
 		at = cut
@@ -166,13 +203,42 @@ func (f fetchFrame) writeTo(w io.Writer) error {
 	return err
 }
 
+// copyBufs are the buffers copyRegion reads file regions through.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// copyRegion writes a file region to w through a pooled buffer: zero
+// copy's fallback.
+func copyRegion(w io.Writer, r *broker.FileRegion) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	for off := 0; off < r.Len(); {
+		b := (*bp)[:min(len(*bp), r.Len()-off)]
+		if err := r.ReadAt(b, int64(off)); err != nil {
+			return err
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		off += len(b)
+	}
+	return nil
+}
+
 // bytes is the whole answer in one buffer (for tests).
 func (f fetchFrame) bytes() []byte {
 	var out []byte
 	at := 0
 	for i, cut := range f.cuts {
 		out = append(out, f.head[at:cut]...)
-		out = append(out, f.records[i]...)
+		if r := f.regions[i]; r != nil {
+			n := len(out)
+			out = append(out, make([]byte, r.Len())...)
+			if err := r.ReadAt(out[n:], 0); err != nil {
+				panic(err)
+			}
+		} else {
+			out = append(out, f.records[i]...)
+		}
 		at = cut
 	}
 	return append(out, f.head[at:]...)

@@ -79,7 +79,7 @@ func TestFrameFetchMatchesKmsg(t *testing.T) {
 				t.Fatalf("v%d #%d: framed %d bytes, kmsg %d; first difference at %d", version, i, len(got), len(want), firstDiff(got, want))
 			}
 			var w bytes.Buffer
-			if err := f.writeTo(&w); err != nil || !bytes.Equal(w.Bytes(), want) {
+			if err := f.writeTo(&w, nil); err != nil || !bytes.Equal(w.Bytes(), want) {
 				t.Fatalf("v%d #%d: writeTo differs (%v)", version, i, err)
 			}
 		}

@@ -181,15 +181,16 @@ func (sc *sessionCache) finish(plan fetchPlan, results []fetchResult) []fetchRes
 	for _, r := range results {
 		sp := s.index[r.key]
 		if sp == nil { // forgotten meanwhile by a newer request
+			releaseResults([]fetchResult{r})
 			continue
 		}
 		p := &r.sp
 		changed := p.HighWatermark != sp.hw || p.LastStableOffset != sp.lso || p.LogStartOffset != sp.logStart
 		sp.hw, sp.lso, sp.logStart = p.HighWatermark, p.LastStableOffset, p.LogStartOffset
-		if !plan.incremental || changed || p.ErrorCode != 0 || len(p.RecordBatches) > 0 {
+		if !plan.incremental || changed || p.ErrorCode != 0 || r.size() > 0 {
 			send = append(send, r)
 		}
-		if plan.incremental && len(p.RecordBatches) > 0 {
+		if plan.incremental && r.size() > 0 {
 			moved = append(moved, sp)
 		}
 	}

@@ -29,7 +29,7 @@ type api struct {
 // lists Produce v0, and silently send uncompressed otherwise. A v0-2
 // request is answered UNSUPPORTED_VERSION.
 var apis = []api{
-	{key: 0, min: 0, max: 11, prepare: prepareProduce},
+	{key: 0, min: 0, max: 12, prepare: prepareProduce},
 	{key: 1, min: 4, max: 17, handle: handle(handleFetch)},
 	{key: 2, min: 0, max: 8, handle: handle(handleListOffsets)},
 	{key: 3, min: 0, max: 12, handle: handle(handleMetadata)},
@@ -46,12 +46,12 @@ var apis = []api{
 	{key: 19, min: 0, max: 7, handle: handle(handleCreateTopics)},
 	{key: 20, min: 0, max: 6, handle: handle(handleDeleteTopics)},
 	{key: 21, min: 0, max: 2, handle: handle(handleDeleteRecords)},
-	{key: 22, min: 0, max: 4, handle: handle(handleInitProducerID)},
+	{key: 22, min: 0, max: 5, handle: handle(handleInitProducerID)},
 	{key: 23, min: 0, max: 4, handle: handle(handleOffsetForLeaderEpoch)},
 	{key: 24, min: 0, max: 4, handle: handle(handleAddPartitionsToTxn)},
-	{key: 25, min: 0, max: 3, handle: handle(handleAddOffsetsToTxn)},
-	{key: 26, min: 0, max: 4, handle: handle(handleEndTxn)},
-	{key: 28, min: 0, max: 3, handle: handle(handleTxnOffsetCommit)},
+	{key: 25, min: 0, max: 4, handle: handle(handleAddOffsetsToTxn)},
+	{key: 26, min: 0, max: 5, handle: handle(handleEndTxn)},
+	{key: 28, min: 0, max: 5, handle: handle(handleTxnOffsetCommit)},
 	{key: 32, min: 0, max: 4, handle: handle(handleDescribeConfigs)},
 	{key: 33, min: 0, max: 2, handle: handle(handleAlterConfigs)},
 	{key: 35, min: 0, max: 4, handle: handle(handleDescribeLogDirs)},

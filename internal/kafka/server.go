@@ -46,6 +46,26 @@ type Options struct {
 	// Flow, when set, holds produce requests while a resource alarm is
 	// raised (see flow.go).
 	Flow FlowControl
+
+	// ZeroCopy sends the records of Fetch answers from the segment files
+	// with sendfile instead of reading them into memory and writing them
+	// (01_fetch.go), on plain TCP connections on Linux; others (a future
+	// TLS listener, another platform) copy as when it is off. Default off
+	// here; the server's kafka_zero_copy setting turns it on.
+	ZeroCopy bool
+
+	// TransactionVersion is the level ApiVersions finalizes the
+	// transaction.version feature at: 2 lets clients run KIP-890 part 2
+	// transactions (txn_v2 in 00_produce.go, 26_end_txn.go), 1 keeps
+	// every client on the classic protocol. Default (0) 2.
+	TransactionVersion int16
+}
+
+// SendfileHooks, when the Hooks implement it too, count the record bytes
+// of Fetch answers sent from segment files by sendfile, which BytesWritten
+// counts as well.
+type SendfileHooks interface {
+	BytesSentFromFile(n int)
 }
 
 // Server serves Kafka clients.
@@ -88,6 +108,9 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}
 	if opts.FetchSessionCacheSlots == 0 {
 		opts.FetchSessionCacheSlots = 1000
+	}
+	if opts.TransactionVersion == 0 {
+		opts.TransactionVersion = 2
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
@@ -169,6 +192,10 @@ type conn struct {
 	clientID string
 	// sawRequest is read-loop state: whether clientID is set.
 	sawRequest bool
+	// tcp is nc when it is a plain TCP connection; zeroCopy is whether
+	// Fetch answers on it are sent from the files (Options.ZeroCopy).
+	tcp      *net.TCPConn
+	zeroCopy bool
 }
 
 // pendingResp is a request whose response the write loop must produce.
@@ -181,11 +208,14 @@ type pendingResp struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
-	return &conn{
+	c := &conn{
 		s: s, nc: nc, ctx: ctx, cancel: cancel,
 		log:     s.log.With("remote", nc.RemoteAddr().String()),
 		pending: make(chan pendingResp, 64),
 	}
+	c.tcp, _ = nc.(*net.TCPConn)
+	c.zeroCopy = s.opts.ZeroCopy && sendfileSupported && c.tcp != nil
+	return c
 }
 
 func (c *conn) serve() {
@@ -347,6 +377,27 @@ func (c *conn) writeLoop() error {
 	hooks := c.s.opts.Hooks
 	bw := bufio.NewWriterSize(iocount.Writer{W: c.nc, H: hooks}, 64<<10)
 	buf := make([]byte, 0, 4096)
+	var send func(*broker.FileRegion) error
+	if c.zeroCopy {
+		fileHooks, _ := hooks.(SendfileHooks)
+		send = func(r *broker.FileRegion) error {
+			f, pos, ok := r.File()
+			if !ok { // a log not on the real file system
+				return copyRegion(bw, r)
+			}
+			if err := bw.Flush(); err != nil { // the framing goes first
+				return err
+			}
+			n, err := sendFile(c.tcp, f, pos, int64(r.Len()))
+			if n > 0 {
+				hooks.BytesWritten(int(n))
+				if fileHooks != nil {
+					fileHooks.BytesSentFromFile(int(n))
+				}
+			}
+			return err
+		}
+	}
 	for p := range c.pending {
 		resp, err := p.respond()
 		if err != nil {
@@ -356,7 +407,7 @@ func (c *conn) writeLoop() error {
 			hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
 			continue
 		}
-		if buf, err = writeResponse(bw, buf[:0], p.corr, p.req, resp); err != nil {
+		if buf, err = writeResponse(bw, buf[:0], p.corr, p.req, resp, send); err != nil {
 			return err
 		}
 		hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
@@ -374,18 +425,41 @@ func (c *conn) writeLoop() error {
 
 // writeResponse frames resp into buf (returned for reuse) and writes it to
 // w. A Fetch answer's records are written from the partitions' slices, not
-// copied into buf (fetch_encode.go).
-func writeResponse(w io.Writer, buf []byte, corr int32, req kmsg.Request, resp kmsg.Response) ([]byte, error) {
+// copied into buf, and its file regions through send (sendfile) or, when
+// send is nil, copied (fetch_encode.go). Responses are written in request
+// order by the one write loop, so a region sent from its file lands
+// between its framing and the next response.
+func writeResponse(w io.Writer, buf []byte, corr int32, req kmsg.Request, resp kmsg.Response, send func(*broker.FileRegion) error) ([]byte, error) {
+	if fa, ok := resp.(*fetchAnswer); ok {
+		fa.SetVersion(req.GetVersion())
+		if testHookSendRegions != nil {
+			testHookSendRegions()
+		}
+		if f, ok := frameFetchRegions(buf, corr, fa.FetchResponse, fa.regions); ok {
+			err := f.writeTo(w, send)
+			fa.release()
+			return f.head, err
+		}
+		if err := fa.copyIn(); err != nil {
+			fa.release()
+			return buf, err
+		}
+		resp = fa.FetchResponse
+	}
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
 		fr.SetVersion(req.GetVersion())
 		if f, ok := frameFetch(buf, corr, fr); ok {
-			return f.head, f.writeTo(w)
+			return f.head, f.writeTo(w, nil)
 		}
 	}
 	buf = encodeResponse(buf, corr, req, resp)
 	_, err := w.Write(buf)
 	return buf, err
 }
+
+// testHookSendRegions, when set (by tests), runs before a Fetch answer
+// holding file regions is written.
+var testHookSendRegions func()
 
 // requestHeader is the Kafka request header (v1 or v2).
 type requestHeader struct {

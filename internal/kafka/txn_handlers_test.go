@@ -101,3 +101,48 @@ func TestTxnHandlerShapes(t *testing.T) {
 		t.Fatalf("TxnOffsetCommit without an ongoing transaction: %v", kerr.ErrorForCode(r.Topics[0].Partitions[0].ErrorCode))
 	}
 }
+
+// TestTxnV2HandlerShapes: EndTxn v5 answers the bumped producer under
+// transaction version 2, and -1/-1 with the epoch unchanged when the
+// broker finalizes level 1; TxnOffsetCommit v5 starts the transaction
+// only under version 2.
+func TestTxnV2HandlerShapes(t *testing.T) {
+	for _, level := range []int16{2, 1} {
+		c := testConn(t)
+		c.s.opts.TransactionVersion = level
+		if _, err := c.s.broker.CreateTopic("t", 1, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		id := "tx"
+		init := kmsg.NewPtrInitProducerIDRequest()
+		init.TransactionalID, init.TransactionTimeoutMillis = &id, 60000
+		ipr := call[*kmsg.InitProducerIDResponse](t, c, init, 5)
+		pid, epoch := ipr.ProducerID, ipr.ProducerEpoch
+
+		commit := kmsg.NewPtrTxnOffsetCommitRequest()
+		commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch = id, "g", pid, epoch
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, 5
+		rt.Partitions = append(rt.Partitions, rp)
+		commit.Topics = append(commit.Topics, rt)
+		code := call[*kmsg.TxnOffsetCommitResponse](t, c, commit, 5).Topics[0].Partitions[0].ErrorCode
+		if level == 2 && code != 0 || level == 1 && code != kerr.InvalidTxnState.Code {
+			t.Fatalf("level %d: TxnOffsetCommit v5 without AddOffsetsToTxn: %v", level, kerr.ErrorForCode(code))
+		}
+
+		end := kmsg.NewPtrEndTxnRequest()
+		end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, pid, epoch, level == 2
+		er := call[*kmsg.EndTxnResponse](t, c, end, 5)
+		switch {
+		case level == 2 && (er.ErrorCode != 0 || er.ProducerID != pid || er.ProducerEpoch != epoch+1):
+			t.Fatalf("level 2: EndTxn v5: %v %d/%d", kerr.ErrorForCode(er.ErrorCode), er.ProducerID, er.ProducerEpoch)
+		case level == 1 && (er.ErrorCode != kerr.InvalidTxnState.Code || er.ProducerID != -1 || er.ProducerEpoch != -1):
+			t.Fatalf("level 1: EndTxn v5 with nothing ongoing: %v %d/%d", kerr.ErrorForCode(er.ErrorCode), er.ProducerID, er.ProducerEpoch)
+		}
+		if oc, ok := c.s.broker.GroupOffset("g", "t", 0); level == 2 && (!ok || oc.Offset != 5) || level == 1 && ok {
+			t.Fatalf("level %d: group offset %+v %v", level, oc, ok)
+		}
+	}
+}

@@ -23,6 +23,7 @@ var commandKinds = []commandKind{
 	{"init_producer_id", (*InitProducerIDCmd)(nil)},
 	{"alter_broker_configs", (*AlterBrokerConfigsCmd)(nil)}, // after v1: brokerconfigs.go
 	{"put_transaction", (*PutTransactionCmd)(nil)},          // after v1: transactions.go
+	{"end_transaction", (*EndTransactionCmd)(nil)},          // after v1: transactions.go (transaction version 2)
 
 	{"put_vhost", (*PutVhostCmd)(nil)},
 	{"delete_vhost", (*DeleteVhostCmd)(nil)},

@@ -70,6 +70,8 @@ func FuzzApply(f *testing.F) {
 	f.Add([]byte(`{"type":"bind","bind":{"vhost":"/","source":"e1","destination_kind":"queue","destination":"q1","routing_key":"k","arguments":"AQ=="}}`))
 	f.Add([]byte(`{"type":"declare_queue","declare_queue":{"vhost":"/","name":"q9","id":"0f"}}`))
 	f.Add([]byte(`{"type":"delete_vhost","delete_vhost":{"name":"/"}}`))
+	f.Add([]byte(`{"type":"end_transaction","end_transaction":{"transactional_id":"tx1","producer_id":0,"epoch":0,"timeout_ms":1,"state":"prepare_commit","partitions":[{"topic":"a","partition":0}],"prev_producer_id":1,"prev_epoch":0}}`))
+	f.Add([]byte(`{"type":"end_transaction","end_transaction":{"transactional_id":"tx1","state":"complete_abort","prev_producer_id":1,"prev_epoch":32766}}`))
 	seed := randomCommands(newRand(3), 50)
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		st := NewState()

@@ -3,6 +3,7 @@ package meta
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -38,6 +39,17 @@ type Transaction struct {
 	// Offsets are the consumer offsets the transaction commits
 	// (TxnOffsetCommit), visible to their groups only once it commits.
 	Offsets []TxnOffset `json:"offsets,omitempty"`
+	// Version is the transaction protocol the producer runs: 2 for
+	// KIP-890's (partitions added by produce, the epoch bumped by every
+	// EndTxn: end_transaction), 0 for the classic one.
+	Version int8 `json:"version,omitempty"`
+	// PrevProducerID and PrevEpoch, set by end_transaction, are the
+	// producer id and epoch the ended transaction was written with
+	// (ProducerID and Epoch are the bumped ones): its markers are written
+	// at PrevEpoch+1 under PrevProducerID, and a retried EndTxn names
+	// them. Zero (no producer id is 0): none.
+	PrevProducerID int64 `json:"prev_producer_id,omitempty"`
+	PrevEpoch      int16 `json:"prev_epoch,omitempty"`
 }
 
 // TxnOffset is one consumer offset committed in a transaction.
@@ -80,6 +92,60 @@ func (s *Store) PutTransaction(t Transaction) error {
 	c := PutTransactionCmd(t.clone())
 	_, err := s.propose(NewCommand(&c))
 	return err
+}
+
+// EndTransactionCmd is a transaction version 2 EndTxn: it bumps the
+// transactional id's producer epoch (a new producer id at epoch 0 when the
+// epoch is exhausted, as init_producer_id does) and records the
+// transaction, now prepared, under the bumped producer, in one command so
+// that a decision is never durable without its bump or the other way
+// round. It is refused unless the id's producer is PrevProducerID at
+// PrevEpoch. ProducerID and Epoch are filled in by apply.
+type EndTransactionCmd Transaction
+
+func (c *EndTransactionCmd) check(st *State) error {
+	switch c.State {
+	case TxnPrepareCommit, TxnPrepareAbort, TxnCompleteAbort:
+	default:
+		return fmt.Errorf("%w: end_transaction to state %q", ErrInvalidCommand, c.State)
+	}
+	p, ok := st.producers[c.TransactionalID]
+	if !ok || p.ID != c.PrevProducerID || p.Epoch != c.PrevEpoch {
+		return fmt.Errorf("%w: transactional id %q is not at producer %d epoch %d", ErrStaleProducer, c.TransactionalID, c.PrevProducerID, c.PrevEpoch)
+	}
+	if p.Epoch >= maxProducerEpoch && st.nextProducerID == math.MaxInt64 {
+		return fmt.Errorf("%w: producer ids exhausted", ErrInvalidCommand)
+	}
+	return nil
+}
+
+func (c *EndTransactionCmd) apply(st *State) Result {
+	p := st.producers[c.TransactionalID]
+	if p.Epoch < maxProducerEpoch {
+		p.Epoch++
+	} else {
+		p = producer{ID: st.nextProducerID}
+		st.nextProducerID++
+	}
+	st.producers[c.TransactionalID] = p
+	t := Transaction(*c).clone()
+	t.ProducerID, t.Epoch, t.Version = p.ID, p.Epoch, 2
+	st.txns[c.TransactionalID] = t
+	return Result{ProducerID: p.ID, ProducerEpoch: p.Epoch}
+}
+
+// EndTransaction durably records t (prepared, or complete_abort with
+// nothing in it) as ended by its producer at t.PrevProducerID and
+// t.PrevEpoch, bumping the producer, and returns the transaction as
+// recorded (with the new producer id and epoch).
+func (s *Store) EndTransaction(t Transaction) (Transaction, error) {
+	c := EndTransactionCmd(t.clone())
+	res, err := s.propose(NewCommand(&c))
+	if err != nil {
+		return Transaction{}, err
+	}
+	t.ProducerID, t.Epoch, t.Version = res.ProducerID, res.ProducerEpoch, 2
+	return t, nil
 }
 
 // Transaction returns a transactional id's transaction.

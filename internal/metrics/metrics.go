@@ -52,6 +52,9 @@ func New() *Metrics {
 	sent := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_sent_bytes_total", Help: "Bytes written to client sockets, by protocol.",
 	}, []string{"protocol"})
+	sendfile := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_kafka_sendfile_bytes_total", Help: "Record bytes of Kafka Fetch answers sent from segment files with sendfile (zero copy); part of sluice_sent_bytes_total.",
+	})
 	channels := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sluice_amqp_channels", Help: "Open AMQP channels.",
 	})
@@ -89,12 +92,13 @@ func New() *Metrics {
 		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": info.Go},
 	})
 	build.Set(1)
-	m.reg.MustRegister(conns, opened, recv, sent, channels, kafkaReq, amqpMethod, amqpConfirm,
+	m.reg.MustRegister(conns, opened, recv, sent, sendfile, channels, kafkaReq, amqpMethod, amqpConfirm,
 		m.storageAppend, m.storageFsync, m.storageBytes, build)
 
 	m.Kafka = &KafkaHooks{
-		proto:   newProtoMetrics("kafka", conns, opened, recv, sent),
-		latency: newObserverCache(kafkaReq),
+		proto:    newProtoMetrics("kafka", conns, opened, recv, sent),
+		latency:  newObserverCache(kafkaReq),
+		sendfile: sendfile,
 	}
 	m.AMQP = &AMQPHooks{
 		proto:    newProtoMetrics("amqp", conns, opened, recv, sent),
@@ -155,16 +159,18 @@ func (c *observerCache) observe(label string, d time.Duration) {
 	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
-// KafkaHooks implements kafka.Hooks.
+// KafkaHooks implements kafka.Hooks and kafka.SendfileHooks.
 type KafkaHooks struct {
-	proto   protoMetrics
-	latency *observerCache
+	proto    protoMetrics
+	latency  *observerCache
+	sendfile prometheus.Counter
 }
 
-func (h *KafkaHooks) ConnOpened()        { h.proto.ConnOpened() }
-func (h *KafkaHooks) ConnClosed()        { h.proto.ConnClosed() }
-func (h *KafkaHooks) BytesRead(n int)    { h.proto.BytesRead(n) }
-func (h *KafkaHooks) BytesWritten(n int) { h.proto.BytesWritten(n) }
+func (h *KafkaHooks) ConnOpened()             { h.proto.ConnOpened() }
+func (h *KafkaHooks) ConnClosed()             { h.proto.ConnClosed() }
+func (h *KafkaHooks) BytesRead(n int)         { h.proto.BytesRead(n) }
+func (h *KafkaHooks) BytesWritten(n int)      { h.proto.BytesWritten(n) }
+func (h *KafkaHooks) BytesSentFromFile(n int) { h.sendfile.Add(float64(n)) }
 func (h *KafkaHooks) RequestDone(api string, d time.Duration) {
 	h.latency.observe(api, d)
 }

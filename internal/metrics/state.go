@@ -67,6 +67,23 @@ var (
 	groupCommitted = desc("sluice_group_committed_offset", "Offset the consumer group committed for the partition.", gLabels...)
 	groupLag       = desc("sluice_group_lag", "Records between the group's committed offset and the partition's end offset (never negative).", gLabels...)
 
+	cleanerTotals = []struct {
+		d   *prometheus.Desc
+		get func(broker.CleanerStats) int64
+	}{
+		{counterDesc("sluice_log_cleaner_rounds_total", "Rounds of the log cleaner over every compacted partition completed."), func(s broker.CleanerStats) int64 { return s.Rounds }},
+		{counterDesc("sluice_log_cleaner_passes_total", "Partition passes of the log cleaner that rewrote segments."), func(s broker.CleanerStats) int64 { return s.Passes }},
+		{counterDesc("sluice_log_cleaner_segments_cleaned_total", "Segments the log cleaner rewrote."), func(s broker.CleanerStats) int64 { return s.SegmentsCleaned }},
+		{counterDesc("sluice_log_cleaner_bytes_read_total", "Bytes the log cleaner read (building its offset map and rewriting)."), func(s broker.CleanerStats) int64 { return s.BytesRead }},
+		{counterDesc("sluice_log_cleaner_bytes_written_total", "Bytes of cleaned segments the log cleaner wrote."), func(s broker.CleanerStats) int64 { return s.BytesWritten }},
+		{counterDesc("sluice_log_cleaner_bytes_freed_total", "Bytes the log cleaner's rewrites freed."), func(s broker.CleanerStats) int64 { return s.BytesFreed }},
+		{counterDesc("sluice_log_cleaner_records_removed_total", "Records the log cleaner removed (superseded, expired tombstones, aborted data, markers)."), func(s broker.CleanerStats) int64 { return s.RecordsRemoved }},
+	}
+	cleanerLastRound   = desc("sluice_log_cleaner_last_round_duration_seconds", "Duration of the log cleaner's last completed round.")
+	cleanerMaxDirty    = desc("sluice_log_cleaner_max_dirty_ratio", "Largest share of dirty bytes in the cleanable part of a compacted partition, as the last round found it (Kafka's max-dirty-percent, as a ratio).")
+	cleanerDirty       = desc("sluice_log_cleaner_dirty_ratio", "Share of dirty bytes in the cleanable part of the compacted partition, as the log cleaner's last round found it before cleaning.", pLabels...)
+	cleanerUncleanable = desc("sluice_log_cleaner_uncleanable_partitions", "Compacted partitions whose pass failed in the last round.")
+
 	diskUsed     = desc("sluice_storage_used_bytes", "Bytes of files in the data directory, by area (topics, queues, delayed, meta, other).", "area")
 	diskSegments = desc("sluice_storage_segments", "Segment data files in the data directory, by area.", "area")
 	diskFree     = desc("sluice_storage_disk_free_bytes", "Bytes available to Sluice on the file system holding the data directory.")
@@ -79,10 +96,14 @@ type stateCollector struct{ src Sources }
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{queueReady, queueUnacked, queueConsumers,
 		partStart, partEnd, partBytes, partSegments, groupCommitted, groupLag,
-		diskUsed, diskSegments, diskFree, diskTotal, failedLogs} {
+		diskUsed, diskSegments, diskFree, diskTotal, failedLogs,
+		cleanerLastRound, cleanerMaxDirty, cleanerDirty, cleanerUncleanable} {
 		ch <- d
 	}
 	for _, t := range queueTotals {
+		ch <- t.d
+	}
+	for _, t := range cleanerTotals {
 		ch <- t.d
 	}
 }
@@ -93,6 +114,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Broker != nil {
 		collectPartitions(ch, c.src.Broker)
+		collectCleaner(ch, c.src.Broker.CleanerStats())
 	}
 	if c.src.DataDir != "" {
 		collectDisk(ch, c.src.DataDir)
@@ -147,6 +169,9 @@ func collectPartitions(ch chan<- prometheus.Metric, b *broker.Broker) {
 			gauge(ch, partEnd, float64(end), t.Name, idx)
 			gauge(ch, partBytes, float64(p.Size()), t.Name, idx)
 			gauge(ch, partSegments, float64(p.Segments()), t.Name, idx)
+			if r, ok := b.CleanerDirtyRatio(t.Name, p.Index); ok {
+				gauge(ch, cleanerDirty, r, t.Name, idx)
+			}
 		}
 	}
 	for _, g := range b.OffsetGroups() {
@@ -158,6 +183,15 @@ func collectPartitions(ch chan<- prometheus.Metric, b *broker.Broker) {
 			}
 		}
 	}
+}
+
+func collectCleaner(ch chan<- prometheus.Metric, st broker.CleanerStats) {
+	for _, t := range cleanerTotals {
+		ch <- prometheus.MustNewConstMetric(t.d, prometheus.CounterValue, float64(t.get(st)))
+	}
+	gauge(ch, cleanerLastRound, st.LastRoundDuration.Seconds())
+	gauge(ch, cleanerMaxDirty, st.MaxDirtyRatio)
+	gauge(ch, cleanerUncleanable, float64(st.Uncleanable))
 }
 
 // collectDisk walks the data directory. It costs one stat per file per

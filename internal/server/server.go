@@ -125,6 +125,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Flow:            s.alarms,
 
 		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
+		ZeroCopy:               cfg.KafkaZeroCopy,
+		TransactionVersion:     int16(cfg.TransactionVersion),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}

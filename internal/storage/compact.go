@@ -133,10 +133,11 @@ func (l *Log) compactSegment(base int64, keep func(BatchHeader) bool, rewrite Re
 	if err := writeWhole(l.fs, tmp(old.timeIndexPath()), appendTimeEntries(nil, ti)); err != nil {
 		return abort(err)
 	}
-	// The old indexes go first, durably, so that no crash can leave them
-	// beside the new data file: an old segment without indexes is rebuilt
-	// by recovery, one with wrong indexes might pass its cheap check.
-	for _, n := range []string{old.indexPath(), old.timeIndexPath()} {
+	// The old indexes (and the sidecar) go first, durably, so that no
+	// crash can leave them beside the new data file: an old segment without
+	// indexes is rebuilt by recovery, one with wrong indexes might pass its
+	// cheap check; its owner writes a sidecar again.
+	for _, n := range []string{old.indexPath(), old.timeIndexPath(), old.sidecarPath()} {
 		if err := l.fs.Remove(n); err != nil && !isNotExist(err) {
 			return abort(err)
 		}

@@ -298,6 +298,9 @@ func testCompactCrashAtEveryStep(t *testing.T, compactSegment func(*Log, int64, 
 		l, want := compactFixture(t, c, dir, 120)
 		seg := l.Segments()[1]
 		keep := keepEvery(4)
+		if err := l.SetSegmentSidecar(seg.Base, seg.Bytes, []byte("before")); err != nil {
+			t.Fatal(err)
+		}
 		c.mu.Lock()
 		c.left = k
 		c.mu.Unlock()
@@ -332,10 +335,17 @@ func testCompactCrashAtEveryStep(t *testing.T, compactSegment func(*Log, int64, 
 		got := readLog(t, l)
 		compacted := len(got) < len(want)
 		t.Logf("step %d: recovered compacted=%v", k, compacted)
+		side, hasSide := l.SegmentSidecar(seg.Base)
 		if compacted {
 			checkCompacted(t, l, want, seg.Base, seg.End, keep)
+			if hasSide {
+				t.Fatalf("step %d: the sidecar of the segment before compaction survived it", k)
+			}
 		} else {
 			checkCompacted(t, l, want, 0, 0, keep)
+			if hasSide && string(side) != "before" {
+				t.Fatalf("step %d: sidecar %q", k, side)
+			}
 		}
 		// And the compaction can be done (again) after recovery.
 		if _, err := compactSegment(l, seg.Base, keep); err != nil {

@@ -11,6 +11,7 @@
 //	ap, err := l.Append(b)                          // offsets assigned now
 //	err = ap.Wait()                                 // durable (fsync'd by default)
 //	data, err := l.Read(offset, maxBytes)           // whole batches below the high watermark
+//	r, err := l.ReadRegion(offset, maxBytes, end)   // the same, as a file region to sendfile; r.Release()
 //	<-l.Changed()                                   // long poll: the high watermark moved
 //	l.Close()
 //

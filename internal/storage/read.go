@@ -20,8 +20,9 @@ var scanBufs = sync.Pool{New: func() any { b := make([]byte, scanBufSize); retur
 
 // segView is a segment as one reader sees it: its readable size and, for
 // the active segment, its in-memory indexes, with the files held open.
-// Reads are (file, position, length) underneath, so a zero-copy path
-// (sendfile) can reuse locate and skip the copy in Read.
+// Reads are (file, position, length) underneath: ReadRegion (region.go)
+// uses locate as Read does and hands out the file and range instead of
+// copying them, for sendfile.
 type segView struct {
 	l      *Log
 	seg    *segment
@@ -70,7 +71,9 @@ func (l *Log) view(segs []*segment, i int) (*segView, error) {
 }
 
 func (v *segView) release() {
-	v.l.cache.release(v.files)
+	if v.files != nil { // nil when a Region took them over
+		v.l.cache.release(v.files)
+	}
 	scanBufs.Put(v.buf)
 }
 

@@ -109,7 +109,8 @@ func (l *Log) recover() error {
 	return nil
 }
 
-// tidy removes temporary files and indexes without a data file, and
+// tidy removes temporary files and indexes and sidecars without a data
+// file, and
 // returns the base offsets of the segments, ascending.
 func (l *Log) tidy(names []string) ([]int64, error) {
 	var bases []int64
@@ -125,6 +126,9 @@ func (l *Log) tidy(names []string) ([]int64, error) {
 		b, isIndex := parseSegmentName(n, indexSuffix)
 		if !isIndex {
 			b, isIndex = parseSegmentName(n, timeIndexSuffix)
+		}
+		if !isIndex {
+			b, isIndex = parseSegmentName(n, sidecarSuffix)
 		}
 		if strings.HasSuffix(n, tmpSuffix) || isIndex && !logs[b] {
 			if err := l.fs.Remove(filepath.Join(l.dir, n)); err != nil && !isNotExist(err) {
@@ -546,7 +550,7 @@ func truncateTo(data File, size, end int64) error {
 func (l *Log) restartAt(start int64, buf []byte) error {
 	for _, s := range l.segs {
 		l.cache.drop(s)
-		for _, name := range []string{s.dataPath(), s.indexPath(), s.timeIndexPath()} {
+		for _, name := range []string{s.dataPath(), s.indexPath(), s.timeIndexPath(), s.sidecarPath()} {
 			if err := l.fs.Remove(name); err != nil && !isNotExist(err) {
 				return err
 			}

@@ -162,7 +162,7 @@ func (l *Log) deleteSegments(victims []*segment) error {
 	var first error
 	for _, s := range victims {
 		l.cache.drop(s)
-		for _, name := range []string{s.dataPath(), s.indexPath(), s.timeIndexPath()} {
+		for _, name := range []string{s.dataPath(), s.indexPath(), s.timeIndexPath(), s.sidecarPath()} {
 			if err := l.fs.Remove(name); err != nil && !isNotExist(err) && first == nil {
 				first = err
 			}

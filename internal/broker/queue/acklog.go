@@ -175,6 +175,23 @@ func (a *ackLog) write(set *intervals) error {
 	return nil
 }
 
+// forgetFrom drops from set every offset at or above end, and lowers the
+// delivered mark to end. The log ends at end after a crash that took its
+// unsynced tail: messages there were delivered (and perhaps acked) before
+// their fsync, and their offsets now go to new messages. The file is
+// rewritten without them, durably, before any new message can take those
+// offsets: replayed at a later start, the stale acks would settle the new
+// messages, confirmed ones included.
+func (a *ackLog) forgetFrom(set *intervals, end int64) error {
+	if set.count(end, math.MaxInt64) == 0 && a.mark <= end {
+		return nil
+	}
+	set.trimAtOrAbove(end)
+	a.mark = min(a.mark, end)
+	a.buf = a.buf[:0]
+	return a.rewrite(set, a.mark)
+}
+
 // needsCompaction: the file holds many more entries than the set has spans.
 func (a *ackLog) needsCompaction(spans int) bool {
 	return a.size > 1<<20 && a.size > 4*int64(ackHeaderLen+ackEntryLen*spans)

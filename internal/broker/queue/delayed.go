@@ -92,8 +92,12 @@ func OpenDelayed(dir string, so storage.Options, now func() time.Time, lg *slog.
 		l.Close()
 		return nil, err
 	}
+	if err := d.acks.forgetFrom(&d.settled, l.HighWatermark()); err != nil {
+		d.acks.close()
+		l.Close()
+		return nil, err
+	}
 	d.settled.trimBelow(l.StartOffset())
-	d.settled.trimAtOrAbove(l.HighWatermark())
 	go d.run()
 	return d, nil
 }

@@ -222,6 +222,11 @@ func Open(opts Options) (*Queue, error) {
 		lg.Close()
 		return nil, err
 	}
+	if err := q.acks.forgetFrom(&q.c.settled, lg.HighWatermark()); err != nil {
+		q.acks.close()
+		lg.Close()
+		return nil, err
+	}
 	if err := q.recover(); err != nil {
 		q.acks.close()
 		lg.Close()

@@ -508,3 +508,60 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A power loss can take the tail of the log (published, delivered and
+// acked before its fsync, so never confirmed) while the ack record keeps
+// the acks of that tail. The offsets are then given to new messages: the
+// stale acks must not settle them, at this start or at any later one.
+func TestAcksOfLostTailDoNotSettleNewMessages(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(Options{Name: "q", Dir: dir, Config: NoLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, q, "a", "b", "c", "d", "e")
+	head := t.TempDir()
+	copyDir(t, filepath.Join(dir, "log"), head) // the log as the power loss will leave it
+	publish(t, q, "f", "g", "h", "i", "j")
+	for range 10 {
+		d, ok := q.Get(false)
+		if !ok {
+			t.Fatal("get: empty")
+		}
+		q.Ack(d.Offset)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "log")); err != nil {
+		t.Fatal(err)
+	}
+	copyDir(t, head, filepath.Join(dir, "log"))
+
+	// The log ends at 5 again, the ack record settles [0, 10).
+	q, err = Open(Options{Name: "q", Dir: dir, Config: NoLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ready, _, _ := q.Counts(); ready != 0 {
+		t.Fatalf("ready after the power loss = %d, want 0", ready)
+	}
+	publish(t, q, "new-1", "new-2", "new-3") // offsets 5, 6, 7
+	if d, ok := q.Get(false); !ok || string(d.Message.Body) != "new-1" {
+		t.Fatalf("get: %v %q", ok, d.Message.Body) // delivered, left unacked
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	q = openQueue(t, dir, NoLimits(), nil)
+	if ready, _, _ := q.Counts(); ready != 3 {
+		t.Fatalf("ready after the next restart = %d, want 3 (the new messages)", ready)
+	}
+	for _, want := range []string{"new-1", "new-2", "new-3"} {
+		d, ok := q.Get(true)
+		if !ok || string(d.Message.Body) != want {
+			t.Fatalf("want %s, got %v %q", want, ok, d.Message.Body)
+		}
+	}
+}
