@@ -262,3 +262,90 @@ func getJSON(b *broker, path string, v any) error {
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// A connection that publishes to a queue in flow and consumes from it on
+// another channel, acking on the same connection, is slowed, never
+// deadlocked: while its reads are held its acks are not read either, and
+// the wait ends after a moment whatever the queue does.
+func TestAMQPCreditFlowPublisherThatAlsoConsumes(t *testing.T) {
+	b := startBroker(t)
+	const total = 6000
+	conn, err := amqp.DialConfig(b.amqpURL(), amqp.Config{Properties: amqp.Table{"connection_name": "both"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pub, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.QueueDeclare("flow-self", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Qos(50, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	dels, err := cons.Consume("flow-self", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make([]int, total)
+	got := make(chan struct{})
+	go func() {
+		defer close(got)
+		n := 0
+		for d := range dels {
+			seen[binary.BigEndian.Uint64(d.Body)]++
+			time.Sleep(50 * time.Microsecond) // the lag
+			if d.Ack(false) != nil {
+				return
+			}
+			if n++; n == total {
+				return
+			}
+		}
+	}()
+	if err := pub.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := pub.NotifyPublish(make(chan amqp.Confirmation, total))
+	body := make([]byte, 512)
+	for i := range total {
+		binary.BigEndian.PutUint64(body, uint64(i))
+		if err := pub.PublishWithContext(context.Background(), "", "flow-self", false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range total {
+		select {
+		case c := <-confirms:
+			if !c.Ack {
+				t.Fatalf("publish %d nacked", c.DeliveryTag)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%d of %d confirmed", i, total)
+		}
+	}
+	select {
+	case <-got:
+	case <-time.After(120 * time.Second):
+		t.Fatal("the consumer on the publishing connection stopped receiving")
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Fatalf("message %d delivered %d times", i, n)
+		}
+	}
+	// The situation the test is about arose: the connection was held.
+	var flowWaits float64
+	waitFor(t, 10*time.Second, "the flow wait counted on /metrics", func() bool {
+		flowWaits, _ = b.scrape(t).value("sluice_amqp_flow_waits_total")
+		return flowWaits > 0
+	})
+	t.Logf("flow waits: %v", flowWaits)
+}
