@@ -95,3 +95,18 @@ func (q *Queue) leaveFlowLocked(force bool) {
 	q.flow.on = nil
 	q.flow.cur.Store(nil)
 }
+
+// Flow is the credit flow of a priority queue: a lane in flow (each lane
+// is a Queue with the priority queue's bound) holds the publishers of the
+// whole queue, since a lane's consumers are the queue's.
+func (p *Priority) Flow() <-chan struct{} {
+	for _, q := range *p.view.Load() {
+		if q == nil {
+			continue
+		}
+		if f := q.Flow(); f != nil {
+			return f
+		}
+	}
+	return nil
+}

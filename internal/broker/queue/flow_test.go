@@ -106,3 +106,45 @@ func TestFlowEndsWhenTheQueueCloses(t *testing.T) {
 		t.Fatal("publishers still held after the queue closed")
 	}
 }
+
+// A priority queue is in flow while one of its lanes is.
+func TestFlowOfAPriorityQueue(t *testing.T) {
+	p, err := OpenPriority(Options{Name: "p", Dir: t.TempDir(), Config: NoLimits(), FlowBacklog: 10}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	pub := func(n int, prio uint8) {
+		t.Helper()
+		for range n {
+			m := &message.Message{RoutingKey: "p", Body: []byte("m"),
+				Properties: message.Properties{Present: message.PropPriority, Priority: prio}}
+			if _, err := p.Publish(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := newConsumer(1)
+	if _, err := p.AddConsumer(c, ConsumerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub(1, 2)
+	c.next(t) // the consumer takes messages
+	pub(20, 2)
+	f := p.Flow()
+	if f == nil {
+		t.Fatal("not in flow with 20 ready in a lane, past a bound of 10")
+	}
+	c.grant(20, p)
+	for range 20 {
+		c.next(t)
+	}
+	select {
+	case <-f:
+	case <-time.After(5 * time.Second):
+		t.Fatal("still in flow with the lane drained")
+	}
+	if p.Flow() != nil {
+		t.Fatal("in flow with nothing ready")
+	}
+}
