@@ -81,6 +81,10 @@ type Options struct {
 	// queue goroutines. Nil: dead messages are dropped.
 	DeadLetter func(q *Queue, dead []Dead) error
 	Logger     *slog.Logger
+	// FlowBacklog is the ready messages past which the queue, while its
+	// consumers take messages, asks its publishers to wait (Flow, see
+	// flow.go). Default (0) DefaultFlowBacklog; negative: never.
+	FlowBacklog int64
 }
 
 // Consumer receives deliveries. The queue calls Reserve under its lock, so
@@ -134,7 +138,8 @@ type Queue struct {
 	closed   bool
 	// compaction is compact.go's state.
 	compaction compaction
-	ackErr     error // the ack record's last write failed with this (noteAckWrite)
+	flow       flowState // credit flow, see flow.go
+	ackErr     error     // the ack record's last write failed with this (noteAckWrite)
 	// spare is the dispatcher's deliveries slice, handed back after it
 	// performed them (etcd raft's Advance); only run touches it.
 	spare []outgoing
@@ -218,6 +223,12 @@ func Open(opts Options) (*Queue, error) {
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	q.cfg.Store(&opts.Config)
+	switch {
+	case opts.FlowBacklog == 0:
+		q.flow.bound = DefaultFlowBacklog
+	case opts.FlowBacklog > 0:
+		q.flow.bound = opts.FlowBacklog
+	}
 	if q.acks, err = openAckLog(opts.Dir, &q.c.settled); err != nil {
 		lg.Close()
 		return nil, err
@@ -339,6 +350,7 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 	}
 	q.lastApp = app
 	over := q.c.enqueued(app.LastOffset, size, now)
+	q.enterFlowLocked(now)
 	q.mu.Unlock()
 	q.Stats.Published.Add(1)
 	if over {
@@ -482,6 +494,9 @@ func (q *Queue) perform(r ready) {
 	if r.got > 0 {
 		q.Stats.Got.Add(r.got)
 		q.Stats.GotNoAck.Add(r.gotNoAck)
+	}
+	if len(r.deliveries) > 0 {
+		q.flow.progress.Store(q.now().UnixNano())
 	}
 	for _, o := range r.deliveries {
 		o.d.Queue = q
@@ -843,6 +858,7 @@ func (q *Queue) dispatch() time.Time {
 		}
 		st := q.c.dispatch(q.now(), q.log.ReadableEnd())
 		r := q.takeReadyLocked()
+		q.leaveFlowLocked(false)
 		q.mu.Unlock()
 		q.perform(r)
 		// Reuse the deliveries' slice (only this goroutine makes them).
@@ -864,6 +880,7 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	close(q.stop)
+	q.leaveFlowLocked(true)
 	q.mu.Unlock()
 	<-q.done
 	q.compaction.wg.Wait()
