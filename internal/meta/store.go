@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -405,6 +406,10 @@ func (s *Store) run() {
 		}
 		batch := append(s.batch[:0], p)
 		size := len(p.rec)
+		// The proposers answered by the last batch may be proposing
+		// again: let them queue, so that they share this fsync rather
+		// than each wait for it and take the next one.
+		runtime.Gosched()
 	drain:
 		for len(batch) < maxBatchCommands && size < maxBatchBytes {
 			select {
