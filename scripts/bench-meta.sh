@@ -2,7 +2,8 @@
 # The metadata scale rows of issue 13, side by side in one run, each broker
 # fresh for each measurement, rounds alternating A B (peer):
 #   kafka-topics   create TOPICS topics x PARTS partitions (one CreateTopics request)
-#   kafka-commits  consumer-group offset commits/s, 8 groups, 8 partitions
+#   kafka-commits  consumer-group offset commits/s, 8 groups, 8 partitions (B also
+#                  with --fsync=interval: klite answers commits without any fsync)
 #   churn          AMQP queue declare+delete pairs/s and confirm p99 on another queue
 # against Sluice binaries A and B (e.g. built from main and from this branch),
 # klite (KLITE_BIN) for the Kafka rows and RabbitMQ on 127.0.0.1:5672 for churn
@@ -28,9 +29,10 @@ start() { # start <label>: a fresh broker; sets PID, KAFKA, AMQP
   case $1 in
   klite) "$KLITE_BIN" --listen "$KAFKA" --data-dir "$d" --log-level warn >"$OUT/klite.log" 2>&1 & PID=$!;;
   rabbitmq) PID=$(pgrep -o -f 'beam.*rabbit' || echo 0); AMQP=amqp://guest:guest@127.0.0.1:5672/; return;;
-  *) local bin=$A; [ "$1" = B ] && bin=$B
+  *) local bin=$A extra=(); [ "$1" != A ] && bin=$B
+     [ "$1" = B-interval ] && extra=(--fsync=interval)
      local pa; pa=$(freeport); AMQP=amqp://guest:guest@127.0.0.1:$pa/
-     "$bin" server --data-dir "$d" --kafka-addr "$KAFKA" --amqp-addr 127.0.0.1:$pa --http-addr 127.0.0.1:$(freeport) --log-level warn >"$OUT/sluice-$1.log" 2>&1 & PID=$!
+     "$bin" server --data-dir "$d" --kafka-addr "$KAFKA" --amqp-addr 127.0.0.1:$pa --http-addr 127.0.0.1:$(freeport) --log-level warn "${extra[@]}" >"$OUT/sluice-$1.log" 2>&1 & PID=$!
      waitport "$pa";;
   esac
   waitport "${KAFKA##*:}"
@@ -49,7 +51,8 @@ run() { # run <row> <label>
 for _ in $(seq 1 "$ROUNDS"); do
   for row in $ROWS; do
     peers=klite; [ "$row" = churn ] && { peers=""; [ "$PEER_AMQP" = 1 ] && peers=rabbitmq; }
-    for who in A B $peers; do run "$row" "$who"; done
+    who_b=B; [ "$row" = commits ] && who_b="B B-interval"
+    for who in A $who_b $peers; do run "$row" "$who"; done
   done
 done
 rm -rf "$OUT"/data-*
