@@ -5,6 +5,7 @@
 #   kafka-commits  consumer-group offset commits/s, 8 groups, 8 partitions (B also
 #                  with --fsync=interval: klite answers commits without any fsync)
 #   churn          AMQP queue declare+delete pairs/s and confirm p99 on another queue
+#   churn0         the same publisher without churn (the baseline p99; not in the default ROWS)
 # against Sluice binaries A and B (e.g. built from main and from this branch),
 # klite (KLITE_BIN) for the Kafka rows and RabbitMQ on 127.0.0.1:5672 for churn
 # (not started by this script; PEER_AMQP=0 skips it).
@@ -43,6 +44,7 @@ run() { # run <row> <label>
   case $1 in
   topics)  r=$("$B" bench kafka-topics --brokers "$KAFKA" --topics "$TOPICS" --partitions "$PARTS" --per-request "$TOPICS" --keep --json 2>/dev/null | python3 -c 'import json,sys;print(json.load(sys.stdin)["seconds"])');;
   commits) r=$("$B" bench kafka-commits --brokers "$KAFKA" --duration "$DUR" --json 2>/dev/null | python3 -c 'import json,sys;d=json.load(sys.stdin);print(round(d["commits_per_sec"]), "p99", d["commit_latency"]["p99_ms"])');;
+  churn0)  r=$("$B" bench churn --url "$AMQP" --churners 0 --duration "$DUR" --rate 1000 --json 2>/dev/null | python3 -c 'import json,sys;d=json.load(sys.stdin);print("confirm_p99",d["confirm_latency"]["p99_ms"],"missing",d["missing"])');;
   churn)   r=$("$B" bench churn --url "$AMQP" --churners 4 --duration "$DUR" --rate 1000 --json 2>/dev/null | python3 -c 'import json,sys;d=json.load(sys.stdin);print(round(d["declarations_per_sec"]),"pairs/s confirm_p99",d["confirm_latency"]["p99_ms"],"missing",d["missing"])');;
   esac
   echo "$1 $2 ${r:-FAILED} cpu_s=$(echo "$(cpu "$PID") $c0" | awk '{printf "%.2f", $1-$2}') load=$(load)"
@@ -50,7 +52,7 @@ run() { # run <row> <label>
 }
 for _ in $(seq 1 "$ROUNDS"); do
   for row in $ROWS; do
-    peers=klite; [ "$row" = churn ] && { peers=""; [ "$PEER_AMQP" = 1 ] && peers=rabbitmq; }
+    peers=klite; case $row in churn*) peers=""; [ "$PEER_AMQP" = 1 ] && peers=rabbitmq;; esac
     who_b=B; [ "$row" = commits ] && who_b="B B-interval"
     for who in A $who_b $peers; do run "$row" "$who"; done
   done
