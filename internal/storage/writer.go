@@ -540,6 +540,9 @@ func (l *Log) shutdown() error {
 	if failErr != nil {
 		return failErr
 	}
+	if l.discard.Load() {
+		return nil // Delete removes the files next
+	}
 	if err := l.syncIndexes(); err != nil {
 		return err
 	}

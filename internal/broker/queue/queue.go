@@ -136,6 +136,7 @@ type Queue struct {
 	lastApp  *storage.Appended // the last append, for basic.get to wait on while it is not yet durable
 	flushing bool
 	closed   bool
+	deleting bool // Delete: Close need not make the ack record or log durable
 	// compaction is compact.go's state.
 	compaction compaction
 	flow       flowState // credit flow, see flow.go
@@ -879,6 +880,7 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	q.closed = true
+	deleting := q.deleting
 	close(q.stop)
 	q.leaveFlowLocked(true)
 	q.mu.Unlock()
@@ -886,6 +888,9 @@ func (q *Queue) Close() error {
 	q.compaction.wg.Wait()
 	q.ackMu.Lock()
 	defer q.ackMu.Unlock()
+	if deleting {
+		return errors.Join(q.acks.f.Close(), q.log.Discard())
+	}
 	q.mu.Lock()
 	q.acks.recordMark(q.c.next)
 	buf, mark := q.acks.takeBuffered(), q.acks.mark
@@ -903,8 +908,12 @@ func (q *Queue) Close() error {
 	return errors.Join(err, q.acks.close(), q.log.Close())
 }
 
-// Delete closes the queue, tells its consumers, and removes its data.
+// Delete closes the queue, tells its consumers, and removes its data,
+// without making durable first what it removes.
 func (q *Queue) Delete() error {
+	q.mu.Lock()
+	q.deleting = true
+	q.mu.Unlock()
 	return errors.Join(q.Shutdown(), os.RemoveAll(q.opts.Dir))
 }
 
