@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 )
 
@@ -91,6 +92,10 @@ func (g *SyncGroup) Sync(f File) error {
 // run runs rounds while requests wait.
 func (g *SyncGroup) run() {
 	for {
+		// Let the other writers that were woken with this one (the
+		// partitions of one produce request) ask before the round
+		// starts, so that they share it rather than wait for the next.
+		runtime.Gosched()
 		g.mu.Lock()
 		r := g.next
 		if r == nil {
