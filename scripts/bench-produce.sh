@@ -48,7 +48,7 @@ d = json.loads(sys.argv[1]); cpu = (int(sys.argv[3]) - int(sys.argv[2])) / 100
 p0, f0 = map(float, sys.argv[5].split()); p1, f1 = map(float, sys.argv[6].split())
 load = open("/proc/loadavg").read().split()[0]
 print(f'{sys.argv[4]:<18} {d["msgs_s"]:>9.0f} rec/s  p99 {d["lat_ms"]["p99"]:>7.2f} ms  server {cpu/d["received"]*1e6:5.2f} us/record  '
-      f'{int(p1-p0)} produce requests, {(f1-f0)/max(p1-p0,1):.2f} log syncs each  load {load}  {sys.argv[7]}')
+      f'{int(p1-p0)} produce requests, {(f1-f0)/max(p1-p0,1):.2f} log sync requests each (shared rounds: see strace)  load {load}  {sys.argv[7]}')
 PY
 }
 
