@@ -103,6 +103,7 @@ var settingHelp = map[string]string{
 	"log_level":                     "debug, info, warn or error",
 	"fsync":                         "always (answer after fsync), interval, or never",
 	"fsync_interval":                "fsync period with --fsync=interval",
+	"fsync_shared":                  "partitions share one fsync round: one syncfs of the data directory's file system (for a data directory on its own file system)",
 	"auto_create_topics":            "create unknown topics on produce and metadata",
 	"default_partitions":            "partitions of auto-created topics",
 	"segment_bytes":                 "default segment.bytes",

@@ -43,6 +43,13 @@ type Config struct {
 	Fsync string `key:"fsync"`
 	// FsyncInterval is the period for Fsync=interval. Default 1s.
 	FsyncInterval time.Duration `key:"fsync_interval"`
+	// FsyncShared makes the Kafka partitions' logs share their fsyncs:
+	// appends to any number of partitions wait for one round, one
+	// syncfs(2) of the data directory's file system (Linux; elsewhere a
+	// round fsyncs each file). That file system's other dirty data is
+	// written with it, so it is for a data directory on a file system of
+	// its own. Default false: each partition fsyncs its own file.
+	FsyncShared bool `key:"fsync_shared"`
 
 	// AutoCreateTopics creates unknown topics on produce or metadata
 	// requests. Default true.
