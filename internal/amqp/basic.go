@@ -168,6 +168,9 @@ func (ch *channel) publish(pc *pendingContent) error {
 		}
 		return err
 	}
+	if f := rt.Flow(); f != nil {
+		ch.c.flow.credit = f // the read loop waits before the next publish
+	}
 	if rt.Queues == 0 {
 		ch.unroutable(pc.pub.Mandatory)
 	}

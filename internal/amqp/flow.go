@@ -20,6 +20,7 @@ package amqp
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
 )
@@ -36,6 +37,16 @@ type FlowControl interface {
 type connFlow struct {
 	notify    bool        // the client announced connection.blocked; set in the handshake
 	published atomic.Bool // the connection has sent basic.publish
+
+	// credit is set by a publish that went to a queue in credit flow
+	// (broker.Routed.Flow): the read loop waits on it before the next
+	// publish. Only the read loop touches it.
+	credit <-chan struct{}
+	// inFlow is set while the read loop waits for credit, and flowEnd is
+	// when it last stopped waiting (unix nanoseconds): the connection's
+	// state is "flow" meanwhile and for flowShown after (registry.go).
+	inFlow  atomic.Bool
+	flowEnd atomic.Int64
 
 	mu   sync.Mutex // orders the blocked/unblocked notifications
 	sent bool       // connection.blocked sent, connection.unblocked not yet
@@ -107,6 +118,9 @@ func (c *conn) holdPublish() bool {
 	if !c.flow.published.Load() {
 		c.flow.published.Store(true)
 	}
+	if c.flow.credit != nil && !c.awaitCredit() {
+		return false
+	}
 	reason, changed := c.s.blocked()
 	if reason == "" {
 		return true
@@ -123,5 +137,61 @@ func (c *conn) holdPublish() bool {
 	}
 	c.syncBlocked()
 	c.log.Info("publisher unblocked")
+	return true
+}
+
+// Credit flow, as RabbitMQ's credit_flow: when a publish went to a queue
+// whose consumers fall behind (queue.Queue.Flow), the read loop stops
+// before the connection's next publish until the queue has caught up, so
+// the client's writes stay in the socket buffers and TCP holds the
+// publisher back. The connection's state is "flow" meanwhile, as
+// RabbitMQ shows it. Publishers to other queues are not held: each
+// connection waits only on the queues it published to.
+//
+// A wait lasts at most flowPause. A connection that publishes and also
+// consumes, acking on the same connection, cannot have its acks read while
+// it waits, and its queue would wait on those acks: after flowPause the
+// loop reads on (the acks, and one more publish), so such a connection is
+// slowed, never deadlocked. A publisher held for flowPause whose queue is
+// still behind is held again at its next publish.
+const flowPause = 100 * time.Millisecond
+
+// flowShown is how long a connection still shows state "flow" after its
+// last wait, as RabbitMQ shows a connection recently held by credit flow
+// in flow rather than flickering between the two states.
+const flowShown = time.Second
+
+// inFlow reports whether the connection waits, or waited within
+// flowShown, for credit.
+func (c *conn) inFlow() bool {
+	return c.flow.inFlow.Load() || time.Now().UnixNano()-c.flow.flowEnd.Load() < int64(flowShown)
+}
+
+// awaitCredit waits, before the next publish, for the queue the last
+// publish went to to leave flow, for at most flowPause. It returns false
+// if the server closes meanwhile.
+func (c *conn) awaitCredit() bool {
+	credit := c.flow.credit
+	c.flow.credit = nil
+	select {
+	case <-credit:
+		return true
+	default:
+	}
+	c.flow.inFlow.Store(true)
+	start := time.Now()
+	t := time.NewTimer(flowPause)
+	defer func() {
+		t.Stop()
+		c.flow.flowEnd.Store(time.Now().UnixNano())
+		c.flow.inFlow.Store(false)
+		c.s.opts.Hooks.FlowWaited(time.Since(start))
+	}()
+	select {
+	case <-credit:
+	case <-t.C:
+	case <-c.s.done:
+		return false
+	}
 	return true
 }

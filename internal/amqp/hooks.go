@@ -27,6 +27,9 @@ type Hooks interface {
 	// time from its method frame to it being durable in every queue it
 	// was routed to (when its basic.ack is due).
 	Confirmed(d time.Duration)
+	// FlowWaited reports that a publishing connection's read loop waited
+	// d for a queue in credit flow (flow.go).
+	FlowWaited(d time.Duration)
 }
 
 type noHooks struct{}
@@ -39,3 +42,4 @@ func (noHooks) BytesRead(int)                    {}
 func (noHooks) BytesWritten(int)                 {}
 func (noHooks) MethodDone(string, time.Duration) {}
 func (noHooks) Confirmed(time.Duration)          {}
+func (noHooks) FlowWaited(time.Duration)         {}

@@ -93,6 +93,10 @@ func (c *conn) Info() broker.ConnInfo {
 		User: info.user, Vhost: info.vhost,
 		ConnectedAt: info.connectedAt, ClientProperties: info.clientProps,
 		FrameMax: info.frameMax, ChannelMax: info.channelMax, Heartbeat: info.heartbeat,
+		State: "running",
+	}
+	if c.inFlow() {
+		ci.State = "flow"
 	}
 	ci.Stats = c.stats.Totals()
 	ci.PeerHost, ci.PeerPort = splitHostPort(c.nc.RemoteAddr())

@@ -53,7 +53,10 @@ type ConnInfo struct {
 	FrameMax         uint32
 	ChannelMax       uint16
 	Heartbeat        time.Duration // 0: none
-	Channels         []ChannelInfo // by number
+	// State is RabbitMQ's connection state: "running", or "flow" while
+	// the connection's reads are held by credit flow.
+	State    string
+	Channels []ChannelInfo // by number
 	// Stats are the connection's message totals, its channels' (open and
 	// closed) summed.
 	Stats MessageTotals

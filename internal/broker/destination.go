@@ -35,6 +35,21 @@ func (d *queueDestination) Publish(m *message.Message, _ time.Time) (Pending, er
 	return a, nil
 }
 
+// flowing is a Destination that can ask its publishers to wait: a classic
+// queue in credit flow.
+type flowing interface {
+	Flow() <-chan struct{}
+}
+
+// Flow is the queue's credit flow (queue.Queue.Flow); nil for queues
+// without it.
+func (d *queueDestination) Flow() <-chan struct{} {
+	if f, ok := d.q.(flowing); ok {
+		return f.Flow()
+	}
+	return nil
+}
+
 // setQueue makes q the queue behind qe (at open, and when RecoverQueue
 // swaps it), under Router.mu.
 func (qe *queueEntry) setQueue(q queue.Handle) {

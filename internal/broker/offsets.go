@@ -1,12 +1,15 @@
 package broker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/offsets"
 	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/storage"
 )
 
 // Consumer offsets and producer ids: what the Kafka coordinators keep. The
@@ -25,8 +28,17 @@ type TopicID = meta.TopicID
 // openOffsets opens the offsets store in DataDir/offsets and carries over
 // any offsets an older version left in the metadata state.
 func (b *Broker) openOffsets() error {
+	// Commits are as durable as the logs' --fsync policy makes data.
+	var syncInterval time.Duration
+	switch b.opts.Storage.Sync {
+	case storage.SyncInterval:
+		syncInterval = cmp.Or(b.opts.Storage.SyncInterval, storage.DefaultSyncInterval)
+	case storage.SyncNever:
+		syncInterval = -1
+	}
 	s, err := offsets.Open(filepath.Join(b.opts.DataDir, "offsets"), offsets.Options{
 		Now: b.opts.Now, Logger: b.opts.Logger, WrapLog: b.opts.WrapOffsetsLog,
+		SyncInterval: syncInterval,
 	})
 	if err != nil {
 		return fmt.Errorf("open consumer offsets: %w", err)

@@ -21,6 +21,8 @@ type PartitionLog interface {
 	// Append assigns the next offsets to batches (one or more whole,
 	// validated batches; their base offsets are rewritten) and starts
 	// making them durable; durable completes when they are, or fails.
+	// It keeps no reference to batches once it returns: the Kafka front
+	// end reuses the request's memory for the next request.
 	Append(batches []byte) (baseOffset int64, durable Pending, err error)
 	// Read returns whole batches from the one holding offset, up to
 	// maxBytes but at least one whole batch if any is there, and nil at

@@ -18,7 +18,15 @@ type Routed struct {
 	first    Pending   // the append to the first destination: most messages go to one
 	more     []Pending // the appends to the others
 	rejected bool
+	flow     <-chan struct{} // see Flow
 }
+
+// Flow returns nil, or a channel closed when the publisher may go on: a
+// queue the message went to is in credit flow, its consumers behind its
+// publishers (package queue, flow.go). A front end holds the publisher,
+// not the message, meanwhile: the message itself is stored and goes on to
+// its confirm.
+func (rt Routed) Flow() <-chan struct{} { return rt.flow }
 
 // each calls f for every append of the message.
 func (rt *Routed) each(f func(Pending) bool) {
@@ -151,6 +159,11 @@ func (r *Router) appendTo(ds []Destination, m *message.Message) (Routed, error) 
 				rt.first = a
 			} else {
 				rt.more = append(rt.more, a)
+			}
+			if rt.flow == nil {
+				if f, ok := d.(flowing); ok {
+					rt.flow = f.Flow()
+				}
 			}
 		}
 	}

@@ -78,6 +78,10 @@ shows "-" and counts its whole log as lag.`,
 				}
 				if err := g.Error(); err != nil {
 					if errors.Is(err, kerr.GroupIDNotFound) {
+						// Not a classic group: perhaps a consumer group (KIP-848).
+						if d, err := adm.DescribeConsumerGroups(ctx, name); err == nil && d[name].Err == nil {
+							return printConsumerGroup(ctx, cmd, adm, d[name])
+						}
 						return fmt.Errorf("group %s does not exist", name)
 					}
 					return fmt.Errorf("group %s: %w", name, err)
@@ -138,6 +142,83 @@ func printGroup(cmd *cobra.Command, g kadm.DescribedGroupLag) {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "\nTotal lag:    %d\n", g.Lag.Total())
+}
+
+// printConsumerGroup prints a consumer group of the KIP-848 protocol as
+// printGroup prints a classic one, with the members' epochs.
+func printConsumerGroup(ctx context.Context, cmd *cobra.Command, adm *kadm.Client, g kadm.DescribedConsumerGroup) error {
+	commits, err := adm.FetchOffsets(ctx, g.Group)
+	if err != nil {
+		return err
+	}
+	owner := map[string]map[int32]string{}
+	topics := map[string]bool{}
+	for _, m := range g.Members {
+		for t, ps := range m.Assignment {
+			topics[t] = true
+			if owner[t] == nil {
+				owner[t] = map[int32]string{}
+			}
+			for p := range ps {
+				owner[t][p] = m.MemberID
+			}
+		}
+	}
+	commits.Each(func(o kadm.OffsetResponse) { topics[o.Topic] = true })
+	names := make([]string, 0, len(topics))
+	for t := range topics {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	ends, err := adm.ListEndOffsets(ctx, names...)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "Group:        %s\n", g.Group)
+	fmt.Fprintf(out, "State:        %s\n", g.State)
+	fmt.Fprintf(out, "Protocol:     consumer (KIP-848, assignor %s, epoch %d)\n", g.AssignorName, g.Epoch)
+	fmt.Fprintf(out, "Coordinator:  %d (%s:%d)\n", g.Coordinator.NodeID, g.Coordinator.Host, g.Coordinator.Port)
+	fmt.Fprintf(out, "Members:      %d\n", len(g.Members))
+	if len(g.Members) > 0 {
+		fmt.Fprintln(out)
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "MEMBER\tEPOCH\tCLIENT-ID\tHOST\tASSIGNED")
+		for _, m := range g.Members {
+			var parts []string
+			for t, ps := range m.Assignment {
+				var xs []int32
+				for p := range ps {
+					xs = append(xs, p)
+				}
+				sort.Slice(xs, func(i, j int) bool { return xs[i] < xs[j] })
+				parts = append(parts, fmt.Sprintf("%s[%s]", t, joinInt32(xs)))
+			}
+			sort.Strings(parts)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.MemberID, m.MemberEpoch, m.ClientID, m.ClientHost, orDash(strings.Join(parts, " ")))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tMEMBER")
+	var total int64
+	ends.Each(func(e kadm.ListedOffset) {
+		_, assigned := owner[e.Topic][e.Partition]
+		c, committed := commits.Lookup(e.Topic, e.Partition)
+		if !assigned && !committed {
+			return
+		}
+		committedS, lag := "-", e.Offset
+		if committed && c.At >= 0 {
+			committedS, lag = fmt.Sprint(c.At), max(e.Offset-c.At, 0)
+		}
+		total += lag
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", e.Topic, e.Partition, committedS, e.Offset, lag, orDash(owner[e.Topic][e.Partition]))
+	})
+	tw.Flush()
+	fmt.Fprintf(out, "\nTotal lag:    %d\n", total)
+	return nil
 }
 
 // assignment formats a member's assigned partitions as topic[0,1,2].

@@ -50,6 +50,13 @@ type Config struct {
 	// 0: half the soft RLIMIT_NOFILE at start (the other half is for
 	// connections); at least 16.
 	FileHandles int `key:"file_handles"`
+	// FsyncShared makes the Kafka partitions' logs share their fsyncs:
+	// appends to any number of partitions wait for one round, one
+	// syncfs(2) of the data directory's file system (Linux; elsewhere a
+	// round fsyncs each file). That file system's other dirty data is
+	// written with it, so it is for a data directory on a file system of
+	// its own. Default false: each partition fsyncs its own file.
+	FsyncShared bool `key:"fsync_shared"`
 
 	// AutoCreateTopics creates unknown topics on produce or metadata
 	// requests. Default true.
@@ -105,6 +112,14 @@ type Config struct {
 	// timeouts clients may ask for. Defaults 6s and 30m.
 	GroupMinSessionTimeout time.Duration `key:"group_min_session_timeout"`
 	GroupMaxSessionTimeout time.Duration `key:"group_max_session_timeout"`
+	// ConsumerSessionTimeout is how long a member of a consumer group of
+	// the KIP-848 protocol may go without a heartbeat before it is removed
+	// (Kafka's group.consumer.session.timeout.ms). Default 45s.
+	ConsumerSessionTimeout time.Duration `key:"consumer_session_timeout"`
+	// ConsumerHeartbeatInterval is the heartbeat interval told to KIP-848
+	// consumer group members (Kafka's
+	// group.consumer.heartbeat.interval.ms). Default 5s.
+	ConsumerHeartbeatInterval time.Duration `key:"consumer_heartbeat_interval"`
 
 	// MemoryHighWatermark is the memory alarm threshold, like RabbitMQ's
 	// vm_memory_high_watermark: a fraction of total RAM (or of the
@@ -151,6 +166,8 @@ func Default() Config {
 		GroupInitialRebalanceDelay: 0,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
+		ConsumerSessionTimeout:     45 * time.Second,
+		ConsumerHeartbeatInterval:  5 * time.Second,
 		MemoryHighWatermark:        "0.6",
 		DiskFreeLimit:              "100MB",
 		ResourceCheckInterval:      time.Second,
@@ -225,6 +242,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GroupMinSessionTimeout <= 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
 		bad("group session timeout bounds are inconsistent")
+	}
+	if c.ConsumerHeartbeatInterval <= 0 || c.ConsumerSessionTimeout <= c.ConsumerHeartbeatInterval {
+		bad("consumer_heartbeat_interval must be positive and below consumer_session_timeout")
 	}
 	if _, _, err := ParseWatermark(c.MemoryHighWatermark); err != nil {
 		bad("memory_high_watermark: %v", err)

@@ -47,6 +47,7 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 		ap   broker.Pending
 	}
 	var waits []wait
+	defer dropRecords(req)
 	if req.Version < 3 {
 		// Message formats v0 and v1: every partition fails, the
 		// connection stays up (Kafka 4.0 does the same).
@@ -119,6 +120,17 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 			return nil, nil
 		}
 		return resp, nil
+	}
+}
+
+// dropRecords forgets the records of req once they are appended: they
+// are slices of the request frame, which the read loop reuses for the
+// next Produce (readRequest), so nothing may read them after prepare.
+func dropRecords(req *kmsg.ProduceRequest) {
+	for i := range req.Topics {
+		for j := range req.Topics[i].Partitions {
+			req.Topics[i].Partitions[j].Records = nil
+		}
 	}
 }
 

@@ -1,6 +1,15 @@
 package kafka
 
-// OffsetCommit, versions 0-8.
+// OffsetCommit, versions 0-9.
+//
+// For a consumer-protocol group (KIP-848) the generation field carries the
+// member epoch (v9 names it so): a member's commit must carry its current
+// epoch (STALE_MEMBER_EPOCH otherwise) and come from a member
+// (UNKNOWN_MEMBER_ID), as in Kafka 4.0-4.2; a commit without member is
+// accepted only while the group has no members. From v9 a member's commit
+// to a group the coordinator does not know (after a broker restart, before
+// the members rejoin) is GROUP_ID_NOT_FOUND, as in Kafka; before v9 it is
+// ILLEGAL_GENERATION.
 //
 // Every commit is checked with the group coordinator first. A simple
 // commit (generation -1, no member id, as v0 and admin tools send) is
@@ -14,7 +23,10 @@ package kafka
 // offsets live until the group or its offsets are deleted.
 
 import (
+	"errors"
+
 	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -24,6 +36,11 @@ const maxOffsetMetadata = 4096
 func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	groupErr := c.s.groups.ValidateCommit(req.Group, req.MemberID, deref(req.InstanceID), req.Generation)
+	if req.Version >= 9 && errors.Is(groupErr, groups.ErrIllegalGeneration) {
+		if _, ok := c.s.groups.Describe(req.Group); !ok {
+			groupErr = groups.ErrGroupNotFound // v9+ names an unknown group, as Kafka does
+		}
+	}
 
 	type at struct{ topic, partition int } // where a commit's answer is
 	var (

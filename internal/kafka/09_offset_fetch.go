@@ -1,6 +1,10 @@
 package kafka
 
-// OffsetFetch, versions 0-8.
+// OffsetFetch, versions 0-9.
+//
+// v9 may name a member of a consumer-protocol group (MemberID,
+// MemberEpoch): the member must exist (UNKNOWN_MEMBER_ID) with that epoch
+// (STALE_MEMBER_EPOCH), the group's error, as in Kafka.
 //
 // Answers from the committed offsets in the core's offsets store. A partition
 // without a commit, including one of an unknown topic, answers offset -1,
@@ -51,6 +55,10 @@ func (c *conn) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchRes
 	b := c.s.broker
 	sg := kmsg.NewOffsetFetchResponseGroup()
 	sg.Group = rg.Group
+	if err := c.s.groups.ValidateOffsetFetch(rg.Group, rg.MemberID, rg.MemberEpoch); err != nil {
+		sg.ErrorCode = errorCode(err)
+		return sg
+	}
 	if rg.Topics == nil {
 		for _, oc := range b.GroupOffsets(rg.Group) { // sorted by topic
 			if n := len(sg.Topics); n == 0 || sg.Topics[n-1].Topic != oc.Topic {

@@ -8,10 +8,14 @@ package kafka
 // hold but that has committed offsets is described as Empty; a group
 // without a protocol type that has offsets reports "consumer", as
 // ListGroups lists it. Authorized operations (v3+) are not computed, since
-// Sluice has no ACLs: they are reported as not requested (-2147483648).
+// Sluice has no ACLs: they are reported as not requested (-2147483648). A
+// consumer-protocol group (KIP-848) is not a classic group: as in Kafka it
+// is answered GROUP_ID_NOT_FOUND with state "Dead" and no protocol type
+// (what Kafka 4.2 answers); ConsumerGroupDescribe describes it.
 
 import (
 	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -36,6 +40,10 @@ func (c *conn) describeGroup(name string) kmsg.DescribeGroupsResponseGroup {
 	}
 	if d.ProtocolType == "" && offsets {
 		d.ProtocolType = offsetsProtocolType
+	}
+	if d.Type == groups.TypeConsumer {
+		sg.ErrorCode, sg.State = kerr.GroupIDNotFound.Code, groups.StateDead
+		return sg
 	}
 	sg.State, sg.ProtocolType, sg.Protocol = d.State, d.ProtocolType, d.Protocol
 	for _, m := range d.Members {

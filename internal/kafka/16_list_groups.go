@@ -6,31 +6,34 @@ package kafka
 // its committed offsets (as Empty). A group without a protocol type that
 // has committed offsets is listed with protocol type "consumer", so that
 // Kafka tools show it among consumer groups. StatesFilter (v4+) matches
-// state names case-insensitively, as Kafka does. Every group is a classic
-// group: GroupType (v5+) is "classic", and TypesFilter (v5+) matches group
-// types ("classic", "consumer", "share"), not protocol types, so a filter
-// without "classic" lists nothing.
+// state names case-insensitively, as Kafka does. GroupType (v5+) is
+// "consumer" for groups of the consumer group protocol (KIP-848) and
+// "classic" for the others (including those known only by their offsets);
+// TypesFilter (v5+) matches group types, case-insensitively, not protocol
+// types.
 
 import (
 	"slices"
 	"strings"
 
+	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-const classicGroupType = "classic"
-
 func handleListGroups(c *conn, req *kmsg.ListGroupsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	if len(req.TypesFilter) > 0 && !slices.ContainsFunc(req.TypesFilter, equalFold(classicGroupType)) {
-		return resp, nil
-	}
 	for _, g := range c.groupSummaries() {
+		if g.Type == "" {
+			g.Type = groups.TypeClassic
+		}
 		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, equalFold(g.State)) {
 			continue
 		}
+		if len(req.TypesFilter) > 0 && !slices.ContainsFunc(req.TypesFilter, equalFold(g.Type)) {
+			continue
+		}
 		sg := kmsg.NewListGroupsResponseGroup()
-		sg.Group, sg.ProtocolType, sg.GroupState, sg.GroupType = g.Group, g.ProtocolType, g.State, classicGroupType
+		sg.Group, sg.ProtocolType, sg.GroupState, sg.GroupType = g.Group, g.ProtocolType, g.State, g.Type
 		resp.Groups = append(resp.Groups, sg)
 	}
 	return resp, nil

@@ -24,19 +24,34 @@ import (
 func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	dup := duplicated(req.Topics, func(rt kmsg.CreateTopicsRequestTopic) string { return rt.Topic })
-	for _, rt := range req.Topics {
+	// The topics that pass the request's own checks are created together
+	// (one metadata fsync for all of them); each is answered on its own.
+	errs := make([]error, len(req.Topics))
+	var (
+		specs []broker.TopicSpec
+		at    []int // the index in req.Topics of each spec
+	)
+	for i, rt := range req.Topics {
+		var sp broker.TopicSpec
+		if dup[rt.Topic] {
+			errs[i] = reqErr(kerr.InvalidRequest, "topic %q is named more than once", rt.Topic)
+		} else if sp, errs[i] = topicSpec(rt); errs[i] == nil {
+			specs = append(specs, sp)
+			at = append(at, i)
+		}
+	}
+	topics := make([]*broker.Topic, len(req.Topics))
+	if len(specs) > 0 {
+		for k, r := range c.s.broker.CreateTopics(specs, req.ValidateOnly) {
+			topics[at[k]], errs[at[k]] = r.Topic, r.Err
+		}
+	}
+	for i, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
-		var (
-			t   *broker.Topic
-			err error
-		)
-		if dup[rt.Topic] {
-			err = reqErr(kerr.InvalidRequest, "topic %q is named more than once", rt.Topic)
-		} else {
-			t, err = c.createTopic(rt, req.ValidateOnly)
-		}
+		err := errs[i]
 		if st.ErrorCode, st.ErrorMessage = codeAndMessage(err); err == nil {
+			t := topics[i]
 			st.TopicID = t.ID
 			st.NumPartitions, st.ReplicationFactor = t.Topic.Partitions, 1
 			for _, e := range c.s.broker.ResolveTopicConfigs(t.Configs) {
@@ -50,40 +65,45 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 	return resp, nil
 }
 
-func (c *conn) createTopic(rt kmsg.CreateTopicsRequestTopic, validateOnly bool) (*broker.Topic, error) {
+// topicSpec checks one topic of a request and turns it into the core's
+// spec (NumPartitions -1 becomes 0: the broker default).
+func topicSpec(rt kmsg.CreateTopicsRequestTopic) (broker.TopicSpec, error) {
 	partitions := rt.NumPartitions
 	if len(rt.ReplicaAssignment) > 0 {
 		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
-			return nil, reqErr(kerr.InvalidRequest, "a replica assignment excludes a partition count and a replication factor")
+			return broker.TopicSpec{}, reqErr(kerr.InvalidRequest, "a replica assignment excludes a partition count and a replication factor")
 		}
 		partitions = int32(len(rt.ReplicaAssignment))
 		placed := make([]bool, partitions)
 		for _, a := range rt.ReplicaAssignment {
 			if a.Partition < 0 || a.Partition >= partitions || placed[a.Partition] {
-				return nil, reqErr(kerr.InvalidReplicaAssignment, "assignments must cover partitions 0 to %d once each", partitions-1)
+				return broker.TopicSpec{}, reqErr(kerr.InvalidReplicaAssignment, "assignments must cover partitions 0 to %d once each", partitions-1)
 			}
 			placed[a.Partition] = true
 			if !onlyThisNode(a.Replicas) {
-				return nil, reqErr(kerr.InvalidReplicaAssignment, "partition %d: replicas %v: the only broker is %d", a.Partition, a.Replicas, NodeID)
+				return broker.TopicSpec{}, reqErr(kerr.InvalidReplicaAssignment, "partition %d: replicas %v: the only broker is %d", a.Partition, a.Replicas, NodeID)
 			}
 		}
 	} else {
 		if rf := rt.ReplicationFactor; rf != -1 && rf != 1 {
-			return nil, reqErr(kerr.InvalidReplicationFactor, "replication factor %d: the cluster has one broker", rf)
+			return broker.TopicSpec{}, reqErr(kerr.InvalidReplicationFactor, "replication factor %d: the cluster has one broker", rf)
 		}
 		if partitions == 0 || partitions < -1 {
-			return nil, reqErr(kerr.InvalidPartitions, "number of partitions must be positive, or -1 for the default")
+			return broker.TopicSpec{}, reqErr(kerr.InvalidPartitions, "number of partitions must be positive, or -1 for the default")
 		}
 	}
 	var configs map[string]string
 	for _, cfg := range rt.Configs {
 		if cfg.Value == nil {
-			return nil, reqErr(kerr.InvalidConfig, "null value for config %q", cfg.Name)
+			return broker.TopicSpec{}, reqErr(kerr.InvalidConfig, "null value for config %q", cfg.Name)
 		}
 		if configs == nil {
 			configs = make(map[string]string, len(rt.Configs))
 		}
 		configs[cfg.Name] = *cfg.Value
 	}
-	return c.s.broker.CreateTopic(rt.Topic, partitions, configs, validateOnly)
+	if partitions < 0 {
+		partitions = 0
+	}
+	return broker.TopicSpec{Name: rt.Topic, Partitions: partitions, Configs: configs}, nil
 }

@@ -5,7 +5,8 @@ package kafka
 // Records consumer offsets in the producer's ongoing transaction
 // (broker.TxnOffsetCommit): the group sees them only once the transaction
 // commits, and never if it aborts. The request's member id and generation
-// (v3+, KIP-447) are not checked against the group. Every partition
+// (v3+, KIP-447) are checked only for a consumer-protocol group (KIP-848):
+// UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH, as Kafka. Every partition
 // carries the request's error: a producer error as in AddPartitionsToTxn,
 // INVALID_TXN_STATE without an ongoing transaction, or
 // UNKNOWN_TOPIC_OR_PARTITION (nothing is recorded then). v4 only adds
@@ -32,7 +33,10 @@ func handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest) (kmsg.Resp
 	if req.Version >= 5 && c.s.txnV2() {
 		commit = c.s.broker.TxnOffsetCommitV2
 	}
-	code := txnErrorCode(commit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits))
+	code := errorCode(c.s.groups.ValidateConsumerTxnCommit(req.Group, req.MemberID, req.Generation))
+	if code == 0 {
+		code = txnErrorCode(commit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits))
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewTxnOffsetCommitResponseTopic()
 		st.Topic = rt.Topic

@@ -5,7 +5,8 @@ package kafka
 // Deletes a group's committed offsets for the named partitions. An
 // unknown group is GROUP_ID_NOT_FOUND and a partition of an unknown topic
 // UNKNOWN_TOPIC_OR_PARTITION. Kafka refuses, with GROUP_SUBSCRIBED_TO_TOPIC,
-// only the topics an active consumer group subscribes to; Sluice does not
+// only the topics an active consumer group subscribes to. So does Sluice
+// for consumer-protocol groups (KIP-848); for classic groups it does not
 // decode subscriptions and refuses every partition while the group has
 // members.
 
@@ -21,7 +22,6 @@ func handleOffsetDelete(c *conn, req *kmsg.OffsetDeleteRequest) (kmsg.Response, 
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return resp, nil
 	}
-	active := c.s.groups.HasMembers(req.Group)
 	var tps []broker.TopicPartition
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetDeleteResponseTopic()
@@ -31,7 +31,7 @@ func handleOffsetDelete(c *conn, req *kmsg.OffsetDeleteRequest) (kmsg.Response, 
 			sp.Partition = rp.Partition
 			if _, err := c.s.broker.Partition(rt.Topic, rp.Partition); err != nil {
 				sp.ErrorCode = errorCode(err)
-			} else if active {
+			} else if c.s.groups.SubscribedTo(req.Group, rt.Topic) {
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			} else {
 				tps = append(tps, broker.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})

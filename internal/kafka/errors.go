@@ -68,6 +68,12 @@ var errorCodes = []struct {
 	{groups.ErrInvalidGroupID, kerr.InvalidGroupID},
 	{groups.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
 	{groups.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+	{groups.ErrFencedMemberEpoch, kerr.FencedMemberEpoch},
+	{groups.ErrStaleMemberEpoch, kerr.StaleMemberEpoch},
+	{groups.ErrUnsupportedAssignor, kerr.UnsupportedAssignor},
+	{groups.ErrUnreleasedInstanceID, kerr.UnreleasedInstanceID},
+	{groups.ErrInvalidRegex, kerr.InvalidRegularExpression},
+	{groups.ErrInvalidRequest, kerr.InvalidRequest},
 }
 
 // storageFailure reports whether err is a disk-level failure (as opposed

@@ -33,8 +33,8 @@ var apis = []api{
 	{key: 1, min: 4, max: 17, handle: handle(handleFetch)},
 	{key: 2, min: 0, max: 8, handle: handle(handleListOffsets)},
 	{key: 3, min: 0, max: 12, handle: handle(handleMetadata)},
-	{key: 8, min: 0, max: 8, handle: handle(handleOffsetCommit)},
-	{key: 9, min: 0, max: 8, handle: handle(handleOffsetFetch)},
+	{key: 8, min: 0, max: 9, handle: handle(handleOffsetCommit)},
+	{key: 9, min: 0, max: 9, handle: handle(handleOffsetFetch)},
 	{key: 10, min: 0, max: 4, handle: handle(handleFindCoordinator)},
 	{key: 11, min: 0, max: 9, handle: handle(handleJoinGroup)},
 	{key: 12, min: 0, max: 4, handle: handle(handleHeartbeat)},
@@ -63,6 +63,8 @@ var apis = []api{
 	{key: 61, min: 0, max: 0, handle: handle(handleDescribeProducers)},
 	{key: 65, min: 0, max: 0, handle: handle(handleDescribeTransactions)},
 	{key: 66, min: 0, max: 2, handle: handle(handleListTransactions)},
+	{key: 68, min: 0, max: 1, handle: handle(handleConsumerGroupHeartbeat)},
+	{key: 69, min: 0, max: 1, handle: handle(handleConsumerGroupDescribe)},
 }
 
 var byKey = func() map[int16]*api {

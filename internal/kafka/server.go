@@ -259,16 +259,10 @@ func (c *conn) readLoop() error {
 		if limit := c.s.frameLimit(int16(binary.BigEndian.Uint16(key))); int(size) > limit {
 			return fmt.Errorf("%w: request size %d over %d", errDropConn, size, limit)
 		}
-		buf, err := readFrame(br, int(size))
+		p, err := c.readRequest(br, int(size))
 		if err != nil {
 			return err
 		}
-		start := time.Now()
-		p, err := c.decode(buf)
-		if err != nil {
-			return err
-		}
-		p.start = start
 		select {
 		case c.pending <- p:
 		case <-c.ctx.Done():
@@ -290,12 +284,64 @@ func (s *Server) frameLimit(key int16) int {
 	return min(maxOtherRequestBytes, s.opts.MaxRequestBytes)
 }
 
+// readRequest reads a size-byte request frame from br, decodes it and
+// runs its prepare step. A Produce frame is read into a pooled buffer
+// that goes back to the pool once prepareProduce has appended its
+// records (the logs copy them, and the request keeps no slice of the
+// frame afterwards): the read loop allocates per request what the
+// request decodes to, not a frame-sized buffer.
+func (c *conn) readRequest(br *bufio.Reader, size int) (pendingResp, error) {
+	var pooled *[]byte
+	var buf []byte
+	var err error
+	if key, _ := br.Peek(2); len(key) == 2 && binary.BigEndian.Uint16(key) == 0 && size <= maxPooledFrame {
+		pooled = framePool.Get().(*[]byte)
+		buf, err = readFrameInto(br, (*pooled)[:0], size)
+	} else {
+		buf, err = readFrame(br, size)
+	}
+	if err != nil {
+		return pendingResp{}, err
+	}
+	start := time.Now()
+	p, err := c.decode(buf)
+	if pooled != nil {
+		if _, ok := p.req.(*kmsg.ProduceRequest); ok || err != nil {
+			*pooled = buf[:0]
+			framePool.Put(pooled)
+		}
+	}
+	if err != nil {
+		return pendingResp{}, err
+	}
+	p.start = start
+	return p, nil
+}
+
+// maxPooledFrame is the largest Produce frame read into a pooled buffer
+// (the producers' default request size, a little over 1 MiB, fits);
+// larger ones get their own.
+const maxPooledFrame = 2 << 20
+
+// framePool holds Produce frame buffers (*[]byte) between requests of
+// all connections. Being a sync.Pool, it is emptied by the garbage
+// collector when connections go quiet, so idle connections hold none.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
 // readFrame reads a size-byte frame body. Memory grows with the bytes
 // that actually arrive, not with the size a client claims, so a client
 // announcing a large frame and sending nothing costs little.
 func readFrame(r io.Reader, size int) ([]byte, error) {
-	const step = 1 << 20
-	buf := make([]byte, 0, min(size, step))
+	return readFrameInto(r, make([]byte, 0, min(size, frameStep)), size)
+}
+
+// frameStep is how much readFrameInto grows a buffer at a time.
+const frameStep = 1 << 20
+
+// readFrameInto is readFrame into buf (empty, its capacity reused): it
+// grows it as bytes arrive, frameStep at a time beyond its capacity.
+func readFrameInto(r io.Reader, buf []byte, size int) ([]byte, error) {
+	const step = frameStep
 	for len(buf) < size {
 		n := min(size-len(buf), step)
 		if cap(buf)-len(buf) < n {

@@ -18,6 +18,10 @@
 //  3. applies it to the in-memory [State] with [State.Apply] and returns the
 //     result to the caller.
 //
+// Several commands proposed together (proposeAll: CreateTopics with many
+// topics) are checked one by one and handed to the writer at once, so that
+// they share one write and one fsync; each succeeds or fails on its own.
+//
 // A change that would change nothing (an identical Bind, an Unbind of a
 // missing binding) is answered from the state without a log write. A
 // command is malformed (ErrInvalidCommand) only for reasons in the command

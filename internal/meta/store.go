@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -287,40 +288,87 @@ func (s *Store) Close() error {
 // (group committed), apply. With Raft, this is where the command would be
 // handed to the replicated log instead.
 func (s *Store) propose(cmd Command) (Result, error) {
-	if err := s.writable(); err != nil {
+	p, err := s.prepare(cmd)
+	if err != nil {
 		return Result{}, err
 	}
-	if err := cmd.validate(); err != nil {
+	if err := s.submit(p); err != nil {
 		return Result{}, err
+	}
+	<-p.done
+	return p.res, p.err
+}
+
+// proposeAll proposes cmds together: each is checked on its own, and those
+// that pass are handed to the writer at once, so that they share one write
+// and one fsync (up to the group commit limits) instead of taking turns.
+// Each command succeeds or fails on its own, as if proposed alone; they
+// apply in order, so a later command sees the effect of an earlier one.
+func (s *Store) proposeAll(cmds []Command) ([]Result, []error) {
+	res, errs := make([]Result, len(cmds)), make([]error, len(cmds))
+	ps := make([]*proposal, len(cmds))
+	for i, cmd := range cmds {
+		ps[i], errs[i] = s.prepare(cmd)
+	}
+	if err := s.submit(ps...); err != nil {
+		for i, p := range ps {
+			if p != nil {
+				errs[i] = err
+			}
+		}
+		return res, errs
+	}
+	for i, p := range ps {
+		if p != nil {
+			<-p.done
+			res[i], errs[i] = p.res, p.err
+		}
+	}
+	return res, errs
+}
+
+// prepare validates cmd, checks it against the current state and frames
+// its log record: a command refused here never reaches the log.
+func (s *Store) prepare(cmd Command) (*proposal, error) {
+	if err := s.writable(); err != nil {
+		return nil, err
+	}
+	if err := cmd.validate(); err != nil {
+		return nil, err
 	}
 	payload, err := encodeCommand(&cmd)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	// Apply exactly what replay will see (JSON rewrites invalid UTF-8,
 	// for one).
 	logged, err := decodeCommand(payload)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	s.mu.RLock()
 	err = s.state.Check(logged)
 	s.mu.RUnlock()
 	if err != nil {
-		return Result{}, err // refused without touching the log
+		return nil, err // refused without touching the log
 	}
 	rec := make([]byte, 0, recordHeaderSize+len(payload))
-	p := &proposal{cmd: logged, rec: appendRecord(rec, payload), done: make(chan struct{})}
+	return &proposal{cmd: logged, rec: appendRecord(rec, payload), done: make(chan struct{})}, nil
+}
 
+// submit hands the proposals (nil ones skipped) to the writer, all or none.
+func (s *Store) submit(ps ...*proposal) error {
 	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
 	if err := s.writableLocked(); err != nil {
-		s.closeMu.RUnlock()
-		return Result{}, err
+		return err
 	}
-	s.proposals <- p
-	s.closeMu.RUnlock()
-	<-p.done
-	return p.res, p.err
+	for _, p := range ps {
+		if p != nil {
+			s.proposals <- p
+		}
+	}
+	return nil
 }
 
 func (s *Store) writable() error {
@@ -358,6 +406,10 @@ func (s *Store) run() {
 		}
 		batch := append(s.batch[:0], p)
 		size := len(p.rec)
+		// The proposers answered by the last batch may be proposing
+		// again: let them queue, so that they share this fsync rather
+		// than each wait for it and take the next one.
+		runtime.Gosched()
 	drain:
 		for len(batch) < maxBatchCommands && size < maxBatchBytes {
 			select {

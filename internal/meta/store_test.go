@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/sluice-mq/sluice/internal/testutil"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -797,4 +798,84 @@ func TestFailedCommandLeavesNoTrace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// CreateTopics proposes its topics together: they share one write and one
+// fsync, each is created or refused on its own (an existing name, an
+// invalid partition count, a name given twice), and what was created
+// survives a reopen. With a failed fsync every topic of the batch fails
+// and none exists.
+func TestCreateTopicsShareOneFsync(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, testOptions(0))
+	_, err := s.CreateTopic("exists", 1, nil)
+	must(t, err)
+	var specs []TopicSpec
+	for i := range 500 {
+		specs = append(specs, TopicSpec{Name: fmt.Sprint("t", i), Partitions: int32(1 + i%10)})
+	}
+	specs = append(specs,
+		TopicSpec{Name: "exists", Partitions: 1},
+		TopicSpec{Name: "bad", Partitions: 0},
+		TopicSpec{Name: "t7", Partitions: 3}, // named twice: the first wins
+	)
+	before := s.Stats()
+	topics, errs := s.CreateTopics(specs)
+	if got := s.Stats().Syncs - before.Syncs; got != 1 {
+		t.Fatalf("%d topics took %d fsyncs, want 1", len(specs), got)
+	}
+	for i := range 500 {
+		if errs[i] != nil || topics[i].Name != specs[i].Name || topics[i].Partitions != specs[i].Partitions || topics[i].ID.IsZero() {
+			t.Fatalf("topic %d: %+v, %v", i, topics[i], errs[i])
+		}
+	}
+	for i, want := range []error{ErrTopicExists, ErrInvalidPartitions, ErrTopicExists} {
+		if err := errs[500+i]; !errors.Is(err, want) {
+			t.Fatalf("spec %+v: %v, want %v", specs[500+i], err, want)
+		}
+	}
+	if tp, _ := s.Topic("t7"); tp.Partitions != specs[7].Partitions {
+		t.Fatalf("t7 has %d partitions: the second spec of a name overrode the first", tp.Partitions)
+	}
+	state := dump(t, s)
+	closeStore(t, s)
+	s = openStore(t, dir, testOptions(0))
+	if dump(t, s) != state || len(s.Topics()) != 501 {
+		t.Fatalf("after reopen: %d topics, state changed: %v", len(s.Topics()), dump(t, s) != state)
+	}
+	closeStore(t, s)
+
+	opts := testOptions(0)
+	opts.WrapLog = func(_ string, f LogFile) LogFile {
+		return &faultLog{LogFile: f, beforeSync: func() error { return syscall.EIO }}
+	}
+	s = openStore(t, dir, opts)
+	_, errs = s.CreateTopics([]TopicSpec{{Name: "x", Partitions: 1}, {Name: "y", Partitions: 1}})
+	for _, err := range errs {
+		if !errors.Is(err, ErrStoreFailed) {
+			t.Fatalf("create after a failed fsync: %v", err)
+		}
+	}
+	if _, ok := s.Topic("x"); ok {
+		t.Fatal("a topic of a failed batch exists")
+	}
+}
+
+// BenchmarkCreateTopics measures metadata topic creation: 100 topics a
+// CreateTopics (one write and fsync), reported per topic with -benchmem.
+func BenchmarkCreateTopics(b *testing.B) {
+	s := openStore(b, b.TempDir(), Options{Logger: slog.New(slog.DiscardHandler)})
+	specs := make([]TopicSpec, 100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range specs {
+			specs[j] = TopicSpec{Name: fmt.Sprintf("t%d-%d", i, j), Partitions: 10}
+		}
+		if _, errs := s.CreateTopics(specs); errs[0] != nil {
+			b.Fatal(errs[0])
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*len(specs))/b.Elapsed().Seconds(), "topics/s")
 }

@@ -73,6 +73,12 @@ func New() *Metrics {
 		Help:    "Time from basic.publish on a confirm-mode channel to the message being durable in every queue (its basic.ack due).",
 		Buckets: latencyBuckets,
 	})
+	flowWaits := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_amqp_flow_waits_total", Help: "Times a publishing AMQP connection stopped reading to wait for a queue in credit flow (its consumers behind).",
+	})
+	flowSeconds := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_amqp_flow_wait_seconds_total", Help: "Time publishing AMQP connections spent waiting for queues in credit flow.",
+	})
 	m.storageAppend = histogramVec(prometheus.HistogramOpts{
 		Name:    "sluice_storage_append_duration_seconds",
 		Help:    "Duration of one group commit (write, plus fsync when the policy asks), by kind of log.",
@@ -93,7 +99,7 @@ func New() *Metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(conns, opened, recv, sent, sendfile, channels, kafkaReq, amqpMethod, amqpConfirm,
-		m.storageAppend, m.storageFsync, m.storageBytes, build)
+		flowWaits, flowSeconds, m.storageAppend, m.storageFsync, m.storageBytes, build)
 
 	m.Kafka = &KafkaHooks{
 		proto:    newProtoMetrics("kafka", conns, opened, recv, sent),
@@ -101,10 +107,11 @@ func New() *Metrics {
 		sendfile: sendfile,
 	}
 	m.AMQP = &AMQPHooks{
-		proto:    newProtoMetrics("amqp", conns, opened, recv, sent),
-		channels: channels,
-		latency:  newObserverCache(amqpMethod),
-		confirm:  amqpConfirm,
+		proto:     newProtoMetrics("amqp", conns, opened, recv, sent),
+		channels:  channels,
+		latency:   newObserverCache(amqpMethod),
+		confirm:   amqpConfirm,
+		flowWaits: flowWaits, flowSeconds: flowSeconds,
 	}
 	m.reg.MustRegister(alarmCollector{m})
 	m.reg.MustRegister(fileMetrics()...)
@@ -182,6 +189,8 @@ type AMQPHooks struct {
 	channels prometheus.Gauge
 	latency  *observerCache
 	confirm  prometheus.Observer
+
+	flowWaits, flowSeconds prometheus.Counter
 }
 
 func (h *AMQPHooks) ConnOpened()        { h.proto.ConnOpened() }
@@ -194,6 +203,10 @@ func (h *AMQPHooks) MethodDone(method string, d time.Duration) {
 	h.latency.observe(method, d)
 }
 func (h *AMQPHooks) Confirmed(d time.Duration) { h.confirm.Observe(d.Seconds()) }
+func (h *AMQPHooks) FlowWaited(d time.Duration) {
+	h.flowWaits.Inc()
+	h.flowSeconds.Add(d.Seconds())
+}
 
 // StorageObserver returns the storage.Observer for logs of one kind
 // ("partition" for Kafka partitions, "queue" for AMQP queues).

@@ -27,6 +27,8 @@ func TestHooksFeedTheirMetrics(t *testing.T) {
 	m.AMQP.ChannelOpened()
 	m.AMQP.MethodDone("basic.publish", time.Millisecond)
 	m.AMQP.Confirmed(time.Millisecond)
+	m.AMQP.FlowWaited(250 * time.Millisecond)
+	m.AMQP.FlowWaited(250 * time.Millisecond)
 	obs := m.StorageObserver("partition")
 	obs.ObserveAppend(time.Millisecond, 2, 500)
 	obs.ObserveFsync(time.Millisecond)
@@ -43,12 +45,19 @@ sluice_received_bytes_total{protocol="kafka"} 100
 # HELP sluice_amqp_channels Open AMQP channels.
 # TYPE sluice_amqp_channels gauge
 sluice_amqp_channels 1
+# HELP sluice_amqp_flow_waits_total Times a publishing AMQP connection stopped reading to wait for a queue in credit flow (its consumers behind).
+# TYPE sluice_amqp_flow_waits_total counter
+sluice_amqp_flow_waits_total 2
+# HELP sluice_amqp_flow_wait_seconds_total Time publishing AMQP connections spent waiting for queues in credit flow.
+# TYPE sluice_amqp_flow_wait_seconds_total counter
+sluice_amqp_flow_wait_seconds_total 0.5
 # HELP sluice_storage_appended_bytes_total Bytes appended to logs, by kind of log.
 # TYPE sluice_storage_appended_bytes_total counter
 sluice_storage_appended_bytes_total{log="partition"} 500
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
-		"sluice_connections", "sluice_received_bytes_total", "sluice_amqp_channels", "sluice_storage_appended_bytes_total"); err != nil {
+		"sluice_connections", "sluice_received_bytes_total", "sluice_amqp_channels", "sluice_storage_appended_bytes_total",
+		"sluice_amqp_flow_waits_total", "sluice_amqp_flow_wait_seconds_total"); err != nil {
 		t.Fatal(err)
 	}
 	counts := map[string]int{

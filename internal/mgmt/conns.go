@@ -26,8 +26,12 @@ func (a *API) connections(s *session) []broker.ConnInfo {
 }
 
 func (a *API) connectionJSON(c broker.ConnInfo) map[string]any {
+	state := c.State
+	if state == "" {
+		state = "running"
+	}
 	return map[string]any{
-		"name": c.Name, "node": a.opts.NodeName, "type": "network", "state": "running",
+		"name": c.Name, "node": a.opts.NodeName, "type": "network", "state": state,
 		"protocol": c.Protocol, "auth_mechanism": c.AuthMechanism,
 		"user": c.User, "vhost": c.Vhost,
 		"host": c.Host, "port": c.Port, "peer_host": c.PeerHost, "peer_port": c.PeerPort,

@@ -132,14 +132,20 @@ type tp struct {
 }
 
 func (a *API) groupJSON(id string, detail bool) map[string]any {
-	state, protocolType, protocol := "Empty", "", ""
+	state, protocolType, protocol, typ := "Empty", "", "", "classic"
 	var members []map[string]any
 	assigned := map[tp]string{} // partition -> member id
 	if a.opts.Groups != nil {
 		if d, ok := a.opts.Groups.Describe(id); ok {
-			state, protocolType, protocol = d.State, d.ProtocolType, d.Protocol
+			state, protocolType, protocol, typ = d.State, d.ProtocolType, d.Protocol, d.Type
 			for _, m := range d.Members {
 				var asg []map[string]any
+				for _, t := range m.Topics { // a consumer group's (KIP-848)
+					asg = append(asg, map[string]any{"topic": t.Name, "partitions": t.Partitions})
+					for _, p := range t.Partitions {
+						assigned[tp{t.Name, p}] = m.MemberID
+					}
+				}
 				if len(m.Assignment) > 0 && d.ProtocolType == "consumer" {
 					var ca kmsg.ConsumerMemberAssignment
 					if err := ca.ReadFrom(m.Assignment); err == nil {
@@ -210,7 +216,7 @@ func (a *API) groupJSON(id string, detail bool) map[string]any {
 	})
 	out := map[string]any{
 		"group_id": id, "state": state, "protocol_type": protocolType, "protocol": protocol,
-		"members": len(members), "lag": totalLag,
+		"members": len(members), "lag": totalLag, "type": typ,
 	}
 	if detail {
 		out["member_details"] = members

@@ -51,6 +51,9 @@ type Server struct {
 	// the disk takes writes again.
 	recovery *broker.Recovery
 	faultFS  storage.FS // faultinject builds only; nil otherwise
+	// partitionSync is the fsync round the partitions share
+	// (config FsyncShared); nil: each log fsyncs its own file.
+	partitionSync *storage.SyncGroup
 
 	kafkaLn, amqpLn, httpLn net.Listener
 	stop                    chan struct{}
@@ -87,6 +90,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// The alarms come first: every log reports its writes to the disk
 	// alarm (storageOptions).
 	s.alarms = newAlarms(cfg, log)
+	if err := s.openPartitionSync(); err != nil {
+		return nil, err
+	}
 	if s.meta, err = meta.Open(metaDir(cfg.DataDir), meta.Options{Logger: log, WrapLog: wrapMetaLog}); err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
@@ -111,9 +117,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("open broker: %w", err)
 	}
 	s.groups = groups.New(groups.Options{
-		MinSessionTimeout:     cfg.GroupMinSessionTimeout,
-		MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
-		InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay,
+		MinSessionTimeout:         cfg.GroupMinSessionTimeout,
+		MaxSessionTimeout:         cfg.GroupMaxSessionTimeout,
+		InitialRebalanceDelay:     cfg.GroupInitialRebalanceDelay,
+		ConsumerSessionTimeout:    cfg.ConsumerSessionTimeout,
+		ConsumerHeartbeatInterval: cfg.ConsumerHeartbeatInterval,
 	})
 	if s.kafka, err = kafka.NewServer(kafka.Options{
 		AdvertisedAddr:  cfg.AdvertisedKafkaAddr(),
@@ -324,6 +332,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.broker != nil {
 		errs = append(errs, s.broker.Close())
 	}
+	if s.partitionSync != nil {
+		errs = append(errs, s.partitionSync.Close())
+	}
 	if s.meta != nil {
 		errs = append(errs, s.meta.Close())
 	}
@@ -338,7 +349,34 @@ func (s *Server) storageOptions(kind string) storage.Options {
 	o := storageOptions(s.cfg)
 	o.Observer = writeObserver{s.mx.StorageObserver(kind), s.alarms}
 	o.FS = s.faultFS // nil: the real file system
+	if kind == "partition" {
+		o.SyncGroup = s.partitionSync
+	}
 	return o
+}
+
+// openPartitionSync makes the partitions' shared fsync round when the
+// configuration asks for one: one syncfs of the data directory's file
+// system, or, on a fault-injecting file system (faultinject builds) or
+// where there is no syncfs, each file's fsync in turn.
+func (s *Server) openPartitionSync() error {
+	if !s.cfg.FsyncShared || s.cfg.Fsync == "never" {
+		return nil
+	}
+	if s.faultFS == nil {
+		g, err := storage.NewSyncGroupFS(s.cfg.DataDir)
+		if err == nil {
+			s.partitionSync = g
+			s.log.Info("partitions share fsync rounds", "round", "syncfs", "dir", s.cfg.DataDir)
+			return nil
+		}
+		if !errors.Is(err, storage.ErrSyncFSUnsupported) {
+			return err
+		}
+	}
+	s.partitionSync = storage.NewSyncGroup()
+	s.log.Info("partitions share fsync rounds", "round", "fsync each file")
+	return nil
 }
 
 func storageOptions(cfg config.Config) storage.Options {

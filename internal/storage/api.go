@@ -65,6 +65,12 @@ type Options struct {
 	// message before its publisher is confirmed, as RabbitMQ does. Kafka
 	// partitions leave it off: a fetch returns only what acks=all answered.
 	ReadBeforeSync bool
+	// SyncGroup, when set, takes the fsyncs of the active data file that
+	// the policy asks for (SyncAlways's, Log.Sync's and SyncInterval's)
+	// and shares them with the other logs of the group (syncgroup.go).
+	// Nil: the log fsyncs its own file. Index files, directories and
+	// recovery fsync their own files either way.
+	SyncGroup *SyncGroup
 }
 
 // Observer receives timings from a log's writer goroutine. Calls are made

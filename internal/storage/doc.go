@@ -33,6 +33,9 @@
 // watermark, and so Read, never shows data that is not on disk. A failed
 // write or fsync fails the whole log: every waiter of that group and every
 // later Append get the error, until the log is reopened and recovered.
+// With Options.SyncGroup the writer's fsync is a request to a group shared
+// by many logs (syncgroup.go): it is served by the first round that starts
+// after it, one syncfs(2) for all the logs that asked meanwhile.
 //
 // With Options.ReadBeforeSync (queue logs) what is written is readable at
 // once, and under SyncAlways the fsync then runs off the writer goroutine:

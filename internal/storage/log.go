@@ -83,6 +83,7 @@ type Log struct {
 	changed    chan struct{}
 	failErr    error       // set once: the log accepts no more writes until Recover
 	failed     atomic.Bool // failErr != nil, for the writer to see without mu
+	discard    atomic.Bool // set by Delete: Close need not make anything durable
 	closed     bool
 	size       int64 // bytes in all segments, as committed
 	segBytes   int64
@@ -336,7 +337,7 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.pend.closing = true
-	l.pend.syncReq = true
+	l.pend.syncReq = !l.discard.Load()
 	l.space.Broadcast()
 	l.mu.Unlock()
 	l.wake()
@@ -351,11 +352,19 @@ func (l *Log) Close() error {
 	return err
 }
 
+// Discard closes the log for a caller about to remove its files: as Close,
+// but without fsyncing the data and indexes (appends still waiting are
+// answered as usual).
+func (l *Log) Discard() error {
+	l.discard.Store(true)
+	return l.Close()
+}
+
 // Delete closes the log and removes its directory.
 func (l *Log) Delete() error {
 	l.adminMu.Lock()
 	defer l.adminMu.Unlock()
-	l.Close() // the data goes anyway: a failed log's error does not matter here
+	l.Discard() // the data goes anyway: a failed log's error does not matter here
 	if err := l.fs.RemoveAll(l.dir); err != nil {
 		return err
 	}

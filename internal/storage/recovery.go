@@ -368,13 +368,17 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 	if err != nil {
 		return err
 	}
-	if full || rb.res.end < size || len(rb.oi) != fileN || len(rb.ti) != fileM {
+	// A segment just created is empty: no index to rewrite, nothing to
+	// sync but its directory entries (below).
+	if !created && (full || rb.res.end < size || len(rb.oi) != fileN || len(rb.ti) != fileM) {
 		if err := l.writeIndexes(s, rb.oi, rb.ti); err != nil {
 			return err
 		}
 	}
-	if err := files.data.Sync(); err != nil { // expose only what is on disk
-		return err
+	if !created {
+		if err := files.data.Sync(); err != nil { // expose only what is on disk
+			return err
+		}
 	}
 	if files.index, err = l.fs.OpenFile(s.indexPath(), true); err != nil {
 		return err

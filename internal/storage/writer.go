@@ -192,7 +192,7 @@ func (l *Log) startSync() {
 	f, obs := w.files.data, l.opts.Observer
 	go func() {
 		start := time.Now()
-		err := f.Sync()
+		err := l.syncFile(f)
 		if err == nil && obs != nil {
 			obs.ObserveFsync(time.Since(start))
 		}
@@ -429,7 +429,7 @@ func (l *Log) syncData() error {
 	if l.opts.Observer != nil {
 		start = time.Now()
 	}
-	if err := w.files.data.Sync(); err != nil {
+	if err := l.syncFile(w.files.data); err != nil {
 		return l.fail(fmt.Errorf("fsync: %w", err))
 	}
 	if l.opts.Observer != nil {
@@ -437,6 +437,15 @@ func (l *Log) syncData() error {
 	}
 	w.dirty, w.synced = false, w.written
 	return nil
+}
+
+// syncFile makes the active data file f durable: through the log's
+// SyncGroup, shared with other logs, if it has one.
+func (l *Log) syncFile(f File) error {
+	if g := l.opts.SyncGroup; g != nil {
+		return g.Sync(f)
+	}
+	return f.Sync()
 }
 
 // syncIndexes writes and fsyncs the active segment's index files.
@@ -539,6 +548,9 @@ func (l *Log) shutdown() error {
 	l.mu.Unlock()
 	if failErr != nil {
 		return failErr
+	}
+	if l.discard.Load() {
+		return nil // Delete removes the files next
 	}
 	if err := l.syncIndexes(); err != nil {
 		return err

@@ -243,7 +243,9 @@ await step('consumer groups list and a group with lag per partition and a lag ch
   await go('#/groups');
   await page.waitForSelector('[data-table=groups] a:text("billing")');
   const row = page.locator('[data-table=groups] tbody tr:has(a:text("billing"))');
-  assert.equal(num((await row.locator('td').allInnerTexts())[4]), 150);
+  const cells = await row.locator('td').allInnerTexts(); // Group, State, Assignor, Protocol, Members, Lag
+  assert.match(cells[3], /classic/);
+  assert.equal(num(cells[5]), 150);
   await shot('groups');
   await page.click('a:text("billing")');
   await page.waitForFunction(() => document.querySelector('.stats')?.dataset.lag === '150');

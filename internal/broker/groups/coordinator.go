@@ -3,6 +3,8 @@ package groups
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -26,6 +28,15 @@ type Options struct {
 	// and single-consumer groups; set 3s to match Kafka.
 	InitialRebalanceDelay time.Duration
 
+	// ConsumerSessionTimeout is how long a consumer-protocol member
+	// (KIP-848) stays without a heartbeat before it is removed (Kafka's
+	// group.consumer.session.timeout.ms). Default 45s.
+	ConsumerSessionTimeout time.Duration
+	// ConsumerHeartbeatInterval is the heartbeat interval told to
+	// consumer-protocol members (group.consumer.heartbeat.interval.ms).
+	// Default 5s.
+	ConsumerHeartbeatInterval time.Duration
+
 	// ManualTick disables the background goroutine that calls Tick; the
 	// owner (a test) calls Tick itself after moving its clock.
 	ManualTick bool
@@ -39,6 +50,9 @@ const (
 	defaultMinSessionTimeout = 6 * time.Second
 	defaultMaxSessionTimeout = 30 * time.Minute
 	defaultTickInterval      = 100 * time.Millisecond
+
+	defaultConsumerSessionTimeout    = 45 * time.Second
+	defaultConsumerHeartbeatInterval = 5 * time.Second
 )
 
 // Coordinator runs the classic consumer group protocol for every group on
@@ -68,6 +82,12 @@ func New(opts Options) *Coordinator {
 	}
 	if opts.TickInterval <= 0 {
 		opts.TickInterval = defaultTickInterval
+	}
+	if opts.ConsumerSessionTimeout <= 0 {
+		opts.ConsumerSessionTimeout = defaultConsumerSessionTimeout
+	}
+	if opts.ConsumerHeartbeatInterval <= 0 {
+		opts.ConsumerHeartbeatInterval = defaultConsumerHeartbeatInterval
 	}
 	if opts.InitialRebalanceDelay < 0 {
 		opts.InitialRebalanceDelay = 0
@@ -178,6 +198,7 @@ func (c *Coordinator) lockGroup(id string, create bool) (*group, error) {
 // GroupSummary is one row of List.
 type GroupSummary struct {
 	Group, ProtocolType, State string
+	Type                       string // TypeClassic or TypeConsumer
 }
 
 // List returns every known group, including Empty ones, sorted by name.
@@ -186,8 +207,12 @@ func (c *Coordinator) List() []GroupSummary {
 	out := make([]GroupSummary, 0, len(gs))
 	for _, g := range gs {
 		g.mu.Lock()
-		if g.state != stateDead {
-			out = append(out, GroupSummary{Group: g.id, ProtocolType: g.protocolType, State: g.state.String()})
+		switch {
+		case g.state == stateDead:
+		case g.consumer != nil:
+			out = append(out, GroupSummary{Group: g.id, ProtocolType: "consumer", State: g.consumer.stateName(), Type: TypeConsumer})
+		default:
+			out = append(out, GroupSummary{Group: g.id, ProtocolType: g.protocolType, State: g.state.String(), Type: TypeClassic})
 		}
 		g.mu.Unlock()
 	}
@@ -200,6 +225,7 @@ func (c *Coordinator) List() []GroupSummary {
 // Stable.
 type GroupDescription struct {
 	Group, State, ProtocolType, Protocol string
+	Type                                 string // TypeClassic or TypeConsumer
 	Members                              []Member
 }
 
@@ -210,7 +236,17 @@ func (c *Coordinator) Describe(group string) (GroupDescription, bool) {
 		return GroupDescription{}, false
 	}
 	defer g.mu.Unlock()
-	d := GroupDescription{Group: g.id, State: g.state.String(), ProtocolType: g.protocolType}
+	if cg := g.consumer; cg != nil {
+		d := GroupDescription{Group: g.id, State: cg.stateName(), ProtocolType: "consumer", Type: TypeConsumer,
+			Protocol: cg.assignorName()}
+		for _, id := range slices.Sorted(maps.Keys(cg.members)) {
+			m := cg.members[id]
+			d.Members = append(d.Members, Member{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID,
+				ClientHost: m.clientHost, Topics: cg.topicPartitions(m.assigned)})
+		}
+		return d, true
+	}
+	d := GroupDescription{Group: g.id, State: g.state.String(), ProtocolType: g.protocolType, Type: TypeClassic}
 	stable := g.state == stateStable
 	if stable {
 		d.Protocol = g.protocol
@@ -242,7 +278,7 @@ func (c *Coordinator) Delete(group string) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.state != stateEmpty {
+	if g.state != stateEmpty || (g.consumer != nil && len(g.consumer.members) > 0) {
 		return ErrNonEmptyGroup
 	}
 	g.state = stateDead
@@ -257,7 +293,7 @@ func (c *Coordinator) HasMembers(group string) bool {
 		return false
 	}
 	defer g.mu.Unlock()
-	return len(g.members) > 0
+	return len(g.members) > 0 || (g.consumer != nil && len(g.consumer.members) > 0)
 }
 
 // EnsureGroup creates the group (Empty, protocol type unknown) if it does

@@ -1,7 +1,9 @@
-// Package groups is the coordinator for Kafka's classic consumer group
+// Package groups is the coordinator for Kafka's consumer groups: the classic
 // protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), with the rebalance
 // timeout of KIP-62, the member id round trip of KIP-394, static membership
-// of KIP-345 and skip-assignment of KIP-814. It is protocol-neutral: the
+// of KIP-345 and skip-assignment of KIP-814, and beside it the consumer group
+// protocol of KIP-848 (ConsumerGroupHeartbeat, consumer.go, with the
+// server-side assignors of assign.go). It is protocol-neutral: the
 // Kafka front end decodes a request, calls one method here and encodes the
 // result, mapping the errors in errors.go to Kafka error codes. It knows
 // nothing of offsets: the front end stores those, asking ValidateCommit
@@ -56,6 +58,42 @@
 // not change this happens without a rebalance; the member keeps its
 // assignment. Static members that miss a rejoin are not removed at the end
 // of the join phase, only when their session expires.
+//
+// # The consumer group protocol (KIP-848)
+//
+// One registry holds both kinds: a group id is a classic group or, while its
+// group struct holds a consumerGroup, a consumer group. A consumer heartbeat
+// to a classic group with members is refused (ErrGroupNotFound), a classic
+// Join to a consumer group with members too (ErrInconsistentProtocol); an
+// empty group of either kind converts to the other.
+//
+// ConsumerHeartbeat never blocks. The group epoch moves (once per heartbeat)
+// when a member joins, leaves or expires, changes its subscription or
+// assignor, or when a subscribed topic is created, deleted or grows (each
+// heartbeat carries the topics that exist). When it moves the target
+// assignment is recomputed at once by the assignor most members ask for
+// (uniform by default: balanced and sticky; or range). Each member then
+// moves toward its target one heartbeat at a time:
+//
+//	Stable ──target epoch moved, partitions to give up──▶ UnrevokedPartitions
+//	   ▲    (member epoch kept; answer lists only what it keeps)      │
+//	   │                                   heartbeat no longer owns them
+//	   │                                                               ▼
+//	   └─────all target partitions free◀── next assignment: member epoch := target epoch,
+//	                                        free target partitions added; those another
+//	                                        member still owns wait (UnreleasedPartitions)
+//
+// so a partition is never given to a new owner before its previous owner's
+// heartbeat has acknowledged giving it up (owners indexes who holds each
+// partition: assigned or pending revocation). A heartbeat with an epoch
+// ahead of the member's, or behind it other than the previous epoch with
+// no partitions beyond its assignment, is ErrFencedMemberEpoch. Members
+// expire after Options.ConsumerSessionTimeout without a heartbeat, and a
+// member that does not revoke within its rebalance timeout is removed. A
+// static member leaving with epoch -2 stays (away) with its assignment until
+// its session expires or its instance id rejoins and takes its place.
+// Membership lives in memory only: after a restart members are unknown
+// (ErrUnknownMemberID) and rejoin; committed offsets are the front end's.
 //
 // # Concurrency and lock order
 //

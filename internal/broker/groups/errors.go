@@ -18,4 +18,12 @@ var (
 	ErrInvalidSessionTimeout   = errors.New("groups: session timeout out of range")         // INVALID_SESSION_TIMEOUT
 	ErrInvalidGroupID          = errors.New("groups: invalid group id")                     // INVALID_GROUP_ID
 	ErrCoordinatorNotAvailable = errors.New("groups: coordinator not available (closed)")   // COORDINATOR_NOT_AVAILABLE
+
+	// The consumer group protocol's (KIP-848).
+	ErrFencedMemberEpoch    = errors.New("groups: member epoch fenced")                      // FENCED_MEMBER_EPOCH
+	ErrStaleMemberEpoch     = errors.New("groups: stale member epoch")                       // STALE_MEMBER_EPOCH
+	ErrUnsupportedAssignor  = errors.New("groups: unsupported server assignor")              // UNSUPPORTED_ASSIGNOR
+	ErrUnreleasedInstanceID = errors.New("groups: instance id still held by another member") // UNRELEASED_INSTANCE_ID
+	ErrInvalidRegex         = errors.New("groups: invalid subscription regex")               // INVALID_REGULAR_EXPRESSION
+	ErrInvalidRequest       = errors.New("groups: invalid consumer group heartbeat")         // INVALID_REQUEST
 )

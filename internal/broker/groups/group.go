@@ -55,6 +55,8 @@ type Member struct {
 	MemberID, InstanceID, ClientID, ClientHost string
 	Metadata                                   []byte // for the group's selected protocol
 	Assignment                                 []byte // Describe only
+	// Topics is a consumer group member's assignment (Describe only).
+	Topics []TopicPartitions
 }
 
 type joinWaiter struct{ ch chan JoinResult } // buffered 1; receives exactly one result
@@ -148,6 +150,10 @@ type group struct {
 	// not sent SyncGroup yet; they are removed at syncDeadline.
 	pendingSync  map[string]struct{}
 	syncDeadline time.Time
+
+	// consumer is set while the group is a consumer group (KIP-848); a
+	// group is one or the other, and then its classic fields stay Empty.
+	consumer *consumerGroup
 }
 
 func newGroup(id string, opts *Options) *group {
@@ -428,6 +434,10 @@ func (g *group) electJoinedLeaderLocked() bool {
 
 // expireLocked applies every deadline that has passed.
 func (g *group) expireLocked(now time.Time) {
+	if g.consumer != nil {
+		g.consumer.expireLocked(now)
+		return
+	}
 	for id, dl := range g.pending {
 		if !now.Before(dl) {
 			delete(g.pending, id)

@@ -35,7 +35,7 @@ func TestSingleMemberJoinSync(t *testing.T) {
 		string(d.Members[0].Metadata) != "solo/range" {
 		t.Fatalf("describe = %+v", d)
 	}
-	if got := c.List(); !slices.Equal(got, []GroupSummary{{Group: "g", ProtocolType: "consumer", State: StateStable}}) {
+	if got := c.List(); !slices.Equal(got, []GroupSummary{{Group: "g", ProtocolType: "consumer", State: StateStable, Type: TypeClassic}}) {
 		t.Fatalf("list = %+v", got)
 	}
 	// A follower-style rejoin of the only member (also the leader) rebalances.

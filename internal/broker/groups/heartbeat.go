@@ -120,6 +120,12 @@ func (c *Coordinator) validateCommit(group, memberID, instanceID string, generat
 		return ErrUnknownMemberID
 	}
 	defer g.mu.Unlock()
+	if g.consumer != nil {
+		if txn && simple {
+			return nil
+		}
+		return g.consumer.validateCommitLocked(memberID, generation)
+	}
 	if simple {
 		if !txn && g.state != stateEmpty {
 			return ErrUnknownMemberID
@@ -138,4 +144,43 @@ func (c *Coordinator) validateCommit(group, memberID, instanceID string, generat
 	}
 	m.touch(c.opts.Now())
 	return nil
+}
+
+// ValidateOffsetFetch checks an OffsetFetch (v9+) that names a member of a
+// consumer group, as Kafka does: the member must exist
+// (ErrUnknownMemberID) with this epoch (ErrStaleMemberEpoch). A fetch
+// without member, and any fetch of a classic group, is allowed.
+func (c *Coordinator) ValidateOffsetFetch(group string, memberID *string, epoch int32) error {
+	if memberID == nil {
+		return nil
+	}
+	g, err := c.lockGroup(group, false)
+	if err != nil || g == nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	if g.consumer == nil {
+		return nil
+	}
+	if *memberID == "" && epoch < 0 {
+		return nil
+	}
+	return g.consumer.validateCommitLocked(*memberID, epoch)
+}
+
+// ValidateConsumerTxnCommit checks a TxnOffsetCommit (v3+, KIP-447) to a
+// consumer-protocol group: one that names a member must come from a member
+// (ErrUnknownMemberID) at its current epoch (ErrStaleMemberEpoch). A commit
+// without member information, and any commit to a classic or unknown
+// group, passes (classic groups' transactional commits are not checked).
+func (c *Coordinator) ValidateConsumerTxnCommit(group, memberID string, epoch int32) error {
+	g, err := c.lockGroup(group, false)
+	if err != nil || g == nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	if g.consumer == nil || (memberID == "" && epoch < 0) {
+		return nil
+	}
+	return g.consumer.validateCommitLocked(memberID, epoch)
 }

@@ -77,6 +77,14 @@ func (c *Coordinator) Join(ctx context.Context, r JoinRequest) JoinResult {
 	if g == nil {
 		return fail(ErrUnknownMemberID)
 	}
+	if g.consumer != nil {
+		if len(g.consumer.members) > 0 {
+			g.mu.Unlock()
+			return fail(ErrInconsistentProtocol) // a live consumer group
+		}
+		g.consumer = nil // an empty consumer group becomes a classic group
+		g.protocolType = ""
+	}
 	now := c.opts.Now()
 	var (
 		res JoinResult

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,13 @@ type Options struct {
 	// WrapLog, when set (tests and fault-injection builds only), wraps
 	// every log file the store appends to, to inject faults.
 	WrapLog func(path string, f LogFile) LogFile
+	// SyncInterval is the durability of a change. Zero (the default): a
+	// change is answered once its record is fsync'd. Positive: once it is
+	// written, the log being fsync'd at most this often while it has
+	// unsynced records (a crash loses at most the last interval's
+	// changes, as Kafka's unflushed __consumer_offsets can). Negative:
+	// never fsync'd but on Close. The broker passes its --fsync policy.
+	SyncInterval time.Duration
 }
 
 // LogFile is what the writer needs from the log file.
@@ -83,9 +91,10 @@ type Store struct {
 
 	// Owned by the writer goroutine (and by Open before it starts).
 	log         LogFile
-	logSize     int64 // bytes known durable: where the next batch goes
+	logSize     int64 // bytes written: where the next batch goes
+	synced      int64 // bytes known durable (logSize but with SyncInterval)
 	compactedAt int64 // log size after the last rewrite (or at Open)
-	cut         bool  // after a failure: the log is cut back to logSize
+	cut         bool  // after a failure: the log is cut back to synced
 	recovers    chan chan error
 	buf         []byte
 	batch       []*change
@@ -146,7 +155,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, err
 	}
-	s.compactedAt = s.logSize
+	s.compactedAt, s.synced = s.logSize, s.logSize
 	go s.run()
 	return s, nil
 }
@@ -262,6 +271,7 @@ func (s *Store) rewrite() error {
 	s.mu.Unlock()
 	s.log, s.compactedAt = s.wrap(tmp), int64(len(buf))
 	s.setLogSize(int64(len(buf)))
+	s.synced = s.logSize
 	if err := syncDir(s.dir); err != nil {
 		// The new log's name may not be durable: appending to it could
 		// lose commits in a crash.
@@ -364,20 +374,37 @@ func (s *Store) writableLocked() error {
 // writes them with one write and one fsync.
 func (s *Store) run() {
 	defer close(s.done)
+	var tick <-chan time.Time
+	if s.opts.SyncInterval > 0 {
+		t := time.NewTicker(s.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		var c *change
 		select {
 		case q, ok := <-s.changes:
 			if !ok {
-				s.closeErr = s.log.Close()
+				s.closeErr = s.syncTail()
+				if err := s.log.Close(); s.closeErr == nil {
+					s.closeErr = err
+				}
 				return
 			}
 			c = q
+		case <-tick:
+			s.syncTail()
+			continue
 		case reply := <-s.recovers:
 			reply <- s.recoverLog()
 			continue
 		}
 		batch := append(s.batch[:0], c)
+		// The committers answered by the last batch are waking up to
+		// commit again: let them queue, so that they share this fsync
+		// rather than wait for it and take the next one (a batch of 8
+		// committers would otherwise split into a batch of 1 and of 7).
+		runtime.Gosched()
 	drain:
 		for len(batch) < maxBatchRecords {
 			select {
@@ -458,7 +485,7 @@ func (s *Store) append(buf []byte, n int) error {
 		return f.err
 	}
 	_, err := s.log.Write(buf)
-	if err == nil {
+	if err == nil && s.opts.SyncInterval == 0 {
 		s.syncs.Add(1)
 		err = s.log.Sync()
 	}
@@ -468,7 +495,27 @@ func (s *Store) append(buf []byte, n int) error {
 		return err
 	}
 	s.setLogSize(s.logSize + int64(len(buf)))
+	if s.opts.SyncInterval == 0 {
+		s.synced = s.logSize
+	}
 	s.records.Add(uint64(n))
+	return nil
+}
+
+// syncTail fsyncs what was written since the last fsync (SyncInterval
+// only: otherwise nothing is ever left unsynced). A failure fails the store
+// and cuts the log back to what was durable.
+func (s *Store) syncTail() error {
+	if s.synced == s.logSize || s.failed.Load() != nil {
+		return nil
+	}
+	s.syncs.Add(1)
+	if err := s.log.Sync(); err != nil {
+		err = s.fail(err)
+		s.cutLog()
+		return err
+	}
+	s.synced = s.logSize
 	return nil
 }
 
@@ -495,17 +542,18 @@ func (s *Store) compact() {
 // write or fsync, so that a change answered with an error cannot surface
 // at the next start. A cut that fails is tried again by Recover.
 func (s *Store) cutLog() error {
-	err := s.log.Truncate(s.logSize)
+	err := s.log.Truncate(s.synced)
 	if err == nil {
-		_, err = s.log.Seek(s.logSize, io.SeekStart)
+		_, err = s.log.Seek(s.synced, io.SeekStart)
 	}
 	if err == nil {
 		err = s.log.Sync()
 	}
 	s.cut = err == nil
 	if err != nil {
-		return fmt.Errorf("cutting the offsets log back to %d bytes: %w", s.logSize, err)
+		return fmt.Errorf("cutting the offsets log back to %d bytes: %w", s.synced, err)
 	}
+	s.setLogSize(s.synced)
 	return nil
 }
 

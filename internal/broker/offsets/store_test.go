@@ -382,3 +382,67 @@ func TestDeletionsLeaveTombstones(t *testing.T) {
 		t.Fatalf("after a rewrite Since(0) = %+v, next %d; want %+v, 507", got, s3.NextSeq(), want)
 	}
 }
+
+// With a SyncInterval a commit is answered once written; the log is
+// fsync'd by the interval's ticks and on Close, so a clean restart keeps
+// every commit.
+func TestSyncIntervalAnswersBeforeTheFsync(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{SyncInterval: time.Hour})
+	for j := range 100 {
+		mustCommit(t, s, "g", c("a", 0, int64(j)))
+	}
+	if st := s.Stats(); st.Records != 100 || st.Syncs != 0 {
+		t.Fatalf("%d records in %d fsyncs, want 100 in none (an hour's interval)", st.Records, st.Syncs)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Syncs != 1 {
+		t.Fatalf("%d fsyncs on Close, want 1", st.Syncs)
+	}
+	if got, _ := open(t, dir, Options{}).Get("g", "a", 0); got.Offset != 99 {
+		t.Fatalf("offset %d after restart, want 99", got.Offset)
+	}
+
+	s = open(t, t.TempDir(), Options{SyncInterval: time.Millisecond})
+	mustCommit(t, s, "g", c("a", 0, 1))
+	for deadline := time.Now().Add(10 * time.Second); s.Stats().Syncs == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the interval never fsync'd the commit")
+		}
+	}
+}
+
+// A failed interval fsync fails the store and cuts the log back to what was
+// durable: later commits are refused until Recover.
+func TestSyncIntervalFailedFsyncFailsTheStore(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	s := open(t, dir, Options{SyncInterval: time.Millisecond, WrapLog: func(_ string, f LogFile) LogFile { return &failingLog{f, &fail} }})
+	mustCommit(t, s, "g", c("a", 0, 1))
+	for deadline := time.Now().Add(10 * time.Second); s.Stats().Syncs == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the interval never fsync'd the commit")
+		}
+	}
+	fail.Store(true)
+	mustCommit(t, s, "g", c("a", 0, 2)) // answered once written
+	for deadline := time.Now().Add(10 * time.Second); s.Failed() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a failed interval fsync did not fail the store")
+		}
+	}
+	if err := s.Commit("g", []Commit{c("a", 0, 3)}, nil); !errors.Is(err, ErrFailed) {
+		t.Fatalf("a failed store took a commit: %v", err)
+	}
+	fail.Store(false)
+	if err := s.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, s, "g", c("a", 0, 4))
+	s.Close()
+	if got, _ := open(t, dir, Options{}).Get("g", "a", 0); got.Offset != 4 {
+		t.Fatalf("offset %d after restart, want 4", got.Offset)
+	}
+}

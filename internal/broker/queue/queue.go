@@ -81,6 +81,10 @@ type Options struct {
 	// queue goroutines. Nil: dead messages are dropped.
 	DeadLetter func(q *Queue, dead []Dead) error
 	Logger     *slog.Logger
+	// FlowBacklog is the ready messages past which the queue, while its
+	// consumers take messages, asks its publishers to wait (Flow, see
+	// flow.go). Default (0) DefaultFlowBacklog; negative: never.
+	FlowBacklog int64
 }
 
 // Consumer receives deliveries. The queue calls Reserve under its lock, so
@@ -132,9 +136,11 @@ type Queue struct {
 	lastApp  *storage.Appended // the last append, for basic.get to wait on while it is not yet durable
 	flushing bool
 	closed   bool
+	deleting bool // Delete: Close need not make the ack record or log durable
 	// compaction is compact.go's state.
 	compaction compaction
-	ackErr     error // the ack record's last write failed with this (noteAckWrite)
+	flow       flowState // credit flow, see flow.go
+	ackErr     error     // the ack record's last write failed with this (noteAckWrite)
 	// spare is the dispatcher's deliveries slice, handed back after it
 	// performed them (etcd raft's Advance); only run touches it.
 	spare []outgoing
@@ -218,6 +224,12 @@ func Open(opts Options) (*Queue, error) {
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	q.cfg.Store(&opts.Config)
+	switch {
+	case opts.FlowBacklog == 0:
+		q.flow.bound = DefaultFlowBacklog
+	case opts.FlowBacklog > 0:
+		q.flow.bound = opts.FlowBacklog
+	}
 	if q.acks, err = openAckLog(opts.Dir, &q.c.settled); err != nil {
 		lg.Close()
 		return nil, err
@@ -339,6 +351,7 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 	}
 	q.lastApp = app
 	over := q.c.enqueued(app.LastOffset, size, now)
+	q.enterFlowLocked(now)
 	q.mu.Unlock()
 	q.Stats.Published.Add(1)
 	if over {
@@ -482,6 +495,9 @@ func (q *Queue) perform(r ready) {
 	if r.got > 0 {
 		q.Stats.Got.Add(r.got)
 		q.Stats.GotNoAck.Add(r.gotNoAck)
+	}
+	if len(r.deliveries) > 0 {
+		q.flow.progress.Store(q.now().UnixNano())
 	}
 	for _, o := range r.deliveries {
 		o.d.Queue = q
@@ -843,6 +859,7 @@ func (q *Queue) dispatch() time.Time {
 		}
 		st := q.c.dispatch(q.now(), q.log.ReadableEnd())
 		r := q.takeReadyLocked()
+		q.leaveFlowLocked(false)
 		q.mu.Unlock()
 		q.perform(r)
 		// Reuse the deliveries' slice (only this goroutine makes them).
@@ -863,12 +880,17 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	q.closed = true
+	deleting := q.deleting
 	close(q.stop)
+	q.leaveFlowLocked(true)
 	q.mu.Unlock()
 	<-q.done
 	q.compaction.wg.Wait()
 	q.ackMu.Lock()
 	defer q.ackMu.Unlock()
+	if deleting {
+		return errors.Join(q.acks.f.Close(), q.log.Discard())
+	}
 	q.mu.Lock()
 	q.acks.recordMark(q.c.next)
 	buf, mark := q.acks.takeBuffered(), q.acks.mark
@@ -886,8 +908,12 @@ func (q *Queue) Close() error {
 	return errors.Join(err, q.acks.close(), q.log.Close())
 }
 
-// Delete closes the queue, tells its consumers, and removes its data.
+// Delete closes the queue, tells its consumers, and removes its data,
+// without making durable first what it removes.
 func (q *Queue) Delete() error {
+	q.mu.Lock()
+	q.deleting = true
+	q.mu.Unlock()
 	return errors.Join(q.Shutdown(), os.RemoveAll(q.opts.Dir))
 }
 

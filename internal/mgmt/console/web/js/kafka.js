@@ -92,6 +92,7 @@ export function groups(ctx) {
       { key: 'group_id', label: 'Group', render: (g) => h('a.strong', { href: groupHref(g.group_id) }, g.group_id) },
       { key: 'state', label: 'State', render: (g) => badge(g.state, g.state === 'Stable' ? 'good' : g.state === 'Empty' ? '' : 'warn') },
       { key: 'protocol', label: 'Assignor', render: (g) => g.protocol || '–' },
+      { key: 'type', label: 'Protocol', render: (g) => badge(g.type === 'consumer' ? 'consumer (KIP-848)' : 'classic') },
       { key: 'members', label: 'Members', num: true },
       { key: 'lag', label: 'Lag', num: true },
       { key: 'trend', label: 'Lag trend', nosort: true, render: (g) => {

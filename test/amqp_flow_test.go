@@ -1,0 +1,351 @@
+package test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Credit flow (docs/amqp-compatibility.md, "Flow control"): fast
+// publishers feeding a queue whose consumer lags are held back (their
+// connections show state "flow", as in RabbitMQ), so the queue's backlog
+// stays bounded; nothing confirmed is lost or delivered twice; and a
+// publisher to another queue is never held.
+func TestAMQPCreditFlowHoldsPublishersOfALaggingQueue(t *testing.T) {
+	b := startBroker(t)
+	const (
+		publishers = 3
+		perPub     = 8000
+		total      = publishers * perPub
+		// The queue's flow bound is 2048 ready messages (queue
+		// DefaultFlowBacklog). Without credit flow the backlog here
+		// reaches most of total.
+		maxBacklog = 3 * 2048
+	)
+	setup := b.channel(t)
+	for _, q := range []string{"flow-slow", "flow-other"} {
+		if _, err := setup.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A consumer that takes its time over each message.
+	cch := b.channel(t)
+	if err := cch.Qos(20, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	dels, err := cch.Consume("flow-slow", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		seenMu     sync.Mutex
+		seen       = make(map[uint64]int, total)
+		received   atomic.Int64
+		redeliv    atomic.Int64
+		consumerOK = make(chan struct{})
+	)
+	go func() {
+		defer close(consumerOK)
+		for d := range dels {
+			id := binary.BigEndian.Uint64(d.Body)
+			seenMu.Lock()
+			seen[id]++
+			seenMu.Unlock()
+			if d.Redelivered {
+				redeliv.Add(1)
+			}
+			time.Sleep(100 * time.Microsecond) // the lag
+			if err := d.Ack(false); err != nil {
+				return
+			}
+			if received.Add(1) == total {
+				return
+			}
+		}
+	}()
+
+	// publish sends n messages with ids from base on a connection of
+	// its own named name, in confirm mode with up to 512 in flight, and
+	// returns the number confirmed (acked).
+	publish := func(name, queue string, base uint64, n int) (int, error) {
+		conn, err := amqp.DialConfig(b.amqpURL(), amqp.Config{Properties: amqp.Table{"connection_name": name}})
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return 0, err
+		}
+		if err := ch.Confirm(false); err != nil {
+			return 0, err
+		}
+		window := make(chan *amqp.DeferredConfirmation, 512)
+		acked := 0
+		var perr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for dc := range window {
+				ok, err := dc.WaitContext(context.Background())
+				if err != nil && perr == nil {
+					perr = err
+				}
+				if ok {
+					acked++
+				}
+			}
+		}()
+		body := make([]byte, 256)
+		for i := 0; i < n; i++ {
+			binary.BigEndian.PutUint64(body, base+uint64(i))
+			dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", queue, false, false,
+				amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body})
+			if err != nil {
+				close(window)
+				<-done
+				return acked, err
+			}
+			window <- dc
+		}
+		close(window)
+		<-done
+		return acked, perr
+	}
+
+	// Watch the management API: connection states and the backlog.
+	type connJSON struct {
+		State      string         `json:"state"`
+		ClientProp map[string]any `json:"client_properties"`
+	}
+	var (
+		flowSeen   = map[string]bool{}
+		maxReady   int
+		stopWatch  = make(chan struct{})
+		watchDone  = make(chan struct{})
+		watchMu    sync.Mutex
+		watchError error
+	)
+	// The watcher runs until the test ends; it must not call t's fatal
+	// methods, so it reports errors through watchError.
+	go func() {
+		defer close(watchDone)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			default:
+			}
+			var conns []connJSON
+			var q struct {
+				Ready int `json:"messages_ready"`
+			}
+			err := getJSON(b, "/api/connections", &conns)
+			if err == nil {
+				err = getJSON(b, "/api/queues/%2F/flow-slow", &q)
+			}
+			watchMu.Lock()
+			if err != nil {
+				watchError = err
+				watchMu.Unlock()
+				return
+			}
+			for _, c := range conns {
+				if name, _ := c.ClientProp["connection_name"].(string); name != "" && c.State == "flow" {
+					flowSeen[name] = true
+				}
+			}
+			maxReady = max(maxReady, q.Ready)
+			watchMu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			close(stopWatch)
+			<-watchDone
+		}
+	}
+	t.Cleanup(stop)
+
+	var wg sync.WaitGroup
+	results := make([]int, publishers)
+	errs := make([]error, publishers)
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[p], errs[p] = publish(fmt.Sprintf("fast-%d", p), "flow-slow", uint64(p*perPub), perPub)
+		}()
+	}
+	// The queue must go into flow before the other publisher starts, so
+	// that it publishes while the slow queue's publishers are held.
+	waitFor(t, 60*time.Second, "a publisher of the lagging queue in state flow", func() bool {
+		watchMu.Lock()
+		defer watchMu.Unlock()
+		return len(flowSeen) > 0 || watchError != nil
+	})
+	otherAcked, otherErr := publish("other", "flow-other", 1<<40, 2000)
+	wg.Wait()
+	select {
+	case <-consumerOK:
+	case <-time.After(120 * time.Second):
+		t.Fatalf("consumer received %d of %d", received.Load(), total)
+	}
+	stop()
+
+	if watchError != nil {
+		t.Fatal(watchError)
+	}
+	for p := range publishers {
+		if errs[p] != nil || results[p] != perPub {
+			t.Errorf("publisher %d: %d of %d confirmed, err %v", p, results[p], perPub, errs[p])
+		}
+	}
+	if otherErr != nil || otherAcked != 2000 {
+		t.Errorf("publisher to the other queue: %d of 2000 confirmed, err %v", otherAcked, otherErr)
+	}
+	if flowSeen["other"] {
+		t.Error("the publisher to the other queue was held in flow")
+	}
+	if maxReady > maxBacklog {
+		t.Errorf("backlog of the lagging queue reached %d ready messages, want at most %d", maxReady, maxBacklog)
+	}
+	// Every confirmed message delivered exactly once.
+	seenMu.Lock()
+	defer seenMu.Unlock()
+	for p := range publishers {
+		for i := range perPub {
+			if n := seen[uint64(p*perPub+i)]; n != 1 {
+				t.Fatalf("message %d of publisher %d delivered %d times", i, p, n)
+			}
+		}
+	}
+	if len(seen) != total || redeliv.Load() != 0 {
+		t.Errorf("%d distinct messages delivered (want %d), %d redelivered", len(seen), total, redeliv.Load())
+	}
+	// The other queue holds all its messages.
+	q := decodeJSON[struct {
+		Messages int `json:"messages"`
+	}](t, b.api(t, "GET", "/api/queues/%2F/flow-other", nil, 200))
+	if q.Messages != 2000 {
+		t.Errorf("flow-other holds %d messages, want 2000", q.Messages)
+	}
+	t.Logf("max backlog %d; connections seen in flow: %v", maxReady, flowSeen)
+}
+
+// getJSON decodes the guest's GET of path on b's management API into v.
+func getJSON(b *broker, path string, v any) error {
+	req, err := http.NewRequest("GET", "http://"+b.HTTP+path, nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth("guest", "guest")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// A connection that publishes to a queue in flow and consumes from it on
+// another channel, acking on the same connection, is slowed, never
+// deadlocked: while its reads are held its acks are not read either, and
+// the wait ends after a moment whatever the queue does.
+func TestAMQPCreditFlowPublisherThatAlsoConsumes(t *testing.T) {
+	b := startBroker(t)
+	const total = 6000
+	conn, err := amqp.DialConfig(b.amqpURL(), amqp.Config{Properties: amqp.Table{"connection_name": "both"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pub, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.QueueDeclare("flow-self", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Qos(50, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	dels, err := cons.Consume("flow-self", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make([]int, total)
+	got := make(chan struct{})
+	go func() {
+		defer close(got)
+		n := 0
+		for d := range dels {
+			seen[binary.BigEndian.Uint64(d.Body)]++
+			time.Sleep(50 * time.Microsecond) // the lag
+			if d.Ack(false) != nil {
+				return
+			}
+			if n++; n == total {
+				return
+			}
+		}
+	}()
+	if err := pub.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := pub.NotifyPublish(make(chan amqp.Confirmation, total))
+	body := make([]byte, 512)
+	for i := range total {
+		binary.BigEndian.PutUint64(body, uint64(i))
+		if err := pub.PublishWithContext(context.Background(), "", "flow-self", false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range total {
+		select {
+		case c := <-confirms:
+			if !c.Ack {
+				t.Fatalf("publish %d nacked", c.DeliveryTag)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%d of %d confirmed", i, total)
+		}
+	}
+	select {
+	case <-got:
+	case <-time.After(120 * time.Second):
+		t.Fatal("the consumer on the publishing connection stopped receiving")
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Fatalf("message %d delivered %d times", i, n)
+		}
+	}
+	// The situation the test is about arose: the connection was held.
+	var flowWaits float64
+	waitFor(t, 10*time.Second, "the flow wait counted on /metrics", func() bool {
+		flowWaits, _ = b.scrape(t).value("sluice_amqp_flow_waits_total")
+		return flowWaits > 0
+	})
+	t.Logf("flow waits: %v", flowWaits)
+}
