@@ -90,6 +90,10 @@ type proposal struct {
 	done chan struct{}
 	res  Result
 	err  error
+	// with are proposals submitted together with this one (proposeAll):
+	// the writer takes them into the same batch, so they share its write
+	// and fsync.
+	with []*proposal
 }
 
 // Stats are counters for metrics and tests.
@@ -363,10 +367,18 @@ func (s *Store) submit(ps ...*proposal) error {
 	if err := s.writableLocked(); err != nil {
 		return err
 	}
+	var head *proposal
 	for _, p := range ps {
-		if p != nil {
-			s.proposals <- p
+		switch {
+		case p == nil:
+		case head == nil:
+			head = p
+		default:
+			head.with = append(head.with, p)
 		}
+	}
+	if head != nil {
+		s.proposals <- head
 	}
 	return nil
 }
@@ -404,8 +416,11 @@ func (s *Store) run() {
 			reply <- s.recoverLog()
 			continue
 		}
-		batch := append(s.batch[:0], p)
-		size := len(p.rec)
+		batch := append(append(s.batch[:0], p), p.with...)
+		size := 0
+		for _, q := range batch {
+			size += len(q.rec)
+		}
 		// The proposers answered by the last batch may be proposing
 		// again: let them queue, so that they share this fsync rather
 		// than each wait for it and take the next one.
@@ -417,8 +432,10 @@ func (s *Store) run() {
 				if !ok {
 					break drain
 				}
-				batch = append(batch, q)
-				size += len(q.rec)
+				batch = append(append(batch, q), q.with...)
+				for _, w := range append([]*proposal{q}, q.with...) {
+					size += len(w.rec)
+				}
 			default:
 				break drain
 			}
