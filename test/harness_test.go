@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/sluice-mq/sluice/internal/testutil"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,7 +128,12 @@ func (b *broker) start() {
 	if b.startWait > 0 {
 		startWait = b.startWait
 	}
-	waitFor(b.t, startWait, "kafka and amqp ports accepting", func() bool {
+	// Ready when the Kafka and AMQP ports accept and the HTTP listener
+	// answers /readyz: a port that merely accepts may be another
+	// process's (the server then fails to bind it and exits), and the
+	// HTTP listener is bound last.
+	ready := &http.Client{Timeout: 500 * time.Millisecond}
+	waitFor(b.t, startWait, "kafka and amqp ports accepting, /readyz answering", func() bool {
 		select {
 		case <-b.exited:
 			exited = true
@@ -141,7 +147,12 @@ func (b *broker) start() {
 			}
 			c.Close()
 		}
-		return true
+		resp, err := ready.Get("http://" + b.HTTP + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 	if !exited {
 		b.started = true
