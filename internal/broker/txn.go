@@ -223,6 +223,13 @@ func (b *Broker) beginLocked(t *meta.Transaction) bool {
 // AddOffsetsToTxn adds a consumer group's offsets to the producer's
 // transaction, starting it if none is ongoing.
 func (b *Broker) AddOffsetsToTxn(id string, pid int64, epoch int16, group string) error {
+	return b.beginForOffsets(id, pid, epoch, 0)
+}
+
+// beginForOffsets starts the producer's transaction, of the given
+// transaction version (0: classic), if none is ongoing: offsets are about
+// to be committed in it.
+func (b *Broker) beginForOffsets(id string, pid int64, epoch int16, version int8) error {
 	mu := b.txnLock(id)
 	mu.Lock()
 	defer mu.Unlock()
@@ -233,10 +240,11 @@ func (b *Broker) AddOffsetsToTxn(id string, pid int64, epoch int16, group string
 	if t.State == meta.TxnPrepareCommit || t.State == meta.TxnPrepareAbort {
 		return ErrConcurrentTransactions
 	}
-	if b.beginLocked(&t) {
-		return b.putTxn(t)
+	if !b.beginLocked(&t) {
+		return nil
 	}
-	return nil
+	t.Version = version
+	return b.putTxn(t)
 }
 
 // TxnOffsetCommit records offsets of group in the producer's ongoing

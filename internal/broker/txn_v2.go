@@ -89,28 +89,10 @@ func (b *Broker) inOngoingTxn(id string, pid int64, epoch int16, tps []TopicPart
 // (TxnOffsetCommit v5+): it starts the producer's transaction if none is
 // ongoing, as AddOffsetsToTxn did before it.
 func (b *Broker) TxnOffsetCommitV2(id string, pid int64, epoch int16, group string, commits []OffsetCommit) error {
-	if err := b.beginForOffsets(id, pid, epoch); err != nil {
+	if err := b.beginForOffsets(id, pid, epoch, 2); err != nil {
 		return err
 	}
 	return b.TxnOffsetCommit(id, pid, epoch, group, commits)
-}
-
-func (b *Broker) beginForOffsets(id string, pid int64, epoch int16) error {
-	mu := b.txnLock(id)
-	mu.Lock()
-	defer mu.Unlock()
-	t, err := b.checkProducerLocked(id, pid, epoch)
-	if err != nil {
-		return err
-	}
-	if t.State == meta.TxnPrepareCommit || t.State == meta.TxnPrepareAbort {
-		return ErrConcurrentTransactions
-	}
-	if !b.beginLocked(&t) {
-		return nil
-	}
-	t.Version = 2
-	return b.putTxn(t)
 }
 
 // EndTxnV2 commits or aborts the transaction of producer (pid, epoch) as
