@@ -6,6 +6,7 @@ this module from their own directory, which Python puts on sys.path.
 """
 
 import sys
+import time
 import traceback
 
 
@@ -32,3 +33,18 @@ def run(main):
     except Exception as e:
         traceback.print_exc()
         fail("%s: %s" % (type(e).__name__, e))
+
+
+def script_deadline(seconds):
+    """Returns remaining(limit): the time a call may wait, at most limit
+    and at most what is left of the script's seconds (so the Go test never
+    waits on a hang); once they have passed, a failed check."""
+    deadline = time.monotonic() + seconds
+
+    def remaining(limit):
+        left = min(limit, deadline - time.monotonic())
+        if left <= 0:
+            fail("script deadline passed")
+        return left
+
+    return remaining

@@ -27,19 +27,13 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, fail, ok, run
+from common import script_deadline, check, fail, ok, run
 
 TOPIC = "cf-compact"
 KEYS = 50
 ROUNDS = 6
-DEADLINE = time.monotonic() + 100
+remaining = script_deadline(100)
 
-
-def remaining(limit):
-    left = min(limit, DEADLINE - time.monotonic())
-    if left <= 0:
-        fail("script deadline passed")
-    return left
 
 
 def key(k):

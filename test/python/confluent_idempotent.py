@@ -24,21 +24,15 @@ import time
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, fail, ok, run
+from common import script_deadline, check, fail, ok, run
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 PARTITIONS = 3
 N = 500
-DEADLINE = time.monotonic() + 90  # the whole script, so the Go test never waits on a hang
+remaining = script_deadline(90)
 
 errors = []  # from error_cb of every client
 
-
-def remaining(limit):
-    left = min(limit, DEADLINE - time.monotonic())
-    if left <= 0:
-        fail("script deadline passed")
-    return left
 
 
 def on_error(name):

@@ -28,18 +28,12 @@ import uuid
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import check, fail, ok, run
+from common import script_deadline, check, fail, ok, run
 
 PARTITIONS = 3
 N = 100
-DEADLINE = time.monotonic() + 100
+remaining = script_deadline(100)
 
-
-def remaining(limit):
-    left = min(limit, DEADLINE - time.monotonic())
-    if left <= 0:
-        fail("script deadline passed")
-    return left
 
 
 def create(admin, name):

@@ -24,19 +24,13 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from common import check, fail, ok, run
+from common import script_deadline, check, fail, ok, run
 
 TOPIC = "kp-compact"
 KEYS = 40
 ROUNDS = 8
-DEADLINE = time.monotonic() + 100
+remaining = script_deadline(100)
 
-
-def remaining(limit):
-    left = min(limit, DEADLINE - time.monotonic())
-    if left <= 0:
-        fail("script deadline passed")
-    return left
 
 
 def key(k):
