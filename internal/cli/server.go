@@ -62,6 +62,11 @@ Stops gracefully on SIGINT or SIGTERM, flushing and closing every log.`,
 		flags[key] = v
 		cmd.Flags().StringVar(v, config.FlagName(key), def.Get(key),
 			fmt.Sprintf("%s (env %s)", describe(key), config.EnvName(key)))
+		if d := def.Get(key); d == "true" || d == "false" {
+			// A boolean setting given alone (--fsync-shared) means true,
+			// as in every CLI; --fsync-shared=false still works.
+			cmd.Flags().Lookup(config.FlagName(key)).NoOptDefVal = "true"
+		}
 	}
 	return cmd
 }
@@ -102,6 +107,7 @@ var settingHelp = map[string]string{
 	"amqp_addr":                     "AMQP 0-9-1 listener host:port",
 	"http_addr":                     "HTTP listener host:port: the management API, the web console, /metrics and health checks",
 	"log_level":                     "debug, info, warn or error",
+	"debug_pprof":                   "serve Go's profiler at /debug/pprof/ on the HTTP listener, unauthenticated (for profiling)",
 	"fsync":                         "always (answer after fsync), interval, or never",
 	"fsync_interval":                "fsync period with --fsync=interval",
 	"file_handles":                  "file descriptors logs and queues may hold open (0: half the open-file limit); idle files are closed and reopened on use",

@@ -36,6 +36,10 @@ type Config struct {
 	HTTPAddr string `key:"http_addr"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `key:"log_level"`
+	// DebugPprof serves Go's profiler (net/http/pprof) at /debug/pprof/
+	// on the HTTP listener, unauthenticated: for profiling a broker under
+	// load (docs/benchmarks.md). Default false.
+	DebugPprof bool `key:"debug_pprof"`
 
 	// Fsync is the durability policy of every log: "always" (default:
 	// acks=1/all answered only after fsync), "interval" (fsync every

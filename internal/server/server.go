@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,6 +179,12 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.mgmt.Handle("GET /metrics", s.mx.Handler())
 	if faultHandler != nil {
 		s.mgmt.Handle("POST /debug/faults", faultHandler)
+	}
+	if cfg.DebugPprof {
+		s.mgmt.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
+		s.mgmt.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		s.mgmt.Handle("GET /debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+		s.mgmt.Handle("GET /debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
 	}
 	// net/http retries failed accepts itself (5ms doubling to 1s); its
 	// messages join the structured log.
