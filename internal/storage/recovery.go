@@ -380,10 +380,15 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 			return err
 		}
 	}
-	if files.index, err = l.fs.OpenFile(s.indexPath(), true); err != nil {
+	// The index files are created when the writer first has entries for
+	// them (flushIndex), not here: a log that never grows past its first
+	// index interval (most partitions and queues of a broker holding many)
+	// keeps one file, and a log created empty costs one file create. They
+	// are derived data: a missing one is rebuilt by the next recovery.
+	if files.index, err = l.openIndexFile(s.indexPath()); err != nil {
 		return err
 	}
-	if files.timeindex, err = l.fs.OpenFile(s.timeIndexPath(), true); err != nil {
+	if files.timeindex, err = l.openIndexFile(s.timeIndexPath()); err != nil {
 		return err
 	}
 	if created { // data will be acknowledged in this file: its entry must last

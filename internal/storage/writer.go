@@ -402,6 +402,9 @@ func (l *Log) flushIndex(force bool) error {
 		return nil
 	}
 	if ni > w.idxOnDisk {
+		if err := l.createIndexFiles(true, false); err != nil {
+			return err
+		}
 		w.scratch = appendOffsetEntries(w.scratch[:0], s.idx[w.idxOnDisk:ni])
 		if _, err := w.files.index.WriteAt(w.scratch, int64(w.idxOnDisk)*offsetEntrySize); err != nil {
 			return l.fail(fmt.Errorf("write index: %w", err))
@@ -409,6 +412,9 @@ func (l *Log) flushIndex(force bool) error {
 		w.idxOnDisk = ni
 	}
 	if nt > w.tidxOnDisk {
+		if err := l.createIndexFiles(false, true); err != nil {
+			return err
+		}
 		w.scratch = appendTimeEntries(w.scratch[:0], s.tidx[w.tidxOnDisk:nt])
 		if _, err := w.files.timeindex.WriteAt(w.scratch, int64(w.tidxOnDisk)*timeEntrySize); err != nil {
 			return l.fail(fmt.Errorf("write time index: %w", err))
@@ -448,12 +454,50 @@ func (l *Log) syncFile(f File) error {
 	return f.Sync()
 }
 
-// syncIndexes writes and fsyncs the active segment's index files.
-func (l *Log) syncIndexes() error {
+// createIndexFiles creates the active segment's offset index (index)
+// and time index (tindex) files if they are not open yet. Readers find them
+// through the segment's shared files under the cache's lock.
+func (l *Log) createIndexFiles(index, tindex bool) error {
+	for _, x := range []struct {
+		want bool
+		dst  *File
+		name string
+	}{{index, &l.w.files.index, l.w.seg.indexPath()}, {tindex, &l.w.files.timeindex, l.w.seg.timeIndexPath()}} {
+		if !x.want || *x.dst != nil {
+			continue
+		}
+		f, err := l.fs.OpenFile(x.name, true)
+		if err == nil {
+			if err = f.Truncate(0); err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			return l.fail(fmt.Errorf("create index: %w", err))
+		}
+		l.cache.mu.Lock()
+		*x.dst = f
+		l.cache.mu.Unlock()
+	}
+	return nil
+}
+
+// syncIndexes writes and fsyncs the active segment's index files; with
+// create (a segment being closed) it creates them first if need be, so
+// that a closed segment always has both.
+func (l *Log) syncIndexes(create bool) error {
 	if err := l.flushIndex(true); err != nil {
 		return err
 	}
+	if create {
+		if err := l.createIndexFiles(true, true); err != nil {
+			return err
+		}
+	}
 	for _, f := range []File{l.w.files.index, l.w.files.timeindex} {
+		if f == nil {
+			continue
+		}
 		if err := f.Sync(); err != nil {
 			return l.fail(fmt.Errorf("fsync index: %w", err))
 		}
@@ -481,7 +525,7 @@ func (l *Log) roll() error {
 	if err := l.publish(); err != nil {
 		return err
 	}
-	if err := l.syncIndexes(); err != nil {
+	if err := l.syncIndexes(true); err != nil {
 		return err
 	}
 	ns := newSegment(l.dir, w.nextOffset)
@@ -552,7 +596,7 @@ func (l *Log) shutdown() error {
 	if l.discard.Load() {
 		return nil // Delete removes the files next
 	}
-	if err := l.syncIndexes(); err != nil {
+	if err := l.syncIndexes(false); err != nil {
 		return err
 	}
 	return nil
