@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -55,7 +57,9 @@ func openLog(dir string, opts Options) (*Log, error) {
 func (l *Log) recover() error {
 	fsys := l.fs
 	names, err := fsys.ReadDir(l.dir)
-	if isNotExist(err) {
+	if isNotExist(err) && l.opts.CreateOnAppend {
+		names, err = nil, nil // the first write makes the directory
+	} else if isNotExist(err) {
 		if err := fsys.MkdirAll(l.dir); err != nil {
 			return err
 		}
@@ -350,6 +354,10 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 	var err error
 	files.data, err = l.fs.OpenFile(s.dataPath(), false)
 	created := isNotExist(err)
+	if created && l.opts.CreateOnAppend {
+		l.openUncreated(s)
+		return nil
+	}
 	if created {
 		files.data, err = l.fs.OpenFile(s.dataPath(), true)
 	}
@@ -414,6 +422,73 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 	l.cache.pin(s, files)
 	return nil
 }
+
+// openUncreated makes s, whose data file does not exist, the writer's
+// empty active segment under Options.CreateOnAppend: readers see an empty
+// file until the first write creates the real one (createActive).
+func (l *Log) openUncreated(s *segment) {
+	files := &segFiles{data: noFile{}}
+	s.size, s.maxTs = 0, noTimestamp
+	l.w = writer{seg: s, files: files, nextOffset: s.base, ib: newIndexBuilder(s.base, l.opts.IndexIntervalBytes), uncreated: true}
+	l.cache.pin(s, files)
+}
+
+// createActive creates the directory and the data file of an active
+// segment opened by openUncreated and pins the new file for readers in
+// place of the empty stand-in. Their names (the data file's entry in the
+// log's directory, the directory's in its parent, which Open left as it
+// found them) are made durable by the first fsync of the data (syncDirs),
+// before anything written is acknowledged: after that fsync, on a
+// journaling file system, the directory fsyncs find the creates committed
+// already, where fsyncs before the write would each commit them. A
+// pipelined log fsyncs off the writer, so it syncs the names here.
+func (l *Log) createActive() error {
+	w := &l.w
+	if err := l.fs.MkdirAll(l.dir); err != nil {
+		return err
+	}
+	files, err := createDataFile(l.fs, w.seg)
+	if err != nil {
+		return err
+	}
+	w.files, w.uncreated, w.dirsUnsynced = files, false, true
+	l.cache.pin(w.seg, files)
+	if l.pipelined() {
+		return l.syncDirs()
+	}
+	return nil
+}
+
+// syncDirs makes the names createActive created durable, once.
+func (l *Log) syncDirs() error {
+	if !l.w.dirsUnsynced {
+		return nil
+	}
+	err := l.fs.SyncDir(l.dir)
+	if err == nil {
+		// Logs created together share their parent's fsyncs.
+		err = syncDirShared(l.fs, filepath.Dir(l.dir))
+	}
+	if err != nil {
+		return fmt.Errorf("fsync dir: %w", err)
+	}
+	l.w.dirsUnsynced = false
+	return nil
+}
+
+// noFile stands in for the data file of a segment that does not exist
+// yet (openUncreated): empty, and never written (the writer creates the
+// real file first).
+type noFile struct{}
+
+func (noFile) ReadAt([]byte, int64) (int, error) { return 0, io.EOF }
+func (noFile) WriteAt([]byte, int64) (int, error) {
+	return 0, errors.New("storage: write to a segment not created")
+}
+func (noFile) Truncate(int64) error { return nil }
+func (noFile) Size() (int64, error) { return 0, nil }
+func (noFile) Sync() error          { return nil }
+func (noFile) Close() error         { return nil }
 
 // loadIndexes reads the active segment's index files and keeps the
 // entries that look right: a consistent prefix of each, time entries only

@@ -15,21 +15,23 @@ const indexFlushEntries = 256
 // writer is the state of a log's single writer goroutine: the active
 // segment as the writer sees it, ahead of what readers see.
 type writer struct {
-	seg         *segment
-	files       *segFiles // the active segment's files, pinned in the cache
-	written     int64     // bytes written to the active data file
-	published   int64     // bytes of them made readable (seg.size)
-	nextOffset  int64     // offset after the last batch written
-	ib          indexBuilder
-	newIdx      []offsetEntry // earned by written batches, not yet published
-	newTidx     []timeEntry
-	synced      int64     // bytes of the active data file known to be fsync'd
-	idxOnDisk   int       // entries of seg.idx already in the index file
-	tidxOnDisk  int       // entries of seg.tidx already in the time index file
-	firstAppend time.Time // first append to the segment; zero while empty
-	dirty       bool      // written since the last fsync
-	cut         bool      // after a failure: the unsynced tail is cut off (cutToDurable)
-	scratch     []byte
+	seg          *segment
+	files        *segFiles // the active segment's files, pinned in the cache
+	written      int64     // bytes written to the active data file
+	published    int64     // bytes of them made readable (seg.size)
+	nextOffset   int64     // offset after the last batch written
+	ib           indexBuilder
+	newIdx       []offsetEntry // earned by written batches, not yet published
+	newTidx      []timeEntry
+	synced       int64     // bytes of the active data file known to be fsync'd
+	idxOnDisk    int       // entries of seg.idx already in the index file
+	tidxOnDisk   int       // entries of seg.tidx already in the time index file
+	firstAppend  time.Time // first append to the segment; zero while empty
+	dirty        bool      // written since the last fsync
+	cut          bool      // after a failure: the unsynced tail is cut off (cutToDurable)
+	uncreated    bool      // the active segment's data file (and maybe the directory) is not created yet (CreateOnAppend)
+	dirsUnsynced bool      // created so, and its names not yet fsync'd (syncDirs)
+	scratch      []byte
 
 	// Pipelined fsync (Log.pipelined): the waiters of groups written but
 	// not yet known durable, and the fsync under way, if any. Whenever
@@ -326,6 +328,11 @@ func (l *Log) writeRun(b []byte) error {
 		return nil
 	}
 	w := &l.w
+	if w.uncreated {
+		if err := l.createActive(); err != nil {
+			return l.fail(fmt.Errorf("create segment: %w", err))
+		}
+	}
 	n, err := w.files.data.WriteAt(b, w.written)
 	if n > 0 {
 		w.dirty = true
@@ -437,6 +444,13 @@ func (l *Log) syncData() error {
 	}
 	if err := l.syncFile(w.files.data); err != nil {
 		return l.fail(fmt.Errorf("fsync: %w", err))
+	}
+	if g := l.opts.SyncGroup; g != nil && g.all != nil {
+		// The round was a whole-file-system sync that started after the
+		// creates: it made their names durable too.
+		w.dirsUnsynced = false
+	} else if err := l.syncDirs(); err != nil {
+		return l.fail(err)
 	}
 	if l.opts.Observer != nil {
 		l.opts.Observer.ObserveFsync(time.Since(start))
@@ -552,6 +566,21 @@ func (l *Log) roll() error {
 		free: w.free, // no fsync is under way (awaitSyncs above)
 	}
 	return nil
+}
+
+// createDataFile creates the (empty) data file of a new segment; its
+// index files are created when entries are written (createIndexFiles).
+func createDataFile(fsys FS, s *segment) (*segFiles, error) {
+	f, err := fsys.OpenFile(s.dataPath(), true)
+	if err == nil {
+		if err = f.Truncate(0); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	return &segFiles{data: f}, nil
 }
 
 // createSegmentFiles creates the (empty) files of a new segment.
