@@ -76,6 +76,12 @@ func (l *Log) recover() error {
 	if err != nil {
 		return err
 	}
+	var buf []byte
+	if len(bases) > 0 || !l.opts.CreateOnAppend {
+		// (A log with no segment under CreateOnAppend scans nothing: its
+		// active segment stays uncreated.)
+		buf = make([]byte, 64<<10)
+	}
 	if len(bases) == 0 {
 		bases = []int64{max(ckStart, 0)}
 	}
@@ -85,7 +91,6 @@ func (l *Log) recover() error {
 	for i := 1; i < len(l.segs); i++ {
 		l.segs[i-1].offLimit = l.segs[i].base
 	}
-	buf := make([]byte, 64<<10)
 	for _, s := range l.segs[:len(l.segs)-1] {
 		if err := l.recoverOld(s, buf); err != nil {
 			return err
