@@ -95,3 +95,36 @@ func TestCreateOnAppendSurvivesPowerLoss(t *testing.T) {
 		t.Fatalf("after a power loss: %s, want the acknowledged batch", describe(got))
 	}
 }
+
+// A log whose first write failed before its names were fsync'd, opened
+// again, makes them durable with its next acknowledged write: what that
+// write acknowledged survives a power loss.
+func TestCreateOnAppendReopenSyncsNames(t *testing.T) {
+	mem := NewMemFS()
+	ffs := NewFaultFS(mem)
+	ffs.SetFilter(onlyData)
+	dir := "/data/topics/t-0"
+	o := Options{CreateOnAppend: true}
+	l := mustOpen(t, ffs, dir, o)
+	ffs.FailSync(errors.New("injected fsync failure"))
+	a, err := l.Append(batchOf(1, 1, 100, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Wait(); err == nil {
+		t.Fatal("the first write's fsync failed, yet the append was acknowledged")
+	}
+	l.Close()
+	ffs.FailSync(nil)
+	// The process goes on (or restarts): the data file exists now.
+	l = mustOpen(t, ffs, dir, o)
+	b := batchOf(2, 1, 100, 2000)
+	mustAppend(t, l, b)
+	mem.CrashAndRestart()
+	l.Close()
+	l = mustOpen(t, mem, dir, o)
+	defer l.Close()
+	if got := readLog(t, l); len(got) != 1 || !sameBatch(got[0], withOffset(b, 0)) {
+		t.Fatalf("after a power loss: %s, want the acknowledged batch", describe(got))
+	}
+}

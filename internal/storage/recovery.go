@@ -415,6 +415,19 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 		nextOffset: max(rb.res.next, s.base),
 		ib:         rb.ib, idxOnDisk: len(rb.oi), tidxOnDisk: len(rb.ti),
 	}
+	if l.opts.CreateOnAppend {
+		// The log may have been made by a first write whose names were
+		// not fsync'd yet when the process died or the log failed (they
+		// are synced after the data's first fsync): sync them again
+		// after the first fsync of this open, before anything it
+		// acknowledges. Once per open, and cheap after that fsync.
+		l.w.dirsUnsynced = true
+		if l.pipelined() {
+			if err := l.syncDirs(); err != nil {
+				return err
+			}
+		}
+	}
 	if s.size > 0 {
 		// Age the segment from its first batch's timestamp, if plausible.
 		now := l.opts.Now()
