@@ -128,3 +128,41 @@ func TestCreateOnAppendReopenSyncsNames(t *testing.T) {
 		t.Fatalf("after a power loss: %s, want the acknowledged batch", describe(got))
 	}
 }
+
+// Readers of a log created on append see it empty, then whole, while its
+// first write creates its files (run with -race).
+func TestCreateOnAppendReadersDuringFirstWrite(t *testing.T) {
+	fsys, dir := osFactory(t)
+	l := mustOpen(t, fsys, dir, Options{CreateOnAppend: true})
+	defer l.Close()
+	b := batchOf(1, 2, 100, 1000)
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			got, err := l.Read(0, 1<<20)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if len(got) != 0 && !sameBatch(got, withOffset(b, 0)) {
+				errs <- errors.New("a read returned something other than the batch")
+				return
+			}
+		}
+	}()
+	mustAppend(t, l, b)
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if got := readLog(t, l); len(got) != 1 {
+		t.Fatalf("after the first write: %s", describe(got))
+	}
+}
