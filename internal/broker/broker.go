@@ -132,6 +132,10 @@ func (b *Broker) logOptions(rc resolvedConfig) storage.Options {
 	o.SegmentBytes = rc.segmentBytes
 	o.SegmentAge = rc.segmentAge
 	o.MaxBatchBytes = max(rc.maxMessageBytes, 1<<20)
+	// A partition's directory and first segment are made by its first
+	// write: creating a topic, or starting with partitions never written,
+	// touches no file (its metadata record is what makes it last).
+	o.CreateOnAppend = true
 	return o
 }
 

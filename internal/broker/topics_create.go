@@ -28,8 +28,7 @@ type TopicResult struct {
 }
 
 // layoutWorkers bounds the partition logs laid out at once by a
-// CreateTopics: enough that their fsyncs share the file system's journal
-// commits, few enough not to crowd out the publishers.
+// CreateTopics, so as not to crowd out the publishers.
 const layoutWorkers = 16
 
 // CreateTopic creates a topic; partitions <= 0 takes the default.
@@ -165,11 +164,14 @@ func checkTopicSpec(sp TopicSpec) error {
 }
 
 // layOut clears and opens the partition logs of new topics and returns
-// each topic's first error. The partition directories are made first, all
-// of them, and made durable with one fsync of the topics directory (where
-// each log would fsync it for its own); then the logs are opened, up to
-// layoutWorkers at once. A topic that failed keeps the logs it opened in
-// tp.Partitions, for dropLayout.
+// each topic's first error. Opening a new partition's log touches no file
+// (storage.Options.CreateOnAppend: its directory and segment are made,
+// durably, by its first write), so a creation costs the clearing of what
+// a creation that died may have left (nothing, usually: a removal of a
+// missing directory) and the metadata record, not a directory, a file and
+// an fsync a partition. Up to layoutWorkers logs are opened at once. A
+// topic that failed keeps the logs it opened in tp.Partitions, for
+// dropLayout.
 func (b *Broker) layOut(tps []*Topic) []error {
 	type job struct {
 		t int
@@ -191,26 +193,13 @@ func (b *Broker) layOut(tps []*Topic) []error {
 	}
 	parallel(len(jobs), func(k int) {
 		j := jobs[k]
-		dir := b.partitionDir(tps[j.t].Name, j.p)
-		// Clear what a creation that died may have left.
-		err := fsys.RemoveAll(dir)
+		// Clear what a creation that died may have left: a log opened
+		// on it would take its batches as this topic's.
+		err := fsys.RemoveAll(b.partitionDir(tps[j.t].Name, j.p))
 		if err == nil {
-			err = fsys.MkdirAll(dir)
+			parts[j.t][j.p], err = b.openNewPartition(tps[j.t], j.p)
 		}
 		perr[j.t][j.p] = err
-	})
-	if err := fsys.SyncDir(b.topicsDir()); err != nil {
-		for t := range perr {
-			for p := range perr[t] {
-				perr[t][p] = cmp.Or(perr[t][p], err)
-			}
-		}
-	}
-	parallel(len(jobs), func(k int) {
-		j := jobs[k]
-		if perr[j.t][j.p] == nil {
-			parts[j.t][j.p], perr[j.t][j.p] = b.openNewPartition(tps[j.t], j.p)
-		}
 	})
 	errs := make([]error, len(tps))
 	for t, tp := range tps {

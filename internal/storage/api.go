@@ -71,6 +71,14 @@ type Options struct {
 	// Nil: the log fsyncs its own file. Index files, directories and
 	// recovery fsync their own files either way.
 	SyncGroup *SyncGroup
+	// CreateOnAppend: Open creates nothing that is missing (the log's
+	// directory, its first segment's data file); the first write creates
+	// them and makes their names durable (directory fsyncs) before any
+	// append is acknowledged. A log never written to holds no file, so
+	// opening one costs no file system change, and a broker holding many
+	// idle logs holds no files for them. Default false: Open creates the
+	// directory and an empty segment, durably.
+	CreateOnAppend bool
 }
 
 // Observer receives timings from a log's writer goroutine. Calls are made

@@ -107,3 +107,32 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNewLog measures a new log's life to its first durable record
+// on a temp dir, as a topic creation and a first produce to a partition
+// make it: Open of a missing directory, then one Append + Wait of a small
+// batch, with the directory and file made by Open (eager) or by that
+// first write (CreateOnAppend). "open" stops after Open: what a topic
+// creation pays per partition.
+func BenchmarkNewLog(b *testing.B) {
+	batch := batchOf(1, 1, 100, 1000)
+	for _, lazy := range []bool{false, true} {
+		name := map[bool]string{false: "Eager", true: "CreateOnAppend"}[lazy]
+		for _, write := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/write=%v", name, write), func(b *testing.B) {
+				dir := b.TempDir()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					l := mustOpen(b, OSFS(), fmt.Sprintf("%s/t-%d", dir, i), Options{CreateOnAppend: lazy})
+					if write {
+						mustAppend(b, l, batch)
+					}
+					if err := l.Close(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -3,9 +3,9 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -420,12 +420,18 @@ func (b *handleBudget) pinPath(path string, under bool) {
 		pin(b.byPath[path])
 		return
 	}
-	prefix := path + string(filepath.Separator)
-	for p, set := range b.byPath {
-		if p == path || strings.HasPrefix(p, prefix) {
-			pin(set)
+	// The files below path are looked up by the names found on disk, not
+	// by a scan of every path with a handle: a removal then costs what
+	// the tree removed holds, not what the whole broker holds open (a
+	// topic creation clears each partition's directory first). A handle
+	// whose file is not on disk has nothing left to keep.
+	pin(b.byPath[path])
+	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && p != path {
+			pin(b.byPath[p])
 		}
-	}
+		return nil
+	})
 }
 
 // rename renames oldname to newname with do, after pinning the handles

@@ -55,9 +55,14 @@ func batchOf(tag, n, size int, ts int64) []byte {
 	return BuildBatch(0, ts, recs)
 }
 
+// suiteCreateOnAppend makes mustOpen open every log with
+// Options.CreateOnAppend (TestLogCreateOnAppend runs the suite so).
+var suiteCreateOnAppend bool
+
 func mustOpen(t testing.TB, fsys FS, dir string, o Options) *Log {
 	t.Helper()
 	o.FS = fsys
+	o.CreateOnAppend = o.CreateOnAppend || suiteCreateOnAppend
 	l, err := Open(dir, o)
 	if err != nil {
 		t.Fatalf("Open: %v", err)

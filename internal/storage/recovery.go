@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -55,7 +57,9 @@ func openLog(dir string, opts Options) (*Log, error) {
 func (l *Log) recover() error {
 	fsys := l.fs
 	names, err := fsys.ReadDir(l.dir)
-	if isNotExist(err) {
+	if isNotExist(err) && l.opts.CreateOnAppend {
+		names, err = nil, nil // the first write makes the directory
+	} else if isNotExist(err) {
 		if err := fsys.MkdirAll(l.dir); err != nil {
 			return err
 		}
@@ -72,6 +76,12 @@ func (l *Log) recover() error {
 	if err != nil {
 		return err
 	}
+	var buf []byte
+	if len(bases) > 0 || !l.opts.CreateOnAppend {
+		// (A log with no segment under CreateOnAppend scans nothing: its
+		// active segment stays uncreated.)
+		buf = make([]byte, 64<<10)
+	}
 	if len(bases) == 0 {
 		bases = []int64{max(ckStart, 0)}
 	}
@@ -81,7 +91,6 @@ func (l *Log) recover() error {
 	for i := 1; i < len(l.segs); i++ {
 		l.segs[i-1].offLimit = l.segs[i].base
 	}
-	buf := make([]byte, 64<<10)
 	for _, s := range l.segs[:len(l.segs)-1] {
 		if err := l.recoverOld(s, buf); err != nil {
 			return err
@@ -350,6 +359,10 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 	var err error
 	files.data, err = l.fs.OpenFile(s.dataPath(), false)
 	created := isNotExist(err)
+	if created && l.opts.CreateOnAppend {
+		l.openUncreated(s)
+		return nil
+	}
 	if created {
 		files.data, err = l.fs.OpenFile(s.dataPath(), true)
 	}
@@ -380,10 +393,15 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 			return err
 		}
 	}
-	if files.index, err = l.fs.OpenFile(s.indexPath(), true); err != nil {
+	// The index files are created when the writer first has entries for
+	// them (flushIndex), not here: a log that never grows past its first
+	// index interval (most partitions and queues of a broker holding many)
+	// keeps one file, and a log created empty costs one file create. They
+	// are derived data: a missing one is rebuilt by the next recovery.
+	if files.index, err = l.openIndexFile(s.indexPath()); err != nil {
 		return err
 	}
-	if files.timeindex, err = l.fs.OpenFile(s.timeIndexPath(), true); err != nil {
+	if files.timeindex, err = l.openIndexFile(s.timeIndexPath()); err != nil {
 		return err
 	}
 	if created { // data will be acknowledged in this file: its entry must last
@@ -397,6 +415,19 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 		nextOffset: max(rb.res.next, s.base),
 		ib:         rb.ib, idxOnDisk: len(rb.oi), tidxOnDisk: len(rb.ti),
 	}
+	if l.opts.CreateOnAppend {
+		// The log may have been made by a first write whose names were
+		// not fsync'd yet when the process died or the log failed (they
+		// are synced after the data's first fsync): sync them again
+		// after the first fsync of this open, before anything it
+		// acknowledges. Once per open, and cheap after that fsync.
+		l.w.dirsUnsynced = true
+		if l.pipelined() {
+			if err := l.syncDirs(); err != nil {
+				return err
+			}
+		}
+	}
 	if s.size > 0 {
 		// Age the segment from its first batch's timestamp, if plausible.
 		now := l.opts.Now()
@@ -409,6 +440,73 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 	l.cache.pin(s, files)
 	return nil
 }
+
+// openUncreated makes s, whose data file does not exist, the writer's
+// empty active segment under Options.CreateOnAppend: readers see an empty
+// file until the first write creates the real one (createActive).
+func (l *Log) openUncreated(s *segment) {
+	files := &segFiles{data: noFile{}}
+	s.size, s.maxTs = 0, noTimestamp
+	l.w = writer{seg: s, files: files, nextOffset: s.base, ib: newIndexBuilder(s.base, l.opts.IndexIntervalBytes), uncreated: true}
+	l.cache.pin(s, files)
+}
+
+// createActive creates the directory and the data file of an active
+// segment opened by openUncreated and pins the new file for readers in
+// place of the empty stand-in. Their names (the data file's entry in the
+// log's directory, the directory's in its parent, which Open left as it
+// found them) are made durable by the first fsync of the data (syncDirs),
+// before anything written is acknowledged: after that fsync, on a
+// journaling file system, the directory fsyncs find the creates committed
+// already, where fsyncs before the write would each commit them. A
+// pipelined log fsyncs off the writer, so it syncs the names here.
+func (l *Log) createActive() error {
+	w := &l.w
+	if err := l.fs.MkdirAll(l.dir); err != nil {
+		return err
+	}
+	files, err := createDataFile(l.fs, w.seg)
+	if err != nil {
+		return err
+	}
+	w.files, w.uncreated, w.dirsUnsynced = files, false, true
+	l.cache.pin(w.seg, files)
+	if l.pipelined() {
+		return l.syncDirs()
+	}
+	return nil
+}
+
+// syncDirs makes the names createActive created durable, once.
+func (l *Log) syncDirs() error {
+	if !l.w.dirsUnsynced {
+		return nil
+	}
+	err := l.fs.SyncDir(l.dir)
+	if err == nil {
+		// Logs created together share their parent's fsyncs.
+		err = syncDirShared(l.fs, filepath.Dir(l.dir))
+	}
+	if err != nil {
+		return fmt.Errorf("fsync dir: %w", err)
+	}
+	l.w.dirsUnsynced = false
+	return nil
+}
+
+// noFile stands in for the data file of a segment that does not exist
+// yet (openUncreated): empty, and never written (the writer creates the
+// real file first).
+type noFile struct{}
+
+func (noFile) ReadAt([]byte, int64) (int, error) { return 0, io.EOF }
+func (noFile) WriteAt([]byte, int64) (int, error) {
+	return 0, errors.New("storage: write to a segment not created")
+}
+func (noFile) Truncate(int64) error { return nil }
+func (noFile) Size() (int64, error) { return 0, nil }
+func (noFile) Sync() error          { return nil }
+func (noFile) Close() error         { return nil }
 
 // loadIndexes reads the active segment's index files and keeps the
 // entries that look right: a consistent prefix of each, time entries only

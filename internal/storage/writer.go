@@ -15,21 +15,23 @@ const indexFlushEntries = 256
 // writer is the state of a log's single writer goroutine: the active
 // segment as the writer sees it, ahead of what readers see.
 type writer struct {
-	seg         *segment
-	files       *segFiles // the active segment's files, pinned in the cache
-	written     int64     // bytes written to the active data file
-	published   int64     // bytes of them made readable (seg.size)
-	nextOffset  int64     // offset after the last batch written
-	ib          indexBuilder
-	newIdx      []offsetEntry // earned by written batches, not yet published
-	newTidx     []timeEntry
-	synced      int64     // bytes of the active data file known to be fsync'd
-	idxOnDisk   int       // entries of seg.idx already in the index file
-	tidxOnDisk  int       // entries of seg.tidx already in the time index file
-	firstAppend time.Time // first append to the segment; zero while empty
-	dirty       bool      // written since the last fsync
-	cut         bool      // after a failure: the unsynced tail is cut off (cutToDurable)
-	scratch     []byte
+	seg          *segment
+	files        *segFiles // the active segment's files, pinned in the cache
+	written      int64     // bytes written to the active data file
+	published    int64     // bytes of them made readable (seg.size)
+	nextOffset   int64     // offset after the last batch written
+	ib           indexBuilder
+	newIdx       []offsetEntry // earned by written batches, not yet published
+	newTidx      []timeEntry
+	synced       int64     // bytes of the active data file known to be fsync'd
+	idxOnDisk    int       // entries of seg.idx already in the index file
+	tidxOnDisk   int       // entries of seg.tidx already in the time index file
+	firstAppend  time.Time // first append to the segment; zero while empty
+	dirty        bool      // written since the last fsync
+	cut          bool      // after a failure: the unsynced tail is cut off (cutToDurable)
+	uncreated    bool      // the active segment's data file (and maybe the directory) is not created yet (CreateOnAppend)
+	dirsUnsynced bool      // created so, and its names not yet fsync'd (syncDirs)
+	scratch      []byte
 
 	// Pipelined fsync (Log.pipelined): the waiters of groups written but
 	// not yet known durable, and the fsync under way, if any. Whenever
@@ -326,6 +328,11 @@ func (l *Log) writeRun(b []byte) error {
 		return nil
 	}
 	w := &l.w
+	if w.uncreated {
+		if err := l.createActive(); err != nil {
+			return l.fail(fmt.Errorf("create segment: %w", err))
+		}
+	}
 	n, err := w.files.data.WriteAt(b, w.written)
 	if n > 0 {
 		w.dirty = true
@@ -402,6 +409,9 @@ func (l *Log) flushIndex(force bool) error {
 		return nil
 	}
 	if ni > w.idxOnDisk {
+		if err := l.createIndexFiles(true, false); err != nil {
+			return err
+		}
 		w.scratch = appendOffsetEntries(w.scratch[:0], s.idx[w.idxOnDisk:ni])
 		if _, err := w.files.index.WriteAt(w.scratch, int64(w.idxOnDisk)*offsetEntrySize); err != nil {
 			return l.fail(fmt.Errorf("write index: %w", err))
@@ -409,6 +419,9 @@ func (l *Log) flushIndex(force bool) error {
 		w.idxOnDisk = ni
 	}
 	if nt > w.tidxOnDisk {
+		if err := l.createIndexFiles(false, true); err != nil {
+			return err
+		}
 		w.scratch = appendTimeEntries(w.scratch[:0], s.tidx[w.tidxOnDisk:nt])
 		if _, err := w.files.timeindex.WriteAt(w.scratch, int64(w.tidxOnDisk)*timeEntrySize); err != nil {
 			return l.fail(fmt.Errorf("write time index: %w", err))
@@ -432,6 +445,13 @@ func (l *Log) syncData() error {
 	if err := l.syncFile(w.files.data); err != nil {
 		return l.fail(fmt.Errorf("fsync: %w", err))
 	}
+	if g := l.opts.SyncGroup; g != nil && g.all != nil {
+		// The round was a whole-file-system sync that started after the
+		// creates: it made their names durable too.
+		w.dirsUnsynced = false
+	} else if err := l.syncDirs(); err != nil {
+		return l.fail(err)
+	}
 	if l.opts.Observer != nil {
 		l.opts.Observer.ObserveFsync(time.Since(start))
 	}
@@ -448,12 +468,50 @@ func (l *Log) syncFile(f File) error {
 	return f.Sync()
 }
 
-// syncIndexes writes and fsyncs the active segment's index files.
-func (l *Log) syncIndexes() error {
+// createIndexFiles creates the active segment's offset index (index)
+// and time index (tindex) files if they are not open yet. Readers find them
+// through the segment's shared files under the cache's lock.
+func (l *Log) createIndexFiles(index, tindex bool) error {
+	for _, x := range []struct {
+		want bool
+		dst  *File
+		name string
+	}{{index, &l.w.files.index, l.w.seg.indexPath()}, {tindex, &l.w.files.timeindex, l.w.seg.timeIndexPath()}} {
+		if !x.want || *x.dst != nil {
+			continue
+		}
+		f, err := l.fs.OpenFile(x.name, true)
+		if err == nil {
+			if err = f.Truncate(0); err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			return l.fail(fmt.Errorf("create index: %w", err))
+		}
+		l.cache.mu.Lock()
+		*x.dst = f
+		l.cache.mu.Unlock()
+	}
+	return nil
+}
+
+// syncIndexes writes and fsyncs the active segment's index files; with
+// create (a segment being closed) it creates them first if need be, so
+// that a closed segment always has both.
+func (l *Log) syncIndexes(create bool) error {
 	if err := l.flushIndex(true); err != nil {
 		return err
 	}
+	if create {
+		if err := l.createIndexFiles(true, true); err != nil {
+			return err
+		}
+	}
 	for _, f := range []File{l.w.files.index, l.w.files.timeindex} {
+		if f == nil {
+			continue
+		}
 		if err := f.Sync(); err != nil {
 			return l.fail(fmt.Errorf("fsync index: %w", err))
 		}
@@ -481,7 +539,7 @@ func (l *Log) roll() error {
 	if err := l.publish(); err != nil {
 		return err
 	}
-	if err := l.syncIndexes(); err != nil {
+	if err := l.syncIndexes(true); err != nil {
 		return err
 	}
 	ns := newSegment(l.dir, w.nextOffset)
@@ -508,6 +566,21 @@ func (l *Log) roll() error {
 		free: w.free, // no fsync is under way (awaitSyncs above)
 	}
 	return nil
+}
+
+// createDataFile creates the (empty) data file of a new segment; its
+// index files are created when entries are written (createIndexFiles).
+func createDataFile(fsys FS, s *segment) (*segFiles, error) {
+	f, err := fsys.OpenFile(s.dataPath(), true)
+	if err == nil {
+		if err = f.Truncate(0); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	return &segFiles{data: f}, nil
 }
 
 // createSegmentFiles creates the (empty) files of a new segment.
@@ -552,7 +625,7 @@ func (l *Log) shutdown() error {
 	if l.discard.Load() {
 		return nil // Delete removes the files next
 	}
-	if err := l.syncIndexes(); err != nil {
+	if err := l.syncIndexes(false); err != nil {
 		return err
 	}
 	return nil
