@@ -283,7 +283,7 @@ func (cs *consumer) Deliver(d queue.Delivery) {
 		ch.unacked[tag] = unackedEntry{q: d.Queue, offset: d.Offset, cons: cs}
 	}
 	ch.mu.Unlock()
-	ch.c.send(ch.appendDelivery(nil, &wire.BasicDeliver{
+	ch.c.sendPooled(ch.appendDelivery(nil, &wire.BasicDeliver{
 		ConsumerTag: cs.tag, DeliveryTag: tag, Redelivered: d.Redelivered,
 		Exchange: d.Message.Exchange, RoutingKey: d.Message.RoutingKey,
 	}, &d))
@@ -303,9 +303,9 @@ func (ch *channel) appendDelivery(b []byte, m wire.Method, d *queue.Delivery) []
 	}
 	if b == nil {
 		// Room for the three frames of a typical delivery in one
-		// allocation: the body, its frame overhead, method and header.
-		b = make([]byte, 0, len(d.Message.Body)+len(d.Message.Body)/int(max(ch.c.frameMax, 4096))*8+
-			len(d.Message.Exchange)+len(d.Message.RoutingKey)+512)
+		// buffer: the body, its frame overhead, method and header.
+		b = frameBuf(len(d.Message.Body) + len(d.Message.Body)/int(max(ch.c.frameMax, 4096))*8 +
+			len(d.Message.Exchange) + len(d.Message.RoutingKey) + 512)
 	}
 	b = wire.AppendMethodFrame(b, ch.id, m)
 	b = wire.AppendHeaderFrame(b, ch.id, wire.ClassBasic, uint64(len(d.Message.Body)), &props)
@@ -448,7 +448,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	}
 	ch.mu.Unlock()
 	ready, _, _ := q.Counts()
-	ch.c.send(ch.appendDelivery(nil, &wire.BasicGetOk{
+	ch.c.sendPooled(ch.appendDelivery(nil, &wire.BasicGetOk{
 		DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: d.Message.Exchange,
 		RoutingKey: d.Message.RoutingKey, MessageCount: uint32(ready),
 	}, &d))

@@ -30,7 +30,7 @@ type conn struct {
 	fr  *wire.FrameReader
 	md  wire.MethodDecoder // used by the read loop only
 
-	out    chan []byte
+	out    chan outFrames
 	dead   chan struct{} // closed when the connection is finished
 	wdone  chan struct{} // writer exited
 	once   sync.Once
@@ -63,7 +63,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{
 		s: s, nc: nc, id: "conn-" + id,
 		log:      s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
-		out:      make(chan []byte, 256),
+		out:      make(chan outFrames, 256),
 		dead:     make(chan struct{}),
 		wdone:    make(chan struct{}),
 		closeW:   make(chan struct{}),
@@ -72,15 +72,67 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 }
 
+// outFrames is encoded frames on their way to the writer; pooled ones
+// (deliveries, from frameBufs) go back to the pool once written.
+type outFrames struct {
+	b      []byte
+	pooled bool
+}
+
 // send hands encoded frames to the writer, in order. It blocks while the
 // writer is behind (backpressure) and gives up when the connection is gone.
 func (c *conn) send(b []byte) bool {
+	return c.sendFrames(outFrames{b: b})
+}
+
+// sendPooled is send for a buffer from frameBuf, which the writer gives
+// back once it has written it; the caller must not touch b afterwards.
+func (c *conn) sendPooled(b []byte) bool {
+	return c.sendFrames(outFrames{b: b, pooled: true})
+}
+
+func (c *conn) sendFrames(f outFrames) bool {
 	select {
-	case c.out <- b:
+	case c.out <- f:
 		return true
 	case <-c.dead:
 		return false
 	}
+}
+
+// frameBufs recycles the buffers deliveries are encoded into: a delivery
+// is a method, a header and the body framed, written to the socket once
+// and dropped, and flat out a fresh buffer for each was most of what a
+// consumer connection allocated. A buffer larger than maxPooledFrame
+// (a big message's) is left to the collector rather than kept.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledFrame = 64 << 10
+
+// frameBuf returns an empty buffer from frameBufs with room for n bytes.
+func frameBuf(n int) []byte {
+	p := frameBufs.Get().(*[]byte)
+	b := *p
+	*p = nil
+	frameBufPtrs.Put(p)
+	if cap(b) < n {
+		return make([]byte, 0, n)
+	}
+	return b[:0]
+}
+
+// frameBufPtrs keeps the pointers frameBufs hands out, so that putting a
+// buffer back does not allocate one.
+var frameBufPtrs = sync.Pool{New: func() any { return new([]byte) }}
+
+// putFrameBuf gives a written delivery's buffer back to frameBufs.
+func putFrameBuf(b []byte) {
+	if cap(b) > maxPooledFrame {
+		return
+	}
+	p := frameBufPtrs.Get().(*[]byte)
+	*p = b[:0]
+	frameBufs.Put(p)
 }
 
 func (c *conn) sendMethod(ch uint16, m wire.Method) bool {
@@ -109,11 +161,14 @@ func (c *conn) writer() {
 	// A deadline is set before each system call, not each frame: when a
 	// batch starts (for its final Flush) and when a frame will not fit in
 	// the buffer (bufio writes it out).
-	write := func(b []byte) bool {
-		if len(b) > bw.Available() {
+	write := func(f outFrames) bool {
+		if len(f.b) > bw.Available() {
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
-		_, err := bw.Write(b)
+		_, err := bw.Write(f.b)
+		if f.pooled {
+			putFrameBuf(f.b)
+		}
 		return err == nil
 	}
 	for {
@@ -362,7 +417,7 @@ func (c *conn) heartbeats() {
 		case <-t.C:
 			c.beat.Add(1)
 			select {
-			case c.out <- hb:
+			case c.out <- outFrames{b: hb}:
 			default: // the writer is busy, which is traffic enough
 			}
 		case <-c.dead:
