@@ -344,7 +344,12 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 		return nil, ErrRejected
 	}
 	now := q.now()
-	app, err := q.log.Append(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
+	bp := batchBufs.Get().(*[]byte)
+	*bp = storage.AppendRecordBatch(*bp, 0, now.UnixMilli(), []storage.Record{rec})
+	app, err := q.log.Append(*bp) // copies it
+	if cap(*bp) <= maxPooledBatch {
+		batchBufs.Put(bp)
+	}
 	if err != nil {
 		q.mu.Unlock()
 		return nil, err
@@ -359,6 +364,14 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 	}
 	return app, nil
 }
+
+// batchBufs recycles the buffers Publish encodes a message's record
+// batch into before the log copies it: shared by every queue, so that a
+// queue holds none while idle. Buffers past maxPooledBatch (a big
+// message's) are left to the collector.
+var batchBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBatch = 64 << 10
 
 // Counts returns the ready and unacked message counts and the consumer
 // count.
