@@ -29,6 +29,9 @@ type conn struct {
 	log *slog.Logger
 	fr  *wire.FrameReader
 	md  wire.MethodDecoder // used by the read loop only
+	// publishes counts basic.publish frames read, up to growReadAfter
+	// (read loop only).
+	publishes int
 
 	out    chan outFrames
 	dead   chan struct{} // closed when the connection is finished
@@ -218,6 +221,15 @@ func (c *conn) writer() {
 		}
 	}
 }
+
+// A connection reads with bufio's 4 KiB buffer, three or four 1 KiB
+// publishes a system call; one that has published growReadAfter messages
+// reads with busyReadBuffer, dozens a call. Idle and occasional
+// connections keep the small buffer (their memory is per connection).
+const (
+	growReadAfter  = 256
+	busyReadBuffer = 64 << 10
+)
 
 // serve runs the connection to its end.
 func (c *conn) serve() {
@@ -514,9 +526,14 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
-		if isPublish(f) && !c.holdPublish() {
-			c.awaitCloseOk() // the server is closing
-			return
+		if isPublish(f) {
+			if !c.holdPublish() {
+				c.awaitCloseOk() // the server is closing
+				return
+			}
+			if c.publishes++; c.publishes == growReadAfter {
+				c.fr.Grow(busyReadBuffer)
+			}
 		}
 		if err := c.handleFrame(f); err != nil {
 			var ae *amqpError

@@ -216,3 +216,43 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestFrameReaderGrow: a reader given a bigger buffer between two frames
+// (Grow) reads on from where it was, what its small buffer held first,
+// and then with reads of the new size.
+func TestFrameReaderGrow(t *testing.T) {
+	var b []byte
+	for i := range 200 {
+		b = AppendFrame(b, FrameBody, uint16(i+1), bytes.Repeat([]byte{byte(i)}, 100+i))
+	}
+	src := &countingReader{r: bytes.NewReader(b)}
+	fr := NewFrameReader(src)
+	for i := range 200 {
+		if i == 7 {
+			fr.Grow(64 << 10)
+			fr.Grow(1 << 10) // smaller: no change
+			src.reads = 0
+		}
+		f, err := fr.ReadFrame()
+		if err != nil || f.Channel != uint16(i+1) || !bytes.Equal(f.Payload, bytes.Repeat([]byte{byte(i)}, 100+i)) {
+			t.Fatalf("frame %d after a Grow at 7: channel %d, %d bytes, %v", i, f.Channel, len(f.Payload), err)
+		}
+	}
+	if _, err := fr.ReadFrame(); err != io.EOF {
+		t.Fatalf("at end: %v, want io.EOF", err)
+	}
+	// About 40 KB left after frame 7: one read of the new size, then EOF.
+	if src.reads > 3 {
+		t.Fatalf("%d reads after Grow, want the rest in one or two", src.reads)
+	}
+}
+
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
