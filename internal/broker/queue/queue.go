@@ -85,6 +85,10 @@ type Options struct {
 	// consumers take messages, asks its publishers to wait (Flow, see
 	// flow.go). Default (0) DefaultFlowBacklog; negative: never.
 	FlowBacklog int64
+	// FlowBacklogBytes is the ready body bytes past which the queue, while
+	// its consumers take messages, asks its publishers to wait. Default
+	// (0) DefaultFlowBacklogBytes; negative: never.
+	FlowBacklogBytes int64
 }
 
 // Consumer receives deliveries. The queue calls Reserve under its lock, so
@@ -229,6 +233,12 @@ func Open(opts Options) (*Queue, error) {
 		q.flow.bound = DefaultFlowBacklog
 	case opts.FlowBacklog > 0:
 		q.flow.bound = opts.FlowBacklog
+	}
+	switch {
+	case opts.FlowBacklogBytes == 0:
+		q.flow.boundBytes = DefaultFlowBacklogBytes
+	case opts.FlowBacklogBytes > 0:
+		q.flow.boundBytes = opts.FlowBacklogBytes
 	}
 	if q.acks, err = openAckLog(opts.Dir, &q.c.settled); err != nil {
 		lg.Close()
