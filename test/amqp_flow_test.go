@@ -349,3 +349,142 @@ func TestAMQPCreditFlowPublisherThatAlsoConsumes(t *testing.T) {
 	})
 	t.Logf("flow waits: %v", flowWaits)
 }
+
+// A queue of big messages is held to a backlog in bytes (8 MiB ready,
+// queue DefaultFlowBacklogBytes), far below its count bound of 2048
+// messages: 64 KiB messages from three publishers to a consumer that
+// lags stay at a few hundred ready at most, and every confirmed message
+// is delivered once.
+func TestAMQPCreditFlowBoundsTheBytesOfBigMessages(t *testing.T) {
+	b := startBroker(t)
+	const (
+		publishers = 3
+		perPub     = 256
+		total      = publishers * perPub
+		size       = 64 << 10
+		// 8 MiB is 128 messages; the publishers' windows (32 each) come
+		// on top. Without the byte bound the backlog reaches most of
+		// total.
+		maxBacklog = 400
+	)
+	setup := b.channel(t)
+	if _, err := setup.QueueDeclare("flow-big", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	cch := b.channel(t)
+	if err := cch.Qos(4, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	dels, err := cch.Consume("flow-big", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[uint64]int, total)
+	consumerOK := make(chan struct{})
+	go func() {
+		defer close(consumerOK)
+		n := 0
+		for d := range dels {
+			seen[binary.BigEndian.Uint64(d.Body)]++
+			time.Sleep(5 * time.Millisecond) // the lag
+			if d.Ack(false) != nil {
+				return
+			}
+			if n++; n == total {
+				return
+			}
+		}
+	}()
+
+	var (
+		maxReady  atomic.Int64
+		stopWatch = make(chan struct{})
+		watchDone = make(chan struct{})
+	)
+	go func() {
+		defer close(watchDone)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var q struct {
+				Ready int64 `json:"messages_ready"`
+			}
+			if getJSON(b, "/api/queues/%2F/flow-big", &q) == nil && q.Ready > maxReady.Load() {
+				maxReady.Store(q.Ready)
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	errs := make([]error, publishers)
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[p] = func() error {
+				conn, err := amqp.Dial(b.amqpURL())
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				ch, err := conn.Channel()
+				if err != nil {
+					return err
+				}
+				if err := ch.Confirm(false); err != nil {
+					return err
+				}
+				window := make(chan *amqp.DeferredConfirmation, 32)
+				werr := make(chan error, 1)
+				go func() {
+					var first error
+					for dc := range window {
+						if ok, err := dc.WaitContext(context.Background()); !ok && first == nil {
+							first = fmt.Errorf("message nacked or lost: %v", err)
+						}
+					}
+					werr <- first
+				}()
+				body := make([]byte, size)
+				for i := range perPub {
+					binary.BigEndian.PutUint64(body, uint64(p*perPub+i))
+					dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", "flow-big", false, false,
+						amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body})
+					if err != nil {
+						close(window)
+						<-werr
+						return err
+					}
+					window <- dc
+				}
+				close(window)
+				return <-werr
+			}()
+		}()
+	}
+	wg.Wait()
+	for p, err := range errs {
+		if err != nil {
+			t.Errorf("publisher %d: %v", p, err)
+		}
+	}
+	select {
+	case <-consumerOK:
+	case <-time.After(120 * time.Second):
+		t.Fatal("the consumer did not receive every message")
+	}
+	close(stopWatch)
+	<-watchDone
+	for id := range uint64(total) {
+		if seen[id] != 1 {
+			t.Fatalf("message %d delivered %d times", id, seen[id])
+		}
+	}
+	if m := maxReady.Load(); m > maxBacklog || m == 0 {
+		t.Errorf("backlog of 64 KiB messages reached %d ready, want between 1 and %d", m, maxBacklog)
+	}
+	t.Logf("max backlog %d messages of 64 KiB", maxReady.Load())
+}

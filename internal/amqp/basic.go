@@ -283,11 +283,22 @@ func (cs *consumer) Deliver(d queue.Delivery) {
 		ch.unacked[tag] = unackedEntry{q: d.Queue, offset: d.Offset, cons: cs}
 	}
 	ch.mu.Unlock()
-	ch.c.send(ch.appendDelivery(nil, &wire.BasicDeliver{
+	ch.sendDelivery(&wire.BasicDeliver{
 		ConsumerTag: cs.tag, DeliveryTag: tag, Redelivered: d.Redelivered,
 		Exchange: d.Message.Exchange, RoutingKey: d.Message.RoutingKey,
-	}, &d))
+	}, &d)
 	ch.delivered(false, cs.noAck, d.Redelivered)
+}
+
+// sendDelivery encodes a delivery (basic.deliver or basic.get-ok, its
+// header and body) straight into the connection's output.
+func (ch *channel) sendDelivery(m wire.Method, d *queue.Delivery) bool {
+	b, ok := ch.c.beginOut()
+	if !ok {
+		return false
+	}
+	ch.c.endOut(ch.appendDelivery(b, m, d))
+	return true
 }
 
 func (ch *channel) appendDelivery(b []byte, m wire.Method, d *queue.Delivery) []byte {
@@ -300,12 +311,6 @@ func (ch *channel) appendDelivery(b []byte, m wire.Method, d *queue.Delivery) []
 		h["x-delivery-count"] = int64(d.DeliveryCount)
 		props.Headers = h
 		props.Flags |= wire.FlagHeaders
-	}
-	if b == nil {
-		// Room for the three frames of a typical delivery in one
-		// allocation: the body, its frame overhead, method and header.
-		b = make([]byte, 0, len(d.Message.Body)+len(d.Message.Body)/int(max(ch.c.frameMax, 4096))*8+
-			len(d.Message.Exchange)+len(d.Message.RoutingKey)+512)
 	}
 	b = wire.AppendMethodFrame(b, ch.id, m)
 	b = wire.AppendHeaderFrame(b, ch.id, wire.ClassBasic, uint64(len(d.Message.Body)), &props)
@@ -448,10 +453,10 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	}
 	ch.mu.Unlock()
 	ready, _, _ := q.Counts()
-	ch.c.send(ch.appendDelivery(nil, &wire.BasicGetOk{
+	ch.sendDelivery(&wire.BasicGetOk{
 		DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: d.Message.Exchange,
 		RoutingKey: d.Message.RoutingKey, MessageCount: uint32(ready),
-	}, &d))
+	}, &d)
 	ch.delivered(true, m.NoAck, d.Redelivered)
 	return nil
 }

@@ -1,7 +1,6 @@
 package amqp
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"github.com/sluice-mq/sluice/internal/iocount"
@@ -29,8 +28,11 @@ type conn struct {
 	log *slog.Logger
 	fr  *wire.FrameReader
 	md  wire.MethodDecoder // used by the read loop only
+	// publishes counts basic.publish frames read, up to growReadAfter
+	// (read loop only).
+	publishes int
 
-	out    chan []byte
+	out    outBuf        // frames on their way to the writer
 	dead   chan struct{} // closed when the connection is finished
 	wdone  chan struct{} // writer exited
 	once   sync.Once
@@ -60,109 +62,181 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	id := strconv.FormatUint(s.nextConn.Add(1), 10)
-	return &conn{
+	c := &conn{
 		s: s, nc: nc, id: "conn-" + id,
 		log:      s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
-		out:      make(chan []byte, 256),
 		dead:     make(chan struct{}),
 		wdone:    make(chan struct{}),
 		closeW:   make(chan struct{}),
 		frameMax: wire.FrameMinSize,
 		channels: map[uint16]*channel{},
 	}
+	c.out.cond.L = &c.out.mu
+	c.out.wake = make(chan struct{}, 1)
+	return c
+}
+
+// outBuf is what the connection has to send: frames appended in order by
+// any goroutine, taken whole by the writer, which writes them with one
+// system call. Deliveries are encoded straight into it (beginOut,
+// endOut): no buffer of their own, no hand-off through a channel per
+// frame, no second copy into a write buffer. An idle connection holds no
+// buffer (they come from and go back to outBufs).
+type outBuf struct {
+	mu   sync.Mutex
+	cond sync.Cond // senders waiting for room (L is mu)
+	buf  []byte
+	dead bool          // the connection is finished: nothing more is sent
+	wake chan struct{} // capacity 1: the buffer went from empty to not
+}
+
+// maxOut is how much may wait for the writer before senders wait for it
+// (backpressure from a client that reads slowly); a single larger frame
+// still goes in.
+const maxOut = 1 << 20
+
+// outBufs recycles output buffers; one past maxPooledOut (a big message's)
+// is left to the collector.
+var outBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledOut = 4 << 20
+
+// outBufPtrs keeps the pointers outBufs hands out, so that giving a
+// buffer back does not allocate one.
+var outBufPtrs = sync.Pool{New: func() any { return new([]byte) }}
+
+func getOutBuf() []byte {
+	p := outBufs.Get().(*[]byte)
+	b := *p
+	*p = nil
+	outBufPtrs.Put(p)
+	if b == nil {
+		b = make([]byte, 0, 64<<10)
+	}
+	return b[:0]
+}
+
+func putOutBuf(b []byte) {
+	if b == nil || cap(b) > maxPooledOut {
+		return
+	}
+	p := outBufPtrs.Get().(*[]byte)
+	*p = b[:0]
+	outBufs.Put(p)
+}
+
+// beginOut waits for room in the output and returns it, locked, for the
+// caller to append frames to and hand back with endOut. ok is false (and
+// nothing locked) once the connection is finished.
+func (c *conn) beginOut() (b []byte, ok bool) {
+	o := &c.out
+	o.mu.Lock()
+	for len(o.buf) >= maxOut && !o.dead {
+		o.cond.Wait()
+	}
+	if o.dead {
+		o.mu.Unlock()
+		return nil, false
+	}
+	if o.buf == nil {
+		o.buf = getOutBuf()
+	}
+	return o.buf, true
+}
+
+// endOut stores what beginOut returned, frames appended, and wakes the
+// writer if it had nothing to write.
+func (c *conn) endOut(b []byte) {
+	o := &c.out
+	wasEmpty := len(o.buf) == 0
+	o.buf = b
+	o.mu.Unlock()
+	if wasEmpty && len(b) > 0 {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // send hands encoded frames to the writer, in order. It blocks while the
 // writer is behind (backpressure) and gives up when the connection is gone.
-func (c *conn) send(b []byte) bool {
-	select {
-	case c.out <- b:
-		return true
-	case <-c.dead:
+func (c *conn) send(frames []byte) bool {
+	b, ok := c.beginOut()
+	if !ok {
 		return false
 	}
+	c.endOut(append(b, frames...))
+	return true
 }
 
 func (c *conn) sendMethod(ch uint16, m wire.Method) bool {
 	return c.send(wire.AppendMethodFrame(nil, ch, m))
 }
 
-// writeBufs lends the writers their 64 KiB buffer for one batch of frames
-// at a time, so that an idle connection holds none (5,000 idle
-// connections would otherwise pin 320 MiB of buffers).
-var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+// takeOut hands the writer everything waiting and lets waiting senders
+// go on.
+func (c *conn) takeOut() []byte {
+	o := &c.out
+	o.mu.Lock()
+	b := o.buf
+	o.buf = nil
+	o.cond.Broadcast()
+	o.mu.Unlock()
+	return b
+}
 
-// writer owns the socket's write side.
+// endOutput refuses further sends and releases senders waiting for room:
+// the connection is finished.
+func (c *conn) endOutput() {
+	o := &c.out
+	o.mu.Lock()
+	o.dead = true
+	putOutBuf(o.buf)
+	o.buf = nil
+	o.cond.Broadcast()
+	o.mu.Unlock()
+}
+
+// writer owns the socket's write side: it writes whatever the output
+// holds, all of it in one system call, whenever it holds something.
 func (c *conn) writer() {
 	defer close(c.wdone)
 	sock := iocount.Writer{W: c.nc, H: c.s.opts.Hooks}
-	var bw *bufio.Writer // borrowed from writeBufs while a batch is written
-	borrow := func() {
-		bw = writeBufs.Get().(*bufio.Writer)
-		bw.Reset(sock)
-	}
-	giveBack := func() {
-		bw.Reset(nil)
-		writeBufs.Put(bw)
-		bw = nil
-	}
-	// A deadline is set before each system call, not each frame: when a
-	// batch starts (for its final Flush) and when a frame will not fit in
-	// the buffer (bufio writes it out).
-	write := func(b []byte) bool {
-		if len(b) > bw.Available() {
-			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	write := func() bool {
+		b := c.takeOut()
+		if len(b) == 0 {
+			putOutBuf(b)
+			return true
 		}
-		_, err := bw.Write(b)
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := sock.Write(b)
+		putOutBuf(b)
 		return err == nil
 	}
 	for {
 		select {
-		case b := <-c.out:
-			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			borrow()
-			if !write(b) {
-				giveBack()
-				c.nc.Close()
-				return
-			}
-			for more := true; more; {
-				select {
-				case b := <-c.out:
-					if !write(b) {
-						giveBack()
-						c.nc.Close()
-						return
-					}
-				default:
-					more = false
-				}
-			}
-			err := bw.Flush()
-			giveBack()
-			if err != nil {
+		case <-c.out.wake:
+			if !write() {
 				c.nc.Close()
 				return
 			}
 		case <-c.closeW:
-			// Drain what is queued (a connection.close, say), then stop.
-			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			borrow()
-			defer giveBack()
-			for {
-				select {
-				case b := <-c.out:
-					if !write(b) {
-						return
-					}
-				default:
-					bw.Flush()
-					return
-				}
-			}
+			// Write what is queued (a connection.close, say), then stop.
+			write()
+			return
 		}
 	}
 }
+
+// A connection reads with bufio's 4 KiB buffer, three or four 1 KiB
+// publishes a system call; one that has published growReadAfter messages
+// reads with busyReadBuffer, dozens a call. Idle and occasional
+// connections keep the small buffer (their memory is per connection).
+const (
+	growReadAfter  = 256
+	busyReadBuffer = 64 << 10
+)
 
 // serve runs the connection to its end.
 func (c *conn) serve() {
@@ -222,6 +296,7 @@ func (c *conn) finish() {
 		close(c.closeW)
 		<-c.wdone
 		close(c.dead)
+		c.endOutput()
 		c.unregister() // gone from the management API while it lingers
 		c.lingerClose()
 	})
@@ -361,9 +436,14 @@ func (c *conn) heartbeats() {
 		select {
 		case <-t.C:
 			c.beat.Add(1)
-			select {
-			case c.out <- hb:
-			default: // the writer is busy, which is traffic enough
+			// Only when nothing else waits: the writer busy is traffic
+			// enough.
+			o := &c.out
+			o.mu.Lock()
+			idle := len(o.buf) == 0 && !o.dead
+			o.mu.Unlock()
+			if idle {
+				c.send(hb)
 			}
 		case <-c.dead:
 			return
@@ -459,9 +539,14 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
-		if isPublish(f) && !c.holdPublish() {
-			c.awaitCloseOk() // the server is closing
-			return
+		if isPublish(f) {
+			if !c.holdPublish() {
+				c.awaitCloseOk() // the server is closing
+				return
+			}
+			if c.publishes++; c.publishes == growReadAfter {
+				c.fr.Grow(busyReadBuffer)
+			}
 		}
 		if err := c.handleFrame(f); err != nil {
 			var ae *amqpError

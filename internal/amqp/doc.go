@@ -11,11 +11,14 @@
 //
 // Each connection has a reader goroutine, which reads frames and handles
 // every method in order, and a writer goroutine, which owns the socket's
-// write side: frames are handed to it as encoded bytes (conn.send) and
-// written in the order handed over, flushed when nothing else is waiting,
-// with heartbeats when the connection is otherwise quiet. Queue dispatcher
-// goroutines deliver to consumers through the same send, so a slow client
-// pushes back on the queue instead of growing a buffer.
+// write side: frames are appended, encoded, to the connection's output
+// buffer (conn.send; deliveries are encoded straight into it, beginOut and
+// endOut) and the writer takes the whole buffer and writes it with one
+// system call, in the order appended, with heartbeats when the connection
+// is otherwise quiet. Queue dispatcher goroutines deliver to consumers
+// through the same buffer, which holds at most maxOut bytes, so a slow
+// client pushes back on the queue instead of growing a buffer. A busy
+// publisher's reader reads with a 64 KiB buffer (FrameReader.Grow).
 //
 // A channel in confirm mode has a goroutine that waits, in publish order,
 // until each published message is durable in every queue it was routed to
@@ -35,7 +38,8 @@
 //
 // queue.Queue.mu (held while the queue calls consumer.Reserve), then
 // channel.mu. channel.sendMu (held across assigning a delivery tag and
-// handing the frames to the writer) is taken before channel.mu and never
-// while a queue lock is held. The reader never holds channel.mu while
-// calling into a queue.
+// appending the frames to the output) is taken before channel.mu and never
+// while a queue lock is held; the output's lock (outBuf.mu) is taken last
+// and held only while frames are appended or taken. The reader never holds
+// channel.mu while calling into a queue.
 package amqp

@@ -84,5 +84,5 @@ func (s *Server) deliverReply(m *message.Message) bool {
 	tag := ch.deliveryTag
 	ch.mu.Unlock()
 	d := queue.Delivery{Message: *m}
-	return ch.c.send(ch.appendDelivery(nil, &wire.BasicDeliver{ConsumerTag: rc.tag, DeliveryTag: tag, RoutingKey: m.RoutingKey}, &d))
+	return ch.sendDelivery(&wire.BasicDeliver{ConsumerTag: rc.tag, DeliveryTag: tag, RoutingKey: m.RoutingKey}, &d)
 }

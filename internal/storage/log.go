@@ -120,11 +120,10 @@ func (g *group) idle() bool {
 	return len(g.ends) == 0 && len(g.waiters) == 0 && !g.syncReq && g.rollAt < 0 && !g.closing
 }
 
-// reset readies a completed group for reuse, dropping big buffers.
+// reset readies a completed group for reuse. It keeps the buffer, big or
+// not: a busy log reuses it for its next group, and the writer gives big
+// buffers back once the log idles (Log.trimLater).
 func (g *group) reset() {
-	if cap(g.buf) > keepBufferBytes && len(g.buf) < cap(g.buf)/4 {
-		g.buf = nil
-	}
 	g.buf = g.buf[:0]
 	g.ends = g.ends[:0]
 	clear(g.waiters)

@@ -28,13 +28,25 @@ var ErrCompressedBatch = errors.New("storage: compressed record batch")
 // offsets baseOffset, baseOffset+1, ..., each timestamped ts (ms), not
 // idempotent, with its CRC set.
 func BuildRecordBatch(baseOffset, ts int64, recs []Record) []byte {
+	return AppendRecordBatch(nil, baseOffset, ts, recs)
+}
+
+// AppendRecordBatch is BuildRecordBatch into dst's spare capacity (a
+// buffer the caller reuses): it appends the batch to dst[:0] and returns
+// it, allocating only when dst is too small.
+func AppendRecordBatch(dst []byte, baseOffset, ts int64, recs []Record) []byte {
 	size := batchHeaderSize
 	for i, r := range recs {
 		n := recordBodySize(i, r)
 		size += varintSize(int64(n)) + n
 	}
-	// One exact allocation: each record's body goes straight into b.
-	b := make([]byte, batchHeaderSize, size)
+	// At most one exact allocation: each record's body goes straight
+	// into b.
+	b := dst[:0]
+	if cap(b) < size {
+		b = make([]byte, 0, size)
+	}
+	b = b[:batchHeaderSize]
 	for i, r := range recs {
 		b = binary.AppendVarint(b, int64(recordBodySize(i, r)))
 		b = append(b, 0)                     // attributes

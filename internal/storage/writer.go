@@ -82,6 +82,12 @@ func (l *Log) run() {
 	}
 	w := &l.w
 	w.free = append(w.free, newGroup())
+	var trimT *time.Timer // trimLater's
+	defer func() {
+		if trimT != nil {
+			trimT.Stop()
+		}
+	}()
 	for {
 		if l.failed.Load() && w.op == nil && !w.cut {
 			l.cutToDurable()
@@ -99,7 +105,7 @@ func (l *Log) run() {
 			l.intervalSync()
 			continue
 		default:
-			l.idle()
+			trim := l.trimLater(&trimT)
 			select {
 			case <-l.kick:
 			case err := <-synced:
@@ -107,6 +113,9 @@ func (l *Log) run() {
 				continue
 			case <-tick:
 				l.intervalSync()
+				continue
+			case <-trim:
+				l.idle()
 				continue
 			}
 		}
@@ -246,8 +255,39 @@ func (l *Log) awaitSyncs() error {
 	return nil
 }
 
-// idle gives back big buffers before the writer sleeps, so that a log
-// that once took a burst does not keep its memory.
+// idleTrim is how long a log's writer idles before it gives back its
+// big group buffers.
+const idleTrim = time.Second
+
+// trimLater returns a channel that fires when the writer has idled for
+// idleTrim while it keeps a group buffer past keepBufferBytes, nil when
+// it keeps none. Trimming at once, every time the writer waits, made a
+// log under steady bursts (publishers released together by credit flow)
+// grow a fresh buffer for each burst: most of what the publish path
+// allocated.
+func (l *Log) trimLater(t **time.Timer) <-chan time.Time {
+	big := false
+	for _, g := range l.w.free {
+		big = big || cap(g.buf) > keepBufferBytes
+	}
+	if !big {
+		l.mu.Lock()
+		big = cap(l.pend.buf) > keepBufferBytes
+		l.mu.Unlock()
+	}
+	if !big {
+		return nil
+	}
+	if *t == nil {
+		*t = time.NewTimer(idleTrim)
+	} else {
+		(*t).Reset(idleTrim)
+	}
+	return (*t).C
+}
+
+// idle gives back big buffers once the writer has slept a while, so that
+// a log that once took a burst does not keep its memory.
 func (l *Log) idle() {
 	for _, g := range l.w.free {
 		g.trim()

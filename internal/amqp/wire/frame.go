@@ -70,6 +70,17 @@ func NewFrameReader(r io.Reader) *FrameReader {
 	return &FrameReader{r: br, max: FrameMinSize}
 }
 
+// Grow gives the reader a read buffer of size bytes if its own is
+// smaller, keeping whatever it has buffered: a busy connection then takes
+// more frames per system call, while an idle one keeps the small default.
+func (fr *FrameReader) Grow(size int) {
+	if fr.r.Size() < size {
+		// The old reader hands over what it holds, then, its buffer
+		// empty and each read larger than it, passes reads through.
+		fr.r = bufio.NewReaderSize(fr.r, size)
+	}
+}
+
 // SetMaxFrame sets the largest accepted frame, counting the 8 bytes of
 // framing, as negotiated by connection.tune-ok's frame-max. Zero restores
 // FrameMinSize, the limit before tuning.

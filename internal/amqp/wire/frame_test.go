@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -215,4 +216,96 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("after re-encoded frames: %v", err)
 		}
 	})
+}
+
+// TestFrameReaderGrow: a reader given a bigger buffer between two frames
+// (Grow) reads on from where it was, what its small buffer held first,
+// and then with reads of the new size.
+func TestFrameReaderGrow(t *testing.T) {
+	var b []byte
+	for i := range 200 {
+		b = AppendFrame(b, FrameBody, uint16(i+1), bytes.Repeat([]byte{byte(i)}, 100+i))
+	}
+	src := &countingReader{r: bytes.NewReader(b)}
+	fr := NewFrameReader(src)
+	for i := range 200 {
+		if i == 7 {
+			fr.Grow(64 << 10)
+			fr.Grow(1 << 10) // smaller: no change
+			src.reads = 0
+		}
+		f, err := fr.ReadFrame()
+		if err != nil || f.Channel != uint16(i+1) || !bytes.Equal(f.Payload, bytes.Repeat([]byte{byte(i)}, 100+i)) {
+			t.Fatalf("frame %d after a Grow at 7: channel %d, %d bytes, %v", i, f.Channel, len(f.Payload), err)
+		}
+	}
+	if _, err := fr.ReadFrame(); err != io.EOF {
+		t.Fatalf("at end: %v, want io.EOF", err)
+	}
+	// About 40 KB left after frame 7: one read of the new size, then EOF.
+	if src.reads > 3 {
+		t.Fatalf("%d reads after Grow, want the rest in one or two", src.reads)
+	}
+}
+
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
+// BenchmarkReadPublishFrames reads the three frames of 1 KiB publishes
+// (method, header, body) as a connection's read loop does, with bufio's
+// default 4 KiB buffer and after Grow(64 KiB), from a source that hands
+// out as much as each read asks for (a socket with data waiting). reads/op
+// is system calls per publish.
+//
+//	go test -run - -bench ReadPublishFrames -benchmem ./internal/amqp/wire/
+func BenchmarkReadPublishFrames(b *testing.B) {
+	var one []byte
+	one = AppendMethodFrame(one, 1, &BasicPublish{RoutingKey: "q"})
+	p := Properties{DeliveryMode: 2}
+	one = AppendHeaderFrame(one, 1, ClassBasic, 1024, &p)
+	one = AppendBodyFrames(one, 1, make([]byte, 1024), 131072)
+	for _, grow := range []int{0, 64 << 10} {
+		b.Run(fmt.Sprintf("buffer=%d", max(grow, 4096)), func(b *testing.B) {
+			src := &countingReader{r: &repeatReader{b: one}}
+			fr := NewFrameReader(src)
+			fr.SetMaxFrame(131072)
+			if grow > 0 {
+				fr.Grow(grow)
+			}
+			b.SetBytes(int64(len(one)))
+			b.ReportAllocs()
+			src.reads = 0
+			for b.Loop() {
+				for range 3 {
+					if _, err := fr.ReadFrame(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(src.reads)/float64(b.N), "reads/op")
+		})
+	}
+}
+
+// repeatReader returns b over and over, filling each read.
+type repeatReader struct {
+	b   []byte
+	off int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.b[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.b)
+	}
+	return n, nil
 }

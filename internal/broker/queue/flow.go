@@ -19,8 +19,10 @@ import (
 // publish the queue accepted is delivered and confirmed as always.
 //
 // A queue is in flow while it has consumers that are making progress (a
-// delivery within FlowStall), and more than its bound of ready messages.
-// It leaves flow once the backlog falls to half the bound, its consumers
+// delivery within FlowStall), and more than its bound of ready messages or
+// of ready body bytes (the byte bound holds a queue of big messages to a
+// backlog its consumers take in about the time 2048 messages of 1 KiB
+// take). It leaves flow once the backlog falls to half of both bounds, its consumers
 // go away, or they stop taking messages for FlowStall: a queue whose
 // consumers are gone or stuck absorbs a burst on disk without slowing its
 // publishers, as with RabbitMQ, whose credit flow does not wait on
@@ -30,6 +32,12 @@ import (
 // consumers makes its publishers wait (Options.FlowBacklog).
 const DefaultFlowBacklog = 2048
 
+// DefaultFlowBacklogBytes is the ready body bytes past which a queue with
+// consumers makes its publishers wait (Options.FlowBacklogBytes): four
+// times the count bound's bytes at 1 KiB, so that only big messages meet
+// it first.
+const DefaultFlowBacklogBytes = 8 << 20
+
 // FlowStall is how long a queue in flow waits for a delivery before it
 // lets its publishers go: consumers that take nothing for that long are
 // stuck, not slow, and the queue absorbs what comes instead.
@@ -37,7 +45,8 @@ const FlowStall = time.Second
 
 // flowState is a queue's credit-flow state.
 type flowState struct {
-	bound int64 // ready messages past which publishers wait; 0: never
+	bound      int64 // ready messages past which publishers wait; 0: never
+	boundBytes int64 // ready body bytes past which publishers wait; 0: never
 	// on is closed when the queue leaves flow; non-nil, under Queue.mu,
 	// while it is in flow. cur mirrors it for Flow, without the lock.
 	on  chan struct{}
@@ -66,11 +75,11 @@ func (q *Queue) InFlow() bool { return q.Flow() != nil }
 // enterFlowLocked puts the queue in flow after a publish if it is past
 // its bound with consumers making progress.
 func (q *Queue) enterFlowLocked(now time.Time) {
-	if q.flow.bound <= 0 || q.flow.on != nil {
+	if q.flow.bound <= 0 && q.flow.boundBytes <= 0 || q.flow.on != nil {
 		return
 	}
 	ready, _, consumers := q.c.counts()
-	if consumers == 0 || ready <= q.flow.bound ||
+	if consumers == 0 || !q.pastFlowBoundLocked(ready, 1) ||
 		now.UnixNano()-q.flow.progress.Load() > int64(FlowStall) {
 		return
 	}
@@ -87,13 +96,26 @@ func (q *Queue) leaveFlowLocked(force bool) {
 	}
 	if !force {
 		ready, _, consumers := q.c.counts()
-		if consumers > 0 && ready > q.flow.bound/2 {
+		if consumers > 0 && q.pastFlowBoundLocked(ready, 2) {
 			return
 		}
 	}
 	close(q.flow.on)
 	q.flow.on = nil
 	q.flow.cur.Store(nil)
+}
+
+// pastFlowBoundLocked reports whether the ready messages (ready of them)
+// are past 1/div of either bound.
+func (q *Queue) pastFlowBoundLocked(ready, div int64) bool {
+	f := &q.flow
+	if f.bound > 0 && ready > f.bound/div {
+		return true
+	}
+	// The live bytes (ready and unacked) first: readyBytes walks the
+	// unacked, which only a queue of big messages needs.
+	return f.boundBytes > 0 && q.c.liveBytes > f.boundBytes/div &&
+		q.c.readyBytes() > f.boundBytes/div
 }
 
 // Flow is the credit flow of a priority queue: a lane in flow (each lane

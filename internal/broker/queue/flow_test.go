@@ -148,3 +148,46 @@ func TestFlowOfAPriorityQueue(t *testing.T) {
 		t.Fatal("in flow with nothing ready")
 	}
 }
+
+// A queue of big messages is in flow past its byte bound, well before its
+// count bound, and leaves it at half the byte bound.
+func TestFlowFollowsTheBytesOfBigMessages(t *testing.T) {
+	q, err := Open(Options{Name: "q", Dir: t.TempDir(), Config: NoLimits(), FlowBacklog: 1000, FlowBacklogBytes: 100 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	body := make([]byte, 10<<10)
+	pub := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := q.Publish(&message.Message{RoutingKey: "q", Body: body}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := newConsumer(1)
+	if _, err := q.AddConsumer(c, ConsumerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub(1)
+	c.next(t) // the consumer takes messages; it holds one unacked
+	pub(10)
+	if q.Flow() != nil {
+		t.Fatal("in flow at 100 KiB ready, not past the byte bound")
+	}
+	pub(1)
+	f := q.Flow()
+	if f == nil {
+		t.Fatal("not in flow with 110 KiB ready past a byte bound of 100 KiB (11 messages, count bound 1000)")
+	}
+	c.grant(6, q) // 5 ready, 50 KiB: half the byte bound
+	for range 6 {
+		c.next(t)
+	}
+	select {
+	case <-f:
+	case <-time.After(5 * time.Second):
+		t.Fatal("still in flow at half the byte bound")
+	}
+}

@@ -30,7 +30,17 @@ func (s *intervals) add(from, to int64) int64 {
 		nf, nt = min(nf, s.r[j].from), max(nt, s.r[j].to)
 		j++
 	}
-	s.r = append(s.r[:i], append([]span{{nf, nt}}, s.r[j:]...)...)
+	// In place: the set changes on every ack, so it must not allocate
+	// once it has room for the holes in flight.
+	switch {
+	case j == i: // nothing merged: insert at i
+		s.r = append(s.r, span{})
+		copy(s.r[i+1:], s.r[i:])
+		s.r[i] = span{nf, nt}
+	default: // s.r[i:j] merged into one
+		s.r[i] = span{nf, nt}
+		s.r = append(s.r[:i+1], s.r[j:]...)
+	}
 	return added
 }
 

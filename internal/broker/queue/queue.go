@@ -85,6 +85,10 @@ type Options struct {
 	// consumers take messages, asks its publishers to wait (Flow, see
 	// flow.go). Default (0) DefaultFlowBacklog; negative: never.
 	FlowBacklog int64
+	// FlowBacklogBytes is the ready body bytes past which the queue, while
+	// its consumers take messages, asks its publishers to wait. Default
+	// (0) DefaultFlowBacklogBytes; negative: never.
+	FlowBacklogBytes int64
 }
 
 // Consumer receives deliveries. The queue calls Reserve under its lock, so
@@ -230,6 +234,12 @@ func Open(opts Options) (*Queue, error) {
 	case opts.FlowBacklog > 0:
 		q.flow.bound = opts.FlowBacklog
 	}
+	switch {
+	case opts.FlowBacklogBytes == 0:
+		q.flow.boundBytes = DefaultFlowBacklogBytes
+	case opts.FlowBacklogBytes > 0:
+		q.flow.boundBytes = opts.FlowBacklogBytes
+	}
 	if q.acks, err = openAckLog(opts.Dir, &q.c.settled); err != nil {
 		lg.Close()
 		return nil, err
@@ -344,7 +354,12 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 		return nil, ErrRejected
 	}
 	now := q.now()
-	app, err := q.log.Append(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
+	bp := batchBufs.Get().(*[]byte)
+	*bp = storage.AppendRecordBatch(*bp, 0, now.UnixMilli(), []storage.Record{rec})
+	app, err := q.log.Append(*bp) // copies it
+	if cap(*bp) <= maxPooledBatch {
+		batchBufs.Put(bp)
+	}
 	if err != nil {
 		q.mu.Unlock()
 		return nil, err
@@ -359,6 +374,14 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 	}
 	return app, nil
 }
+
+// batchBufs recycles the buffers Publish encodes a message's record
+// batch into before the log copies it: shared by every queue, so that a
+// queue holds none while idle. Buffers past maxPooledBatch (a big
+// message's) are left to the collector.
+var batchBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBatch = 64 << 10
 
 // Counts returns the ready and unacked message counts and the consumer
 // count.
