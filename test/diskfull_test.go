@@ -86,7 +86,7 @@ func fillTo(t *testing.T, dir string, leave int64) string {
 // file system mounted at mnt, with the load test's topic and queue.
 func startOn(t *testing.T, mnt string, extra ...string) *broker {
 	t.Helper()
-	b := &broker{t: t, DataDir: filepath.Join(mnt, "data"), extra: append([]string{"--segment-bytes", "4194304"}, extra...)}
+	b := &broker{t: t, DataDir: filepath.Join(mnt, "data"), extra: append([]string{"--segment-bytes", "4194304"}, extra...), ownPorts: true}
 	b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
 	b.start()
 	t.Cleanup(func() {

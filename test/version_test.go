@@ -79,7 +79,7 @@ func TestVersionSetAtBuildTimeReportedEverywhere(t *testing.T) {
 		t.Errorf("sluice version -o json = %+v", info)
 	}
 
-	b := &broker{t: t, DataDir: t.TempDir(), bin: bin, extra: []string{"--log-level", "info"}}
+	b := &broker{t: t, DataDir: t.TempDir(), bin: bin, extra: []string{"--log-level", "info"}, ownPorts: true}
 	b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
 	b.start()
 	t.Cleanup(b.Stop)

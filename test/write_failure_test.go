@@ -52,7 +52,7 @@ func startFaultBroker(t *testing.T, extra ...string) *broker {
 	if faultBinErr != nil {
 		t.Fatal(faultBinErr)
 	}
-	b := &broker{t: t, DataDir: t.TempDir(), extra: extra, bin: faultBin}
+	b := &broker{t: t, DataDir: t.TempDir(), extra: extra, bin: faultBin, ownPorts: true}
 	b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
 	b.start()
 	t.Cleanup(func() { b.Stop() })
