@@ -32,6 +32,7 @@ type QueueStatus struct {
 
 // QueueStatuses lists the queues of vhost vh, sorted by name.
 func (r *Router) QueueStatuses(vh string) ([]QueueStatus, error) {
+	r.openLazyQueues(vh, "")
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	v, ok := r.vhosts[vh]
@@ -48,6 +49,7 @@ func (r *Router) QueueStatuses(vh string) ([]QueueStatus, error) {
 
 // QueueStatus reports one queue, ignoring exclusivity.
 func (r *Router) QueueStatus(vh, name string) (QueueStatus, error) {
+	r.openLazyQueues(vh, name)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	v, ok := r.vhosts[vh]
