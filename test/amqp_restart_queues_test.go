@@ -113,6 +113,10 @@ func TestRestartKeepsEveryQueueState(t *testing.T) {
 	waitFor(t, 30*time.Second, "the expired messages in dlx-target", func() bool {
 		return b.queueJSON(t, "dlx-target")["messages"] == float64(2)
 	})
+	// The originals are settled once their copies are durable.
+	waitFor(t, 10*time.Second, "ttl to be empty", func() bool {
+		return b.queueJSON(t, "ttl")["messages"] == float64(0)
+	})
 
 	// The management API lists every durable queue with its counts.
 	type queueInfo struct {
