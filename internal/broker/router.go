@@ -44,6 +44,9 @@ type RouterOptions struct {
 	// Topics, when set, are the topics bindings can lead to (an
 	// exchange feeding a topic).
 	Topics *Broker
+
+	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
+	noWarmUp bool
 }
 
 // Router is the messaging core: vhosts, exchanges, bindings and queues,
@@ -189,6 +192,9 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	}
 	r.wg.Add(2)
 	go r.janitor()
+	if opts.noWarmUp {
+		r.warm = nil
+	}
 	go r.warmUp(r.warm)
 	r.warm = nil
 	return r, nil
