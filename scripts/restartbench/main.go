@@ -40,6 +40,7 @@ func main() {
 	template := flag.String("template", "", "the data directory to start from, built first if it does not exist (default: a temporary one)")
 	settle := flag.Duration("settle", 60*time.Second, "at most this long to wait for the server to go quiet after the get")
 	extra := flag.String("args", "", "extra server arguments, space-separated")
+	straceDir := flag.String("strace", "", "count the server's fsync, open and truncate calls with strace -c, attached at start, into files in this directory (slows the server: report the counts, not the times)")
 	flag.Parse()
 	list := strings.Split(*bins, ",")
 	if *bins == "" {
@@ -64,7 +65,11 @@ func main() {
 	target := "rq-" + strconv.Itoa(*queues/2)
 	for r := 0; r < *rounds; r++ {
 		for _, bin := range list {
-			res, err := probe(bin, tmpl, filepath.Join(work, "run"), target, *settle, strings.Fields(*extra))
+			var trace string
+			if *straceDir != "" {
+				trace = filepath.Join(*straceDir, fmt.Sprintf("strace-%d-%s.txt", r+1, filepath.Base(bin)))
+			}
+			res, err := probe(bin, tmpl, filepath.Join(work, "run"), target, *settle, strings.Fields(*extra), trace)
 			load, _ := os.ReadFile("/proc/loadavg")
 			if err != nil {
 				fmt.Printf("round %d %s: %v\n", r+1, bin, err)
@@ -210,7 +215,7 @@ func fill(bin, dir string, n int) error {
 	return nil
 }
 
-func probe(bin, tmpl, dir, target string, settle time.Duration, extra []string) (result, error) {
+func probe(bin, tmpl, dir, target string, settle time.Duration, extra []string, trace string) (result, error) {
 	os.RemoveAll(dir)
 	if out, err := exec.Command("cp", "-a", tmpl, dir).CombinedOutput(); err != nil {
 		return result{}, fmt.Errorf("copy: %v %s", err, out)
@@ -223,6 +228,13 @@ func probe(bin, tmpl, dir, target string, settle time.Duration, extra []string) 
 	}
 	defer s.stop()
 	pid := s.cmd.Process.Pid
+	if trace != "" {
+		st := exec.Command("strace", "-c", "-f", "-p", strconv.Itoa(pid), "-o", trace, "-e", "trace=fsync,fdatasync,openat,ftruncate")
+		if err := st.Start(); err != nil {
+			return result{}, err
+		}
+		defer func() { st.Process.Signal(os.Interrupt); st.Wait() }()
+	}
 	var res result
 	c, err := dial(s.amqp, 5*time.Minute)
 	if err != nil {
