@@ -116,6 +116,15 @@ func TestQueuesOpenOnFirstUse(t *testing.T) {
 	}
 	closeR()
 
+	// /metrics reads every queue's counts through QueueRefs.
+	r, closeR = openRouter(t, dir, false)
+	for _, ref := range r.QueueRefs() {
+		if l, ok := ref.Handle.(*lazyQueue); ok && l.opened() == nil {
+			t.Errorf("QueueRefs left %s unopened", ref.Name)
+		}
+	}
+	closeR()
+
 	// The warm-up opens every queue without any use.
 	r, closeR = openRouter(t, dir, true)
 	defer closeR()
