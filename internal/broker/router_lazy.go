@@ -319,6 +319,11 @@ func (r *Router) warmUp(qs []*lazyQueue) {
 	defer r.wg.Done()
 	t0 := time.Now()
 	openAll(qs, queueWarmers, r.stop)
+	select {
+	case <-r.stop:
+		return // closing: the rest stay unopened
+	default:
+	}
 	var failed int
 	for _, l := range qs {
 		if l.Failed() != nil {
