@@ -8,6 +8,10 @@
 //
 //	go run ./scripts/restartbench -bins /tmp/sluice-main,/tmp/sluice-new -queues 10000 -rounds 3
 //
+// With -list the clock stops at the first complete queue listing of the
+// management API instead (every queue listed with its count), which needs
+// every queue's count.
+//
 // The data directory: -queues durable queues rq-0 ... each holding three
 // persistent messages; in every second queue the first is acked, in every
 // fifth the second is taken with basic.get and left unacked when the
@@ -16,11 +20,13 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +46,7 @@ func main() {
 	template := flag.String("template", "", "the data directory to start from, built first if it does not exist (default: a temporary one)")
 	settle := flag.Duration("settle", 60*time.Second, "at most this long to wait for the server to go quiet after the get")
 	extra := flag.String("args", "", "extra server arguments, space-separated")
+	listing := flag.Bool("list", false, "time the first complete queue listing of the management API (GET /api/queues/%2F, every queue with its count) instead of the first basic.get")
 	straceDir := flag.String("strace", "", "count the server's fsync, open and truncate calls with strace -c, attached at start, into files in this directory (slows the server: report the counts, not the times)")
 	flag.Parse()
 	list := strings.Split(*bins, ",")
@@ -69,7 +76,7 @@ func main() {
 			if *straceDir != "" {
 				trace = filepath.Join(*straceDir, fmt.Sprintf("strace-%d-%s.txt", r+1, filepath.Base(bin)))
 			}
-			res, err := probe(bin, tmpl, filepath.Join(work, "run"), target, *settle, strings.Fields(*extra), trace)
+			res, err := probe(bin, tmpl, filepath.Join(work, "run"), target, *settle, strings.Fields(*extra), trace, *listing, *queues)
 			load, _ := os.ReadFile("/proc/loadavg")
 			if err != nil {
 				fmt.Printf("round %d %s: %v\n", r+1, bin, err)
@@ -100,18 +107,19 @@ func freePort() string {
 type server struct {
 	cmd  *exec.Cmd
 	amqp string
+	http string // host:port
 }
 
 func start(bin, dir string, extra []string) (*server, error) {
-	a := freePort()
+	a, h := freePort(), freePort()
 	args := append([]string{"server", "--data-dir", dir, "--amqp-addr", a, "--kafka-addr", freePort(),
-		"--http-addr", freePort(), "--log-level", "warn"}, extra...)
+		"--http-addr", h, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return &server{cmd: cmd, amqp: "amqp://guest:guest@" + a + "/"}, nil
+	return &server{cmd: cmd, amqp: "amqp://guest:guest@" + a + "/", http: h}, nil
 }
 
 func (s *server) stop() {
@@ -215,7 +223,7 @@ func fill(bin, dir string, n int) error {
 	return nil
 }
 
-func probe(bin, tmpl, dir, target string, settle time.Duration, extra []string, trace string) (result, error) {
+func probe(bin, tmpl, dir, target string, settle time.Duration, extra []string, trace string, list bool, queues int) (result, error) {
 	os.RemoveAll(dir)
 	if out, err := exec.Command("cp", "-a", tmpl, dir).CombinedOutput(); err != nil {
 		return result{}, fmt.Errorf("copy: %v %s", err, out)
@@ -236,24 +244,12 @@ func probe(bin, tmpl, dir, target string, settle time.Duration, extra []string, 
 		defer func() { st.Process.Signal(os.Interrupt); st.Wait() }()
 	}
 	var res result
-	c, err := dial(s.amqp, 5*time.Minute)
-	if err != nil {
-		return res, err
-	}
-	defer c.Close()
-	ch, err := c.Channel()
-	if err != nil {
-		return res, err
-	}
-	for {
-		_, ok, err := ch.Get(target, true)
-		if err != nil {
+	if list {
+		if err := listAll(s.http, queues); err != nil {
 			return res, err
 		}
-		if ok {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	} else if err := getOne(s.amqp, target); err != nil {
+		return res, err
 	}
 	res.get = time.Since(t0)
 	res.getCPU = cpuSeconds(pid)
@@ -272,6 +268,69 @@ func probe(bin, tmpl, dir, target string, settle time.Duration, extra []string, 
 	res.quietCPU = cpuSeconds(pid)
 	res.peakRSS = status(pid, "VmHWM:")
 	return res, nil
+}
+
+// getOne polls until basic.get returns a message from queue.
+func getOne(url, queue string) error {
+	c, err := dial(url, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ch, err := c.Channel()
+	if err != nil {
+		return err
+	}
+	for {
+		_, ok, err := ch.Get(queue, true)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// listAll polls the management API until it lists n queues, the rq-
+// ones each with the messages the data directory leaves in it.
+func listAll(addr string, n int) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/queues/%2F?columns=name,messages", nil)
+		req.SetBasicAuth("guest", "guest")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		var qs []struct {
+			Name     string `json:"name"`
+			Messages int    `json:"messages"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&qs)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if len(qs) != n {
+			return fmt.Errorf("listed %d queues, want %d", len(qs), n)
+		}
+		for _, q := range qs {
+			i, _ := strconv.Atoi(strings.TrimPrefix(q.Name, "rq-"))
+			want := 3
+			if i%2 == 0 {
+				want-- // the first acked
+			}
+			if q.Messages != want {
+				return fmt.Errorf("%s lists %d messages, want %d", q.Name, q.Messages, want)
+			}
+		}
+		return nil
+	}
+	return errors.New("no listing within 5 minutes")
 }
 
 func cpuSeconds(pid int) float64 {
