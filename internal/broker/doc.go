@@ -26,7 +26,9 @@
 //     priority queues, streams, the delayed-message store), bindings and
 //     dead-lettering, and policies (policy.go, router_policy.go), which
 //     reconfigure live queues through queue SetConfig, a command to the
-//     queue's core that does no I/O.
+//     queue's core that does no I/O. After a start, durable queues open
+//     on first use and in a background warm-up (router_lazy.go), so a
+//     broker with many queues serves at once.
 //
 // They meet in routing: whatever a binding can lead to implements
 // Destination (destination.go), a queue of any type or a topic, so an

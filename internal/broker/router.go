@@ -44,6 +44,9 @@ type RouterOptions struct {
 	// Topics, when set, are the topics bindings can lead to (an
 	// exchange feeding a topic).
 	Topics *Broker
+
+	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
+	noWarmUp bool
 }
 
 // Router is the messaging core: vhosts, exchanges, bindings and queues,
@@ -72,6 +75,9 @@ type Router struct {
 	closed    bool
 	stop      chan struct{}
 	wg        sync.WaitGroup
+	// warm are the queues loaded lazily while NewRouter runs, for its
+	// warm-up (router_lazy.go).
+	warm []*lazyQueue
 }
 
 type vhost struct {
@@ -154,7 +160,8 @@ var predeclared = []meta.Exchange{
 
 // NewRouter loads the definitions in m: transient queues and exchanges
 // (and exclusive queues) from before a restart are deleted, as RabbitMQ
-// does; durable queues are opened with their messages.
+// does; durable queues are kept with their messages, most opened on first
+// use or by a warm-up in the background (router_lazy.go).
 func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -183,8 +190,13 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	if err := r.removeStrayQueueDirs(); err != nil {
 		r.log.Warn("cleaning queue directories", "err", err)
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.janitor()
+	if opts.noWarmUp {
+		r.warm = nil
+	}
+	go r.warmUp(r.warm)
+	r.warm = nil
 	return r, nil
 }
 
@@ -240,7 +252,9 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 		}
 		durable = append(durable, q)
 	}
-	if err := r.openQueues(v, durable); err != nil {
+	lazy, err := r.openQueues(v, durable)
+	r.warm = append(r.warm, lazy...)
+	if err != nil {
 		return v, err
 	}
 	for _, b := range r.meta.Bindings(name) {
@@ -310,29 +324,51 @@ func newExchange(e meta.Exchange) (*exchange, error) {
 	return x, nil
 }
 
-// queueOpeners is how many queues a start opens at once: opening is
-// mostly waiting for the disk (reading ack records, checking logs' tails),
-// so more than the cores.
+// queueOpeners is how many queues are opened at once (streams and queues
+// with x-expires at start, the queues a listing needs): opening is mostly
+// waiting for the disk (reading ack records, checking logs' tails), so
+// more than the cores.
 const queueOpeners = 16
 
-// openQueues opens the durable queues of v being loaded, side by side,
-// and installs them in v.queues (v is not yet shared). On an error the
-// queues opened stay in v.queues, for v.close.
-func (r *Router) openQueues(v *vhost, defs []meta.Queue) error {
+// openQueues installs the durable queues of v being loaded in v.queues (v
+// is not yet shared): classic and priority queues without x-expires as
+// lazyQueues (router_lazy.go), returned for the warm-up to open; the
+// others opened now, side by side. On an error the queues installed stay
+// in v.queues, for v.close.
+func (r *Router) openQueues(v *vhost, defs []meta.Queue) ([]*lazyQueue, error) {
+	var lazy []*lazyQueue
+	var eager []int
 	qes := make([]*queueEntry, len(defs))
+	opens := make([]func(queue.Config) (queue.Handle, error), len(defs))
 	errs := make([]error, len(defs))
+	now := r.opts.Now()
+	for i, def := range defs {
+		qes[i], opens[i], errs[i] = r.newQueueEntry(v, def, v.pols)
+		switch qe := qes[i]; {
+		case errs[i] != nil:
+		case qe.qa.queueType == QueueTypeStream || qe.qa.expires >= 0:
+			eager = append(eager, i)
+		default:
+			l := newLazyQueue(def.Name, r.queueDir(def.ID), qe.qa.cfg, now, opens[i])
+			qe.setQueue(l)
+			lazy = append(lazy, l)
+		}
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(queueOpeners, len(defs)) {
+	for range min(queueOpeners, len(eager)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				qes[i], errs[i] = r.openQueue(v, defs[i], v.pols)
+				var q queue.Handle
+				if q, errs[i] = opens[i](qes[i].qa.cfg); errs[i] == nil {
+					qes[i].setQueue(q)
+				}
 			}
 		}()
 	}
-	for i := range defs {
+	for _, i := range eager {
 		next <- i
 	}
 	close(next)
@@ -347,49 +383,62 @@ func (r *Router) openQueues(v *vhost, defs []meta.Queue) error {
 		}
 		v.queues[defs[i].Name] = qe
 	}
-	return first
+	return lazy, first
 }
 
 // openQueue opens a queue with the policies pols applied to it.
 func (r *Router) openQueue(v *vhost, def meta.Queue, pols policySet) (*queueEntry, error) {
-	args, err := decodeArgs(def.Arguments)
+	qe, open, err := r.newQueueEntry(v, def, pols)
 	if err != nil {
 		return nil, err
 	}
-	qa, err := parseQueueArgs(args, def.Durable, def.Exclusive, def.AutoDelete)
-	if err != nil {
-		return nil, err
-	}
-	qe := &queueEntry{def: def, args: args, qa: qa}
-	qe.qa, qe.applied = r.queuePolicy(v.name, qe, pols)
-	qa = qe.qa
-	so := r.opts.Storage
-	so.SegmentBytes = queueSegmentBytes
-	so.SegmentAge = time.Hour
-	vname, qname := v.name, def.Name
-	qo := queue.Options{
-		Name: def.Name, Dir: r.queueDir(def.ID), Storage: so, Config: qa.cfg, Now: r.opts.Now,
-		Logger: r.log.With("vhost", v.name),
-		DeadLetter: func(q *queue.Queue, dead []queue.Dead) error {
-			return r.deadLetter(vname, qname, q.Config(), dead)
-		},
-	}
-	var q queue.Handle
-	if qa.queueType == QueueTypeStream {
-		q, err = queue.OpenStream(queue.StreamOptions{
-			Name: def.Name, Dir: r.queueDir(def.ID), Storage: r.opts.Storage, Config: qa.stream,
-			Now: r.opts.Now, Logger: r.log.With("vhost", v.name),
-		})
-	} else if qa.maxPrio > 0 {
-		q, err = queue.OpenPriority(qo, qa.maxPrio)
-	} else {
-		q, err = queue.Open(qo)
-	}
+	q, err := open(qe.qa.cfg)
 	if err != nil {
 		return nil, err
 	}
 	qe.setQueue(q)
 	return qe, nil
+}
+
+// newQueueEntry makes the entry of a queue with the policies pols
+// applied to it, without its queue, and the function that opens the
+// queue with a configuration (qe.qa.cfg, or what a policy set since).
+func (r *Router) newQueueEntry(v *vhost, def meta.Queue, pols policySet) (*queueEntry, func(queue.Config) (queue.Handle, error), error) {
+	args, err := decodeArgs(def.Arguments)
+	if err != nil {
+		return nil, nil, err
+	}
+	qa, err := parseQueueArgs(args, def.Durable, def.Exclusive, def.AutoDelete)
+	if err != nil {
+		return nil, nil, err
+	}
+	qe := &queueEntry{def: def, args: args, qa: qa}
+	qe.qa, qe.applied = r.queuePolicy(v.name, qe, pols)
+	qa = qe.qa
+	vname, qname := v.name, def.Name
+	open := func(cfg queue.Config) (queue.Handle, error) {
+		if qa.queueType == QueueTypeStream {
+			return queue.OpenStream(queue.StreamOptions{
+				Name: qname, Dir: r.queueDir(def.ID), Storage: r.opts.Storage, Config: qa.stream,
+				Now: r.opts.Now, Logger: r.log.With("vhost", vname),
+			})
+		}
+		so := r.opts.Storage
+		so.SegmentBytes = queueSegmentBytes
+		so.SegmentAge = time.Hour
+		qo := queue.Options{
+			Name: qname, Dir: r.queueDir(def.ID), Storage: so, Config: cfg, Now: r.opts.Now,
+			Logger: r.log.With("vhost", vname),
+			DeadLetter: func(q *queue.Queue, dead []queue.Dead) error {
+				return r.deadLetter(vname, qname, q.Config(), dead)
+			},
+		}
+		if qa.maxPrio > 0 {
+			return queue.OpenPriority(qo, qa.maxPrio)
+		}
+		return queue.Open(qo)
+	}
+	return qe, open, nil
 }
 
 // queueSegmentBytes is the segment size of queue logs: small enough that
@@ -665,6 +714,12 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 		return r.DeclareQueue(vh, d)
 	}
 	if qe, ok := v.queues[d.Name]; ok {
+		if l, ok := qe.q.(*lazyQueue); ok && !l.settled() {
+			// Its counts come from its storage: open it without the lock.
+			r.mu.Unlock()
+			l.get()
+			return r.DeclareQueue(vh, d)
+		}
 		defer r.mu.Unlock()
 		if qe.def.Exclusive && qe.owner != d.Owner {
 			return QueueInfo{}, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, d.Name, vh)

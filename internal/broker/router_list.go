@@ -32,6 +32,7 @@ type QueueStatus struct {
 
 // QueueStatuses lists the queues of vhost vh, sorted by name.
 func (r *Router) QueueStatuses(vh string) ([]QueueStatus, error) {
+	r.openLazyQueues(vh, "")
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	v, ok := r.vhosts[vh]
@@ -48,6 +49,7 @@ func (r *Router) QueueStatuses(vh string) ([]QueueStatus, error) {
 
 // QueueStatus reports one queue, ignoring exclusivity.
 func (r *Router) QueueStatus(vh, name string) (QueueStatus, error) {
+	r.openLazyQueues(vh, name)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	v, ok := r.vhosts[vh]
@@ -90,7 +92,17 @@ type QueueRef struct {
 // QueueRefs lists every open queue, sorted by vhost and name. The list is a
 // snapshot taken under the router's read lock; the handles are read
 // without it, so a queue deleted meanwhile may still be listed once.
+// Queues not opened yet after a start are opened first, side by side.
 func (r *Router) QueueRefs() []QueueRef {
+	r.mu.RLock()
+	vhosts := make([]string, 0, len(r.vhosts))
+	for name := range r.vhosts {
+		vhosts = append(vhosts, name)
+	}
+	r.mu.RUnlock()
+	for _, vh := range vhosts {
+		r.openLazyQueues(vh, "")
+	}
 	r.mu.RLock()
 	var out []QueueRef
 	for _, v := range r.vhosts {

@@ -297,7 +297,11 @@ func (r *Router) deadLetter(vh, qname string, cfg queue.Config, dead []queue.Dea
 		r.mu.RLock()
 		v, err := r.vhostLocked(vh)
 		if err != nil {
+			closed := r.closed
 			r.mu.RUnlock()
+			if closed { // stopping: keep the originals for the next start
+				return ErrClosed
+			}
 			return nil
 		}
 		x, ok := v.exchanges[cfg.DeadLetterExchange]
@@ -320,6 +324,16 @@ func (r *Router) deadLetter(vh, qname string, cfg queue.Config, dead []queue.Dea
 		if err := rt.Wait(); err != nil && !errors.Is(err, queue.ErrRejected) {
 			return err
 		}
+	}
+	// A router that closed meanwhile may have closed a target queue, which
+	// then took no copy (as if unbound): keep the originals for the next
+	// start rather than lose them. A copy that was stored is made again
+	// then (at least once, as after a crash).
+	r.mu.RLock()
+	closed := r.closed
+	r.mu.RUnlock()
+	if closed {
+		return ErrClosed
 	}
 	return nil
 }

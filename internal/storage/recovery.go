@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -54,6 +55,11 @@ func openLog(dir string, opts Options) (*Log, error) {
 	return l, nil
 }
 
+// recoverBufs are the windows recovery scans data files through, shared
+// by the logs opened one after another (thousands at a start): nothing
+// keeps one after recover returns.
+var recoverBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 func (l *Log) recover() error {
 	fsys := l.fs
 	names, err := fsys.ReadDir(l.dir)
@@ -80,7 +86,9 @@ func (l *Log) recover() error {
 	if len(bases) > 0 || !l.opts.CreateOnAppend {
 		// (A log with no segment under CreateOnAppend scans nothing: its
 		// active segment stays uncreated.)
-		buf = make([]byte, 64<<10)
+		bp := recoverBufs.Get().(*[]byte)
+		defer recoverBufs.Put(bp)
+		buf = *bp
 	}
 	if len(bases) == 0 {
 		bases = []int64{max(ckStart, 0)}
@@ -383,7 +391,11 @@ func (l *Log) recoverActive(s *segment, buf []byte) error {
 	}
 	// A segment just created is empty: no index to rewrite, nothing to
 	// sync but its directory entries (below).
-	if !created && (full || rb.res.end < size || len(rb.oi) != fileN || len(rb.ti) != fileM) {
+	// A full rescan rewrites the index files, unless they and the rescan
+	// both hold no entry (a segment smaller than one index interval, as
+	// most queues' are): rewriting them empty would cost two fsyncs.
+	empty := fileN == 0 && fileM == 0 && len(rb.oi) == 0 && len(rb.ti) == 0
+	if !created && (full && !empty || rb.res.end < size || len(rb.oi) != fileN || len(rb.ti) != fileM) {
 		if err := l.writeIndexes(s, rb.oi, rb.ti); err != nil {
 			return err
 		}

@@ -94,9 +94,11 @@ func openAckLog(dir string, set *intervals) (*ackLog, error) {
 		}
 		valid = ackHeaderLen
 	}
-	if err := f.Truncate(valid); err != nil {
-		f.Close()
-		return nil, err
+	if valid != int64(len(data)) { // a torn tail; else nothing to change
+		if err := f.Truncate(valid); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	a.size = valid
 	return a, nil
