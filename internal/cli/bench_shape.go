@@ -413,12 +413,26 @@ func (r *shapeRun) sampleUntil(done <-chan struct{}, stderr io.Writer) {
 	}
 }
 
-// drain waits until the consumer has handled every confirmed message.
-func (r *shapeRun) drain(ctx context.Context, stderr io.Writer) {
+// drain waits until the consumer has handled every confirmed message, or
+// has stopped (consumerDone closed), or --drain-timeout has passed.
+func (r *shapeRun) drain(ctx context.Context, consumerDone <-chan struct{}, stderr io.Writer) {
 	fmt.Fprintln(stderr, "publishing ended; draining")
-	deadline := time.Now().Add(r.opts.drainTimeout)
-	for r.received.Load() < r.confirmed.Load() && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
+	deadline := time.NewTimer(r.opts.drainTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for r.received.Load() < r.confirmed.Load() {
+		select {
+		case <-tick.C:
+		case <-consumerDone:
+			fmt.Fprintln(stderr, "the consumer stopped before it had received everything")
+			return
+		case <-deadline.C:
+			fmt.Fprintf(stderr, "the consumer did not catch up within --drain-timeout %v\n", r.opts.drainTimeout)
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -506,10 +520,16 @@ func (r *shapeRun) runAMQP(ctx context.Context, stderr io.Writer) error {
 	if pubErr == nil {
 		// Every publish is confirmed or nacked before the count is final.
 		for r.confirmed.Load()+r.nacked.Load() < r.sent.Load() && ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
+			select {
+			case <-confirmDone: // the channel closed: no more confirms
+				pubErr = errors.New("the channel closed before every publish was confirmed")
+			case <-time.After(10 * time.Millisecond):
+				continue
+			}
+			break
 		}
 	}
-	r.drain(ctx, stderr)
+	r.drain(ctx, consumerDone, stderr)
 	close(done)
 	<-sampled
 	stopConsumer()
@@ -600,7 +620,7 @@ func (r *shapeRun) runKafka(ctx context.Context, cf *clientFlags, stderr io.Writ
 		})
 	})
 	_ = prod.Flush(ctx)
-	r.drain(ctx, stderr)
+	r.drain(ctx, consumerDone, stderr)
 	close(done)
 	<-sampled
 	stopConsumer()
