@@ -602,10 +602,24 @@ def http_call(method, path, body=None):
         return e.code, json.loads(e.read() or b"{}")
 
 
-def load(n, unpaid, seed):
+def load(n, unpaid, seed, poison):
     """Places n orders; pays all but about `unpaid` of them once their stock
-    is reserved. The unpaid ones are cancelled by the payment timeout."""
+    is reserved. The unpaid ones are cancelled by the payment timeout.
+    `poison` malformed ORDER_CREATED messages go straight to the exchange:
+    every queue bound to order.created retries them DELIVERY_LIMIT times,
+    then the broker dead-letters them to shop.dead-letters."""
     rnd = random.Random(seed)
+    os.makedirs(STATE, exist_ok=True)
+    if poison:
+        conn = connect()
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for i in range(poison):
+            ch.basic_publish(EVENTS, "order.created", b"{not json", pika.BasicProperties(
+                delivery_mode=2, message_id="poison-%d-%d" % (time.time(), i)))
+        conn.close()
+        with open(os.path.join(STATE, "poison"), "a") as f:
+            f.write("%d\n" % poison)
     run_id = "%d" % time.time()
     ids = []
     for i in range(n):
@@ -693,12 +707,18 @@ def check_once(verbose):
     conn = connect()
     dead = conn.channel().queue_declare(DLQ, passive=True).method.message_count
     conn.close()
-    if dead:
-        problems.append("%d messages dead-lettered in %s" % (dead, DLQ))
+    poison = 0
+    if os.path.exists(os.path.join(STATE, "poison")):
+        with open(os.path.join(STATE, "poison")) as f:
+            poison = sum(int(line) for line in f if line.strip())
+    # Each poison message is dead-lettered once by every queue it reached.
+    want_dead = poison * sum(1 for _, keys in QUEUES.values() if "order.created" in keys or "order.*" in keys)
+    if dead != want_dead:
+        problems.append("%d messages dead-lettered in %s, want %d" % (dead, DLQ, want_dead))
     for db in dbs.values():
         db.close()
-    summary = "%d orders: %d paid, %d cancelled; %d refunds; analytics saw %d" % (
-        len(orders), len(paid), len(cancelled), len(refunded), created)
+    summary = "%d orders: %d paid, %d cancelled; %d refunds; analytics saw %d; %d dead letters" % (
+        len(orders), len(paid), len(cancelled), len(refunded), created, dead)
     return problems, summary
 
 
@@ -730,6 +750,7 @@ def main():
     lp.add_argument("--orders", type=int, default=100)
     lp.add_argument("--unpaid", type=float, default=0.2, help="fraction of orders left unpaid")
     lp.add_argument("--seed", type=int, default=1)
+    lp.add_argument("--poison", type=int, default=0, help="malformed messages to send (dead-lettered)")
     cp = sub.add_parser("check")
     cp.add_argument("--wait", type=float, default=0, help="seconds to wait for the end state")
     args = ap.parse_args()
@@ -746,7 +767,7 @@ def main():
     elif args.cmd == "analytics":
         analytics_service()
     elif args.cmd == "load":
-        load(args.orders, args.unpaid, args.seed)
+        load(args.orders, args.unpaid, args.seed, args.poison)
     elif args.cmd == "check":
         check(args.wait)
 
