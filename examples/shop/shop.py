@@ -22,6 +22,8 @@ Configuration (environment, defaults for a local Sluice):
     SHOP_PREFETCH         20
     SHOP_FAIL_RATE        0.1              (payment gateway's first-try failures)
     SHOP_STOCK            1000000          (initial stock of each SKU)
+    SHOP_WORK_MS          0                (simulated work per message in the
+                                            AMQP consumers: a slow downstream)
 """
 
 import argparse
@@ -52,6 +54,7 @@ PAYMENT_TIMEOUT = float(os.environ.get("SHOP_PAYMENT_TIMEOUT", "1800"))
 PREFETCH = int(os.environ.get("SHOP_PREFETCH", "20"))
 FAIL_RATE = float(os.environ.get("SHOP_FAIL_RATE", "0.1"))
 STOCK = int(os.environ.get("SHOP_STOCK", "1000000"))
+WORK_MS = float(os.environ.get("SHOP_WORK_MS", "0"))
 
 EVENTS = "shop.events"        # topic exchange every event goes through
 DELAYED = "shop.delayed"      # x-delayed-message exchange: payment timeouts
@@ -207,6 +210,8 @@ def consume(name, handlers, extra_queues=()):
     ch.basic_qos(prefetch_count=PREFETCH)
 
     def on_message(ch, method, props, body):
+        if WORK_MS:
+            time.sleep(WORK_MS / 1000)
         try:
             ev = json.loads(body)
             mid = props.message_id or ev["id"]
@@ -621,20 +626,28 @@ def load(n, unpaid, seed, poison):
         with open(os.path.join(STATE, "poison"), "a") as f:
             f.write("%d\n" % poison)
     run_id = "%d" % time.time()
-    ids = []
+    ids, took = [], []
+    started = time.monotonic()
     for i in range(n):
         oid = "o-%s-%05d" % (run_id, i)
+        t0 = time.monotonic()
         code, _ = http_call("POST", "/orders", {"id": oid, "sku": rnd.choice(SKUS), "qty": rnd.randint(1, 3),
                                                 "user": "u%d" % rnd.randrange(10)})
         if code not in (200, 202):
             sys.exit("POST /orders: %d" % code)
+        took.append(time.monotonic() - t0)
         ids.append(oid)
+    elapsed = time.monotonic() - started
     os.makedirs(STATE, exist_ok=True)
     with open(os.path.join(STATE, "load.jsonl"), "a") as f:
         for oid in ids:
             f.write(json.dumps({"id": oid}) + "\n")
     to_pay = [oid for oid in ids if rnd.random() >= unpaid]
-    log("load", "placed %d orders; paying %d" % (n, len(to_pay)))
+    took.sort()
+    if took:
+        log("load", "placed %d orders in %.1fs (%.0f/s); POST /orders p50 %.1f ms, p99 %.1f ms" % (
+            n, elapsed, n / max(elapsed, 1e-9), took[len(took) // 2] * 1000, took[int(len(took) * 0.99)] * 1000))
+    log("load", "paying %d orders" % len(to_pay))
     deadline = time.time() + 60
     pending = list(to_pay)
     while pending and time.time() < deadline:
