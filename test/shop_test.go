@@ -19,8 +19,8 @@ import (
 // and kafka-python) against a real broker: `shop.py run` starts the order,
 // inventory, payment, shipping, notification, points and analytics
 // services; `shop.py load` places 50 orders over HTTP and pays most of
-// them; mid-load the inventory and analytics services are killed with
-// SIGKILL and the runner restarts them; `shop.py check` must then find
+// them; mid-load the order, inventory and analytics services are killed
+// with SIGKILL and the runner restarts them; `shop.py check` must then find
 // every order paid or cancelled (the unpaid ones by the 2 s payment
 // timeout, a delayed message), stock consistent with what was sold,
 // nothing processed twice, and analytics (a Kafka
@@ -132,22 +132,24 @@ func TestShopReferenceSystem(t *testing.T) {
 		loadRun = shop(60*time.Second, "load", "--orders", strconv.Itoa(orders), "--unpaid", "0.3", "--poison", "2")
 	}()
 
-	// Mid-load: kill two consumers, one on each protocol.
+	// Mid-load: kill the order service (load retries its idempotent
+	// POSTs meanwhile) and a consumer on each protocol.
 	waitFor(t, 30*time.Second, "a first part of the orders placed", func() bool { return orderCount() >= orders/4 })
 	pid := func(service string) int {
 		data, _ := os.ReadFile(filepath.Join(state, "pids", service))
 		n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
 		return n
 	}
-	for _, service := range []string{"inventory", "analytics"} {
+	for _, service := range []string{"order", "inventory", "analytics"} {
 		old := pid(service)
 		if old <= 0 {
 			failf("no pid file for %s", service)
 		}
+		stored := orderCount()
 		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 			failf("kill %s: %v", service, err)
 		}
-		t.Logf("killed %s (pid %d) with %d orders stored", service, old, orderCount())
+		t.Logf("killed %s (pid %d) with %d orders stored", service, old, stored)
 		waitFor(t, 20*time.Second, service+" restarted", func() bool { p := pid(service); return p > 0 && p != old })
 	}
 	wg.Wait()
@@ -167,8 +169,10 @@ func TestShopReferenceSystem(t *testing.T) {
 		!strings.Contains(check.Stdout, "ok:") {
 		failf("check output: %s", check.Stdout)
 	}
-	if log := runOutput(); !strings.Contains(log, "inventory exited (-9); restarting") {
-		failf("the runner did not report restarting the killed inventory service")
+	for _, service := range []string{"order", "inventory", "analytics"} {
+		if !strings.Contains(runOutput(), service+" exited (-9); restarting") {
+			failf("the runner did not report restarting the killed %s service", service)
+		}
 	}
 
 	replay := shop(60*time.Second, "analytics", "--replay")

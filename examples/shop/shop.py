@@ -168,20 +168,25 @@ def declare(ch):
 
 class Outbox:
     """Publishes a service's outbox rows with publisher confirms, deleting
-    each row once the broker has confirmed it."""
+    each row once the broker has confirmed it. It publishes on conn (a
+    consumer's connection, whose I/O loop also serves its heartbeats) or
+    on a connection of its own, which its caller must flush at least every
+    few seconds so that heartbeats are answered."""
 
-    def __init__(self, db, db_lock=None):
+    def __init__(self, db, db_lock=None, conn=None):
         self.db = db
         self.db_lock = db_lock or threading.Lock()  # held around every use of db
         self.lock = threading.Lock()
-        self.conn = None
+        self.conn, self.ch = conn, None
 
     def flush(self):
         with self.lock:
-            if self.conn is None or self.conn.is_closed:
+            if self.conn is None:
                 self.conn = connect()
+            if self.ch is None:
                 self.ch = self.conn.channel()
                 self.ch.confirm_delivery()
+            self.conn.process_data_events(0)  # heartbeats; raises if the connection is gone
             with self.db_lock:
                 rows = self.db.execute("SELECT id, exchange, routing_key, message_id, body, delay_ms"
                                        " FROM outbox ORDER BY id").fetchall()
@@ -202,12 +207,12 @@ def consume(name, handlers, extra_queues=()):
     exception nacks with requeue; after DELIVERY_LIMIT tries the broker
     dead-letters the message to shop.dead-letters."""
     db = service_db(name)
-    outbox = Outbox(db)
-    outbox.flush()  # what a previous life committed but did not publish
     conn = connect()
     ch = conn.channel()
     declare(ch)
     ch.basic_qos(prefetch_count=PREFETCH)
+    outbox = Outbox(db, conn=conn)
+    outbox.flush()  # what a previous life committed but did not publish
 
     def on_message(ch, method, props, body):
         if WORK_MS:
@@ -597,14 +602,24 @@ def run():
 # ---------------------------------------------------------------- load, check
 
 def http_call(method, path, body=None):
-    req = urllib.request.Request("http://%s%s" % (HTTP, path), method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    """Calls the order service, retrying for up to 30 s while it is down
+    (being restarted): both POSTs are idempotent (the client picks the
+    order id; a payment is requested once per order)."""
+    deadline = time.time() + 30
+    while True:
+        req = urllib.request.Request("http://%s%s" % (HTTP, path), method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+        except (urllib.error.URLError, ConnectionError) as e:
+            if time.time() > deadline:
+                raise
+            log("load", "order service unreachable (%s); retrying" % e)
+            time.sleep(0.2)
 
 
 def load(n, unpaid, seed, poison):
