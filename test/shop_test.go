@@ -123,6 +123,21 @@ func TestShopReferenceSystem(t *testing.T) {
 		return orderCount() >= 0
 	})
 
+	// Bad requests are answered 400 and store nothing.
+	for _, body := range []string{"{not json", `{"sku":"piano","qty":1}`, `{"sku":"mug","qty":0}`, `["a"]`, `{"qty":"x"}`} {
+		resp, err := http.Post("http://"+orderHTTP+"/orders", "application/json", strings.NewReader(body))
+		if err != nil {
+			failf("POST /orders %s: %v", body, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			failf("POST /orders %s: status %d, want 400", body, resp.StatusCode)
+		}
+	}
+	if n := orderCount(); n != 0 {
+		failf("%d orders stored after bad requests", n)
+	}
+
 	const orders = 50
 	var wg sync.WaitGroup
 	var loadRun toolRun

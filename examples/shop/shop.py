@@ -297,13 +297,21 @@ def order_service():
 
         def do_POST(self):
             parts = self.path.strip("/").split("/")
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                if not 0 <= length <= 1 << 16:
+                    raise ValueError("body too large")
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("not an object")
+                oid = str(body.get("id") or "o-%d-%06d" % (time.time(), random.randrange(10 ** 6)))
+                sku, qty, user = body.get("sku", "book"), int(body.get("qty", 1)), str(body.get("user", "anon"))
+            except (ValueError, TypeError) as e:
+                return self.reply(400, {"error": "bad request: %s" % e})
             if parts == ["orders"]:
-                oid = body.get("id") or "o-%d-%06d" % (time.time(), random.randrange(10 ** 6))
-                sku, qty = body.get("sku", "book"), int(body.get("qty", 1))
-                if sku not in SKUS or qty < 1:
+                if sku not in SKUS or not 1 <= qty <= 100:
                     return self.reply(400, {"error": "bad sku or qty"})
-                amount, user = qty * 10, body.get("user", "anon")
+                amount = qty * 10
                 with db_lock:
                     db.execute("BEGIN IMMEDIATE")
                     if db.execute("SELECT 1 FROM orders WHERE id = ?", (oid,)).fetchone():
@@ -677,7 +685,7 @@ def load(n, unpaid, seed, poison):
     log("load", "paid %d orders; %d never reached the pay button" % (len(to_pay) - len(pending), len(pending)))
 
 
-def check_once(verbose):
+def check_once():
     problems = []
     ids = set()
     path = os.path.join(STATE, "load.jsonl")
@@ -753,7 +761,7 @@ def check_once(verbose):
 def check(wait):
     deadline = time.time() + wait
     while True:
-        problems, summary = check_once(False)
+        problems, summary = check_once()
         if not problems or time.time() >= deadline:
             break
         time.sleep(0.5)
