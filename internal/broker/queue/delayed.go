@@ -114,7 +114,13 @@ func (d *Delayed) Publish(m *message.Message, at time.Time) (*storage.Appended, 
 	if d.closed {
 		return nil, ErrDeleted
 	}
+	// Due times are whole milliseconds and a message is released once the
+	// clock's millisecond reaches its due one: rounding at up, not down,
+	// keeps it from going up to a millisecond early.
 	ms := at.UnixMilli()
+	if at.After(time.UnixMilli(ms)) {
+		ms++
+	}
 	app, err := d.log.Append(storage.BuildRecordBatch(0, ms, []storage.Record{rec}))
 	if err != nil {
 		return nil, err
