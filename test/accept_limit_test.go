@@ -16,6 +16,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -73,9 +74,11 @@ func kafkaAnswers(addr string) bool {
 }
 
 // The server's descriptors run out, as they do with thousands of queues
-// at the default limit: a queue declaration and a topic creation that
-// cannot open their files fail with the protocol's error (AMQP 541
-// INTERNAL_ERROR, Kafka KAFKA_STORAGE_ERROR) and leave nothing behind;
+// at the default limit: a queue declaration that cannot open its files
+// fails with AMQP 541 INTERNAL_ERROR and leaves nothing behind; a topic's
+// creation opens no file and succeeds, and the first produce to it fails
+// with KAFKA_STORAGE_ERROR until the partition is recovered, leaving no
+// record behind;
 // new clients wait in the listen backlog while none is free; and once
 // descriptors are freed, the AMQP and Kafka listeners accept again (they
 // used to stop for good at the first EMFILE, port still open), and so does
@@ -89,14 +92,23 @@ func TestAcceptAfterDescriptorsRunOut(t *testing.T) {
 	pid := b.cmd.Process.Pid
 
 	// The clients that act while descriptors are short connect first.
+	// kc creates a topic, which opens its connection to the controller:
+	// the CreateTopics below must not need a new one (b.createTopic
+	// would use a client of its own and leave kc unconnected, and then
+	// whether kc could connect depended on holes in the descriptor table).
 	kc := b.client(t)
-	b.createTopic(t, "warm", 1, nil) // and kc's connection to the controller is open
+	if resp, err := kadm.NewClient(kc).CreateTopic(ctxT(t, 10*time.Second), 1, 1, nil, "warm"); err != nil || resp.Err != nil {
+		t.Fatalf("create topic warm: %v %v", err, resp.Err)
+	}
+	// and a produce opens its produce connection.
+	if err := kc.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Topic: "warm", Value: []byte("w")}).FirstErr(); err != nil {
+		t.Fatalf("produce to warm: %v", err)
+	}
 	ch := b.channel(t)
 	if _, err := ch.QueueDeclare("kept", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	queuesBefore := dirEntries(t, filepath.Join(b.DataDir, "queues"))
-	topicsBefore := dirEntries(t, filepath.Join(b.DataDir, "topics"))
 
 	// No descriptor to spare. (One spare was too few for a queue's four
 	// files once; its index files are now made only when entries are
@@ -107,6 +119,9 @@ func TestAcceptAfterDescriptorsRunOut(t *testing.T) {
 	if code := amqpErrCode(err); code != amqp.InternalError {
 		t.Fatalf("queue.declare without descriptors: %v (code %d), want 541 INTERNAL_ERROR", err, code)
 	}
+	// A topic's creation opens no file (its partitions' files are made
+	// by their first write), so it succeeds; the first produce to it
+	// cannot make its files and fails with KAFKA_STORAGE_ERROR.
 	create := kmsg.NewPtrCreateTopicsRequest()
 	ct := kmsg.NewCreateTopicsRequestTopic()
 	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "no-room", 3, 1
@@ -116,8 +131,11 @@ func TestAcceptAfterDescriptorsRunOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := kerr.ErrorForCode(cresp.Topics[0].ErrorCode); got != kerr.KafkaStorageError {
-		t.Fatalf("CreateTopics without descriptors: %v, want KAFKA_STORAGE_ERROR", got)
+	if err := kerr.ErrorForCode(cresp.Topics[0].ErrorCode); err != nil {
+		t.Fatalf("CreateTopics without descriptors: %v, want success (it opens no file)", err)
+	}
+	if p := produceRaw(t, kc, "no-room", idempotentBatch(-1, -1, -1, "x")); kerr.ErrorForCode(p.ErrorCode) != kerr.KafkaStorageError {
+		t.Fatalf("first produce to a new partition without descriptors: %v, want KAFKA_STORAGE_ERROR", kerr.ErrorForCode(p.ErrorCode))
 	}
 
 	// Connections fill what is left; then the next client is not
@@ -186,25 +204,26 @@ func TestAcceptAfterDescriptorsRunOut(t *testing.T) {
 	if got := dirEntries(t, filepath.Join(b.DataDir, "queues")); got != queuesBefore {
 		t.Errorf("%d queue directories after the failed declaration, want %d:\n%s", got, queuesBefore, tree(filepath.Join(b.DataDir, "queues")))
 	}
-	if got := dirEntries(t, filepath.Join(b.DataDir, "topics")); got != topicsBefore {
-		t.Errorf("%d partition directories after the failed creation, want %d:\n%s", got, topicsBefore, tree(filepath.Join(b.DataDir, "topics")))
-	}
 	for _, q := range mgmtQueueNames(t, b) {
 		if q == "no-room" {
 			t.Errorf("queue no-room listed after its declaration failed")
 		}
 	}
-	topics, err := b.admin(t).ListTopics(ctxT(t, 10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if topics.Has("no-room") {
-		t.Errorf("topic no-room listed after its creation failed")
-	}
 	if _, err := b.channel(t).QueueDeclare("no-room", true, false, false, false, nil); err != nil {
 		t.Errorf("declaring no-room with descriptors free: %v", err)
 	}
-	b.createTopic(t, "no-room", 3, nil)
+	// The partition whose first write failed refuses writes until the
+	// recovery loop reopens it (within its backoff, seconds); the failed
+	// write left no record behind, so the next one is offset 0.
+	pc := b.client(t)
+	var p kmsg.ProduceResponseTopicPartition
+	waitFor(t, 60*time.Second, "the failed partition recovered", func() bool {
+		p = produceRaw(t, pc, "no-room", idempotentBatch(-1, -1, -1, "y"))
+		return kerr.ErrorForCode(p.ErrorCode) != kerr.KafkaStorageError
+	})
+	if p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Errorf("produce to no-room with descriptors free: %v at offset %d, want offset 0", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
 	prod := b.client(t, kgo.DefaultProduceTopic("no-room"))
 	if err := prod.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
 		t.Errorf("produce to no-room: %v", err)
