@@ -45,6 +45,7 @@ type Broker struct {
 	opts    Options
 	meta    *meta.Store
 	offsets *offsets.Store // committed consumer offsets, in DataDir/offsets
+	shares  *Shares        // share groups (KIP-932), in DataDir/share-groups
 	log     *slog.Logger
 
 	// mu guards the topics, which produce and fetch look up under it. No
@@ -100,6 +101,10 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 		b.topics[t.Name] = tp
 	}
 	if err := b.openOffsets(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.openShares(); err != nil {
 		b.Close()
 		return nil, err
 	}

@@ -4,8 +4,8 @@ package kafka
 //
 // This node coordinates every group and every transactional id, so each
 // key is answered with NodeID at the advertised address; v4 batches keys
-// (CoordinatorKeys). A key type other than 0 (group) or 1 (transaction)
-// is INVALID_REQUEST; a transactional id's coordinator serves the
+// (CoordinatorKeys). A key type other than 0 (group), 1 (transaction) or
+// 2 (share-group state, KIP-932) is INVALID_REQUEST; a transactional id's coordinator serves the
 // transaction APIs (22, 24-26, 28).
 
 import (
@@ -17,7 +17,7 @@ func handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest) (kmsg.Resp
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	co := kmsg.NewFindCoordinatorResponseCoordinator()
 	co.NodeID, co.Host, co.Port = NodeID, c.s.host, c.s.port
-	if req.CoordinatorType != 0 && req.CoordinatorType != 1 {
+	if req.CoordinatorType < 0 || req.CoordinatorType > 2 {
 		co.NodeID, co.Host, co.Port = -1, "", -1
 		co.ErrorCode, co.ErrorMessage = codeAndMessage(reqErr(kerr.InvalidRequest, "unknown coordinator key type %d", req.CoordinatorType))
 	}

@@ -59,6 +59,8 @@ func (c *conn) alterConfigs(typ kmsg.ConfigResourceType, name string, alter func
 		if err = checkBrokerName(name); err == nil {
 			err = alter()
 		}
+	case kmsg.ConfigResourceTypeGroupConfig:
+		err = alter() // share group configs (shareGroupConfigs)
 	default:
 		err = reqErr(kerr.InvalidRequest, "resource type %s (%d) is not supported", typ, int8(typ))
 	}

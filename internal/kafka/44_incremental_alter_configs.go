@@ -9,7 +9,8 @@ package kafka
 // add missing items to and remove items from the current value, default
 // included. As in Kafka, APPEND or SUBTRACT on a config that is not a list
 // is INVALID_CONFIG, and a config named twice or an unknown operation
-// INVALID_REQUEST.
+// INVALID_REQUEST. A GROUP resource (type 32) sets a share group's configs
+// (share.go).
 
 import (
 	"slices"
@@ -56,6 +57,9 @@ func (c *conn) incrementalAlter(typ kmsg.ConfigResourceType, name string, config
 			}
 			set[cfg.Name] = alterList(current, *cfg.Value, op == kmsg.IncrementalAlterConfigOpAppend)
 		}
+	}
+	if typ == kmsg.ConfigResourceTypeGroupConfig {
+		return c.shareGroupConfigs(name, set, remove, validateOnly)
 	}
 	if typ == kmsg.ConfigResourceTypeBroker {
 		if err := checkDynamic(set, remove); err != nil {

@@ -65,6 +65,13 @@ var apis = []api{
 	{key: 66, min: 0, max: 2, handle: handle(handleListTransactions)},
 	{key: 68, min: 0, max: 1, handle: handle(handleConsumerGroupHeartbeat)},
 	{key: 69, min: 0, max: 1, handle: handle(handleConsumerGroupDescribe)},
+	{key: 76, min: 1, max: 1, handle: handle(handleShareGroupHeartbeat)},
+	{key: 77, min: 1, max: 1, handle: handle(handleShareGroupDescribe)},
+	{key: 78, min: 1, max: 2, handle: handle(handleShareFetch)},
+	{key: 79, min: 1, max: 2, handle: handle(handleShareAcknowledge)},
+	{key: 90, min: 0, max: 1, handle: handle(handleDescribeShareGroupOffsets)},
+	{key: 91, min: 0, max: 0, handle: handle(handleAlterShareGroupOffsets)},
+	{key: 92, min: 0, max: 0, handle: handle(handleDeleteShareGroupOffsets)},
 }
 
 var byKey = func() map[int16]*api {

@@ -1,0 +1,62 @@
+package kafka
+
+// Helpers of the share group handlers (KIP-932, 76_ to 79_ and 90_ to
+// 92_): the share core's errors as Kafka codes.
+
+import (
+	"errors"
+
+	"github.com/sluice-mq/sluice/internal/broker/share"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+var shareCodes = []struct {
+	err  error
+	code *kerr.Error
+}{
+	{share.ErrInvalidRecordState, kerr.InvalidRecordState},
+	{share.ErrInvalidAckType, kerr.InvalidRequest},
+	{share.ErrUnknownMember, kerr.UnknownMemberID},
+	{share.ErrFencedEpoch, kerr.FencedMemberEpoch},
+	{share.ErrSessionNotFound, kerr.ShareSessionNotFound},
+	{share.ErrSessionEpoch, kerr.InvalidShareSessionEpoch},
+	{share.ErrGroupNotFound, kerr.GroupIDNotFound},
+	{share.ErrNonEmptyGroup, kerr.NonEmptyGroup},
+	{share.ErrInvalidConfig, kerr.InvalidConfig},
+	{share.ErrInvalidRequest, kerr.InvalidRequest},
+}
+
+// shareCodeAndMessage is codeAndMessage knowing the share core's errors.
+func shareCodeAndMessage(err error) (int16, *string) {
+	if err == nil {
+		return 0, nil
+	}
+	for _, m := range shareCodes {
+		if errors.Is(err, m.err) {
+			msg := err.Error()
+			return m.code.Code, &msg
+		}
+	}
+	return codeAndMessage(err)
+}
+
+// shareGroupConfigs alters a share group's configs (IncrementalAlterConfigs
+// on a GROUP resource): share.auto.offset.reset, share.record.lock.duration.ms,
+// share.delivery.count.limit, share.partition.max.record.locks,
+// share.heartbeat.interval.ms and share.session.timeout.ms. Another name,
+// or a value out of Kafka's range, is INVALID_CONFIG. A live classic or
+// consumer group of that id is INVALID_REQUEST: Sluice keeps no configs
+// for those.
+func (c *conn) shareGroupConfigs(group string, set map[string]string, remove []string, validateOnly bool) error {
+	if group == "" {
+		return reqErr(kerr.InvalidGroupID, "empty group id")
+	}
+	if _, ok := c.s.groups.Describe(group); ok {
+		return reqErr(kerr.InvalidRequest, "group %s is not a share group", group)
+	}
+	err := c.s.broker.Shares().AlterConfigs(group, set, remove, validateOnly)
+	if errors.Is(err, share.ErrInvalidConfig) {
+		return reqErr(kerr.InvalidConfig, "%s", err.Error())
+	}
+	return err
+}

@@ -1,0 +1,346 @@
+package test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Kafka share groups (KIP-932), driven by franz-go's share consumer
+// (kgo.ShareGroup): records handed out one by one under acquisition locks,
+// settled by accept, release and reject.
+
+// setShareConfigs sets share group configs with IncrementalAlterConfigs on
+// the GROUP resource, as kafka-configs.sh --entity-type groups does.
+func setShareConfigs(t *testing.T, b *broker, group string, configs map[string]string) {
+	t.Helper()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	for k, v := range configs {
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = k, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(v)
+		rr.Configs = append(rr.Configs, c)
+	}
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(ctxT(t, 10*time.Second), b.client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.Resources[0].ErrorCode); err != nil {
+		t.Fatalf("set share group configs %v: %v", configs, err)
+	}
+}
+
+// produceValues produces values to partition 0 of topic, acks=all.
+func produceValues(t *testing.T, b *broker, topic string, values ...string) {
+	t.Helper()
+	cl := b.client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var rs []*kgo.Record
+	for _, v := range values {
+		rs = append(rs, &kgo.Record{Value: []byte(v), Partition: 0})
+	}
+	if err := cl.ProduceSync(ctxT(t, 10*time.Second), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func shareValues(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+// shareConsumer is a share group member of franz-go.
+func shareConsumer(t *testing.T, b *broker, group, topic string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	return b.client(t, append([]kgo.Opt{
+		kgo.ShareGroup(group), kgo.ConsumeTopics(topic), kgo.FetchMaxWait(200 * time.Millisecond),
+	}, opts...)...)
+}
+
+// pollSome polls until it gets records or the step's time is up.
+func pollSome(t *testing.T, cl *kgo.Client, within time.Duration) []*kgo.Record {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachError(func(topic string, p int32, err error) {
+			if err != context.DeadlineExceeded {
+				t.Logf("poll %s/%d: %v", topic, p, err)
+			}
+		})
+		if rs := fs.Records(); len(rs) > 0 {
+			return rs
+		}
+	}
+	return nil
+}
+
+// shareOffsets describes one group's share-partition 0 of topic.
+func shareOffsets(t *testing.T, adm *kadm.Client, group, topic string) (start, lag int64) {
+	t.Helper()
+	ds, err := adm.DescribeShareGroupOffsets(ctxT(t, 10*time.Second), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := ds[group]
+	if !ok || d.Err != nil {
+		t.Fatalf("describe share group offsets of %s: %v", group, d.Err)
+	}
+	o, ok := d.Offsets[topic][0]
+	if !ok {
+		return -1, -1
+	}
+	return o.StartOffset, o.Lag
+}
+
+// Several members on one partition each get their own records: what one
+// holds under its lock no other is given, and together they get every
+// record exactly once.
+func TestShareGroupMembersGetDisjointRecords(t *testing.T) {
+	b := startBroker(t)
+	const topic, group, n = "share-disjoint", "sg-disjoint", 200
+	b.createTopic(t, topic, 1, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest"})
+	produceValues(t, b, topic, shareValues("v", n)...)
+
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var dups []string
+	record := func(who string, rs []*kgo.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range rs {
+			if prev, ok := seen[string(r.Value)]; ok {
+				dups = append(dups, fmt.Sprintf("%s by %s and %s", r.Value, prev, who))
+			}
+			seen[string(r.Value)] = who
+		}
+	}
+	// a takes some records and holds them (no poll, no ack: locked for
+	// 30 s); b, on the same partition, is given others.
+	a := shareConsumer(t, b, group, topic, kgo.ShareMaxRecords(20), kgo.ShareMaxRecordsStrict())
+	held := pollSome(t, a, 15*time.Second)
+	if len(held) == 0 {
+		t.Fatal("member a got no records")
+	}
+	record("a", held)
+	c := shareConsumer(t, b, group, topic, kgo.ShareMaxRecords(20), kgo.ShareMaxRecordsStrict())
+	got := pollSome(t, c, 15*time.Second)
+	if len(got) == 0 {
+		t.Fatal("member c got no records while a held its own")
+	}
+	record("c", got)
+	if len(dups) > 0 {
+		t.Fatalf("records given to two members at once: %v", dups)
+	}
+	// Both go on (each poll accepts the previous one's records) until
+	// every record was had.
+	var wg sync.WaitGroup
+	for name, cl := range map[string]*kgo.Client{"a": a, "c": c} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				mu.Lock()
+				done := len(seen) == n
+				mu.Unlock()
+				if done {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				record(name, cl.PollFetches(ctx).Records())
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dups) > 0 {
+		t.Fatalf("records delivered twice: %v", dups)
+	}
+	if len(seen) != n {
+		t.Fatalf("%d of %d records consumed", len(seen), n)
+	}
+}
+
+// A released record comes back with a higher delivery count; a rejected
+// one never comes back; and past the delivery count limit a record is
+// archived.
+func TestShareGroupReleaseRejectAndDeliveryLimit(t *testing.T) {
+	b := startBroker(t)
+	const topic, group = "share-acks", "sg-acks"
+	b.createTopic(t, topic, 1, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest", "share.delivery.count.limit": "3"})
+	produceValues(t, b, topic, "release-me", "reject-me", "poison")
+	adm := b.admin(t)
+
+	cl := shareConsumer(t, b, group, topic)
+	deliveries := map[string][]int32{}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if start, _ := shareOffsets(t, adm, group, topic); start == 3 {
+			break
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		rs := cl.PollFetches(ctx).Records()
+		cancel()
+		for _, r := range rs {
+			v := string(r.Value)
+			deliveries[v] = append(deliveries[v], r.DeliveryCount())
+			switch {
+			case v == "reject-me":
+				cl.MarkAcks(kgo.AckReject, r)
+			case v == "poison":
+				cl.MarkAcks(kgo.AckRelease, r) // every time: archived at the limit
+			case v == "release-me" && r.DeliveryCount() == 1:
+				cl.MarkAcks(kgo.AckRelease, r)
+			default:
+				cl.MarkAcks(kgo.AckAccept, r)
+			}
+		}
+		if len(rs) > 0 {
+			if err := cl.FlushAcks(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := map[string][]int32{"release-me": {1, 2}, "reject-me": {1}, "poison": {1, 2, 3}}
+	if fmt.Sprint(deliveries) != fmt.Sprint(want) {
+		t.Fatalf("delivery counts seen = %v, want %v", deliveries, want)
+	}
+	if start, lag := shareOffsets(t, adm, group, topic); start != 3 || lag != 0 {
+		t.Fatalf("share-partition start %d lag %d, want 3 and 0: every record settled", start, lag)
+	}
+	// Nothing more comes: the rejected and archived records stay settled.
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if rs := cl.PollFetches(ctx).Records(); len(rs) > 0 {
+		t.Fatalf("settled records delivered again: %q", rs[0].Value)
+	}
+}
+
+// rawShareMember joins a share group and acquires records with raw
+// requests, then goes silent with its connection open: a member that
+// hangs without acknowledging.
+func rawShareMember(t *testing.T, b *broker, group, topic string) []kmsg.ShareFetchResponseTopicPartitionAcquiredRecord {
+	t.Helper()
+	cl := b.client(t)
+	ctx := ctxT(t, 20*time.Second)
+	id := make([]byte, 16)
+	rand.Read(id)
+	member := hex.EncodeToString(id)[:22]
+	hb := kmsg.NewPtrShareGroupHeartbeatRequest()
+	hb.GroupID, hb.MemberID, hb.MemberEpoch, hb.SubscribedTopicNames = group, member, 0, []string{topic}
+	hr, err := hb.RequestWith(ctx, cl)
+	if err != nil || hr.ErrorCode != 0 || hr.Assignment == nil || len(hr.Assignment.TopicPartitions) != 1 {
+		t.Fatalf("raw member join: %v %+v", err, hr)
+	}
+	tid := hr.Assignment.TopicPartitions[0].TopicID
+	f := kmsg.NewPtrShareFetchRequest()
+	f.GroupID, f.MemberID, f.ShareSessionEpoch = &group, &member, 0
+	f.MaxWaitMillis, f.MaxBytes, f.MaxRecords, f.BatchSize = 5000, 1<<20, 500, 500
+	f.Topics = []kmsg.ShareFetchRequestTopic{{TopicID: tid, Partitions: []kmsg.ShareFetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20}}}}
+	fr, err := f.RequestWith(ctx, cl)
+	if err != nil || fr.ErrorCode != 0 || len(fr.Topics) != 1 || len(fr.Topics[0].Partitions) != 1 {
+		t.Fatalf("raw member fetch: %v %+v", err, fr)
+	}
+	return fr.Topics[0].Partitions[0].AcquiredRecords
+}
+
+// A member that acquires records and then neither acknowledges nor
+// heartbeats has its records given to another member once their
+// acquisition lock times out, with delivery count 2.
+func TestShareGroupLockTimeoutRedelivers(t *testing.T) {
+	b := startBroker(t)
+	const topic, group = "share-locks", "sg-locks"
+	b.createTopic(t, topic, 1, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest", "share.record.lock.duration.ms": "1000"})
+	produceValues(t, b, topic, shareValues("x", 5)...)
+
+	acq := rawShareMember(t, b, group, topic)
+	if len(acq) != 1 || acq[0].FirstOffset != 0 || acq[0].LastOffset != 4 || acq[0].DeliveryCount != 1 {
+		t.Fatalf("raw member acquired %+v, want offsets 0-4 once", acq)
+	}
+	cl := shareConsumer(t, b, group, topic)
+	got := map[string]int32{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < 5 && time.Now().Before(deadline) {
+		for _, r := range pollSome(t, cl, time.Until(deadline)) {
+			got[string(r.Value)] = r.DeliveryCount()
+		}
+	}
+	for _, v := range shareValues("x", 5) {
+		if got[v] != 2 {
+			t.Fatalf("after the lock timed out got %v, want every record with delivery count 2", got)
+		}
+	}
+}
+
+// Acknowledged records stay acknowledged across a kill -9 of the broker:
+// a member after the restart is given only what was never accepted.
+func TestShareGroupStateSurvivesKill(t *testing.T) {
+	b := startBroker(t)
+	const topic, group = "share-restart", "sg-restart"
+	b.createTopic(t, topic, 1, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest"})
+	produceValues(t, b, topic, shareValues("old", 10)...)
+
+	cl := shareConsumer(t, b, group, topic)
+	accepted := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for accepted < 10 && time.Now().Before(deadline) {
+		rs := pollSome(t, cl, time.Until(deadline))
+		cl.MarkAcks(kgo.AckAccept, rs...)
+		if err := cl.FlushAcks(ctxT(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		accepted += len(rs)
+	}
+	if accepted != 10 {
+		t.Fatalf("accepted %d of 10", accepted)
+	}
+	b.Kill()
+	b.Restart()
+	produceValues(t, b, topic, shareValues("new", 3)...)
+	adm := b.admin(t)
+	if start, _ := shareOffsets(t, adm, group, topic); start != 10 {
+		t.Fatalf("share-partition start offset after restart = %d, want 10", start)
+	}
+	cl2 := shareConsumer(t, b, group, topic)
+	got := map[string]bool{}
+	deadline = time.Now().Add(20 * time.Second)
+	for len(got) < 3 && time.Now().Before(deadline) {
+		for _, r := range pollSome(t, cl2, time.Until(deadline)) {
+			got[string(r.Value)] = true
+			if r.DeliveryCount() != 1 {
+				t.Errorf("%s delivered with count %d", r.Value, r.DeliveryCount())
+			}
+		}
+	}
+	for v := range got {
+		if v[:3] == "old" {
+			t.Fatalf("acknowledged record %s delivered again after the restart", v)
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("after the restart got %v, want new0-new2", got)
+	}
+}
