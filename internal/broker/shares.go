@@ -566,8 +566,8 @@ func isAborted(h storage.BatchHeader, aborted []AbortedTxn) bool {
 
 // shareStateFile is a group's persisted state.
 type shareStateFile struct {
-	Name       string              `json:"name"`
-	Configs    map[string]string   `json:"configs,omitempty"`
+	Name       string               `json:"name"`
+	Configs    map[string]string    `json:"configs,omitempty"`
 	Partitions []sharePartitionFile `json:"partitions,omitempty"`
 }
 

@@ -223,9 +223,9 @@ func isKnownConfig(name string) bool {
 
 // ShareStats is what metrics show of the share groups.
 type ShareStats struct {
-	Groups, Members int
-	InFlight        int   // records acquired now
-	Lag             int64 // records still to settle, all groups
+	Groups, Members                                               int
+	InFlight                                                      int   // records acquired now
+	Lag                                                           int64 // records still to settle, all groups
 	Acquired, Redelivered, Accepted, Released, Rejected, Archived int64
 }
 

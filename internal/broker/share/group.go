@@ -11,7 +11,7 @@ import (
 // Group configs (KIP-932's group-level settings, set with
 // IncrementalAlterConfigs on a GROUP resource), with their defaults.
 const (
-	ConfigAutoOffsetReset   = "share.auto.offset.reset"      // "latest" or "earliest"
+	ConfigAutoOffsetReset   = "share.auto.offset.reset"       // "latest" or "earliest"
 	ConfigLockDuration      = "share.record.lock.duration.ms" // 30000
 	ConfigDeliveryLimit     = "share.delivery.count.limit"    // 5
 	ConfigMaxRecordLocks    = "share.partition.max.record.locks"
