@@ -344,3 +344,157 @@ func TestShareGroupStateSurvivesKill(t *testing.T) {
 		t.Fatalf("after the restart got %v, want new0-new2", got)
 	}
 }
+
+// A member whose connection dies (its process killed) has its records
+// given to another member at once, not after their lock times out: as in
+// Kafka, a share session lives on its connection.
+func TestShareGroupDeadConnectionReleases(t *testing.T) {
+	b := startBroker(t)
+	const topic, group = "share-cut", "sg-cut"
+	b.createTopic(t, topic, 1, nil)
+	// A lock far longer than the test: only the closed connection can
+	// release the records.
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest", "share.record.lock.duration.ms": "3600000"})
+	produceValues(t, b, topic, shareValues("y", 4)...)
+
+	d := &cuttable{}
+	dead := b.client(t, kgo.Dialer(d.dial))
+	ctx := ctxT(t, 20*time.Second)
+	hb := kmsg.NewPtrShareGroupHeartbeatRequest()
+	hb.GroupID, hb.MemberID, hb.SubscribedTopicNames = group, "doomed-member-0000000", []string{topic}
+	hr, err := hb.RequestWith(ctx, dead)
+	if err != nil || hr.ErrorCode != 0 || hr.Assignment == nil {
+		t.Fatalf("join: %v %+v", err, hr)
+	}
+	f := kmsg.NewPtrShareFetchRequest()
+	f.GroupID, f.MemberID = kmsg.StringPtr(group), kmsg.StringPtr(hb.MemberID)
+	f.MaxWaitMillis, f.MaxBytes, f.MaxRecords, f.BatchSize = 5000, 1<<20, 500, 500
+	f.Topics = []kmsg.ShareFetchRequestTopic{{TopicID: hr.Assignment.TopicPartitions[0].TopicID, Partitions: []kmsg.ShareFetchRequestTopicPartition{{Partition: 0}}}}
+	fr, err := f.RequestWith(ctx, dead)
+	if err != nil || len(fr.Topics) != 1 || len(fr.Topics[0].Partitions[0].AcquiredRecords) != 1 {
+		t.Fatalf("fetch: %v %+v", err, fr)
+	}
+	d.Cut()
+
+	cl := shareConsumer(t, b, group, topic)
+	got := map[string]int32{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < 4 && time.Now().Before(deadline) {
+		for _, r := range pollSome(t, cl, time.Until(deadline)) {
+			got[string(r.Value)] = r.DeliveryCount()
+		}
+	}
+	for _, v := range shareValues("y", 4) {
+		if got[v] != 2 {
+			t.Fatalf("after the connection died got %v, want every record with delivery count 2", got)
+		}
+	}
+}
+
+// Share groups in the admin APIs: ListGroups by type and state,
+// ShareGroupDescribe, the share-group offset APIs and DeleteGroups.
+func TestShareGroupAdmin(t *testing.T) {
+	b := startBroker(t)
+	const topic, group = "share-admin", "sg-admin"
+	b.createTopic(t, topic, 2, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest"})
+	produceValues(t, b, topic, shareValues("z", 6)...)
+	adm := b.admin(t)
+
+	c1 := shareConsumer(t, b, group, topic, kgo.ClientID("one"))
+	c2 := shareConsumer(t, b, group, topic, kgo.ClientID("two"))
+	got := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for got < 6 && time.Now().Before(deadline) {
+		for _, cl := range []*kgo.Client{c1, c2} {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			rs := cl.PollFetches(ctx).Records()
+			cancel()
+			cl.MarkAcks(kgo.AckAccept, rs...)
+			if err := cl.FlushAcks(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			got += len(rs)
+		}
+	}
+	if got != 6 {
+		t.Fatalf("consumed %d of 6", got)
+	}
+
+	var ds kadm.DescribedShareGroups
+	waitFor(t, 10*time.Second, "both members described", func() bool {
+		var err error
+		ds, err = adm.DescribeShareGroups(ctxT(t, 5*time.Second), group)
+		return err == nil && len(ds[group].Members) == 2
+	})
+	d := ds[group]
+	if d.Err != nil || d.GroupState != "Stable" {
+		t.Fatalf("described %+v", d)
+	}
+	for _, m := range d.Members {
+		if ps := m.Assignment[topic]; len(ps) != 2 {
+			t.Fatalf("member %s (%s) assigned %v, want both partitions", m.MemberID, m.ClientID, m.Assignment)
+		}
+	}
+	listed, err := adm.ListGroupsByType(ctxT(t, 5*time.Second), []string{"share"}, "Stable")
+	if err != nil || listed[group].ProtocolType != "share" {
+		t.Fatalf("ListGroups type share, state Stable: %v %+v", err, listed)
+	}
+	if cs, err := adm.ListGroupsByType(ctxT(t, 5*time.Second), []string{"consumer", "classic"}); err != nil || len(cs) != 0 {
+		t.Fatalf("ListGroups of other types: %v %+v", err, cs)
+	}
+	offs, err := adm.DescribeShareGroupOffsets(ctxT(t, 5*time.Second), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for p, o := range offs[group].Offsets[topic] {
+		if o.Lag != 0 {
+			t.Fatalf("partition %d lag %d after all was accepted", p, o.Lag)
+		}
+		total += o.StartOffset
+	}
+	if total != 6 {
+		t.Fatalf("share-partition start offsets sum to %d, want 6: %+v", total, offs[group].Offsets)
+	}
+
+	// A group with members is not deleted nor its offsets altered.
+	if rs, err := adm.DeleteGroups(ctxT(t, 5*time.Second), group); err != nil || rs[group].Err != kerr.NonEmptyGroup {
+		t.Fatalf("DeleteGroups of a live share group: %v %+v", err, rs)
+	}
+	alter := kadm.Offsets{}
+	alter.Add(kadm.Offset{Topic: topic, Partition: 0, At: 0})
+	if rs, err := adm.AlterShareGroupOffsets(ctxT(t, 5*time.Second), group, alter); err == nil {
+		if e, _ := rs.Lookup(topic, 0); e != kerr.NonEmptyGroup {
+			t.Fatalf("AlterShareGroupOffsets of a live group: %v", rs)
+		}
+	}
+	c1.Close()
+	c2.Close()
+	waitFor(t, 10*time.Second, "group empty after its members left", func() bool {
+		ls, err := adm.ListGroupsByType(ctxT(t, 5*time.Second), []string{"share"}, "Empty")
+		return err == nil && len(ls) == 1
+	})
+	rs, err := adm.AlterShareGroupOffsets(ctxT(t, 5*time.Second), group, alter)
+	if e, _ := rs.Lookup(topic, 0); err != nil || e != nil {
+		t.Fatalf("AlterShareGroupOffsets: %v %v", err, rs)
+	}
+	if o, _ := func() (kadm.ShareOffset, bool) {
+		offs, _ := adm.DescribeShareGroupOffsets(ctxT(t, 5*time.Second), group)
+		return offs[group].Offsets.Lookup(topic, 0)
+	}(); o.StartOffset != 0 || o.Lag <= 0 {
+		t.Fatalf("after altering to 0: %+v", o)
+	}
+	if rs, err := adm.DeleteShareGroupOffsets(ctxT(t, 5*time.Second), group, topic); err != nil || rs[topic] != nil {
+		t.Fatalf("DeleteShareGroupOffsets: %v %v", err, rs)
+	}
+	if offs, err := adm.DescribeShareGroupOffsets(ctxT(t, 5*time.Second), group); err != nil || len(offs[group].Offsets[topic]) != 0 {
+		t.Fatalf("offsets after DeleteShareGroupOffsets: %v %+v", err, offs[group].Offsets)
+	}
+	if rs, err := adm.DeleteGroups(ctxT(t, 5*time.Second), group); err != nil || rs[group].Err != nil {
+		t.Fatalf("DeleteGroups: %v %+v", err, rs)
+	}
+	if ls, err := adm.ListGroupsByType(ctxT(t, 5*time.Second), []string{"share"}); err != nil || len(ls) != 0 {
+		t.Fatalf("share groups after deletion: %v %+v", err, ls)
+	}
+}

@@ -189,6 +189,10 @@ type ShareFetchRequest struct {
 	MaxWait         time.Duration
 	MaxRecords      int
 	MaxBytes        int
+	// Conn identifies the client connection: a session opened on it ends
+	// when it closes (ConnClosed), as Kafka ties share sessions to
+	// connections.
+	Conn any
 }
 
 // SharePartitionResult is one partition's part of the answer: records
@@ -226,7 +230,7 @@ func (s *Shares) Fetch(ctx context.Context, r ShareFetchRequest) ShareFetchResul
 	if sg.g.ExpireMembers(now, cfg.SessionTimeout, cfg.DeliveryLimit) > 0 {
 		sg.wakeLocked()
 	}
-	parts, err := sg.g.OpenSession(r.MemberID, r.SessionEpoch, r.Fetch, r.Add, r.Forget, cfg.DeliveryLimit)
+	parts, err := sg.g.OpenSession(r.MemberID, r.SessionEpoch, r.Fetch, r.Add, r.Forget, r.Conn, cfg.DeliveryLimit)
 	if err == nil && r.SessionEpoch == 0 && len(r.Acks) > 0 {
 		err = share.ErrInvalidRequest
 	}
@@ -321,6 +325,29 @@ func (s *Shares) Fetch(ctx context.Context, r ShareFetchRequest) ShareFetchResul
 		if !waitAny(ctx, wait, changed, watch) {
 			out.Partitions = got
 			return out
+		}
+	}
+}
+
+// ConnClosed ends the member's share session opened on conn, if it is
+// still the member's session, and releases the records the member holds
+// for others at once: a consumer that vanished does not keep them until
+// their locks time out. The member stays until its session timeout.
+func (s *Shares) ConnClosed(group, member string, conn any) {
+	sg := s.get(group, false)
+	if sg == nil {
+		return
+	}
+	sg.mu.Lock()
+	cfg := share.Resolve(s.base, sg.g.Configs)
+	closed, n := sg.g.CloseConnSession(member, conn, cfg.DeliveryLimit)
+	if n > 0 {
+		sg.wakeLocked()
+	}
+	sg.mu.Unlock()
+	if closed && n > 0 {
+		if err := s.save(sg); err != nil {
+			s.b.log.Warn("share group state not saved", "group", group, "err", err)
 		}
 	}
 }

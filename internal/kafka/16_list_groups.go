@@ -10,7 +10,8 @@ package kafka
 // "consumer" for groups of the consumer group protocol (KIP-848) and
 // "classic" for the others (including those known only by their offsets);
 // TypesFilter (v5+) matches group types, case-insensitively, not protocol
-// types.
+// types. Share groups (KIP-932) are listed with type and protocol type
+// "share", in state Empty or Stable.
 
 import (
 	"slices"
@@ -22,7 +23,11 @@ import (
 
 func handleListGroups(c *conn, req *kmsg.ListGroupsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	for _, g := range c.groupSummaries() {
+	all := c.groupSummaries()
+	for _, g := range c.s.broker.Shares().List() {
+		all = append(all, groups.GroupSummary{Group: g.Name, State: g.State, ProtocolType: shareGroupType, Type: shareGroupType})
+	}
+	for _, g := range all {
 		if g.Type == "" {
 			g.Type = groups.TypeClassic
 		}

@@ -5,7 +5,8 @@ package kafka
 // Deletes an Empty group from the coordinator together with all its
 // committed offsets. A group with members is NON_EMPTY_GROUP and keeps
 // its offsets; a group neither held by the coordinator nor with committed
-// offsets is GROUP_ID_NOT_FOUND.
+// offsets is GROUP_ID_NOT_FOUND. A share group (KIP-932) is deleted with
+// its share-partitions' state, once it has no members.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -24,6 +25,10 @@ func handleDeleteGroups(c *conn, req *kmsg.DeleteGroupsRequest) (kmsg.Response, 
 }
 
 func (c *conn) deleteGroup(name string) int16 {
+	if !c.groupExists(name) && c.s.broker.Shares().Exists(name) {
+		code, _ := shareCodeAndMessage(c.s.broker.Shares().Delete(name))
+		return code
+	}
 	if !c.groupExists(name) {
 		return kerr.GroupIDNotFound.Code
 	}

@@ -23,7 +23,9 @@ package kafka
 // share.record.lock.duration.ms. v2's ShareAcquireMode is served as batch
 // mode (MaxRecords is a soft limit rounded down to whole ranges, not
 // batches); IsRenewAck is accepted for renew acknowledgements (type 4),
-// which extend the lock.
+// which extend the lock. A share session lives on the connection that
+// opened it: when that connection closes, the records its member holds are
+// released for others at once, as in Kafka.
 
 import (
 	"time"
@@ -43,6 +45,7 @@ func handleShareFetch(c *conn, req *kmsg.ShareFetchRequest) (kmsg.Response, erro
 	r := broker.ShareFetchRequest{
 		Group: *req.GroupID, MemberID: *req.MemberID, SessionEpoch: req.ShareSessionEpoch, Fetch: true,
 		MaxWait: millis(req.MaxWaitMillis), MaxRecords: int(req.MaxRecords), MaxBytes: int(req.MaxBytes),
+		Conn: c,
 	}
 	if req.IsRenewAck {
 		r.Fetch = false // a renewal only acknowledges
@@ -62,6 +65,9 @@ func handleShareFetch(c *conn, req *kmsg.ShareFetchRequest) (kmsg.Response, erro
 		for _, p := range t.Partitions {
 			r.Forget = append(r.Forget, share.TP{Topic: t.TopicID, Partition: p})
 		}
+	}
+	if r.SessionEpoch == 0 {
+		c.openedShareSession(r.Group, r.MemberID)
 	}
 	res := c.s.broker.Shares().Fetch(c.ctx, r)
 	if res.Err != nil {

@@ -196,6 +196,9 @@ type conn struct {
 	// Fetch answers on it are sent from the files (Options.ZeroCopy).
 	tcp      *net.TCPConn
 	zeroCopy bool
+	// shareSessions are the share sessions (group, member) opened on this
+	// connection, closed with it (share.go). Write-loop state.
+	shareSessions map[[2]string]bool
 }
 
 // pendingResp is a request whose response the write loop must produce.
@@ -236,6 +239,7 @@ func (c *conn) serve() {
 	close(c.pending)
 	<-done
 	c.cancel()
+	c.closeShareSessions()
 }
 
 // errDropConn wraps reasons for closing a connection.

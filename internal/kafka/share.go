@@ -60,3 +60,23 @@ func (c *conn) shareGroupConfigs(group string, set map[string]string, remove []s
 	}
 	return err
 }
+
+// shareGroupType is a share group's group type and protocol type in
+// ListGroups, as Kafka reports them.
+const shareGroupType = "share"
+
+// openedShareSession notes a share session opened on this connection.
+func (c *conn) openedShareSession(group, member string) {
+	if c.shareSessions == nil {
+		c.shareSessions = map[[2]string]bool{}
+	}
+	c.shareSessions[[2]string{group, member}] = true
+}
+
+// closeShareSessions ends the share sessions opened on this connection,
+// once it is closed.
+func (c *conn) closeShareSessions() {
+	for k := range c.shareSessions {
+		c.s.broker.Shares().ConnClosed(k[0], k[1], c)
+	}
+}

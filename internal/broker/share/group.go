@@ -147,6 +147,7 @@ type Member struct {
 type session struct {
 	epoch int32
 	parts map[TP]bool
+	conn  any // the connection it was opened on
 }
 
 // Group is a share group: members, sessions and share-partitions.
@@ -296,7 +297,7 @@ func (g *Group) HasMember(id string) bool { _, ok := g.Members[id]; return ok }
 // the session expects next and moves it on, -1 is the member's last
 // request (its session closes after it, see CloseSession). It returns the
 // session's partitions after adding add and removing forget.
-func (g *Group) OpenSession(member string, epoch int32, fetch bool, add, forget []TP, limit int) (map[TP]bool, error) {
+func (g *Group) OpenSession(member string, epoch int32, fetch bool, add, forget []TP, conn any, limit int) (map[TP]bool, error) {
 	if !g.HasMember(member) {
 		return nil, ErrUnknownMember
 	}
@@ -309,7 +310,7 @@ func (g *Group) OpenSession(member string, epoch int32, fetch bool, add, forget 
 		if s != nil {
 			g.releaseMember(member, limit) // what the old session held
 		}
-		s = &session{parts: map[TP]bool{}}
+		s = &session{parts: map[TP]bool{}, conn: conn}
 		g.sessions[member] = s
 	case epoch == -1:
 		if s == nil {
@@ -344,6 +345,17 @@ func nextEpoch(e int32) int32 {
 func (g *Group) CloseSession(member string, limit int) int {
 	delete(g.sessions, member)
 	return g.releaseMember(member, limit)
+}
+
+// CloseConnSession ends a member's session if it is the one opened on
+// conn (the connection closed; a later session on another connection
+// stays), releasing what the member holds. It reports whether it did.
+func (g *Group) CloseConnSession(member string, conn any, limit int) (bool, int) {
+	s := g.sessions[member]
+	if s == nil || s.conn != conn {
+		return false, 0
+	}
+	return true, g.CloseSession(member, limit)
 }
 
 // Partition returns a share-partition, created uninitialised if new.
