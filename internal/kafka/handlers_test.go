@@ -60,7 +60,8 @@ func TestFindCoordinatorShapes(t *testing.T) {
 		code    int16
 	}{
 		{0, 0, 0}, {3, 1, 0}, {4, 0, 0}, {4, 1, 0},
-		{3, 2, kerr.InvalidRequest.Code}, {4, 2, kerr.InvalidRequest.Code},
+		{3, 2, 0}, {4, 2, 0}, // share-group state keys (KIP-932)
+		{3, 3, kerr.InvalidRequest.Code}, {4, 3, kerr.InvalidRequest.Code},
 	} {
 		req := kmsg.NewPtrFindCoordinatorRequest()
 		req.CoordinatorKey, req.CoordinatorKeys, req.CoordinatorType = "g", []string{"g1", "g2"}, tc.keyType
