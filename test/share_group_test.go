@@ -235,6 +235,27 @@ func TestShareGroupReleaseRejectAndDeliveryLimit(t *testing.T) {
 	if rs := cl.PollFetches(ctx).Records(); len(rs) > 0 {
 		t.Fatalf("settled records delivered again: %q", rs[0].Value)
 	}
+	// The metrics count what happened: release-me released once, poison
+	// twice and then archived, reject-me rejected; release-me accepted.
+	sc := b.scrape(t)
+	for name, want := range map[string]float64{
+		"sluice_share_acks_released_total":       3,
+		"sluice_share_acks_rejected_total":       1,
+		"sluice_share_records_archived_total":    1,
+		"sluice_share_acks_accepted_total":       1,
+		"sluice_share_records_redelivered_total": 3,
+		"sluice_share_records_acquired_total":    6,
+	} {
+		if v, ok := sc.value(name); !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+	if v, ok := sc.value("sluice_share_lag", "group="+group, "topic="+topic, "partition=0"); !ok || v != 0 {
+		t.Errorf("sluice_share_lag = %v (present %v), want 0", v, ok)
+	}
+	if v, ok := sc.value("sluice_share_group_members", "group="+group); !ok || v != 1 {
+		t.Errorf("sluice_share_group_members = %v (present %v), want 1", v, ok)
+	}
 }
 
 // rawShareMember joins a share group and acquires records with raw

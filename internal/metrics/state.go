@@ -106,6 +106,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, t := range cleanerTotals {
 		ch <- t.d
 	}
+	describeShares(ch)
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -115,6 +116,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Broker != nil {
 		collectPartitions(ch, c.src.Broker)
 		collectCleaner(ch, c.src.Broker.CleanerStats())
+		collectShares(ch, c.src.Broker)
 	}
 	if c.src.DataDir != "" {
 		collectDisk(ch, c.src.DataDir)
