@@ -519,3 +519,104 @@ func TestShareGroupAdmin(t *testing.T) {
 		t.Fatalf("share groups after deletion: %v %+v", err, ls)
 	}
 }
+
+// kill -9 of the broker while a member consumes and acknowledges (the
+// kill races the member's acknowledgement of a batch): no record whose
+// acceptance the broker confirmed is delivered again, and every record is
+// delivered, before or after the kills.
+func TestShareGroupKillMidStream(t *testing.T) {
+	b := startBroker(t)
+	const topic, group, n = "share-crash", "sg-crash", 3000
+	b.createTopic(t, topic, 1, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest"})
+	produceValues(t, b, topic, shareValues("c", n)...)
+
+	// confirmed: accepted, and the broker said so. Such a record must not
+	// be delivered again (one delivered, the broker killed before its
+	// acceptance was confirmed, may be).
+	confirmed := map[string]bool{}
+	var violations []string
+	delivered := map[string]int{}
+	// consume polls and accepts until all is delivered or, with killAt > 0,
+	// until killAt records were delivered: then it kills the broker while
+	// its acknowledgement of the last batch is on the way, and returns.
+	consume := func(killAt int) {
+		var mu sync.Mutex
+		failed := false
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Kafka), kgo.ShareGroup(group), kgo.ConsumeTopics(topic),
+			kgo.FetchMaxWait(200*time.Millisecond), kgo.ShareMaxRecords(100), kgo.RetryTimeout(2*time.Second),
+			kgo.ShareAckCallback(func(_ *kgo.Client, rs kgo.ShareAckResults) {
+				if rs.Error() != nil {
+					mu.Lock()
+					failed = true
+					mu.Unlock()
+				}
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { go cl.Close() }() // its broker may be gone
+		deadline := time.Now().Add(30 * time.Second)
+		for len(delivered) < n && time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			rs := cl.PollFetches(ctx).Records()
+			cancel()
+			if len(rs) == 0 {
+				continue
+			}
+			for _, r := range rs {
+				if confirmed[string(r.Value)] {
+					violations = append(violations, fmt.Sprintf("%s (offset %d, delivery count %d)", r.Value, r.Offset, r.DeliveryCount()))
+				}
+				delivered[string(r.Value)]++
+			}
+			mu.Lock()
+			failed = false
+			mu.Unlock()
+			cl.MarkAcks(kgo.AckAccept, rs...)
+			kill := killAt > 0 && len(delivered) >= killAt
+			var killed sync.WaitGroup
+			if kill {
+				killed.Add(1)
+				go func() { defer killed.Done(); b.Kill() }()
+			}
+			fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
+			err := cl.FlushAcks(fctx)
+			fcancel()
+			mu.Lock()
+			ok := err == nil && !failed
+			mu.Unlock()
+			if ok {
+				for _, r := range rs {
+					confirmed[string(r.Value)] = true
+				}
+			}
+			if kill {
+				killed.Wait()
+				return
+			}
+		}
+	}
+	check := func(when string) {
+		if len(violations) > 0 {
+			t.Fatalf("%s: %d records delivered again after their acceptance was confirmed, first %s", when, len(violations), violations[0])
+		}
+	}
+	for round := 1; round <= 2; round++ {
+		consume(round * n / 3)
+		b.Restart()
+		check(fmt.Sprintf("round %d", round))
+	}
+	consume(0)
+	check("at the end")
+	if len(delivered) != n {
+		t.Fatalf("%d of %d records delivered", len(delivered), n)
+	}
+	again := 0
+	for _, k := range delivered {
+		if k > 1 {
+			again++
+		}
+	}
+	t.Logf("%d records, %d acceptances confirmed, %d delivered again (unconfirmed when the broker died)", n, len(confirmed), again)
+}
