@@ -479,6 +479,17 @@ func TestShareGroupAdmin(t *testing.T) {
 		t.Fatalf("share-partition start offsets sum to %d, want 6: %+v", total, offs[group].Offsets)
 	}
 
+	// The management API lists it read-only, beside consumer groups.
+	sgs := decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/kafka/share-groups", nil, 200))
+	if len(sgs) != 1 || sgs[0]["group_id"] != group || sgs[0]["members"] != float64(2) || sgs[0]["lag"] != float64(0) {
+		t.Fatalf("/api/kafka/share-groups: %v", sgs)
+	}
+	one := decodeJSON[map[string]any](t, b.api(t, "GET", "/api/kafka/share-groups/"+group, nil, 200))
+	if ps, _ := one["partitions"].([]any); len(ps) != 2 || one["configs"].(map[string]any)["share.auto.offset.reset"] != "earliest" {
+		t.Fatalf("/api/kafka/share-groups/%s: %v", group, one)
+	}
+	b.api(t, "GET", "/api/kafka/share-groups/nope", nil, 404)
+
 	// A group with members is not deleted nor its offsets altered.
 	if rs, err := adm.DeleteGroups(ctxT(t, 5*time.Second), group); err != nil || rs[group].Err != kerr.NonEmptyGroup {
 		t.Fatalf("DeleteGroups of a live share group: %v %+v", err, rs)

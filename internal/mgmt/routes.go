@@ -127,6 +127,8 @@ func (a *API) routes() {
 		h("DELETE /api/kafka/topics/{name}", levelAdmin, a.deleteTopic)
 		h("GET /api/kafka/groups", levelMonitoring, a.listGroups)
 		h("GET /api/kafka/groups/{id}", levelMonitoring, a.getGroup)
+		h("GET /api/kafka/share-groups", levelMonitoring, a.listShareGroups)
+		h("GET /api/kafka/share-groups/{id}", levelMonitoring, a.getShareGroup)
 	}
 
 	// The web console: every other path (its page and assets; GET and HEAD).
