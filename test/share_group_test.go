@@ -479,6 +479,36 @@ func TestShareGroupAdmin(t *testing.T) {
 		t.Fatalf("share-partition start offsets sum to %d, want 6: %+v", total, offs[group].Offsets)
 	}
 
+	// Its configs, as kafka-configs.sh --describe --entity-type groups
+	// shows them: the one set, and the defaults.
+	dreq := kmsg.NewPtrDescribeConfigsRequest()
+	dres := kmsg.NewDescribeConfigsRequestResource()
+	dres.ResourceType, dres.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	dreq.Resources = append(dreq.Resources, dres)
+	rc, err := dreq.RequestWith(ctxT(t, 5*time.Second), c1)
+	if err != nil || len(rc.Resources) != 1 || rc.Resources[0].ErrorCode != 0 {
+		t.Fatalf("describe group configs: %v %+v", err, rc)
+	}
+	gotConfigs := map[string]string{}
+	for _, c := range rc.Resources[0].Configs {
+		gotConfigs[c.Name] = *c.Value + "/" + c.Source.String()
+	}
+	if gotConfigs["share.auto.offset.reset"] != "earliest/GROUP_CONFIG" || gotConfigs["share.record.lock.duration.ms"] != "30000/DEFAULT_CONFIG" {
+		t.Fatalf("group configs described: %v", gotConfigs)
+	}
+
+	// An unknown group config is refused.
+	bad := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	br := kmsg.NewIncrementalAlterConfigsRequestResource()
+	br.ResourceType, br.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	bc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	bc.Name, bc.Value = "share.record.lock.duration.ms", kmsg.StringPtr("10")
+	br.Configs = append(br.Configs, bc)
+	bad.Resources = append(bad.Resources, br)
+	if r, err := bad.RequestWith(ctxT(t, 5*time.Second), c1); err != nil || r.Resources[0].ErrorCode != kerr.InvalidConfig.Code {
+		t.Fatalf("lock duration 10 ms: %v %+v", err, r)
+	}
+
 	// The management API lists it read-only, beside consumer groups.
 	sgs := decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/kafka/share-groups", nil, 200))
 	if len(sgs) != 1 || sgs[0]["group_id"] != group || sgs[0]["members"] != float64(2) || sgs[0]["lag"] != float64(0) {

@@ -14,8 +14,10 @@ package kafka
 // ...), alterable: DYNAMIC_BROKER_CONFIG once altered, else
 // STATIC_BROKER_CONFIG for those Sluice's configuration sets
 // (log.retention.ms, log.retention.bytes, log.segment.bytes, log.roll.ms,
-// message.max.bytes) and DEFAULT_CONFIG for the rest. Other resource types
-// are INVALID_REQUEST. A null ConfigNames asks for every config; unknown
+// message.max.bytes) and DEFAULT_CONFIG for the rest. A GROUP resource
+// (type 32) reports the share group configs (share.go), GROUP_CONFIG when
+// set on the group, DEFAULT_CONFIG otherwise. Other resource types are
+// INVALID_REQUEST. A null ConfigNames asks for every config; unknown
 // names are left out. With IncludeSynonyms (v1+) each config lists where
 // its value could come from, strongest first, itself included; v3+
 // answers each config's type, and its documentation when
@@ -35,6 +37,11 @@ func handleDescribeConfigs(c *conn, req *kmsg.DescribeConfigsRequest) (kmsg.Resp
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
+			c.describeShareGroupConfigs(&sr, rr.ConfigNames)
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		entries, err := c.describeConfigs(rr.ResourceType, rr.ResourceName)
 		sr.ErrorCode, sr.ErrorMessage = codeAndMessage(err)
 		for _, e := range entries {

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/broker/share"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -32,6 +33,15 @@ func handleAlterConfigs(c *conn, req *kmsg.AlterConfigsRequest) (kmsg.Response, 
 					return reqErr(kerr.InvalidRequest, "null value for config %q", cfg.Name)
 				}
 				set[cfg.Name] = *cfg.Value
+			}
+			if rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
+				var others []string // replaced: back to their defaults
+				for _, k := range share.ConfigNames() {
+					if _, ok := set[k]; !ok {
+						others = append(others, k)
+					}
+				}
+				return c.shareGroupConfigs(rr.ResourceName, set, others, req.ValidateOnly)
 			}
 			if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
 				if err := checkDynamic(set, nil); err != nil {

@@ -5,9 +5,12 @@ package kafka
 
 import (
 	"errors"
+	"slices"
+	"strconv"
 
 	"github.com/sluice-mq/sluice/internal/broker/share"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var shareCodes = []struct {
@@ -78,5 +81,41 @@ func (c *conn) openedShareSession(group, member string) {
 func (c *conn) closeShareSessions() {
 	for k := range c.shareSessions {
 		c.s.broker.Shares().ConnClosed(k[0], k[1], c)
+	}
+}
+
+// describeShareGroupConfigs answers DescribeConfigs for a GROUP resource:
+// every share group config, as set on the group (GROUP_CONFIG) or its
+// default (DEFAULT_CONFIG), also for a group that does not exist yet, as
+// Kafka does.
+func (c *conn) describeShareGroupConfigs(sr *kmsg.DescribeConfigsResponseResource, names []string) {
+	if sr.ResourceName == "" {
+		sr.ErrorCode, sr.ErrorMessage = kerr.InvalidGroupID.Code, kmsg.StringPtr("empty group id")
+		return
+	}
+	set := c.s.broker.Shares().Configs(sr.ResourceName)
+	defaults := share.DefaultConfig()
+	def := map[string]string{
+		share.ConfigAutoOffsetReset:   "latest",
+		share.ConfigLockDuration:      strconv.FormatInt(defaults.LockDuration.Milliseconds(), 10),
+		share.ConfigDeliveryLimit:     strconv.Itoa(defaults.DeliveryLimit),
+		share.ConfigMaxRecordLocks:    strconv.Itoa(defaults.MaxRecordLocks),
+		share.ConfigHeartbeatInterval: strconv.FormatInt(defaults.HeartbeatInterval.Milliseconds(), 10),
+		share.ConfigSessionTimeout:    strconv.FormatInt(defaults.SessionTimeout.Milliseconds(), 10),
+	}
+	for _, name := range share.ConfigNames() {
+		if names != nil && !slices.Contains(names, name) {
+			continue
+		}
+		sc := kmsg.NewDescribeConfigsResponseResourceConfig()
+		sc.Name, sc.Value, sc.Source, sc.IsDefault = name, kmsg.StringPtr(def[name]), kmsg.ConfigSourceDefaultConfig, true
+		if v, ok := set[name]; ok {
+			sc.Value, sc.Source, sc.IsDefault = kmsg.StringPtr(v), kmsg.ConfigSourceGroupConfig, false
+		}
+		sc.ConfigType = kmsg.ConfigTypeInt
+		if name == share.ConfigAutoOffsetReset {
+			sc.ConfigType = kmsg.ConfigTypeString
+		}
+		sr.Configs = append(sr.Configs, sc)
 	}
 }
