@@ -8,7 +8,8 @@
 //   - topics (broker.go, partition*.go, topicconfig.go): topics and their
 //     partitions, topic configuration (every Kafka topic config, with the
 //     broker's dynamic configs as defaults, admin.go), retention, and
-//     (package groups) consumer group membership. A Partition owns
+//     (package groups) consumer group membership, (package share,
+//     shares.go) share groups (KIP-932). A Partition owns
 //     everything a front end may know of its log: it validates appended
 //     batches, stores them as the topic's compression.type and
 //     message.timestamp.type say (partition_rewrite.go), keeps
@@ -60,6 +61,7 @@
 //	Router.vhostDefs > vhost.defs > Router.mu > Broker.mu > queue locks,
 //	Partition.mu > the PartitionLog's own (a storage.Log's) locks
 //	a transactional id's lock (txn.go) > Broker.mu
+//	Shares.mu > a share group's lock > Broker.mu, Partition.mu (shares.go)
 //
 // A transactional id's lock is held across its metadata writes and its
 // markers' fsync: only that id's producer waits on it.
