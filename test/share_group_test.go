@@ -661,3 +661,173 @@ func TestShareGroupKillMidStream(t *testing.T) {
 	}
 	t.Logf("%d records, %d acceptances confirmed, %d delivered again (unconfirmed when the broker died)", n, len(confirmed), again)
 }
+
+// Only committed records are handed out: an aborted transaction's records
+// and the transaction markers are settled without delivery, an open
+// transaction's records wait for its commit.
+func TestShareGroupReadsCommitted(t *testing.T) {
+	b := startBroker(t)
+	const topic, group = "share-txn", "sg-txn"
+	b.createTopic(t, topic, 1, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest"})
+	tx := b.client(t, kgo.TransactionalID("share-txn-producer"), kgo.DefaultProduceTopic(topic))
+	ctx := ctxT(t, 20*time.Second)
+	inTxn := func(commit bool, values ...string) {
+		t.Helper()
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range values {
+			if err := tx.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inTxn(false, "aborted-1", "aborted-2")
+	inTxn(true, "committed-1")
+	// An open transaction: its record is not handed out yet.
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.ProduceSync(ctx, &kgo.Record{Value: []byte("later")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl := shareConsumer(t, b, group, topic)
+	rs := pollSome(t, cl, 15*time.Second)
+	if len(rs) != 1 || string(rs[0].Value) != "committed-1" {
+		var vs []string
+		for _, r := range rs {
+			vs = append(vs, string(r.Value))
+		}
+		t.Fatalf("got %q, want only committed-1", vs)
+	}
+	cl.MarkAcks(kgo.AckAccept, rs...)
+	if err := cl.FlushAcks(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// Offsets: aborted 0-1, marker 2, committed 3, marker 4, open 5.
+	if start, _ := shareOffsets(t, b.admin(t), group, topic); start != 5 {
+		t.Fatalf("start offset %d, want 5: aborted records and markers settled, the open transaction next", start)
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	rs = pollSome(t, cl, 15*time.Second)
+	if len(rs) != 1 || string(rs[0].Value) != "later" {
+		t.Fatalf("after the commit got %d records, want later", len(rs))
+	}
+}
+
+// The share protocol's errors, with raw requests: sessions (KIP-932's
+// epochs), acknowledgements of records not held, unknown members, and a
+// group id held by a consumer group.
+func TestShareGroupProtocolErrors(t *testing.T) {
+	b := startBroker(t)
+	const topic, group = "share-errs", "sg-errs"
+	b.createTopic(t, topic, 1, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest"})
+	produceValues(t, b, topic, "e0", "e1")
+	cl := b.client(t)
+	ctx := ctxT(t, 20*time.Second)
+	code := func(c int16) error { return kerr.ErrorForCode(c) }
+
+	hb := func(member string, epoch int32, topics []string) *kmsg.ShareGroupHeartbeatResponse {
+		t.Helper()
+		r := kmsg.NewPtrShareGroupHeartbeatRequest()
+		r.GroupID, r.MemberID, r.MemberEpoch, r.SubscribedTopicNames = group, member, epoch, topics
+		resp, err := r.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if r := hb("m-unknown-000000000000", 3, nil); code(r.ErrorCode) != kerr.UnknownMemberID {
+		t.Fatalf("heartbeat of an unknown member: %v", code(r.ErrorCode))
+	}
+	if r := hb("m-nosub-00000000000000", 0, nil); code(r.ErrorCode) != kerr.InvalidRequest {
+		t.Fatalf("join without subscription: %v", code(r.ErrorCode))
+	}
+	joined := hb("m-one-0000000000000000", 0, []string{topic})
+	if joined.ErrorCode != 0 || joined.MemberEpoch < 1 || joined.Assignment == nil {
+		t.Fatalf("join: %+v", joined)
+	}
+	tid := joined.Assignment.TopicPartitions[0].TopicID
+	member := "m-one-0000000000000000"
+
+	fetch := func(epoch int32, acks ...kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch) *kmsg.ShareFetchResponse {
+		t.Helper()
+		r := kmsg.NewPtrShareFetchRequest()
+		r.GroupID, r.MemberID, r.ShareSessionEpoch = kmsg.StringPtr(group), kmsg.StringPtr(member), epoch
+		r.MaxWaitMillis, r.MaxBytes, r.MaxRecords, r.BatchSize = 1000, 1<<20, 1, 1
+		r.Topics = []kmsg.ShareFetchRequestTopic{{TopicID: tid, Partitions: []kmsg.ShareFetchRequestTopicPartition{{Partition: 0, AcknowledgementBatches: acks}}}}
+		resp, err := r.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	accept := func(first, last int64) kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch {
+		return kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch{FirstOffset: first, LastOffset: last, AcknowledgeTypes: []int8{1}}
+	}
+	if r := fetch(1); code(r.ErrorCode) != kerr.ShareSessionNotFound {
+		t.Fatalf("epoch 1 without a session: %v", code(r.ErrorCode))
+	}
+	if r := fetch(0, accept(0, 0)); code(r.ErrorCode) != kerr.InvalidRequest {
+		t.Fatalf("acknowledgements opening a session: %v", code(r.ErrorCode))
+	}
+	r := fetch(0)
+	if r.ErrorCode != 0 || len(r.Topics) != 1 || len(r.Topics[0].Partitions[0].AcquiredRecords) != 1 || r.AcquisitionLockTimeoutMillis != 30000 {
+		t.Fatalf("open: %+v", r)
+	}
+	if acq := r.Topics[0].Partitions[0].AcquiredRecords[0]; acq.FirstOffset != 0 || acq.LastOffset != 0 {
+		t.Fatalf("MaxRecords 1 acquired %+v", acq)
+	}
+	if r := fetch(5); code(r.ErrorCode) != kerr.InvalidShareSessionEpoch {
+		t.Fatalf("a skipped epoch: %v", code(r.ErrorCode))
+	}
+	// Offset 1 is not acquired by this member: INVALID_RECORD_STATE on the
+	// partition, and offset 0 in the same batch stays acquired.
+	r = fetch(1, accept(0, 1))
+	p := r.Topics[0].Partitions[0]
+	if r.ErrorCode != 0 || code(p.AcknowledgeErrorCode) != kerr.InvalidRecordState {
+		t.Fatalf("acknowledging an offset not held: %v / %v", code(r.ErrorCode), code(p.AcknowledgeErrorCode))
+	}
+	if len(p.AcquiredRecords) != 1 || p.AcquiredRecords[0].FirstOffset != 1 {
+		t.Fatalf("the same fetch acquired %+v, want offset 1", p.AcquiredRecords)
+	}
+	ack := kmsg.NewPtrShareAcknowledgeRequest()
+	ack.GroupID, ack.MemberID, ack.ShareSessionEpoch = kmsg.StringPtr(group), kmsg.StringPtr(member), 0
+	if resp, err := ack.RequestWith(ctx, cl); err != nil || code(resp.ErrorCode) != kerr.InvalidShareSessionEpoch {
+		t.Fatalf("ShareAcknowledge at epoch 0: %v %v", err, resp)
+	}
+	ack.ShareSessionEpoch = 2
+	ack.Topics = []kmsg.ShareAcknowledgeRequestTopic{{TopicID: tid, Partitions: []kmsg.ShareAcknowledgeRequestTopicPartition{{Partition: 0,
+		AcknowledgementBatches: []kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch{{FirstOffset: 0, LastOffset: 1, AcknowledgeTypes: []int8{1}}}}}}}
+	if resp, err := ack.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("ShareAcknowledge: %v %+v", err, resp)
+	}
+	if start, lag := shareOffsets(t, b.admin(t), group, topic); start != 2 || lag != 0 {
+		t.Fatalf("after accepting both: start %d lag %d", start, lag)
+	}
+
+	// A consumer group's id is not a share group's.
+	cg := b.client(t, kgo.ConsumerGroup("a-consumer-group"), kgo.ConsumeTopics(topic))
+	waitFor(t, 15*time.Second, "the consumer group to exist", func() bool {
+		cg.PollFetches(ctxT(t, 200*time.Millisecond))
+		ls, err := b.admin(t).ListGroups(ctxT(t, 5*time.Second))
+		return err == nil && len(ls.Groups()) > 0 && ls["a-consumer-group"].Group != ""
+	})
+	other := kmsg.NewPtrShareGroupHeartbeatRequest()
+	other.GroupID, other.MemberID, other.SubscribedTopicNames = "a-consumer-group", "m-two-0000000000000000", []string{topic}
+	if resp, err := other.RequestWith(ctx, cl); err != nil || code(resp.ErrorCode) != kerr.InconsistentGroupProtocol {
+		t.Fatalf("share heartbeat to a consumer group: %v %v", err, resp)
+	}
+	// The refused joins left no share group behind.
+	ls, err := b.admin(t).ListGroupsByType(ctxT(t, 5*time.Second), []string{"share"})
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("share groups: %v %+v", err, ls)
+	}
+}

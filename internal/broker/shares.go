@@ -169,7 +169,27 @@ func (s *Shares) Heartbeat(r ShareHeartbeat) (share.HeartbeatResult, time.Durati
 		sg.wakeLocked()
 	}
 	sg.mu.Unlock()
+	if err != nil && r.Epoch == 0 {
+		s.dropIfBlank(r.Group) // a refused join leaves no group behind
+	}
 	return res, cfg.HeartbeatInterval, err
+}
+
+// dropIfBlank forgets a group that holds nothing: no member, no
+// share-partition, no config.
+func (s *Shares) dropIfBlank(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sg := s.groups[name]
+	if sg == nil {
+		return
+	}
+	sg.mu.Lock()
+	blank := len(sg.g.Members) == 0 && len(sg.g.Partitions) == 0 && len(sg.g.Configs) == 0
+	sg.mu.Unlock()
+	if blank {
+		delete(s.groups, name)
+	}
 }
 
 // ShareAck is one acknowledgement batch.
