@@ -277,7 +277,9 @@ func (s *Shares) Fetch(ctx context.Context, r ShareFetchRequest) ShareFetchResul
 			pr.AckErr = share.ErrInvalidRecordState
 			continue
 		}
-		p.Expire(now, cfg.DeliveryLimit)
+		if _, archived := p.Expire(now, cfg.DeliveryLimit); archived > 0 {
+			s.Archived.Add(int64(archived))
+		}
 		c, err := p.Ack(r.MemberID, a.First, a.Last, a.Types, now.Add(cfg.LockDuration), cfg.DeliveryLimit)
 		if err != nil {
 			pr.AckErr = err
