@@ -179,6 +179,19 @@ func TestShareGroupMembersGetDisjointRecords(t *testing.T) {
 	if len(seen) != n {
 		t.Fatalf("%d of %d records consumed", len(seen), n)
 	}
+	// Another share group is a queue of its own: it gets every record.
+	setShareConfigs(t, b, "sg-other", map[string]string{"share.auto.offset.reset": "earliest"})
+	other := shareConsumer(t, b, "sg-other", topic)
+	got2 := map[string]bool{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got2) < n && time.Now().Before(deadline) {
+		for _, r := range pollSome(t, other, time.Until(deadline)) {
+			got2[string(r.Value)] = true
+		}
+	}
+	if len(got2) != n {
+		t.Fatalf("a second share group got %d of %d records", len(got2), n)
+	}
 }
 
 // A released record comes back with a higher delivery count; a rejected
