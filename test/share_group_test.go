@@ -91,7 +91,8 @@ func pollSome(t *testing.T, cl *kgo.Client, within time.Duration) []*kgo.Record 
 	return nil
 }
 
-// shareOffsets describes one group's share-partition 0 of topic.
+// shareOffsets describes one group's share-partition 0 of topic: -1 and
+// -1 before the group exists or has started on it.
 func shareOffsets(t *testing.T, adm *kadm.Client, group, topic string) (start, lag int64) {
 	t.Helper()
 	ds, err := adm.DescribeShareGroupOffsets(ctxT(t, 10*time.Second), group)
@@ -99,6 +100,9 @@ func shareOffsets(t *testing.T, adm *kadm.Client, group, topic string) (start, l
 		t.Fatal(err)
 	}
 	d, ok := ds[group]
+	if ok && d.Err == kerr.GroupIDNotFound {
+		return -1, -1 // no member joined yet
+	}
 	if !ok || d.Err != nil {
 		t.Fatalf("describe share group offsets of %s: %v", group, d.Err)
 	}
@@ -838,9 +842,25 @@ func TestShareGroupProtocolErrors(t *testing.T) {
 	if resp, err := other.RequestWith(ctx, cl); err != nil || code(resp.ErrorCode) != kerr.InconsistentGroupProtocol {
 		t.Fatalf("share heartbeat to a consumer group: %v %v", err, resp)
 	}
-	// The refused joins left no share group behind.
+	// And a share group's id is not a classic or consumer group's.
+	jg := kmsg.NewPtrJoinGroupRequest()
+	jg.Group, jg.ProtocolType, jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis = group, "consumer", 10000, 10000
+	jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+	if resp, err := jg.RequestWith(ctx, cl); err != nil || code(resp.ErrorCode) != kerr.InconsistentGroupProtocol {
+		t.Fatalf("JoinGroup of a share group: %v %v", err, resp)
+	}
+	ch := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	ch.Group, ch.MemberID, ch.RebalanceTimeoutMillis, ch.SubscribedTopicNames = group, "m-three-00000000000000", 10000, []string{topic}
+	if resp, err := ch.RequestWith(ctx, cl); err != nil || code(resp.ErrorCode) != kerr.GroupIDNotFound {
+		t.Fatalf("ConsumerGroupHeartbeat of a share group: %v %v", err, resp)
+	}
+	// Configs alone make no group, and the refused joins left none behind.
+	setShareConfigs(t, b, "only-configs", map[string]string{"share.delivery.count.limit": "4"})
 	ls, err := b.admin(t).ListGroupsByType(ctxT(t, 5*time.Second), []string{"share"})
-	if err != nil || len(ls) != 1 {
+	if err != nil || len(ls) != 1 || ls[group].Group != group {
 		t.Fatalf("share groups: %v %+v", err, ls)
+	}
+	if ds, err := b.admin(t).DescribeShareGroups(ctxT(t, 5*time.Second), "only-configs"); err == nil && ds["only-configs"].Err != kerr.GroupIDNotFound {
+		t.Fatalf("describe a group with configs only: %+v", ds["only-configs"])
 	}
 }

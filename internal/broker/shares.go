@@ -122,8 +122,23 @@ func (s *Shares) get(name string, create bool) *shareGroup {
 	return sg
 }
 
-// Exists reports whether a share group of that name exists.
-func (s *Shares) Exists(name string) bool { return s.get(name, false) != nil }
+// Exists reports whether a share group of that name exists: a member
+// joined it or its offsets were set (configs alone make no group).
+func (s *Shares) Exists(name string) bool { return s.established(name) != nil }
+
+// established returns the group if it exists as a share group.
+func (s *Shares) established(name string) *shareGroup {
+	sg := s.get(name, false)
+	if sg == nil {
+		return nil
+	}
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	if !sg.g.Established {
+		return nil
+	}
+	return sg
+}
 
 // wakeLocked wakes the fetches waiting on the group.
 func (sg *shareGroup) wakeLocked() {
@@ -162,15 +177,22 @@ func (s *Shares) Heartbeat(r ShareHeartbeat) (share.HeartbeatResult, time.Durati
 	}
 	now := s.now()
 	sg.mu.Lock()
+	wasEstablished := sg.g.Established
 	cfg := share.Resolve(s.base, sg.g.Configs)
 	released := sg.g.ExpireMembers(now, cfg.SessionTimeout, cfg.DeliveryLimit)
 	res, err := sg.g.Heartbeat(r.MemberID, r.Epoch, r.RackID, r.Subscribed, r.ClientID, r.ClientHost, s.topicInfos(), now, cfg.DeliveryLimit)
 	if released+res.Released > 0 {
 		sg.wakeLocked()
 	}
+	established := !wasEstablished && sg.g.Established
 	sg.mu.Unlock()
 	if err != nil && r.Epoch == 0 {
 		s.dropIfBlank(r.Group) // a refused join leaves no group behind
+	}
+	if established { // the group exists from now on, across restarts too
+		if serr := s.save(sg); serr != nil {
+			s.b.log.Warn("share group state not saved", "group", r.Group, "err", serr)
+		}
 	}
 	return res, cfg.HeartbeatInterval, err
 }
@@ -615,9 +637,10 @@ func isAborted(h storage.BatchHeader, aborted []AbortedTxn) bool {
 
 // shareStateFile is a group's persisted state.
 type shareStateFile struct {
-	Name       string               `json:"name"`
-	Configs    map[string]string    `json:"configs,omitempty"`
-	Partitions []sharePartitionFile `json:"partitions,omitempty"`
+	Name        string               `json:"name"`
+	Established bool                 `json:"established,omitempty"`
+	Configs     map[string]string    `json:"configs,omitempty"`
+	Partitions  []sharePartitionFile `json:"partitions,omitempty"`
 }
 
 type sharePartitionFile struct {
@@ -634,7 +657,7 @@ func (s *Shares) path(group string) string {
 // returns once a snapshot at least as new as the state it saw is durable.
 func (s *Shares) save(sg *shareGroup) error {
 	sg.mu.Lock()
-	f := shareStateFile{Name: sg.g.Name, Configs: sg.g.Configs}
+	f := shareStateFile{Name: sg.g.Name, Established: sg.g.Established, Configs: sg.g.Configs}
 	for tp, p := range sg.g.Partitions {
 		if !p.Initialised() {
 			continue
@@ -684,6 +707,7 @@ func decodeShareState(data []byte) (*share.Group, error) {
 		return nil, err
 	}
 	g := share.NewGroup(f.Name)
+	g.Established = f.Established || len(f.Partitions) > 0
 	for k, v := range f.Configs {
 		g.Configs[k] = v
 	}

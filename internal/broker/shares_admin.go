@@ -31,6 +31,10 @@ func (s *Shares) List() []ShareGroupSummary {
 	out := make([]ShareGroupSummary, 0, len(gs))
 	for _, sg := range gs {
 		sg.mu.Lock()
+		if !sg.g.Established {
+			sg.mu.Unlock()
+			continue
+		}
 		cfg := share.Resolve(s.base, sg.g.Configs)
 		sg.g.ExpireMembers(now, cfg.SessionTimeout, cfg.DeliveryLimit)
 		out = append(out, ShareGroupSummary{Name: sg.g.Name, State: sg.g.State(), Members: len(sg.g.Members)})
@@ -50,7 +54,7 @@ type ShareGroupDescription struct {
 
 // Describe describes a share group.
 func (s *Shares) Describe(name string) (ShareGroupDescription, bool) {
-	sg := s.get(name, false)
+	sg := s.established(name)
 	if sg == nil {
 		return ShareGroupDescription{}, false
 	}
@@ -76,6 +80,11 @@ func (s *Shares) Delete(name string) error {
 		return share.ErrGroupNotFound
 	}
 	sg.mu.Lock()
+	if !sg.g.Established {
+		sg.mu.Unlock()
+		s.mu.Unlock()
+		return share.ErrGroupNotFound
+	}
 	cfg := share.Resolve(s.base, sg.g.Configs)
 	sg.g.ExpireMembers(s.now(), cfg.SessionTimeout, cfg.DeliveryLimit)
 	empty := len(sg.g.Members) == 0
@@ -107,7 +116,7 @@ type SharePartitionOffset struct {
 
 // Offsets returns the share-partitions of a group, sorted.
 func (s *Shares) Offsets(name string) ([]SharePartitionOffset, bool) {
-	sg := s.get(name, false)
+	sg := s.established(name)
 	if sg == nil {
 		return nil, false
 	}
@@ -146,6 +155,7 @@ func (s *Shares) AlterOffsets(name string, to map[share.TP]int64) error {
 	for tp, off := range to {
 		sg.g.Partition(tp).Reset(off)
 	}
+	sg.g.Established = true
 	sg.mu.Unlock()
 	return s.save(sg)
 }
@@ -153,7 +163,7 @@ func (s *Shares) AlterOffsets(name string, to map[share.TP]int64) error {
 // DeleteOffsets forgets the share-partitions of the given topics in a
 // group without members: they start again from the reset offset.
 func (s *Shares) DeleteOffsets(name string, topics []share.TopicID) error {
-	sg := s.get(name, false)
+	sg := s.established(name)
 	if sg == nil {
 		return share.ErrGroupNotFound
 	}

@@ -9,10 +9,12 @@ package kafka
 // session timeout stands in for it. The join blocks this connection's
 // responses until the join phase ends, as in Kafka; if the connection
 // closes meanwhile the join is abandoned. Client hosts are reported as
-// Kafka reports them ("/" and the IP).
+// Kafka reports them ("/" and the IP). A share group's id is
+// INCONSISTENT_GROUP_PROTOCOL, as in Kafka.
 
 import (
 	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -38,6 +40,10 @@ func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error)
 		jr.Protocols = append(jr.Protocols, groups.Protocol{Name: p.Name, Metadata: p.Metadata})
 	}
 
+	if c.s.broker.Shares().Exists(req.Group) {
+		resp.ErrorCode = kerr.InconsistentGroupProtocol.Code // a share group's id
+		return resp, nil
+	}
 	res := c.s.groups.Join(c.ctx, jr)
 	if abandoned(res.Err) {
 		return nil, res.Err

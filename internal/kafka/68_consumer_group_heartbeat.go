@@ -13,13 +13,15 @@ package kafka
 // internal topics excluded) follow topics as they are created, deleted and
 // grown. The answer's HeartbeatIntervalMillis is the broker's
 // group_consumer_heartbeat_interval. A group id that is a live classic group
-// answers GROUP_ID_NOT_FOUND, as Kafka does with its migration policy off; a
+// answers GROUP_ID_NOT_FOUND, as Kafka does with its migration policy off
+// (a share group's id too, as in Kafka); a
 // heartbeat of an unknown member (or group) answers UNKNOWN_MEMBER_ID,
 // after which clients rejoin: membership is not kept across a broker
 // restart, members rejoin (docs/kafka-compatibility.md).
 
 import (
 	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -49,6 +51,10 @@ func handleConsumerGroupHeartbeat(c *conn, req *kmsg.ConsumerGroupHeartbeatReque
 	}
 	if req.MemberEpoch >= 0 {
 		r.Topics = c.groupTopics()
+	}
+	if c.s.broker.Shares().Exists(req.Group) {
+		resp.ErrorCode, resp.ErrorMessage = kerr.GroupIDNotFound.Code, nullIfEmpty("Group "+req.Group+" is not a consumer group.")
+		return resp, nil
 	}
 	res := c.s.groups.ConsumerHeartbeat(r)
 	if res.Err != nil {

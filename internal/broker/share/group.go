@@ -152,12 +152,16 @@ type session struct {
 
 // Group is a share group: members, sessions and share-partitions.
 type Group struct {
-	Name       string
-	Epoch      int32
-	Members    map[string]*Member
-	Partitions map[TP]*Partition
-	Configs    map[string]string
-	sessions   map[string]*session
+	Name string
+	// Established: the group is a share group (a member joined, or its
+	// offsets were set), not merely a name with configs, which Kafka keeps
+	// for any group id. It stays one until deleted.
+	Established bool
+	Epoch       int32
+	Members     map[string]*Member
+	Partitions  map[TP]*Partition
+	Configs     map[string]string
+	sessions    map[string]*session
 }
 
 // NewGroup returns an empty group.
@@ -204,6 +208,7 @@ func (g *Group) Heartbeat(memberID string, epoch int32, rack *string, subscribed
 			m = &Member{ID: memberID}
 			g.Members[memberID] = m
 			g.Epoch++
+			g.Established = true
 		}
 		m.Assignment = nil // a rejoining member is sent its assignment again
 	case m == nil:
