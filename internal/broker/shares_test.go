@@ -43,7 +43,7 @@ func TestShareStateFileRoundTrip(t *testing.T) {
 // FuzzDecodeShareState: state files are read at start; whatever is in
 // them must not panic the broker.
 func FuzzDecodeShareState(f *testing.F) {
-	f.Add(encodeShareState([]byte(`{"name":"g","partitions":[{"topic":"07000000000000000000000000000000","partition":0,"start":5,"end":9,"records":[{"o":6,"c":2}]}]}`)))
+	f.Add(encodeShareState([]byte(`{"name":"g","partitions":[{"topic":"07000000000000000000000000000000","partition":0,"start":5,"end":9,"records":[{"f":6,"l":7,"c":2}]}]}`)))
 	f.Add(encodeShareState([]byte(`{"name":"g","partitions":[{"topic":"zz","partition":0,"start":9,"end":5}]}`)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeShareState(data)

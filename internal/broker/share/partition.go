@@ -310,7 +310,9 @@ func (p *Partition) ReleaseMember(member string, limit int) (released, archived 
 }
 
 // PartitionState is what of a share-partition is kept across restarts:
-// the window and the delivery count of each record still to settle. A
+// the window and the delivery counts of the records still to settle, as
+// runs of consecutive offsets with one count (records are acquired in
+// runs, so a partition with thousands in flight keeps a few entries). A
 // record acquired when the state was taken is kept as available with its
 // count: after a restart nobody holds a lock.
 type PartitionState struct {
@@ -319,42 +321,53 @@ type PartitionState struct {
 	Records []RecState `json:"records,omitempty"`
 }
 
-// RecState is a record still to settle.
+// RecState is a run of records still to settle, First to Last, each
+// delivered Count times.
 type RecState struct {
-	Offset int64 `json:"o"`
-	Count  int16 `json:"c"`
+	First int64 `json:"f"`
+	Last  int64 `json:"l"`
+	Count int16 `json:"c"`
 }
 
 // State returns the partition's state to persist.
 func (p *Partition) State() PartitionState {
 	s := PartitionState{Start: p.Start, End: p.End}
-	for off, r := range p.recs {
-		s.Records = append(s.Records, RecState{Offset: off, Count: r.count})
+	offs := make([]int64, 0, len(p.recs))
+	for off := range p.recs {
+		offs = append(offs, off)
 	}
-	slices.SortFunc(s.Records, func(a, b RecState) int {
-		switch {
-		case a.Offset < b.Offset:
-			return -1
-		case a.Offset > b.Offset:
-			return 1
+	slices.Sort(offs)
+	for _, off := range offs {
+		c := p.recs[off].count
+		if n := len(s.Records); n > 0 && s.Records[n-1].Last == off-1 && s.Records[n-1].Count == c {
+			s.Records[n-1].Last = off
+			continue
 		}
-		return 0
-	})
+		s.Records = append(s.Records, RecState{First: off, Last: off, Count: c})
+	}
 	return s
 }
 
+// maxRestoredRecords bounds what a state (read from disk) may make the
+// partition keep.
+const maxRestoredRecords = 1 << 20
+
 // RestorePartition rebuilds a partition from its persisted state, every
-// record available.
+// record available. Runs outside the window, or past maxRestoredRecords in
+// all, are dropped.
 func RestorePartition(s PartitionState) *Partition {
 	p := &Partition{Start: s.Start, End: max(s.End, s.Start), initialised: true}
 	for _, r := range s.Records {
-		if r.Offset < p.Start || r.Offset >= p.End {
+		first, last := max(r.First, p.Start), min(r.Last, p.End-1)
+		if first > last || int64(len(p.recs))+last-first+1 > maxRestoredRecords {
 			continue
 		}
 		if p.recs == nil {
 			p.recs = make(map[int64]*rec)
 		}
-		p.recs[r.Offset] = &rec{count: r.Count}
+		for off := first; off <= last; off++ {
+			p.recs[off] = &rec{count: max(r.Count, 1)}
+		}
 	}
 	p.advance()
 	return p
