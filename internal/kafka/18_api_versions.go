@@ -14,8 +14,10 @@ package kafka
 // From v3 the answer carries the feature flags (KIP-584) as Kafka 4.x
 // does: transaction.version is supported from 0 to 2 and finalized at
 // Options.TransactionVersion (2 by default), which is what makes franz-go
-// and the Java client run KIP-890 part 2 transactions; the finalized
-// features' epoch is fixed, since the level only changes with a restart.
+// and the Java client run KIP-890 part 2 transactions; share.version is
+// supported from 0 to 1 and finalized at 1 (share groups, KIP-932). The
+// finalized features' epoch is fixed, since the levels only change with a
+// restart.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -45,6 +47,9 @@ type feature struct {
 
 var features = []feature{
 	{name: "transaction.version", min: 0, max: 2, level: func(s *Server) int16 { return s.opts.TransactionVersion }},
+	// Share groups (KIP-932) are served: finalized at 1, as Kafka 4.2
+	// enables them.
+	{name: "share.version", min: 0, max: 1, level: func(*Server) int16 { return 1 }},
 }
 
 // finalizedFeaturesEpoch is the epoch of the finalized levels; Kafka's

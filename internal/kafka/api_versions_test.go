@@ -19,7 +19,8 @@ func TestApiVersionsUnsupportedNamesOwnRange(t *testing.T) {
 }
 
 // From v3 the answer carries transaction.version, finalized at the
-// server's level; before v3 there is no room for it.
+// server's level, and share.version, finalized at 1; before v3 there is
+// no room for them.
 func TestApiVersionsFeatures(t *testing.T) {
 	for _, tc := range []struct {
 		version, level, want int16
@@ -34,13 +35,19 @@ func TestApiVersionsFeatures(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp := r.(*kmsg.ApiVersionsResponse)
-		got := int16(-1)
+		got, shareLevel := int16(-1), int16(-1)
 		for _, f := range resp.FinalizedFeatures {
-			if f.Name == "transaction.version" {
+			switch f.Name {
+			case "transaction.version":
 				got = f.MaxVersionLevel
+			case "share.version":
+				shareLevel = f.MaxVersionLevel
 			}
 		}
-		if got != tc.want || tc.want > 0 && (resp.FinalizedFeaturesEpoch < 0 || len(resp.SupportedFeatures) != 1) {
+		if tc.version >= 3 && shareLevel != 1 {
+			t.Errorf("v%d: share.version finalized at %d, want 1", tc.version, shareLevel)
+		}
+		if got != tc.want || tc.want > 0 && (resp.FinalizedFeaturesEpoch < 0 || len(resp.SupportedFeatures) != 2) {
 			t.Errorf("v%d at level %d: finalized %d (epoch %d, supported %+v), want %d", tc.version, tc.level, got, resp.FinalizedFeaturesEpoch, resp.SupportedFeatures, tc.want)
 		}
 	}
