@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -862,5 +865,33 @@ func TestShareGroupProtocolErrors(t *testing.T) {
 	}
 	if ds, err := b.admin(t).DescribeShareGroups(ctxT(t, 5*time.Second), "only-configs"); err == nil && ds["only-configs"].Err != kerr.GroupIDNotFound {
 		t.Fatalf("describe a group with configs only: %+v", ds["only-configs"])
+	}
+}
+
+// The web console lists share groups beside the consumer groups.
+func TestConsoleShowsShareGroups(t *testing.T) {
+	node := requireBrowser(t)
+	b := startBroker(t)
+	const topic, group = "share-console", "sg-console"
+	b.createTopic(t, topic, 1, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest"})
+	produceValues(t, b, topic, "a", "b", "c")
+	cl := shareConsumer(t, b, group, topic)
+	held := 0
+	deadline := time.Now().Add(15 * time.Second)
+	for held < 3 && time.Now().Before(deadline) {
+		held += len(pollSome(t, cl, time.Until(deadline))) // held: the next poll would accept them
+	}
+	if held != 3 {
+		t.Fatalf("member holds %d of 3 records", held)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer scancel()
+	cmd := exec.CommandContext(sctx, node, "browser/share-groups.spec.mjs")
+	cmd.Env = append(os.Environ(), "SLUICE_URL=http://"+b.HTTP+"/")
+	out, err := cmd.CombinedOutput()
+	t.Logf("share-groups.spec.mjs:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "0 failed") {
+		t.Fatalf("browser checks failed: %v", err)
 	}
 }

@@ -1,5 +1,5 @@
-// Kafka: topics (list and partitions) and consumer groups (list, members,
-// assignments, lag per partition and a lag chart).
+// Kafka: topics (list and partitions), consumer groups (list, members,
+// assignments, lag per partition and a lag chart) and share groups (list).
 import { h, num, rate, bytes, compact, Ring } from './util.js';
 import { get, seg } from './api.js';
 import { Table } from './table.js';
@@ -101,12 +101,28 @@ export function groups(ctx) {
       } },
     ],
   });
+  // Share groups (KIP-932), read-only beside them: members share the
+  // partitions; in flight are records acquired and not yet acknowledged.
+  const shares = new Table({
+    name: 'share-groups',
+    empty: 'No share groups.',
+    filterText: (g) => g.group_id,
+    sort: ['lag', true],
+    columns: [
+      { key: 'group_id', label: 'Share group', render: (g) => h('span.strong', null, g.group_id) },
+      { key: 'state', label: 'State', render: (g) => badge(g.state, g.state === 'Stable' ? 'good' : '') },
+      { key: 'members', label: 'Members', num: true },
+      { key: 'in_flight', label: 'In flight', num: true },
+      { key: 'lag', label: 'Lag', num: true },
+    ],
+  });
   const count = h('span');
-  ctx.el.append(pageHead('Consumer groups', count), card(null, table.el));
+  ctx.el.append(pageHead('Consumer groups', count), card(null, table.el), card('Share groups (KIP-932)', shares.el));
   ctx.poll(async () => {
-    const gs = await get('/api/kafka/groups');
+    const [gs, sgs] = await Promise.all([get('/api/kafka/groups'), get('/api/kafka/share-groups')]);
     count.textContent = `${num(gs.length)} groups · total lag ${num(gs.reduce((a, g) => a + (g.lag || 0), 0))}`;
     table.setRows(gs);
+    shares.setRows(sgs);
   }, 4000);
 }
 
