@@ -20,10 +20,11 @@ package kafka
 // acquired and nothing was acknowledged, the request waits up to
 // MaxWaitMillis for records (appended, released, or unlocked by a lock
 // timeout). AcquisitionLockTimeoutMillis is the group's
-// share.record.lock.duration.ms. v2's ShareAcquireMode is served as batch
-// mode (MaxRecords is a soft limit rounded down to whole ranges, not
-// batches); IsRenewAck is accepted for renew acknowledgements (type 4),
-// which extend the lock. A share session lives on the connection that
+// share.record.lock.duration.ms. v2's ShareAcquireMode is served the same
+// in both modes: never more than MaxRecords offsets are acquired, and the
+// batches holding them are returned whole (the client drops the records
+// outside the acquired ranges). IsRenewAck is accepted for renew
+// acknowledgements (type 4), which extend the lock. A share session lives on the connection that
 // opened it: when that connection closes, the records its member holds are
 // released for others at once, as in Kafka.
 
