@@ -235,7 +235,9 @@ type AckCounts struct {
 // renewed records; limit the delivery count limit.
 func (p *Partition) Ack(member string, first, last int64, types []int8, renewTo time.Time, limit int) (AckCounts, error) {
 	var c AckCounts
-	if first > last || len(types) == 0 || (len(types) != 1 && int64(len(types)) != last-first+1) {
+	// first >= 0 first: with a negative one, last-first can overflow and
+	// the range would look small while spanning the whole int64 line.
+	if first < 0 || first > last || len(types) == 0 || (len(types) != 1 && int64(len(types)) != last-first+1) {
 		return c, ErrInvalidRequest
 	}
 	typeAt := func(off int64) int8 {

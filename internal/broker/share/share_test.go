@@ -3,6 +3,7 @@ package share
 import (
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 )
@@ -84,6 +85,10 @@ func TestPartitionAcknowledgements(t *testing.T) {
 	}
 	if _, err := p.Ack("a", 14, 14, []int8{9}, lock, 5); !errors.Is(err, ErrInvalidAckType) {
 		t.Fatalf("unknown type: %v", err)
+	}
+	// A range from far below zero must not look short by overflow.
+	if _, err := p.Ack("a", math.MinInt64, 14, []int8{AckAccept}, lock, 5); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("range from MinInt64: %v", err)
 	}
 	if _, err := p.Ack("a", 13, 14, []int8{1, 1, 1}, lock, 5); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("types not matching the range: %v", err)
