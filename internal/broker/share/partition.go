@@ -358,10 +358,12 @@ const maxRestoredRecords = 1 << 20
 // record available. Runs outside the window, or past maxRestoredRecords in
 // all, are dropped.
 func RestorePartition(s PartitionState) *Partition {
-	p := &Partition{Start: s.Start, End: max(s.End, s.Start), initialised: true}
+	start := max(s.Start, 0) // offsets are never negative
+	p := &Partition{Start: start, End: max(s.End, start), initialised: true}
 	for _, r := range s.Records {
 		first, last := max(r.First, p.Start), min(r.Last, p.End-1)
-		if first > last || int64(len(p.recs))+last-first+1 > maxRestoredRecords {
+		// first >= 0 here, so last-first cannot overflow.
+		if first > last || last-first >= maxRestoredRecords-int64(len(p.recs)) {
 			continue
 		}
 		if p.recs == nil {

@@ -164,6 +164,11 @@ func TestPartitionStateRoundTrip(t *testing.T) {
 	if q.Start != 101 || q.End != 105 || q.Pending() != 4 || q.Acquired() != 0 {
 		t.Fatalf("restored %+v", q.State())
 	}
+	// A damaged state cannot make a restore loop over the int64 line.
+	huge := RestorePartition(PartitionState{Start: math.MinInt64, End: math.MaxInt64, Records: []RecState{{First: math.MinInt64, Last: math.MaxInt64, Count: 1}}})
+	if huge.Pending() != 0 || huge.Start < 0 {
+		t.Fatalf("restored a damaged state: start %d, pending %d", huge.Start, huge.Pending())
+	}
 	// Restored records are available with their counts.
 	rs := q.AcquireAvailable("b", t0, 10)
 	if fmt.Sprint(rs) != fmt.Sprint([]Range{{101, 104, 2}}) {
