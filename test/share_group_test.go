@@ -540,6 +540,17 @@ func TestShareGroupAdmin(t *testing.T) {
 	}
 	b.api(t, "GET", "/api/kafka/share-groups/nope", nil, 404)
 
+	// sluice group list and describe show it.
+	if out := mustCLI(t, b, "", "group", "list"); !strings.Contains(out, group) || !strings.Contains(out, "share") {
+		t.Fatalf("sluice group list:\n%s", out)
+	}
+	out := mustCLI(t, b, "", "group", "describe", group)
+	for _, want := range []string{"State:        Stable", "share (KIP-932", "Members:      2", "Total lag:    0"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("sluice group describe lacks %q:\n%s", want, out)
+		}
+	}
+
 	// A group with members is not deleted nor its offsets altered.
 	if rs, err := adm.DeleteGroups(ctxT(t, 5*time.Second), group); err != nil || rs[group].Err != kerr.NonEmptyGroup {
 		t.Fatalf("DeleteGroups of a live share group: %v %+v", err, rs)

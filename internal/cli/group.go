@@ -21,7 +21,9 @@ func newGroupCmd() *cobra.Command {
 		Use:   "group",
 		Short: "List, describe and delete Kafka consumer groups",
 		Long: `Inspect and manage Kafka consumer groups: their members, their committed
-offsets and how far behind the end of each partition they are (lag).`,
+offsets and how far behind the end of each partition they are (lag). Share
+groups (KIP-932) are listed, described (start offsets and lag per
+share-partition) and deleted too.`,
 		Example: `  sluice group list
   sluice group describe billing
   sluice group delete billing`,
@@ -82,11 +84,17 @@ shows "-" and counts its whole log as lag.`,
 						if d, err := adm.DescribeConsumerGroups(ctx, name); err == nil && d[name].Err == nil {
 							return printConsumerGroup(ctx, cmd, adm, d[name])
 						}
+						if ok, err := printShareGroup(ctx, cmd, adm, name); ok {
+							return err
+						}
 						return fmt.Errorf("group %s does not exist", name)
 					}
 					return fmt.Errorf("group %s: %w", name, err)
 				}
 				if g.State == "Dead" && len(g.Members) == 0 && len(g.Lag) == 0 {
+					if ok, err := printShareGroup(ctx, cmd, adm, name); ok {
+						return err // a share group (KIP-932)
+					}
 					return fmt.Errorf("group %s does not exist", name)
 				}
 				printGroup(cmd, g)
