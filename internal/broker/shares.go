@@ -314,8 +314,8 @@ func (s *Shares) Fetch(ctx context.Context, r ShareFetchRequest) ShareFetchResul
 		if c.Accepted+c.Released+c.Rejected+c.Archived > 0 {
 			dirty = true
 		}
-		if c.Released+c.Archived > 0 {
-			sg.wakeLocked()
+		if c.Accepted+c.Released+c.Rejected+c.Archived > 0 {
+			sg.wakeLocked() // records to hand out again, or room under max.record.locks
 		}
 	}
 	if r.SessionEpoch == -1 {
