@@ -44,6 +44,9 @@ type RouterOptions struct {
 	// Topics, when set, are the topics bindings can lead to (an
 	// exchange feeding a topic).
 	Topics *Broker
+	// KafkaVhost is the vhost where topics appear as super streams
+	// (superstream.go); "" shows them nowhere.
+	KafkaVhost string
 
 	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
 	noWarmUp bool
@@ -134,6 +137,9 @@ type exchange struct {
 	applied   appliedPolicy  // the policy applied (router_policy.go)
 	delayed   *queue.Delayed // x-delayed-message: messages waiting for x-delay
 	stats     exchangeStats
+	// superStream names the topic this exchange is the super stream of
+	// (superstream.go): publishing appends to it. "" for a defined exchange.
+	superStream string
 }
 
 type queueEntry struct {
@@ -146,6 +152,11 @@ type queueEntry struct {
 	owner   string      // connection owning an exclusive queue
 	// consumers ever attached, for auto-delete
 	hadConsumer bool
+	// view names the topic whose partition viewIndex (viewPart) this
+	// stream queue shows (superstream.go); "" for a defined queue.
+	view      string
+	viewIndex int
+	viewPart  *Partition
 }
 
 // predeclared are the exchanges every vhost has, as in RabbitMQ.
@@ -197,6 +208,7 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	}
 	go r.warmUp(r.warm)
 	r.warm = nil
+	r.startTopicViews()
 	return r, nil
 }
 
@@ -481,6 +493,9 @@ func (r *Router) AddVhost(name string) error {
 		v.close()
 		return ErrClosed
 	}
+	if err == nil {
+		r.syncTopicViews(name)
+	}
 	return err
 }
 
@@ -633,6 +648,9 @@ func (r *Router) DeleteExchange(vh, name string, ifUnused bool) error {
 	x, ok := v.exchanges[name]
 	if !ok {
 		return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, name, vh)
+	}
+	if x.superStream != "" {
+		return viewRefusal("exchange", name, vh)
 	}
 	if name == "" || strings.HasPrefix(name, "amq.") {
 		return fmt.Errorf("%w: cannot delete predeclared exchange '%s' in vhost '%s'", ErrAccessRefused, name, vh)
@@ -834,6 +852,9 @@ func (r *Router) DeleteQueue(vh, name, owner string, ifUnused, ifEmpty bool) (in
 	}
 	if qe.def.Exclusive && qe.owner != owner {
 		return 0, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, name, vh)
+	}
+	if qe.view != "" {
+		return 0, viewRefusal("queue", name, vh)
 	}
 	ready, unacked, consumers := q.Counts()
 	if qe.qa.queueType == QueueTypeStream {

@@ -113,6 +113,7 @@ var settingHelp = map[string]string{
 	"file_handles":                  "file descriptors logs and queues may hold open (0: half the open-file limit); idle files are closed and reopened on use",
 	"fsync_shared":                  "partitions share one fsync round: one syncfs of the data directory's file system (for a data directory on its own file system)",
 	"auto_create_topics":            "create unknown topics on produce and metadata",
+	"kafka_vhost":                   "vhost where topics appear as super streams (docs/bridge.md); empty: none",
 	"default_partitions":            "partitions of auto-created topics",
 	"segment_bytes":                 "default segment.bytes",
 	"segment_age":                   "default segment.ms, as a duration",

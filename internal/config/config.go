@@ -68,6 +68,11 @@ type Config struct {
 	// DefaultPartitions for auto-created topics and CreateTopics with -1.
 	// Default 1.
 	DefaultPartitions int `key:"default_partitions"`
+	// KafkaVhost is the vhost where every topic appears to AMQP clients
+	// as a super stream (an exchange and a stream queue per partition),
+	// and where a stream queue declared over AMQP is a one-partition
+	// topic (docs/bridge.md). Empty shows topics in no vhost. Default "/".
+	KafkaVhost string `key:"kafka_vhost"`
 	// SegmentBytes is the default segment.bytes. Default 1 GiB.
 	SegmentBytes int64 `key:"segment_bytes"`
 	// SegmentAge is the default segment.ms. Default 168h.
@@ -154,6 +159,7 @@ func Default() Config {
 		FsyncInterval:              time.Second,
 		AutoCreateTopics:           true,
 		DefaultPartitions:          1,
+		KafkaVhost:                 "/",
 		SegmentBytes:               1 << 30,
 		SegmentAge:                 168 * time.Hour,
 		Retention:                  168 * time.Hour,

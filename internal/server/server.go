@@ -147,6 +147,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Storage: s.storageOptions("queue"),
 		Logger:  log,
 		Topics:  s.broker,
+		// Topics appear there as super streams (docs/bridge.md).
+		KafkaVhost: cfg.KafkaVhost,
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}

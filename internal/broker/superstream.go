@@ -1,0 +1,324 @@
+package broker
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/broker/message"
+	"github.com/sluice-mq/sluice/internal/broker/queue"
+	"github.com/sluice-mq/sluice/internal/fieldtable"
+	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/storage"
+)
+
+// Topics as super streams (docs/bridge.md).
+//
+// A Kafka topic T with N partitions appears in the Kafka vhost
+// (RouterOptions.KafkaVhost) as RabbitMQ shows a super stream: a direct
+// exchange T with x-super-stream: true, and N stream queues T-0..T-(N-1)
+// bound to it with the partition number as binding key and
+// x-stream-partition-order. They are views, not copies, and are not
+// definitions of their own: they are derived from the topic whenever it
+// changes (the Broker calls topicChanged while it holds the topic's name)
+// and at start, and nothing of them is written to the metadata log.
+//
+//   - Publishing to exchange T appends to the topic (Topic.Publish: the
+//     routing key is the record key and picks the partition as Kafka's
+//     default partitioner does).
+//   - Queue T-n is a queue.Stream view over partition n, read up to its
+//     high watermark; a publish to it (the default exchange) appends to
+//     partition n.
+//   - They cannot be deleted over AMQP (ACCESS_REFUSED, as for amq.*);
+//     deleting the topic removes them. A redeclare with the same
+//     arguments is answered as for any existing exchange or queue.
+//   - A topic whose name, or one of whose partition queue names, is taken
+//     by an exchange or queue of the vhost is refused (topicNameFree).
+
+// superStreamArg marks a super stream's exchange, as RabbitMQ marks it.
+const superStreamArg = "x-super-stream"
+
+// partitionQueueName is RabbitMQ's name for a super stream's partition.
+func partitionQueueName(topic string, i int) string {
+	return topic + "-" + strconv.Itoa(i)
+}
+
+// startTopicViews installs the views of every topic and keeps them in step
+// with the topics. Called once, at the end of NewRouter.
+func (r *Router) startTopicViews() {
+	if r.opts.Topics == nil || r.opts.KafkaVhost == "" {
+		return
+	}
+	r.opts.Topics.watchTopics(r.topicChanged, r.topicNameFree)
+	r.syncTopicViews(r.opts.KafkaVhost)
+}
+
+// syncTopicViews derives the views of every topic in vhost vh, when it is
+// the Kafka vhost (at start, and when it is added).
+func (r *Router) syncTopicViews(vh string) {
+	if r.opts.Topics == nil || vh != r.opts.KafkaVhost {
+		return
+	}
+	for _, t := range r.opts.Topics.Topics() {
+		r.topicChanged(t.Name)
+	}
+}
+
+// topicChanged derives topic name's views anew from what the Broker now
+// holds: installs, grows or removes them.
+func (r *Router) topicChanged(name string) {
+	tp, ok := r.opts.Topics.Topic(name)
+	if ok && tp.internal {
+		return
+	}
+	v, err := r.lockDefs(r.opts.KafkaVhost)
+	if err != nil {
+		return // no Kafka vhost (yet): AddVhost derives them
+	}
+	defer v.defs.Unlock()
+	var gone []queue.Handle
+	r.mu.Lock()
+	if x, has := v.exchanges[name]; has && x.superStream != "" && (!ok || x.superStream != name) {
+		delete(v.exchanges, name)
+	}
+	// Partition views of the topic that are no longer (deleted, or a new
+	// topic of the name) go.
+	for qn, qe := range v.queues {
+		if qe.view == name && (!ok || qe.viewIndex >= len(tp.Partitions) || tp.Partitions[qe.viewIndex] != qe.viewPart) {
+			delete(v.queues, qn)
+			gone = append(gone, qe.q)
+		}
+	}
+	if ok {
+		r.installTopicViewsLocked(v, tp)
+	}
+	r.mu.Unlock()
+	for _, q := range gone {
+		q.Delete() // tells the consumers (basic.cancel); keeps the data
+	}
+}
+
+// installTopicViewsLocked installs the exchange and the partition queues
+// of tp that v lacks. A name taken by another exchange or queue keeps it:
+// the topic was refused that name (topicNameFree) unless both were made
+// at once, which is logged.
+func (r *Router) installTopicViewsLocked(v *vhost, tp *Topic) {
+	name := tp.Name
+	if x, has := v.exchanges[name]; !has {
+		args := fieldtable.Table{superStreamArg: true}
+		enc, _ := encodeArgs(args)
+		x, _ := newExchange(meta.Exchange{Vhost: v.name, Name: name, Type: ExchangeDirect, Durable: true, Arguments: enc})
+		x.superStream = name
+		v.exchanges[name] = x
+	} else if x.superStream != name {
+		r.log.Warn("a topic's super stream exchange name is taken by an exchange", "vhost", v.name, "topic", name)
+	}
+	for i, p := range tp.Partitions {
+		qn := partitionQueueName(name, i)
+		if qe, has := v.queues[qn]; has {
+			if qe.view != name {
+				r.log.Warn("a topic's partition queue name is taken by a queue", "vhost", v.name, "topic", name, "queue", qn)
+			}
+			continue
+		}
+		v.queues[qn] = r.partitionView(v.name, qn, tp.Name, i, p)
+	}
+}
+
+// partitionView is partition p of tp as stream queue qn.
+func (r *Router) partitionView(vh, qn, topic string, i int, p *Partition) *queueEntry {
+	args := fieldtable.Table{"x-queue-type": QueueTypeStream}
+	enc, _ := encodeArgs(args)
+	def := meta.Queue{Vhost: vh, Name: qn, Durable: true, Arguments: enc}
+	s := queue.OpenStreamView(queue.StreamViewOptions{
+		Name: qn, Source: partitionSource{p}, Now: r.opts.Now, Logger: r.log.With("vhost", vh),
+		Decode: func(_, ts int64, rec storage.Record) (message.Message, error) {
+			return message.FromTopicRecord(rec, ts)
+		},
+	})
+	qe := &queueEntry{def: def, args: args, view: topic, viewIndex: i, viewPart: p,
+		qa: queueArgs{cfg: queue.NoLimits(), expires: -1, queueType: QueueTypeStream, stream: queue.StreamConfig{MaxBytes: -1}}}
+	qe.setQueue(s)
+	qe.dest = &partitionDestination{p: p}
+	return qe
+}
+
+// topicNameFree refuses a topic (created, or grown to partitions) whose
+// exchange or partition queue name is taken in the Kafka vhost by an
+// exchange or queue that is not one of its views.
+func (r *Router) topicNameFree(name string, partitions int32) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.vhosts[r.opts.KafkaVhost]
+	if !ok {
+		return nil
+	}
+	if x, has := v.exchanges[name]; has && x.superStream != name {
+		return fmt.Errorf("%w: exchange '%s' exists in vhost '%s'", ErrTopicExists, name, v.name)
+	}
+	if _, has := v.declaring[name]; has {
+		return fmt.Errorf("%w: queue '%s' is being declared in vhost '%s'", ErrTopicExists, name, v.name)
+	}
+	for i := 0; i < int(partitions); i++ {
+		qn := partitionQueueName(name, i)
+		if qe, has := v.queues[qn]; has && qe.view != name {
+			return fmt.Errorf("%w: queue '%s' exists in vhost '%s'", ErrTopicExists, qn, v.name)
+		}
+		if _, has := v.declaring[qn]; has {
+			return fmt.Errorf("%w: queue '%s' is being declared in vhost '%s'", ErrTopicExists, qn, v.name)
+		}
+	}
+	return nil
+}
+
+// viewRefusal refuses deleting a topic's view over AMQP.
+func viewRefusal(kind, name, vh string) error {
+	return fmt.Errorf("%w: %s '%s' in vhost '%s' is a view of a topic: delete the topic instead", ErrAccessRefused, kind, name, vh)
+}
+
+// TopicViewExchanges are the super stream exchanges of vhost vh, sorted by
+// name, for listings that read definitions from the metadata store.
+func (r *Router) TopicViewExchanges(vh string) []meta.Exchange {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.vhosts[vh]
+	if !ok {
+		return nil
+	}
+	var out []meta.Exchange
+	for _, x := range v.exchanges {
+		if x.superStream != "" {
+			out = append(out, x.def)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// TopicViewBindings are the bindings of the super stream exchanges of
+// vhost vh to their partition queues, as RabbitMQ lists them: binding key
+// the partition number, x-stream-partition-order its order.
+func (r *Router) TopicViewBindings(vh string) []meta.Binding {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.vhosts[vh]
+	if !ok {
+		return nil
+	}
+	var out []meta.Binding
+	for _, qe := range v.queues {
+		if qe.view == "" {
+			continue
+		}
+		args, _ := encodeArgs(fieldtable.Table{"x-stream-partition-order": int32(qe.viewIndex)})
+		out = append(out, meta.Binding{Vhost: vh, Source: qe.view, Destination: qe.def.Name, DestinationKind: meta.DestQueue,
+			RoutingKey: strconv.Itoa(qe.viewIndex), Arguments: args})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		return out[i].Destination < out[j].Destination
+	})
+	return out
+}
+
+// partitionDestination is one partition as a routing destination: a
+// publish to a partition view (through the default exchange) appends there.
+type partitionDestination struct{ p *Partition }
+
+func (d *partitionDestination) Publish(m *message.Message, now time.Time) (Pending, error) {
+	rec, err := m.TopicRecord()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+	}
+	_, pending, err := d.p.Append(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
+	if err != nil {
+		return nil, err
+	}
+	return pending, nil
+}
+
+// partitionSource is a partition as a stream view's source: read up to the
+// high watermark, with every batch made one a stream reader decodes.
+type partitionSource struct{ p *Partition }
+
+func (s partitionSource) StartOffset() int64 {
+	start, _, _ := s.p.Offsets()
+	return start
+}
+
+func (s partitionSource) HighWatermark() int64 {
+	_, hw, _ := s.p.Offsets()
+	return hw
+}
+
+func (s partitionSource) Changed() <-chan struct{} { return s.p.Watch() }
+
+func (s partitionSource) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
+	return s.p.OffsetForTimestamp(ts)
+}
+
+func (s partitionSource) Read(offset int64, maxBytes int) ([]byte, error) {
+	b, err := s.p.Read(offset, maxBytes, ReadUncommitted)
+	if err != nil {
+		return nil, err
+	}
+	return plainBatches(b), nil
+}
+
+// plainBatches rewrites what a partition read returned so that a stream
+// reader can decode every batch: a compressed batch is decompressed (its
+// codec bits cleared), and a control batch (a transaction marker) or one
+// that does not decode is emptied of records, so that the reader steps
+// over its offsets. The CRC is not recomputed: the result is read, never
+// stored or sent. It returns b itself when nothing needs rewriting.
+func plainBatches(b []byte) []byte {
+	rest, plain := b, true
+	for len(rest) >= batchHeaderBytes {
+		h, err := storage.ParseBatchHeader(rest)
+		if err != nil || h.Size() > len(rest) || h.Size() < batchHeaderBytes {
+			break
+		}
+		if h.Attributes&(batchCodecMask|controlBit) != 0 {
+			plain = false
+			break
+		}
+		rest = rest[h.Size():]
+	}
+	if plain {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for len(b) >= batchHeaderBytes {
+		h, err := storage.ParseBatchHeader(b)
+		if err != nil || h.Size() > len(b) || h.Size() < batchHeaderBytes {
+			break
+		}
+		batch := b[:h.Size()]
+		b = b[h.Size():]
+		var recs []byte
+		switch {
+		case h.Attributes&controlBit != 0:
+		case h.Attributes&batchCodecMask != 0:
+			if recs, err = decompress(h.Attributes&batchCodecMask, batch[batchHeaderBytes:], maxDecodedBatchBytes); err != nil {
+				recs = nil
+			}
+		default:
+			out = append(out, batch...)
+			continue
+		}
+		at := len(out)
+		out = append(out, batch[:batchHeaderBytes]...)
+		out = append(out, recs...)
+		hdr := out[at:]
+		binary.BigEndian.PutUint32(hdr[8:12], uint32(batchHeaderBytes-12+len(recs)))
+		binary.BigEndian.PutUint16(hdr[21:23], uint16(h.Attributes&^(batchCodecMask|controlBit)))
+		if recs == nil {
+			binary.BigEndian.PutUint32(hdr[57:61], 0) // no records
+		}
+	}
+	return out
+}
