@@ -81,6 +81,9 @@ type Router struct {
 	// warm are the queues loaded lazily while NewRouter runs, for its
 	// warm-up (router_lazy.go).
 	warm []*lazyQueue
+	// streamTopics are the stream queues of the Kafka vhost whose topics
+	// are being created (superstream.go), under mu.
+	streamTopics map[string]bool
 }
 
 type vhost struct {
@@ -253,8 +256,12 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 		v.exchanges[e.Name] = x
 		r.applyExchangePolicyLocked(v, x)
 	}
-	var durable []meta.Queue
+	var durable, topicStreams []meta.Queue
 	for _, q := range r.meta.Queues(name) {
+		if q.Topic != "" {
+			topicStreams = append(topicStreams, q)
+			continue
+		}
 		if !q.Durable || q.Exclusive {
 			if err := r.meta.DeleteQueue(name, q.Name); err != nil {
 				return v, err
@@ -267,6 +274,9 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 	lazy, err := r.openQueues(v, durable)
 	r.warm = append(r.warm, lazy...)
 	if err != nil {
+		return v, err
+	}
+	if err := r.loadTopicStreams(v, topicStreams); err != nil {
 		return v, err
 	}
 	for _, b := range r.meta.Bindings(name) {
@@ -762,7 +772,8 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 		r.mu.Unlock()
 		return QueueInfo{}, fmt.Errorf("%w: queue name too long", ErrPreconditionFailed)
 	}
-	if _, err := parseQueueArgs(d.Arguments, d.Durable, d.Exclusive, d.AutoDelete); err != nil {
+	qa, err := parseQueueArgs(d.Arguments, d.Durable, d.Exclusive, d.AutoDelete)
+	if err != nil {
 		r.mu.Unlock()
 		return QueueInfo{}, err
 	}
@@ -785,6 +796,9 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 		r.mu.Unlock()
 		close(done)
 	}()
+	if qa.queueType == QueueTypeStream && r.topicStreamsIn(v) {
+		return r.createTopicStream(v, d, qa, args)
+	}
 	return r.createQueue(v, d, args)
 }
 
@@ -852,6 +866,11 @@ func (r *Router) DeleteQueue(vh, name, owner string, ifUnused, ifEmpty bool) (in
 	}
 	if qe.def.Exclusive && qe.owner != owner {
 		return 0, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, name, vh)
+	}
+	if qe.isTopicStream() {
+		v.defs.Unlock() // the topic's deletion takes it, to delete the queue
+		defer v.defs.Lock()
+		return r.deleteTopicStream(vh, name, qe)
 	}
 	if qe.view != "" {
 		return 0, viewRefusal("queue", name, vh)

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -78,6 +79,16 @@ func (r *Router) topicChanged(name string) {
 		return // no Kafka vhost (yet): AddVhost derives them
 	}
 	defer v.defs.Unlock()
+	r.mu.RLock()
+	own := v.queues[name]
+	r.mu.RUnlock()
+	if own != nil && own.isTopicStream() {
+		// A stream queue's topic: deleted with it, never a super stream.
+		if !ok {
+			r.dropTopicStream(v, own)
+		}
+		return
+	}
 	var gone []queue.Handle
 	r.mu.Lock()
 	if x, has := v.exchanges[name]; has && x.superStream != "" && (!ok || x.superStream != name) {
@@ -106,6 +117,9 @@ func (r *Router) topicChanged(name string) {
 // at once, which is logged.
 func (r *Router) installTopicViewsLocked(v *vhost, tp *Topic) {
 	name := tp.Name
+	if r.streamTopics[name] {
+		return // a stream queue's topic, being declared
+	}
 	if x, has := v.exchanges[name]; !has {
 		args := fieldtable.Table{superStreamArg: true}
 		enc, _ := encodeArgs(args)
@@ -123,12 +137,12 @@ func (r *Router) installTopicViewsLocked(v *vhost, tp *Topic) {
 			}
 			continue
 		}
-		v.queues[qn] = r.partitionView(v.name, qn, tp.Name, i, p)
+		v.queues[qn] = r.partitionView(v.name, qn, tp.Name, i, p, nil)
 	}
 }
 
 // partitionView is partition p of tp as stream queue qn.
-func (r *Router) partitionView(vh, qn, topic string, i int, p *Partition) *queueEntry {
+func (r *Router) partitionView(vh, qn, topic string, i int, p *Partition, retain func() (int, error)) *queueEntry {
 	args := fieldtable.Table{"x-queue-type": QueueTypeStream}
 	enc, _ := encodeArgs(args)
 	def := meta.Queue{Vhost: vh, Name: qn, Durable: true, Arguments: enc}
@@ -137,6 +151,7 @@ func (r *Router) partitionView(vh, qn, topic string, i int, p *Partition) *queue
 		Decode: func(_, ts int64, rec storage.Record) (message.Message, error) {
 			return message.FromTopicRecord(rec, ts)
 		},
+		Retain: retain,
 	})
 	qe := &queueEntry{def: def, args: args, view: topic, viewIndex: i, viewPart: p,
 		qa: queueArgs{cfg: queue.NoLimits(), expires: -1, queueType: QueueTypeStream, stream: queue.StreamConfig{MaxBytes: -1}}}
@@ -154,6 +169,15 @@ func (r *Router) topicNameFree(name string, partitions int32) error {
 	v, ok := r.vhosts[r.opts.KafkaVhost]
 	if !ok {
 		return nil
+	}
+	if qe, has := v.queues[name]; has && qe.isTopicStream() {
+		if partitions > 1 {
+			return fmt.Errorf("%w: topic '%s' is stream queue '%s' of vhost '%s': one partition", ErrInvalidPartitions, name, name, v.name)
+		}
+		return nil
+	}
+	if r.streamTopics[name] {
+		return nil // declared as a stream queue
 	}
 	if x, has := v.exchanges[name]; has && x.superStream != name {
 		return fmt.Errorf("%w: exchange '%s' exists in vhost '%s'", ErrTopicExists, name, v.name)
@@ -321,4 +345,163 @@ func plainBatches(b []byte) []byte {
 		}
 	}
 	return out
+}
+
+// Stream queues as topics.
+//
+// A stream queue declared over AMQP in the Kafka vhost is a one-partition
+// topic of the queue's name from the start: the declaration creates the
+// topic (its retention arguments as topic configs, streamTopicConfigs)
+// and then records the queue with meta.Queue.Topic set, and the queue is
+// a stream view over partition 0 (it has no log of its own). It is not
+// also shown as a super stream. Deleting the queue deletes the topic;
+// deleting the topic (over Kafka) deletes the queue. A crash between the
+// topic's creation and the queue's record leaves the topic, shown as a
+// super stream; a queue record whose topic is gone is dropped at start.
+
+// isTopicStream reports whether qe is a stream queue backed by a topic of
+// its name.
+func (qe *queueEntry) isTopicStream() bool { return qe.def.Topic != "" }
+
+// streamTopicConfigs maps a stream's retention arguments to the configs
+// of its topic: a stream keeps everything unless told (RabbitMQ), where a
+// topic's default retention is the broker's.
+func streamTopicConfigs(sc queue.StreamConfig) map[string]string {
+	c := map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}
+	if sc.MaxAge > 0 {
+		c["retention.ms"] = strconv.FormatInt(sc.MaxAge.Milliseconds(), 10)
+	}
+	if sc.MaxBytes >= 0 {
+		c["retention.bytes"] = strconv.FormatInt(sc.MaxBytes, 10)
+	}
+	if sc.SegmentBytes > 0 {
+		c["segment.bytes"] = strconv.FormatInt(sc.SegmentBytes, 10)
+	}
+	return c
+}
+
+// topicStreamsIn reports whether declarations of stream queues in vhost v
+// create topics.
+func (r *Router) topicStreamsIn(v *vhost) bool {
+	return r.opts.Topics != nil && r.opts.KafkaVhost != "" && v.name == r.opts.KafkaVhost
+}
+
+// createTopicStream declares stream queue d of v (its name reserved in
+// v.declaring) as a one-partition topic and its view.
+func (r *Router) createTopicStream(v *vhost, d QueueDecl, qa queueArgs, args []byte) (QueueInfo, error) {
+	r.mu.Lock()
+	if r.streamTopics == nil {
+		r.streamTopics = map[string]bool{}
+	}
+	r.streamTopics[d.Name] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.streamTopics, d.Name)
+		r.mu.Unlock()
+	}()
+	tp, err := r.opts.Topics.CreateTopic(d.Name, 1, streamTopicConfigs(qa.stream), false)
+	switch {
+	case errors.Is(err, ErrTopicExists):
+		return QueueInfo{}, fmt.Errorf("%w: a topic or exchange named '%s' exists in vhost '%s'", ErrPreconditionFailed, d.Name, v.name)
+	case errors.Is(err, ErrInvalidTopic), errors.Is(err, ErrInvalidConfig):
+		return QueueInfo{}, fmt.Errorf("%w: stream '%s' cannot be a topic: %v", ErrPreconditionFailed, d.Name, err)
+	case err != nil:
+		return QueueInfo{}, err
+	}
+	def := meta.Queue{ID: meta.NewQueueID(), Vhost: v.name, Name: d.Name, Durable: true, Arguments: args, Topic: d.Name}
+	if def, err = r.meta.DeclareQueue(def); err != nil {
+		if derr := r.opts.Topics.DeleteTopic(d.Name); derr != nil {
+			r.log.Warn("removing the topic of a failed stream declaration", "vhost", v.name, "queue", d.Name, "err", derr)
+		}
+		return QueueInfo{}, err
+	}
+	qe := r.topicStreamEntry(def, qa, tp.Partitions[0])
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.vhosts[v.name] != v {
+		return QueueInfo{}, ErrClosed // defined: it comes back at the next start
+	}
+	v.queues[d.Name] = qe
+	r.applyQueuePolicyLocked(v, qe, true)
+	return QueueInfo{Name: d.Name}, nil
+}
+
+// topicStreamEntry is stream queue def shown over partition p of its
+// topic. Its topic's retention is applied as often as a stream's own.
+func (r *Router) topicStreamEntry(def meta.Queue, qa queueArgs, p *Partition) *queueEntry {
+	topics, name := r.opts.Topics, def.Topic
+	qe := r.partitionView(def.Vhost, def.Name, def.Topic, 0, p, func() (int, error) { return topics.enforceTopicRetention(name) })
+	qe.def = def
+	qe.args, _ = decodeArgs(def.Arguments)
+	qe.qa = qa
+	return qe
+}
+
+// loadTopicStreams installs the topic-backed stream queues of a vhost being
+// loaded; one whose topic is gone is dropped.
+func (r *Router) loadTopicStreams(v *vhost, defs []meta.Queue) error {
+	for _, def := range defs {
+		var tp *Topic
+		ok := r.opts.Topics != nil
+		if ok {
+			tp, ok = r.opts.Topics.Topic(def.Topic)
+		}
+		args, err := decodeArgs(def.Arguments)
+		var qa queueArgs
+		if err == nil {
+			qa, err = parseQueueArgs(args, def.Durable, def.Exclusive, def.AutoDelete)
+		}
+		if !ok || err != nil || len(tp.Partitions) == 0 {
+			r.log.Warn("a stream queue's topic is gone: queue dropped", "vhost", v.name, "queue", def.Name, "err", err)
+			if err := r.meta.DeleteQueue(v.name, def.Name); err != nil {
+				return err
+			}
+			continue
+		}
+		qe := r.topicStreamEntry(def, qa, tp.Partitions[0])
+		v.queues[def.Name] = qe
+		r.applyQueuePolicyLocked(v, qe, true)
+	}
+	return nil
+}
+
+// deleteTopicStream deletes a topic-backed stream queue by deleting its
+// topic: topicChanged then deletes the queue. It returns the messages the
+// queue held.
+func (r *Router) deleteTopicStream(vh, name string, qe *queueEntry) (int64, error) {
+	ready, _, _ := qe.q.Counts()
+	err := r.opts.Topics.DeleteTopic(qe.def.Topic)
+	if errors.Is(err, ErrUnknownTopic) {
+		// Gone already (the queue record outlived it): drop the record.
+		r.topicChanged(qe.def.Topic)
+		err = nil
+	}
+	return ready, err
+}
+
+// dropTopicStream deletes topic-backed stream queue qe of v (defs held)
+// whose topic was deleted.
+func (r *Router) dropTopicStream(v *vhost, qe *queueEntry) {
+	if err := r.deleteQueue(v, qe); err != nil {
+		r.log.Warn("deleting the stream queue of a deleted topic", "vhost", v.name, "queue", qe.def.Name, "err", err)
+	}
+}
+
+// enforceTopicRetention applies topic name's retention now, as
+// EnforceRetention does for every topic.
+func (b *Broker) enforceTopicRetention(name string) (int, error) {
+	t, ok := b.Topic(name)
+	if !ok || !t.cfg.deletes {
+		return 0, nil
+	}
+	n := 0
+	for _, p := range t.Partitions {
+		k, err := p.log.EnforceRetention(t.cfg.retention, t.cfg.retentionBytes)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -371,6 +371,9 @@ func (s *Stream) retain() {
 // the log is over x-max-length-bytes, and returns how many went.
 func (s *Stream) EnforceRetention() (int, error) {
 	if s.view != nil {
+		if s.view.Retain != nil {
+			return s.view.Retain()
+		}
 		return 0, nil // the log's owner keeps its retention
 	}
 	cfg := s.StreamConfig()

@@ -47,6 +47,11 @@ type StreamViewOptions struct {
 	Decode func(off, ts int64, rec storage.Record) (message.Message, error)
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Retain, when set, applies the owner's retention: the view calls it
+	// every RetentionInterval (default DefaultStreamRetentionInterval), as
+	// a stream applies its own.
+	Retain            func() (int, error)
+	RetentionInterval time.Duration
 }
 
 // OpenStreamView opens a view over opts.Source. It opens no file.
@@ -57,13 +62,21 @@ func OpenStreamView(opts StreamViewOptions) *Stream {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.RetentionInterval <= 0 {
+		opts.RetentionInterval = DefaultStreamRetentionInterval
+	}
 	s := &Stream{
-		opts: StreamOptions{Name: opts.Name, Now: opts.Now, Logger: opts.Logger},
+		opts: StreamOptions{Name: opts.Name, Now: opts.Now, Logger: opts.Logger, RetentionInterval: opts.RetentionInterval},
 		src:  opts.Source, view: &opts, now: opts.Now, lg: opts.Logger.With("queue", opts.Name),
 		readers: map[uint64]*streamReader{}, lastUsed: opts.Now(), stop: make(chan struct{}),
 	}
 	cfg := StreamConfig{MaxBytes: -1}
 	s.cfg.Store(&cfg)
+	if opts.Retain != nil {
+		s.retaining = true
+		s.wg.Add(1)
+		go s.retain()
+	}
 	return s
 }
 
