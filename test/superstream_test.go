@@ -229,3 +229,156 @@ func TestSuperStreamConsumeKafkaRecords(t *testing.T) {
 		consume(p, "first", s)
 	}
 }
+
+// TestStreamQueueIsTopic: a stream queue declared over AMQP (amqp091-go)
+// in the Kafka vhost is a one-partition topic of its name: franz-go sees
+// it in Metadata with the stream's retention as topic configs and
+// produces to it idempotently, kcat reads what both protocols appended in
+// one offset order, amqp091-go and pika consume the same records; all of
+// it survives a restart. Deleting the queue deletes the topic and the
+// other way round; the topic cannot grow, and names held by the other
+// protocol are refused by each.
+func TestStreamQueueIsTopic(t *testing.T) {
+	needTool(t, kcatPath)
+	needPythonModule(t, "pika")
+	b := startBroker(t)
+	fatal := fatalIf(t)
+	ch := b.channel(t)
+	declareStream(t, ch, "audit", amqp.Table{"x-max-age": "7D"})
+
+	adm := b.admin(t)
+	td, err := adm.ListTopics(ctxT(t, 10*time.Second), "audit")
+	fatal(err)
+	if d := td["audit"]; d.Err != nil || len(d.Partitions) != 1 {
+		t.Fatalf("topic audit in Metadata: %+v", d)
+	}
+	rc, err := adm.DescribeTopicConfigs(ctxT(t, 10*time.Second), "audit")
+	fatal(err)
+	cfg, err := rc.On("audit", nil)
+	fatal(err)
+	for _, c := range cfg.Configs {
+		if c.Key == "retention.ms" && (c.Value == nil || *c.Value != "604800000") {
+			t.Errorf("retention.ms %v, want 7 days", c.MaybeValue())
+		}
+	}
+
+	publishConfirmed(t, ch, "audit", "a0", "a1", "a2")
+	prod := b.client(t) // idempotent, franz-go's default
+	for i := range 3 {
+		r := &kgo.Record{Topic: "audit", Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte(fmt.Sprintf("f%d", i)),
+			Headers: []kgo.RecordHeader{{Key: "origin", Value: []byte("franz")}}}
+		fatal(prod.ProduceSync(ctxT(t, 10*time.Second), r).FirstErr())
+		if r.Offset != int64(3+i) {
+			t.Errorf("produced at offset %d, want %d", r.Offset, 3+i)
+		}
+	}
+	want := []string{"a0", "a1", "a2", "f0", "f1", "f2"}
+
+	readKcat := func() {
+		t.Helper()
+		out := b.kcat(t, "", "-C", "-t", "audit", "-o", "beginning", "-e", "-f", "%o %s\n").must(t, b, "kcat consume").Stdout
+		lines := splitLines(out)
+		if len(lines) != len(want) {
+			t.Fatalf("kcat read %q, want %d records", out, len(want))
+		}
+		for i, l := range lines {
+			if l != fmt.Sprintf("%d %s", i, want[i]) {
+				t.Errorf("kcat line %d: %q, want %d %s", i, l, i, want[i])
+			}
+		}
+	}
+	readAMQP := func() {
+		t.Helper()
+		conn := b.dial(t)
+		defer conn.Close()
+		_, ds := consumeStream(t, conn, "audit", "first", 10)
+		for i, w := range want {
+			d := recv(t, ds, 10*time.Second)
+			if string(d.Body) != w || d.Headers["x-stream-offset"] != int64(i) {
+				t.Errorf("delivery %d: %q at %v, want %q at %d", i, d.Body, d.Headers["x-stream-offset"], w, i)
+			}
+			if i >= 3 && (d.Headers["origin"] != "franz" || d.Headers["x-kafka-key"] != fmt.Sprintf("k%d", i-3)) {
+				t.Errorf("delivery %d headers %v", i, d.Headers)
+			}
+			fatal(d.Ack(false))
+		}
+	}
+	readPika := func() {
+		t.Helper()
+		script := `
+import sys, pika
+conn = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))
+ch = conn.channel()
+ch.basic_qos(prefetch_count=10)
+got = []
+def on(ch, m, props, body):
+    h = props.headers or {}
+    got.append("%d %s %s" % (h["x-stream-offset"], body.decode(), h.get("x-kafka-key", "-")))
+    ch.basic_ack(m.delivery_tag)
+    if len(got) == 6:
+        ch.stop_consuming()
+ch.basic_consume("audit", on, arguments={"x-stream-offset": "first"})
+conn.call_later(20, ch.stop_consuming)
+ch.start_consuming()
+print("\n".join(got))
+`
+		out := runTool(t, 40*time.Second, "", python3Path, "-c", script, "amqp://guest:guest@"+b.AMQP+"/%2F").must(t, b, "pika consume").Stdout
+		// Published through the default exchange, the routing key (the
+		// queue's name) is the record key.
+		wantPika := []string{"0 a0 audit", "1 a1 audit", "2 a2 audit", "3 f0 k0", "4 f1 k1", "5 f2 k2"}
+		if got := splitLines(out); fmt.Sprint(got) != fmt.Sprint(wantPika) {
+			t.Errorf("pika read %q, want %q", got, wantPika)
+		}
+	}
+	readKcat()
+	readAMQP()
+	readPika()
+
+	b.Stop()
+	b.Restart()
+	readKcat()
+	readAMQP()
+	declareStream(t, b.channel(t), "audit", amqp.Table{"x-max-age": "7D"}) // a redeclare is fine
+
+	// One partition only.
+	grown, err := b.admin(t).CreatePartitions(ctxT(t, 10*time.Second), 2, "audit")
+	fatal(err)
+	if !errors.Is(grown["audit"].Err, kerr.InvalidPartitions) {
+		t.Errorf("growing a stream's topic: %+v, want INVALID_PARTITIONS", grown["audit"])
+	}
+
+	// Deleting the queue deletes the topic.
+	ch = b.channel(t)
+	if _, err := ch.QueueDelete("audit", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "topic audit to go", func() bool {
+		td, err := b.admin(t).ListTopics(ctxT(t, 10*time.Second), "audit")
+		return err == nil && td["audit"].Err != nil
+	})
+	// Deleting the topic deletes the queue.
+	declareStream(t, ch, "ledger", nil)
+	if _, err := b.admin(t).DeleteTopics(ctxT(t, 10*time.Second), "ledger"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclarePassive("ledger", true, false, false, false, nil); amqpErrCode(err) != amqp.NotFound {
+		t.Fatalf("queue ledger after its topic's deletion: %v, want NOT_FOUND", err)
+	}
+
+	// Names held by the other protocol.
+	ch = b.channel(t)
+	_, err = ch.QueueDeclare("jobs-0", true, false, false, false, nil)
+	fatal(err)
+	resp, err := b.admin(t).CreateTopic(ctxT(t, 10*time.Second), 1, 1, nil, "jobs")
+	if err == nil {
+		err = resp.Err
+	}
+	if !errors.Is(err, kerr.TopicAlreadyExists) {
+		t.Errorf("topic whose partition queue name a queue holds: %v, want TOPIC_ALREADY_EXISTS", err)
+	}
+	b.createTopic(t, "events", 1, nil)
+	_, err = ch.QueueDeclare("events", true, false, false, false, amqp.Table{"x-queue-type": "stream"})
+	if amqpErrCode(err) != amqp.PreconditionFailed {
+		t.Errorf("stream named after a topic: %v, want PRECONDITION_FAILED", err)
+	}
+}
