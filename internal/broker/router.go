@@ -1074,6 +1074,9 @@ func (r *Router) checkBindingLocked(v *vhost, b meta.Binding, owner string) erro
 	if _, ok := v.exchanges[b.Source]; !ok {
 		return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Source, b.Vhost)
 	}
+	if err := topicViewBindingErr(v, b); err != nil {
+		return err
+	}
 	switch b.DestinationKind {
 	case DestTopic:
 		if r.opts.Topics == nil {

@@ -199,7 +199,28 @@ func (r *Router) topicNameFree(name string, partitions int32) error {
 
 // viewRefusal refuses deleting a topic's view over AMQP.
 func viewRefusal(kind, name, vh string) error {
-	return fmt.Errorf("%w: %s '%s' in vhost '%s' is a view of a topic: delete the topic instead", ErrAccessRefused, kind, name, vh)
+	return fmt.Errorf("%w: %s '%s' in vhost '%s' is a view of a topic: change the topic instead", ErrAccessRefused, kind, name, vh)
+}
+
+// topicViewBindingErr refuses a binding from or to a topic's views: a
+// super stream's bindings are its topic's partitions, and the views are
+// no definitions a binding could name. A topic-backed stream queue is
+// one, and binds as any queue.
+func topicViewBindingErr(v *vhost, b meta.Binding) error {
+	if x := v.exchanges[b.Source]; x != nil && x.superStream != "" {
+		return viewRefusal("exchange", b.Source, v.name)
+	}
+	switch b.DestinationKind {
+	case DestExchange:
+		if x := v.exchanges[b.Destination]; x != nil && x.superStream != "" {
+			return viewRefusal("exchange", b.Destination, v.name)
+		}
+	case DestQueue, "":
+		if qe := v.queues[b.Destination]; qe != nil && qe.view != "" && !qe.isTopicStream() {
+			return viewRefusal("queue", b.Destination, v.name)
+		}
+	}
+	return nil
 }
 
 // TopicViewExchanges are the super stream exchanges of vhost vh, sorted by

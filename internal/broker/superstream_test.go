@@ -98,6 +98,15 @@ func TestTopicViewsFollowTopic(t *testing.T) {
 	if err := r.DeleteExchange("/", "t", false); !errors.Is(err, ErrAccessRefused) {
 		t.Fatalf("delete t: %v", err)
 	}
+	for _, bd := range []meta.Binding{
+		{Vhost: "/", Source: "amq.direct", Destination: "t-0", DestinationKind: meta.DestQueue, RoutingKey: "x"},
+		{Vhost: "/", Source: "t", Destination: "amq.fanout", DestinationKind: meta.DestExchange, RoutingKey: "x"},
+		{Vhost: "/", Source: "amq.direct", Destination: "t", DestinationKind: meta.DestExchange, RoutingKey: "x"},
+	} {
+		if err := r.Bind(bd, nil, ""); !errors.Is(err, ErrAccessRefused) {
+			t.Fatalf("binding %+v: %v, want ACCESS_REFUSED", bd, err)
+		}
+	}
 
 	rt, err := r.Publish("/", &message.Message{Exchange: "t", RoutingKey: "k", Body: []byte("v"),
 		Properties: message.Properties{Present: message.PropHeaders, Headers: fieldtable.Table{"h": "x"}}})
