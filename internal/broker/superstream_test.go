@@ -214,6 +214,14 @@ func TestStreamDeclaredIsTopic(t *testing.T) {
 	if _, err := r.DeclareQueue("/", QueueDecl{Name: "s", Durable: true, Arguments: args}); err != nil {
 		t.Fatalf("redeclare: %v", err)
 	}
+	for _, bad := range []QueueDecl{
+		{Name: "no spaces", Durable: true, Arguments: fieldtable.Table{"x-queue-type": "stream"}},
+		{Name: "big", Durable: true, Arguments: fieldtable.Table{"x-queue-type": "stream", "x-stream-max-segment-size-bytes": int64(3e9)}},
+	} {
+		if _, err := r.DeclareQueue("/", bad); !errors.Is(err, ErrPreconditionFailed) {
+			t.Fatalf("declare %+v: %v, want PRECONDITION_FAILED", bad, err)
+		}
+	}
 	if err := b.CreatePartitions("s", 2, false); !errors.Is(err, ErrInvalidPartitions) {
 		t.Fatalf("growing s: %v", err)
 	}
