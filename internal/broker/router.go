@@ -84,6 +84,9 @@ type Router struct {
 	// streamTopics are the stream queues of the Kafka vhost whose topics
 	// are being created (superstream.go), under mu.
 	streamTopics map[string]bool
+	// views names the partition queues shown for each topic in the Kafka
+	// vhost (superstream.go), under mu.
+	views map[string][]string
 }
 
 type vhost struct {

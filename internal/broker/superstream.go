@@ -96,11 +96,22 @@ func (r *Router) topicChanged(name string) {
 	}
 	// Partition views of the topic that are no longer (deleted, or a new
 	// topic of the name) go.
-	for qn, qe := range v.queues {
-		if qe.view == name && (!ok || qe.viewIndex >= len(tp.Partitions) || tp.Partitions[qe.viewIndex] != qe.viewPart) {
+	var keep []string
+	for _, qn := range r.views[name] {
+		qe := v.queues[qn]
+		switch {
+		case qe == nil || qe.view != name || qe.isTopicStream(): // not (or no longer) this vhost's view
+		case !ok || qe.viewIndex >= len(tp.Partitions) || tp.Partitions[qe.viewIndex] != qe.viewPart:
 			delete(v.queues, qn)
 			gone = append(gone, qe.q)
+		default:
+			keep = append(keep, qn)
 		}
+	}
+	if len(keep) > 0 {
+		r.views[name] = keep
+	} else {
+		delete(r.views, name)
 	}
 	if ok {
 		r.installTopicViewsLocked(v, tp)
@@ -138,6 +149,10 @@ func (r *Router) installTopicViewsLocked(v *vhost, tp *Topic) {
 			continue
 		}
 		v.queues[qn] = r.partitionView(v.name, qn, tp.Name, i, p, nil)
+		if r.views == nil {
+			r.views = map[string][]string{}
+		}
+		r.views[name] = append(r.views[name], qn)
 	}
 }
 

@@ -96,6 +96,7 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 				continue
 			}
 			b.install(tp)
+			b.changed(tp.Name)
 			res[i].Err = ErrTopicExists
 			continue
 		}
