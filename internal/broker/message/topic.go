@@ -120,14 +120,9 @@ func FromTopicRecord(r storage.Record, ts int64) (Message, error) {
 			}
 			p.Headers[h.Key] = string(h.Value)
 		}
-	} else {
-		// The table came from the record: copy it before adding to it.
-		t := make(fieldtable.Table, len(p.Headers)+2)
-		for k, v := range p.Headers {
-			t[k] = v
-		}
-		p.Headers = t
 	}
+	// Otherwise the table was decoded from the record for this message
+	// alone (FromRecord): it is added to in place.
 	if p.Headers == nil {
 		p.Headers = fieldtable.Table{}
 	}
