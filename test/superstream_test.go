@@ -130,6 +130,11 @@ func TestSuperStreamPublishAMQPReadKafka(t *testing.T) {
 	if _, err := ch3.QueueDelete("orders-0", false, false, false); amqpErrCode(err) != amqp.AccessRefused {
 		t.Errorf("deleting a partition queue: %v, want ACCESS_REFUSED", err)
 	}
+	for _, path := range []string{"/api/exchanges/%2F/orders", "/api/queues/%2F/orders-1"} {
+		if code, out := b.httpDo(t, "guest", "guest", "DELETE", path, nil); code != 403 {
+			t.Errorf("DELETE %s: %d %s, want 403", path, code, out)
+		}
+	}
 	ch4 := b.channel(t)
 	fatal(ch4.ExchangeDeclare("orders", "direct", true, false, false, false, amqp.Table{"x-super-stream": true}))
 	declareStream(t, ch4, "orders-2", nil)
