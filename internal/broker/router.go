@@ -44,6 +44,9 @@ type RouterOptions struct {
 	// Topics, when set, are the topics bindings can lead to (an
 	// exchange feeding a topic).
 	Topics *Broker
+	// FlowBacklog and FlowBacklogBytes are the queues' credit-flow
+	// bounds (queue.Options): 0 the default, negative off.
+	FlowBacklog, FlowBacklogBytes int64
 
 	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
 	noWarmUp bool
@@ -428,7 +431,8 @@ func (r *Router) newQueueEntry(v *vhost, def meta.Queue, pols policySet) (*queue
 		so.SegmentAge = time.Hour
 		qo := queue.Options{
 			Name: qname, Dir: r.queueDir(def.ID), Storage: so, Config: cfg, Now: r.opts.Now,
-			Logger: r.log.With("vhost", vname),
+			Logger:      r.log.With("vhost", vname),
+			FlowBacklog: r.opts.FlowBacklog, FlowBacklogBytes: r.opts.FlowBacklogBytes,
 			DeadLetter: func(q *queue.Queue, dead []queue.Dead) error {
 				return r.deadLetter(vname, qname, q.Config(), dead)
 			},
