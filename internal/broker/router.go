@@ -47,6 +47,9 @@ type RouterOptions struct {
 	// KafkaVhost is the vhost where topics appear as super streams
 	// (superstream.go); "" shows them nowhere.
 	KafkaVhost string
+	// FlowBacklog and FlowBacklogBytes are the queues' credit-flow
+	// bounds (queue.Options): 0 the default, negative off.
+	FlowBacklog, FlowBacklogBytes int64
 
 	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
 	noWarmUp bool
@@ -453,7 +456,8 @@ func (r *Router) newQueueEntry(v *vhost, def meta.Queue, pols policySet) (*queue
 		so.SegmentAge = time.Hour
 		qo := queue.Options{
 			Name: qname, Dir: r.queueDir(def.ID), Storage: so, Config: cfg, Now: r.opts.Now,
-			Logger: r.log.With("vhost", vname),
+			Logger:      r.log.With("vhost", vname),
+			FlowBacklog: r.opts.FlowBacklog, FlowBacklogBytes: r.opts.FlowBacklogBytes,
 			DeadLetter: func(q *queue.Queue, dead []queue.Dead) error {
 				return r.deadLetter(vname, qname, q.Config(), dead)
 			},

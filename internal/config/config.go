@@ -145,6 +145,15 @@ type Config struct {
 	// ResourceCheckInterval is how often memory and free disk space are
 	// sampled. Default 1s.
 	ResourceCheckInterval time.Duration `key:"resource_check_interval"`
+
+	// QueueFlowBacklog is the ready messages past which a queue whose
+	// consumers are fast asks its publishers to wait (credit flow,
+	// docs/amqp-compatibility.md "Flow control"); 0 turns the count bound
+	// off. Default 2048.
+	QueueFlowBacklog int64 `key:"queue_flow_backlog"`
+	// QueueFlowBacklogBytes is the same bound in ready body bytes; 0 turns
+	// it off. Default 8 MiB.
+	QueueFlowBacklogBytes int64 `key:"queue_flow_backlog_bytes"`
 }
 
 // Default returns the configuration that runs out of the box on a laptop.
@@ -181,6 +190,8 @@ func Default() Config {
 		MemoryHighWatermark:        "0.6",
 		DiskFreeLimit:              "100MB",
 		ResourceCheckInterval:      time.Second,
+		QueueFlowBacklog:           2048,
+		QueueFlowBacklogBytes:      8 << 20,
 	}
 }
 
@@ -264,6 +275,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ResourceCheckInterval <= 0 {
 		bad("resource_check_interval must be positive")
+	}
+	if c.QueueFlowBacklog < 0 || c.QueueFlowBacklogBytes < 0 {
+		bad("queue_flow_backlog and queue_flow_backlog_bytes must not be negative (0: off)")
 	}
 	return errors.Join(errs...)
 }
