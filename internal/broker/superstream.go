@@ -49,17 +49,54 @@ func partitionQueueName(topic string, i int) string {
 // startTopicViews installs the views of every topic and keeps them in step
 // with the topics. Called once, at the end of NewRouter.
 func (r *Router) startTopicViews() {
-	if r.opts.Topics == nil || r.opts.KafkaVhost == "" {
+	if r.opts.Topics == nil {
 		return
 	}
+	// Watched without a Kafka vhost too: stream queues declared in one
+	// before are topics still.
 	r.opts.Topics.watchTopics(r.topicChanged, r.topicNameFree)
 	r.syncTopicViews(r.opts.KafkaVhost)
+}
+
+// topicStreamOf finds the topic-backed stream queue of topic name, in
+// whichever vhost holds it (the Kafka vhost, unless it was changed since
+// the queue was declared).
+func (r *Router) topicStreamOf(name string) (vh string, ok bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, v := range r.vhosts {
+		if qe, has := v.queues[name]; has && qe.def.Topic == name {
+			return v.name, true
+		}
+	}
+	return "", false
+}
+
+// dropTopicStreamOf deletes the stream queue of deleted topic name, if
+// there is one.
+func (r *Router) dropTopicStreamOf(name string) bool {
+	vh, ok := r.topicStreamOf(name)
+	if !ok {
+		return false
+	}
+	v, err := r.lockDefs(vh)
+	if err != nil {
+		return true
+	}
+	defer v.defs.Unlock()
+	r.mu.RLock()
+	qe := v.queues[name]
+	r.mu.RUnlock()
+	if qe != nil && qe.def.Topic == name {
+		r.dropTopicStream(v, qe)
+	}
+	return true
 }
 
 // syncTopicViews derives the views of every topic in vhost vh, when it is
 // the Kafka vhost (at start, and when it is added).
 func (r *Router) syncTopicViews(vh string) {
-	if r.opts.Topics == nil || vh != r.opts.KafkaVhost {
+	if r.opts.Topics == nil || vh == "" || vh != r.opts.KafkaVhost {
 		return
 	}
 	for _, t := range r.opts.Topics.Topics() {
@@ -74,6 +111,12 @@ func (r *Router) topicChanged(name string) {
 	if ok && tp.internal {
 		return
 	}
+	if !ok && r.dropTopicStreamOf(name) {
+		return
+	}
+	if r.opts.KafkaVhost == "" {
+		return
+	}
 	v, err := r.lockDefs(r.opts.KafkaVhost)
 	if err != nil {
 		return // no Kafka vhost (yet): AddVhost derives them
@@ -83,11 +126,7 @@ func (r *Router) topicChanged(name string) {
 	own := v.queues[name]
 	r.mu.RUnlock()
 	if own != nil && own.isTopicStream() {
-		// A stream queue's topic: deleted with it, never a super stream.
-		if !ok {
-			r.dropTopicStream(v, own)
-		}
-		return
+		return // a stream queue's topic: never a super stream
 	}
 	var gone []queue.Handle
 	r.mu.Lock()
@@ -179,16 +218,16 @@ func (r *Router) partitionView(vh, qn, topic string, i int, p *Partition, retain
 // exchange or partition queue name is taken in the Kafka vhost by an
 // exchange or queue that is not one of its views.
 func (r *Router) topicNameFree(name string, partitions int32) error {
+	if vh, ok := r.topicStreamOf(name); ok {
+		if partitions > 1 {
+			return fmt.Errorf("%w: topic '%s' is stream queue '%s' of vhost '%s': one partition", ErrInvalidPartitions, name, name, vh)
+		}
+		return nil
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	v, ok := r.vhosts[r.opts.KafkaVhost]
-	if !ok {
-		return nil
-	}
-	if qe, has := v.queues[name]; has && qe.isTopicStream() {
-		if partitions > 1 {
-			return fmt.Errorf("%w: topic '%s' is stream queue '%s' of vhost '%s': one partition", ErrInvalidPartitions, name, name, v.name)
-		}
+	if !ok || r.opts.KafkaVhost == "" {
 		return nil
 	}
 	if r.streamTopics[name] {

@@ -22,27 +22,65 @@ import (
 // newKafkaCore is newCore with topics shown as super streams in vhost "/".
 func newKafkaCore(t *testing.T) (*Broker, *Router) {
 	t.Helper()
-	dir := t.TempDir()
+	b, r, _ := openKafkaCore(t, t.TempDir(), "/")
+	return b, r
+}
+
+// openKafkaCore opens the core in dir with Kafka vhost kv; closing it is
+// also left to the test's cleanup.
+func openKafkaCore(t *testing.T, dir, kv string) (*Broker, *Router, func()) {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	m, err := meta.Open(filepath.Join(dir, "meta"), meta.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close() })
 	b, err := New(Options{DataDir: dir, Logger: quiet}, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
-	r, err := NewRouter(RouterOptions{DataDir: dir, Logger: quiet, Topics: b, KafkaVhost: "/"}, m)
+	r, err := NewRouter(RouterOptions{DataDir: dir, Logger: quiet, Topics: b, KafkaVhost: kv}, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
+	var once sync.Once
+	closeAll := func() { once.Do(func() { r.Close(); b.Close(); m.Close() }) }
+	t.Cleanup(closeAll)
 	if err := r.AddVhost("/"); err != nil {
 		t.Fatal(err)
 	}
-	return b, r
+	return b, r, closeAll
+}
+
+// TestTopicStreamWithoutKafkaVhost: a stream declared as a topic stays
+// one after a restart with no Kafka vhost (no super streams then), and
+// the topic's deletion still deletes it.
+func TestTopicStreamWithoutKafkaVhost(t *testing.T) {
+	dir := t.TempDir()
+	_, r, closeCore := openKafkaCore(t, dir, "/")
+	if _, err := r.DeclareQueue("/", QueueDecl{Name: "s", Durable: true, Arguments: fieldtable.Table{"x-queue-type": "stream"}}); err != nil {
+		t.Fatal(err)
+	}
+	closeCore()
+	b, r, _ := openKafkaCore(t, dir, "")
+	if _, err := b.CreateTopic("plain", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if qs := queueNames(t, r); len(qs) != 1 || qs["s"] != QueueTypeStream {
+		t.Fatalf("queues %v, want s alone (no super streams without a Kafka vhost)", qs)
+	}
+	if err := b.CreatePartitions("s", 2, false); !errors.Is(err, ErrInvalidPartitions) {
+		t.Fatalf("growing s: %v", err)
+	}
+	if err := b.DeleteTopic("s"); err != nil {
+		t.Fatal(err)
+	}
+	if qs := queueNames(t, r); len(qs) != 0 {
+		t.Fatalf("queues %v after the topic's deletion", qs)
+	}
+	if _, ok := r.meta.Queue("/", "s"); ok {
+		t.Fatal("queue s still defined")
+	}
 }
 
 // collector is a stream consumer with unlimited credit.
