@@ -274,6 +274,40 @@ func TestStreamDeclaredIsTopic(t *testing.T) {
 	}
 }
 
+// TestPartitionViewLogAppendTime: records of a LogAppendTime topic are
+// delivered with the time the broker stamped, not the producer's.
+func TestPartitionViewLogAppendTime(t *testing.T) {
+	b, r := newKafkaCore(t)
+	if _, err := b.CreateTopic("lat", 1, map[string]string{"message.timestamp.type": "LogAppendTime"}, false); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := b.Partition("lat", 0)
+	before := time.Now().UnixMilli()
+	recs := []storage.Record{{Value: []byte("a")}, {Value: []byte("b")}}
+	batch := storage.BuildRecordBatch(0, 1000, recs)
+	_, pending, err := p.Append(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pending.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := r.Queue("/", "lat-0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	if _, err := q.(*queue.Stream).AddStreamConsumer(c, queue.StreamStart{Kind: queue.StartFirst}, false); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return len(c.got()) == 2 })
+	for _, d := range c.got() {
+		if ts := d.Message.Properties.Headers[message.HeaderTimestamp].(int64); ts < before {
+			t.Fatalf("offset %d delivered with timestamp %d, the producer's; want the append time (>= %d)", d.Offset, ts, before)
+		}
+	}
+}
+
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

@@ -568,7 +568,11 @@ func (r *streamReader) peek() (streamRecord, bool, error) {
 		}
 		batch := r.rd[:h.Size()]
 		r.rd = r.rd[h.Size():]
+		logAppend := h.Attributes&batchLogAppendTime != 0
 		if _, err := storage.ReadRecords(batch, func(off, ts int64, rec storage.Record) bool {
+			if logAppend {
+				ts = h.MaxTimestamp // a Kafka topic's LogAppendTime stamps the batch
+			}
 			if off >= r.next {
 				r.pend = append(r.pend, streamRecord{off: off, ts: ts, rec: rec})
 			}
@@ -583,6 +587,10 @@ func (r *streamReader) peek() (streamRecord, bool, error) {
 		}
 	}
 }
+
+// batchLogAppendTime is the batch attribute of Kafka's LogAppendTime: the
+// batch's MaxTimestamp is every record's timestamp.
+const batchLogAppendTime = 0x08
 
 // dropBatchesBelow drops whole batches that end below off from b.
 func dropBatchesBelow(b []byte, off int64) []byte {
