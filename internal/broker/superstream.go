@@ -122,6 +122,12 @@ func (r *Router) topicChanged(name string) {
 		return // no Kafka vhost (yet): AddVhost derives them
 	}
 	defer v.defs.Unlock()
+	// Again under the defs, which order the derivations of one topic: a
+	// caller without the topic's name reserved (AddVhost) may have raced
+	// with a change.
+	if tp, ok = r.opts.Topics.Topic(name); ok && tp.internal {
+		return
+	}
 	r.mu.RLock()
 	own := v.queues[name]
 	r.mu.RUnlock()
