@@ -313,21 +313,37 @@ func (r *Router) TopicViewBindings(vh string) []meta.Binding {
 		return nil
 	}
 	var out []meta.Binding
+	var order []int
 	for _, qe := range v.queues {
-		if qe.view == "" {
+		if qe.view == "" || qe.isTopicStream() {
 			continue
 		}
+		order = append(order, qe.viewIndex)
 		args, _ := encodeArgs(fieldtable.Table{"x-stream-partition-order": int32(qe.viewIndex)})
 		out = append(out, meta.Binding{Vhost: vh, Source: qe.view, Destination: qe.def.Name, DestinationKind: meta.DestQueue,
 			RoutingKey: strconv.Itoa(qe.viewIndex), Arguments: args})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Source != out[j].Source {
-			return out[i].Source < out[j].Source
-		}
-		return out[i].Destination < out[j].Destination
-	})
+	sort.Sort(bindingsByPartition{out, order})
 	return out
+}
+
+// bindingsByPartition sorts a super stream's bindings by exchange, then
+// partition number (not by name: T-10 follows T-9).
+type bindingsByPartition struct {
+	bs    []meta.Binding
+	order []int
+}
+
+func (s bindingsByPartition) Len() int { return len(s.bs) }
+func (s bindingsByPartition) Less(i, j int) bool {
+	if s.bs[i].Source != s.bs[j].Source {
+		return s.bs[i].Source < s.bs[j].Source
+	}
+	return s.order[i] < s.order[j]
+}
+func (s bindingsByPartition) Swap(i, j int) {
+	s.bs[i], s.bs[j] = s.bs[j], s.bs[i]
+	s.order[i], s.order[j] = s.order[j], s.order[i]
 }
 
 // partitionDestination is one partition as a routing destination: a

@@ -169,10 +169,17 @@ func TestTopicViewsFollowTopic(t *testing.T) {
 		t.Fatalf("delivered %+v", m)
 	}
 
-	if err := b.CreatePartitions("t", 3, false); err != nil {
+	if err := b.CreatePartitions("t", 12, false); err != nil {
 		t.Fatal(err)
 	}
-	if qs := queueNames(t, r); len(qs) != 3 || qs["t-2"] != QueueTypeStream {
+	var keys []string
+	for _, bd := range r.TopicViewBindings("/") {
+		keys = append(keys, bd.RoutingKey)
+	}
+	if fmt.Sprint(keys) != "[0 1 2 3 4 5 6 7 8 9 10 11]" {
+		t.Fatalf("binding keys in order %v", keys)
+	}
+	if qs := queueNames(t, r); len(qs) != 12 || qs["t-11"] != QueueTypeStream {
 		t.Fatalf("queues after growing %v", qs)
 	}
 	// The grown topic keeps the views of its old partitions, consumers and all.
@@ -246,8 +253,8 @@ func TestStreamDeclaredIsTopic(t *testing.T) {
 	if !ok || tp.Topic.Partitions != 1 || tp.Configs["retention.bytes"] != "1048576" || tp.Configs["retention.ms"] != "-1" {
 		t.Fatalf("topic s: %+v", tp)
 	}
-	if qs := queueNames(t, r); len(qs) != 1 || qs["s"] != QueueTypeStream || len(r.TopicViewExchanges("/")) != 0 {
-		t.Fatalf("queues %v, exchanges %v", qs, r.TopicViewExchanges("/"))
+	if qs := queueNames(t, r); len(qs) != 1 || qs["s"] != QueueTypeStream || len(r.TopicViewExchanges("/")) != 0 || len(r.TopicViewBindings("/")) != 0 {
+		t.Fatalf("queues %v, exchanges %v, bindings %v", qs, r.TopicViewExchanges("/"), r.TopicViewBindings("/"))
 	}
 	if _, err := r.DeclareQueue("/", QueueDecl{Name: "s", Durable: true, Arguments: args}); err != nil {
 		t.Fatalf("redeclare: %v", err)
