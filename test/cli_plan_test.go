@@ -1,0 +1,193 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// planJSON is the part of sluice plan --json the tests check.
+type planJSON struct {
+	Inputs struct {
+		Rate        float64 `json:"rate_per_sec"`
+		Size        float64 `json:"size_bytes"`
+		Retention   float64 `json:"retention_seconds"`
+		Backlog     float64 `json:"amqp_backlog_seconds"`
+		Replication float64 `json:"replication"`
+		Groups      float64 `json:"consumer_groups"`
+		KafkaShare  float64 `json:"kafka_share"`
+		CPUs        float64 `json:"cpus"`
+	} `json:"inputs"`
+	Calibration struct {
+		Fsync struct {
+			P50       float64 `json:"small_p50_ms"`
+			Bandwidth float64 `json:"bandwidth_bytes_per_sec"`
+		} `json:"fsync"`
+		Kafka *planProtoJSON `json:"kafka"`
+		AMQP  *planProtoJSON `json:"amqp"`
+	} `json:"calibration"`
+	Answer struct {
+		KafkaDisk       float64 `json:"kafka_disk_bytes"`
+		AMQPDisk        float64 `json:"amqp_disk_bytes"`
+		Disk            float64 `json:"disk_bytes"`
+		Writes          float64 `json:"write_bytes_per_sec"`
+		WriteHeadroom   float64 `json:"disk_write_headroom"`
+		Partitions      int     `json:"partitions"`
+		QueuesPerGroup  int     `json:"queues_per_group"`
+		CPUPerRecord    float64 `json:"cpu_seconds_per_record"`
+		Cores           float64 `json:"cpu_cores_needed"`
+		CPUHeadroom     float64 `json:"cpu_headroom"`
+		Capacity        float64 `json:"capacity_per_sec"`
+		Headroom        float64 `json:"headroom"`
+		AckFloor        float64 `json:"ack_latency_floor_ms"`
+		ReplicationNote string  `json:"replication_note"`
+	} `json:"answer"`
+	Derivation map[string]string `json:"derivation"`
+}
+
+type planProtoJSON struct {
+	Produced     float64 `json:"produced"`
+	ProduceRate  float64 `json:"produce_per_sec"`
+	ProduceCPU   float64 `json:"produce_cpu_seconds_per_record"`
+	DiskGrowth   float64 `json:"disk_growth_bytes"`
+	DiskOverhead float64 `json:"disk_overhead"`
+	Consumed     float64 `json:"consumed"`
+	ConsumeRate  float64 `json:"consume_per_sec"`
+	ConsumeCPU   float64 `json:"consume_cpu_seconds_per_record"`
+}
+
+func runPlan(t *testing.T, args ...string) planJSON {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sluiceBin, append([]string{"plan", "--calibrate", "1s", "--json"}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sluice plan %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	var p planJSON
+	if err := json.Unmarshal(out.Bytes(), &p); err != nil {
+		t.Fatalf("sluice plan printed no JSON: %v\n%s", err, out.String())
+	}
+	return p
+}
+
+// near is a == b up to floating-point rounding.
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) }
+
+// checkMeasured: every measurement the answer rests on is there and
+// positive, and the storage overhead is the data directory's growth per
+// payload byte (uncompressed payloads cannot take less than themselves).
+func checkMeasured(t *testing.T, name string, c *planProtoJSON, size float64) {
+	t.Helper()
+	if c == nil {
+		t.Fatalf("%s: no calibration", name)
+	}
+	for what, v := range map[string]float64{
+		"produced": c.Produced, "produce rate": c.ProduceRate, "produce CPU": c.ProduceCPU,
+		"consumed": c.Consumed, "consume rate": c.ConsumeRate, "consume CPU": c.ConsumeCPU,
+	} {
+		if !(v > 0) {
+			t.Errorf("%s: %s is %v, want > 0", name, what, v)
+		}
+	}
+	if c.Consumed < c.Produced {
+		t.Errorf("%s: consumed %v of %v produced", name, c.Consumed, c.Produced)
+	}
+	if !near(c.DiskOverhead, c.DiskGrowth/(c.Produced*size)) || c.DiskOverhead < 1 {
+		t.Errorf("%s: disk overhead %v, growth %v for %v records of %v bytes", name, c.DiskOverhead, c.DiskGrowth, c.Produced, size)
+	}
+}
+
+// sluice plan against a running broker (its addresses, pid and data
+// directory), half Kafka and half AMQP: the answer's accounting follows
+// from the inputs and the measurements, and a modest rate has headroom.
+func TestCLIPlanAccounting(t *testing.T) {
+	b := startBroker(t)
+	const rate, size, groups, consumers = 200.0, 512.0, 2, 3
+	p := runPlan(t, "--rate", fmt.Sprint(rate), "--size", fmt.Sprint(size), "--retention", "2d", "--amqp-backlog", "1h",
+		"--consumer-groups", fmt.Sprint(groups), "--consumers", fmt.Sprint(consumers), "--kafka-share", "0.5",
+		"--brokers", b.Kafka, "--url", b.amqpURL(), "--server-pid", fmt.Sprint(b.cmd.Process.Pid), "--data-dir", b.DataDir)
+	c, a := p.Calibration, p.Answer
+	if !(c.Fsync.P50 > 0 && c.Fsync.Bandwidth > 0 && p.Inputs.CPUs > 0) {
+		t.Fatalf("disk probe or CPUs missing: %+v, cpus %v", c.Fsync, p.Inputs.CPUs)
+	}
+	checkMeasured(t, "kafka", c.Kafka, size)
+	checkMeasured(t, "amqp", c.AMQP, size)
+	if p.Inputs.Retention != 2*86400 || p.Inputs.Backlog != 3600 {
+		t.Errorf("retention %v s, backlog %v s: want 172800 and 3600", p.Inputs.Retention, p.Inputs.Backlog)
+	}
+
+	// Disk: the topic keeps everything for the retention once; each
+	// group's queue keeps its own copy for the backlog.
+	k, q := c.Kafka, c.AMQP
+	wantK := rate * 0.5 * size * 2 * 86400 * k.DiskOverhead
+	wantQ := rate * 0.5 * size * 3600 * q.DiskOverhead * groups
+	if !near(a.KafkaDisk, wantK) || !near(a.AMQPDisk, wantQ) || !near(a.Disk, wantK+wantQ) {
+		t.Errorf("disk: kafka %v (want %v), amqp %v (want %v), total %v", a.KafkaDisk, wantK, a.AMQPDisk, wantQ, a.Disk)
+	}
+	wantW := rate * (0.5*size*k.DiskOverhead + 0.5*size*q.DiskOverhead*groups)
+	if !near(a.Writes, wantW) || !near(a.WriteHeadroom, 1-wantW/c.Fsync.Bandwidth) {
+		t.Errorf("writes %v/s (want %v), headroom %v", a.Writes, wantW, a.WriteHeadroom)
+	}
+	// CPU: produce once and consume once per group (AMQP: a copy per
+	// group's queue), at the measured cost per record.
+	wantCPU := 0.5*(k.ProduceCPU+groups*k.ConsumeCPU) + 0.5*groups*(q.ProduceCPU+q.ConsumeCPU)
+	if !near(a.CPUPerRecord, wantCPU) || !near(a.Cores, rate*wantCPU) || !near(a.CPUHeadroom, 1-rate*wantCPU/p.Inputs.CPUs) {
+		t.Errorf("cpu: %v s/record (want %v), %v cores, headroom %v", a.CPUPerRecord, wantCPU, a.Cores, a.CPUHeadroom)
+	}
+	wantCap := math.Min(p.Inputs.CPUs/wantCPU, c.Fsync.Bandwidth/(wantW/rate))
+	if !near(a.Capacity, wantCap) || !near(a.Headroom, 1-rate/wantCap) || !(a.Headroom > 0) {
+		t.Errorf("capacity %v (want %v), headroom %v (want positive)", a.Capacity, wantCap, a.Headroom)
+	}
+	// A modest rate: the partitions are set by the consumers of a group.
+	if a.Partitions != consumers || a.QueuesPerGroup != 1 {
+		t.Errorf("partitions %d (want %d), queues per group %d (want 1)", a.Partitions, consumers, a.QueuesPerGroup)
+	}
+	if a.AckFloor != c.Fsync.P50 || a.ReplicationNote != "" {
+		t.Errorf("ack floor %v (fsync p50 %v), replication note %q", a.AckFloor, c.Fsync.P50, a.ReplicationNote)
+	}
+	for _, f := range []string{"disk_bytes", "kafka_disk_bytes", "amqp_disk_bytes", "partitions", "queues_per_group", "cpu_cores_needed", "capacity_per_sec", "headroom"} {
+		if p.Derivation[f] == "" {
+			t.Errorf("no derivation for %s", f)
+		}
+	}
+}
+
+// sluice plan with a broker of its own: a rate far above what the machine
+// measured reports negative headroom, replication multiplies the disk,
+// and retention.bytes caps it per partition.
+func TestCLIPlanOverCapacity(t *testing.T) {
+	const rate, size, retBytes = 1e9, 1000.0, 1 << 30
+	p := runPlan(t, "--start-server", "--rate", fmt.Sprint(rate), "--size", fmt.Sprint(size), "--retention", "1h",
+		"--replication", "3", "--retention-bytes", fmt.Sprint(retBytes))
+	a, k := p.Answer, p.Calibration.Kafka
+	checkMeasured(t, "kafka", k, size)
+	if p.Calibration.AMQP != nil || a.AMQPDisk != 0 {
+		t.Errorf("an all-Kafka plan calibrated AMQP or gave it disk: %+v, %v", p.Calibration.AMQP, a.AMQPDisk)
+	}
+	if !(a.Headroom < 0) || !(a.Capacity < rate) || !(a.CPUHeadroom < 0 || a.WriteHeadroom < 0) {
+		t.Errorf("1e9 msg/s: capacity %v, headroom %v (cpu %v, disk writes %v): want negative", a.Capacity, a.Headroom, a.CPUHeadroom, a.WriteHeadroom)
+	}
+	perPart := math.Min(k.ProduceRate, k.ConsumeRate)
+	if want := int(math.Ceil(rate / perPart)); a.Partitions != want {
+		t.Errorf("partitions %d, want ⌈%v / %v⌉ = %d", a.Partitions, rate, perPart, want)
+	}
+	// An hour at 1e9 × 1000 B is far above 1 GiB per partition.
+	if want := float64(retBytes) * float64(a.Partitions) * 3; !near(a.KafkaDisk, want) || !near(a.Disk, want) {
+		t.Errorf("disk %v, want retention.bytes × partitions × replication = %v", a.Disk, want)
+	}
+	if want := rate * size * k.DiskOverhead * 3; !near(a.Writes, want) {
+		t.Errorf("writes %v/s, want %v (three copies)", a.Writes, want)
+	}
+	if !strings.Contains(a.ReplicationNote, "3 replicas") {
+		t.Errorf("replication 3 without its note: %q", a.ReplicationNote)
+	}
+}
