@@ -149,6 +149,26 @@ await step('queue detail: get messages shows the published body, requeued', asyn
   await shot('queue');
 });
 
+await step('live curves: a queue and a topic show 1 s inflow, outflow and backlog from /api/live', async () => {
+  // ticks has a publisher (about 50/s) and a consumer that acks.
+  await go('#/queues/%2F/ticks');
+  await page.waitForFunction(() => {
+    const d = document.querySelector('[data-live-chart="flow"] .chart')?.dataset;
+    return d && Number(d.series) === 2 && Number(d.points) >= 3 && Number(d.max) > 0;
+  }, null, { timeout: 30000 });
+  const l = (await api('GET', '/api/live/queues/%2F/ticks')).body;
+  assert.equal(l.interval_ms, 1000);
+  assert.ok(l.samples.length >= 3 && l.samples.some((x) => x.inflow > 0) && l.samples.some((x) => x.outflow > 0), 'the API saw the traffic too');
+  await page.locator('[data-live]').scrollIntoViewIfNeeded();
+  await shot('queue-live');
+  // events: 300 records, group billing 150 behind.
+  await go('#/topics/events');
+  await page.waitForFunction(() => {
+    const d = document.querySelector('[data-live-chart="backlog"] .chart')?.dataset;
+    return d && Number(d.points) >= 1 && Number(d.max) === 150;
+  }, null, { timeout: 30000 });
+});
+
 await step('publish from the console, then get it back', async () => {
   await go('#/queues/%2F/inbox');
   await page.waitForSelector('textarea[name=payload]');

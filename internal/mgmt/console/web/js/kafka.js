@@ -4,6 +4,7 @@ import { h, num, rate, bytes, compact, Ring } from './util.js';
 import { get, seg } from './api.js';
 import { Table } from './table.js';
 import { LineChart, sparkline } from './chart.js';
+import { liveCharts } from './live.js';
 import * as metrics from './metrics.js';
 import { card, stat, kv, badge, pageHead } from './ui.js';
 
@@ -55,6 +56,7 @@ export function topicDetail(ctx) {
   const tiles = h('div.stats'), parts = h('div'), configs = h('div'), chartEl = h('div');
   ctx.el.append(pageHead(name, h('span', null, h('a', { href: '#/topics' }, 'Topics'))),
     tiles, h('section.card.wide', null, chartEl),
+    liveCharts(ctx, '/api/live/topics/' + seg(name), { backlogLabel: 'lag of its groups' }),
     h('div.cols', null, card('Partitions', parts), card('Configuration', configs)));
   const chart = new LineChart(chartEl, { title: 'Produce rate (records/s)', format: rate });
   ctx.onCleanup(() => chart.destroy());
