@@ -40,12 +40,14 @@ type planJSON struct {
 		WriteHeadroom   float64 `json:"disk_write_headroom"`
 		Partitions      int     `json:"partitions"`
 		QueuesPerGroup  int     `json:"queues_per_group"`
-		CPUPerRecord    float64 `json:"cpu_seconds_per_record"`
+		CPUPerRecord    float64 `json:"cpu_seconds_per_record_full_speed"`
 		Cores           float64 `json:"cpu_cores_needed"`
 		CPUHeadroom     float64 `json:"cpu_headroom"`
 		Capacity        float64 `json:"capacity_per_sec"`
 		Headroom        float64 `json:"headroom"`
 		AckFloor        float64 `json:"ack_latency_floor_ms"`
+		KafkaAckP50     float64 `json:"kafka_ack_p50_ms"`
+		AMQPConfirmP50  float64 `json:"amqp_confirm_p50_ms"`
 		ReplicationNote string  `json:"replication_note"`
 	} `json:"answer"`
 	Derivation map[string]string `json:"derivation"`
@@ -60,6 +62,18 @@ type planProtoJSON struct {
 	Consumed     float64 `json:"consumed"`
 	ConsumeRate  float64 `json:"consume_per_sec"`
 	ConsumeCPU   float64 `json:"consume_cpu_seconds_per_record"`
+	AtRate       *struct {
+		Target       float64 `json:"target_per_sec"`
+		Capped       bool    `json:"capped"`
+		Partitions   int     `json:"partitions_or_queues"`
+		Consumers    int     `json:"consumers"`
+		Records      float64 `json:"records"`
+		Consumed     float64 `json:"consumed"`
+		CPUPerRecord float64 `json:"cpu_seconds_per_record"`
+		DiskGrowth   float64 `json:"disk_growth_bytes"`
+		DiskOverhead float64 `json:"disk_overhead"`
+		AckP50       float64 `json:"ack_p50_ms"`
+	} `json:"at_rate"`
 }
 
 func runPlan(t *testing.T, args ...string) planJSON {
@@ -84,8 +98,10 @@ func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a)
 
 // checkMeasured: every measurement the answer rests on is there and
 // positive, and the storage overhead is the data directory's growth per
-// payload byte (uncompressed payloads cannot take less than themselves).
-func checkMeasured(t *testing.T, name string, c *planProtoJSON, size float64) {
+// payload byte (uncompressed payloads cannot take less than themselves);
+// the at-rate phase offered the planned rate (or, capped, less), and each
+// of its groups' consumers read every record.
+func checkMeasured(t *testing.T, name string, c *planProtoJSON, size, planned float64, groups int) {
 	t.Helper()
 	if c == nil {
 		t.Fatalf("%s: no calibration", name)
@@ -104,6 +120,21 @@ func checkMeasured(t *testing.T, name string, c *planProtoJSON, size float64) {
 	if !near(c.DiskOverhead, c.DiskGrowth/(c.Produced*size)) || c.DiskOverhead < 1 {
 		t.Errorf("%s: disk overhead %v, growth %v for %v records of %v bytes", name, c.DiskOverhead, c.DiskGrowth, c.Produced, size)
 	}
+	r := c.AtRate
+	if r == nil {
+		t.Fatalf("%s: no at-rate phase", name)
+	}
+	if r.Capped != (r.Target < planned) || r.Target > planned || r.Consumers != groups {
+		t.Errorf("%s at rate: target %v (capped %v) for %v planned, %d consumers for %d groups", name, r.Target, r.Capped, planned, r.Consumers, groups)
+	}
+	copies := 1.0
+	if name == "amqp" {
+		copies = float64(groups) // a queue per group
+	}
+	if !(r.Records > 0 && r.CPUPerRecord > 0 && r.AckP50 > 0) || r.Consumed != r.Records*float64(groups) ||
+		!near(r.DiskOverhead, r.DiskGrowth/(r.Records*size*copies)) || r.DiskOverhead < 1 {
+		t.Errorf("%s at rate: %+v", name, *r)
+	}
 }
 
 // sluice plan against a running broker (its addresses, pid and data
@@ -111,7 +142,7 @@ func checkMeasured(t *testing.T, name string, c *planProtoJSON, size float64) {
 // from the inputs and the measurements, and a modest rate has headroom.
 func TestCLIPlanAccounting(t *testing.T) {
 	b := startBroker(t)
-	const rate, size, groups, consumers = 200.0, 512.0, 2, 3
+	const rate, size, groups, consumers = 2000.0, 512.0, 2, 3
 	p := runPlan(t, "--rate", fmt.Sprint(rate), "--size", fmt.Sprint(size), "--retention", "2d", "--amqp-backlog", "1h",
 		"--consumer-groups", fmt.Sprint(groups), "--consumers", fmt.Sprint(consumers), "--kafka-share", "0.5",
 		"--brokers", b.Kafka, "--url", b.amqpURL(), "--server-pid", fmt.Sprint(b.cmd.Process.Pid), "--data-dir", b.DataDir)
@@ -119,33 +150,42 @@ func TestCLIPlanAccounting(t *testing.T) {
 	if !(c.Fsync.P50 > 0 && c.Fsync.Bandwidth > 0 && p.Inputs.CPUs > 0) {
 		t.Fatalf("disk probe or CPUs missing: %+v, cpus %v", c.Fsync, p.Inputs.CPUs)
 	}
-	checkMeasured(t, "kafka", c.Kafka, size)
-	checkMeasured(t, "amqp", c.AMQP, size)
+	checkMeasured(t, "kafka", c.Kafka, size, rate*0.5, groups)
+	checkMeasured(t, "amqp", c.AMQP, size, rate*0.5, groups)
 	if p.Inputs.Retention != 2*86400 || p.Inputs.Backlog != 3600 {
 		t.Errorf("retention %v s, backlog %v s: want 172800 and 3600", p.Inputs.Retention, p.Inputs.Backlog)
 	}
 
 	// Disk: the topic keeps everything for the retention once; each
-	// group's queue keeps its own copy for the backlog.
+	// group's queue keeps its own copy for the backlog; bytes per payload
+	// byte as measured at the planned rate.
 	k, q := c.Kafka, c.AMQP
-	wantK := rate * 0.5 * size * 2 * 86400 * k.DiskOverhead
-	wantQ := rate * 0.5 * size * 3600 * q.DiskOverhead * groups
+	kr, qr := k.AtRate, q.AtRate
+	wantK := rate * 0.5 * size * 2 * 86400 * kr.DiskOverhead
+	wantQ := rate * 0.5 * size * 3600 * qr.DiskOverhead * groups
 	if !near(a.KafkaDisk, wantK) || !near(a.AMQPDisk, wantQ) || !near(a.Disk, wantK+wantQ) {
 		t.Errorf("disk: kafka %v (want %v), amqp %v (want %v), total %v", a.KafkaDisk, wantK, a.AMQPDisk, wantQ, a.Disk)
 	}
-	wantW := rate * (0.5*size*k.DiskOverhead + 0.5*size*q.DiskOverhead*groups)
+	wantW := rate * (0.5*size*kr.DiskOverhead + 0.5*size*qr.DiskOverhead*groups)
 	if !near(a.Writes, wantW) || !near(a.WriteHeadroom, 1-wantW/c.Fsync.Bandwidth) {
 		t.Errorf("writes %v/s (want %v), headroom %v", a.Writes, wantW, a.WriteHeadroom)
 	}
-	// CPU: produce once and consume once per group (AMQP: a copy per
-	// group's queue), at the measured cost per record.
-	wantCPU := 0.5*(k.ProduceCPU+groups*k.ConsumeCPU) + 0.5*groups*(q.ProduceCPU+q.ConsumeCPU)
-	if !near(a.CPUPerRecord, wantCPU) || !near(a.Cores, rate*wantCPU) || !near(a.CPUHeadroom, 1-rate*wantCPU/p.Inputs.CPUs) {
-		t.Errorf("cpu: %v s/record (want %v), %v cores, headroom %v", a.CPUPerRecord, wantCPU, a.Cores, a.CPUHeadroom)
+	// CPU at the rate: what each protocol's records cost at its rate,
+	// with its groups reading.
+	wantCores := rate*0.5*kr.CPUPerRecord + rate*0.5*qr.CPUPerRecord
+	if !near(a.Cores, wantCores) || !near(a.CPUHeadroom, 1-wantCores/p.Inputs.CPUs) ||
+		!near(a.Headroom, math.Min(a.CPUHeadroom, a.WriteHeadroom)) || !(a.Headroom > 0) {
+		t.Errorf("cpu: %v cores (want %v), cpu headroom %v, headroom %v (want positive)", a.Cores, wantCores, a.CPUHeadroom, a.Headroom)
 	}
+	// Capacity: at the full-speed cost, produce once and consume once per
+	// group (AMQP: a copy per group's queue).
+	wantCPU := 0.5*(k.ProduceCPU+groups*k.ConsumeCPU) + 0.5*groups*(q.ProduceCPU+q.ConsumeCPU)
 	wantCap := math.Min(p.Inputs.CPUs/wantCPU, c.Fsync.Bandwidth/(wantW/rate))
-	if !near(a.Capacity, wantCap) || !near(a.Headroom, 1-rate/wantCap) || !(a.Headroom > 0) {
-		t.Errorf("capacity %v (want %v), headroom %v (want positive)", a.Capacity, wantCap, a.Headroom)
+	if !near(a.CPUPerRecord, wantCPU) || !near(a.Capacity, wantCap) || !(a.Capacity > rate) {
+		t.Errorf("full speed: %v s/record (want %v), capacity %v (want %v)", a.CPUPerRecord, wantCPU, a.Capacity, wantCap)
+	}
+	if a.KafkaAckP50 != kr.AckP50 || a.AMQPConfirmP50 != qr.AckP50 {
+		t.Errorf("ack latencies %v, %v: want the at-rate ones %v, %v", a.KafkaAckP50, a.AMQPConfirmP50, kr.AckP50, qr.AckP50)
 	}
 	// A modest rate: the partitions are set by the consumers of a group.
 	if a.Partitions != consumers || a.QueuesPerGroup != 1 {
@@ -154,7 +194,7 @@ func TestCLIPlanAccounting(t *testing.T) {
 	if a.AckFloor != c.Fsync.P50 || a.ReplicationNote != "" {
 		t.Errorf("ack floor %v (fsync p50 %v), replication note %q", a.AckFloor, c.Fsync.P50, a.ReplicationNote)
 	}
-	for _, f := range []string{"disk_bytes", "kafka_disk_bytes", "amqp_disk_bytes", "partitions", "queues_per_group", "cpu_cores_needed", "capacity_per_sec", "headroom"} {
+	for _, f := range []string{"disk_bytes", "kafka_disk_bytes", "amqp_disk_bytes", "partitions", "queues_per_group", "cpu_cores_needed", "capacity_per_sec", "headroom", "kafka_ack_p50_ms", "amqp_confirm_p50_ms"} {
 		if p.Derivation[f] == "" {
 			t.Errorf("no derivation for %s", f)
 		}
@@ -169,11 +209,14 @@ func TestCLIPlanOverCapacity(t *testing.T) {
 	p := runPlan(t, "--start-server", "--rate", fmt.Sprint(rate), "--size", fmt.Sprint(size), "--retention", "1h",
 		"--replication", "3", "--retention-bytes", fmt.Sprint(retBytes))
 	a, k := p.Answer, p.Calibration.Kafka
-	checkMeasured(t, "kafka", k, size)
+	checkMeasured(t, "kafka", k, size, rate, 1)
+	if !k.AtRate.Capped {
+		t.Errorf("1e9 msg/s offered in full: %+v", *k.AtRate)
+	}
 	if p.Calibration.AMQP != nil || a.AMQPDisk != 0 {
 		t.Errorf("an all-Kafka plan calibrated AMQP or gave it disk: %+v, %v", p.Calibration.AMQP, a.AMQPDisk)
 	}
-	if !(a.Headroom < 0) || !(a.Capacity < rate) || !(a.CPUHeadroom < 0 || a.WriteHeadroom < 0) {
+	if !(a.Headroom < 0) || !(a.Capacity < rate) || !(a.CPUHeadroom < 0) {
 		t.Errorf("1e9 msg/s: capacity %v, headroom %v (cpu %v, disk writes %v): want negative", a.Capacity, a.Headroom, a.CPUHeadroom, a.WriteHeadroom)
 	}
 	perPart := math.Min(k.ProduceRate, k.ConsumeRate)
@@ -184,7 +227,7 @@ func TestCLIPlanOverCapacity(t *testing.T) {
 	if want := float64(retBytes) * float64(a.Partitions) * 3; !near(a.KafkaDisk, want) || !near(a.Disk, want) {
 		t.Errorf("disk %v, want retention.bytes × partitions × replication = %v", a.Disk, want)
 	}
-	if want := rate * size * k.DiskOverhead * 3; !near(a.Writes, want) {
+	if want := rate * size * k.AtRate.DiskOverhead * 3; !near(a.Writes, want) {
 		t.Errorf("writes %v/s, want %v (three copies)", a.Writes, want)
 	}
 	if !strings.Contains(a.ReplicationNote, "3 replicas") {

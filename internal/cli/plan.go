@@ -140,6 +140,8 @@ func (o *planOptions) validate() error {
 		return errors.New("--replication must be at least 1")
 	case o.groups < 1 || o.consumers < 1:
 		return errors.New("--consumer-groups and --consumers must be at least 1")
+	case o.groups > planMaxGroups:
+		return fmt.Errorf("--consumer-groups: at most %d (the calibration runs a consumer per group)", planMaxGroups)
 	case !(o.kafkaShare >= 0 && o.kafkaShare <= 1):
 		return errors.New("--kafka-share must be between 0 and 1")
 	case o.calibrate <= 0:
@@ -168,21 +170,27 @@ type planInputs struct {
 
 // planAnswer is the plan. Derivation says, per field, how it was found.
 type planAnswer struct {
-	KafkaRate              float64 `json:"kafka_rate_per_sec"`
-	AMQPRate               float64 `json:"amqp_rate_per_sec"`
-	KafkaDiskBytes         float64 `json:"kafka_disk_bytes"`
-	AMQPDiskBytes          float64 `json:"amqp_disk_bytes"`
-	DiskBytes              float64 `json:"disk_bytes"`
-	WriteBytesPerSec       float64 `json:"write_bytes_per_sec"`
-	DiskWriteHeadroom      float64 `json:"disk_write_headroom"`
-	Partitions             int     `json:"partitions"`
-	QueuesPerGroup         int     `json:"queues_per_group"`
-	CPUSecsPerRecord       float64 `json:"cpu_seconds_per_record"`
-	CPUCoresNeeded         float64 `json:"cpu_cores_needed"`
-	CPUHeadroom            float64 `json:"cpu_headroom"`
+	KafkaRate         float64 `json:"kafka_rate_per_sec"`
+	AMQPRate          float64 `json:"amqp_rate_per_sec"`
+	KafkaDiskBytes    float64 `json:"kafka_disk_bytes"`
+	AMQPDiskBytes     float64 `json:"amqp_disk_bytes"`
+	DiskBytes         float64 `json:"disk_bytes"`
+	WriteBytesPerSec  float64 `json:"write_bytes_per_sec"`
+	DiskWriteHeadroom float64 `json:"disk_write_headroom"`
+	Partitions        int     `json:"partitions"`
+	QueuesPerGroup    int     `json:"queues_per_group"`
+	CPUCoresNeeded    float64 `json:"cpu_cores_needed"`
+	CPUHeadroom       float64 `json:"cpu_headroom"`
+	Headroom          float64 `json:"headroom"`
+	// CPUSecsPerRecord is the full-speed cost of a record of the mix,
+	// behind CapacityPerSec.
+	CPUSecsPerRecord       float64 `json:"cpu_seconds_per_record_full_speed"`
 	CapacityPerSec         float64 `json:"capacity_per_sec"`
-	Headroom               float64 `json:"headroom"`
 	AckLatencyFloorMs      float64 `json:"ack_latency_floor_ms"`
+	KafkaAckP50Ms          float64 `json:"kafka_ack_p50_ms,omitempty"`
+	KafkaAckP99Ms          float64 `json:"kafka_ack_p99_ms,omitempty"`
+	AMQPConfirmP50Ms       float64 `json:"amqp_confirm_p50_ms,omitempty"`
+	AMQPConfirmP99Ms       float64 `json:"amqp_confirm_p99_ms,omitempty"`
 	ReplicationExplanation string  `json:"replication_note,omitempty"`
 }
 
@@ -214,6 +222,21 @@ func runPlan(ctx context.Context, cf *clientFlags, o planOptions, stdout, stderr
 	return nil
 }
 
+// planPartitions is enough partitions that one partition's measured
+// produce and consume rates (at full speed) carry rate, and one per
+// consumer of a group.
+func planPartitions(rate float64, k *planProtocolCal, consumers int) int {
+	return max(int(math.Ceil(rate/math.Min(k.ProduceRate, k.ConsumeRate))), consumers)
+}
+
+// atRateNote says at what rate a figure was measured.
+func atRateNote(p *planAtRate) string {
+	if p.Capped {
+		return fmt.Sprintf("measured at %.0f/s, the most this machine was offered (%.0f%% of its full speed)", p.Target, planRateCap*100)
+	}
+	return fmt.Sprintf("measured at the planned %.0f/s", p.Target)
+}
+
 // planFrom derives the answer from the inputs and the measurements; it
 // does no I/O, so that its arithmetic is tested on its own.
 func planFrom(o planOptions, cal planCalibration) planResult {
@@ -229,41 +252,53 @@ func planFrom(o planOptions, cal planCalibration) planResult {
 	a.KafkaRate, a.AMQPRate = o.rate*o.kafkaShare, o.rate*(1-o.kafkaShare)
 	d["kafka_rate_per_sec"] = "input: rate × kafka_share"
 	d["amqp_rate_per_sec"] = "input: rate × (1 − kafka_share)"
-
-	// Partitions: enough that one partition's measured produce and consume
-	// rates carry the load, and one per consumer of a group.
-	if k := cal.Kafka; k != nil && a.KafkaRate > 0 {
-		perPart := math.Min(k.ProduceRate, k.ConsumeRate)
-		a.Partitions = max(int(math.Ceil(a.KafkaRate/perPart)), o.consumers)
-		d["partitions"] = fmt.Sprintf("max(⌈kafka_rate / min(measured produce, consume records/s of one partition) = %.0f⌉, consumers per group)", perPart)
+	k, q := cal.Kafka, cal.AMQP
+	if a.KafkaRate == 0 {
+		k = nil
 	}
-	if q := cal.AMQP; q != nil && a.AMQPRate > 0 {
+	if a.AMQPRate == 0 {
+		q = nil
+	}
+
+	if k != nil {
+		a.Partitions = planPartitions(a.KafkaRate, k, o.consumers)
+		d["partitions"] = fmt.Sprintf("max(⌈kafka_rate / min(measured full-speed produce, consume records/s of one partition) = %.0f⌉, consumers per group)", math.Min(k.ProduceRate, k.ConsumeRate))
+	}
+	if q != nil {
 		perQueue := math.Min(q.ProduceRate, q.ConsumeRate)
 		a.QueuesPerGroup = max(1, int(math.Ceil(a.AMQPRate/perQueue)))
-		d["queues_per_group"] = fmt.Sprintf("⌈amqp_rate / min(measured publish, consume messages/s of one queue) = %.0f⌉", perQueue)
+		d["queues_per_group"] = fmt.Sprintf("⌈amqp_rate / min(measured full-speed publish, consume messages/s of one queue) = %.0f⌉", perQueue)
 	}
 
 	// Disk: a topic keeps its data for the retention, once for all its
 	// groups; every AMQP queue (one per group) keeps its own copy until
-	// it is acked, for at most the backlog to absorb.
-	var perRecBytes, cpuPerRec float64
-	if k := cal.Kafka; k != nil && a.KafkaRate > 0 {
-		a.KafkaDiskBytes = a.KafkaRate * size * o.retention.Seconds() * k.DiskOverhead * R
-		d["kafka_disk_bytes"] = "kafka_rate × size × retention × measured disk_overhead × replication"
-		if o.retentionBytes > 0 && a.Partitions > 0 {
+	// it is acked, for at most the backlog to absorb. The bytes per
+	// payload byte are those measured at the planned rate, whose batches
+	// are the ones the disk will see.
+	var perRecBytes, fullCPU, cores float64
+	if k != nil {
+		a.KafkaDiskBytes = a.KafkaRate * size * o.retention.Seconds() * k.AtRate.DiskOverhead * R
+		d["kafka_disk_bytes"] = "kafka_rate × size × retention × disk_overhead (" + atRateNote(k.AtRate) + ") × replication"
+		if o.retentionBytes > 0 {
 			if cap := float64(o.retentionBytes) * float64(a.Partitions) * R; cap < a.KafkaDiskBytes {
 				a.KafkaDiskBytes = cap
 				d["kafka_disk_bytes"] = "retention_bytes × partitions × replication (less than kafka_rate × size × retention × measured disk_overhead × replication)"
 			}
 		}
-		perRecBytes += o.kafkaShare * size * k.DiskOverhead
-		cpuPerRec += o.kafkaShare * (k.ProduceCPU + G*k.ConsumeCPU)
+		perRecBytes += o.kafkaShare * size * k.AtRate.DiskOverhead
+		fullCPU += o.kafkaShare * (k.ProduceCPU + G*k.ConsumeCPU)
+		cores += a.KafkaRate * k.AtRate.CPUPerRecord
+		a.KafkaAckP50Ms, a.KafkaAckP99Ms = k.AtRate.AckP50Ms, k.AtRate.AckP99Ms
+		d["kafka_ack_p50_ms"] = "acks=all produce latency, " + atRateNote(k.AtRate)
 	}
-	if q := cal.AMQP; q != nil && a.AMQPRate > 0 {
-		a.AMQPDiskBytes = a.AMQPRate * size * o.amqpBacklog.Seconds() * q.DiskOverhead * G * R
-		d["amqp_disk_bytes"] = "amqp_rate × size × amqp_backlog × measured disk_overhead × consumer_groups (a queue each) × replication"
-		perRecBytes += (1 - o.kafkaShare) * size * q.DiskOverhead * G
-		cpuPerRec += (1 - o.kafkaShare) * G * (q.ProduceCPU + q.ConsumeCPU)
+	if q != nil {
+		a.AMQPDiskBytes = a.AMQPRate * size * o.amqpBacklog.Seconds() * q.AtRate.DiskOverhead * G * R
+		d["amqp_disk_bytes"] = "amqp_rate × size × amqp_backlog × disk_overhead per queue copy (" + atRateNote(q.AtRate) + ") × consumer_groups (a queue each) × replication"
+		perRecBytes += (1 - o.kafkaShare) * size * q.AtRate.DiskOverhead * G
+		fullCPU += (1 - o.kafkaShare) * G * (q.ProduceCPU + q.ConsumeCPU)
+		cores += a.AMQPRate * q.AtRate.CPUPerRecord
+		a.AMQPConfirmP50Ms, a.AMQPConfirmP99Ms = q.AtRate.AckP50Ms, q.AtRate.AckP99Ms
+		d["amqp_confirm_p50_ms"] = "publisher-confirm latency of persistent messages, " + atRateNote(q.AtRate)
 	}
 	a.DiskBytes = a.KafkaDiskBytes + a.AMQPDiskBytes
 	d["disk_bytes"] = "kafka_disk_bytes + amqp_disk_bytes"
@@ -275,21 +310,22 @@ func planFrom(o planOptions, cal planCalibration) planResult {
 	a.DiskWriteHeadroom = 1 - a.WriteBytesPerSec/cal.Fsync.BandwidthBytesPerSec
 	d["disk_write_headroom"] = fmt.Sprintf("1 − write_bytes_per_sec / measured fsync bandwidth (%.0f bytes/s)", cal.Fsync.BandwidthBytesPerSec)
 
-	// CPU: the broker's measured CPU time per record produced, plus per
-	// record consumed once per group (AMQP: per queue copy, published and
-	// consumed), against this machine's cores.
-	a.CPUSecsPerRecord = cpuPerRec
-	d["cpu_seconds_per_record"] = "kafka_share × (measured produce CPU + consumer_groups × measured consume CPU) + (1 − kafka_share) × consumer_groups × (measured publish CPU + measured consume CPU)"
-	a.CPUCoresNeeded = o.rate * cpuPerRec
-	d["cpu_cores_needed"] = "rate × cpu_seconds_per_record"
+	// CPU at the planned rate: the broker's CPU per record measured while
+	// the workload ran at that rate with its consumer groups reading.
+	a.CPUCoresNeeded = cores
+	d["cpu_cores_needed"] = "kafka_rate × kafka CPU per record + amqp_rate × amqp CPU per message, each measured at its rate with a consumer per group (per-protocol notes: calibration.*.at_rate)"
 	a.CPUHeadroom = 1 - a.CPUCoresNeeded/float64(cal.CPUs)
 	d["cpu_headroom"] = fmt.Sprintf("1 − cpu_cores_needed / cores of this machine (%d, measured)", cal.CPUs)
+	a.Headroom = math.Min(a.CPUHeadroom, a.DiskWriteHeadroom)
+	d["headroom"] = "min(cpu_headroom, disk_write_headroom): what is left of this machine at the planned rate (negative: the rate is above what it takes)"
 
-	// Capacity: the rate of this mix at which the first of CPU and disk
-	// writes runs out.
+	// Capacity: the rate of this mix at which the first of CPU (at the
+	// full-speed cost per record, the cheapest) and disk writes runs out.
+	a.CPUSecsPerRecord = fullCPU
+	d["cpu_seconds_per_record_full_speed"] = "kafka_share × (full-speed produce CPU + consumer_groups × full-speed consume CPU) + (1 − kafka_share) × consumer_groups × (full-speed publish CPU + full-speed consume CPU)"
 	cpuCap, diskCap := math.Inf(1), math.Inf(1)
-	if cpuPerRec > 0 {
-		cpuCap = float64(cal.CPUs) / cpuPerRec
+	if fullCPU > 0 {
+		cpuCap = float64(cal.CPUs) / fullCPU
 	}
 	if perRecBytes > 0 {
 		diskCap = cal.Fsync.BandwidthBytesPerSec / (perRecBytes * R)
@@ -299,13 +335,11 @@ func planFrom(o planOptions, cal planCalibration) planResult {
 	if diskCap < cpuCap {
 		limit = "disk writes"
 	}
-	d["capacity_per_sec"] = fmt.Sprintf("min(cores / cpu_seconds_per_record = %.0f, fsync bandwidth / (bytes written per record × replication) = %.0f): %s limit first", cpuCap, diskCap, limit)
-	a.Headroom = 1 - o.rate/a.CapacityPerSec
-	d["headroom"] = "1 − rate / capacity_per_sec (negative: the rate is above what this machine takes)"
+	d["capacity_per_sec"] = fmt.Sprintf("min(cores / cpu_seconds_per_record_full_speed = %.0f, fsync bandwidth / (bytes written per record × replication) = %.0f): %s limit first", cpuCap, diskCap, limit)
 	a.AckLatencyFloorMs = cal.Fsync.SmallP50Ms
 	d["ack_latency_floor_ms"] = "measured p50 of a small write + fsync in the data directory: no acks=all answer or publisher confirm comes sooner"
 	if o.replication > 1 {
-		a.ReplicationExplanation = fmt.Sprintf("Sluice runs on one node today and keeps one copy. With a cluster, each of the %d replicas of a partition or quorum queue is on its own node: disk_bytes and write_bytes_per_sec are cluster totals, a node holding a replica of everything needs this machine's share of them, and the headrooms here are for one node carrying every copy (a lower bound).", o.replication)
+		a.ReplicationExplanation = fmt.Sprintf("Sluice runs on one node today and keeps one copy. With a cluster, each of the %d replicas of a partition or quorum queue is on its own node: disk_bytes and write_bytes_per_sec are cluster totals, a node holding a replica of everything needs this machine's share of them, and the headrooms here are for one node carrying every copy (a lower bound). The calibration measured one copy: replication's network and follower CPU are not in it.", o.replication)
 	}
 	return planResult{Inputs: in, Calibration: cal, Answer: a, Derivation: d}
 }
@@ -322,8 +356,16 @@ func printPlan(w io.Writer, r planResult) {
 		if p == nil {
 			continue
 		}
-		fmt.Fprintf(w, "  %s: one %s takes %.0f/s produced, %.0f/s consumed; broker CPU %.1f µs per record produced, %.1f µs consumed; disk %.3f bytes per payload byte\n",
-			p.Protocol, p.unit(), p.ProduceRate, p.ConsumeRate, p.ProduceCPU*1e6, p.ConsumeCPU*1e6, p.DiskOverhead)
+		fmt.Fprintf(w, "  %s at full speed: one %s takes %.0f/s produced, %.0f/s consumed; broker CPU %.1f µs per record produced, %.1f µs consumed\n",
+			p.Protocol, p.unit(), p.ProduceRate, p.ConsumeRate, p.ProduceCPU*1e6, p.ConsumeCPU*1e6)
+		if r := p.AtRate; r != nil {
+			capped := ""
+			if r.Capped {
+				capped = " (capped: the planned rate is above this machine's)"
+			}
+			fmt.Fprintf(w, "  %s at %.0f/s%s, %d %s(s), %d consumer(s): broker CPU %.1f µs per record, disk %.3f bytes per payload byte, acks p50 %.2f ms p99 %.2f ms\n",
+				p.Protocol, r.Target, capped, r.Partitions, p.unit(), r.Consumers, r.CPUPerRecord*1e6, r.DiskOverhead, r.AckP50Ms, r.AckP99Ms)
+		}
 	}
 	fmt.Fprintln(w, "\nAnswer:")
 	line := func(name, val string) { fmt.Fprintf(w, "  %-22s %-14s %s\n", name, val, d[jsonName(name)]) }
@@ -338,11 +380,17 @@ func printPlan(w io.Writer, r planResult) {
 	line("disk write headroom", pct(a.DiskWriteHeadroom))
 	line("cpu cores needed", fmt.Sprintf("%.2f", a.CPUCoresNeeded))
 	line("cpu headroom", pct(a.CPUHeadroom))
-	line("capacity", fmt.Sprintf("%.0f msg/s", a.CapacityPerSec))
 	line("headroom", pct(a.Headroom))
+	line("capacity", fmt.Sprintf("%.0f msg/s", a.CapacityPerSec))
+	if a.KafkaRate > 0 {
+		line("kafka ack p50", fmt.Sprintf("%.2f ms", a.KafkaAckP50Ms))
+	}
+	if a.AMQPRate > 0 {
+		line("amqp confirm p50", fmt.Sprintf("%.2f ms", a.AMQPConfirmP50Ms))
+	}
 	line("ack latency floor", fmt.Sprintf("%.2f ms", a.AckLatencyFloorMs))
 	if a.Headroom < 0 {
-		fmt.Fprintf(w, "\nThe rate is above what this machine takes (%.0f msg/s): %s.\n", a.CapacityPerSec, d["capacity_per_sec"])
+		fmt.Fprintf(w, "\nThe rate is above what this machine takes: headroom %s; at full speed it takes %.0f msg/s of this mix (%s).\n", pct(a.Headroom), a.CapacityPerSec, d["capacity_per_sec"])
 	}
 	if a.ReplicationExplanation != "" {
 		fmt.Fprintf(w, "\nReplication: %s\n", a.ReplicationExplanation)
@@ -360,6 +408,10 @@ func jsonName(row string) string {
 		return "capacity_per_sec"
 	case "ack latency floor":
 		return "ack_latency_floor_ms"
+	case "kafka ack p50":
+		return "kafka_ack_p50_ms"
+	case "amqp confirm p50":
+		return "amqp_confirm_p50_ms"
 	}
 	return strings.ReplaceAll(row, " ", "_")
 }

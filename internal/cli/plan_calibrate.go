@@ -62,6 +62,8 @@ type planProtocolCal struct {
 	ConsumeRate     float64 `json:"consume_per_sec"`
 	ConsumeCPUSecs  float64 `json:"consume_cpu_seconds"`
 	ConsumeCPU      float64 `json:"consume_cpu_seconds_per_record"`
+	// AtRate is the workload's own rate with its consumer groups.
+	AtRate *planAtRate `json:"at_rate"`
 }
 
 func (p *planProtocolCal) unit() string {
@@ -95,12 +97,21 @@ func calibrate(ctx context.Context, cf *clientFlags, o planOptions, stderr io.Wr
 			return cal, fmt.Errorf("kafka calibration: %w", err)
 		}
 		fmt.Fprintf(stderr, "kafka: %.0f records/s produced, %.0f/s consumed\n", cal.Kafka.ProduceRate, cal.Kafka.ConsumeRate)
+		parts := planPartitions(o.rate*o.kafkaShare, cal.Kafka, o.consumers)
+		if cal.Kafka.AtRate, err = kafkaAtRate(ctx, cf, o, cal.Kafka, parts); err != nil {
+			return cal, fmt.Errorf("kafka calibration at rate: %w", err)
+		}
+		fmt.Fprintf(stderr, "kafka at %.0f records/s: %.1f µs CPU per record, acks p50 %.2f ms\n", cal.Kafka.AtRate.Target, cal.Kafka.AtRate.CPUPerRecord*1e6, cal.Kafka.AtRate.AckP50Ms)
 	}
 	if o.kafkaShare < 1 {
 		if cal.AMQP, err = calibrateAMQP(ctx, o); err != nil {
 			return cal, fmt.Errorf("amqp calibration: %w", err)
 		}
 		fmt.Fprintf(stderr, "amqp: %.0f messages/s published, %.0f/s consumed\n", cal.AMQP.ProduceRate, cal.AMQP.ConsumeRate)
+		if cal.AMQP.AtRate, err = amqpAtRate(ctx, o, cal.AMQP); err != nil {
+			return cal, fmt.Errorf("amqp calibration at rate: %w", err)
+		}
+		fmt.Fprintf(stderr, "amqp at %.0f messages/s: %.1f µs CPU per message, confirms p50 %.2f ms\n", cal.AMQP.AtRate.Target, cal.AMQP.AtRate.CPUPerRecord*1e6, cal.AMQP.AtRate.AckP50Ms)
 	}
 	return cal, nil
 }
@@ -161,10 +172,39 @@ func probeDisk(ctx context.Context, dir string, d time.Duration) (planFsyncCal, 
 	return res, nil
 }
 
-// dirBytes is the size of the files under dir.
-func dirBytes(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+// brokerCPU is the CPU seconds process pid has used: the sum of its
+// threads' run time in /proc/<pid>/task/*/schedstat (nanoseconds), or, if
+// that cannot be read, user + system time from /proc/<pid>/stat (10 ms
+// ticks). A Go process keeps its threads, so the sum loses nothing.
+func brokerCPU(pid int) (float64, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err == nil {
+		var ns int64
+		for _, t := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // the thread ended
+				}
+				return processCPU(pid)
+			}
+			var run int64
+			if _, err := fmt.Sscan(string(b), &run); err != nil {
+				return processCPU(pid)
+			}
+			ns += run
+		}
+		if ns > 0 {
+			return float64(ns) / 1e9, nil
+		}
+	}
+	return processCPU(pid)
+}
+
+// dirSizes is the size of each file under dir.
+func dirSizes(dir string) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // removed meanwhile
@@ -173,37 +213,49 @@ func dirBytes(dir string) (int64, error) {
 		}
 		if e.Type().IsRegular() {
 			if info, err := e.Info(); err == nil {
-				n += info.Size()
+				out[path] = info.Size()
 			}
 		}
 		return nil
 	})
-	return n, err
+	return out, err
+}
+
+// grown is the bytes files grew by from before to after: files that
+// shrank or went (an earlier phase's topic or queue being deleted, a
+// segment of acked messages removed) count nothing, so that the figure is
+// what was written.
+func grown(before, after map[string]int64) int64 {
+	var n int64
+	for f, size := range after {
+		n += max(0, size-before[f])
+	}
+	return n
 }
 
 // measure runs load and returns the broker's CPU seconds it took and the
-// data directory's growth.
-func measure(o planOptions, load func() error) (cpu float64, grew int64, err error) {
-	cpu0, err := processCPU(o.serverPID)
+// bytes written to the data directory meanwhile.
+func measure(o planOptions, load func() error) (cpu float64, wrote int64, err error) {
+	cpu0, err := brokerCPU(o.serverPID)
 	if err != nil {
 		return 0, 0, err
 	}
-	size0, err := dirBytes(o.dataDir)
+	sizes0, err := dirSizes(o.dataDir)
 	if err != nil {
 		return 0, 0, err
 	}
 	if err := load(); err != nil {
 		return 0, 0, err
 	}
-	cpu1, err := processCPU(o.serverPID)
+	cpu1, err := brokerCPU(o.serverPID)
 	if err != nil {
 		return 0, 0, err
 	}
-	size1, err := dirBytes(o.dataDir)
+	sizes1, err := dirSizes(o.dataDir)
 	if err != nil {
 		return 0, 0, err
 	}
-	return cpu1 - cpu0, size1 - size0, nil
+	return cpu1 - cpu0, grown(sizes0, sizes1), nil
 }
 
 func (p *planProtocolCal) finish(size int) error {
@@ -212,8 +264,8 @@ func (p *planProtocolCal) finish(size int) error {
 	}
 	p.ProduceRate = float64(p.Produced) / p.ProduceSecs
 	p.ConsumeRate = float64(p.Consumed) / p.ConsumeSecs
-	// A CPU reading is in clock ticks (10 ms): a run too short to show
-	// one would claim the broker works for free.
+	// A run too short to show any CPU time (in 10 ms ticks where the
+	// kernel keeps no schedstat) would claim the broker works for free.
 	if p.ProduceCPUSecs <= 0 || p.ConsumeCPUSecs <= 0 {
 		return errors.New("the broker's CPU time did not move: calibrate for longer (--calibrate)")
 	}

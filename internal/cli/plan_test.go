@@ -13,8 +13,10 @@ func testCalibration() planCalibration {
 	return planCalibration{
 		Against: "test", CPUs: 4,
 		Fsync: planFsyncCal{SmallP50Ms: 0.5, BandwidthBytesPerSec: 100e6},
-		Kafka: &planProtocolCal{Protocol: "kafka", ProduceRate: 50000, ConsumeRate: 80000, ProduceCPU: 10e-6, ConsumeCPU: 5e-6, DiskOverhead: 1.1},
-		AMQP:  &planProtocolCal{Protocol: "amqp", ProduceRate: 20000, ConsumeRate: 25000, ProduceCPU: 20e-6, ConsumeCPU: 10e-6, DiskOverhead: 1.2},
+		Kafka: &planProtocolCal{Protocol: "kafka", ProduceRate: 50000, ConsumeRate: 80000, ProduceCPU: 10e-6, ConsumeCPU: 5e-6, DiskOverhead: 1.05,
+			AtRate: &planAtRate{Target: 50000, CPUPerRecord: 30e-6, DiskOverhead: 1.1}},
+		AMQP: &planProtocolCal{Protocol: "amqp", ProduceRate: 20000, ConsumeRate: 25000, ProduceCPU: 20e-6, ConsumeCPU: 10e-6, DiskOverhead: 1.15,
+			AtRate: &planAtRate{Target: 50000, Capped: true, CPUPerRecord: 50e-6, DiskOverhead: 1.2}},
 	}
 }
 
@@ -39,18 +41,21 @@ func TestPlanArithmetic(t *testing.T) {
 	eq("kafka disk", a.KafkaDiskBytes, 50000*1000*3600*1.1)
 	eq("amqp disk", a.AMQPDiskBytes, 50000*1000*10*1.2*2)
 	eq("writes", a.WriteBytesPerSec, 50000*1000*1.1+50000*1000*1.2*2)
-	// Per record: 0.5 × (10 + 2×5) µs + 0.5 × 2 × (20 + 10) µs = 40 µs.
-	eq("cpu per record", a.CPUSecsPerRecord, 40e-6)
+	// At the planned rates: 50,000 × 30 µs + 50,000 × 50 µs = 4 cores.
 	eq("cores", a.CPUCoresNeeded, 4)
 	eq("cpu headroom", a.CPUHeadroom, 0)
-	// Disk: 1,750 bytes written per record against 100 MB/s: 57,142/s;
-	// CPU: 4 cores / 40 µs = 100,000/s. The disk runs out first.
+	// 175 MB/s to write against 100 MB/s.
+	eq("disk write headroom", a.DiskWriteHeadroom, 1-175e6/100e6)
+	eq("headroom", a.Headroom, 1-175e6/100e6)
+	// Full speed, per record: 0.5 × (10 + 2×5) µs + 0.5 × 2 × (20 + 10) µs
+	// = 40 µs; 4 cores / 40 µs = 100,000/s. Disk: 1,750 bytes written per
+	// record against 100 MB/s: 57,142/s. The disk runs out first.
+	eq("cpu per record", a.CPUSecsPerRecord, 40e-6)
 	eq("capacity", a.CapacityPerSec, 100e6/1750)
-	eq("headroom", a.Headroom, 1-100000/(100e6/1750))
 
 	var out bytes.Buffer
 	printPlan(&out, planFrom(o, testCalibration()))
-	for _, want := range []string{"partitions", "queues per group", "disk writes limit first", "above what this machine takes"} {
+	for _, want := range []string{"partitions", "queues per group", "disk writes limit first", "above what this machine takes", "capped"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("text output lacks %q:\n%s", want, out.String())
 		}
