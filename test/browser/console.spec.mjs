@@ -159,8 +159,6 @@ await step('live curves: a queue and a topic show 1 s inflow, outflow and backlo
   const l = (await api('GET', '/api/live/queues/%2F/ticks')).body;
   assert.equal(l.interval_ms, 1000);
   assert.ok(l.samples.length >= 3 && l.samples.some((x) => x.inflow > 0) && l.samples.some((x) => x.outflow > 0), 'the API saw the traffic too');
-  await page.locator('[data-live]').scrollIntoViewIfNeeded();
-  await shot('queue-live');
   // events: 300 records, group billing 150 behind.
   await go('#/topics/events');
   await page.waitForFunction(() => {
