@@ -44,6 +44,7 @@ type planJSON struct {
 		Cores           float64 `json:"cpu_cores_needed"`
 		CPUHeadroom     float64 `json:"cpu_headroom"`
 		Capacity        float64 `json:"capacity_per_sec"`
+		CapacityLow     float64 `json:"capacity_low_per_sec"`
 		Headroom        float64 `json:"headroom"`
 		AckFloor        float64 `json:"ack_latency_floor_ms"`
 		KafkaAckP50     float64 `json:"kafka_ack_p50_ms"`
@@ -183,6 +184,9 @@ func TestCLIPlanAccounting(t *testing.T) {
 	wantCap := math.Min(p.Inputs.CPUs/wantCPU, c.Fsync.Bandwidth/(wantW/rate))
 	if !near(a.CPUPerRecord, wantCPU) || !near(a.Capacity, wantCap) || !(a.Capacity > rate) {
 		t.Errorf("full speed: %v s/record (want %v), capacity %v (want %v)", a.CPUPerRecord, wantCPU, a.Capacity, wantCap)
+	}
+	if want := math.Min(p.Inputs.CPUs/(wantCores/rate), c.Fsync.Bandwidth/(wantW/rate)); !near(a.CapacityLow, want) {
+		t.Errorf("capacity at the at-rate cost %v, want %v", a.CapacityLow, want)
 	}
 	if a.KafkaAckP50 != kr.AckP50 || a.AMQPConfirmP50 != qr.AckP50 {
 		t.Errorf("ack latencies %v, %v: want the at-rate ones %v, %v", a.KafkaAckP50, a.AMQPConfirmP50, kr.AckP50, qr.AckP50)

@@ -186,6 +186,7 @@ type planAnswer struct {
 	// behind CapacityPerSec.
 	CPUSecsPerRecord       float64 `json:"cpu_seconds_per_record_full_speed"`
 	CapacityPerSec         float64 `json:"capacity_per_sec"`
+	CapacityLowPerSec      float64 `json:"capacity_low_per_sec"`
 	AckLatencyFloorMs      float64 `json:"ack_latency_floor_ms"`
 	KafkaAckP50Ms          float64 `json:"kafka_ack_p50_ms,omitempty"`
 	KafkaAckP99Ms          float64 `json:"kafka_ack_p99_ms,omitempty"`
@@ -336,6 +337,14 @@ func planFrom(o planOptions, cal planCalibration) planResult {
 		limit = "disk writes"
 	}
 	d["capacity_per_sec"] = fmt.Sprintf("min(cores / cpu_seconds_per_record_full_speed = %.0f, fsync bandwidth / (bytes written per record × replication) = %.0f): %s limit first", cpuCap, diskCap, limit)
+	// The same at the cost per record measured at the planned rate: a
+	// lower bound, since a record gets cheaper as batches grow with the
+	// rate.
+	a.CapacityLowPerSec = diskCap
+	if cores > 0 {
+		a.CapacityLowPerSec = math.Min(float64(cal.CPUs)/(cores/o.rate), diskCap)
+	}
+	d["capacity_low_per_sec"] = "min(cores / (cpu_cores_needed / rate), the same disk limit): capacity at the CPU cost per record measured at the planned rate, a lower bound"
 	a.AckLatencyFloorMs = cal.Fsync.SmallP50Ms
 	d["ack_latency_floor_ms"] = "measured p50 of a small write + fsync in the data directory: no acks=all answer or publisher confirm comes sooner"
 	if o.replication > 1 {
@@ -382,6 +391,7 @@ func printPlan(w io.Writer, r planResult) {
 	line("cpu headroom", pct(a.CPUHeadroom))
 	line("headroom", pct(a.Headroom))
 	line("capacity", fmt.Sprintf("%.0f msg/s", a.CapacityPerSec))
+	line("capacity, low", fmt.Sprintf("%.0f msg/s", a.CapacityLowPerSec))
 	if a.KafkaRate > 0 {
 		line("kafka ack p50", fmt.Sprintf("%.2f ms", a.KafkaAckP50Ms))
 	}
@@ -406,6 +416,8 @@ func jsonName(row string) string {
 		return "write_bytes_per_sec"
 	case "capacity":
 		return "capacity_per_sec"
+	case "capacity, low":
+		return "capacity_low_per_sec"
 	case "ack latency floor":
 		return "ack_latency_floor_ms"
 	case "kafka ack p50":

@@ -52,6 +52,9 @@ func TestPlanArithmetic(t *testing.T) {
 	// record against 100 MB/s: 57,142/s. The disk runs out first.
 	eq("cpu per record", a.CPUSecsPerRecord, 40e-6)
 	eq("capacity", a.CapacityPerSec, 100e6/1750)
+	// At the planned rate's cost, 40 µs per record too (4 cores for
+	// 100,000/s): 100,000/s, the disk still first.
+	eq("capacity, low", a.CapacityLowPerSec, 100e6/1750)
 
 	var out bytes.Buffer
 	printPlan(&out, planFrom(o, testCalibration()))
