@@ -22,6 +22,7 @@ type planJSON struct {
 		Replication float64 `json:"replication"`
 		Groups      float64 `json:"consumer_groups"`
 		KafkaShare  float64 `json:"kafka_share"`
+		Utilization float64 `json:"target_utilization"`
 		CPUs        float64 `json:"cpus"`
 	} `json:"inputs"`
 	Calibration struct {
@@ -224,8 +225,8 @@ func TestCLIPlanOverCapacity(t *testing.T) {
 		t.Errorf("1e9 msg/s: capacity %v, headroom %v (cpu %v, disk writes %v): want negative", a.Capacity, a.Headroom, a.CPUHeadroom, a.WriteHeadroom)
 	}
 	perPart := math.Min(k.ProduceRate, k.ConsumeRate)
-	if want := int(math.Ceil(rate / perPart)); a.Partitions != want {
-		t.Errorf("partitions %d, want ⌈%v / %v⌉ = %d", a.Partitions, rate, perPart, want)
+	if want := int(math.Ceil(rate / (p.Inputs.Utilization * perPart))); p.Inputs.Utilization != 0.9 || a.Partitions != want {
+		t.Errorf("partitions %d, want ⌈%v / (%v × %v)⌉ = %d", a.Partitions, rate, p.Inputs.Utilization, perPart, want)
 	}
 	// An hour at 1e9 × 1000 B is far above 1 GiB per partition.
 	if want := float64(retBytes) * float64(a.Partitions) * 3; !near(a.KafkaDisk, want) || !near(a.Disk, want) {

@@ -27,6 +27,7 @@ type planOptions struct {
 	groups         int
 	consumers      int
 	kafkaShare     float64
+	utilization    float64
 
 	startServer bool
 	url         string
@@ -95,6 +96,7 @@ temporary directory for the calibration (the default when no --brokers or
 	f.IntVar(&o.groups, "consumer-groups", 1, "consumer groups reading everything (AMQP: queues bound to receive a copy each)")
 	f.IntVar(&o.consumers, "consumers", 1, "consumers per group (a partition feeds one member of a group)")
 	f.Float64Var(&o.kafkaShare, "kafka-share", 1, "fraction of the messages produced and consumed over Kafka; the rest over AMQP")
+	f.Float64Var(&o.utilization, "target-utilization", 0.9, "the share of what one partition (queue) was measured to take at full speed that the plan loads it with at most")
 	f.BoolVar(&o.startServer, "start-server", false, "calibrate against a broker of this binary started in a temporary directory (default when no --brokers or --url is given)")
 	f.StringVar(&o.url, "url", envOr(amqpURLEnv, defaultAMQPURL), "AMQP URI of the broker to calibrate (env "+amqpURLEnv+")")
 	f.IntVar(&o.serverPID, "server-pid", 0, "process id of the broker to calibrate, on this machine (for its CPU time)")
@@ -144,6 +146,8 @@ func (o *planOptions) validate() error {
 		return fmt.Errorf("--consumer-groups: at most %d (the calibration runs a consumer per group)", planMaxGroups)
 	case !(o.kafkaShare >= 0 && o.kafkaShare <= 1):
 		return errors.New("--kafka-share must be between 0 and 1")
+	case !(o.utilization > 0 && o.utilization <= 1):
+		return errors.New("--target-utilization must be above 0 and at most 1")
 	case o.calibrate <= 0:
 		return errors.New("--calibrate must be positive")
 	case !o.startServer && (o.serverPID <= 0 || o.dataDir == ""):
@@ -163,6 +167,7 @@ type planInputs struct {
 	Groups           int     `json:"consumer_groups"`
 	Consumers        int     `json:"consumers_per_group"`
 	KafkaShare       float64 `json:"kafka_share"`
+	Utilization      float64 `json:"target_utilization"`
 	CalibrationSecs  float64 `json:"calibration_seconds_per_phase"`
 	CPUs             int     `json:"cpus"`
 	CalibrationNotes string  `json:"calibrated_against"`
@@ -223,17 +228,17 @@ func runPlan(ctx context.Context, cf *clientFlags, o planOptions, stdout, stderr
 	return nil
 }
 
-// planPartitions is enough partitions that one partition's measured
-// produce and consume rates (at full speed) carry rate, and one per
-// consumer of a group.
-func planPartitions(rate float64, k *planProtocolCal, consumers int) int {
-	return max(int(math.Ceil(rate/math.Min(k.ProduceRate, k.ConsumeRate))), consumers)
+// planPartitions is enough partitions that each runs at most at
+// util of what one partition was measured to take at full speed
+// (the lower of produce and consume), and one per consumer of a group.
+func planPartitions(rate float64, k *planProtocolCal, consumers int, util float64) int {
+	return max(int(math.Ceil(rate/(util*math.Min(k.ProduceRate, k.ConsumeRate)))), consumers)
 }
 
 // atRateNote says at what rate a figure was measured.
-func atRateNote(p *planAtRate) string {
+func atRateNote(p *planAtRate, util float64) string {
 	if p.Capped {
-		return fmt.Sprintf("measured at %.0f/s, the most this machine was offered (%.0f%% of its full speed)", p.Target, planRateCap*100)
+		return fmt.Sprintf("measured at %.0f/s, the most this machine was offered (target_utilization %.0f%% of its full speed)", p.Target, util*100)
 	}
 	return fmt.Sprintf("measured at the planned %.0f/s", p.Target)
 }
@@ -244,7 +249,7 @@ func planFrom(o planOptions, cal planCalibration) planResult {
 	in := planInputs{
 		Rate: o.rate, Size: o.size, RetentionSecs: o.retention.Seconds(), RetentionBytes: o.retentionBytes,
 		AMQPBacklogSecs: o.amqpBacklog.Seconds(), Replication: o.replication, Groups: o.groups,
-		Consumers: o.consumers, KafkaShare: o.kafkaShare, CalibrationSecs: o.calibrate.Seconds(),
+		Consumers: o.consumers, KafkaShare: o.kafkaShare, Utilization: o.utilization, CalibrationSecs: o.calibrate.Seconds(),
 		CPUs: cal.CPUs, CalibrationNotes: cal.Against,
 	}
 	d := map[string]string{}
@@ -262,13 +267,13 @@ func planFrom(o planOptions, cal planCalibration) planResult {
 	}
 
 	if k != nil {
-		a.Partitions = planPartitions(a.KafkaRate, k, o.consumers)
-		d["partitions"] = fmt.Sprintf("max(⌈kafka_rate / min(measured full-speed produce, consume records/s of one partition) = %.0f⌉, consumers per group)", math.Min(k.ProduceRate, k.ConsumeRate))
+		a.Partitions = planPartitions(a.KafkaRate, k, o.consumers, o.utilization)
+		d["partitions"] = fmt.Sprintf("max(⌈kafka_rate / (target_utilization × min(measured full-speed produce, consume records/s of one partition) = %.0f)⌉, consumers per group)", math.Min(k.ProduceRate, k.ConsumeRate))
 	}
 	if q != nil {
 		perQueue := math.Min(q.ProduceRate, q.ConsumeRate)
-		a.QueuesPerGroup = max(1, int(math.Ceil(a.AMQPRate/perQueue)))
-		d["queues_per_group"] = fmt.Sprintf("⌈amqp_rate / min(measured full-speed publish, consume messages/s of one queue) = %.0f⌉", perQueue)
+		a.QueuesPerGroup = max(1, int(math.Ceil(a.AMQPRate/(o.utilization*perQueue))))
+		d["queues_per_group"] = fmt.Sprintf("⌈amqp_rate / (target_utilization × min(measured full-speed publish, consume messages/s of one queue) = %.0f)⌉", perQueue)
 	}
 
 	// Disk: a topic keeps its data for the retention, once for all its
@@ -279,7 +284,7 @@ func planFrom(o planOptions, cal planCalibration) planResult {
 	var perRecBytes, fullCPU, cores float64
 	if k != nil {
 		a.KafkaDiskBytes = a.KafkaRate * size * o.retention.Seconds() * k.AtRate.DiskOverhead * R
-		d["kafka_disk_bytes"] = "kafka_rate × size × retention × disk_overhead (" + atRateNote(k.AtRate) + ") × replication"
+		d["kafka_disk_bytes"] = "kafka_rate × size × retention × disk_overhead (" + atRateNote(k.AtRate, o.utilization) + ") × replication"
 		if o.retentionBytes > 0 {
 			if cap := float64(o.retentionBytes) * float64(a.Partitions) * R; cap < a.KafkaDiskBytes {
 				a.KafkaDiskBytes = cap
@@ -290,16 +295,16 @@ func planFrom(o planOptions, cal planCalibration) planResult {
 		fullCPU += o.kafkaShare * (k.ProduceCPU + G*k.ConsumeCPU)
 		cores += a.KafkaRate * k.AtRate.CPUPerRecord
 		a.KafkaAckP50Ms, a.KafkaAckP99Ms = k.AtRate.AckP50Ms, k.AtRate.AckP99Ms
-		d["kafka_ack_p50_ms"] = "acks=all produce latency, " + atRateNote(k.AtRate)
+		d["kafka_ack_p50_ms"] = "acks=all produce latency, " + atRateNote(k.AtRate, o.utilization)
 	}
 	if q != nil {
 		a.AMQPDiskBytes = a.AMQPRate * size * o.amqpBacklog.Seconds() * q.AtRate.DiskOverhead * G * R
-		d["amqp_disk_bytes"] = "amqp_rate × size × amqp_backlog × disk_overhead per queue copy (" + atRateNote(q.AtRate) + ") × consumer_groups (a queue each) × replication"
+		d["amqp_disk_bytes"] = "amqp_rate × size × amqp_backlog × disk_overhead per queue copy (" + atRateNote(q.AtRate, o.utilization) + ") × consumer_groups (a queue each) × replication"
 		perRecBytes += (1 - o.kafkaShare) * size * q.AtRate.DiskOverhead * G
 		fullCPU += (1 - o.kafkaShare) * G * (q.ProduceCPU + q.ConsumeCPU)
 		cores += a.AMQPRate * q.AtRate.CPUPerRecord
 		a.AMQPConfirmP50Ms, a.AMQPConfirmP99Ms = q.AtRate.AckP50Ms, q.AtRate.AckP99Ms
-		d["amqp_confirm_p50_ms"] = "publisher-confirm latency of persistent messages, " + atRateNote(q.AtRate)
+		d["amqp_confirm_p50_ms"] = "publisher-confirm latency of persistent messages, " + atRateNote(q.AtRate, o.utilization)
 	}
 	a.DiskBytes = a.KafkaDiskBytes + a.AMQPDiskBytes
 	d["disk_bytes"] = "kafka_disk_bytes + amqp_disk_bytes"

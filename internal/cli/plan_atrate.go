@@ -28,9 +28,6 @@ const (
 	// planMaxGroups bounds --consumer-groups: the at-rate phase runs a
 	// consumer per group.
 	planMaxGroups = 16
-	// planRateCap is the share of the full-speed rate the at-rate phase
-	// offers at most: at full speed there would be no rate to measure at.
-	planRateCap = 0.9
 )
 
 // planAtRate is the at-rate phase of one protocol.
@@ -50,10 +47,11 @@ type planAtRate struct {
 	AckP99Ms     float64 `json:"ack_p99_ms"`
 }
 
-// target is the rate to offer: the planned one, at most planRateCap of
-// what one partition (queue) took at full speed times the partitions.
-func atRateTarget(planned, fullSpeed float64, parts int) (float64, bool) {
-	limit := planRateCap * fullSpeed * float64(parts)
+// atRateTarget is the rate to offer: the planned one, at most
+// --target-utilization of what one partition (queue) took at full speed
+// times the partitions (at full speed there is no rate to measure at).
+func atRateTarget(planned, fullSpeed float64, parts int, util float64) (float64, bool) {
+	limit := util * fullSpeed * float64(parts)
 	if planned > limit {
 		return limit, true
 	}
@@ -105,7 +103,7 @@ func (p *planAtRate) finish(size, copies int, lat *histogram) error {
 func kafkaAtRate(ctx context.Context, cf *clientFlags, o planOptions, full *planProtocolCal, parts int) (*planAtRate, error) {
 	parts = min(max(parts, 1), planMaxCalPartitions)
 	res := &planAtRate{Partitions: parts, Consumers: o.groups}
-	res.Target, res.Capped = atRateTarget(o.rate*o.kafkaShare, full.ProduceRate, parts)
+	res.Target, res.Capped = atRateTarget(o.rate*o.kafkaShare, full.ProduceRate, parts, o.utilization)
 	topic := fmt.Sprintf("sluice-plan-rate-%08x", rand.Uint32())
 	adm, err := cf.newAdmin()
 	if err != nil {
@@ -234,7 +232,7 @@ func kafkaAtRate(ctx context.Context, cf *clientFlags, o planOptions, full *plan
 func amqpAtRate(ctx context.Context, o planOptions, full *planProtocolCal) (*planAtRate, error) {
 	res := &planAtRate{Partitions: o.groups, Consumers: o.groups}
 	// Each publish lands in every group's queue.
-	res.Target, res.Capped = atRateTarget(o.rate*(1-o.kafkaShare), full.ProduceRate/float64(o.groups), 1)
+	res.Target, res.Capped = atRateTarget(o.rate*(1-o.kafkaShare), full.ProduceRate/float64(o.groups), 1, o.utilization)
 	name := fmt.Sprintf("sluice-plan-rate-%08x", rand.Uint32())
 	conn, err := amqp.Dial(o.url)
 	if err != nil {

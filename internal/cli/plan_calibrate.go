@@ -97,7 +97,7 @@ func calibrate(ctx context.Context, cf *clientFlags, o planOptions, stderr io.Wr
 			return cal, fmt.Errorf("kafka calibration: %w", err)
 		}
 		fmt.Fprintf(stderr, "kafka: %.0f records/s produced, %.0f/s consumed\n", cal.Kafka.ProduceRate, cal.Kafka.ConsumeRate)
-		parts := planPartitions(o.rate*o.kafkaShare, cal.Kafka, o.consumers)
+		parts := planPartitions(o.rate*o.kafkaShare, cal.Kafka, o.consumers, o.utilization)
 		if cal.Kafka.AtRate, err = kafkaAtRate(ctx, cf, o, cal.Kafka, parts); err != nil {
 			return cal, fmt.Errorf("kafka calibration at rate: %w", err)
 		}

@@ -22,7 +22,7 @@ func testCalibration() planCalibration {
 
 func TestPlanArithmetic(t *testing.T) {
 	o := planOptions{rate: 100000, size: 1000, retention: time.Hour, amqpBacklog: 10 * time.Second,
-		replication: 1, groups: 2, consumers: 1, kafkaShare: 0.5, calibrate: time.Second}
+		replication: 1, groups: 2, consumers: 1, kafkaShare: 0.5, utilization: 1, calibrate: time.Second}
 	a := planFrom(o, testCalibration()).Answer
 	eq := func(name string, got, want float64) {
 		t.Helper()
@@ -56,6 +56,14 @@ func TestPlanArithmetic(t *testing.T) {
 	// 100,000/s): 100,000/s, the disk still first.
 	eq("capacity, low", a.CapacityLowPerSec, 100e6/1750)
 
+	// At half of what was measured, 50,000/s needs two partitions and
+	// five queues per group.
+	o.utilization = 0.5
+	if a := planFrom(o, testCalibration()).Answer; a.Partitions != 2 || a.QueuesPerGroup != 5 {
+		t.Errorf("at 50%%: %d partitions, %d queues per group; want 2 and 5", a.Partitions, a.QueuesPerGroup)
+	}
+	o.utilization = 1
+
 	var out bytes.Buffer
 	printPlan(&out, planFrom(o, testCalibration()))
 	for _, want := range []string{"partitions", "queues per group", "disk writes limit first", "above what this machine takes", "capped"} {
@@ -67,7 +75,7 @@ func TestPlanArithmetic(t *testing.T) {
 
 func TestPlanReplicationAndRetentionBytes(t *testing.T) {
 	o := planOptions{rate: 1000, size: 1000, retention: 24 * time.Hour, retentionBytes: 1 << 20,
-		replication: 3, groups: 1, consumers: 4, kafkaShare: 1, calibrate: time.Second}
+		replication: 3, groups: 1, consumers: 4, kafkaShare: 1, utilization: 0.9, calibrate: time.Second}
 	r := planFrom(o, testCalibration())
 	a := r.Answer
 	if a.Partitions != 4 {
