@@ -67,6 +67,7 @@ type planProtoJSON struct {
 	AtRate       *struct {
 		Target       float64 `json:"target_per_sec"`
 		Capped       bool    `json:"capped"`
+		FellBehind   bool    `json:"fell_behind"`
 		Partitions   int     `json:"partitions_or_queues"`
 		Consumers    int     `json:"consumers"`
 		Records      float64 `json:"records"`
@@ -176,7 +177,7 @@ func TestCLIPlanAccounting(t *testing.T) {
 	// with its groups reading.
 	wantCores := rate*0.5*kr.CPUPerRecord + rate*0.5*qr.CPUPerRecord
 	if !near(a.Cores, wantCores) || !near(a.CPUHeadroom, 1-wantCores/p.Inputs.CPUs) ||
-		!near(a.Headroom, math.Min(a.CPUHeadroom, a.WriteHeadroom)) || !(a.Headroom > 0) {
+		!near(a.Headroom, math.Min(a.CPUHeadroom, a.WriteHeadroom)) || !(a.Headroom > 0) || kr.FellBehind || qr.FellBehind {
 		t.Errorf("cpu: %v cores (want %v), cpu headroom %v, headroom %v (want positive)", a.Cores, wantCores, a.CPUHeadroom, a.Headroom)
 	}
 	// Capacity: at the full-speed cost, produce once and consume once per

@@ -240,6 +240,9 @@ func atRateNote(p *planAtRate, util float64) string {
 	if p.Capped {
 		return fmt.Sprintf("measured at %.0f/s, the most this machine was offered (target_utilization %.0f%% of its full speed)", p.Target, util*100)
 	}
+	if p.TooSlow {
+		return fmt.Sprintf("measured offering the planned %.0f/s, of which this machine took %.0f/s", p.Target, p.Achieved)
+	}
 	return fmt.Sprintf("measured at the planned %.0f/s", p.Target)
 }
 
@@ -324,6 +327,20 @@ func planFrom(o planOptions, cal planCalibration) planResult {
 	d["cpu_headroom"] = fmt.Sprintf("1 − cpu_cores_needed / cores of this machine (%d, measured)", cal.CPUs)
 	a.Headroom = math.Min(a.CPUHeadroom, a.DiskWriteHeadroom)
 	d["headroom"] = "min(cpu_headroom, disk_write_headroom): what is left of this machine at the planned rate (negative: the rate is above what it takes)"
+	// A calibration that could not run the workload at its rate showed
+	// the machine short of it, whatever the arithmetic says.
+	for _, x := range []struct {
+		p       *planProtocolCal
+		planned float64
+	}{{k, a.KafkaRate}, {q, a.AMQPRate}} {
+		if x.p != nil && (x.p.AtRate.TooSlow || x.p.AtRate.Capped) {
+			short := 1 - x.planned/x.p.AtRate.Achieved
+			if short < a.Headroom {
+				a.Headroom = short
+				d["headroom"] = fmt.Sprintf("1 − planned %s rate / the %.0f/s it took in the at-rate phase (the lower of that and min(cpu_headroom, disk_write_headroom))", x.p.Protocol, x.p.AtRate.Achieved)
+			}
+		}
+	}
 
 	// Capacity: the rate of this mix at which the first of CPU (at the
 	// full-speed cost per record, the cheapest) and disk writes runs out.
@@ -374,8 +391,11 @@ func printPlan(w io.Writer, r planResult) {
 			p.Protocol, p.unit(), p.ProduceRate, p.ConsumeRate, p.ProduceCPU*1e6, p.ConsumeCPU*1e6)
 		if r := p.AtRate; r != nil {
 			capped := ""
-			if r.Capped {
+			switch {
+			case r.Capped:
 				capped = " (capped: the planned rate is above this machine's)"
+			case r.TooSlow:
+				capped = fmt.Sprintf(" (offered; it took %.0f/s)", r.Achieved)
 			}
 			fmt.Fprintf(w, "  %s at %.0f/s%s, %d %s(s), %d consumer(s): broker CPU %.1f µs per record, disk %.3f bytes per payload byte, acks p50 %.2f ms p99 %.2f ms\n",
 				p.Protocol, r.Target, capped, r.Partitions, p.unit(), r.Consumers, r.CPUPerRecord*1e6, r.DiskOverhead, r.AckP50Ms, r.AckP99Ms)

@@ -34,6 +34,8 @@ const (
 type planAtRate struct {
 	Target       float64 `json:"target_per_sec"`
 	Capped       bool    `json:"capped"`
+	Achieved     float64 `json:"achieved_per_sec"` // acknowledged records over the time to the last ack
+	TooSlow      bool    `json:"fell_behind"`      // achieved under 90% of the target
 	Partitions   int     `json:"partitions_or_queues"`
 	Consumers    int     `json:"consumers"`
 	Records      int64   `json:"records"`
@@ -92,6 +94,9 @@ func (p *planAtRate) finish(size, copies int, lat *histogram) error {
 		return errors.New("at-rate phase: the data directory did not grow: is --data-dir the broker's?")
 	}
 	p.CPUPerRecord = p.CPUSecs / float64(p.Records)
+	// 90%: a second's run that keeps up still loses a tick of pacing and
+	// its last acks' latency.
+	p.TooSlow = p.Achieved < 0.9*p.Target
 	p.DiskOverhead = float64(p.DiskGrowth) / (float64(p.Records) * float64(size) * float64(copies))
 	p.AckP50Ms = float64(lat.Quantile(0.5)) / 1e6
 	p.AckP99Ms = float64(lat.Quantile(0.99)) / 1e6
@@ -200,7 +205,7 @@ func kafkaAtRate(ctx context.Context, cf *clientFlags, o planOptions, full *plan
 		if p := firstErr.Load(); p != nil {
 			return *p
 		}
-		res.Records = n
+		res.Records, res.Achieved = n, float64(n)/time.Since(t0).Seconds()
 		// The consumers read what was produced to its end.
 		want.Store(n)
 		deadline := time.Now().Add(o.calibrate + 30*time.Second)
@@ -340,7 +345,7 @@ func amqpAtRate(ctx context.Context, o planOptions, full *planProtocolCal) (*pla
 		if err != nil {
 			return err
 		}
-		res.Records = n
+		res.Records, res.Achieved = n, float64(n)/time.Since(t0).Seconds()
 		deadline := time.Now().Add(o.calibrate + 30*time.Second)
 		for consumed.Load() < n*int64(o.groups) {
 			if time.Now().After(deadline) {

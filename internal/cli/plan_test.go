@@ -14,9 +14,9 @@ func testCalibration() planCalibration {
 		Against: "test", CPUs: 4,
 		Fsync: planFsyncCal{SmallP50Ms: 0.5, BandwidthBytesPerSec: 100e6},
 		Kafka: &planProtocolCal{Protocol: "kafka", ProduceRate: 50000, ConsumeRate: 80000, ProduceCPU: 10e-6, ConsumeCPU: 5e-6, DiskOverhead: 1.05,
-			AtRate: &planAtRate{Target: 50000, CPUPerRecord: 30e-6, DiskOverhead: 1.1}},
+			AtRate: &planAtRate{Target: 50000, Achieved: 49900, CPUPerRecord: 30e-6, DiskOverhead: 1.1}},
 		AMQP: &planProtocolCal{Protocol: "amqp", ProduceRate: 20000, ConsumeRate: 25000, ProduceCPU: 20e-6, ConsumeCPU: 10e-6, DiskOverhead: 1.15,
-			AtRate: &planAtRate{Target: 50000, Capped: true, CPUPerRecord: 50e-6, DiskOverhead: 1.2}},
+			AtRate: &planAtRate{Target: 45000, Capped: true, Achieved: 45000, CPUPerRecord: 50e-6, DiskOverhead: 1.2}},
 	}
 }
 
@@ -55,6 +55,14 @@ func TestPlanArithmetic(t *testing.T) {
 	// At the planned rate's cost, 40 µs per record too (4 cores for
 	// 100,000/s): 100,000/s, the disk still first.
 	eq("capacity, low", a.CapacityLowPerSec, 100e6/1750)
+
+	// A machine that took only half the planned Kafka rate has no
+	// headroom left, whatever the arithmetic: 1 − 50,000 / 25,000.
+	cal := testCalibration()
+	cal.Kafka.AtRate.Achieved, cal.Kafka.AtRate.TooSlow = 25000, true
+	if r := planFrom(o, cal); r.Answer.Headroom != -1 || !strings.Contains(r.Derivation["headroom"], "25000/s it took") {
+		t.Errorf("headroom %v (%s), want -1 from the rate the machine took", r.Answer.Headroom, r.Derivation["headroom"])
+	}
 
 	// At half of what was measured, 50,000/s needs two partitions and
 	// five queues per group.
