@@ -254,6 +254,10 @@ await step('topics list and a topic with partitions and offsets', async () => {
     assert.equal(num(c[3]), 100, 'records');
   }
   assert.equal(num(await statValue('Records')), 300);
+  // Read by: the group billing, 150 behind on this topic.
+  await page.waitForSelector('[data-sides=readers] tr[data-kind=consumer_group][data-name=billing]');
+  assert.equal(await page.locator('[data-sides=readers] tr[data-name=billing]').getAttribute('data-lag'), '150');
+  assert.match(await page.locator('[data-sides=writers]').innerText(), /no AMQP exchange/);
   await shot('topic');
 });
 
