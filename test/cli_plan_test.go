@@ -56,27 +56,30 @@ type planJSON struct {
 }
 
 type planProtoJSON struct {
-	Produced     float64 `json:"produced"`
-	ProduceRate  float64 `json:"produce_per_sec"`
-	ProduceCPU   float64 `json:"produce_cpu_seconds_per_record"`
+	Produced     float64         `json:"produced"`
+	ProduceRate  float64         `json:"produce_per_sec"`
+	ProduceCPU   float64         `json:"produce_cpu_seconds_per_record"`
+	DiskGrowth   float64         `json:"disk_growth_bytes"`
+	DiskOverhead float64         `json:"disk_overhead"`
+	Consumed     float64         `json:"consumed"`
+	ConsumeRate  float64         `json:"consume_per_sec"`
+	ConsumeCPU   float64         `json:"consume_cpu_seconds_per_record"`
+	AtRate       *planAtRateJSON `json:"at_rate"`
+}
+
+type planAtRateJSON struct {
+	Target       float64 `json:"target_per_sec"`
+	Capped       bool    `json:"capped"`
+	FellBehind   bool    `json:"fell_behind"`
+	Partitions   int     `json:"partitions_or_queues"`
+	Consumers    int     `json:"consumers"`
+	Records      float64 `json:"records"`
+	Consumed     float64 `json:"consumed"`
+	CPUPerRecord float64 `json:"cpu_seconds_per_record"`
 	DiskGrowth   float64 `json:"disk_growth_bytes"`
 	DiskOverhead float64 `json:"disk_overhead"`
-	Consumed     float64 `json:"consumed"`
-	ConsumeRate  float64 `json:"consume_per_sec"`
-	ConsumeCPU   float64 `json:"consume_cpu_seconds_per_record"`
-	AtRate       *struct {
-		Target       float64 `json:"target_per_sec"`
-		Capped       bool    `json:"capped"`
-		FellBehind   bool    `json:"fell_behind"`
-		Partitions   int     `json:"partitions_or_queues"`
-		Consumers    int     `json:"consumers"`
-		Records      float64 `json:"records"`
-		Consumed     float64 `json:"consumed"`
-		CPUPerRecord float64 `json:"cpu_seconds_per_record"`
-		DiskGrowth   float64 `json:"disk_growth_bytes"`
-		DiskOverhead float64 `json:"disk_overhead"`
-		AckP50       float64 `json:"ack_p50_ms"`
-	} `json:"at_rate"`
+	AckP50       float64 `json:"ack_p50_ms"`
+	Achieved     float64 `json:"achieved_per_sec"`
 }
 
 func runPlan(t *testing.T, args ...string) planJSON {
@@ -176,9 +179,27 @@ func TestCLIPlanAccounting(t *testing.T) {
 	// CPU at the rate: what each protocol's records cost at its rate,
 	// with its groups reading.
 	wantCores := rate*0.5*kr.CPUPerRecord + rate*0.5*qr.CPUPerRecord
-	if !near(a.Cores, wantCores) || !near(a.CPUHeadroom, 1-wantCores/p.Inputs.CPUs) ||
-		!near(a.Headroom, math.Min(a.CPUHeadroom, a.WriteHeadroom)) || !(a.Headroom > 0) || kr.FellBehind || qr.FellBehind {
-		t.Errorf("cpu: %v cores (want %v), cpu headroom %v, headroom %v (want positive)", a.Cores, wantCores, a.CPUHeadroom, a.Headroom)
+	if !near(a.Cores, wantCores) || !near(a.CPUHeadroom, 1-wantCores/p.Inputs.CPUs) {
+		t.Errorf("cpu: %v cores (want %v), cpu headroom %v", a.Cores, wantCores, a.CPUHeadroom)
+	}
+	// Headroom: the lower of the two, and no more than what an at-rate
+	// phase that fell behind took. A modest rate on a machine that is
+	// not starved leaves some; a CI machine busy enough to starve the
+	// broker for a second shows it in the accounting instead.
+	wantHead := math.Min(a.CPUHeadroom, a.WriteHeadroom)
+	for _, x := range []struct {
+		r       *planAtRateJSON
+		planned float64
+	}{{kr, rate * 0.5}, {qr, rate * 0.5}} {
+		if x.r.FellBehind || x.r.Capped {
+			wantHead = math.Min(wantHead, 1-x.planned/x.r.Achieved)
+		}
+	}
+	if !near(a.Headroom, wantHead) {
+		t.Errorf("headroom %v, want %v", a.Headroom, wantHead)
+	}
+	if !kr.FellBehind && !qr.FellBehind && !(a.Headroom > 0) {
+		t.Errorf("headroom %v at a modest rate the machine kept up with", a.Headroom)
 	}
 	// Capacity: at the full-speed cost, produce once and consume once per
 	// group (AMQP: a copy per group's queue).
