@@ -61,16 +61,22 @@ The calibration measures, on this machine:
   - per protocol in the mix, a short load at full speed with --size
     messages through the broker with its default durability (acks=all,
     publisher confirms on persistent messages): records per second of one
-    partition (one queue) produced and consumed, the broker's CPU time per
-    record produced and per record consumed (user + system, from
-    /proc/<pid>/stat), and the bytes the data directory grew per payload
-    byte (the storage overhead: batch and record headers, indexes).
+    partition (one queue) produced and consumed, and the broker's CPU time
+    per record produced and per record consumed (its threads' run time
+    from /proc/<pid>/task/*/schedstat);
+  - per protocol, the workload at its planned rate over the planned
+    partitions (a queue per consumer group), with a consumer per group
+    reading along: the broker's CPU time per record at that rate, the bytes
+    written to the data directory per payload byte (batch and record
+    headers, indexes, acks), the ack latency and the rate it took.
 
 Every figure in the answer says whether it is an input, a measurement or
-derived from them, and how. --start-server runs a broker of this binary in a
-temporary directory for the calibration (the default when no --brokers or
---url is given); otherwise give the broker's --brokers / --url, its
---server-pid and its --data-dir, all on this machine.`,
+derived from them, and how (docs/plan.md). --start-server runs a broker of
+this binary in a temporary directory for the calibration (the default when
+no --brokers or --url is given); otherwise give the broker's --brokers /
+--url, its --server-pid and its --data-dir, all on this machine. The
+calibration creates, loads and deletes topics, queues and an exchange named
+sluice-plan-*: do not point it at a broker in production use.`,
 		Example: `  sluice plan --rate 20000 --size 1024 --retention 168h --consumer-groups 3
   sluice plan --rate 5000 --size 512 --kafka-share 0.5 --amqp-backlog 1h --json
   sluice plan --rate 20000 --brokers 127.0.0.1:9092 --url amqp://guest:guest@127.0.0.1:5672/ \
@@ -92,7 +98,7 @@ temporary directory for the calibration (the default when no --brokers or
 	f.Var((*daysDuration)(&o.retention), "retention", `how long data is kept (Go duration, or days: "7d"); a topic's retention.ms`)
 	f.Int64Var(&o.retentionBytes, "retention-bytes", 0, "Kafka retention.bytes: at most this many bytes per partition (0: no limit)")
 	f.Var((*daysDuration)(&o.amqpBacklog), "amqp-backlog", "AMQP: the longest backlog the queues are to absorb (queues keep a message until it is acked); default --retention")
-	f.IntVar(&o.replication, "replication", 1, "copies of the data; 1 on a single node (see --help of the answer for >1)")
+	f.IntVar(&o.replication, "replication", 1, "copies of the data: Sluice keeps 1 today; more plans for a cluster (docs/plan.md, Replication)")
 	f.IntVar(&o.groups, "consumer-groups", 1, "consumer groups reading everything (AMQP: queues bound to receive a copy each)")
 	f.IntVar(&o.consumers, "consumers", 1, "consumers per group (a partition feeds one member of a group)")
 	f.Float64Var(&o.kafkaShare, "kafka-share", 1, "fraction of the messages produced and consumed over Kafka; the rest over AMQP")
