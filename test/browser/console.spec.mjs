@@ -149,6 +149,24 @@ await step('queue detail: get messages shows the published body, requeued', asyn
   await shot('queue');
 });
 
+await step('live curves: a queue and a topic show 1 s inflow, outflow and backlog from /api/live', async () => {
+  // ticks has a publisher (about 50/s) and a consumer that acks.
+  await go('#/queues/%2F/ticks');
+  await page.waitForFunction(() => {
+    const d = document.querySelector('[data-live-chart="flow"] .chart')?.dataset;
+    return d && Number(d.series) === 2 && Number(d.points) >= 3 && Number(d.max) > 0;
+  }, null, { timeout: 30000 });
+  const l = (await api('GET', '/api/live/queues/%2F/ticks')).body;
+  assert.equal(l.interval_ms, 1000);
+  assert.ok(l.samples.length >= 3 && l.samples.some((x) => x.inflow > 0) && l.samples.some((x) => x.outflow > 0), 'the API saw the traffic too');
+  // events: 300 records, group billing 150 behind.
+  await go('#/topics/events');
+  await page.waitForFunction(() => {
+    const d = document.querySelector('[data-live-chart="backlog"] .chart')?.dataset;
+    return d && Number(d.points) >= 1 && Number(d.max) === 150;
+  }, null, { timeout: 30000 });
+});
+
 await step('publish from the console, then get it back', async () => {
   await go('#/queues/%2F/inbox');
   await page.waitForSelector('textarea[name=payload]');
@@ -236,6 +254,10 @@ await step('topics list and a topic with partitions and offsets', async () => {
     assert.equal(num(c[3]), 100, 'records');
   }
   assert.equal(num(await statValue('Records')), 300);
+  // Read by: the group billing, 150 behind on this topic.
+  await page.waitForSelector('[data-sides=readers] tr[data-kind=consumer_group][data-name=billing]');
+  assert.equal(await page.locator('[data-sides=readers] tr[data-name=billing]').getAttribute('data-lag'), '150');
+  assert.match(await page.locator('[data-sides=writers]').innerText(), /no AMQP exchange/);
   await shot('topic');
 });
 
