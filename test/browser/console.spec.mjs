@@ -13,6 +13,7 @@ import path from 'node:path';
 const URL = process.env.SLUICE_URL;
 const SHOTS = process.env.SLUICE_SHOTS;
 const QUEUES = Number(process.env.SLUICE_QUEUES);
+const BINDINGS = Number(process.env.SLUICE_BINDINGS);
 if (!URL || !SHOTS || !QUEUES) {
   console.error('set SLUICE_URL, SLUICE_SHOTS and SLUICE_QUEUES');
   process.exit(2);
@@ -129,7 +130,15 @@ await step(`queue list shows all ${QUEUES} queues, paged, with the right counts`
   await page.waitForFunction(() => document.querySelector('[data-table=queues]').dataset.matching === '2');
   await page.fill('[data-table=queues] input.filter', '');
   await page.click('[data-table=queues] th:text("Total")'); // biggest first
-  await page.waitForFunction(() => document.querySelector('[data-table=queues] tbody tr td a')?.textContent === 'orders');
+  // The topics' partition queues hold the most (100 records and more),
+  // then orders with 5: the page is in descending order of totals.
+  await page.waitForFunction(() => {
+    const totals = [...document.querySelectorAll('[data-table=queues] tbody tr')]
+      .map((tr) => Number(tr.querySelectorAll('td')[5]?.textContent.replace(/[^0-9]/g, '')));
+    const names = [...document.querySelectorAll('[data-table=queues] tbody tr td a')].map((a) => a.textContent);
+    return totals.length > 6 && totals[0] >= 100 && totals.every((v, i) => i === 0 || v <= totals[i - 1])
+      && names.indexOf('orders') > 0 && names.slice(0, names.indexOf('orders')).every((n) => /^(events|clicks)-\d$/.test(n));
+  });
   await page.waitForTimeout(1500);
   await shot('queues');
 });
@@ -228,7 +237,7 @@ await step('exchanges list and an exchange with its bindings', async () => {
 
 await step('bindings list', async () => {
   await go('#/bindings');
-  await page.waitForFunction(() => document.querySelector('[data-table=bindings]')?.dataset.total === '1');
+  await page.waitForFunction((n) => document.querySelector('[data-table=bindings]')?.dataset.total === String(n), BINDINGS);
   assert.match(await page.locator('[data-table=bindings] tbody').innerText(), /orders\.x[\s\S]*orders[\s\S]*order\.#/);
 });
 
