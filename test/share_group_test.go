@@ -906,3 +906,43 @@ func TestConsoleShowsShareGroups(t *testing.T) {
 		t.Fatalf("browser checks failed: %v", err)
 	}
 }
+
+// A stream queue declared over AMQP is a one-partition topic, so a Kafka
+// share group works through what AMQP publishers put there: queue
+// semantics for Kafka clients over an AMQP stream, one storage.
+func TestShareGroupOverAMQPStream(t *testing.T) {
+	b := startBroker(t)
+	const stream, group = "share-jobs", "sg-jobs"
+	ch := b.channel(t)
+	declareStream(t, ch, stream, nil)
+	setShareConfigs(t, b, group, map[string]string{"share.auto.offset.reset": "earliest"})
+	publishConfirmed(t, ch, stream, "j0", "j1", "j2")
+
+	a := shareConsumer(t, b, group, stream)
+	c := shareConsumer(t, b, group, stream)
+	got := map[string]string{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < 3 && time.Now().Before(deadline) {
+		for name, cl := range map[string]*kgo.Client{"a": a, "c": c} {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			rs := cl.PollFetches(ctx).Records()
+			cancel()
+			for _, r := range rs {
+				if prev, dup := got[string(r.Value)]; dup {
+					t.Fatalf("%s delivered to %s and %s", r.Value, prev, name)
+				}
+				got[string(r.Value)] = name
+			}
+			cl.MarkAcks(kgo.AckAccept, rs...)
+			if err := cl.FlushAcks(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("share group read %v from the AMQP stream, want j0-j2", got)
+	}
+	if start, lag := shareOffsets(t, b.admin(t), group, stream); start != 3 || lag != 0 {
+		t.Fatalf("start %d lag %d after all was accepted", start, lag)
+	}
+}
