@@ -44,6 +44,9 @@ type RouterOptions struct {
 	// Topics, when set, are the topics bindings can lead to (an
 	// exchange feeding a topic).
 	Topics *Broker
+	// KafkaVhost is the vhost where topics can be bound to queues by
+	// name (queue.bind with the topic as exchange); default "/".
+	KafkaVhost string
 
 	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
 	noWarmUp bool
@@ -75,6 +78,9 @@ type Router struct {
 	closed    bool
 	stop      chan struct{}
 	wg        sync.WaitGroup
+	// feeds are the topic feeds: queues bound to topics, forwarding
+	// topics (feed.go).
+	feeds feedState
 	// warm are the queues loaded lazily while NewRouter runs, for its
 	// warm-up (router_lazy.go).
 	warm []*lazyQueue
@@ -190,8 +196,14 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	if err := r.removeStrayQueueDirs(); err != nil {
 		r.log.Warn("cleaning queue directories", "err", err)
 	}
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.janitor()
+	go r.feedLoop()
+	if opts.Topics != nil {
+		sync := r.syncFeeds
+		opts.Topics.onChange.Store(&sync)
+	}
+	r.syncFeeds()
 	if opts.noWarmUp {
 		r.warm = nil
 	}
@@ -992,8 +1004,14 @@ func (r *Router) Bind(b meta.Binding, args fieldtable.Table, owner string) error
 		return err
 	}
 	defer v.defs.Unlock()
+	b = r.topicBindingFor(b)
 	if b, err = r.prepareBinding(v, b, args, owner); err != nil {
 		return err
+	}
+	if b.SourceKind == meta.SourceTopic {
+		if err := r.prepareFeed(v, b); err != nil {
+			return fmt.Errorf("%w: %v", ErrStorage, err)
+		}
 	}
 	if err := r.meta.Bind(b); err != nil {
 		return err
@@ -1001,6 +1019,9 @@ func (r *Router) Bind(b meta.Binding, args fieldtable.Table, owner string) error
 	r.mu.Lock()
 	r.addBindingLocked(v, b)
 	r.mu.Unlock()
+	if b.SourceKind == meta.SourceTopic {
+		r.syncFeeds()
+	}
 	return nil
 }
 
@@ -1011,6 +1032,7 @@ func (r *Router) Unbind(b meta.Binding, args fieldtable.Table, owner string) err
 		return err
 	}
 	defer v.defs.Unlock()
+	b = r.topicBindingFor(b)
 	if b, err = r.prepareBinding(v, b, args, owner); err != nil {
 		return err
 	}
@@ -1021,6 +1043,10 @@ func (r *Router) Unbind(b meta.Binding, args fieldtable.Table, owner string) err
 	r.removeBindingLocked(v, b)
 	x := v.exchanges[b.Source]
 	r.mu.Unlock()
+	if b.SourceKind == meta.SourceTopic {
+		r.syncFeeds()
+		return nil
+	}
 	if x != nil && x.def.AutoDelete && x.bindings == 0 {
 		r.deleteExchange(v, b.Source)
 	}
@@ -1028,6 +1054,9 @@ func (r *Router) Unbind(b meta.Binding, args fieldtable.Table, owner string) err
 }
 
 func (r *Router) checkBindingLocked(v *vhost, b meta.Binding, owner string) error {
+	if b.SourceKind == meta.SourceTopic {
+		return r.checkTopicBindingLocked(v, b, owner)
+	}
 	if b.Source == "" {
 		return fmt.Errorf("%w: operation not permitted on the default exchange", ErrAccessRefused)
 	}
@@ -1060,6 +1089,10 @@ func (r *Router) checkBindingLocked(v *vhost, b meta.Binding, owner string) erro
 }
 
 func (r *Router) addBindingLocked(v *vhost, b meta.Binding) {
+	if b.SourceKind == meta.SourceTopic {
+		r.addTopicBindingLocked(b)
+		return
+	}
 	x, ok := v.exchanges[b.Source]
 	if !ok {
 		return
@@ -1073,6 +1106,10 @@ func (r *Router) addBindingLocked(v *vhost, b meta.Binding) {
 }
 
 func (r *Router) removeBindingLocked(v *vhost, b meta.Binding) {
+	if b.SourceKind == meta.SourceTopic {
+		r.removeTopicBindingLocked(b)
+		return
+	}
 	x, ok := v.exchanges[b.Source]
 	if !ok {
 		return
@@ -1148,6 +1185,7 @@ func (r *Router) Close() error {
 	close(r.stop)
 	vhosts := slices.Collect(maps.Values(r.vhosts))
 	r.mu.Unlock()
+	r.stopFeeds()
 	// Let the definition changes under way finish (no new one starts,
 	// lockDefs sees closed), so that what they open is closed below.
 	r.vhostDefs.Lock()
