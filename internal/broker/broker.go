@@ -65,7 +65,7 @@ type Broker struct {
 	cleaner  cleaner  // the log cleaner of compacted topics
 	// onChange, when set, is called after a topic's definition changes
 	// (the Router's syncFeeds, which starts a forwarding topic's feed).
-	onChange atomic.Pointer[func()]
+	onChange atomic.Pointer[func(*Topic)]
 }
 
 // Topic is a topic's definition plus its open partitions.
@@ -228,7 +228,7 @@ func (b *Broker) install(tp *Topic) bool {
 	b.topics[tp.Name] = tp
 	b.mu.Unlock()
 	if f := b.onChange.Load(); f != nil {
-		(*f)()
+		(*f)(tp)
 	}
 	return true
 }

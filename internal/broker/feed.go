@@ -320,6 +320,23 @@ func (r *Router) syncFeeds() {
 	r.feeds.mu.Unlock()
 }
 
+// topicChanged is the Broker's onChange: a topic's definition changed.
+// Only a forwarding topic, or one with feeds, can change the feeds.
+func (r *Router) topicChanged(tp *Topic) {
+	if tp.Configs[ForwardExchangeConfig] == "" {
+		r.feeds.mu.Lock()
+		fed := false
+		for k := range r.feeds.feeds {
+			fed = fed || k.topic == tp.Name
+		}
+		r.feeds.mu.Unlock()
+		if !fed {
+			return
+		}
+	}
+	r.syncFeeds()
+}
+
 // feedLoop runs syncFeeds every second, for topics created, grown or
 // deleted, and configs changed, by means that do not call it.
 func (r *Router) feedLoop() {
@@ -336,8 +353,11 @@ func (r *Router) feedLoop() {
 	}
 }
 
-// stopFeeds stops every feed (Router.Close).
+// stopFeeds stops every feed (Router.Close, after closed is set: no
+// syncFeeds starts one afterwards).
 func (r *Router) stopFeeds() {
+	r.feeds.syncing.Lock()
+	defer r.feeds.syncing.Unlock()
 	r.feeds.mu.Lock()
 	fs := r.feeds.feeds
 	r.feeds.feeds = nil

@@ -200,8 +200,8 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	go r.janitor()
 	go r.feedLoop()
 	if opts.Topics != nil {
-		sync := r.syncFeeds
-		opts.Topics.onChange.Store(&sync)
+		changed := r.topicChanged
+		opts.Topics.onChange.Store(&changed)
 	}
 	r.syncFeeds()
 	if opts.noWarmUp {
@@ -879,6 +879,7 @@ func (r *Router) deleteQueue(v *vhost, qe *queueEntry) error {
 	q := qe.q
 	r.mu.Unlock()
 	go q.Delete()
+	go r.syncFeeds() // stops the feeds of a queue bound to topics
 	return nil
 }
 

@@ -65,7 +65,7 @@ func FromTopicRecord(topic string, partition int32, offset, ts int64, r storage.
 	p := &m.Properties
 	h := make(fieldtable.Table, len(p.Headers)+len(r.Headers)+5)
 	for _, rh := range r.Headers {
-		if storedKey(rh.Key) {
+		if storedKey(rh.Key) || len(rh.Key) > 255 { // an AMQP table key is a short string
 			continue
 		}
 		if rh.Key == "x-delay" {
