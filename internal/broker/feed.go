@@ -476,6 +476,12 @@ func (f *feed) run(i int32) {
 			}
 			continue
 		}
+		if next == cp.next { // nothing readable below lso from here yet
+			if !f.sleep(10 * time.Millisecond) {
+				return
+			}
+			continue
+		}
 		cp.next = next
 		if f.key.queue != "" {
 			if q := f.queue(); q != nil {
