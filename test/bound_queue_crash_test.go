@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -26,6 +27,33 @@ func TestBoundQueueKill9(t *testing.T) {
 	_, err := ch.QueueDeclare("crashy.q", true, false, false, false, nil)
 	fatal(err)
 	fatal(ch.QueueBind("crashy.q", "#", "crashy", false, nil))
+	feedCrashes(t, b, "crashy.q")
+}
+
+// TestForwardingTopicKill9: the same for a topic forwarding to a fanout
+// exchange: each of the exchange's two queues holds every record of the
+// topic exactly once across SIGKILLs.
+func TestForwardingTopicKill9(t *testing.T) {
+	b := startBroker(t)
+	fatal := fatalIf(t)
+	ch := b.channel(t)
+	fatal(ch.ExchangeDeclare("fanx", "fanout", true, false, false, false, nil))
+	for _, q := range []string{"fan.a", "fan.b"} {
+		_, err := ch.QueueDeclare(q, true, false, false, false, nil)
+		fatal(err)
+		fatal(ch.QueueBind(q, "", "fanx", false, nil))
+	}
+	x := "fanx"
+	b.createTopic(t, "crashy", 2, map[string]*string{"sluice.forward.exchange": &x})
+	feedCrashes(t, b, "fan.a", "fan.b")
+}
+
+// feedCrashes produces to topic "crashy" while killing the server, four
+// times, and checks that each of queues ends with every record of the
+// topic exactly once, every acknowledged one among them.
+func feedCrashes(t *testing.T, b *broker, queues ...string) {
+	fatal := fatalIf(t)
+	var ch *amqp.Channel
 
 	acked := map[string]bool{}
 	var mu sync.Mutex
@@ -73,31 +101,35 @@ func TestBoundQueueKill9(t *testing.T) {
 		b.Restart()
 		ch = b.channel(t)
 		want := topicRecords()
-		waitFor(t, 30*time.Second, fmt.Sprintf("iteration %d: the queue holding the topic's %d records", it, want), func() bool {
-			return int64(queueDepth(t, ch, "crashy.q")) >= want
-		})
-		if n := int64(queueDepth(t, ch, "crashy.q")); n != want {
-			t.Fatalf("iteration %d: the queue holds %d messages, the topic %d records", it, n, want)
+		for _, q := range queues {
+			waitFor(t, 30*time.Second, fmt.Sprintf("iteration %d: %s holding the topic's %d records", it, q, want), func() bool {
+				return int64(queueDepth(t, ch, q)) >= want
+			})
+			if n := int64(queueDepth(t, ch, q)); n != want {
+				t.Fatalf("iteration %d: %s holds %d messages, the topic %d records", it, q, n, want)
+			}
 		}
 		t.Logf("iteration %d: %d records in the topic and the queue, %d acknowledged so far", it, want, len(acked))
 	}
 
-	seen := map[string]bool{}
-	for {
-		d, ok, err := ch.Get("crashy.q", true)
-		fatal(err)
-		if !ok {
-			break
+	for _, q := range queues {
+		seen := map[string]bool{}
+		for {
+			d, ok, err := ch.Get(q, true)
+			fatal(err)
+			if !ok {
+				break
+			}
+			v := string(d.Body)
+			if seen[v] {
+				t.Fatalf("record %s is in %s twice", v, q)
+			}
+			seen[v] = true
 		}
-		v := string(d.Body)
-		if seen[v] {
-			t.Fatalf("record %s is in the queue twice", v)
-		}
-		seen[v] = true
-	}
-	for v := range acked {
-		if !seen[v] {
-			t.Fatalf("acknowledged record %s is not in the queue (%d of %d acknowledged seen)", v, len(seen), len(acked))
+		for v := range acked {
+			if !seen[v] {
+				t.Fatalf("acknowledged record %s is not in %s (%d of %d acknowledged seen)", v, q, len(seen), len(acked))
+			}
 		}
 	}
 	if len(acked) == 0 {

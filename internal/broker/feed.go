@@ -33,15 +33,18 @@ package broker
 // partition and offset) and resumes after the highest one found: a record
 // durable in the queue is never appended again, and one that was not is
 // fed again from the topic, where it is durable. A forwarding topic's
-// destinations are found by routing, so its feed cannot scan them: it
-// resumes from its checkpoint, written after every read, and a crash
-// between a read's appends and its checkpoint delivers that read again
-// (at least once).
+// checkpoint also keeps, for each queue its records were routed to, that
+// queue's log end; the first read after a start routes each record again
+// and skips the queues whose log (scanned from that end) holds it already.
+// So each record reaches each classic or quorum queue once; a delayed
+// exchange's store, priority and stream queues and topics get it at least
+// once.
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -212,7 +215,7 @@ func initCheckpoints(dir string, tp *Topic) error {
 	}
 	for _, p := range tp.Partitions {
 		_, hw, _ := p.Offsets()
-		if err := writeCheckpoint(tmp, p.Index, checkpoint{next: hw}, true); err != nil {
+		if err := writeCheckpoint(tmp, p.Index, checkpoint{Next: hw}, true); err != nil {
 			return err
 		}
 	}
@@ -413,6 +416,7 @@ func (f *feed) run(i int32) {
 	defer f.wg.Done()
 	var cp checkpoint
 	resumed := false
+	fw := &forwardRead{part: i}
 	for {
 		select {
 		case <-f.stop:
@@ -443,17 +447,20 @@ func (f *feed) run(i int32) {
 				continue
 			}
 			resumed = true
+			// A forwarding topic: the first read after a resume may have
+			// reached some of its queues before a crash.
+			fw.dedupe, fw.seen = f.key.queue == "", map[string]int64{}
 		}
 		watch := p.Watch()
 		start, hw, lso := p.Offsets()
-		if cp.next > hw { // the topic was deleted and created anew
-			cp.next = start
+		if cp.Next > hw { // the topic was deleted and created anew
+			cp.Next = start
 		}
-		if cp.next < start { // retention deleted records not fed yet
-			f.r.log.Warn("topic feed skips records deleted by retention", "topic", f.key.topic, "partition", i, "from", cp.next, "to", start)
-			cp.next = start
+		if cp.Next < start { // retention deleted records not fed yet
+			f.r.log.Warn("topic feed skips records deleted by retention", "topic", f.key.topic, "partition", i, "from", cp.Next, "to", start)
+			cp.Next = start
 		}
-		if cp.next >= lso {
+		if cp.Next >= lso {
 			select {
 			case <-f.stop:
 				return
@@ -468,7 +475,11 @@ func (f *feed) run(i int32) {
 			}
 			continue
 		}
-		next, err := f.feedOnce(p, i, cp.next, lso)
+		if cp.Ends == nil {
+			cp.Ends = map[string]int64{}
+		}
+		fw.ends, fw.touched = cp.Ends, map[string]*queue.Queue{}
+		next, err := f.feedOnce(p, i, cp.Next, lso, fw)
 		if err != nil {
 			f.r.log.Warn("topic feed", "topic", f.key.topic, "partition", i, "queue", f.key.queue, "exchange", f.key.exchange, "err", err)
 			if !f.sleep(time.Second) {
@@ -476,16 +487,20 @@ func (f *feed) run(i int32) {
 			}
 			continue
 		}
-		if next == cp.next { // nothing readable below lso from here yet
+		if next == cp.Next { // nothing readable below lso from here yet
 			if !f.sleep(10 * time.Millisecond) {
 				return
 			}
 			continue
 		}
-		cp.next = next
+		cp.Next = next
+		fw.dedupe = false
+		for name, q := range fw.touched { // durable in them: feedOnce waited
+			cp.Ends[name] = q.LogEnd()
+		}
 		if f.key.queue != "" {
 			if q := f.queue(); q != nil {
-				cp.queueEnd = q.LogEnd()
+				cp.QueueEnd = q.LogEnd()
 			}
 		}
 		if err := writeCheckpoint(f.dir, i, cp, false); err != nil {
@@ -538,9 +553,9 @@ func (f *feed) resume(i int32) (checkpoint, error) {
 	if q == nil {
 		return cp, fmt.Errorf("queue '%s' is not open", f.key.queue)
 	}
-	err = q.Scan(cp.queueEnd, func(_ int64, r storage.Record) bool {
-		if p, off, ok := message.TopicSource(r, f.key.topic, f.key.topic); ok && p == i && off >= cp.next {
-			cp.next = off + 1
+	err = q.Scan(cp.QueueEnd, func(_ int64, r storage.Record) bool {
+		if p, off, ok := message.TopicSource(r, f.key.topic, f.key.topic); ok && p == i && off >= cp.Next {
+			cp.Next = off + 1
 		}
 		return true
 	})
@@ -550,7 +565,7 @@ func (f *feed) resume(i int32) (checkpoint, error) {
 // feedOnce appends what one read of partition p from offset next (below
 // end) holds to the destination, waits until it is durable and returns
 // the offset to read next.
-func (f *feed) feedOnce(p *Partition, i int32, next, end int64) (int64, error) {
+func (f *feed) feedOnce(p *Partition, i int32, next, end int64, fw *forwardRead) (int64, error) {
 	data, err := p.Read(next, feedReadBytes, ReadCommitted)
 	if err != nil {
 		return next, err
@@ -592,7 +607,7 @@ func (f *feed) feedOnce(p *Partition, i int32, next, end int64) (int64, error) {
 				}
 				m := message.FromTopicRecord(f.key.topic, i, off, ts, rec)
 				var pd []Pending
-				if pd, perr = f.deliver(q, &m); perr != nil {
+				if pd, perr = f.deliver(q, &m, off, fw); perr != nil {
 					return false
 				}
 				pend = append(pend, pd...)
@@ -623,7 +638,7 @@ func (f *feed) feedOnce(p *Partition, i int32, next, end int64) (int64, error) {
 
 // deliver appends m to the feed's destination: q, the bound queue, or
 // the forwarding topic's exchange when q is nil.
-func (f *feed) deliver(q *queue.Queue, m *message.Message) ([]Pending, error) {
+func (f *feed) deliver(q *queue.Queue, m *message.Message, off int64, fw *forwardRead) ([]Pending, error) {
 	if q != nil {
 		a, err := q.Publish(m)
 		if errors.Is(err, queue.ErrRejected) {
@@ -646,13 +661,85 @@ func (f *feed) deliver(q *queue.Queue, m *message.Message) ([]Pending, error) {
 	}
 	m.Properties.Headers[forwardedHeader] = append(slices.Clone(from), f.key.topic)
 	m.Exchange = f.key.exchange
-	rt, err := f.r.Publish(f.key.vhost, m)
+	r := f.r
+	r.mu.RLock()
+	v, err := r.vhostLocked(f.key.vhost)
+	var x *exchange
+	if err == nil {
+		if x = v.exchanges[m.Exchange]; x == nil {
+			err = fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, m.Exchange, f.key.vhost)
+		}
+	}
+	if err != nil || x.delayed != nil || x.def.Internal {
+		// A delayed exchange holds the message in its store (no
+		// destination queue to look in yet): Publish, at least once.
+		r.mu.RUnlock()
+		if err != nil {
+			return nil, err
+		}
+		rt, err := r.Publish(f.key.vhost, m)
+		if err != nil {
+			return nil, err
+		}
+		var out []Pending
+		rt.each(func(a Pending) bool { out = append(out, a); return true })
+		return out, nil
+	}
+	ds := r.routeLocked(v, x, m)
+	r.mu.RUnlock()
+	kept := ds[:0]
+	for _, d := range ds {
+		if qd, ok := d.(*queueDestination); ok {
+			h := qd.q
+			if l, ok := h.(*lazyQueue); ok {
+				h = l.get()
+			}
+			if q, ok := h.(*queue.Queue); ok {
+				fw.touched[q.Name()] = q
+				if fw.dedupe && off <= fw.holds(q, f.key.exchange, f.key.topic) {
+					continue // appended before the crash
+				}
+			}
+		}
+		kept = append(kept, d)
+	}
+	rt, err := r.appendTo(kept, m)
 	if err != nil {
 		return nil, err
 	}
 	var out []Pending
 	rt.each(func(a Pending) bool { out = append(out, a); return true })
 	return out, nil
+}
+
+// forwardRead is what a forwarding topic's feed of one partition knows
+// across a read: the queues its records reached, and, on the first read
+// after a resume, what those queues already hold.
+type forwardRead struct {
+	part    int32
+	dedupe  bool                    // the first read after a resume
+	ends    map[string]int64        // the checkpoint's Ends
+	seen    map[string]int64        // per queue: the highest offset of the partition it holds (dedupe)
+	touched map[string]*queue.Queue // the queues this read reached
+}
+
+// holds returns the highest offset of the partition that queue q holds
+// from the feed, -1 if none: found by scanning q's log from the end the
+// checkpoint has for it (from its start if none), once per resume.
+func (fw *forwardRead) holds(q *queue.Queue, exchange, topic string) int64 {
+	name := q.Name()
+	if n, ok := fw.seen[name]; ok {
+		return n
+	}
+	high := int64(-1)
+	q.Scan(fw.ends[name], func(_ int64, r storage.Record) bool {
+		if p, off, ok := message.TopicSource(r, exchange, topic); ok && p == fw.part && off > high {
+			high = off
+		}
+		return true
+	})
+	fw.seen[name] = high
+	return high
 }
 
 // eachRecord decodes every record of a stored batch (header h),
@@ -682,15 +769,22 @@ func eachRecord(h storage.BatchHeader, batch []byte, fn func(off, ts int64, r st
 
 // checkpoint is a feed's durable position in one partition.
 type checkpoint struct {
-	next     int64 // the next offset to feed
-	queueEnd int64 // the bound queue's log end when next was durable there
+	Next     int64 `json:"next"`      // the next offset to feed
+	QueueEnd int64 `json:"queue_end"` // a bound queue's log end when Next was durable there
+	// Ends (a forwarding topic) are, for each queue its records were
+	// routed to, by name, that queue's log end at a checkpoint after the
+	// appends before it: a later append has an offset at or above it.
+	Ends map[string]int64 `json:"ends,omitempty"`
 }
 
-// A checkpoint file is one line: "v1 <next> <queueEnd> <crc32c of the
-// part before it, hex>".
+// A checkpoint file is the checkpoint in JSON on one line, then the
+// CRC-32C of that line in hex on the next.
 func writeCheckpoint(dir string, i int32, cp checkpoint, sync bool) error {
-	body := fmt.Sprintf("v1 %d %d", cp.next, cp.queueEnd)
-	line := fmt.Sprintf("%s %08x\n", body, crc32.Checksum([]byte(body), crc32.MakeTable(crc32.Castagnoli)))
+	body, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("%s\n%08x\n", body, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
 	name := filepath.Join(dir, strconv.Itoa(int(i)))
 	tmp := name + ".tmp"
 	fh, err := os.Create(tmp)
@@ -715,18 +809,19 @@ func readCheckpoint(dir string, i int32) (checkpoint, error) {
 	if err != nil {
 		return checkpoint{}, err
 	}
-	f := strings.Fields(string(b))
-	if len(f) != 4 || f[0] != "v1" {
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	var cp checkpoint
+	if len(lines) != 2 {
 		return checkpoint{}, fmt.Errorf("%w: feed checkpoint %q", storage.ErrCorruptBatch, b)
 	}
-	body := strings.Join(f[:3], " ")
-	sum, err1 := strconv.ParseUint(f[3], 16, 32)
-	next, err2 := strconv.ParseInt(f[1], 10, 64)
-	end, err3 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || uint32(sum) != crc32.Checksum([]byte(body), crc32.MakeTable(crc32.Castagnoli)) {
+	sum, err := strconv.ParseUint(lines[1], 16, 32)
+	if err != nil || uint32(sum) != crc32.Checksum([]byte(lines[0]), crc32.MakeTable(crc32.Castagnoli)) {
 		return checkpoint{}, fmt.Errorf("%w: feed checkpoint %q", storage.ErrCorruptBatch, b)
 	}
-	return checkpoint{next: next, queueEnd: end}, nil
+	if err := json.Unmarshal([]byte(lines[0]), &cp); err != nil {
+		return checkpoint{}, fmt.Errorf("%w: feed checkpoint: %v", storage.ErrCorruptBatch, err)
+	}
+	return cp, nil
 }
 
 // syncDir makes a directory's entries durable.
