@@ -309,3 +309,26 @@ func TestTopicForwardsToExchange(t *testing.T) {
 		t.Fatalf("delayed record: ok %v body %q headers %v", ok, d.Body, d.Headers)
 	}
 }
+
+// TestCLIBindsQueueToTopic: `sluice binding declare TOPIC QUEUE
+// --source-type topic` binds a queue to a topic through the management
+// API, `binding list` shows it as topic:NAME, records reach the queue, and
+// `binding delete` removes it.
+func TestCLIBindsQueueToTopic(t *testing.T) {
+	b := startBroker(t)
+	fatal := fatalIf(t)
+	b.createTopic(t, "payments", 2, nil)
+	ch := b.channel(t)
+	_, err := ch.QueueDeclare("pay.retries", true, false, false, false, nil)
+	fatal(err)
+	mustAdmin(t, b, "binding", "declare", "payments", "pay.retries", "--source-type", "topic", "--routing-key", "#")
+	if out := mustAdmin(t, b, "binding", "list"); !strings.Contains(out, "topic:payments") {
+		t.Fatalf("binding list does not show the topic binding:\n%s", out)
+	}
+	produceKeys(t, b.client(t), "payments", "p1", "p2")
+	waitFor(t, 20*time.Second, "the records in pay.retries", func() bool { return queueDepth(t, ch, "pay.retries") == 2 })
+	mustAdmin(t, b, "binding", "delete", "payments", "pay.retries", "--source-type", "topic", "--routing-key", "#")
+	if out := mustAdmin(t, b, "binding", "list"); strings.Contains(out, "topic:payments") {
+		t.Fatalf("the topic binding is still listed after its deletion:\n%s", out)
+	}
+}
