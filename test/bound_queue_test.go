@@ -153,6 +153,26 @@ func TestQueueBoundToTopic(t *testing.T) {
 	if n := queueDepth(t, ch3, "ev.all"); n != 4 {
 		t.Fatalf("ev.all holds %d after the restart, want the 3 late records and 1 after (none fed twice)", n)
 	}
+	// The management API shows where the queue's feed stands.
+	var q struct {
+		Feeds []struct {
+			Topic     string `json:"topic"`
+			Partition int32  `json:"partition"`
+			Next      int64  `json:"next_offset"`
+			Lag       int64  `json:"lag"`
+		} `json:"topic_feeds"`
+	}
+	fatal(json.Unmarshal(b.api(t, "GET", "/api/queues/%2F/ev.all", nil, 200), &q))
+	var fed int64
+	for _, f := range q.Feeds {
+		if f.Topic != "events" || f.Lag != 0 {
+			t.Fatalf("ev.all's feeds: %+v", q.Feeds)
+		}
+		fed += f.Next
+	}
+	if len(q.Feeds) != 3 || fed != 34 {
+		t.Fatalf("ev.all's feeds: %+v, want 3 partitions fed up to the 34 records produced", q.Feeds)
+	}
 }
 
 // TestBoundQueueTTLDeliveryLimitDLX: a topic's records in bound queues

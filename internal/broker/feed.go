@@ -41,6 +41,7 @@ package broker
 // once.
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -106,6 +107,8 @@ type feed struct {
 	wg   sync.WaitGroup
 	// parts are the partitions with a goroutine, under mu.
 	parts map[int32]bool
+	// next is each partition's next offset to feed, once resumed, under mu.
+	next map[int32]int64
 }
 
 // topicBinding is a binding of a topic to a queue, within its vhost.
@@ -117,7 +120,7 @@ type topicBinding struct {
 type feedState struct {
 	// syncing serializes syncFeeds; taken before Router.mu.
 	syncing sync.Mutex
-	mu      sync.Mutex // a leaf: nothing else is taken under it
+	mu      sync.Mutex // before a feed's mu and Broker.mu
 	// binds are the bindings whose source is a topic, by vhost.
 	binds map[string]map[topicBinding]struct{}
 	feeds map[feedKey]*feed
@@ -293,7 +296,7 @@ func (r *Router) syncFeeds() {
 		only = slices.Compact(only)
 		f, ok := r.feeds.feeds[k]
 		if !ok {
-			f = &feed{key: k, dir: k.dir(r.opts.DataDir), r: r, stop: make(chan struct{}), parts: map[int32]bool{}}
+			f = &feed{key: k, dir: k.dir(r.opts.DataDir), r: r, stop: make(chan struct{}), parts: map[int32]bool{}, next: map[int32]int64{}}
 			r.feeds.feeds[k] = f
 			started = append(started, f)
 		}
@@ -321,6 +324,45 @@ func (r *Router) syncFeeds() {
 		f.startPartitions()
 	}
 	r.feeds.mu.Unlock()
+}
+
+// FeedStatus is where a queue's feed from one partition of a topic
+// stands: Next is the next offset to feed, End the partition's last
+// stable offset; End - Next records are still to come.
+type FeedStatus struct {
+	Topic     string
+	Partition int32
+	Next, End int64
+}
+
+// queueFeeds reports the feeds of queue name (id) of vhost vh, by topic
+// and partition; partitions not yet resumed are left out.
+func (r *Router) queueFeeds(vh, name, id string) []FeedStatus {
+	var out []FeedStatus
+	r.feeds.mu.Lock()
+	var fs []*feed
+	for k, f := range r.feeds.feeds {
+		if k.vhost == vh && k.queue == name && k.queueID == id {
+			fs = append(fs, f)
+		}
+	}
+	r.feeds.mu.Unlock()
+	for _, f := range fs {
+		tp, ok := r.opts.Topics.Topic(f.key.topic)
+		f.mu.Lock()
+		for i, next := range f.next {
+			st := FeedStatus{Topic: f.key.topic, Partition: i, Next: next, End: next}
+			if ok && int(i) < len(tp.Partitions) {
+				_, _, st.End = tp.Partitions[i].Offsets()
+			}
+			out = append(out, st)
+		}
+		f.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b FeedStatus) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out
 }
 
 // topicChanged is the Broker's onChange: a topic's definition changed.
@@ -447,6 +489,9 @@ func (f *feed) run(i int32) {
 				continue
 			}
 			resumed = true
+			f.mu.Lock()
+			f.next[i] = cp.Next
+			f.mu.Unlock()
 			// A forwarding topic: the first read after a resume may have
 			// reached some of its queues before a crash.
 			fw.dedupe, fw.seen = f.key.queue == "", map[string]int64{}
@@ -503,6 +548,9 @@ func (f *feed) run(i int32) {
 				cp.QueueEnd = q.LogEnd()
 			}
 		}
+		f.mu.Lock()
+		f.next[i] = cp.Next
+		f.mu.Unlock()
 		if err := writeCheckpoint(f.dir, i, cp, false); err != nil {
 			f.r.log.Warn("topic feed checkpoint", "topic", f.key.topic, "partition", i, "err", err)
 		}

@@ -149,6 +149,14 @@ func (a *API) queueJSON(q broker.QueueStatus) map[string]any {
 		m["created_at"] = time.UnixMilli(q.CreatedMs).UTC().Format(time.RFC3339)
 	}
 	policyFields(m, q.Policy)
+	if len(q.Feeds) > 0 { // Sluice's own: a queue bound to topics
+		var fs []map[string]any
+		for _, f := range q.Feeds {
+			fs = append(fs, map[string]any{"topic": f.Topic, "partition": f.Partition,
+				"next_offset": f.Next, "end_offset": f.End, "lag": max(f.End-f.Next, 0)})
+		}
+		m["topic_feeds"] = fs
+	}
 	return m
 }
 
