@@ -382,6 +382,29 @@ func (r *Router) topicChanged(tp *Topic) {
 	r.syncFeeds()
 }
 
+// removeStrayFeedDirs deletes the checkpoints of feeds that no binding or
+// config calls for any more (a crash between an unbind and their
+// removal), so that a later binding starts afresh. At start only, before
+// any Bind can prepare a directory.
+func (r *Router) removeStrayFeedDirs() {
+	root := filepath.Join(r.opts.DataDir, "feeds")
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	keep := map[string]bool{}
+	r.feeds.mu.Lock()
+	for _, f := range r.feeds.feeds {
+		keep[filepath.Base(f.dir)] = true
+	}
+	r.feeds.mu.Unlock()
+	for _, e := range ents {
+		if !keep[e.Name()] {
+			os.RemoveAll(filepath.Join(root, e.Name()))
+		}
+	}
+}
+
 // feedLoop runs syncFeeds every second, for topics created, grown or
 // deleted, and configs changed, by means that do not call it.
 func (r *Router) feedLoop() {

@@ -204,6 +204,7 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 		opts.Topics.onChange.Store(&changed)
 	}
 	r.syncFeeds()
+	r.removeStrayFeedDirs()
 	if opts.noWarmUp {
 		r.warm = nil
 	}
