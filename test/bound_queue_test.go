@@ -204,7 +204,9 @@ func TestBoundQueueTTLDeliveryLimitDLX(t *testing.T) {
 	fatal(err)
 	_, err = ch.QueueDeclare("jobs.pika", true, false, false, false, nil)
 	fatal(err)
-	for _, q := range []string{"jobs.work", "jobs.ttl", "jobs.pika"} {
+	_, err = ch.QueueDeclare("jobs.capped", true, false, false, false, amqp.Table{"x-max-length": int32(2), "x-overflow": "reject-publish"})
+	fatal(err)
+	for _, q := range []string{"jobs.work", "jobs.ttl", "jobs.pika", "jobs.capped"} {
 		fatal(ch.QueueBind(q, "#", "jobs", false, nil))
 	}
 	produceKeys(t, b.client(t), "jobs", "j1", "j2", "j3")
@@ -270,6 +272,22 @@ conn.close()
 	}
 	if n := queueDepth(t, ch, "jobs.pika"); n != 0 {
 		t.Fatalf("jobs.pika holds %d after pika acked everything", n)
+	}
+
+	// jobs.capped (x-max-length 2, reject-publish): the feed waits for
+	// room instead of dropping j3, and delivers it once j1 is taken.
+	waitFor(t, 20*time.Second, "jobs.capped full", func() bool { return queueDepth(t, ch, "jobs.capped") == 2 })
+	var order []string
+	for len(order) < 3 {
+		waitFor(t, 20*time.Second, "a record in jobs.capped", func() bool { return queueDepth(t, ch, "jobs.capped") > 0 })
+		d, ok, err := ch.Get("jobs.capped", true)
+		fatal(err)
+		if ok {
+			order = append(order, d.RoutingKey)
+		}
+	}
+	if strings.Join(order, ",") != "j1,j2,j3" {
+		t.Fatalf("jobs.capped delivered %v, want j1,j2,j3", order)
 	}
 }
 

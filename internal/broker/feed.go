@@ -73,6 +73,10 @@ const (
 // a record never goes round a loop (topic → exchange → same topic) twice.
 const forwardedHeader = "x-sluice-forwarded"
 
+// errQueueFull: a bound queue with x-overflow reject-publish is full; the
+// feed waits for room.
+var errQueueFull = errors.New("bound queue full")
+
 // feedReadBytes is how much of a partition one read of a feed takes.
 const feedReadBytes = 1 << 20
 
@@ -548,6 +552,11 @@ func (f *feed) run(i int32) {
 		}
 		fw.ends, fw.touched = cp.Ends, map[string]*queue.Queue{}
 		next, err := f.feedOnce(p, i, cp.Next, lso, fw)
+		full := errors.Is(err, errQueueFull) // waits for room, after keeping what went in
+		pause := 10 * time.Millisecond
+		if full {
+			err, pause = nil, 100*time.Millisecond
+		}
 		if err != nil {
 			f.r.log.Warn("topic feed", "topic", f.key.topic, "partition", i, "queue", f.key.queue, "exchange", f.key.exchange, "err", err)
 			if !f.sleep(time.Second) {
@@ -555,8 +564,8 @@ func (f *feed) run(i int32) {
 			}
 			continue
 		}
-		if next == cp.Next { // nothing readable below lso from here yet
-			if !f.sleep(10 * time.Millisecond) {
+		if next == cp.Next { // nothing readable below lso from here yet, or the queue is full
+			if !f.sleep(pause) {
 				return
 			}
 			continue
@@ -576,6 +585,9 @@ func (f *feed) run(i int32) {
 		f.mu.Unlock()
 		if err := writeCheckpoint(f.dir, i, cp, false); err != nil {
 			f.r.log.Warn("topic feed checkpoint", "topic", f.key.topic, "partition", i, "err", err)
+		}
+		if full && !f.sleep(pause) {
+			return
 		}
 	}
 }
@@ -699,6 +711,9 @@ func (f *feed) feedOnce(p *Partition, i int32, next, end int64, fw *forwardRead)
 		}
 	}
 	if perr != nil {
+		if errors.Is(perr, errQueueFull) {
+			return to, perr // what went before is durable: keep it
+		}
 		if to > next {
 			return to, nil // what went before is durable: keep it
 		}
@@ -713,7 +728,10 @@ func (f *feed) deliver(q *queue.Queue, m *message.Message, off int64, fw *forwar
 	if q != nil {
 		a, err := q.Publish(m)
 		if errors.Is(err, queue.ErrRejected) {
-			return nil, nil // a full queue with overflow reject-publish: dropped, as a nacked publish
+			if q.Config().Overflow == queue.RejectPublish {
+				return nil, errQueueFull // wait for room: the topic keeps the record
+			}
+			return nil, nil // reject-publish-dlx: dead-lettered, durably
 		}
 		if err != nil {
 			return nil, err
