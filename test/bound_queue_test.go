@@ -176,6 +176,12 @@ func TestQueueBoundToTopic(t *testing.T) {
 	if len(q.Feeds) != 3 || fed != 34 {
 		t.Fatalf("ev.all's feeds: %+v, want 3 partitions fed up to the 34 records produced", q.Feeds)
 	}
+	// And /metrics, per partition.
+	for p := range 3 {
+		if v, ok := b.scrape(t).value("sluice_topic_feed_lag", "vhost=/", "queue=ev.all", "topic=events", fmt.Sprintf("partition=%d", p)); !ok || v != 0 {
+			t.Fatalf("sluice_topic_feed_lag of ev.all partition %d: %v (present %v), want 0", p, v, ok)
+		}
+	}
 	// Everything is fed now: nothing came twice across the restart.
 	if n, m := queueDepth(t, ch3, "ev.all"), queueDepth(t, ch3, "ev.after"); n != 4 || m != 4 {
 		t.Fatalf("ev.all holds %d and ev.after %d after the restart, want the 3 late records and 1 after each", n, m)

@@ -337,16 +337,29 @@ type FeedStatus struct {
 	Topic     string
 	Partition int32
 	Next, End int64
+	// Vhost and Queue (a bound queue) or Exchange (a forwarding topic)
+	// name the destination.
+	Vhost, Queue, Exchange string
 }
 
 // queueFeeds reports the feeds of queue name (id) of vhost vh, by topic
 // and partition; partitions not yet resumed are left out.
 func (r *Router) queueFeeds(vh, name, id string) []FeedStatus {
+	return r.feedStatuses(func(k feedKey) bool { return k.vhost == vh && k.queue == name && k.queueID == id })
+}
+
+// Feeds reports every feed, bound queues' and forwarding topics', by
+// destination, topic and partition (for metrics).
+func (r *Router) Feeds() []FeedStatus {
+	return r.feedStatuses(func(feedKey) bool { return true })
+}
+
+func (r *Router) feedStatuses(keep func(feedKey) bool) []FeedStatus {
 	var out []FeedStatus
 	r.feeds.mu.Lock()
 	var fs []*feed
 	for k, f := range r.feeds.feeds {
-		if k.vhost == vh && k.queue == name && k.queueID == id {
+		if keep(k) {
 			fs = append(fs, f)
 		}
 	}
@@ -355,7 +368,8 @@ func (r *Router) queueFeeds(vh, name, id string) []FeedStatus {
 		tp, ok := r.opts.Topics.Topic(f.key.topic)
 		f.mu.Lock()
 		for i, next := range f.next {
-			st := FeedStatus{Topic: f.key.topic, Partition: i, Next: next, End: next}
+			st := FeedStatus{Topic: f.key.topic, Partition: i, Next: next, End: next,
+				Vhost: f.key.vhost, Queue: f.key.queue, Exchange: f.key.exchange}
 			if ok && int(i) < len(tp.Partitions) {
 				_, _, st.End = tp.Partitions[i].Offsets()
 			}
@@ -364,7 +378,8 @@ func (r *Router) queueFeeds(vh, name, id string) []FeedStatus {
 		f.mu.Unlock()
 	}
 	slices.SortFunc(out, func(a, b FeedStatus) int {
-		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+		return cmp.Or(strings.Compare(a.Vhost, b.Vhost), strings.Compare(a.Queue, b.Queue), strings.Compare(a.Exchange, b.Exchange),
+			strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
 	return out
 }
