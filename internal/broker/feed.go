@@ -132,11 +132,23 @@ type feedState struct {
 
 // topicBindingFor reports whether binding b (of an exchange to a queue,
 // as queue.bind sends it) names a topic in the vhost topics show in, and
-// makes it a topic binding if so. A topic's name wins over an exchange's.
+// makes it a topic binding if so. A topic's name wins over an exchange's,
+// except for a stream queue: a super stream's partition streams are bound
+// to its exchange (named after the topic) as to any exchange.
 func (r *Router) topicBindingFor(b meta.Binding) meta.Binding {
 	if b.SourceKind == "" && b.DestinationKind == DestQueue && b.Vhost == r.kafkaVhost() && r.opts.Topics != nil {
 		if _, ok := r.opts.Topics.Topic(b.Source); ok {
-			b.SourceKind = meta.SourceTopic
+			r.mu.RLock()
+			stream := false
+			if v, ok := r.vhosts[b.Vhost]; ok {
+				if qe, ok := v.queues[b.Destination]; ok {
+					stream = qe.qa.queueType == QueueTypeStream
+				}
+			}
+			r.mu.RUnlock()
+			if !stream {
+				b.SourceKind = meta.SourceTopic
+			}
 		}
 	}
 	return b
@@ -168,7 +180,7 @@ func (r *Router) checkTopicBindingLocked(v *vhost, b meta.Binding, owner string)
 		return fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, b.Destination, b.Vhost)
 	}
 	if qe.qa.queueType == QueueTypeStream || qe.qa.maxPrio > 0 {
-		return fmt.Errorf("%w: only classic and quorum queues without x-max-priority can be bound to topic '%s'", ErrPreconditionFailed, b.Source)
+		return fmt.Errorf("%w: only classic and quorum queues without x-max-priority can be bound to topic '%s' (a stream queue reads the topic's records as a super stream partition)", ErrPreconditionFailed, b.Source)
 	}
 	return nil
 }
