@@ -391,3 +391,36 @@ func TestCLIBindsQueueToTopic(t *testing.T) {
 		t.Fatalf("the topic binding is still listed after its deletion:\n%s", out)
 	}
 }
+
+// TestBoundQueueTopicRecreated: a binding outlives its topic; a topic
+// deleted and created anew under the name is fed from its first record,
+// though its offsets restart below where the old one's feed stood.
+func TestBoundQueueTopicRecreated(t *testing.T) {
+	b := startBroker(t)
+	fatal := fatalIf(t)
+	b.createTopic(t, "reborn", 1, nil)
+	ch := b.channel(t)
+	_, err := ch.QueueDeclare("reborn.q", true, false, false, false, nil)
+	fatal(err)
+	fatal(ch.QueueBind("reborn.q", "#", "reborn", false, nil))
+	kc := b.client(t)
+	produceKeys(t, kc, "reborn", "old1", "old2")
+	waitFor(t, 20*time.Second, "the old topic's records", func() bool { return queueDepth(t, ch, "reborn.q") == 2 })
+	_, err = b.admin(t).DeleteTopics(ctxT(t, 10*time.Second), "reborn")
+	fatal(err)
+	b.createTopic(t, "reborn", 1, nil)
+	produceKeys(t, kc, "reborn", "new1", "new2", "new3")
+	waitFor(t, 20*time.Second, "the new topic's records", func() bool { return queueDepth(t, ch, "reborn.q") == 5 })
+	var keys []string
+	for {
+		d, ok, err := ch.Get("reborn.q", true)
+		fatal(err)
+		if !ok {
+			break
+		}
+		keys = append(keys, d.RoutingKey)
+	}
+	if strings.Join(keys, ",") != "old1,old2,new1,new2,new3" {
+		t.Fatalf("reborn.q got %v", keys)
+	}
+}

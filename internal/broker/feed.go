@@ -234,7 +234,7 @@ func initCheckpoints(dir string, tp *Topic) error {
 	}
 	for _, p := range tp.Partitions {
 		_, hw, _ := p.Offsets()
-		if err := writeCheckpoint(tmp, p.Index, checkpoint{Next: hw}, true); err != nil {
+		if err := writeCheckpoint(tmp, p.Index, checkpoint{Next: hw, TopicID: tp.ID.String()}, true); err != nil {
 			return err
 		}
 	}
@@ -552,7 +552,13 @@ func (f *feed) run(i int32) {
 		}
 		watch := p.Watch()
 		start, hw, lso := p.Offsets()
-		if cp.Next > hw { // the topic was deleted and created anew
+		if id := tp.ID.String(); cp.TopicID != id {
+			if cp.TopicID != "" { // the topic was deleted and created anew
+				cp.Next = start
+			}
+			cp.TopicID = id
+		}
+		if cp.Next > hw { // the topic was deleted and created anew (before ids were kept)
 			cp.Next = start
 		}
 		if cp.Next < start { // retention deleted records not fed yet
@@ -891,6 +897,9 @@ type checkpoint struct {
 	// routed to, by name, that queue's log end at a checkpoint after the
 	// appends before it: a later append has an offset at or above it.
 	Ends map[string]int64 `json:"ends,omitempty"`
+	// TopicID is the id of the topic Next is an offset of: a topic
+	// deleted and created anew under its name is fed from its start.
+	TopicID string `json:"topic_id,omitempty"`
 }
 
 // A checkpoint file is the checkpoint in JSON on one line, then the
