@@ -19,14 +19,21 @@ import (
 // connections show state "flow", as in RabbitMQ), so the queue's backlog
 // stays bounded; nothing confirmed is lost or delivered twice; and a
 // publisher to another queue is never held.
+//
+// The bound is 64 ready messages here, so that a consumer taking a
+// thousand or two a second (half a bound in well under 100 ms: fast enough
+// to be waited for) still lags three publishers, also under the race
+// detector.
 func TestAMQPCreditFlowHoldsPublishersOfALaggingQueue(t *testing.T) {
-	b := startBroker(t)
+	b := startBroker(t, "--queue-flow-backlog", "64")
 	const (
 		publishers = 3
 		perPub     = 8000
 		total      = publishers * perPub
-		// The queue's flow bound is 2048 ready messages (queue
-		// DefaultFlowBacklog). Without credit flow the backlog here
+		// The bound is reached in a moment, and the publishers' windows
+		// of 512 unconfirmed come on top; the publishers, at up to
+		// 100,000 a second here, run on while the consumer takes its
+		// first half bound. Without credit flow the backlog here
 		// reaches most of total.
 		maxBacklog = 3 * 2048
 	)
@@ -268,7 +275,7 @@ func getJSON(b *broker, path string, v any) error {
 // deadlocked: while its reads are held its acks are not read either, and
 // the wait ends after a moment whatever the queue does.
 func TestAMQPCreditFlowPublisherThatAlsoConsumes(t *testing.T) {
-	b := startBroker(t)
+	b := startBroker(t, "--queue-flow-backlog", "64") // a bound its consumer is fast for
 	const total = 6000
 	conn, err := amqp.DialConfig(b.amqpURL(), amqp.Config{Properties: amqp.Table{"connection_name": "both"}})
 	if err != nil {
@@ -350,22 +357,22 @@ func TestAMQPCreditFlowPublisherThatAlsoConsumes(t *testing.T) {
 	t.Logf("flow waits: %v", flowWaits)
 }
 
-// A queue of big messages is held to a backlog in bytes (8 MiB ready,
-// queue DefaultFlowBacklogBytes), far below its count bound of 2048
-// messages: 64 KiB messages from three publishers to a consumer that
-// lags stay at a few hundred ready at most, and every confirmed message
-// is delivered once.
+// A queue of big messages is held to a backlog in bytes (1 MiB ready
+// here), far below its count bound of 2048 messages: 64 KiB messages from
+// three publishers to a consumer that lags (about 12 MiB/s, fast for a
+// 1 MiB bound) stay at a couple of hundred ready at most, and every
+// confirmed message is delivered once.
 func TestAMQPCreditFlowBoundsTheBytesOfBigMessages(t *testing.T) {
-	b := startBroker(t)
+	b := startBroker(t, "--queue-flow-backlog-bytes", "1048576")
 	const (
 		publishers = 3
 		perPub     = 256
 		total      = publishers * perPub
 		size       = 64 << 10
-		// 8 MiB is 128 messages; the publishers' windows (32 each) come
+		// 1 MiB is 16 messages; the publishers' windows (32 each) come
 		// on top. Without the byte bound the backlog reaches most of
 		// total.
-		maxBacklog = 400
+		maxBacklog = 200
 	)
 	setup := b.channel(t)
 	if _, err := setup.QueueDeclare("flow-big", true, false, false, false, nil); err != nil {
@@ -487,4 +494,138 @@ func TestAMQPCreditFlowBoundsTheBytesOfBigMessages(t *testing.T) {
 		t.Errorf("backlog of 64 KiB messages reached %d ready, want between 1 and %d", m, maxBacklog)
 	}
 	t.Logf("max backlog %d messages of 64 KiB", maxReady.Load())
+}
+
+// A burst against a slow consumer is absorbed, not held: the consumer,
+// busy with earlier messages when the burst comes, takes about 200
+// messages a second, far less than half the default bound (1024) in
+// 100 ms, so its queue lets the backlog grow past the bound and its
+// publisher is never held (no flow wait, never in state flow), as
+// RabbitMQ's queues absorb what slow consumers have not taken yet. Every
+// confirmed message is delivered once, after the burst.
+func TestAMQPCreditFlowLeavesASlowConsumerABacklog(t *testing.T) {
+	b := startBroker(t)
+	const (
+		before = 300 // keep the consumer busy at its pace
+		total  = before + 6000
+	)
+	setup := b.channel(t)
+	if _, err := setup.QueueDeclare("flow-absorb", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	cch := b.channel(t)
+	if err := cch.Qos(10, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	dels, err := cch.Consume("flow-absorb", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slow atomic.Bool
+	slow.Store(true)
+	seen := make([]int, total)
+	var received atomic.Int64
+	consumerOK := make(chan struct{})
+	go func() {
+		defer close(consumerOK)
+		for d := range dels {
+			seen[binary.BigEndian.Uint64(d.Body)]++
+			if slow.Load() {
+				time.Sleep(5 * time.Millisecond) // the lag
+			}
+			if d.Ack(false) != nil {
+				return
+			}
+			if received.Add(1) == total {
+				return
+			}
+		}
+	}()
+
+	conn, err := amqp.DialConfig(b.amqpURL(), amqp.Config{Properties: amqp.Table{"connection_name": "burst"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, total))
+	var flowSeen atomic.Bool
+	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var conns []struct {
+				State string `json:"state"`
+			}
+			if getJSON(b, "/api/connections", &conns) == nil {
+				for _, c := range conns {
+					if c.State == "flow" {
+						flowSeen.Store(true)
+					}
+				}
+			}
+		}
+	}()
+	body := make([]byte, 512)
+	for i := range total {
+		if i == before {
+			waitFor(t, 30*time.Second, "the consumer busy at its pace", func() bool { return received.Load() >= 20 })
+		}
+		binary.BigEndian.PutUint64(body, uint64(i))
+		if err := ch.PublishWithContext(context.Background(), "", "flow-absorb", false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range total {
+		select {
+		case c := <-confirms:
+			if !c.Ack {
+				t.Fatalf("publish %d nacked", c.DeliveryTag)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%d of %d confirmed", i, total)
+		}
+	}
+	close(stopWatch)
+	<-watchDone
+	// The burst is in the queue, past the bound, before the consumer
+	// has worked it off.
+	var q struct {
+		Ready int `json:"messages_ready"`
+	}
+	if err := getJSON(b, "/api/queues/%2F/flow-absorb", &q); err != nil {
+		t.Fatal(err)
+	}
+	if q.Ready <= 2048 {
+		t.Errorf("%d ready once the burst was confirmed, want more than the bound of 2048: the burst was absorbed", q.Ready)
+	}
+	if flowSeen.Load() {
+		t.Error("the publisher to a slow consumer's queue was seen in state flow")
+	}
+	if waits, _ := b.scrape(t).value("sluice_amqp_flow_waits_total"); waits != 0 {
+		t.Errorf("sluice_amqp_flow_waits_total = %v, want 0", waits)
+	}
+	slow.Store(false) // work the backlog off
+	select {
+	case <-consumerOK:
+	case <-time.After(120 * time.Second):
+		t.Fatal("the consumer did not receive every message")
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Fatalf("message %d delivered %d times", i, n)
+		}
+	}
 }

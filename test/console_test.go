@@ -201,7 +201,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"SLUICE_URL=http://"+b.HTTP+"/",
 		"SLUICE_SHOTS="+shots,
-		fmt.Sprintf("SLUICE_QUEUES=%d", bulkQueues+5),
+		// The topics' partitions are listed as stream queues too
+		// (docs/bridge.md): events-0..2, clicks-0..1; and their
+		// exchanges' bindings to them.
+		fmt.Sprintf("SLUICE_QUEUES=%d", bulkQueues+5+5),
+		"SLUICE_BINDINGS=6",
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("console.spec.mjs:\n%s", out)

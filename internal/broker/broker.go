@@ -61,6 +61,12 @@ type Broker struct {
 	changing map[string]chan struct{}
 	closed   bool
 
+	// watch is told of every topic change while the topic's name is
+	// still reserved, and nameFree may refuse a topic's name (the
+	// router's super stream views, superstream.go). Set once, before use.
+	watch    func(name string)
+	nameFree func(name string, partitions int32) error
+
 	txnLocks sync.Map // transactional id → *sync.Mutex (txn.go)
 	cleaner  cleaner  // the log cleaner of compacted topics
 	// onChange, when set, is called after a topic's definition changes
@@ -256,6 +262,7 @@ func (b *Broker) DeleteTopic(name string) error {
 		b.install(tp)
 		return err
 	}
+	b.changed(name)
 	for _, p := range tp.Partitions {
 		if derr := p.log.Delete(); derr != nil && err == nil {
 			err = derr
@@ -289,6 +296,9 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 	if total <= tp.Topic.Partitions || total > 10000 {
 		return ErrInvalidPartitions
 	}
+	if err := b.checkName(name, total); err != nil {
+		return err
+	}
 	if validateOnly {
 		return nil
 	}
@@ -321,6 +331,31 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 	}
 	if !b.install(grown) {
 		return ErrClosed
+	}
+	b.changed(name)
+	return nil
+}
+
+// watchTopics sets the hooks of the router's topic views: changed is
+// called after each topic change with the name still reserved, nameFree
+// before a topic gets a name or partitions. Called once, before the
+// broker serves.
+func (b *Broker) watchTopics(changed func(name string), nameFree func(name string, partitions int32) error) {
+	b.watch, b.nameFree = changed, nameFree
+}
+
+// changed tells the watcher that topic name changed.
+func (b *Broker) changed(name string) {
+	if b.watch != nil {
+		b.watch(name)
+	}
+}
+
+// checkName asks the watcher whether a topic may take name with
+// partitions.
+func (b *Broker) checkName(name string, partitions int32) error {
+	if b.nameFree != nil {
+		return b.nameFree(name, partitions)
 	}
 	return nil
 }

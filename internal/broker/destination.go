@@ -61,13 +61,14 @@ func (qe *queueEntry) setQueue(q queue.Handle) {
 // producer's default partitioner picks for the routing key as record
 // key (murmur2), so that AMQP and Kafka publishers of one key share a
 // partition and its order; round robin when the key is empty. The record
-// is m in its stored form (message.Record), as a stream queue stores it.
+// is m in its stored form (message.Record), as a stream queue stores it,
+// with its AMQP headers also as record headers (message.TopicRecord).
 func (t *Topic) Publish(m *message.Message, now time.Time) (Pending, error) {
 	n := len(t.Partitions)
 	if n == 0 {
 		return nil, queue.ErrDeleted
 	}
-	rec, err := m.Record()
+	rec, err := m.TopicRecord()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
 	}

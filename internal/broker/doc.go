@@ -35,6 +35,11 @@
 // exchange can feed a topic (a binding of kind DestTopic) as it feeds a
 // queue; the message is stored as the record a Kafka consumer reads, in
 // the partition Kafka's default partitioner picks for its routing key.
+// They also meet in views (superstream.go, docs/bridge.md): in the Kafka
+// vhost every topic is a super stream, an exchange that publishes into the
+// topic and one stream queue per partition reading the partition's log
+// (queue.OpenStreamView), derived from the topic whenever it changes; and
+// a stream queue declared there is a one-partition topic it views.
 //
 // Definitions (topics, configs, producer ids; vhosts, exchanges, queues,
 // bindings) change only through internal/meta; message data lives in
@@ -60,6 +65,13 @@
 //	Router.vhostDefs > vhost.defs > Router.mu > Broker.mu > queue locks,
 //	Partition.mu > the PartitionLog's own (a storage.Log's) locks
 //	a transactional id's lock (txn.go) > Broker.mu
+//	a topic's name reservation (Broker.changing) > vhost.defs
+//
+// The last because the Broker tells the router of a topic's change while
+// the name is reserved (superstream.go: topicChanged takes the Kafka
+// vhost's defs); so nothing holding a vhost's defs waits for a topic's
+// reservation (deleting a topic-backed stream queue lets go of the defs
+// before it deletes the topic).
 //
 // A transactional id's lock is held across its metadata writes and its
 // markers' fsync: only that id's producer waits on it.

@@ -3,7 +3,7 @@ package broker
 // Topic feeds: the records of a topic delivered into AMQP, durably.
 //
 // A feed reads a topic's partitions from a cursor and appends each record,
-// as the message FromTopicRecord makes of it, to its destination. There
+// as the message FromFedRecord makes of it, to its destination. There
 // are two kinds:
 //
 //   - a bound queue: a binding whose source is a topic (meta.SourceTopic)
@@ -136,7 +136,7 @@ type feedState struct {
 // except for a stream queue: a super stream's partition streams are bound
 // to its exchange (named after the topic) as to any exchange.
 func (r *Router) topicBindingFor(b meta.Binding) meta.Binding {
-	if b.SourceKind == "" && b.DestinationKind == DestQueue && b.Vhost == r.kafkaVhost() && r.opts.Topics != nil {
+	if b.SourceKind == "" && b.DestinationKind == DestQueue && b.Vhost == r.kafkaVhost() && b.Vhost != "" && r.opts.Topics != nil {
 		if _, ok := r.opts.Topics.Topic(b.Source); ok {
 			r.mu.RLock()
 			stream := false
@@ -154,20 +154,20 @@ func (r *Router) topicBindingFor(b meta.Binding) meta.Binding {
 	return b
 }
 
-func (r *Router) kafkaVhost() string {
-	if r.opts.KafkaVhost == "" {
-		return "/"
-	}
-	return r.opts.KafkaVhost
-}
+// kafkaVhost is the vhost where queue.bind names topics as exchanges; ""
+// (topics shown in no vhost): none, a topic is bound to a queue through
+// the management API only.
+func (r *Router) kafkaVhost() string { return r.opts.KafkaVhost }
 
 // checkTopicBindingLocked checks a topic binding under Router.mu.
 func (r *Router) checkTopicBindingLocked(v *vhost, b meta.Binding, owner string) error {
 	if r.opts.Topics == nil {
 		return fmt.Errorf("%w: no topic '%s'", ErrNotFound, b.Source)
 	}
-	if _, ok := r.opts.Topics.Topic(b.Source); !ok {
+	if tp, ok := r.opts.Topics.Topic(b.Source); !ok {
 		return fmt.Errorf("%w: no topic '%s'", ErrNotFound, b.Source)
+	} else if tp.internal {
+		return fmt.Errorf("%w: topic '%s' is the broker's own", ErrAccessRefused, b.Source)
 	}
 	if b.DestinationKind != DestQueue {
 		return fmt.Errorf("%w: a topic can be bound to queues only", ErrPreconditionFailed)
@@ -288,10 +288,7 @@ func (r *Router) syncFeeds() {
 	}
 	for _, tp := range topics {
 		if x := tp.Configs[ForwardExchangeConfig]; x != "" {
-			vh := tp.Configs[ForwardVhostConfig]
-			if vh == "" {
-				vh = r.kafkaVhost()
-			}
+			vh := cmp.Or(tp.Configs[ForwardVhostConfig], r.kafkaVhost(), "/")
 			want[feedKey{topic: tp.Name, vhost: vh, exchange: x}] = nil
 		}
 	}
@@ -396,9 +393,9 @@ func (r *Router) feedStatuses(keep func(feedKey) bool) []FeedStatus {
 	return out
 }
 
-// topicChanged is the Broker's onChange: a topic's definition changed.
+// feedTopicChanged is the Broker's onChange: a topic's definition changed.
 // Only a forwarding topic, or one with feeds, can change the feeds.
-func (r *Router) topicChanged(tp *Topic) {
+func (r *Router) feedTopicChanged(tp *Topic) {
 	if tp.Configs[ForwardExchangeConfig] == "" {
 		r.feeds.mu.Lock()
 		fed := false
@@ -721,7 +718,7 @@ func (f *feed) feedOnce(p *Partition, i int32, next, end int64, fw *forwardRead)
 				if off < next {
 					return true
 				}
-				m := message.FromTopicRecord(f.key.topic, i, off, ts, rec)
+				m := message.FromFedRecord(f.key.topic, i, off, ts, rec)
 				var pd []Pending
 				if pd, perr = f.deliver(q, &m, off, fw); perr != nil {
 					return false

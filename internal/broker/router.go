@@ -44,9 +44,12 @@ type RouterOptions struct {
 	// Topics, when set, are the topics bindings can lead to (an
 	// exchange feeding a topic).
 	Topics *Broker
-	// KafkaVhost is the vhost where topics can be bound to queues by
-	// name (queue.bind with the topic as exchange); default "/".
+	// KafkaVhost is the vhost where topics appear as super streams
+	// (superstream.go); "" shows them nowhere.
 	KafkaVhost string
+	// FlowBacklog and FlowBacklogBytes are the queues' credit-flow
+	// bounds (queue.Options): 0 the default, negative off.
+	FlowBacklog, FlowBacklogBytes int64
 
 	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
 	noWarmUp bool
@@ -84,6 +87,12 @@ type Router struct {
 	// warm are the queues loaded lazily while NewRouter runs, for its
 	// warm-up (router_lazy.go).
 	warm []*lazyQueue
+	// streamTopics are the stream queues of the Kafka vhost whose topics
+	// are being created (superstream.go), under mu.
+	streamTopics map[string]bool
+	// views names the partition queues shown for each topic in the Kafka
+	// vhost (superstream.go), under mu.
+	views map[string][]string
 }
 
 type vhost struct {
@@ -140,6 +149,9 @@ type exchange struct {
 	applied   appliedPolicy  // the policy applied (router_policy.go)
 	delayed   *queue.Delayed // x-delayed-message: messages waiting for x-delay
 	stats     exchangeStats
+	// superStream names the topic this exchange is the super stream of
+	// (superstream.go): publishing appends to it. "" for a defined exchange.
+	superStream string
 }
 
 type queueEntry struct {
@@ -152,6 +164,11 @@ type queueEntry struct {
 	owner   string      // connection owning an exclusive queue
 	// consumers ever attached, for auto-delete
 	hadConsumer bool
+	// view names the topic whose partition viewIndex (viewPart) this
+	// stream queue shows (superstream.go); "" for a defined queue.
+	view      string
+	viewIndex int
+	viewPart  *Partition
 }
 
 // predeclared are the exchanges every vhost has, as in RabbitMQ.
@@ -200,7 +217,7 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	go r.janitor()
 	go r.feedLoop()
 	if opts.Topics != nil {
-		changed := r.topicChanged
+		changed := r.feedTopicChanged
 		opts.Topics.onChange.Store(&changed)
 	}
 	r.syncFeeds()
@@ -210,6 +227,7 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	}
 	go r.warmUp(r.warm)
 	r.warm = nil
+	r.startTopicViews()
 	return r, nil
 }
 
@@ -254,8 +272,12 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 		v.exchanges[e.Name] = x
 		r.applyExchangePolicyLocked(v, x)
 	}
-	var durable []meta.Queue
+	var durable, topicStreams []meta.Queue
 	for _, q := range r.meta.Queues(name) {
+		if q.Topic != "" {
+			topicStreams = append(topicStreams, q)
+			continue
+		}
 		if !q.Durable || q.Exclusive {
 			if err := r.meta.DeleteQueue(name, q.Name); err != nil {
 				return v, err
@@ -268,6 +290,9 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 	lazy, err := r.openQueues(v, durable)
 	r.warm = append(r.warm, lazy...)
 	if err != nil {
+		return v, err
+	}
+	if err := r.loadTopicStreams(v, topicStreams); err != nil {
 		return v, err
 	}
 	for _, b := range r.meta.Bindings(name) {
@@ -441,7 +466,8 @@ func (r *Router) newQueueEntry(v *vhost, def meta.Queue, pols policySet) (*queue
 		so.SegmentAge = time.Hour
 		qo := queue.Options{
 			Name: qname, Dir: r.queueDir(def.ID), Storage: so, Config: cfg, Now: r.opts.Now,
-			Logger: r.log.With("vhost", vname),
+			Logger:      r.log.With("vhost", vname),
+			FlowBacklog: r.opts.FlowBacklog, FlowBacklogBytes: r.opts.FlowBacklogBytes,
 			DeadLetter: func(q *queue.Queue, dead []queue.Dead) error {
 				return r.deadLetter(vname, qname, q.Config(), dead)
 			},
@@ -493,6 +519,9 @@ func (r *Router) AddVhost(name string) error {
 	if v != nil {
 		v.close()
 		return ErrClosed
+	}
+	if err == nil {
+		r.syncTopicViews(name)
 	}
 	return err
 }
@@ -647,6 +676,9 @@ func (r *Router) DeleteExchange(vh, name string, ifUnused bool) error {
 	if !ok {
 		return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, name, vh)
 	}
+	if x.superStream != "" {
+		return viewRefusal("exchange", name, vh)
+	}
 	if name == "" || strings.HasPrefix(name, "amq.") {
 		return fmt.Errorf("%w: cannot delete predeclared exchange '%s' in vhost '%s'", ErrAccessRefused, name, vh)
 	}
@@ -757,7 +789,8 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 		r.mu.Unlock()
 		return QueueInfo{}, fmt.Errorf("%w: queue name too long", ErrPreconditionFailed)
 	}
-	if _, err := parseQueueArgs(d.Arguments, d.Durable, d.Exclusive, d.AutoDelete); err != nil {
+	qa, err := parseQueueArgs(d.Arguments, d.Durable, d.Exclusive, d.AutoDelete)
+	if err != nil {
 		r.mu.Unlock()
 		return QueueInfo{}, err
 	}
@@ -780,6 +813,9 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 		r.mu.Unlock()
 		close(done)
 	}()
+	if qa.queueType == QueueTypeStream && r.topicStreamsIn(v) {
+		return r.createTopicStream(v, d, qa, args)
+	}
 	return r.createQueue(v, d, args)
 }
 
@@ -847,6 +883,14 @@ func (r *Router) DeleteQueue(vh, name, owner string, ifUnused, ifEmpty bool) (in
 	}
 	if qe.def.Exclusive && qe.owner != owner {
 		return 0, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, name, vh)
+	}
+	if qe.isTopicStream() {
+		v.defs.Unlock() // the topic's deletion takes it, to delete the queue
+		defer v.defs.Lock()
+		return r.deleteTopicStream(vh, name, qe)
+	}
+	if qe.view != "" {
+		return 0, viewRefusal("queue", name, vh)
 	}
 	ready, unacked, consumers := q.Counts()
 	if qe.qa.queueType == QueueTypeStream {
@@ -1064,6 +1108,9 @@ func (r *Router) checkBindingLocked(v *vhost, b meta.Binding, owner string) erro
 	}
 	if _, ok := v.exchanges[b.Source]; !ok {
 		return fmt.Errorf("%w: no exchange '%s' in vhost '%s'", ErrNotFound, b.Source, b.Vhost)
+	}
+	if err := topicViewBindingErr(v, b); err != nil {
+		return err
 	}
 	switch b.DestinationKind {
 	case DestTopic:

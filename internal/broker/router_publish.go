@@ -209,6 +209,9 @@ func (w *routeWalk) walk(x *exchange) {
 	}
 	w.seen = append(w.seen, x)
 	before := len(w.out)
+	if x.superStream != "" {
+		w.add(dest{toTopic, x.superStream})
+	}
 	if x.def.Name == "" {
 		w.add(dest{name: w.m.RoutingKey})
 	} else {

@@ -80,6 +80,10 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 			res[i].Err = ErrTopicExists
 			continue
 		}
+		if err := b.checkName(sp.Name, sp.Partitions); err != nil {
+			res[i].Err = err
+			continue
+		}
 		if validateOnly {
 			res[i].Topic = &Topic{Topic: meta.Topic{Name: sp.Name, Partitions: sp.Partitions, Configs: sp.Configs}}
 			continue
@@ -92,6 +96,7 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 				continue
 			}
 			b.install(tp)
+			b.changed(tp.Name)
 			res[i].Err = ErrTopicExists
 			continue
 		}
@@ -141,6 +146,7 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 			continue
 		}
 		res[i].Topic = tp
+		b.changed(tp.Name)
 		b.log.Info("topic created", "topic", tp.Name, "partitions", tp.Topic.Partitions)
 	}
 	return res

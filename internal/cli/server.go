@@ -113,6 +113,7 @@ var settingHelp = map[string]string{
 	"file_handles":                  "file descriptors logs and queues may hold open (0: half the open-file limit); idle files are closed and reopened on use",
 	"fsync_shared":                  "partitions share one fsync round: one syncfs of the data directory's file system (for a data directory on its own file system)",
 	"auto_create_topics":            "create unknown topics on produce and metadata",
+	"kafka_vhost":                   "vhost where topics appear as super streams (docs/bridge.md); empty: none",
 	"default_partitions":            "partitions of auto-created topics",
 	"segment_bytes":                 "default segment.bytes",
 	"segment_age":                   "default segment.ms, as a duration",
@@ -135,6 +136,8 @@ var settingHelp = map[string]string{
 	"memory_high_watermark":         "memory alarm threshold: fraction of total RAM (0.6) or a size (2GiB); publishers are blocked above it",
 	"disk_free_limit":               "disk alarm threshold: publishers are blocked while the data directory's file system has less free space (0: off)",
 	"resource_check_interval":       "how often memory and free disk space are sampled",
+	"queue_flow_backlog":            "ready messages past which a queue with fast consumers holds its publishers (credit flow; 0: off)",
+	"queue_flow_backlog_bytes":      "ready body bytes past which a queue with fast consumers holds its publishers (credit flow; 0: off)",
 }
 
 // The broker's garbage collector runs with a headroom rather than a fixed

@@ -78,7 +78,9 @@ func newStatusCmd() *cobra.Command {
 default ` + defaultHTTP + `): its listeners, resource alarms, memory and disk
 space, connection counts, the --top queues with the largest backlog (ready plus
 unacknowledged messages) and the --top Kafka consumer groups with the largest
-total lag. Queues and groups with nothing waiting are left out. Needs a user
+total lag. Queues and groups with nothing waiting are left out, and so are
+stream queues (a topic's partitions among them): a stream keeps its messages
+for replay, and its consumers' lag is not a backlog. Needs a user
 with the monitoring or administrator tag.
 
 --output json prints one object: node, product_version, uptime_ms, listeners,
@@ -187,11 +189,15 @@ func collectStatus(ctx context.Context, f *mgmtFlags, top int) (*statusReport, e
 		Name    string `json:"name"`
 		Ready   int64  `json:"messages_ready"`
 		Unacked int64  `json:"messages_unacknowledged"`
+		Type    string `json:"type"`
 	}
 	if err := f.getCtx(ctx, "/api/queues", &queues); err != nil {
 		return nil, err
 	}
 	for _, q := range queues {
+		if q.Type == "stream" {
+			continue
+		}
 		if b := q.Ready + q.Unacked; b > 0 {
 			st.TopQueues = append(st.TopQueues, statusQueue{q.Vhost, q.Name, q.Ready, q.Unacked, b})
 		}

@@ -68,6 +68,11 @@ type Config struct {
 	// DefaultPartitions for auto-created topics and CreateTopics with -1.
 	// Default 1.
 	DefaultPartitions int `key:"default_partitions"`
+	// KafkaVhost is the vhost where every topic appears to AMQP clients
+	// as a super stream (an exchange and a stream queue per partition),
+	// and where a stream queue declared over AMQP is a one-partition
+	// topic (docs/bridge.md). Empty shows topics in no vhost. Default "/".
+	KafkaVhost string `key:"kafka_vhost"`
 	// SegmentBytes is the default segment.bytes. Default 1 GiB.
 	SegmentBytes int64 `key:"segment_bytes"`
 	// SegmentAge is the default segment.ms. Default 168h.
@@ -140,6 +145,15 @@ type Config struct {
 	// ResourceCheckInterval is how often memory and free disk space are
 	// sampled. Default 1s.
 	ResourceCheckInterval time.Duration `key:"resource_check_interval"`
+
+	// QueueFlowBacklog is the ready messages past which a queue whose
+	// consumers are fast asks its publishers to wait (credit flow,
+	// docs/amqp-compatibility.md "Flow control"); 0 turns the count bound
+	// off. Default 2048.
+	QueueFlowBacklog int64 `key:"queue_flow_backlog"`
+	// QueueFlowBacklogBytes is the same bound in ready body bytes; 0 turns
+	// it off. Default 8 MiB.
+	QueueFlowBacklogBytes int64 `key:"queue_flow_backlog_bytes"`
 }
 
 // Default returns the configuration that runs out of the box on a laptop.
@@ -154,6 +168,7 @@ func Default() Config {
 		FsyncInterval:              time.Second,
 		AutoCreateTopics:           true,
 		DefaultPartitions:          1,
+		KafkaVhost:                 "/",
 		SegmentBytes:               1 << 30,
 		SegmentAge:                 168 * time.Hour,
 		Retention:                  168 * time.Hour,
@@ -175,6 +190,8 @@ func Default() Config {
 		MemoryHighWatermark:        "0.6",
 		DiskFreeLimit:              "100MB",
 		ResourceCheckInterval:      time.Second,
+		QueueFlowBacklog:           2048,
+		QueueFlowBacklogBytes:      8 << 20,
 	}
 }
 
@@ -258,6 +275,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ResourceCheckInterval <= 0 {
 		bad("resource_check_interval must be positive")
+	}
+	if c.QueueFlowBacklog < 0 || c.QueueFlowBacklogBytes < 0 {
+		bad("queue_flow_backlog and queue_flow_backlog_bytes must not be negative (0: off)")
 	}
 	return errors.Join(errs...)
 }

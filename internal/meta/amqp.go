@@ -71,6 +71,10 @@ type Queue struct {
 	AutoDelete bool   `json:"auto_delete"`
 	Arguments  []byte `json:"arguments,omitempty"` // as Exchange.Arguments
 	CreatedMs  int64  `json:"created_ms"`
+	// Topic, when set, names the one-partition Kafka topic this stream
+	// queue is a view of (declared in the Kafka vhost): its messages are
+	// the topic's, and the queue has no directory of its own.
+	Topic string `json:"topic,omitempty"`
 }
 
 // Binding destination kinds.

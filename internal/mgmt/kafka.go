@@ -61,7 +61,9 @@ func (a *API) getTopic(r *http.Request, s *session) (any, error) {
 	if !ok {
 		return nil, notFound()
 	}
-	return topicJSON(t, true), nil
+	m := topicJSON(t, true)
+	m["readers"], m["writers"] = a.topicSides(s, t.Name) // topic_sides.go
+	return m, nil
 }
 
 type topicBody struct {

@@ -73,6 +73,7 @@ type API struct {
 	checker *auth.Checker
 	started time.Time
 	stats   *sampler
+	live    *liveRing
 }
 
 // New returns the API; serve it with API as an http.Handler.
@@ -98,13 +99,18 @@ func New(opts Options) *API {
 	}
 	a := &API{opts: opts, mux: http.NewServeMux(), checker: auth.NewChecker(0), started: opts.Now()}
 	a.stats = newSampler(opts.Now, sampleInterval, a.collectStats)
+	a.live = newLiveRing(opts.Now)
 	a.routes()
 	return a
 }
 
-// Run samples the totals behind message rates every 5 seconds until stop
-// is closed. Without it, rates are sampled when requests come.
-func (a *API) Run(stop <-chan struct{}) { a.stats.Run(stop) }
+// Run samples the totals behind message rates every 5 seconds, and the
+// live curves of watched queues and topics every second (live.go), until
+// stop is closed. Without it, both are sampled when requests come.
+func (a *API) Run(stop <-chan struct{}) {
+	go a.live.Run(stop)
+	a.stats.Run(stop)
+}
 
 // windows reads a request's sampling windows and brings the samples up to
 // date, for a handler that reports rates.

@@ -34,7 +34,8 @@ func (a *API) listExchanges(r *http.Request, s *session) (any, error) {
 	for _, vh := range vhs {
 		pols := a.opts.Router.ExchangePolicies(vh)
 		xs, _ := a.opts.Router.ExchangeStats(vh)
-		for _, e := range a.opts.Meta.Exchanges(vh) {
+		// The super stream exchanges of topics are listed as defined ones.
+		for _, e := range append(a.opts.Meta.Exchanges(vh), a.opts.Router.TopicViewExchanges(vh)...) {
 			m := a.exchangeJSON(e)
 			policyFields(m, pols[e.Name])
 			m["message_stats"] = a.exchangeStats(vh, e.Name, xs[e.Name], w)
@@ -60,6 +61,9 @@ func (a *API) getExchange(r *http.Request, s *session) (any, error) {
 		return nil, err
 	}
 	e, ok := a.opts.Meta.Exchange(vh, exchangeName(r))
+	if !ok {
+		e, ok = topicViewExchange(a.opts.Router, vh, exchangeName(r))
+	}
 	if !ok {
 		return nil, notFound()
 	}
@@ -307,7 +311,7 @@ func (a *API) bindings(vhs []string, withDefault bool, keep bindingFilter) []map
 				}
 			}
 		}
-		for _, b := range a.opts.Meta.Bindings(vh) {
+		for _, b := range append(a.opts.Meta.Bindings(vh), a.opts.Router.TopicViewBindings(vh)...) {
 			if keep(b) {
 				out = append(out, bindingJSON(b))
 			}
@@ -348,7 +352,9 @@ func (a *API) exchangeBindings(source bool) handlerFunc {
 		}
 		name := exchangeName(r)
 		if _, ok := a.opts.Meta.Exchange(vh, name); !ok {
-			return nil, notFound()
+			if _, ok := topicViewExchange(a.opts.Router, vh, name); !ok {
+				return nil, notFound()
+			}
 		}
 		return a.bindings([]string{vh}, name == "" && source, func(b meta.Binding) bool {
 			if source {
@@ -495,4 +501,14 @@ func (a *API) deleteBinding(kind string) handlerFunc {
 		}
 		return noContent{}, nil
 	}
+}
+
+// topicViewExchange finds the super stream exchange of a topic.
+func topicViewExchange(r *broker.Router, vh, name string) (meta.Exchange, bool) {
+	for _, e := range r.TopicViewExchanges(vh) {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return meta.Exchange{}, false
 }

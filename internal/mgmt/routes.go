@@ -59,6 +59,8 @@ func (a *API) routes() {
 	h("GET /api/queues/{vhost}/{name}/bindings", levelManagement, a.queueBindings)
 	h("DELETE /api/queues/{vhost}/{name}/contents", levelManagement, a.purgeQueue)
 	h("POST /api/queues/{vhost}/{name}/get", levelManagement, a.get)
+	// Sluice's own: 1 s samples of inflow, outflow and backlog (live.go).
+	h("GET /api/live/queues/{vhost}/{name}", levelManagement, a.liveQueue)
 
 	h("GET /api/bindings", levelManagement, a.listBindings)
 	h("GET /api/bindings/{vhost}", levelManagement, a.listBindings)
@@ -133,6 +135,7 @@ func (a *API) routes() {
 		h("DELETE /api/kafka/topics/{name}", levelAdmin, a.deleteTopic)
 		h("GET /api/kafka/groups", levelMonitoring, a.listGroups)
 		h("GET /api/kafka/groups/{id}", levelMonitoring, a.getGroup)
+		h("GET /api/live/topics/{name}", levelMonitoring, a.liveTopic)
 	}
 
 	// The web console: every other path (its page and assets; GET and HEAD).

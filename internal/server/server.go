@@ -147,6 +147,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Storage: s.storageOptions("queue"),
 		Logger:  log,
 		Topics:  s.broker,
+		// Topics appear there as super streams (docs/bridge.md).
+		KafkaVhost: cfg.KafkaVhost,
+		// Off is negative for the queue, 0 in the setting.
+		FlowBacklog:      offIfZero(cfg.QueueFlowBacklog),
+		FlowBacklogBytes: offIfZero(cfg.QueueFlowBacklogBytes),
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}
@@ -468,4 +473,13 @@ func fetchSessionSlots(n int) int {
 		return -1
 	}
 	return n
+}
+
+// offIfZero maps a setting where 0 means off to an option where 0 means
+// the default and a negative value off.
+func offIfZero(v int64) int64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

@@ -13,6 +13,7 @@ import path from 'node:path';
 const URL = process.env.SLUICE_URL;
 const SHOTS = process.env.SLUICE_SHOTS;
 const QUEUES = Number(process.env.SLUICE_QUEUES);
+const BINDINGS = Number(process.env.SLUICE_BINDINGS);
 if (!URL || !SHOTS || !QUEUES) {
   console.error('set SLUICE_URL, SLUICE_SHOTS and SLUICE_QUEUES');
   process.exit(2);
@@ -129,7 +130,15 @@ await step(`queue list shows all ${QUEUES} queues, paged, with the right counts`
   await page.waitForFunction(() => document.querySelector('[data-table=queues]').dataset.matching === '2');
   await page.fill('[data-table=queues] input.filter', '');
   await page.click('[data-table=queues] th:text("Total")'); // biggest first
-  await page.waitForFunction(() => document.querySelector('[data-table=queues] tbody tr td a')?.textContent === 'orders');
+  // The topics' partition queues hold the most (100 records and more),
+  // then orders with 5: the page is in descending order of totals.
+  await page.waitForFunction(() => {
+    const totals = [...document.querySelectorAll('[data-table=queues] tbody tr')]
+      .map((tr) => Number(tr.querySelectorAll('td')[5]?.textContent.replace(/[^0-9]/g, '')));
+    const names = [...document.querySelectorAll('[data-table=queues] tbody tr td a')].map((a) => a.textContent);
+    return totals.length > 6 && totals[0] >= 100 && totals.every((v, i) => i === 0 || v <= totals[i - 1])
+      && names.indexOf('orders') > 0 && names.slice(0, names.indexOf('orders')).every((n) => /^(events|clicks)-\d$/.test(n));
+  });
   await page.waitForTimeout(1500);
   await shot('queues');
 });
@@ -147,6 +156,24 @@ await step('queue detail: get messages shows the published body, requeued', asyn
   assert.equal(q.messages_ready, 5, 'a requeueing get leaves the messages');
   await page.waitForFunction(() => Number(document.querySelector('.charts .chart')?.dataset.points) >= 2);
   await shot('queue');
+});
+
+await step('live curves: a queue and a topic show 1 s inflow, outflow and backlog from /api/live', async () => {
+  // ticks has a publisher (about 50/s) and a consumer that acks.
+  await go('#/queues/%2F/ticks');
+  await page.waitForFunction(() => {
+    const d = document.querySelector('[data-live-chart="flow"] .chart')?.dataset;
+    return d && Number(d.series) === 2 && Number(d.points) >= 3 && Number(d.max) > 0;
+  }, null, { timeout: 30000 });
+  const l = (await api('GET', '/api/live/queues/%2F/ticks')).body;
+  assert.equal(l.interval_ms, 1000);
+  assert.ok(l.samples.length >= 3 && l.samples.some((x) => x.inflow > 0) && l.samples.some((x) => x.outflow > 0), 'the API saw the traffic too');
+  // events: 300 records, group billing 150 behind.
+  await go('#/topics/events');
+  await page.waitForFunction(() => {
+    const d = document.querySelector('[data-live-chart="backlog"] .chart')?.dataset;
+    return d && Number(d.points) >= 1 && Number(d.max) === 150;
+  }, null, { timeout: 30000 });
 });
 
 await step('publish from the console, then get it back', async () => {
@@ -210,7 +237,7 @@ await step('exchanges list and an exchange with its bindings', async () => {
 
 await step('bindings list', async () => {
   await go('#/bindings');
-  await page.waitForFunction(() => document.querySelector('[data-table=bindings]')?.dataset.total === '1');
+  await page.waitForFunction((n) => document.querySelector('[data-table=bindings]')?.dataset.total === String(n), BINDINGS);
   assert.match(await page.locator('[data-table=bindings] tbody').innerText(), /orders\.x[\s\S]*orders[\s\S]*order\.#/);
 });
 
@@ -236,6 +263,10 @@ await step('topics list and a topic with partitions and offsets', async () => {
     assert.equal(num(c[3]), 100, 'records');
   }
   assert.equal(num(await statValue('Records')), 300);
+  // Read by: the group billing, 150 behind on this topic.
+  await page.waitForSelector('[data-sides=readers] tr[data-kind=consumer_group][data-name=billing]');
+  assert.equal(await page.locator('[data-sides=readers] tr[data-name=billing]').getAttribute('data-lag'), '150');
+  assert.match(await page.locator('[data-sides=writers]').innerText(), /no AMQP exchange/);
   await shot('topic');
 });
 

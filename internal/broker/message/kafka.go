@@ -8,90 +8,57 @@ import (
 	"github.com/sluice-mq/sluice/internal/storage"
 )
 
-// Headers a message fed from a topic carries (FromTopicRecord), so that an
-// AMQP consumer knows where in the topic it came from, as a stream
-// consumer knows from x-stream-offset.
+// Headers a message fed from a topic to a queue carries (FromFedRecord)
+// besides FromTopicRecord's, so that an AMQP consumer knows where in the
+// topic it came from, as a stream consumer knows from x-stream-offset.
 const (
 	HeaderTopic     = "x-kafka-topic"     // the topic's name, string
 	HeaderPartition = "x-kafka-partition" // the partition, int32
 	HeaderOffset    = "x-kafka-offset"    // the record's offset, int64
-	HeaderKey       = "x-kafka-key"       // the record key, string; absent for a null key
-	HeaderTimestamp = "x-kafka-timestamp" // the record's timestamp, ms since the epoch, int64
 )
 
-// storedKey reports whether a record header key belongs to the stored
-// form of a message (Record) rather than being a header of its own.
-func storedKey(k string) bool {
-	switch k {
-	case hdrExchange, hdrHeaders, "delivery-mode", "priority", "timestamp":
-		return true
-	}
-	for _, sp := range stringProps {
-		if sp.name == k {
-			return true
-		}
-	}
-	return false
-}
-
-// FromTopicRecord is the message an AMQP queue receives for record r at
-// offset of a topic's partition, with timestamp ts (ms):
+// FromFedRecord is the message an AMQP queue bound to a topic (or the
+// exchange a topic forwards to) receives for record r at offset of a
+// topic's partition, with timestamp ts (ms): FromTopicRecord's (key as
+// routing key and x-kafka-key, value as body, property headers as
+// properties, other record headers as long-string AMQP headers,
+// x-kafka-timestamp and the timestamp property), and
 //
-//   - the key is the routing key (and header x-kafka-key), the value the
-//     body; the exchange is the topic's name;
-//   - record headers named as stored-form headers (content-type,
-//     message-id, ..., amqp.headers) become those properties, so that a
-//     message an AMQP publisher sent into the topic comes back as it was;
-//   - every other record header becomes an AMQP header of that name, a
-//     long string (an AMQP header of the same name wins); x-delay holding
-//     a decimal integer becomes a long, so that a delayed-message exchange
-//     reads it;
-//   - the timestamp property is the record's timestamp in seconds unless
-//     the record carries one; delivery mode is persistent unless given;
-//   - x-kafka-topic, x-kafka-partition, x-kafka-offset and
-//     x-kafka-timestamp say where the record was read.
+//   - the exchange is the topic's name;
+//   - x-delay holding a decimal integer becomes a long, so that a
+//     delayed-message exchange reads it;
+//   - a header whose name is over 255 bytes, which an AMQP table cannot
+//     hold, is dropped;
+//   - delivery mode is persistent unless given;
+//   - x-kafka-topic, x-kafka-partition and x-kafka-offset say where the
+//     record was read.
 //
-// The body aliases r.Value.
-func FromTopicRecord(topic string, partition int32, offset, ts int64, r storage.Record) Message {
-	m, err := FromRecord(r)
+// A record whose amqp.headers does not decode is read without it. The
+// body aliases r.Value.
+func FromFedRecord(topic string, partition int32, offset, ts int64, r storage.Record) Message {
+	m, err := FromTopicRecord(r, ts)
 	if err != nil { // an amqp.headers table that does not decode: drop it
 		r.Headers = slices.DeleteFunc(slices.Clone(r.Headers), func(h storage.RecordHeader) bool { return h.Key == hdrHeaders })
-		m, _ = FromRecord(r)
+		m, _ = FromTopicRecord(r, ts)
 	}
 	if m.Body == nil {
 		m.Body = []byte{}
 	}
 	m.Exchange = topic
 	p := &m.Properties
-	h := make(fieldtable.Table, len(p.Headers)+len(r.Headers)+5)
-	for _, rh := range r.Headers {
-		if storedKey(rh.Key) || len(rh.Key) > 255 { // an AMQP table key is a short string
-			continue
-		}
-		if rh.Key == "x-delay" {
-			if n, err := strconv.ParseInt(string(rh.Value), 10, 64); err == nil {
-				h[rh.Key] = n
-				continue
+	h := p.Headers
+	for k, v := range h {
+		if len(k) > 255 {
+			delete(h, k)
+		} else if s, ok := v.(string); ok && k == "x-delay" {
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				h[k] = n
 			}
 		}
-		h[rh.Key] = string(rh.Value)
-	}
-	for k, v := range p.Headers {
-		h[k] = v
-	}
-	if r.Key != nil {
-		h[HeaderKey] = string(r.Key)
-	} else {
-		delete(h, HeaderKey)
 	}
 	h[HeaderTopic] = topic
 	h[HeaderPartition] = partition
 	h[HeaderOffset] = offset
-	h[HeaderTimestamp] = ts
-	p.Headers, p.Present = h, p.Present|PropHeaders
-	if p.Present&PropTimestamp == 0 {
-		p.Timestamp, p.Present = ts/1000, p.Present|PropTimestamp
-	}
 	if p.Present&PropDeliveryMode == 0 {
 		p.DeliveryMode, p.Present = 2, p.Present|PropDeliveryMode
 	}

@@ -7,16 +7,16 @@ import (
 	"github.com/sluice-mq/sluice/internal/storage"
 )
 
-// TestFromTopicRecord is the mapping table of docs/amqp-compatibility.md
+// TestFromFedRecord is the mapping table of docs/amqp-compatibility.md
 // ("Queues bound to topics"), row by row.
-func TestFromTopicRecord(t *testing.T) {
+func TestFromFedRecord(t *testing.T) {
 	r := storage.Record{Key: []byte("order-1"), Value: []byte("body"), Headers: []storage.RecordHeader{
 		{Key: "trace", Value: []byte("abc")},
 		{Key: "x-delay", Value: []byte("5000")},
 		{Key: "content-type", Value: []byte("application/json")},
 		{Key: "expiration", Value: []byte("60000")},
 	}}
-	m := FromTopicRecord("orders", 2, 41, 1700000000123, r)
+	m := FromFedRecord("orders", 2, 41, 1700000000123, r)
 	p := m.Properties
 	h := p.Headers
 	for _, c := range []struct {
@@ -54,7 +54,7 @@ func TestFromTopicRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m = FromTopicRecord("t", 0, 5, 99000, rec)
+	m = FromFedRecord("t", 0, 5, 99000, rec)
 	if m.Properties.MessageID != "m1" || m.Properties.Timestamp != 42 || m.Properties.Headers["n"] != int32(7) {
 		t.Errorf("AMQP-published record: %+v", m.Properties)
 	}
@@ -75,14 +75,14 @@ func TestFromTopicRecord(t *testing.T) {
 	}
 }
 
-// FuzzFromTopicRecord: whatever headers a Kafka producer sends, the
+// FuzzFromFedRecord: whatever headers a Kafka producer sends, the
 // mapping does not panic, and its stored form names the record's source.
-func FuzzFromTopicRecord(f *testing.F) {
+func FuzzFromFedRecord(f *testing.F) {
 	f.Add([]byte("k"), []byte("v"), "h", []byte("x"), "amqp.headers", []byte{0, 0, 0, 1})
 	f.Add([]byte(nil), []byte(nil), "x-delay", []byte("12"), "timestamp", []byte("nope"))
 	f.Fuzz(func(t *testing.T, key, value []byte, k1 string, v1 []byte, k2 string, v2 []byte) {
 		r := storage.Record{Key: key, Value: value, Headers: []storage.RecordHeader{{Key: k1, Value: v1}, {Key: k2, Value: v2}}}
-		m := FromTopicRecord("t", 3, 77, 1000, r)
+		m := FromFedRecord("t", 3, 77, 1000, r)
 		stored, err := m.Record()
 		if err != nil {
 			t.Fatalf("the mapped message cannot be stored: %v", err)

@@ -240,6 +240,8 @@ func Open(opts Options) (*Queue, error) {
 	case opts.FlowBacklogBytes > 0:
 		q.flow.boundBytes = opts.FlowBacklogBytes
 	}
+	q.flow.msgs.init(q.flow.bound)
+	q.flow.bytes.init(q.flow.boundBytes)
 	if q.acks, err = openAckLog(opts.Dir, &q.c.settled); err != nil {
 		lg.Close()
 		return nil, err
@@ -520,7 +522,11 @@ func (q *Queue) perform(r ready) {
 		q.Stats.GotNoAck.Add(r.gotNoAck)
 	}
 	if len(r.deliveries) > 0 {
-		q.flow.progress.Store(q.now().UnixNano())
+		var size int64
+		for _, o := range r.deliveries {
+			size += int64(len(o.d.Message.Body))
+		}
+		q.flow.countDeliveries(int64(len(r.deliveries)), size, q.now())
 	}
 	for _, o := range r.deliveries {
 		o.d.Queue = q

@@ -75,7 +75,10 @@ type StreamStart struct {
 // where to start register with AddStreamConsumer.
 type Stream struct {
 	opts StreamOptions
-	log  *storage.Log
+	log  *storage.Log // the stream's own log; nil for a view (stream_view.go)
+	// src is what readers read: log, or a view's source.
+	src  StreamSource
+	view *StreamViewOptions // set for a view over a log the stream does not own
 	now  func() time.Time
 	lg   *slog.Logger
 
@@ -135,7 +138,7 @@ func OpenStream(opts StreamOptions) (*Stream, error) {
 		return nil, err
 	}
 	s := &Stream{
-		opts: opts, log: lg, now: opts.Now, lg: opts.Logger.With("queue", opts.Name),
+		opts: opts, log: lg, src: lg, now: opts.Now, lg: opts.Logger.With("queue", opts.Name),
 		readers: map[uint64]*streamReader{}, lastUsed: opts.Now(), stop: make(chan struct{}),
 	}
 	s.cfg.Store(&cfg)
@@ -163,7 +166,7 @@ func (s *Stream) StreamConfig() StreamConfig { return *s.cfg.Load() }
 // every RetentionInterval. It does no I/O itself.
 func (s *Stream) SetStreamConfig(cfg StreamConfig) {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.view != nil {
 		s.mu.Unlock()
 		return
 	}
@@ -200,6 +203,9 @@ func (s *Stream) Log() *storage.Log { return s.log }
 // Publish appends m as one batch stamped with the broker's clock. The
 // returned Appended says when it is durable; readers see it only then.
 func (s *Stream) Publish(m *message.Message) (*storage.Appended, error) {
+	if s.view != nil {
+		return nil, ErrViewPublish
+	}
 	rec, err := m.Record()
 	if err != nil {
 		return nil, err
@@ -252,7 +258,7 @@ func (s *Stream) AddStreamConsumer(c Consumer, start StreamStart, exclusive bool
 
 // resolve turns a start into the first offset to read.
 func (s *Stream) resolve(st StreamStart) (int64, error) {
-	start, hw := s.log.StartOffset(), s.log.HighWatermark()
+	start, hw := s.src.StartOffset(), s.src.HighWatermark()
 	switch st.Kind {
 	case StartFirst:
 		return start, nil
@@ -260,9 +266,9 @@ func (s *Stream) resolve(st StreamStart) (int64, error) {
 		if hw <= start {
 			return start, nil
 		}
-		b, err := s.log.Read(hw-1, 1)
+		b, err := s.src.Read(hw-1, 1)
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
-			return s.log.StartOffset(), nil
+			return s.src.StartOffset(), nil
 		}
 		if err != nil {
 			return 0, err
@@ -275,7 +281,7 @@ func (s *Stream) resolve(st StreamStart) (int64, error) {
 	case StartOffset:
 		return min(max(st.Offset, start), hw), nil
 	case StartTimestamp:
-		off, _, ok, err := s.log.OffsetForTimestamp(st.Time.UnixMilli())
+		off, _, ok, err := s.src.OffsetForTimestamp(st.Time.UnixMilli())
 		if err != nil {
 			return 0, err
 		}
@@ -324,7 +330,7 @@ func (s *Stream) Counts() (ready, unacked int64, consumers int) {
 	s.mu.Lock()
 	n := len(s.readers)
 	s.mu.Unlock()
-	return s.log.HighWatermark() - s.log.StartOffset(), 0, n
+	return s.src.HighWatermark() - s.src.StartOffset(), 0, n
 }
 
 // Purge does nothing: a stream is not purged (the front end refuses it).
@@ -364,6 +370,12 @@ func (s *Stream) retain() {
 // EnforceRetention deletes whole old segments past x-max-age or while
 // the log is over x-max-length-bytes, and returns how many went.
 func (s *Stream) EnforceRetention() (int, error) {
+	if s.view != nil {
+		if s.view.Retain != nil {
+			return s.view.Retain()
+		}
+		return 0, nil // the log's owner keeps its retention
+	}
 	cfg := s.StreamConfig()
 	age := time.Duration(-1)
 	if cfg.MaxAge > 0 {
@@ -387,15 +399,26 @@ func (s *Stream) Close() error {
 	close(s.stop)
 	s.mu.Unlock()
 	s.wg.Wait()
+	if s.view != nil {
+		return nil // the log is its owner's to close
+	}
 	return s.log.Close()
 }
 
 // Failed returns why the stream's log refuses writes, nil if it does not.
-func (s *Stream) Failed() error { return s.log.Failed() }
+func (s *Stream) Failed() error {
+	if s.view != nil {
+		return nil // the log's owner recovers it
+	}
+	return s.log.Failed()
+}
 
 // Delete tells the consumers the stream is gone, closes it and removes
 // its data.
 func (s *Stream) Delete() error {
+	if s.view != nil {
+		return s.Shutdown() // the data is its owner's
+	}
 	return errors.Join(s.Shutdown(), os.RemoveAll(s.opts.Dir))
 }
 
@@ -447,7 +470,7 @@ func (r *streamReader) poke() {
 func (r *streamReader) run() {
 	defer r.s.wg.Done()
 	for {
-		changed := r.s.log.Changed()
+		changed := r.s.src.Changed()
 		if !r.deliver() {
 			return
 		}
@@ -480,7 +503,7 @@ func (r *streamReader) deliver() bool {
 		if !ok {
 			return true
 		}
-		m, err := message.FromRecord(sr.rec)
+		m, err := r.s.decode(sr)
 		if err != nil {
 			// Not a message this broker wrote (a foreign record): skip it
 			// rather than wedge the reader.
@@ -509,7 +532,7 @@ func (r *streamReader) advance(off int64) {
 // when needed; ok is false at the high watermark. A position retention
 // has passed moves to the log start.
 func (r *streamReader) peek() (streamRecord, bool, error) {
-	lg := r.s.log
+	lg := r.s.src
 	for {
 		if start := lg.StartOffset(); r.next < start {
 			r.next, r.rd, r.pend = start, nil, nil
@@ -545,7 +568,11 @@ func (r *streamReader) peek() (streamRecord, bool, error) {
 		}
 		batch := r.rd[:h.Size()]
 		r.rd = r.rd[h.Size():]
+		logAppend := h.Attributes&batchLogAppendTime != 0
 		if _, err := storage.ReadRecords(batch, func(off, ts int64, rec storage.Record) bool {
+			if logAppend {
+				ts = h.MaxTimestamp // a Kafka topic's LogAppendTime stamps the batch
+			}
 			if off >= r.next {
 				r.pend = append(r.pend, streamRecord{off: off, ts: ts, rec: rec})
 			}
@@ -560,6 +587,10 @@ func (r *streamReader) peek() (streamRecord, bool, error) {
 		}
 	}
 }
+
+// batchLogAppendTime is the batch attribute of Kafka's LogAppendTime: the
+// batch's MaxTimestamp is every record's timestamp.
+const batchLogAppendTime = 0x08
 
 // dropBatchesBelow drops whole batches that end below off from b.
 func dropBatchesBelow(b []byte, off int64) []byte {

@@ -4,6 +4,8 @@ import { h, num, rate, bytes, compact, Ring } from './util.js';
 import { get, seg } from './api.js';
 import { Table } from './table.js';
 import { LineChart, sparkline } from './chart.js';
+import { liveCharts } from './live.js';
+import { exchangeHref } from './exchanges.js';
 import * as metrics from './metrics.js';
 import { card, stat, kv, badge, pageHead } from './ui.js';
 
@@ -53,8 +55,11 @@ export function topics(ctx) {
 export function topicDetail(ctx) {
   const { name } = ctx.params;
   const tiles = h('div.stats'), parts = h('div'), configs = h('div'), chartEl = h('div');
+  const readers = h('div', { dataset: { sides: 'readers' } }), writers = h('div', { dataset: { sides: 'writers' } });
   ctx.el.append(pageHead(name, h('span', null, h('a', { href: '#/topics' }, 'Topics'))),
     tiles, h('section.card.wide', null, chartEl),
+    liveCharts(ctx, '/api/live/topics/' + seg(name), { backlogLabel: 'lag of its groups' }),
+    h('div.cols', null, card('Read by', readers), card('Written by', writers)),
     h('div.cols', null, card('Partitions', parts), card('Configuration', configs)));
   const chart = new LineChart(chartEl, { title: 'Produce rate (records/s)', format: rate });
   ctx.onCleanup(() => chart.destroy());
@@ -70,9 +75,31 @@ export function topicDetail(ctx) {
       h('tbody', null, pd.map((p) => h('tr', null, h('td', null, p.partition),
         h('td.num', null, num(p.log_start_offset)), h('td.num', null, num(p.log_end_offset)), h('td.num', null, num(p.messages)),
         h('td', null, bar(p.messages / maxMsgs)), h('td.num', null, bytes(p.size_bytes)))))));
+    readers.replaceChildren(sidesTable(t.readers, 'Nothing reads it yet: no consumer group has an offset on it.'));
+    writers.replaceChildren(sidesTable(t.writers, 'Kafka producers only: no AMQP exchange is bound to it.'));
     const cf = Object.entries(t.configs || {});
     configs.replaceChildren(cf.length ? kv(cf.map(([k, v]) => [k, h('code', null, v)])) : h('p.muted', null, 'Broker defaults (no topic-level overrides).'));
   }, 4000);
+}
+
+// sidesTable lists a topic's readers or writers of any kind (the API's
+// "readers" / "writers"): consumer groups with their lag on the topic,
+// exchanges bound to it, and whatever kinds the broker adds.
+const KIND_LABEL = { consumer_group: 'Kafka consumer group', exchange: 'AMQP exchange' };
+function sidesTable(list, empty) {
+  if (!list || !list.length) return h('p.muted', null, empty);
+  const name = (x) => x.kind === 'consumer_group' ? h('a', { href: groupHref(x.name) }, x.name)
+    : x.kind === 'exchange' ? h('a', { href: exchangeHref(x.vhost, x.name) }, x.name || '(default)')
+      : x.name ?? '–';
+  const detail = (x) => x.kind === 'consumer_group' ? `${num(x.members)} member${x.members === 1 ? '' : 's'}, ${x.state}`
+    : x.kind === 'exchange' ? h('span', null, 'vhost ', h('code', null, x.vhost), ', key ', h('code', null, x.routing_key))
+      : Object.entries(x).filter(([k]) => !['kind', 'name', 'lag'].includes(k)).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ');
+  const lags = list.some((x) => x.lag != null);
+  return h('table.data.compact', null,
+    h('thead', null, h('tr', null, ['Kind', 'Name', '', lags ? 'Lag' : null].filter((x) => x != null).map((x, i) => h('th' + (i === 3 ? '.num' : ''), null, x)))),
+    h('tbody', null, list.map((x) => h('tr', { dataset: { kind: x.kind, name: x.name, lag: x.lag ?? '' } },
+      h('td', null, badge(KIND_LABEL[x.kind] || x.kind)), h('td.strong', null, name(x)), h('td.muted', null, detail(x)),
+      lags ? h('td.num', null, x.lag == null ? '–' : num(x.lag)) : null))));
 }
 
 function bar(f) {

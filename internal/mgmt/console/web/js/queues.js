@@ -5,6 +5,7 @@ import { h, num, rate, compact, RateTracker, Ring } from './util.js';
 import { get, post, del, seg } from './api.js';
 import { Table } from './table.js';
 import { LineChart, sparkline } from './chart.js';
+import { liveCharts } from './live.js';
 import * as metrics from './metrics.js';
 import { card, stat, kv, badge, pageHead, confirmDialog, toast, field, publishForm, errorBox } from './ui.js';
 
@@ -107,6 +108,7 @@ export function queueDetail(ctx) {
     pageHead(name || '(unnamed)', h('span', null, h('a', { href: '#/queues' }, 'Queues'), ` · vhost ${vhost}`), purgeBtn, deleteBtn),
     tiles,
     h('div.charts', null, h('section.card', null, backlogEl), h('section.card', null, ratesEl)),
+    liveCharts(ctx, `/api/live/queues/${seg(vhost)}/${seg(name)}`, { backlogLabel: 'ready + unacked' }),
     h('div.cols', null,
       h('div', null, card('Details', info), card('Consumers', consumers), card('Bindings', bindings)),
       h('div', null, card('Get messages', getForm(vhost, name, () => refresh())), card('Publish message', publishForm(vhost, '', name, () => refresh())))));
