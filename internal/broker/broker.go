@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/offsets"
@@ -69,6 +70,9 @@ type Broker struct {
 
 	txnLocks sync.Map // transactional id → *sync.Mutex (txn.go)
 	cleaner  cleaner  // the log cleaner of compacted topics
+	// onChange, when set, is called after a topic's definition changes
+	// (the Router's syncFeeds, which starts a forwarding topic's feed).
+	onChange atomic.Pointer[func(*Topic)]
 }
 
 // Topic is a topic's definition plus its open partitions.
@@ -225,14 +229,18 @@ func (b *Broker) reserve(name string) (release func(), err error) {
 // the topic's logs instead and returns false.
 func (b *Broker) install(tp *Topic) bool {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		for _, p := range tp.Partitions {
 			p.log.Close()
 		}
 		return false
 	}
 	b.topics[tp.Name] = tp
+	b.mu.Unlock()
+	if f := b.onChange.Load(); f != nil {
+		(*f)(tp)
+	}
 	return true
 }
 

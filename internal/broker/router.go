@@ -81,6 +81,9 @@ type Router struct {
 	closed    bool
 	stop      chan struct{}
 	wg        sync.WaitGroup
+	// feeds are the topic feeds: queues bound to topics, forwarding
+	// topics (feed.go).
+	feeds feedState
 	// warm are the queues loaded lazily while NewRouter runs, for its
 	// warm-up (router_lazy.go).
 	warm []*lazyQueue
@@ -210,8 +213,15 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	if err := r.removeStrayQueueDirs(); err != nil {
 		r.log.Warn("cleaning queue directories", "err", err)
 	}
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.janitor()
+	go r.feedLoop()
+	if opts.Topics != nil {
+		changed := r.feedTopicChanged
+		opts.Topics.onChange.Store(&changed)
+	}
+	r.syncFeeds()
+	r.removeStrayFeedDirs()
 	if opts.noWarmUp {
 		r.warm = nil
 	}
@@ -914,6 +924,7 @@ func (r *Router) deleteQueue(v *vhost, qe *queueEntry) error {
 	q := qe.q
 	r.mu.Unlock()
 	go q.Delete()
+	go r.syncFeeds() // stops the feeds of a queue bound to topics
 	return nil
 }
 
@@ -1039,8 +1050,14 @@ func (r *Router) Bind(b meta.Binding, args fieldtable.Table, owner string) error
 		return err
 	}
 	defer v.defs.Unlock()
+	b = r.topicBindingFor(b)
 	if b, err = r.prepareBinding(v, b, args, owner); err != nil {
 		return err
+	}
+	if b.SourceKind == meta.SourceTopic {
+		if err := r.prepareFeed(v, b); err != nil {
+			return fmt.Errorf("%w: %v", ErrStorage, err)
+		}
 	}
 	if err := r.meta.Bind(b); err != nil {
 		return err
@@ -1048,6 +1065,9 @@ func (r *Router) Bind(b meta.Binding, args fieldtable.Table, owner string) error
 	r.mu.Lock()
 	r.addBindingLocked(v, b)
 	r.mu.Unlock()
+	if b.SourceKind == meta.SourceTopic {
+		r.syncFeeds()
+	}
 	return nil
 }
 
@@ -1058,6 +1078,7 @@ func (r *Router) Unbind(b meta.Binding, args fieldtable.Table, owner string) err
 		return err
 	}
 	defer v.defs.Unlock()
+	b = r.topicBindingFor(b)
 	if b, err = r.prepareBinding(v, b, args, owner); err != nil {
 		return err
 	}
@@ -1068,6 +1089,10 @@ func (r *Router) Unbind(b meta.Binding, args fieldtable.Table, owner string) err
 	r.removeBindingLocked(v, b)
 	x := v.exchanges[b.Source]
 	r.mu.Unlock()
+	if b.SourceKind == meta.SourceTopic {
+		r.syncFeeds()
+		return nil
+	}
 	if x != nil && x.def.AutoDelete && x.bindings == 0 {
 		r.deleteExchange(v, b.Source)
 	}
@@ -1075,6 +1100,9 @@ func (r *Router) Unbind(b meta.Binding, args fieldtable.Table, owner string) err
 }
 
 func (r *Router) checkBindingLocked(v *vhost, b meta.Binding, owner string) error {
+	if b.SourceKind == meta.SourceTopic {
+		return r.checkTopicBindingLocked(v, b, owner)
+	}
 	if b.Source == "" {
 		return fmt.Errorf("%w: operation not permitted on the default exchange", ErrAccessRefused)
 	}
@@ -1110,6 +1138,10 @@ func (r *Router) checkBindingLocked(v *vhost, b meta.Binding, owner string) erro
 }
 
 func (r *Router) addBindingLocked(v *vhost, b meta.Binding) {
+	if b.SourceKind == meta.SourceTopic {
+		r.addTopicBindingLocked(b)
+		return
+	}
 	x, ok := v.exchanges[b.Source]
 	if !ok {
 		return
@@ -1123,6 +1155,10 @@ func (r *Router) addBindingLocked(v *vhost, b meta.Binding) {
 }
 
 func (r *Router) removeBindingLocked(v *vhost, b meta.Binding) {
+	if b.SourceKind == meta.SourceTopic {
+		r.removeTopicBindingLocked(b)
+		return
+	}
 	x, ok := v.exchanges[b.Source]
 	if !ok {
 		return
@@ -1198,6 +1234,7 @@ func (r *Router) Close() error {
 	close(r.stop)
 	vhosts := slices.Collect(maps.Values(r.vhosts))
 	r.mu.Unlock()
+	r.stopFeeds()
 	// Let the definition changes under way finish (no new one starts,
 	// lockDefs sees closed), so that what they open is closed below.
 	r.vhostDefs.Lock()

@@ -28,6 +28,9 @@ type QueueStatus struct {
 	// Memory estimates the bytes the queue keeps in RAM (its messages on
 	// disk not counted); -1 if its type does not say.
 	Memory int64
+	// Feeds are where the feeds of a queue bound to topics stand, by
+	// topic and partition (QueueStatus only; feed.go).
+	Feeds []FeedStatus
 }
 
 // QueueStatuses lists the queues of vhost vh, sorted by name.
@@ -60,7 +63,9 @@ func (r *Router) QueueStatus(vh, name string) (QueueStatus, error) {
 	if !ok {
 		return QueueStatus{}, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, name, vh)
 	}
-	return queueStatus(qe), nil
+	st := queueStatus(qe)
+	st.Feeds = r.queueFeeds(vh, name, qe.def.ID)
+	return st, nil
 }
 
 func queueStatus(qe *queueEntry) QueueStatus {

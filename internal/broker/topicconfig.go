@@ -152,6 +152,10 @@ var topicConfigs = []topicConfig{
 		"Random jitter subtracted from segment.ms. Not applied by Sluice.", true},
 	{"segment.ms", TypeLong, "log.roll.ms", func(d Defaults) string { return durMs(d.SegmentAge) }, intAtLeast(1),
 		"Age at which a new segment is rolled.", false},
+	{"sluice.forward.exchange", TypeString, "", fixed(""), anyString,
+		"Sluice: an exchange every record produced to the topic is also published through, its key as routing key and its headers as AMQP headers (docs/amqp-compatibility.md, \"Topics forwarding to an exchange\"); empty: none.", false},
+	{"sluice.forward.vhost", TypeString, "", fixed(""), anyString,
+		"Sluice: the vhost of sluice.forward.exchange; empty: the vhost topics show in (kafka_vhost, \"/\").", false},
 	{"unclean.leader.election.enable", TypeBoolean, "unclean.leader.election.enable", fixed("false"), boolean,
 		"Let an out-of-sync replica become leader. Stored for the cluster; one node has no election.", true},
 }
@@ -394,6 +398,8 @@ func gzipLevel(s string) error {
 	}
 	return nil
 }
+
+func anyString(string) error { return nil }
 
 func oneOf(vals ...string) func(string) error {
 	return func(s string) error {

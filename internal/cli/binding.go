@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -48,6 +49,9 @@ shows as "(default)".`,
 				if src == "" {
 					src = "(default)"
 				}
+				if str(b["source_type"]) == "topic" {
+					src = "topic:" + src
+				}
 				row := []string{src, str(b["destination"]), str(b["destination_type"]), str(b["routing_key"]), str(b["arguments"])}
 				if all {
 					row = append([]string{str(b["vhost"])}, row...)
@@ -62,19 +66,32 @@ shows as "(default)".`,
 
 // bindingFlags are the flags that name a binding besides its ends.
 type bindingFlags struct {
+	srcType    string
 	destType   string
 	routingKey string
 	args       []string
 }
 
 func (b *bindingFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&b.srcType, "source-type", "exchange", "exchange, or topic: a Kafka topic feeding the queue every record (docs/amqp-compatibility.md, \"Queues bound to topics\")")
 	cmd.Flags().StringVar(&b.destType, "destination-type", "queue", "queue or exchange")
 	cmd.Flags().StringVarP(&b.routingKey, "routing-key", "k", "", "the binding's routing key (pattern for topic exchanges)")
 	cmd.Flags().StringArrayVar(&b.args, "argument", nil, "binding argument as key=value (repeatable; headers exchanges match on them)")
 }
 
-// path is /api/bindings/{vhost}/e/{src}/q|e/{dst}.
+// path is /api/bindings/{vhost}/e/{src}/q|e/{dst}, or
+// /api/bindings/{vhost}/t/{topic}/q/{dst} for a topic source.
 func (b *bindingFlags) path(f *mgmtFlags, src, dst string) (string, error) {
+	switch b.srcType {
+	case "exchange", "e", "":
+	case "topic", "t":
+		if b.destType != "queue" && b.destType != "q" {
+			return "", fmt.Errorf("--source-type topic: the destination must be a queue")
+		}
+		return "/api/bindings/" + pathEsc(f.vhost) + "/t/" + pathEsc(src) + "/q/" + pathEsc(dst), nil
+	default:
+		return "", fmt.Errorf("--source-type: %q is not exchange or topic", b.srcType)
+	}
 	kind := ""
 	switch b.destType {
 	case "queue", "q":
@@ -97,7 +114,8 @@ func newBindingDeclareCmd(f *mgmtFlags) *cobra.Command {
 		Aliases: []string{"create", "add"},
 		Short:   "Bind a queue (or exchange) to an exchange",
 		Example: `  sluice binding declare orders billing --routing-key 'order.created'
-  sluice binding declare events audit --destination-type exchange`,
+  sluice binding declare events audit --destination-type exchange
+  sluice binding declare payments payment-retries --source-type topic --routing-key '#'`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			path, err := b.path(f, a[0], a[1])
@@ -111,7 +129,7 @@ func newBindingDeclareCmd(f *mgmtFlags) *cobra.Command {
 			if _, err := f.send(http.MethodPost, path, map[string]any{"routing_key": b.routingKey, "arguments": table}); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bound %s %s to exchange %s with routing key %q\n", b.destType, a[1], a[0], b.routingKey)
+			fmt.Fprintf(cmd.OutOrStdout(), "bound %s %s to %s %s with routing key %q\n", b.destType, a[1], cmp.Or(b.srcType, "exchange"), a[0], b.routingKey)
 			return nil
 		},
 	}
@@ -157,7 +175,7 @@ func newBindingDeleteCmd(f *mgmtFlags) *cobra.Command {
 				if _, err := f.send(http.MethodDelete, path+"/"+pathEsc(str(bd["properties_key"])), nil); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "unbound %s %s from exchange %s with routing key %q\n", b.destType, a[1], a[0], b.routingKey)
+				fmt.Fprintf(cmd.OutOrStdout(), "unbound %s %s from %s %s with routing key %q\n", b.destType, a[1], cmp.Or(b.srcType, "exchange"), a[0], b.routingKey)
 				return nil
 			}
 			return fmt.Errorf("no binding from %s to %s %s with routing key %q and those arguments", a[0], b.destType, a[1], b.routingKey)

@@ -88,6 +88,11 @@ const (
 	DestTopic = "topic"
 )
 
+// SourceTopic is Binding.SourceKind for a binding whose source is a topic
+// (not an exchange): the destination queue is fed every record of the
+// topic, or of the partitions the routing key names (broker feed.go).
+const SourceTopic = "topic"
+
 // Binding routes from the Source exchange to a queue or exchange in the
 // same vhost. Two bindings are the same binding when every field is equal,
 // Arguments compared as bytes (nil equals empty).
@@ -98,6 +103,9 @@ type Binding struct {
 	Destination     string `json:"destination"`
 	RoutingKey      string `json:"routing_key"`
 	Arguments       []byte `json:"arguments,omitempty"` // as Exchange.Arguments
+	// SourceKind is "" when Source is an exchange, SourceTopic when it is
+	// a topic (whose destination must then be a queue).
+	SourceKind string `json:"source_kind,omitempty"`
 }
 
 // Copies handed to callers share nothing with the state. Empty slices are
@@ -139,10 +147,11 @@ type bindingKey struct {
 	Destination     string
 	RoutingKey      string
 	Arguments       string
+	SourceKind      string
 }
 
 func (b Binding) key() bindingKey {
-	return bindingKey{b.Source, b.DestinationKind, b.Destination, b.RoutingKey, string(b.Arguments)}
+	return bindingKey{b.Source, b.DestinationKind, b.Destination, b.RoutingKey, string(b.Arguments), b.SourceKind}
 }
 
 func (k bindingKey) binding(vhost string) Binding {
@@ -153,6 +162,7 @@ func (k bindingKey) binding(vhost string) Binding {
 		Destination:     k.Destination,
 		RoutingKey:      k.RoutingKey,
 		Arguments:       nilIfEmpty([]byte(k.Arguments)),
+		SourceKind:      k.SourceKind,
 	}
 }
 
@@ -166,6 +176,7 @@ func compareBindings(a, b Binding) int {
 		cmp.Compare(a.Destination, b.Destination),
 		cmp.Compare(a.RoutingKey, b.RoutingKey),
 		bytes.Compare(a.Arguments, b.Arguments),
+		cmp.Compare(a.SourceKind, b.SourceKind),
 	)
 }
 

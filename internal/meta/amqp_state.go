@@ -215,7 +215,7 @@ func (c *DeleteExchangeCmd) apply(st *State) Result {
 	v := st.vhosts[c.Vhost]
 	delete(v.exchanges, c.Name)
 	maps.DeleteFunc(v.bindings, func(k bindingKey, _ struct{}) bool {
-		return k.Source == c.Name || k.DestinationKind == DestExchange && k.Destination == c.Name
+		return k.Source == c.Name && k.SourceKind == "" || k.DestinationKind == DestExchange && k.Destination == c.Name
 	})
 	return Result{}
 }
@@ -291,6 +291,9 @@ func validateBinding(b *Binding) error {
 	if b.DestinationKind != DestQueue && b.DestinationKind != DestExchange && b.DestinationKind != DestTopic {
 		return fmt.Errorf("%w: binding destination kind %q", ErrInvalidCommand, b.DestinationKind)
 	}
+	if b.SourceKind != "" && (b.SourceKind != SourceTopic || b.DestinationKind != DestQueue) {
+		return fmt.Errorf("%w: binding source kind %q to a %s", ErrInvalidCommand, b.SourceKind, b.DestinationKind)
+	}
 	return validUTF8(b.Vhost, b.Source, b.Destination, b.RoutingKey)
 }
 
@@ -303,7 +306,11 @@ func (st *State) checkBinding(b *Binding) error {
 	if err != nil {
 		return err
 	}
-	if err := v.exchange(b.Source); err != nil {
+	if b.SourceKind == SourceTopic {
+		if _, ok := st.topics[b.Source]; !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownTopic, b.Source)
+		}
+	} else if err := v.exchange(b.Source); err != nil {
 		return err
 	}
 	switch b.DestinationKind {

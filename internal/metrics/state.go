@@ -58,6 +58,9 @@ var (
 		{counterDesc("sluice_queue_dropped_total", "Messages expired, over a length limit or rejected with no dead-letter exchange, and discarded.", qLabels...), func(t queue.Totals) int64 { return t.Dropped }},
 	}
 
+	feedLag = desc("sluice_topic_feed_lag", "Records of the partition not yet fed to a queue bound to the topic (queue set) or to the exchange the topic forwards to (exchange set): last stable offset minus the feed's next offset.",
+		"vhost", "queue", "exchange", "topic", "partition")
+
 	pLabels        = []string{"topic", "partition"}
 	partStart      = desc("sluice_partition_log_start_offset", "First offset still in the partition's log.", pLabels...)
 	partEnd        = desc("sluice_partition_log_end_offset", "Offset the next record will get (high watermark).", pLabels...)
@@ -94,7 +97,7 @@ var (
 type stateCollector struct{ src Sources }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{queueReady, queueUnacked, queueConsumers,
+	for _, d := range []*prometheus.Desc{queueReady, queueUnacked, queueConsumers, feedLag,
 		partStart, partEnd, partBytes, partSegments, groupCommitted, groupLag,
 		diskUsed, diskSegments, diskFree, diskTotal, failedLogs,
 		cleanerLastRound, cleanerMaxDirty, cleanerDirty, cleanerUncleanable} {
@@ -153,6 +156,9 @@ func collectQueues(ch chan<- prometheus.Metric, r *broker.Router) {
 		for _, td := range queueTotals {
 			ch <- prometheus.MustNewConstMetric(td.d, prometheus.CounterValue, float64(td.get(tot)), q.Vhost, q.Name)
 		}
+	}
+	for _, f := range r.Feeds() {
+		gauge(ch, feedLag, float64(max(f.End-f.Next, 0)), f.Vhost, f.Queue, f.Exchange, f.Topic, strconv.Itoa(int(f.Partition)))
 	}
 }
 

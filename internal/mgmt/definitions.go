@@ -76,6 +76,9 @@ func (a *API) exportDefinitions(r *http.Request, s *session) (any, error) {
 		}
 		for _, b := range a.opts.Meta.Bindings(vh) {
 			m := map[string]any{"source": b.Source, "destination": b.Destination, "destination_type": b.DestinationKind, "routing_key": b.RoutingKey, "arguments": tableJSON(decodeArgs(b.Arguments))}
+			if b.SourceKind != "" {
+				m["source_type"] = b.SourceKind // Sluice's own: a topic bound to a queue
+			}
 			if !one {
 				m["vhost"] = vh
 			}
@@ -114,6 +117,7 @@ type definitions struct {
 		Source          string `json:"source"`
 		Destination     string `json:"destination"`
 		DestinationType string `json:"destination_type"`
+		SourceType      string `json:"source_type"` // Sluice's own: "topic" for a topic bound to a queue
 		bindingBody
 	} `json:"bindings"`
 	Policies []struct {
@@ -221,7 +225,15 @@ func (a *API) importDefinitions(r *http.Request, s *session) (any, error) {
 		default:
 			return nil, badRequest("binding destination_type '%s'", b.DestinationType)
 		}
-		if err := a.opts.Router.Bind(meta.Binding{Vhost: vhostOf(b.Vhost), Source: b.Source, Destination: b.Destination, DestinationKind: kind, RoutingKey: b.RoutingKey}, args, ""); err != nil {
+		var srcKind string
+		switch b.SourceType {
+		case "", "exchange":
+		case meta.SourceTopic: // the topic must exist already
+			srcKind = meta.SourceTopic
+		default:
+			return nil, badRequest("binding source_type '%s'", b.SourceType)
+		}
+		if err := a.opts.Router.Bind(meta.Binding{Vhost: vhostOf(b.Vhost), Source: b.Source, Destination: b.Destination, DestinationKind: kind, RoutingKey: b.RoutingKey, SourceKind: srcKind}, args, ""); err != nil {
 			if errors.Is(err, broker.ErrAccessRefused) && b.Source == "" {
 				continue // the default exchange's implicit bindings
 			}

@@ -153,6 +153,14 @@ func (a *API) queueJSON(q broker.QueueStatus) map[string]any {
 		m["created_at"] = time.UnixMilli(q.CreatedMs).UTC().Format(time.RFC3339)
 	}
 	policyFields(m, q.Policy)
+	if len(q.Feeds) > 0 { // Sluice's own: a queue bound to topics
+		var fs []map[string]any
+		for _, f := range q.Feeds {
+			fs = append(fs, map[string]any{"topic": f.Topic, "partition": f.Partition,
+				"next_offset": f.Next, "end_offset": f.End, "lag": max(f.End-f.Next, 0)})
+		}
+		m["topic_feeds"] = fs
+	}
 	return m
 }
 
@@ -265,11 +273,15 @@ func (a *API) purgeQueue(r *http.Request, s *session) (any, error) {
 }
 
 func bindingJSON(b meta.Binding) map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"source": b.Source, "vhost": b.Vhost, "destination": b.Destination,
 		"destination_type": b.DestinationKind, "routing_key": b.RoutingKey,
 		"arguments": tableJSON(decodeArgs(b.Arguments)), "properties_key": propertiesKey(b.RoutingKey, b.Arguments),
 	}
+	if b.SourceKind != "" {
+		m["source_type"] = b.SourceKind // Sluice's own: a topic bound to a queue
+	}
+	return m
 }
 
 // defaultBindings are the implicit bindings of every queue to the default
@@ -346,14 +358,26 @@ func (a *API) exchangeBindings(source bool) handlerFunc {
 		}
 		return a.bindings([]string{vh}, name == "" && source, func(b meta.Binding) bool {
 			if source {
-				return b.Source == name
+				return b.Source == name && b.SourceKind == ""
 			}
 			return b.DestinationKind == meta.DestExchange && b.Destination == name
 		}), nil
 	}
 }
 
-// bindingPath reads /api/bindings/{vhost}/e/{src}/{kind}/{dst}.
+// topicToQueue is bindingPath's kind for /api/bindings/{vhost}/t/{src}/q/{dst}.
+const topicToQueue = "tq"
+
+// sourceKind is the binding source kind of a bindingPath kind.
+func sourceKind(kind string) string {
+	if kind == topicToQueue {
+		return meta.SourceTopic
+	}
+	return ""
+}
+
+// bindingPath reads /api/bindings/{vhost}/e/{src}/{kind}/{dst} (or
+// /t/{src}/q/{dst}, kind topicToQueue).
 func bindingPath(r *http.Request, kind string) (src, dst, destKind string) {
 	switch kind {
 	case "e":
@@ -364,7 +388,7 @@ func bindingPath(r *http.Request, kind string) (src, dst, destKind string) {
 		destKind = meta.DestQueue
 	}
 	src = pathValue(r, "src")
-	if src == "amq.default" {
+	if src == "amq.default" && kind != topicToQueue {
 		src = ""
 	}
 	return src, pathValue(r, "dst"), destKind
@@ -391,8 +415,8 @@ func (a *API) listBindingsBetween(kind string) handlerFunc {
 			return nil, err
 		}
 		src, dst, destKind := bindingPath(r, kind)
-		return a.bindings([]string{vh}, src == "" && destKind == meta.DestQueue, func(b meta.Binding) bool {
-			return b.Source == src && b.Destination == dst && b.DestinationKind == destKind
+		return a.bindings([]string{vh}, src == "" && destKind == meta.DestQueue && kind != topicToQueue, func(b meta.Binding) bool {
+			return b.Source == src && b.Destination == dst && b.DestinationKind == destKind && b.SourceKind == sourceKind(kind)
 		}), nil
 	}
 }
@@ -415,7 +439,7 @@ func (a *API) postBinding(kind string) handlerFunc {
 		if err != nil {
 			return nil, badRequest("%v", err)
 		}
-		bd := meta.Binding{Vhost: vh, Source: src, Destination: dst, DestinationKind: destKind, RoutingKey: b.RoutingKey}
+		bd := meta.Binding{Vhost: vh, Source: src, Destination: dst, DestinationKind: destKind, RoutingKey: b.RoutingKey, SourceKind: sourceKind(kind)}
 		if err := a.opts.Router.Bind(bd, args, ""); err != nil {
 			return nil, err
 		}
@@ -429,7 +453,7 @@ func (a *API) findBinding(r *http.Request, kind string) (meta.Binding, string, e
 	src, dst, destKind := bindingPath(r, kind)
 	props := pathValue(r, "props")
 	for _, b := range a.opts.Meta.Bindings(vh) {
-		if b.Source == src && b.Destination == dst && b.DestinationKind == destKind {
+		if b.Source == src && b.Destination == dst && b.DestinationKind == destKind && b.SourceKind == sourceKind(kind) {
 			if k := propertiesKey(b.RoutingKey, b.Arguments); k == props || unescape(k) == props {
 				return b, vh, nil
 			}

@@ -72,6 +72,12 @@ func (a *API) routes() {
 		h("GET "+base+"/{props}", levelManagement, a.getBinding(kind))
 		h("DELETE "+base+"/{props}", levelManagement, a.deleteBinding(kind))
 	}
+	// A topic bound to a queue (Sluice's own): the queue is fed the topic's records.
+	base := "/api/bindings/{vhost}/t/{src}/q/{dst}"
+	h("GET "+base, levelManagement, a.listBindingsBetween(topicToQueue))
+	h("POST "+base, levelManagement, a.postBinding(topicToQueue))
+	h("GET "+base+"/{props}", levelManagement, a.getBinding(topicToQueue))
+	h("DELETE "+base+"/{props}", levelManagement, a.deleteBinding(topicToQueue))
 
 	h("GET /api/connections", levelManagement, a.listConnections)
 	h("GET /api/connections/{name}", levelManagement, a.getConnection)
