@@ -755,12 +755,3 @@ func writeFileDurably(path string, data []byte) error {
 	}
 	return syncDir(filepath.Dir(path))
 }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
