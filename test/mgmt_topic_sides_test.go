@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -106,4 +107,92 @@ func deref[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// Every kind of reader a topic can have is on its page: an AMQP consumer
+// of its partition's stream queue (super stream), a classic queue bound
+// to it and the exchange it forwards to (both fed from the log, with
+// their lag), and a share group, next to nothing else. franz-go produces;
+// amqp091-go consumes the stream queue and binds the queue; a franz-go
+// share consumer takes records.
+func TestTopicReadersOfEveryKind(t *testing.T) {
+	b := startBroker(t)
+	ch := b.channel(t)
+	if err := ch.ExchangeDeclare("both.fwd", "fanout", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	fwd := "both.fwd"
+	b.createTopic(t, "both", 1, map[string]*string{"sluice.forward.exchange": &fwd})
+	if _, err := ch.QueueDeclare("both.q", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("both.q", "#", "both", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	prod := b.client(t)
+	for i := range 5 {
+		if err := prod.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Topic: "both", Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc := b.channel(t)
+	if err := sc.Qos(10, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	dels, err := sc.Consume("both-0", "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dels:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no delivery from the stream queue both-0")
+	}
+	share := b.client(t, kgo.ShareGroup("both.share"), kgo.ConsumeTopics("both"), kgo.FetchMaxWait(200*time.Millisecond))
+	// A share group starts at the end: records produced after it joins.
+	waitFor(t, 30*time.Second, "the share group taking a record", func() bool {
+		if err := prod.ProduceSync(ctxT(t, 10*time.Second), &kgo.Record{Topic: "both", Value: []byte("late")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return len(share.PollFetches(ctx).Records()) > 0
+	})
+
+	type reader struct {
+		Kind      string `json:"kind"`
+		Vhost     string `json:"vhost"`
+		Name      string `json:"name"`
+		Consumers int    `json:"consumers"`
+		Ready     int64  `json:"ready"`
+		Members   int    `json:"members"`
+		Lag       *int64 `json:"lag"`
+	}
+	var got map[string]reader
+	waitFor(t, 30*time.Second, "the topic's page listing every kind of reader", func() bool {
+		topic := decodeJSON[struct {
+			Readers []reader `json:"readers"`
+		}](t, b.api(t, "GET", "/api/kafka/topics/both", nil, 200))
+		got = map[string]reader{}
+		for _, r := range topic.Readers {
+			got[r.Kind] = r
+		}
+		q := got["bound_queue"]
+		return len(got) == 4 && q.Ready >= 5 && q.Lag != nil && *q.Lag == 0
+	})
+	if r := got["stream_queue"]; r.Vhost != "/" || r.Name != "both-0" || r.Consumers != 1 {
+		t.Errorf("stream queue reader %+v, want both-0 in / with 1 consumer", r)
+	}
+	if r := got["bound_queue"]; r.Vhost != "/" || r.Name != "both.q" {
+		t.Errorf("bound queue reader %+v, want both.q in /", r)
+	}
+	if r := got["exchange_forward"]; r.Vhost != "/" || r.Name != "both.fwd" || r.Lag == nil {
+		t.Errorf("forwarding reader %+v, want the exchange both.fwd in / with a lag", r)
+	}
+	if r := got["share_group"]; r.Name != "both.share" || r.Members != 1 {
+		t.Errorf("share group reader %+v, want both.share with 1 member", r)
+	}
+	if _, ok := got["consumer_group"]; ok || len(got) != 4 {
+		t.Errorf("readers %+v, want exactly the four kinds above", got)
+	}
 }

@@ -955,3 +955,9 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// TopicFeeds reports the feeds that read topic, by destination and
+// partition: queues bound to it and the exchange it forwards to.
+func (r *Router) TopicFeeds(topic string) []FeedStatus {
+	return r.feedStatuses(func(k feedKey) bool { return k.topic == topic })
+}

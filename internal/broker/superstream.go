@@ -602,3 +602,21 @@ func (b *Broker) enforceTopicRetention(name string) (int, error) {
 	}
 	return n, nil
 }
+
+// TopicStreamQueues are the stream queues that show topic over AMQP, with
+// their counts: its super stream's partition queues in the Kafka vhost,
+// or the stream queue the topic is.
+func (r *Router) TopicStreamQueues(topic string) []QueueStatus {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []QueueStatus
+	for _, v := range r.vhosts {
+		for _, qe := range v.queues {
+			if qe.isTopicStream() && qe.def.Topic == topic || !qe.isTopicStream() && qe.view == topic && v.name == r.opts.KafkaVhost {
+				out = append(out, queueStatus(qe))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
