@@ -320,24 +320,8 @@ func TestAMQPCreditFlowPublisherThatAlsoConsumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	confirms := pub.NotifyPublish(make(chan amqp.Confirmation, total))
-	body := make([]byte, 512)
-	for i := range total {
-		binary.BigEndian.PutUint64(body, uint64(i))
-		if err := pub.PublishWithContext(context.Background(), "", "flow-self", false, false,
-			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range total {
-		select {
-		case c := <-confirms:
-			if !c.Ack {
-				t.Fatalf("publish %d nacked", c.DeliveryTag)
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatalf("%d of %d confirmed", i, total)
-		}
-	}
+	publishNumbered(t, pub, "flow-self", total, nil)
+	awaitConfirms(t, confirms, total)
 	select {
 	case <-got:
 	case <-time.After(120 * time.Second):
@@ -577,27 +561,12 @@ func TestAMQPCreditFlowLeavesASlowConsumerABacklog(t *testing.T) {
 			}
 		}
 	}()
-	body := make([]byte, 512)
-	for i := range total {
+	publishNumbered(t, ch, "flow-absorb", total, func(i int) {
 		if i == before {
 			waitFor(t, 30*time.Second, "the consumer busy at its pace", func() bool { return received.Load() >= 20 })
 		}
-		binary.BigEndian.PutUint64(body, uint64(i))
-		if err := ch.PublishWithContext(context.Background(), "", "flow-absorb", false, false,
-			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range total {
-		select {
-		case c := <-confirms:
-			if !c.Ack {
-				t.Fatalf("publish %d nacked", c.DeliveryTag)
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatalf("%d of %d confirmed", i, total)
-		}
-	}
+	})
+	awaitConfirms(t, confirms, total)
 	close(stopWatch)
 	<-watchDone
 	// The burst is in the queue, past the bound, before the consumer
@@ -626,6 +595,39 @@ func TestAMQPCreditFlowLeavesASlowConsumerABacklog(t *testing.T) {
 	for i, n := range seen {
 		if n != 1 {
 			t.Fatalf("message %d delivered %d times", i, n)
+		}
+	}
+}
+
+// publishNumbered publishes total persistent messages of 512 bytes to
+// queue through ch, message i carrying i in its first 8 bytes; at, if set,
+// runs before each.
+func publishNumbered(t *testing.T, ch *amqp.Channel, queue string, total int, at func(i int)) {
+	t.Helper()
+	body := make([]byte, 512)
+	for i := range total {
+		if at != nil {
+			at(i)
+		}
+		binary.BigEndian.PutUint64(body, uint64(i))
+		if err := ch.PublishWithContext(context.Background(), "", queue, false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// awaitConfirms waits for n confirms, each an ack.
+func awaitConfirms(t *testing.T, confirms <-chan amqp.Confirmation, n int) {
+	t.Helper()
+	for i := range n {
+		select {
+		case c := <-confirms:
+			if !c.Ack {
+				t.Fatalf("publish %d nacked", c.DeliveryTag)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%d of %d confirmed", i, n)
 		}
 	}
 }

@@ -28,6 +28,25 @@ func takeN(t *testing.T, c *testConsumer, n int) {
 	}
 }
 
+// openFlowQueue opens a queue with a flow bound of bound messages on
+// clock, and a function that publishes n small messages to it.
+func openFlowQueue(t *testing.T, clock *flowClock, bound int64) (*Queue, func(n int)) {
+	t.Helper()
+	q, err := Open(Options{Name: "q", Dir: t.TempDir(), Config: NoLimits(), Now: clock.now, FlowBacklog: bound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q, func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := q.Publish(&message.Message{RoutingKey: "q", Body: []byte("m")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // takeOneByOne lets c, which has no credit, take n deliveries one at a
 // time, so that each is counted on its own.
 func takeOneByOne(t *testing.T, c *testConsumer, q interface{ Kick() }, n int) {
@@ -43,19 +62,7 @@ func takeOneByOne(t *testing.T, c *testConsumer, q interface{ Kick() }, n int) {
 // consumer or its consumer is stuck.
 func TestFlowFollowsTheBacklogOfConsumersThatTakeMessages(t *testing.T) {
 	clock := newFlowClock()
-	q, err := Open(Options{Name: "q", Dir: t.TempDir(), Config: NoLimits(), Now: clock.now, FlowBacklog: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { q.Close() })
-	pub := func(n int) {
-		t.Helper()
-		for range n {
-			if _, err := q.Publish(&message.Message{RoutingKey: "q", Body: []byte("m")}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	q, pub := openFlowQueue(t, clock, 10)
 
 	pub(60) // opens the first pace window
 	if q.Flow() != nil {
@@ -106,19 +113,7 @@ func TestFlowFollowsTheBacklogOfConsumersThatTakeMessages(t *testing.T) {
 // queue absorbs the backlog; once it is fast, the queue holds them.
 func TestFlowLeavesSlowConsumersABacklog(t *testing.T) {
 	clock := newFlowClock()
-	q, err := Open(Options{Name: "q", Dir: t.TempDir(), Config: NoLimits(), Now: clock.now, FlowBacklog: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { q.Close() })
-	pub := func(n int) {
-		t.Helper()
-		for range n {
-			if _, err := q.Publish(&message.Message{RoutingKey: "q", Body: []byte("m")}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	q, pub := openFlowQueue(t, clock, 10)
 	c := newConsumer(0)
 	if _, err := q.AddConsumer(c, ConsumerOptions{}); err != nil {
 		t.Fatal(err)
