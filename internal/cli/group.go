@@ -193,17 +193,7 @@ func printConsumerGroup(ctx context.Context, cmd *cobra.Command, adm *kadm.Clien
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "MEMBER\tEPOCH\tCLIENT-ID\tHOST\tASSIGNED")
 		for _, m := range g.Members {
-			var parts []string
-			for t, ps := range m.Assignment {
-				var xs []int32
-				for p := range ps {
-					xs = append(xs, p)
-				}
-				sort.Slice(xs, func(i, j int) bool { return xs[i] < xs[j] })
-				parts = append(parts, fmt.Sprintf("%s[%s]", t, joinInt32(xs)))
-			}
-			sort.Strings(parts)
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.MemberID, m.MemberEpoch, m.ClientID, m.ClientHost, orDash(strings.Join(parts, " ")))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.MemberID, m.MemberEpoch, m.ClientID, m.ClientHost, assignedText(m.Assignment))
 		}
 		tw.Flush()
 	}
@@ -277,4 +267,20 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// assignedText is a member's assignment as "topic[0,1] other[2]", sorted,
+// or a dash when it has none.
+func assignedText[V any](a map[string]map[int32]V) string {
+	var parts []string
+	for t, ps := range a {
+		var xs []int32
+		for p := range ps {
+			xs = append(xs, p)
+		}
+		sort.Slice(xs, func(i, j int) bool { return xs[i] < xs[j] })
+		parts = append(parts, fmt.Sprintf("%s[%s]", t, joinInt32(xs)))
+	}
+	sort.Strings(parts)
+	return orDash(strings.Join(parts, " "))
 }

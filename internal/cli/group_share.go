@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -38,17 +37,7 @@ func printShareGroup(ctx context.Context, cmd *cobra.Command, adm *kadm.Client, 
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "MEMBER\tEPOCH\tCLIENT-ID\tHOST\tASSIGNED")
 		for _, m := range g.Members {
-			var parts []string
-			for t, ps := range m.Assignment {
-				var xs []int32
-				for p := range ps {
-					xs = append(xs, p)
-				}
-				sort.Slice(xs, func(i, j int) bool { return xs[i] < xs[j] })
-				parts = append(parts, fmt.Sprintf("%s[%s]", t, joinInt32(xs)))
-			}
-			sort.Strings(parts)
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.MemberID, m.MemberEpoch, m.ClientID, m.ClientHost, orDash(strings.Join(parts, " ")))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.MemberID, m.MemberEpoch, m.ClientID, m.ClientHost, assignedText(m.Assignment))
 		}
 		tw.Flush()
 	}
