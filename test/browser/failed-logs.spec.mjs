@@ -3,32 +3,9 @@
 // by test/console_test.go (TestConsoleShowsFailedLogs) against a server
 // built with -tags faultinject whose partition log "broken-0" failed an
 // fsync that is still failing. Environment: SLUICE_URL (the console).
-import { chromium } from 'playwright-core';
+import { URL, loggedIn } from './small.mjs';
 
-const URL = process.env.SLUICE_URL;
-if (!URL) {
-  console.error('set SLUICE_URL');
-  process.exit(2);
-}
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium', headless: true,
-  args: ['--no-sandbox', '--disable-dev-shm-usage'],
-});
-const page = await browser.newPage();
-page.setDefaultTimeout(30000);
-let failed = 0;
-async function step(name, f) {
-  try {
-    await f();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-  }
-}
-await page.goto(URL + '#/');
-await page.fill('input[name=password]', 'guest');
-await page.click('button[type=submit]');
+const { page, step, finish } = await loggedIn('#/');
 const box = page.locator('[data-failed-logs]');
 await step('overview shows the failed partition log', async () => {
   await box.waitFor({ state: 'visible' });
@@ -40,6 +17,4 @@ await step('the box goes once the broker reopens the log', async () => {
   if (!r.ok) throw new Error(`clearing the fault: ${r.status}`);
   await box.waitFor({ state: 'detached', timeout: 60000 });
 });
-await browser.close();
-console.log(`${failed} failed`);
-process.exit(failed ? 1 : 0);
+await finish();
