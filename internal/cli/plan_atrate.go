@@ -222,16 +222,8 @@ func kafkaAtRate(ctx context.Context, cf *clientFlags, o planOptions, full *plan
 		res.Records, res.ackSpan = n, time.Since(t0)
 		// The consumers read what was produced to its end.
 		want.Store(n)
-		deadline := time.Now().Add(o.calibrate + 30*time.Second)
-		for consumed.Load() < n*int64(o.groups) {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("the consumers read %d of %d records", consumed.Load(), n*int64(o.groups))
-			}
-			select {
-			case <-time.After(5 * time.Millisecond):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if err := awaitConsumed(ctx, &consumed, n*int64(o.groups), o.calibrate+30*time.Second, "read", "records"); err != nil {
+			return err
 		}
 		res.Seconds = time.Since(t0).Seconds()
 		return nil
@@ -360,16 +352,8 @@ func amqpAtRate(ctx context.Context, o planOptions, full *planProtocolCal) (*pla
 			return err
 		}
 		res.Records, res.ackSpan = n, time.Since(t0)
-		deadline := time.Now().Add(o.calibrate + 30*time.Second)
-		for consumed.Load() < n*int64(o.groups) {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("the consumers acked %d of %d messages", consumed.Load(), n*int64(o.groups))
-			}
-			select {
-			case <-time.After(5 * time.Millisecond):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if err := awaitConsumed(ctx, &consumed, n*int64(o.groups), o.calibrate+30*time.Second, "acked", "messages"); err != nil {
+			return err
 		}
 		res.Seconds = time.Since(t0).Seconds()
 		return nil
@@ -381,4 +365,22 @@ func amqpAtRate(ctx context.Context, o planOptions, full *planProtocolCal) (*pla
 	}
 	res.Consumed = consumed.Load()
 	return res, res.finish(o.size, o.groups, &lat)
+}
+
+// awaitConsumed polls until the consumers' count reaches want, within
+// the time given: the at-rate phase ends when what was produced has been
+// consumed by every group.
+func awaitConsumed(ctx context.Context, consumed *atomic.Int64, want int64, within time.Duration, did, what string) error {
+	deadline := time.Now().Add(within)
+	for consumed.Load() < want {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the consumers %s %d of %d %s", did, consumed.Load(), want, what)
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
