@@ -45,40 +45,7 @@ func TestAMQPCreditFlowHoldsPublishersOfALaggingQueue(t *testing.T) {
 	}
 
 	// A consumer that takes its time over each message.
-	cch := b.channel(t)
-	if err := cch.Qos(20, 0, false); err != nil {
-		t.Fatal(err)
-	}
-	dels, err := cch.Consume("flow-slow", "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		seenMu     sync.Mutex
-		seen       = make(map[uint64]int, total)
-		received   atomic.Int64
-		redeliv    atomic.Int64
-		consumerOK = make(chan struct{})
-	)
-	go func() {
-		defer close(consumerOK)
-		for d := range dels {
-			id := binary.BigEndian.Uint64(d.Body)
-			seenMu.Lock()
-			seen[id]++
-			seenMu.Unlock()
-			if d.Redelivered {
-				redeliv.Add(1)
-			}
-			time.Sleep(100 * time.Microsecond) // the lag
-			if err := d.Ack(false); err != nil {
-				return
-			}
-			if received.Add(1) == total {
-				return
-			}
-		}
-	}()
+	cons := consumeLagging(t, b.channel(t), "flow-slow", 20, total, func() time.Duration { return 100 * time.Microsecond })
 
 	// publish sends n messages with ids from base on a connection of
 	// its own named name, in confirm mode with up to 512 in flight, and
@@ -205,11 +172,7 @@ func TestAMQPCreditFlowHoldsPublishersOfALaggingQueue(t *testing.T) {
 	})
 	otherAcked, otherErr := publish("other", "flow-other", 1<<40, 2000)
 	wg.Wait()
-	select {
-	case <-consumerOK:
-	case <-time.After(120 * time.Second):
-		t.Fatalf("consumer received %d of %d", received.Load(), total)
-	}
+	cons.wait(t)
 	stop()
 
 	if watchError != nil {
@@ -229,19 +192,9 @@ func TestAMQPCreditFlowHoldsPublishersOfALaggingQueue(t *testing.T) {
 	if maxReady > maxBacklog {
 		t.Errorf("backlog of the lagging queue reached %d ready messages, want at most %d", maxReady, maxBacklog)
 	}
-	// Every confirmed message delivered exactly once.
-	seenMu.Lock()
-	defer seenMu.Unlock()
-	for p := range publishers {
-		for i := range perPub {
-			if n := seen[uint64(p*perPub+i)]; n != 1 {
-				t.Fatalf("message %d of publisher %d delivered %d times", i, p, n)
-			}
-		}
-	}
-	if len(seen) != total || redeliv.Load() != 0 {
-		t.Errorf("%d distinct messages delivered (want %d), %d redelivered", len(seen), total, redeliv.Load())
-	}
+	// Every confirmed message delivered exactly once (publisher p's
+	// ids are p*perPub onwards).
+	cons.eachOnce(t)
 	// The other queue holds all its messages.
 	q := decodeJSON[struct {
 		Messages int `json:"messages"`
@@ -293,45 +246,15 @@ func TestAMQPCreditFlowPublisherThatAlsoConsumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cons.Qos(50, 0, false); err != nil {
-		t.Fatal(err)
-	}
-	dels, err := cons.Consume("flow-self", "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := make([]int, total)
-	got := make(chan struct{})
-	go func() {
-		defer close(got)
-		n := 0
-		for d := range dels {
-			seen[binary.BigEndian.Uint64(d.Body)]++
-			time.Sleep(50 * time.Microsecond) // the lag
-			if d.Ack(false) != nil {
-				return
-			}
-			if n++; n == total {
-				return
-			}
-		}
-	}()
+	lagging := consumeLagging(t, cons, "flow-self", 50, total, func() time.Duration { return 50 * time.Microsecond })
 	if err := pub.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
 	confirms := pub.NotifyPublish(make(chan amqp.Confirmation, total))
 	publishNumbered(t, pub, "flow-self", total, nil)
 	awaitConfirms(t, confirms, total)
-	select {
-	case <-got:
-	case <-time.After(120 * time.Second):
-		t.Fatal("the consumer on the publishing connection stopped receiving")
-	}
-	for i, n := range seen {
-		if n != 1 {
-			t.Fatalf("message %d delivered %d times", i, n)
-		}
-	}
+	lagging.wait(t)
+	lagging.eachOnce(t)
 	// The situation the test is about arose: the connection was held.
 	var flowWaits float64
 	waitFor(t, 10*time.Second, "the flow wait counted on /metrics", func() bool {
@@ -362,30 +285,7 @@ func TestAMQPCreditFlowBoundsTheBytesOfBigMessages(t *testing.T) {
 	if _, err := setup.QueueDeclare("flow-big", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	cch := b.channel(t)
-	if err := cch.Qos(4, 0, false); err != nil {
-		t.Fatal(err)
-	}
-	dels, err := cch.Consume("flow-big", "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := make(map[uint64]int, total)
-	consumerOK := make(chan struct{})
-	go func() {
-		defer close(consumerOK)
-		n := 0
-		for d := range dels {
-			seen[binary.BigEndian.Uint64(d.Body)]++
-			time.Sleep(5 * time.Millisecond) // the lag
-			if d.Ack(false) != nil {
-				return
-			}
-			if n++; n == total {
-				return
-			}
-		}
-	}()
+	cons := consumeLagging(t, b.channel(t), "flow-big", 4, total, func() time.Duration { return 5 * time.Millisecond })
 
 	var (
 		maxReady  atomic.Int64
@@ -462,18 +362,10 @@ func TestAMQPCreditFlowBoundsTheBytesOfBigMessages(t *testing.T) {
 			t.Errorf("publisher %d: %v", p, err)
 		}
 	}
-	select {
-	case <-consumerOK:
-	case <-time.After(120 * time.Second):
-		t.Fatal("the consumer did not receive every message")
-	}
+	cons.wait(t)
 	close(stopWatch)
 	<-watchDone
-	for id := range uint64(total) {
-		if seen[id] != 1 {
-			t.Fatalf("message %d delivered %d times", id, seen[id])
-		}
-	}
+	cons.eachOnce(t)
 	if m := maxReady.Load(); m > maxBacklog || m == 0 {
 		t.Errorf("backlog of 64 KiB messages reached %d ready, want between 1 and %d", m, maxBacklog)
 	}
@@ -497,34 +389,14 @@ func TestAMQPCreditFlowLeavesASlowConsumerABacklog(t *testing.T) {
 	if _, err := setup.QueueDeclare("flow-absorb", true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	cch := b.channel(t)
-	if err := cch.Qos(10, 0, false); err != nil {
-		t.Fatal(err)
-	}
-	dels, err := cch.Consume("flow-absorb", "", false, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var slow atomic.Bool
 	slow.Store(true)
-	seen := make([]int, total)
-	var received atomic.Int64
-	consumerOK := make(chan struct{})
-	go func() {
-		defer close(consumerOK)
-		for d := range dels {
-			seen[binary.BigEndian.Uint64(d.Body)]++
-			if slow.Load() {
-				time.Sleep(5 * time.Millisecond) // the lag
-			}
-			if d.Ack(false) != nil {
-				return
-			}
-			if received.Add(1) == total {
-				return
-			}
+	cons := consumeLagging(t, b.channel(t), "flow-absorb", 10, total, func() time.Duration {
+		if slow.Load() {
+			return 5 * time.Millisecond
 		}
-	}()
+		return 0
+	})
 
 	conn, err := amqp.DialConfig(b.amqpURL(), amqp.Config{Properties: amqp.Table{"connection_name": "burst"}})
 	if err != nil {
@@ -563,7 +435,7 @@ func TestAMQPCreditFlowLeavesASlowConsumerABacklog(t *testing.T) {
 	}()
 	publishNumbered(t, ch, "flow-absorb", total, func(i int) {
 		if i == before {
-			waitFor(t, 30*time.Second, "the consumer busy at its pace", func() bool { return received.Load() >= 20 })
+			waitFor(t, 30*time.Second, "the consumer busy at its pace", func() bool { return cons.received.Load() >= 20 })
 		}
 	})
 	awaitConfirms(t, confirms, total)
@@ -587,16 +459,8 @@ func TestAMQPCreditFlowLeavesASlowConsumerABacklog(t *testing.T) {
 		t.Errorf("sluice_amqp_flow_waits_total = %v, want 0", waits)
 	}
 	slow.Store(false) // work the backlog off
-	select {
-	case <-consumerOK:
-	case <-time.After(120 * time.Second):
-		t.Fatal("the consumer did not receive every message")
-	}
-	for i, n := range seen {
-		if n != 1 {
-			t.Fatalf("message %d delivered %d times", i, n)
-		}
-	}
+	cons.wait(t)
+	cons.eachOnce(t)
 }
 
 // publishNumbered publishes total persistent messages of 512 bytes to
@@ -629,5 +493,76 @@ func awaitConfirms(t *testing.T, confirms <-chan amqp.Confirmation, n int) {
 		case <-time.After(60 * time.Second):
 			t.Fatalf("%d of %d confirmed", i, n)
 		}
+	}
+}
+
+// laggingConsumer takes the messages of a queue, each after a lag, acking
+// each, and counts them by the id in their first 8 bytes.
+type laggingConsumer struct {
+	total                 int
+	mu                    sync.Mutex
+	seen                  map[uint64]int
+	received, redelivered atomic.Int64
+	done                  chan struct{}
+}
+
+// consumeLagging consumes queue on ch with prefetch until total messages
+// are received, sleeping lag() (if not 0) before each ack.
+func consumeLagging(t *testing.T, ch *amqp.Channel, queue string, prefetch, total int, lag func() time.Duration) *laggingConsumer {
+	t.Helper()
+	if err := ch.Qos(prefetch, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	dels, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &laggingConsumer{total: total, seen: make(map[uint64]int, total), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for d := range dels {
+			c.mu.Lock()
+			c.seen[binary.BigEndian.Uint64(d.Body)]++
+			c.mu.Unlock()
+			if d.Redelivered {
+				c.redelivered.Add(1)
+			}
+			if l := lag(); l > 0 {
+				time.Sleep(l)
+			}
+			if d.Ack(false) != nil {
+				return
+			}
+			if c.received.Add(1) == int64(total) {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+// wait waits until the consumer has received every message.
+func (c *laggingConsumer) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(120 * time.Second):
+		t.Fatalf("the consumer received %d of %d", c.received.Load(), c.total)
+	}
+}
+
+// eachOnce checks that ids 0 to total-1 were each delivered once and
+// nothing else, none redelivered.
+func (c *laggingConsumer) eachOnce(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range uint64(c.total) {
+		if n := c.seen[id]; n != 1 {
+			t.Fatalf("message %d delivered %d times", id, n)
+		}
+	}
+	if len(c.seen) != c.total || c.redelivered.Load() != 0 {
+		t.Errorf("%d distinct messages delivered (want %d), %d redelivered", len(c.seen), c.total, c.redelivered.Load())
 	}
 }
