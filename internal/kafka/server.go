@@ -190,6 +190,12 @@ type conn struct {
 	cancel   context.CancelFunc
 	pending  chan pendingResp
 	clientID string
+	// user is the principal this connection acts as: the user name a SASL
+	// login (SaslAuthenticate) or a client certificate (mutual TLS)
+	// established; "" before either, the anonymous principal, which is
+	// allowed only where the listener permits unauthenticated access.
+	// Read-loop state, set before the requests it governs are read.
+	user string
 	// sawRequest is read-loop state: whether clientID is set.
 	sawRequest bool
 	// tcp is nc when it is a plain TCP connection; zeroCopy is whether
