@@ -226,7 +226,7 @@ func TestAMQPWireBadInputClosesOnlyThatConnection(t *testing.T) {
 		r := dialRaw(t, b)
 		r.handshake(tune) // channel_max 4
 		r.sendMethod(5, &wire.ChannelOpen{})
-		r.expectClose(wire.ChannelError)
+		r.expectClose(wire.NotAllowed) // RabbitMQ's 530, a connection error
 		stillServes(t, b)
 	})
 	t.Run("content body without a publish", func(t *testing.T) {

@@ -44,6 +44,9 @@ type conn struct {
 	// beat counts the heartbeat goroutine's ticks (every half interval);
 	// the read deadline is pushed out once per tick, not on every frame.
 	beat, deadlineBeat atomic.Int64
+	// partial: the read loop waits for the rest of a started frame, under
+	// the frame timeout (read loop only).
+	partial bool
 
 	user  string
 	vhost string
@@ -209,9 +212,13 @@ func (c *conn) writer() {
 			putOutBuf(b)
 			return true
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
 		_, err := sock.Write(b)
 		putOutBuf(b)
+		if err != nil && isTimeout(err) {
+			c.log.Info("client took no data, closing", "write_timeout", c.s.opts.WriteTimeout)
+			c.dropped("write_timeout")
+		}
 		return err == nil
 	}
 	for {
@@ -257,6 +264,10 @@ func (c *conn) serve() {
 	go c.writer()
 	defer c.finish()
 	if err := c.handshake(); err != nil {
+		if isTimeout(err) {
+			c.log.Info("handshake not done in time, closing", "handshake_timeout", c.s.opts.HandshakeTimeout)
+			c.dropped("handshake_timeout")
+		}
 		var ae *amqpError
 		if errors.As(err, &ae) {
 			c.closeWith(ae)
@@ -266,6 +277,7 @@ func (c *conn) serve() {
 		return
 	}
 	c.nc.SetDeadline(time.Time{})
+	c.fr.OnPartial = c.framePartial
 	c.log.Debug("connection open", "user", c.user, "vhost", c.vhost)
 	c.readLoop()
 }
@@ -328,7 +340,23 @@ func (c *conn) shutdown() {
 	c.nc.SetReadDeadline(time.Now().Add(time.Second))
 }
 
+// framePartial starts the frame timeout: the header of a frame has
+// arrived and its rest is not here yet.
+func (c *conn) framePartial() {
+	c.partial = true
+	c.nc.SetReadDeadline(time.Now().Add(c.s.opts.FrameTimeout))
+}
+
 func (c *conn) readFrame() (wire.Frame, error) {
+	// After a frame read under the frame timeout, the heartbeat deadline
+	// (or none) comes back.
+	if c.partial {
+		c.partial = false
+		c.deadlineBeat.Store(-1)
+		if c.heartbeat == 0 {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+	}
 	// A client silent for two heartbeat intervals is dead. The deadline
 	// moves at most once per half interval, so it allows two and a half
 	// intervals after the read that set it, and so at least two after
@@ -534,6 +562,9 @@ func (c *conn) readLoop() {
 			case errors.Is(err, wire.ErrBadFrameEnd), errors.Is(err, wire.ErrUnknownFrameType):
 				c.closeWith(errorf(wire.FrameError, "%v", err))
 				c.awaitCloseOk()
+			case errors.As(err, &ne) && ne.Timeout() && c.partial:
+				c.log.Info("frame not complete in time, closing", "frame_timeout", c.s.opts.FrameTimeout)
+				c.dropped("frame_timeout")
 			case errors.As(err, &ne) && ne.Timeout() && c.heartbeat > 0:
 				c.log.Info("missed heartbeats from client, closing", "timeout", 2*c.heartbeat)
 			}
@@ -633,7 +664,7 @@ func (c *conn) dispatch(id uint16, m wire.Method) error {
 			return &amqpError{code: wire.ChannelError, text: fmt.Sprintf("CHANNEL_ERROR - second 'channel.open' seen on channel %d", id), classID: 20, methodID: 10}
 		}
 		if id > c.channelMax {
-			return &amqpError{code: wire.ChannelError, text: fmt.Sprintf("CHANNEL_ERROR - channel %d above channel_max %d", id, c.channelMax), classID: 20, methodID: 10}
+			return &amqpError{code: wire.NotAllowed, text: fmt.Sprintf("NOT_ALLOWED - channel id %d is above negotiated channel_max %d", id, c.channelMax), classID: 20, methodID: 10}
 		}
 		ch = newChannel(c, id)
 		c.mu.Lock()
@@ -729,8 +760,15 @@ func truncate(s string) string {
 	return strings.ToValidUTF8(s, "?")
 }
 
-// writeTimeout bounds one write to a client that stopped reading.
-const writeTimeout = time.Minute
+// writeTimeout bounds the writes before a connection is open (its
+// protocol header answer); after, Options.WriteTimeout does.
+const writeTimeout = 10 * time.Second
+
+// isTimeout reports a deadline having passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
 
 // lingerTimeout and lingerMaxBytes bound what lingerClose waits for and
 // reads after the server has shut its side.

@@ -43,3 +43,13 @@ func (noHooks) BytesWritten(int)                 {}
 func (noHooks) MethodDone(string, time.Duration) {}
 func (noHooks) Confirmed(time.Duration)          {}
 func (noHooks) FlowWaited(time.Duration)         {}
+
+// LimitHooks, when the Hooks implement it too, count what the
+// connection limits and timeouts did (docs/security.md, "Limits and
+// quotas"). ConnRefused: a connection refused by a limit
+// ("max_connections"). ConnDropped: an open connection closed by one
+// ("handshake_timeout", "frame_timeout", "write_timeout").
+type LimitHooks interface {
+	ConnRefused(reason string)
+	ConnDropped(reason string)
+}

@@ -31,6 +31,17 @@ type Options struct {
 	LoopbackUsers []string
 	// HandshakeTimeout bounds the connection handshake. Default 10s.
 	HandshakeTimeout time.Duration
+	// MaxConnections caps the open connections (handshaking ones
+	// included); one accepted past it is closed at once, before the
+	// protocol header. 0: unlimited (default).
+	MaxConnections int
+	// WriteTimeout closes a connection whose client takes no bytes for
+	// this long while frames wait for it (RabbitMQ's send_timeout); its
+	// unacked deliveries return to their queues. Default 15s.
+	WriteTimeout time.Duration
+	// FrameTimeout bounds how long a frame may take to arrive once its
+	// header has (slowloris). Default 30s.
+	FrameTimeout time.Duration
 	// Version is the "version" server property. Default: Sluice's own
 	// (package version).
 	Version string
@@ -66,6 +77,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HandshakeTimeout == 0 {
 		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 15 * time.Second
+	}
+	if o.FrameTimeout == 0 {
+		o.FrameTimeout = 30 * time.Second
 	}
 	if o.Version == "" {
 		o.Version = version.Get().Version
@@ -151,6 +168,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			continue
 		}
+		if max := s.opts.MaxConnections; max > 0 && len(s.conns) >= max {
+			s.mu.Unlock()
+			s.refused(nc, "max_connections")
+			continue
+		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -187,6 +209,23 @@ func (s *Server) Close() {
 		c.shutdown()
 	}
 	s.wg.Wait()
+}
+
+// refused closes a connection a limit does not let in: at once, before
+// the protocol header, as RabbitMQ does at its connection_max.
+func (s *Server) refused(nc net.Conn, reason string) {
+	s.log.Warn("amqp connection refused", "reason", reason, "remote", nc.RemoteAddr().String(), "max_connections", s.opts.MaxConnections)
+	nc.Close()
+	if lh, ok := s.opts.Hooks.(LimitHooks); ok {
+		lh.ConnRefused(reason)
+	}
+}
+
+// dropped reports a connection closed by a limit or timeout.
+func (c *conn) dropped(reason string) {
+	if lh, ok := c.s.opts.Hooks.(LimitHooks); ok {
+		lh.ConnDropped(reason)
+	}
 }
 
 // ConnectionCount is the number of open connections.

@@ -138,6 +138,14 @@ var settingHelp = map[string]string{
 	"resource_check_interval":       "how often memory and free disk space are sampled",
 	"queue_flow_backlog":            "ready messages past which a queue with fast consumers holds its publishers (credit flow; 0: off)",
 	"queue_flow_backlog_bytes":      "ready body bytes past which a queue with fast consumers holds its publishers (credit flow; 0: off)",
+	"amqp_max_connections":          "open AMQP connections allowed; more are closed at once (0: unlimited)",
+	"kafka_max_connections":         "open Kafka connections allowed; more are closed at once (max.connections; 0: unlimited)",
+	"amqp_max_message_bytes":        "largest AMQP message body (max_message_size); larger: 406 PRECONDITION_FAILED",
+	"amqp_handshake_timeout":        "time an AMQP connection has from accept to connection.open (handshake_timeout)",
+	"amqp_write_timeout":            "an AMQP client that takes no frames for this long is disconnected (send_timeout); its unacked messages are requeued",
+	"kafka_idle_timeout":            "a Kafka connection without requests for this long is closed (connections.max.idle.ms)",
+	"kafka_write_timeout":           "a Kafka client that takes no response bytes for this long is disconnected",
+	"frame_timeout":                 "time a started frame (AMQP frame, Kafka request; each MiB of a big one) has to arrive; slower clients are disconnected",
 }
 
 // The broker's garbage collector runs with a headroom rather than a fixed

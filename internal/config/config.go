@@ -154,6 +154,38 @@ type Config struct {
 	// QueueFlowBacklogBytes is the same bound in ready body bytes; 0 turns
 	// it off. Default 8 MiB.
 	QueueFlowBacklogBytes int64 `key:"queue_flow_backlog_bytes"`
+
+	// Limits against abusive or broken clients (docs/security.md,
+	// "Limits and quotas").
+
+	// AMQPMaxConnections and KafkaMaxConnections cap the open connections
+	// of each listener; a connection past the cap is closed at once, as
+	// RabbitMQ and Kafka (max.connections) do. 0: unlimited (default).
+	AMQPMaxConnections  int `key:"amqp_max_connections"`
+	KafkaMaxConnections int `key:"kafka_max_connections"`
+	// AMQPMaxMessageBytes is the largest message body a publisher may
+	// send (RabbitMQ's max_message_size); larger ones close the channel
+	// with 406 PRECONDITION_FAILED. Default 16 MiB.
+	AMQPMaxMessageBytes int `key:"amqp_max_message_bytes"`
+	// AMQPHandshakeTimeout bounds an AMQP connection's handshake, from
+	// accept to connection.open (RabbitMQ's handshake_timeout). Default 10s.
+	AMQPHandshakeTimeout time.Duration `key:"amqp_handshake_timeout"`
+	// AMQPWriteTimeout closes an AMQP connection whose client stops
+	// reading for this long while the broker has frames for it
+	// (RabbitMQ's send_timeout); its unacked deliveries return to their
+	// queues. Default 15s.
+	AMQPWriteTimeout time.Duration `key:"amqp_write_timeout"`
+	// KafkaIdleTimeout closes a Kafka connection that sends no request
+	// for this long (Kafka's connections.max.idle.ms). Default 10m.
+	KafkaIdleTimeout time.Duration `key:"kafka_idle_timeout"`
+	// KafkaWriteTimeout closes a Kafka connection whose client does not
+	// take a response within this long. Default 60s.
+	KafkaWriteTimeout time.Duration `key:"kafka_write_timeout"`
+	// FrameTimeout bounds how long a frame (an AMQP frame, a Kafka
+	// request) may take to arrive once its first bytes have: a client
+	// that dribbles a frame slower (slowloris) is disconnected. A large
+	// Kafka request must bring each MiB within it. Default 30s.
+	FrameTimeout time.Duration `key:"frame_timeout"`
 }
 
 // Default returns the configuration that runs out of the box on a laptop.
@@ -192,6 +224,12 @@ func Default() Config {
 		ResourceCheckInterval:      time.Second,
 		QueueFlowBacklog:           2048,
 		QueueFlowBacklogBytes:      8 << 20,
+		AMQPMaxMessageBytes:        16 << 20,
+		AMQPHandshakeTimeout:       10 * time.Second,
+		AMQPWriteTimeout:           15 * time.Second,
+		KafkaIdleTimeout:           10 * time.Minute,
+		KafkaWriteTimeout:          60 * time.Second,
+		FrameTimeout:               30 * time.Second,
 	}
 }
 
@@ -278,6 +316,24 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueFlowBacklog < 0 || c.QueueFlowBacklogBytes < 0 {
 		bad("queue_flow_backlog and queue_flow_backlog_bytes must not be negative (0: off)")
+	}
+	if c.AMQPMaxConnections < 0 || c.KafkaMaxConnections < 0 {
+		bad("amqp_max_connections and kafka_max_connections must not be negative (0: unlimited)")
+	}
+	if c.AMQPMaxMessageBytes < 1 {
+		bad("amqp_max_message_bytes must be positive")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"amqp_handshake_timeout", c.AMQPHandshakeTimeout}, {"amqp_write_timeout", c.AMQPWriteTimeout},
+		{"kafka_idle_timeout", c.KafkaIdleTimeout}, {"kafka_write_timeout", c.KafkaWriteTimeout},
+		{"frame_timeout", c.FrameTimeout},
+	} {
+		if d.v <= 0 {
+			bad("%s must be positive", d.name)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -30,3 +30,14 @@ func (noHooks) ConnClosed()                       {}
 func (noHooks) BytesRead(int)                     {}
 func (noHooks) BytesWritten(int)                  {}
 func (noHooks) RequestDone(string, time.Duration) {}
+
+// LimitHooks, when the Hooks implement it too, count what the
+// connection limits and timeouts did (docs/security.md, "Limits and
+// quotas"). ConnRefused: a connection not served because of a limit
+// (reason "max_connections": the listener stopped accepting, at its cap).
+// ConnDropped: an open connection closed by one ("idle_timeout",
+// "frame_timeout", "write_timeout", "frame_too_large").
+type LimitHooks interface {
+	ConnRefused(reason string)
+	ConnDropped(reason string)
+}

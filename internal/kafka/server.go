@@ -59,6 +59,23 @@ type Options struct {
 	// transactions (txn_v2 in 00_produce.go, 26_end_txn.go), 1 keeps
 	// every client on the classic protocol. Default (0) 2.
 	TransactionVersion int16
+
+	// MaxConnections caps the open connections: while that many are
+	// open the listener accepts no more (they wait in the kernel's
+	// backlog) until one closes, as Kafka's max.connections does. 0:
+	// unlimited (default).
+	MaxConnections int
+	// IdleTimeout closes a connection that sends no request for this
+	// long (Kafka's connections.max.idle.ms). Default (0) 10 minutes.
+	IdleTimeout time.Duration
+	// FrameTimeout bounds how long a request may take to arrive once its
+	// size has: the whole of a small request, each frameStep (1 MiB) of a
+	// large one. A slower client (slowloris) is disconnected. Default (0)
+	// 30s.
+	FrameTimeout time.Duration
+	// WriteTimeout closes a connection whose client takes no bytes of a
+	// response for this long. Default (0) 60s.
+	WriteTimeout time.Duration
 }
 
 // SendfileHooks, when the Hooks implement it too, count the record bytes
@@ -80,6 +97,9 @@ type Server struct {
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[*conn]struct{}
+	// slotWake, when not nil, is closed when a connection ends (for an
+	// accept loop waiting under MaxConnections).
+	slotWake chan struct{}
 	// sessions are the fetch sessions of all connections.
 	sessions *sessionCache
 	wg       sync.WaitGroup
@@ -112,6 +132,15 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	if opts.TransactionVersion == 0 {
 		opts.TransactionVersion = 2
 	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 10 * time.Minute
+	}
+	if opts.FrameTimeout <= 0 {
+		opts.FrameTimeout = 30 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 60 * time.Second
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
 		opts: opts, broker: b, groups: g, log: opts.Logger,
@@ -130,6 +159,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Unlock()
 	bo := accept.Backoff{Log: s.log, Listener: "kafka"}
 	for {
+		if !s.waitForSlot() {
+			return nil
+		}
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.ctx.Err() != nil {
@@ -162,7 +194,61 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
+			s.slotFreed()
 		}()
+	}
+}
+
+// waitForSlot returns once fewer than MaxConnections connections are open
+// (at once when there is no cap), false if the server closes meanwhile.
+// While it waits, new clients queue in the kernel's backlog, as with
+// Kafka's max.connections: they are served in turn as connections close,
+// not refused.
+func (s *Server) waitForSlot() bool {
+	if s.opts.MaxConnections <= 0 {
+		return true
+	}
+	counted := false
+	for {
+		s.mu.Lock()
+		n, wake := len(s.conns), s.slotWake
+		if wake == nil {
+			wake = make(chan struct{})
+			s.slotWake = wake
+		}
+		s.mu.Unlock()
+		if n < s.opts.MaxConnections {
+			return true
+		}
+		if !counted {
+			counted = true
+			s.log.Warn("kafka listener at max connections, accepting no more until one closes", "max_connections", s.opts.MaxConnections)
+			if lh, ok := s.opts.Hooks.(LimitHooks); ok {
+				lh.ConnRefused("max_connections")
+			}
+		}
+		select {
+		case <-wake:
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// slotFreed wakes an accept loop waiting for a connection slot.
+func (s *Server) slotFreed() {
+	s.mu.Lock()
+	if s.slotWake != nil {
+		close(s.slotWake)
+		s.slotWake = nil
+	}
+	s.mu.Unlock()
+}
+
+// dropped reports a connection closed by a limit or timeout.
+func (c *conn) dropped(reason string) {
+	if lh, ok := c.s.opts.Hooks.(LimitHooks); ok {
+		lh.ConnDropped(reason)
 	}
 }
 
@@ -255,9 +341,17 @@ func (c *conn) readLoop() error {
 	br := bufio.NewReaderSize(iocount.Reader{R: c.nc, H: c.s.opts.Hooks}, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		// The idle timeout runs until a request's size has arrived; the
+		// frame timeout from then on (readRequest).
+		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			if isTimeout(err) {
+				c.dropped("idle_timeout")
+				return fmt.Errorf("%w: no request for %v", errDropConn, c.s.opts.IdleTimeout)
+			}
 			return err
 		}
+		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.FrameTimeout))
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 		if size < 8 {
 			return fmt.Errorf("%w: request size %d", errDropConn, size)
@@ -267,10 +361,15 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		if limit := c.s.frameLimit(int16(binary.BigEndian.Uint16(key))); int(size) > limit {
+			c.dropped("frame_too_large")
 			return fmt.Errorf("%w: request size %d over %d", errDropConn, size, limit)
 		}
 		p, err := c.readRequest(br, int(size))
 		if err != nil {
+			if isTimeout(err) {
+				c.dropped("frame_timeout")
+				return fmt.Errorf("%w: request not complete within %v", errDropConn, c.s.opts.FrameTimeout)
+			}
 			return err
 		}
 		select {
@@ -306,9 +405,9 @@ func (c *conn) readRequest(br *bufio.Reader, size int) (pendingResp, error) {
 	var err error
 	if key, _ := br.Peek(2); len(key) == 2 && binary.BigEndian.Uint16(key) == 0 && size <= maxPooledFrame {
 		pooled = framePool.Get().(*[]byte)
-		buf, err = readFrameInto(br, (*pooled)[:0], size)
+		buf, err = readFrameInto(br, (*pooled)[:0], size, c.frameProgress)
 	} else {
-		buf, err = readFrame(br, size)
+		buf, err = readFrameInto(br, make([]byte, 0, min(size, frameStep)), size, c.frameProgress)
 	}
 	if err != nil {
 		return pendingResp{}, err
@@ -342,7 +441,20 @@ var framePool = sync.Pool{New: func() any { return new([]byte) }}
 // that actually arrive, not with the size a client claims, so a client
 // announcing a large frame and sending nothing costs little.
 func readFrame(r io.Reader, size int) ([]byte, error) {
-	return readFrameInto(r, make([]byte, 0, min(size, frameStep)), size)
+	return readFrameInto(r, make([]byte, 0, min(size, frameStep)), size, nil)
+}
+
+// frameProgress gives a large request another FrameTimeout for each
+// frameStep that arrived: it must make progress, not finish in one
+// timeout.
+func (c *conn) frameProgress() {
+	c.nc.SetReadDeadline(time.Now().Add(c.s.opts.FrameTimeout))
+}
+
+// isTimeout reports a deadline having passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // frameStep is how much readFrameInto grows a buffer at a time.
@@ -350,9 +462,13 @@ const frameStep = 1 << 20
 
 // readFrameInto is readFrame into buf (empty, its capacity reused): it
 // grows it as bytes arrive, frameStep at a time beyond its capacity.
-func readFrameInto(r io.Reader, buf []byte, size int) ([]byte, error) {
+// progress, when not nil, runs after each frameStep read but the last.
+func readFrameInto(r io.Reader, buf []byte, size int, progress func()) ([]byte, error) {
 	const step = frameStep
 	for len(buf) < size {
+		if len(buf) > 0 && progress != nil {
+			progress()
+		}
 		n := min(size-len(buf), step)
 		if cap(buf)-len(buf) < n {
 			buf = append(buf, make([]byte, n)...)[:len(buf)]
@@ -463,7 +579,11 @@ func (c *conn) writeLoop() error {
 			hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
 			continue
 		}
+		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
 		if buf, err = writeResponse(bw, buf[:0], p.corr, p.req, resp, send); err != nil {
+			if isTimeout(err) {
+				c.dropped("write_timeout")
+			}
 			return err
 		}
 		hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
@@ -472,6 +592,9 @@ func (c *conn) writeLoop() error {
 		}
 		if len(c.pending) == 0 {
 			if err := bw.Flush(); err != nil {
+				if isTimeout(err) {
+					c.dropped("write_timeout")
+				}
 				return err
 			}
 		}

@@ -92,6 +92,12 @@ func New() *Metrics {
 	m.storageBytes = counterVec(prometheus.CounterOpts{
 		Name: "sluice_storage_appended_bytes_total", Help: "Bytes appended to logs, by kind of log.",
 	}, []string{"log"})
+	refused := counterVec(prometheus.CounterOpts{
+		Name: "sluice_connections_refused_total", Help: "Client connections refused by a limit, by listener and reason (max_connections: for Kafka, times the listener stopped accepting at its cap; vhost_max_connections, user_max_connections, user_max_channels).",
+	}, []string{"listener", "reason"})
+	dropped := counterVec(prometheus.CounterOpts{
+		Name: "sluice_connections_dropped_total", Help: "Open client connections closed by a limit or timeout, by listener and reason (handshake_timeout, idle_timeout, frame_timeout, write_timeout, frame_too_large).",
+	}, []string{"listener", "reason"})
 	info := version.Get()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sluice_build_info", Help: "Always 1; the labels say which build is running.",
@@ -99,12 +105,13 @@ func New() *Metrics {
 	})
 	build.Set(1)
 	m.reg.MustRegister(conns, opened, recv, sent, sendfile, channels, kafkaReq, amqpMethod, amqpConfirm,
-		flowWaits, flowSeconds, m.storageAppend, m.storageFsync, m.storageBytes, build)
+		flowWaits, flowSeconds, m.storageAppend, m.storageFsync, m.storageBytes, build, refused, dropped)
 
 	m.Kafka = &KafkaHooks{
-		proto:    newProtoMetrics("kafka", conns, opened, recv, sent),
-		latency:  newObserverCache(kafkaReq),
-		sendfile: sendfile,
+		proto:        newProtoMetrics("kafka", conns, opened, recv, sent),
+		latency:      newObserverCache(kafkaReq),
+		sendfile:     sendfile,
+		limitMetrics: limitMetrics{refused: refused.MustCurryWith(prometheus.Labels{"listener": "kafka"}), dropped: dropped.MustCurryWith(prometheus.Labels{"listener": "kafka"})},
 	}
 	m.AMQP = &AMQPHooks{
 		proto:     newProtoMetrics("amqp", conns, opened, recv, sent),
@@ -112,6 +119,7 @@ func New() *Metrics {
 		latency:   newObserverCache(amqpMethod),
 		confirm:   amqpConfirm,
 		flowWaits: flowWaits, flowSeconds: flowSeconds,
+		limitMetrics: limitMetrics{refused: refused.MustCurryWith(prometheus.Labels{"listener": "amqp"}), dropped: dropped.MustCurryWith(prometheus.Labels{"listener": "amqp"})},
 	}
 	m.reg.MustRegister(alarmCollector{m})
 	m.reg.MustRegister(fileMetrics()...)
@@ -167,8 +175,18 @@ func (c *observerCache) observe(label string, d time.Duration) {
 	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
-// KafkaHooks implements kafka.Hooks and kafka.SendfileHooks.
+// limitMetrics implement the front ends' LimitHooks for one listener.
+type limitMetrics struct {
+	refused, dropped *prometheus.CounterVec
+}
+
+func (l limitMetrics) ConnRefused(reason string) { l.refused.WithLabelValues(reason).Inc() }
+func (l limitMetrics) ConnDropped(reason string) { l.dropped.WithLabelValues(reason).Inc() }
+
+// KafkaHooks implements kafka.Hooks, kafka.SendfileHooks and
+// kafka.LimitHooks.
 type KafkaHooks struct {
+	limitMetrics
 	proto    protoMetrics
 	latency  *observerCache
 	sendfile prometheus.Counter
@@ -183,8 +201,9 @@ func (h *KafkaHooks) RequestDone(api string, d time.Duration) {
 	h.latency.observe(api, d)
 }
 
-// AMQPHooks implements amqp.Hooks.
+// AMQPHooks implements amqp.Hooks and amqp.LimitHooks.
 type AMQPHooks struct {
+	limitMetrics
 	proto    protoMetrics
 	channels prometheus.Gauge
 	latency  *observerCache

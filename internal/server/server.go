@@ -136,6 +136,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
 		ZeroCopy:               cfg.KafkaZeroCopy,
 		TransactionVersion:     int16(cfg.TransactionVersion),
+
+		MaxConnections: cfg.KafkaMaxConnections,
+		IdleTimeout:    cfg.KafkaIdleTimeout,
+		FrameTimeout:   cfg.FrameTimeout,
+		WriteTimeout:   cfg.KafkaWriteTimeout,
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
@@ -160,7 +165,10 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Writable: func() bool { return !diskAlarmRaised(s.alarms) },
 	})
 	conns := new(broker.Connections) // the front ends register, mgmt lists
-	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns}, s.router, s.meta)
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns,
+		MaxConnections: cfg.AMQPMaxConnections, MaxMessageBytes: cfg.AMQPMaxMessageBytes,
+		HandshakeTimeout: cfg.AMQPHandshakeTimeout, WriteTimeout: cfg.AMQPWriteTimeout, FrameTimeout: cfg.FrameTimeout,
+	}, s.router, s.meta)
 	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir, Failures: s.recovery.Failures})
 	s.mx.SetAlarmSource(alarmSource{s.alarms})
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {

@@ -54,6 +54,11 @@ func ReadProtocolHeader(r io.Reader) error {
 // FrameReader reads frames from a stream. It is not safe for concurrent
 // use.
 type FrameReader struct {
+	// OnPartial, when set, runs after a frame's header has been read if
+	// the rest of the frame is not buffered yet: the reader is about to
+	// wait for it (where a frame timeout starts).
+	OnPartial func()
+
 	r   *bufio.Reader
 	max uint32
 	buf []byte
@@ -113,6 +118,9 @@ func (fr *FrameReader) ReadFrame() (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: %d-byte payload, frame-max %d", ErrFrameTooLarge, size, fr.max)
 	}
 	n := int(size) + 1 // payload and frame-end
+	if fr.OnPartial != nil && fr.r.Buffered() < n {
+		fr.OnPartial()
+	}
 	if cap(fr.buf) < n {
 		fr.buf = make([]byte, n)
 	}
