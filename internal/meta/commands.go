@@ -43,6 +43,10 @@ var commandKinds = []commandKind{
 	{"clear_policy", (*ClearPolicyCmd)(nil)},
 	{"set_operator_policy", (*SetOperatorPolicyCmd)(nil)},
 	{"clear_operator_policy", (*ClearOperatorPolicyCmd)(nil)},
+
+	{"set_limit", (*SetLimitCmd)(nil)},                    // limits.go
+	{"clear_limit", (*ClearLimitCmd)(nil)},                // limits.go
+	{"alter_client_quotas", (*AlterClientQuotasCmd)(nil)}, // limits.go
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

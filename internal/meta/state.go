@@ -34,6 +34,9 @@ type State struct {
 	queueIDs map[string]queueRef // every queue, by id
 
 	brokerConfigs map[string]string // dynamic broker configs (brokerconfigs.go)
+
+	limits map[limitKey]Limit     // vhost and user limits (limits.go)
+	quotas map[string]ClientQuota // client quotas by entity (limits.go)
 }
 
 type producer struct {
@@ -54,6 +57,8 @@ func NewState() *State {
 		users:          make(map[string]User),
 		perms:          make(map[permKey]Permission),
 		queueIDs:       make(map[string]queueRef),
+		limits:         make(map[limitKey]Limit),
+		quotas:         make(map[string]ClientQuota),
 	}
 }
 

@@ -26,6 +26,8 @@ type stateJSON struct {
 	Bindings       []Binding      `json:"bindings,omitempty"`
 	Policies       []Policy       `json:"policies,omitempty"`
 	OperatorPols   []Policy       `json:"operator_policies,omitempty"`
+	Limits         []Limit        `json:"limits,omitempty"`
+	ClientQuotas   []ClientQuota  `json:"client_quotas,omitempty"`
 }
 
 type groupJSON struct {
@@ -61,6 +63,8 @@ func (st *State) MarshalJSON() ([]byte, error) {
 	j.Bindings = st.Bindings("")
 	j.Policies = nilIfEmpty(st.Policies(""))
 	j.OperatorPols = nilIfEmpty(st.OperatorPolicies(""))
+	j.Limits = nilIfEmpty(st.listLimits(""))
+	j.ClientQuotas = nilIfEmpty(st.listQuotas())
 	return json.Marshal(j)
 }
 
@@ -118,6 +122,9 @@ func (st *State) UnmarshalJSON(b []byte) error {
 	}
 	n.brokerConfigs = configsOrNil(j.BrokerConfigs)
 	if err := n.loadAMQP(&j); err != nil {
+		return err
+	}
+	if err := n.loadLimits(&j); err != nil {
 		return err
 	}
 	*st = *n
