@@ -59,6 +59,8 @@ var apis = []api{
 	{key: 42, min: 0, max: 2, handle: handle(handleDeleteGroups)},
 	{key: 44, min: 0, max: 1, handle: handle(handleIncrementalAlterConfigs)},
 	{key: 47, min: 0, max: 0, handle: handle(handleOffsetDelete)},
+	{key: 48, min: 0, max: 1, handle: handle(handleDescribeClientQuotas)},
+	{key: 49, min: 0, max: 1, handle: handle(handleAlterClientQuotas)},
 	{key: 60, min: 0, max: 1, handle: handle(handleDescribeCluster)},
 	{key: 61, min: 0, max: 0, handle: handle(handleDescribeProducers)},
 	{key: 65, min: 0, max: 0, handle: handle(handleDescribeTransactions)},

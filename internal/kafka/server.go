@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/accept"
@@ -102,9 +103,11 @@ type Server struct {
 	slotWake chan struct{}
 	// sessions are the fetch sessions of all connections.
 	sessions *sessionCache
-	wg       sync.WaitGroup
-	ctx      context.Context
-	stop     context.CancelFunc
+	// quotas measures clients against their quotas (quota.go).
+	quotas *quotaManager
+	wg     sync.WaitGroup
+	ctx    context.Context
+	stop   context.CancelFunc
 }
 
 // NewServer builds a server on a broker and a group coordinator.
@@ -147,6 +150,7 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 		host: host, port: int32(port),
 		conns: make(map[*conn]struct{}), ctx: ctx, stop: stop,
 		sessions: newSessionCache(opts.FetchSessionCacheSlots),
+		quotas:   newQuotaManager(b.ClientQuotas),
 	}, nil
 }
 
@@ -291,6 +295,9 @@ type conn struct {
 	// shareSessions are the share sessions (group, member) opened on this
 	// connection, closed with it (share.go). Write-loop state.
 	shareSessions map[[2]string]bool
+	// mutedUntil (unix nanoseconds) is when the read loop may read again
+	// after a quota throttle (quota.go).
+	mutedUntil atomic.Int64
 }
 
 // pendingResp is a request whose response the write loop must produce.
@@ -299,6 +306,10 @@ type pendingResp struct {
 	req     kmsg.Request
 	respond func() (kmsg.Response, error)
 	start   time.Time // when the request frame was read
+	// user is the connection's principal when the request was read;
+	// throttle, a quota throttle due for it (quota.go).
+	user     string
+	throttle time.Duration
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -341,6 +352,9 @@ func (c *conn) readLoop() error {
 	br := bufio.NewReaderSize(iocount.Reader{R: c.nc, H: c.s.opts.Hooks}, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		if !c.waitMuted() { // a quota throttle
+			return c.ctx.Err()
+		}
 		// The idle timeout runs until a request's size has arrived; the
 		// frame timeout from then on (readRequest).
 		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
@@ -423,7 +437,11 @@ func (c *conn) readRequest(br *bufio.Reader, size int) (pendingResp, error) {
 	if err != nil {
 		return pendingResp{}, err
 	}
-	p.start = start
+	p.start, p.user = start, c.user
+	if _, ok := p.req.(*kmsg.ProduceRequest); ok {
+		p.throttle = c.s.quotas.record(quotaProduce, c.user, c.clientID, size, start)
+		c.mute(p.throttle)
+	}
 	return p, nil
 }
 
@@ -578,6 +596,10 @@ func (c *conn) writeLoop() error {
 		if resp == nil { // acks=0 produce: no response
 			hooks.RequestDone(kmsg.NameForKey(p.req.Key()), time.Since(p.start))
 			continue
+		}
+		c.throttle(resp, p.throttle)
+		if n := fetchRecordBytes(resp); n > 0 {
+			c.throttle(resp, c.s.quotas.record(quotaFetch, p.user, c.clientID, n, time.Now()))
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
 		if buf, err = writeResponse(bw, buf[:0], p.corr, p.req, resp, send); err != nil {
