@@ -3,9 +3,11 @@ package test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -323,4 +325,78 @@ func TestLimitsStalledReaders(t *testing.T) {
 			t.Fatal("the Kafka listener does not answer after the stalled reader")
 		}
 	})
+}
+
+// RabbitMQ's vhost and user limits, set through the management API and
+// refused with RabbitMQ's errors through amqp091-go: a vhost's
+// max-connections (530 on connection.open), max-queues (406 on
+// queue.declare of a new queue), a user's max-channels (530 on
+// channel.open); cleared, they let clients in again.
+func TestLimitsVhostAndUser(t *testing.T) {
+	b := startBroker(t)
+	b.api(t, "PUT", "/api/vhost-limits/%2F/max-connections", map[string]any{"value": 1}, http.StatusNoContent)
+	b.api(t, "PUT", "/api/vhost-limits/%2F/max-queues", map[string]any{"value": 2}, http.StatusNoContent)
+	b.api(t, "PUT", "/api/vhost-limits/nope/max-queues", map[string]any{"value": 2}, http.StatusBadRequest)
+	b.api(t, "PUT", "/api/vhost-limits/%2F/max-channels", map[string]any{"value": 2}, http.StatusBadRequest)
+	var listed []struct {
+		Vhost string           `json:"vhost"`
+		Value map[string]int64 `json:"value"`
+	}
+	if err := json.Unmarshal(b.api(t, "GET", "/api/vhost-limits", nil, http.StatusOK), &listed); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 1 || listed[0].Vhost != "/" || listed[0].Value["max-connections"] != 1 || listed[0].Value["max-queues"] != 2 {
+		t.Fatalf("GET /api/vhost-limits: %+v", listed)
+	}
+
+	conn := b.dial(t)
+	_, err := amqp.Dial(b.amqpURL())
+	if code := amqpErrCode(err); code != amqp.NotAllowed || !strings.Contains(err.Error(), "connection limit (1) is reached") {
+		t.Fatalf("a second connection to a vhost of max-connections 1: %v", err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"q1", "q2", "q1"} {
+		if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
+			t.Fatalf("declaring %s under max-queues 2: %v", q, err)
+		}
+	}
+	_, err = ch.QueueDeclare("q3", false, false, false, false, nil)
+	if code := amqpErrCode(err); code != amqp.PreconditionFailed || !strings.Contains(err.Error(), "cannot declare queue 'q3': queue limit in vhost '/' (2) is reached") {
+		t.Fatalf("a third queue under max-queues 2: %v", err)
+	}
+
+	b.api(t, "PUT", "/api/user-limits/guest/max-channels", map[string]any{"value": 2}, http.StatusNoContent)
+	if _, err := conn.Channel(); err != nil { // the second, the first closed
+		t.Fatalf("a channel under max-channels 2: %v", err)
+	}
+	if _, err := conn.Channel(); err != nil {
+		t.Fatalf("a second channel under max-channels 2: %v", err)
+	}
+	_, err = conn.Channel()
+	if code := amqpErrCode(err); code != amqp.NotAllowed {
+		t.Fatalf("a third channel under max-channels 2: %v", err)
+	}
+	if !conn.IsClosed() {
+		waitFor(t, 5*time.Second, "the connection closed by 530", conn.IsClosed)
+	}
+	if v := b.counter(t, "sluice_connections_refused_total", "listener=amqp", "reason=user_max_channels"); v < 1 {
+		t.Errorf("user_max_channels refusals counted %v", v)
+	}
+
+	b.api(t, "DELETE", "/api/vhost-limits/%2F/max-connections", nil, http.StatusNoContent)
+	b.api(t, "DELETE", "/api/vhost-limits/%2F/max-queues", nil, http.StatusNoContent)
+	b.api(t, "DELETE", "/api/user-limits/guest/max-channels", nil, http.StatusNoContent)
+	c1, c2 := b.dial(t), b.dial(t)
+	for _, c := range []*amqp.Connection{c1, c2} {
+		ch, err := c.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.QueueDeclare("", false, true, true, false, nil); err != nil {
+			t.Fatalf("after the limits were cleared: %v", err)
+		}
+	}
 }

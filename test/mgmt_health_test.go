@@ -109,11 +109,12 @@ func TestMgmtAlivenessAndHealthChecks(t *testing.T) {
 		}
 	}
 	b.api(t, "GET", "/api/vhost-limits/nosuch", nil, 404)
-	// Setting a limit is refused, not pretended.
-	b.api(t, "PUT", "/api/vhost-limits/%2F/max-connections", map[string]any{"value": 10}, 400)
-	if l := decodeJSON[[]any](t, b.api(t, "GET", "/api/vhost-limits/%2F", nil, 200)); len(l) != 0 {
-		t.Errorf("a refused limit is listed: %v", l)
+	// A limit set is listed (test/limits_test.go enforces them).
+	b.api(t, "PUT", "/api/vhost-limits/%2F/max-connections", map[string]any{"value": 10}, 204)
+	if l := decodeJSON[[]any](t, b.api(t, "GET", "/api/vhost-limits/%2F", nil, 200)); len(l) != 1 {
+		t.Errorf("a limit set is not listed: %v", l)
 	}
+	b.api(t, "DELETE", "/api/vhost-limits/%2F/max-connections", nil, 204)
 
 	// A node's memory breakdown, as RabbitMQ gives it with ?memory=true:
 	// the aliveness-test queue is one queue whose memory counts.

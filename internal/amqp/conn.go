@@ -59,7 +59,10 @@ type conn struct {
 
 	mu       sync.Mutex
 	channels map[uint16]*channel
-	closing  bool      // connection.close sent, waiting for close-ok
+	closing  bool // connection.close sent, waiting for close-ok
+	// admitted: counted by the vhost and user limits (limits.go; under
+	// Server.mu).
+	admitted bool
 	info     *connInfo // set once the handshake is done; see registry.go
 }
 
@@ -297,6 +300,7 @@ func (c *conn) release() {
 	for _, ch := range chans {
 		ch.release()
 		c.s.opts.Hooks.ChannelClosed()
+		c.channelGone()
 	}
 	c.s.router.ReleaseOwner(c.id)
 }
@@ -445,6 +449,9 @@ func (c *conn) handshake() error {
 	p, ok := c.s.accts.Permission(c.user, op.VirtualHost)
 	if !ok {
 		return &amqpError{code: wire.NotAllowed, text: fmt.Sprintf("NOT_ALLOWED - access to vhost '%s' refused for user '%s'", op.VirtualHost, c.user), classID: 10, methodID: 40}
+	}
+	if err := c.admit(c.user, op.VirtualHost); err != nil {
+		return err
 	}
 	c.vhost = op.VirtualHost
 	c.perm = auth.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
@@ -666,6 +673,9 @@ func (c *conn) dispatch(id uint16, m wire.Method) error {
 		if id > c.channelMax {
 			return &amqpError{code: wire.NotAllowed, text: fmt.Sprintf("NOT_ALLOWED - channel id %d is above negotiated channel_max %d", id, c.channelMax), classID: 20, methodID: 10}
 		}
+		if err := c.channelOpening(); err != nil {
+			return err
+		}
 		ch = newChannel(c, id)
 		c.mu.Lock()
 		c.channels[id] = ch
@@ -710,6 +720,7 @@ func (c *conn) removeChannel(id uint16) {
 	c.mu.Unlock()
 	if had {
 		c.s.opts.Hooks.ChannelClosed()
+		c.channelGone()
 	}
 }
 

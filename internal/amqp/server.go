@@ -42,6 +42,9 @@ type Options struct {
 	// FrameTimeout bounds how long a frame may take to arrive once its
 	// header has (slowloris). Default 30s.
 	FrameTimeout time.Duration
+	// Limits, when set, are the vhost and user limits to enforce
+	// (limits.go). Default none.
+	Limits broker.Limits
 	// Version is the "version" server property. Default: Sluice's own
 	// (package version).
 	Version string
@@ -111,9 +114,11 @@ type Server struct {
 	mu       sync.Mutex
 	lns      []net.Listener
 	conns    map[*conn]struct{}
-	closed   bool
-	wg       sync.WaitGroup
-	replyTo  sync.Map // direct reply-to token -> *channel
+	// limitCounts are what the vhost and user limits count (limits.go).
+	limitCounts limitCounts
+	closed      bool
+	wg          sync.WaitGroup
+	replyTo     sync.Map // direct reply-to token -> *channel
 
 	done chan struct{} // closed by Close
 }
@@ -181,6 +186,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.opts.Hooks.ConnOpened()
 			defer s.opts.Hooks.ConnClosed()
 			c.serve()
+			c.leave()
 			c.unregister()
 			s.mu.Lock()
 			delete(s.conns, c)

@@ -11,7 +11,7 @@ import (
 
 // The health endpoints RabbitMQ lists besides those in overview.go: the
 // aliveness test, the older /api/healthchecks/node, the checks a single
-// node passes by construction, and the vhost limits (none are set).
+// node passes by construction. (The vhost limits are in limits.go.)
 
 // alivenessQueue is the queue the aliveness test declares, as RabbitMQ's.
 const alivenessQueue = "aliveness-test"
@@ -91,22 +91,3 @@ func (a *API) checkInService(r *http.Request) healthResult { return healthOK() }
 // together; Sluice sets no connection limit, so it passes while the node
 // runs.
 func (a *API) checkReadyToServe(r *http.Request) healthResult { return healthOK() }
-
-// listVhostLimits answers GET /api/vhost-limits[/{vhost}]: the limits set
-// on vhosts, of which Sluice has none yet, so an empty list.
-func (a *API) listVhostLimits(r *http.Request, s *session) (any, error) {
-	if _, err := s.vhostsOf(r); err != nil {
-		return nil, err
-	}
-	return []any{}, nil
-}
-
-// putVhostLimit refuses to set a limit rather than pretend to: Sluice
-// does not enforce max-connections or max-queues yet. (A DELETE finds no
-// limit to delete: 404, from the catch-all.)
-func (a *API) putVhostLimit(r *http.Request, s *session) (any, error) {
-	if _, err := s.vhostParam(r); err != nil {
-		return nil, err
-	}
-	return nil, badRequest("vhost limits (%s) are not supported by Sluice yet", pathValue(r, "name"))
-}

@@ -41,6 +41,7 @@ func (a *API) routes() {
 	h("GET /api/permissions/{vhost}/{user}", levelAdmin, a.getPermission)
 	h("PUT /api/permissions/{vhost}/{user}", levelAdmin, a.putPermission)
 	h("DELETE /api/permissions/{vhost}/{user}", levelAdmin, a.deletePermission)
+	a.limitRoutes(h) // vhost and user limits (limits.go)
 
 	h("GET /api/exchanges", levelManagement, a.listExchanges)
 	h("GET /api/exchanges/{vhost}", levelManagement, a.listExchanges)
@@ -124,9 +125,6 @@ func (a *API) routes() {
 	h("GET /api/healthchecks/node", levelManagement, a.healthchecksNode)
 	h("GET /api/healthchecks/node/{node}", levelManagement, a.healthchecksNode)
 	h("GET /api/aliveness-test/{vhost}", levelManagement, a.alivenessTest)
-	h("GET /api/vhost-limits", levelMonitoring, a.listVhostLimits)
-	h("GET /api/vhost-limits/{vhost}", levelManagement, a.listVhostLimits)
-	h("PUT /api/vhost-limits/{vhost}/{name}", levelAdmin, a.putVhostLimit)
 
 	if a.opts.Kafka != nil {
 		h("GET /api/kafka/topics", levelMonitoring, a.listTopics)

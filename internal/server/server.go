@@ -168,6 +168,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns,
 		MaxConnections: cfg.AMQPMaxConnections, MaxMessageBytes: cfg.AMQPMaxMessageBytes,
 		HandshakeTimeout: cfg.AMQPHandshakeTimeout, WriteTimeout: cfg.AMQPWriteTimeout, FrameTimeout: cfg.FrameTimeout,
+		Limits: s.meta,
 	}, s.router, s.meta)
 	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir, Failures: s.recovery.Failures})
 	s.mx.SetAlarmSource(alarmSource{s.alarms})

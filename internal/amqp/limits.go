@@ -1,0 +1,129 @@
+package amqp
+
+// RabbitMQ's vhost and user limits (docs/security.md, "Limits and
+// quotas"): a vhost's max-connections and max-queues, a user's
+// max-connections and max-channels, read from Options.Limits. Each
+// refusal is RabbitMQ's: connection.open over a connection limit and
+// channel.open over a channel limit close the connection with 530
+// NOT_ALLOWED; queue.declare of a new queue over max-queues closes the
+// channel with 406 PRECONDITION_FAILED.
+//
+// The counts are the server's (Server.mu): connections by vhost and by
+// user from connection.open-ok to the connection's end, channels by user.
+
+import (
+	"fmt"
+
+	"github.com/sluice-mq/sluice/internal/amqp/wire"
+	"github.com/sluice-mq/sluice/internal/broker"
+)
+
+// limitCounts are the open connections and channels the limits count.
+type limitCounts struct {
+	vhostConns   map[string]int
+	userConns    map[string]int
+	userChannels map[string]int
+}
+
+func (s *Server) limit(kind, name, key string) (int64, bool) {
+	if s.opts.Limits == nil {
+		return 0, false
+	}
+	return s.opts.Limits.Limit(kind, name, key)
+}
+
+// admit counts a connection opening vhost as user, or refuses it over the
+// vhost's or the user's max-connections.
+func (c *conn) admit(user, vhost string) error {
+	s := c.s
+	vmax, vok := s.limit(broker.LimitVhost, vhost, "max-connections")
+	umax, uok := s.limit(broker.LimitUser, user, "max-connections")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lc := &s.limitCounts
+	if lc.vhostConns == nil {
+		lc.vhostConns, lc.userConns, lc.userChannels = map[string]int{}, map[string]int{}, map[string]int{}
+	}
+	refuse := func(reason, text string) error {
+		if lh, ok := s.opts.Hooks.(LimitHooks); ok {
+			lh.ConnRefused(reason)
+		}
+		return &amqpError{code: wire.NotAllowed, text: text, classID: 10, methodID: 40}
+	}
+	if vok && int64(lc.vhostConns[vhost]) >= vmax {
+		return refuse("vhost_max_connections", fmt.Sprintf("NOT_ALLOWED - access to vhost '%s' refused for user '%s': connection limit (%d) is reached", vhost, user, vmax))
+	}
+	if uok && int64(lc.userConns[user]) >= umax {
+		return refuse("user_max_connections", fmt.Sprintf("NOT_ALLOWED - connection refused for user '%s': user connection limit (%d) is reached", user, umax))
+	}
+	lc.vhostConns[vhost]++
+	lc.userConns[user]++
+	c.admitted = true
+	return nil
+}
+
+// leave uncounts a connection admit counted (once its channels are
+// gone).
+func (c *conn) leave() {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.admitted {
+		return
+	}
+	c.admitted = false
+	lc := &s.limitCounts
+	decr(lc.vhostConns, c.vhost)
+	decr(lc.userConns, c.user)
+}
+
+func decr(m map[string]int, k string) {
+	if m[k] <= 1 {
+		delete(m, k)
+	} else {
+		m[k]--
+	}
+}
+
+// channelOpening counts a channel of the connection's user, or refuses it
+// over the user's max-channels.
+func (c *conn) channelOpening() error {
+	s := c.s
+	max, ok := s.limit(broker.LimitUser, c.user, "max-channels")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok && int64(s.limitCounts.userChannels[c.user]) >= max {
+		if lh, ok := s.opts.Hooks.(LimitHooks); ok {
+			lh.ConnRefused("user_max_channels")
+		}
+		return &amqpError{code: wire.NotAllowed, classID: 20, methodID: 10,
+			text: fmt.Sprintf("NOT_ALLOWED - number of channels opened for user '%s' has reached the maximum allowed user limit (%d)", c.user, max)}
+	}
+	if s.limitCounts.userChannels == nil {
+		s.limitCounts.userChannels = map[string]int{}
+	}
+	s.limitCounts.userChannels[c.user]++
+	return nil
+}
+
+// channelGone uncounts a channel channelOpening counted.
+func (c *conn) channelGone() {
+	c.s.mu.Lock()
+	decr(c.s.limitCounts.userChannels, c.user)
+	c.s.mu.Unlock()
+}
+
+// queueAllowed refuses the declaration of a new queue in a vhost at its
+// max-queues.
+func (ch *channel) queueAllowed(name string) error {
+	c := ch.c
+	max, ok := c.s.limit(broker.LimitVhost, c.vhost, "max-queues")
+	if !ok {
+		return nil
+	}
+	n, exists := c.s.router.QueueCount(c.vhost, name)
+	if exists && name != "" || int64(n) < max {
+		return nil
+	}
+	return errorf(wire.PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", name, c.vhost, max)
+}
