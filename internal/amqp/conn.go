@@ -742,6 +742,9 @@ func (c *conn) closeWith(e *amqpError) {
 // awaitCloseOk reads (and discards) frames until close-ok or a short
 // timeout, as the specification asks after sending connection.close.
 func (c *conn) awaitCloseOk() {
+	if c.fr != nil {
+		c.fr.OnPartial = nil // the 3s below bound frames too
+	}
 	c.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
 	for {
 		f, err := c.fr.ReadFrame()
