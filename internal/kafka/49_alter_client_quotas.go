@@ -16,6 +16,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -61,6 +62,9 @@ func parseQuotaEntry(entry kmsg.AlterClientQuotasRequestEntry) ([]broker.QuotaEn
 		}
 		p := broker.QuotaEntityPart{Type: e.Type, Default: e.Name == nil}
 		if e.Name != nil {
+			if !utf8.ValidString(*e.Name) {
+				return nil, nil, nil, fmt.Errorf("entity name is not UTF-8")
+			}
 			p.Name = *e.Name
 		}
 		entity = append(entity, p)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func quotaOf(rate float64, parts ...broker.QuotaEntityPart) broker.ClientQuota {
@@ -79,4 +81,38 @@ func TestQuotaThrottle(t *testing.T) {
 	if d := m.record(quotaProduce, "", "p", 1e9, now); d != maxThrottle {
 		t.Fatalf("a huge excess: %v, want the cap %v", d, maxThrottle)
 	}
+}
+
+// FuzzAlterClientQuotas feeds AlterClientQuotas requests from the wire to
+// the handler's parsing: it never panics, and what it accepts the
+// metadata state machine accepts too (no entry answered as stored that
+// the store would refuse).
+func FuzzAlterClientQuotas(f *testing.F) {
+	req := kmsg.NewPtrAlterClientQuotasRequest()
+	e := kmsg.NewAlterClientQuotasRequestEntry()
+	name := "app"
+	e.Entity = []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "client-id", Name: &name}, {Type: "user"}}
+	e.Ops = []kmsg.AlterClientQuotasRequestEntryOp{{Key: "producer_byte_rate", Value: 1024}, {Key: "request_percentage", Remove: true}}
+	req.Entries = append(req.Entries, e)
+	for _, v := range []int16{0, 1} {
+		req.SetVersion(v)
+		f.Add(v, req.AppendTo(nil))
+	}
+	f.Fuzz(func(t *testing.T, version int16, body []byte) {
+		r := kmsg.NewPtrAlterClientQuotasRequest()
+		r.SetVersion(version & 1)
+		if r.ReadFrom(body) != nil {
+			return
+		}
+		for _, entry := range r.Entries {
+			entity, set, remove, err := parseQuotaEntry(entry)
+			if err != nil {
+				continue
+			}
+			st := meta.NewState()
+			if _, err := st.Apply(meta.NewCommand(&meta.AlterClientQuotasCmd{Entity: entity, Set: set, Remove: remove})); err != nil {
+				t.Fatalf("accepted %+v, the store refuses it: %v", entry, err)
+			}
+		}
+	})
 }
