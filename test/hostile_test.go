@@ -324,7 +324,8 @@ func TestHostileClients(t *testing.T) {
 	s := b.scrape(t)
 	for _, want := range [][]string{
 		{"listener=amqp", "reason=handshake_timeout"}, {"listener=kafka", "reason=frame_timeout"},
-		{"listener=kafka", "reason=frame_too_large"}, {"listener=amqp", "reason=write_timeout"},
+		{"listener=kafka", "reason=frame_too_large"}, {"listener=amqp", "reason=frame_too_large"},
+		{"listener=amqp", "reason=write_timeout"},
 	} {
 		if v, _ := s.value("sluice_connections_dropped_total", want...); v < 1 {
 			t.Errorf("sluice_connections_dropped_total%v = %v", want, v)

@@ -348,6 +348,8 @@ func TestLimitsVhostAndUser(t *testing.T) {
 	if len(listed) != 1 || listed[0].Vhost != "/" || listed[0].Value["max-connections"] != 1 || listed[0].Value["max-queues"] != 2 {
 		t.Fatalf("GET /api/vhost-limits: %+v", listed)
 	}
+	b.Kill() // acknowledged, so durable: they survive kill -9
+	b.Restart()
 
 	conn := b.dial(t)
 	_, err := amqp.Dial(b.amqpURL())

@@ -22,7 +22,7 @@ func (h *throttleCounter) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration
 }
 
 // Client quotas through kadm: set, described (filters, strict, after a
-// restart), refused for keys and entity types Sluice does not take; then a
+// kill -9 and restart), refused for keys and entity types Sluice does not take; then a
 // producer and a consumer held to a low byte rate: their responses carry
 // throttle_time_ms and the bytes they move in a stretch stay near the
 // quota (at most twice the rate plus the one-second burst).
@@ -77,7 +77,7 @@ func TestClientQuotas(t *testing.T) {
 		}
 	}
 	check()
-	b.Stop()
+	b.Kill() // acknowledged, so durable: kill -9 loses none
 	b.Restart()
 	adm = b.admin(t)
 	check()

@@ -564,6 +564,7 @@ func (c *conn) readLoop() {
 			var ne net.Error
 			switch {
 			case errors.Is(err, wire.ErrFrameTooLarge):
+				c.dropped("frame_too_large")
 				c.closeWith(errorf(wire.FrameError, "frame too large (frame_max %d)", c.frameMax))
 				c.awaitCloseOk()
 			case errors.Is(err, wire.ErrBadFrameEnd), errors.Is(err, wire.ErrUnknownFrameType):

@@ -48,7 +48,8 @@ func (noHooks) FlowWaited(time.Duration)         {}
 // connection limits and timeouts did (docs/security.md, "Limits and
 // quotas"). ConnRefused: a connection refused by a limit
 // ("max_connections"). ConnDropped: an open connection closed by one
-// ("handshake_timeout", "frame_timeout", "write_timeout").
+// ("handshake_timeout", "frame_timeout", "write_timeout",
+// "frame_too_large").
 type LimitHooks interface {
 	ConnRefused(reason string)
 	ConnDropped(reason string)
