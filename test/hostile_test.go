@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,8 +268,11 @@ func TestHostileClients(t *testing.T) {
 		if !has {
 			t.Skip("no SaslHandshake (key 17) yet: the SASL part of issue 15 adds it; remove this guard after merging it")
 		}
+		// Each login with a wrong password must fail: with
+		// SASL_AUTHENTICATION_FAILED, a closed connection, or no answer
+		// while failed logins from this address are rate-limited.
 		n := 300 * scale
-		var refused sync.Map
+		var accepted, answered atomic.Int64
 		parallel(n, 50, func(i int) {
 			nc, err := net.DialTimeout("tcp", b.Kafka, 10*time.Second)
 			if err != nil {
@@ -291,20 +295,19 @@ func TestHostileClients(t *testing.T) {
 			}
 			body, err := readKafkaResponse(nc)
 			if err != nil {
-				refused.Store(i, true) // closed: refused
 				return
 			}
+			answered.Add(1)
 			resp := kmsg.NewPtrSASLAuthenticateResponse()
 			resp.SetVersion(1)
-			if resp.ReadFrom(body) == nil && resp.ErrorCode == kerr.SaslAuthenticationFailed.Code {
-				refused.Store(i, true)
+			if resp.ReadFrom(body) != nil || resp.ErrorCode == 0 {
+				accepted.Add(1)
 			}
 		})
-		k := 0
-		refused.Range(func(_, _ any) bool { k++; return true })
-		if k != n {
-			t.Fatalf("%d of %d SASL logins with a wrong password refused", k, n)
+		if accepted.Load() > 0 {
+			t.Fatalf("%d of %d SASL logins with a wrong password were not refused", accepted.Load(), n)
 		}
+		t.Logf("%d of %d failed SASL logins answered SASL_AUTHENTICATION_FAILED (the rest closed or held)", answered.Load(), n)
 	})
 
 	// Afterwards: normal clients work and memory comes back near where it
