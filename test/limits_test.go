@@ -369,6 +369,7 @@ func TestLimitsVhostAndUser(t *testing.T) {
 	if code := amqpErrCode(err); code != amqp.PreconditionFailed || !strings.Contains(err.Error(), "cannot declare queue 'q3': queue limit in vhost '/' (2) is reached") {
 		t.Fatalf("a third queue under max-queues 2: %v", err)
 	}
+	b.api(t, "PUT", "/api/queues/%2F/q4", map[string]any{}, http.StatusBadRequest) // over HTTP too
 
 	b.api(t, "PUT", "/api/user-limits/guest/max-channels", map[string]any{"value": 2}, http.StatusNoContent)
 	if _, err := conn.Channel(); err != nil { // the second, the first closed

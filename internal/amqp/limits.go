@@ -5,8 +5,7 @@ package amqp
 // max-connections and max-channels, read from Options.Limits. Each
 // refusal is RabbitMQ's: connection.open over a connection limit and
 // channel.open over a channel limit close the connection with 530
-// NOT_ALLOWED; queue.declare of a new queue over max-queues closes the
-// channel with 406 PRECONDITION_FAILED.
+// NOT_ALLOWED. (A vhost's max-queues is the core's: Router.DeclareQueue.)
 //
 // The counts are the server's (Server.mu): connections by vhost and by
 // user from connection.open-ok to the connection's end, channels by user.
@@ -111,19 +110,4 @@ func (c *conn) channelGone() {
 	c.s.mu.Lock()
 	decr(c.s.limitCounts.userChannels, c.user)
 	c.s.mu.Unlock()
-}
-
-// queueAllowed refuses the declaration of a new queue in a vhost at its
-// max-queues.
-func (ch *channel) queueAllowed(name string) error {
-	c := ch.c
-	max, ok := c.s.limit(broker.LimitVhost, c.vhost, "max-queues")
-	if !ok {
-		return nil
-	}
-	n, exists := c.s.router.QueueCount(c.vhost, name)
-	if exists && name != "" || int64(n) < max {
-		return nil
-	}
-	return errorf(wire.PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", name, c.vhost, max)
 }

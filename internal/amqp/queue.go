@@ -22,11 +22,7 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 			return err
 		}
 	}
-	if !m.Passive {
-		if err := ch.queueAllowed(name); err != nil {
-			return err
-		}
-	}
+
 	info, err := ch.c.s.router.DeclareQueue(ch.c.vhost, broker.QueueDecl{
 		Name: name, Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
 		AutoDelete: m.AutoDelete, Arguments: m.Arguments, Owner: ch.c.id,

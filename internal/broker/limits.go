@@ -1,6 +1,10 @@
 package broker
 
-import "github.com/sluice-mq/sluice/internal/meta"
+import (
+	"fmt"
+
+	"github.com/sluice-mq/sluice/internal/meta"
+)
 
 // Vhost and user limits (RabbitMQ's), stored as metadata commands
 // (internal/meta limits.go); the AMQP front end enforces them.
@@ -22,15 +26,9 @@ type Limits interface {
 
 var _ Limits = (*meta.Store)(nil)
 
-// QueueCount returns the number of queues in vhost vh and whether one of
-// them is named name.
-func (r *Router) QueueCount(vh, name string) (n int, exists bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	v := r.vhosts[vh]
-	if v == nil {
-		return 0, false
-	}
-	_, exists = v.queues[name]
-	return len(v.queues), exists
+// queueLimitError is the refusal of a queue past its vhost's max-queues
+// (DeclareQueue, every front end): RabbitMQ's text, a precondition
+// failure (AMQP 406, HTTP 400).
+func queueLimitError(name, vh string, max int64) error {
+	return fmt.Errorf("%w: cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", ErrPreconditionFailed, name, vh, max)
 }

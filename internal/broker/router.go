@@ -739,6 +739,7 @@ type QueueInfo struct {
 // checks an existing one: exclusive to another connection is
 // RESOURCE_LOCKED, inequivalent is PRECONDITION_FAILED.
 func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
+	maxQueues, limited := r.meta.Limit(LimitVhost, vh, "max-queues") // limits.go
 	r.mu.Lock()
 	v, err := r.vhostLocked(vh)
 	if err != nil {
@@ -788,6 +789,10 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 	if len(d.Name) > 255 {
 		r.mu.Unlock()
 		return QueueInfo{}, fmt.Errorf("%w: queue name too long", ErrPreconditionFailed)
+	}
+	if limited && int64(len(v.queues)+len(v.declaring)) >= maxQueues {
+		r.mu.Unlock()
+		return QueueInfo{}, queueLimitError(d.Name, vh, maxQueues)
 	}
 	qa, err := parseQueueArgs(d.Arguments, d.Durable, d.Exclusive, d.AutoDelete)
 	if err != nil {
