@@ -389,9 +389,19 @@ func TestLimitsVhostAndUser(t *testing.T) {
 		t.Errorf("user_max_channels refusals counted %v", v)
 	}
 
-	b.api(t, "DELETE", "/api/vhost-limits/%2F/max-connections", nil, http.StatusNoContent)
-	b.api(t, "DELETE", "/api/vhost-limits/%2F/max-queues", nil, http.StatusNoContent)
-	b.api(t, "DELETE", "/api/user-limits/guest/max-channels", nil, http.StatusNoContent)
+	// The CLI lists and clears them as rabbitmqctl would.
+	out := mustAdmin(t, b, "limits", "list")
+	for _, want := range []string{"vhost  /      max-connections  1", "vhost  /      max-queues       2", "user   guest  max-channels     2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sluice limits list lacks %q:\n%s", want, out)
+		}
+	}
+	mustAdmin(t, b, "limits", "clear", "vhost", "/", "max-connections")
+	mustAdmin(t, b, "limits", "clear", "vhost", "/", "max-queues")
+	mustAdmin(t, b, "limits", "clear", "user", "guest", "max-channels")
+	if out := mustAdmin(t, b, "limits", "list", "-o", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("after clearing every limit: %s", out)
+	}
 	c1, c2 := b.dial(t), b.dial(t)
 	for _, c := range []*amqp.Connection{c1, c2} {
 		ch, err := c.Channel()
