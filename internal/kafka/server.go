@@ -215,15 +215,15 @@ func (s *Server) waitForSlot() bool {
 	counted := false
 	for {
 		s.mu.Lock()
-		n, wake := len(s.conns), s.slotWake
-		if wake == nil {
-			wake = make(chan struct{})
-			s.slotWake = wake
-		}
-		s.mu.Unlock()
-		if n < s.opts.MaxConnections {
+		if len(s.conns) < s.opts.MaxConnections {
+			s.mu.Unlock()
 			return true
 		}
+		if s.slotWake == nil {
+			s.slotWake = make(chan struct{})
+		}
+		wake := s.slotWake
+		s.mu.Unlock()
 		if !counted {
 			counted = true
 			s.log.Warn("kafka listener at max connections, accepting no more until one closes", "max_connections", s.opts.MaxConnections)
