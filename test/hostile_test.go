@@ -314,16 +314,22 @@ func TestHostileClients(t *testing.T) {
 	// started (connections' buffers, goroutines and frames all released).
 	normalClientsWork(t, b, "hostile")
 	const slack = 64
-	waitFor(t, 60*time.Second, "resident memory back near its baseline", func() bool {
-		rss := rssMiB(t, b)
-		if rss > baseline+slack {
-			t.Logf("RSS %d MiB (baseline %d)", rss, baseline)
-			time.Sleep(2 * time.Second)
-			return false
-		}
-		t.Logf("RSS %d MiB, baseline %d MiB", rss, baseline)
-		return true
-	})
+	if os.Getenv("SLUICE_TEST_RACE") != "" {
+		// The race detector's shadow memory grows with the goroutines and
+		// bytes it has seen and is never given back: no bound to check.
+		t.Logf("race build: RSS %d MiB after, %d MiB before; memory bound not checked", rssMiB(t, b), baseline)
+	} else {
+		waitFor(t, 60*time.Second, "resident memory back near its baseline", func() bool {
+			rss := rssMiB(t, b)
+			if rss > baseline+slack {
+				t.Logf("RSS %d MiB (baseline %d)", rss, baseline)
+				time.Sleep(2 * time.Second)
+				return false
+			}
+			t.Logf("RSS %d MiB, baseline %d MiB", rss, baseline)
+			return true
+		})
+	}
 	s := b.scrape(t)
 	for _, want := range [][]string{
 		{"listener=amqp", "reason=handshake_timeout"}, {"listener=kafka", "reason=frame_timeout"},
