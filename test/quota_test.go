@@ -127,3 +127,20 @@ func TestClientQuotas(t *testing.T) {
 		}
 	})
 }
+
+// confluent-kafka (librdkafka) held to a producer_byte_rate quota: it is
+// told to back off (throttle_cb) and its bytes take as long as the quota
+// says (test/python/confluent_quota.py).
+func TestPythonConfluentQuota(t *testing.T) {
+	needPythonModule(t, "confluent_kafka")
+	b := startBroker(t)
+	b.createTopic(t, "py-metered", 1, nil)
+	name := "py-slow"
+	res, err := b.admin(t).AlterClientQuotas(ctxT(t, 10*time.Second), []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: &name}}, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 100 * 1024}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("setting the quota: %v %v", err, res)
+	}
+	runPythonScript(t, b, "confluent_quota.py", 100*time.Second)
+}
