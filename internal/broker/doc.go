@@ -51,9 +51,11 @@
 // What the front ends need besides routing and topics they find here too,
 // so that they import the core only: the definitions they pass or read
 // (Binding, User, Vhost, Permission) and Accounts, the users and
-// permissions that authenticate and authorise a client (access.go); and
-// Connections, the registry of open client connections of every protocol
-// that the management API lists and closes (connections.go).
+// permissions that authenticate and authorise a client (access.go);
+// Limits, RabbitMQ's vhost and user limits, and the Kafka client quotas
+// (limits.go, quotas.go); and Connections, the registry of open client
+// connections of every protocol that the management API lists and closes
+// (connections.go).
 //
 // When a write or fsync fails, the log refuses writes until it is reopened
 // from what is durable; Recovery (recovery.go) finds failed partitions,
