@@ -43,6 +43,9 @@ var commandKinds = []commandKind{
 	{"clear_policy", (*ClearPolicyCmd)(nil)},
 	{"set_operator_policy", (*SetOperatorPolicyCmd)(nil)},
 	{"clear_operator_policy", (*ClearOperatorPolicyCmd)(nil)},
+
+	{"create_acls", (*CreateACLsCmd)(nil)}, // acls.go
+	{"delete_acls", (*DeleteACLsCmd)(nil)},
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/sluice-mq/sluice/internal/auth"
 )
 
 // stateJSON is the snapshot form of a State: sorted slices instead of maps,
@@ -26,6 +28,7 @@ type stateJSON struct {
 	Bindings       []Binding      `json:"bindings,omitempty"`
 	Policies       []Policy       `json:"policies,omitempty"`
 	OperatorPols   []Policy       `json:"operator_policies,omitempty"`
+	ACLs           []auth.ACL     `json:"acls,omitempty"`
 }
 
 type groupJSON struct {
@@ -61,6 +64,7 @@ func (st *State) MarshalJSON() ([]byte, error) {
 	j.Bindings = st.Bindings("")
 	j.Policies = nilIfEmpty(st.Policies(""))
 	j.OperatorPols = nilIfEmpty(st.OperatorPolicies(""))
+	j.ACLs = st.acls
 	return json.Marshal(j)
 }
 
@@ -117,6 +121,13 @@ func (st *State) UnmarshalJSON(b []byte) error {
 		n.txns[t.TransactionalID] = t
 	}
 	n.brokerConfigs = configsOrNil(j.BrokerConfigs)
+	if err := validateACLs(j.ACLs); err != nil {
+		return fmt.Errorf("meta: state: %w", err)
+	}
+	if !slices.IsSortedFunc(j.ACLs, compareACL) || len(slices.CompactFunc(slices.Clone(j.ACLs), func(a, b auth.ACL) bool { return a == b })) != len(j.ACLs) {
+		return fmt.Errorf("meta: state: ACLs not sorted or duplicated")
+	}
+	n.acls = nilIfEmpty(j.ACLs)
 	if err := n.loadAMQP(&j); err != nil {
 		return err
 	}
