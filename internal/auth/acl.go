@@ -351,8 +351,11 @@ func (c *Checker) Authorize(r Request, acls []ACL, g Grants) Decision {
 	if c.VhostAllows(r.Type, r.Name, r.Op, g) {
 		return Decision{true, "allowed by vhost permission"}
 	}
-	return Decision{false, "no ACL or vhost permission allows it"}
+	return Decision{false, ReasonNoGrant}
 }
+
+// ReasonNoGrant is the Reason of a refusal that no DENY ACL made.
+const ReasonNoGrant = "no ACL or vhost permission allows it"
 
 // Tags that grant cluster operations when no ACL decides.
 const (

@@ -59,6 +59,10 @@ type Options struct {
 	// transactions (txn_v2 in 00_produce.go, 26_end_txn.go), 1 keeps
 	// every client on the classic protocol. Default (0) 2.
 	TransactionVersion int16
+
+	// Authorizer decides what an authenticated principal may do (authz.go);
+	// nil allows everything, as does the anonymous principal.
+	Authorizer *broker.Authorizer
 }
 
 // SendfileHooks, when the Hooks implement it too, count the record bytes

@@ -136,6 +136,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
 		ZeroCopy:               cfg.KafkaZeroCopy,
 		TransactionVersion:     int16(cfg.TransactionVersion),
+		Authorizer:             broker.NewAuthorizer(s.meta, cfg.KafkaVhost),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}

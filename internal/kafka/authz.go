@@ -1,0 +1,92 @@
+package kafka
+
+// Authorization: every handler asks, per resource it touches, whether the
+// connection's principal may perform the operation (Options.Authorizer,
+// the one model of both protocols, docs/security.md "Authorization").
+// The anonymous principal (user "", which the listener admits only where
+// unauthenticated access is allowed: from loopback by default) and a
+// server without an authorizer keep full access, as before ACLs existed.
+//
+// A refusal becomes Kafka's code in the field the response has for it:
+// TOPIC_AUTHORIZATION_FAILED per topic or partition,
+// GROUP_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED and
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Lists (Metadata for all topics,
+// ListGroups, DescribeConfigs, DescribeLogDirs...) leave out what the
+// principal may not describe, so a name it may not see never reaches it.
+
+import (
+	"net"
+
+	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// authorizing reports whether this connection's requests are checked at
+// all: false for the anonymous principal and without an authorizer.
+func (c *conn) authorizing() bool {
+	return c.user != "" && c.s.opts.Authorizer != nil
+}
+
+// may reports whether the principal may perform op on rt/name, quietly:
+// for filtering lists, where a refusal is not an event.
+func (c *conn) may(rt auth.ResourceType, name string, op auth.Operation) bool {
+	if !c.authorizing() {
+		return true
+	}
+	return c.s.opts.Authorizer.Authorize(c.user, c.clientHost(), rt, name, op).Allowed
+}
+
+// allowed is may for a request the principal made explicitly: a refusal
+// is logged, with the reason.
+func (c *conn) allowed(rt auth.ResourceType, name string, op auth.Operation) bool {
+	if !c.authorizing() {
+		return true
+	}
+	d := c.s.opts.Authorizer.Authorize(c.user, c.clientHost(), rt, name, op)
+	if !d.Allowed {
+		c.log.Info("kafka request refused", "user", c.user, "operation", op.String(),
+			"resource", rt.String()+":"+name, "reason", d.Reason)
+	}
+	return d.Allowed
+}
+
+func (c *conn) mayTopic(name string, op auth.Operation) bool {
+	return c.may(auth.ResourceTopic, name, op)
+}
+
+func (c *conn) allowedTopic(name string, op auth.Operation) bool {
+	return c.allowed(auth.ResourceTopic, name, op)
+}
+
+func (c *conn) allowedGroup(name string, op auth.Operation) bool {
+	return c.allowed(auth.ResourceGroup, name, op)
+}
+
+func (c *conn) allowedCluster(op auth.Operation) bool {
+	return c.allowed(auth.ResourceCluster, auth.ClusterResourceName, op)
+}
+
+func (c *conn) allowedTxnID(id string, op auth.Operation) bool {
+	return c.allowed(auth.ResourceTransactionalID, id, op)
+}
+
+// clientHost is the client's IP address as ACL hosts name it.
+func (c *conn) clientHost() string {
+	addr := c.nc.RemoteAddr()
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	return host
+}
+
+// The codes of a refusal, by resource type.
+var (
+	errTopicAuth   = kerr.TopicAuthorizationFailed
+	errGroupAuth   = kerr.GroupAuthorizationFailed
+	errClusterAuth = kerr.ClusterAuthorizationFailed
+	errTxnIDAuth   = kerr.TransactionalIDAuthorizationFailed
+)
