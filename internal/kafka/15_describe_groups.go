@@ -14,6 +14,7 @@ package kafka
 // (what Kafka 4.2 answers); ConsumerGroupDescribe describes it.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,6 +23,12 @@ import (
 func handleDescribeGroups(c *conn, req *kmsg.DescribeGroupsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, name := range req.Groups {
+		if !c.allowedGroup(name, auth.OpDescribe) {
+			sg := kmsg.NewDescribeGroupsResponseGroup()
+			sg.Group, sg.ErrorCode = name, errGroupAuth.Code
+			resp.Groups = append(resp.Groups, sg)
+			continue
+		}
 		resp.Groups = append(resp.Groups, c.describeGroup(name))
 	}
 	return resp, nil

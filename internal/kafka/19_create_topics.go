@@ -16,6 +16,7 @@ package kafka
 // ValidateOnly, which creates nothing). Errors carry a message (v1+).
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -35,6 +36,8 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 		var sp broker.TopicSpec
 		if dup[rt.Topic] {
 			errs[i] = reqErr(kerr.InvalidRequest, "topic %q is named more than once", rt.Topic)
+		} else if !c.may(auth.ResourceCluster, auth.ClusterResourceName, auth.OpCreate) && !c.allowedTopic(rt.Topic, auth.OpCreate) {
+			errs[i] = reqErr(errTopicAuth, "CREATE on topic %q is not allowed", rt.Topic)
 		} else if sp, errs[i] = topicSpec(rt); errs[i] == nil {
 			specs = append(specs, sp)
 			at = append(at, i)

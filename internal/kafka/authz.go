@@ -70,6 +70,25 @@ func (c *conn) allowedTxnID(id string, op auth.Operation) bool {
 	return c.allowed(auth.ResourceTransactionalID, id, op)
 }
 
+// mayWriteSomeTopic reports whether an ALLOW ACL lets the principal WRITE
+// some topic: with IDEMPOTENT_WRITE on the cluster, what Kafka asks of an
+// idempotent producer's InitProducerId. (The vhost permission's share of
+// that rule, a non-empty write pattern, is in auth.Checker.VhostAllows.)
+func (c *conn) mayWriteSomeTopic() bool {
+	if !c.authorizing() {
+		return true
+	}
+	for _, a := range c.s.opts.Authorizer.ACLs() {
+		if a.ResourceType == auth.ResourceTopic && a.Permission == auth.PermAllow &&
+			(a.Operation == auth.OpWrite || a.Operation == auth.OpAll) &&
+			(a.Principal == auth.UserPrincipalPrefix+c.user || a.Principal == auth.UserPrincipalPrefix+auth.Wildcard) &&
+			(a.Host == auth.Wildcard || a.Host == c.clientHost()) {
+			return true
+		}
+	}
+	return false
+}
+
 // clientHost is the client's IP address as ACL hosts name it.
 func (c *conn) clientHost() string {
 	addr := c.nc.RemoteAddr()
