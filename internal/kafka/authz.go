@@ -18,6 +18,7 @@ import (
 	"net"
 
 	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -87,6 +88,40 @@ func (c *conn) mayWriteSomeTopic() bool {
 		}
 	}
 	return false
+}
+
+// groupMemberAllowed checks a consumer or share group heartbeat: READ on
+// the group (GROUP_AUTHORIZATION_FAILED), DESCRIBE on every subscribed
+// topic (TOPIC_AUTHORIZATION_FAILED), as Kafka; 0 when allowed.
+func (c *conn) groupMemberAllowed(group string, subscribed []string) int16 {
+	if !c.allowedGroup(group, auth.OpRead) {
+		return errGroupAuth.Code
+	}
+	for _, t := range subscribed {
+		if !c.allowedTopic(t, auth.OpDescribe) {
+			return errTopicAuth.Code
+		}
+	}
+	return 0
+}
+
+// shareReadAllowed checks ShareFetch and ShareAcknowledge: READ on the
+// group, then on every topic named by id (an unknown id is left to the
+// share coordinator); 0 when allowed. The whole request is refused, with
+// the top-level code, if one topic is.
+func (c *conn) shareReadAllowed(group string, topicIDs [][16]byte) int16 {
+	if !c.authorizing() {
+		return 0
+	}
+	if !c.allowedGroup(group, auth.OpRead) {
+		return errGroupAuth.Code
+	}
+	for _, id := range topicIDs {
+		if t, ok := c.s.broker.TopicByID(broker.TopicID(id)); ok && !c.allowedTopic(t.Name, auth.OpRead) {
+			return errTopicAuth.Code
+		}
+	}
+	return 0
 }
 
 // clientHost is the client's IP address as ACL hosts name it.
