@@ -444,3 +444,40 @@ func (c *Checker) VhostAllows(rt ResourceType, name string, op Operation, g Gran
 	}
 	return false
 }
+
+// The names of the enums, as Kafka's tools print them, for the management
+// API: ACLNames maps each field's name to its value.
+var (
+	resourceTypeNames = map[string]ResourceType{"ANY": ResourceAny, "TOPIC": ResourceTopic, "GROUP": ResourceGroup,
+		"CLUSTER": ResourceCluster, "TRANSACTIONAL_ID": ResourceTransactionalID, "DELEGATION_TOKEN": ResourceDelegationToken, "USER": ResourceUser}
+	patternTypeNames = map[string]PatternType{"ANY": PatternAny, "MATCH": PatternMatch, "LITERAL": PatternLiteral, "PREFIXED": PatternPrefixed}
+	permissionNames  = map[string]PermissionType{"ANY": PermAny, "DENY": PermDeny, "ALLOW": PermAllow}
+)
+
+// ParseResourceType reads a resource type's name, in any case.
+func ParseResourceType(s string) (ResourceType, bool) {
+	v, ok := resourceTypeNames[strings.ToUpper(s)]
+	return v, ok
+}
+
+// ParsePatternType reads a pattern type's name, in any case.
+func ParsePatternType(s string) (PatternType, bool) {
+	v, ok := patternTypeNames[strings.ToUpper(s)]
+	return v, ok
+}
+
+// ParseOperation reads an operation's name, in any case.
+func ParseOperation(s string) (Operation, bool) {
+	for op, name := range opNames {
+		if strings.EqualFold(name, s) {
+			return op, true
+		}
+	}
+	return 0, false
+}
+
+// ParsePermissionType reads ALLOW, DENY or ANY, in any case.
+func ParsePermissionType(s string) (PermissionType, bool) {
+	v, ok := permissionNames[strings.ToUpper(s)]
+	return v, ok
+}

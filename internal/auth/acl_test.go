@@ -233,3 +233,32 @@ func TestACLFilterMatches(t *testing.T) {
 		t.Errorf("the match-all filter: %v", err)
 	}
 }
+
+func TestACLNamesRoundTrip(t *testing.T) {
+	for rt := ResourceAny; rt <= ResourceUser; rt++ {
+		if got, ok := ParseResourceType(rt.String()); !ok || got != rt {
+			t.Errorf("resource type %s: %v %v", rt, got, ok)
+		}
+	}
+	for pt := PatternAny; pt <= PatternPrefixed; pt++ {
+		if got, ok := ParsePatternType(pt.String()); !ok || got != pt {
+			t.Errorf("pattern type %s: %v %v", pt, got, ok)
+		}
+	}
+	for op := OpAny; op <= OpIdempotentWrite; op++ {
+		if got, ok := ParseOperation(op.String()); !ok || got != op {
+			t.Errorf("operation %s: %v %v", op, got, ok)
+		}
+	}
+	for p := PermAny; p <= PermAllow; p++ {
+		if got, ok := ParsePermissionType(p.String()); !ok || got != p {
+			t.Errorf("permission %s: %v %v", p, got, ok)
+		}
+	}
+	if _, ok := ParseOperation("describe_configs"); !ok {
+		t.Error("lower case refused")
+	}
+	if _, ok := ParseOperation("frobnicate"); ok {
+		t.Error("unknown operation accepted")
+	}
+}

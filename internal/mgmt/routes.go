@@ -42,6 +42,11 @@ func (a *API) routes() {
 	h("PUT /api/permissions/{vhost}/{user}", levelAdmin, a.putPermission)
 	h("DELETE /api/permissions/{vhost}/{user}", levelAdmin, a.deletePermission)
 
+	// Kafka ACLs (acls.go), Sluice's own.
+	h("GET /api/acls", levelAdmin, a.listACLs)
+	h("POST /api/acls", levelAdmin, a.createACLs)
+	h("DELETE /api/acls", levelAdmin, a.deleteACL)
+
 	h("GET /api/exchanges", levelManagement, a.listExchanges)
 	h("GET /api/exchanges/{vhost}", levelManagement, a.listExchanges)
 	h("GET /api/exchanges/{vhost}/{name}", levelManagement, a.getExchange)
