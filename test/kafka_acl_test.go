@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -259,5 +260,94 @@ func TestKafkaAuthorizationMatrix(t *testing.T) {
 	}
 	if !strings.Contains(b.Logs(), "kafka request refused") {
 		t.Error("refusals are not logged")
+	}
+}
+
+// TestAMQPHonoursKafkaDenyACLs: a Kafka DENY ACL on a topic also refuses
+// the AMQP view of the same data in the Kafka vhost (consuming its
+// partition stream queue, publishing to its super stream exchange), with
+// AMQP's ACCESS_REFUSED, while the user's other permissions still hold.
+func TestAMQPHonoursKafkaDenyACLs(t *testing.T) {
+	b := startBroker(t)
+	b.createTopic(t, "secret", 1, nil)
+	b.createTopic(t, "open", 1, nil)
+	b.api(t, "PUT", "/api/users/carol", map[string]string{"password": "carol-pw", "tags": ""}, http.StatusCreated)
+	b.api(t, "PUT", "/api/permissions/%2F/carol", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, http.StatusCreated)
+	for _, op := range []string{"read", "write"} {
+		b.api(t, "POST", "/api/acls", map[string]string{"resource_type": "topic", "resource_name": "secret",
+			"principal": "User:carol", "operation": op, "permission": "deny"}, http.StatusCreated)
+	}
+
+	conn, err := amqp.Dial("amqp://carol:carol-pw@" + b.AMQP + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	consume := func(queue string) error {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		if err := ch.Qos(10, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.Consume(queue, "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+		return err
+	}
+	if err := consume("open-0"); err != nil {
+		t.Fatalf("consuming open-0: %v", err)
+	}
+	if err := consume("secret-0"); amqpErrCode(err) != amqp.AccessRefused {
+		t.Fatalf("consuming secret-0 under a DENY READ: %v, want 403", err)
+	}
+	publish := func(exchange string) error {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		if err := ch.Confirm(false); err != nil {
+			t.Fatal(err)
+		}
+		closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctxT(t, 10*time.Second), exchange, "k", false, false, amqp.Publishing{Body: []byte("x")})
+		if err != nil {
+			return err
+		}
+		select {
+		case e := <-closed:
+			return e
+		case <-dc.Done():
+			if dc.Acked() {
+				return nil
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no confirm and no close")
+		}
+		select { // nacked or closed: the channel's close says why
+		case e := <-closed:
+			return e
+		case <-time.After(10 * time.Second):
+			t.Fatal("nack without a channel close")
+		}
+		return nil
+	}
+	if err := publish("open"); err != nil {
+		t.Fatalf("publishing to open: %v", err)
+	}
+	if err := publish("secret"); amqpErrCode(err) != amqp.AccessRefused {
+		t.Fatalf("publishing to secret under a DENY WRITE: %v, want 403", err)
+	}
+	// guest, whom no ACL names, is unaffected.
+	g, err := amqp.Dial("amqp://guest:guest@" + b.AMQP + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	gch, _ := g.Channel()
+	gch.Qos(10, 0, false)
+	if _, err := gch.Consume("secret-0", "", false, false, false, false, amqp.Table{"x-stream-offset": "first"}); err != nil {
+		t.Fatalf("guest consuming secret-0: %v", err)
 	}
 }
