@@ -46,6 +46,8 @@ var commandKinds = []commandKind{
 
 	{"create_acls", (*CreateACLsCmd)(nil)}, // acls.go
 	{"delete_acls", (*DeleteACLsCmd)(nil)},
+	{"set_topic_permission", (*SetTopicPermissionCmd)(nil)}, // topic_permissions.go
+	{"clear_topic_permission", (*ClearTopicPermissionCmd)(nil)},
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

@@ -15,20 +15,21 @@ import (
 type stateJSON struct {
 	BrokerConfigs map[string]string `json:"broker_configs,omitempty"` // dynamic broker configs
 
-	Topics         []Topic        `json:"topics,omitempty"`
-	Groups         []groupJSON    `json:"groups,omitempty"`
-	NextProducerID int64          `json:"next_producer_id"`
-	Producers      []producerJSON `json:"producers,omitempty"`
-	Transactions   []Transaction  `json:"transactions,omitempty"`
-	Vhosts         []Vhost        `json:"vhosts,omitempty"`
-	Users          []User         `json:"users,omitempty"`
-	Permissions    []Permission   `json:"permissions,omitempty"`
-	Exchanges      []Exchange     `json:"exchanges,omitempty"`
-	Queues         []Queue        `json:"queues,omitempty"`
-	Bindings       []Binding      `json:"bindings,omitempty"`
-	Policies       []Policy       `json:"policies,omitempty"`
-	OperatorPols   []Policy       `json:"operator_policies,omitempty"`
-	ACLs           []auth.ACL     `json:"acls,omitempty"`
+	Topics         []Topic           `json:"topics,omitempty"`
+	Groups         []groupJSON       `json:"groups,omitempty"`
+	NextProducerID int64             `json:"next_producer_id"`
+	Producers      []producerJSON    `json:"producers,omitempty"`
+	Transactions   []Transaction     `json:"transactions,omitempty"`
+	Vhosts         []Vhost           `json:"vhosts,omitempty"`
+	Users          []User            `json:"users,omitempty"`
+	Permissions    []Permission      `json:"permissions,omitempty"`
+	Exchanges      []Exchange        `json:"exchanges,omitempty"`
+	Queues         []Queue           `json:"queues,omitempty"`
+	Bindings       []Binding         `json:"bindings,omitempty"`
+	Policies       []Policy          `json:"policies,omitempty"`
+	OperatorPols   []Policy          `json:"operator_policies,omitempty"`
+	ACLs           []auth.ACL        `json:"acls,omitempty"`
+	TopicPerms     []TopicPermission `json:"topic_permissions,omitempty"`
 }
 
 type groupJSON struct {
@@ -65,6 +66,7 @@ func (st *State) MarshalJSON() ([]byte, error) {
 	j.Policies = nilIfEmpty(st.Policies(""))
 	j.OperatorPols = nilIfEmpty(st.OperatorPolicies(""))
 	j.ACLs = st.acls
+	j.TopicPerms = nilIfEmpty(st.TopicPermissions("", ""))
 	return json.Marshal(j)
 }
 
@@ -190,6 +192,16 @@ func (st *State) loadAMQP(j *stateJSON) error {
 		}
 		if st.hasBinding(j.Bindings[i]) {
 			return fmt.Errorf("meta: state: duplicate binding %+v", j.Bindings[i])
+		}
+		c.apply(st)
+	}
+	for i := range j.TopicPerms {
+		c := (*SetTopicPermissionCmd)(&j.TopicPerms[i])
+		if err := c.check(st); err != nil {
+			return fmt.Errorf("meta: state: topic permission: %w", err)
+		}
+		if _, dup := st.topicPerms[topicPermKey{c.User, c.Vhost, c.Exchange}]; dup {
+			return fmt.Errorf("meta: state: duplicate topic permission for %q in %q on %q", c.User, c.Vhost, c.Exchange)
 		}
 		c.apply(st)
 	}
