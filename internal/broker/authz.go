@@ -72,3 +72,29 @@ func (a *Authorizer) CreateACLs(acls []auth.ACL) error { return a.store.CreateAC
 func (a *Authorizer) DeleteACLs(filters []auth.ACLFilter) ([][]auth.ACL, error) {
 	return a.store.DeleteACLs(filters)
 }
+
+// TopicPermission is a user's RabbitMQ topic permission on one exchange
+// of a vhost: write and read patterns over routing keys.
+type TopicPermission = meta.TopicPermission
+
+// TopicPermissionSource is where a front end finds a user's topic
+// permissions; the metadata store implements it.
+type TopicPermissionSource interface {
+	// TopicPermissions returns user's topic permissions in vhost.
+	TopicPermissions(user, vhost string) []TopicPermission
+}
+
+var _ TopicPermissionSource = (*meta.Store)(nil)
+
+// ExchangeType returns the type of an exchange of vhost vh, "" if there is
+// no such exchange.
+func (r *Router) ExchangeType(vh, name string) string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if v, ok := r.vhosts[vh]; ok {
+		if x, ok := v.exchanges[name]; ok {
+			return x.def.Type
+		}
+	}
+	return ""
+}
