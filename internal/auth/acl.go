@@ -323,13 +323,12 @@ type Decision struct {
 // the same inputs give the same answer.
 func (c *Checker) Authorize(r Request, acls []ACL, g Grants) Decision {
 	allowACL := -1
-	principal := UserPrincipalPrefix + r.User
 	for i := range acls {
 		a := &acls[i]
 		if a.ResourceType != r.Type || !resourceMatches(*a, r.Name) {
 			continue
 		}
-		if a.Principal != principal && a.Principal != UserPrincipalPrefix+Wildcard {
+		if name, ok := strings.CutPrefix(a.Principal, UserPrincipalPrefix); !ok || name != r.User && name != Wildcard {
 			continue
 		}
 		if a.Host != Wildcard && a.Host != r.Host {
