@@ -9,7 +9,9 @@ package kafka
 // v4+). Topic ids (v10+) come from the metadata store. Internal topics
 // (__consumer_offsets) are marked IsInternal (v1+), so that clients'
 // regex subscriptions skip them as on Kafka. Authorized
-// operations are reported as "not requested" (-2147483648).
+// operations (KIP-430, v8+) are computed when asked for
+// (IncludeTopicAuthorizedOperations, IncludeClusterAuthorizedOperations at
+// v8-10), else reported as "not requested" (-2147483648).
 //
 // Authorization (authz.go): a request for all topics lists only those the
 // principal may DESCRIBE; a topic named in the request that it may not
@@ -33,6 +35,9 @@ func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	resp.ClusterID = kmsg.StringPtr(c.s.opts.ClusterID)
 	resp.ControllerID = NodeID
 	resp.AuthorizedOperations = -2147483648
+	if req.IncludeClusterAuthorizedOperations && req.Version >= 8 && req.Version <= 10 {
+		resp.AuthorizedOperations = c.authorizedOps(auth.ResourceCluster, "")
+	}
 
 	var topics []*broker.Topic
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
@@ -86,7 +91,11 @@ func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 		topics = append(topics, t)
 	}
 	for _, t := range topics {
-		resp.Topics = append(resp.Topics, metadataTopic(t))
+		st := metadataTopic(t)
+		if req.IncludeTopicAuthorizedOperations && req.Version >= 8 {
+			st.AuthorizedOperations = c.authorizedOps(auth.ResourceTopic, t.Name)
+		}
+		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
 }

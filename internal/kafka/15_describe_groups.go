@@ -7,8 +7,8 @@ package kafka
 // filled only while the group is Stable. A group the coordinator does not
 // hold but that has committed offsets is described as Empty; a group
 // without a protocol type that has offsets reports "consumer", as
-// ListGroups lists it. Authorized operations (v3+) are not computed, since
-// Sluice has no ACLs: they are reported as not requested (-2147483648). A
+// ListGroups lists it. Authorized operations (v3+, KIP-430) are computed
+// when asked for, else reported as not requested (-2147483648). A
 // consumer-protocol group (KIP-848) is not a classic group: as in Kafka it
 // is answered GROUP_ID_NOT_FOUND with state "Dead" and no protocol type
 // (what Kafka 4.2 answers); ConsumerGroupDescribe describes it.
@@ -29,7 +29,11 @@ func handleDescribeGroups(c *conn, req *kmsg.DescribeGroupsRequest) (kmsg.Respon
 			resp.Groups = append(resp.Groups, sg)
 			continue
 		}
-		resp.Groups = append(resp.Groups, c.describeGroup(name))
+		sg := c.describeGroup(name)
+		if req.IncludeAuthorizedOperations && req.Version >= 3 {
+			sg.AuthorizedOperations = c.authorizedOps(auth.ResourceGroup, name)
+		}
+		resp.Groups = append(resp.Groups, sg)
 	}
 	return resp, nil
 }

@@ -5,8 +5,9 @@ package kafka
 // One broker, NodeID, which is also the controller. v1 asks for broker
 // endpoints (EndpointType 1); asking this broker for controller endpoints
 // (2) is UNSUPPORTED_ENDPOINT_TYPE, as in Kafka. Cluster authorized
-// operations are reported as not requested (-2147483648). Needs DESCRIBE
-// on the cluster (CLUSTER_AUTHORIZATION_FAILED).
+// operations (KIP-430) are computed when asked for, else reported as not
+// requested (-2147483648). Needs DESCRIBE on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
@@ -26,6 +27,9 @@ func handleDescribeCluster(c *conn, req *kmsg.DescribeClusterRequest) (kmsg.Resp
 		return resp, nil
 	}
 	resp.ClusterID = c.s.opts.ClusterID
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = c.authorizedOps(auth.ResourceCluster, "")
+	}
 	resp.ControllerID = NodeID
 	b := kmsg.NewDescribeClusterResponseBroker()
 	b.NodeID, b.Host, b.Port = NodeID, c.s.host, c.s.port

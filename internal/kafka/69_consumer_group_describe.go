@@ -52,6 +52,9 @@ func handleConsumerGroupDescribe(c *conn, req *kmsg.ConsumerGroupDescribeRequest
 			}
 		}
 		sg.AuthorizedOperations = -2147483648
+		if req.IncludeAuthorizedOperations && sg.ErrorCode == 0 {
+			sg.AuthorizedOperations = c.authorizedOps(auth.ResourceGroup, name)
+		}
 		resp.Groups = append(resp.Groups, sg)
 	}
 	return resp, nil

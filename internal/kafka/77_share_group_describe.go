@@ -22,6 +22,9 @@ func handleShareGroupDescribe(c *conn, req *kmsg.ShareGroupDescribeRequest) (kms
 		sg := kmsg.NewShareGroupDescribeResponseGroup()
 		sg.GroupID = name
 		sg.AuthorizedOperations = -2147483648
+		if req.IncludeAuthorizedOperations {
+			sg.AuthorizedOperations = c.authorizedOps(auth.ResourceGroup, name)
+		}
 		if !c.allowedGroup(name, auth.OpDescribe) {
 			sg.ErrorCode = errGroupAuth.Code
 			resp.Groups = append(resp.Groups, sg)

@@ -124,6 +124,34 @@ func (c *conn) shareReadAllowed(group string, topicIDs [][16]byte) int16 {
 	return 0
 }
 
+// The operations each resource type has, for the authorized operations
+// bit fields of KIP-430 (Metadata, DescribeCluster, DescribeGroups,
+// ConsumerGroupDescribe, ShareGroupDescribe), as Kafka lists them.
+var (
+	topicOps   = []auth.Operation{auth.OpRead, auth.OpWrite, auth.OpCreate, auth.OpDelete, auth.OpAlter, auth.OpDescribe, auth.OpDescribeConfigs, auth.OpAlterConfigs}
+	groupOps   = []auth.Operation{auth.OpRead, auth.OpDescribe, auth.OpDelete}
+	clusterOps = []auth.Operation{auth.OpCreate, auth.OpAlter, auth.OpDescribe, auth.OpClusterAction, auth.OpDescribeConfigs, auth.OpAlterConfigs, auth.OpIdempotentWrite}
+)
+
+// authorizedOps is the KIP-430 bit field (bit n set: operation n allowed)
+// of what the principal may do to a resource of type rt.
+func (c *conn) authorizedOps(rt auth.ResourceType, name string) int32 {
+	ops := topicOps
+	switch rt {
+	case auth.ResourceGroup:
+		ops = groupOps
+	case auth.ResourceCluster:
+		ops, name = clusterOps, auth.ClusterResourceName
+	}
+	var bits int32
+	for _, op := range ops {
+		if c.may(rt, name, op) {
+			bits |= 1 << op
+		}
+	}
+	return bits
+}
+
 // clientHost is the client's IP address as ACL hosts name it.
 func (c *conn) clientHost() string {
 	addr := c.nc.RemoteAddr()

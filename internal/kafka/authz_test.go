@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/sluice-mq/sluice/internal/meta"
@@ -480,4 +481,47 @@ func FuzzACLRequests(f *testing.F) {
 			}
 		}
 	})
+}
+
+// KIP-430: the authorized operations a client asks for are what the
+// principal may do.
+func TestAuthorizedOperations(t *testing.T) {
+	c, _ := authzConn(t)
+	bits := func(ops ...auth.Operation) int32 {
+		var b int32
+		for _, op := range ops {
+			b |= 1 << op
+		}
+		return b
+	}
+	c.user = "alice"
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.IncludeTopicAuthorizedOperations = true
+	resp := call[*kmsg.MetadataResponse](t, c, mreq, 12)
+	if len(resp.Topics) != 1 || resp.Topics[0].AuthorizedOperations != bits(topicOps...) {
+		t.Errorf("alice's topics: %+v", resp.Topics)
+	}
+	mreq = kmsg.NewPtrMetadataRequest()
+	resp = call[*kmsg.MetadataResponse](t, c, mreq, 12)
+	if resp.Topics[0].AuthorizedOperations != -2147483648 {
+		t.Errorf("not asked for: %d", resp.Topics[0].AuthorizedOperations)
+	}
+	dreq := kmsg.NewPtrDescribeClusterRequest()
+	dreq.IncludeClusterAuthorizedOperations = true
+	c.user = "root"
+	if got := call[*kmsg.DescribeClusterResponse](t, c, dreq, 0).ClusterAuthorizedOperations; got != bits(clusterOps...) {
+		t.Errorf("root's cluster operations: %b", got)
+	}
+	c.user = "alice"
+	greq := kmsg.NewPtrDescribeGroupsRequest()
+	greq.Groups, greq.IncludeAuthorizedOperations = []string{"orders.g"}, true
+	if got := call[*kmsg.DescribeGroupsResponse](t, c, greq, 5).Groups[0].AuthorizedOperations; got != bits(groupOps...) {
+		t.Errorf("alice's group operations: %b", got)
+	}
+	c.user = "bob"
+	mreq = kmsg.NewPtrMetadataRequest()
+	mreq.Version, mreq.IncludeClusterAuthorizedOperations = 10, true
+	if got := call[*kmsg.MetadataResponse](t, c, mreq, 10).AuthorizedOperations; got != 0 {
+		t.Errorf("bob's cluster operations: %b", got)
+	}
 }
