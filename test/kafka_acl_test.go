@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -263,6 +264,16 @@ func TestKafkaAuthorizationMatrix(t *testing.T) {
 	if !strings.Contains(b.Logs(), "kafka request refused") {
 		t.Error("refusals are not logged")
 	}
+
+	// The same through confluent-kafka and kafka-python.
+	needPythonModule(t, "confluent_kafka")
+	needPythonModule(t, "kafka")
+	path, err := filepath.Abs(filepath.Join("python", "authz_sasl.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runTool(t, 90*time.Second, "", python3Path, path, b.Kafka, "alice", "alice-pw").must(t, b, "authz_sasl.py")
+	t.Logf("authz_sasl.py:\n%s", r.Stdout)
 }
 
 // TestAMQPHonoursKafkaDenyACLs: a Kafka DENY ACL on a topic also refuses
