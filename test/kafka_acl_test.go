@@ -124,6 +124,19 @@ func TestKafkaACLsManagedAndDurable(t *testing.T) {
 	if got := aclStrings(t, adm); !slices.Equal(got, want) {
 		t.Fatalf("after deletes:\n%s", strings.Join(got, "\n"))
 	}
+
+	// The CLI, through the same API.
+	mustAdmin(t, b, "acl", "add", "--principal", "User:bob", "--operation", "describe", "--cluster")
+	if out := mustAdmin(t, b, "acl", "list"); !strings.Contains(out, "User:bob") || !strings.Contains(out, "kafka-cluster") {
+		t.Fatalf("acl list:\n%s", out)
+	}
+	if got := aclStrings(t, adm); !slices.Contains(got, "User:bob * CLUSTER kafka-cluster LITERAL DESCRIBE ALLOW") {
+		t.Fatalf("after acl add:\n%s", strings.Join(got, "\n"))
+	}
+	mustAdmin(t, b, "acl", "delete", "--principal", "User:bob", "--operation", "describe", "--cluster")
+	if got := aclStrings(t, adm); !slices.Equal(got, want) {
+		t.Fatalf("after acl delete:\n%s", strings.Join(got, "\n"))
+	}
 }
 
 // TestKafkaAuthorizationMatrix: principals authenticated with SASL PLAIN
