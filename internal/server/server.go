@@ -432,11 +432,11 @@ func bootstrapDefinitions(m *meta.Store) error {
 		}
 	}
 	if len(m.Users()) == 0 {
-		hash, err := auth.HashPassword(auth.DefaultPassword)
+		guest, err := broker.UserWithPassword(auth.DefaultUser, auth.DefaultPassword, []string{"administrator"})
 		if err != nil {
 			return err
 		}
-		if err := m.PutUser(meta.User{Name: auth.DefaultUser, PasswordHash: hash, Tags: []string{"administrator"}}); err != nil {
+		if err := m.PutUser(guest); err != nil {
 			return err
 		}
 		if err := m.SetPermission(meta.Permission{User: auth.DefaultUser, Vhost: auth.DefaultVHost, Configure: auth.AllowAll, Write: auth.AllowAll, Read: auth.AllowAll}); err != nil {
