@@ -509,7 +509,10 @@ func (c *conn) authenticate(user, pass, mechanism string) error {
 		text: fmt.Sprintf("ACCESS_REFUSED - Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)}
 	u, ok := c.s.accts.User(user)
 	if !ok || !auth.CheckPassword(u.PasswordHash, pass) {
-		c.log.Info("login refused", "user", user)
+		c.log.Info("login refused", "user", user, "mechanism", mechanism)
+		if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
+			h.AuthFailed(mechanism)
+		}
 		return refused
 	}
 	if !auth.LoginAllowedFrom(user, c.nc.RemoteAddr(), c.s.opts.LoopbackUsers) {

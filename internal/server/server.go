@@ -124,6 +124,10 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		ConsumerSessionTimeout:    cfg.ConsumerSessionTimeout,
 		ConsumerHeartbeatInterval: cfg.ConsumerHeartbeatInterval,
 	})
+	anonymous, err := kafka.ParseAnonymousAccess(cfg.KafkaAnonymous)
+	if err != nil {
+		return nil, err
+	}
 	if s.kafka, err = kafka.NewServer(kafka.Options{
 		AdvertisedAddr:  cfg.AdvertisedKafkaAddr(),
 		ClusterID:       clusterID,
@@ -135,6 +139,10 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 
 		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
 		ZeroCopy:               cfg.KafkaZeroCopy,
+		Users:                  s.meta,
+		Anonymous:              anonymous,
+		SASLSessionLifetime:    cfg.KafkaSASLSessionLifetime,
+		LoginLimiter:           auth.DefaultFailureLimiter(),
 		TransactionVersion:     int16(cfg.TransactionVersion),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
