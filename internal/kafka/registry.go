@@ -61,6 +61,8 @@ var apis = []api{
 	{key: 42, min: 0, max: 2, handle: handle(handleDeleteGroups)},
 	{key: 44, min: 0, max: 1, handle: handle(handleIncrementalAlterConfigs)},
 	{key: 47, min: 0, max: 0, handle: handle(handleOffsetDelete)},
+	{key: 50, min: 0, max: 0, handle: handle(handleDescribeUserScramCredentials)},
+	{key: 51, min: 0, max: 0, handle: handle(handleAlterUserScramCredentials)},
 	{key: 60, min: 0, max: 1, handle: handle(handleDescribeCluster)},
 	{key: 61, min: 0, max: 0, handle: handle(handleDescribeProducers)},
 	{key: 65, min: 0, max: 0, handle: handle(handleDescribeTransactions)},
