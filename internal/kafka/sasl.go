@@ -171,8 +171,9 @@ func (c *conn) saslStep(token []byte) (resp []byte, done bool, err error) {
 		}
 		resp, done, err = st.scram.Step(token)
 		if err != nil {
+			u := st.scram.User()
 			st.scram = nil
-			return nil, false, c.loginFailed(st.scramUser(), err)
+			return nil, false, c.loginFailed(u, err)
 		}
 		if done {
 			if tok := st.scram.Extensions()["tokenauth"]; tok == "true" {
@@ -202,13 +203,6 @@ func (c *conn) saslStep(token []byte) (resp []byte, done bool, err error) {
 		st.expires = time.Now().Add(lt)
 	}
 	return resp, true, nil
-}
-
-func (st *saslState) scramUser() string {
-	if st.scram == nil {
-		return ""
-	}
-	return st.scram.User()
 }
 
 // loginFailed logs, counts and rate-limits a failed login and returns
