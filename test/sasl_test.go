@@ -482,3 +482,45 @@ func (r *rawKafka) login(t testing.TB, v int16, mech string, token []byte) *kmsg
 	return ar
 }
 
+
+// TestSASLPythonClients: kafka-python (SaslHandshake v0 and bare tokens)
+// and confluent-kafka (librdkafka, SaslAuthenticate) log in with PLAIN and
+// SCRAM-SHA-512, produce and consume, and are refused with a wrong
+// password or an unknown user (test/python/sasl_clients.py).
+func TestSASLPythonClients(t *testing.T) {
+	needPythonModule(t, "kafka")
+	needPythonModule(t, "confluent_kafka")
+	b := startBroker(t, "--kafka-anonymous=none")
+	b.addUser(t, "py", "py-secret", "")
+	runPythonScript(t, b, "sasl_clients.py", 120*time.Second)
+	s := b.scrape(t)
+	for _, m := range []string{"PLAIN", "SCRAM-SHA-512"} {
+		if v, _ := s.value("sluice_auth_failures_total", "protocol=kafka", "mechanism="+m); v < 4 {
+			t.Errorf("%s failures counted: %v, want at least 4 (two clients, two refusals each)", m, v)
+		}
+	}
+}
+
+// TestSASLKcat: kcat (librdkafka) produces and consumes with SCRAM-SHA-512
+// and PLAIN, and a wrong password is refused with the broker's message.
+func TestSASLKcat(t *testing.T) {
+	needTool(t, kcatPath)
+	b := startBroker(t, "--kafka-anonymous=none")
+	b.addUser(t, "kc", "kc-secret", "")
+	sasl := func(mech, pass string) []string {
+		return []string{"-X", "security.protocol=sasl_plaintext", "-X", "sasl.mechanisms=" + mech,
+			"-X", "sasl.username=kc", "-X", "sasl.password=" + pass}
+	}
+	for _, mech := range []string{"SCRAM-SHA-512", "PLAIN"} {
+		topic := "kcat-" + strings.ToLower(mech)
+		b.kcat(t, "one\ntwo\nthree\n", append(sasl(mech, "kc-secret"), "-P", "-t", topic)...).must(t, b, "kcat produce "+mech)
+		r := b.kcat(t, "", append(sasl(mech, "kc-secret"), "-C", "-t", topic, "-o", "beginning", "-e", "-f", "%s\\n")...).must(t, b, "kcat consume "+mech)
+		if got := strings.Fields(r.Stdout); strings.Join(got, ",") != "one,two,three" {
+			t.Errorf("%s: consumed %q", mech, got)
+		}
+		r = b.kcat(t, "", append(sasl(mech, "wrong"), "-L", "-m", "2")...)
+		if r.Err == nil || !strings.Contains(r.Stderr, "Authentication failed: Invalid username or password") {
+			t.Errorf("%s with a wrong password: %v\n%s", mech, r.Err, r.Stderr)
+		}
+	}
+}

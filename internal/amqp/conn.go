@@ -509,9 +509,18 @@ func (c *conn) authenticate(user, pass, mechanism string) error {
 		text: fmt.Sprintf("ACCESS_REFUSED - Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)}
 	u, ok := c.s.accts.User(user)
 	if !ok || !auth.CheckPassword(u.PasswordHash, pass) {
-		c.log.Info("login refused", "user", user, "mechanism", mechanism)
+		delay := c.s.opts.LoginLimiter.Failed(c.nc.RemoteAddr(), time.Now())
+		c.log.Info("login refused", "user", user, "mechanism", mechanism, "delay", delay)
 		if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
 			h.AuthFailed(mechanism)
+		}
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-c.s.done:
+				t.Stop()
+			}
 		}
 		return refused
 	}

@@ -7,21 +7,31 @@ import (
 	"time"
 )
 
-// FailureLimiter slows down password guessing: each source address has a
-// bucket of Burst failed logins, refilled by one every Refill. While an
-// address's bucket is empty its logins are refused without looking at
-// the password; other addresses are not affected, and a successful login
-// costs nothing. Time comes from the caller, so the limiter is
-// deterministic. Safe for concurrent use. The zero value never limits.
+// FailureLimiter slows down password guessing without locking anyone
+// out. Each source address has a bucket of Burst failed logins, refilled
+// by one every Refill. A failure with tokens left is answered at once;
+// past them, each failure is answered only after a delay that grows by
+// Refill with every further failure (the k-th failure past the burst
+// waits k×Refill, up to MaxDelay), so guesses from one address, however
+// many connections they use, come at about one per Refill. A correct
+// password is never delayed or refused, so a broken client retrying a
+// wrong password does not keep a good one on the same host out, and one
+// address's failures never affect another's. (Kafka's own answer is a
+// fixed delay, connection.failed.authentication.delay.ms.) Time comes
+// from the caller, so the limiter is deterministic. Safe for concurrent
+// use. The zero value and nil never delay.
 type FailureLimiter struct {
-	// Burst is how many failures an address may have in a row before it
-	// is refused; 0 disables the limiter.
+	// Burst is how many failures an address may have in a row before
+	// they are delayed; 0 disables the limiter.
 	Burst int
-	// Refill is how long the bucket takes to win back one failure.
+	// Refill is how long the bucket takes to win back one failure, and
+	// the step by which delays grow.
 	Refill time.Duration
+	// MaxDelay caps one delay (default 30s).
+	MaxDelay time.Duration
 	// MaxAddrs bounds the addresses tracked (default 10000): past it,
 	// the addresses whose buckets are full again are forgotten first and,
-	// if that is not enough, the oldest failure is.
+	// if that is not enough, the one whose last failure is oldest.
 	MaxAddrs int
 
 	mu      sync.Mutex
@@ -29,14 +39,14 @@ type FailureLimiter struct {
 }
 
 type bucket struct {
-	tokens float64
+	tokens float64 // negative: failures past the burst, not yet refilled
 	at     time.Time
 }
 
-// DefaultFailureLimiter is Sluice's setting: ten failures in a row, then
-// one try every six seconds (ten a minute) from that address.
+// DefaultFailureLimiter is Sluice's setting: ten failures in a row from
+// one address, then about one guess a second.
 func DefaultFailureLimiter() *FailureLimiter {
-	return &FailureLimiter{Burst: 10, Refill: 6 * time.Second}
+	return &FailureLimiter{Burst: 10, Refill: time.Second}
 }
 
 // sourceAddr is the address a limit applies to: the IP of addr, without
@@ -56,6 +66,13 @@ func sourceAddr(addr net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
+func (l *FailureLimiter) maxDelay() time.Duration {
+	if l.MaxDelay > 0 {
+		return l.MaxDelay
+	}
+	return 30 * time.Second
+}
+
 func (l *FailureLimiter) refilled(b *bucket, now time.Time) float64 {
 	t := b.tokens
 	if l.Refill > 0 && now.After(b.at) {
@@ -64,21 +81,11 @@ func (l *FailureLimiter) refilled(b *bucket, now time.Time) float64 {
 	return min(t, float64(l.Burst))
 }
 
-// Allow reports whether a login from addr may be tried now.
-func (l *FailureLimiter) Allow(addr net.Addr, now time.Time) bool {
-	if l == nil || l.Burst <= 0 {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[sourceAddr(addr)]
-	return !ok || l.refilled(b, now) >= 1
-}
-
-// Failed records a failed login from addr.
-func (l *FailureLimiter) Failed(addr net.Addr, now time.Time) {
-	if l == nil || l.Burst <= 0 {
-		return
+// Failed records a failed login from addr at now and returns how long to
+// wait before answering it (0 within the burst).
+func (l *FailureLimiter) Failed(addr net.Addr, now time.Time) time.Duration {
+	if l == nil || l.Burst <= 0 || l.Refill <= 0 {
+		return 0
 	}
 	a := sourceAddr(addr)
 	l.mu.Lock()
@@ -92,8 +99,13 @@ func (l *FailureLimiter) Failed(addr net.Addr, now time.Time) {
 		b = &bucket{tokens: float64(l.Burst), at: now}
 		l.buckets[a] = b
 	}
-	b.tokens = max(l.refilled(b, now)-1, 0)
+	floor := -float64(l.maxDelay()) / float64(l.Refill)
+	b.tokens = max(l.refilled(b, now)-1, floor)
 	b.at = now
+	if b.tokens >= 0 {
+		return 0
+	}
+	return min(time.Duration(-b.tokens*float64(l.Refill)), l.maxDelay())
 }
 
 // evictLocked makes room for one more address.

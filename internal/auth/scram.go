@@ -444,7 +444,11 @@ func (s *ScramServer) Step(msg []byte) (resp []byte, done bool, err error) {
 		if cf.ChannelBinding != s.first.GS2Header {
 			return nil, false, fmt.Errorf("%w: client-final: channel binding does not match the GS2 header", ErrScramMalformed)
 		}
-		if cf.Nonce != s.nonce {
+		// librdkafka (up to at least 2.x) sends its client nonce again in
+		// front of the combined nonce; Kafka accepts that (it checks that
+		// the nonce ends with the combined one), so Sluice accepts exactly
+		// that form too.
+		if cf.Nonce != s.nonce && cf.Nonce != s.first.Nonce+s.nonce {
 			return nil, false, fmt.Errorf("%w: client-final: nonce does not match", ErrScramMalformed)
 		}
 		if !s.known {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/pbkdf2"
 	"encoding/base64"
 	"errors"
 	"testing"
@@ -105,6 +106,51 @@ func TestScramWithFranzGoClient(t *testing.T) {
 			t.Errorf("%s credential used for %s: %v", m.Name, other.Name, err)
 		}
 	}
+}
+
+// librdkafka writes the client nonce twice in client-final ("r=" client
+// nonce + the server's whole "r"); Kafka accepts it, so must Sluice.
+func TestScramLibrdkafkaNonce(t *testing.T) {
+	cred, _ := ScramCredentialWithSalt(ScramSHA256, "pencil", b64(t, "W22ZaJ0SNY7soEsUEjb6gQ=="), 4096)
+	m := ScramSHA256
+	for _, tt := range []struct {
+		name, finalNonce string
+		ok               bool
+	}{
+		{"RFC form", "cnoncesnonce", true},
+		{"librdkafka form", "cnoncecnoncesnonce", true},
+		{"other prefix", "xcnoncesnonce", false},
+	} {
+		s := NewScramServer(m, func(string) (ScramCredential, bool) { return cred, true }, nil, nil)
+		s.serverNonce = "snonce"
+		first := "n=user,r=cnonce"
+		serverFirst, _, err := s.Step([]byte("n,," + first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The client's side, computed here from the password.
+		salted := pbkdf2Key(t, m, "pencil", cred.Salt, 4096)
+		clientKey := m.hmac(salted, []byte("Client Key"))
+		withoutProof := "c=biws,r=" + tt.finalNonce
+		sig := m.hmac(m.hash(clientKey), []byte(first+","+string(serverFirst)+","+withoutProof))
+		proof := make([]byte, len(sig))
+		for i := range sig {
+			proof[i] = clientKey[i] ^ sig[i]
+		}
+		_, done, err := s.Step([]byte(withoutProof + ",p=" + base64.StdEncoding.EncodeToString(proof)))
+		if done != tt.ok || (err == nil) != tt.ok {
+			t.Errorf("%s: done %v, err %v; want ok %v", tt.name, done, err, tt.ok)
+		}
+	}
+}
+
+func pbkdf2Key(t *testing.T, m *ScramMechanism, password string, salt []byte, iter int) []byte {
+	t.Helper()
+	k, err := pbkdf2.Key(m.newHash, password, salt, iter, m.newHash().Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func TestScramUnknownUserSaltStable(t *testing.T) {

@@ -146,12 +146,6 @@ func (c *conn) admit(key int16) error {
 func (c *conn) saslStep(token []byte) (resp []byte, done bool, err error) {
 	st := &c.sasl
 	s := c.s
-	remote := c.nc.RemoteAddr()
-	first := st.mechanism == "PLAIN" || st.scram == nil
-	if first && !s.opts.LoginLimiter.Allow(remote, time.Now()) {
-		c.authFailed("", st.mechanism, "too many failed logins from this address")
-		return nil, false, errors.New("Authentication failed: too many failed attempts from this address, try again later")
-	}
 	var user string
 	switch st.mechanism {
 	case "PLAIN":
@@ -205,16 +199,26 @@ func (c *conn) saslStep(token []byte) (resp []byte, done bool, err error) {
 	return resp, true, nil
 }
 
-// loginFailed logs, counts and rate-limits a failed login and returns
-// the error the client is told.
+// loginFailed logs and counts a failed login, holds its answer as long
+// as the login limiter says (auth.FailureLimiter: repeated failures from
+// one address are answered ever later), and returns the error the client
+// is told.
 func (c *conn) loginFailed(user string, reason error) error {
-	c.s.opts.LoginLimiter.Failed(c.nc.RemoteAddr(), time.Now())
-	c.authFailed(user, c.sasl.mechanism, reason.Error())
+	delay := c.s.opts.LoginLimiter.Failed(c.nc.RemoteAddr(), time.Now())
+	c.authFailed(user, c.sasl.mechanism, reason.Error(), "delay", delay)
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+		}
+	}
 	return errSaslFailed
 }
 
-func (c *conn) authFailed(user, mechanism, reason string) {
-	c.log.Info("kafka login refused", "user", user, "mechanism", mechanism, "reason", reason)
+func (c *conn) authFailed(user, mechanism, reason string, attrs ...any) {
+	c.log.Info("kafka login refused", append([]any{"user", user, "mechanism", mechanism, "reason", reason}, attrs...)...)
 	if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
 		h.AuthFailed(mechanism)
 	}

@@ -124,6 +124,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		ConsumerSessionTimeout:    cfg.ConsumerSessionTimeout,
 		ConsumerHeartbeatInterval: cfg.ConsumerHeartbeatInterval,
 	})
+	// One limiter of failed logins for both protocols: guesses from
+	// one address are slowed whichever port they try.
+	loginLimiter := auth.DefaultFailureLimiter()
 	anonymous, err := kafka.ParseAnonymousAccess(cfg.KafkaAnonymous)
 	if err != nil {
 		return nil, err
@@ -142,7 +145,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Users:                  s.meta,
 		Anonymous:              anonymous,
 		SASLSessionLifetime:    cfg.KafkaSASLSessionLifetime,
-		LoginLimiter:           auth.DefaultFailureLimiter(),
+		LoginLimiter:           loginLimiter,
 		TransactionVersion:     int16(cfg.TransactionVersion),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
@@ -168,7 +171,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Writable: func() bool { return !diskAlarmRaised(s.alarms) },
 	})
 	conns := new(broker.Connections) // the front ends register, mgmt lists
-	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns}, s.router, s.meta)
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns, LoginLimiter: loginLimiter}, s.router, s.meta)
 	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir, Failures: s.recovery.Failures})
 	s.mx.SetAlarmSource(alarmSource{s.alarms})
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
