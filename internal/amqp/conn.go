@@ -379,6 +379,10 @@ func (c *conn) handshake() error {
 	}
 	user, pass, err := parseCredentials(so.Mechanism, []byte(so.Response))
 	if err != nil {
+		c.log.Info("login refused", "mechanism", so.Mechanism, "reason", err.Error())
+		if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
+			h.AuthFailed(so.Mechanism)
+		}
 		return &amqpError{code: wire.AccessRefused, text: fmt.Sprintf("ACCESS_REFUSED - %v", err), classID: 10, methodID: 11}
 	}
 	if err := c.authenticate(user, pass, so.Mechanism); err != nil {
