@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -523,4 +524,47 @@ func TestSASLKcat(t *testing.T) {
 			t.Errorf("%s with a wrong password: %v\n%s", mech, r.Err, r.Stderr)
 		}
 	}
+}
+
+// BenchmarkSASLScramLogin is logins per second through a real server: a
+// new TCP connection, SaslHandshake and a SCRAM-SHA-512 exchange
+// (franz-go's client, which does the 4096-iteration PBKDF2 each time, as
+// every client does on a new connection), then close. Run with
+// -bench SASLScramLogin -benchtime 500x; b.N connections one after the
+// other, or with -cpu N in N goroutines.
+func BenchmarkSASLScramLogin(b *testing.B) {
+	br := startBroker(b)
+	br.addUser(b, "bench", "bench-pass", "")
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			sess, msg, err := saslMech("SCRAM-SHA-512", "bench", "bench-pass").Authenticate(context.Background(), br.Kafka)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			rk := dialRawKafka(b, br.Kafka)
+			hs := kmsg.NewPtrSASLHandshakeRequest()
+			hs.Version, hs.Mechanism = 1, "SCRAM-SHA-512"
+			if _, err := rk.do(hs); err != nil {
+				b.Error(err)
+				return
+			}
+			for done := false; !done; {
+				au := kmsg.NewPtrSASLAuthenticateRequest()
+				au.Version, au.SASLAuthBytes = 2, msg
+				r, err := rk.do(au)
+				if err != nil || r.(*kmsg.SASLAuthenticateResponse).ErrorCode != 0 {
+					b.Errorf("login: %v %+v", err, r)
+					return
+				}
+				if done, msg, err = sess.Challenge(r.(*kmsg.SASLAuthenticateResponse).SASLAuthBytes); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+			rk.nc.Close()
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
 }

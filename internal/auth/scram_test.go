@@ -3,8 +3,10 @@ package auth
 import (
 	"context"
 	"crypto/pbkdf2"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -283,4 +285,44 @@ func FuzzScramServer(f *testing.F) {
 			t.Errorf("a made-up proof passed: %q / %q", first, final)
 		}
 	})
+}
+
+// BenchmarkScramServerLogin is the server's CPU per SCRAM-SHA-512 login:
+// parse both client messages, two HMACs and a hash, one HMAC for the
+// answer. The client's PBKDF2 (4096 iterations) is done once outside the
+// loop; it is the client's cost, not the broker's.
+func BenchmarkScramServerLogin(b *testing.B) {
+	m := ScramSHA512
+	salt := []byte("0123456789abcdef0123456789abcdef")
+	cred, _ := ScramCredentialWithSalt(m, "secret", salt, ScramDefaultIterations)
+	salted, _ := pbkdf2.Key(m.newHash, "secret", salt, ScramDefaultIterations, m.newHash().Size())
+	clientKey := m.hmac(salted, []byte("Client Key"))
+	lookup := func(string) (ScramCredential, bool) { return cred, true }
+	b.ReportAllocs()
+	for b.Loop() {
+		s := NewScramServer(m, lookup, nil, nil)
+		first := "n=user,r=clientnonce"
+		sf, _, err := s.Step([]byte("n,," + first))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := strings.TrimPrefix(strings.SplitN(string(sf), ",", 2)[0], "r=")
+		without := "c=biws,r=" + r
+		sig := m.hmac(m.hash(clientKey), []byte(first+","+string(sf)+","+without))
+		proof := make([]byte, len(sig))
+		subtle.XORBytes(proof, clientKey, sig)
+		if _, done, err := s.Step([]byte(without + ",p=" + base64.StdEncoding.EncodeToString(proof))); !done || err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewScramCredentials is the cost of setting a password: both
+// SCRAM credentials (PBKDF2 with 4096 iterations each).
+func BenchmarkNewScramCredentials(b *testing.B) {
+	for b.Loop() {
+		if _, err := NewScramCredentials("secret"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
