@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -199,6 +200,11 @@ func TestSASLAnonymousDefaultLoopback(t *testing.T) {
 	produceConsume(t, cl, "from-network", 3, func(o ...kgo.Opt) *kgo.Client {
 		return b.client(t, append(o, kgo.SASL(saslMech("PLAIN", "bob", "builder")))...)
 	})
+	// guest/guest, RabbitMQ's default user, may log in from loopback only,
+	// over Kafka as over AMQP.
+	if err := loginErr(t, b, saslMech("SCRAM-SHA-512", "guest", "guest")); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Errorf("guest from %s: %v, want SASL_AUTHENTICATION_FAILED", ip, err)
+	}
 	if !strings.Contains(b.Logs(), "Metadata before SASL authentication") {
 		t.Errorf("the refusal is not logged:\n%s", clip(b.Logs()))
 	}
@@ -522,6 +528,31 @@ func TestSASLKcat(t *testing.T) {
 		r = b.kcat(t, "", append(sasl(mech, "wrong"), "-L", "-m", "2")...)
 		if r.Err == nil || !strings.Contains(r.Stderr, "Authentication failed: Invalid username or password") {
 			t.Errorf("%s with a wrong password: %v\n%s", mech, r.Err, r.Stderr)
+		}
+		unknown := append(sasl(mech, "kc-secret"), "-X", "sasl.username=nobody", "-L", "-m", "2")
+		r = b.kcat(t, "", unknown...)
+		if r.Err == nil || !strings.Contains(r.Stderr, "Authentication failed: Invalid username or password") {
+			t.Errorf("%s as an unknown user: %v\n%s", mech, r.Err, r.Stderr)
+		}
+		if v, _ := b.scrape(t).value("sluice_auth_failures_total", "protocol=kafka", "mechanism="+mech); v < 2 {
+			t.Errorf("%s refusals counted: %v, want at least 2", mech, v)
+		}
+	}
+}
+
+// TestSASLUserAddedOffline: `sluice user add --data-dir` on a stopped
+// broker derives the SCRAM credentials too.
+func TestSASLUserAddedOffline(t *testing.T) {
+	b := startBroker(t, "--kafka-anonymous=none")
+	b.Stop()
+	out, err := exec.Command(sluiceBin, "user", "add", "olive", "--password", "o-pass", "--data-dir", b.DataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice user add --data-dir: %v\n%s", err, out)
+	}
+	b.Restart()
+	for _, m := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"} {
+		if err := loginErr(t, b, saslMech(m, "olive", "o-pass")); err != nil {
+			t.Errorf("%s as olive: %v", m, err)
 		}
 	}
 }

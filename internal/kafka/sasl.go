@@ -180,6 +180,10 @@ func (c *conn) saslStep(token []byte) (resp []byte, done bool, err error) {
 	if !done {
 		return resp, false, nil
 	}
+	if !auth.LoginAllowedFrom(user, c.nc.RemoteAddr(), s.opts.LoopbackUsers) {
+		c.authFailed(user, st.mechanism, "user may only connect from loopback")
+		return nil, false, fmt.Errorf("Authentication failed: user '%s' can only connect via localhost", user)
+	}
 	if st.principal != "" && (user != st.principal || st.mechanism != st.principalMech) {
 		err := fmt.Errorf("re-authentication as %q with %s, the connection is %q with %s", user, st.mechanism, st.principal, st.principalMech)
 		c.authFailed(user, st.mechanism, err.Error())

@@ -72,6 +72,9 @@ type Options struct {
 	Anonymous           AnonymousAccess
 	SASLSessionLifetime time.Duration
 	LoginLimiter        *auth.FailureLimiter
+	// LoopbackUsers may log in only from a loopback address, as over
+	// AMQP (RabbitMQ's loopback_users). Default (nil) guest.
+	LoopbackUsers []string
 }
 
 // SendfileHooks, when the Hooks implement it too, count the record bytes
@@ -112,6 +115,9 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}
 	if opts.Hooks == nil {
 		opts.Hooks = noHooks{}
+	}
+	if opts.LoopbackUsers == nil {
+		opts.LoopbackUsers = []string{auth.DefaultUser}
 	}
 	host, portStr, err := net.SplitHostPort(opts.AdvertisedAddr)
 	if err != nil {
