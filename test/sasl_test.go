@@ -489,7 +489,6 @@ func (r *rawKafka) login(t testing.TB, v int16, mech string, token []byte) *kmsg
 	return ar
 }
 
-
 // TestSASLPythonClients: kafka-python (SaslHandshake v0 and bare tokens)
 // and confluent-kafka (librdkafka, SaslAuthenticate) log in with PLAIN and
 // SCRAM-SHA-512, produce and consume, and are refused with a wrong
