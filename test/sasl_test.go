@@ -340,6 +340,21 @@ func TestSASLScramCredentialAPIs(t *testing.T) {
 		t.Errorf("the boot user guest has no SCRAM credentials: %+v", described)
 	}
 
+	// A user who is not an administrator may neither read nor change
+	// credentials; guest (administrator) may, logged in with SCRAM.
+	erinAdm := kadm.NewClient(b.client(t, kgo.SASL(saslMech("SCRAM-SHA-512", "erin", "e-pass"))))
+	if _, err := erinAdm.DescribeUserSCRAMs(ctx); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("describe as erin: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
+	}
+	steal := kadm.UpsertSCRAM{User: "guest", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "mine"}
+	if res, err := erinAdm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{steal}); !errors.Is(err, kerr.ClusterAuthorizationFailed) && !errors.Is(res["guest"].Err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("alter guest as erin: %v %+v, want CLUSTER_AUTHORIZATION_FAILED", err, res)
+	}
+	guestAdm := kadm.NewClient(b.client(t, kgo.SASL(saslMech("SCRAM-SHA-512", "guest", "guest"))))
+	if d, err := guestAdm.DescribeUserSCRAMs(ctx, "erin"); err != nil || d["erin"].Err != nil {
+		t.Errorf("describe as guest: %v %+v", err, d)
+	}
+
 	// Upserting for an unknown user creates it; the login works.
 	up := kadm.UpsertSCRAM{User: "frank", Mechanism: kadm.ScramSha512, Iterations: 8192, Password: "f-pass"}
 	res, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{up})

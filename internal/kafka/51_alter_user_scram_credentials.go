@@ -21,7 +21,9 @@ import (
 // unknown mechanism, UNACCEPTABLE_CREDENTIAL for an empty name, an
 // iteration count outside 4096..16384 or an empty salt or salted
 // password, RESOURCE_NOT_FOUND to delete a credential that does not
-// exist, DUPLICATE_RESOURCE when a user and mechanism appear twice.
+// exist, DUPLICATE_RESOURCE when a user and mechanism appear twice,
+// CLUSTER_AUTHORIZATION_FAILED unless the connection is anonymous or a
+// user tagged administrator (mayManageUsers).
 
 func handleAlterUserScramCredentials(c *conn, req *kmsg.AlterUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
@@ -60,6 +62,11 @@ func handleAlterUserScramCredentials(c *conn, req *kmsg.AlterUserSCRAMCredential
 	if store == nil {
 		for _, u := range order {
 			fail(u, kerr.UnsupportedVersion, "this listener has no user store")
+		}
+	}
+	if !c.mayManageUsers() {
+		for _, u := range order {
+			fail(u, kerr.ClusterAuthorizationFailed, "only an administrator may alter SCRAM credentials")
 		}
 	}
 	for _, d := range req.Deletions {
