@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -457,8 +459,13 @@ func dialRawKafka(t testing.TB, addr string) *rawKafka {
 // do sends req and reads its response; an error means the connection
 // closed (or timed out).
 func (r *rawKafka) do(req kmsg.Request) (kmsg.Response, error) {
+	return r.doWait(req, 10*time.Second)
+}
+
+// doWait is do with a deadline of wait.
+func (r *rawKafka) doWait(req kmsg.Request, wait time.Duration) (kmsg.Response, error) {
 	r.corr++
-	r.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	r.nc.SetDeadline(time.Now().Add(wait))
 	buf := kmsg.NewRequestFormatter(kmsg.FormatterClientID("raw")).AppendRequest(nil, req, r.corr)
 	if _, err := r.nc.Write(buf); err != nil {
 		return nil, err
@@ -612,4 +619,61 @@ func BenchmarkSASLScramLogin(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
+}
+
+// TestSASLFailedLoginsSlowedNotLockedOut: a burst of wrong passwords from
+// one address is answered ever later (ten at once, then one more second
+// each), while a correct login from the same address goes through at
+// once and the broker keeps serving.
+func TestSASLFailedLoginsSlowedNotLockedOut(t *testing.T) {
+	b := startBroker(t, "--kafka-anonymous=none", "--log-level=info")
+	b.addUser(t, "gina", "g-pass", "")
+	const guesses = 14 // the last waits 4s
+	var answered atomic.Int32
+	var wg sync.WaitGroup
+	codes := make(chan int16, guesses)
+	for i := range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rk := dialRawKafka(t, b.Kafka)
+			rk.nc.SetDeadline(time.Now().Add(40 * time.Second))
+			hs := kmsg.NewPtrSASLHandshakeRequest()
+			hs.Version, hs.Mechanism = 1, "PLAIN"
+			if _, err := rk.do(hs); err != nil {
+				t.Errorf("guess %d: handshake: %v", i, err)
+				return
+			}
+			au := kmsg.NewPtrSASLAuthenticateRequest()
+			au.Version, au.SASLAuthBytes = 2, fmt.Appendf(nil, "\x00gina\x00guess-%d", i)
+			r, err := rk.doWait(au, 40*time.Second)
+			answered.Add(1)
+			if err != nil {
+				t.Errorf("guess %d: %v", i, err)
+				return
+			}
+			codes <- r.(*kmsg.SASLAuthenticateResponse).ErrorCode
+		}()
+	}
+	// Every guess has been checked (and counted) before its answer waits.
+	waitFor(t, 20*time.Second, "all guesses counted", func() bool {
+		v, _ := b.scrape(t).value("sluice_auth_failures_total", "protocol=kafka", "mechanism=PLAIN")
+		return v >= guesses
+	})
+	if err := loginErr(t, b, saslMech("PLAIN", "gina", "g-pass")); err != nil {
+		t.Fatalf("the right password during the guesses: %v", err)
+	}
+	if n := answered.Load(); n >= guesses {
+		t.Errorf("all %d wrong guesses were answered before the good login: none was delayed", n)
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != kerr.SaslAuthenticationFailed.Code {
+			t.Errorf("a wrong guess got error %d", c)
+		}
+	}
+	if !regexp.MustCompile(`"msg":"kafka login refused".*"delay":"[1-9]`).MatchString(b.Logs()) {
+		t.Errorf("no delayed refusal logged:\n%s", clip(b.Logs()))
+	}
 }

@@ -514,7 +514,7 @@ func (c *conn) authenticate(user, pass, mechanism string) error {
 	u, ok := c.s.accts.User(user)
 	if !ok || !auth.CheckPassword(u.PasswordHash, pass) {
 		delay := c.s.opts.LoginLimiter.Failed(c.nc.RemoteAddr(), time.Now())
-		c.log.Info("login refused", "user", user, "mechanism", mechanism, "delay", delay)
+		c.log.Info("login refused", "user", user, "mechanism", mechanism, "delay", delay.Round(time.Millisecond).String())
 		if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
 			h.AuthFailed(mechanism)
 		}

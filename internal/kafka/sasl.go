@@ -212,7 +212,7 @@ func (c *conn) saslStep(token []byte) (resp []byte, done bool, err error) {
 // is told.
 func (c *conn) loginFailed(user string, reason error) error {
 	delay := c.s.opts.LoginLimiter.Failed(c.nc.RemoteAddr(), time.Now())
-	c.authFailed(user, c.sasl.mechanism, reason.Error(), "delay", delay)
+	c.authFailed(user, c.sasl.mechanism, reason.Error(), "delay", delay.Round(time.Millisecond).String())
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
