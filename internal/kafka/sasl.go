@@ -195,15 +195,25 @@ func (c *conn) saslStep(token []byte) (resp []byte, done bool, err error) {
 	if st.principal == "" {
 		c.log.Debug("kafka SASL login", "user", user, "mechanism", st.mechanism)
 	}
-	st.principal, st.principalMech = user, st.mechanism
-	st.authenticated, st.mechanism, st.raw = true, "", false
-	if c.user != user {
-		c.user = user
-	}
+	c.loggedIn(user, st.mechanism)
+	st.mechanism, st.raw = "", false
 	if lt := s.opts.SASLSessionLifetime; lt > 0 {
 		st.expires = time.Now().Add(lt)
 	}
 	return resp, true, nil
+}
+
+// loggedIn makes the connection act as user, authenticated by mechanism
+// ("PLAIN", "SCRAM-SHA-512", ...; a client certificate would be
+// "EXTERNAL"): requests are served from now on, and a re-authentication
+// must keep both. Read-loop state, called before the next request is
+// read.
+func (c *conn) loggedIn(user, mechanism string) {
+	st := &c.sasl
+	st.principal, st.principalMech, st.authenticated = user, mechanism, true
+	if c.user != user { // the same user on re-authentication: no write
+		c.user = user
+	}
 }
 
 // loginFailed logs and counts a failed login, holds its answer as long
