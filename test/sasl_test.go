@@ -313,6 +313,19 @@ func TestSASLHandshakeErrors(t *testing.T) {
 	if _, err := rk.do(kmsg.NewPtrApiVersionsRequest()); err == nil {
 		t.Error("the connection stayed open after UNSUPPORTED_SASL_MECHANISM")
 	}
+	// Before a login a frame over 512 KiB is not read: the connection
+	// closes on its size alone.
+	rk = dialRawKafka(t, b.Kafka)
+	big := binary.BigEndian.AppendUint32(nil, 600<<10)
+	big = append(big, 0, 0, 0, 9, 0, 0, 0, 1) // Produce v9, correlation 1
+	rk.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := rk.nc.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	var ne net.Error
+	if n, err := rk.nc.Read(make([]byte, 1)); err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("a 600 KiB frame before login: read %d bytes, %v; want the connection closed at once", n, err)
+	}
 	rk = dialRawKafka(t, b.Kafka)
 	au := kmsg.NewPtrSASLAuthenticateRequest()
 	au.Version, au.SASLAuthBytes = 2, []byte("\x00a\x00b")
