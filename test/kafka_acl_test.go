@@ -143,23 +143,9 @@ func TestKafkaACLsManagedAndDurable(t *testing.T) {
 // (users made with the management API, as for AMQP) get exactly what their
 // permission in the Kafka vhost and the ACLs allow, with Kafka's codes, and
 // never see a topic they may not describe.
-//
-// It needs the SASL part of issue 15 (SaslHandshake, key 17): until that is
-// merged the broker has no way to authenticate a Kafka client and the test
-// skips. The lead removes the skip when merging.
 func TestKafkaAuthorizationMatrix(t *testing.T) {
 	b := startBroker(t, "--log-level", "info") // refusals are logged at info
 	adm := b.admin(t)
-	vreq := kmsg.NewPtrApiVersionsRequest()
-	vreq.ClientSoftwareName, vreq.ClientSoftwareVersion = "sluice-test", "1"
-	vers, err := vreq.RequestWith(ctxT(t, 10*time.Second), b.client(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.ContainsFunc(vers.ApiKeys, func(k kmsg.ApiVersionsResponseApiKey) bool { return k.ApiKey == 17 }) {
-		t.Skip("the broker serves no SaslHandshake yet (issue 15's SASL part): enabled at merge")
-	}
-
 	// alice: configure/write/read ^orders\. in the Kafka vhost; bob: none.
 	b.api(t, "PUT", "/api/users/alice", map[string]string{"password": "alice-pw", "tags": ""}, http.StatusCreated)
 	b.api(t, "PUT", "/api/users/bob", map[string]string{"password": "bob-pw", "tags": ""}, http.StatusCreated)

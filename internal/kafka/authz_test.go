@@ -55,6 +55,8 @@ var authzCoverage = map[int16]string{
 	42: "DELETE group",
 	44: "ALTER_CONFIGS topic, cluster (broker) or group",
 	47: "DELETE group, READ topic",
+	50: "DESCRIBE cluster",
+	51: "ALTER cluster",
 	60: "DESCRIBE cluster",
 	61: "READ topic",
 	65: "DESCRIBE transactional id; partitions of topics it may not DESCRIBE left out",
