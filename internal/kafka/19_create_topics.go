@@ -14,6 +14,9 @@ package kafka
 // resolved config (source DYNAMIC_TOPIC_CONFIG when set, DEFAULT_CONFIG
 // otherwise), also under ValidateOnly; v7+ with the topic id (zero under
 // ValidateOnly, which creates nothing). Errors carry a message (v1+).
+// Needs CREATE on the cluster or the topic (TOPIC_AUTHORIZATION_FAILED);
+// without DESCRIBE_CONFIGS on the topic the answer has no configs and
+// ConfigErrorCode says TOPIC_AUTHORIZATION_FAILED, as in Kafka.
 
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
@@ -57,6 +60,11 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 			t := topics[i]
 			st.TopicID = t.ID
 			st.NumPartitions, st.ReplicationFactor = t.Topic.Partitions, 1
+			if !c.mayTopic(rt.Topic, auth.OpDescribeConfigs) { // as Kafka: no configs, and why
+				st.ConfigErrorCode = errTopicAuth.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			for _, e := range c.s.broker.ResolveTopicConfigs(t.Configs) {
 				sc := kmsg.NewCreateTopicsResponseTopicConfig()
 				sc.Name, sc.Value, sc.Source = e.Key, kmsg.StringPtr(e.Value), int8(configSource(e))

@@ -265,6 +265,28 @@ func TestAuthorizationMatrix(t *testing.T) {
 		})
 	}
 	topicCode("alice", "orders.new", createTopic, 0)
+	// With CREATE but not DESCRIBE_CONFIGS (an ACL), the answer has no
+	// configs and says why, as Kafka's.
+	{
+		cr := kmsg.NewCreateACLsRequestCreation()
+		cr.ResourceType, cr.ResourceName, cr.ResourcePatternType = kmsg.ACLResourceTypeTopic, "payments.c", kmsg.ACLResourcePatternTypeLiteral
+		cr.Principal, cr.Host, cr.Operation, cr.PermissionType = "User:alice", "*", kmsg.ACLOperationCreate, kmsg.ACLPermissionTypeAllow
+		creq := kmsg.NewPtrCreateACLsRequest()
+		creq.Creations = append(creq.Creations, cr)
+		as("root")
+		if r := call[*kmsg.CreateACLsResponse](t, c, creq, 3); r.Results[0].ErrorCode != 0 {
+			t.Fatalf("create ACL: %+v", r)
+		}
+		as("alice")
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "payments.c", 1, 1
+		req.Topics = append(req.Topics, rt)
+		st := call[*kmsg.CreateTopicsResponse](t, c, req, 7).Topics[0]
+		if st.ErrorCode != 0 || st.ConfigErrorCode != kerr.TopicAuthorizationFailed.Code || len(st.Configs) != 0 {
+			t.Errorf("create payments.c by ACL: %+v", st)
+		}
+	}
 	topicCode("alice", "payments.new", createTopic, denied)
 	topicCode("alice", "payments", deleteTopic, denied)
 	topicCode("bob", "orders.new", deleteTopic, denied)
