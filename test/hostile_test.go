@@ -237,25 +237,35 @@ func TestHostileClients(t *testing.T) {
 		}
 	})
 
+	// Failed logins, each flood from an address of its own (the broker
+	// slows failed logins per address: after a burst their answers are
+	// held, and these clients give up after 2s): none let in, the first
+	// answered with the protocol's refusal, and the broker unharmed.
 	t.Run("failed AMQP logins", func(t *testing.T) {
-		n := 1000 * scale
-		var refused sync.Map
-		parallel(n, 50, func(i int) {
-			_, err := amqp.DialConfig("amqp://guest:wrong@"+b.AMQP+"/", amqp.Config{Dial: amqp.DefaultDial(10 * time.Second)})
-			if errors.Is(err, amqp.ErrCredentials) || amqpErrCode(err) == amqp.AccessRefused {
-				refused.Store(i, true)
+		n := 300 * scale
+		var accepted, refused atomic.Int64
+		parallel(n, 100, func(i int) {
+			c, err := amqp.DialConfig("amqp://guest:wrong@"+b.AMQP+"/", amqp.Config{Dial: dialFrom("127.0.0.2")})
+			switch {
+			case err == nil:
+				accepted.Add(1)
+				c.Close()
+			case errors.Is(err, amqp.ErrCredentials) || amqpErrCode(err) == amqp.AccessRefused:
+				refused.Add(1)
 			}
 		})
-		k := 0
-		refused.Range(func(_, _ any) bool { k++; return true })
-		if k != n {
-			t.Fatalf("%d of %d logins with a wrong password refused", k, n)
+		if accepted.Load() > 0 {
+			t.Fatalf("%d of %d logins with a wrong password let in", accepted.Load(), n)
 		}
+		if refused.Load() == 0 {
+			t.Fatalf("none of %d logins with a wrong password answered ACCESS_REFUSED", n)
+		}
+		t.Logf("%d of %d failed AMQP logins refused (ACCESS_REFUSED, or ErrCredentials from amqp091-go giving up on an answer the limiter holds)", refused.Load(), n)
 	})
 
 	t.Run("failed Kafka SASL logins", func(t *testing.T) {
-		// Kafka SASL is another part of issue 15: until it is merged the
-		// broker lacks SaslHandshake (key 17), and this flood is skipped.
+		// Kafka SASL (SaslHandshake, key 17) came with another part of
+		// issue 15; the guard stays for builds without it.
 		adm := b.client(t)
 		av, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctxT(t, 10*time.Second), adm)
 		if err != nil {
@@ -273,13 +283,12 @@ func TestHostileClients(t *testing.T) {
 		// while failed logins from this address are rate-limited.
 		n := 300 * scale
 		var accepted, answered atomic.Int64
-		parallel(n, 50, func(i int) {
-			nc, err := net.DialTimeout("tcp", b.Kafka, 10*time.Second)
+		parallel(n, 100, func(i int) {
+			nc, err := dialFrom("127.0.0.3")("tcp", b.Kafka)
 			if err != nil {
 				return
 			}
 			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(20 * time.Second))
 			hs := kmsg.NewPtrSASLHandshakeRequest()
 			hs.Mechanism = "PLAIN"
 			if _, err := nc.Write(kafkaFrame(hs, 1, 1)); err != nil {
@@ -306,6 +315,9 @@ func TestHostileClients(t *testing.T) {
 		})
 		if accepted.Load() > 0 {
 			t.Fatalf("%d of %d SASL logins with a wrong password were not refused", accepted.Load(), n)
+		}
+		if answered.Load() == 0 {
+			t.Fatalf("none of %d SASL logins with a wrong password was answered", n)
 		}
 		t.Logf("%d of %d failed SASL logins answered SASL_AUTHENTICATION_FAILED (the rest closed or held)", answered.Load(), n)
 	})
@@ -339,6 +351,20 @@ func TestHostileClients(t *testing.T) {
 		if v, _ := s.value("sluice_connections_dropped_total", want...); v < 1 {
 			t.Errorf("sluice_connections_dropped_total%v = %v", want, v)
 		}
+	}
+}
+
+// dialFrom dials from a loopback address of its own (all of 127/8 is
+// loopback on Linux), with a 2s deadline on the connection.
+func dialFrom(local string) func(network, addr string) (net.Conn, error) {
+	return func(network, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		nc, err := d.Dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		nc.SetDeadline(time.Now().Add(2 * time.Second))
+		return nc, nil
 	}
 }
 

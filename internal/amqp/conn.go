@@ -51,6 +51,9 @@ type conn struct {
 	user  string
 	vhost string
 	perm  auth.Permission
+	// topicPerms are the user's topic permissions in vhost, by exchange
+	// (topic_permissions.go); set with perm.
+	topicPerms map[string]broker.TopicPermission
 
 	flow connFlow // resource-alarm flow control, see flow.go
 	// stats count the connection's messages into its vhost's; set with
@@ -411,6 +414,10 @@ func (c *conn) handshake() error {
 	}
 	user, pass, err := parseCredentials(so.Mechanism, []byte(so.Response))
 	if err != nil {
+		c.log.Info("login refused", "mechanism", so.Mechanism, "reason", err.Error())
+		if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
+			h.AuthFailed(so.Mechanism)
+		}
 		return &amqpError{code: wire.AccessRefused, text: fmt.Sprintf("ACCESS_REFUSED - %v", err), classID: 10, methodID: 11}
 	}
 	if err := c.authenticate(user, pass, so.Mechanism); err != nil {
@@ -455,6 +462,7 @@ func (c *conn) handshake() error {
 	}
 	c.vhost = op.VirtualHost
 	c.perm = auth.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
+	c.loadTopicPermissions()
 	c.stats = broker.NewMessageStats(c.s.router.VhostStats(op.VirtualHost))
 	c.opened(so.Mechanism, so.ClientProperties)
 	c.sendMethod(0, &wire.ConnectionOpenOk{})
@@ -544,7 +552,19 @@ func (c *conn) authenticate(user, pass, mechanism string) error {
 		text: fmt.Sprintf("ACCESS_REFUSED - Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)}
 	u, ok := c.s.accts.User(user)
 	if !ok || !auth.CheckPassword(u.PasswordHash, pass) {
-		c.log.Info("login refused", "user", user)
+		delay := c.s.opts.LoginLimiter.Failed(c.nc.RemoteAddr(), time.Now())
+		c.log.Info("login refused", "user", user, "mechanism", mechanism, "delay", delay.Round(time.Millisecond).String())
+		if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
+			h.AuthFailed(mechanism)
+		}
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-c.s.done:
+				t.Stop()
+			}
+		}
 		return refused
 	}
 	if !auth.LoginAllowedFrom(user, c.nc.RemoteAddr(), c.s.opts.LoopbackUsers) {

@@ -54,3 +54,9 @@ type LimitHooks interface {
 	ConnRefused(reason string)
 	ConnDropped(reason string)
 }
+
+// AuthHooks, when the Hooks implement it too, count refused logins by
+// mechanism.
+type AuthHooks interface {
+	AuthFailed(mechanism string)
+}

@@ -29,6 +29,9 @@ type Options struct {
 	// LoopbackUsers may only log in from a loopback address. Default
 	// ["guest"], as RabbitMQ's loopback_users.
 	LoopbackUsers []string
+	// LoginLimiter holds the answer to repeated failed logins from one
+	// address (auth.FailureLimiter); nil does not.
+	LoginLimiter *auth.FailureLimiter
 	// HandshakeTimeout bounds the connection handshake. Default 10s.
 	HandshakeTimeout time.Duration
 	// MaxConnections caps the open connections (handshaking ones
@@ -60,6 +63,12 @@ type Options struct {
 	// handshake is done, for the management API. Default a registry of
 	// the server's own.
 	Connections *broker.Connections
+
+	// Authorizer, when set, adds the Kafka DENY ACLs of a topic to the
+	// permission checks on the topic's AMQP views (its super stream
+	// exchange and partition stream queues in the Kafka vhost); see
+	// channel.allowed. Default none.
+	Authorizer *broker.Authorizer
 }
 
 func (o Options) withDefaults() Options {

@@ -1,6 +1,7 @@
 // Package auth holds the pure parts of authentication and authorisation,
 // shared by the AMQP and Kafka front ends: password hashes, SASL PLAIN
-// responses, permission patterns and the loopback rule. It stores nothing;
+// responses, SCRAM exchanges and credentials, the failed-login limiter,
+// permission patterns and the loopback rule. It stores nothing;
 // users, their hashes and permissions live in internal/meta, and the
 // protocol packages decide which reply code a refusal becomes.
 //
@@ -23,6 +24,23 @@
 // send, and refuses any other. Bytes are passed through as sent: no UTF-8
 // check, no SASLprep, as in RabbitMQ.
 //
+// # SCRAM
+//
+// ScramServer runs the server side of SCRAM-SHA-256 and SCRAM-SHA-512
+// (RFC 5802, RFC 7677) as Kafka uses them: no channel binding, Kafka's
+// extensions parsed and passed on, librdkafka's repeated client nonce
+// accepted as Kafka accepts it. Credentials (ScramCredential) hold the
+// salt, iteration count, StoredKey and ServerKey, never the password;
+// NewScramCredentials derives both mechanisms' from a password. An
+// unknown user gets a stable made-up salt and fails at the proof, like a
+// wrong password.
+//
+// # Failed logins
+//
+// FailureLimiter slows repeated failed logins from one address, for every
+// protocol, by delaying their answers; it never refuses a correct
+// password.
+//
 // # Permissions
 //
 // A user's permissions in a virtual host are three regular expressions,
@@ -44,6 +62,20 @@
 //
 // Checker compiles each pattern once and keeps a bounded cache; it is safe
 // for concurrent use, so one Checker can serve every connection.
+//
+// # Kafka ACLs and the one decision
+//
+// ACL (acl.go) is a Kafka access control entry, with Kafka's numeric codes
+// for resource types, pattern types, operations and permissions, and
+// ACLFilter selects ACLs as DescribeAcls and DeleteAcls do. Checker's
+// Authorize is the one authorization decision of both protocols: a
+// matching DENY ACL refuses; otherwise a matching ALLOW ACL, or the user's
+// RabbitMQ permission in the Kafka vhost mapped by VhostAccess (produce is
+// write on the topic, fetch read, create and delete configure, describe
+// any of the three; cluster operations go by the administrator and
+// monitoring tags), allows. It is pure: the stored rules come in as
+// arguments (internal/broker's Authorizer reads them from the metadata
+// store). docs/security.md has the mapping table.
 //
 // # Default user and loopback
 //

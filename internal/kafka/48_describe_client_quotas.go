@@ -9,12 +9,15 @@ package kafka
 // components'. An unknown entity type or a type filtered twice is
 // INVALID_REQUEST, as in Kafka. Quotas are the stored ones
 // (alter_client_quotas, docs/meta-format.md); the keys are
-// producer_byte_rate, consumer_byte_rate and request_percentage.
+// producer_byte_rate, consumer_byte_rate and request_percentage. Needs
+// DESCRIBE_CONFIGS on the cluster, as in Kafka; others get
+// CLUSTER_AUTHORIZATION_FAILED.
 
 import (
 	"maps"
 	"slices"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,6 +25,11 @@ import (
 
 func handleDescribeClientQuotas(c *conn, req *kmsg.DescribeClientQuotasRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
+	if !c.allowedCluster(auth.OpDescribeConfigs) {
+		resp.ErrorCode = errClusterAuth.Code
+		resp.ErrorMessage = kmsg.StringPtr("DESCRIBE_CONFIGS on the cluster is needed to describe client quotas")
+		return resp, nil
+	}
 	seen := map[string]bool{}
 	for _, comp := range req.Components {
 		if !quotaEntityType(comp.EntityType) || seen[comp.EntityType] {

@@ -10,7 +10,9 @@ package kafka
 // them, and the ip entity type are INVALID_REQUEST, as is a value not
 // above zero or an entity type given twice. Each entry succeeds or fails
 // alone; ValidateOnly checks without storing. The changes are metadata
-// commands (alter_client_quotas), durable before the answer.
+// commands (alter_client_quotas), durable before the answer. Needs
+// ALTER_CONFIGS on the cluster, as in Kafka; others get
+// CLUSTER_AUTHORIZATION_FAILED on every entry.
 
 import (
 	"cmp"
@@ -18,6 +20,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -26,10 +29,17 @@ import (
 func handleAlterClientQuotas(c *conn, req *kmsg.AlterClientQuotasRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AlterClientQuotasResponse)
 	changed := false
+	allowed := c.allowedCluster(auth.OpAlterConfigs)
 	for _, entry := range req.Entries {
 		re := kmsg.NewAlterClientQuotasResponseEntry()
 		for _, e := range entry.Entity {
 			re.Entity = append(re.Entity, kmsg.AlterClientQuotasResponseEntryEntity{Type: e.Type, Name: e.Name})
+		}
+		if !allowed {
+			re.ErrorCode = errClusterAuth.Code
+			re.ErrorMessage = kmsg.StringPtr("ALTER_CONFIGS on the cluster is needed to alter client quotas")
+			resp.Entries = append(resp.Entries, re)
+			continue
 		}
 		entity, set, remove, err := parseQuotaEntry(entry)
 		if err == nil && !req.ValidateOnly {

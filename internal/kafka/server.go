@@ -3,6 +3,7 @@ package kafka
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/accept"
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -77,6 +79,24 @@ type Options struct {
 	// WriteTimeout closes a connection whose client takes no bytes of a
 	// response for this long. Default (0) 60s.
 	WriteTimeout time.Duration
+
+	// Authorizer decides what an authenticated principal may do (authz.go);
+	// nil allows everything, as does the anonymous principal.
+	Authorizer *broker.Authorizer
+
+	// SASL (sasl.go). Users are the users SASL logs in and the SCRAM
+	// credential APIs change; nil means no login succeeds. Anonymous is
+	// who may skip authentication (default loopback only).
+	// SASLSessionLifetime is the session_lifetime_ms given at login
+	// (KIP-368); 0, the default, never expires. LoginLimiter slows
+	// failed logins per address; nil does not limit.
+	Users               UserStore
+	Anonymous           AnonymousAccess
+	SASLSessionLifetime time.Duration
+	LoginLimiter        *auth.FailureLimiter
+	// LoopbackUsers may log in only from a loopback address, as over
+	// AMQP (RabbitMQ's loopback_users). Default (nil) guest.
+	LoopbackUsers []string
 }
 
 // SendfileHooks, when the Hooks implement it too, count the record bytes
@@ -105,9 +125,11 @@ type Server struct {
 	sessions *sessionCache
 	// quotas measures clients against their quotas (quota.go).
 	quotas *quotaManager
-	wg     sync.WaitGroup
-	ctx    context.Context
-	stop   context.CancelFunc
+	// scramSecret salts the made-up SCRAM salts of unknown users.
+	scramSecret []byte
+	wg          sync.WaitGroup
+	ctx         context.Context
+	stop        context.CancelFunc
 }
 
 // NewServer builds a server on a broker and a group coordinator.
@@ -120,6 +142,9 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}
 	if opts.Hooks == nil {
 		opts.Hooks = noHooks{}
+	}
+	if opts.LoopbackUsers == nil {
+		opts.LoopbackUsers = []string{auth.DefaultUser}
 	}
 	host, portStr, err := net.SplitHostPort(opts.AdvertisedAddr)
 	if err != nil {
@@ -144,13 +169,18 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 60 * time.Second
 	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
 		opts: opts, broker: b, groups: g, log: opts.Logger,
 		host: host, port: int32(port),
 		conns: make(map[*conn]struct{}), ctx: ctx, stop: stop,
-		sessions: newSessionCache(opts.FetchSessionCacheSlots),
-		quotas:   newQuotaManager(b.ClientQuotas),
+		sessions:    newSessionCache(opts.FetchSessionCacheSlots),
+		quotas:      newQuotaManager(b.ClientQuotas),
+		scramSecret: secret,
 	}, nil
 }
 
@@ -286,6 +316,9 @@ type conn struct {
 	// allowed only where the listener permits unauthenticated access.
 	// Read-loop state, set before the requests it governs are read.
 	user string
+	// sasl is the connection's authentication state (sasl.go); read-loop
+	// state.
+	sasl saslState
 	// sawRequest is read-loop state: whether clientID is set.
 	sawRequest bool
 	// tcp is nc when it is a plain TCP connection; zeroCopy is whether
@@ -310,6 +343,9 @@ type pendingResp struct {
 	// throttle, a quota throttle due for it (quota.go).
 	user     string
 	throttle time.Duration
+	// raw, when not nil, is a bare SASL token to send as a
+	// length-prefixed frame (after a v0 SaslHandshake); req is nil.
+	raw []byte
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -319,6 +355,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		log:     s.log.With("remote", nc.RemoteAddr().String()),
 		pending: make(chan pendingResp, 64),
 	}
+	c.sasl.authenticated = anonymousAllowed(s.opts.Anonymous, nc.RemoteAddr())
 	c.tcp, _ = nc.(*net.TCPConn)
 	c.zeroCopy = s.opts.ZeroCopy && sendfileSupported && c.tcp != nil
 	return c
@@ -367,6 +404,19 @@ func (c *conn) readLoop() error {
 		}
 		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.FrameTimeout))
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if c.sasl.raw {
+			if size < 0 || size > maxSaslFrame {
+				return fmt.Errorf("%w: SASL token size %d", errDropConn, size)
+			}
+			p, err := c.readRawSaslToken(br, int(size))
+			if err != nil {
+				return err
+			}
+			if err := c.queue(p); err != nil {
+				return err
+			}
+			continue
+		}
 		if size < 8 {
 			return fmt.Errorf("%w: request size %d", errDropConn, size)
 		}
@@ -374,7 +424,11 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		if limit := c.s.frameLimit(int16(binary.BigEndian.Uint16(key))); int(size) > limit {
+		limit := c.s.frameLimit(int16(binary.BigEndian.Uint16(key)))
+		if !c.sasl.authenticated || c.sasl.mechanism != "" {
+			limit = min(limit, maxSaslFrame)
+		}
+		if int(size) > limit {
 			c.dropped("frame_too_large")
 			return fmt.Errorf("%w: request size %d over %d", errDropConn, size, limit)
 		}
@@ -386,12 +440,24 @@ func (c *conn) readLoop() error {
 			}
 			return err
 		}
-		select {
-		case c.pending <- p:
-		case <-c.ctx.Done():
-			return c.ctx.Err()
+		if err := c.queue(p); err != nil {
+			return err
 		}
 	}
+}
+
+// queue hands p to the write loop. It returns an error when the
+// connection is to close once p is answered (a failed SASL login).
+func (c *conn) queue(p pendingResp) error {
+	select {
+	case c.pending <- p:
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
+	if why := c.sasl.closeAfter; why != "" {
+		return fmt.Errorf("%w: %s", errDropConn, why)
+	}
+	return nil
 }
 
 // maxOtherRequestBytes caps every request but Produce. Decoding a request
@@ -510,6 +576,9 @@ func (c *conn) decode(buf []byte) (pendingResp, error) {
 		// request reaches the write loop, so the loops never race on it.
 		c.clientID, c.sawRequest = hdr.clientID, true
 	}
+	if err := c.admit(hdr.key); err != nil {
+		return pendingResp{}, err
+	}
 	p := pendingResp{corr: hdr.corr, req: req}
 	switch api := lookup(hdr.key); {
 	case hdr.answer != nil:
@@ -589,6 +658,16 @@ func (c *conn) writeLoop() error {
 		}
 	}
 	for p := range c.pending {
+		if p.raw != nil {
+			buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(p.raw)))
+			if _, err := bw.Write(append(buf, p.raw...)); err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			continue
+		}
 		resp, err := p.respond()
 		if err != nil {
 			return err

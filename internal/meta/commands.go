@@ -47,6 +47,10 @@ var commandKinds = []commandKind{
 	{"set_limit", (*SetLimitCmd)(nil)},                    // limits.go
 	{"clear_limit", (*ClearLimitCmd)(nil)},                // limits.go
 	{"alter_client_quotas", (*AlterClientQuotasCmd)(nil)}, // limits.go
+	{"create_acls", (*CreateACLsCmd)(nil)},                // acls.go
+	{"delete_acls", (*DeleteACLsCmd)(nil)},
+	{"set_topic_permission", (*SetTopicPermissionCmd)(nil)}, // topic_permissions.go
+	{"clear_topic_permission", (*ClearTopicPermissionCmd)(nil)},
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"math"
 	"slices"
+
+	"github.com/sluice-mq/sluice/internal/auth"
 )
 
 // firstProducerID is the first id handed out. Zero is skipped so that a
@@ -33,10 +35,11 @@ type State struct {
 	perms    map[permKey]Permission
 	queueIDs map[string]queueRef // every queue, by id
 
-	brokerConfigs map[string]string // dynamic broker configs (brokerconfigs.go)
-
-	limits map[limitKey]Limit     // vhost and user limits (limits.go)
-	quotas map[string]ClientQuota // client quotas by entity (limits.go)
+	brokerConfigs map[string]string                // dynamic broker configs (brokerconfigs.go)
+	limits        map[limitKey]Limit               // vhost and user limits (limits.go)
+	quotas        map[string]ClientQuota           // client quotas by entity (limits.go)
+	acls          []auth.ACL                       // Kafka ACLs, sorted, replaced on change (acls.go)
+	topicPerms    map[topicPermKey]TopicPermission // topic_permissions.go
 }
 
 type producer struct {

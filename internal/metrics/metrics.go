@@ -104,6 +104,10 @@ func New() *Metrics {
 		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": info.Go},
 	})
 	build.Set(1)
+	authFailures := counterVec(prometheus.CounterOpts{
+		Name: "sluice_auth_failures_total", Help: "Refused client logins (wrong password, unknown user, malformed or rate-limited attempts), by protocol and mechanism.",
+	}, []string{"protocol", "mechanism"})
+	m.reg.MustRegister(authFailures)
 	m.reg.MustRegister(conns, opened, recv, sent, sendfile, channels, kafkaReq, amqpMethod, amqpConfirm,
 		flowWaits, flowSeconds, m.storageAppend, m.storageFsync, m.storageBytes, build, refused, dropped)
 
@@ -111,6 +115,7 @@ func New() *Metrics {
 		proto:        newProtoMetrics("kafka", conns, opened, recv, sent),
 		latency:      newObserverCache(kafkaReq),
 		sendfile:     sendfile,
+		auth:         authFailureCounter{authFailures, "kafka"},
 		limitMetrics: limitMetrics{refused: refused.MustCurryWith(prometheus.Labels{"listener": "kafka"}), dropped: dropped.MustCurryWith(prometheus.Labels{"listener": "kafka"})},
 	}
 	m.AMQP = &AMQPHooks{
@@ -120,6 +125,7 @@ func New() *Metrics {
 		confirm:   amqpConfirm,
 		flowWaits: flowWaits, flowSeconds: flowSeconds,
 		limitMetrics: limitMetrics{refused: refused.MustCurryWith(prometheus.Labels{"listener": "amqp"}), dropped: dropped.MustCurryWith(prometheus.Labels{"listener": "amqp"})},
+		auth:         authFailureCounter{authFailures, "amqp"},
 	}
 	m.reg.MustRegister(alarmCollector{m})
 	m.reg.MustRegister(fileMetrics()...)
@@ -190,7 +196,32 @@ type KafkaHooks struct {
 	proto    protoMetrics
 	latency  *observerCache
 	sendfile prometheus.Counter
+	auth     authFailureCounter
 }
+
+// authFailureCounter counts one protocol's refused logins.
+type authFailureCounter struct {
+	vec   *prometheus.CounterVec
+	proto string
+}
+
+// AuthFailed counts a refused login; mechanism is what the client asked
+// for, so its values are bounded to what the front end accepts, plus ""
+// for attempts refused before a mechanism was chosen.
+func (a authFailureCounter) AuthFailed(mechanism string) {
+	switch mechanism {
+	case "PLAIN", "AMQPLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "EXTERNAL":
+	default:
+		mechanism = "other"
+	}
+	a.vec.WithLabelValues(a.proto, mechanism).Inc()
+}
+
+// AuthFailed implements kafka.AuthHooks.
+func (h *KafkaHooks) AuthFailed(mechanism string) { h.auth.AuthFailed(mechanism) }
+
+// AuthFailed implements amqp.AuthHooks.
+func (h *AMQPHooks) AuthFailed(mechanism string) { h.auth.AuthFailed(mechanism) }
 
 func (h *KafkaHooks) ConnOpened()             { h.proto.ConnOpened() }
 func (h *KafkaHooks) ConnClosed()             { h.proto.ConnClosed() }
@@ -210,6 +241,7 @@ type AMQPHooks struct {
 	confirm  prometheus.Observer
 
 	flowWaits, flowSeconds prometheus.Counter
+	auth                   authFailureCounter
 }
 
 func (h *AMQPHooks) ConnOpened()        { h.proto.ConnOpened() }

@@ -124,6 +124,13 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		ConsumerSessionTimeout:    cfg.ConsumerSessionTimeout,
 		ConsumerHeartbeatInterval: cfg.ConsumerHeartbeatInterval,
 	})
+	// One limiter of failed logins for both protocols: guesses from
+	// one address are slowed whichever port they try.
+	loginLimiter := auth.DefaultFailureLimiter()
+	anonymous, err := kafka.ParseAnonymousAccess(cfg.KafkaAnonymous)
+	if err != nil {
+		return nil, err
+	}
 	if s.kafka, err = kafka.NewServer(kafka.Options{
 		AdvertisedAddr:  cfg.AdvertisedKafkaAddr(),
 		ClusterID:       clusterID,
@@ -135,7 +142,12 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 
 		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
 		ZeroCopy:               cfg.KafkaZeroCopy,
+		Users:                  s.meta,
+		Anonymous:              anonymous,
+		SASLSessionLifetime:    cfg.KafkaSASLSessionLifetime,
+		LoginLimiter:           loginLimiter,
 		TransactionVersion:     int16(cfg.TransactionVersion),
+		Authorizer:             broker.NewAuthorizer(s.meta, cfg.KafkaVhost),
 
 		MaxConnections: cfg.KafkaMaxConnections,
 		IdleTimeout:    cfg.KafkaIdleTimeout,
@@ -165,7 +177,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Writable: func() bool { return !diskAlarmRaised(s.alarms) },
 	})
 	conns := new(broker.Connections) // the front ends register, mgmt lists
-	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns,
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns, LoginLimiter: loginLimiter,
+		Authorizer:     broker.NewAuthorizer(s.meta, cfg.KafkaVhost),
 		MaxConnections: cfg.AMQPMaxConnections, MaxMessageBytes: cfg.AMQPMaxMessageBytes,
 		HandshakeTimeout: cfg.AMQPHandshakeTimeout, WriteTimeout: cfg.AMQPWriteTimeout, FrameTimeout: cfg.FrameTimeout,
 		Limits: s.meta,
@@ -441,11 +454,11 @@ func bootstrapDefinitions(m *meta.Store) error {
 		}
 	}
 	if len(m.Users()) == 0 {
-		hash, err := auth.HashPassword(auth.DefaultPassword)
+		guest, err := broker.UserWithPassword(auth.DefaultUser, auth.DefaultPassword, []string{"administrator"})
 		if err != nil {
 			return err
 		}
-		if err := m.PutUser(meta.User{Name: auth.DefaultUser, PasswordHash: hash, Tags: []string{"administrator"}}); err != nil {
+		if err := m.PutUser(guest); err != nil {
 			return err
 		}
 		if err := m.SetPermission(meta.Permission{User: auth.DefaultUser, Vhost: auth.DefaultVHost, Configure: auth.AllowAll, Write: auth.AllowAll, Read: auth.AllowAll}); err != nil {
