@@ -20,7 +20,7 @@ import (
 func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = NodeID, c.s.host, c.s.port
+	b.NodeID, b.Host, b.Port = NodeID, c.adv.host, c.adv.port
 	resp.Brokers = append(resp.Brokers, b)
 	resp.ClusterID = kmsg.StringPtr(c.s.opts.ClusterID)
 	resp.ControllerID = NodeID

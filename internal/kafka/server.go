@@ -54,6 +54,12 @@ type Options struct {
 	// here; the server's kafka_zero_copy setting turns it on.
 	ZeroCopy bool
 
+	// Accounts, when set, is where a client certificate's user is looked
+	// up: on a TLS connection with a verified client certificate the
+	// subject's common name is the connection's user, who must exist
+	// (tls.go). Nil: certificates name no user.
+	Accounts broker.Accounts
+
 	// TransactionVersion is the level ApiVersions finalizes the
 	// transaction.version feature at: 2 lets clients run KIP-890 part 2
 	// transactions (txn_v2 in 00_produce.go, 26_end_txn.go), 1 keeps
@@ -78,7 +84,7 @@ type Server struct {
 	port   int32
 
 	mu    sync.Mutex
-	ln    net.Listener
+	lns   []net.Listener
 	conns map[*conn]struct{}
 	// sessions are the fetch sessions of all connections.
 	sessions *sessionCache
@@ -98,13 +104,9 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	if opts.Hooks == nil {
 		opts.Hooks = noHooks{}
 	}
-	host, portStr, err := net.SplitHostPort(opts.AdvertisedAddr)
+	adv, err := parseAdvertised(opts.AdvertisedAddr)
 	if err != nil {
-		return nil, fmt.Errorf("advertised address: %w", err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("advertised port: %w", err)
+		return nil, err
 	}
 	if opts.FetchSessionCacheSlots == 0 {
 		opts.FetchSessionCacheSlots = 1000
@@ -115,18 +117,53 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
 		opts: opts, broker: b, groups: g, log: opts.Logger,
-		host: host, port: int32(port),
+		host: adv.host, port: adv.port,
 		conns: make(map[*conn]struct{}), ctx: ctx, stop: stop,
 		sessions: newSessionCache(opts.FetchSessionCacheSlots),
 	}, nil
 }
 
-// Serve accepts connections on ln until Close. A failure that passes (out
-// of file descriptors, say) is retried with backoff (package accept); any
-// other ends Serve with the error.
+// Serve accepts connections on ln until Close; Metadata tells their
+// clients Options.AdvertisedAddr. A failure that passes (out of file
+// descriptors, say) is retried with backoff (package accept); any other
+// ends Serve with the error.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln, advertised{s.host, s.port})
+}
+
+// ServeAdvertised is Serve for another listener, a TLS one say, whose
+// clients Metadata, FindCoordinator and DescribeCluster tell addr
+// (host:port): each client learns the address of the listener it
+// connected to, as with Kafka's listeners.
+func (s *Server) ServeAdvertised(ln net.Listener, addr string) error {
+	adv, err := parseAdvertised(addr)
+	if err != nil {
+		return err
+	}
+	return s.serve(ln, adv)
+}
+
+// advertised is the broker address told to a listener's clients.
+type advertised struct {
+	host string
+	port int32
+}
+
+func parseAdvertised(addr string) (advertised, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return advertised{}, fmt.Errorf("advertised address: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return advertised{}, fmt.Errorf("advertised port: %w", err)
+	}
+	return advertised{host, int32(port)}, nil
+}
+
+func (s *Server) serve(ln net.Listener, adv advertised) error {
 	s.mu.Lock()
-	s.ln = ln
+	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	bo := accept.Backoff{Log: s.log, Listener: "kafka"}
 	for {
@@ -145,6 +182,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		bo.Accepted()
 		c := newConn(s, nc)
+		c.adv = adv
 		s.mu.Lock()
 		if s.ctx.Err() != nil {
 			s.mu.Unlock()
@@ -170,8 +208,8 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Close() error {
 	s.stop()
 	s.mu.Lock()
-	if s.ln != nil {
-		s.ln.Close()
+	for _, ln := range s.lns {
+		ln.Close()
 	}
 	for c := range s.conns {
 		c.nc.Close()
@@ -196,6 +234,9 @@ type conn struct {
 	// allowed only where the listener permits unauthenticated access.
 	// Read-loop state, set before the requests it governs are read.
 	user string
+	// adv is the broker address told to this connection's client: its
+	// listener's advertised address.
+	adv advertised
 	// sawRequest is read-loop state: whether clientID is set.
 	sawRequest bool
 	// tcp is nc when it is a plain TCP connection; zeroCopy is whether
@@ -229,6 +270,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 
 func (c *conn) serve() {
 	defer c.nc.Close()
+	if err := c.certificateUser(); err != nil {
+		c.log.Info("kafka connection refused", "err", err)
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
