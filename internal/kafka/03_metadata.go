@@ -20,7 +20,8 @@ import (
 func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = NodeID, c.adv.host, c.adv.port
+	b.NodeID = NodeID
+	b.Host, b.Port = c.advertised()
 	resp.Brokers = append(resp.Brokers, b)
 	resp.ClusterID = kmsg.StringPtr(c.s.opts.ClusterID)
 	resp.ControllerID = NodeID

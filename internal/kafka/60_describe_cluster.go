@@ -23,7 +23,8 @@ func handleDescribeCluster(c *conn, req *kmsg.DescribeClusterRequest) (kmsg.Resp
 	resp.ClusterID = c.s.opts.ClusterID
 	resp.ControllerID = NodeID
 	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = NodeID, c.adv.host, c.adv.port
+	b.NodeID = NodeID
+	b.Host, b.Port = c.advertised()
 	resp.Brokers = append(resp.Brokers, b)
 	return resp, nil
 }

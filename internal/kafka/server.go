@@ -149,6 +149,15 @@ type advertised struct {
 	port int32
 }
 
+// advertised is the broker address told to the connection's client: its
+// listener's, or the server's (a connection made without a listener).
+func (c *conn) advertised() (string, int32) {
+	if c.adv.host == "" {
+		return c.s.host, c.s.port
+	}
+	return c.adv.host, c.adv.port
+}
+
 func parseAdvertised(addr string) (advertised, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
