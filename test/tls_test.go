@@ -325,6 +325,11 @@ func TestTLSKcatAndConfluentOverSSL(t *testing.T) {
 	if got := strings.Join(splitLines(r.Stdout), ","); got != "from kcat,from confluent" {
 		t.Fatalf("kcat read %q", got)
 	}
+	// Sluice's own client commands, with --tls-ca.
+	r = runTool(t, 30*time.Second, "", sluiceBin, "topic", "list", "--brokers", b.KafkaTLS, "--tls-ca", ca).must(t, b.broker, "sluice topic list over TLS")
+	if !strings.Contains(r.Stdout, "cf-tls") {
+		t.Fatalf("sluice topic list over TLS:\n%s", r.Stdout)
+	}
 	// Without the CA, librdkafka refuses the broker's certificate.
 	r = runTool(t, 30*time.Second, "", kcatPath, "-b", b.KafkaTLS, "-X", "security.protocol=ssl", "-X", "ssl.ca.location="+filepath.Join(devCerts(t, "", "guest", 0), tlsconf.DevCACert), "-m", "5", "-L")
 	if r.Err == nil {

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -68,4 +71,21 @@ certificates come from your own CA. See docs/security.md.`,
 	cmd.Flags().DurationVar(&validity, "validity", 365*24*time.Hour, "how long the certificates are valid")
 	cmd.Flags().StringVar(&caDir, "ca-dir", "", "sign with the CA (ca.pem, ca.key) an earlier dev-cert wrote there instead of a new one")
 	return cmd
+}
+
+// tlsCAEnv is the environment variable behind the client commands'
+// --tls-ca.
+const tlsCAEnv = "SLUICE_TLS_CA"
+
+// tlsClientConfig trusts the CA certificates in the PEM file caFile.
+func tlsClientConfig(caFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca: %s holds no PEM certificate", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
