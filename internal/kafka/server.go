@@ -49,8 +49,8 @@ type Options struct {
 
 	// ZeroCopy sends the records of Fetch answers from the segment files
 	// with sendfile instead of reading them into memory and writing them
-	// (01_fetch.go), on plain TCP connections on Linux; others (a future
-	// TLS listener, another platform) copy as when it is off. Default off
+	// (01_fetch.go), on plain TCP connections on Linux; others (the TLS
+	// listener's, another platform's) copy as when it is off. Default off
 	// here; the server's kafka_zero_copy setting turns it on.
 	ZeroCopy bool
 
