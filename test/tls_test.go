@@ -492,3 +492,34 @@ func TestTLSCertificateReloadWithoutRestart(t *testing.T) {
 		t.Error("the reload is not in the log")
 	}
 }
+
+// Clients that connect to a TLS port and never start their handshake
+// hold neither the accept loop nor other clients: each waits in a
+// handshake of its own, under a deadline.
+func TestTLSStalledHandshakesDoNotBlockOthers(t *testing.T) {
+	b := startTLSBroker(t, "none")
+	for _, addr := range []string{b.KafkaTLS, b.AMQPS, b.HTTPS} {
+		for range 100 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	cl := b.client(t, kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, "")))
+	if _, err := kadm.NewClient(cl).BrokerMetadata(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatalf("kafka over TLS beside 100 stalled handshakes: %v", err)
+	}
+	conn, err := amqp.DialTLS("amqps://guest:guest@localhost:"+portOf(t, b.AMQPS)+"/", clientTLS(t, b.Certs, ""))
+	if err != nil {
+		t.Fatalf("amqps beside 100 stalled handshakes: %v", err)
+	}
+	conn.Close()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS(t, b.Certs, "")}}
+	resp, err := hc.Get("https://localhost:" + portOf(t, b.HTTPS) + "/readyz")
+	if err != nil {
+		t.Fatalf("https beside 100 stalled handshakes: %v", err)
+	}
+	resp.Body.Close()
+}
