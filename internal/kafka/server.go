@@ -403,13 +403,18 @@ func readFrame(r io.Reader, size int) ([]byte, error) {
 const frameStep = 1 << 20
 
 // readFrameInto is readFrame into buf (empty, its capacity reused): it
-// grows it as bytes arrive, frameStep at a time beyond its capacity.
+// reads frameStep at a time and, beyond its capacity, grows it as bytes
+// arrive, doubling (to at most size), so that a large frame costs a copy
+// of its bytes about once, not once per step, and memory at most twice
+// what arrived.
 func readFrameInto(r io.Reader, buf []byte, size int) ([]byte, error) {
 	const step = frameStep
 	for len(buf) < size {
 		n := min(size-len(buf), step)
 		if cap(buf)-len(buf) < n {
-			buf = append(buf, make([]byte, n)...)[:len(buf)]
+			grown := make([]byte, len(buf), min(size, max(2*cap(buf), len(buf)+n)))
+			copy(grown, buf)
+			buf = grown
 		}
 		if _, err := io.ReadFull(r, buf[len(buf):len(buf)+n]); err != nil {
 			return nil, err
