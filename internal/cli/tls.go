@@ -74,8 +74,9 @@ certificates come from your own CA. See docs/security.md.`,
 }
 
 // tlsCAEnv is the environment variable behind the client commands'
-// --tls-ca.
-const tlsCAEnv = "SLUICE_TLS_CA"
+// --tls-ca; not SLUICE_TLS_CA, which is the server's tls_ca setting (the
+// CA of client certificates).
+const tlsCAEnv = "SLUICE_CLIENT_TLS_CA"
 
 // tlsClientConfig trusts the CA certificates in the PEM file caFile.
 func tlsClientConfig(caFile string) (*tls.Config, error) {
