@@ -523,3 +523,38 @@ func TestTLSStalledHandshakesDoNotBlockOthers(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// An acks=all answer over TLS means what it means over plain TCP: the
+// records are on disk. Produced over the TLS listener, the broker killed
+// with SIGKILL and restarted (its TLS listeners with it), every
+// acknowledged record is read back over TLS.
+func TestTLSAcknowledgedRecordsSurviveKill(t *testing.T) {
+	b := startTLSBroker(t, "none")
+	b.createTopic(t, "tls-durable", 2, nil)
+	tlsOpts := []kgo.Opt{kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, ""))}
+	prod, err := kgo.NewClient(append(tlsOpts, kgo.DefaultProduceTopic("tls-durable"), kgo.RequiredAcks(kgo.AllISRAcks()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, "r%04d", i)})
+	}
+	if err := prod.ProduceSync(ctxT(t, 30*time.Second), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	prod.Close()
+	b.Kill()
+	b.Restart()
+	cons := b.client(t, append(tlsOpts, kgo.ConsumeTopics("tls-durable"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	seen := map[string]bool{}
+	ctx := ctxT(t, 30*time.Second)
+	for len(seen) < n && ctx.Err() == nil {
+		fs := cons.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+	if len(seen) != n {
+		t.Fatalf("read back %d of %d acknowledged records after kill -9", len(seen), n)
+	}
+}
