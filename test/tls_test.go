@@ -185,6 +185,21 @@ func TestTLSAMQPSWithPlainAndExternal(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != amqp.AccessRefused {
 		t.Fatalf("EXTERNAL as an unknown user: %v, want ACCESS_REFUSED", err)
 	}
+	// A user that exists but may not use the vhost: the login passes,
+	// connection.open does not (530), as for a password login.
+	b.api(t, "PUT", "/api/users/carol", map[string]any{"password": "carolpw", "tags": ""}, 201)
+	carol := devCerts(t, b.Certs, "carol", 0)
+	_, err = amqp.DialTLS_ExternalAuth("amqps://localhost:"+portOf(t, b.AMQPS)+"/", clientTLS(t, b.Certs, carol))
+	if !errors.As(err, &ae) || ae.Code != amqp.NotAllowed {
+		t.Fatalf("EXTERNAL as a user without access to the vhost: %v, want NOT_ALLOWED", err)
+	}
+	b.api(t, "PUT", "/api/permissions/%2F/carol", map[string]any{"configure": ".*", "write": ".*", "read": ".*"}, 201)
+	conn, err = amqp.DialTLS_ExternalAuth("amqps://localhost:"+portOf(t, b.AMQPS)+"/", clientTLS(t, b.Certs, carol))
+	if err != nil {
+		t.Fatalf("EXTERNAL as carol once she may use the vhost: %v", err)
+	}
+	amqpRoundTrip(t, conn, "tls-carol")
+	conn.Close()
 	// EXTERNAL is not offered on the plain listener, nor over TLS
 	// without a certificate.
 	if _, err := amqp.DialConfig("amqp://"+b.AMQP+"/", amqp.Config{SASL: []amqp.Authentication{&amqp.ExternalAuth{}}}); !errors.Is(err, amqp.ErrSASL) {
