@@ -305,6 +305,9 @@ import sys
 from confluent_kafka import Producer, Consumer
 bootstrap, ca = sys.argv[1:3]
 conf = {"bootstrap.servers": bootstrap, "security.protocol": "ssl", "ssl.ca.location": ca}
+if len(sys.argv) > 3:  # SASL_SSL: mechanism, user, password
+    conf.update({"security.protocol": "sasl_ssl", "sasl.mechanisms": sys.argv[3],
+                 "sasl.username": sys.argv[4], "sasl.password": sys.argv[5]})
 p = Producer(dict(conf))
 errors = []
 p.produce("cf-tls", b"from confluent", callback=lambda err, msg: err and errors.append(err))
@@ -571,5 +574,49 @@ func TestTLSAcknowledgedRecordsSurviveKill(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("read back %d of %d acknowledged records after kill -9", len(seen), n)
+	}
+}
+
+// SASL over TLS (Kafka's SASL_SSL) on a listener that serves no anonymous
+// client: franz-go with SCRAM-SHA-512, kcat with SCRAM-SHA-512 and
+// confluent-kafka with PLAIN log in over TLS; a client certificate
+// authenticates without SASL; a TLS client with neither is refused.
+func TestTLSSASLOverTLS(t *testing.T) {
+	needTool(t, kcatPath)
+	needPythonModule(t, "confluent_kafka")
+	b := startTLSBroker(t, "request", "--kafka-anonymous", "none")
+	b.addUser(t, "alice", "alicepw", "")
+	ca := filepath.Join(b.Certs, tlsconf.DevCACert)
+
+	cl := b.client(t, kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, "")),
+		kgo.SASL(saslMech("SCRAM-SHA-512", "alice", "alicepw")))
+	if _, err := kadm.NewClient(cl).CreateTopic(ctxT(t, 10*time.Second), 1, 1, nil, "sasl-ssl"); err != nil {
+		t.Fatalf("create a topic over SASL_SSL: %v", err)
+	}
+	produceConsume(t, cl, "sasl-ssl", 5, func(o ...kgo.Opt) *kgo.Client {
+		return b.client(t, append([]kgo.Opt{kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, "")),
+			kgo.SASL(saslMech("SCRAM-SHA-512", "alice", "alicepw"))}, o...)...)
+	})
+
+	saslSSL := []string{"-b", b.KafkaTLS, "-X", "security.protocol=sasl_ssl", "-X", "ssl.ca.location=" + ca,
+		"-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", "sasl.username=alice", "-X", "sasl.password=alicepw",
+		"-X", "socket.timeout.ms=10000", "-X", "message.timeout.ms=15000", "-m", "10"}
+	runTool(t, 30*time.Second, "from kcat\n", kcatPath, append(saslSSL, "-P", "-t", "cf-tls")...).must(t, b.broker, "kcat produce over sasl_ssl")
+	r := runTool(t, 60*time.Second, "", python3Path, "-c", confluentSSLScript, b.KafkaTLS, ca, "PLAIN", "alice", "alicepw").must(t, b.broker, "confluent-kafka over sasl_ssl")
+	if strings.TrimSpace(r.Stdout) != "from confluent,from kcat" {
+		t.Fatalf("confluent-kafka over sasl_ssl read %q", r.Stdout)
+	}
+
+	// A client certificate (CN alice) is a login of its own.
+	alice := devCerts(t, b.Certs, "alice", 0)
+	certOnly := b.client(t, kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, alice)))
+	if _, err := kadm.NewClient(certOnly).ListTopics(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatalf("a client certificate without SASL: %v", err)
+	}
+	// Neither: refused, over TLS as over plain TCP.
+	none := b.client(t, kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, "")),
+		kgo.RequestRetries(0), kgo.RetryTimeout(time.Second))
+	if _, err := kadm.NewClient(none).ListTopics(ctxT(t, 10*time.Second)); err == nil {
+		t.Fatal("a TLS client with neither SASL nor a certificate was served")
 	}
 }

@@ -394,6 +394,10 @@ func (c *conn) handshake() error {
 	} else {
 		user, pass, err := parseCredentials(so.Mechanism, []byte(so.Response))
 		if err != nil {
+			c.log.Info("login refused", "mechanism", so.Mechanism, "reason", err.Error())
+			if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
+				h.AuthFailed(so.Mechanism)
+			}
 			return &amqpError{code: wire.AccessRefused, text: fmt.Sprintf("ACCESS_REFUSED - %v", err), classID: 10, methodID: 11}
 		}
 		if err := c.authenticate(user, pass, so.Mechanism); err != nil {
@@ -525,7 +529,19 @@ func (c *conn) authenticate(user, pass, mechanism string) error {
 		text: fmt.Sprintf("ACCESS_REFUSED - Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)}
 	u, ok := c.s.accts.User(user)
 	if !ok || !auth.CheckPassword(u.PasswordHash, pass) {
-		c.log.Info("login refused", "user", user)
+		delay := c.s.opts.LoginLimiter.Failed(c.nc.RemoteAddr(), time.Now())
+		c.log.Info("login refused", "user", user, "mechanism", mechanism, "delay", delay.Round(time.Millisecond).String())
+		if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
+			h.AuthFailed(mechanism)
+		}
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-c.s.done:
+				t.Stop()
+			}
+		}
 		return refused
 	}
 	if !auth.LoginAllowedFrom(user, c.nc.RemoteAddr(), c.s.opts.LoopbackUsers) {

@@ -43,3 +43,9 @@ func (noHooks) BytesWritten(int)                 {}
 func (noHooks) MethodDone(string, time.Duration) {}
 func (noHooks) Confirmed(time.Duration)          {}
 func (noHooks) FlowWaited(time.Duration)         {}
+
+// AuthHooks, when the Hooks implement it too, count refused logins by
+// mechanism.
+type AuthHooks interface {
+	AuthFailed(mechanism string)
+}

@@ -29,6 +29,9 @@ type Options struct {
 	// LoopbackUsers may only log in from a loopback address. Default
 	// ["guest"], as RabbitMQ's loopback_users.
 	LoopbackUsers []string
+	// LoginLimiter holds the answer to repeated failed logins from one
+	// address (auth.FailureLimiter); nil does not.
+	LoginLimiter *auth.FailureLimiter
 	// HandshakeTimeout bounds the connection handshake. Default 10s.
 	HandshakeTimeout time.Duration
 	// Version is the "version" server property. Default: Sluice's own

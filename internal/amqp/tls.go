@@ -46,6 +46,13 @@ func (c *conn) mechanisms() string {
 // too) is not read.
 func (c *conn) authenticateExternal() error {
 	refused := &amqpError{code: wire.AccessRefused, classID: 10, methodID: 11}
+	if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
+		defer func() {
+			if c.user == "" {
+				h.AuthFailed(mechanismExternal)
+			}
+		}()
+	}
 	user, ok := tlsconf.PeerUser(c.nc)
 	if !ok {
 		refused.text = "ACCESS_REFUSED - EXTERNAL needs a verified client certificate (TLS with a client certificate)"

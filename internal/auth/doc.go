@@ -1,6 +1,7 @@
 // Package auth holds the pure parts of authentication and authorisation,
 // shared by the AMQP and Kafka front ends: password hashes, SASL PLAIN
-// responses, permission patterns and the loopback rule. It stores nothing;
+// responses, SCRAM exchanges and credentials, the failed-login limiter,
+// permission patterns and the loopback rule. It stores nothing;
 // users, their hashes and permissions live in internal/meta, and the
 // protocol packages decide which reply code a refusal becomes.
 //
@@ -22,6 +23,23 @@
 // one that equals the authentication identity, which is what some clients
 // send, and refuses any other. Bytes are passed through as sent: no UTF-8
 // check, no SASLprep, as in RabbitMQ.
+//
+// # SCRAM
+//
+// ScramServer runs the server side of SCRAM-SHA-256 and SCRAM-SHA-512
+// (RFC 5802, RFC 7677) as Kafka uses them: no channel binding, Kafka's
+// extensions parsed and passed on, librdkafka's repeated client nonce
+// accepted as Kafka accepts it. Credentials (ScramCredential) hold the
+// salt, iteration count, StoredKey and ServerKey, never the password;
+// NewScramCredentials derives both mechanisms' from a password. An
+// unknown user gets a stable made-up salt and fails at the proof, like a
+// wrong password.
+//
+// # Failed logins
+//
+// FailureLimiter slows repeated failed logins from one address, for every
+// protocol, by delaying their answers; it never refuses a correct
+// password.
 //
 // # Permissions
 //

@@ -1,6 +1,9 @@
 package broker
 
-import "github.com/sluice-mq/sluice/internal/meta"
+import (
+	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/sluice-mq/sluice/internal/meta"
+)
 
 // The definitions a front end hands to the core or reads from it, named
 // here so that the front ends import the core and not internal/meta. They
@@ -13,9 +16,12 @@ type (
 	// Binding is one binding of a source exchange to a queue or an
 	// exchange, as Router.Bind and Router.Unbind take it.
 	Binding = meta.Binding
-	// User is a user of AMQP, the management API and, later, Kafka SASL:
-	// its name, password hash (auth.HashPassword's scheme) and tags.
+	// User is a user of AMQP, the management API and Kafka SASL: its
+	// name, password hash (auth.HashPassword's scheme), tags and SCRAM
+	// credentials.
 	User = meta.User
+	// ScramCredential is one of a user's SCRAM credentials.
+	ScramCredential = meta.ScramCredential
 	// Vhost is a virtual host's definition.
 	Vhost = meta.Vhost
 	// Permission is a user's configure, write and read patterns in one
@@ -45,3 +51,24 @@ type Accounts interface {
 }
 
 var _ Accounts = (*meta.Store)(nil)
+
+// UserWithPassword makes the user name with password and tags: the
+// password's RabbitMQ hash (for AMQP PLAIN, HTTP basic auth and Kafka
+// PLAIN) and a SCRAM-SHA-256 and a SCRAM-SHA-512 credential (for Kafka
+// SCRAM), so that one user logs in over every protocol. Every place that
+// sets a password goes through here.
+func UserWithPassword(name, password string, tags []string) (User, error) {
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return User{}, err
+	}
+	creds, err := auth.NewScramCredentials(password)
+	if err != nil {
+		return User{}, err
+	}
+	u := User{Name: name, PasswordHash: hash, Tags: tags}
+	for _, c := range creds {
+		u.Scram = append(u.Scram, ScramCredential(c))
+	}
+	return u, nil
+}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/config"
 	"github.com/sluice-mq/sluice/internal/server"
@@ -100,13 +99,11 @@ user's password; authenticate to the API with SLUICE_PASSWORD or
 				createdOrUpdated(cmd, st, "user", args[0])
 				return nil
 			}
-			hash, err := auth.HashPassword(password)
+			u, err := broker.UserWithPassword(args[0], password, tags)
 			if err != nil {
 				return err
 			}
-			return withAccess(dir, func(m *server.OfflineAccess) error {
-				return m.PutUser(broker.User{Name: args[0], PasswordHash: hash, Tags: tags})
-			})
+			return withAccess(dir, func(m *server.OfflineAccess) error { return m.PutUser(u) })
 		},
 	}
 	add.Flags().StringVar(&password, "password", "", "the new user's password")

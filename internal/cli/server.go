@@ -135,6 +135,8 @@ var settingHelp = map[string]string{
 	"max_request_bytes":             "largest Kafka request frame accepted",
 	"fetch_session_cache_slots":     "Kafka fetch sessions kept (max.incremental.fetch.session.cache.slots; 0: none)",
 	"kafka_zero_copy":               "send Kafka fetch records from the segment files with sendfile (Linux, plain TCP); false: copy them",
+	"kafka_anonymous":               "who may use the Kafka listener without SASL: loopback (clients on this host), none, or all (open to anyone)",
+	"kafka_sasl_session_lifetime":   "Kafka SASL session lifetime (KIP-368 re-authentication, connections.max.reauth.ms); 0: no expiry",
 	"transaction_version":           "Kafka transaction.version finalized: 2 (KIP-890 part 2 for clients that support it) or 1 (classic transactions only)",
 	"group_initial_rebalance_delay": "delay of a new group's first rebalance",
 	"group_min_session_timeout":     "smallest consumer session timeout allowed",

@@ -135,6 +135,16 @@ type Config struct {
 	// files with sendfile (Linux, plain TCP) instead of copying them
 	// through memory. Default true.
 	KafkaZeroCopy bool `key:"kafka_zero_copy"`
+	// KafkaAnonymous says who may use the Kafka listener without SASL
+	// (or a client certificate): "loopback" (the default: clients on
+	// this host, as RabbitMQ's guest), "none" (everyone authenticates)
+	// or "all" (anyone who can reach the port: knowingly open).
+	KafkaAnonymous string `key:"kafka_anonymous"`
+	// KafkaSASLSessionLifetime is the session_lifetime_ms a Kafka SASL
+	// login is given (KIP-368, Kafka's connections.max.reauth.ms): a
+	// client must re-authenticate within it or its connection closes.
+	// Default 0: sessions never expire.
+	KafkaSASLSessionLifetime time.Duration `key:"kafka_sasl_session_lifetime"`
 	// TransactionVersion is the level of Kafka's transaction.version
 	// feature the broker finalizes: 2 lets clients that support it run
 	// KIP-890 part 2 transactions, 1 keeps every client on the classic
@@ -208,6 +218,7 @@ func Default() Config {
 		MaxRequestBytes:            100 << 20,
 		FetchSessionCacheSlots:     1000,
 		KafkaZeroCopy:              true,
+		KafkaAnonymous:             "loopback",
 		TransactionVersion:         2,
 		GroupInitialRebalanceDelay: 0,
 		GroupMinSessionTimeout:     6 * time.Second,
@@ -247,6 +258,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateTLS(bad)
+	switch c.KafkaAnonymous {
+	case "loopback", "none", "all":
+	default:
+		bad("kafka_anonymous %q: want loopback, none or all", c.KafkaAnonymous)
+	}
+	if c.KafkaSASLSessionLifetime < 0 {
+		bad("kafka_sasl_session_lifetime must not be negative (0: no expiry)")
+	}
 	if c.TransactionVersion != 1 && c.TransactionVersion != 2 {
 		bad("transaction_version %d: want 1 or 2", c.TransactionVersion)
 	}

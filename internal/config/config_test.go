@@ -23,11 +23,13 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.KafkaAddr = "nope"
 	c.Fsync = "sometimes"
 	c.DefaultPartitions = 0
+	c.KafkaAnonymous = "everyone"
+	c.KafkaSASLSessionLifetime = -1
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"kafka_addr", "fsync", "default_partitions"} {
+	for _, want := range []string{"kafka_addr", "fsync", "default_partitions", "kafka_anonymous", "kafka_sasl_session_lifetime"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}

@@ -11,6 +11,13 @@
 // a rebalance — never reorders responses and never stops later requests
 // from being read.
 //
+// Authentication (sasl.go) also runs in the read loop: SaslHandshake and
+// SaslAuthenticate are prepare steps, and the bare tokens that follow a v0
+// handshake are read there too, so a connection's principal (conn.user)
+// and whether it may be served are settled before its next request is
+// read. Users come from the one user store shared with AMQP and HTTP
+// (Options.Users); the SCRAM and rate-limiting logic is in package auth.
+//
 // Errors carry their wire meaning: a Kafka error code goes in the
 // response; a Go error from a handler means "close the connection".
 // One file per API key (NN_name.go), each opening with the versions it

@@ -42,7 +42,7 @@ func benchProduceConn(b testing.TB, partitions int) *conn {
 	}
 	nc, peer := net.Pipe()
 	b.Cleanup(func() { nc.Close(); peer.Close() })
-	return &conn{s: s, nc: nc, ctx: context.Background(), clientID: "bench"}
+	return &conn{s: s, nc: nc, ctx: context.Background(), clientID: "bench", sasl: saslState{authenticated: true}}
 }
 
 // produceFrame is a Produce v9 request frame (size prefix included), acks=all,

@@ -3,6 +3,7 @@ package kafka
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/accept"
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -54,17 +56,25 @@ type Options struct {
 	// here; the server's kafka_zero_copy setting turns it on.
 	ZeroCopy bool
 
-	// Accounts, when set, is where a client certificate's user is looked
-	// up: on a TLS connection with a verified client certificate the
-	// subject's common name is the connection's user, who must exist
-	// (tls.go). Nil: certificates name no user.
-	Accounts broker.Accounts
-
 	// TransactionVersion is the level ApiVersions finalizes the
 	// transaction.version feature at: 2 lets clients run KIP-890 part 2
 	// transactions (txn_v2 in 00_produce.go, 26_end_txn.go), 1 keeps
 	// every client on the classic protocol. Default (0) 2.
 	TransactionVersion int16
+
+	// SASL (sasl.go). Users are the users SASL logs in and the SCRAM
+	// credential APIs change; nil means no login succeeds. Anonymous is
+	// who may skip authentication (default loopback only).
+	// SASLSessionLifetime is the session_lifetime_ms given at login
+	// (KIP-368); 0, the default, never expires. LoginLimiter slows
+	// failed logins per address; nil does not limit.
+	Users               UserStore
+	Anonymous           AnonymousAccess
+	SASLSessionLifetime time.Duration
+	LoginLimiter        *auth.FailureLimiter
+	// LoopbackUsers may log in only from a loopback address, as over
+	// AMQP (RabbitMQ's loopback_users). Default (nil) guest.
+	LoopbackUsers []string
 }
 
 // SendfileHooks, when the Hooks implement it too, count the record bytes
@@ -88,9 +98,11 @@ type Server struct {
 	conns map[*conn]struct{}
 	// sessions are the fetch sessions of all connections.
 	sessions *sessionCache
-	wg       sync.WaitGroup
-	ctx      context.Context
-	stop     context.CancelFunc
+	// scramSecret salts the made-up SCRAM salts of unknown users.
+	scramSecret []byte
+	wg          sync.WaitGroup
+	ctx         context.Context
+	stop        context.CancelFunc
 }
 
 // NewServer builds a server on a broker and a group coordinator.
@@ -104,6 +116,9 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	if opts.Hooks == nil {
 		opts.Hooks = noHooks{}
 	}
+	if opts.LoopbackUsers == nil {
+		opts.LoopbackUsers = []string{auth.DefaultUser}
+	}
 	adv, err := parseAdvertised(opts.AdvertisedAddr)
 	if err != nil {
 		return nil, err
@@ -114,12 +129,17 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	if opts.TransactionVersion == 0 {
 		opts.TransactionVersion = 2
 	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
 		opts: opts, broker: b, groups: g, log: opts.Logger,
 		host: adv.host, port: adv.port,
 		conns: make(map[*conn]struct{}), ctx: ctx, stop: stop,
-		sessions: newSessionCache(opts.FetchSessionCacheSlots),
+		sessions:    newSessionCache(opts.FetchSessionCacheSlots),
+		scramSecret: secret,
 	}, nil
 }
 
@@ -246,6 +266,9 @@ type conn struct {
 	// adv is the broker address told to this connection's client: its
 	// listener's advertised address.
 	adv advertised
+	// sasl is the connection's authentication state (sasl.go); read-loop
+	// state.
+	sasl saslState
 	// sawRequest is read-loop state: whether clientID is set.
 	sawRequest bool
 	// tcp is nc when it is a plain TCP connection; zeroCopy is whether
@@ -263,6 +286,9 @@ type pendingResp struct {
 	req     kmsg.Request
 	respond func() (kmsg.Response, error)
 	start   time.Time // when the request frame was read
+	// raw, when not nil, is a bare SASL token to send as a
+	// length-prefixed frame (after a v0 SaslHandshake); req is nil.
+	raw []byte
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -272,6 +298,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		log:     s.log.With("remote", nc.RemoteAddr().String()),
 		pending: make(chan pendingResp, 64),
 	}
+	c.sasl.authenticated = anonymousAllowed(s.opts.Anonymous, nc.RemoteAddr())
 	c.tcp, _ = nc.(*net.TCPConn)
 	c.zeroCopy = s.opts.ZeroCopy && sendfileSupported && c.tcp != nil
 	return c
@@ -313,6 +340,19 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if c.sasl.raw {
+			if size < 0 || size > maxSaslFrame {
+				return fmt.Errorf("%w: SASL token size %d", errDropConn, size)
+			}
+			p, err := c.readRawSaslToken(br, int(size))
+			if err != nil {
+				return err
+			}
+			if err := c.queue(p); err != nil {
+				return err
+			}
+			continue
+		}
 		if size < 8 {
 			return fmt.Errorf("%w: request size %d", errDropConn, size)
 		}
@@ -320,19 +360,35 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		if limit := c.s.frameLimit(int16(binary.BigEndian.Uint16(key))); int(size) > limit {
+		limit := c.s.frameLimit(int16(binary.BigEndian.Uint16(key)))
+		if !c.sasl.authenticated || c.sasl.mechanism != "" {
+			limit = min(limit, maxSaslFrame)
+		}
+		if int(size) > limit {
 			return fmt.Errorf("%w: request size %d over %d", errDropConn, size, limit)
 		}
 		p, err := c.readRequest(br, int(size))
 		if err != nil {
 			return err
 		}
-		select {
-		case c.pending <- p:
-		case <-c.ctx.Done():
-			return c.ctx.Err()
+		if err := c.queue(p); err != nil {
+			return err
 		}
 	}
+}
+
+// queue hands p to the write loop. It returns an error when the
+// connection is to close once p is answered (a failed SASL login).
+func (c *conn) queue(p pendingResp) error {
+	select {
+	case c.pending <- p:
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
+	if why := c.sasl.closeAfter; why != "" {
+		return fmt.Errorf("%w: %s", errDropConn, why)
+	}
+	return nil
 }
 
 // maxOtherRequestBytes caps every request but Produce. Decoding a request
@@ -435,6 +491,9 @@ func (c *conn) decode(buf []byte) (pendingResp, error) {
 		// request reaches the write loop, so the loops never race on it.
 		c.clientID, c.sawRequest = hdr.clientID, true
 	}
+	if err := c.admit(hdr.key); err != nil {
+		return pendingResp{}, err
+	}
 	p := pendingResp{corr: hdr.corr, req: req}
 	switch api := lookup(hdr.key); {
 	case hdr.answer != nil:
@@ -514,6 +573,16 @@ func (c *conn) writeLoop() error {
 		}
 	}
 	for p := range c.pending {
+		if p.raw != nil {
+			buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(p.raw)))
+			if _, err := bw.Write(append(buf, p.raw...)); err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			continue
+		}
 		resp, err := p.respond()
 		if err != nil {
 			return err

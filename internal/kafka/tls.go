@@ -5,8 +5,13 @@ import (
 	"crypto/tls"
 	"fmt"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/tlsconf"
 )
+
+// mechanismCertificate names a login by client certificate in logs and
+// the failed-login count, as AMQP's EXTERNAL mechanism.
+const mechanismCertificate = "EXTERNAL"
 
 // certificateUser sets the connection's user from its client certificate:
 // on a TLS connection whose client presented a certificate the CA
@@ -14,10 +19,15 @@ import (
 // EXTERNAL mechanism takes it. Kafka's default principal is the whole
 // distinguished name ("User:CN=alice,OU=..."); Sluice takes the common
 // name so that one user store serves Kafka, AMQP and HTTP
-// (docs/kafka-compatibility.md). The user must exist; a certificate
-// naming no user closes the connection, as a failed SASL login does. A
-// later SaslAuthenticate on the connection replaces the principal. A TLS
-// connection without a verified certificate stays anonymous.
+// (docs/kafka-compatibility.md). The user must exist (Options.Users) and
+// the loopback rule applies; otherwise the connection is closed, as after
+// a failed SASL login. A TLS connection without a verified certificate
+// stays as the listener leaves it (anonymous where allowed, else SASL).
+//
+// The certificate authenticates the connection without being its SASL
+// login: a client that also logs in with SASL (Kafka's SASL_SSL with a
+// client certificate) acts as the SASL user, as in Kafka, where the SASL
+// principal wins on such a listener.
 func (c *conn) certificateUser() error {
 	tc, ok := c.nc.(*tls.Conn)
 	if !ok {
@@ -34,13 +44,19 @@ func (c *conn) certificateUser() error {
 	if !ok {
 		return nil
 	}
-	if c.s.opts.Accounts == nil {
-		return nil
+	if c.s.opts.Users == nil {
+		c.authFailed(user, mechanismCertificate, "no user store")
+		return fmt.Errorf("client certificate names user %q: no user store", user)
 	}
-	if _, exists := c.s.opts.Accounts.User(user); !exists {
+	if _, exists := c.s.opts.Users.User(user); !exists {
+		c.authFailed(user, mechanismCertificate, "the client certificate names no user")
 		return fmt.Errorf("client certificate names user %q, who does not exist", user)
 	}
-	c.user = user
+	if !auth.LoginAllowedFrom(user, c.nc.RemoteAddr(), c.s.opts.LoopbackUsers) {
+		c.authFailed(user, mechanismCertificate, "user may only connect from loopback")
+		return fmt.Errorf("client certificate names user %q, who may only connect from loopback", user)
+	}
+	c.user, c.sasl.authenticated = user, true
 	c.log.Info("kafka client authenticated by certificate", "user", user)
 	return nil
 }

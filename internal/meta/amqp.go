@@ -31,6 +31,21 @@ type User struct {
 	// "" means the user cannot log in with a password.
 	PasswordHash string   `json:"password_hash,omitempty"`
 	Tags         []string `json:"tags,omitempty"`
+	// Scram are the user's SCRAM credentials for Kafka SASL, at most one
+	// per mechanism, derived from the password when it is set (package
+	// auth): salted, never the password. Meta only checks their shape.
+	Scram []ScramCredential `json:"scram,omitempty"`
+}
+
+// ScramCredential is one SCRAM credential (RFC 5802): the mechanism
+// ("SCRAM-SHA-256" or "SCRAM-SHA-512"), salt, iteration count, StoredKey
+// and ServerKey. Byte fields are base64 in JSON.
+type ScramCredential struct {
+	Mechanism  string `json:"mechanism"`
+	Salt       []byte `json:"salt"`
+	Iterations int    `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
 }
 
 // Permission is a user's access to one vhost: three regular expressions
@@ -118,6 +133,11 @@ func (v Vhost) clone() Vhost {
 
 func (u User) clone() User {
 	u.Tags = slices.Clone(nilIfEmpty(u.Tags))
+	u.Scram = slices.Clone(nilIfEmpty(u.Scram))
+	for i := range u.Scram {
+		c := &u.Scram[i]
+		c.Salt, c.StoredKey, c.ServerKey = bytes.Clone(c.Salt), bytes.Clone(c.StoredKey), bytes.Clone(c.ServerKey)
+	}
 	return u
 }
 

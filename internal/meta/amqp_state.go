@@ -114,6 +114,18 @@ func (c *PutUserCmd) validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("%w: empty user name", ErrInvalidCommand)
 	}
+	seen := map[string]bool{}
+	for _, sc := range c.Scram {
+		switch {
+		case sc.Mechanism != "SCRAM-SHA-256" && sc.Mechanism != "SCRAM-SHA-512":
+			return fmt.Errorf("%w: user %q: unknown SCRAM mechanism %q", ErrInvalidCommand, c.Name, sc.Mechanism)
+		case seen[sc.Mechanism]:
+			return fmt.Errorf("%w: user %q: two %s credentials", ErrInvalidCommand, c.Name, sc.Mechanism)
+		case sc.Iterations < 1 || len(sc.Salt) == 0 || len(sc.StoredKey) == 0 || len(sc.ServerKey) == 0:
+			return fmt.Errorf("%w: user %q: incomplete %s credential", ErrInvalidCommand, c.Name, sc.Mechanism)
+		}
+		seen[sc.Mechanism] = true
+	}
 	return validUTF8(append([]string{c.Name, c.PasswordHash}, c.Tags...)...)
 }
 

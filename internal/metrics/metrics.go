@@ -98,6 +98,10 @@ func New() *Metrics {
 		ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": info.Go},
 	})
 	build.Set(1)
+	authFailures := counterVec(prometheus.CounterOpts{
+		Name: "sluice_auth_failures_total", Help: "Refused client logins (wrong password, unknown user, malformed or rate-limited attempts), by protocol and mechanism.",
+	}, []string{"protocol", "mechanism"})
+	m.reg.MustRegister(authFailures)
 	m.reg.MustRegister(conns, opened, recv, sent, sendfile, channels, kafkaReq, amqpMethod, amqpConfirm,
 		flowWaits, flowSeconds, m.storageAppend, m.storageFsync, m.storageBytes, build)
 
@@ -105,6 +109,7 @@ func New() *Metrics {
 		proto:    newProtoMetrics("kafka", conns, opened, recv, sent),
 		latency:  newObserverCache(kafkaReq),
 		sendfile: sendfile,
+		auth:     authFailureCounter{authFailures, "kafka"},
 	}
 	m.AMQP = &AMQPHooks{
 		proto:     newProtoMetrics("amqp", conns, opened, recv, sent),
@@ -112,6 +117,7 @@ func New() *Metrics {
 		latency:   newObserverCache(amqpMethod),
 		confirm:   amqpConfirm,
 		flowWaits: flowWaits, flowSeconds: flowSeconds,
+		auth: authFailureCounter{authFailures, "amqp"},
 	}
 	m.reg.MustRegister(alarmCollector{m})
 	m.reg.MustRegister(fileMetrics()...)
@@ -173,7 +179,32 @@ type KafkaHooks struct {
 	proto    protoMetrics
 	latency  *observerCache
 	sendfile prometheus.Counter
+	auth     authFailureCounter
 }
+
+// authFailureCounter counts one protocol's refused logins.
+type authFailureCounter struct {
+	vec   *prometheus.CounterVec
+	proto string
+}
+
+// AuthFailed counts a refused login; mechanism is what the client asked
+// for, so its values are bounded to what the front end accepts, plus ""
+// for attempts refused before a mechanism was chosen.
+func (a authFailureCounter) AuthFailed(mechanism string) {
+	switch mechanism {
+	case "PLAIN", "AMQPLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "EXTERNAL":
+	default:
+		mechanism = "other"
+	}
+	a.vec.WithLabelValues(a.proto, mechanism).Inc()
+}
+
+// AuthFailed implements kafka.AuthHooks.
+func (h *KafkaHooks) AuthFailed(mechanism string) { h.auth.AuthFailed(mechanism) }
+
+// AuthFailed implements amqp.AuthHooks.
+func (h *AMQPHooks) AuthFailed(mechanism string) { h.auth.AuthFailed(mechanism) }
 
 func (h *KafkaHooks) ConnOpened()             { h.proto.ConnOpened() }
 func (h *KafkaHooks) ConnClosed()             { h.proto.ConnClosed() }
@@ -192,6 +223,7 @@ type AMQPHooks struct {
 	confirm  prometheus.Observer
 
 	flowWaits, flowSeconds prometheus.Counter
+	auth                   authFailureCounter
 }
 
 func (h *AMQPHooks) ConnOpened()        { h.proto.ConnOpened() }

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/meta"
 )
 
@@ -137,19 +137,23 @@ func (a *API) putUser(r *http.Request, s *session) (any, error) {
 		return nil, err
 	}
 	old, existed := a.opts.Meta.User(name)
-	u := meta.User{Name: name, Tags: b.Tags, PasswordHash: old.PasswordHash}
+	u := meta.User{Name: name, Tags: b.Tags, PasswordHash: old.PasswordHash, Scram: old.Scram}
 	switch {
 	case b.Password != nil:
-		h, err := auth.HashPassword(*b.Password)
+		// The hash and SCRAM credentials, so the user logs in over
+		// AMQP, HTTP and Kafka SASL alike.
+		nu, err := broker.UserWithPassword(name, *b.Password, b.Tags)
 		if err != nil {
 			return nil, err
 		}
-		u.PasswordHash = h
+		u = nu
 	case b.PasswordHash != nil:
 		if b.HashingAlgorithm != "" && b.HashingAlgorithm != "rabbit_password_hashing_sha256" {
 			return nil, badRequest("unsupported hashing_algorithm '%s' (only rabbit_password_hashing_sha256)", b.HashingAlgorithm)
 		}
-		u.PasswordHash = *b.PasswordHash
+		// A hash cannot yield SCRAM credentials: old ones would be of
+		// another password, so they go; the user has Kafka PLAIN only.
+		u.PasswordHash, u.Scram = *b.PasswordHash, nil
 	case !existed:
 		return nil, badRequest("Must specify either password or password_hash")
 	}

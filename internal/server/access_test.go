@@ -36,7 +36,7 @@ func TestOfflineAccessRoundTrip(t *testing.T) {
 		if got := fmt.Sprint(a.Vhosts()); got != "[{team the team's []}]" {
 			t.Errorf("Vhosts = %s", got)
 		}
-		if got := fmt.Sprint(a.Users()); got != "[{alice h [management]}]" {
+		if got := fmt.Sprint(a.Users()); got != "[{alice h [management] []}]" {
 			t.Errorf("Users = %s", got)
 		}
 		if got := fmt.Sprint(a.Permissions()); got != "[{alice team ^alice- .* .*}]" {

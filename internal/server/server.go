@@ -125,18 +125,28 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		ConsumerSessionTimeout:    cfg.ConsumerSessionTimeout,
 		ConsumerHeartbeatInterval: cfg.ConsumerHeartbeatInterval,
 	})
+	// One limiter of failed logins for both protocols: guesses from
+	// one address are slowed whichever port they try.
+	loginLimiter := auth.DefaultFailureLimiter()
+	anonymous, err := kafka.ParseAnonymousAccess(cfg.KafkaAnonymous)
+	if err != nil {
+		return nil, err
+	}
 	if s.kafka, err = kafka.NewServer(kafka.Options{
 		AdvertisedAddr:  cfg.AdvertisedKafkaAddr(),
 		ClusterID:       clusterID,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		DataDir:         cfg.DataDir,
 		Logger:          log,
-		Accounts:        s.meta, // client certificates' users (mutual TLS)
 		Hooks:           s.mx.Kafka,
 		Flow:            s.alarms,
 
 		FetchSessionCacheSlots: fetchSessionSlots(cfg.FetchSessionCacheSlots),
 		ZeroCopy:               cfg.KafkaZeroCopy,
+		Users:                  s.meta,
+		Anonymous:              anonymous,
+		SASLSessionLifetime:    cfg.KafkaSASLSessionLifetime,
+		LoginLimiter:           loginLimiter,
 		TransactionVersion:     int16(cfg.TransactionVersion),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
@@ -162,7 +172,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Writable: func() bool { return !diskAlarmRaised(s.alarms) },
 	})
 	conns := new(broker.Connections) // the front ends register, mgmt lists
-	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns}, s.router, s.meta)
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns, LoginLimiter: loginLimiter}, s.router, s.meta)
 	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir, Failures: s.recovery.Failures})
 	s.mx.SetAlarmSource(alarmSource{s.alarms})
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {
@@ -439,11 +449,11 @@ func bootstrapDefinitions(m *meta.Store) error {
 		}
 	}
 	if len(m.Users()) == 0 {
-		hash, err := auth.HashPassword(auth.DefaultPassword)
+		guest, err := broker.UserWithPassword(auth.DefaultUser, auth.DefaultPassword, []string{"administrator"})
 		if err != nil {
 			return err
 		}
-		if err := m.PutUser(meta.User{Name: auth.DefaultUser, PasswordHash: hash, Tags: []string{"administrator"}}); err != nil {
+		if err := m.PutUser(guest); err != nil {
 			return err
 		}
 		if err := m.SetPermission(meta.Permission{User: auth.DefaultUser, Vhost: auth.DefaultVHost, Configure: auth.AllowAll, Write: auth.AllowAll, Read: auth.AllowAll}); err != nil {
