@@ -377,6 +377,8 @@ func TestSASLScramCredentialAPIs(t *testing.T) {
 		t.Fatalf("upsert frank: %v %v", err, res.Error())
 	}
 	b.api(t, "GET", "/api/users/frank", nil, 200)
+	// frank may produce once he has a permission in the Kafka vhost (docs/security.md, Authorization).
+	b.api(t, "PUT", "/api/permissions/%2F/frank", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, 201)
 	cl := b.client(t, kgo.SASL(saslMech("SCRAM-SHA-512", "frank", "f-pass")), kgo.AllowAutoTopicCreation())
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "frank", Value: []byte("x")}).FirstErr(); err != nil {
 		t.Fatalf("produce as frank: %v", err)

@@ -16,6 +16,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-mq/sluice/internal/tlsconf"
@@ -257,12 +258,19 @@ func TestTLSKafkaMutualFranzGo(t *testing.T) {
 	alice := devCerts(t, b.Certs, "alice", 0)
 	b.createTopic(t, "tls-topic", 1, nil)
 
-	cl := b.client(t, kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, alice)),
-		kgo.ConsumeTopics("tls-topic"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DefaultProduceTopic("tls-topic"))
+	cl := b.client(t, kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, alice)), kgo.DefaultProduceTopic("tls-topic"))
+	// The certificate's user is the principal authorization sees: alice
+	// has no permission yet, then may do everything in the Kafka vhost.
+	if err := cl.ProduceSync(ctxT(t, 15*time.Second), &kgo.Record{Value: []byte("too early")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce as alice without permissions: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	b.api(t, "PUT", "/api/permissions/%2F/alice", map[string]any{"configure": ".*", "write": ".*", "read": ".*"}, 201)
 	if err := cl.ProduceSync(ctxT(t, 15*time.Second), &kgo.Record{Value: []byte("secret")}).FirstErr(); err != nil {
 		t.Fatalf("produce over mutual TLS: %v", err)
 	}
-	fs := cl.PollFetches(ctxT(t, 15*time.Second))
+	cons := b.client(t, kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, alice)),
+		kgo.ConsumeTopics("tls-topic"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	fs := cons.PollFetches(ctxT(t, 15*time.Second))
 	if err := fs.Err(); err != nil || fs.NumRecords() != 1 || string(fs.Records()[0].Value) != "secret" {
 		t.Fatalf("fetch over mutual TLS: %v, %d records", err, fs.NumRecords())
 	}

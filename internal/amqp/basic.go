@@ -30,6 +30,9 @@ func (ch *channel) basicPublish(m *wire.BasicPublish) error {
 	if err := ch.allowed(accessWrite, "exchange", m.Exchange); err != nil {
 		return err
 	}
+	if err := ch.topicAllowed(accessWrite, m.Exchange, m.RoutingKey); err != nil {
+		return err
+	}
 	if m.Immediate {
 		return errorf(wire.NotImplemented, "immediate=true")
 	}

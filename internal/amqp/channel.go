@@ -2,10 +2,12 @@ package amqp
 
 import (
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 )
@@ -243,10 +245,37 @@ func (ch *channel) allowed(a accessKind, kind, name string) error {
 	if kind == "exchange" && name == "" {
 		res = "amq.default"
 	}
-	if !c.s.checker.Allowed(pattern, res) {
+	if !c.s.checker.Allowed(pattern, res) || ch.kafkaDenied(a, kind, name) {
 		return errorf(wire.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", kind, name, c.vhost, c.user)
 	}
 	return nil
+}
+
+// kafkaDenied reports whether a Kafka DENY ACL on a topic refuses this
+// access to one of the topic's AMQP views in the Kafka vhost: read from
+// a partition (or topic) stream queue is Kafka's READ on the topic,
+// write to its super stream exchange or stream queue is WRITE. The one
+// permission model (docs/security.md, "Authorization"): what a DENY
+// takes away over Kafka is not given back over AMQP.
+func (ch *channel) kafkaDenied(a accessKind, kind, name string) bool {
+	c := ch.c
+	az := c.s.opts.Authorizer
+	if az == nil || c.vhost != az.KafkaVhost() || (a != accessRead && a != accessWrite) {
+		return false
+	}
+	topic, ok := c.s.router.TopicOf(c.vhost, kind, name)
+	if !ok {
+		return false
+	}
+	op := auth.OpRead
+	if a == accessWrite {
+		op = auth.OpWrite
+	}
+	host := c.nc.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return az.Denied(c.user, host, auth.ResourceTopic, topic, op)
 }
 
 type accessKind int

@@ -48,6 +48,9 @@ type conn struct {
 	user  string
 	vhost string
 	perm  auth.Permission
+	// topicPerms are the user's topic permissions in vhost, by exchange
+	// (topic_permissions.go); set with perm.
+	topicPerms map[string]broker.TopicPermission
 
 	flow connFlow // resource-alarm flow control, see flow.go
 	// stats count the connection's messages into its vhost's; set with
@@ -440,6 +443,7 @@ func (c *conn) handshake() error {
 	}
 	c.vhost = op.VirtualHost
 	c.perm = auth.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
+	c.loadTopicPermissions()
 	c.stats = broker.NewMessageStats(c.s.router.VhostStats(op.VirtualHost))
 	c.opened(so.Mechanism, so.ClientProperties)
 	c.sendMethod(0, &wire.ConnectionOpenOk{})

@@ -61,6 +61,9 @@ func (ch *channel) exchangeBind(destination, source, key string, args fieldtable
 	if err := ch.allowed(accessRead, "exchange", source); err != nil {
 		return err
 	}
+	if err := ch.topicAllowed(accessRead, source, key); err != nil {
+		return err
+	}
 	b := broker.Binding{Vhost: ch.c.vhost, Source: source, DestinationKind: broker.DestExchange, Destination: destination, RoutingKey: key}
 	var err error
 	if bind {

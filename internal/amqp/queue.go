@@ -47,6 +47,9 @@ func (ch *channel) queueBind(qname, exchange, key string, args fieldtable.Table,
 	if err := ch.allowed(accessRead, "exchange", exchange); err != nil {
 		return err
 	}
+	if err := ch.topicAllowed(accessRead, exchange, key); err != nil {
+		return err
+	}
 	b := broker.Binding{Vhost: ch.c.vhost, Source: exchange, DestinationKind: broker.DestQueue, Destination: qname, RoutingKey: key}
 	if bind {
 		if err = route.ValidateHeadersArgs(args); err != nil {

@@ -49,6 +49,12 @@ type Options struct {
 	// handshake is done, for the management API. Default a registry of
 	// the server's own.
 	Connections *broker.Connections
+
+	// Authorizer, when set, adds the Kafka DENY ACLs of a topic to the
+	// permission checks on the topic's AMQP views (its super stream
+	// exchange and partition stream queues in the Kafka vhost); see
+	// channel.allowed. Default none.
+	Authorizer *broker.Authorizer
 }
 
 func (o Options) withDefaults() Options {

@@ -63,6 +63,20 @@
 // Checker compiles each pattern once and keeps a bounded cache; it is safe
 // for concurrent use, so one Checker can serve every connection.
 //
+// # Kafka ACLs and the one decision
+//
+// ACL (acl.go) is a Kafka access control entry, with Kafka's numeric codes
+// for resource types, pattern types, operations and permissions, and
+// ACLFilter selects ACLs as DescribeAcls and DeleteAcls do. Checker's
+// Authorize is the one authorization decision of both protocols: a
+// matching DENY ACL refuses; otherwise a matching ALLOW ACL, or the user's
+// RabbitMQ permission in the Kafka vhost mapped by VhostAccess (produce is
+// write on the topic, fetch read, create and delete configure, describe
+// any of the three; cluster operations go by the administrator and
+// monitoring tags), allows. It is pure: the stored rules come in as
+// arguments (internal/broker's Authorizer reads them from the metadata
+// store). docs/security.md has the mapping table.
+//
 // # Default user and loopback
 //
 // A fresh RabbitMQ node has the user guest, password guest, with full

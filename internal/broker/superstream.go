@@ -620,3 +620,33 @@ func (r *Router) TopicStreamQueues(topic string) []QueueStatus {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// TopicOf reports the topic whose data an exchange or queue of vhost vh
+// is (kind "exchange" or "queue"): a topic's super stream exchange, one of
+// its partition stream queues, or a stream queue that is a one-partition
+// topic. Authorization uses it to apply a topic's Kafka DENY ACLs to the
+// AMQP view of the same data.
+func (r *Router) TopicOf(vh, kind, name string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.vhosts[vh]
+	if !ok {
+		return "", false
+	}
+	switch kind {
+	case "exchange":
+		if e, ok := v.exchanges[name]; ok && e.superStream != "" {
+			return e.superStream, true
+		}
+	case "queue":
+		if qe, ok := v.queues[name]; ok {
+			if qe.view != "" {
+				return qe.view, true
+			}
+			if qe.def.Topic != "" {
+				return qe.def.Topic, true
+			}
+		}
+	}
+	return "", false
+}

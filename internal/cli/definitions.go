@@ -17,11 +17,11 @@ func init() { clientCommands = append(clientCommands, newDefinitionsCmd) }
 // in the order they must be imported: a permission needs its user and
 // vhost, a binding its exchange and queue. Policies come before the
 // queues and exchanges they apply to, as RabbitMQ imports them.
-var definitionSections = []string{"vhosts", "users", "permissions", "policies", "exchanges", "queues", "bindings"}
+var definitionSections = []string{"vhosts", "users", "permissions", "topic_permissions", "policies", "exchanges", "queues", "bindings"}
 
 // ignoredSections are exported by RabbitMQ (and by Sluice, empty) but
 // not imported by Sluice.
-var ignoredSections = []string{"parameters", "global_parameters", "topic_permissions"}
+var ignoredSections = []string{"parameters", "global_parameters"}
 
 func newDefinitionsCmd() *cobra.Command {
 	var f mgmtFlags
@@ -120,7 +120,7 @@ supported and are skipped with a warning.`,
 			if vhost != "" {
 				// A vhost's import takes only its exchanges, queues and
 				// bindings.
-				for _, s := range definitionSections[:3] {
+				for _, s := range definitionSections[:4] {
 					delete(d, s)
 				}
 			}

@@ -34,6 +34,7 @@ package kafka
 import (
 	"errors"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -58,6 +59,11 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 	if !c.holdProduce(req) {
 		return produceHeldTooLong(req) // see flow.go
 	}
+	if req.TransactionID != nil && !c.allowedTxnID(*req.TransactionID, auth.OpWrite) {
+		return func() (kmsg.Response, error) {
+			return produceAllFailed(req, resp, errTxnIDAuth.Code), nil
+		}
+	}
 	check := broker.RefuseTransactional
 	if req.TransactionID != nil {
 		check = c.s.broker.TxnProduceCheck(*req.TransactionID)
@@ -66,7 +72,7 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 	topics := make([]*broker.Topic, len(req.Topics))
 	terrs := make([]error, len(req.Topics))
 	for i, rt := range req.Topics {
-		topics[i], terrs[i] = c.s.broker.TopicOrCreate(rt.Topic)
+		topics[i], terrs[i] = produceTopic(c, rt.Topic)
 	}
 	var addErrs map[broker.TopicPartition]error
 	if req.TransactionID != nil && req.Version >= 12 && c.s.txnV2() {
@@ -206,6 +212,21 @@ func addPartitionsOnProduce(c *conn, txnID string, req *kmsg.ProduceRequest, top
 		}
 	}
 	return failed
+}
+
+// produceTopic is the topic a Produce writes to: WRITE on it is needed
+// (TOPIC_AUTHORIZATION_FAILED, whether or not it exists, as in Kafka), and
+// CREATE too when it does not exist and would be auto-created.
+func produceTopic(c *conn, name string) (*broker.Topic, error) {
+	if !c.allowedTopic(name, auth.OpWrite) {
+		return nil, reqErr(errTopicAuth, "WRITE on topic %q is not allowed", name)
+	}
+	if c.authorizing() {
+		if _, ok := c.s.broker.Topic(name); !ok && !c.mayTopic(name, auth.OpCreate) {
+			return nil, broker.ErrUnknownTopic
+		}
+	}
+	return c.s.broker.TopicOrCreate(name)
 }
 
 func produceAllFailed(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, code int16) kmsg.Response {

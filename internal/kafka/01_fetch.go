@@ -36,6 +36,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -185,12 +186,17 @@ func resolve(c *conn, t fetchTarget) (*broker.Partition, string, int16) {
 	var topic *broker.Topic
 	var ok bool
 	if t.topic != "" || t.id == ([16]byte{}) {
+		if !c.allowedTopic(t.topic, auth.OpRead) { // as Kafka: before existence
+			return nil, "", errTopicAuth.Code
+		}
 		topic, ok = c.s.broker.Topic(t.topic)
 		if !ok {
 			return nil, "", kerr.UnknownTopicOrPartition.Code
 		}
 	} else if topic, ok = c.s.broker.TopicByID(broker.TopicID(t.id)); !ok {
 		return nil, "", kerr.UnknownTopicID.Code
+	} else if !c.allowedTopic(topic.Name, auth.OpRead) {
+		return nil, "", errTopicAuth.Code
 	}
 	if t.part < 0 || int(t.part) >= len(topic.Partitions) {
 		return nil, topic.Name, kerr.UnknownTopicOrPartition.Code

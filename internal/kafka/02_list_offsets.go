@@ -20,8 +20,11 @@ package kafka
 // largest timestamp. The partition answers both (Partition.
 // OffsetForTimestamp and MaxTimestamp, which say how a batch that cannot
 // be decoded is answered at batch granularity).
+//
+// Needs DESCRIBE on the topic (TOPIC_AUTHORIZATION_FAILED per partition).
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -32,12 +35,15 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
+		allowed := c.allowedTopic(rt.Topic, auth.OpDescribe)
 		t, topicOK := c.s.broker.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset = -1, -1
-			if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+			if !allowed {
+				sp.ErrorCode = errTopicAuth.Code
+			} else if !topicOK || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
 				sp.ErrorCode = listOffset(t.Partitions[rp.Partition], rp.Timestamp, isolation(req.IsolationLevel), &sp)

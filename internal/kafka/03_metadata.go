@@ -9,9 +9,19 @@ package kafka
 // v4+). Topic ids (v10+) come from the metadata store. Internal topics
 // (__consumer_offsets) are marked IsInternal (v1+), so that clients'
 // regex subscriptions skip them as on Kafka. Authorized
-// operations are reported as "not requested" (-2147483648).
+// operations (KIP-430, v8+) are computed when asked for
+// (IncludeTopicAuthorizedOperations, IncludeClusterAuthorizedOperations at
+// v8-10), else reported as "not requested" (-2147483648).
+//
+// Authorization (authz.go): a request for all topics lists only those the
+// principal may DESCRIBE; a topic named in the request that it may not
+// DESCRIBE is TOPIC_AUTHORIZATION_FAILED whether or not it exists, as in
+// Kafka, and one asked for by id is answered without its name. Auto
+// creation also needs CREATE on the topic; without it an unknown topic is
+// UNKNOWN_TOPIC_OR_PARTITION.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -26,11 +36,18 @@ func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	resp.ClusterID = kmsg.StringPtr(c.s.opts.ClusterID)
 	resp.ControllerID = NodeID
 	resp.AuthorizedOperations = -2147483648
+	if req.IncludeClusterAuthorizedOperations && req.Version >= 8 && req.Version <= 10 {
+		resp.AuthorizedOperations = c.authorizedOps(auth.ResourceCluster, "")
+	}
 
 	var topics []*broker.Topic
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
-		topics = c.s.broker.Topics()
+		for _, t := range c.s.broker.Topics() {
+			if c.mayTopic(t.Name, auth.OpDescribe) {
+				topics = append(topics, t)
+			}
+		}
 	}
 	autoCreate := req.Version < 4 || req.AllowAutoTopicCreation
 	for _, rt := range req.Topics {
@@ -43,15 +60,26 @@ func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 		switch {
 		case rt.Topic != nil:
 			st.Topic = rt.Topic
-			if autoCreate {
+			if !c.allowedTopic(*rt.Topic, auth.OpDescribe) {
+				st.ErrorCode = errTopicAuth.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
+			t, ok = c.s.broker.Topic(*rt.Topic)
+			if !ok && autoCreate && c.mayTopic(*rt.Topic, auth.OpCreate) {
 				t, err = c.s.broker.TopicOrCreate(*rt.Topic)
 				ok = err == nil
-			} else {
-				t, ok = c.s.broker.Topic(*rt.Topic)
 			}
 		default:
 			t, ok = c.s.broker.TopicByID(rt.TopicID)
 			st.TopicID = rt.TopicID
+			if ok && !c.allowedTopic(t.Name, auth.OpDescribe) {
+				// As Kafka: TOPIC_AUTHORIZATION_FAILED, and the
+				// name stays unsaid.
+				st.ErrorCode = errTopicAuth.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 		}
 		if !ok {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -64,7 +92,11 @@ func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 		topics = append(topics, t)
 	}
 	for _, t := range topics {
-		resp.Topics = append(resp.Topics, metadataTopic(t))
+		st := metadataTopic(t)
+		if req.IncludeTopicAuthorizedOperations && req.Version >= 8 {
+			st.AuthorizedOperations = c.authorizedOps(auth.ResourceTopic, t.Name)
+		}
+		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
 }

@@ -25,6 +25,7 @@ package kafka
 import (
 	"errors"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,7 +36,12 @@ const maxOffsetMetadata = 4096
 
 func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-	groupErr := c.s.groups.ValidateCommit(req.Group, req.MemberID, deref(req.InstanceID), req.Generation)
+	var groupErr error
+	if !c.allowedGroup(req.Group, auth.OpRead) {
+		groupErr = reqErr(errGroupAuth, "READ on group %q is not allowed", req.Group)
+	} else {
+		groupErr = c.s.groups.ValidateCommit(req.Group, req.MemberID, deref(req.InstanceID), req.Generation)
+	}
 	if req.Version >= 9 && errors.Is(groupErr, groups.ErrIllegalGeneration) {
 		if _, ok := c.s.groups.Describe(req.Group); !ok {
 			groupErr = groups.ErrGroupNotFound // v9+ names an unknown group, as Kafka does
@@ -50,11 +56,14 @@ func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, 
 	for i, rt := range req.Topics {
 		st := kmsg.NewOffsetCommitResponseTopic()
 		st.Topic = rt.Topic
+		topicOK := groupErr != nil || c.allowedTopic(rt.Topic, auth.OpRead)
 		for j, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
 			if groupErr != nil {
 				sp.ErrorCode = errorCode(groupErr)
+			} else if !topicOK {
+				sp.ErrorCode = errTopicAuth.Code
 			} else if _, err := c.s.broker.Partition(rt.Topic, rp.Partition); err != nil {
 				sp.ErrorCode = errorCode(err)
 			} else if len(deref(rp.Metadata)) > maxOffsetMetadata {

@@ -15,6 +15,7 @@ package kafka
 // has no effect: without transactions no offset is ever pending.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -55,12 +56,19 @@ func (c *conn) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchRes
 	b := c.s.broker
 	sg := kmsg.NewOffsetFetchResponseGroup()
 	sg.Group = rg.Group
+	if !c.allowedGroup(rg.Group, auth.OpDescribe) {
+		sg.ErrorCode = errGroupAuth.Code
+		return sg
+	}
 	if err := c.s.groups.ValidateOffsetFetch(rg.Group, rg.MemberID, rg.MemberEpoch); err != nil {
 		sg.ErrorCode = errorCode(err)
 		return sg
 	}
 	if rg.Topics == nil {
 		for _, oc := range b.GroupOffsets(rg.Group) { // sorted by topic
+			if !c.mayTopic(oc.Topic, auth.OpDescribe) {
+				continue // a topic it may not see is left out
+			}
 			if n := len(sg.Topics); n == 0 || sg.Topics[n-1].Topic != oc.Topic {
 				st := kmsg.NewOffsetFetchResponseGroupTopic()
 				st.Topic = oc.Topic
@@ -74,9 +82,12 @@ func (c *conn) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchRes
 	for _, rt := range rg.Topics {
 		st := kmsg.NewOffsetFetchResponseGroupTopic()
 		st.Topic = rt.Topic
+		allowed := c.allowedTopic(rt.Topic, auth.OpDescribe)
 		for _, p := range rt.Partitions {
 			sp := committedOffset(p, -1, -1, "")
-			if oc, ok := b.GroupOffset(rg.Group, rt.Topic, p); ok {
+			if !allowed {
+				sp.ErrorCode = errTopicAuth.Code
+			} else if oc, ok := b.GroupOffset(rg.Group, rt.Topic, p); ok {
 				sp = committedOffset(p, oc.Offset, oc.LeaderEpoch, oc.Metadata)
 			}
 			st.Partitions = append(st.Partitions, sp)

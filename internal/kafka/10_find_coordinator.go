@@ -9,6 +9,7 @@ package kafka
 // transaction APIs (22, 24-26, 28).
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -24,12 +25,33 @@ func handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest) (kmsg.Resp
 	}
 	if req.Version >= 4 {
 		for _, key := range req.CoordinatorKeys {
+			co := co
 			co.Key = key
+			if co.ErrorCode == 0 {
+				findCoordinatorAllowed(c, req.CoordinatorType, key, &co)
+			}
 			resp.Coordinators = append(resp.Coordinators, co)
 		}
 		return resp, nil
 	}
+	if co.ErrorCode == 0 {
+		findCoordinatorAllowed(c, req.CoordinatorType, req.CoordinatorKey, &co)
+	}
 	resp.NodeID, resp.Host, resp.Port = co.NodeID, co.Host, co.Port
 	resp.ErrorCode, resp.ErrorMessage = co.ErrorCode, co.ErrorMessage
 	return resp, nil
+}
+
+// findCoordinatorAllowed refuses a key the principal may not DESCRIBE: a
+// group (GROUP_AUTHORIZATION_FAILED) or a transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED). Share groups are groups.
+func findCoordinatorAllowed(c *conn, keyType int8, key string, co *kmsg.FindCoordinatorResponseCoordinator) {
+	rt, code := auth.ResourceGroup, errGroupAuth
+	if keyType == 1 {
+		rt, code = auth.ResourceTransactionalID, errTxnIDAuth
+	}
+	if !c.allowed(rt, key, auth.OpDescribe) {
+		co.NodeID, co.Host, co.Port = -1, "", -1
+		co.ErrorCode, co.ErrorMessage = codeAndMessage(reqErr(code, "DESCRIBE on %s %q is not allowed", rt, key))
+	}
 }

@@ -13,6 +13,7 @@ package kafka
 // INCONSISTENT_GROUP_PROTOCOL, as in Kafka.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -40,6 +41,10 @@ func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error)
 		jr.Protocols = append(jr.Protocols, groups.Protocol{Name: p.Name, Metadata: p.Metadata})
 	}
 
+	if !c.allowedGroup(req.Group, auth.OpRead) {
+		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
 	if c.s.broker.Shares().Exists(req.Group) {
 		resp.ErrorCode = kerr.InconsistentGroupProtocol.Code // a share group's id
 		return resp, nil

@@ -7,11 +7,16 @@ package kafka
 // (v3+ static members) that it is no longer in the group, as in Kafka.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func handleHeartbeat(c *conn, req *kmsg.HeartbeatRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if !c.allowedGroup(req.Group, auth.OpRead) {
+		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
 	resp.ErrorCode = errorCode(c.s.groups.Heartbeat(req.Group, req.MemberID, deref(req.InstanceID), req.Generation))
 	return resp, nil
 }

@@ -8,12 +8,17 @@ package kafka
 // request fails. The v5 leave reason is accepted and not recorded.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func handleLeaveGroup(c *conn, req *kmsg.LeaveGroupRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if !c.allowedGroup(req.Group, auth.OpRead) {
+		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
 	if req.Version < 3 {
 		err, perMember := c.s.groups.Leave(req.Group, []groups.LeaveMember{{MemberID: req.MemberID}})
 		if err == nil {

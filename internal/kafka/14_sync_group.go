@@ -10,12 +10,17 @@ package kafka
 // returned.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func handleSyncGroup(c *conn, req *kmsg.SyncGroupRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	if !c.allowedGroup(req.Group, auth.OpRead) {
+		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
 	sr := groups.SyncRequest{
 		Group:        req.Group,
 		MemberID:     req.MemberID,

@@ -7,13 +7,14 @@ package kafka
 // filled only while the group is Stable. A group the coordinator does not
 // hold but that has committed offsets is described as Empty; a group
 // without a protocol type that has offsets reports "consumer", as
-// ListGroups lists it. Authorized operations (v3+) are not computed, since
-// Sluice has no ACLs: they are reported as not requested (-2147483648). A
+// ListGroups lists it. Authorized operations (v3+, KIP-430) are computed
+// when asked for, else reported as not requested (-2147483648). A
 // consumer-protocol group (KIP-848) is not a classic group: as in Kafka it
 // is answered GROUP_ID_NOT_FOUND with state "Dead" and no protocol type
 // (what Kafka 4.2 answers); ConsumerGroupDescribe describes it.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,7 +23,17 @@ import (
 func handleDescribeGroups(c *conn, req *kmsg.DescribeGroupsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, name := range req.Groups {
-		resp.Groups = append(resp.Groups, c.describeGroup(name))
+		if !c.allowedGroup(name, auth.OpDescribe) {
+			sg := kmsg.NewDescribeGroupsResponseGroup()
+			sg.Group, sg.ErrorCode = name, errGroupAuth.Code
+			resp.Groups = append(resp.Groups, sg)
+			continue
+		}
+		sg := c.describeGroup(name)
+		if req.IncludeAuthorizedOperations && req.Version >= 3 {
+			sg.AuthorizedOperations = c.authorizedOps(auth.ResourceGroup, name)
+		}
+		resp.Groups = append(resp.Groups, sg)
 	}
 	return resp, nil
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -27,7 +28,11 @@ func handleListGroups(c *conn, req *kmsg.ListGroupsRequest) (kmsg.Response, erro
 	for _, g := range c.s.broker.Shares().List() {
 		all = append(all, groups.GroupSummary{Group: g.Name, State: g.State, ProtocolType: shareGroupType, Type: shareGroupType})
 	}
+	everyGroup := c.may(auth.ResourceCluster, auth.ClusterResourceName, auth.OpDescribe)
 	for _, g := range all {
+		if !everyGroup && !c.may(auth.ResourceGroup, g.Group, auth.OpDescribe) {
+			continue // as Kafka: DESCRIBE on the cluster lists all, else those it may describe
+		}
 		if g.Type == "" {
 			g.Type = groups.TypeClassic
 		}

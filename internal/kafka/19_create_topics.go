@@ -14,8 +14,12 @@ package kafka
 // resolved config (source DYNAMIC_TOPIC_CONFIG when set, DEFAULT_CONFIG
 // otherwise), also under ValidateOnly; v7+ with the topic id (zero under
 // ValidateOnly, which creates nothing). Errors carry a message (v1+).
+// Needs CREATE on the cluster or the topic (TOPIC_AUTHORIZATION_FAILED);
+// without DESCRIBE_CONFIGS on the topic the answer has no configs and
+// ConfigErrorCode says TOPIC_AUTHORIZATION_FAILED, as in Kafka.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -35,6 +39,8 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 		var sp broker.TopicSpec
 		if dup[rt.Topic] {
 			errs[i] = reqErr(kerr.InvalidRequest, "topic %q is named more than once", rt.Topic)
+		} else if !c.may(auth.ResourceCluster, auth.ClusterResourceName, auth.OpCreate) && !c.allowedTopic(rt.Topic, auth.OpCreate) {
+			errs[i] = reqErr(errTopicAuth, "CREATE on topic %q is not allowed", rt.Topic)
 		} else if sp, errs[i] = topicSpec(rt); errs[i] == nil {
 			specs = append(specs, sp)
 			at = append(at, i)
@@ -54,6 +60,11 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 			t := topics[i]
 			st.TopicID = t.ID
 			st.NumPartitions, st.ReplicationFactor = t.Topic.Partitions, 1
+			if !c.mayTopic(rt.Topic, auth.OpDescribeConfigs) { // as Kafka: no configs, and why
+				st.ConfigErrorCode = errTopicAuth.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			for _, e := range c.s.broker.ResolveTopicConfigs(t.Configs) {
 				sc := kmsg.NewCreateTopicsResponseTopicConfig()
 				sc.Name, sc.Value, sc.Source = e.Key, kmsg.StringPtr(e.Value), int8(configSource(e))

@@ -9,6 +9,7 @@ package kafka
 // Errors carry a message (v5+).
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -59,7 +60,12 @@ func (c *conn) deleteTopic(st *kmsg.DeleteTopicsResponseTopic) error {
 		if !ok {
 			return reqErr(kerr.UnknownTopicID, "unknown topic id %s", id)
 		}
+		if !c.allowedTopic(t.Name, auth.OpDelete) { // the name stays unsaid
+			return reqErr(errTopicAuth, "DELETE on topic id %s is not allowed", id)
+		}
 		st.Topic = kmsg.StringPtr(t.Name)
+	case !c.allowedTopic(*st.Topic, auth.OpDelete):
+		return reqErr(errTopicAuth, "DELETE on topic %q is not allowed", *st.Topic)
 	default:
 		if t, ok := c.s.broker.Topic(*st.Topic); ok {
 			st.TopicID = t.ID

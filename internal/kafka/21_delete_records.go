@@ -11,6 +11,7 @@ package kafka
 // deletion is done before the answer.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -33,6 +34,9 @@ func handleDeleteRecords(c *conn, req *kmsg.DeleteRecordsRequest) (kmsg.Response
 // deleteRecords returns the partition's new low watermark (-1 on error)
 // and error code.
 func (c *conn) deleteRecords(topic string, partition int32, offset int64) (int64, int16) {
+	if !c.allowedTopic(topic, auth.OpDelete) {
+		return -1, errTopicAuth.Code
+	}
 	p, err := c.s.broker.Partition(topic, partition)
 	if err != nil {
 		return -1, errorCode(err)

@@ -14,6 +14,7 @@ package kafka
 // minutes) or INVALID_TRANSACTION_TIMEOUT.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -23,6 +24,14 @@ const maxTransactionTimeoutMillis = 15 * 60 * 1000 // transaction.max.timeout.ms
 func handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	txnID := deref(req.TransactionalID)
+	if txnID != "" && !c.allowedTxnID(txnID, auth.OpWrite) {
+		resp.ErrorCode = errTxnIDAuth.Code
+		return resp, nil
+	}
+	if txnID == "" && !c.mayWriteSomeTopic() && !c.allowedCluster(auth.OpIdempotentWrite) {
+		resp.ErrorCode = errClusterAuth.Code
+		return resp, nil
+	}
 	if t := req.TransactionTimeoutMillis; txnID != "" && (t <= 0 || t > maxTransactionTimeoutMillis) {
 		resp.ErrorCode = kerr.InvalidTransactionTimeout.Code
 		return resp, nil

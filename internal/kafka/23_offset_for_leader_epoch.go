@@ -7,9 +7,11 @@ package kafka
 // high watermark; a negative one with epoch -1 and offset -1 (Kafka's
 // "undefined"). A current leader epoch (v2+) above 0 is newer than this
 // broker knows: UNKNOWN_LEADER_EPOCH. ReplicaID (v3+) is ignored: there
-// are no followers.
+// are no followers. Needs DESCRIBE on the topic
+// (TOPIC_AUTHORIZATION_FAILED per partition).
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,11 +21,14 @@ func handleOffsetForLeaderEpoch(c *conn, req *kmsg.OffsetForLeaderEpochRequest) 
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
+		allowed := c.allowedTopic(rt.Topic, auth.OpDescribe)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition() // epoch -1, offset -1
 			sp.Partition = rp.Partition
 			p, err := c.s.broker.Partition(rt.Topic, rp.Partition)
 			switch {
+			case !allowed:
+				sp.ErrorCode = errTopicAuth.Code
 			case err != nil:
 				sp.ErrorCode = errorCode(err)
 			case rp.CurrentLeaderEpoch > 0:

@@ -16,6 +16,7 @@ package kafka
 // nothing.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -85,6 +86,27 @@ func addPartitions(c *conn, id string, pid int64, epoch int16, verifyOnly bool, 
 	all := func(code int16) map[broker.TopicPartition]int16 {
 		for _, tp := range tps {
 			codes[tp] = code
+		}
+		return codes
+	}
+	// Authorization, as Kafka: WRITE on the transactional id, then on
+	// every topic; a refused topic fails the request, the other
+	// partitions OPERATION_NOT_ATTEMPTED.
+	if !c.allowedTxnID(id, auth.OpWrite) {
+		return all(errTxnIDAuth.Code)
+	}
+	var refused []string
+	for _, topic := range order {
+		if !c.allowedTopic(topic, auth.OpWrite) {
+			refused = append(refused, topic)
+		}
+	}
+	if refused != nil {
+		all(kerr.OperationNotAttempted.Code)
+		for _, topic := range refused {
+			for _, p := range topics[topic] {
+				codes[broker.TopicPartition{Topic: topic, Partition: p}] = errTopicAuth.Code
+			}
 		}
 		return codes
 	}

@@ -12,11 +12,20 @@ package kafka
 // commits. Producer errors as in AddPartitionsToTxn.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func handleAddOffsetsToTxn(c *conn, req *kmsg.AddOffsetsToTxnRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	switch {
+	case !c.allowedTxnID(req.TransactionalID, auth.OpWrite):
+		resp.ErrorCode = errTxnIDAuth.Code
+		return resp, nil
+	case !c.allowedGroup(req.Group, auth.OpRead):
+		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
 	resp.ErrorCode = txnErrorCode(c.s.broker.AddOffsetsToTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group))
 	return resp, nil
 }

@@ -18,12 +18,17 @@ package kafka
 // and epoch -1, which clients read as "unchanged".
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func handleEndTxn(c *conn, req *kmsg.EndTxnRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if !c.allowedTxnID(req.TransactionalID, auth.OpWrite) {
+		resp.ErrorCode = errTxnIDAuth.Code
+		return resp, nil
+	}
 	if req.Version >= 5 && c.s.txnV2() {
 		pid, epoch, err := c.s.broker.EndTxnV2(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit)
 		if resp.ErrorCode = txnErrorCode(err); err == nil {

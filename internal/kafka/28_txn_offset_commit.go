@@ -15,6 +15,7 @@ package kafka
 // ongoing, as the AddOffsetsToTxn the client no longer sends did.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -33,7 +34,21 @@ func handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest) (kmsg.Resp
 	if req.Version >= 5 && c.s.txnV2() {
 		commit = c.s.broker.TxnOffsetCommitV2
 	}
-	code := errorCode(c.s.groups.ValidateConsumerTxnCommit(req.Group, req.MemberID, req.Generation))
+	var code int16
+	switch {
+	case !c.allowedTxnID(req.TransactionalID, auth.OpWrite):
+		code = errTxnIDAuth.Code
+	case !c.allowedGroup(req.Group, auth.OpRead):
+		code = errGroupAuth.Code
+	}
+	for _, rt := range req.Topics {
+		if code == 0 && !c.allowedTopic(rt.Topic, auth.OpRead) {
+			code = errTopicAuth.Code
+		}
+	}
+	if code == 0 {
+		code = errorCode(c.s.groups.ValidateConsumerTxnCommit(req.Group, req.MemberID, req.Generation))
+	}
 	if code == 0 {
 		code = txnErrorCode(commit(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, commits))
 	}

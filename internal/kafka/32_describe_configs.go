@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -37,6 +38,11 @@ func handleDescribeConfigs(c *conn, req *kmsg.DescribeConfigsRequest) (kmsg.Resp
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if err := c.configsAllowed(rr.ResourceType, rr.ResourceName, auth.OpDescribeConfigs); err != nil {
+			sr.ErrorCode, sr.ErrorMessage = codeAndMessage(err)
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		if rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
 			c.describeShareGroupConfigs(&sr, rr.ConfigNames)
 			resp.Resources = append(resp.Resources, sr)
@@ -93,4 +99,27 @@ func describedConfig(e broker.ConfigEntry, synonyms, docs bool) kmsg.DescribeCon
 		}
 	}
 	return sc
+}
+
+// configsAllowed checks op (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config
+// resource: a topic (TOPIC_AUTHORIZATION_FAILED), the broker, which is the
+// cluster (CLUSTER_AUTHORIZATION_FAILED), or a group
+// (GROUP_AUTHORIZATION_FAILED). Other types are left to the handler.
+func (c *conn) configsAllowed(typ kmsg.ConfigResourceType, name string, op auth.Operation) error {
+	var rt auth.ResourceType
+	var code *kerr.Error
+	switch typ {
+	case kmsg.ConfigResourceTypeTopic:
+		rt, code = auth.ResourceTopic, errTopicAuth
+	case kmsg.ConfigResourceTypeBroker:
+		rt, code, name = auth.ResourceCluster, errClusterAuth, auth.ClusterResourceName
+	case kmsg.ConfigResourceTypeGroupConfig:
+		rt, code = auth.ResourceGroup, errGroupAuth
+	default:
+		return nil
+	}
+	if !c.allowed(rt, name, op) {
+		return reqErr(code, "%s on %s %q is not allowed", op, rt, name)
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/share"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -61,15 +62,16 @@ func handleAlterConfigs(c *conn, req *kmsg.AlterConfigsRequest) (kmsg.Response, 
 func (c *conn) alterConfigs(typ kmsg.ConfigResourceType, name string, alter func() error) kmsg.AlterConfigsResponseResource {
 	sr := kmsg.NewAlterConfigsResponseResource()
 	sr.ResourceType, sr.ResourceName = typ, name
-	var err error
-	switch typ {
-	case kmsg.ConfigResourceTypeTopic:
+	err := c.configsAllowed(typ, name, auth.OpAlterConfigs)
+	switch {
+	case err != nil:
+	case typ == kmsg.ConfigResourceTypeTopic:
 		err = alter()
-	case kmsg.ConfigResourceTypeBroker:
+	case typ == kmsg.ConfigResourceTypeBroker:
 		if err = checkBrokerName(name); err == nil {
 			err = alter()
 		}
-	case kmsg.ConfigResourceTypeGroupConfig:
+	case typ == kmsg.ConfigResourceTypeGroupConfig:
 		err = alter() // share group configs (shareGroupConfigs)
 	default:
 		err = reqErr(kerr.InvalidRequest, "resource type %s (%d) is not supported", typ, int8(typ))

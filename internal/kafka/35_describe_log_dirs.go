@@ -10,12 +10,17 @@ package kafka
 // (-1 where the platform does not say).
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func handleDescribeLogDirs(c *conn, req *kmsg.DescribeLogDirsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !c.allowedCluster(auth.OpDescribe) { // as Kafka: the error (v3+) and no directories
+		resp.ErrorCode = errClusterAuth.Code
+		return resp, nil
+	}
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir = c.s.opts.DataDir
 	dir.TotalBytes, dir.UsableBytes = diskSpace(c.s.opts.DataDir)

@@ -11,6 +11,7 @@ package kafka
 // answer, so TimeoutMillis is ignored.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -35,6 +36,9 @@ func handleCreatePartitions(c *conn, req *kmsg.CreatePartitionsRequest) (kmsg.Re
 }
 
 func (c *conn) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) error {
+	if !c.allowedTopic(rt.Topic, auth.OpAlter) {
+		return reqErr(errTopicAuth, "ALTER on topic %q is not allowed", rt.Topic)
+	}
 	t, ok := c.s.broker.Topic(rt.Topic)
 	if !ok {
 		return broker.ErrUnknownTopic

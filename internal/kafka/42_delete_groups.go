@@ -9,6 +9,7 @@ package kafka
 // its share-partitions' state, once it has no members.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -25,6 +26,9 @@ func handleDeleteGroups(c *conn, req *kmsg.DeleteGroupsRequest) (kmsg.Response, 
 }
 
 func (c *conn) deleteGroup(name string) int16 {
+	if !c.allowedGroup(name, auth.OpDelete) {
+		return errGroupAuth.Code
+	}
 	if !c.groupExists(name) && c.s.broker.Shares().Exists(name) {
 		code, _ := shareCodeAndMessage(c.s.broker.Shares().Delete(name))
 		return code

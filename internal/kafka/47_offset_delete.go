@@ -11,6 +11,7 @@ package kafka
 // members.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,6 +19,10 @@ import (
 
 func handleOffsetDelete(c *conn, req *kmsg.OffsetDeleteRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	if !c.allowedGroup(req.Group, auth.OpDelete) {
+		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
 	if !c.groupExists(req.Group) {
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return resp, nil
@@ -29,7 +34,9 @@ func handleOffsetDelete(c *conn, req *kmsg.OffsetDeleteRequest) (kmsg.Response, 
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			sp.Partition = rp.Partition
-			if _, err := c.s.broker.Partition(rt.Topic, rp.Partition); err != nil {
+			if !c.mayTopic(rt.Topic, auth.OpRead) {
+				sp.ErrorCode = errTopicAuth.Code
+			} else if _, err := c.s.broker.Partition(rt.Topic, rp.Partition); err != nil {
 				sp.ErrorCode = errorCode(err)
 			} else if c.s.groups.SubscribedTo(req.Group, rt.Topic) {
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code

@@ -15,8 +15,8 @@ import (
 // (sasl.go): a user created by `sluice user add` or the management API
 // has both mechanisms. A named user without credentials is
 // RESOURCE_NOT_FOUND, a name given twice DUPLICATE_RESOURCE, as in Kafka.
-// Only the anonymous principal and users tagged administrator may ask
-// (mayManageUsers); others get CLUSTER_AUTHORIZATION_FAILED.
+// Needs DESCRIBE on the cluster (authz.go: an ACL, or the administrator or
+// monitoring tag), as in Kafka; others get CLUSTER_AUTHORIZATION_FAILED.
 
 func handleDescribeUserScramCredentials(c *conn, req *kmsg.DescribeUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
@@ -25,9 +25,9 @@ func handleDescribeUserScramCredentials(c *conn, req *kmsg.DescribeUserSCRAMCred
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
 		return resp, nil
 	}
-	if !c.mayManageUsers() {
-		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
-		resp.ErrorMessage = kmsg.StringPtr("only an administrator may describe SCRAM credentials")
+	if !c.allowedCluster(auth.OpDescribe) {
+		resp.ErrorCode = errClusterAuth.Code
+		resp.ErrorMessage = kmsg.StringPtr("DESCRIBE on the cluster is needed to describe SCRAM credentials")
 		return resp, nil
 	}
 	describe := func(u broker.User) kmsg.DescribeUserSCRAMCredentialsResponseResult {

@@ -22,8 +22,8 @@ import (
 // iteration count outside 4096..16384 or an empty salt or salted
 // password, RESOURCE_NOT_FOUND to delete a credential that does not
 // exist, DUPLICATE_RESOURCE when a user and mechanism appear twice,
-// CLUSTER_AUTHORIZATION_FAILED unless the connection is anonymous or a
-// user tagged administrator (mayManageUsers).
+// CLUSTER_AUTHORIZATION_FAILED without ALTER on the cluster (authz.go: an
+// ACL, or the administrator tag), as in Kafka.
 
 func handleAlterUserScramCredentials(c *conn, req *kmsg.AlterUserSCRAMCredentialsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
@@ -64,9 +64,9 @@ func handleAlterUserScramCredentials(c *conn, req *kmsg.AlterUserSCRAMCredential
 			fail(u, kerr.UnsupportedVersion, "this listener has no user store")
 		}
 	}
-	if !c.mayManageUsers() {
+	if !c.allowedCluster(auth.OpAlter) {
 		for _, u := range order {
-			fail(u, kerr.ClusterAuthorizationFailed, "only an administrator may alter SCRAM credentials")
+			fail(u, errClusterAuth, "ALTER on the cluster is needed to alter SCRAM credentials")
 		}
 	}
 	for _, d := range req.Deletions {

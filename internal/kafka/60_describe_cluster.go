@@ -5,10 +5,12 @@ package kafka
 // One broker, NodeID, which is also the controller. v1 asks for broker
 // endpoints (EndpointType 1); asking this broker for controller endpoints
 // (2) is UNSUPPORTED_ENDPOINT_TYPE, as in Kafka. Cluster authorized
-// operations are reported as not requested (-2147483648): Sluice has no
-// ACLs.
+// operations (KIP-430) are computed when asked for, else reported as not
+// requested (-2147483648). Needs DESCRIBE on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -16,11 +18,18 @@ import (
 func handleDescribeCluster(c *conn, req *kmsg.DescribeClusterRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.EndpointType = req.EndpointType
+	if !c.allowedCluster(auth.OpDescribe) {
+		resp.ErrorCode, resp.ErrorMessage = codeAndMessage(reqErr(errClusterAuth, "DESCRIBE on the cluster is not allowed"))
+		return resp, nil
+	}
 	if req.Version >= 1 && req.EndpointType != 1 {
 		resp.ErrorCode, resp.ErrorMessage = codeAndMessage(reqErr(kerr.UnsupportedEndpointType, "endpoint type %d is not served by a broker", req.EndpointType))
 		return resp, nil
 	}
 	resp.ClusterID = c.s.opts.ClusterID
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = c.authorizedOps(auth.ResourceCluster, "")
+	}
 	resp.ControllerID = NodeID
 	b := kmsg.NewDescribeClusterResponseBroker()
 	b.NodeID = NodeID

@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"slices"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -39,6 +40,11 @@ func handleDescribeTransactions(c *conn, req *kmsg.DescribeTransactionsRequest) 
 	for _, id := range req.TransactionalIDs {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
 		st.TransactionalID = id
+		if !c.allowedTxnID(id, auth.OpDescribe) {
+			st.ErrorCode = errTxnIDAuth.Code
+			resp.TransactionStates = append(resp.TransactionStates, st)
+			continue
+		}
 		t, ok := c.s.broker.TransactionOf(id)
 		if !ok {
 			st.ErrorCode = kerr.TransactionalIDNotFound.Code
@@ -52,6 +58,9 @@ func handleDescribeTransactions(c *conn, req *kmsg.DescribeTransactionsRequest) 
 			st.StartTimestamp = t.StartMs
 		}
 		for _, tp := range t.Partitions {
+			if !c.mayTopic(tp.Topic, auth.OpDescribe) {
+				continue // a topic it may not see is left out
+			}
 			i := slices.IndexFunc(st.Topics, func(x kmsg.DescribeTransactionsResponseTransactionStateTopic) bool { return x.Topic == tp.Topic })
 			if i < 0 {
 				tt := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()
@@ -89,7 +98,8 @@ func handleListTransactions(c *conn, req *kmsg.ListTransactionsRequest) (kmsg.Re
 		case len(states) > 0 && !states[name],
 			len(req.ProducerIDFilters) > 0 && !slices.Contains(req.ProducerIDFilters, t.ProducerID),
 			req.DurationFilterMillis >= 0 && req.Version >= 1 && (t.State != broker.TxnOngoing || c.s.broker.TxnAgeMillis(t) < req.DurationFilterMillis),
-			pattern != nil && !pattern.MatchString(t.TransactionalID):
+			pattern != nil && !pattern.MatchString(t.TransactionalID),
+			!c.may(auth.ResourceTransactionalID, t.TransactionalID, auth.OpDescribe):
 			continue
 		}
 		st := kmsg.NewListTransactionsResponseTransactionState()
@@ -112,10 +122,14 @@ func handleDescribeProducers(c *conn, req *kmsg.DescribeProducersRequest) (kmsg.
 	for _, rt := range req.Topics {
 		st := kmsg.NewDescribeProducersResponseTopic()
 		st.Topic = rt.Topic
+		allowed := c.allowedTopic(rt.Topic, auth.OpRead)
 		for _, p := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = p
 			part, err := c.s.broker.Partition(rt.Topic, p)
+			if !allowed {
+				err = reqErr(errTopicAuth, "READ on topic %q is not allowed", rt.Topic)
+			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
 				st.Partitions = append(st.Partitions, sp)

@@ -27,6 +27,10 @@ import (
 
 func handleConsumerGroupHeartbeat(c *conn, req *kmsg.ConsumerGroupHeartbeatRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+	if code := c.groupMemberAllowed(req.Group, req.SubscribedTopicNames); code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
 	r := groups.ConsumerHeartbeatRequest{
 		Group:                req.Group,
 		MemberID:             req.MemberID,

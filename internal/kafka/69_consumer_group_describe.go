@@ -13,6 +13,7 @@ package kafka
 import (
 	"fmt"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,6 +26,8 @@ func handleConsumerGroupDescribe(c *conn, req *kmsg.ConsumerGroupDescribeRequest
 		sg.Group = name
 		d, ok, isConsumer := c.s.groups.DescribeConsumer(name)
 		switch {
+		case !c.allowedGroup(name, auth.OpDescribe):
+			sg.ErrorCode = errGroupAuth.Code
 		case !ok:
 			sg.ErrorCode = kerr.GroupIDNotFound.Code
 			sg.ErrorMessage = nullIfEmpty(fmt.Sprintf("Group %s not found.", name))
@@ -49,6 +52,9 @@ func handleConsumerGroupDescribe(c *conn, req *kmsg.ConsumerGroupDescribeRequest
 			}
 		}
 		sg.AuthorizedOperations = -2147483648
+		if req.IncludeAuthorizedOperations && sg.ErrorCode == 0 {
+			sg.AuthorizedOperations = c.authorizedOps(auth.ResourceGroup, name)
+		}
 		resp.Groups = append(resp.Groups, sg)
 	}
 	return resp, nil

@@ -26,6 +26,10 @@ func handleShareGroupHeartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest) (k
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil
 	}
+	if code := c.groupMemberAllowed(req.GroupID, req.SubscribedTopicNames); code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
 	if _, ok := c.s.groups.Describe(req.GroupID); ok {
 		resp.ErrorCode, resp.ErrorMessage = kerr.InconsistentGroupProtocol.Code, nullIfEmpty("Group "+req.GroupID+" is not a share group.")
 		return resp, nil

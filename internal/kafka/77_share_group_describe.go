@@ -11,6 +11,7 @@ package kafka
 import (
 	"fmt"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -21,6 +22,14 @@ func handleShareGroupDescribe(c *conn, req *kmsg.ShareGroupDescribeRequest) (kms
 		sg := kmsg.NewShareGroupDescribeResponseGroup()
 		sg.GroupID = name
 		sg.AuthorizedOperations = -2147483648
+		if req.IncludeAuthorizedOperations {
+			sg.AuthorizedOperations = c.authorizedOps(auth.ResourceGroup, name)
+		}
+		if !c.allowedGroup(name, auth.OpDescribe) {
+			sg.ErrorCode = errGroupAuth.Code
+			resp.Groups = append(resp.Groups, sg)
+			continue
+		}
 		d, ok := c.s.broker.Shares().Describe(name)
 		if !ok {
 			sg.ErrorCode = kerr.GroupIDNotFound.Code

@@ -43,6 +43,14 @@ func handleShareFetch(c *conn, req *kmsg.ShareFetchRequest) (kmsg.Response, erro
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil
 	}
+	ids := make([][16]byte, 0, len(req.Topics))
+	for _, t := range req.Topics {
+		ids = append(ids, t.TopicID)
+	}
+	if code := c.shareReadAllowed(*req.GroupID, ids); code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
 	r := broker.ShareFetchRequest{
 		Group: *req.GroupID, MemberID: *req.MemberID, SessionEpoch: req.ShareSessionEpoch, Fetch: true,
 		MaxWait: millis(req.MaxWaitMillis), MaxRecords: int(req.MaxRecords), MaxBytes: int(req.MaxBytes),

@@ -26,6 +26,14 @@ func handleShareAcknowledge(c *conn, req *kmsg.ShareAcknowledgeRequest) (kmsg.Re
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil
 	}
+	ids := make([][16]byte, 0, len(req.Topics))
+	for _, t := range req.Topics {
+		ids = append(ids, t.TopicID)
+	}
+	if code := c.shareReadAllowed(*req.GroupID, ids); code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
 	r := broker.ShareFetchRequest{Group: *req.GroupID, MemberID: *req.MemberID, SessionEpoch: req.ShareSessionEpoch}
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {

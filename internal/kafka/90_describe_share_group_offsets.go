@@ -12,6 +12,7 @@ package kafka
 import (
 	"fmt"
 
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/share"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -23,6 +24,11 @@ func handleDescribeShareGroupOffsets(c *conn, req *kmsg.DescribeShareGroupOffset
 	for _, rg := range req.Groups {
 		sg := kmsg.NewDescribeShareGroupOffsetsResponseGroup()
 		sg.GroupID = rg.GroupID
+		if !c.allowedGroup(rg.GroupID, auth.OpDescribe) {
+			sg.ErrorCode = errGroupAuth.Code
+			resp.Groups = append(resp.Groups, sg)
+			continue
+		}
 		offs, ok := c.s.broker.Shares().Offsets(rg.GroupID)
 		if !ok {
 			sg.ErrorCode = kerr.GroupIDNotFound.Code
@@ -46,7 +52,7 @@ func handleDescribeShareGroupOffsets(c *conn, req *kmsg.DescribeShareGroupOffset
 			byTopic := map[[16]byte]int{}
 			for _, o := range offs {
 				t, ok := c.s.broker.TopicByID(broker.TopicID(o.TP.Topic))
-				if !ok {
+				if !ok || !c.mayTopic(t.Name, auth.OpDescribe) {
 					continue
 				}
 				i, seen := byTopic[o.TP.Topic]
@@ -64,7 +70,15 @@ func handleDescribeShareGroupOffsets(c *conn, req *kmsg.DescribeShareGroupOffset
 			st := kmsg.NewDescribeShareGroupOffsetsResponseGroupTopic()
 			st.Topic = rt.Topic
 			t, ok := c.s.broker.Topic(rt.Topic)
+			allowed := c.allowedTopic(rt.Topic, auth.OpDescribe)
 			for _, p := range rt.Partitions {
+				if !allowed {
+					sp := kmsg.NewDescribeShareGroupOffsetsResponseGroupTopicPartition()
+					sp.Partition, sp.StartOffset, sp.Lag = p, -1, -1
+					sp.ErrorCode = errTopicAuth.Code
+					st.Partitions = append(st.Partitions, sp)
+					continue
+				}
 				if !ok {
 					sp := kmsg.NewDescribeShareGroupOffsetsResponseGroupTopicPartition()
 					sp.Partition, sp.StartOffset, sp.Lag = p, -1, -1

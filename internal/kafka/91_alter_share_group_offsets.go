@@ -10,6 +10,7 @@ package kafka
 // UNKNOWN_TOPIC_OR_PARTITION.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/share"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -17,6 +18,16 @@ import (
 
 func handleAlterShareGroupOffsets(c *conn, req *kmsg.AlterShareGroupOffsetsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.AlterShareGroupOffsetsResponse)
+	if !c.allowedGroup(req.GroupID, auth.OpRead) {
+		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
+	for _, rt := range req.Topics {
+		if !c.allowedTopic(rt.Topic, auth.OpRead) {
+			resp.ErrorCode = errTopicAuth.Code
+			return resp, nil
+		}
+	}
 	if _, ok := c.s.groups.Describe(req.GroupID); ok || req.GroupID == "" {
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return resp, nil

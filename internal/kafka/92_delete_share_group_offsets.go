@@ -8,6 +8,7 @@ package kafka
 // an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
 
 import (
+	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/share"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,6 +16,16 @@ import (
 
 func handleDeleteShareGroupOffsets(c *conn, req *kmsg.DeleteShareGroupOffsetsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DeleteShareGroupOffsetsResponse)
+	if !c.allowedGroup(req.GroupID, auth.OpDelete) {
+		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
+	for _, rt := range req.Topics {
+		if !c.allowedTopic(rt.Topic, auth.OpRead) {
+			resp.ErrorCode = errTopicAuth.Code
+			return resp, nil
+		}
+	}
 	if !c.s.broker.Shares().Exists(req.GroupID) {
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return resp, nil

@@ -23,6 +23,15 @@
 // the first request (tls.go); Fetch answers on TLS are copied, not sent
 // with sendfile.
 //
+// Authorization (authz.go): every handler asks, per resource it names,
+// whether the principal may perform the operation Kafka's authorizer would
+// check (Options.Authorizer: the Kafka ACLs and the user's permission in
+// the Kafka vhost, one model with AMQP's), and answers a refusal with
+// Kafka's code in the field the response has for it; lists leave out what
+// the principal may not describe. The anonymous principal is not checked.
+// authz_test.go's coverage table names the check of every API in the
+// registry, so that none is added unchecked.
+//
 // Errors carry their wire meaning: a Kafka error code goes in the
 // response; a Go error from a handler means "close the connection".
 // One file per API key (NN_name.go), each opening with the versions it

@@ -15,6 +15,10 @@ func errorCode(err error) int16 {
 	if err == nil {
 		return 0
 	}
+	var re *requestError // a handler's own answer, such as an authorization refusal
+	if errors.As(err, &re) {
+		return re.code.Code
+	}
 	for _, m := range errorCodes {
 		if errors.Is(err, m.err) {
 			return m.code.Code

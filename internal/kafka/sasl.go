@@ -284,16 +284,3 @@ func (c *conn) readRawSaslToken(r io.Reader, size int) (pendingResp, error) {
 
 // enabledMechanisms is the list told to a client asking for another.
 func enabledMechanisms() string { return strings.Join(saslMechanisms, ", ") }
-
-// mayManageUsers reports whether the connection may read and change
-// users' SCRAM credentials: the anonymous principal (which has full access
-// where it is allowed at all) and users tagged administrator, the
-// RabbitMQ tag that manages users over HTTP. Kafka asks for DESCRIBE and
-// ALTER on the cluster; the ACL part replaces this rule with that check.
-func (c *conn) mayManageUsers() bool {
-	if c.user == "" {
-		return true
-	}
-	u, ok := c.lookupUser(c.user)
-	return ok && slices.Contains(u.Tags, "administrator")
-}

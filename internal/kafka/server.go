@@ -62,6 +62,10 @@ type Options struct {
 	// every client on the classic protocol. Default (0) 2.
 	TransactionVersion int16
 
+	// Authorizer decides what an authenticated principal may do (authz.go);
+	// nil allows everything, as does the anonymous principal.
+	Authorizer *broker.Authorizer
+
 	// SASL (sasl.go). Users are the users SASL logs in and the SCRAM
 	// credential APIs change; nil means no login succeeds. Anonymous is
 	// who may skip authentication (default loopback only).

@@ -107,6 +107,7 @@ func (c *DeleteVhostCmd) apply(st *State) Result {
 	}
 	delete(st.vhosts, c.Name)
 	maps.DeleteFunc(st.perms, func(k permKey, _ Permission) bool { return k.vhost == c.Name })
+	st.dropTopicPermissions("", c.Name)
 	return Result{}
 }
 
@@ -148,6 +149,7 @@ func (c *DeleteUserCmd) check(st *State) error {
 func (c *DeleteUserCmd) apply(st *State) Result {
 	delete(st.users, c.Name)
 	maps.DeleteFunc(st.perms, func(k permKey, _ Permission) bool { return k.user == c.Name })
+	st.dropTopicPermissions(c.Name, "")
 	return Result{}
 }
 

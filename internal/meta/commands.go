@@ -43,6 +43,11 @@ var commandKinds = []commandKind{
 	{"clear_policy", (*ClearPolicyCmd)(nil)},
 	{"set_operator_policy", (*SetOperatorPolicyCmd)(nil)},
 	{"clear_operator_policy", (*ClearOperatorPolicyCmd)(nil)},
+
+	{"create_acls", (*CreateACLsCmd)(nil)}, // acls.go
+	{"delete_acls", (*DeleteACLsCmd)(nil)},
+	{"set_topic_permission", (*SetTopicPermissionCmd)(nil)}, // topic_permissions.go
+	{"clear_topic_permission", (*ClearTopicPermissionCmd)(nil)},
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

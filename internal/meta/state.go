@@ -6,6 +6,8 @@ import (
 	"maps"
 	"math"
 	"slices"
+
+	"github.com/sluice-mq/sluice/internal/auth"
 )
 
 // firstProducerID is the first id handed out. Zero is skipped so that a
@@ -33,7 +35,9 @@ type State struct {
 	perms    map[permKey]Permission
 	queueIDs map[string]queueRef // every queue, by id
 
-	brokerConfigs map[string]string // dynamic broker configs (brokerconfigs.go)
+	brokerConfigs map[string]string                // dynamic broker configs (brokerconfigs.go)
+	acls          []auth.ACL                       // Kafka ACLs, sorted, replaced on change (acls.go)
+	topicPerms    map[topicPermKey]TopicPermission // topic_permissions.go
 }
 
 type producer struct {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/sluice-mq/sluice/internal/auth"
 )
 
 // stateJSON is the snapshot form of a State: sorted slices instead of maps,
@@ -13,19 +15,21 @@ import (
 type stateJSON struct {
 	BrokerConfigs map[string]string `json:"broker_configs,omitempty"` // dynamic broker configs
 
-	Topics         []Topic        `json:"topics,omitempty"`
-	Groups         []groupJSON    `json:"groups,omitempty"`
-	NextProducerID int64          `json:"next_producer_id"`
-	Producers      []producerJSON `json:"producers,omitempty"`
-	Transactions   []Transaction  `json:"transactions,omitempty"`
-	Vhosts         []Vhost        `json:"vhosts,omitempty"`
-	Users          []User         `json:"users,omitempty"`
-	Permissions    []Permission   `json:"permissions,omitempty"`
-	Exchanges      []Exchange     `json:"exchanges,omitempty"`
-	Queues         []Queue        `json:"queues,omitempty"`
-	Bindings       []Binding      `json:"bindings,omitempty"`
-	Policies       []Policy       `json:"policies,omitempty"`
-	OperatorPols   []Policy       `json:"operator_policies,omitempty"`
+	Topics         []Topic           `json:"topics,omitempty"`
+	Groups         []groupJSON       `json:"groups,omitempty"`
+	NextProducerID int64             `json:"next_producer_id"`
+	Producers      []producerJSON    `json:"producers,omitempty"`
+	Transactions   []Transaction     `json:"transactions,omitempty"`
+	Vhosts         []Vhost           `json:"vhosts,omitempty"`
+	Users          []User            `json:"users,omitempty"`
+	Permissions    []Permission      `json:"permissions,omitempty"`
+	Exchanges      []Exchange        `json:"exchanges,omitempty"`
+	Queues         []Queue           `json:"queues,omitempty"`
+	Bindings       []Binding         `json:"bindings,omitempty"`
+	Policies       []Policy          `json:"policies,omitempty"`
+	OperatorPols   []Policy          `json:"operator_policies,omitempty"`
+	ACLs           []auth.ACL        `json:"acls,omitempty"`
+	TopicPerms     []TopicPermission `json:"topic_permissions,omitempty"`
 }
 
 type groupJSON struct {
@@ -61,6 +65,8 @@ func (st *State) MarshalJSON() ([]byte, error) {
 	j.Bindings = st.Bindings("")
 	j.Policies = nilIfEmpty(st.Policies(""))
 	j.OperatorPols = nilIfEmpty(st.OperatorPolicies(""))
+	j.ACLs = st.acls
+	j.TopicPerms = nilIfEmpty(st.TopicPermissions("", ""))
 	return json.Marshal(j)
 }
 
@@ -117,6 +123,13 @@ func (st *State) UnmarshalJSON(b []byte) error {
 		n.txns[t.TransactionalID] = t
 	}
 	n.brokerConfigs = configsOrNil(j.BrokerConfigs)
+	if err := validateACLs(j.ACLs); err != nil {
+		return fmt.Errorf("meta: state: %w", err)
+	}
+	if !slices.IsSortedFunc(j.ACLs, compareACL) || len(slices.CompactFunc(slices.Clone(j.ACLs), func(a, b auth.ACL) bool { return a == b })) != len(j.ACLs) {
+		return fmt.Errorf("meta: state: ACLs not sorted or duplicated")
+	}
+	n.acls = nilIfEmpty(j.ACLs)
 	if err := n.loadAMQP(&j); err != nil {
 		return err
 	}
@@ -179,6 +192,16 @@ func (st *State) loadAMQP(j *stateJSON) error {
 		}
 		if st.hasBinding(j.Bindings[i]) {
 			return fmt.Errorf("meta: state: duplicate binding %+v", j.Bindings[i])
+		}
+		c.apply(st)
+	}
+	for i := range j.TopicPerms {
+		c := (*SetTopicPermissionCmd)(&j.TopicPerms[i])
+		if err := c.check(st); err != nil {
+			return fmt.Errorf("meta: state: topic permission: %w", err)
+		}
+		if _, dup := st.topicPerms[topicPermKey{c.User, c.Vhost, c.Exchange}]; dup {
+			return fmt.Errorf("meta: state: duplicate topic permission for %q in %q on %q", c.User, c.Vhost, c.Exchange)
 		}
 		c.apply(st)
 	}

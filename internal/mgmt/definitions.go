@@ -10,7 +10,7 @@ import (
 )
 
 // Definitions export and import, in RabbitMQ's definitions-file format.
-// Policies are exported and imported; parameters, topic permissions and
+// Policies and topic permissions are exported and imported; parameters and
 // limits are exported empty and ignored on import: Sluice has none.
 
 func predeclared(name string) bool { return name == "" || strings.HasPrefix(name, "amq.") }
@@ -43,7 +43,8 @@ func (a *API) exportDefinitions(r *http.Request, s *session) (any, error) {
 		for _, p := range a.opts.Meta.Permissions() {
 			perms = append(perms, permissionJSON(p))
 		}
-		out["users"], out["vhosts"], out["permissions"], out["topic_permissions"] = users, vhosts, perms, []any{}
+		out["users"], out["vhosts"], out["permissions"] = users, vhosts, perms
+		out["topic_permissions"] = topicPermissionsJSON(a.opts.Meta.TopicPermissions("", ""))
 	}
 	exchanges, queues, bindings, policies := []map[string]any{}, []map[string]any{}, []map[string]any{}, []map[string]any{}
 	for _, vh := range vhs {
@@ -101,8 +102,13 @@ type definitions struct {
 		Description string  `json:"description"`
 		Tags        tagList `json:"tags"`
 	} `json:"vhosts"`
-	Permissions []permissionBody2 `json:"permissions"`
-	Exchanges   []struct {
+	Permissions      []permissionBody2 `json:"permissions"`
+	TopicPermissions []struct {
+		User  string `json:"user"`
+		Vhost string `json:"vhost"`
+		topicPermissionBody
+	} `json:"topic_permissions"`
+	Exchanges []struct {
 		Vhost string `json:"vhost"`
 		Name  string `json:"name"`
 		exchangeBody
@@ -178,6 +184,11 @@ func (a *API) importDefinitions(r *http.Request, s *session) (any, error) {
 		for _, p := range d.Permissions {
 			if err := a.opts.Meta.SetPermission(meta.Permission{User: p.User, Vhost: p.Vhost, Configure: p.Configure, Write: p.Write, Read: p.Read}); err != nil {
 				return nil, badRequest("permission for '%s' in '%s': %v", p.User, p.Vhost, err)
+			}
+		}
+		for _, p := range d.TopicPermissions {
+			if err := a.opts.Meta.SetTopicPermission(meta.TopicPermission{User: p.User, Vhost: p.Vhost, Exchange: p.Exchange, Write: p.Write, Read: p.Read}); err != nil {
+				return nil, badRequest("topic permission for '%s' in '%s': %v", p.User, p.Vhost, err)
 			}
 		}
 	}

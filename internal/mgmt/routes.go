@@ -42,6 +42,20 @@ func (a *API) routes() {
 	h("PUT /api/permissions/{vhost}/{user}", levelAdmin, a.putPermission)
 	h("DELETE /api/permissions/{vhost}/{user}", levelAdmin, a.deletePermission)
 
+	// RabbitMQ's topic permissions (topic_permissions.go).
+	h("GET /api/topic-permissions", levelAdmin, a.listTopicPermissions)
+	h("GET /api/topic-permissions/{vhost}/{user}", levelAdmin, a.getTopicPermissions)
+	h("PUT /api/topic-permissions/{vhost}/{user}", levelAdmin, a.putTopicPermission)
+	h("DELETE /api/topic-permissions/{vhost}/{user}", levelAdmin, a.deleteTopicPermissions)
+	h("DELETE /api/topic-permissions/{vhost}/{user}/{exchange}", levelAdmin, a.deleteTopicPermissions)
+	h("GET /api/users/{user}/topic-permissions", levelAdmin, a.userTopicPermissions)
+	h("GET /api/vhosts/{vhost}/topic-permissions", levelAdmin, a.vhostTopicPermissions)
+
+	// Kafka ACLs (acls.go), Sluice's own.
+	h("GET /api/acls", levelAdmin, a.listACLs)
+	h("POST /api/acls", levelAdmin, a.createACLs)
+	h("DELETE /api/acls", levelAdmin, a.deleteACL)
+
 	h("GET /api/exchanges", levelManagement, a.listExchanges)
 	h("GET /api/exchanges/{vhost}", levelManagement, a.listExchanges)
 	h("GET /api/exchanges/{vhost}/{name}", levelManagement, a.getExchange)

@@ -148,6 +148,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		SASLSessionLifetime:    cfg.KafkaSASLSessionLifetime,
 		LoginLimiter:           loginLimiter,
 		TransactionVersion:     int16(cfg.TransactionVersion),
+		Authorizer:             broker.NewAuthorizer(s.meta, cfg.KafkaVhost),
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
@@ -172,7 +173,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Writable: func() bool { return !diskAlarmRaised(s.alarms) },
 	})
 	conns := new(broker.Connections) // the front ends register, mgmt lists
-	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns, LoginLimiter: loginLimiter}, s.router, s.meta)
+	s.amqp = amqp.NewServer(amqp.Options{Logger: log, Hooks: s.mx.AMQP, Flow: s.alarms, Connections: conns, LoginLimiter: loginLimiter,
+		Authorizer: broker.NewAuthorizer(s.meta, cfg.KafkaVhost)}, s.router, s.meta)
 	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir, Failures: s.recovery.Failures})
 	s.mx.SetAlarmSource(alarmSource{s.alarms})
 	if s.kafkaLn, err = net.Listen("tcp", cfg.KafkaAddr); err != nil {

@@ -9,6 +9,7 @@ import { exchanges, exchangeDetail, bindings } from './exchanges.js';
 import { connections, connectionDetail } from './connections.js';
 import { topics, topicDetail, groups, groupDetail } from './kafka.js';
 import { policies } from './policies.js';
+import { acls } from './acls.js';
 
 const ROUTES = [
   ['', overview, 'overview'],
@@ -24,6 +25,7 @@ const ROUTES = [
   ['topics/:name', topicDetail, 'topics'],
   ['groups', groups, 'groups'],
   ['groups/:id', groupDetail, 'groups'],
+  ['acls', acls, 'acls'],
 ];
 
 const NAV = [
@@ -35,6 +37,7 @@ const NAV = [
   ['connections', '#/connections', 'Connections', 'M5 12h4M15 12h4M9 8v8M15 8v8'],
   ['topics', '#/topics', 'Topics', 'M4 5h16v4H4zM4 10h16v4H4zM4 15h16v4H4z'],
   ['groups', '#/groups', 'Consumer groups', 'M8 11a3 3 0 100-6 3 3 0 000 6M16 11a3 3 0 100-6 3 3 0 000 6M3 20c0-3 2-5 5-5s5 2 5 5M11 20c0-3 2-5 5-5s5 2 5 5'],
+  ['acls', '#/acls', 'Kafka ACLs', 'M12 3l7 3v6c0 4-3 7-7 9-4-2-7-5-7-9V6zM9 12l2 2 4-4'],
 ];
 
 const view = document.getElementById('view');
