@@ -258,6 +258,10 @@ func (c *conn) serve() {
 		tc.SetNoDelay(true)
 	}
 	c.nc.SetDeadline(time.Now().Add(c.s.opts.HandshakeTimeout))
+	if err := c.tlsHandshake(); err != nil {
+		c.log.Info("TLS handshake failed", "err", err)
+		return
+	}
 	if err := wire.ReadProtocolHeader(c.nc); err != nil {
 		if errors.Is(err, wire.ErrBadProtocolHeader) {
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -330,7 +334,13 @@ func (c *conn) finish() {
 // by peer" for an orderly close, or lose the close-ok itself.
 func (c *conn) lingerClose() {
 	defer c.nc.Close()
-	tc, ok := c.nc.(*net.TCPConn)
+	// A TCP connection, or a TLS one (whose CloseWrite sends TLS's
+	// close_notify first).
+	tc, ok := c.nc.(interface {
+		io.Reader
+		CloseWrite() error
+		SetReadDeadline(time.Time) error
+	})
 	if !ok {
 		return
 	}
@@ -401,7 +411,7 @@ func (c *conn) handshake() error {
 				"direct_reply_to":              true,
 			},
 		},
-		Mechanisms: "PLAIN AMQPLAIN",
+		Mechanisms: c.mechanisms(),
 		Locales:    "en_US",
 	})
 	m, err := c.expect(&wire.ConnectionStartOk{})
@@ -412,16 +422,22 @@ func (c *conn) handshake() error {
 	if caps, ok := so.ClientProperties["capabilities"].(fieldtable.Table); ok {
 		c.flow.notify, _ = caps["connection.blocked"].(bool)
 	}
-	user, pass, err := parseCredentials(so.Mechanism, []byte(so.Response))
-	if err != nil {
-		c.log.Info("login refused", "mechanism", so.Mechanism, "reason", err.Error())
-		if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
-			h.AuthFailed(so.Mechanism)
+	if so.Mechanism == mechanismExternal {
+		if err := c.authenticateExternal(); err != nil {
+			return err
 		}
-		return &amqpError{code: wire.AccessRefused, text: fmt.Sprintf("ACCESS_REFUSED - %v", err), classID: 10, methodID: 11}
-	}
-	if err := c.authenticate(user, pass, so.Mechanism); err != nil {
-		return err
+	} else {
+		user, pass, err := parseCredentials(so.Mechanism, []byte(so.Response))
+		if err != nil {
+			c.log.Info("login refused", "mechanism", so.Mechanism, "reason", err.Error())
+			if h, ok := c.s.opts.Hooks.(AuthHooks); ok {
+				h.AuthFailed(so.Mechanism)
+			}
+			return &amqpError{code: wire.AccessRefused, text: fmt.Sprintf("ACCESS_REFUSED - %v", err), classID: 10, methodID: 11}
+		}
+		if err := c.authenticate(user, pass, so.Mechanism); err != nil {
+			return err
+		}
 	}
 	c.sendMethod(0, &wire.ConnectionTune{ChannelMax: o.ChannelMax, FrameMax: o.FrameMax, Heartbeat: uint16(o.Heartbeat / time.Second)})
 	m, err = c.expect(&wire.ConnectionTuneOk{})

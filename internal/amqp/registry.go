@@ -99,6 +99,7 @@ func (c *conn) Info() broker.ConnInfo {
 		ci.State = "flow"
 	}
 	ci.Stats = c.stats.Totals()
+	ci.TLS = c.tlsInfo()
 	ci.PeerHost, ci.PeerPort = splitHostPort(c.nc.RemoteAddr())
 	ci.Host, ci.Port = splitHostPort(c.nc.LocalAddr())
 	for _, ch := range chans {

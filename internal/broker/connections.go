@@ -60,6 +60,16 @@ type ConnInfo struct {
 	// Stats are the connection's message totals, its channels' (open and
 	// closed) summed.
 	Stats MessageTotals
+	// TLS describes the connection's TLS session; nil for plain TCP.
+	TLS *ConnTLS
+}
+
+// ConnTLS is a connection's TLS session, as the management API reports
+// it (RabbitMQ's ssl_protocol, ssl_cipher, peer_cert_subject,
+// peer_cert_issuer).
+type ConnTLS struct {
+	Version, Cipher         string // "TLS 1.3", "TLS_AES_128_GCM_SHA256"
+	PeerSubject, PeerIssuer string // of the client certificate; "" if none
 }
 
 // ChannelInfo describes one AMQP channel.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type benchAMQPOptions struct {
 	fillFirst     bool
 	watchPID      int
 	client        string
+	tlsCA         string // amqps:// trusts these CAs (PEM); "" the system's
 }
 
 const (
@@ -142,6 +144,7 @@ as the broker spends, which on a small machine limits what is measured.`,
 	f.IntVar(&o.watchPID, "watch-pid", 0, "sample this process's resident memory (Linux /proc) every second and report its peak, e.g. the broker's PID")
 	f.StringVar(&o.client, "client", clientLean, "AMQP client to load the broker with: lean (pipelined, batches writes) or amqp091-go")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON on standard output (the text summary goes to standard error)")
+	f.StringVar(&o.tlsCA, "tls-ca", os.Getenv(tlsCAEnv), "with an amqps:// --url, trust the CA certificates in this PEM file (env "+tlsCAEnv+")")
 	return cmd
 }
 

@@ -292,11 +292,19 @@ func (lc *leanCons) run(ctx context.Context, pol *ackPolicy, recv func(bool, []b
 // dial091 opens a named connection; a connection the broker blocks (a
 // RabbitMQ memory or disk alarm) is reported, as it stalls publishing.
 func (b *amqpBench) dial091(name string, stderr io.Writer) (*amqp.Connection, error) {
-	conn, err := amqp.DialConfig(b.opts.url, amqp.Config{
+	cfg := amqp.Config{
 		Dial:       amqp.DefaultDial(5 * time.Second),
 		Locale:     "en_US",
 		Properties: amqp.Table{"connection_name": name},
-	})
+	}
+	if b.opts.tlsCA != "" {
+		tc, err := tlsClientConfig(b.opts.tlsCA)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLSClientConfig = tc
+	}
+	conn, err := amqp.DialConfig(b.opts.url, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", b.endpoint, err)
 	}

@@ -34,6 +34,9 @@ const (
 // clientFlags are the connection settings every client command takes.
 type clientFlags struct {
 	brokers string
+	// tlsCA, when set, makes the client connect over TLS, trusting the
+	// CA certificates in this PEM file (a Kafka TLS listener).
+	tlsCA string
 }
 
 // register adds --brokers to cmd as a persistent flag, so that it is
@@ -45,6 +48,8 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	}
 	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", def,
 		"comma-separated bootstrap broker host:port list (env "+brokersEnv+")")
+	cmd.PersistentFlags().StringVar(&f.tlsCA, "tls-ca", os.Getenv(tlsCAEnv),
+		"connect over TLS, trusting the CA certificates in this PEM file (a Kafka TLS listener; env "+tlsCAEnv+")")
 }
 
 // seeds returns the broker addresses, checked for a host:port shape.
@@ -77,6 +82,13 @@ func (f *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("sluice-cli"),
 		kgo.DialTimeout(5 * time.Second),
+	}
+	if f.tlsCA != "" {
+		cfg, err := tlsClientConfig(f.tlsCA)
+		if err != nil {
+			return nil, err
+		}
+		base = append(base, kgo.DialTLSConfig(cfg))
 	}
 	return kgo.NewClient(append(base, opts...)...)
 }

@@ -34,6 +34,32 @@ type Config struct {
 	// metrics at /metrics and the health checks.
 	// Default ":15672".
 	HTTPAddr string `key:"http_addr"`
+	// AMQPSAddr is the AMQP 0-9-1 over TLS (AMQPS) listener host:port,
+	// RabbitMQ's port 5671 by convention. Default "": off.
+	AMQPSAddr string `key:"amqps_addr"`
+	// KafkaTLSAddr is a second Kafka listener, over TLS (Kafka's SSL and
+	// SASL_SSL). Default "": off.
+	KafkaTLSAddr string `key:"kafka_tls_addr"`
+	// KafkaTLSAdvertisedAddr is the host:port Metadata tells clients
+	// connected to the Kafka TLS listener. Default: derived from
+	// KafkaTLSAddr as KafkaAdvertisedAddr is from KafkaAddr.
+	KafkaTLSAdvertisedAddr string `key:"kafka_tls_advertised_addr"`
+	// HTTPSAddr serves what HTTPAddr does over TLS. Default "": off.
+	HTTPSAddr string `key:"https_addr"`
+	// TLSCert and TLSKey are the PEM files of the certificate chain and
+	// private key every TLS listener serves; read again when they change.
+	// Required when a TLS listener is on. Default "".
+	TLSCert string `key:"tls_cert"`
+	TLSKey  string `key:"tls_key"`
+	// TLSCA is the PEM file of the CA certificates client certificates
+	// must chain to; required when TLSClientAuth is not none. Default "".
+	TLSCA string `key:"tls_ca"`
+	// TLSClientAuth is what the TLS listeners ask of clients: "none"
+	// (default), "request" (a certificate is verified when given) or
+	// "require" (mutual TLS: no connection without one). A verified
+	// certificate's subject common name is the user it logs in as (AMQP
+	// EXTERNAL, the Kafka principal).
+	TLSClientAuth string `key:"tls_client_auth"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `key:"log_level"`
 	// DebugPprof serves Go's profiler (net/http/pprof) at /debug/pprof/
@@ -205,6 +231,7 @@ func Default() Config {
 		KafkaAddr:                  ":9092",
 		AMQPAddr:                   ":5672",
 		HTTPAddr:                   ":15672",
+		TLSClientAuth:              "none",
 		LogLevel:                   "info",
 		Fsync:                      "always",
 		FsyncInterval:              time.Second,
@@ -258,11 +285,17 @@ func (c *Config) Validate() error {
 			bad("%s %q: want host:port: %v", a.name, a.v, err)
 		}
 	}
-	if c.KafkaAdvertisedAddr != "" {
-		if h, p, err := net.SplitHostPort(c.KafkaAdvertisedAddr); err != nil || h == "" || p == "" {
-			bad("kafka_advertised_addr %q: want host:port", c.KafkaAdvertisedAddr)
+	for _, a := range []struct{ name, v string }{
+		{"kafka_advertised_addr", c.KafkaAdvertisedAddr}, {"kafka_tls_advertised_addr", c.KafkaTLSAdvertisedAddr},
+	} {
+		if a.v == "" {
+			continue
+		}
+		if h, p, err := net.SplitHostPort(a.v); err != nil || h == "" || p == "" {
+			bad("%s %q: want host:port", a.name, a.v)
 		}
 	}
+	c.validateTLS(bad)
 	switch c.KafkaAnonymous {
 	case "loopback", "none", "all":
 	default:
@@ -359,12 +392,24 @@ func (c *Config) Validate() error {
 
 // AdvertisedKafkaAddr is the address told to clients.
 func (c *Config) AdvertisedKafkaAddr() string {
-	if c.KafkaAdvertisedAddr != "" {
-		return c.KafkaAdvertisedAddr
+	return advertised(c.KafkaAdvertisedAddr, c.KafkaAddr)
+}
+
+// AdvertisedKafkaTLSAddr is the address told to clients of the Kafka TLS
+// listener.
+func (c *Config) AdvertisedKafkaTLSAddr() string {
+	return advertised(c.KafkaTLSAdvertisedAddr, c.KafkaTLSAddr)
+}
+
+// advertised is set if set, else addr with an unspecified host made
+// 127.0.0.1.
+func advertised(set, addr string) string {
+	if set != "" {
+		return set
 	}
-	host, port, err := net.SplitHostPort(c.KafkaAddr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return c.KafkaAddr
+		return addr
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"

@@ -30,7 +30,8 @@ import (
 func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = NodeID, c.s.host, c.s.port
+	b.NodeID = NodeID
+	b.Host, b.Port = c.advertised()
 	resp.Brokers = append(resp.Brokers, b)
 	resp.ClusterID = kmsg.StringPtr(c.s.opts.ClusterID)
 	resp.ControllerID = NodeID

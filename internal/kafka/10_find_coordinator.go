@@ -17,7 +17,8 @@ import (
 func handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	co := kmsg.NewFindCoordinatorResponseCoordinator()
-	co.NodeID, co.Host, co.Port = NodeID, c.s.host, c.s.port
+	co.NodeID = NodeID
+	co.Host, co.Port = c.advertised()
 	if req.CoordinatorType < 0 || req.CoordinatorType > 2 {
 		co.NodeID, co.Host, co.Port = -1, "", -1
 		co.ErrorCode, co.ErrorMessage = codeAndMessage(reqErr(kerr.InvalidRequest, "unknown coordinator key type %d", req.CoordinatorType))

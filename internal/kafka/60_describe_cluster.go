@@ -32,7 +32,8 @@ func handleDescribeCluster(c *conn, req *kmsg.DescribeClusterRequest) (kmsg.Resp
 	}
 	resp.ControllerID = NodeID
 	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = NodeID, c.s.host, c.s.port
+	b.NodeID = NodeID
+	b.Host, b.Port = c.advertised()
 	resp.Brokers = append(resp.Brokers, b)
 	return resp, nil
 }

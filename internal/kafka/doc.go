@@ -17,6 +17,11 @@
 // and whether it may be served are settled before its next request is
 // read. Users come from the one user store shared with AMQP and HTTP
 // (Options.Users); the SCRAM and rate-limiting logic is in package auth.
+// On a TLS listener (Server.ServeAdvertised, which also gives the
+// listener's own advertised address to Metadata), a verified client
+// certificate authenticates the connection as its subject's CN before
+// the first request (tls.go); Fetch answers on TLS are copied, not sent
+// with sendfile.
 //
 // Authorization (authz.go): every handler asks, per resource it names,
 // whether the principal may perform the operation Kafka's authorizer would

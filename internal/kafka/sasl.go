@@ -204,9 +204,10 @@ func (c *conn) saslStep(token []byte) (resp []byte, done bool, err error) {
 }
 
 // loggedIn makes the connection act as user, authenticated by mechanism
-// ("PLAIN", "SCRAM-SHA-512", ...; a client certificate would be
-// "EXTERNAL"): requests are served from now on, and a re-authentication
-// must keep both. Read-loop state, called before the next request is
+// ("PLAIN", "SCRAM-SHA-512", ...): requests are served from now on, and a
+// re-authentication must keep both. A client certificate authenticates
+// without it (tls.go), so that a SASL login on the same connection is a
+// first login, as on Kafka's SASL_SSL listeners. Read-loop state, called before the next request is
 // read.
 func (c *conn) loggedIn(user, mechanism string) {
 	st := &c.sasl

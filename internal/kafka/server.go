@@ -52,8 +52,8 @@ type Options struct {
 
 	// ZeroCopy sends the records of Fetch answers from the segment files
 	// with sendfile instead of reading them into memory and writing them
-	// (01_fetch.go), on plain TCP connections on Linux; others (a future
-	// TLS listener, another platform) copy as when it is off. Default off
+	// (01_fetch.go), on plain TCP connections on Linux; others (the TLS
+	// listener's, another platform's) copy as when it is off. Default off
 	// here; the server's kafka_zero_copy setting turns it on.
 	ZeroCopy bool
 
@@ -116,7 +116,7 @@ type Server struct {
 	port   int32
 
 	mu    sync.Mutex
-	ln    net.Listener
+	lns   []net.Listener
 	conns map[*conn]struct{}
 	// slotWake, when not nil, is closed when a connection ends (for an
 	// accept loop waiting under MaxConnections).
@@ -146,13 +146,9 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	if opts.LoopbackUsers == nil {
 		opts.LoopbackUsers = []string{auth.DefaultUser}
 	}
-	host, portStr, err := net.SplitHostPort(opts.AdvertisedAddr)
+	adv, err := parseAdvertised(opts.AdvertisedAddr)
 	if err != nil {
-		return nil, fmt.Errorf("advertised address: %w", err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("advertised port: %w", err)
+		return nil, err
 	}
 	if opts.FetchSessionCacheSlots == 0 {
 		opts.FetchSessionCacheSlots = 1000
@@ -176,7 +172,7 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
 		opts: opts, broker: b, groups: g, log: opts.Logger,
-		host: host, port: int32(port),
+		host: adv.host, port: adv.port,
 		conns: make(map[*conn]struct{}), ctx: ctx, stop: stop,
 		sessions:    newSessionCache(opts.FetchSessionCacheSlots),
 		quotas:      newQuotaManager(b.ClientQuotas),
@@ -184,12 +180,56 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}, nil
 }
 
-// Serve accepts connections on ln until Close. A failure that passes (out
-// of file descriptors, say) is retried with backoff (package accept); any
-// other ends Serve with the error.
+// Serve accepts connections on ln until Close; Metadata tells their
+// clients Options.AdvertisedAddr. A failure that passes (out of file
+// descriptors, say) is retried with backoff (package accept); any other
+// ends Serve with the error.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln, advertised{s.host, s.port})
+}
+
+// ServeAdvertised is Serve for another listener, a TLS one say, whose
+// clients Metadata, FindCoordinator and DescribeCluster tell addr
+// (host:port): each client learns the address of the listener it
+// connected to, as with Kafka's listeners.
+func (s *Server) ServeAdvertised(ln net.Listener, addr string) error {
+	adv, err := parseAdvertised(addr)
+	if err != nil {
+		return err
+	}
+	return s.serve(ln, adv)
+}
+
+// advertised is the broker address told to a listener's clients.
+type advertised struct {
+	host string
+	port int32
+}
+
+// advertised is the broker address told to the connection's client: its
+// listener's, or the server's (a connection made without a listener).
+func (c *conn) advertised() (string, int32) {
+	if c.adv.host == "" {
+		return c.s.host, c.s.port
+	}
+	return c.adv.host, c.adv.port
+}
+
+func parseAdvertised(addr string) (advertised, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return advertised{}, fmt.Errorf("advertised address: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return advertised{}, fmt.Errorf("advertised port: %w", err)
+	}
+	return advertised{host, int32(port)}, nil
+}
+
+func (s *Server) serve(ln net.Listener, adv advertised) error {
 	s.mu.Lock()
-	s.ln = ln
+	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	bo := accept.Backoff{Log: s.log, Listener: "kafka"}
 	for {
@@ -211,6 +251,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		bo.Accepted()
 		c := newConn(s, nc)
+		c.adv = adv
 		s.mu.Lock()
 		if s.ctx.Err() != nil {
 			s.mu.Unlock()
@@ -290,8 +331,8 @@ func (c *conn) dropped(reason string) {
 func (s *Server) Close() error {
 	s.stop()
 	s.mu.Lock()
-	if s.ln != nil {
-		s.ln.Close()
+	for _, ln := range s.lns {
+		ln.Close()
 	}
 	for c := range s.conns {
 		c.nc.Close()
@@ -316,6 +357,9 @@ type conn struct {
 	// allowed only where the listener permits unauthenticated access.
 	// Read-loop state, set before the requests it governs are read.
 	user string
+	// adv is the broker address told to this connection's client: its
+	// listener's advertised address.
+	adv advertised
 	// sasl is the connection's authentication state (sasl.go); read-loop
 	// state.
 	sasl saslState
@@ -363,6 +407,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 
 func (c *conn) serve() {
 	defer c.nc.Close()
+	if err := c.certificateUser(); err != nil {
+		c.log.Info("kafka connection refused", "err", err)
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -545,8 +593,11 @@ func isTimeout(err error) bool {
 const frameStep = 1 << 20
 
 // readFrameInto is readFrame into buf (empty, its capacity reused): it
-// grows it as bytes arrive, frameStep at a time beyond its capacity.
-// progress, when not nil, runs after each frameStep read but the last.
+// reads frameStep at a time and, beyond its capacity, grows it as bytes
+// arrive, doubling (to at most size), so that a large frame costs a copy
+// of its bytes about once, not once per step, and memory at most twice
+// what arrived. progress, when not nil, runs after each frameStep read but
+// the last (the frame timeout restarts: a large frame must make progress).
 func readFrameInto(r io.Reader, buf []byte, size int, progress func()) ([]byte, error) {
 	const step = frameStep
 	for len(buf) < size {
@@ -555,7 +606,9 @@ func readFrameInto(r io.Reader, buf []byte, size int, progress func()) ([]byte, 
 		}
 		n := min(size-len(buf), step)
 		if cap(buf)-len(buf) < n {
-			buf = append(buf, make([]byte, n)...)[:len(buf)]
+			grown := make([]byte, len(buf), min(size, max(2*cap(buf), len(buf)+n)))
+			copy(grown, buf)
+			buf = grown
 		}
 		if _, err := io.ReadFull(r, buf[len(buf):len(buf)+n]); err != nil {
 			return nil, err

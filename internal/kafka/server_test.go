@@ -108,3 +108,21 @@ func TestProduceFrameReuse(t *testing.T) {
 		}
 	}
 }
+
+// A large frame is read with about one copy of its bytes: its buffer
+// doubles as bytes arrive, so the allocations sum to under twice its size
+// (plus the first step), not to a multiple of it.
+func TestReadFrameLargeGrowsGeometrically(t *testing.T) {
+	const size = 32 << 20
+	src := bytes.Repeat([]byte{3}, size)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, err := readFrame(bytes.NewReader(src), size)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(got) != size {
+		t.Fatalf("read %d bytes: %v", len(got), err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 2*size+frameStep {
+		t.Fatalf("reading a %d-byte frame allocated %d bytes", size, n)
+	}
+}

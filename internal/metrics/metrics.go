@@ -129,6 +129,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(alarmCollector{m})
 	m.reg.MustRegister(fileMetrics()...)
+	m.reg.MustRegister(tlsMetrics()...)
 	return m
 }
 

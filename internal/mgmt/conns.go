@@ -30,16 +30,21 @@ func (a *API) connectionJSON(c broker.ConnInfo) map[string]any {
 	if state == "" {
 		state = "running"
 	}
-	return map[string]any{
+	out := map[string]any{
 		"name": c.Name, "node": a.opts.NodeName, "type": "network", "state": state,
 		"protocol": c.Protocol, "auth_mechanism": c.AuthMechanism,
 		"user": c.User, "vhost": c.Vhost,
 		"host": c.Host, "port": c.Port, "peer_host": c.PeerHost, "peer_port": c.PeerPort,
-		"ssl": false, "channels": len(c.Channels),
+		"ssl": c.TLS != nil, "channels": len(c.Channels),
 		"connected_at":      c.ConnectedAt.UnixMilli(),
 		"client_properties": tableJSON(c.ClientProperties),
 		"frame_max":         c.FrameMax, "channel_max": c.ChannelMax, "timeout": int(c.Heartbeat.Seconds()),
 	}
+	if t := c.TLS; t != nil {
+		out["ssl_protocol"], out["ssl_cipher"] = t.Version, t.Cipher
+		out["peer_cert_subject"], out["peer_cert_issuer"] = t.PeerSubject, t.PeerIssuer
+	}
+	return out
 }
 
 func channelName(c broker.ConnInfo, ch broker.ChannelInfo) string {

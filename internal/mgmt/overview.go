@@ -267,6 +267,8 @@ func (a *API) checkProtocolListener(r *http.Request) healthResult {
 	switch want {
 	case "amqp091", "amqp0-9-1", "amqp-0-9-1":
 		want = "amqp"
+	case "amqps", "amqp091/ssl", "amqp/tls":
+		want = "amqp/ssl"
 	}
 	var protos []string
 	for _, l := range a.opts.Listeners {

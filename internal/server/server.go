@@ -57,6 +57,7 @@ type Server struct {
 	partitionSync *storage.SyncGroup
 
 	kafkaLn, amqpLn, httpLn net.Listener
+	tls                     tlsListeners // tls.go; off unless configured
 	stop                    chan struct{}
 	wg                      sync.WaitGroup
 }
@@ -194,14 +195,17 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
+	if err := s.openTLS(); err != nil {
+		return nil, err
+	}
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
-		Listeners: []mgmt.Listener{
+		Listeners: append([]mgmt.Listener{
 			{Protocol: "amqp", Addr: s.amqpLn.Addr()},
 			{Protocol: "kafka", Addr: s.kafkaLn.Addr()},
 			{Protocol: "http", Addr: s.httpLn.Addr()},
-		},
+		}, s.tlsMgmtListeners()...),
 	})
 	s.mgmt.Handle("GET /metrics", s.mx.Handler())
 	if faultHandler != nil {
@@ -225,6 +229,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		}
 		return nil
 	})
+	s.serveTLS()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -359,6 +364,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.groups != nil {
 		s.groups.Close()
 	}
+	s.closeTLSUnserved()
 	s.wg.Wait()
 	if s.router != nil {
 		errs = append(errs, s.router.Close())
