@@ -628,3 +628,27 @@ func TestTLSSASLOverTLS(t *testing.T) {
 		t.Fatal("a TLS client with neither SASL nor a certificate was served")
 	}
 }
+
+// TestTLSPythonSASLClients: kafka-python and confluent-kafka log in with
+// PLAIN and SCRAM-SHA-512 over SASL_SSL, produce and consume, and are
+// refused with a wrong password or an unknown user: the SASL script of
+// TestSASLPythonClients, pointed at the TLS listener with the CA to trust.
+func TestTLSPythonSASLClients(t *testing.T) {
+	needPythonModule(t, "kafka")
+	needPythonModule(t, "confluent_kafka")
+	b := startTLSBroker(t, "request", "--kafka-anonymous", "none")
+	b.addUser(t, "py", "py-secret", "")
+	script, err := filepath.Abs(filepath.Join("python", "sasl_clients.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runTool(t, 120*time.Second, "", python3Path, script, b.KafkaTLS, filepath.Join(b.Certs, tlsconf.DevCACert)).
+		must(t, b.broker, "sasl_clients.py over SASL_SSL")
+	t.Logf("sasl_clients.py over SASL_SSL:\n%s", r.Stdout)
+	s := b.scrape(t)
+	for _, m := range []string{"PLAIN", "SCRAM-SHA-512"} {
+		if v, _ := s.value("sluice_auth_failures_total", "protocol=kafka", "mechanism="+m); v < 4 {
+			t.Errorf("%s failures counted: %v, want at least 4 (two clients, two refusals each)", m, v)
+		}
+	}
+}

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """kafka-python (2.0.x) and confluent-kafka with SASL against a Sluice broker.
 
-Usage: sasl_clients.py BOOTSTRAP (host:port)
+Usage: sasl_clients.py BOOTSTRAP (host:port) [CA_FILE]
+
+With CA_FILE the bootstrap address is a TLS listener and every client runs
+SASL_SSL, trusting that CA; without it, SASL_PLAINTEXT.
 
 The broker requires SASL (--kafka-anonymous=none) and has the user
 "py" with password "py-secret" (made by the Go test through the management
@@ -23,19 +26,24 @@ from kafka.errors import KafkaError as KPError
 from common import check, fail, ok, run, script_deadline
 
 BOOTSTRAP = sys.argv[1]
+CA = sys.argv[2] if len(sys.argv) > 2 else None
+PROTOCOL = "SASL_SSL" if CA else "SASL_PLAINTEXT"
 USER, PASSWORD = "py", "py-secret"
 N = 10
 remaining = script_deadline(100)
 
 
 def kp_conf(mech, user, password):
-    return dict(bootstrap_servers=BOOTSTRAP, security_protocol="SASL_PLAINTEXT", sasl_mechanism=mech,
+    conf = dict(bootstrap_servers=BOOTSTRAP, security_protocol=PROTOCOL, sasl_mechanism=mech,
                 sasl_plain_username=user, sasl_plain_password=password, api_version_auto_timeout_ms=5000,
                 request_timeout_ms=10000)
+    if CA:
+        conf.update(ssl_cafile=CA, ssl_check_hostname=True)
+    return conf
 
 
 def kafka_python(mech):
-    topic = "kp-sasl-" + mech.lower()
+    topic = "kp-%s-%s" % (PROTOCOL.lower(), mech.lower())
     p = KafkaProducer(**kp_conf(mech, USER, PASSWORD))
     for i in range(N):
         p.send(topic, value=b"%s-%d" % (topic.encode(), i)).get(timeout=remaining(10))
@@ -63,14 +71,16 @@ def kafka_python(mech):
 
 
 def ck_conf(mech, user, password, **kw):
-    conf = {"bootstrap.servers": BOOTSTRAP, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": mech,
+    conf = {"bootstrap.servers": BOOTSTRAP, "security.protocol": PROTOCOL, "sasl.mechanisms": mech,
             "sasl.username": user, "sasl.password": password}
+    if CA:
+        conf["ssl.ca.location"] = CA
     conf.update(kw)
     return conf
 
 
 def confluent(mech):
-    topic = "ck-sasl-" + mech.lower()
+    topic = "ck-%s-%s" % (PROTOCOL.lower(), mech.lower())
     p = Producer(ck_conf(mech, USER, PASSWORD))
     errs = []
     for i in range(N):
