@@ -48,6 +48,10 @@ type Options struct {
 	// Limits, when set, are the vhost and user limits to enforce
 	// (limits.go). Default none.
 	Limits broker.Limits
+	// ConnCounts counts the connections the max-connections limits
+	// apply to; share one with the Kafka front end so that a user's
+	// limit counts both. Default: the server's own.
+	ConnCounts *broker.ConnCounts
 	// Version is the "version" server property. Default: Sluice's own
 	// (package version).
 	Version string
@@ -72,6 +76,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	if o.ConnCounts == nil {
+		o.ConnCounts = new(broker.ConnCounts)
+	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = 60 * time.Second
 	}

@@ -97,6 +97,14 @@ type Options struct {
 	// LoopbackUsers may log in only from a loopback address, as over
 	// AMQP (RabbitMQ's loopback_users). Default (nil) guest.
 	LoopbackUsers []string
+
+	// Limits are RabbitMQ's vhost and user limits; their max-connections
+	// count Kafka connections as connections to Vhost (the Kafka vhost,
+	// default "/") in ConnCounts, shared with the AMQP front end
+	// (connlimits.go). nil Limits: none; nil ConnCounts: the server's own.
+	Limits     broker.Limits
+	ConnCounts *broker.ConnCounts
+	Vhost      string
 }
 
 // SendfileHooks, when the Hooks implement it too, count the record bytes
@@ -139,6 +147,12 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = 100 << 20
+	}
+	if opts.ConnCounts == nil {
+		opts.ConnCounts = new(broker.ConnCounts)
+	}
+	if opts.Vhost == "" {
+		opts.Vhost = "/"
 	}
 	if opts.Hooks == nil {
 		opts.Hooks = noHooks{}
@@ -375,6 +389,9 @@ type conn struct {
 	// mutedUntil (unix nanoseconds) is when the read loop may read again
 	// after a quota throttle (quota.go).
 	mutedUntil atomic.Int64
+	// counted is what the max-connections limits count the connection
+	// as (connlimits.go); read-loop state.
+	counted connCounted
 }
 
 // pendingResp is a request whose response the write loop must produce.
@@ -411,6 +428,7 @@ func (c *conn) serve() {
 		c.log.Info("kafka connection refused", "err", err)
 		return
 	}
+	defer c.uncountConn()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -471,6 +489,11 @@ func (c *conn) readLoop() error {
 		key, err := br.Peek(2)
 		if err != nil {
 			return err
+		}
+		if !c.counted.counted && c.sasl.authenticated {
+			if err := c.countServed(int16(binary.BigEndian.Uint16(key))); err != nil {
+				return err
+			}
 		}
 		limit := c.s.frameLimit(int16(binary.BigEndian.Uint16(key)))
 		if !c.sasl.authenticated || c.sasl.mechanism != "" {

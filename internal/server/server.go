@@ -128,6 +128,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// One limiter of failed logins for both protocols: guesses from
 	// one address are slowed whichever port they try.
 	loginLimiter := auth.DefaultFailureLimiter()
+	// One count of connections for the vhost and user max-connections
+	// limits, over both protocols.
+	connCounts := new(broker.ConnCounts)
 	anonymous, err := kafka.ParseAnonymousAccess(cfg.KafkaAnonymous)
 	if err != nil {
 		return nil, err
@@ -154,6 +157,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		IdleTimeout:    cfg.KafkaIdleTimeout,
 		FrameTimeout:   cfg.FrameTimeout,
 		WriteTimeout:   cfg.KafkaWriteTimeout,
+		Limits:         s.meta,
+		ConnCounts:     connCounts,
+		Vhost:          cfg.KafkaVhost,
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
@@ -182,7 +188,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Authorizer:     broker.NewAuthorizer(s.meta, cfg.KafkaVhost),
 		MaxConnections: cfg.AMQPMaxConnections, MaxMessageBytes: cfg.AMQPMaxMessageBytes,
 		HandshakeTimeout: cfg.AMQPHandshakeTimeout, WriteTimeout: cfg.AMQPWriteTimeout, FrameTimeout: cfg.FrameTimeout,
-		Limits: s.meta,
+		Limits: s.meta, ConnCounts: connCounts,
 	}, s.router, s.meta)
 	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir, Failures: s.recovery.Failures})
 	s.mx.SetAlarmSource(alarmSource{s.alarms})
