@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // RabbitMQ's max-connections limits count Kafka connections too
@@ -130,4 +133,55 @@ func TestLimitsVhostConnectionsKafka(t *testing.T) {
 		cl.Close()
 		return err == nil
 	})
+}
+
+// below-node-connection-limit (and ready-to-serve-clients) answer 503
+// with the reason while a listener cap is reached, 200 below it, as
+// RabbitMQ's check compares against its node's connection limit.
+func TestLimitsHealthBelowConnectionLimit(t *testing.T) {
+	b := startBroker(t, "--amqp-max-connections=2", "--kafka-max-connections=1")
+	checks := []string{"/api/health/checks/below-node-connection-limit", "/api/health/checks/ready-to-serve-clients"}
+	passing := func() bool {
+		for _, p := range checks {
+			if code, _ := b.httpDo(t, "guest", "guest", "GET", p, nil); code != http.StatusOK {
+				return false
+			}
+		}
+		return true
+	}
+	failing := func(want string) {
+		t.Helper()
+		for _, p := range checks {
+			st := decodeJSON[map[string]any](t, b.api(t, "GET", p, nil, http.StatusServiceUnavailable))
+			if reason, _ := st["reason"].(string); st["status"] != "failed" || !strings.Contains(reason, want) {
+				t.Fatalf("GET %s at a cap: %v, want a reason with %q", p, st, want)
+			}
+		}
+	}
+	if !passing() {
+		t.Fatal("the checks fail with no connection open")
+	}
+
+	nc, err := net.Dial("tcp", b.Kafka) // one served Kafka connection: at the cap
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Write(kafkaFrame(kmsg.NewPtrApiVersionsRequest(), 0, 1))
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var size [4]byte
+	if _, err := io.ReadFull(nc, size[:]); err != nil {
+		t.Fatalf("a Kafka connection under the cap got no answer: %v", err)
+	}
+	failing("1 kafka connections, at kafka_max_connections (1)")
+	nc.Close()
+	waitFor(t, 10*time.Second, "the checks passing once the Kafka connection closed", passing)
+
+	c1 := b.dial(t)
+	if !passing() {
+		t.Fatal("the checks fail with 1 of 2 AMQP connections open")
+	}
+	b.dial(t)
+	failing("2 amqp connections, at amqp_max_connections (2)")
+	c1.Close()
+	waitFor(t, 10*time.Second, "the checks passing once an AMQP connection closed", passing)
 }

@@ -211,6 +211,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// OpenConnections is the number of open client connections, those the
+// MaxConnections cap counts.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Close stops accepting, closes every connection with 320
 // CONNECTION_FORCED, and waits for them to finish.
 func (s *Server) Close() {

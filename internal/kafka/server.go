@@ -341,6 +341,14 @@ func (c *conn) dropped(reason string) {
 	}
 }
 
+// OpenConnections is the number of open client connections, those the
+// MaxConnections cap counts.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Close stops accepting, closes every connection and waits for them.
 func (s *Server) Close() error {
 	s.stop()

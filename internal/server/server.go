@@ -207,6 +207,12 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
+		ConnectionCaps: func() []mgmt.ConnectionCap {
+			return []mgmt.ConnectionCap{
+				{Protocol: "amqp", Setting: "amqp_max_connections", Open: s.amqp.OpenConnections(), Max: cfg.AMQPMaxConnections},
+				{Protocol: "kafka", Setting: "kafka_max_connections", Open: s.kafka.OpenConnections(), Max: cfg.KafkaMaxConnections},
+			}
+		},
 		Listeners: append([]mgmt.Listener{
 			{Protocol: "amqp", Addr: s.amqpLn.Addr()},
 			{Protocol: "kafka", Addr: s.kafkaLn.Addr()},
