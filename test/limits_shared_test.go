@@ -185,3 +185,71 @@ func TestLimitsHealthBelowConnectionLimit(t *testing.T) {
 	c1.Close()
 	waitFor(t, 10*time.Second, "the checks passing once an AMQP connection closed", passing)
 }
+
+// Vhost and user limits go in the definitions export and come back from
+// an import in RabbitMQ's format: a vhost's as a "vhost-limits"
+// parameter, a user's as the user's "limits"; a file written by hand in
+// that format (as RabbitMQ exports it) is applied too, and enforced.
+func TestLimitsInDefinitions(t *testing.T) {
+	b := startBroker(t)
+	b.addUser(t, "lim", "lim-pass", "")
+	b.api(t, "PUT", "/api/vhost-limits/%2F/max-queues", map[string]any{"value": 7}, http.StatusNoContent)
+	b.api(t, "PUT", "/api/user-limits/lim/max-connections", map[string]any{"value": 3}, http.StatusNoContent)
+	type defsShape struct {
+		Parameters []map[string]any `json:"parameters"`
+		Users      []struct {
+			Name   string           `json:"name"`
+			Limits map[string]int64 `json:"limits"`
+		} `json:"users"`
+	}
+	defs := b.api(t, "GET", "/api/definitions", nil, http.StatusOK)
+	d := decodeJSON[defsShape](t, defs)
+	if len(d.Parameters) != 1 || d.Parameters[0]["component"] != "vhost-limits" || d.Parameters[0]["vhost"] != "/" || d.Parameters[0]["name"] != "limits" ||
+		d.Parameters[0]["value"].(map[string]any)["max-queues"] != float64(7) {
+		t.Fatalf("exported parameters: %v", d.Parameters)
+	}
+	found := false
+	for _, u := range d.Users {
+		if u.Name == "lim" {
+			found = u.Limits["max-connections"] == 3 && len(u.Limits) == 1
+		} else if len(u.Limits) != 0 {
+			t.Errorf("user %s exported with limits %v", u.Name, u.Limits)
+		}
+	}
+	if !found {
+		t.Fatalf("exported users lack lim's limits: %+v", d.Users)
+	}
+	one := decodeJSON[defsShape](t, b.api(t, "GET", "/api/definitions/%2F", nil, http.StatusOK))
+	if len(one.Parameters) != 1 || one.Parameters[0]["component"] != "vhost-limits" || one.Parameters[0]["vhost"] != nil {
+		t.Fatalf("one vhost's exported parameters: %v", one.Parameters)
+	}
+
+	// Cleared, then imported back.
+	b.api(t, "DELETE", "/api/vhost-limits/%2F/max-queues", nil, http.StatusNoContent)
+	b.api(t, "DELETE", "/api/user-limits/lim/max-connections", nil, http.StatusNoContent)
+	b.api(t, "POST", "/api/definitions", jsonRaw(defs), http.StatusNoContent)
+	vl := decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/vhost-limits", nil, http.StatusOK))
+	ul := decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/user-limits", nil, http.StatusOK))
+	if len(vl) != 1 || vl[0]["value"].(map[string]any)["max-queues"] != float64(7) || len(ul) != 1 || ul[0]["user"] != "lim" || ul[0]["value"].(map[string]any)["max-connections"] != float64(3) {
+		t.Fatalf("limits after import: vhost %v, user %v", vl, ul)
+	}
+
+	// RabbitMQ's own shape, by hand: a new vhost with max-connections 0
+	// (no connection let in), a user of max-connections 1.
+	file := `{"vhosts": [{"name": "closed"}],
+	  "users": [{"name": "solo", "password_hash": "", "tags": [], "limits": {"max-connections": 1}}],
+	  "permissions": [{"user": "solo", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
+	                  {"user": "guest", "vhost": "closed", "configure": ".*", "write": ".*", "read": ".*"}],
+	  "parameters": [{"vhost": "closed", "component": "vhost-limits", "name": "limits", "value": {"max-connections": 0}},
+	                 {"vhost": "/", "component": "federation-upstream", "name": "x", "value": {"uri": "amqp://"}}]}`
+	b.api(t, "POST", "/api/definitions", jsonRaw([]byte(file)), http.StatusNoContent)
+	_, err := amqp.Dial("amqp://guest:guest@" + b.AMQP + "/closed")
+	if code := amqpErrCode(err); code != amqp.NotAllowed || !strings.Contains(err.Error(), "connection limit (0) is reached") {
+		t.Fatalf("a connection to an imported vhost of max-connections 0: %v", err)
+	}
+	ul = decodeJSON[[]map[string]any](t, b.api(t, "GET", "/api/user-limits/solo", nil, http.StatusOK))
+	if len(ul) != 1 || ul[0]["value"].(map[string]any)["max-connections"] != float64(1) {
+		t.Fatalf("solo's limits after import: %v", ul)
+	}
+	b.api(t, "POST", "/api/definitions", jsonRaw([]byte(`{"parameters": [{"vhost": "/", "component": "vhost-limits", "name": "limits", "value": {"max-channels": 1}}]}`)), http.StatusBadRequest)
+}
