@@ -253,3 +253,51 @@ func TestLimitsInDefinitions(t *testing.T) {
 	}
 	b.api(t, "POST", "/api/definitions", jsonRaw([]byte(`{"parameters": [{"vhost": "/", "component": "vhost-limits", "name": "limits", "value": {"max-channels": 1}}]}`)), http.StatusBadRequest)
 }
+
+// The TLS listeners' limit refusals are counted apart (listener amqps,
+// kafka_tls), and the connection caps count plain and TLS listeners
+// together: one plain AMQP connection under amqp_max_connections 1 keeps
+// an AMQPS client out. A Kafka client over mutual TLS (its certificate
+// names guest) counts against guest's max-connections with the AMQP one.
+func TestLimitsTLSListenersCountedApart(t *testing.T) {
+	b := startTLSBroker(t, "request", "--amqp-max-connections=1")
+	a1 := b.dial(t) // plain, guest
+	amqps := "amqps://guest:guest@localhost:" + portOf(t, b.AMQPS) + "/"
+	if c, err := amqp.DialTLS(amqps, clientTLS(t, b.Certs, "")); err == nil {
+		c.Close()
+		t.Fatal("an AMQPS connection let in past amqp_max_connections=1 held by a plain one")
+	}
+	b.api(t, "PUT", "/api/user-limits/guest/max-connections", map[string]any{"value": 1}, http.StatusNoContent)
+	mtls := func() error {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaTLS), kgo.DialTLSConfig(clientTLS(t, b.Certs, b.Certs)), kgo.RequestRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return cl.Ping(ctx)
+	}
+	if err := mtls(); err == nil {
+		t.Fatal("a Kafka connection over mutual TLS as guest was served past guest's max-connections 1")
+	}
+	s := b.scrape(t)
+	for _, c := range []struct {
+		labels []string
+		min    float64
+	}{
+		{[]string{"listener=amqps", "reason=max_connections"}, 1},
+		{[]string{"listener=kafka_tls", "reason=user_max_connections"}, 1},
+	} {
+		if v, _ := s.value("sluice_connections_refused_total", c.labels...); v < c.min {
+			t.Errorf("sluice_connections_refused_total%v = %v, want >= %v", c.labels, v, c.min)
+		}
+	}
+	for _, l := range [][]string{{"listener=amqp", "reason=max_connections"}, {"listener=kafka", "reason=user_max_connections"}} {
+		if v, _ := s.value("sluice_connections_refused_total", l...); v != 0 {
+			t.Errorf("sluice_connections_refused_total%v = %v, want 0 (the refusals were on the TLS listeners)", l, v)
+		}
+	}
+	a1.Close()
+	waitFor(t, 10*time.Second, "a Kafka connection over mutual TLS once guest's AMQP one closed", func() bool { return mtls() == nil })
+}

@@ -40,9 +40,7 @@ func (c *conn) admit(user, vhost string) error {
 	err := s.opts.ConnCounts.Admit(s.opts.Limits, vhost, user)
 	var le *broker.ConnLimitError
 	if errors.As(err, &le) {
-		if lh, ok := s.opts.Hooks.(LimitHooks); ok {
-			lh.ConnRefused(le.Reason())
-		}
+		limitRefused(s.opts.Hooks, c.overTLS, le.Reason())
 		text := fmt.Sprintf("NOT_ALLOWED - connection refused for user '%s': user connection limit (%d) is reached", user, le.Max)
 		if le.Kind == broker.LimitVhost {
 			text = fmt.Sprintf("NOT_ALLOWED - access to vhost '%s' refused for user '%s': connection limit (%d) is reached", vhost, user, le.Max)
@@ -87,9 +85,7 @@ func (c *conn) channelOpening() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ok && int64(s.limitCounts.userChannels[c.user]) >= max {
-		if lh, ok := s.opts.Hooks.(LimitHooks); ok {
-			lh.ConnRefused("user_max_channels")
-		}
+		limitRefused(s.opts.Hooks, c.overTLS, "user_max_channels")
 		return &amqpError{code: wire.NotAllowed, classID: 20, methodID: 10,
 			text: fmt.Sprintf("NOT_ALLOWED - number of channels opened for user '%s' has reached the maximum allowed user limit (%d)", c.user, max)}
 	}

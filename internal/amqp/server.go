@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -246,16 +247,13 @@ func (s *Server) Close() {
 func (s *Server) refused(nc net.Conn, reason string) {
 	s.log.Warn("amqp connection refused", "reason", reason, "remote", nc.RemoteAddr().String(), "max_connections", s.opts.MaxConnections)
 	nc.Close()
-	if lh, ok := s.opts.Hooks.(LimitHooks); ok {
-		lh.ConnRefused(reason)
-	}
+	_, overTLS := nc.(*tls.Conn)
+	limitRefused(s.opts.Hooks, overTLS, reason)
 }
 
 // dropped reports a connection closed by a limit or timeout.
 func (c *conn) dropped(reason string) {
-	if lh, ok := c.s.opts.Hooks.(LimitHooks); ok {
-		lh.ConnDropped(reason)
-	}
+	limitDropped(c.s.opts.Hooks, c.overTLS, reason)
 }
 
 // ConnectionCount is the number of open connections.

@@ -46,9 +46,7 @@ func (c *conn) countConn(user string) error {
 	err := s.opts.ConnCounts.Admit(s.opts.Limits, vhost, user)
 	var le *broker.ConnLimitError
 	if errors.As(err, &le) {
-		if lh, ok := s.opts.Hooks.(LimitHooks); ok {
-			lh.ConnRefused(le.Reason())
-		}
+		limitRefused(s.opts.Hooks, c.overTLS, le.Reason())
 		c.log.Warn("kafka connection refused", "reason", le.Reason(), "user", user, "vhost", s.opts.Vhost, "max", le.Max)
 		if le.Kind == broker.LimitVhost {
 			return fmt.Errorf("access to vhost '%s' refused for user '%s': connection limit (%d) is reached", s.opts.Vhost, user, le.Max)

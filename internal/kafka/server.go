@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/sluice-mq/sluice/internal/tlsconf"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -246,8 +248,9 @@ func (s *Server) serve(ln net.Listener, adv advertised) error {
 	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	bo := accept.Backoff{Log: s.log, Listener: "kafka"}
+	overTLS := tlsconf.IsListener(ln)
 	for {
-		if !s.waitForSlot() {
+		if !s.waitForSlot(overTLS) {
 			return nil
 		}
 		nc, err := ln.Accept()
@@ -290,10 +293,12 @@ func (s *Server) serve(ln net.Listener, adv advertised) error {
 
 // waitForSlot returns once fewer than MaxConnections connections are open
 // (at once when there is no cap), false if the server closes meanwhile.
+// overTLS: the listener waiting is a TLS one (for the metrics). The cap
+// counts the connections of every listener together.
 // While it waits, new clients queue in the kernel's backlog, as with
 // Kafka's max.connections: they are served in turn as connections close,
 // not refused.
-func (s *Server) waitForSlot() bool {
+func (s *Server) waitForSlot(overTLS bool) bool {
 	if s.opts.MaxConnections <= 0 {
 		return true
 	}
@@ -312,9 +317,7 @@ func (s *Server) waitForSlot() bool {
 		if !counted {
 			counted = true
 			s.log.Warn("kafka listener at max connections, accepting no more until one closes", "max_connections", s.opts.MaxConnections)
-			if lh, ok := s.opts.Hooks.(LimitHooks); ok {
-				lh.ConnRefused("max_connections")
-			}
+			limitRefused(s.opts.Hooks, overTLS, "max_connections")
 		}
 		select {
 		case <-wake:
@@ -336,9 +339,7 @@ func (s *Server) slotFreed() {
 
 // dropped reports a connection closed by a limit or timeout.
 func (c *conn) dropped(reason string) {
-	if lh, ok := c.s.opts.Hooks.(LimitHooks); ok {
-		lh.ConnDropped(reason)
-	}
+	limitDropped(c.s.opts.Hooks, c.overTLS, reason)
 }
 
 // OpenConnections is the number of open client connections, those the
@@ -400,6 +401,9 @@ type conn struct {
 	// counted is what the max-connections limits count the connection
 	// as (connlimits.go); read-loop state.
 	counted connCounted
+	// overTLS: the connection came through a TLS listener (its limit
+	// refusals and drops are counted apart, TLSLimitHooks).
+	overTLS bool
 }
 
 // pendingResp is a request whose response the write loop must produce.
@@ -426,6 +430,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.sasl.authenticated = anonymousAllowed(s.opts.Anonymous, nc.RemoteAddr())
 	c.tcp, _ = nc.(*net.TCPConn)
+	_, c.overTLS = nc.(*tls.Conn)
 	c.zeroCopy = s.opts.ZeroCopy && sendfileSupported && c.tcp != nil
 	return c
 }
