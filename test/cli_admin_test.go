@@ -294,6 +294,9 @@ func TestCLIAdminDefinitionsExportImport(t *testing.T) {
 		mustAdmin(t, src, "binding", "declare", "shop-events", q, "--vhost", "cli-shop")
 	}
 
+	mustAdmin(t, src, "limits", "set", "vhost", "cli-shop", "max-queues", "10")
+	mustAdmin(t, src, "limits", "set", "user", "carol", "max-connections", "5")
+
 	file := filepath.Join(t.TempDir(), "defs.json")
 	out := mustAdmin(t, src, "definitions", "export", file)
 	if !strings.Contains(out, "3 queues") || !strings.Contains(out, "1 exchanges") {
@@ -315,6 +318,10 @@ func TestCLIAdminDefinitionsExportImport(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "3 queues") || !strings.Contains(stderr, "(100%)") {
 		t.Fatalf("import output:\nstdout: %s\nstderr: %s", stdout, stderr)
+	}
+	out = mustAdmin(t, dst, "limits", "list")
+	if !hasLineFields(out, "vhost", "cli-shop", "max-queues", "10") || !hasLineFields(out, "user", "carol", "max-connections", "5") {
+		t.Fatalf("limits after import:\n%s", out)
 	}
 	out = mustAdmin(t, dst, "binding", "list", "--vhost", "cli-shop")
 	if !hasLineFields(out, "shop-events", "q-a", "queue") || !hasLineFields(out, "shop-events", "q-b", "queue") {

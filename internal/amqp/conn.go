@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/sluice-mq/sluice/internal/iocount"
@@ -67,6 +68,9 @@ type conn struct {
 	// Server.mu).
 	admitted bool
 	info     *connInfo // set once the handshake is done; see registry.go
+	// overTLS: the connection came through a TLS listener (AMQPS; its
+	// limit refusals and drops are counted apart, TLSLimitHooks).
+	overTLS bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -82,6 +86,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.out.cond.L = &c.out.mu
 	c.out.wake = make(chan struct{}, 1)
+	_, c.overTLS = nc.(*tls.Conn)
 	return c
 }
 

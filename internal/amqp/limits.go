@@ -7,20 +7,22 @@ package amqp
 // channel.open over a channel limit close the connection with 530
 // NOT_ALLOWED. (A vhost's max-queues is the core's: Router.DeclareQueue.)
 //
-// The counts are the server's (Server.mu): connections by vhost and by
-// user from connection.open-ok to the connection's end, channels by user.
+// Connections by vhost and by user are counted from connection.open-ok to
+// the connection's end in Options.ConnCounts, which the Kafka front end
+// shares (one user, one limit); channels by user in the server's counts
+// (Server.mu).
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/sluice-mq/sluice/internal/amqp/wire"
 	"github.com/sluice-mq/sluice/internal/broker"
 )
 
-// limitCounts are the open connections and channels the limits count.
+// limitCounts are the open channels the user limits count; connections
+// are counted in Options.ConnCounts, shared with the Kafka front end.
 type limitCounts struct {
-	vhostConns   map[string]int
-	userConns    map[string]int
 	userChannels map[string]int
 }
 
@@ -35,29 +37,22 @@ func (s *Server) limit(kind, name, key string) (int64, bool) {
 // vhost's or the user's max-connections.
 func (c *conn) admit(user, vhost string) error {
 	s := c.s
-	vmax, vok := s.limit(broker.LimitVhost, vhost, "max-connections")
-	umax, uok := s.limit(broker.LimitUser, user, "max-connections")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lc := &s.limitCounts
-	if lc.vhostConns == nil {
-		lc.vhostConns, lc.userConns, lc.userChannels = map[string]int{}, map[string]int{}, map[string]int{}
-	}
-	refuse := func(reason, text string) error {
-		if lh, ok := s.opts.Hooks.(LimitHooks); ok {
-			lh.ConnRefused(reason)
+	err := s.opts.ConnCounts.Admit(s.opts.Limits, vhost, user)
+	var le *broker.ConnLimitError
+	if errors.As(err, &le) {
+		limitRefused(s.opts.Hooks, c.overTLS, le.Reason())
+		text := fmt.Sprintf("NOT_ALLOWED - connection refused for user '%s': user connection limit (%d) is reached", user, le.Max)
+		if le.Kind == broker.LimitVhost {
+			text = fmt.Sprintf("NOT_ALLOWED - access to vhost '%s' refused for user '%s': connection limit (%d) is reached", vhost, user, le.Max)
 		}
 		return &amqpError{code: wire.NotAllowed, text: text, classID: 10, methodID: 40}
 	}
-	if vok && int64(lc.vhostConns[vhost]) >= vmax {
-		return refuse("vhost_max_connections", fmt.Sprintf("NOT_ALLOWED - access to vhost '%s' refused for user '%s': connection limit (%d) is reached", vhost, user, vmax))
+	if err != nil {
+		return err
 	}
-	if uok && int64(lc.userConns[user]) >= umax {
-		return refuse("user_max_connections", fmt.Sprintf("NOT_ALLOWED - connection refused for user '%s': user connection limit (%d) is reached", user, umax))
-	}
-	lc.vhostConns[vhost]++
-	lc.userConns[user]++
+	s.mu.Lock()
 	c.admitted = true
+	s.mu.Unlock()
 	return nil
 }
 
@@ -66,14 +61,12 @@ func (c *conn) admit(user, vhost string) error {
 func (c *conn) leave() {
 	s := c.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !c.admitted {
-		return
-	}
+	admitted := c.admitted
 	c.admitted = false
-	lc := &s.limitCounts
-	decr(lc.vhostConns, c.vhost)
-	decr(lc.userConns, c.user)
+	s.mu.Unlock()
+	if admitted {
+		s.opts.ConnCounts.Leave(c.vhost, c.user)
+	}
 }
 
 func decr(m map[string]int, k string) {
@@ -92,9 +85,7 @@ func (c *conn) channelOpening() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ok && int64(s.limitCounts.userChannels[c.user]) >= max {
-		if lh, ok := s.opts.Hooks.(LimitHooks); ok {
-			lh.ConnRefused("user_max_channels")
-		}
+		limitRefused(s.opts.Hooks, c.overTLS, "user_max_channels")
 		return &amqpError{code: wire.NotAllowed, classID: 20, methodID: 10,
 			text: fmt.Sprintf("NOT_ALLOWED - number of channels opened for user '%s' has reached the maximum allowed user limit (%d)", c.user, max)}
 	}

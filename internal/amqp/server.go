@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -48,6 +49,10 @@ type Options struct {
 	// Limits, when set, are the vhost and user limits to enforce
 	// (limits.go). Default none.
 	Limits broker.Limits
+	// ConnCounts counts the connections the max-connections limits
+	// apply to; share one with the Kafka front end so that a user's
+	// limit counts both. Default: the server's own.
+	ConnCounts *broker.ConnCounts
 	// Version is the "version" server property. Default: Sluice's own
 	// (package version).
 	Version string
@@ -72,6 +77,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	if o.ConnCounts == nil {
+		o.ConnCounts = new(broker.ConnCounts)
+	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = 60 * time.Second
 	}
@@ -204,6 +212,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// OpenConnections is the number of open client connections, those the
+// MaxConnections cap counts.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Close stops accepting, closes every connection with 320
 // CONNECTION_FORCED, and waits for them to finish.
 func (s *Server) Close() {
@@ -231,16 +247,13 @@ func (s *Server) Close() {
 func (s *Server) refused(nc net.Conn, reason string) {
 	s.log.Warn("amqp connection refused", "reason", reason, "remote", nc.RemoteAddr().String(), "max_connections", s.opts.MaxConnections)
 	nc.Close()
-	if lh, ok := s.opts.Hooks.(LimitHooks); ok {
-		lh.ConnRefused(reason)
-	}
+	_, overTLS := nc.(*tls.Conn)
+	limitRefused(s.opts.Hooks, overTLS, reason)
 }
 
 // dropped reports a connection closed by a limit or timeout.
 func (c *conn) dropped(reason string) {
-	if lh, ok := c.s.opts.Hooks.(LimitHooks); ok {
-		lh.ConnDropped(reason)
-	}
+	limitDropped(c.s.opts.Hooks, c.overTLS, reason)
 }
 
 // ConnectionCount is the number of open connections.

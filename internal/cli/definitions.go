@@ -17,11 +17,13 @@ func init() { clientCommands = append(clientCommands, newDefinitionsCmd) }
 // in the order they must be imported: a permission needs its user and
 // vhost, a binding its exchange and queue. Policies come before the
 // queues and exchanges they apply to, as RabbitMQ imports them.
-var definitionSections = []string{"vhosts", "users", "permissions", "topic_permissions", "policies", "exchanges", "queues", "bindings"}
+// Of the parameters only the vhost limits (component "vhost-limits") are
+// imported; users carry their own limits.
+var definitionSections = []string{"vhosts", "users", "permissions", "topic_permissions", "parameters", "policies", "exchanges", "queues", "bindings"}
 
 // ignoredSections are exported by RabbitMQ (and by Sluice, empty) but
-// not imported by Sluice.
-var ignoredSections = []string{"parameters", "global_parameters"}
+// not imported by Sluice; so are parameters other than vhost limits.
+var ignoredSections = []string{"global_parameters"}
 
 func newDefinitionsCmd() *cobra.Command {
 	var f mgmtFlags
@@ -85,11 +87,12 @@ administrator. With --vhost, only that vhost's exchanges, queues and bindings.`,
 		Use:   "import FILE",
 		Short: "Import definitions from FILE (- for standard input)",
 		Long: `Import definitions from FILE. Objects are sent in batches of --batch, section
-by section (vhosts, users, permissions, policies, exchanges, queues, bindings), and a
-progress line goes to standard error after each batch when there is more than
-one. Import adds and updates; it deletes nothing. It stops at the first error
-and what was imported before stays (as with the API). Parameters are not
-supported and are skipped with a warning.`,
+by section (vhosts, users, permissions, vhost limits, policies, exchanges, queues,
+bindings), and a progress line goes to standard error after each batch when there
+is more than one. Import adds and updates; it deletes nothing. It stops at the
+first error and what was imported before stays (as with the API). Of the
+parameters only the vhost limits (component vhost-limits) are imported, the
+others skipped with a warning; users bring their limits.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if batch < 1 {
@@ -114,6 +117,9 @@ supported and are skipped with a warning.`,
 				if json.Unmarshal(d[s], &items) == nil && len(items) > 0 {
 					fmt.Fprintf(cmd.ErrOrStderr(), "warning: skipping %d %s (not supported by Sluice)\n", len(items), s)
 				}
+			}
+			if err := keepVhostLimits(d, cmd.ErrOrStderr()); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			sections := map[string][]json.RawMessage{}
 			total := 0
@@ -168,4 +174,30 @@ func countDefinitions(d map[string]json.RawMessage) string {
 		parts = append(parts, fmt.Sprintf("%d %s", len(items), s))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// keepVhostLimits keeps of d's parameters those Sluice imports, the vhost
+// limits, and warns of the others it skips.
+func keepVhostLimits(d map[string]json.RawMessage, stderr io.Writer) error {
+	if len(d["parameters"]) == 0 || string(d["parameters"]) == "null" {
+		return nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(d["parameters"], &items); err != nil {
+		return fmt.Errorf(`"parameters" is not a list: %w`, err)
+	}
+	kept := []json.RawMessage{}
+	for _, it := range items {
+		var p struct {
+			Component string `json:"component"`
+		}
+		if json.Unmarshal(it, &p) == nil && p.Component == "vhost-limits" {
+			kept = append(kept, it)
+		}
+	}
+	if n := len(items) - len(kept); n > 0 {
+		fmt.Fprintf(stderr, "warning: skipping %d parameters other than vhost-limits (not supported by Sluice)\n", n)
+	}
+	d["parameters"], _ = json.Marshal(kept)
+	return nil
 }

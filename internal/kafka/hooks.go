@@ -41,3 +41,29 @@ type LimitHooks interface {
 	ConnRefused(reason string)
 	ConnDropped(reason string)
 }
+
+// TLSLimitHooks, when the Hooks implement it too, take LimitHooks' counts
+// for connections that came through a TLS listener, so that metrics tell
+// them apart (listener "kafka_tls").
+type TLSLimitHooks interface {
+	ConnRefusedTLS(reason string)
+	ConnDroppedTLS(reason string)
+}
+
+// limitRefused counts a refusal by a limit (LimitHooks, TLSLimitHooks).
+func limitRefused(h Hooks, overTLS bool, reason string) {
+	if th, ok := h.(TLSLimitHooks); ok && overTLS {
+		th.ConnRefusedTLS(reason)
+	} else if lh, ok := h.(LimitHooks); ok {
+		lh.ConnRefused(reason)
+	}
+}
+
+// limitDropped counts a connection closed by a limit or timeout.
+func limitDropped(h Hooks, overTLS bool, reason string) {
+	if th, ok := h.(TLSLimitHooks); ok && overTLS {
+		th.ConnDroppedTLS(reason)
+	} else if lh, ok := h.(LimitHooks); ok {
+		lh.ConnDropped(reason)
+	}
+}

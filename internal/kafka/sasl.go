@@ -193,6 +193,9 @@ func (c *conn) saslStep(token []byte) (resp []byte, done bool, err error) {
 		return nil, false, fmt.Errorf("Authentication failed: %v", err)
 	}
 	if st.principal == "" {
+		if err := c.countConn(user); err != nil { // logged and counted
+			return nil, false, fmt.Errorf("Authentication failed: %v", err)
+		}
 		c.log.Debug("kafka SASL login", "user", user, "mechanism", st.mechanism)
 	}
 	c.loggedIn(user, st.mechanism)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/sluice-mq/sluice/internal/tlsconf"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -97,6 +99,14 @@ type Options struct {
 	// LoopbackUsers may log in only from a loopback address, as over
 	// AMQP (RabbitMQ's loopback_users). Default (nil) guest.
 	LoopbackUsers []string
+
+	// Limits are RabbitMQ's vhost and user limits; their max-connections
+	// count Kafka connections as connections to Vhost (the Kafka vhost,
+	// default "/") in ConnCounts, shared with the AMQP front end
+	// (connlimits.go). nil Limits: none; nil ConnCounts: the server's own.
+	Limits     broker.Limits
+	ConnCounts *broker.ConnCounts
+	Vhost      string
 }
 
 // SendfileHooks, when the Hooks implement it too, count the record bytes
@@ -139,6 +149,12 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = 100 << 20
+	}
+	if opts.ConnCounts == nil {
+		opts.ConnCounts = new(broker.ConnCounts)
+	}
+	if opts.Vhost == "" {
+		opts.Vhost = "/"
 	}
 	if opts.Hooks == nil {
 		opts.Hooks = noHooks{}
@@ -232,8 +248,9 @@ func (s *Server) serve(ln net.Listener, adv advertised) error {
 	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	bo := accept.Backoff{Log: s.log, Listener: "kafka"}
+	overTLS := tlsconf.IsListener(ln)
 	for {
-		if !s.waitForSlot() {
+		if !s.waitForSlot(overTLS) {
 			return nil
 		}
 		nc, err := ln.Accept()
@@ -276,10 +293,12 @@ func (s *Server) serve(ln net.Listener, adv advertised) error {
 
 // waitForSlot returns once fewer than MaxConnections connections are open
 // (at once when there is no cap), false if the server closes meanwhile.
+// overTLS: the listener waiting is a TLS one (for the metrics). The cap
+// counts the connections of every listener together.
 // While it waits, new clients queue in the kernel's backlog, as with
 // Kafka's max.connections: they are served in turn as connections close,
 // not refused.
-func (s *Server) waitForSlot() bool {
+func (s *Server) waitForSlot(overTLS bool) bool {
 	if s.opts.MaxConnections <= 0 {
 		return true
 	}
@@ -298,9 +317,7 @@ func (s *Server) waitForSlot() bool {
 		if !counted {
 			counted = true
 			s.log.Warn("kafka listener at max connections, accepting no more until one closes", "max_connections", s.opts.MaxConnections)
-			if lh, ok := s.opts.Hooks.(LimitHooks); ok {
-				lh.ConnRefused("max_connections")
-			}
+			limitRefused(s.opts.Hooks, overTLS, "max_connections")
 		}
 		select {
 		case <-wake:
@@ -322,9 +339,15 @@ func (s *Server) slotFreed() {
 
 // dropped reports a connection closed by a limit or timeout.
 func (c *conn) dropped(reason string) {
-	if lh, ok := c.s.opts.Hooks.(LimitHooks); ok {
-		lh.ConnDropped(reason)
-	}
+	limitDropped(c.s.opts.Hooks, c.overTLS, reason)
+}
+
+// OpenConnections is the number of open client connections, those the
+// MaxConnections cap counts.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // Close stops accepting, closes every connection and waits for them.
@@ -375,6 +398,12 @@ type conn struct {
 	// mutedUntil (unix nanoseconds) is when the read loop may read again
 	// after a quota throttle (quota.go).
 	mutedUntil atomic.Int64
+	// counted is what the max-connections limits count the connection
+	// as (connlimits.go); read-loop state.
+	counted connCounted
+	// overTLS: the connection came through a TLS listener (its limit
+	// refusals and drops are counted apart, TLSLimitHooks).
+	overTLS bool
 }
 
 // pendingResp is a request whose response the write loop must produce.
@@ -401,6 +430,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.sasl.authenticated = anonymousAllowed(s.opts.Anonymous, nc.RemoteAddr())
 	c.tcp, _ = nc.(*net.TCPConn)
+	_, c.overTLS = nc.(*tls.Conn)
 	c.zeroCopy = s.opts.ZeroCopy && sendfileSupported && c.tcp != nil
 	return c
 }
@@ -411,6 +441,7 @@ func (c *conn) serve() {
 		c.log.Info("kafka connection refused", "err", err)
 		return
 	}
+	defer c.uncountConn()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -471,6 +502,11 @@ func (c *conn) readLoop() error {
 		key, err := br.Peek(2)
 		if err != nil {
 			return err
+		}
+		if !c.counted.counted && c.sasl.authenticated {
+			if err := c.countServed(int16(binary.BigEndian.Uint16(key))); err != nil {
+				return err
+			}
 		}
 		limit := c.s.frameLimit(int16(binary.BigEndian.Uint16(key)))
 		if !c.sasl.authenticated || c.sasl.mechanism != "" {

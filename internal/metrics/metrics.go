@@ -93,10 +93,10 @@ func New() *Metrics {
 		Name: "sluice_storage_appended_bytes_total", Help: "Bytes appended to logs, by kind of log.",
 	}, []string{"log"})
 	refused := counterVec(prometheus.CounterOpts{
-		Name: "sluice_connections_refused_total", Help: "Client connections refused by a limit, by listener and reason (max_connections: for Kafka, times the listener stopped accepting at its cap; vhost_max_connections, user_max_connections, user_max_channels).",
+		Name: "sluice_connections_refused_total", Help: "Client connections refused by a limit, by listener (amqp, amqps, kafka, kafka_tls) and reason (max_connections: for Kafka, times the listener stopped accepting at its cap; vhost_max_connections, user_max_connections, user_max_channels).",
 	}, []string{"listener", "reason"})
 	dropped := counterVec(prometheus.CounterOpts{
-		Name: "sluice_connections_dropped_total", Help: "Open client connections closed by a limit or timeout, by listener and reason (handshake_timeout, idle_timeout, frame_timeout, write_timeout, frame_too_large).",
+		Name: "sluice_connections_dropped_total", Help: "Open client connections closed by a limit or timeout, by listener (amqp, amqps, kafka, kafka_tls) and reason (handshake_timeout, idle_timeout, frame_timeout, write_timeout, frame_too_large).",
 	}, []string{"listener", "reason"})
 	info := version.Get()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -116,7 +116,7 @@ func New() *Metrics {
 		latency:      newObserverCache(kafkaReq),
 		sendfile:     sendfile,
 		auth:         authFailureCounter{authFailures, "kafka"},
-		limitMetrics: limitMetrics{refused: refused.MustCurryWith(prometheus.Labels{"listener": "kafka"}), dropped: dropped.MustCurryWith(prometheus.Labels{"listener": "kafka"})},
+		limitMetrics: newLimitMetrics(refused, dropped, "kafka", "kafka_tls"),
 	}
 	m.AMQP = &AMQPHooks{
 		proto:     newProtoMetrics("amqp", conns, opened, recv, sent),
@@ -124,7 +124,7 @@ func New() *Metrics {
 		latency:   newObserverCache(amqpMethod),
 		confirm:   amqpConfirm,
 		flowWaits: flowWaits, flowSeconds: flowSeconds,
-		limitMetrics: limitMetrics{refused: refused.MustCurryWith(prometheus.Labels{"listener": "amqp"}), dropped: dropped.MustCurryWith(prometheus.Labels{"listener": "amqp"})},
+		limitMetrics: newLimitMetrics(refused, dropped, "amqp", "amqps"),
 		auth:         authFailureCounter{authFailures, "amqp"},
 	}
 	m.reg.MustRegister(alarmCollector{m})
@@ -182,13 +182,26 @@ func (c *observerCache) observe(label string, d time.Duration) {
 	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
-// limitMetrics implement the front ends' LimitHooks for one listener.
+// limitMetrics implement the front ends' LimitHooks and TLSLimitHooks
+// for one protocol's plain and TLS listeners.
 type limitMetrics struct {
-	refused, dropped *prometheus.CounterVec
+	refused, dropped       *prometheus.CounterVec
+	tlsRefused, tlsDropped *prometheus.CounterVec
 }
 
-func (l limitMetrics) ConnRefused(reason string) { l.refused.WithLabelValues(reason).Inc() }
-func (l limitMetrics) ConnDropped(reason string) { l.dropped.WithLabelValues(reason).Inc() }
+func newLimitMetrics(refused, dropped *prometheus.CounterVec, listener, tlsListener string) limitMetrics {
+	l := prometheus.Labels{"listener": listener}
+	tl := prometheus.Labels{"listener": tlsListener}
+	return limitMetrics{
+		refused: refused.MustCurryWith(l), dropped: dropped.MustCurryWith(l),
+		tlsRefused: refused.MustCurryWith(tl), tlsDropped: dropped.MustCurryWith(tl),
+	}
+}
+
+func (l limitMetrics) ConnRefused(reason string)    { l.refused.WithLabelValues(reason).Inc() }
+func (l limitMetrics) ConnDropped(reason string)    { l.dropped.WithLabelValues(reason).Inc() }
+func (l limitMetrics) ConnRefusedTLS(reason string) { l.tlsRefused.WithLabelValues(reason).Inc() }
+func (l limitMetrics) ConnDroppedTLS(reason string) { l.tlsDropped.WithLabelValues(reason).Inc() }
 
 // KafkaHooks implements kafka.Hooks, kafka.SendfileHooks and
 // kafka.LimitHooks.

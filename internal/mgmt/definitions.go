@@ -1,8 +1,10 @@
 package mgmt
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/sluice-mq/sluice/internal/broker"
@@ -10,8 +12,12 @@ import (
 )
 
 // Definitions export and import, in RabbitMQ's definitions-file format.
-// Policies and topic permissions are exported and imported; parameters and
-// limits are exported empty and ignored on import: Sluice has none.
+// Policies and topic permissions are exported and imported. Vhost and
+// user limits go as RabbitMQ exports them: a vhost's as a parameter of
+// component "vhost-limits" named "limits" (its value the limits,
+// {"max-connections": 10}), a user's as the "limits" object of its user;
+// other parameters are exported empty and ignored on import: Sluice has
+// none.
 
 func predeclared(name string) bool { return name == "" || strings.HasPrefix(name, "amq.") }
 
@@ -28,8 +34,13 @@ func (a *API) exportDefinitions(r *http.Request, s *session) (any, error) {
 	}
 	if !one {
 		users := []map[string]any{}
+		userLimits := limitsByName(a.opts.Meta.Limits(meta.LimitUser))
 		for _, u := range a.opts.Meta.Users() {
-			users = append(users, userJSON(u))
+			m := userJSON(u)
+			if l := userLimits[u.Name]; l != nil {
+				m["limits"] = l
+			}
+			users = append(users, m)
 		}
 		vhosts := []map[string]any{}
 		for _, v := range a.opts.Meta.Vhosts() {
@@ -47,7 +58,16 @@ func (a *API) exportDefinitions(r *http.Request, s *session) (any, error) {
 		out["topic_permissions"] = topicPermissionsJSON(a.opts.Meta.TopicPermissions("", ""))
 	}
 	exchanges, queues, bindings, policies := []map[string]any{}, []map[string]any{}, []map[string]any{}, []map[string]any{}
+	params := []map[string]any{}
+	vhostLimits := limitsByName(a.opts.Meta.Limits(meta.LimitVhost))
 	for _, vh := range vhs {
+		if l := vhostLimits[vh]; l != nil {
+			m := map[string]any{"component": vhostLimitsComponent, "name": "limits", "value": l}
+			if !one {
+				m["vhost"] = vh
+			}
+			params = append(params, m)
+		}
 		for _, p := range a.opts.Router.Policies(vh, false) {
 			m := policyJSON(p)
 			if one {
@@ -87,7 +107,47 @@ func (a *API) exportDefinitions(r *http.Request, s *session) (any, error) {
 		}
 	}
 	out["exchanges"], out["queues"], out["bindings"], out["policies"] = exchanges, queues, bindings, policies
+	out["parameters"] = params
 	return out, nil
+}
+
+// vhostLimitsComponent is the parameter component RabbitMQ keeps a
+// vhost's limits in, and exports them as.
+const vhostLimitsComponent = "vhost-limits"
+
+// limitsByName groups limits by vhost or user name: {"/":
+// {"max-connections": 10}}.
+func limitsByName(limits []meta.Limit) map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	for _, l := range limits {
+		if out[l.Name] == nil {
+			out[l.Name] = map[string]int64{}
+		}
+		out[l.Name][l.Key] = l.Value
+	}
+	return out
+}
+
+// importLimits sets the limits of a vhost or user from a definitions
+// file, each as PUT /api/{vhost,user}-limits would.
+func (a *API) importLimits(kind, name string, limits map[string]int64) error {
+	keys := make([]string, 0, len(limits))
+	for k := range limits {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		err := a.opts.Meta.SetLimit(meta.Limit{Kind: kind, Name: name, Key: k, Value: limits[k]})
+		switch {
+		case errors.Is(err, meta.ErrUnknownVhost), errors.Is(err, meta.ErrUnknownUser):
+			return badRequest("%s '%s' does not exist", kind, name)
+		case errors.Is(err, meta.ErrInvalidCommand):
+			return badRequest("%s '%s': unknown limit '%s'", kind, name, k)
+		case err != nil:
+			return err
+		}
+	}
+	return nil
 }
 
 type definitions struct {
@@ -96,7 +156,16 @@ type definitions struct {
 		PasswordHash     string  `json:"password_hash"`
 		HashingAlgorithm string  `json:"hashing_algorithm"`
 		Tags             tagList `json:"tags"`
+		// Limits are the user's limits, RabbitMQ's {"max-connections": 2}.
+		Limits map[string]int64 `json:"limits"`
 	} `json:"users"`
+	// Parameters: those of component "vhost-limits" are a vhost's
+	// limits; others are ignored.
+	Parameters []struct {
+		Vhost     string          `json:"vhost"`
+		Component string          `json:"component"`
+		Value     json.RawMessage `json:"value"`
+	} `json:"parameters"`
 	Vhosts []struct {
 		Name        string  `json:"name"`
 		Description string  `json:"description"`
@@ -139,8 +208,8 @@ type permissionBody2 struct {
 	permissionBody
 }
 
-// importDefinitions applies a definitions file: vhosts, users and
-// permissions first, then policies, exchanges, queues and bindings, each through the
+// importDefinitions applies a definitions file: vhosts, users (with their
+// limits) and permissions first, then vhost limits, policies, exchanges, queues and bindings, each through the
 // same path as the API's own PUT and POST. The first error stops it and is
 // returned (what came before stays applied, as in RabbitMQ).
 func (a *API) importDefinitions(r *http.Request, s *session) (any, error) {
@@ -180,6 +249,9 @@ func (a *API) importDefinitions(r *http.Request, s *session) (any, error) {
 			if err := a.opts.Meta.PutUser(meta.User{Name: u.Name, PasswordHash: u.PasswordHash, Tags: u.Tags}); err != nil {
 				return nil, err
 			}
+			if err := a.importLimits(meta.LimitUser, u.Name, u.Limits); err != nil {
+				return nil, err
+			}
 		}
 		for _, p := range d.Permissions {
 			if err := a.opts.Meta.SetPermission(meta.Permission{User: p.User, Vhost: p.Vhost, Configure: p.Configure, Write: p.Write, Read: p.Read}); err != nil {
@@ -190,6 +262,18 @@ func (a *API) importDefinitions(r *http.Request, s *session) (any, error) {
 			if err := a.opts.Meta.SetTopicPermission(meta.TopicPermission{User: p.User, Vhost: p.Vhost, Exchange: p.Exchange, Write: p.Write, Read: p.Read}); err != nil {
 				return nil, badRequest("topic permission for '%s' in '%s': %v", p.User, p.Vhost, err)
 			}
+		}
+	}
+	for _, p := range d.Parameters {
+		if p.Component != vhostLimitsComponent {
+			continue
+		}
+		var limits map[string]int64
+		if err := json.Unmarshal(p.Value, &limits); err != nil {
+			return nil, badRequest("vhost-limits of '%s': %v", p.Vhost, err)
+		}
+		if err := a.importLimits(meta.LimitVhost, vhostOf(p.Vhost), limits); err != nil {
+			return nil, err
 		}
 	}
 	for _, p := range d.Policies {

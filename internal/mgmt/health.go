@@ -1,8 +1,10 @@
 package mgmt
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
@@ -87,7 +89,33 @@ func (a *API) checkCertificateExpiration(r *http.Request) healthResult {
 // mode to drain it into.
 func (a *API) checkInService(r *http.Request) healthResult { return healthOK() }
 
+// ConnectionCap is one front end's open connections and its listeners'
+// cap (0: none), for below-node-connection-limit.
+type ConnectionCap struct {
+	Protocol string // "amqp", "kafka"
+	Setting  string // the cap's setting, for the reason: "amqp_max_connections"
+	Open     int
+	Max      int
+}
+
 // checkReadyToServe is is-in-service and below-node-connection-limit
-// together; Sluice sets no connection limit, so it passes while the node
-// runs.
-func (a *API) checkReadyToServe(r *http.Request) healthResult { return healthOK() }
+// together: 200 while every front end is below its connection cap
+// (amqp_max_connections, kafka_max_connections; none set, it passes), 503
+// naming the caps reached otherwise, as RabbitMQ compares its AMQP
+// connections against the node's limit. Sluice counts the Kafka
+// listener too: at its cap new Kafka clients wait unserved.
+func (a *API) checkReadyToServe(r *http.Request) healthResult {
+	if a.opts.ConnectionCaps == nil {
+		return healthOK()
+	}
+	var reached []string
+	for _, c := range a.opts.ConnectionCaps() {
+		if c.Max > 0 && c.Open >= c.Max {
+			reached = append(reached, fmt.Sprintf("%d %s connections, at %s (%d)", c.Open, c.Protocol, c.Setting, c.Max))
+		}
+	}
+	if len(reached) > 0 {
+		return healthFailed("node has reached its connection limit: "+strings.Join(reached, "; "), nil)
+	}
+	return healthOK()
+}

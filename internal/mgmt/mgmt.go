@@ -62,8 +62,12 @@ type Options struct {
 	// Failures lists the logs refusing writes after a storage failure
 	// (broker.Recovery.Failures); nil: none are watched.
 	Failures func() []broker.LogFailure
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// ConnectionCaps reports the front ends' open connections and caps
+	// (below-node-connection-limit); nil: no caps.
+	ConnectionCaps func() []ConnectionCap
+
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // API serves the management HTTP API.

@@ -128,6 +128,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	// One limiter of failed logins for both protocols: guesses from
 	// one address are slowed whichever port they try.
 	loginLimiter := auth.DefaultFailureLimiter()
+	// One count of connections for the vhost and user max-connections
+	// limits, over both protocols.
+	connCounts := new(broker.ConnCounts)
 	anonymous, err := kafka.ParseAnonymousAccess(cfg.KafkaAnonymous)
 	if err != nil {
 		return nil, err
@@ -154,6 +157,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		IdleTimeout:    cfg.KafkaIdleTimeout,
 		FrameTimeout:   cfg.FrameTimeout,
 		WriteTimeout:   cfg.KafkaWriteTimeout,
+		Limits:         s.meta,
+		ConnCounts:     connCounts,
+		Vhost:          cfg.KafkaVhost,
 	}, s.broker, s.groups); err != nil {
 		return nil, err
 	}
@@ -182,7 +188,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Authorizer:     broker.NewAuthorizer(s.meta, cfg.KafkaVhost),
 		MaxConnections: cfg.AMQPMaxConnections, MaxMessageBytes: cfg.AMQPMaxMessageBytes,
 		HandshakeTimeout: cfg.AMQPHandshakeTimeout, WriteTimeout: cfg.AMQPWriteTimeout, FrameTimeout: cfg.FrameTimeout,
-		Limits: s.meta,
+		Limits: s.meta, ConnCounts: connCounts,
 	}, s.router, s.meta)
 	s.mx.Watch(metrics.Sources{Router: s.router, Broker: s.broker, DataDir: cfg.DataDir, Failures: s.recovery.Failures})
 	s.mx.SetAlarmSource(alarmSource{s.alarms})
@@ -201,6 +207,12 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
+		ConnectionCaps: func() []mgmt.ConnectionCap {
+			return []mgmt.ConnectionCap{
+				{Protocol: "amqp", Setting: "amqp_max_connections", Open: s.amqp.OpenConnections(), Max: cfg.AMQPMaxConnections},
+				{Protocol: "kafka", Setting: "kafka_max_connections", Open: s.kafka.OpenConnections(), Max: cfg.KafkaMaxConnections},
+			}
+		},
 		Listeners: append([]mgmt.Listener{
 			{Protocol: "amqp", Addr: s.amqpLn.Addr()},
 			{Protocol: "kafka", Addr: s.kafkaLn.Addr()},

@@ -40,6 +40,12 @@ func Listen(ln net.Listener, cfg *tls.Config, name string, log *slog.Logger) net
 	return l
 }
 
+// IsListener reports whether ln is a TLS listener Listen made.
+func IsListener(ln net.Listener) bool {
+	_, ok := ln.(*listener)
+	return ok
+}
+
 type listener struct {
 	inner  net.Listener
 	cfg    *tls.Config
