@@ -373,6 +373,17 @@ func TestTLSRabbitmqadminOverHTTPS(t *testing.T) {
 	if !strings.Contains(out.Stdout, "over-https") {
 		t.Fatalf("rabbitmqadmin list queues over https:\n%s", out.Stdout)
 	}
+	// Sluice's own admin CLI, trusting the dev CA; without it the
+	// certificate is refused.
+	ca := filepath.Join(b.Certs, tlsconf.DevCACert)
+	https := "https://localhost:" + portOf(t, b.HTTPS)
+	cli := runTool(t, 30*time.Second, "", sluiceBin, "queue", "list", "--http", https, "--tls-ca", ca).must(t, b.broker, "sluice queue list over https")
+	if !strings.Contains(cli.Stdout, "over-https") {
+		t.Fatalf("sluice queue list over https:\n%s", cli.Stdout)
+	}
+	if r := runTool(t, 30*time.Second, "", sluiceBin, "queue", "list", "--http", https); r.Err == nil || !strings.Contains(r.Stderr, "certificate") {
+		t.Fatalf("sluice queue list over https without --tls-ca: err %v, stderr %q; want a certificate error", r.Err, r.Stderr)
+	}
 	// The overview lists every listener with RabbitMQ's protocol names.
 	var ov struct {
 		Listeners []struct {

@@ -36,6 +36,7 @@ type mgmtFlags struct {
 	password string
 	vhost    string
 	output   string
+	tlsCA    string // trust these CA certificates for an https:// --http
 }
 
 func envOr(name, def string) string {
@@ -54,6 +55,8 @@ func (f *mgmtFlags) register(cmd *cobra.Command, withVhost bool) {
 	pf.StringVar(&f.user, "user", envOr(userEnv, "guest"), "management API user (env "+userEnv+")")
 	pf.StringVar(&f.password, "password", envOr(passwordEnv, "guest"), "management API password (env "+passwordEnv+")")
 	pf.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	pf.StringVar(&f.tlsCA, "tls-ca", os.Getenv(tlsCAEnv),
+		"with an https:// --http, trust the CA certificates in this PEM file (env "+tlsCAEnv+")")
 	if withVhost {
 		pf.StringVar(&f.vhost, "vhost", "/", "the virtual host")
 	}
@@ -137,7 +140,11 @@ func (f *mgmtFlags) do(ctx context.Context, method, path string, body any, hdr .
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client, err := f.client(base.Scheme)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return 0, nil, fmt.Errorf("no answer from %s within %v", f.http, adminTimeout)
@@ -337,4 +344,19 @@ func since(ms int64) string {
 		return ""
 	}
 	return time.Since(time.UnixMilli(ms)).Truncate(time.Second).String()
+}
+
+// client is the HTTP client for the API: the default one, or for an
+// https:// URL with --tls-ca one that trusts that CA.
+func (f *mgmtFlags) client(scheme string) (*http.Client, error) {
+	if scheme != "https" || f.tlsCA == "" {
+		return http.DefaultClient, nil
+	}
+	cfg, err := tlsClientConfig(f.tlsCA)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	return &http.Client{Transport: tr}, nil
 }
