@@ -48,6 +48,10 @@ type Options struct {
 	// sends and the ones it accepts; a single message larger than this
 	// (a huge snapshot) is dropped. Default 64 MiB.
 	MaxFrameSize int
+	// MaxHandshakes bounds the connections accepted but not yet through
+	// the handshake; more are closed at once, so that a flood of
+	// unauthenticated connections costs bounded memory. Default 64.
+	MaxHandshakes int
 	// MinBackoff and MaxBackoff bound the wait between dials of a peer
 	// that cannot be reached (doubling from min to max). Defaults 20ms
 	// and 1s.
@@ -82,6 +86,9 @@ func (o *Options) setDefaults() {
 	if o.MaxQueueBytes <= 0 {
 		o.MaxQueueBytes = 128 << 20
 	}
+	if o.MaxHandshakes <= 0 {
+		o.MaxHandshakes = 64
+	}
 	if o.MaxFrameSize <= 0 {
 		o.MaxFrameSize = 64 << 20
 	}
@@ -101,7 +108,9 @@ type Transport struct {
 	log     *slog.Logger
 	handler func(from cluster.NodeID, envs []cluster.Envelope)
 
-	ctx    context.Context // cancelled by Close
+	ctx        context.Context // cancelled by Close
+	handshakes chan struct{}   // a slot per accepted connection in its handshake
+	lastLog    [numReasons]atomic.Int64
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	stats  counters
@@ -150,6 +159,9 @@ func New(cfg cluster.Config, opts Options) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if (cfg.ServerTLS == nil) != (cfg.ClientTLS == nil) {
+		return nil, errors.New("cluster transport: TLS needs both a server and a client configuration")
+	}
 	if len(cfg.ClusterID) > maxClusterID {
 		return nil, fmt.Errorf("cluster id longer than %d bytes", maxClusterID)
 	}
@@ -162,6 +174,7 @@ func New(cfg cluster.Config, opts Options) (*Transport, error) {
 		peers:   make(map[cluster.NodeID]*peer),
 		conns:   make(map[net.Conn]struct{}),
 	}
+	t.handshakes = make(chan struct{}, opts.MaxHandshakes)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	for id, addr := range cfg.Peers {
 		if id != cfg.NodeID {
@@ -464,6 +477,13 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 			t.log.Error("cluster listener failed", "err", err)
 			return
 		}
+		select {
+		case t.handshakes <- struct{}{}:
+		default:
+			t.log.Warn("cluster connection closed: too many handshakes under way", "remote", nc.RemoteAddr().String())
+			nc.Close()
+			continue
+		}
 		if !t.track(nc) {
 			nc.Close()
 			return
@@ -472,6 +492,7 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 		go func() {
 			defer t.wg.Done()
 			c, err := t.accept(nc)
+			<-t.handshakes
 			if err != nil {
 				nc.Close()
 				t.untrack(nc)
@@ -494,10 +515,7 @@ func (r *refusal) Error() string { return r.reason.String() + ": " + r.detail }
 // effort: the handshake deadline bounds it) and returns the error.
 func (t *Transport) refuse(nc net.Conn, tell bool, claimed cluster.NodeID, reason Reason, detail string) error {
 	t.stats.refusals[reason].Add(1)
-	level := slog.LevelWarn
-	if reason == ReasonBlocked {
-		level = slog.LevelDebug
-	}
+	level := t.refusalLevel(reason)
 	t.log.Log(context.Background(), level, "cluster connection refused", "reason", reason.String(),
 		"remote", nc.RemoteAddr().String(), "claimed_node", claimed, "detail", detail)
 	if tell {
@@ -507,6 +525,25 @@ func (t *Transport) refuse(nc net.Conn, tell bool, claimed cluster.NodeID, reaso
 	return &refusal{reason, detail}
 }
 
+// refusalLogEvery is how often a refusal reason is logged at Warn: a
+// misconfigured peer redials every MaxBackoff and would otherwise fill
+// the log. The counters count every refusal.
+const refusalLogEvery = 30 * time.Second
+
+// refusalLevel is Warn for the first refusal of a reason in
+// refusalLogEvery, Debug for the rest and for Block's refusals.
+func (t *Transport) refusalLevel(r Reason) slog.Level {
+	if r == ReasonBlocked {
+		return slog.LevelDebug
+	}
+	now := time.Now().UnixNano()
+	last := t.lastLog[r].Load()
+	if now-last < int64(refusalLogEvery) || !t.lastLog[r].CompareAndSwap(last, now) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
 // peerRefused handles a refusal record from the other side.
 func (t *Transport) peerRefused(nc net.Conn, body []byte) error {
 	t.stats.refusals[ReasonByPeer].Add(1)
@@ -514,7 +551,8 @@ func (t *Transport) peerRefused(nc net.Conn, body []byte) error {
 		body = body[:maxReason]
 	}
 	reason := strconv.QuoteToASCII(string(body))
-	t.log.Warn("cluster peer refused this node", "remote", nc.RemoteAddr().String(), "reason", reason)
+	t.log.Log(context.Background(), t.refusalLevel(ReasonByPeer), "cluster peer refused this node",
+		"remote", nc.RemoteAddr().String(), "reason", reason)
 	return &refusal{ReasonByPeer, reason}
 }
 

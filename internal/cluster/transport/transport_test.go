@@ -513,3 +513,65 @@ func TestBlockPartitions(t *testing.T) {
 	nodes[1].Block(2, false)
 	waitMesh(t, nodes)
 }
+
+// TestBoundedHandshakes: connections that never finish the handshake hold
+// at most MaxHandshakes slots; past that new connections close at once,
+// and a real peer gets in when a slot frees.
+func TestBoundedHandshakes(t *testing.T) {
+	nodes := startNodes(t, 2, func(_ cluster.NodeID, _ *cluster.Config, o *Options) { o.MaxHandshakes = 1 })
+	waitMesh(t, nodes)
+	silent, err := net.Dial("tcp", nodes[2].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	waitFor(t, "a connection closed for want of a slot", func() bool {
+		c, err := net.Dial("tcp", nodes[2].Addr())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = c.Read(make([]byte, 1))
+		return err != nil && !isTimeout(err)
+	})
+	// With the slot free again, a real peer gets through: drop the
+	// connection and let node 1 redial.
+	silent.Close()
+	nodes[1].Block(2, true)
+	nodes[1].Block(2, false)
+	waitMesh(t, nodes)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestOversizeMessageDropped: a message larger than a frame may be is
+// dropped and counted at Send, and the connection carries on.
+func TestOversizeMessageDropped(t *testing.T) {
+	nodes := startNodes(t, 2, func(_ cluster.NodeID, _ *cluster.Config, o *Options) { o.MaxFrameSize = 4096 })
+	waitMesh(t, nodes)
+	envs := msgs(1, 2, 0, 3, 1) // 0 heartbeat, 1 and 2 appends
+	envs[1].Msg.Entries[0].Data = make([]byte, 8192)
+	nodes[1].Send(2, envs)
+	waitFor(t, "the two that fit", func() bool { return nodes[2].in.count(1) == 2 })
+	if s := nodes[1].Stats(); s.DroppedOversize != 1 {
+		t.Fatalf("stats %+v, want one oversize drop", s)
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	peers := map[cluster.NodeID]string{1: "127.0.0.1:0"}
+	for name, cfg := range map[string]cluster.Config{
+		"disabled":        {},
+		"no cluster id":   {NodeID: 1, Peers: peers},
+		"half TLS":        {NodeID: 1, Peers: peers, ClusterID: "c", ServerTLS: &tls.Config{}},
+		"long cluster id": {NodeID: 1, Peers: peers, ClusterID: string(make([]byte, 256))},
+	} {
+		if _, err := New(cfg, Options{}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
