@@ -111,9 +111,9 @@ type Transport struct {
 	ctx        context.Context // cancelled by Close
 	handshakes chan struct{}   // a slot per accepted connection in its handshake
 	lastLog    [numReasons]atomic.Int64
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	stats  counters
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	stats      counters
 
 	// mu guards the fields below. Lock order: Transport.mu before
 	// peer.mu; neither is held across network I/O.
