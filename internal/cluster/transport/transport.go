@@ -454,11 +454,17 @@ func (t *Transport) dialLoop(p *peer) {
 			backoff = min(2*backoff, t.opts.MaxBackoff)
 			continue
 		}
-		backoff = t.opts.MinBackoff
+		// A connection that fails at once (a peer that accepts and
+		// drops) keeps the backoff growing; one that lived resets it.
+		up := time.Now()
 		t.serve(c)
-		if !t.sleep(t.opts.MinBackoff, p) {
+		if time.Since(up) > t.opts.MaxBackoff {
+			backoff = t.opts.MinBackoff
+		}
+		if !t.sleep(backoff, p) {
 			return
 		}
+		backoff = min(2*backoff, t.opts.MaxBackoff)
 	}
 }
 
