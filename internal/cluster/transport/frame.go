@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
@@ -32,7 +33,20 @@ const frameHeader = 4
 // larger ids (never seen in practice) travel in full.
 const maxCompactGroup = 1<<(64-hbShift) - 1
 
-var errMalformed = errors.New("malformed frame")
+var (
+	errMalformed = errors.New("malformed frame")
+	errLocalOnly = errors.New("a message with Responses is local to a node (storage thread) and never crosses the network")
+)
+
+// Limits on one frame's content beside its size. Decoding turns a few
+// bytes into a large struct (a compact heartbeat of 1 byte into an
+// Envelope of some 250 bytes, an empty log entry of 2 bytes into an
+// Entry of some 100), so the size limit alone would let a frame of
+// 64 MiB cost gigabytes; these make the worst case tens of megabytes.
+const (
+	maxFrameItems   = 1 << 16 // envelopes
+	maxFrameEntries = 1 << 20 // log entries over all its messages
+)
 
 // compactable reports whether m can travel as a compact heartbeat entry
 // from node from to node to: a heartbeat or heartbeat response between
@@ -89,6 +103,7 @@ func appendFull(b []byte, group cluster.GroupID, m *raftpb.Message) ([]byte, err
 // buf[start:end] of its queue are a full item or one compact entry.
 type item struct {
 	end     int
+	entries int // log entries in the message
 	compact bool
 }
 
@@ -111,13 +126,19 @@ func (e *encoder) add(env *cluster.Envelope) (int, error) {
 		e.compacts++
 		return len(e.buf) - before, nil
 	}
+	if len(env.Msg.Responses) > 0 {
+		return 0, errLocalOnly
+	}
+	if len(env.Msg.Entries) > maxFrameEntries {
+		return 0, fmt.Errorf("%d log entries in one message, limit %d", len(env.Msg.Entries), maxFrameEntries)
+	}
 	b, err := appendFull(e.buf, env.Group, &env.Msg)
 	if err != nil {
 		e.buf = e.buf[:before]
 		return 0, err
 	}
 	e.buf = b
-	e.items = append(e.items, item{end: len(e.buf)})
+	e.items = append(e.items, item{end: len(e.buf), entries: len(env.Msg.Entries)})
 	return len(e.buf) - before, nil
 }
 
@@ -144,9 +165,10 @@ func (e *encoder) reset() {
 // the tag and the count.
 const runOverhead = 1 + binary.MaxVarintLen64
 
-// frames appends to out the queued items as frames of at most maxFrame
-// body bytes each, in order; consecutive compact entries form one run.
-// It returns out and the number of frames.
+// frames appends to out the queued items as frames, in order, each
+// within maxFrame body bytes, maxFrameItems envelopes and maxFrameEntries
+// log entries; consecutive compact entries form one run. It returns out
+// and the number of frames.
 func (e *encoder) frames(out []byte, maxFrame int) ([]byte, int) {
 	nframes := 0
 	i, start := 0, 0
@@ -154,22 +176,25 @@ func (e *encoder) frames(out []byte, maxFrame int) ([]byte, int) {
 		hdr := len(out)
 		out = append(out, 0, 0, 0, 0)
 		nframes++
-		body := 0
-		for i < len(e.items) {
-			if !e.items[i].compact {
-				size := e.items[i].end - start
-				if body > 0 && body+size > maxFrame {
+		body, items, entries := 0, 0, 0
+		for i < len(e.items) && items < maxFrameItems {
+			it := e.items[i]
+			if !it.compact {
+				size := it.end - start
+				if body > 0 && (body+size > maxFrame || entries+it.entries > maxFrameEntries) {
 					break
 				}
-				out = append(out, e.buf[start:e.items[i].end]...)
+				out = append(out, e.buf[start:it.end]...)
 				body += size
-				start = e.items[i].end
+				items++
+				entries += it.entries
+				start = it.end
 				i++
 				continue
 			}
 			// A run: count how many compact entries fit.
 			j, size := i, 0
-			for j < len(e.items) && e.items[j].compact {
+			for j < len(e.items) && e.items[j].compact && items+(j-i) < maxFrameItems {
 				s := e.items[j].end - start - size
 				if body+runOverhead+size+s > maxFrame && j > i {
 					break
@@ -184,6 +209,7 @@ func (e *encoder) frames(out []byte, maxFrame int) ([]byte, int) {
 			out = binary.AppendUvarint(out, uint64(j-i))
 			out = append(out, e.buf[start:start+size]...)
 			body += 1 + uvarintLen(uint64(j-i)) + size
+			items += j - i
 			start += size
 			i = j
 		}
@@ -201,8 +227,9 @@ func uvarintLen(v uint64) int {
 	return n
 }
 
-// AppendFrame encodes envs from node from to node to as one frame,
-// length prefix included, appended to b. It is the encoder the transport
+// AppendFrame encodes envs from node from to node to as one frame
+// (several past maxFrameItems envelopes), length prefix included,
+// appended to b. It is the encoder the transport
 // uses, exposed for tests and benchmarks; frames larger than the
 // receiver's limit are refused there.
 func AppendFrame(b []byte, from, to cluster.NodeID, envs []cluster.Envelope) ([]byte, error) {
@@ -264,12 +291,16 @@ func (r *reader) bytes(n uint64) []byte {
 // hold (a count from the network is never trusted beyond that).
 func countItems(body []byte) (int, error) {
 	r := reader{b: body}
-	n := 0
+	n, entries := 0, 0
 	for len(r.b) > 0 && r.err == nil {
 		switch r.byte() {
 		case tagMessage:
 			r.uvarint()
-			r.bytes(r.uvarint())
+			k, err := countEntries(r.bytes(r.uvarint()))
+			if err != nil {
+				return 0, err
+			}
+			entries += k
 			n++
 		case tagHeartbeat:
 			c := r.uvarint()
@@ -289,8 +320,43 @@ func countItems(body []byte) (int, error) {
 		default:
 			return 0, errMalformed
 		}
+		if n > maxFrameItems || entries > maxFrameEntries {
+			return 0, fmt.Errorf("%w: more than %d envelopes or %d log entries", errMalformed, maxFrameItems, maxFrameEntries)
+		}
 	}
 	return n, r.err
+}
+
+// Field numbers of raftpb.Message that countEntries looks for.
+const (
+	fieldEntries   = 7
+	fieldResponses = 14
+)
+
+// countEntries counts the log entries of an encoded raftpb.Message
+// without decoding it, and refuses Responses, which only the local
+// storage thread uses (they would nest more entries).
+func countEntries(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return 0, errMalformed
+		}
+		b = b[k:]
+		k = protowire.ConsumeFieldValue(num, typ, b)
+		if k < 0 {
+			return 0, errMalformed
+		}
+		b = b[k:]
+		switch num {
+		case fieldEntries:
+			n++
+		case fieldResponses:
+			return 0, fmt.Errorf("%w: %v", errMalformed, errLocalOnly)
+		}
+	}
+	return n, nil
 }
 
 // DecodeFrame decodes a frame body (without its length prefix) sent by

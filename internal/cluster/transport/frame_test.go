@@ -170,10 +170,50 @@ func TestDecodeFrameRejects(t *testing.T) {
 		"compact group 0":      {tagHeartbeat, 1, hbHasTerm, 1},
 		"bad protobuf":         {tagMessage, 1, 2, 0xff, 0xff},
 		"overlong varint":      {tagMessage, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"responses":            {tagMessage, 1, 2, fieldResponses<<3 | 2, 0},
 	} {
 		if envs, err := DecodeFrame(body, 1, 2); err == nil {
 			t.Errorf("%s: decoded %d envelopes, want an error", name, len(envs))
 		}
+	}
+}
+
+// TestFrameItemLimits: decoding multiplies memory (a byte of heartbeat
+// becomes a struct of hundreds), so frames hold at most maxFrameItems
+// envelopes; the encoder splits past it and the decoder refuses more.
+// Messages with Responses (local to a node) are refused both ways.
+func TestFrameItemLimits(t *testing.T) {
+	envs := make([]cluster.Envelope, maxFrameItems+10)
+	for i := range envs {
+		envs[i] = hb(cluster.GroupID(i+1), 1, 1)
+	}
+	e := encoder{from: 1, to: 2}
+	for i := range envs {
+		e.add(&envs[i])
+	}
+	out, n := e.frames(nil, 64<<20)
+	if n != 2 {
+		t.Fatalf("%d frames for %d heartbeats, want 2", n, len(envs))
+	}
+	size := binary.BigEndian.Uint32(out)
+	first, err := DecodeFrame(out[frameHeader:frameHeader+size], 1, 2)
+	if err != nil || len(first) != maxFrameItems {
+		t.Fatalf("first frame: %d envelopes, %v", len(first), err)
+	}
+	// One frame with all of them, as a hostile peer would send.
+	body := []byte{tagHeartbeat}
+	body = binary.AppendUvarint(body, uint64(len(envs)))
+	for range envs {
+		body = append(body, 8)
+	}
+	if _, err := DecodeFrame(body, 1, 2); err == nil {
+		t.Fatal("a frame past the envelope limit decoded")
+	}
+
+	withResp := []cluster.Envelope{app(1, 1, "x")}
+	withResp[0].Msg.Responses = []*raftpb.Message{{Type: raftpb.MsgAppResp.Enum()}}
+	if _, err := e.add(&withResp[0]); err == nil {
+		t.Fatal("a message with Responses was encoded")
 	}
 }
 

@@ -47,6 +47,10 @@ type Stats struct {
 	// peer is blocked (fault injection), the message exceeds the frame
 	// size.
 	DroppedQueueFull, DroppedUnreachable, DroppedBlocked, DroppedOversize uint64
+	// DroppedInvalid counts messages that may not cross the network
+	// (Responses set, more log entries than a frame may hold): a bug
+	// of the sender, logged.
+	DroppedInvalid uint64
 	// DroppedInbound counts received messages dropped because their
 	// sender is blocked.
 	DroppedInbound uint64
@@ -65,6 +69,7 @@ type counters struct {
 	bytesSent, bytesReceived       atomic.Uint64
 	dropQueueFull, dropUnreachable atomic.Uint64
 	dropBlocked, dropOversize      atomic.Uint64
+	dropInvalid                    atomic.Uint64
 	dropInbound                    atomic.Uint64
 	handshakes                     atomic.Uint64
 	refusals                       [numReasons]atomic.Uint64
@@ -85,6 +90,7 @@ func (t *Transport) Stats() Stats {
 		DroppedUnreachable:  c.dropUnreachable.Load(),
 		DroppedBlocked:      c.dropBlocked.Load(),
 		DroppedOversize:     c.dropOversize.Load(),
+		DroppedInvalid:      c.dropInvalid.Load(),
 		DroppedInbound:      c.dropInbound.Load(),
 		Handshakes:          c.handshakes.Load(),
 		Refusals:            make(map[string]uint64),

@@ -346,7 +346,7 @@ func (t *Transport) Send(to cluster.NodeID, envs []cluster.Envelope) {
 		t.stats.dropUnreachable.Add(uint64(len(envs)))
 		return
 	}
-	var full, oversize uint64
+	var full, oversize, invalid uint64
 	for i := range envs {
 		if len(p.q.items) >= t.opts.MaxQueueMessages || len(p.q.buf) >= t.opts.MaxQueueBytes {
 			full++
@@ -355,8 +355,8 @@ func (t *Transport) Send(to cluster.NodeID, envs []cluster.Envelope) {
 		n, err := p.q.add(&envs[i])
 		switch {
 		case err != nil:
-			oversize++
-			t.log.Error("cluster message not encodable", "peer", to, "group", envs[i].Group, "err", err)
+			invalid++
+			t.log.Error("cluster message not sendable", "peer", to, "group", envs[i].Group, "err", err)
 		case n > t.opts.MaxFrameSize-runOverhead:
 			p.q.undo()
 			oversize++
@@ -371,6 +371,9 @@ func (t *Transport) Send(to cluster.NodeID, envs []cluster.Envelope) {
 	}
 	if oversize > 0 {
 		t.stats.dropOversize.Add(oversize)
+	}
+	if invalid > 0 {
+		t.stats.dropInvalid.Add(invalid)
 	}
 	select {
 	case c.signal <- struct{}{}:
