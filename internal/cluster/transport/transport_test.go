@@ -464,6 +464,16 @@ func TestPeerThatStopsReading(t *testing.T) {
 	waitMesh(t, nodes)
 	big := bytes.Repeat([]byte("x"), 64<<10)
 	p := nodes[1].peer(2)
+	sent := make(chan struct{})
+	timer := time.AfterFunc(15*time.Second, func() {
+		select {
+		case <-sent:
+		default:
+			panic("Send blocked on a peer that does not read")
+		}
+	})
+	defer timer.Stop()
+	defer close(sent)
 	for i := 0; i < 2000 && nodes[1].Stats().DroppedQueueFull == 0; i++ {
 		var env [1]cluster.Envelope
 		m := &env[0].Msg
@@ -574,4 +584,18 @@ func TestNewRefusesBadConfig(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// TestPeerMoves: when a peer's address changes, the dialer drops the
+// connection to the old address and connects to the new one.
+func TestPeerMoves(t *testing.T) {
+	nodes := startNodes(t, 2, nil)
+	waitMesh(t, nodes)
+	peers := map[cluster.NodeID]string{1: nodes[1].Addr(), 2: "127.0.0.1:0"}
+	moved := startNode(t, 2, peers, "127.0.0.1:0", nil)
+	nodes[1].SetPeerAddr(2, moved.Addr())
+	waitFor(t, "the old node 2 dropped", func() bool { return !nodes[2].Reachable(1) })
+	waitFor(t, "the moved node 2 reached", func() bool { return moved.Reachable(1) && nodes[1].Reachable(2) })
+	nodes[1].Send(2, msgs(1, 2, 0, 5, 1))
+	waitFor(t, "traffic to the new address", func() bool { return moved.in.count(1) == 5 })
 }
