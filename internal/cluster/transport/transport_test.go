@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,11 +38,17 @@ type inbox struct {
 	mu   sync.Mutex
 	got  map[cluster.NodeID][]cluster.Envelope
 	hold chan struct{} // when set, the handler blocks until it closes
+	// fwd, when set, takes the batches instead (a test's Raft loop).
+	fwd atomic.Pointer[func(cluster.NodeID, []cluster.Envelope)]
 }
 
 func newInbox() *inbox { return &inbox{got: make(map[cluster.NodeID][]cluster.Envelope)} }
 
 func (in *inbox) handle(from cluster.NodeID, envs []cluster.Envelope) {
+	if f := in.fwd.Load(); f != nil {
+		(*f)(from, envs)
+		return
+	}
 	if in.hold != nil {
 		<-in.hold
 	}
