@@ -220,6 +220,9 @@ func (t *Transport) dialHandshake(raw net.Conn, p *peer, addr string) (*conn, er
 		}
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(t.ctx); err != nil {
+			if t.ctx.Err() != nil {
+				return nil, err // closing, not a refusal
+			}
 			return nil, t.refuse(nc, false, p.id, ReasonTLS, err.Error())
 		}
 		if err := checkCert(tc.ConnectionState(), p.id); err != nil {
@@ -284,6 +287,9 @@ func (t *Transport) accept(raw net.Conn) (*conn, error) {
 	if t.cfg.ServerTLS != nil {
 		tc := tls.Server(nc, t.cfg.ServerTLS)
 		if err := tc.HandshakeContext(t.ctx); err != nil {
+			if t.ctx.Err() != nil {
+				return nil, err // closing, not a refusal
+			}
 			return nil, t.refuse(nc, false, 0, ReasonTLS, err.Error())
 		}
 		st := tc.ConnectionState()
