@@ -60,6 +60,29 @@ type Config struct {
 	// certificate's subject common name is the user it logs in as (AMQP
 	// EXTERNAL, the Kafka principal).
 	TLSClientAuth string `key:"tls_client_auth"`
+	// Cluster settings (docs/clustering.md, "Running a cluster"). All
+	// unset (NodeID 0): a single node, exactly as without them.
+
+	// NodeID is this node's id in the cluster (also its Kafka broker id),
+	// from 1 to 2^31-1; one of ClusterPeers' ids. Default 0: no cluster.
+	NodeID int `key:"node_id"`
+	// ClusterAddr is the host:port this node listens on for the other
+	// nodes. Default: this node's entry in ClusterPeers.
+	ClusterAddr string `key:"cluster_addr"`
+	// ClusterPeers is every voting node of the initial cluster, this one
+	// included: "1=host:port,2=host:port,...". Default "".
+	ClusterPeers string `key:"cluster_peers"`
+	// ClusterID names the cluster: nodes refuse a peer that gives another.
+	// Required in a cluster. Default "".
+	ClusterID string `key:"cluster_id"`
+	// ClusterSecretFile holds the secret the nodes prove to each other
+	// (surrounding white space ignored). A cluster needs it or mutual TLS
+	// (TLSCert, TLSKey and TLSCA). Default "".
+	ClusterSecretFile string `key:"cluster_secret_file"`
+	// Rack is this node's rack (Kafka's broker.rack), told to clients in
+	// Metadata and used to spread replicas. Default "".
+	Rack string `key:"rack"`
+
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `key:"log_level"`
 	// DebugPprof serves Go's profiler (net/http/pprof) at /debug/pprof/
@@ -296,6 +319,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateTLS(bad)
+	c.validateCluster(bad)
 	switch c.KafkaAnonymous {
 	case "loopback", "none", "all":
 	default:
