@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,8 +21,6 @@ import (
 )
 
 func newServerCmd() *cobra.Command {
-	var configFile string
-	flags := map[string]*string{}
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the broker",
@@ -30,37 +29,17 @@ func newServerCmd() *cobra.Command {
 Stops gracefully on SIGINT or SIGTERM, flushing and closing every log.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := config.Default()
-			if configFile == "" {
-				configFile = os.Getenv("SLUICE_CONFIG")
-			}
-			if configFile != "" {
-				if err := cfg.LoadFile(configFile); err != nil {
-					return err
-				}
-			}
-			if err := cfg.LoadEnv(os.Environ()); err != nil {
-				return err
-			}
-			for key, v := range flags {
-				if cmd.Flags().Changed(config.FlagName(key)) {
-					if err := cfg.Set(key, *v); err != nil {
-						return fmt.Errorf("--%s: %w", config.FlagName(key), err)
-					}
-				}
-			}
-			if err := cfg.Validate(); err != nil {
+			cfg, err := serverConfig(cmd, os.Environ())
+			if err != nil {
 				return err
 			}
 			return runServer(cfg)
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "config file of key = value lines (env SLUICE_CONFIG)")
+	cmd.Flags().String("config", "", "config file of key = value lines (env SLUICE_CONFIG)")
 	def := config.Default()
 	for _, key := range config.Keys() {
-		v := new(string)
-		flags[key] = v
-		cmd.Flags().StringVar(v, config.FlagName(key), def.Get(key),
+		cmd.Flags().String(config.FlagName(key), def.Get(key),
 			fmt.Sprintf("%s (env %s)", describe(key), config.EnvName(key)))
 		if d := def.Get(key); d == "true" || d == "false" {
 			// A boolean setting given alone (--fsync-shared) means true,
@@ -69,6 +48,37 @@ Stops gracefully on SIGINT or SIGTERM, flushing and closing every log.`,
 		}
 	}
 	return cmd
+}
+
+// serverConfig is the configuration of a server command whose flags are
+// parsed: defaults, then the config file, then environ's SLUICE_*
+// variables, then the flags given; validated.
+func serverConfig(cmd *cobra.Command, environ []string) (config.Config, error) {
+	cfg := config.Default()
+	configFile, _ := cmd.Flags().GetString("config")
+	if configFile == "" {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, "SLUICE_CONFIG="); ok {
+				configFile = v
+			}
+		}
+	}
+	if configFile != "" {
+		if err := cfg.LoadFile(configFile); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.LoadEnv(environ); err != nil {
+		return cfg, err
+	}
+	for _, key := range config.Keys() {
+		if f := cmd.Flags().Lookup(config.FlagName(key)); f != nil && f.Changed {
+			if err := cfg.Set(key, f.Value.String()); err != nil {
+				return cfg, fmt.Errorf("--%s: %w", config.FlagName(key), err)
+			}
+		}
+	}
+	return cfg, cfg.Validate()
 }
 
 func runServer(cfg config.Config) error {
