@@ -8,8 +8,8 @@ package kafka
 // A server given no Cluster is a single node: SingleNode answers with
 // this broker (NodeID) as the only broker, controller, coordinator and
 // replica, at the address of the listener each client came through, as
-// before clusters existed; and the produce path skips its leadership
-// check entirely, so a single node pays nothing for it.
+// before clusters existed; and the produce and fetch paths skip their
+// leadership check entirely, so a single node pays nothing for it.
 //
 // In a cluster (the Raft integration implements Cluster over the registry
 // of nodes and the partitions' Raft groups), Raft leaders are partition
@@ -21,6 +21,7 @@ package kafka
 
 import (
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -30,8 +31,8 @@ import (
 // Cluster answers the front end's questions about the cluster. Its
 // methods are called on every Metadata, DescribeCluster and
 // FindCoordinator request, and (when it is not SingleNode) for every
-// partition of every Produce: they must be cheap and safe for concurrent
-// use.
+// partition of every Produce and Fetch: they must be cheap and safe for
+// concurrent use.
 type Cluster interface {
 	// Self is this broker's id.
 	Self() int32
@@ -185,5 +186,37 @@ func (c *conn) produceNotLeader(resp *kmsg.ProduceResponse, sp *kmsg.ProduceResp
 		b := kmsg.NewProduceResponseBroker()
 		b.NodeID, b.Host, b.Port, b.Rack = e.id, e.host, e.port, e.rack
 		resp.Brokers = append(resp.Brokers, b)
+	}
+}
+
+// fetchLeader is NOT_LEADER_OR_FOLLOWER, with the current leader in sp
+// from v12 (KIP-951), for a partition this broker does not lead; else 0.
+func (c *conn) fetchLeader(topic string, p int32, version int16, sp *kmsg.FetchResponseTopicPartition) int16 {
+	r := c.s.cluster.Partition(topic, p)
+	if r.Leader == c.s.self {
+		return 0
+	}
+	if version >= 12 && r.Leader >= 0 {
+		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = r.Leader, r.LeaderEpoch
+	}
+	return kerr.NotLeaderForPartition.Code
+}
+
+// fetchLeaderEndpoints adds to resp (v16+, KIP-951's NodeEndpoints) the
+// endpoint of every current leader a partition of it names, once each.
+func (c *conn) fetchLeaderEndpoints(resp *kmsg.FetchResponse) {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			id := p.CurrentLeader.LeaderID
+			if p.ErrorCode != kerr.NotLeaderForPartition.Code || id < 0 ||
+				slices.ContainsFunc(resp.Brokers, func(b kmsg.FetchResponseBroker) bool { return b.NodeID == id }) {
+				continue
+			}
+			if e, ok := c.endpoint(id); ok {
+				b := kmsg.NewFetchResponseBroker()
+				b.NodeID, b.Host, b.Port, b.Rack = e.id, e.host, e.port, e.rack
+				resp.Brokers = append(resp.Brokers, b)
+			}
+		}
 	}
 }

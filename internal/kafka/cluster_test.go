@@ -258,3 +258,44 @@ func TestSingleNodeView(t *testing.T) {
 		}
 	}
 }
+
+func TestFetchFromAFollowerIsNotLeader(t *testing.T) {
+	c := clusterConn(t, threeNodes{})
+	produceAll(t, c, 11) // a record in partition 0, led here
+	topic, _ := c.s.broker.Topic("t")
+	fetch := func(v int16) *kmsg.FetchResponse {
+		req := kmsg.NewPtrFetchRequest()
+		req.SessionEpoch = -1
+		req.MaxBytes = 1 << 20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "t", topic.ID
+		for p := range int32(3) {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.PartitionMaxBytes = p, 1<<20
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		return wireTrip(t, call[*kmsg.FetchResponse](t, c, req, v), kmsg.NewPtrFetchResponse())
+	}
+	resp := fetch(16)
+	ps := resp.Topics[0].Partitions
+	if ps[0].ErrorCode != 0 || len(ps[0].RecordBatches) == 0 {
+		t.Errorf("partition 0, led here: %+v", ps[0])
+	}
+	if ps[1].ErrorCode != kerr.NotLeaderForPartition.Code || ps[1].CurrentLeader.LeaderID != 2 || ps[1].CurrentLeader.LeaderEpoch != 7 {
+		t.Errorf("partition 1, led by 2: %+v", ps[1])
+	}
+	if ps[2].ErrorCode != kerr.NotLeaderForPartition.Code || ps[2].CurrentLeader.LeaderID != -1 {
+		t.Errorf("partition 2, no leader: %+v", ps[2])
+	}
+	if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != 2 || resp.Brokers[0].Host != "n2.test" || deref(resp.Brokers[0].Rack) != "b" {
+		t.Errorf("node endpoints %+v, want broker 2's alone", resp.Brokers)
+	}
+	// v12-15: the current leader without endpoints; before v12 neither.
+	if resp := fetch(12); resp.Topics[0].Partitions[1].CurrentLeader.LeaderID != 2 || len(resp.Brokers) != 0 {
+		t.Errorf("v12: %+v, brokers %+v", resp.Topics[0].Partitions[1], resp.Brokers)
+	}
+	if resp := fetch(11); resp.Topics[0].Partitions[1].ErrorCode != kerr.NotLeaderForPartition.Code || resp.Topics[0].Partitions[1].CurrentLeader.LeaderID != -1 {
+		t.Errorf("v11: %+v", resp.Topics[0].Partitions[1])
+	}
+}
