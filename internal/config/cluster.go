@@ -166,3 +166,52 @@ func (c *Config) clusterTLS(log *slog.Logger) (server, client *tls.Config, err e
 	}
 	return server, client, nil
 }
+
+// unspecifiedHost is the host told to others for a listener bound to
+// every interface (":9092", "0.0.0.0:9092"): 127.0.0.1 on a single node,
+// as always; in a cluster the host of this node's entry in cluster_peers,
+// which the other nodes, and so the clients, can reach.
+func (c *Config) unspecifiedHost() string {
+	if c.ClusterOn() {
+		if peers, err := cluster.ParsePeers(c.ClusterPeers); err == nil {
+			if h, _, err := net.SplitHostPort(peers[cluster.NodeID(c.NodeID)]); err == nil && !unspecified(h) {
+				return h
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// NodeAddrs are the addresses a node registers in the registry of nodes
+// (meta.Node has the same fields), as others must use them: advertised,
+// never an unspecified host; "" for a listener that is off.
+type NodeAddrs struct {
+	ClusterAddr, KafkaAddr, KafkaTLSAddr, AMQPAddr, AMQPSAddr, HTTPAddr, HTTPSAddr string
+}
+
+// NodeAddrs returns this node's addresses for the registry of nodes. The
+// cluster address is this node's entry in cluster_peers (what the others
+// dial, whatever cluster_addr binds); the Kafka ones are the advertised
+// addresses; the others are the listeners' with an unspecified host made
+// the cluster address's host.
+func (c *Config) NodeAddrs() NodeAddrs {
+	host := c.unspecifiedHost()
+	addr := func(a string) string {
+		if a == "" {
+			return ""
+		}
+		return advertised("", a, host)
+	}
+	var cl string
+	if peers, err := cluster.ParsePeers(c.ClusterPeers); err == nil {
+		cl = peers[cluster.NodeID(c.NodeID)]
+	}
+	n := NodeAddrs{
+		ClusterAddr: cl, KafkaAddr: c.AdvertisedKafkaAddr(),
+		AMQPAddr: addr(c.AMQPAddr), AMQPSAddr: addr(c.AMQPSAddr), HTTPAddr: addr(c.HTTPAddr), HTTPSAddr: addr(c.HTTPSAddr),
+	}
+	if c.KafkaTLSAddr != "" {
+		n.KafkaTLSAddr = c.AdvertisedKafkaTLSAddr()
+	}
+	return n
+}

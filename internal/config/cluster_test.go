@@ -231,3 +231,25 @@ func TestClusterMutualTLS(t *testing.T) {
 		t.Fatalf("a node without a certificate was accepted (%d certificates)", n)
 	}
 }
+
+// A listener bound to every interface is advertised at 127.0.0.1 on a
+// single node, as always, and at the host of the node's cluster address
+// in a cluster, which the other nodes and the clients can reach.
+func TestNodeAddrs(t *testing.T) {
+	c := clusterConfig(t, map[string]string{"amqps_addr": "0.0.0.0:5671"})
+	if got := c.AdvertisedKafkaAddr(); got != "127.0.0.1:9092" {
+		t.Fatalf("single node: kafka advertised %s", got)
+	}
+	c = clusterConfig(t, map[string]string{
+		"node_id": "2", "cluster_peers": "1=10.0.0.1:9190,2=10.0.0.2:9190", "cluster_addr": "0.0.0.0:9190",
+		"amqps_addr": "0.0.0.0:5671", "kafka_tls_addr": ":9093", "kafka_tls_advertised_addr": "k2.example:19093",
+		"http_addr": "192.168.1.2:15672",
+	})
+	want := NodeAddrs{
+		ClusterAddr: "10.0.0.2:9190", KafkaAddr: "10.0.0.2:9092", KafkaTLSAddr: "k2.example:19093",
+		AMQPAddr: "10.0.0.2:5672", AMQPSAddr: "10.0.0.2:5671", HTTPAddr: "192.168.1.2:15672",
+	}
+	if got := c.NodeAddrs(); got != want {
+		t.Fatalf("node addresses\n got %+v\nwant %+v", got, want)
+	}
+}

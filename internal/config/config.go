@@ -416,29 +416,35 @@ func (c *Config) Validate() error {
 
 // AdvertisedKafkaAddr is the address told to clients.
 func (c *Config) AdvertisedKafkaAddr() string {
-	return advertised(c.KafkaAdvertisedAddr, c.KafkaAddr)
+	return advertised(c.KafkaAdvertisedAddr, c.KafkaAddr, c.unspecifiedHost())
 }
 
 // AdvertisedKafkaTLSAddr is the address told to clients of the Kafka TLS
 // listener.
 func (c *Config) AdvertisedKafkaTLSAddr() string {
-	return advertised(c.KafkaTLSAdvertisedAddr, c.KafkaTLSAddr)
+	return advertised(c.KafkaTLSAdvertisedAddr, c.KafkaTLSAddr, c.unspecifiedHost())
 }
 
 // advertised is set if set, else addr with an unspecified host made
-// 127.0.0.1.
-func advertised(set, addr string) string {
+// host.
+func advertised(set, addr, host string) string {
 	if set != "" {
 		return set
 	}
-	host, port, err := net.SplitHostPort(addr)
+	h, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
+	if unspecified(h) {
+		h = host
 	}
-	return net.JoinHostPort(host, port)
+	return net.JoinHostPort(h, port)
+}
+
+// unspecified reports whether a listener's host means every interface.
+func unspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
 }
 
 // Set assigns one setting by key from its text form.
