@@ -66,12 +66,15 @@ func findCoordinatorAllowed(c *conn, keyType int8, key string, co *kmsg.FindCoor
 // coordinator fills co with key's coordinator, or COORDINATOR_NOT_AVAILABLE.
 func (c *conn) coordinator(keyType int8, key string, co *kmsg.FindCoordinatorResponseCoordinator) {
 	id := c.s.cluster.Coordinator(keyType, key)
-	e, ok := c.endpoint(id)
-	if id == c.s.self {
+	var e endpoint
+	ok := id == c.s.self
+	if ok {
 		// This broker: the listener's address, without a walk over
 		// the brokers (a single node's only answer).
-		e, ok = endpoint{id: id}, true
+		e.id = id
 		e.host, e.port = c.advertised()
+	} else {
+		e, ok = c.endpoint(id)
 	}
 	if !ok {
 		co.NodeID, co.Host, co.Port = -1, "", -1
