@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,8 +21,6 @@ import (
 )
 
 func newServerCmd() *cobra.Command {
-	var configFile string
-	flags := map[string]*string{}
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the broker",
@@ -30,37 +29,17 @@ func newServerCmd() *cobra.Command {
 Stops gracefully on SIGINT or SIGTERM, flushing and closing every log.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := config.Default()
-			if configFile == "" {
-				configFile = os.Getenv("SLUICE_CONFIG")
-			}
-			if configFile != "" {
-				if err := cfg.LoadFile(configFile); err != nil {
-					return err
-				}
-			}
-			if err := cfg.LoadEnv(os.Environ()); err != nil {
-				return err
-			}
-			for key, v := range flags {
-				if cmd.Flags().Changed(config.FlagName(key)) {
-					if err := cfg.Set(key, *v); err != nil {
-						return fmt.Errorf("--%s: %w", config.FlagName(key), err)
-					}
-				}
-			}
-			if err := cfg.Validate(); err != nil {
+			cfg, err := serverConfig(cmd, os.Environ())
+			if err != nil {
 				return err
 			}
 			return runServer(cfg)
 		},
 	}
-	cmd.Flags().StringVar(&configFile, "config", "", "config file of key = value lines (env SLUICE_CONFIG)")
+	cmd.Flags().String("config", "", "config file of key = value lines (env SLUICE_CONFIG)")
 	def := config.Default()
 	for _, key := range config.Keys() {
-		v := new(string)
-		flags[key] = v
-		cmd.Flags().StringVar(v, config.FlagName(key), def.Get(key),
+		cmd.Flags().String(config.FlagName(key), def.Get(key),
 			fmt.Sprintf("%s (env %s)", describe(key), config.EnvName(key)))
 		if d := def.Get(key); d == "true" || d == "false" {
 			// A boolean setting given alone (--fsync-shared) means true,
@@ -69,6 +48,37 @@ Stops gracefully on SIGINT or SIGTERM, flushing and closing every log.`,
 		}
 	}
 	return cmd
+}
+
+// serverConfig is the configuration of a server command whose flags are
+// parsed: defaults, then the config file, then environ's SLUICE_*
+// variables, then the flags given; validated.
+func serverConfig(cmd *cobra.Command, environ []string) (config.Config, error) {
+	cfg := config.Default()
+	configFile, _ := cmd.Flags().GetString("config")
+	if configFile == "" {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, "SLUICE_CONFIG="); ok {
+				configFile = v
+			}
+		}
+	}
+	if configFile != "" {
+		if err := cfg.LoadFile(configFile); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.LoadEnv(environ); err != nil {
+		return cfg, err
+	}
+	for _, key := range config.Keys() {
+		if f := cmd.Flags().Lookup(config.FlagName(key)); f != nil && f.Changed {
+			if err := cfg.Set(key, f.Value.String()); err != nil {
+				return cfg, fmt.Errorf("--%s: %w", config.FlagName(key), err)
+			}
+		}
+	}
+	return cfg, cfg.Validate()
 }
 
 func runServer(cfg config.Config) error {
@@ -114,6 +124,12 @@ var settingHelp = map[string]string{
 	"tls_key":                       "PEM private key of --tls-cert (reloaded when the file changes)",
 	"tls_ca":                        "PEM CA certificates that client certificates must chain to",
 	"tls_client_auth":               "client certificates on TLS listeners: none, request (verified when given) or require (mutual TLS)",
+	"node_id":                       "this node's id in a cluster, 1 to 2^31-1, also its Kafka broker id (0: no cluster, a single node)",
+	"cluster_addr":                  "host:port this node listens on for the other nodes (default: its entry in --cluster-peers)",
+	"cluster_peers":                 "the initial cluster's nodes, this one included: 1=host:port,2=host:port,...",
+	"cluster_id":                    "the cluster's name; nodes refuse a peer with another",
+	"cluster_secret_file":           "file holding the secret nodes authenticate each other with (or mutual TLS: --tls-cert, --tls-key, --tls-ca)",
+	"rack":                          "this node's rack (Kafka broker.rack), told to clients and used to spread replicas",
 	"log_level":                     "debug, info, warn or error",
 	"debug_pprof":                   "serve Go's profiler at /debug/pprof/ on the HTTP listener, unauthenticated (for profiling)",
 	"fsync":                         "always (answer after fsync), interval, or never",

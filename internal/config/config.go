@@ -60,6 +60,29 @@ type Config struct {
 	// certificate's subject common name is the user it logs in as (AMQP
 	// EXTERNAL, the Kafka principal).
 	TLSClientAuth string `key:"tls_client_auth"`
+	// Cluster settings (docs/clustering.md, "Running a cluster"). All
+	// unset (NodeID 0): a single node, exactly as without them.
+
+	// NodeID is this node's id in the cluster (also its Kafka broker id),
+	// from 1 to 2^31-1; one of ClusterPeers' ids. Default 0: no cluster.
+	NodeID int `key:"node_id"`
+	// ClusterAddr is the host:port this node listens on for the other
+	// nodes. Default: this node's entry in ClusterPeers.
+	ClusterAddr string `key:"cluster_addr"`
+	// ClusterPeers is every voting node of the initial cluster, this one
+	// included: "1=host:port,2=host:port,...". Default "".
+	ClusterPeers string `key:"cluster_peers"`
+	// ClusterID names the cluster: nodes refuse a peer that gives another.
+	// Required in a cluster. Default "".
+	ClusterID string `key:"cluster_id"`
+	// ClusterSecretFile holds the secret the nodes prove to each other
+	// (surrounding white space ignored). A cluster needs it or mutual TLS
+	// (TLSCert, TLSKey and TLSCA). Default "".
+	ClusterSecretFile string `key:"cluster_secret_file"`
+	// Rack is this node's rack (Kafka's broker.rack), told to clients in
+	// Metadata and used to spread replicas. Default "".
+	Rack string `key:"rack"`
+
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `key:"log_level"`
 	// DebugPprof serves Go's profiler (net/http/pprof) at /debug/pprof/
@@ -296,6 +319,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateTLS(bad)
+	c.validateCluster(bad)
 	switch c.KafkaAnonymous {
 	case "loopback", "none", "all":
 	default:
@@ -392,29 +416,35 @@ func (c *Config) Validate() error {
 
 // AdvertisedKafkaAddr is the address told to clients.
 func (c *Config) AdvertisedKafkaAddr() string {
-	return advertised(c.KafkaAdvertisedAddr, c.KafkaAddr)
+	return advertised(c.KafkaAdvertisedAddr, c.KafkaAddr, c.unspecifiedHost())
 }
 
 // AdvertisedKafkaTLSAddr is the address told to clients of the Kafka TLS
 // listener.
 func (c *Config) AdvertisedKafkaTLSAddr() string {
-	return advertised(c.KafkaTLSAdvertisedAddr, c.KafkaTLSAddr)
+	return advertised(c.KafkaTLSAdvertisedAddr, c.KafkaTLSAddr, c.unspecifiedHost())
 }
 
 // advertised is set if set, else addr with an unspecified host made
-// 127.0.0.1.
-func advertised(set, addr string) string {
+// host.
+func advertised(set, addr, host string) string {
 	if set != "" {
 		return set
 	}
-	host, port, err := net.SplitHostPort(addr)
+	h, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
+	if unspecified(h) {
+		h = host
 	}
-	return net.JoinHostPort(host, port)
+	return net.JoinHostPort(h, port)
+}
+
+// unspecified reports whether a listener's host means every interface.
+func unspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
 }
 
 // Set assigns one setting by key from its text form.

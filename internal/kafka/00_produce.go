@@ -27,6 +27,10 @@ package kafka
 // current one gets INVALID_PRODUCER_EPOCH; a previous transaction still
 // completing gets NOT_ENOUGH_REPLICAS, which every client retries (Kafka
 // answers produces the same for CONCURRENT_TRANSACTIONS).
+// In a cluster, a partition this broker does not lead (the server's
+// Cluster says, cluster.go) is NOT_LEADER_OR_FOLLOWER, with the current
+// leader and its endpoint from v10 (KIP-951); a single node leads every
+// partition and skips the question.
 // Unknown topics are auto-created when enabled.
 // The request timeout bounds only how long a resource alarm may hold the
 // request (flow.go): there is no replication to wait for.
@@ -100,6 +104,12 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 				msg := err.Error()
 				sp.ErrorMessage = &msg
 				continue
+			}
+			if !c.s.single && rp.Partition >= 0 && int(rp.Partition) < len(t.Partitions) {
+				if r := c.s.cluster.Partition(rt.Topic, rp.Partition); r.Leader != c.s.self {
+					c.produceNotLeader(resp, sp, r)
+					continue
+				}
 			}
 			ap, err := appendPartition(t, rp, sp, check)
 			if err != nil {

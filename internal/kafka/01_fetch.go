@@ -11,6 +11,11 @@ package kafka
 // by id; an unknown id is UNKNOWN_TOPIC_ID. v15-17 add only fields for
 // follower brokers, which a single node ignores.
 //
+// In a cluster, a partition this broker does not lead (the server's
+// Cluster says, cluster.go) is NOT_LEADER_OR_FOLLOWER, with its current
+// leader from v12 and the leader's endpoint from v16 (KIP-951); a single
+// node leads every partition and skips the question.
+//
 // Long poll: when fewer than MinBytes are ready the request waits up to
 // MaxWaitMillis for any requested partition's high watermark to move; a
 // partition error (an unknown partition, an offset out of range, a storage
@@ -61,6 +66,9 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	}
 	results = c.s.sessions.finish(plan, results)
 	fillFetchResponse(resp, results)
+	if !c.s.single && req.Version >= 16 {
+		c.fetchLeaderEndpoints(resp)
+	}
 	var regions []*broker.FileRegion
 	for i, r := range results {
 		if r.region != nil {
@@ -224,6 +232,9 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, plan fetchPlan) (results []fetch
 		sp.RecordBatches = []byte{}
 		p, name, code := resolve(c, t)
 		r.name = name
+		if code == 0 && !c.s.single {
+			code = c.fetchLeader(name, t.part, req.Version, sp)
+		}
 		if code != 0 {
 			sp.ErrorCode = code
 		} else {

@@ -2,8 +2,11 @@ package kafka
 
 // Metadata, versions 0-12.
 //
-// One broker (NodeID) leads every partition, with itself as the only
-// replica and ISR. A null topic list (or an empty one at v0) asks for all
+// The brokers (with their racks, v1+), the controller and each partition's
+// leader, leader epoch (v7+), replicas, ISR and offline replicas (v5+) come
+// from the server's Cluster (cluster.go): on a single node, this broker
+// (NodeID) alone leads every partition, with itself as the only replica
+// and ISR. A partition without a leader is LEADER_NOT_AVAILABLE. A null topic list (or an empty one at v0) asks for all
 // topics. Unknown topics are created when the broker auto-creates topics
 // and the request allows it (always at v0-3, AllowAutoTopicCreation at
 // v4+). Topic ids (v10+) come from the metadata store. Internal topics
@@ -29,12 +32,13 @@ import (
 
 func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID = NodeID
-	b.Host, b.Port = c.advertised()
-	resp.Brokers = append(resp.Brokers, b)
+	for _, e := range c.brokers() {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = e.id, e.host, e.port, e.rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	resp.ClusterID = kmsg.StringPtr(c.s.opts.ClusterID)
-	resp.ControllerID = NodeID
+	resp.ControllerID = c.s.cluster.Controller()
 	resp.AuthorizedOperations = -2147483648
 	if req.IncludeClusterAuthorizedOperations && req.Version >= 8 && req.Version <= 10 {
 		resp.AuthorizedOperations = c.authorizedOps(auth.ResourceCluster, "")
@@ -92,7 +96,7 @@ func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 		topics = append(topics, t)
 	}
 	for _, t := range topics {
-		st := metadataTopic(t)
+		st := metadataTopic(c.s.cluster, t)
 		if req.IncludeTopicAuthorizedOperations && req.Version >= 8 {
 			st.AuthorizedOperations = c.authorizedOps(auth.ResourceTopic, t.Name)
 		}
@@ -101,7 +105,7 @@ func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	return resp, nil
 }
 
-func metadataTopic(t *broker.Topic) kmsg.MetadataResponseTopic {
+func metadataTopic(cl Cluster, t *broker.Topic) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = kmsg.StringPtr(t.Name)
 	st.TopicID = t.ID
@@ -110,10 +114,13 @@ func metadataTopic(t *broker.Topic) kmsg.MetadataResponseTopic {
 	for _, p := range t.Partitions {
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = p.Index
-		sp.Leader = NodeID
-		sp.LeaderEpoch = 0
-		sp.Replicas = []int32{NodeID}
-		sp.ISR = []int32{NodeID}
+		r := cl.Partition(t.Name, p.Index)
+		sp.Leader = r.Leader
+		sp.LeaderEpoch = r.LeaderEpoch
+		sp.Replicas, sp.ISR, sp.OfflineReplicas = r.Replicas, r.ISR, r.Offline
+		if r.Leader < 0 {
+			sp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		st.Partitions = append(st.Partitions, sp)
 	}
 	return st

@@ -66,19 +66,19 @@ func (c *conn) describeConfigs(typ kmsg.ConfigResourceType, name string) ([]brok
 	case kmsg.ConfigResourceTypeTopic:
 		return c.s.broker.TopicConfigs(name)
 	case kmsg.ConfigResourceTypeBroker:
-		if err := checkBrokerName(name); err != nil {
+		if err := checkBrokerName(c.s.self, name); err != nil {
 			return nil, err
 		}
-		return c.s.broker.BrokerConfigs(NodeID), nil
+		return c.s.broker.BrokerConfigs(c.s.self), nil
 	default:
 		return nil, reqErr(kerr.InvalidRequest, "resource type %s (%d) is not supported", typ, int8(typ))
 	}
 }
 
 // checkBrokerName accepts this broker's id and "" (the cluster default).
-func checkBrokerName(name string) error {
-	if name != "" && name != strconv.Itoa(NodeID) {
-		return reqErr(kerr.InvalidRequest, "unexpected broker id %q: this is broker %d", name, NodeID)
+func checkBrokerName(self int32, name string) error {
+	if name != "" && name != strconv.Itoa(int(self)) {
+		return reqErr(kerr.InvalidRequest, "unexpected broker id %q: this is broker %d", name, self)
 	}
 	return nil
 }

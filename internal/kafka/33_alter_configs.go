@@ -68,7 +68,7 @@ func (c *conn) alterConfigs(typ kmsg.ConfigResourceType, name string, alter func
 	case typ == kmsg.ConfigResourceTypeTopic:
 		err = alter()
 	case typ == kmsg.ConfigResourceTypeBroker:
-		if err = checkBrokerName(name); err == nil {
+		if err = checkBrokerName(c.s.self, name); err == nil {
 			err = alter()
 		}
 	case typ == kmsg.ConfigResourceTypeGroupConfig:

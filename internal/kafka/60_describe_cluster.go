@@ -2,7 +2,9 @@ package kafka
 
 // DescribeCluster, versions 0-1.
 //
-// One broker, NodeID, which is also the controller. v1 asks for broker
+// The brokers, with their racks, and the controller, from the server's
+// Cluster (cluster.go): on a single node, NodeID alone, also the
+// controller. v1 asks for broker
 // endpoints (EndpointType 1); asking this broker for controller endpoints
 // (2) is UNSUPPORTED_ENDPOINT_TYPE, as in Kafka. Cluster authorized
 // operations (KIP-430) are computed when asked for, else reported as not
@@ -30,10 +32,11 @@ func handleDescribeCluster(c *conn, req *kmsg.DescribeClusterRequest) (kmsg.Resp
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = c.authorizedOps(auth.ResourceCluster, "")
 	}
-	resp.ControllerID = NodeID
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID = NodeID
-	b.Host, b.Port = c.advertised()
-	resp.Brokers = append(resp.Brokers, b)
+	resp.ControllerID = c.s.cluster.Controller()
+	for _, e := range c.brokers() {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = e.id, e.host, e.port, e.rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	return resp, nil
 }

@@ -37,6 +37,9 @@ type Options struct {
 	// MaxRequestBytes caps one request frame; bigger frames close the
 	// connection.
 	MaxRequestBytes int
+	// Cluster tells which brokers there are and who leads what
+	// (cluster.go). Default (nil) SingleNode{}: this broker alone.
+	Cluster Cluster
 	// DataDir is reported by DescribeLogDirs.
 	DataDir string
 	Logger  *slog.Logger
@@ -125,6 +128,13 @@ type Server struct {
 	host   string
 	port   int32
 
+	// cluster answers who the brokers are and who leads what; self is
+	// its Self(). single: it is SingleNode, whose answers the produce
+	// path need not ask for.
+	cluster Cluster
+	self    int32
+	single  bool
+
 	mu    sync.Mutex
 	lns   []net.Listener
 	conns map[*conn]struct{}
@@ -185,8 +195,13 @@ func NewServer(opts Options, b *broker.Broker, g *groups.Coordinator) (*Server, 
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
+	if opts.Cluster == nil {
+		opts.Cluster = SingleNode{}
+	}
+	_, single := opts.Cluster.(SingleNode)
 	ctx, stop := context.WithCancel(context.Background())
 	return &Server{
+		cluster: opts.Cluster, self: opts.Cluster.Self(), single: single,
 		opts: opts, broker: b, groups: g, log: opts.Logger,
 		host: adv.host, port: adv.port,
 		conns: make(map[*conn]struct{}), ctx: ctx, stop: stop,

@@ -40,6 +40,7 @@ type State struct {
 	quotas        map[string]ClientQuota           // client quotas by entity (limits.go)
 	acls          []auth.ACL                       // Kafka ACLs, sorted, replaced on change (acls.go)
 	topicPerms    map[topicPermKey]TopicPermission // topic_permissions.go
+	nodes         map[uint64]Node                  // the cluster's nodes by id (nodes.go)
 }
 
 type producer struct {

@@ -32,6 +32,7 @@ type stateJSON struct {
 	TopicPerms     []TopicPermission `json:"topic_permissions,omitempty"`
 	Limits         []Limit           `json:"limits,omitempty"`
 	ClientQuotas   []ClientQuota     `json:"client_quotas,omitempty"`
+	Nodes          []Node            `json:"nodes,omitempty"` // nodes.go
 }
 
 type groupJSON struct {
@@ -71,6 +72,7 @@ func (st *State) MarshalJSON() ([]byte, error) {
 	j.ClientQuotas = nilIfEmpty(st.listQuotas())
 	j.ACLs = st.acls
 	j.TopicPerms = nilIfEmpty(st.TopicPermissions("", ""))
+	j.Nodes = nilIfEmpty(st.Nodes())
 	return json.Marshal(j)
 }
 
@@ -138,6 +140,9 @@ func (st *State) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if err := n.loadLimits(&j); err != nil {
+		return err
+	}
+	if err := n.loadNodes(j.Nodes); err != nil {
 		return err
 	}
 	*st = *n

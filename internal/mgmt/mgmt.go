@@ -50,7 +50,15 @@ type Options struct {
 
 	ClusterName string // default "sluice"
 	NodeName    string // default "sluice@<hostname>"
-	Version     string // product_version; default Sluice's own (package version)
+	// BrokerID is a single node's node_id in /api/nodes: its Kafka
+	// broker id. Default (0) 1, kafka.NodeID.
+	BrokerID int32
+	// Rack is a single node's rack in /api/nodes. Default "".
+	Rack string
+	// ClusterNodes lists the nodes of the cluster (nodes.go); nil: a
+	// single node, which lists itself.
+	ClusterNodes func() []ClusterNode
+	Version      string // product_version; default Sluice's own (package version)
 	// LoopbackUsers may log in only from a loopback address. Default
 	// ["guest"], as for AMQP.
 	LoopbackUsers []string
@@ -91,6 +99,9 @@ func New(opts Options) *API {
 	}
 	if opts.LoopbackUsers == nil {
 		opts.LoopbackUsers = []string{auth.DefaultUser}
+	}
+	if opts.BrokerID == 0 {
+		opts.BrokerID = 1
 	}
 	if opts.Version == "" {
 		opts.Version = version.Get().Version

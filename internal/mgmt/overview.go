@@ -144,21 +144,6 @@ func (a *API) nodeJSON() map[string]any {
 	return n
 }
 
-func (a *API) listNodes(r *http.Request, s *session) (any, error) {
-	return []map[string]any{a.nodeJSON()}, nil
-}
-
-func (a *API) getNode(r *http.Request, s *session) (any, error) {
-	if pathValue(r, "node") != a.opts.NodeName {
-		return nil, notFound()
-	}
-	n := a.nodeJSON()
-	if queryBool(r, "memory") {
-		n["memory"] = a.memoryBreakdown()
-	}
-	return n, nil
-}
-
 // Health checks answer 200 {"status":"ok"} or 503 {"status":"failed",
 // "reason": ...}, as RabbitMQ's.
 

@@ -138,6 +138,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.kafka, err = kafka.NewServer(kafka.Options{
 		AdvertisedAddr:  cfg.AdvertisedKafkaAddr(),
 		ClusterID:       clusterID,
+		Cluster:         kafka.SingleNode{Rack: cfg.Rack},
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		DataDir:         cfg.DataDir,
 		Logger:          log,
@@ -207,6 +208,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
+		BrokerID: kafka.NodeID, Rack: cfg.Rack,
 		ConnectionCaps: func() []mgmt.ConnectionCap {
 			return []mgmt.ConnectionCap{
 				{Protocol: "amqp", Setting: "amqp_max_connections", Open: s.amqp.OpenConnections(), Max: cfg.AMQPMaxConnections},

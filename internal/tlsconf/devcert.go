@@ -88,11 +88,14 @@ func DevCerts(dir string, o DevOptions) error {
 		return err
 	}
 	server := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: o.Hosts[0], Organization: []string{"Sluice dev-cert"}},
-		NotBefore:   notBefore,
-		NotAfter:    notAfter,
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		Subject:   pkix.Name{CommonName: o.Hosts[0], Organization: []string{"Sluice dev-cert"}},
+		NotBefore: notBefore,
+		NotAfter:  notAfter,
+		KeyUsage:  x509.KeyUsageDigitalSignature,
+		// Client authentication too: a cluster node presents its server
+		// certificate when it dials another node (mutual TLS between
+		// nodes, config.Config.Cluster).
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	for _, h := range o.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
