@@ -182,6 +182,9 @@ func New(opts Options) *Host {
 	return h
 }
 
+// NodeID returns this node's id.
+func (h *Host) NodeID() cluster.NodeID { return h.id }
+
 // Start starts the ticker, the round loop and the workers.
 func (h *Host) Start() {
 	if h.started.Swap(true) {
