@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ type metaNode struct {
 }
 
 type metaCluster struct {
-	t     *testing.T
+	t     testing.TB
 	net   *multiraft.LocalNetwork
 	ids   []cluster.NodeID
 	dirs  map[cluster.NodeID]string
@@ -32,7 +33,7 @@ type metaCluster struct {
 	opts  Options
 }
 
-func newMetaCluster(t *testing.T, snapshotEvery int) *metaCluster {
+func newMetaCluster(t testing.TB, snapshotEvery int) *metaCluster {
 	c := &metaCluster{t: t, net: multiraft.NewLocalNetwork(), ids: []cluster.NodeID{1, 2, 3},
 		dirs: make(map[cluster.NodeID]string), nodes: make(map[cluster.NodeID]*metaNode),
 		opts: Options{SnapshotEvery: snapshotEvery, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
@@ -148,7 +149,7 @@ func (c *metaCluster) waitEqual(name string) {
 	})
 }
 
-func poll(t *testing.T, what string, cond func() bool) {
+func poll(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -301,6 +302,26 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 		if cmd, err := decodeCommand(payload); err == nil {
 			NewState().Apply(cmd)
+		}
+	})
+}
+
+// BenchmarkClusterCreateTopic measures metadata changes through Raft on
+// three nodes in one process (LocalNetwork, real fsyncs), proposed from a
+// follower by concurrent callers.
+func BenchmarkClusterCreateTopic(b *testing.B) {
+	c := newMetaCluster(b, 0)
+	lead := c.leader()
+	s := c.nodes[c.other(lead)].store
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.CreateTopic(fmt.Sprint("bench-", n.Add(1)), 1, nil); err != nil {
+				b.Error(err)
+				return
+			}
 		}
 	})
 }

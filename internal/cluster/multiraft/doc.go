@@ -54,11 +54,13 @@
 //
 // # Locks
 //
-// Host.mu (the group map), group.mu (the RawNode), Host.schedMu (the
-// dirty list) and Host.outMu (the outbox) are leaves: none is held while
-// taking another, except group.mu then Host.schedMu never (schedule is
-// called after group.mu is released). group.proc is held by the worker
-// for a whole Ready and taken (alone) by RemoveGroup.
+// Lock order: Host.mu (the group map), then group.proc (held by the
+// worker for a whole Ready, and taken by RemoveGroup to wait for it), then
+// group.mu (the RawNode and the group's state). Host.schedMu (the dirty
+// list) and Host.outMu (the round's outbox) are leaves: nothing is taken
+// while they are held. No lock is held across Storage.Save or a
+// Transport call except group.proc, which only the group's own worker
+// and RemoveGroup take.
 //
 // LocalNetwork is an in-memory cluster.Transport for tests, with cut
 // links and message filters; other packages' tests use it too.

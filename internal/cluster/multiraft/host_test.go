@@ -399,3 +399,19 @@ func TestShallowCopyMessageCoversEveryField(t *testing.T) {
 		}
 	}
 }
+
+// TestManyGroupsShareTheHosts runs many groups on three hosts: each
+// elects a leader and commits, with one ticker and a few workers per host.
+func TestManyGroupsShareTheHosts(t *testing.T) {
+	var groups []cluster.GroupID
+	for g := range 60 {
+		groups = append(groups, cluster.GroupID(g+1))
+	}
+	c := newTestCluster(t, 3, groups, 0)
+	for _, g := range groups {
+		c.propose(c.ids[int(g)%3], g, fmt.Sprint("g", g))
+	}
+	for _, g := range groups {
+		c.waitApplied(g, fmt.Sprint("g", g))
+	}
+}
