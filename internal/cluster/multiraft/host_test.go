@@ -150,7 +150,7 @@ func (c *testCluster) stop(id cluster.NodeID) {
 }
 
 // waitFor polls cond until it holds or the test's time runs out.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
