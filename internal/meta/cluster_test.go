@@ -109,10 +109,15 @@ func (c *metaCluster) other(not cluster.NodeID) cluster.NodeID {
 // has no leader.
 func (c *metaCluster) createTopic(id cluster.NodeID, name string) {
 	c.t.Helper()
+	timedOut := false
 	poll(c.t, "topic "+name+" created", func() bool {
 		_, err := c.nodes[id].store.CreateTopic(name, 1, nil)
 		if errors.Is(err, ErrNoLeader) || errors.Is(err, ErrProposalTimeout) {
+			timedOut = timedOut || errors.Is(err, ErrProposalTimeout)
 			return false
+		}
+		if timedOut && errors.Is(err, ErrTopicExists) {
+			return true // the attempt that timed out was applied after all
 		}
 		if err != nil {
 			c.t.Fatalf("create %s on node %d: %v", name, id, err)
