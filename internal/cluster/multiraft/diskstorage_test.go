@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
+	"go.etcd.io/raft/v3"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -137,13 +138,18 @@ func FuzzDecodeEnvelopes(f *testing.F) {
 	env.Msg.Entries = []*raftpb.Entry{entry(1, 1, "a")}
 	b, _ := appendEnvelope(nil, env)
 	f.Add(b)
+	// A host (not started: no ticks) with one group, recreated for
+	// every input, takes whatever decodes: nothing may panic out of it.
+	h := New(Options{NodeID: 2, Transport: NewLocalNetwork().Transport(2), Logger: quietLogger()})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		envs, err := decodeEnvelopes(data)
 		if err != nil {
 			return
 		}
-		for i := range envs {
-			validIncoming(2, 1, &envs[i].Msg)
+		h.RemoveGroup(1)
+		if err := h.AddGroup(GroupConfig{ID: 1, Storage: memStorage{raft.NewMemoryStorage()}, StateMachine: &listSM{}, Voters: []cluster.NodeID{1, 2, 3}}); err != nil {
+			t.Fatal(err)
 		}
+		h.receive(1, envs)
 	})
 }

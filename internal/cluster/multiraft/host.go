@@ -698,11 +698,7 @@ func (h *Host) receive(from cluster.NodeID, envs []cluster.Envelope) {
 				continue
 			}
 		}
-		g.mu.Lock()
-		if !g.removed && g.failed == nil {
-			_ = g.rn.Step(m) // errors: a message for a removed peer, a stale one
-		}
-		g.mu.Unlock()
+		h.step(g, m)
 		if g != last && last != nil {
 			h.schedule(last)
 		}
@@ -711,6 +707,39 @@ func (h *Host) receive(from cluster.NodeID, envs []cluster.Envelope) {
 	if last != nil {
 		h.schedule(last)
 	}
+}
+
+// step steps a message from a peer into g. Raft trusts its peers and
+// panics on some messages no correct peer sends (a heartbeat committing
+// past the end of this node's log, an append that rewrites committed
+// entries): such a panic stops the group, as a failed fsync does, rather
+// than the process. Nothing of the message reached the disk, which Raft
+// touches only through Ready.
+func (h *Host) step(g *group, m *raftpb.Message) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.removed || g.failed != nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			g.failed = fmt.Errorf("multiraft: group %d stopped by a message from node %d (%s): %v", g.id, m.GetFrom(), m.GetType(), r)
+			h.logger.Error("raft group stopped", "group", g.id, "err", g.failed)
+		}
+	}()
+	_ = g.rn.Step(m) // errors: a message for a removed peer, a stale one
+}
+
+// Err returns the error that stopped a group (its storage failed, or a
+// peer sent what Raft cannot take), nil while it runs.
+func (h *Host) Err(id cluster.GroupID) error {
+	g, err := h.group(id)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failed
 }
 
 // validIncoming checks what Raft assumes of a message from a peer.

@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/cluster"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -444,4 +445,33 @@ func TestManyGroupsShareTheHosts(t *testing.T) {
 	for _, g := range groups {
 		c.proposeApplied(c.ids[int(g)%3], g, fmt.Sprint("g", g))
 	}
+}
+
+// TestBadPeerMessageStopsOnlyItsGroup: a message no correct peer sends,
+// which makes Raft panic, stops that group; the process and the other
+// groups carry on.
+func TestBadPeerMessageStopsOnlyItsGroup(t *testing.T) {
+	c := newTestCluster(t, 3, []cluster.GroupID{1, 2}, 0)
+	lead := c.leader(1)
+	victim := c.follower(1, lead)
+	st, err := c.nodes[victim].host.Status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A heartbeat of the current term that commits far past the log.
+	envs := make([]cluster.Envelope, 1)
+	env := &envs[0]
+	env.Group = 1
+	env.Msg.Type = raftpb.MsgHeartbeat.Enum()
+	env.Msg.From, env.Msg.To = proto.Uint64(lead), proto.Uint64(victim)
+	env.Msg.Term = proto.Uint64(st.HardState.GetTerm())
+	env.Msg.Commit = proto.Uint64(1 << 40)
+	c.nodes[victim].host.receive(lead, envs)
+	if err := c.nodes[victim].host.Err(1); err == nil {
+		t.Fatal("group 1 still runs after a heartbeat committing past its log")
+	}
+	if err := c.nodes[victim].host.Err(2); err != nil {
+		t.Fatalf("group 2 stopped too: %v", err)
+	}
+	c.proposeApplied(victim, 2, "still-here")
 }
