@@ -121,7 +121,33 @@ func OpenDiskStorage(dir string) (*DiskStorage, error) {
 		return nil, err
 	}
 	s.wal = f
+	if err := s.commitSnapshot(); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// commitSnapshot raises the HardState's commit index to the snapshot's
+// index if it is below: a snapshot holds only committed entries, and the
+// log may hold an older HardState than the snapshot (a crash between
+// writing raft.snap and the HardState that came with it), which Raft
+// would refuse.
+func (s *DiskStorage) commitSnapshot() error {
+	hs, _, err := s.MemoryStorage.InitialState()
+	if err != nil || raft.IsEmptyHardState(hs) {
+		return err
+	}
+	snap, err := s.MemoryStorage.Snapshot()
+	if err != nil {
+		return err
+	}
+	if idx := snap.GetMetadata().GetIndex(); hs.GetCommit() < idx {
+		hs = proto.Clone(hs).(*raftpb.HardState)
+		hs.Commit = proto.Uint64(idx)
+		return s.MemoryStorage.SetHardState(hs)
+	}
+	return nil
 }
 
 // replayWAL applies the records of a log file to ms and returns the length
@@ -313,6 +339,9 @@ func (s *DiskStorage) persistSnapshot() error {
 // rewriteWAL replaces raft.wal with the entries and HardState the memory
 // storage holds (a new file, fsynced, renamed over the old one).
 func (s *DiskStorage) rewriteWAL() error {
+	if err := s.commitSnapshot(); err != nil {
+		return err
+	}
 	buf := []byte(walMagic)
 	first, _ := s.MemoryStorage.FirstIndex()
 	last, _ := s.MemoryStorage.LastIndex()
