@@ -251,7 +251,13 @@ func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raf
 		if err := s.MemoryStorage.ApplySnapshot(snap); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
 			return err
 		}
-		if err := s.persistSnapshot(); err != nil {
+		// The snapshot replaces the log before it: write it, then the
+		// log without what it replaced.
+		err := s.persistSnapshot()
+		if err == nil {
+			err = s.rewriteWAL()
+		}
+		if err != nil {
 			return s.fail(err)
 		}
 	}
@@ -319,8 +325,7 @@ func (s *DiskStorage) Compact(index uint64, cs *raftpb.ConfState, data []byte) e
 	return nil
 }
 
-// persistSnapshot writes the memory storage's snapshot to raft.snap and,
-// since the log may now start after entries it holds, rewrites the log.
+// persistSnapshot writes the memory storage's snapshot to raft.snap.
 func (s *DiskStorage) persistSnapshot() error {
 	snap, err := s.MemoryStorage.Snapshot()
 	if err != nil {
@@ -330,10 +335,7 @@ func (s *DiskStorage) persistSnapshot() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.dir, snapName, b); err != nil {
-		return err
-	}
-	return s.rewriteWAL()
+	return writeFileAtomic(s.dir, snapName, b)
 }
 
 // rewriteWAL replaces raft.wal with the entries and HardState the memory
