@@ -4,7 +4,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
 
 // TestDevClusterPlan lays out three nodes with a made-up port source and
