@@ -2,6 +2,7 @@ package multiraft
 
 import (
 	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -43,49 +44,75 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkIdleGroups measures the CPU that idle groups cost: three hosts
-// in one process (default 100 ms tick) with -groups groups each, all with
+// in one process (default 100 ms tick) with N groups each, all with
 // leaders and nothing to do, over one second per b.N. It reports the CPU
-// used as a share of one core, for the three hosts together.
+// used as a share of one core for the three hosts together (%cpu), and
+// the heap in use after a GC for the three (heapMB). Sub-benchmarks
+// "ticking" run with Options.NoQuiesce, as the host was before
+// quiescence.
 //
 //	go test -run XXX -bench IdleGroups -benchtime 3x ./internal/cluster/multiraft/
 func BenchmarkIdleGroups(b *testing.B) {
 	for _, n := range []int{100, 1000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			net := NewLocalNetwork()
-			ids := []cluster.NodeID{1, 2, 3}
-			var hosts []*Host
-			for _, id := range ids {
-				tr := net.Transport(id)
-				h := New(Options{NodeID: id, Transport: tr, Logger: quietLogger()})
-				for g := 1; g <= n; g++ {
-					if err := h.AddGroup(GroupConfig{ID: cluster.GroupID(g), Storage: memStorage{raft.NewMemoryStorage()}, StateMachine: &listSM{}, Voters: ids}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				tr.Start()
-				h.Start()
-				defer tr.Close()
-				defer h.Close()
-				hosts = append(hosts, h)
+		for _, ticking := range []bool{false, true} {
+			name := fmt.Sprint(n)
+			if ticking {
+				name += "-ticking"
 			}
-			waitFor(b, "every group to have a leader", func() bool {
-				for _, h := range hosts {
-					for g := 1; g <= n; g++ {
-						if h.Leader(cluster.GroupID(g)) == 0 {
-							return false
-						}
-					}
-				}
-				return true
-			})
-			time.Sleep(time.Second) // let elections settle
-			b.ResetTimer()
-			start, cpu := time.Now(), cpuTime()
-			for range b.N {
-				time.Sleep(time.Second)
+			b.Run(name, func(b *testing.B) { benchIdle(b, n, ticking) })
+		}
+	}
+}
+
+func benchIdle(b *testing.B, n int, ticking bool) {
+	net := NewLocalNetwork()
+	ids := []cluster.NodeID{1, 2, 3}
+	var hosts []*Host
+	for _, id := range ids {
+		tr := net.Transport(id)
+		h := New(Options{NodeID: id, Transport: tr, Logger: quietLogger(), NoQuiesce: ticking})
+		for g := 1; g <= n; g++ {
+			if err := h.AddGroup(GroupConfig{ID: cluster.GroupID(g), Storage: memStorage{raft.NewMemoryStorage()}, StateMachine: &listSM{}, Voters: ids}); err != nil {
+				b.Fatal(err)
 			}
-			used := cpuTime() - cpu
-			b.ReportMetric(100*used.Seconds()/time.Since(start).Seconds(), "%cpu")
+		}
+		tr.Start()
+		h.Start()
+		defer tr.Close()
+		defer h.Close()
+		hosts = append(hosts, h)
+	}
+	waitFor(b, "every group to have a leader", func() bool {
+		for _, h := range hosts {
+			for g := 1; g <= n; g++ {
+				if h.Leader(cluster.GroupID(g)) == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if !ticking {
+		waitFor(b, "every group to quiesce", func() bool {
+			for _, h := range hosts {
+				if h.Stats().Quiesced != n {
+					return false
+				}
+			}
+			return true
 		})
 	}
+	time.Sleep(time.Second) // let elections settle
+	b.ResetTimer()
+	start, cpu := time.Now(), cpuTime()
+	for range b.N {
+		time.Sleep(time.Second)
+	}
+	used := cpuTime() - cpu
+	b.ReportMetric(100*used.Seconds()/time.Since(start).Seconds(), "%cpu")
+	b.StopTimer()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heapMB")
 }
