@@ -65,6 +65,8 @@ var (
 		"Proposals (and configuration changes) made to Raft groups on this node.", nil, nil)
 	raftDropped = prometheus.NewDesc("sluice_raft_proposals_dropped_total",
 		"Proposals Raft refused at once on this node: no leader known, or a leadership transfer under way.", nil, nil)
+	raftMetaLeader = prometheus.NewDesc("sluice_raft_metadata_leader",
+		"The node id of the metadata group's leader as this node knows it; 0: none (an election, or this node is cut off from a majority).", nil, nil)
 	raftLag = prometheus.NewDesc("sluice_raft_follower_lag_entries",
 		"For each other node, the most log entries it is behind in any Raft group this node leads.", []string{"peer"}, nil)
 
@@ -101,7 +103,7 @@ var refusalReasons = func() []string {
 type clusterCollector struct{ src ClusterSources }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{raftLeaderChanges, raftGroups, raftQuiesced, raftProposals, raftDropped, raftLag,
+	for _, d := range []*prometheus.Desc{raftLeaderChanges, raftGroups, raftQuiesced, raftProposals, raftDropped, raftMetaLeader, raftLag,
 		trFrames, trMessages, trBytes, trCoalesced, trDropped, trHandshakes, trRefusals, trPeers, clusterNodes} {
 		ch <- d
 	}
@@ -124,6 +126,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(raftQuiesced, float64(s.Quiesced))
 		counter(raftProposals, s.Proposals)
 		counter(raftDropped, s.ProposalsDropped)
+		gauge(raftMetaLeader, float64(s.MetaLeader))
 		for peer, lag := range s.FollowerLag {
 			gauge(raftLag, float64(lag), strconv.FormatUint(peer, 10))
 		}

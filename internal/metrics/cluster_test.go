@@ -38,7 +38,7 @@ func TestClusterMetrics(t *testing.T) {
 	hooks := m.WatchCluster(ClusterSources{
 		Raft: func() multiraft.Stats {
 			return multiraft.Stats{Groups: 3, Leaders: 1, Followers: 2, Quiesced: 2, Proposals: 7, ProposalsDropped: 1,
-				MetaLeaderChanges: 2, FollowerLag: map[cluster.NodeID]uint64{2: 5, 3: 0}}
+				MetaLeaderChanges: 2, MetaLeader: 3, FollowerLag: map[cluster.NodeID]uint64{2: 5, 3: 0}}
 		},
 		Transport: func() transport.Stats {
 			return transport.Stats{FramesSent: 4, DroppedQueueFull: 1, Refusals: map[string]uint64{"proof": 3}}
@@ -54,6 +54,7 @@ func TestClusterMetrics(t *testing.T) {
 		`sluice_raft_groups{role="follower"} 2`,
 		`sluice_raft_groups{role="candidate"} 0`,
 		`sluice_raft_quiesced_groups 2`,
+		`sluice_raft_metadata_leader 3`,
 		`sluice_raft_proposals_total 7`,
 		`sluice_raft_proposals_dropped_total 1`,
 		`sluice_raft_follower_lag_entries{peer="2"} 5`,

@@ -47,6 +47,9 @@ type Stats struct {
 	// learned of a new leader (not of having none) of the metadata group
 	// and of the other groups.
 	MetaLeaderChanges, OtherLeaderChanges uint64
+	// MetaLeader is the metadata group's leader as this node knows it, 0
+	// if none (or if this node has no replica of it).
+	MetaLeader cluster.NodeID
 	// FollowerLag is, for each other node, the most log entries it is
 	// behind this node in any group this node leads (its Match against
 	// the leader's last durable index). A node with no such group is
@@ -64,6 +67,7 @@ func (h *Host) Stats() Stats {
 		MetaLeaderChanges:  h.counts.metaLeaderChanges.Load(),
 		OtherLeaderChanges: h.counts.otherLeaderChanges.Load(),
 		FollowerLag:        make(map[cluster.NodeID]uint64),
+		MetaLeader:         h.Leader(cluster.MetaGroup),
 	}
 	h.mu.RLock()
 	gs := make([]*group, 0, len(h.groups))

@@ -1,0 +1,108 @@
+package test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clusterAlertRulesFile is the cluster's rules file (docs/clustering.md).
+const clusterAlertRulesFile = "../docs/prometheus/sluice-cluster-alerts.yml"
+
+// TestClusterMetrics: every node of a three-node cluster exposes the Raft
+// and transport metrics (and every metric the cluster alert rules use);
+// killing the metadata leader moves the survivors' leader change counter
+// and shows the dead node unreachable; a single node exposes none of
+// them.
+func TestClusterMetrics(t *testing.T) {
+	nodes := startCluster(t, 3)
+	all := map[uint64]bool{1: true, 2: true, 3: true}
+	var leader uint64
+	waitFor(t, 30*time.Second, "three nodes registered, running, one leader", func() bool {
+		leader = agreedLeader(t, nodes, 3, all)
+		return leader != 0
+	})
+	// A change through a follower, so that commit latency has a sample.
+	follower := nodes[leader%3]
+	follower.addUser(t, "carol", "singer-song", "management")
+
+	var leaders float64
+	for i, b := range nodes {
+		var s scrape
+		waitFor(t, 20*time.Second, "every node connected to the two others", func() bool {
+			s = b.scrape(t)
+			v, _ := s.value("sluice_cluster_peers_connected")
+			r, _ := s.value("sluice_cluster_nodes", "state=running")
+			return v == 2 && r == 3
+		})
+		for _, name := range []string{"sluice_raft_proposals_total", "sluice_raft_quiesced_groups",
+			"sluice_cluster_transport_frames_total", "sluice_cluster_transport_handshakes_total"} {
+			if _, ok := s.value(name); !ok {
+				t.Errorf("node %d: %s missing", i+1, name)
+			}
+		}
+		if l, _ := s.value("sluice_raft_metadata_leader"); uint64(l) != leader {
+			t.Errorf("node %d: sluice_raft_metadata_leader %v, want %d", i+1, l, leader)
+		}
+		v, _ := s.value("sluice_raft_groups", "role=leader")
+		leaders += v
+		if i == 0 {
+			if n := checkRuleFile(t, s, clusterAlertRulesFile); n < 5 {
+				t.Errorf("%d rules in %s, want 5", n, clusterAlertRulesFile)
+			}
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%v nodes lead the metadata group, by sluice_raft_groups", leaders)
+	}
+	if n := follower.scrape(t).count("sluice_raft_commit_latency_seconds", "group_kind=meta"); n == 0 {
+		t.Errorf("no metadata commit latency observed on the node a change went through")
+	}
+
+	var live []*broker
+	before := map[*broker]float64{}
+	for _, b := range nodes {
+		if uint64(b.nodeIndex(nodes)) != leader {
+			live = append(live, b)
+			before[b], _ = b.scrape(t).value("sluice_raft_leader_changes_total", "group_kind=meta")
+		}
+	}
+	nodes[leader-1].Kill()
+	for _, b := range live {
+		waitFor(t, 30*time.Second, "the leader change counted and the dead node unreachable", func() bool {
+			s := b.scrape(t)
+			changes, _ := s.value("sluice_raft_leader_changes_total", "group_kind=meta")
+			down, _ := s.value("sluice_cluster_nodes", "state=unreachable")
+			return changes > before[b] && down == 1
+		})
+	}
+
+	single := startBroker(t)
+	for name := range single.scrape(t) {
+		if strings.HasPrefix(name, "sluice_raft_") || strings.HasPrefix(name, "sluice_cluster_") {
+			t.Errorf("a single node exposes %s", name)
+		}
+	}
+}
+
+// nodeIndex is b's node id in a cluster started by startCluster.
+func (b *broker) nodeIndex(nodes []*broker) int {
+	for i, n := range nodes {
+		if n == b {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// promtool, when installed, validates the cluster rules file.
+func TestClusterAlertRulesPromtool(t *testing.T) {
+	const promtool = "/usr/bin/promtool"
+	needTool(t, promtool)
+	out, err := exec.Command(promtool, "check", "rules", clusterAlertRulesFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
