@@ -29,11 +29,11 @@
 // follower's answer corrects Raft.
 //
 // Because a round waits for its slowest fsync, messages never leave before
-// the state they depend on is durable, and an idle group costs one Tick
-// per tick interval and no goroutine: a thousand groups are a thousand
-// Ticks, not a thousand goroutines. (Idle CPU with 1,000 groups has not
-// been measured yet; a quiescing scheme that stops ticking idle groups
-// would go in tickLoop.)
+// the state they depend on is durable. A busy group costs one Tick per tick
+// interval and no goroutine; an idle one is quiesced (quiesce.go): not
+// ticked at all, woken by a message, a proposal or a change in a peer
+// node's liveness. Stats reports the host's groups and counters for
+// metrics.
 //
 // # Contracts
 //
