@@ -2,12 +2,14 @@ package multiraft
 
 import (
 	"fmt"
+	"net"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
+	"github.com/sluice-mq/sluice/internal/cluster/transport"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -64,19 +66,57 @@ func BenchmarkIdleGroups(b *testing.B) {
 	}
 }
 
+// BenchmarkIdleGroupsTCP is BenchmarkIdleGroups with 1,000 groups over
+// the real transport (loopback TCP, a secret, default keepalives) instead
+// of the LocalNetwork.
+func BenchmarkIdleGroupsTCP(b *testing.B) {
+	for _, ticking := range []bool{false, true} {
+		name := "1000"
+		if ticking {
+			name += "-ticking"
+		}
+		b.Run(name, func(b *testing.B) {
+			peers := make(map[cluster.NodeID]string)
+			for id := cluster.NodeID(1); id <= 3; id++ {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				peers[id] = ln.Addr().String()
+				ln.Close()
+			}
+			newTr := func(id cluster.NodeID) cluster.Transport {
+				tr, err := transport.New(cluster.Config{NodeID: id, Peers: peers, ClusterID: "bench", Secret: []byte("s")},
+					transport.Options{Logger: quietLogger()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return tr
+			}
+			benchIdleOn(b, 1000, ticking, newTr)
+		})
+	}
+}
+
 func benchIdle(b *testing.B, n int, ticking bool) {
 	net := NewLocalNetwork()
+	benchIdleOn(b, n, ticking, net.Transport)
+}
+
+func benchIdleOn(b *testing.B, n int, ticking bool, newTransport func(cluster.NodeID) cluster.Transport) {
 	ids := []cluster.NodeID{1, 2, 3}
 	var hosts []*Host
 	for _, id := range ids {
-		tr := net.Transport(id)
+		tr := newTransport(id)
 		h := New(Options{NodeID: id, Transport: tr, Logger: quietLogger(), NoQuiesce: ticking})
 		for g := 1; g <= n; g++ {
 			if err := h.AddGroup(GroupConfig{ID: cluster.GroupID(g), Storage: memStorage{raft.NewMemoryStorage()}, StateMachine: &listSM{}, Voters: ids}); err != nil {
 				b.Fatal(err)
 			}
 		}
-		tr.Start()
+		if err := tr.Start(); err != nil {
+			b.Fatal(err)
+		}
 		h.Start()
 		defer tr.Close()
 		defer h.Close()
