@@ -159,3 +159,49 @@ func TestQuiescedFollowerLeftBehindCatchesUp(t *testing.T) {
 	c.quiesced(1)
 	c.checkEqual(1)
 }
+
+// With the link between the leader and one follower cut, that follower
+// keeps asking for votes. The other follower, quiesced, is woken by each
+// request and must not grant one: it tells the leader, whose quiesce
+// heartbeat resets its election clock, as a ticking leader's heartbeats
+// would. The leader keeps its term throughout.
+func TestQuiescedLeaderKeptWhenOneLinkIsCut(t *testing.T) {
+	c := newTestCluster(t, 3, []cluster.GroupID{1}, 0)
+	lead := c.leader(1)
+	c.proposeApplied(lead, 1, "a")
+	c.quiesced(1)
+	st, err := c.nodes[lead].host.Status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := st.GetTerm()
+	var cut, other cluster.NodeID
+	for _, id := range c.ids {
+		if id != lead {
+			if cut == 0 {
+				cut = id
+			} else {
+				other = id
+			}
+		}
+	}
+	c.net.Cut(lead, cut)
+	// 400 ticks: some 20 election timeouts of the cut-off follower.
+	deadline := time.Now().Add(400 * c.tick)
+	for time.Now().Before(deadline) {
+		for _, id := range []cluster.NodeID{lead, other} {
+			st, err := c.nodes[id].host.Status(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Lead != lead || st.GetTerm() != term {
+				t.Fatalf("node %d: leader %d term %d, want %d term %d", id, st.Lead, st.GetTerm(), lead, term)
+			}
+		}
+		time.Sleep(c.tick)
+	}
+	c.net.Heal()
+	c.proposeApplied(lead, 1, "b")
+	c.quiesced(1)
+	c.checkEqual(1)
+}
