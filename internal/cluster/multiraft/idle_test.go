@@ -3,7 +3,10 @@ package multiraft
 import (
 	"fmt"
 	"net"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +52,8 @@ func cpuTime() time.Duration {
 // in one process (default 100 ms tick) with N groups each, all with
 // leaders and nothing to do, over one second per b.N. It reports the CPU
 // used as a share of one core for the three hosts together (%cpu), and
-// the heap in use after a GC for the three (heapMB). Sub-benchmarks
+// the heap in use after a GC for the three (heapMB) and the process's
+// resident set (rssMB: the test binary, three hosts). Sub-benchmarks
 // "ticking" run with Options.NoQuiesce, as the host was before
 // quiescence.
 //
@@ -155,4 +159,22 @@ func benchIdleOn(b *testing.B, n int, ticking bool, newTransport func(cluster.No
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heapMB")
+	if rss := residentBytes(); rss > 0 {
+		b.ReportMetric(float64(rss)/(1<<20), "rssMB")
+	}
+}
+
+// residentBytes is the process's resident set (Linux), 0 if unknown.
+func residentBytes() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
