@@ -44,10 +44,17 @@ func TestIdleGroupsQuiesceAndStaySilent(t *testing.T) {
 		c.quiesced(g)
 	}
 	n := c.countMessages()
+	// The answers to the last heartbeats may still be on their way.
+	waitFor(t, "the network to fall silent", func() bool {
+		before := n.Load()
+		time.Sleep(10 * c.tick)
+		return n.Load() == before
+	})
 	// 100 ticks: an unquiesced group would send a heartbeat to each
 	// follower at every one of them.
+	before := n.Load()
 	time.Sleep(100 * c.tick)
-	if got := n.Load(); got != 0 {
+	if got := n.Load() - before; got != 0 {
 		t.Fatalf("%d messages between quiesced groups", got)
 	}
 	for _, id := range c.ids {
@@ -166,7 +173,10 @@ func TestQuiescedFollowerLeftBehindCatchesUp(t *testing.T) {
 // heartbeat resets its election clock, as a ticking leader's heartbeats
 // would. The leader keeps its term throughout.
 func TestQuiescedLeaderKeptWhenOneLinkIsCut(t *testing.T) {
-	c := newTestCluster(t, 3, []cluster.GroupID{1}, 0)
+	// A 20 ms tick (a 200 ms lease) so that a busy machine delaying the
+	// leader's answer by a few milliseconds does not look like a dead
+	// leader.
+	c := newTestClusterTick(t, 3, []cluster.GroupID{1}, 0, 20*time.Millisecond)
 	lead := c.leader(1)
 	c.proposeApplied(lead, 1, "a")
 	c.quiesced(1)
@@ -186,8 +196,8 @@ func TestQuiescedLeaderKeptWhenOneLinkIsCut(t *testing.T) {
 		}
 	}
 	c.net.Cut(lead, cut)
-	// 400 ticks: some 20 election timeouts of the cut-off follower.
-	deadline := time.Now().Add(400 * c.tick)
+	// 150 ticks: some 10 election timeouts of the cut-off follower.
+	deadline := time.Now().Add(150 * c.tick)
 	for time.Now().Before(deadline) {
 		for _, id := range []cluster.NodeID{lead, other} {
 			st, err := c.nodes[id].host.Status(1)
