@@ -58,7 +58,11 @@
 // worker for a whole Ready, and taken by RemoveGroup to wait for it), then
 // group.mu (the RawNode and the group's state). Host.schedMu (the dirty
 // list) and Host.outMu (the round's outbox) are leaves: nothing is taken
-// while they are held. No lock is held across Storage.Save or a
+// while they are held. Host.quiet.mu (which quiesced groups wake on which
+// node's liveness) is taken under group.mu as a group quiesces or wakes;
+// the liveness poll holds it only to collect the groups to wake (calling
+// Transport.Reachable, which takes no host lock), then takes each
+// group.mu without it. No lock is held across Storage.Save or a
 // Transport call except group.proc, which only the group's own worker
 // and RemoveGroup take.
 //
