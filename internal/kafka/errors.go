@@ -61,6 +61,8 @@ var errorCodes = []struct {
 	{broker.ErrInternalTopic, kerr.InvalidTopicException}, // Kafka: "Cannot append to internal topic"
 	{broker.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{broker.ErrInvalidConfig, kerr.InvalidConfig},
+	{broker.ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
+	{broker.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
 	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},
 	{groups.ErrIllegalGeneration, kerr.IllegalGeneration},
 	{groups.ErrRebalanceInProgress, kerr.RebalanceInProgress},
