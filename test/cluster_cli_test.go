@@ -1,15 +1,9 @@
 package test
 
-// Black-box tests of what exists of clustering before the Raft
-// integration (docs/clustering.md): a single node's view of itself as
-// `sluice cluster status` and Kafka clients see it, and the refusal of
-// cluster mode.
+// Black-box tests of a single node's view of itself as `sluice cluster
+// status` and Kafka clients see it (docs/clustering.md).
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,25 +30,5 @@ func TestClusterStatusOfASingleNode(t *testing.T) {
 	}
 	if len(md.Brokers) != 1 || md.Brokers[0].NodeID != 1 || md.Brokers[0].Rack == nil || *md.Brokers[0].Rack != "r7" || md.Controller != 1 {
 		t.Fatalf("metadata brokers %+v, controller %d", md.Brokers, md.Controller)
-	}
-}
-
-func TestServerRefusesClusterModeForNow(t *testing.T) {
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "secret")
-	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, sluiceBin, "server", "--data-dir", filepath.Join(dir, "data"),
-		"--node-id", "1", "--cluster-peers", "1="+freePort(t), "--cluster-id", "blue", "--cluster-secret-file", secret,
-		"--kafka-addr", freePort(t), "--amqp-addr", freePort(t), "--http-addr", freePort(t))
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "cluster mode (node_id) is not available yet") {
-		t.Fatalf("server with --node-id: %v\n%s", err, out)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
-		t.Fatalf("the refused server touched its data directory: %v", err)
 	}
 }

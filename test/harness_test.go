@@ -98,6 +98,13 @@ func startBroker(t testing.TB, extra ...string) *broker {
 
 func (b *broker) start() {
 	b.t.Helper()
+	b.launch()
+	b.waitReady()
+}
+
+// launch starts the server process without waiting for it to be ready.
+func (b *broker) launch() {
+	b.t.Helper()
 	args := append([]string{"server",
 		"--data-dir", b.DataDir,
 		"--kafka-addr", b.Kafka, "--http-addr", b.HTTP, "--amqp-addr", b.AMQP,
@@ -123,6 +130,12 @@ func (b *broker) start() {
 	b.exited = make(chan struct{})
 	go func() { b.cmd.Wait(); close(b.exited) }()
 	b.stopOnce = sync.Once{}
+}
+
+// waitReady waits until a launched server serves, retrying a first start
+// whose ports were taken meanwhile on new ones.
+func (b *broker) waitReady() {
+	b.t.Helper()
 	exited := false
 	startWait := 20 * time.Second
 	if b.startWait > 0 {

@@ -50,6 +50,11 @@ type RouterOptions struct {
 	// FlowBacklog and FlowBacklogBytes are the queues' credit-flow
 	// bounds (queue.Options): 0 the default, negative off.
 	FlowBacklog, FlowBacklogBytes int64
+	// Clustered: the metadata is shared with other nodes (a cluster), so
+	// at start the router neither deletes the transient exchanges and
+	// queues it finds (they may be other nodes' clients') nor fails when
+	// another node declared a predeclared exchange first.
+	Clustered bool
 
 	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
 	noWarmUp bool
@@ -244,7 +249,7 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 		e.Vhost = name
 		// Recorded in the metadata too, so that bindings can name them.
 		if _, ok := r.meta.Exchange(name, e.Name); !ok {
-			if err := r.meta.DeclareExchange(e); err != nil {
+			if err := r.meta.DeclareExchange(e); err != nil && !(r.opts.Clustered && errors.Is(err, meta.ErrExchangeExists)) {
 				return v, err
 			}
 		}
@@ -255,7 +260,7 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 		v.exchanges[e.Name] = x
 	}
 	for _, e := range r.meta.Exchanges(name) {
-		if !e.Durable {
+		if !e.Durable && !r.opts.Clustered {
 			if err := r.meta.DeleteExchange(name, e.Name); err != nil {
 				return v, err
 			}
@@ -277,6 +282,9 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 		if q.Topic != "" {
 			topicStreams = append(topicStreams, q)
 			continue
+		}
+		if (!q.Durable || q.Exclusive) && r.opts.Clustered {
+			continue // another node's, perhaps: not opened here
 		}
 		if !q.Durable || q.Exclusive {
 			if err := r.meta.DeleteQueue(name, q.Name); err != nil {

@@ -28,10 +28,9 @@ func newClusterCmd() *cobra.Command {
 		Short: "Look at a Sluice cluster, or run one on this machine for development",
 		Long: `Commands about a cluster of Sluice nodes (docs/clustering.md).
 
-Cluster mode is not available yet: a server started with --node-id refuses to
-start until the Raft groups are wired into it. "cluster status" works against
-any server (a single node lists itself); "cluster dev" starts the nodes, which
-exit at once with that refusal for now.`,
+The metadata is replicated with Raft across the nodes; partition data is not
+replicated yet. "cluster status" works against any server (a single node lists
+itself); "cluster dev" starts a cluster on this machine.`,
 	}
 	cmd.AddCommand(newClusterStatusCmd(), newClusterDevCmd())
 	return cmd
@@ -175,10 +174,7 @@ ports, each with its own data directory under --dir (default: a new temporary
 directory, removed at the end), one cluster id and a generated cluster secret,
 and print their addresses. Flags after -- go to every server. Each node's
 output goes to server.log in its data directory. Ctrl-C (SIGINT) or SIGTERM
-stops every node gracefully; if one node exits, the others are stopped too.
-
-Cluster mode is not available yet: for now every node exits at once with the
-message that says so.`,
+stops every node gracefully; if one node exits, the others are stopped too.`,
 		Example: `  sluice cluster dev --nodes 3
   sluice cluster dev --nodes 3 --dir ./dev-cluster --racks a,b,c -- --fsync never`,
 		RunE: func(cmd *cobra.Command, extra []string) error {

@@ -3,7 +3,6 @@ package config
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,18 +11,6 @@ import (
 	"github.com/sluice-mq/sluice/internal/cluster"
 	"github.com/sluice-mq/sluice/internal/tlsconf"
 )
-
-// ErrClusterUnavailable refuses cluster settings until the server can run
-// as a cluster node: the settings, the registry of nodes and the Kafka
-// views exist, but the Raft groups are not wired into the server yet, and
-// a node that pretended to be part of a cluster would be worse than one
-// that refuses to start. Validate returns it (joined with any other
-// problem) whenever node_id is set.
-var ErrClusterUnavailable = errors.New("cluster mode (node_id) is not available yet in this version of Sluice: start the server without node_id, cluster_peers and the other cluster_* settings")
-
-// clusterModeReady is false until the server runs the Raft groups; the
-// integration sets it (and drops ErrClusterUnavailable).
-const clusterModeReady = false
 
 // ClusterOn reports whether cluster settings were given (node_id set).
 func (c *Config) ClusterOn() bool { return c.NodeID != 0 }
@@ -46,9 +33,6 @@ func (c *Config) validateCluster(bad func(string, ...any)) {
 			}
 		}
 		return
-	}
-	if !clusterModeReady {
-		defer bad("%w", ErrClusterUnavailable) // last, after what to fix first
 	}
 	if c.NodeID < 0 || c.NodeID > 1<<31-1 {
 		bad("node_id %d: want 1 to 2147483647 (it is also the Kafka broker id)", c.NodeID)

@@ -32,8 +32,10 @@
 // replaying the same log into a fresh State always yields the same state.
 // The command applied live is the one decoded back from its log encoding, so
 // live application and replay cannot differ. On one node the log is a local
-// file; in a cluster the same commands will travel through Raft and be
-// applied by the same Apply.
+// file; in a cluster (OpenCluster, cluster.go) the log is the metadata Raft
+// group's: propose checks the command, proposes it through Raft and waits
+// until this node applies it, and every node applies every committed
+// command with the same Apply. Reads stay local and may lag the leader.
 //
 // Every SnapshotEvery commands the whole state is written as a JSON
 // snapshot (temp file, fsync, rename, fsync directory) that records the

@@ -79,6 +79,10 @@ type Store struct {
 
 	snapIndex                  atomic.Uint64 // index recorded in the current snapshot
 	commands, syncs, snapshots atomic.Uint64
+
+	// raft is set on a clustered store (OpenCluster): changes go through
+	// the metadata Raft group instead of the writer, which does not run.
+	raft *clustered
 }
 
 type failure struct{ err error }
@@ -272,6 +276,9 @@ func (s *Store) startLog(base uint64) error {
 // the log and releases the directory. Reads keep working on the last
 // state; writes return ErrClosed.
 func (s *Store) Close() error {
+	if s.raft != nil {
+		return s.closeCluster()
+	}
 	s.closeMu.Lock()
 	if s.closed {
 		s.closeMu.Unlock()
@@ -289,12 +296,16 @@ func (s *Store) Close() error {
 }
 
 // propose is the single entry point for changes: check, append to the log
-// (group committed), apply. With Raft, this is where the command would be
-// handed to the replicated log instead.
+// (group committed), apply. On a clustered store the command goes through
+// the metadata Raft group instead (proposeRaft, in cluster.go).
 func (s *Store) propose(cmd Command) (Result, error) {
 	p, err := s.prepare(cmd)
 	if err != nil {
 		return Result{}, err
+	}
+	if s.raft != nil {
+		s.proposeRaft([]*proposal{p})
+		return p.res, p.err
 	}
 	if err := s.submit(p); err != nil {
 		return Result{}, err
@@ -313,6 +324,15 @@ func (s *Store) proposeAll(cmds []Command) ([]Result, []error) {
 	ps := make([]*proposal, len(cmds))
 	for i, cmd := range cmds {
 		ps[i], errs[i] = s.prepare(cmd)
+	}
+	if s.raft != nil {
+		s.proposeRaft(ps)
+		for i, p := range ps {
+			if p != nil {
+				res[i], errs[i] = p.res, p.err
+			}
+		}
+		return res, errs
 	}
 	if err := s.submit(ps...); err != nil {
 		for i, p := range ps {

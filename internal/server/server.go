@@ -58,6 +58,7 @@ type Server struct {
 
 	kafkaLn, amqpLn, httpLn net.Listener
 	tls                     tlsListeners // tls.go; off unless configured
+	cluster                 *clusterNode // cluster.go; nil on a single node
 	stop                    chan struct{}
 	wg                      sync.WaitGroup
 }
@@ -89,13 +90,25 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.ClusterOn() {
+		if err := s.openCluster(); err != nil {
+			return nil, err
+		}
+		clusterID = kafkaClusterID(cfg.ClusterID)
+	}
 	// The alarms come first: every log reports its writes to the disk
 	// alarm (storageOptions).
 	s.alarms = newAlarms(cfg, log)
 	if err := s.openPartitionSync(); err != nil {
 		return nil, err
 	}
-	if s.meta, err = meta.Open(metaDir(cfg.DataDir), meta.Options{Logger: log, WrapLog: wrapMetaLog}); err != nil {
+	metaOpts := meta.Options{Logger: log, WrapLog: wrapMetaLog}
+	if s.cluster != nil {
+		s.meta, err = s.openClusterMeta(metaDir(cfg.DataDir), metaOpts)
+	} else {
+		s.meta, err = meta.Open(metaDir(cfg.DataDir), metaOpts)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
 	if s.broker, err = broker.New(broker.Options{
@@ -177,6 +190,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		// Off is negative for the queue, 0 in the setting.
 		FlowBacklog:      offIfZero(cfg.QueueFlowBacklog),
 		FlowBacklogBytes: offIfZero(cfg.QueueFlowBacklogBytes),
+		Clustered:        s.cluster != nil,
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}
@@ -208,7 +222,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
-		BrokerID: kafka.NodeID, Rack: cfg.Rack,
+		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(),
 		ConnectionCaps: func() []mgmt.ConnectionCap {
 			return []mgmt.ConnectionCap{
 				{Protocol: "amqp", Setting: "amqp_max_connections", Open: s.amqp.OpenConnections(), Max: cfg.AMQPMaxConnections},
@@ -244,6 +258,13 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil
 	})
 	s.serveTLS()
+	if s.cluster != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.registerNode()
+		}()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -392,6 +413,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.meta != nil {
 		errs = append(errs, s.meta.Close())
 	}
+	errs = append(errs, s.closeCluster())
 	err := errors.Join(errs...)
 	s.log.Info("sluice stopped", "err", err)
 	return err

@@ -1,0 +1,187 @@
+package server
+
+// A server started with cluster settings (node_id) is one node of a
+// cluster: it runs the node-to-node transport and a multi-Raft host, and
+// its metadata store is this node's replica of the metadata group
+// (meta.OpenCluster), so topics, users, permissions, ACLs and the
+// registry of nodes are the same on every node. See docs/clustering.md.
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/cluster"
+	"github.com/sluice-mq/sluice/internal/cluster/multiraft"
+	"github.com/sluice-mq/sluice/internal/cluster/transport"
+	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/mgmt"
+)
+
+// clusterStartTimeout bounds how long a starting node waits for the
+// metadata group to have a leader and for its own replica to catch up:
+// a node needs a majority of the metadata group's voters to start.
+const clusterStartTimeout = 60 * time.Second
+
+// clusterNode is the cluster side of a Server; nil on a single node.
+type clusterNode struct {
+	cfg  cluster.Config
+	tr   *transport.Transport
+	host *multiraft.Host
+}
+
+// openCluster starts the transport and the Raft host.
+func (s *Server) openCluster() error {
+	cc, err := s.cfg.Cluster(s.log)
+	if err != nil {
+		return err
+	}
+	tr, err := transport.New(cc, transport.Options{Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("cluster transport: %w", err)
+	}
+	host := multiraft.New(multiraft.Options{
+		NodeID: cc.NodeID, Transport: tr, Logger: s.log,
+		OnLeaderChange: func(g cluster.GroupID, leader cluster.NodeID, term uint64) {
+			if g == cluster.MetaGroup {
+				s.log.Info("metadata leader", "leader", leader, "term", term)
+			}
+		},
+	})
+	if err := tr.Start(); err != nil {
+		return fmt.Errorf("cluster transport: %w", err)
+	}
+	host.Start()
+	s.cluster = &clusterNode{cfg: cc, tr: tr, host: host}
+	s.log.Info("cluster node", "node_id", cc.NodeID, "cluster_addr", tr.Addr(),
+		"peers", cluster.FormatPeers(cc.Peers), "cluster_id", cc.ClusterID, "tls", cc.ServerTLS != nil)
+	return nil
+}
+
+// openClusterMeta opens this node's replica of the metadata group and
+// waits until the group has a leader and this replica has applied what
+// the leader has committed, so that the server starts from the cluster's
+// definitions, not from a stale or empty copy.
+func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, error) {
+	c := s.cluster
+	voters := make([]cluster.NodeID, 0, len(c.cfg.Peers))
+	for id := range c.cfg.Peers {
+		voters = append(voters, id)
+	}
+	slices.Sort(voters)
+	m, err := meta.OpenCluster(dir, opts, meta.ClusterOptions{Host: c.host, Voters: voters})
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(clusterStartTimeout)
+	for {
+		st, err := c.host.Status(cluster.MetaGroup)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		if st.Lead != 0 && st.GetCommit() > 0 && st.Applied >= st.GetCommit() {
+			return m, nil
+		}
+		if time.Now().After(deadline) {
+			m.Close()
+			return nil, fmt.Errorf("metadata group: no leader or not caught up after %s (leader %d, commit %d, applied %d): a node needs a majority of %v running",
+				clusterStartTimeout, st.Lead, st.GetCommit(), st.Applied, voters)
+		}
+		select {
+		case <-s.stop:
+			m.Close()
+			return nil, errors.New("stopped while joining the cluster")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// registerNode records this node's addresses in the registry of nodes,
+// retrying while the metadata group has no leader, until it succeeds or
+// the server stops.
+func (s *Server) registerNode() {
+	a := s.cfg.NodeAddrs()
+	n := meta.Node{
+		ID: s.cluster.cfg.NodeID, Rack: s.cfg.Rack, ClusterAddr: a.ClusterAddr,
+		KafkaAddr: a.KafkaAddr, KafkaTLSAddr: a.KafkaTLSAddr, AMQPAddr: a.AMQPAddr, AMQPSAddr: a.AMQPSAddr,
+		HTTPAddr: a.HTTPAddr, HTTPSAddr: a.HTTPSAddr,
+	}
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		err := s.meta.RegisterNode(n)
+		if err == nil {
+			return
+		}
+		s.log.Warn("registering this node in the cluster", "err", err)
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+// closeCluster stops the Raft host, then the transport; after the
+// metadata store has closed.
+func (s *Server) closeCluster() error {
+	if s.cluster == nil {
+		return nil
+	}
+	s.cluster.host.Close()
+	return s.cluster.tr.Close()
+}
+
+// clusterNodesFunc is mgmt's ClusterNodes: nil on a single node.
+func (s *Server) clusterNodesFunc() func() []mgmt.ClusterNode {
+	if s.cluster == nil {
+		return nil
+	}
+	return s.clusterNodes
+}
+
+// clusterNodes lists the registry of nodes for /api/nodes, with what this
+// node knows of each: whether it reaches it and its part in the metadata
+// group.
+func (s *Server) clusterNodes() []mgmt.ClusterNode {
+	c := s.cluster
+	st, _ := c.host.Status(cluster.MetaGroup)
+	nodes := s.meta.Nodes()
+	out := make([]mgmt.ClusterNode, 0, len(nodes))
+	for _, n := range nodes {
+		cn := mgmt.ClusterNode{Node: n, Self: n.ID == c.cfg.NodeID}
+		cn.Running = cn.Self || c.tr.Reachable(n.ID)
+		switch {
+		case st.Lead == 0:
+			cn.Role = "unknown"
+		case n.ID == st.Lead:
+			cn.Role = "leader"
+		case isVoter(st.Config.Voters, n.ID):
+			cn.Role = "follower"
+		default:
+			cn.Role = "learner"
+		}
+		out = append(out, cn)
+	}
+	return out
+}
+
+func isVoter(v interface{ IDs() map[uint64]struct{} }, id uint64) bool {
+	_, ok := v.IDs()[id]
+	return ok
+}
+
+// kafkaClusterID is the Kafka cluster id of a cluster: derived from the
+// cluster id, so that every node tells clients the same one.
+func kafkaClusterID(clusterID string) string {
+	sum := sha256.Sum256([]byte("sluice cluster " + clusterID))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// metaLeader is the metadata group's leader as this node knows it; 0 for
+// none.
+func (s *Server) metaLeader() cluster.NodeID {
+	return s.cluster.host.Leader(cluster.MetaGroup)
+}
