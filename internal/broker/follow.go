@@ -39,6 +39,8 @@ type follower struct {
 func (b *Broker) startFollowing() {
 	f := &follower{pending: map[string]bool{}, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	b.follow = f
+	// A snapshot replaced the whole state: every topic is queued (as
+	// the name "", which no topic has).
 	b.meta.Observe(func(c meta.Change) { f.add(c.Topic) })
 }
 
@@ -73,7 +75,11 @@ func (f *follower) run(b *Broker) {
 				return
 			default:
 			}
-			if err := b.Reconcile(name); err != nil && !errors.Is(err, ErrClosed) {
+			reconcile := b.Reconcile
+			if name == "" {
+				reconcile = func(string) error { return b.ReconcileAll() }
+			}
+			if err := reconcile(name); err != nil && !errors.Is(err, ErrClosed) {
 				b.log.Warn("following a topic change", "topic", name, "err", err)
 			}
 		}

@@ -116,10 +116,12 @@ func TestFollowChangesOfOtherNodes(t *testing.T) {
 	if err := m.DeleteTopic("t"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deletion", func() bool { _, ok := b.Topic("t"); return !ok })
-	if _, err := os.Stat(b.partitionDir("t", 0)); !os.IsNotExist(err) {
-		t.Fatalf("the deleted topic's data is still there: %v", err)
-	}
+	// The topic goes first, its data right after.
+	waitFor(t, "the deletion and its data", func() bool {
+		_, ok := b.Topic("t")
+		_, err := os.Stat(b.partitionDir("t", 0))
+		return !ok && os.IsNotExist(err)
+	})
 
 	// Deleted and created again with another id between two looks: the
 	// broker ends with the new one.
@@ -236,4 +238,20 @@ func TestSingleNodeDoesNotFollow(t *testing.T) {
 	if _, ok := b.Topic("behind"); ok {
 		t.Fatal("a single node followed a change it did not make")
 	}
+}
+
+// A snapshot installed from the leader replaces the metadata state
+// unseen: its ChangeSnapshot makes the follower reconcile every topic.
+func TestFollowSnapshot(t *testing.T) {
+	b, m := openNode(t, 1, threeNodes()...)
+	m.Observe(nil) // as if these came in a snapshot
+	if _, errs := m.CreateTopics([]meta.TopicSpec{{Name: "snap", Partitions: 2, Replicas: [][]int32{{1}, {2}}}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	b.meta.Observe(func(c meta.Change) { b.follow.add(c.Topic) })
+	if _, ok := b.Topic("snap"); ok {
+		t.Fatal("followed a change it was not told of")
+	}
+	b.follow.add("") // what a ChangeSnapshot queues
+	waitFor(t, "the topic of the snapshot", func() bool { tp, ok := b.Topic("snap"); return ok && len(tp.Partitions) == 2 })
 }

@@ -9,22 +9,38 @@ package meta
 
 // Change is a topic change as applied: the command's kind
 // ("create_topic", "delete_topic", "create_partitions",
-// "alter_topic_configs") and the topic it changed.
+// "alter_topic_configs") and the topic it changed; or ChangeSnapshot,
+// with no topic, when the whole state was replaced (a snapshot from the
+// metadata group's leader) and any topic may have changed.
 type Change struct {
 	Kind  string
 	Topic string
 }
 
+// ChangeSnapshot is the Kind of a Change that replaced the whole state.
+const ChangeSnapshot = "snapshot"
+
 // Observe sets f to be called after every topic command is applied (nil:
 // none). f runs inside Apply, with the store's lock held: it must not
 // call the store and must return quickly (queue the change and act on
 // it elsewhere). Changes made before Observe, and a state replaced
-// wholesale (by a snapshot), are not reported: the observer's owner
-// reconciles everything once after setting it.
+// the observer's owner reconciles everything once after setting it. A
+// state replaced wholesale (a snapshot installed from the leader) keeps
+// the observer and reports one ChangeSnapshot.
 func (s *Store) Observe(f func(Change)) {
 	s.mu.Lock()
 	s.state.observer = f
 	s.mu.Unlock()
+}
+
+// handOver passes st's observer on to next, the state replacing st
+// wholesale, and reports the replacement to it.
+func (st *State) handOver(next *State) {
+	if st.observer == nil {
+		return
+	}
+	next.observer = st.observer
+	next.observer(Change{Kind: ChangeSnapshot})
 }
 
 // notify reports an applied command to the observer, if it is a topic

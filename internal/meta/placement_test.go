@@ -162,3 +162,21 @@ func TestObserve(t *testing.T) {
 		t.Fatalf("observed %v, want %v", got, want)
 	}
 }
+
+// A state replaced wholesale keeps the observer and reports the
+// replacement.
+func TestObserverHandOver(t *testing.T) {
+	var got []Change
+	old := NewState()
+	old.observer = func(c Change) { got = append(got, c) }
+	next := NewState()
+	old.handOver(next)
+	if _, err := next.Apply(createCmd("a", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	want := []Change{{Kind: ChangeSnapshot}, {"create_topic", "a"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("observed %v, want %v", got, want)
+	}
+	NewState().handOver(NewState()) // no observer: nothing to hand over
+}
