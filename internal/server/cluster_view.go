@@ -42,6 +42,23 @@ func NewClusterView(self uint64, m *meta.Store, controller func() int32, alive f
 	return &ClusterView{self: int32(self), meta: m, controller: controller, alive: alive}
 }
 
+// kafkaCluster is the Kafka front end's view of the cluster: a
+// ClusterView over the registry, with the metadata group's leader as the
+// controller and the transport's reachability as liveness; on a single
+// node, SingleNode as before.
+func (s *Server) kafkaCluster() kafka.Cluster {
+	c := s.cluster
+	if c == nil {
+		return kafka.SingleNode{Rack: s.cfg.Rack}
+	}
+	return NewClusterView(c.cfg.NodeID, s.meta, func() int32 {
+		if l := s.metaLeader(); l != 0 {
+			return int32(l)
+		}
+		return -1
+	}, c.tr.Reachable)
+}
+
 // Self is this node's id.
 func (v *ClusterView) Self() int32 { return v.self }
 
