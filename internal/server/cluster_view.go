@@ -109,14 +109,18 @@ func (v *ClusterView) Coordinator(_ int8, key string) int32 {
 // Partition is led by the node it is placed on while that node is alive;
 // otherwise it has no leader and its replica is offline. A topic without
 // a placement (one a single node made before it joined a cluster) is
-// held by every node, so this one leads it. An unknown partition has no
-// leader.
+// held by every node, so this one leads it; so is a topic the metadata
+// does not define, which only this node's broker can be showing: an
+// internal topic such as __consumer_offsets, a view of this node's own
+// stores. A partition past a defined topic's count has no leader.
 func (v *ClusterView) Partition(topic string, p int32) kafka.Replicas {
 	rs, ok := v.meta.PartitionReplicas(topic, p)
-	switch {
-	case !ok:
-		return kafka.Replicas{Leader: -1}
-	case rs == nil:
+	if !ok {
+		if _, defined := v.meta.Topic(topic); defined {
+			return kafka.Replicas{Leader: -1}
+		}
+	}
+	if rs == nil {
 		return kafka.Replicas{Leader: v.self, Replicas: []int32{v.self}, ISR: []int32{v.self}}
 	}
 	out := kafka.Replicas{Leader: -1, Replicas: append([]int32(nil), rs...)}

@@ -58,8 +58,8 @@ func TestClusterView(t *testing.T) {
 	if got := v.Partition("t", 3); got.Leader != -1 {
 		t.Errorf("a missing partition has leader %d", got.Leader)
 	}
-	if got := v.Partition("nope", 0); got.Leader != -1 {
-		t.Errorf("a missing topic has leader %d", got.Leader)
+	if got := v.Partition("__consumer_offsets", 7); got.Leader != 1 {
+		t.Errorf("a topic only this node shows (internal): leader %d, want this node", got.Leader)
 	}
 	if got := v.Partition("old", 0); got.Leader != 1 {
 		t.Errorf("an unplaced topic: leader %d, want this node", got.Leader)
