@@ -16,7 +16,8 @@ import (
 // created through Kafka is spread over the nodes (one node a partition),
 // every node tells clients the same leaders, records produced to every
 // partition are read back by a consumer group (whose coordinator is one
-// of the nodes), and a replication factor above 1 is refused.
+// of the nodes), and a replication factor above 1 is refused. With a node
+// down its partitions have no leader and the others go on.
 func TestClusterPlacesPartitionsAndGroups(t *testing.T) {
 	nodes := startCluster(t, 3)
 	all := map[uint64]bool{1: true, 2: true, 3: true}
@@ -106,5 +107,35 @@ func TestClusterPlacesPartitionsAndGroups(t *testing.T) {
 	}
 	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
 		t.Fatalf("commit through the group's coordinator: %v", err)
+	}
+	cons.Close()
+
+	// Node 3 down: its partitions have no leader, the others go on.
+	nodes[2].Kill()
+	one, err := kgo.NewClient(kgo.SeedBrokers(nodes[0].Kafka), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	waitFor(t, 30*time.Second, "node 3's partitions without a leader", func() bool {
+		md, err := kadm.NewClient(one).Metadata(ctx, "spread")
+		if err != nil {
+			return false
+		}
+		for p, pd := range md.Topics["spread"].Partitions {
+			if onThree := leaders[p] == 3; onThree != (pd.Leader == -1 && errors.Is(pd.Err, kerr.LeaderNotAvailable)) {
+				return false
+			}
+		}
+		return true
+	})
+	for p, l := range leaders {
+		if l == 1 {
+			r := &kgo.Record{Topic: "spread", Partition: p, Value: []byte("after")}
+			if err := one.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("produce to partition %d on node 1 with node 3 down: %v\n%s", p, err, nodes[0].Logs())
+			}
+			break
+		}
 	}
 }

@@ -171,6 +171,11 @@ var (
 	// created, deleted or reconfigured only by the broker itself.
 	ErrInternalTopic = newError(KindInvalid, "broker: internal topics are read-only")
 
+	// ErrMetaUnavailable: in a cluster, the metadata group has no leader
+	// (an election, or this node cut off from a majority) or did not
+	// commit a change in time: retry later.
+	ErrMetaUnavailable = newError(KindUnavailable, "broker: the cluster's metadata is not available")
+
 	// Both halves.
 	ErrStorage = newError(KindStorage, "broker: storage error")
 	ErrClosed  = newError(KindUnavailable, "broker: closed")

@@ -255,3 +255,13 @@ func TestFollowSnapshot(t *testing.T) {
 	b.follow.add("") // what a ChangeSnapshot queues
 	waitFor(t, "the topic of the snapshot", func() bool { tp, ok := b.Topic("snap"); return ok && len(tp.Partitions) == 2 })
 }
+
+// A change the cluster's metadata could not take is told apart, to be
+// retried.
+func TestMetaErrNoLeader(t *testing.T) {
+	for _, e := range []error{meta.ErrNoLeader, meta.ErrProposalTimeout} {
+		if err := metaErr(e); !errors.Is(err, ErrMetaUnavailable) || !errors.Is(err, e) {
+			t.Errorf("metaErr(%v) = %v", e, err)
+		}
+	}
+}

@@ -1,9 +1,11 @@
 package kafka
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -123,5 +125,17 @@ func TestClusterRefusesReplication(t *testing.T) {
 		if st.ErrorCode != kerr.InvalidReplicationFactor.Code || !strings.Contains(deref(st.ErrorMessage), "not available yet") {
 			t.Errorf("%s: code %d, message %q", st.Topic, st.ErrorCode, deref(st.ErrorMessage))
 		}
+	}
+}
+
+// A cluster's metadata without a leader is retriable: NOT_CONTROLLER for
+// the admin APIs, COORDINATOR_NOT_AVAILABLE for the coordinators.
+func TestMetaUnavailableIsRetriable(t *testing.T) {
+	err := fmt.Errorf("%w: no leader", broker.ErrMetaUnavailable)
+	if got := errorCode(err); got != kerr.NotController.Code {
+		t.Errorf("errorCode = %d", got)
+	}
+	if got := coordinatorErrorCode(err); got != kerr.CoordinatorNotAvailable.Code {
+		t.Errorf("coordinatorErrorCode = %d", got)
 	}
 }
