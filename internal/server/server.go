@@ -227,7 +227,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
-		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(),
+		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(), NodeName: s.clusterNodeName(),
 		ConnectionCaps: func() []mgmt.ConnectionCap {
 			return []mgmt.ConnectionCap{
 				{Protocol: "amqp", Setting: "amqp_max_connections", Open: s.amqp.OpenConnections(), Max: cfg.AMQPMaxConnections},
