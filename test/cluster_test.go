@@ -48,6 +48,7 @@ func startCluster(t *testing.T, n int, extra ...string) []*broker {
 
 // apiNode is a node as /api/nodes lists it.
 type apiNode struct {
+	Name      string            `json:"name"`
 	NodeID    uint64            `json:"node_id"`
 	Running   bool              `json:"running"`
 	Role      string            `json:"role"`
@@ -108,6 +109,9 @@ func TestClusterMetadataOnRaft(t *testing.T) {
 	})
 	for _, n := range clusterView(t, nodes[0]) {
 		b := nodes[n.NodeID-1]
+		if want := fmt.Sprintf("sluice-%d@127.0.0.1", n.NodeID); n.Name != want {
+			t.Errorf("node %d named %q, want %q", n.NodeID, n.Name, want)
+		}
 		if n.Addresses["kafka"] != b.Kafka || n.Addresses["amqp"] != b.AMQP || n.Addresses["http"] != b.HTTP {
 			t.Errorf("node %d registered with addresses %v, serves kafka %s amqp %s http %s", n.NodeID, n.Addresses, b.Kafka, b.AMQP, b.HTTP)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -39,6 +40,12 @@ type Options struct {
 	OffsetsTopicCodec OffsetsTopicCodec
 	// Cleaner tunes the log cleaner of compacted topics (cleaner.go).
 	Cleaner CleanerOptions
+	// NodeID is this node's id in a cluster; 0 (a single node) holds
+	// every partition and follows no one. In a cluster the broker holds
+	// the partitions placed on it (partition_elsewhere.go), places the
+	// topics it creates, and follows topic changes made through other
+	// nodes (follow.go).
+	NodeID uint64
 }
 
 // Broker owns every topic's partitions.
@@ -73,6 +80,9 @@ type Broker struct {
 	// onChange, when set, is called after a topic's definition changes
 	// (the Router's syncFeeds, which starts a forwarding topic's feed).
 	onChange atomic.Pointer[func(*Topic)]
+	// follow, in a cluster, reconciles topics changed through other
+	// nodes (follow.go); nil on a single node.
+	follow *follower
 }
 
 // Topic is a topic's definition plus its open partitions.
@@ -101,6 +111,10 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 	b := &Broker{opts: opts, meta: m, log: opts.Logger, topics: make(map[string]*Topic), changing: map[string]chan struct{}{}}
 	if err := os.MkdirAll(b.topicsDir(), 0o755); err != nil {
 		return nil, err
+	}
+	if opts.NodeID != 0 {
+		// Before the topics are read, so that no change falls between.
+		b.startFollowing()
 	}
 	for _, t := range m.Topics() {
 		tp, err := b.openTopic(t)
@@ -132,6 +146,12 @@ func New(opts Options, m *meta.Store) (*Broker, error) {
 			}
 			b.topics[OffsetsTopic] = tp
 		}
+	}
+	if b.follow != nil {
+		b.follow.mu.Lock()
+		b.follow.started = true
+		b.follow.mu.Unlock()
+		go b.follow.run(b)
 	}
 	return b, nil
 }
@@ -168,7 +188,7 @@ func (b *Broker) openTopic(t meta.Topic) (*Topic, error) {
 
 func (b *Broker) openPartitions(tp *Topic, from, to int32) error {
 	for i := from; i < to; i++ {
-		l, err := openDiskLog(b.partitionDir(tp.Name, i), b.logOptions(tp.cfg))
+		l, err := b.openPartitionLog(tp, i)
 		if err != nil {
 			return fmt.Errorf("open %s-%d: %w", tp.Name, i, err)
 		}
@@ -286,6 +306,13 @@ func (b *Broker) DeleteTopic(name string) error {
 // CreatePartitions grows a topic to total partitions. As in CreateTopic
 // the new logs are laid out before the definition is made durable.
 func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) error {
+	return b.CreatePartitionsAt(name, total, nil, validateOnly)
+}
+
+// CreatePartitionsAt is CreatePartitions with a client's placement of the
+// new partitions (nil: the broker places them), which only a cluster
+// accepts (checkAssignment).
+func (b *Broker) CreatePartitionsAt(name string, total int32, replicas [][]int32, validateOnly bool) error {
 	if err := b.internalTopicErr(name); err != nil {
 		return err
 	}
@@ -304,13 +331,24 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 	if err := b.checkName(name, total); err != nil {
 		return err
 	}
+	from := tp.Topic.Partitions
+	if err := b.checkAssignment(replicas, total-from); err != nil {
+		return err
+	}
 	if validateOnly {
 		return nil
 	}
 	// Copy-on-write: readers holding the old *Topic keep a consistent view.
 	grown := &Topic{Topic: tp.Topic, Partitions: append([]*Partition(nil), tp.Partitions...), cfg: tp.cfg}
 	grown.Topic.Partitions = total
-	from := tp.Topic.Partitions
+	var added [][]int32 // the new partitions' placement, if the topic's are placed
+	if tp.Replicas != nil {
+		added = replicas
+		if added == nil {
+			added = b.place(tp.Replicas, from, total-from)
+		}
+		grown.Replicas = append(slices.Clone(tp.Replicas), added...)
+	}
 	drop := func() {
 		for _, p := range grown.Partitions[from:] {
 			p.log.Delete()
@@ -330,7 +368,7 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 		drop()
 		return fmt.Errorf("%w: %w", ErrStorage, err)
 	}
-	if err := b.meta.CreatePartitions(name, total); err != nil {
+	if err := b.meta.CreatePartitionsPlaced(name, total, added); err != nil {
 		drop()
 		return metaErr(err)
 	}
@@ -519,6 +557,7 @@ func (b *Broker) PersistTxnIndexes() {
 
 // Close flushes and closes every log.
 func (b *Broker) Close() error {
+	b.stopFollowing()
 	var errs []error
 	if b.offsets != nil {
 		// First, and without b.mu: the offsets writer checks commits

@@ -147,23 +147,34 @@ var (
 	ErrInvalidPolicy = newError(KindInvalid, "invalid policy")
 
 	// Topics and partitions.
-	ErrUnknownTopic         = newError(KindNotFound, "broker: unknown topic")
-	ErrUnknownPartition     = newError(KindNotFound, "broker: unknown partition")
-	ErrTopicExists          = newError(KindExists, "broker: topic already exists")
-	ErrInvalidTopic         = newError(KindInvalid, "broker: invalid topic name")
-	ErrInvalidPartitions    = newError(KindInvalid, "broker: invalid partition count")
-	ErrInvalidConfig        = newError(KindInvalid, "broker: invalid config")
-	ErrMessageTooLarge      = newError(KindTooLarge, "broker: record batch larger than max.message.bytes")
-	ErrCorruptMessage       = newError(KindCorrupt, "broker: corrupt record batch")
-	ErrOutOfOrderSequence   = newError(KindOutOfOrder, "broker: out of order sequence number")
-	ErrInvalidProducerEpoch = newError(KindFenced, "broker: producer epoch is stale")
-	ErrOffsetOutOfRange     = newError(KindOutOfRange, "broker: offset out of range")
+	ErrUnknownTopic      = newError(KindNotFound, "broker: unknown topic")
+	ErrUnknownPartition  = newError(KindNotFound, "broker: unknown partition")
+	ErrTopicExists       = newError(KindExists, "broker: topic already exists")
+	ErrInvalidTopic      = newError(KindInvalid, "broker: invalid topic name")
+	ErrInvalidPartitions = newError(KindInvalid, "broker: invalid partition count")
+	ErrInvalidConfig     = newError(KindInvalid, "broker: invalid config")
+	// ErrInvalidReplicaAssignment: a client's placement names no
+	// registered node, or does not cover the partitions once each.
+	ErrInvalidReplicaAssignment = newError(KindInvalid, "broker: invalid replica assignment")
+	// ErrInvalidReplicationFactor: more than one replica a partition,
+	// which the cluster cannot give until partitions are replicated.
+	ErrInvalidReplicationFactor = newError(KindInvalid, "broker: partition replication is not available yet: replication factor must be 1")
+	ErrMessageTooLarge          = newError(KindTooLarge, "broker: record batch larger than max.message.bytes")
+	ErrCorruptMessage           = newError(KindCorrupt, "broker: corrupt record batch")
+	ErrOutOfOrderSequence       = newError(KindOutOfOrder, "broker: out of order sequence number")
+	ErrInvalidProducerEpoch     = newError(KindFenced, "broker: producer epoch is stale")
+	ErrOffsetOutOfRange         = newError(KindOutOfRange, "broker: offset out of range")
 	// ErrControlBatch: a client produced a control batch; only the
 	// transaction coordinator writes them.
 	ErrControlBatch = newError(KindCorrupt, "broker: control batches are written by the broker only")
 	// ErrInternalTopic: an internal topic (__consumer_offsets) is written,
 	// created, deleted or reconfigured only by the broker itself.
 	ErrInternalTopic = newError(KindInvalid, "broker: internal topics are read-only")
+
+	// ErrMetaUnavailable: in a cluster, the metadata group has no leader
+	// (an election, or this node cut off from a majority) or did not
+	// commit a change in time: retry later.
+	ErrMetaUnavailable = newError(KindUnavailable, "broker: the cluster's metadata is not available")
 
 	// Both halves.
 	ErrStorage = newError(KindStorage, "broker: storage error")

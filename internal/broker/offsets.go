@@ -147,6 +147,8 @@ func metaErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
 	case errors.Is(err, meta.ErrClosed):
 		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case errors.Is(err, meta.ErrNoLeader) || errors.Is(err, meta.ErrProposalTimeout):
+		return fmt.Errorf("%w: %w", ErrMetaUnavailable, err)
 	}
 	return err
 }

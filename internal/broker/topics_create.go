@@ -18,6 +18,10 @@ type TopicSpec struct {
 	Name       string
 	Partitions int32
 	Configs    map[string]string
+	// Replicas is a client's placement of each partition, which only a
+	// cluster accepts (one registered node a partition); nil: the
+	// broker places them (follow.go).
+	Replicas [][]int32
 }
 
 // TopicResult answers one TopicSpec of CreateTopics: the topic created
@@ -55,6 +59,9 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 		if res[i].Err = checkTopicSpec(*sp); res[i].Err != nil {
 			continue
 		}
+		if res[i].Err = b.checkAssignment(sp.Replicas, sp.Partitions); res[i].Err != nil {
+			continue
+		}
 		if seen[sp.Name] {
 			res[i].Err = ErrTopicExists
 			continue
@@ -84,8 +91,12 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 			res[i].Err = err
 			continue
 		}
+		replicas := sp.Replicas
+		if replicas == nil {
+			replicas = b.place(nil, 0, sp.Partitions)
+		}
 		if validateOnly {
-			res[i].Topic = &Topic{Topic: meta.Topic{Name: sp.Name, Partitions: sp.Partitions, Configs: sp.Configs}}
+			res[i].Topic = &Topic{Topic: meta.Topic{Name: sp.Name, Partitions: sp.Partitions, Configs: sp.Configs, Replicas: replicas}}
 			continue
 		}
 		if mt, ok := b.meta.Topic(sp.Name); ok {
@@ -100,7 +111,7 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 			res[i].Err = ErrTopicExists
 			continue
 		}
-		todo = append(todo, &Topic{Topic: meta.Topic{Name: sp.Name, Partitions: sp.Partitions, Configs: sp.Configs}, cfg: b.resolve(sp.Configs)})
+		todo = append(todo, &Topic{Topic: meta.Topic{Name: sp.Name, Partitions: sp.Partitions, Configs: sp.Configs, Replicas: replicas}, cfg: b.resolve(sp.Configs)})
 		todoIdx = append(todoIdx, i)
 	}
 	if len(todo) == 0 {
@@ -122,7 +133,7 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 			res[todoIdx[j]].Err = fmt.Errorf("%w: %w", ErrStorage, layErrs[j])
 			continue
 		}
-		metaSpecs = append(metaSpecs, meta.TopicSpec{Name: tp.Name, Partitions: tp.Topic.Partitions, Configs: tp.Configs})
+		metaSpecs = append(metaSpecs, meta.TopicSpec{Name: tp.Name, Partitions: tp.Topic.Partitions, Configs: tp.Configs, Replicas: tp.Replicas})
 		metaIdx = append(metaIdx, j)
 	}
 	if len(metaSpecs) == 0 {
@@ -240,7 +251,7 @@ func parallel(n int, fn func(k int)) {
 // openNewPartition opens the log of partition i of a new topic in its
 // freshly made directory.
 func (b *Broker) openNewPartition(tp *Topic, i int32) (*Partition, error) {
-	l, err := openDiskLog(b.partitionDir(tp.Name, i), b.logOptions(tp.cfg))
+	l, err := b.openPartitionLog(tp, i)
 	if err != nil {
 		return nil, fmt.Errorf("open %s-%d: %w", tp.Name, i, err)
 	}

@@ -39,6 +39,8 @@ func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, 
 	var groupErr error
 	if !c.allowedGroup(req.Group, auth.OpRead) {
 		groupErr = reqErr(errGroupAuth, "READ on group %q is not allowed", req.Group)
+	} else if !c.coordinates(coordinatorGroup, req.Group) {
+		groupErr = reqErr(kerr.NotCoordinator, "this broker does not coordinate group %q", req.Group)
 	} else {
 		groupErr = c.s.groups.ValidateCommit(req.Group, req.MemberID, deref(req.InstanceID), req.Generation)
 	}

@@ -16,6 +16,7 @@ package kafka
 
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -58,6 +59,10 @@ func (c *conn) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchRes
 	sg.Group = rg.Group
 	if !c.allowedGroup(rg.Group, auth.OpDescribe) {
 		sg.ErrorCode = errGroupAuth.Code
+		return sg
+	}
+	if !c.coordinates(coordinatorGroup, rg.Group) {
+		sg.ErrorCode = kerr.NotCoordinator.Code
 		return sg
 	}
 	if err := c.s.groups.ValidateOffsetFetch(rg.Group, rg.MemberID, rg.MemberEpoch); err != nil {

@@ -45,6 +45,10 @@ func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error)
 		resp.ErrorCode = errGroupAuth.Code
 		return resp, nil
 	}
+	if !c.coordinates(coordinatorGroup, req.Group) {
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp, nil
+	}
 	if c.s.broker.Shares().Exists(req.Group) {
 		resp.ErrorCode = kerr.InconsistentGroupProtocol.Code // a share group's id
 		return resp, nil

@@ -8,6 +8,7 @@ package kafka
 
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -15,6 +16,10 @@ func handleHeartbeat(c *conn, req *kmsg.HeartbeatRequest) (kmsg.Response, error)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
 	if !c.allowedGroup(req.Group, auth.OpRead) {
 		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
+	if !c.coordinates(coordinatorGroup, req.Group) {
+		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp, nil
 	}
 	resp.ErrorCode = errorCode(c.s.groups.Heartbeat(req.Group, req.MemberID, deref(req.InstanceID), req.Generation))

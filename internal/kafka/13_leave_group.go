@@ -10,6 +10,7 @@ package kafka
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -17,6 +18,10 @@ func handleLeaveGroup(c *conn, req *kmsg.LeaveGroupRequest) (kmsg.Response, erro
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
 	if !c.allowedGroup(req.Group, auth.OpRead) {
 		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
+	if !c.coordinates(coordinatorGroup, req.Group) {
+		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp, nil
 	}
 	if req.Version < 3 {

@@ -12,6 +12,7 @@ package kafka
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker/groups"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,6 +20,10 @@ func handleSyncGroup(c *conn, req *kmsg.SyncGroupRequest) (kmsg.Response, error)
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 	if !c.allowedGroup(req.Group, auth.OpRead) {
 		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	}
+	if !c.coordinates(coordinatorGroup, req.Group) {
+		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp, nil
 	}
 	sr := groups.SyncRequest{

@@ -29,6 +29,12 @@ func handleDescribeGroups(c *conn, req *kmsg.DescribeGroupsRequest) (kmsg.Respon
 			resp.Groups = append(resp.Groups, sg)
 			continue
 		}
+		if !c.coordinates(coordinatorGroup, name) {
+			sg := kmsg.NewDescribeGroupsResponseGroup()
+			sg.Group, sg.ErrorCode = name, kerr.NotCoordinator.Code
+			resp.Groups = append(resp.Groups, sg)
+			continue
+		}
 		sg := c.describeGroup(name)
 		if req.IncludeAuthorizedOperations && req.Version >= 3 {
 			sg.AuthorizedOperations = c.authorizedOps(auth.ResourceGroup, name)

@@ -2,8 +2,12 @@ package kafka
 
 // CreateTopics, versions 0-7.
 //
-// There is one broker, so ReplicationFactor must be -1 (default) or 1,
-// else INVALID_REPLICATION_FACTOR. A manual ReplicaAssignment is accepted
+// On a single node there is one broker, so ReplicationFactor must be -1
+// (default) or 1, else INVALID_REPLICATION_FACTOR. In a cluster likewise
+// until partitions are replicated (each partition lives on one node; the
+// broker places it), and a ReplicaAssignment may place each partition on
+// any one registered node (more than one replica: INVALID_REPLICATION_
+// FACTOR; an unknown node: INVALID_REPLICA_ASSIGNMENT). A manual ReplicaAssignment is accepted
 // when it places partitions 0..n-1 each on this node alone (and, as Kafka
 // requires, NumPartitions and ReplicationFactor are -1); any other
 // placement is INVALID_REPLICA_ASSIGNMENT. NumPartitions -1 takes the
@@ -41,7 +45,7 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 			errs[i] = reqErr(kerr.InvalidRequest, "topic %q is named more than once", rt.Topic)
 		} else if !c.may(auth.ResourceCluster, auth.ClusterResourceName, auth.OpCreate) && !c.allowedTopic(rt.Topic, auth.OpCreate) {
 			errs[i] = reqErr(errTopicAuth, "CREATE on topic %q is not allowed", rt.Topic)
-		} else if sp, errs[i] = topicSpec(rt); errs[i] == nil {
+		} else if sp, errs[i] = topicSpec(rt, c.s.single); errs[i] == nil {
 			specs = append(specs, sp)
 			at = append(at, i)
 		}
@@ -77,9 +81,13 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 }
 
 // topicSpec checks one topic of a request and turns it into the core's
-// spec (NumPartitions -1 becomes 0: the broker default).
-func topicSpec(rt kmsg.CreateTopicsRequestTopic) (broker.TopicSpec, error) {
+// spec (NumPartitions -1 becomes 0: the broker default). On a single
+// node a replica assignment must name this node alone and is dropped; in
+// a cluster it is passed on, for the broker to check against the
+// registry of nodes.
+func topicSpec(rt kmsg.CreateTopicsRequestTopic, single bool) (broker.TopicSpec, error) {
 	partitions := rt.NumPartitions
+	var replicas [][]int32
 	if len(rt.ReplicaAssignment) > 0 {
 		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
 			return broker.TopicSpec{}, reqErr(kerr.InvalidRequest, "a replica assignment excludes a partition count and a replication factor")
@@ -91,12 +99,25 @@ func topicSpec(rt kmsg.CreateTopicsRequestTopic) (broker.TopicSpec, error) {
 				return broker.TopicSpec{}, reqErr(kerr.InvalidReplicaAssignment, "assignments must cover partitions 0 to %d once each", partitions-1)
 			}
 			placed[a.Partition] = true
+			if !single {
+				if len(a.Replicas) != 1 {
+					return broker.TopicSpec{}, reqErr(kerr.InvalidReplicationFactor, "partition %d: %d replicas: partition replication is not available yet, each partition lives on one node", a.Partition, len(a.Replicas))
+				}
+				if replicas == nil {
+					replicas = make([][]int32, partitions)
+				}
+				replicas[a.Partition] = a.Replicas
+				continue
+			}
 			if !onlyThisNode(a.Replicas) {
 				return broker.TopicSpec{}, reqErr(kerr.InvalidReplicaAssignment, "partition %d: replicas %v: the only broker is %d", a.Partition, a.Replicas, NodeID)
 			}
 		}
 	} else {
 		if rf := rt.ReplicationFactor; rf != -1 && rf != 1 {
+			if !single {
+				return broker.TopicSpec{}, reqErr(kerr.InvalidReplicationFactor, "replication factor %d: partition replication is not available yet, each partition lives on one node (use 1 or -1)", rf)
+			}
 			return broker.TopicSpec{}, reqErr(kerr.InvalidReplicationFactor, "replication factor %d: the cluster has one broker", rf)
 		}
 		if partitions == 0 || partitions < -1 {
@@ -116,5 +137,5 @@ func topicSpec(rt kmsg.CreateTopicsRequestTopic) (broker.TopicSpec, error) {
 	if partitions < 0 {
 		partitions = 0
 	}
-	return broker.TopicSpec{Name: rt.Topic, Partitions: partitions, Configs: configs}, nil
+	return broker.TopicSpec{Name: rt.Topic, Partitions: partitions, Configs: configs, Replicas: replicas}, nil
 }

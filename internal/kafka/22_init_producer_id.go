@@ -32,6 +32,10 @@ func handleInitProducerID(c *conn, req *kmsg.InitProducerIDRequest) (kmsg.Respon
 		resp.ErrorCode = errClusterAuth.Code
 		return resp, nil
 	}
+	if txnID != "" && !c.coordinates(coordinatorTxn, txnID) {
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp, nil
+	}
 	if t := req.TransactionTimeoutMillis; txnID != "" && (t <= 0 || t > maxTransactionTimeoutMillis) {
 		resp.ErrorCode = kerr.InvalidTransactionTimeout.Code
 		return resp, nil

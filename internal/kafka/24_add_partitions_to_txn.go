@@ -95,6 +95,9 @@ func addPartitions(c *conn, id string, pid int64, epoch int16, verifyOnly bool, 
 	if !c.allowedTxnID(id, auth.OpWrite) {
 		return all(errTxnIDAuth.Code)
 	}
+	if !c.coordinates(coordinatorTxn, id) {
+		return all(kerr.NotCoordinator.Code)
+	}
 	var refused []string
 	for _, topic := range order {
 		if !c.allowedTopic(topic, auth.OpWrite) {

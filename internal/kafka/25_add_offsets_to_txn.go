@@ -13,6 +13,7 @@ package kafka
 
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -24,6 +25,9 @@ func handleAddOffsetsToTxn(c *conn, req *kmsg.AddOffsetsToTxnRequest) (kmsg.Resp
 		return resp, nil
 	case !c.allowedGroup(req.Group, auth.OpRead):
 		resp.ErrorCode = errGroupAuth.Code
+		return resp, nil
+	case !c.coordinates(coordinatorTxn, req.TransactionalID):
+		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp, nil
 	}
 	resp.ErrorCode = txnErrorCode(c.s.broker.AddOffsetsToTxn(req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group))

@@ -19,6 +19,7 @@ package kafka
 
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -27,6 +28,10 @@ func handleEndTxn(c *conn, req *kmsg.EndTxnRequest) (kmsg.Response, error) {
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if !c.allowedTxnID(req.TransactionalID, auth.OpWrite) {
 		resp.ErrorCode = errTxnIDAuth.Code
+		return resp, nil
+	}
+	if !c.coordinates(coordinatorTxn, req.TransactionalID) {
+		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp, nil
 	}
 	if req.Version >= 5 && c.s.txnV2() {

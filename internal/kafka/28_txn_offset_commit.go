@@ -17,6 +17,7 @@ package kafka
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -45,6 +46,9 @@ func handleTxnOffsetCommit(c *conn, req *kmsg.TxnOffsetCommitRequest) (kmsg.Resp
 		if code == 0 && !c.allowedTopic(rt.Topic, auth.OpRead) {
 			code = errTopicAuth.Code
 		}
+	}
+	if code == 0 && !c.coordinates(coordinatorGroup, req.Group) {
+		code = kerr.NotCoordinator.Code
 	}
 	if code == 0 {
 		code = errorCode(c.s.groups.ValidateConsumerTxnCommit(req.Group, req.MemberID, req.Generation))

@@ -7,7 +7,10 @@ package kafka
 // with one broker the only placement is this node alone, so an Assignment
 // is accepted when it has one entry per new partition, each naming just
 // NodeID, and is otherwise INVALID_REPLICA_ASSIGNMENT. A topic named twice
-// is INVALID_REQUEST, as in Kafka. Partitions are created before the
+// is INVALID_REQUEST, as in Kafka. In a cluster an Assignment may name
+// any one registered node a partition (INVALID_REPLICATION_FACTOR for
+// more, INVALID_REPLICA_ASSIGNMENT for an unknown node); without one the
+// broker places the new partitions. Partitions are created before the
 // answer, so TimeoutMillis is ignored.
 
 import (
@@ -47,15 +50,23 @@ func (c *conn) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOn
 	if rt.Count <= current {
 		return reqErr(kerr.InvalidPartitions, "topic has %d partitions: the count can only grow", current)
 	}
+	var replicas [][]int32
 	if rt.Assignment != nil {
 		if len(rt.Assignment) != int(rt.Count-current) {
 			return reqErr(kerr.InvalidReplicaAssignment, "%d assignments for %d new partitions", len(rt.Assignment), rt.Count-current)
 		}
 		for i, a := range rt.Assignment {
+			if !c.s.single {
+				if len(a.Replicas) != 1 {
+					return reqErr(kerr.InvalidReplicationFactor, "partition %d: %d replicas: partition replication is not available yet, each partition lives on one node", current+int32(i), len(a.Replicas))
+				}
+				replicas = append(replicas, a.Replicas)
+				continue
+			}
 			if !onlyThisNode(a.Replicas) {
 				return reqErr(kerr.InvalidReplicaAssignment, "partition %d: replicas %v: the only broker is %d", current+int32(i), a.Replicas, NodeID)
 			}
 		}
 	}
-	return c.s.broker.CreatePartitions(rt.Topic, rt.Count, validateOnly)
+	return c.s.broker.CreatePartitionsAt(rt.Topic, rt.Count, replicas, validateOnly)
 }

@@ -29,6 +29,9 @@ func (c *conn) deleteGroup(name string) int16 {
 	if !c.allowedGroup(name, auth.OpDelete) {
 		return errGroupAuth.Code
 	}
+	if !c.coordinates(coordinatorGroup, name) {
+		return kerr.NotCoordinator.Code
+	}
 	if !c.groupExists(name) && c.s.broker.Shares().Exists(name) {
 		code, _ := shareCodeAndMessage(c.s.broker.Shares().Delete(name))
 		return code

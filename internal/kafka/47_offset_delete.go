@@ -23,6 +23,10 @@ func handleOffsetDelete(c *conn, req *kmsg.OffsetDeleteRequest) (kmsg.Response, 
 		resp.ErrorCode = errGroupAuth.Code
 		return resp, nil
 	}
+	if !c.coordinates(coordinatorGroup, req.Group) {
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp, nil
+	}
 	if !c.groupExists(req.Group) {
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return resp, nil

@@ -31,6 +31,10 @@ func handleConsumerGroupHeartbeat(c *conn, req *kmsg.ConsumerGroupHeartbeatReque
 		resp.ErrorCode = code
 		return resp, nil
 	}
+	if !c.coordinates(coordinatorGroup, req.Group) {
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp, nil
+	}
 	r := groups.ConsumerHeartbeatRequest{
 		Group:                req.Group,
 		MemberID:             req.MemberID,

@@ -28,6 +28,8 @@ func handleConsumerGroupDescribe(c *conn, req *kmsg.ConsumerGroupDescribeRequest
 		switch {
 		case !c.allowedGroup(name, auth.OpDescribe):
 			sg.ErrorCode = errGroupAuth.Code
+		case !c.coordinates(coordinatorGroup, name):
+			sg.ErrorCode = kerr.NotCoordinator.Code
 		case !ok:
 			sg.ErrorCode = kerr.GroupIDNotFound.Code
 			sg.ErrorMessage = nullIfEmpty(fmt.Sprintf("Group %s not found.", name))

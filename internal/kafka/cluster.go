@@ -98,6 +98,21 @@ func (SingleNode) Partition(string, int32) Replicas {
 	return Replicas{Leader: NodeID, Replicas: []int32{NodeID}, ISR: []int32{NodeID}}
 }
 
+// Key types of FindCoordinator (and of Cluster.Coordinator).
+const (
+	coordinatorGroup int8 = 0
+	coordinatorTxn   int8 = 1
+)
+
+// coordinates reports whether this broker coordinates key of keyType.
+// A single node coordinates everything and asks nothing, as the produce
+// path skips its leadership check; in a cluster the group and
+// transaction APIs answer NOT_COORDINATOR for a key coordinated
+// elsewhere, so that the client asks FindCoordinator again.
+func (c *conn) coordinates(keyType int8, key string) bool {
+	return c.s.single || c.s.cluster.Coordinator(keyType, key) == c.s.self
+}
+
 // endpoint is a broker as told to one client.
 type endpoint struct {
 	id   int32

@@ -61,6 +61,9 @@ var errorCodes = []struct {
 	{broker.ErrInternalTopic, kerr.InvalidTopicException}, // Kafka: "Cannot append to internal topic"
 	{broker.ErrInvalidPartitions, kerr.InvalidPartitions},
 	{broker.ErrInvalidConfig, kerr.InvalidConfig},
+	{broker.ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
+	{broker.ErrMetaUnavailable, kerr.NotController}, // retriable: the admin client looks the controller up again
+	{broker.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
 	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},
 	{groups.ErrIllegalGeneration, kerr.IllegalGeneration},
 	{groups.ErrRebalanceInProgress, kerr.RebalanceInProgress},
@@ -100,7 +103,8 @@ func writeErrorCode(err error) int16 {
 // cannot be written (broker.ErrStorage) they answer
 // COORDINATOR_NOT_AVAILABLE, as Kafka's coordinators do while their log is
 // unavailable, so that clients look the coordinator up again and retry
-// instead of failing.
+// instead of failing; likewise while a cluster's metadata group has no
+// leader (broker.ErrMetaUnavailable).
 // txnErrorCode is coordinatorErrorCode for the transaction APIs, where a
 // partition's failed marker write is the coordinator's failure too.
 func txnErrorCode(err error) int16 {
@@ -111,7 +115,7 @@ func txnErrorCode(err error) int16 {
 }
 
 func coordinatorErrorCode(err error) int16 {
-	if errors.Is(err, broker.ErrStorage) || errors.Is(err, broker.ErrClosed) {
+	if errors.Is(err, broker.ErrStorage) || errors.Is(err, broker.ErrClosed) || errors.Is(err, broker.ErrMetaUnavailable) {
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	return errorCode(err)

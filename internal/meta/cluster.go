@@ -318,6 +318,7 @@ func (m raftMachine) ApplySnapshot(snap *raftpb.Snapshot) {
 		return
 	}
 	s.mu.Lock()
+	s.state.handOver(st)
 	s.state, s.index = st, index
 	s.mu.Unlock()
 	s.snapIndex.Store(index)

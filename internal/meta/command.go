@@ -32,6 +32,8 @@ type CreateTopicCmd struct {
 	Partitions int32             `json:"partitions"`
 	Configs    map[string]string `json:"configs,omitempty"`
 	CreatedMs  int64             `json:"created_ms"`
+	// Replicas, in a cluster, places each partition (placement.go).
+	Replicas [][]int32 `json:"replicas,omitempty"`
 }
 
 // DeleteTopicCmd deletes a topic and every group's offsets in it.
@@ -43,6 +45,8 @@ type DeleteTopicCmd struct {
 type CreatePartitionsCmd struct {
 	Name  string `json:"name"`
 	Total int32  `json:"total"`
+	// Replicas places the new partitions, when the topic's are placed.
+	Replicas [][]int32 `json:"replicas,omitempty"`
 }
 
 // AlterTopicConfigsCmd sets then removes configs; with Replace the configs

@@ -31,6 +31,8 @@ func FuzzReplay(f *testing.F) {
 	f.Add(appendRecord(nil, []byte(`{"type":"create_topic","create_topic":{"name":"a","id":"40010100-0000-0000-0000-000000000000","partitions":2147483647}}`)))
 	f.Add(appendRecord(nil, []byte(`{"type":"nope"}`)))
 	f.Add(appendRecord(nil, []byte(`{"type":"register_node","register_node":{"id":3,"rack":"r","cluster_addr":"h:9190","kafka_addr":"h:9092"}}`)))
+	f.Add(append(appendRecord(nil, []byte(`{"type":"create_topic","create_topic":{"name":"p","id":"40010100-0000-0000-0000-000000000001","partitions":2,"replicas":[[1],[2,3]]}}`)),
+		appendRecord(nil, []byte(`{"type":"create_partitions","create_partitions":{"name":"p","total":3,"replicas":[[3]]}}`))...))
 	f.Add([]byte{0x00, 0xff, 0xff, 0xff, 1, 2, 3, 4})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		replay := func(b []byte) (*State, uint64, int64, error, error) {
@@ -73,6 +75,8 @@ func FuzzApply(f *testing.F) {
 	f.Add([]byte(`{"type":"delete_vhost","delete_vhost":{"name":"/"}}`))
 	f.Add([]byte(`{"type":"end_transaction","end_transaction":{"transactional_id":"tx1","producer_id":0,"epoch":0,"timeout_ms":1,"state":"prepare_commit","partitions":[{"topic":"a","partition":0}],"prev_producer_id":1,"prev_epoch":0}}`))
 	f.Add([]byte(`{"type":"end_transaction","end_transaction":{"transactional_id":"tx1","state":"complete_abort","prev_producer_id":1,"prev_epoch":32766}}`))
+	f.Add([]byte(`{"type":"create_topic","create_topic":{"name":"pl","id":"40010100-0000-0000-0000-000000000002","partitions":2,"replicas":[[1],[2]]}}`))
+	f.Add([]byte(`{"type":"create_partitions","create_partitions":{"name":"a","total":9,"replicas":[[1]]}}`))
 	seed := randomCommands(newRand(3), 50)
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		st := NewState()

@@ -41,6 +41,8 @@ type State struct {
 	acls          []auth.ACL                       // Kafka ACLs, sorted, replaced on change (acls.go)
 	topicPerms    map[topicPermKey]TopicPermission // topic_permissions.go
 	nodes         map[uint64]Node                  // the cluster's nodes by id (nodes.go)
+
+	observer func(Change) // told of applied topic changes (observe.go); not state
 }
 
 type producer struct {
@@ -78,7 +80,11 @@ func (st *State) Apply(cmd Command) (Result, error) {
 	if err := o.check(st); err != nil {
 		return Result{}, err
 	}
-	return o.apply(st), nil
+	res := o.apply(st)
+	if st.observer != nil {
+		st.notify(cmd)
+	}
+	return res, nil
 }
 
 // Check reports the error Apply would return for cmd, without applying it.
@@ -123,6 +129,9 @@ func (c *CreateTopicCmd) check(st *State) error {
 	if t, ok := st.byID[c.ID]; ok {
 		return fmt.Errorf("%w: id %s is used by %q", ErrTopicExists, c.ID, t.Name)
 	}
+	if c.Replicas != nil {
+		return checkReplicas("create_topic", c.Replicas, c.Partitions)
+	}
 	return nil
 }
 
@@ -133,6 +142,7 @@ func (c *CreateTopicCmd) apply(st *State) Result {
 		Partitions: c.Partitions,
 		Configs:    configsOrNil(maps.Clone(c.Configs)),
 		CreatedMs:  c.CreatedMs,
+		Replicas:   cloneReplicas(c.Replicas),
 	}
 	st.topics[t.Name] = t
 	st.byID[t.ID] = t
@@ -166,11 +176,25 @@ func (c *CreatePartitionsCmd) check(st *State) error {
 	if c.Total <= t.Partitions {
 		return fmt.Errorf("%w: %q has %d partitions, asked for %d", ErrInvalidPartitions, c.Name, t.Partitions, c.Total)
 	}
+	// A placed topic's new partitions are placed too, and an unplaced
+	// one's are not: the assignment covers every partition or none.
+	if (t.Replicas == nil) != (c.Replicas == nil) {
+		return fmt.Errorf("%w: create_partitions: %q: new partitions placed unlike the old", ErrInvalidCommand, c.Name)
+	}
+	if c.Replicas != nil {
+		return checkReplicas("create_partitions", c.Replicas, c.Total-t.Partitions)
+	}
 	return nil
 }
 
 func (c *CreatePartitionsCmd) apply(st *State) Result {
-	st.topics[c.Name].Partitions = c.Total
+	t := st.topics[c.Name]
+	t.Partitions = c.Total
+	if c.Replicas != nil {
+		// A new slice: readers of the old one (Store.PartitionReplicas)
+		// keep theirs.
+		t.Replicas = append(cloneReplicas(t.Replicas), cloneReplicas(c.Replicas)...)
+	}
 	return Result{}
 }
 

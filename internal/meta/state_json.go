@@ -97,6 +97,8 @@ func (st *State) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("meta: state: invalid topic %q", t.Name)
 		case n.topics[t.Name] != nil || n.byID[t.ID] != nil:
 			return fmt.Errorf("meta: state: duplicate topic %q", t.Name)
+		case t.Replicas != nil && checkReplicas("topic", t.Replicas, t.Partitions) != nil:
+			return fmt.Errorf("meta: state: topic %q: %w", t.Name, checkReplicas("topic", t.Replicas, t.Partitions))
 		}
 		t.Configs = configsOrNil(t.Configs)
 		n.topics[t.Name] = t

@@ -19,6 +19,9 @@ type TopicSpec struct {
 	Name       string
 	Partitions int32
 	Configs    map[string]string
+	// Replicas, in a cluster, places each partition (placement.go); nil
+	// on a single node.
+	Replicas [][]int32
 }
 
 // CreateTopics creates the topics of specs together: their commands share
@@ -35,6 +38,7 @@ func (s *Store) CreateTopics(specs []TopicSpec) (topics []Topic, errs []error) {
 			Partitions: sp.Partitions,
 			Configs:    sp.Configs,
 			CreatedMs:  now,
+			Replicas:   sp.Replicas,
 		})
 	}
 	res, errs := s.proposeAll(cmds)
@@ -55,6 +59,13 @@ func (s *Store) DeleteTopic(name string) error {
 // current count (ErrInvalidPartitions).
 func (s *Store) CreatePartitions(name string, total int32) error {
 	_, err := s.propose(NewCommand(&CreatePartitionsCmd{Name: name, Total: total}))
+	return err
+}
+
+// CreatePartitionsPlaced is CreatePartitions for a placed topic:
+// replicas places each new partition.
+func (s *Store) CreatePartitionsPlaced(name string, total int32, replicas [][]int32) error {
+	_, err := s.propose(NewCommand(&CreatePartitionsCmd{Name: name, Total: total, Replicas: replicas}))
 	return err
 }
 

@@ -73,6 +73,11 @@ type Topic struct {
 	Partitions int32             `json:"partitions"`
 	Configs    map[string]string `json:"configs,omitempty"` // only explicitly set configs, e.g. "retention.ms"
 	CreatedMs  int64             `json:"created_ms"`
+	// Replicas are the nodes holding each partition, by partition: in a
+	// cluster, chosen by the node that proposed the topic (placement.go).
+	// Nil for a topic of a single node, which holds every partition
+	// (omitted, so that a single node's snapshots and log are as before).
+	Replicas [][]int32 `json:"replicas,omitempty"`
 }
 
 // clone returns a deep copy whose Configs is never nil, so callers may
@@ -81,6 +86,7 @@ func (t Topic) clone() Topic {
 	c := make(map[string]string, len(t.Configs))
 	maps.Copy(c, t.Configs)
 	t.Configs = c
+	t.Replicas = cloneReplicas(t.Replicas)
 	return t
 }
 

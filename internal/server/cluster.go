@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"time"
 
@@ -138,6 +139,26 @@ func (s *Server) closeCluster() error {
 	return s.cluster.tr.Close()
 }
 
+// nodeName is a cluster node's RabbitMQ-style name: sluice-<id>@<host of
+// its cluster address>, unique even with several nodes on one host (as
+// rabbit-1@host, rabbit-2@host are).
+func nodeName(id cluster.NodeID, clusterAddr string) string {
+	host, _, err := net.SplitHostPort(clusterAddr)
+	if err != nil {
+		host = clusterAddr
+	}
+	return fmt.Sprintf("sluice-%d@%s", id, host)
+}
+
+// clusterNodeName is this node's name in the management API: "" (the
+// default, sluice@<hostname>) on a single node.
+func (s *Server) clusterNodeName() string {
+	if s.cluster == nil {
+		return ""
+	}
+	return nodeName(s.cluster.cfg.NodeID, s.cluster.cfg.Peers[s.cluster.cfg.NodeID])
+}
+
 // clusterNodesFunc is mgmt's ClusterNodes: nil on a single node.
 func (s *Server) clusterNodesFunc() func() []mgmt.ClusterNode {
 	if s.cluster == nil {
@@ -155,7 +176,7 @@ func (s *Server) clusterNodes() []mgmt.ClusterNode {
 	nodes := s.meta.Nodes()
 	out := make([]mgmt.ClusterNode, 0, len(nodes))
 	for _, n := range nodes {
-		cn := mgmt.ClusterNode{Node: n, Self: n.ID == c.cfg.NodeID}
+		cn := mgmt.ClusterNode{Node: n, Self: n.ID == c.cfg.NodeID, Name: nodeName(n.ID, n.ClusterAddr)}
 		cn.Running = cn.Self || c.tr.Reachable(n.ID)
 		switch {
 		case st.Lead == 0:

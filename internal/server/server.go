@@ -111,7 +111,12 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
+	var nodeID uint64 // 0: a single node
+	if s.cluster != nil {
+		nodeID = s.cluster.cfg.NodeID
+	}
 	if s.broker, err = broker.New(broker.Options{
+		NodeID:           nodeID,
 		DataDir:          cfg.DataDir,
 		Storage:          s.storageOptions("partition"),
 		AutoCreateTopics: cfg.AutoCreateTopics,
@@ -151,7 +156,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.kafka, err = kafka.NewServer(kafka.Options{
 		AdvertisedAddr:  cfg.AdvertisedKafkaAddr(),
 		ClusterID:       clusterID,
-		Cluster:         kafka.SingleNode{Rack: cfg.Rack},
+		Cluster:         s.kafkaCluster(),
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		DataDir:         cfg.DataDir,
 		Logger:          log,
@@ -222,7 +227,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
-		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(),
+		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(), NodeName: s.clusterNodeName(),
 		ConnectionCaps: func() []mgmt.ConnectionCap {
 			return []mgmt.ConnectionCap{
 				{Protocol: "amqp", Setting: "amqp_max_connections", Open: s.amqp.OpenConnections(), Max: cfg.AMQPMaxConnections},

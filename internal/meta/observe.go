@@ -1,0 +1,63 @@
+package meta
+
+// Observing applied changes: in a cluster, a node's broker must follow
+// topic changes made through other nodes, which reach it only as applied
+// metadata commands. The broker sets an observer, and every applied
+// topic command (whoever proposed it) is passed to it. A single node sets
+// none: its broker makes every change itself, and Apply pays one nil
+// check.
+
+// Change is a topic change as applied: the command's kind
+// ("create_topic", "delete_topic", "create_partitions",
+// "alter_topic_configs") and the topic it changed; or ChangeSnapshot,
+// with no topic, when the whole state was replaced (a snapshot from the
+// metadata group's leader) and any topic may have changed.
+type Change struct {
+	Kind  string
+	Topic string
+}
+
+// ChangeSnapshot is the Kind of a Change that replaced the whole state.
+const ChangeSnapshot = "snapshot"
+
+// Observe sets f to be called after every topic command is applied (nil:
+// none). f runs inside Apply, with the store's lock held: it must not
+// call the store and must return quickly (queue the change and act on
+// it elsewhere). Changes made before Observe, and a state replaced
+// the observer's owner reconciles everything once after setting it. A
+// state replaced wholesale (a snapshot installed from the leader) keeps
+// the observer and reports one ChangeSnapshot.
+func (s *Store) Observe(f func(Change)) {
+	s.mu.Lock()
+	s.state.observer = f
+	s.mu.Unlock()
+}
+
+// handOver passes st's observer on to next, the state replacing st
+// wholesale, and reports the replacement to it.
+func (st *State) handOver(next *State) {
+	if st.observer == nil {
+		return
+	}
+	next.observer = st.observer
+	next.observer(Change{Kind: ChangeSnapshot})
+}
+
+// notify reports an applied command to the observer, if it is a topic
+// change.
+func (st *State) notify(cmd Command) {
+	var name string
+	switch p := cmd.Payload.(type) {
+	case *CreateTopicCmd:
+		name = p.Name
+	case *DeleteTopicCmd:
+		name = p.Name
+	case *CreatePartitionsCmd:
+		name = p.Name
+	case *AlterTopicConfigsCmd:
+		name = p.Name
+	default:
+		return
+	}
+	st.observer(Change{Kind: cmd.Type, Topic: name})
+}

@@ -1,0 +1,141 @@
+package server
+
+import (
+	"hash/fnv"
+
+	"github.com/sluice-mq/sluice/internal/kafka"
+	"github.com/sluice-mq/sluice/internal/meta"
+)
+
+// ClusterView is the cluster as the Kafka front end of one node sees it
+// (kafka.Cluster), made from the metadata: the registry of nodes
+// (meta.Nodes) and each partition's placement (meta.Topic.Replicas).
+//
+// Until partitions are replicated each lives on one node, which leads it
+// at leader epoch 0 while it is alive; when that node is down the
+// partition has no leader (Leader -1, its replica Offline) and clients
+// wait for it to come back: nothing else holds its data.
+//
+// A group's or transactional id's coordinator is chosen among the live
+// registered nodes: the FNV-1a hash of the key modulo their count picks
+// one from the ids in ascending order. Every node computes the same
+// answer from the same registry and liveness, with no metadata write;
+// the price is that a key moves when the set of live nodes changes, and
+// its group state (kept in memory by the coordinator) starts afresh
+// there, as after a coordinator failover in Kafka. Committed offsets
+// are in the metadata and survive the move.
+type ClusterView struct {
+	self       int32
+	meta       *meta.Store
+	controller func() int32
+	alive      func(id uint64) bool
+}
+
+var _ kafka.Cluster = (*ClusterView)(nil)
+
+// NewClusterView returns node self's view over m. controller returns the
+// broker told to clients as the controller (the metadata group's Raft
+// leader; -1 for none); nil: -1. alive reports whether a node is up (the
+// transport's or Raft's view); nil: every registered node is. This node
+// is always alive to itself.
+func NewClusterView(self uint64, m *meta.Store, controller func() int32, alive func(id uint64) bool) *ClusterView {
+	return &ClusterView{self: int32(self), meta: m, controller: controller, alive: alive}
+}
+
+// kafkaCluster is the Kafka front end's view of the cluster: a
+// ClusterView over the registry, with the metadata group's leader as the
+// controller and the transport's reachability as liveness; on a single
+// node, SingleNode as before.
+func (s *Server) kafkaCluster() kafka.Cluster {
+	c := s.cluster
+	if c == nil {
+		return kafka.SingleNode{Rack: s.cfg.Rack}
+	}
+	return NewClusterView(c.cfg.NodeID, s.meta, func() int32 {
+		if l := s.metaLeader(); l != 0 {
+			return int32(l)
+		}
+		return -1
+	}, c.tr.Reachable)
+}
+
+// Self is this node's id.
+func (v *ClusterView) Self() int32 { return v.self }
+
+func (v *ClusterView) isAlive(id uint64) bool {
+	return int32(id) == v.self || v.alive == nil || v.alive(id)
+}
+
+// Brokers lists the live registered nodes, by id, at their advertised
+// Kafka addresses and racks.
+func (v *ClusterView) Brokers() []kafka.Broker {
+	nodes := v.meta.Nodes()
+	out := make([]kafka.Broker, 0, len(nodes))
+	for _, n := range nodes {
+		if v.isAlive(n.ID) {
+			out = append(out, kafka.Broker{ID: int32(n.ID), Rack: n.Rack, Addr: n.KafkaAddr, TLSAddr: n.KafkaTLSAddr})
+		}
+	}
+	return out
+}
+
+// Controller is what the controller func says, -1 without one.
+func (v *ClusterView) Controller() int32 {
+	if v.controller == nil {
+		return -1
+	}
+	return v.controller()
+}
+
+// Coordinator is the live registered node the key hashes to (see
+// ClusterView); -1 when none is live. The key type does not matter: a
+// group and a transactional id of the same name share a coordinator.
+func (v *ClusterView) Coordinator(_ int8, key string) int32 {
+	nodes := v.meta.Nodes() // by id
+	live := nodes[:0]
+	for _, n := range nodes {
+		if v.isAlive(n.ID) {
+			live = append(live, n)
+		}
+	}
+	if len(live) == 0 {
+		return -1
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int32(live[h.Sum32()%uint32(len(live))].ID)
+}
+
+// Partition is led by the node it is placed on while that node is alive;
+// otherwise it has no leader and its replica is offline. A topic without
+// a placement (one a single node made before it joined a cluster) is
+// held by every node, so this one leads it; so is a topic the metadata
+// does not define, which only this node's broker can be showing: an
+// internal topic such as __consumer_offsets, a view of this node's own
+// stores. A partition past a defined topic's count has no leader.
+func (v *ClusterView) Partition(topic string, p int32) kafka.Replicas {
+	rs, ok := v.meta.PartitionReplicas(topic, p)
+	if !ok {
+		if _, defined := v.meta.Topic(topic); defined {
+			return kafka.Replicas{Leader: -1}
+		}
+	}
+	if rs == nil {
+		return kafka.Replicas{Leader: v.self, Replicas: []int32{v.self}, ISR: []int32{v.self}}
+	}
+	out := kafka.Replicas{Leader: -1, Replicas: append([]int32(nil), rs...)}
+	for _, id := range rs {
+		if v.isAlive(uint64(id)) {
+			out.ISR = append(out.ISR, id)
+			if out.Leader < 0 {
+				out.Leader = id
+			}
+		} else {
+			out.Offline = append(out.Offline, id)
+		}
+	}
+	if out.ISR == nil {
+		out.ISR = []int32{}
+	}
+	return out
+}
