@@ -13,8 +13,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
