@@ -17,6 +17,9 @@ package test
 //   - divergence: replicas of a partition whose logs differ (compared on
 //     disk after a clean stop, for partitions with more than one replica).
 //
+// The storage below the logs is volatile (SLUICE_FAULT_VOLATILE): what is
+// not fsynced dies with a killed process, as in a power loss.
+//
 // CI runs one short trial; SLUICE_CLUSTER_TRIALS and
 // SLUICE_CLUSTER_FAULT_SECONDS make longer campaigns (docs/clustering.md
 // reports them).
@@ -45,6 +48,9 @@ func TestClusterFaultSchedule(t *testing.T) {
 	trials := envInt(t, "SLUICE_CLUSTER_TRIALS", 1)
 	seconds := envInt(t, "SLUICE_CLUSTER_FAULT_SECONDS", 12)
 	bin := faultServerBin(t)
+	// Storage writes live in the process's memory until fsynced, so
+	// kill -9 is a power loss for the logs (faults_inject.go).
+	t.Setenv("SLUICE_FAULT_VOLATILE", "1")
 	total := 0
 	for i := range trials {
 		seed := uint64(time.Now().UnixNano()) + uint64(i)
