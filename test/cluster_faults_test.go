@@ -55,7 +55,9 @@ func TestClusterFaultSchedule(t *testing.T) {
 	for i := range trials {
 		seed := uint64(time.Now().UnixNano()) + uint64(i)
 		t.Run(fmt.Sprintf("trial-%d-seed-%d", i, seed), func(t *testing.T) {
-			total += runFaultTrial(t, bin, seed, time.Duration(seconds)*time.Second)
+			rng := rand.New(rand.NewPCG(seed, seed>>1))
+			length := time.Duration(seconds) * time.Second
+			total += runFaultTrial(t, bin, func(nodes []*broker) []string { return randomFaults(t, rng, nodes, length) })
 		})
 	}
 	t.Logf("%d trials, %d anomalies", trials, total)
@@ -67,10 +69,63 @@ type faultRecord struct {
 	offset    int64
 }
 
-// runFaultTrial runs one trial and returns the anomalies it found (each
-// also reported as a test error).
-func runFaultTrial(t *testing.T, bin string, seed uint64, length time.Duration) int {
-	rng := rand.New(rand.NewPCG(seed, seed>>1))
+// TestClusterRollingRestart: every node in turn stopped and restarted
+// (gracefully) under produce and consume load; nothing acknowledged is
+// lost, clients ride through.
+func TestClusterRollingRestart(t *testing.T) {
+	all := map[uint64]bool{1: true, 2: true, 3: true}
+	runFaultTrial(t, "", func(nodes []*broker) []string {
+		var done []string
+		for i, b := range nodes {
+			time.Sleep(time.Second)
+			b.Stop()
+			b.Restart()
+			waitFor(t, 60*time.Second, "the restarted node back in the cluster", func() bool {
+				return agreedLeader(t, nodes, 3, all) != 0
+			})
+			done = append(done, fmt.Sprintf("restart node %d", i+1))
+		}
+		time.Sleep(time.Second)
+		return done
+	})
+}
+
+// randomFaults hits random nodes with random faults, one at a time, for
+// length, and returns what it did.
+func randomFaults(t *testing.T, rng *rand.Rand, nodes []*broker, length time.Duration) []string {
+	var faults []string
+	deadline := time.Now().Add(length)
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Duration(500+rng.IntN(1000)) * time.Millisecond)
+		victim := rng.IntN(3)
+		b := nodes[victim]
+		hold := time.Duration(500+rng.IntN(2500)) * time.Millisecond
+		switch rng.IntN(3) {
+		case 0:
+			faults = append(faults, fmt.Sprintf("kill -9 node %d for %v", victim+1, hold))
+			b.Kill()
+			time.Sleep(hold)
+			b.Restart()
+		case 1:
+			faults = append(faults, fmt.Sprintf("pause node %d for %v", victim+1, hold))
+			b.cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(hold)
+			b.cmd.Process.Signal(syscall.SIGCONT)
+		case 2:
+			faults = append(faults, fmt.Sprintf("partition node %d away for %v", victim+1, hold))
+			clusterFault(t, b, "block")
+			time.Sleep(hold)
+			clusterFault(t, b, "unblock")
+		}
+	}
+	return faults
+}
+
+// runFaultTrial starts a cluster of three (of the server binary bin, ""
+// for the usual one), puts it under load while schedule runs its faults,
+// heals it, and returns the anomalies it found (each also reported as a
+// test error).
+func runFaultTrial(t *testing.T, bin string, schedule func(nodes []*broker) []string) int {
 	nodes := startClusterOf(t, bin, 3)
 	all := map[uint64]bool{1: true, 2: true, 3: true}
 	waitFor(t, 30*time.Second, "three nodes, one leader", func() bool { return agreedLeader(t, nodes, 3, all) != 0 })
@@ -161,32 +216,7 @@ func runFaultTrial(t *testing.T, bin string, seed uint64, length time.Duration) 
 		}
 	}()
 
-	// The faults, one at a time.
-	var faults []string
-	deadline := time.Now().Add(length)
-	for time.Now().Before(deadline) {
-		time.Sleep(time.Duration(500+rng.IntN(1000)) * time.Millisecond)
-		victim := rng.IntN(3)
-		b := nodes[victim]
-		hold := time.Duration(500+rng.IntN(2500)) * time.Millisecond
-		switch rng.IntN(3) {
-		case 0:
-			faults = append(faults, fmt.Sprintf("kill -9 node %d for %v", victim+1, hold))
-			b.Kill()
-			time.Sleep(hold)
-			b.Restart()
-		case 1:
-			faults = append(faults, fmt.Sprintf("pause node %d for %v", victim+1, hold))
-			b.cmd.Process.Signal(syscall.SIGSTOP)
-			time.Sleep(hold)
-			b.cmd.Process.Signal(syscall.SIGCONT)
-		case 2:
-			faults = append(faults, fmt.Sprintf("partition node %d away for %v", victim+1, hold))
-			clusterFault(t, b, "block")
-			time.Sleep(hold)
-			clusterFault(t, b, "unblock")
-		}
-	}
+	faults := schedule(nodes)
 	close(stop)
 	wg.Wait()
 	t.Logf("faults: %v", faults)
