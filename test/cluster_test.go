@@ -20,6 +20,13 @@ import (
 // metadata group has a leader, which needs a majority of them.
 func startCluster(t *testing.T, n int, extra ...string) []*broker {
 	t.Helper()
+	return startClusterOf(t, "", n, extra...)
+}
+
+// startClusterOf is startCluster with the server binary bin ("" for
+// sluiceBin).
+func startClusterOf(t *testing.T, bin string, n int, extra ...string) []*broker {
+	t.Helper()
 	secret := filepath.Join(t.TempDir(), "cluster.secret")
 	if err := os.WriteFile(secret, []byte("test-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -30,7 +37,7 @@ func startCluster(t *testing.T, n int, extra ...string) []*broker {
 	}
 	nodes := make([]*broker, n)
 	for i := range nodes {
-		b := &broker{t: t, DataDir: t.TempDir(), startWait: 90 * time.Second}
+		b := &broker{t: t, DataDir: t.TempDir(), bin: bin, startWait: 90 * time.Second}
 		b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
 		b.extra = append([]string{"--node-id", strconv.Itoa(i + 1), "--cluster-peers", strings.Join(peers, ","),
 			"--cluster-id", "test-cluster", "--cluster-secret-file", secret, "--log-level", "info"}, extra...)

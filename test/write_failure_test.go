@@ -38,6 +38,17 @@ var (
 // startFaultBroker starts a server built with the faultinject tag.
 func startFaultBroker(t *testing.T, extra ...string) *broker {
 	t.Helper()
+	b := &broker{t: t, DataDir: t.TempDir(), extra: extra, bin: faultServerBin(t), ownPorts: true}
+	b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
+	b.start()
+	t.Cleanup(func() { b.Stop() })
+	return b
+}
+
+// faultServerBin builds (once) and returns the server binary with the
+// faultinject tag.
+func faultServerBin(t *testing.T) string {
+	t.Helper()
 	faultBinOnce.Do(func() {
 		faultBin = filepath.Join(filepath.Dir(sluiceBin), "sluice-faultinject")
 		args := []string{"build", "-tags", "faultinject", "-o", faultBin}
@@ -52,11 +63,7 @@ func startFaultBroker(t *testing.T, extra ...string) *broker {
 	if faultBinErr != nil {
 		t.Fatal(faultBinErr)
 	}
-	b := &broker{t: t, DataDir: t.TempDir(), extra: extra, bin: faultBin, ownPorts: true}
-	b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
-	b.start()
-	t.Cleanup(func() { b.Stop() })
-	return b
+	return faultBin
 }
 
 // fault arms or clears a fault in a faultinject server (op and path as

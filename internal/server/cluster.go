@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
@@ -157,6 +159,42 @@ func (s *Server) clusterNodeName() string {
 		return ""
 	}
 	return nodeName(s.cluster.cfg.NodeID, s.cluster.cfg.Peers[s.cluster.cfg.NodeID])
+}
+
+// clusterFaultHandler serves POST /debug/cluster (faultinject builds):
+// op=block or op=unblock, peer=<node id> or peer=all.
+func (s *Server) clusterFaultHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		var block bool
+		switch q.Get("op") {
+		case "block":
+			block = true
+		case "unblock":
+		default:
+			http.Error(w, "op: block or unblock", http.StatusBadRequest)
+			return
+		}
+		var peers []cluster.NodeID
+		if p := q.Get("peer"); p == "all" {
+			for id := range s.cluster.cfg.Peers {
+				peers = append(peers, id)
+			}
+			for _, n := range s.meta.Nodes() {
+				peers = append(peers, n.ID)
+			}
+		} else if id, err := strconv.ParseUint(p, 10, 64); err == nil && id != 0 {
+			peers = append(peers, id)
+		} else {
+			http.Error(w, "peer: a node id or all", http.StatusBadRequest)
+			return
+		}
+		for _, id := range peers {
+			s.cluster.tr.Block(id, block)
+		}
+		s.log.Warn("fault injection: node-to-node traffic", "op", q.Get("op"), "peer", q.Get("peer"))
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // clusterNodesFunc is mgmt's ClusterNodes: nil on a single node.

@@ -15,6 +15,12 @@ import (
 // fault.
 var faultInjector func() (storage.FS, func(path string, f meta.LogFile) meta.LogFile, http.Handler)
 
+// clusterFaults is true in builds with the faultinject tag: a cluster node
+// then serves POST /debug/cluster?op=block|unblock&peer=<id>|all, which
+// cuts (or restores) its node-to-node traffic with a peer, a network
+// partition for the fault-schedule tests (test/cluster_faults_test.go).
+var clusterFaults bool
+
 // offsetsLogWrapper gives the consumer offsets log (DataDir/offsets, opened
 // by the broker) the faults of the metadata log's wrapper; nil for nil.
 func offsetsLogWrapper(wrap func(string, meta.LogFile) meta.LogFile) func(string, offsets.LogFile) offsets.LogFile {

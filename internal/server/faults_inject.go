@@ -43,6 +43,7 @@ import (
 // and power loss. (Under it, a failed fsync would first have written the
 // data to the page cache, where kill -9 cannot take it.)
 func init() {
+	clusterFaults = true
 	faultInjector = func() (storage.FS, func(string, meta.LogFile) meta.LogFile, http.Handler) {
 		base, volatile := storage.OSFS(), os.Getenv("SLUICE_FAULT_VOLATILE") == "1"
 		if volatile {

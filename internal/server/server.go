@@ -244,6 +244,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if faultHandler != nil {
 		s.mgmt.Handle("POST /debug/faults", faultHandler)
 	}
+	if clusterFaults && s.cluster != nil {
+		s.mgmt.Handle("POST /debug/cluster", s.clusterFaultHandler())
+	}
 	if cfg.DebugPprof {
 		s.mgmt.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
 		s.mgmt.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
