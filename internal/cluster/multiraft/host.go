@@ -126,6 +126,9 @@ type Host struct {
 
 	quiet  quiescence
 	counts hostCounters
+	// alive is the transport's Alive when it has one (a peer heard from
+	// recently), else Reachable: node liveness for quiescence.
+	alive func(cluster.NodeID) bool
 }
 
 // outbound is one round's messages for one node.
@@ -191,6 +194,10 @@ func New(opts Options) *Host {
 		stop:   make(chan struct{}),
 	}
 	h.quiet.init()
+	h.alive = h.tr.Reachable
+	if a, ok := h.tr.(interface{ Alive(cluster.NodeID) bool }); ok {
+		h.alive = a.Alive
+	}
 	h.tr.SetHandler(h.receive)
 	return h
 }

@@ -34,18 +34,21 @@ package multiraft
 //     campaigns as usual), a leader when a member it counted becomes
 //     unreachable (so that CheckQuorum can step it down) or a member it
 //     left behind becomes reachable (so that it catches up).
-//   - A quiesced follower woken by a message from another node than its
-//     leader (another member's pre-vote, say) sends the leader an
-//     ordinary heartbeat response so that the leader wakes and heartbeats
-//     too: otherwise the woken follower, hearing nothing, would time out
-//     and could unseat a healthy leader.
+//   - A quiesced follower woken by anything but a message from its leader
+//     (another member's pre-vote, a local proposal, its leader's node
+//     looking down) sends the leader an ordinary heartbeat response, so
+//     that the leader, if it is alive, wakes and heartbeats too: otherwise
+//     the woken follower, hearing nothing, would time out and could unseat
+//     a healthy leader. (To a dead leader the message is simply lost.)
 //
-// Node liveness is the transport's Reachable: a connection is up, and one
-// on which nothing arrives for its idle timeout is closed. The tick loop
-// polls it every tick for the nodes that quiesced groups depend on, as a
-// level ("is it down now?"), not as a transition, so a short outage
-// between two polls is caught by the next message instead: a node that
-// restarted campaigns, and its pre-vote wakes the group.
+// Node liveness is the transport's Alive when it has one (the connection
+// is up and a frame or keepalive arrived within three keepalive
+// intervals, so a paused or hung process is noticed in seconds), else its
+// Reachable (a connection is up). The tick loop polls it every tick for
+// the nodes that quiesced groups depend on, as a level ("is it down
+// now?"), not as a transition, so a short outage between two polls is
+// caught by the next message instead: a node that restarted campaigns,
+// and its pre-vote wakes the group.
 //
 // What it does not cover: a group that stops on its leader's node (a
 // failed fsync) while that node stays reachable leaves its quiesced
@@ -133,21 +136,21 @@ func (q *quiescence) quiescedCount() int {
 }
 
 // pollLiveness wakes the quiesced groups that depend on a node that is
-// now down (or, for a member left behind, up). It costs one Reachable per
-// node watched, whatever the number of groups.
+// now down (or, for a member left behind, up). It costs one liveness check
+// per node watched, whatever the number of groups.
 func (h *Host) pollLiveness() {
 	q := &h.quiet
 	q.wake = q.wake[:0]
 	q.mu.Lock()
 	for id, set := range q.onDown {
-		if !h.tr.Reachable(id) {
+		if !h.alive(id) {
 			for g := range set {
 				q.wake = append(q.wake, g)
 			}
 		}
 	}
 	for id, set := range q.onUp {
-		if h.tr.Reachable(id) {
+		if h.alive(id) {
 			for g := range set {
 				q.wake = append(q.wake, g)
 			}
@@ -170,13 +173,13 @@ func (h *Host) wakeLocked(g *group, m *raftpb.Message) {
 	}
 	g.quiesced.Store(false)
 	h.quiet.unwatch(g)
-	if m == nil || g.removed || g.failed != nil {
+	if g.removed || g.failed != nil {
 		return
 	}
-	// A follower woken by another node than its leader tells the
-	// leader, which is quiesced too, to wake (see the package notes).
+	// A follower woken by anything but a message from its leader tells
+	// the leader, which is quiesced too, to wake (see the notes above).
 	bs := g.rn.BasicStatus()
-	if bs.RaftState == raft.StateFollower && bs.Lead != 0 && bs.Lead != m.GetFrom() {
+	if bs.RaftState == raft.StateFollower && bs.Lead != 0 && (m == nil || bs.Lead != m.GetFrom()) {
 		h.queue(g, []*raftpb.Message{{
 			Type: raftpb.MsgHeartbeatResp.Enum(),
 			To:   proto.Uint64(bs.Lead),
@@ -214,7 +217,7 @@ func (h *Host) maybeQuiesceLocked(g *group) bool {
 			} else if typ == raft.ProgressTypePeer {
 				caughtUp++
 			}
-		case !h.tr.Reachable(id):
+		case !h.alive(id):
 			behind = append(behind, id)
 		case pr.Match != commit:
 			ok = false // reachable and behind: keep replicating
@@ -257,7 +260,7 @@ func (h *Host) followerQuiesceLocked(g *group, m *raftpb.Message) {
 	}
 	bs := g.rn.BasicStatus()
 	from := m.GetFrom()
-	if bs.RaftState != raft.StateFollower || bs.Lead != from || bs.GetTerm() != m.GetTerm() || !h.tr.Reachable(from) {
+	if bs.RaftState != raft.StateFollower || bs.Lead != from || bs.GetTerm() != m.GetTerm() || !h.alive(from) {
 		return
 	}
 	g.quiesced.Store(true)
