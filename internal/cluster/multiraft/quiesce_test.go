@@ -215,3 +215,38 @@ func TestQuiescedLeaderKeptWhenOneLinkIsCut(t *testing.T) {
 	c.quiesced(1)
 	c.checkEqual(1)
 }
+
+// A paused leader keeps its connections open, so it stays reachable: the
+// followers must go by Alive (heard from lately) to wake and elect.
+func TestQuiescedGroupElectsWhenLeaderPauses(t *testing.T) {
+	c := newTestCluster(t, 3, []cluster.GroupID{1}, 0)
+	old := c.leader(1)
+	c.proposeApplied(old, 1, "a")
+	c.quiesced(1)
+	c.net.Pause(old, true)
+	var lead cluster.NodeID
+	waitFor(t, "a new leader among the others", func() bool {
+		for _, id := range c.ids {
+			if id != old {
+				if l := c.nodes[id].host.Leader(1); l != 0 && l != old {
+					lead = l
+					return true
+				}
+			}
+		}
+		return false
+	})
+	c.propose(lead, 1, "b")
+	waitFor(t, "b applied on the others", func() bool {
+		for _, id := range c.ids {
+			if id != old && !slices.Contains(c.nodes[id].sm[1].values(), "b") {
+				return false
+			}
+		}
+		return true
+	})
+	c.net.Pause(old, false)
+	c.waitApplied(1, "b")
+	c.quiesced(1)
+	c.checkEqual(1)
+}
