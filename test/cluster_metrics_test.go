@@ -3,6 +3,7 @@ package test
 import (
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -116,4 +117,66 @@ func TestClusterAlertRulesPromtool(t *testing.T) {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// TestClusterPausedLeaderReplaced: the metadata group is idle (quiesced)
+// when its leader's process is paused (SIGSTOP) with its connections
+// open; the two others notice it has gone silent, elect a new leader and
+// take a change; resumed, the old leader follows again.
+func TestClusterPausedLeaderReplaced(t *testing.T) {
+	nodes := startCluster(t, 3)
+	all := map[uint64]bool{1: true, 2: true, 3: true}
+	var leader uint64
+	waitFor(t, 30*time.Second, "three nodes registered, running, one leader", func() bool {
+		leader = agreedLeader(t, nodes, 3, all)
+		return leader != 0
+	})
+	waitFor(t, 20*time.Second, "the metadata group quiesced on every node", func() bool {
+		for _, b := range nodes {
+			if q, _ := b.scrape(t).value("sluice_raft_quiesced_groups"); q != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	paused := nodes[leader-1]
+	if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			paused.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	var live []*broker
+	for _, b := range nodes {
+		if b != paused {
+			live = append(live, b)
+		}
+	}
+	start := time.Now()
+	var newLeader float64
+	waitFor(t, 30*time.Second, "a new metadata leader among the two others", func() bool {
+		a, _ := live[0].scrape(t).value("sluice_raft_metadata_leader")
+		b, _ := live[1].scrape(t).value("sluice_raft_metadata_leader")
+		newLeader = a
+		return a != 0 && a == b && uint64(a) != leader
+	})
+	t.Logf("metadata leader %d paused; node %v leads after %v", leader, newLeader, time.Since(start).Round(time.Millisecond))
+	waitFor(t, 20*time.Second, "a change through a survivor", func() bool {
+		code, _ := live[0].httpDo(t, "guest", "guest", "PUT", "/api/users/dave", map[string]any{"password": "diver-dive", "tags": "management"})
+		return code == 201 || code == 204
+	})
+	if err := paused.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	waitFor(t, 30*time.Second, "dave known on the resumed node", func() bool {
+		code, _ := paused.httpDo(t, "dave", "diver-dive", "GET", "/api/whoami", nil)
+		return code == 200
+	})
+	waitFor(t, 30*time.Second, "all three running again, one leader", func() bool {
+		return agreedLeader(t, nodes, 3, all) != 0
+	})
 }
