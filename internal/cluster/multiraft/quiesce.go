@@ -17,23 +17,23 @@ package multiraft
 //   - A leader quiesces its group at a tick when Raft has nothing to do
 //     (no Ready), no leadership transfer or joint configuration is under
 //     way, everything in its log is committed and applied, every
-//     reachable member's Match is that index, and those members with the
+//     live member's Match is that index, and those members with the
 //     leader are a majority of the voters. It then sends each caught-up
-//     reachable member a quiesce heartbeat: a MsgHeartbeat carrying the
+//     live member a quiesce heartbeat: a MsgHeartbeat carrying the
 //     commit index (which such a member holds), with Reject set, a field
-//     Raft ignores on heartbeats. A member that was unreachable is left
-//     behind, and the leader wakes when it is reachable again.
+//     Raft ignores on heartbeats. A member that was not live is left
+//     behind, and the leader wakes when it is live again.
 //   - A follower quiesces when it steps a quiesce heartbeat from the
 //     leader it follows, in its term, and that leader's node is
-//     reachable. Its answer carries Reject too, so that the quiesced
+//     live. Its answer carries Reject too, so that the quiesced
 //     leader does not wake on it.
 //   - A group wakes (ticks again) on any other message, on a proposal,
 //     a configuration change, a campaign or a leadership transfer, and
 //     when the liveness of a node it depends on changes: a follower when
-//     its leader's node becomes unreachable (it then times out and
-//     campaigns as usual), a leader when a member it counted becomes
-//     unreachable (so that CheckQuorum can step it down) or a member it
-//     left behind becomes reachable (so that it catches up).
+//     its leader's node stops being live (it then times out and
+//     campaigns as usual), a leader when a member it counted stops
+//     being live (so that CheckQuorum can step it down) or a member it
+//     left behind is live again (so that it catches up).
 //   - A quiesced follower woken by anything but a message from its leader
 //     (another member's pre-vote, a local proposal, its leader's node
 //     looking down) sends the leader an ordinary heartbeat response, so
