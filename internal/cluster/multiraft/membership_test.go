@@ -92,7 +92,9 @@ func TestLearnerJoinsAndIsPromoted(t *testing.T) {
 	follower := c.follower(g, lead)
 	c.changeConf(follower, g, "node 4 a learner everywhere (proposed through a follower)",
 		func(h *Host) error { return h.AddLearner(context.Background(), g, 4) },
-		func(v, l []cluster.NodeID) bool { return slices.Equal(v, []cluster.NodeID{1, 2, 3}) && slices.Equal(l, []cluster.NodeID{4}) })
+		func(v, l []cluster.NodeID) bool {
+			return slices.Equal(v, []cluster.NodeID{1, 2, 3}) && slices.Equal(l, []cluster.NodeID{4})
+		})
 	c.waitApplied(g, "before")
 
 	waitFor(t, "the leader to see learner 4 caught up", func() bool {
