@@ -51,6 +51,11 @@ func (s *Server) openCluster() error {
 			}
 		},
 	})
+	if cc.Join {
+		// The metadata leader may be a node this one was not told of
+		// (membership.go).
+		tr.SetAcceptUnknown(true)
+	}
 	if err := tr.Start(); err != nil {
 		return fmt.Errorf("cluster transport: %w", err)
 	}
@@ -72,9 +77,23 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 		voters = append(voters, id)
 	}
 	slices.Sort(voters)
+	if c.cfg.Join {
+		voters = nil // it waits to be added instead (membership.go)
+	}
 	m, err := meta.OpenCluster(dir, opts, meta.ClusterOptions{Host: c.host, Voters: voters})
 	if err != nil {
 		return nil, err
+	}
+	if c.cfg.Join {
+		err := s.waitToJoin(func() (bool, error) {
+			st, err := c.host.Status(cluster.MetaGroup)
+			return err == nil && st.Lead != 0 && st.GetCommit() > 0 && st.Applied >= st.GetCommit(), err
+		})
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		return m, nil
 	}
 	deadline := time.Now().Add(clusterStartTimeout)
 	for {
@@ -160,8 +179,10 @@ func (s *Server) clusterNodes() []mgmt.ClusterNode {
 			cn.Role = "leader"
 		case isVoter(st.Config.Voters, n.ID):
 			cn.Role = "follower"
-		default:
+		case isLearner(st.Config.Learners, n.ID):
 			cn.Role = "learner"
+		default:
+			cn.Role = "none" // being added, or removed (membership.go)
 		}
 		out = append(out, cn)
 	}
@@ -171,6 +192,19 @@ func (s *Server) clusterNodes() []mgmt.ClusterNode {
 func isVoter(v interface{ IDs() map[uint64]struct{} }, id uint64) bool {
 	_, ok := v.IDs()[id]
 	return ok
+}
+
+func isLearner(l map[uint64]struct{}, id uint64) bool {
+	_, ok := l[id]
+	return ok
+}
+
+// membershipOpt is mgmt's Membership: nil on a single node.
+func (s *Server) membershipOpt() mgmt.Membership {
+	if s.cluster == nil {
+		return nil
+	}
+	return membership{s}
 }
 
 // kafkaClusterID is the Kafka cluster id of a cluster: derived from the

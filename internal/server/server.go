@@ -222,7 +222,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
-		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(),
+		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(), Membership: s.membershipOpt(),
 		ConnectionCaps: func() []mgmt.ConnectionCap {
 			return []mgmt.ConnectionCap{
 				{Protocol: "amqp", Setting: "amqp_max_connections", Open: s.amqp.OpenConnections(), Max: cfg.AMQPMaxConnections},
@@ -263,6 +263,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		go func() {
 			defer s.wg.Done()
 			s.registerNode()
+		}()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.watchMembership()
 		}()
 	}
 	s.wg.Add(1)
