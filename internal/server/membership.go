@@ -306,8 +306,16 @@ func (m membership) change(ctx context.Context, what string, propose func() erro
 // others elect a new one).
 func (m membership) unregister(ctx context.Context, what string, id uint64) error {
 	for {
-		err := m.s.meta.UnregisterNode(id)
-		if err == nil || !errors.Is(err, meta.ErrNoLeader) {
+		// A removed leader steps down, but this node may still take it
+		// for the leader until the others elect one: a proposal
+		// forwarded to it would be lost (and time out).
+		var err error = meta.ErrNoLeader
+		if l := m.s.cluster.host.Leader(cluster.MetaGroup); l != 0 && (l != id || id == m.s.cluster.cfg.NodeID) {
+			err = m.s.meta.UnregisterNode(id)
+		}
+		// Unregistering again is harmless: retry what may not have
+		// applied.
+		if err == nil || !(errors.Is(err, meta.ErrNoLeader) || errors.Is(err, meta.ErrProposalTimeout)) {
 			if err != nil {
 				return proposalErr(what+" from the registry", err)
 			}
