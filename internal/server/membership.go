@@ -233,20 +233,22 @@ func (m membership) RemoveNode(ctx context.Context, id uint64) error {
 // checkRemovable refuses removing voter id from voters when it is the
 // last one, or when the voters left would not have a majority running:
 // the group could then commit nothing, not even a change that adds a
-// node back. Running is what this node sees: the leader's view of which
-// voters answer it when this node leads, else itself and the voters its
-// transport reaches.
+// node back. Running is what this node sees: itself and the voters its
+// transport reaches, and when it leads, only those of them that have
+// answered it within the last election timeout.
 func (s *Server) checkRemovable(voters []cluster.NodeID, id uint64) error {
 	c := s.cluster
 	if len(voters) == 1 {
 		return membershipErr(http.StatusConflict, "node %d is the last voter of the cluster: removing it would leave no one to hold the metadata", id)
 	}
-	running := c.host.ActiveVoters(cluster.MetaGroup)
-	if running == nil {
-		for _, v := range voters {
-			if v == c.cfg.NodeID || c.tr.Reachable(v) {
-				running = append(running, v)
-			}
+	// Both views, when this node leads: the transport notices a stopped
+	// node at once, the leader's view (reset every election timeout)
+	// notices one that is up but not answering.
+	active := c.host.ActiveVoters(cluster.MetaGroup)
+	var running []cluster.NodeID
+	for _, v := range voters {
+		if (v == c.cfg.NodeID || c.tr.Reachable(v)) && (active == nil || slices.Contains(active, v)) {
+			running = append(running, v)
 		}
 	}
 	var left, up []cluster.NodeID
