@@ -61,7 +61,8 @@ func roleOf(t *testing.T, b *broker, id uint64) string {
 // TestClusterAddAndRemoveNodes: a fourth node started with --cluster-join
 // waits to be added; `sluice cluster add-node` makes it a learner, it is
 // promoted to voter once caught up and holds the metadata made before it
-// joined (a user logs in through it). `sluice cluster remove-node` removes
+// joined (a user logs in through it), and restarts knowing no other node
+// from its settings. `sluice cluster remove-node` removes
 // node 1 (which notices); the three others go on taking changes. With a
 // voter stopped, removing a running one, which would leave no majority
 // running, is refused, while removing the stopped one is not.
@@ -104,6 +105,17 @@ func TestClusterAddAndRemoveNodes(t *testing.T) {
 	if err := loginErr(t, n4, saslMech("SCRAM-SHA-256", "alice", "wonder-land")); err != nil {
 		t.Fatalf("Kafka SCRAM login through node 4: %v", err)
 	}
+	// Node 4 restarts as an ordinary member whose settings name no other
+	// node: it finds the others in the registry of nodes it holds.
+	n4.Stop()
+	i := slices.Index(n4.extra, "--cluster-join")
+	n4.extra = slices.Delete(n4.extra, i, i+1)
+	n4.extra[slices.Index(n4.extra, "--cluster-peers")+1] = "4=" + addr4
+	n4.Restart()
+	waitFor(t, 30*time.Second, "four running nodes after node 4 restarted", func() bool {
+		return agreedLeader(t, all, 4, map[uint64]bool{1: true, 2: true, 3: true, 4: true}) != 0
+	})
+
 	// Adding it again is refused: it is a voter.
 	failAdmin(t, nodes[2], nil, "already a voter", "cluster", "add-node", "--node-id", "4", "--cluster-addr", addr4)
 

@@ -31,6 +31,8 @@ type clusterNode struct {
 	cfg  cluster.Config
 	tr   *transport.Transport
 	host *multiraft.Host
+	// peers: the registry's addresses given to tr (membership.go).
+	peers peerSync
 }
 
 // openCluster starts the transport and the Raft host.
@@ -86,6 +88,7 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 	}
 	if c.cfg.Join {
 		err := s.waitToJoin(func() (bool, error) {
+			s.syncPeers(m)
 			st, err := c.host.Status(cluster.MetaGroup)
 			return err == nil && st.Lead != 0 && st.GetCommit() > 0 && st.Applied >= st.GetCommit(), err
 		})
@@ -97,6 +100,7 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 	}
 	deadline := time.Now().Add(clusterStartTimeout)
 	for {
+		s.syncPeers(m) // membership.go
 		st, err := c.host.Status(cluster.MetaGroup)
 		if err != nil {
 			m.Close()
@@ -106,6 +110,9 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 			return m, nil
 		}
 		if time.Now().After(deadline) {
+			if v, _, err := c.host.Membership(cluster.MetaGroup); err == nil && len(v) > 0 {
+				voters = v // the configuration in the log, not the seed
+			}
 			m.Close()
 			return nil, fmt.Errorf("metadata group: no leader or not caught up after %s (leader %d, commit %d, applied %d): a node needs a majority of %v running",
 				clusterStartTimeout, st.Lead, st.GetCommit(), st.Applied, voters)

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -80,20 +81,41 @@ func (s *Server) waitToJoin(done func() (bool, error)) error {
 	}
 }
 
+// peerSync hands the registry's cluster addresses to the transport.
+type peerSync struct {
+	mu    sync.Mutex
+	known map[cluster.NodeID]string
+}
+
+// syncPeers gives the transport every registered node's cluster address
+// that it was not given yet. It runs from the start: a restarting node
+// rebuilds its registry from its own log before it has a leader, and may
+// need those addresses to reach the leader at all (a node that joined
+// knows only some members from its settings).
+func (s *Server) syncPeers(m *meta.Store) {
+	c := s.cluster
+	c.peers.mu.Lock()
+	defer c.peers.mu.Unlock()
+	if c.peers.known == nil {
+		c.peers.known = make(map[cluster.NodeID]string)
+	}
+	for _, n := range m.Nodes() {
+		if n.ID != c.cfg.NodeID && n.ClusterAddr != "" && c.peers.known[n.ID] != n.ClusterAddr {
+			c.tr.SetPeerAddr(n.ID, n.ClusterAddr)
+			c.peers.known[n.ID] = n.ClusterAddr
+		}
+	}
+}
+
 // watchMembership runs until the server stops: see the file comment.
 func (s *Server) watchMembership() {
 	c := s.cluster
-	known := make(map[cluster.NodeID]string)
 	wasMember, reportedRemoved := false, false
+	promoted := make(map[cluster.NodeID]time.Time)
 	t := time.NewTicker(membershipInterval)
 	defer t.Stop()
 	for {
-		for _, n := range s.meta.Nodes() {
-			if n.ID != c.cfg.NodeID && n.ClusterAddr != "" && known[n.ID] != n.ClusterAddr {
-				c.tr.SetPeerAddr(n.ID, n.ClusterAddr)
-				known[n.ID] = n.ClusterAddr
-			}
-		}
+		s.syncPeers(s.meta)
 		voters, learners, err := c.host.Membership(cluster.MetaGroup)
 		if err == nil {
 			member := slices.Contains(voters, c.cfg.NodeID) || slices.Contains(learners, c.cfg.NodeID)
@@ -110,6 +132,12 @@ func (s *Server) watchMembership() {
 			wasMember = wasMember || member
 		}
 		for _, id := range c.host.CaughtUpLearners(cluster.MetaGroup) {
+			// A promotion takes a round trip to apply: proposing it
+			// again meanwhile would only add an empty entry.
+			if time.Since(promoted[id]) < 2*time.Second {
+				continue
+			}
+			promoted[id] = time.Now()
 			err := c.host.PromoteLearner(context.Background(), cluster.MetaGroup, id)
 			s.log.Info("promoting a caught-up learner to voter", "node", id, "err", err)
 		}
