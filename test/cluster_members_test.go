@@ -82,6 +82,15 @@ func TestClusterAddAndRemoveNodes(t *testing.T) {
 		t.Fatal("a node not yet added serves HTTP")
 	}
 
+	// A node waiting to join stops cleanly on SIGTERM (Stop checks the
+	// exit code).
+	n5, _ := launchJoiner(t, nodes[0], "5")
+	waitFor(t, 30*time.Second, "node 5 waiting to be added", func() bool {
+		return strings.Contains(n5.Logs(), "waiting to be added to the cluster")
+	})
+	n5.Stop()
+
+	addedAt := time.Now()
 	out := mustAdmin(t, nodes[1], "cluster", "add-node", "--node-id", "4", "--cluster-addr", addr4)
 	if !strings.Contains(out, "learner") {
 		t.Errorf("add-node said:\n%s", out)
@@ -95,6 +104,7 @@ func TestClusterAddAndRemoveNodes(t *testing.T) {
 		}
 		return true
 	})
+	t.Logf("node 4 a voter on every node %v after add-node started", time.Since(addedAt).Round(time.Millisecond))
 	all := []*broker{nodes[0], nodes[1], nodes[2], n4}
 	waitFor(t, 30*time.Second, "four running nodes agree on a leader", func() bool {
 		return agreedLeader(t, all, 4, map[uint64]bool{1: true, 2: true, 3: true, 4: true}) != 0
@@ -120,11 +130,14 @@ func TestClusterAddAndRemoveNodes(t *testing.T) {
 	failAdmin(t, nodes[2], nil, "already a voter", "cluster", "add-node", "--node-id", "4", "--cluster-addr", addr4)
 
 	// Remove node 1 through node 2.
+	wasLeader := roleOf(t, nodes[1], 1) == "leader"
+	removedAt := time.Now()
 	mustAdmin(t, nodes[1], "cluster", "remove-node", "--node-id", "1")
 	rest := []*broker{nodes[1], nodes[2], n4}
 	waitFor(t, 30*time.Second, "nodes 2, 3, 4 listed, one leader", func() bool {
 		return agreedLeader(t, rest, 3, map[uint64]bool{2: true, 3: true, 4: true}) != 0
 	})
+	t.Logf("node 1 (leader: %v) removed; nodes 2, 3, 4 agree on a leader %v after remove-node started", wasLeader, time.Since(removedAt).Round(time.Millisecond))
 	for _, b := range rest {
 		if r := roleOf(t, b, 1); r != "" {
 			t.Errorf("node %s still lists node 1 as %q", flagValue(t, b, "--node-id"), r)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -93,6 +94,10 @@ func runServer(cfg config.Config) error {
 	srv, err := server.Start(cfg, log)
 	if err != nil {
 		signal.Stop(sig)
+		if errors.Is(err, server.ErrStartInterrupted) {
+			log.Info("stopped before joining the cluster", "err", err)
+			return nil // a node waiting to join was stopped on purpose
+		}
 		return err
 	}
 	s := <-sig

@@ -110,8 +110,12 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 			return m, nil
 		}
 		if time.Now().After(deadline) {
-			if v, _, err := c.host.Membership(cluster.MetaGroup); err == nil && len(v) > 0 {
+			if v, l, err := c.host.Membership(cluster.MetaGroup); err == nil && len(v) > 0 {
 				voters = v // the configuration in the log, not the seed
+				if !slices.Contains(v, c.cfg.NodeID) && !slices.Contains(l, c.cfg.NodeID) {
+					m.Close()
+					return nil, fmt.Errorf("metadata group: this node is not a member (voters %v): it was removed from the cluster; to add it again, start it with an empty data directory and --cluster-join", v)
+				}
 			}
 			m.Close()
 			return nil, fmt.Errorf("metadata group: no leader or not caught up after %s (leader %d, commit %d, applied %d): a node needs a majority of %v running",

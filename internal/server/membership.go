@@ -44,6 +44,10 @@ const (
 	joinLogEvery = 15 * time.Second
 )
 
+// ErrStartInterrupted: SIGINT or SIGTERM arrived while a joining node was
+// waiting to be added; the server did not start, on purpose.
+var ErrStartInterrupted = errors.New("server start interrupted by a signal")
+
 // waitToJoin is openClusterMeta's wait for a node started with
 // cluster_join: without a deadline, since the operator adds it whenever
 // they choose, logging what to run. A SIGINT or SIGTERM ends the wait
@@ -75,7 +79,7 @@ func (s *Server) waitToJoin(done func() (bool, error)) error {
 		case <-s.stop:
 			return errors.New("stopped while waiting to join the cluster")
 		case v := <-sig:
-			return fmt.Errorf("%s while waiting to join the cluster", v)
+			return fmt.Errorf("%w (%s) while waiting to join the cluster", ErrStartInterrupted, v)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
