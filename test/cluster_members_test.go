@@ -129,6 +129,9 @@ func TestClusterAddAndRemoveNodes(t *testing.T) {
 	// Adding it again is refused: it is a voter.
 	failAdmin(t, nodes[2], nil, "already a voter", "cluster", "add-node", "--node-id", "4", "--cluster-addr", addr4)
 
+	// A node does not remove itself: it could not tell the outcome.
+	failAdmin(t, nodes[1], nil, "ask another member", "cluster", "remove-node", "--node-id", "2")
+
 	// Remove node 1 through node 2.
 	wasLeader := roleOf(t, nodes[1], 1) == "leader"
 	removedAt := time.Now()

@@ -235,15 +235,14 @@ func (m membership) RemoveNode(ctx context.Context, id uint64) error {
 		}
 		return m.unregister(ctx, what, id)
 	}
+	if id == c.cfg.NodeID {
+		// Once removed this node can propose nothing, and may never
+		// learn that its removal committed (the leader stops sending to
+		// it as soon as it applies the change): it could not answer.
+		return membershipErr(http.StatusConflict, "node %d is the node asked: ask another member to remove it", id)
+	}
 	if isVoter {
 		if err := s.checkRemovable(voters, id); err != nil {
-			return err
-		}
-	}
-	if id == c.cfg.NodeID {
-		// Once removed this node can propose nothing: leave the registry
-		// first.
-		if err := m.unregister(ctx, what, id); err != nil {
 			return err
 		}
 	}
@@ -256,9 +255,6 @@ func (m membership) RemoveNode(ctx context.Context, id uint64) error {
 		return err
 	}
 	s.log.Info("node removed from the cluster", "node", id)
-	if id == c.cfg.NodeID {
-		return nil
-	}
 	return m.unregister(ctx, what, id)
 }
 
@@ -344,7 +340,7 @@ func (m membership) unregister(ctx context.Context, what string, id uint64) erro
 		// for the leader until the others elect one: a proposal
 		// forwarded to it would be lost (and time out).
 		var err error = meta.ErrNoLeader
-		if l := m.s.cluster.host.Leader(cluster.MetaGroup); l != 0 && (l != id || id == m.s.cluster.cfg.NodeID) {
+		if l := m.s.cluster.host.Leader(cluster.MetaGroup); l != 0 && l != id {
 			err = m.s.meta.UnregisterNode(id)
 		}
 		// Unregistering again is harmless: retry what may not have
