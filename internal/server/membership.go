@@ -266,9 +266,6 @@ func (m membership) RemoveNode(ctx context.Context, id uint64) error {
 // answered it within the last election timeout.
 func (s *Server) checkRemovable(voters []cluster.NodeID, id uint64) error {
 	c := s.cluster
-	if len(voters) == 1 {
-		return membershipErr(http.StatusConflict, "node %d is the last voter of the cluster: removing it would leave no one to hold the metadata", id)
-	}
 	// Both views, when this node leads: the transport notices a stopped
 	// node at once, the leader's view (reset every election timeout)
 	// notices one that is up but not answering.
@@ -278,6 +275,26 @@ func (s *Server) checkRemovable(voters []cluster.NodeID, id uint64) error {
 		if (v == c.cfg.NodeID || c.tr.Reachable(v)) && (active == nil || slices.Contains(active, v)) {
 			running = append(running, v)
 		}
+	}
+	return removalRefusal(voters, running, id)
+}
+
+// removalRefusal is why removing voter id from voters, of which running
+// are running, is refused; nil if it is not.
+func removalRefusal(voters, running []cluster.NodeID, id uint64) error {
+	if len(voters) == 1 && voters[0] == id {
+		return membershipErr(http.StatusConflict, "node %d is the last voter of the cluster: removing it would leave no one to hold the metadata", id)
+	}
+	now := 0
+	for _, v := range voters {
+		if slices.Contains(running, v) {
+			now++
+		}
+	}
+	if need := len(voters)/2 + 1; now < need {
+		return membershipErr(http.StatusConflict,
+			"only %d of the voters %v are running, fewer than a majority (%d): the group can commit nothing, not even this change; start the stopped voters first",
+			now, voters, need)
 	}
 	var left, up []cluster.NodeID
 	for _, v := range voters {
