@@ -68,8 +68,9 @@ func (s *Server) waitToJoin(done func() (bool, error)) error {
 		if time.Now().After(nextLog) {
 			voters, learners, _ := c.host.Membership(cluster.MetaGroup)
 			if len(voters) == 0 && len(learners) == 0 {
-				s.log.Warn("waiting to be added to the cluster: run `sluice cluster add-node --node-id <id> --cluster-addr <addr>` against a member",
-					"node_id", c.cfg.NodeID, "cluster_addr", s.cfg.NodeAddrs().ClusterAddr)
+				addr := s.cfg.NodeAddrs().ClusterAddr
+				s.log.Warn(fmt.Sprintf("waiting to be added to the cluster: run `sluice cluster add-node --node-id %d --cluster-addr %s --http <a member's management API>`", c.cfg.NodeID, addr),
+					"node_id", c.cfg.NodeID, "cluster_addr", addr)
 			} else {
 				s.log.Info("joined the cluster, catching up", "voters", voters, "learners", learners)
 			}
