@@ -183,3 +183,11 @@ func TestClusterAddAndRemoveNodes(t *testing.T) {
 		return code == 201 || code == 204
 	})
 }
+
+// TestClusterMembershipOnASingleNode: a server without cluster settings
+// has no members to change, and says so.
+func TestClusterMembershipOnASingleNode(t *testing.T) {
+	b := startBroker(t)
+	failAdmin(t, b, nil, "not a node of a cluster", "cluster", "add-node", "--node-id", "2", "--cluster-addr", "127.0.0.1:9190")
+	failAdmin(t, b, nil, "not a node of a cluster", "cluster", "remove-node", "--node-id", "1")
+}
