@@ -32,7 +32,7 @@ The metadata is replicated with Raft across the nodes; partition data is not
 replicated yet. "cluster status" works against any server (a single node lists
 itself); "cluster dev" starts a cluster on this machine.`,
 	}
-	cmd.AddCommand(newClusterStatusCmd(), newClusterDevCmd())
+	cmd.AddCommand(newClusterStatusCmd(), newClusterDevCmd(), newClusterAddNodeCmd(), newClusterRemoveNodeCmd())
 	return cmd
 }
 

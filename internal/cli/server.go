@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -93,6 +94,10 @@ func runServer(cfg config.Config) error {
 	srv, err := server.Start(cfg, log)
 	if err != nil {
 		signal.Stop(sig)
+		if errors.Is(err, server.ErrStartInterrupted) {
+			log.Info("stopped before joining the cluster", "err", err)
+			return nil // a node waiting to join was stopped on purpose
+		}
 		return err
 	}
 	s := <-sig
@@ -127,6 +132,7 @@ var settingHelp = map[string]string{
 	"node_id":                       "this node's id in a cluster, 1 to 2^31-1, also its Kafka broker id (0: no cluster, a single node)",
 	"cluster_addr":                  "host:port this node listens on for the other nodes (default: its entry in --cluster-peers)",
 	"cluster_peers":                 "the initial cluster's nodes, this one included: 1=host:port,2=host:port,...",
+	"cluster_join":                  "join a running cluster (listed in --cluster-peers with at least one member) instead of founding one; wait to be added with 'sluice cluster add-node'",
 	"cluster_id":                    "the cluster's name; nodes refuse a peer with another",
 	"cluster_secret_file":           "file holding the secret nodes authenticate each other with (or mutual TLS: --tls-cert, --tls-key, --tls-ca)",
 	"rack":                          "this node's rack (Kafka broker.rack), told to clients and used to spread replicas",

@@ -75,6 +75,10 @@ type Config struct {
 	// Rack is this node's rack (Kafka broker.rack), used to spread
 	// replicas.
 	Rack string
+	// Join: this node joins a running cluster (--cluster-join): it does
+	// not bootstrap the metadata group from Peers but waits for a member
+	// to add it; Peers then only tell it where some members are.
+	Join bool
 }
 
 // Enabled reports whether cluster settings were given.

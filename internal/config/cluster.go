@@ -32,6 +32,9 @@ func (c *Config) validateCluster(bad func(string, ...any)) {
 				bad("%s is set but node_id is not: a cluster node needs node_id", s.name)
 			}
 		}
+		if c.ClusterJoin {
+			bad("cluster_join is set but node_id is not: a cluster node needs node_id")
+		}
 		return
 	}
 	if c.NodeID < 0 || c.NodeID > 1<<31-1 {
@@ -56,6 +59,9 @@ func (c *Config) validateCluster(bad func(string, ...any)) {
 	cc := cluster.Config{NodeID: cluster.NodeID(c.NodeID), Peers: peers, ClusterID: c.ClusterID}
 	if err := cc.Validate(); err != nil {
 		bad("cluster settings: %v", err)
+	}
+	if c.ClusterJoin && len(peers) < 2 {
+		bad("cluster_join: cluster_peers must list this node and at least one member of the running cluster")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("cluster: tls_cert and tls_key go together (node-to-node TLS uses both)")
@@ -95,6 +101,7 @@ func (c *Config) Cluster(log *slog.Logger) (cluster.Config, error) {
 		Peers:     peers,
 		ClusterID: c.ClusterID,
 		Rack:      c.Rack,
+		Join:      c.ClusterJoin,
 	}
 	if cc.Addr == "" {
 		cc.Addr = peers[cc.NodeID]

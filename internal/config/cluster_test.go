@@ -61,7 +61,7 @@ func TestClusterSettingsFromFlagsEnvAndFile(t *testing.T) {
 	if c.NodeID != 2 || c.ClusterID != "blue" || c.Rack != "from-env" || !strings.Contains(c.ClusterPeers, "2=127.0.0.1:9191") {
 		t.Fatalf("settings %+v", c)
 	}
-	for _, key := range []string{"node_id", "cluster_addr", "cluster_peers", "cluster_id", "cluster_secret_file", "rack"} {
+	for _, key := range []string{"node_id", "cluster_addr", "cluster_peers", "cluster_id", "cluster_secret_file", "rack", "cluster_join"} {
 		if FlagName(key) == "" || !contains(Keys(), key) {
 			t.Errorf("%s is not a setting", key)
 		}
@@ -115,6 +115,10 @@ func TestClusterSettingsValidated(t *testing.T) {
 		{"no authentication", with("cluster_secret_file", ""), "authenticate"},
 		{"TLS without a CA is no authentication", with("cluster_secret_file", "", "tls_cert", "c", "tls_key", "k"), "authenticate"},
 		{"cert without key", with("tls_cert", "c"), "tls_cert and tls_key"},
+		{"join without node id", map[string]string{"cluster_join": "true"}, "node_id"},
+		{"one peer, not joining", with("cluster_peers", "1=127.0.0.1:9190"), ""},
+		{"join knowing no member", with("cluster_peers", "1=127.0.0.1:9190", "cluster_join", "true"), "at least one member"},
+		{"good, joining", with("cluster_join", "true"), ""},
 		{"good, with a secret", good, ""},
 		{"good, with mutual TLS", with("cluster_secret_file", "", "tls_cert", "c", "tls_key", "k", "tls_ca", "ca"), ""},
 	} {

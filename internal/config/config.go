@@ -72,6 +72,12 @@ type Config struct {
 	// ClusterPeers is every voting node of the initial cluster, this one
 	// included: "1=host:port,2=host:port,...". Default "".
 	ClusterPeers string `key:"cluster_peers"`
+	// ClusterJoin makes a new node join a running cluster instead of
+	// founding one: ClusterPeers lists it and at least one member, and it
+	// waits to be added (sluice cluster add-node) rather than bootstrap a
+	// configuration. Ignored once its metadata holds a Raft log. Default
+	// false.
+	ClusterJoin bool `key:"cluster_join"`
 	// ClusterID names the cluster: nodes refuse a peer that gives another.
 	// Required in a cluster. Default "".
 	ClusterID string `key:"cluster_id"`

@@ -30,6 +30,7 @@ func FuzzReplay(f *testing.F) {
 	f.Add(validLog(f, []Command{createCmd("a", 1, 2), commitCmd("g", oc("a", 1, 9))}))
 	f.Add(appendRecord(nil, []byte(`{"type":"create_topic","create_topic":{"name":"a","id":"40010100-0000-0000-0000-000000000000","partitions":2147483647}}`)))
 	f.Add(appendRecord(nil, []byte(`{"type":"nope"}`)))
+	f.Add(appendRecord(nil, []byte(`{"type":"unregister_node","unregister_node":{"id":3}}`)))
 	f.Add(appendRecord(nil, []byte(`{"type":"register_node","register_node":{"id":3,"rack":"r","cluster_addr":"h:9190","kafka_addr":"h:9092"}}`)))
 	f.Add(append(appendRecord(nil, []byte(`{"type":"create_topic","create_topic":{"name":"p","id":"40010100-0000-0000-0000-000000000001","partitions":2,"replicas":[[1],[2,3]]}}`)),
 		appendRecord(nil, []byte(`{"type":"create_partitions","create_partitions":{"name":"p","total":3,"replicas":[[3]]}}`))...))

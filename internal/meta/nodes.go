@@ -72,6 +72,25 @@ func (c *RegisterNodeCmd) apply(st *State) Result {
 	return Result{}
 }
 
+// UnregisterNodeCmd removes a node from the registry: the last step of
+// removing a node from the cluster, once it is no longer a member of the
+// metadata group. Removing a node that is not registered changes nothing.
+type UnregisterNodeCmd struct {
+	ID uint64 `json:"id"`
+}
+
+func (c *UnregisterNodeCmd) check(*State) error {
+	if c.ID == 0 || c.ID > MaxNodeID {
+		return fmt.Errorf("%w: unregister_node: node id %d: want 1 to %d", ErrInvalidCommand, c.ID, MaxNodeID)
+	}
+	return nil
+}
+
+func (c *UnregisterNodeCmd) apply(st *State) Result {
+	delete(st.nodes, c.ID)
+	return Result{}
+}
+
 // Nodes returns the registered nodes, by id.
 func (st *State) Nodes() []Node {
 	out := make([]Node, 0, len(st.nodes))
@@ -103,6 +122,15 @@ func (s *Store) RegisterNode(n Node) error {
 	return s.proposeUnlessNoop(NewCommand((*RegisterNodeCmd)(&n)), func(st *State) bool {
 		old, ok := st.nodes[n.ID]
 		return ok && old == n
+	})
+}
+
+// UnregisterNode removes node id from the registry; a node that is not
+// registered writes nothing.
+func (s *Store) UnregisterNode(id uint64) error {
+	return s.proposeUnlessNoop(NewCommand(&UnregisterNodeCmd{ID: id}), func(st *State) bool {
+		_, ok := st.nodes[id]
+		return !ok
 	})
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func init() { sinceV1["register_node"] = true } // tested here
+func init() { sinceV1["register_node"], sinceV1["unregister_node"] = true, true } // tested here
 
 // Nodes register idempotently, replace their entry when an address
 // changes, and survive a restart and a snapshot.
@@ -95,5 +95,50 @@ func TestNoNodesNoSnapshotKey(t *testing.T) {
 	}
 	if _, ok := m["nodes"]; ok {
 		t.Fatalf("empty registry in the snapshot: %s", enc)
+	}
+}
+
+// A node leaves the registry with UnregisterNode; unregistering a node
+// that is not there writes nothing; a bad id is malformed.
+func TestUnregisterNode(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if err := s.RegisterNode(Node{ID: id, ClusterAddr: "h:1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UnregisterNode(2); err != nil {
+		t.Fatal(err)
+	}
+	before := s.AppliedIndex()
+	if err := s.UnregisterNode(2); err != nil || s.AppliedIndex() != before {
+		t.Fatalf("unregistering an absent node: %v, index %d -> %d", err, before, s.AppliedIndex())
+	}
+	for _, bad := range []uint64{0, MaxNodeID + 1} {
+		if err := s.UnregisterNode(bad); !errors.Is(err, ErrInvalidCommand) {
+			t.Errorf("UnregisterNode(%d): %v, want ErrInvalidCommand", bad, err)
+		}
+	}
+	ids := func(s *Store) (out []uint64) {
+		for _, n := range s.Nodes() {
+			out = append(out, n.ID)
+		}
+		return out
+	}
+	if got := ids(s); !slices.Equal(got, []uint64{1, 3}) {
+		t.Fatalf("nodes %v, want [1 3]", got)
+	}
+	s.Close()
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := ids(s); !slices.Equal(got, []uint64{1, 3}) {
+		t.Fatalf("after a restart: nodes %v, want [1 3]", got)
 	}
 }

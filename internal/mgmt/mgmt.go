@@ -59,6 +59,9 @@ type Options struct {
 	// single node, which lists itself.
 	ClusterNodes func() []ClusterNode
 	Version      string // product_version; default Sluice's own (package version)
+	// Membership adds and removes nodes of the cluster (membership.go);
+	// nil: a single node, which answers 404.
+	Membership Membership
 	// LoopbackUsers may log in only from a loopback address. Default
 	// ["guest"], as for AMQP.
 	LoopbackUsers []string

@@ -22,6 +22,7 @@ func (a *API) routes() {
 	h("GET /api/whoami", levelManagement, a.whoami)
 	h("GET /api/nodes", levelMonitoring, a.listNodes)
 	h("GET /api/nodes/{node}", levelMonitoring, a.getNode)
+	a.membershipRoutes() // membership.go
 
 	h("GET /api/vhosts", levelManagement, a.listVhosts)
 	h("GET /api/vhosts/{vhost}", levelManagement, a.getVhost)

@@ -36,6 +36,8 @@ type clusterNode struct {
 	tr      *transport.Transport
 	host    *multiraft.Host
 	metrics *metrics.ClusterHooks
+	// peers: the registry's addresses given to tr (membership.go).
+	peers peerSync
 }
 
 // openCluster starts the transport and the Raft host.
@@ -56,6 +58,11 @@ func (s *Server) openCluster() error {
 			}
 		},
 	})
+	if cc.Join {
+		// The metadata leader may be a node this one was not told of
+		// (membership.go).
+		tr.SetAcceptUnknown(true)
+	}
 	if err := tr.Start(); err != nil {
 		return fmt.Errorf("cluster transport: %w", err)
 	}
@@ -79,12 +86,28 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 		voters = append(voters, id)
 	}
 	slices.Sort(voters)
+	if c.cfg.Join {
+		voters = nil // it waits to be added instead (membership.go)
+	}
 	m, err := meta.OpenCluster(dir, opts, meta.ClusterOptions{Host: c.host, Voters: voters, ObserveCommit: c.metrics.MetaCommitted})
 	if err != nil {
 		return nil, err
 	}
+	if c.cfg.Join {
+		err := s.waitToJoin(func() (bool, error) {
+			s.syncPeers(m)
+			st, err := c.host.Status(cluster.MetaGroup)
+			return err == nil && st.Lead != 0 && st.GetCommit() > 0 && st.Applied >= st.GetCommit(), err
+		})
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		return m, nil
+	}
 	deadline := time.Now().Add(clusterStartTimeout)
 	for {
+		s.syncPeers(m) // membership.go
 		st, err := c.host.Status(cluster.MetaGroup)
 		if err != nil {
 			m.Close()
@@ -94,6 +117,13 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 			return m, nil
 		}
 		if time.Now().After(deadline) {
+			if v, l, err := c.host.Membership(cluster.MetaGroup); err == nil && len(v) > 0 {
+				voters = v // the configuration in the log, not the seed
+				if !slices.Contains(v, c.cfg.NodeID) && !slices.Contains(l, c.cfg.NodeID) {
+					m.Close()
+					return nil, fmt.Errorf("metadata group: this node is not a member (voters %v): it was removed from the cluster; to add it again, start it with an empty data directory and --cluster-join", v)
+				}
+			}
 			m.Close()
 			return nil, fmt.Errorf("metadata group: no leader or not caught up after %s (leader %d, commit %d, applied %d): a node needs a majority of %v running",
 				clusterStartTimeout, st.Lead, st.GetCommit(), st.Applied, voters)
@@ -223,8 +253,10 @@ func (s *Server) clusterNodes() []mgmt.ClusterNode {
 			cn.Role = "leader"
 		case isVoter(st.Config.Voters, n.ID):
 			cn.Role = "follower"
-		default:
+		case isLearner(st.Config.Learners, n.ID):
 			cn.Role = "learner"
+		default:
+			cn.Role = "none" // being added, or removed (membership.go)
 		}
 		out = append(out, cn)
 	}
@@ -262,6 +294,19 @@ func (s *Server) clusterNodeCounts() (running, unreachable, peers int) {
 func isVoter(v interface{ IDs() map[uint64]struct{} }, id uint64) bool {
 	_, ok := v.IDs()[id]
 	return ok
+}
+
+func isLearner(l map[uint64]struct{}, id uint64) bool {
+	_, ok := l[id]
+	return ok
+}
+
+// membershipOpt is mgmt's Membership: nil on a single node.
+func (s *Server) membershipOpt() mgmt.Membership {
+	if s.cluster == nil {
+		return nil
+	}
+	return membership{s}
 }
 
 // kafkaClusterID is the Kafka cluster id of a cluster: derived from the

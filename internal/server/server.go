@@ -228,6 +228,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
 		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(), NodeName: s.clusterNodeName(),
+		Membership: s.membershipOpt(),
 		ConnectionCaps: func() []mgmt.ConnectionCap {
 			return []mgmt.ConnectionCap{
 				{Protocol: "amqp", Setting: "amqp_max_connections", Open: s.amqp.OpenConnections(), Max: cfg.AMQPMaxConnections},
@@ -271,6 +272,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		go func() {
 			defer s.wg.Done()
 			s.registerNode()
+		}()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.watchMembership()
 		}()
 	}
 	s.wg.Add(1)

@@ -279,6 +279,9 @@ func (h *Host) AddGroup(cfg GroupConfig) error {
 		CheckQuorum:               true,
 		PreVote:                   true,
 		Logger:                    h.rlog,
+		// A leader removed from its group steps down at once rather
+		// than lead a group it is no longer part of (membership.go).
+		StepDownOnRemoval: true,
 	})
 	if err != nil {
 		return err

@@ -324,7 +324,7 @@ func (t *Transport) accept(raw net.Conn) (*conn, error) {
 		known, blocked = p.addr != "", p.blockedLocked
 		p.mu.Unlock()
 	}
-	if !known {
+	if !known && !t.acceptUnknown.Load() {
 		return nil, t.refuse(nc, true, id, ReasonUnknownNode, "not among the peers")
 	}
 	if id > t.cfg.NodeID {
@@ -363,6 +363,13 @@ func (t *Transport) accept(raw net.Conn) (*conn, error) {
 	}
 	if err := writeRecord(nc, recOK, pr); err != nil {
 		return nil, err
+	}
+	if p == nil {
+		// An unknown node admitted by SetAcceptUnknown, now
+		// authenticated: it becomes a peer.
+		t.mu.Lock()
+		p = t.peerLocked(id)
+		t.mu.Unlock()
 	}
 	nc.SetDeadline(time.Time{})
 	return t.newConn(nc, p), nil

@@ -13,6 +13,7 @@
 //	t.Reachable(to)              // a handshake completed and the connection is up
 //	t.Alive(to)                  // reachable, and heard from within 3 keepalives
 //	t.SetPeerAddr(id, addr)      // a node joined or moved
+//	t.SetAcceptUnknown(true)     // while joining: admit authenticated strangers
 //	t.Block(id, true)            // fault injection: partition from id
 //	s := t.Stats()               // counters for metrics
 //	t.Close()
@@ -61,7 +62,8 @@
 // A refuse record's body is the reason (see Reason), sent so that the
 // refused side can log it. The acceptor refuses a hello with another
 // magic or version, another cluster id, our own node id, a node id not
-// among the peers, or a node id above ours; then a wrong proof. The
+// among the peers (unless SetAcceptUnknown), or a node id above ours;
+// then a wrong proof. The
 // dialer refuses an acceptor with another cluster id, another node id
 // than the one it dialled, or a wrong proof.
 //

@@ -108,6 +108,9 @@ type Transport struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	stats      counters
+	// acceptUnknown admits authenticated nodes that are not among the
+	// peers (SetAcceptUnknown).
+	acceptUnknown atomic.Bool
 
 	// mu guards the fields below. Lock order: Transport.mu before
 	// peer.mu; neither is held across network I/O.
@@ -268,6 +271,18 @@ func (t *Transport) SetPeerAddr(id cluster.NodeID, addr string) {
 		c.close()
 	}
 	p.poke()
+}
+
+// SetAcceptUnknown makes the transport accept a connection from a node
+// that is not among its peers, as long as it passes every other check
+// (cluster id, secret proof, certificate, the lower id dials). A node
+// joining a running cluster needs it: it knows only some members from its
+// settings, and the metadata leader, which dials it when it has the lower
+// id, may not be one of them. The node accepted becomes a peer without a
+// dial address (it dials, having the lower id); SetPeerAddr gives it one.
+// Off by default: a running member admits only the nodes of its registry.
+func (t *Transport) SetAcceptUnknown(on bool) {
+	t.acceptUnknown.Store(on)
 }
 
 // poke wakes p's dial loop.

@@ -607,6 +607,38 @@ func TestPeerMoves(t *testing.T) {
 	waitFor(t, "traffic to the new address", func() bool { return moved.in.count(1) == 5 })
 }
 
+// TestAcceptUnknownWhileJoining: a joining node that does not know the
+// node dialling it refuses it until SetAcceptUnknown, then takes the
+// connection (still authenticated: a wrong secret is refused) and can
+// answer over it; SetPeerAddr later gives the peer an address as usual.
+func TestAcceptUnknownWhileJoining(t *testing.T) {
+	secret := func(s string) setup {
+		return func(_ cluster.NodeID, c *cluster.Config, _ *Options) { c.Secret = []byte(s) }
+	}
+	joiner := startNode(t, 4, map[cluster.NodeID]string{4: "127.0.0.1:0"}, "127.0.0.1:0", secret("s"))
+	member := startNode(t, 2, map[cluster.NodeID]string{2: "127.0.0.1:0", 4: joiner.Addr()}, "127.0.0.1:0", secret("s"))
+	waitFor(t, "unknown-node refusal", func() bool { return joiner.Stats().Refusals[ReasonUnknownNode.String()] >= 1 })
+	if joiner.Reachable(2) || member.Reachable(4) {
+		t.Fatal("connected to a node that is not among the peers")
+	}
+
+	// A stranger with the wrong secret is still refused.
+	stranger := startNode(t, 1, map[cluster.NodeID]string{1: "127.0.0.1:0", 4: joiner.Addr()}, "127.0.0.1:0", secret("wrong"))
+	joiner.SetAcceptUnknown(true)
+	waitFor(t, "the member connected", func() bool { return joiner.Reachable(2) && member.Reachable(4) })
+	waitFor(t, "the stranger refused", func() bool { return joiner.Stats().Refusals[ReasonProof.String()] >= 1 })
+	if joiner.Reachable(1) || stranger.Reachable(4) {
+		t.Fatal("a node with the wrong secret connected")
+	}
+	joiner.Send(2, msgs(4, 2, 0, 3, 1))
+	waitFor(t, "the joiner's answer delivered", func() bool { return member.in.count(4) == 3 })
+
+	joiner.SetAcceptUnknown(false)
+	joiner.SetPeerAddr(2, member.Addr())
+	member.Send(4, msgs(2, 4, 0, 2, 1))
+	waitFor(t, "traffic on after the peer is known", func() bool { return joiner.in.count(2) == 2 })
+}
+
 // Alive tells a peer that delivers nothing (here: this node's reader for
 // it is stuck in the handler) from one that keeps its connection alive,
 // while Reachable, which waits for IdleTimeout, still says up.
