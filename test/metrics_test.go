@@ -366,13 +366,22 @@ func metricNames(expr string) []string {
 }
 
 func checkAlertRules(t *testing.T, s scrape) {
-	data, err := os.ReadFile(alertRulesFile)
+	if rules := checkRuleFile(t, s, alertRulesFile); rules < 6 {
+		t.Fatalf("%d rules in %s, want the six situations of docs/monitoring.md at least", rules, alertRulesFile)
+	}
+}
+
+// checkRuleFile checks that every metric the rules of file use is in s,
+// and returns the number of rules.
+func checkRuleFile(t *testing.T, s scrape, file string) int {
+	t.Helper()
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rf ruleFile
 	if err := yaml.Unmarshal(data, &rf); err != nil {
-		t.Fatalf("parse %s: %v", alertRulesFile, err)
+		t.Fatalf("parse %s: %v", file, err)
 	}
 	rules := 0
 	for _, g := range rf.Groups {
@@ -393,9 +402,7 @@ func checkAlertRules(t *testing.T, s scrape) {
 			}
 		}
 	}
-	if rules < 6 {
-		t.Fatalf("%d rules in %s, want the six situations of docs/monitoring.md at least", rules, alertRulesFile)
-	}
+	return rules
 }
 
 // has reports whether name is a family in the scrape, or a histogram's

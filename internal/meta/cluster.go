@@ -42,6 +42,10 @@ type ClusterOptions struct {
 	// ProposeTimeout bounds how long a change waits to be applied on
 	// this node. Default 10s.
 	ProposeTimeout time.Duration
+	// ObserveCommit, when set, is called with the time from proposing a
+	// change on this node to this node applying it (for the commit
+	// latency metric), for each change that applied.
+	ObserveCommit func(time.Duration)
 }
 
 // raftDir is the Raft log's directory inside the store directory.
@@ -53,6 +57,7 @@ type clustered struct {
 	self    cluster.NodeID
 	storage *multiraft.DiskStorage
 	timeout time.Duration
+	observe func(time.Duration) // ClusterOptions.ObserveCommit
 
 	nextID   atomic.Uint64
 	received atomic.Uint64 // snapshots applied from a leader
@@ -122,6 +127,7 @@ func OpenCluster(dir string, opts Options, co ClusterOptions) (*Store, error) {
 			self:    co.Host.NodeID(),
 			storage: storage,
 			timeout: co.ProposeTimeout,
+			observe: co.ObserveCommit,
 			waiters: make(map[uint64]*proposal),
 		},
 	}
@@ -189,6 +195,7 @@ func (s *Store) proposeRaft(ps []*proposal) {
 	c := s.raft
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
+	start := time.Now()
 	var ids []uint64
 	for _, p := range ps {
 		if p == nil {
@@ -228,6 +235,9 @@ func (s *Store) proposeRaft(ps []*proposal) {
 		}
 		select {
 		case <-p.done:
+			if c.observe != nil && p.err == nil {
+				c.observe(time.Since(start))
+			}
 		case <-ctx.Done():
 			err := ErrProposalTimeout
 			if c.host.Leader(cluster.MetaGroup) == 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/cluster/multiraft"
 	"github.com/sluice-mq/sluice/internal/cluster/transport"
 	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/metrics"
 	"github.com/sluice-mq/sluice/internal/mgmt"
 )
 
@@ -31,9 +32,10 @@ const clusterStartTimeout = 60 * time.Second
 
 // clusterNode is the cluster side of a Server; nil on a single node.
 type clusterNode struct {
-	cfg  cluster.Config
-	tr   *transport.Transport
-	host *multiraft.Host
+	cfg     cluster.Config
+	tr      *transport.Transport
+	host    *multiraft.Host
+	metrics *metrics.ClusterHooks
 	// peers: the registry's addresses given to tr (membership.go).
 	peers peerSync
 }
@@ -66,6 +68,8 @@ func (s *Server) openCluster() error {
 	}
 	host.Start()
 	s.cluster = &clusterNode{cfg: cc, tr: tr, host: host}
+	// The cluster's metrics exist on a clustered node only.
+	s.cluster.metrics = s.mx.WatchCluster(metrics.ClusterSources{Raft: host.Stats, Transport: tr.Stats, Nodes: s.clusterNodeCounts})
 	s.log.Info("cluster node", "node_id", cc.NodeID, "cluster_addr", tr.Addr(),
 		"peers", cluster.FormatPeers(cc.Peers), "cluster_id", cc.ClusterID, "tls", cc.ServerTLS != nil)
 	return nil
@@ -85,7 +89,7 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 	if c.cfg.Join {
 		voters = nil // it waits to be added instead (membership.go)
 	}
-	m, err := meta.OpenCluster(dir, opts, meta.ClusterOptions{Host: c.host, Voters: voters})
+	m, err := meta.OpenCluster(dir, opts, meta.ClusterOptions{Host: c.host, Voters: voters, ObserveCommit: c.metrics.MetaCommitted})
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +261,34 @@ func (s *Server) clusterNodes() []mgmt.ClusterNode {
 		out = append(out, cn)
 	}
 	return out
+}
+
+// clusterNodeCounts is the metrics' view of the nodes: the registry's
+// nodes this node reaches (itself included) or not, and the other nodes
+// (registered or initial peers) it holds a connection to.
+func (s *Server) clusterNodeCounts() (running, unreachable, peers int) {
+	c := s.cluster
+	others := make(map[cluster.NodeID]bool)
+	for id := range c.cfg.Peers {
+		others[id] = true
+	}
+	if s.meta != nil {
+		for _, n := range s.meta.Nodes() {
+			others[n.ID] = true
+			if n.ID == c.cfg.NodeID || c.tr.Reachable(n.ID) {
+				running++
+			} else {
+				unreachable++
+			}
+		}
+	}
+	delete(others, c.cfg.NodeID)
+	for id := range others {
+		if c.tr.Reachable(id) {
+			peers++
+		}
+	}
+	return running, unreachable, peers
 }
 
 func isVoter(v interface{ IDs() map[uint64]struct{} }, id uint64) bool {

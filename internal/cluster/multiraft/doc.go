@@ -29,11 +29,11 @@
 // follower's answer corrects Raft.
 //
 // Because a round waits for its slowest fsync, messages never leave before
-// the state they depend on is durable, and an idle group costs one Tick
-// per tick interval and no goroutine: a thousand groups are a thousand
-// Ticks, not a thousand goroutines. (Idle CPU with 1,000 groups has not
-// been measured yet; a quiescing scheme that stops ticking idle groups
-// would go in tickLoop.)
+// the state they depend on is durable. A busy group costs one Tick per tick
+// interval and no goroutine; an idle one is quiesced (quiesce.go): not
+// ticked at all, woken by a message, a proposal or a change in a peer
+// node's liveness. Stats reports the host's groups and counters for
+// metrics.
 //
 // # Contracts
 //
@@ -58,7 +58,11 @@
 // worker for a whole Ready, and taken by RemoveGroup to wait for it), then
 // group.mu (the RawNode and the group's state). Host.schedMu (the dirty
 // list) and Host.outMu (the round's outbox) are leaves: nothing is taken
-// while they are held. No lock is held across Storage.Save or a
+// while they are held. Host.quiet.mu (which quiesced groups wake on which
+// node's liveness) is taken under group.mu as a group quiesces or wakes;
+// the liveness poll holds it only to collect the groups to wake (calling
+// Transport.Reachable, which takes no host lock), then takes each
+// group.mu without it. No lock is held across Storage.Save or a
 // Transport call except group.proc, which only the group's own worker
 // and RemoveGroup take.
 //

@@ -82,6 +82,9 @@ type Options struct {
 	// must not block) whenever this node learns of a new leader of a
 	// group, or of having none (leader 0).
 	OnLeaderChange func(group cluster.GroupID, leader cluster.NodeID, term uint64)
+	// NoQuiesce keeps every group ticking even when idle (see
+	// quiesce.go); for measurements and tests of the unquiesced host.
+	NoQuiesce bool
 }
 
 // Errors of the Host.
@@ -120,6 +123,12 @@ type Host struct {
 	closed    atomic.Bool
 	stop      chan struct{}
 	loopsDone sync.WaitGroup
+
+	quiet  quiescence
+	counts hostCounters
+	// alive is the transport's Alive when it has one (a peer heard from
+	// recently), else Reachable: node liveness for quiescence.
+	alive func(cluster.NodeID) bool
 }
 
 // outbound is one round's messages for one node.
@@ -151,6 +160,12 @@ type group struct {
 	queued bool // guarded by Host.schedMu
 	leader atomic.Uint64
 	term   atomic.Uint64
+	role   atomic.Uint64 // raft.StateType, from the last SoftState
+
+	// quiesced: the group is not ticked (quiesce.go). Written under mu
+	// (and Host.quiet.mu for the watches), read anywhere.
+	quiesced atomic.Bool
+	watching []cluster.NodeID // guarded by Host.quiet.mu
 }
 
 // New returns a host. It sets itself as the transport's handler; the
@@ -177,6 +192,11 @@ func New(opts Options) *Host {
 		work:   make(chan *group),
 		out:    make(map[cluster.NodeID]*outbound),
 		stop:   make(chan struct{}),
+	}
+	h.quiet.init()
+	h.alive = h.tr.Reachable
+	if a, ok := h.tr.(interface{ Alive(cluster.NodeID) bool }); ok {
+		h.alive = a.Alive
 	}
 	h.tr.SetHandler(h.receive)
 	return h
@@ -320,6 +340,7 @@ func (h *Host) RemoveGroup(id cluster.GroupID) {
 	}
 	g.mu.Lock()
 	g.removed = true
+	h.wakeLocked(g, nil)
 	g.mu.Unlock()
 	g.proc.Lock()
 	g.proc.Unlock() //nolint:staticcheck // waits for the worker to let go
@@ -338,8 +359,9 @@ func (h *Host) group(id cluster.GroupID) (*group, error) {
 	return g, nil
 }
 
-// withRaft runs fn on the group's RawNode and schedules the group.
-func (h *Host) withRaft(id cluster.GroupID, fn func(rn *raft.RawNode) error) error {
+// withRaft runs fn on the group's RawNode and schedules the group. With
+// wake, a quiesced group is woken first: fn changes what Raft must do.
+func (h *Host) withRaft(id cluster.GroupID, wake bool, fn func(rn *raft.RawNode) error) error {
 	g, err := h.group(id)
 	if err != nil {
 		return err
@@ -351,6 +373,9 @@ func (h *Host) withRaft(id cluster.GroupID, fn func(rn *raft.RawNode) error) err
 	case g.failed != nil:
 		err = g.failed
 	default:
+		if wake {
+			h.wakeLocked(g, nil)
+		}
 		err = fn(g.rn)
 	}
 	g.mu.Unlock()
@@ -366,9 +391,11 @@ func (h *Host) Propose(ctx context.Context, id cluster.GroupID, data []byte) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return h.withRaft(id, func(rn *raft.RawNode) error {
+	err := h.withRaft(id, true, func(rn *raft.RawNode) error {
 		return dropped(rn.Propose(data))
 	})
+	h.counts.proposal(err)
+	return err
 }
 
 // ProposeConfChange proposes a membership change to the group.
@@ -376,9 +403,11 @@ func (h *Host) ProposeConfChange(ctx context.Context, id cluster.GroupID, cc *ra
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return h.withRaft(id, func(rn *raft.RawNode) error {
+	err := h.withRaft(id, true, func(rn *raft.RawNode) error {
 		return dropped(rn.ProposeConfChange(cc))
 	})
+	h.counts.proposal(err)
+	return err
 }
 
 func dropped(err error) error {
@@ -401,7 +430,7 @@ func (h *Host) Leader(id cluster.GroupID) cluster.NodeID {
 // this node leads).
 func (h *Host) Status(id cluster.GroupID) (raft.Status, error) {
 	var st raft.Status
-	err := h.withRaft(id, func(rn *raft.RawNode) error {
+	err := h.withRaft(id, false, func(rn *raft.RawNode) error {
 		st = rn.Status()
 		return nil
 	})
@@ -411,7 +440,7 @@ func (h *Host) Status(id cluster.GroupID) (raft.Status, error) {
 // TransferLeadership asks the group's leader (this node) to hand over to
 // node to. It does nothing on a follower.
 func (h *Host) TransferLeadership(id cluster.GroupID, to cluster.NodeID) error {
-	return h.withRaft(id, func(rn *raft.RawNode) error {
+	return h.withRaft(id, true, func(rn *raft.RawNode) error {
 		rn.TransferLeader(to)
 		return nil
 	})
@@ -421,7 +450,7 @@ func (h *Host) TransferLeadership(id cluster.GroupID, to cluster.NodeID) error {
 // instead of after an election timeout (tests, and a node that knows it
 // should lead).
 func (h *Host) Campaign(id cluster.GroupID) error {
-	return h.withRaft(id, func(rn *raft.RawNode) error { return rn.Campaign() })
+	return h.withRaft(id, true, func(rn *raft.RawNode) error { return rn.Campaign() })
 }
 
 // schedule puts g in the next round, once.
@@ -438,7 +467,9 @@ func (h *Host) schedule(g *group) {
 	}
 }
 
-// tickLoop ticks every group's Raft clock.
+// tickLoop ticks the Raft clock of every group that is not quiesced,
+// quiescing the idle ones it leads, and wakes quiesced groups whose peers'
+// liveness changed (quiesce.go).
 func (h *Host) tickLoop() {
 	defer h.loopsDone.Done()
 	t := time.NewTicker(h.opts.TickInterval)
@@ -456,11 +487,17 @@ func (h *Host) tickLoop() {
 			gs = append(gs, g)
 		}
 		h.mu.RUnlock()
+		h.pollLiveness()
 		for _, g := range gs {
+			if g.quiesced.Load() {
+				continue // costs nothing until woken
+			}
 			g.mu.Lock()
 			ready := false
-			if !g.removed && g.failed == nil {
-				g.rn.Tick()
+			if !g.removed && g.failed == nil && !g.quiesced.Load() {
+				if h.opts.NoQuiesce || !h.maybeQuiesceLocked(g) {
+					g.rn.Tick()
+				}
 				ready = g.rn.HasReady()
 			}
 			g.mu.Unlock()
@@ -521,13 +558,19 @@ func (h *Host) handleReady(g *group) {
 	g.mu.Unlock()
 
 	if rd.SoftState != nil {
+		g.role.Store(uint64(rd.SoftState.RaftState))
 		term := rd.HardState.GetTerm()
 		if term == 0 {
 			term = g.term.Load()
 		}
 		g.term.Store(term)
-		if old := g.leader.Swap(rd.SoftState.Lead); old != rd.SoftState.Lead && h.opts.OnLeaderChange != nil {
-			h.opts.OnLeaderChange(g.id, rd.SoftState.Lead, term)
+		if old := g.leader.Swap(rd.SoftState.Lead); old != rd.SoftState.Lead {
+			if rd.SoftState.Lead != 0 {
+				h.counts.leaderChange(g.id)
+			}
+			if h.opts.OnLeaderChange != nil {
+				h.opts.OnLeaderChange(g.id, rd.SoftState.Lead, term)
+			}
 		}
 	} else if rd.HardState != nil {
 		g.term.Store(rd.HardState.GetTerm())
@@ -548,7 +591,9 @@ func (h *Host) handleReady(g *group) {
 		g.sm.ApplySnapshot(rd.Snapshot)
 		md := rd.Snapshot.GetMetadata()
 		g.applied, g.snapIndex = md.GetIndex(), md.GetIndex()
+		g.mu.Lock() // the tick loop reads confState
 		g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
+		g.mu.Unlock()
 	}
 	if len(rd.CommittedEntries) > 0 {
 		for _, e := range rd.CommittedEntries {
@@ -627,7 +672,13 @@ func (h *Host) queue(g *group, msgs []*raftpb.Message) {
 			h.out[to] = ob
 		}
 		ob.envs = append(ob.envs, cluster.Envelope{Group: g.id})
-		shallowCopyMessage(&ob.envs[len(ob.envs)-1].Msg, m)
+		env := &ob.envs[len(ob.envs)-1]
+		shallowCopyMessage(&env.Msg, m)
+		if m.GetType() == raftpb.MsgHeartbeatResp && g.quiesced.Load() {
+			// The answer to a quiesce heartbeat: the leader must
+			// not take it as a reason to wake.
+			env.Msg.Reject = proto.Bool(true)
+		}
 		ob.groups[g] = struct{}{}
 		if m.GetType() == raftpb.MsgSnap {
 			ob.snaps = append(ob.snaps, g)
@@ -730,7 +781,14 @@ func (h *Host) step(g *group, m *raftpb.Message) {
 			h.logger.Error("raft group stopped", "group", g.id, "err", g.failed)
 		}
 	}()
+	quiet := isQuiesceHeartbeat(m)
+	if !quiet && !isQuiescedAnswer(m) {
+		h.wakeLocked(g, m)
+	}
 	_ = g.rn.Step(m) // errors: a message for a removed peer, a stale one
+	if quiet {
+		h.followerQuiesceLocked(g, m)
+	}
 }
 
 // Err returns the error that stopped a group (its storage failed, or a

@@ -90,8 +90,13 @@ type testCluster struct {
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newTestCluster(t *testing.T, n int, groups []cluster.GroupID, snapshotEvery uint64) *testCluster {
+	return newTestClusterTick(t, n, groups, snapshotEvery, 5*time.Millisecond)
+}
+
+// newTestClusterTick is newTestCluster with another tick interval.
+func newTestClusterTick(t *testing.T, n int, groups []cluster.GroupID, snapshotEvery uint64, tick time.Duration) *testCluster {
 	c := &testCluster{t: t, net: NewLocalNetwork(), groups: groups,
-		nodes: make(map[cluster.NodeID]*testNode), dirs: make(map[cluster.NodeID]string), every: snapshotEvery, tick: 5 * time.Millisecond}
+		nodes: make(map[cluster.NodeID]*testNode), dirs: make(map[cluster.NodeID]string), every: snapshotEvery, tick: tick}
 	for i := 1; i <= n; i++ {
 		c.ids = append(c.ids, cluster.NodeID(i))
 		c.dirs[cluster.NodeID(i)] = t.TempDir()

@@ -18,6 +18,7 @@ type LocalNetwork struct {
 	mu    sync.Mutex
 	nodes map[cluster.NodeID]*localTransport
 	cut   map[[2]cluster.NodeID]bool
+	pause map[cluster.NodeID]bool
 	drop  func(from, to cluster.NodeID, env *cluster.Envelope) bool
 }
 
@@ -26,7 +27,17 @@ func NewLocalNetwork() *LocalNetwork {
 	return &LocalNetwork{
 		nodes: make(map[cluster.NodeID]*localTransport),
 		cut:   make(map[[2]cluster.NodeID]bool),
+		pause: make(map[cluster.NodeID]bool),
 	}
+}
+
+// Pause makes node id look like a paused process: nothing it sends is
+// delivered, nothing sent to it arrives, and the others see it reachable
+// (its connections are open) but not Alive, until Pause(id, false).
+func (n *LocalNetwork) Pause(id cluster.NodeID, paused bool) {
+	n.mu.Lock()
+	n.pause[id] = paused
+	n.mu.Unlock()
 }
 
 // Transport returns a new transport for node id on this network,
@@ -73,6 +84,9 @@ func (n *LocalNetwork) link(from, to cluster.NodeID) (*localTransport, func(from
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cut[[2]cluster.NodeID{from, to}] {
+		return nil, nil
+	}
+	if n.pause[from] || n.pause[to] {
 		return nil, nil
 	}
 	src, dst := n.nodes[from], n.nodes[to]
@@ -129,7 +143,16 @@ func (t *localTransport) Close() error {
 	return nil
 }
 
+// Reachable is true for a paused node, as for a real connection to a
+// paused process.
 func (t *localTransport) Reachable(to cluster.NodeID) bool {
+	t.net.mu.Lock()
+	defer t.net.mu.Unlock()
+	return !t.net.cut[[2]cluster.NodeID{t.id, to}] && t.net.nodes[t.id] != nil && t.net.nodes[to] != nil
+}
+
+// Alive is Reachable and not paused.
+func (t *localTransport) Alive(to cluster.NodeID) bool {
 	dst, _ := t.net.link(t.id, to)
 	return dst != nil
 }

@@ -69,8 +69,9 @@ func (h *Host) proposeSingle(ctx context.Context, id cluster.GroupID, typ raftpb
 }
 
 // CaughtUpLearners returns, when this node leads the group, its learners
-// that are recently active and whose log matches the leader's up to its
-// commit index: the ones ready to be promoted. Elsewhere it returns nil
+// that are recently active (and live: see ActiveVoters) and whose log
+// matches the leader's up to its commit index: the ones ready to be
+// promoted. Elsewhere it returns nil
 // (only the leader tracks its followers' progress).
 func (h *Host) CaughtUpLearners(id cluster.GroupID) []cluster.NodeID {
 	st, err := h.Status(id)
@@ -79,7 +80,7 @@ func (h *Host) CaughtUpLearners(id cluster.GroupID) []cluster.NodeID {
 	}
 	var out []cluster.NodeID
 	for node := range st.Config.Learners {
-		if pr, ok := st.Progress[node]; ok && caughtUp(pr, st.GetCommit()) {
+		if pr, ok := st.Progress[node]; ok && caughtUp(pr, st.GetCommit()) && h.alive(node) {
 			out = append(out, node)
 		}
 	}
@@ -89,8 +90,9 @@ func (h *Host) CaughtUpLearners(id cluster.GroupID) []cluster.NodeID {
 
 // ActiveVoters returns, when this node leads the group, the voters it has
 // heard from within the last election timeout (itself included); nil
-// elsewhere. Raft's CheckQuorum keeps this view: it is what a removal
-// must leave a majority of.
+// elsewhere. Raft's CheckQuorum keeps this view while the group ticks;
+// a quiesced group does not run CheckQuorum, so a voter also has to be
+// live now (quiesce.go). It is what a removal must leave a majority of.
 func (h *Host) ActiveVoters(id cluster.GroupID) []cluster.NodeID {
 	st, err := h.Status(id)
 	if err != nil || st.RaftState != raft.StateLeader {
@@ -98,7 +100,7 @@ func (h *Host) ActiveVoters(id cluster.GroupID) []cluster.NodeID {
 	}
 	var out []cluster.NodeID
 	for node := range st.Config.Voters.IDs() {
-		if pr, ok := st.Progress[node]; ok && (node == h.id || pr.RecentActive) {
+		if pr, ok := st.Progress[node]; ok && (node == h.id || pr.RecentActive && h.alive(node)) {
 			out = append(out, node)
 		}
 	}

@@ -46,6 +46,7 @@ func (t *Transport) serve(c *conn) {
 		return
 	}
 	p.conn = c
+	p.heard.Store(time.Now().UnixNano())
 	p.mu.Unlock()
 	if old != nil {
 		old.close()
@@ -159,6 +160,7 @@ func (t *Transport) readLoop(c *conn) error {
 		if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
 			return err
 		}
+		p.heard.Store(time.Now().UnixNano())
 		n := int(binary.BigEndian.Uint32(hdr[:]))
 		if n > t.opts.MaxFrameSize {
 			return fmt.Errorf("frame of %d bytes, limit %d", n, t.opts.MaxFrameSize)
@@ -178,6 +180,7 @@ func (t *Transport) readLoop(c *conn) error {
 			if _, err := io.ReadFull(c.nc, buf[len(buf):len(buf)+k]); err != nil {
 				return err
 			}
+			p.heard.Store(time.Now().UnixNano())
 			buf = buf[:len(buf)+k]
 		}
 		envs, err := DecodeFrame(buf, p.id, t.cfg.NodeID)

@@ -11,6 +11,7 @@
 //	err = t.Start()              // listen on cfg.Addr, dial the peers with higher ids
 //	t.Send(to, envs)             // encoded and queued now; never blocks
 //	t.Reachable(to)              // a handshake completed and the connection is up
+//	t.Alive(to)                  // reachable, and heard from within 3 keepalives
 //	t.SetPeerAddr(id, addr)      // a node joined or moved
 //	t.SetAcceptUnknown(true)     // while joining: admit authenticated strangers
 //	t.Block(id, true)            // fault injection: partition from id

@@ -129,6 +129,10 @@ type peer struct {
 	id      cluster.NodeID
 	blocked atomic.Bool // mirrors blockedLocked for the reader's hot path
 	wake    chan struct{}
+	// heard is when the current connection was made or last delivered
+	// something (a frame, a keepalive, part of a large frame), in Unix
+	// nanoseconds: Alive.
+	heard atomic.Int64
 
 	mu            sync.Mutex
 	addr          string
@@ -320,6 +324,21 @@ func (t *Transport) Reachable(to cluster.NodeID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.conn != nil && !p.blockedLocked
+}
+
+// Alive reports whether the node is Reachable and something (a frame, or
+// the empty frame an idle peer sends every KeepAlive) arrived from it in
+// the last three KeepAlive intervals (at most IdleTimeout). A peer that
+// hangs with its connection open (a paused process, a stalled machine)
+// fails Alive within seconds, long before IdleTimeout closes the
+// connection: the multi-Raft host wakes its quiesced groups on it.
+func (t *Transport) Alive(to cluster.NodeID) bool {
+	if !t.Reachable(to) {
+		return false
+	}
+	p := t.peer(to)
+	window := min(3*t.opts.KeepAlive, t.opts.IdleTimeout)
+	return time.Since(time.Unix(0, p.heard.Load())) < window
 }
 
 // Send implements cluster.Transport. It encodes envs into the peer's

@@ -638,3 +638,32 @@ func TestAcceptUnknownWhileJoining(t *testing.T) {
 	member.Send(4, msgs(2, 4, 0, 2, 1))
 	waitFor(t, "traffic on after the peer is known", func() bool { return joiner.in.count(2) == 2 })
 }
+
+// Alive tells a peer that delivers nothing (here: this node's reader for
+// it is stuck in the handler) from one that keeps its connection alive,
+// while Reachable, which waits for IdleTimeout, still says up.
+func TestAliveNeedsRecentFrames(t *testing.T) {
+	hold := make(chan struct{})
+	nodes := startNodes(t, 2, func(id cluster.NodeID, _ *cluster.Config, o *Options) {
+		o.KeepAlive, o.IdleTimeout = 20*time.Millisecond, time.Minute
+	})
+	nodes[1].in.hold = hold
+	released := false
+	defer func() {
+		if !released {
+			close(hold)
+		}
+	}()
+	waitMesh(t, nodes)
+	waitFor(t, "node 2 alive to node 1", func() bool { return nodes[1].Alive(2) })
+	nodes[2].Send(1, msgs(2, 1, 0, 1, 1))
+	waitFor(t, "node 2 not alive to node 1, still reachable", func() bool {
+		return !nodes[1].Alive(2) && nodes[1].Reachable(2)
+	})
+	close(hold)
+	released = true
+	waitFor(t, "node 2 alive again", func() bool { return nodes[1].Alive(2) })
+	if nodes[1].Alive(3) || nodes[1].Alive(1) {
+		t.Fatal("an unknown node, or this one, is alive")
+	}
+}
