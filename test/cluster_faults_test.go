@@ -334,6 +334,15 @@ func checkReplicasAgree(t *testing.T, nodes []*broker, topic string, parts int) 
 			}
 			logs = append(logs, batches)
 		}
+		if len(logs) < 2 {
+			anomalies++
+			t.Errorf("partition %d: %d replicas found on disk", p, len(logs))
+		}
+		lens := make([]int, len(logs))
+		for i := range logs {
+			lens[i] = len(logs[i])
+		}
+		t.Logf("partition %d: replicas of %v batches agree over their common length", p, lens)
 		for i := 1; i < len(logs); i++ {
 			n := min(len(logs[0]), len(logs[i]))
 			for j := range n {
