@@ -111,6 +111,16 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 					continue
 				}
 			}
+			if req.Acks == -1 && rp.Partition >= 0 && int(rp.Partition) < len(t.Partitions) {
+				// A replicated partition with too few replicas in sync
+				// refuses acks=all unwritten (min.insync.replicas).
+				if err := t.Partitions[rp.Partition].CheckInSync(); err != nil {
+					sp.ErrorCode = kerr.NotEnoughReplicas.Code
+					msg := err.Error()
+					sp.ErrorMessage = &msg
+					continue
+				}
+			}
 			ap, err := appendPartition(t, rp, sp, check)
 			if err != nil {
 				sp.ErrorCode = writeErrorCode(err)
@@ -126,6 +136,22 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 	}
 	return func() (kmsg.Response, error) {
 		for _, w := range waits {
+			if rp, ok := w.ap.(broker.ResultPending); ok {
+				// Replicated: the offsets come when the entry is applied,
+				// and so do the producer checks' errors.
+				if err := rp.Wait(); err != nil {
+					w.into.ErrorCode = writeErrorCode(err)
+					if errors.Is(err, broker.ErrReplicationTimeout) {
+						w.into.ErrorCode = kerr.RequestTimedOut.Code
+					}
+					msg := err.Error()
+					w.into.ErrorMessage = &msg
+					continue
+				}
+				res := rp.Result()
+				w.into.BaseOffset, w.into.LogAppendTime, w.into.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStart
+				continue
+			}
 			if err := w.ap.Wait(); err != nil {
 				w.into.ErrorCode = kerr.KafkaStorageError.Code
 				msg := err.Error()
