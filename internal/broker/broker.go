@@ -202,7 +202,7 @@ func (b *Broker) openPartitions(tp *Topic, from, to int32) error {
 		}
 		p.now = b.opts.Now
 		p.configure(tp.cfg)
-		if err := startReplica(p); err != nil {
+		if err := startReplica(p, tp.ID); err != nil {
 			l.Close()
 			return err
 		}

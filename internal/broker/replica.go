@@ -190,7 +190,7 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 		voters = append(voters, cluster.NodeID(id))
 	}
 	r := &replica{
-		host: ro.Host, self: cluster.NodeID(b.opts.NodeID), gid: partitionGroup(tp.ID, i), dir: rdir,
+		host: ro.Host, self: cluster.NodeID(b.opts.NodeID), dir: rdir,
 		store: store, voters: voters, lag: ro.LagTime, timeout: ro.ProposeTimeout,
 		log:     b.log.With("topic", tp.Name, "partition", i),
 		waiters: make(map[uint64]*replPending), applied: applied,
@@ -208,14 +208,18 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	return &replicaLog{PartitionLog: l, r: r}, nil
 }
 
-// startReplica joins partition p to its Raft group, once p is complete:
-// entries may be applied to it from now on.
-func startReplica(p *Partition) error {
+// startReplica joins partition p of the topic whose permanent id is id
+// to its Raft group, once p is complete: entries may be applied to it
+// from now on. A new topic's partitions are opened before its id exists
+// (it is given when its definition is committed), so they join their
+// groups after that (CreateTopics); until then a zero id leaves them out.
+func startReplica(p *Partition, id meta.TopicID) error {
 	rl, ok := p.log.(*replicaLog)
-	if !ok {
+	if !ok || id == (meta.TopicID{}) || rl.r.started {
 		return nil
 	}
 	r := rl.r
+	r.gid = partitionGroup(id, p.Index)
 	r.p = p
 	p.repl = r
 	err := r.host.AddGroup(multiraft.GroupConfig{

@@ -159,6 +159,11 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 			continue
 		}
 		tp.Topic = created[k]
+		for _, p := range tp.Partitions {
+			if err := startReplica(p, tp.ID); err != nil {
+				b.log.Error("replicated partition not started", "topic", tp.Name, "partition", p.Index, "err", err)
+			}
+		}
 		if !b.install(tp) {
 			res[i].Err = ErrClosed
 			continue
@@ -269,7 +274,7 @@ func (b *Broker) openNewPartition(tp *Topic, i int32) (*Partition, error) {
 	}
 	p.now = b.opts.Now
 	p.configure(tp.cfg)
-	if err := startReplica(p); err != nil {
+	if err := startReplica(p, tp.ID); err != nil {
 		l.Close()
 		return nil, err
 	}
