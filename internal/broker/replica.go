@@ -617,3 +617,48 @@ func (b *Broker) placeReplicas(existing [][]int32, first, count int32, rf int) [
 	}
 	return out
 }
+
+// Replicated reports whether the partition is replicated through Raft.
+func (p *Partition) Replicated() bool { return p.repl != nil }
+
+// LeaderEpoch is a replicated partition's current leader epoch (its Raft
+// term) and whether this node leads it.
+func (p *Partition) LeaderEpoch() (epoch int32, leads bool) {
+	if p.repl == nil {
+		return 0, true
+	}
+	st := p.repl.state()
+	return int32(min(st.Term, math.MaxInt32)), st.Leader == uint64(p.repl.self)
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch from the epochs stamped
+// in the batches: the largest epoch at most epoch that the log holds, and
+// the offset where the next epoch starts (the high watermark if none
+// does). With no batch of such an epoch, epoch itself and the log start.
+// It scans the batch headers from the start: the question is asked once
+// a leader change a consumer, not per fetch.
+func (p *Partition) EndOffsetForEpoch(epoch int32) (int32, int64, error) {
+	start, hw, _ := p.Offsets()
+	found, end := int32(-1), int64(-1)
+	err := p.log.ScanHeaders(start, func(h storage.BatchHeader) bool {
+		if h.BaseOffset >= hw {
+			return false
+		}
+		if h.PartitionLeaderEpoch <= epoch {
+			found = max(found, h.PartitionLeaderEpoch)
+			return true
+		}
+		end = h.BaseOffset
+		return false
+	})
+	if err != nil {
+		return -1, -1, coreError(err)
+	}
+	if end < 0 {
+		end = hw
+	}
+	if found < 0 {
+		return epoch, start, nil
+	}
+	return found, end, nil
+}
