@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -36,7 +37,7 @@ func startReplNode(t *testing.T, net *multiraft.LocalNetwork, id cluster.NodeID,
 		t.Fatal(err)
 	}
 	host.Start()
-	b := &Broker{opts: Options{DataDir: dir, NodeID: uint64(id), Replication: ReplicationOptions{Host: host, ProposeTimeout: 5 * time.Second}}, log: logger}
+	b := &Broker{opts: Options{DataDir: dir, NodeID: uint64(id), Replication: ReplicationOptions{Host: host, ProposeTimeout: 5 * time.Second, LagTime: 300 * time.Millisecond}}, log: logger}
 	tp := &Topic{Topic: replTopic, cfg: resolve(Defaults{}, nil, nil)}
 	if err := os.MkdirAll(b.topicsDir(), 0o755); err != nil {
 		t.Fatal(err)
@@ -131,6 +132,19 @@ func TestReplicatedPartitionOverRaft(t *testing.T) {
 	}
 	if res := produce(l, producerBatch(9, 0, 20, 2)); res.BaseOffset != 21 {
 		t.Fatalf("next batch at %d", res.BaseOffset)
+	}
+	// With one replica of three gone, the ISR shrinks to two once the lag
+	// time has passed: min.insync.replicas 3 refuses acks=all, 2 does not.
+	l.p.minInsync.Store(3)
+	testutil.WaitFor(t, 10*time.Second, "the ISR to shrink", func() bool {
+		return errors.Is(l.p.CheckInSync(), ErrNotEnoughReplicas)
+	})
+	if isr := l.p.repl.state().ISR; len(isr) != 2 {
+		t.Fatalf("ISR %v", isr)
+	}
+	l.p.minInsync.Store(2)
+	if err := l.p.CheckInSync(); err != nil {
+		t.Fatal(err)
 	}
 	if _, _, err := l.p.Append(producerBatch(9, 0, 30, 1)); err != nil {
 		t.Fatal(err)
