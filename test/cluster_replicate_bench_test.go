@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"crypto/rand"
 	"os"
 	"strconv"
 	"testing"
@@ -12,7 +13,7 @@ import (
 )
 
 // TestReplicatedProduceCost measures what replication costs a producer:
-// 1 KiB records, acks=all, one partition, through one idempotent franz-go
+// 1 KiB records, uncompressed, acks=all, one partition, through one idempotent franz-go
 // producer, on a single node, on a cluster of three with replication
 // factor 1 (a plain log) and with replication factor 3 (a Raft group).
 // It is a measurement, not a check: it runs only with
@@ -22,12 +23,15 @@ func TestReplicatedProduceCost(t *testing.T) {
 	if n <= 0 {
 		t.Skip("a measurement: set SLUICE_REPL_BENCH to a number of records")
 	}
+	// Random and sent uncompressed: every byte is written.
 	value := make([]byte, 1024)
+	rand.Read(value)
 	run := func(name string, seeds []string, rf int16) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("cost"),
-			kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+			kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.ProducerBatchCompression(kgo.NoCompression()))
 		if err != nil {
 			t.Fatal(err)
 		}
