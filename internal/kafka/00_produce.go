@@ -33,7 +33,12 @@ package kafka
 // partition and skips the question.
 // Unknown topics are auto-created when enabled.
 // The request timeout bounds only how long a resource alarm may hold the
-// request (flow.go): there is no replication to wait for.
+// request (flow.go). A replicated partition (in a cluster: broker/replica.go)
+// is answered once the batches are committed by its Raft group and applied
+// on this node, for acks=1 and acks=-1 alike, with the offsets and producer
+// errors the apply gave (broker.ResultPending); acks=-1 is first refused
+// NOT_ENOUGH_REPLICAS when fewer replicas are in sync than the topic's
+// min.insync.replicas, and one not committed in time is REQUEST_TIMED_OUT.
 
 import (
 	"errors"

@@ -13,10 +13,12 @@ import (
 // (kafka.Cluster), made from the metadata: the registry of nodes
 // (meta.Nodes) and each partition's placement (meta.Topic.Replicas).
 //
-// Until partitions are replicated each lives on one node, which leads it
-// at leader epoch 0 while it is alive; when that node is down the
-// partition has no leader (Leader -1, its replica Offline) and clients
-// wait for it to come back: nothing else holds its data.
+// A partition of one replica lives on one node, which leads it at leader
+// epoch 0 while it is alive; when that node is down the partition has no
+// leader (Leader -1, its replica Offline) and clients wait for it to come
+// back: nothing else holds its data. A partition replicated on this node
+// through a Raft group (broker/replica.go) is described from the group
+// instead: its Raft leader, term and ISR (replicated).
 //
 // A group's or transactional id's coordinator is chosen among the live
 // registered nodes: the FNV-1a hash of the key modulo their count picks
