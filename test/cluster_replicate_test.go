@@ -204,7 +204,9 @@ func TestClusterReplicatedPartition(t *testing.T) {
 		return false
 	})
 	t.Logf("new leader: node %d", newLeader)
+	var epochs []int32 // the leader epoch of each record read, in order
 	readAll := func(what string) []int {
+		epochs = epochs[:0]
 		t.Helper()
 		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"repl": {0: kgo.NewOffset().AtStart()}}))
@@ -235,6 +237,7 @@ func TestClusterReplicatedPartition(t *testing.T) {
 			fs.EachRecord(func(r *kgo.Record) {
 				v, _ := strconv.Atoi(string(r.Value))
 				got = append(got, v)
+				epochs = append(epochs, r.LeaderEpoch)
 				have[v] = true
 			})
 		}
@@ -250,6 +253,17 @@ func TestClusterReplicatedPartition(t *testing.T) {
 	}
 	log := readAll("after the failover")
 	checkOrder("the log after the failover", log)
+	// Leader epochs are the Raft terms: positive, never decreasing, and
+	// higher after the failover.
+	for i, e := range epochs {
+		if e <= 0 || i > 0 && e < epochs[i-1] {
+			t.Fatalf("leader epoch %d at record %d (previous %d)", e, i, epochs[max(i-1, 0)])
+		}
+	}
+	if epochs[len(epochs)-1] <= epochs[0] {
+		t.Fatalf("leader epochs from %d to %d across a failover", epochs[0], epochs[len(epochs)-1])
+	}
+	t.Logf("leader epochs: %d before the kill, %d after", epochs[0], epochs[len(epochs)-1])
 	pmu.Lock()
 	for k := range acked {
 		if k > log[len(log)-1] {
