@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -322,5 +323,49 @@ func TestClusterReplicatedPartition(t *testing.T) {
 	r := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(n + 1))})
 	if err := r.FirstErr(); err != nil {
 		t.Fatalf("produce after the restarts: %v", err)
+	}
+}
+
+// TestClusterReplicatedKcat: librdkafka (kcat) against a cluster of
+// three: it sees a replicated partition's leader, replicas and ISR,
+// produces with acks=all to it and reads the records back from the
+// beginning.
+func TestClusterReplicatedKcat(t *testing.T) {
+	needTool(t, kcatPath)
+	nodes := startCluster(t, 3)
+	waitFor(t, 30*time.Second, "three nodes registered, running, one leader", func() bool {
+		return agreedLeader(t, nodes, 3, map[uint64]bool{1: true, 2: true, 3: true}) != 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(nodes[0].Kafka))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, "kc"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v / %v", err, r.Err)
+	}
+	seeds := nodes[0].Kafka + "," + nodes[1].Kafka + "," + nodes[2].Kafka
+	kcat := func(stdin string, args ...string) toolRun {
+		base := []string{"-b", seeds, "-m", "10", "-X", "socket.timeout.ms=10000", "-X", "message.timeout.ms=15000"}
+		return runTool(t, 30*time.Second, stdin, kcatPath, append(base, args...)...)
+	}
+	waitFor(t, 30*time.Second, "kcat -L to show three replicas in sync", func() bool {
+		r := kcat("", "-L", "-t", "kc")
+		return r.Err == nil && strings.Contains(r.Stdout, "replicas: ") && strings.Count(r.Stdout, ",") >= 4 &&
+			!strings.Contains(r.Stdout, "leader -1")
+	})
+	t.Logf("kcat -L: %s", kcat("", "-L", "-t", "kc").Stdout)
+	lines := []string{"one", "two", "three"}
+	if r := kcat(strings.Join(lines, "\n")+"\n", "-P", "-t", "kc", "-p", "0", "-X", "acks=all"); r.Err != nil {
+		t.Fatalf("kcat produce: %v\n%s\n%s", r.Err, r.Stdout, r.Stderr)
+	}
+	r := kcat("", "-C", "-t", "kc", "-p", "0", "-o", "beginning", "-e", "-f", `%o %s\n`)
+	if r.Err != nil {
+		t.Fatalf("kcat consume: %v\n%s", r.Err, r.Stderr)
+	}
+	if want := "0 one\n1 two\n2 three\n"; r.Stdout != want {
+		t.Fatalf("kcat read %q, want %q", r.Stdout, want)
 	}
 }
