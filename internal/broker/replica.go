@@ -327,9 +327,13 @@ func (r *replica) propose(batches []byte, check TxnCheck) (AppendResult, Pending
 	}
 	w := &replPending{done: make(chan struct{})}
 	id := r.nextID.Add(1)
+	// The timer is set before the waiter is published (under r.mu), so
+	// that finish, on another goroutine, reads it safely.
+	w.timer = time.AfterFunc(r.timeout, func() { r.answer(id, AppendResult{}, ErrReplicationTimeout) })
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
+		w.timer.Stop()
 		return AppendResult{}, nil, ErrClosed
 	}
 	r.waiters[id] = w
@@ -344,7 +348,6 @@ func (r *replica) propose(batches []byte, check TxnCheck) (AppendResult, Pending
 		r.answer(id, AppendResult{}, err)
 		return AppendResult{}, nil, err
 	}
-	w.timer = time.AfterFunc(r.timeout, func() { r.answer(id, AppendResult{}, ErrReplicationTimeout) })
 	return AppendResult{BaseOffset: -1, LogAppendTime: at, LogStart: p.log.StartOffset()}, w, nil
 }
 
