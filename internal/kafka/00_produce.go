@@ -116,7 +116,7 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 					continue
 				}
 			}
-			if req.Acks == -1 && rp.Partition >= 0 && int(rp.Partition) < len(t.Partitions) {
+			if !c.s.single && req.Acks == -1 && rp.Partition >= 0 && int(rp.Partition) < len(t.Partitions) {
 				// A replicated partition with too few replicas in sync
 				// refuses acks=all unwritten (min.insync.replicas).
 				if err := t.Partitions[rp.Partition].CheckInSync(); err != nil {
