@@ -34,10 +34,10 @@ func TestClusterPlacesPartitionsAndGroups(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	if r, err := adm.CreateTopic(ctx, 1, 3, nil, "rf3"); err == nil && !errors.Is(r.Err, kerr.InvalidReplicationFactor) {
-		t.Fatalf("replication factor 3: %v (%s)", r.Err, r.ErrMessage)
+	if r, err := adm.CreateTopic(ctx, 1, 4, nil, "rf4"); err == nil && !errors.Is(r.Err, kerr.InvalidReplicationFactor) {
+		t.Fatalf("replication factor 4 of 3 nodes: %v (%s)", r.Err, r.ErrMessage)
 	} else if err != nil && !errors.Is(err, kerr.InvalidReplicationFactor) {
-		t.Fatalf("replication factor 3: %v", err)
+		t.Fatalf("replication factor 4 of 3 nodes: %v", err)
 	}
 	if r, err := adm.CreateTopic(ctx, 6, -1, nil, "spread"); err != nil || r.Err != nil {
 		t.Fatalf("create: %v / %v", err, r.Err)

@@ -46,6 +46,9 @@ type Options struct {
 	// topics it creates, and follows topic changes made through other
 	// nodes (follow.go).
 	NodeID uint64
+	// Replication, in a cluster, replicates the partitions placed on more
+	// than one node through Raft groups on its Host (replica.go).
+	Replication ReplicationOptions
 }
 
 // Broker owns every topic's partitions.
@@ -199,6 +202,10 @@ func (b *Broker) openPartitions(tp *Topic, from, to int32) error {
 		}
 		p.now = b.opts.Now
 		p.configure(tp.cfg)
+		if err := startReplica(p, tp.ID); err != nil {
+			l.Close()
+			return err
+		}
 		tp.Partitions = append(tp.Partitions, p)
 	}
 	return nil
@@ -345,7 +352,7 @@ func (b *Broker) CreatePartitionsAt(name string, total int32, replicas [][]int32
 	if tp.Replicas != nil {
 		added = replicas
 		if added == nil {
-			added = b.place(tp.Replicas, from, total-from)
+			added = b.placeReplicas(tp.Replicas, from, total-from, len(tp.Replicas[0]))
 		}
 		grown.Replicas = append(slices.Clone(tp.Replicas), added...)
 	}

@@ -158,7 +158,7 @@ var (
 	ErrInvalidReplicaAssignment = newError(KindInvalid, "broker: invalid replica assignment")
 	// ErrInvalidReplicationFactor: more than one replica a partition,
 	// which the cluster cannot give until partitions are replicated.
-	ErrInvalidReplicationFactor = newError(KindInvalid, "broker: partition replication is not available yet: replication factor must be 1")
+	ErrInvalidReplicationFactor = newError(KindInvalid, "broker: invalid replication factor (more than one replica needs a cluster, and at most its registered nodes)")
 	ErrMessageTooLarge          = newError(KindTooLarge, "broker: record batch larger than max.message.bytes")
 	ErrCorruptMessage           = newError(KindCorrupt, "broker: corrupt record batch")
 	ErrOutOfOrderSequence       = newError(KindOutOfOrder, "broker: out of order sequence number")

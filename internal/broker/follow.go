@@ -255,19 +255,21 @@ func (b *Broker) checkAssignment(replicas [][]int32, count int32) error {
 	}
 	nodes := b.meta.Nodes()
 	for _, rs := range replicas {
-		if len(rs) > 1 {
+		if len(rs) > 1 && b.opts.Replication.Host == nil {
 			return ErrInvalidReplicationFactor
 		}
 		if len(rs) == 0 {
 			return ErrInvalidReplicaAssignment
 		}
-		id := uint64(rs[0])
-		known := id == b.opts.NodeID && len(nodes) == 0
-		for _, n := range nodes {
-			known = known || n.ID == id
-		}
-		if rs[0] <= 0 || !known {
-			return ErrInvalidReplicaAssignment
+		for k, r := range rs {
+			id := uint64(r)
+			known := id == b.opts.NodeID && len(nodes) == 0
+			for _, n := range nodes {
+				known = known || n.ID == id
+			}
+			if r <= 0 || !known || slices.Contains(rs[:k], r) {
+				return ErrInvalidReplicaAssignment
+			}
 		}
 	}
 	return nil

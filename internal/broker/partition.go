@@ -40,6 +40,11 @@ type Partition struct {
 	// firstUnstable is the first offset of the earliest open transaction
 	// (math.MaxInt64 if none), written under mu, read without it.
 	firstUnstable atomic.Int64
+	// repl, set before the partition is in use, replicates it through its
+	// Raft group (replica.go); nil for a partition of one replica.
+	repl *replica
+	// minInsync is the topic's min.insync.replicas (replica.go).
+	minInsync atomic.Int32
 }
 
 // newPartition returns partition index of topic over log, its producer
@@ -159,6 +164,18 @@ type TxnCheck func(topic string, partition int32, producerID int64, epoch int16)
 // id: check (if not nil) is asked about every transactional batch first,
 // and its error refuses the request.
 func (p *Partition) AppendTxn(batches []byte, check TxnCheck) (AppendResult, Pending, error) {
+	if p.repl != nil {
+		return p.repl.propose(batches, check)
+	}
+	return p.appendLocal(batches, check, -1, -1)
+}
+
+// appendLocal is AppendTxn on this node's log: a single node's and an
+// unreplicated partition's produce, and a replicated partition's apply of
+// a committed entry (replica.go), which passes the entry's Raft term as
+// leaderEpoch (stamped in every batch; -1 leaves the producer's) and the
+// leader's LogAppendTime (-1: take the clock now).
+func (p *Partition) appendLocal(batches []byte, check TxnCheck, leaderEpoch int32, appendTime int64) (AppendResult, Pending, error) {
 	headers, err := storage.ValidateBatches(batches, int(p.maxMessageBytes.Load()))
 	if err != nil {
 		return AppendResult{}, nil, coreError(err)
@@ -239,10 +256,16 @@ func (p *Partition) AppendTxn(batches []byte, check TxnCheck) (AppendResult, Pen
 		return res, nil, nil
 	}
 
-	appendTime := int64(-1)
 	if form.logAppendTime {
-		appendTime = p.now().UnixMilli()
+		if appendTime < 0 {
+			appendTime = p.now().UnixMilli()
+		}
 		batches = stamp(batches, appendTime)
+	} else {
+		appendTime = -1
+	}
+	if leaderEpoch >= 0 {
+		stampLeaderEpoch(batches, leaderEpoch)
 	}
 	base, ap, err := p.log.Append(batches)
 	if err != nil {
@@ -357,6 +380,11 @@ func (p *Partition) visibleEnd(iso IsolationLevel) int64 {
 func (p *Partition) Read(offset int64, maxBytes int, iso IsolationLevel) ([]byte, error) {
 	start, hw, _ := p.Offsets()
 	end := p.visibleEnd(iso)
+	if offset > hw && p.repl != nil && !p.repl.settled() {
+		// A new leader still applying what its predecessor committed
+		// (and showed): the offset is not out of range, only not here yet.
+		return nil, nil
+	}
 	if offset < start || offset > hw {
 		return nil, fmt.Errorf("%w: offset %d, log holds %d..%d", ErrOffsetOutOfRange, offset, start, hw)
 	}
@@ -421,5 +449,6 @@ func (p *Partition) Segments() int { return len(p.log.SegmentBaseOffsets()) }
 func (p *Partition) configure(cfg resolvedConfig) {
 	p.maxMessageBytes.Store(int64(cfg.maxMessageBytes))
 	p.stored.Store(&storedForm{codec: cfg.codec, level: cfg.codecLevel, logAppendTime: cfg.logAppendTime})
+	p.minInsync.Store(int32(cfg.minInsync))
 	p.log.SetSegmentOptions(cfg.segmentBytes, cfg.segmentAge)
 }

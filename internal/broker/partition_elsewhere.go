@@ -78,5 +78,8 @@ func (b *Broker) openPartitionLog(tp *Topic, i int32) (PartitionLog, error) {
 	if !b.holds(tp, i) {
 		return newElsewhereLog(), nil
 	}
+	if b.replicated(tp, i) {
+		return b.openReplicaLog(tp, i)
+	}
 	return openDiskLog(b.partitionDir(tp.Name, i), b.logOptions(tp.cfg))
 }

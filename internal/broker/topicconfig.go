@@ -241,6 +241,9 @@ type resolvedConfig struct {
 	codec         int16
 	codecLevel    int // the level config of codec
 	logAppendTime bool
+	// minInsync is min.insync.replicas: a replicated partition refuses an
+	// acks=all produce with fewer replicas in sync (replica.go).
+	minInsync int
 }
 
 // resolve computes a topic's settings from its own configs, the broker
@@ -257,6 +260,7 @@ func resolve(d Defaults, dynamic, set map[string]string) resolvedConfig {
 		segmentBytes:    num("segment.bytes"),
 		maxMessageBytes: int(num("max.message.bytes")),
 		logAppendTime:   get("message.timestamp.type") == "LogAppendTime",
+		minInsync:       int(num("min.insync.replicas")),
 	}
 	if ms := num("retention.ms"); ms < 0 {
 		rc.retention = -1

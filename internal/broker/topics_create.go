@@ -22,6 +22,10 @@ type TopicSpec struct {
 	// cluster accepts (one registered node a partition); nil: the
 	// broker places them (follow.go).
 	Replicas [][]int32
+	// ReplicationFactor is the number of replicas the broker places of
+	// each partition when Replicas is nil (0: one). Only a cluster takes
+	// more than one, up to its registered nodes.
+	ReplicationFactor int16
 }
 
 // TopicResult answers one TopicSpec of CreateTopics: the topic created
@@ -62,6 +66,9 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 		if res[i].Err = b.checkAssignment(sp.Replicas, sp.Partitions); res[i].Err != nil {
 			continue
 		}
+		if res[i].Err = b.checkReplicationFactor(sp.ReplicationFactor); res[i].Err != nil {
+			continue
+		}
 		if seen[sp.Name] {
 			res[i].Err = ErrTopicExists
 			continue
@@ -93,7 +100,7 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 		}
 		replicas := sp.Replicas
 		if replicas == nil {
-			replicas = b.place(nil, 0, sp.Partitions)
+			replicas = b.placeReplicas(nil, 0, sp.Partitions, int(sp.ReplicationFactor))
 		}
 		if validateOnly {
 			res[i].Topic = &Topic{Topic: meta.Topic{Name: sp.Name, Partitions: sp.Partitions, Configs: sp.Configs, Replicas: replicas}}
@@ -152,6 +159,11 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 			continue
 		}
 		tp.Topic = created[k]
+		for _, p := range tp.Partitions {
+			if err := startReplica(p, tp.ID); err != nil {
+				b.log.Error("replicated partition not started", "topic", tp.Name, "partition", p.Index, "err", err)
+			}
+		}
 		if !b.install(tp) {
 			res[i].Err = ErrClosed
 			continue
@@ -262,6 +274,10 @@ func (b *Broker) openNewPartition(tp *Topic, i int32) (*Partition, error) {
 	}
 	p.now = b.opts.Now
 	p.configure(tp.cfg)
+	if err := startReplica(p, tp.ID); err != nil {
+		l.Close()
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -33,7 +33,12 @@ package kafka
 // partition and skips the question.
 // Unknown topics are auto-created when enabled.
 // The request timeout bounds only how long a resource alarm may hold the
-// request (flow.go): there is no replication to wait for.
+// request (flow.go). A replicated partition (in a cluster: broker/replica.go)
+// is answered once the batches are committed by its Raft group and applied
+// on this node, for acks=1 and acks=-1 alike, with the offsets and producer
+// errors the apply gave (broker.ResultPending); acks=-1 is first refused
+// NOT_ENOUGH_REPLICAS when fewer replicas are in sync than the topic's
+// min.insync.replicas, and one not committed in time is REQUEST_TIMED_OUT.
 
 import (
 	"errors"
@@ -111,6 +116,16 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 					continue
 				}
 			}
+			if !c.s.single && req.Acks == -1 && rp.Partition >= 0 && int(rp.Partition) < len(t.Partitions) {
+				// A replicated partition with too few replicas in sync
+				// refuses acks=all unwritten (min.insync.replicas).
+				if err := t.Partitions[rp.Partition].CheckInSync(); err != nil {
+					sp.ErrorCode = kerr.NotEnoughReplicas.Code
+					msg := err.Error()
+					sp.ErrorMessage = &msg
+					continue
+				}
+			}
 			ap, err := appendPartition(t, rp, sp, check)
 			if err != nil {
 				sp.ErrorCode = writeErrorCode(err)
@@ -126,6 +141,22 @@ func prepareProduce(c *conn, r kmsg.Request) func() (kmsg.Response, error) {
 	}
 	return func() (kmsg.Response, error) {
 		for _, w := range waits {
+			if rp, ok := w.ap.(broker.ResultPending); ok {
+				// Replicated: the offsets come when the entry is applied,
+				// and so do the producer checks' errors.
+				if err := rp.Wait(); err != nil {
+					w.into.ErrorCode = writeErrorCode(err)
+					if errors.Is(err, broker.ErrReplicationTimeout) {
+						w.into.ErrorCode = kerr.RequestTimedOut.Code
+					}
+					msg := err.Error()
+					w.into.ErrorMessage = &msg
+					continue
+				}
+				res := rp.Result()
+				w.into.BaseOffset, w.into.LogAppendTime, w.into.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStart
+				continue
+			}
 			if err := w.ap.Wait(); err != nil {
 				w.into.ErrorCode = kerr.KafkaStorageError.Code
 				msg := err.Error()

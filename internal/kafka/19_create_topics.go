@@ -64,6 +64,9 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 			t := topics[i]
 			st.TopicID = t.ID
 			st.NumPartitions, st.ReplicationFactor = t.Topic.Partitions, 1
+			if len(t.Replicas) > 0 {
+				st.ReplicationFactor = int16(len(t.Replicas[0]))
+			}
 			if !c.mayTopic(rt.Topic, auth.OpDescribeConfigs) { // as Kafka: no configs, and why
 				st.ConfigErrorCode = errTopicAuth.Code
 				resp.Topics = append(resp.Topics, st)
@@ -88,6 +91,7 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 func topicSpec(rt kmsg.CreateTopicsRequestTopic, single bool) (broker.TopicSpec, error) {
 	partitions := rt.NumPartitions
 	var replicas [][]int32
+	var rfactor int16
 	if len(rt.ReplicaAssignment) > 0 {
 		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
 			return broker.TopicSpec{}, reqErr(kerr.InvalidRequest, "a replica assignment excludes a partition count and a replication factor")
@@ -100,8 +104,8 @@ func topicSpec(rt kmsg.CreateTopicsRequestTopic, single bool) (broker.TopicSpec,
 			}
 			placed[a.Partition] = true
 			if !single {
-				if len(a.Replicas) != 1 {
-					return broker.TopicSpec{}, reqErr(kerr.InvalidReplicationFactor, "partition %d: %d replicas: partition replication is not available yet, each partition lives on one node", a.Partition, len(a.Replicas))
+				if len(a.Replicas) == 0 {
+					return broker.TopicSpec{}, reqErr(kerr.InvalidReplicaAssignment, "partition %d: no replicas", a.Partition)
 				}
 				if replicas == nil {
 					replicas = make([][]int32, partitions)
@@ -116,9 +120,13 @@ func topicSpec(rt kmsg.CreateTopicsRequestTopic, single bool) (broker.TopicSpec,
 	} else {
 		if rf := rt.ReplicationFactor; rf != -1 && rf != 1 {
 			if !single {
-				return broker.TopicSpec{}, reqErr(kerr.InvalidReplicationFactor, "replication factor %d: partition replication is not available yet, each partition lives on one node (use 1 or -1)", rf)
+				if rf <= 0 {
+					return broker.TopicSpec{}, reqErr(kerr.InvalidReplicationFactor, "replication factor %d: use a positive number or -1", rf)
+				}
+				rfactor = rf // checked against the registered nodes by the broker
+			} else {
+				return broker.TopicSpec{}, reqErr(kerr.InvalidReplicationFactor, "replication factor %d: the cluster has one broker", rf)
 			}
-			return broker.TopicSpec{}, reqErr(kerr.InvalidReplicationFactor, "replication factor %d: the cluster has one broker", rf)
 		}
 		if partitions == 0 || partitions < -1 {
 			return broker.TopicSpec{}, reqErr(kerr.InvalidPartitions, "number of partitions must be positive, or -1 for the default")
@@ -137,5 +145,5 @@ func topicSpec(rt kmsg.CreateTopicsRequestTopic, single bool) (broker.TopicSpec,
 	if partitions < 0 {
 		partitions = 0
 	}
-	return broker.TopicSpec{Name: rt.Topic, Partitions: partitions, Configs: configs, Replicas: replicas}, nil
+	return broker.TopicSpec{Name: rt.Topic, Partitions: partitions, Configs: configs, Replicas: replicas, ReplicationFactor: rfactor}, nil
 }

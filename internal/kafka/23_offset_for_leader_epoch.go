@@ -2,7 +2,12 @@ package kafka
 
 // OffsetForLeaderEpoch, versions 0-4.
 //
-// A Sluice partition has one leader epoch, 0, for its whole life, so any
+// A replicated partition (in a cluster) has the Raft terms of its group as
+// leader epochs, stamped in its batches: its leader answers from them
+// (Partition.EndOffsetForEpoch), a current leader epoch older than the
+// group's term is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH,
+// and a follower NOT_LEADER_OR_FOLLOWER. Any other partition (a single
+// node's) has one leader epoch, 0, for its whole life, so any
 // requested epoch >= 0 is answered with epoch 0 and its end offset, the
 // high watermark; a negative one with epoch -1 and offset -1 (Kafka's
 // "undefined"). A current leader epoch (v2+) above 0 is newer than this
@@ -31,6 +36,23 @@ func handleOffsetForLeaderEpoch(c *conn, req *kmsg.OffsetForLeaderEpochRequest) 
 				sp.ErrorCode = errTopicAuth.Code
 			case err != nil:
 				sp.ErrorCode = errorCode(err)
+			case p.Replicated():
+				cur, leads := p.LeaderEpoch()
+				switch {
+				case !leads:
+					sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				case rp.CurrentLeaderEpoch > cur:
+					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+				case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < cur:
+					sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+				case rp.LeaderEpoch >= 0:
+					epoch, end, err := p.EndOffsetForEpoch(rp.LeaderEpoch)
+					if err != nil {
+						sp.ErrorCode = errorCode(err)
+					} else {
+						sp.LeaderEpoch, sp.EndOffset = epoch, end
+					}
+				}
 			case rp.CurrentLeaderEpoch > 0:
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			case rp.LeaderEpoch >= 0:

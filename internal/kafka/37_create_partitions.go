@@ -57,8 +57,8 @@ func (c *conn) createPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOn
 		}
 		for i, a := range rt.Assignment {
 			if !c.s.single {
-				if len(a.Replicas) != 1 {
-					return reqErr(kerr.InvalidReplicationFactor, "partition %d: %d replicas: partition replication is not available yet, each partition lives on one node", current+int32(i), len(a.Replicas))
+				if len(a.Replicas) == 0 {
+					return reqErr(kerr.InvalidReplicaAssignment, "partition %d: no replicas", current+int32(i))
 				}
 				replicas = append(replicas, a.Replicas)
 				continue

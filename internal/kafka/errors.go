@@ -64,6 +64,8 @@ var errorCodes = []struct {
 	{broker.ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
 	{broker.ErrMetaUnavailable, kerr.NotController}, // retriable: the admin client looks the controller up again
 	{broker.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
+	{broker.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
+	{broker.ErrReplicationTimeout, kerr.RequestTimedOut},
 	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},
 	{groups.ErrIllegalGeneration, kerr.IllegalGeneration},
 	{groups.ErrRebalanceInProgress, kerr.RebalanceInProgress},

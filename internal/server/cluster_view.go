@@ -2,7 +2,9 @@ package server
 
 import (
 	"hash/fnv"
+	"math"
 
+	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/kafka"
 	"github.com/sluice-mq/sluice/internal/meta"
 )
@@ -11,10 +13,12 @@ import (
 // (kafka.Cluster), made from the metadata: the registry of nodes
 // (meta.Nodes) and each partition's placement (meta.Topic.Replicas).
 //
-// Until partitions are replicated each lives on one node, which leads it
-// at leader epoch 0 while it is alive; when that node is down the
-// partition has no leader (Leader -1, its replica Offline) and clients
-// wait for it to come back: nothing else holds its data.
+// A partition of one replica lives on one node, which leads it at leader
+// epoch 0 while it is alive; when that node is down the partition has no
+// leader (Leader -1, its replica Offline) and clients wait for it to come
+// back: nothing else holds its data. A partition replicated on this node
+// through a Raft group (broker/replica.go) is described from the group
+// instead: its Raft leader, term and ISR (replicated).
 //
 // A group's or transactional id's coordinator is chosen among the live
 // registered nodes: the FNV-1a hash of the key modulo their count picks
@@ -29,6 +33,10 @@ type ClusterView struct {
 	meta       *meta.Store
 	controller func() int32
 	alive      func(id uint64) bool
+	// replicas, when set, tells what this node knows of a replicated
+	// partition's Raft group (broker.Broker.ReplicaState): its leader,
+	// term and, on the leader, the ISR.
+	replicas func(topic string, p int32) (broker.ReplicaState, bool)
 }
 
 var _ kafka.Cluster = (*ClusterView)(nil)
@@ -51,12 +59,14 @@ func (s *Server) kafkaCluster() kafka.Cluster {
 	if c == nil {
 		return kafka.SingleNode{Rack: s.cfg.Rack}
 	}
-	return NewClusterView(c.cfg.NodeID, s.meta, func() int32 {
+	v := NewClusterView(c.cfg.NodeID, s.meta, func() int32 {
 		if l := s.metaLeader(); l != 0 {
 			return int32(l)
 		}
 		return -1
 	}, c.tr.Reachable)
+	v.replicas = s.broker.ReplicaState
+	return v
 }
 
 // Self is this node's id.
@@ -123,6 +133,11 @@ func (v *ClusterView) Partition(topic string, p int32) kafka.Replicas {
 	if rs == nil {
 		return kafka.Replicas{Leader: v.self, Replicas: []int32{v.self}, ISR: []int32{v.self}}
 	}
+	if len(rs) > 1 && v.replicas != nil {
+		if st, ok := v.replicas(topic, p); ok {
+			return v.replicated(rs, st)
+		}
+	}
 	out := kafka.Replicas{Leader: -1, Replicas: append([]int32(nil), rs...)}
 	for _, id := range rs {
 		if v.isAlive(uint64(id)) {
@@ -132,6 +147,31 @@ func (v *ClusterView) Partition(topic string, p int32) kafka.Replicas {
 			}
 		} else {
 			out.Offline = append(out.Offline, id)
+		}
+	}
+	if out.ISR == nil {
+		out.ISR = []int32{}
+	}
+	return out
+}
+
+// replicated is Partition for a partition replicated here through Raft:
+// led by its group's leader as this node knows it (-1 during an
+// election), at its term as leader epoch; the ISR is the leader's (its
+// followers' progress, replica.lag.time.max.ms), and on a follower, which
+// cannot know it, the replicas that are reachable; Offline, the replicas
+// that are not.
+func (v *ClusterView) replicated(rs []int32, st broker.ReplicaState) kafka.Replicas {
+	out := kafka.Replicas{Leader: -1, LeaderEpoch: int32(min(st.Term, math.MaxInt32)), Replicas: append([]int32(nil), rs...), ISR: st.ISR}
+	if st.Leader != 0 {
+		out.Leader = int32(st.Leader)
+	}
+	follower := st.ISR == nil
+	for _, id := range rs {
+		if !v.isAlive(uint64(id)) {
+			out.Offline = append(out.Offline, id)
+		} else if follower {
+			out.ISR = append(out.ISR, id)
 		}
 	}
 	if out.ISR == nil {

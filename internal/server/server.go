@@ -115,8 +115,13 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.cluster != nil {
 		nodeID = s.cluster.cfg.NodeID
 	}
+	var replication broker.ReplicationOptions
+	if s.cluster != nil {
+		replication.Host = s.cluster.host
+	}
 	if s.broker, err = broker.New(broker.Options{
 		NodeID:           nodeID,
+		Replication:      replication,
 		DataDir:          cfg.DataDir,
 		Storage:          s.storageOptions("partition"),
 		AutoCreateTopics: cfg.AutoCreateTopics,
