@@ -50,8 +50,8 @@ func TestClusterMetrics(t *testing.T) {
 		leaders += v
 		if uint64(i+1) == leader {
 			// The leader, which has followers: the lag series exist.
-			if n := checkRuleFile(t, s, clusterAlertRulesFile); n < 5 {
-				t.Errorf("%d rules in %s, want 5", n, clusterAlertRulesFile)
+			if n := checkRuleFile(t, s, clusterAlertRulesFile); n < 7 {
+				t.Errorf("%d rules in %s, want 7", n, clusterAlertRulesFile)
 			}
 		}
 	}

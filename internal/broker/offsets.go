@@ -44,6 +44,9 @@ func (b *Broker) openOffsets() error {
 		return fmt.Errorf("open consumer offsets: %w", err)
 	}
 	b.offsets = s
+	if b.offsetsInMeta() {
+		return nil // the metadata's offsets are the cluster's, not an old version's
+	}
 	if err := b.migrateOffsets(); err != nil {
 		return fmt.Errorf("moving consumer offsets out of the metadata log: %w", err)
 	}
@@ -91,26 +94,81 @@ func (b *Broker) CommitOffsets(group string, commits []OffsetCommit) error {
 		}
 		return nil
 	}
+	if b.offsetsInMeta() {
+		if err := check(); err != nil {
+			return err
+		}
+		cs := make([]meta.OffsetCommit, len(commits))
+		for i, c := range commits {
+			cs[i] = meta.OffsetCommit{Topic: c.Topic, Partition: c.Partition, Offset: c.Offset,
+				LeaderEpoch: c.LeaderEpoch, Metadata: c.Metadata, CommitMs: c.CommitMs}
+		}
+		return metaErr(b.meta.CommitOffsets(group, cs))
+	}
 	return offsetsErr(b.offsets.Commit(group, commits, check))
+}
+
+// offsetsInMeta reports whether committed offsets are metadata commands:
+// in a cluster they are, so that they are replicated by the metadata
+// group and a group whose coordinator moves to another node (the node
+// went down) finds them there. A single node keeps them in its own
+// offsets store (package offsets), which is faster and as durable.
+func (b *Broker) offsetsInMeta() bool { return b.opts.NodeID != 0 }
+
+// fromMeta converts committed offsets kept in the metadata.
+func fromMeta(cs []meta.OffsetCommit) []OffsetCommit {
+	out := make([]OffsetCommit, len(cs))
+	for i, c := range cs {
+		out[i] = OffsetCommit{Topic: c.Topic, Partition: c.Partition, Offset: c.Offset,
+			LeaderEpoch: c.LeaderEpoch, Metadata: c.Metadata, CommitMs: c.CommitMs}
+	}
+	return out
 }
 
 // DeleteGroupOffsets deletes a group's offsets in tps, or all of them when
 // tps is nil. Deleting offsets that do not exist is not an error.
 func (b *Broker) DeleteGroupOffsets(group string, tps []TopicPartition) error {
+	if b.offsetsInMeta() {
+		var mtps []meta.TopicPartition
+		if tps != nil {
+			mtps = make([]meta.TopicPartition, len(tps))
+			for i, tp := range tps {
+				mtps[i] = meta.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}
+			}
+		}
+		return metaErr(b.meta.DeleteGroupOffsets(group, mtps))
+	}
 	return offsetsErr(b.offsets.Delete(group, tps))
 }
 
 // GroupOffsets returns a group's committed offsets sorted by topic and
 // partition.
-func (b *Broker) GroupOffsets(group string) []OffsetCommit { return b.offsets.Group(group) }
+func (b *Broker) GroupOffsets(group string) []OffsetCommit {
+	if b.offsetsInMeta() {
+		return fromMeta(b.meta.GroupOffsets(group))
+	}
+	return b.offsets.Group(group)
+}
 
 // GroupOffset returns one committed offset.
 func (b *Broker) GroupOffset(group, topic string, partition int32) (OffsetCommit, bool) {
+	if b.offsetsInMeta() {
+		c, ok := b.meta.GroupOffset(group, topic, partition)
+		if !ok {
+			return OffsetCommit{}, false
+		}
+		return fromMeta([]meta.OffsetCommit{c})[0], true
+	}
 	return b.offsets.Get(group, topic, partition)
 }
 
 // OffsetGroups returns the groups that have committed offsets, sorted.
-func (b *Broker) OffsetGroups() []string { return b.offsets.Groups() }
+func (b *Broker) OffsetGroups() []string {
+	if b.offsetsInMeta() {
+		return b.meta.OffsetGroups()
+	}
+	return b.offsets.Groups()
+}
 
 // OffsetStats returns the offsets store's counters.
 func (b *Broker) OffsetStats() offsets.Stats { return b.offsets.Stats() }

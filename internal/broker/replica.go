@@ -78,6 +78,13 @@ type ReplicationOptions struct {
 	// ProposeTimeout bounds how long a produce waits for its entry to be
 	// applied. Default 10s.
 	ProposeTimeout time.Duration
+	// Alive, when set, tells whether a node is up (the transport hears
+	// from it). A follower counts as caught up only while its node is
+	// alive: an idle leader's Raft progress would otherwise keep a dead
+	// follower "recently active" and caught up for ever (Raft updates it
+	// only with writes and CheckQuorum, and a quiesced group does
+	// neither), so it would never leave the ISR.
+	Alive func(node uint64) bool
 }
 
 // replicated reports whether partition i of tp is replicated through Raft
@@ -118,6 +125,7 @@ type replica struct {
 	store   *multiraft.DiskStorage
 	voters  []cluster.NodeID
 	lag     time.Duration
+	isAlive func(node uint64) bool // nil: every node counts as alive
 	timeout time.Duration
 	log     *slog.Logger
 	p       *Partition
@@ -191,7 +199,7 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	}
 	r := &replica{
 		host: ro.Host, self: cluster.NodeID(b.opts.NodeID), dir: rdir,
-		store: store, voters: voters, lag: ro.LagTime, timeout: ro.ProposeTimeout,
+		store: store, voters: voters, lag: ro.LagTime, timeout: ro.ProposeTimeout, isAlive: ro.Alive,
 		log:     b.log.With("topic", tp.Name, "partition", i),
 		waiters: make(map[uint64]*replPending), applied: applied,
 		caughtUp: make(map[cluster.NodeID]time.Time),
@@ -460,7 +468,7 @@ func (r *replica) state() ReplicaState {
 		for _, v := range r.voters {
 			if v != r.self {
 				pr, ok := st.Progress[v]
-				if ok && pr.RecentActive && pr.Match >= st.GetCommit() {
+				if ok && pr.RecentActive && pr.Match >= st.GetCommit() && r.alive(v) {
 					r.caughtUp[v] = now
 				}
 				t, seen := r.caughtUp[v]
@@ -477,6 +485,9 @@ func (r *replica) state() ReplicaState {
 	r.cache, r.cachedAt = out, now
 	return out
 }
+
+// alive reports whether node is up, as far as the transport knows.
+func (r *replica) alive(node uint64) bool { return r.isAlive == nil || r.isAlive(node) }
 
 // settled reports whether this replica leads and has applied everything
 // its group committed up to an entry of its own term: before that, a new

@@ -26,6 +26,11 @@ type ClusterSources struct {
 	// (itself included: running) and those it does not (unreachable),
 	// and the other nodes it holds a connection to (peers).
 	Nodes func() (running, unreachable, peers int)
+	// Partitions counts the partitions this node leads with fewer
+	// replicas in sync than assigned (under-replicated), and, on the
+	// controller only (as Kafka counts them), the partitions without a
+	// leader (offline).
+	Partitions func() (underReplicated, offline int)
 }
 
 // ClusterHooks are the cluster metrics fed by events rather than read at
@@ -86,6 +91,10 @@ var (
 		"Node-to-node handshakes refused, by reason (cluster-id, proof, unknown-node, tls, certificate, ...: a misconfigured or foreign node; refused-by-peer: the other side refused this node).", []string{"reason"}, nil)
 	trPeers = prometheus.NewDesc("sluice_cluster_peers_connected",
 		"Other nodes this node holds a connection to.", nil, nil)
+	underReplicated = prometheus.NewDesc("sluice_under_replicated_partitions",
+		"Partitions this node leads whose in-sync replicas are fewer than their replicas (Kafka's UnderReplicatedPartitions).", nil, nil)
+	offlinePartitions = prometheus.NewDesc("sluice_offline_partitions",
+		"Partitions without a leader, counted by the controller (the metadata leader) only, 0 on the other nodes (Kafka's OfflinePartitionsCount).", nil, nil)
 	clusterNodes = prometheus.NewDesc("sluice_cluster_nodes",
 		"Nodes of the cluster's registry by state as this node sees it: running (reachable, or this node) or unreachable.", []string{"state"}, nil)
 )
@@ -104,7 +113,8 @@ type clusterCollector struct{ src ClusterSources }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{raftLeaderChanges, raftGroups, raftQuiesced, raftProposals, raftDropped, raftMetaLeader, raftLag,
-		trFrames, trMessages, trBytes, trCoalesced, trDropped, trHandshakes, trRefusals, trPeers, clusterNodes} {
+		trFrames, trMessages, trBytes, trCoalesced, trDropped, trHandshakes, trRefusals, trPeers, clusterNodes,
+		underReplicated, offlinePartitions} {
 		ch <- d
 	}
 }
@@ -156,5 +166,10 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(clusterNodes, float64(running), "running")
 		gauge(clusterNodes, float64(unreachable), "unreachable")
 		gauge(trPeers, float64(peers))
+	}
+	if c.src.Partitions != nil {
+		under, offline := c.src.Partitions()
+		gauge(underReplicated, float64(under))
+		gauge(offlinePartitions, float64(offline))
 	}
 }

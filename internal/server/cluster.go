@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
@@ -36,6 +37,8 @@ type clusterNode struct {
 	tr      *transport.Transport
 	host    *multiraft.Host
 	metrics *metrics.ClusterHooks
+	// view is the Kafka view of the cluster, once made (kafkaCluster).
+	view atomic.Pointer[ClusterView]
 	// peers: the registry's addresses given to tr (membership.go).
 	peers peerSync
 }
@@ -69,7 +72,8 @@ func (s *Server) openCluster() error {
 	host.Start()
 	s.cluster = &clusterNode{cfg: cc, tr: tr, host: host}
 	// The cluster's metrics exist on a clustered node only.
-	s.cluster.metrics = s.mx.WatchCluster(metrics.ClusterSources{Raft: host.Stats, Transport: tr.Stats, Nodes: s.clusterNodeCounts})
+	s.cluster.metrics = s.mx.WatchCluster(metrics.ClusterSources{Raft: host.Stats, Transport: tr.Stats, Nodes: s.clusterNodeCounts,
+		Partitions: s.partitionHealth})
 	s.log.Info("cluster node", "node_id", cc.NodeID, "cluster_addr", tr.Addr(),
 		"peers", cluster.FormatPeers(cc.Peers), "cluster_id", cc.ClusterID, "tls", cc.ServerTLS != nil)
 	return nil
@@ -266,6 +270,33 @@ func (s *Server) clusterNodes() []mgmt.ClusterNode {
 // clusterNodeCounts is the metrics' view of the nodes: the registry's
 // nodes this node reaches (itself included) or not, and the other nodes
 // (registered or initial peers) it holds a connection to.
+// partitionHealth counts, as the Kafka view tells clients, the
+// partitions this node leads that are under-replicated and, on the
+// controller, the partitions without a leader.
+func (s *Server) partitionHealth() (underReplicated, offline int) {
+	v := s.cluster.view.Load()
+	if v == nil || s.meta == nil {
+		return 0, 0
+	}
+	self := int32(s.cluster.cfg.NodeID)
+	controller := v.Controller() == self
+	for _, t := range s.meta.Topics() {
+		if t.Replicas == nil {
+			continue
+		}
+		for p := range t.Partitions {
+			r := v.Partition(t.Name, p)
+			switch {
+			case r.Leader == -1 && controller:
+				offline++
+			case r.Leader == self && len(r.ISR) < len(r.Replicas):
+				underReplicated++
+			}
+		}
+	}
+	return underReplicated, offline
+}
+
 func (s *Server) clusterNodeCounts() (running, unreachable, peers int) {
 	c := s.cluster
 	others := make(map[cluster.NodeID]bool)

@@ -66,6 +66,7 @@ func (s *Server) kafkaCluster() kafka.Cluster {
 		return -1
 	}, c.tr.Reachable)
 	v.replicas = s.broker.ReplicaState
+	c.view.Store(v)
 	return v
 }
 

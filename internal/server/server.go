@@ -118,6 +118,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	var replication broker.ReplicationOptions
 	if s.cluster != nil {
 		replication.Host = s.cluster.host
+		replication.Alive = s.cluster.tr.Alive
 	}
 	if s.broker, err = broker.New(broker.Options{
 		NodeID:           nodeID,
