@@ -37,7 +37,9 @@ func startClusterOf(t *testing.T, bin string, n int, extra ...string) []*broker 
 	}
 	nodes := make([]*broker, n)
 	for i := range nodes {
-		b := &broker{t: t, DataDir: t.TempDir(), bin: bin, startWait: 90 * time.Second}
+		// ownPorts: a client port taken meanwhile by another process is
+		// picked again (the cluster ports, in every node's peers, are not).
+		b := &broker{t: t, DataDir: t.TempDir(), bin: bin, startWait: 90 * time.Second, ownPorts: true}
 		b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
 		b.extra = append([]string{"--node-id", strconv.Itoa(i + 1), "--cluster-peers", strings.Join(peers, ","),
 			"--cluster-id", "test-cluster", "--cluster-secret-file", secret, "--log-level", "info"}, extra...)

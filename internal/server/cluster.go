@@ -13,9 +13,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
@@ -109,6 +112,12 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 		}
 		return m, nil
 	}
+	// A SIGINT or SIGTERM while waiting stops the start at once, as for a
+	// joining node (the command's own handler reads signals only once
+	// Start has returned).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	deadline := time.Now().Add(clusterStartTimeout)
 	for {
 		s.syncPeers(m) // membership.go
@@ -136,6 +145,9 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 		case <-s.stop:
 			m.Close()
 			return nil, errors.New("stopped while joining the cluster")
+		case v := <-sig:
+			m.Close()
+			return nil, fmt.Errorf("%w (%s) while waiting for the metadata group", ErrStartInterrupted, v)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
