@@ -170,25 +170,36 @@ func (p *Partition) AppendTxn(batches []byte, check TxnCheck) (AppendResult, Pen
 	return p.appendLocal(batches, check, -1, -1)
 }
 
+// checkProduce checks a produce's batches before anything is written or
+// proposed: framing, CRCs and size (untrusted input), no control batch
+// from a client, and check (if not nil) for every transactional batch.
+func (p *Partition) checkProduce(batches []byte, check TxnCheck) ([]storage.BatchHeader, error) {
+	headers, err := storage.ValidateBatches(batches, int(p.maxMessageBytes.Load()))
+	if err != nil {
+		return nil, coreError(err)
+	}
+	for _, h := range headers {
+		if h.Attributes&controlBit != 0 {
+			return nil, ErrControlBatch
+		}
+		if check != nil && h.Attributes&transactionalBit != 0 {
+			if err := check(p.Topic, p.Index, h.ProducerID, h.ProducerEpoch); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return headers, nil
+}
+
 // appendLocal is AppendTxn on this node's log: a single node's and an
 // unreplicated partition's produce, and a replicated partition's apply of
 // a committed entry (replica.go), which passes the entry's Raft term as
 // leaderEpoch (stamped in every batch; -1 leaves the producer's) and the
 // leader's LogAppendTime (-1: take the clock now).
 func (p *Partition) appendLocal(batches []byte, check TxnCheck, leaderEpoch int32, appendTime int64) (AppendResult, Pending, error) {
-	headers, err := storage.ValidateBatches(batches, int(p.maxMessageBytes.Load()))
+	headers, err := p.checkProduce(batches, check)
 	if err != nil {
-		return AppendResult{}, nil, coreError(err)
-	}
-	for _, h := range headers {
-		if h.Attributes&controlBit != 0 {
-			return AppendResult{}, nil, ErrControlBatch
-		}
-		if check != nil && h.Attributes&transactionalBit != 0 {
-			if err := check(p.Topic, p.Index, h.ProducerID, h.ProducerEpoch); err != nil {
-				return AppendResult{}, nil, err
-			}
-		}
+		return AppendResult{}, nil, err
 	}
 	// Recompression (partition_rewrite.go) runs before the lock is taken;
 	// the LogAppendTime stamp is put on under it, so that append times

@@ -315,19 +315,8 @@ type ResultPending interface {
 // partition's Raft group. Sequence checks happen when it is applied.
 func (r *replica) propose(batches []byte, check TxnCheck) (AppendResult, Pending, error) {
 	p := r.p
-	headers, err := storage.ValidateBatches(batches, int(p.maxMessageBytes.Load()))
-	if err != nil {
-		return AppendResult{}, nil, coreError(err)
-	}
-	for _, h := range headers {
-		if h.Attributes&controlBit != 0 {
-			return AppendResult{}, nil, ErrControlBatch
-		}
-		if check != nil && h.Attributes&transactionalBit != 0 {
-			if err := check(p.Topic, p.Index, h.ProducerID, h.ProducerEpoch); err != nil {
-				return AppendResult{}, nil, err
-			}
-		}
+	if _, err := p.checkProduce(batches, check); err != nil {
+		return AppendResult{}, nil, err
 	}
 	at := int64(-1)
 	if p.stored.Load().logAppendTime {
