@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -180,4 +181,33 @@ func TestClusterMetadataOnRaft(t *testing.T) {
 	waitFor(t, 30*time.Second, "all three running again, one leader", func() bool {
 		return agreedLeader(t, nodes, 3, all) != 0
 	})
+}
+
+// TestClusterNodeWaitingForMajorityStopsOnSIGTERM: a founding node started
+// alone waits for the metadata group's majority; SIGTERM ends the wait at
+// once with a clean exit, not after the 60 s start timeout.
+func TestClusterNodeWaitingForMajorityStopsOnSIGTERM(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "cluster.secret")
+	if err := os.WriteFile(secret, []byte("test-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	peers := fmt.Sprintf("1=%s,2=%s,3=%s", freePort(t), freePort(t), freePort(t))
+	b := &broker{t: t, DataDir: t.TempDir()}
+	b.Kafka, b.HTTP, b.AMQP = freePort(t), freePort(t), freePort(t)
+	b.extra = []string{"--node-id", "1", "--cluster-peers", peers, "--cluster-id", "alone",
+		"--cluster-secret-file", secret, "--log-level", "info"}
+	b.launch()
+	defer b.Kill()
+	waitFor(t, 20*time.Second, "the node waiting for the cluster", func() bool {
+		return strings.Contains(b.Logs(), `"msg":"cluster node"`)
+	})
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after SIGTERM:\n%s", b.Logs())
+	}
+	if code := b.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, b.Logs())
+	}
 }
