@@ -86,6 +86,10 @@ type Router struct {
 	closed    bool
 	stop      chan struct{}
 	wg        sync.WaitGroup
+	// leftover are directories of failed declarations the janitor still
+	// has to remove (removeLater).
+	leftoverMu sync.Mutex
+	leftover   []string
 	// feeds are the topic feeds: queues bound to topics, forwarding
 	// topics (feed.go).
 	feeds feedState
@@ -847,9 +851,12 @@ func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, err
 	qe, err := r.openQueue(v, def, pols)
 	if err != nil {
 		// One descriptor at a time: the open may have failed for want of
-		// descriptors. What cannot be removed now goes at the next start.
+		// descriptors. What cannot be removed now (not even one
+		// descriptor free) is retried by the janitor, and goes at the
+		// next start if the broker stops first.
 		if rerr := removeTree(r.queueDir(def.ID)); rerr != nil {
-			r.log.Warn("removing the files of a failed queue declaration", "vhost", v.name, "queue", d.Name, "err", rerr)
+			r.log.Warn("removing the files of a failed queue declaration; retrying", "vhost", v.name, "queue", d.Name, "err", rerr)
+			r.removeLater(r.queueDir(def.ID))
 		}
 		return QueueInfo{}, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
@@ -1194,6 +1201,37 @@ func (r *Router) janitor() {
 		case <-t.C:
 		}
 		r.expireQueues(r.opts.Now())
+		r.removeLeftovers()
+	}
+}
+
+// removeLater hands the janitor a directory that could not be removed
+// (a failed declaration's, named by a queue id never used again).
+func (r *Router) removeLater(dir string) {
+	r.leftoverMu.Lock()
+	r.leftover = append(r.leftover, dir)
+	r.leftoverMu.Unlock()
+}
+
+// removeLeftovers retries the removals removeLater was given, keeping
+// those that fail again.
+func (r *Router) removeLeftovers() {
+	r.leftoverMu.Lock()
+	dirs := r.leftover
+	r.leftover = nil
+	r.leftoverMu.Unlock()
+	var keep []string
+	for _, dir := range dirs {
+		if err := removeTree(dir); err != nil {
+			keep = append(keep, dir)
+			continue
+		}
+		r.log.Info("removed the files of a failed queue declaration", "dir", dir)
+	}
+	if keep != nil {
+		r.leftoverMu.Lock()
+		r.leftover = append(r.leftover, keep...)
+		r.leftoverMu.Unlock()
 	}
 }
 

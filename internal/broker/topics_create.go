@@ -138,6 +138,7 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 		if layErrs[j] != nil {
 			b.dropLayout(tp)
 			res[todoIdx[j]].Err = fmt.Errorf("%w: %w", ErrStorage, layErrs[j])
+			b.log.Warn("topic not created: its partitions' logs did not open", "topic", tp.Name, "err", layErrs[j])
 			continue
 		}
 		metaSpecs = append(metaSpecs, meta.TopicSpec{Name: tp.Name, Partitions: tp.Topic.Partitions, Configs: tp.Configs, Replicas: tp.Replicas})
@@ -155,6 +156,7 @@ func (b *Broker) CreateTopics(specs []TopicSpec, validateOnly bool) []TopicResul
 				res[i].Err = ErrTopicExists
 			} else {
 				res[i].Err = metaErr(err)
+				b.log.Warn("topic not created: its definition was not stored", "topic", tp.Name, "err", err)
 			}
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 )
 
 // FS is the narrow file layer storage uses; OSFS, MemFS and FaultFS implement it.
@@ -42,7 +43,7 @@ func (osFS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
 func (osFS) ReadDir(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, missingOr(dir, err)
 	}
 	names := make([]string, len(ents))
 	for i, e := range ents {
@@ -91,3 +92,20 @@ func (osFS) SyncDir(dir string) error {
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// missingOr returns the not-exist error of name when an open of it failed
+// for want of descriptors (EMFILE, ENFILE) and name does not exist, and
+// err otherwise. open(2) takes a descriptor before it looks the path up,
+// so with none free a missing file reads as "too many open files"; a new
+// partition's log (Options.CreateOnAppend) asks only whether its files
+// exist, which needs no descriptor, and so its creation does not fail
+// when the process has none to spare.
+func missingOr(name string, err error) error {
+	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) {
+		return err
+	}
+	if _, serr := os.Lstat(name); errors.Is(serr, fs.ErrNotExist) {
+		return serr
+	}
+	return err
+}

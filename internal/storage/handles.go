@@ -132,6 +132,9 @@ func openBudgetFile(name string, create bool) (File, error) {
 	if err != nil {
 		b.release(h, false)
 		h.mu.Unlock()
+		if !create {
+			err = missingOr(name, err)
+		}
 		return nil, err
 	}
 	if err := h.setFileLocked(f, false); err != nil {
