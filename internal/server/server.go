@@ -119,6 +119,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.cluster != nil {
 		replication.Host = s.cluster.host
 		replication.Alive = s.cluster.tr.Alive
+		replication.LagTime = cfg.ReplicaLagTimeMax
 	}
 	if s.broker, err = broker.New(broker.Options{
 		NodeID:           nodeID,
