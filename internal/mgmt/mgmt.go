@@ -61,7 +61,7 @@ type Options struct {
 	// ClusterPartitions lists the partitions of placed topics as this
 	// node sees them (cluster_partitions.go); nil on a single node.
 	ClusterPartitions func() []PartitionState
-	Version      string // product_version; default Sluice's own (package version)
+	Version           string // product_version; default Sluice's own (package version)
 	// Membership adds and removes nodes of the cluster (membership.go);
 	// nil: a single node, which answers 404.
 	Membership Membership
