@@ -68,6 +68,10 @@ func (b *Broker) BrokerConfigs(nodeID int32) []ConfigEntry {
 		ro("node.id", id, TypeInt, "This node's id."),
 		ro("num.partitions", strconv.Itoa(int(d.Partitions)), TypeInt, "Partitions of a topic created without a count."),
 	}
+	if b.opts.Replication.Host != nil {
+		out = append(out, ro("replica.lag.time.max.ms", strconv.FormatInt(b.replicaLagTime().Milliseconds(), 10), TypeLong,
+			"How long a follower may go without catching up with the leader before it leaves the ISR."))
+	}
 	dynamic := b.meta.BrokerConfigs()
 	for name, c := range brokerSynonyms {
 		def := ConfigEntry{Key: name, Value: c.def(d), Source: SourceDefault, IsDefault: true, Type: c.typ, Doc: c.doc}
@@ -90,7 +94,7 @@ func (b *Broker) BrokerConfigs(nodeID int32) []ConfigEntry {
 // BrokerConfigs reports but that cannot change at run time.
 func IsReadOnlyBrokerConfig(name string) bool {
 	switch name {
-	case "auto.create.topics.enable", "broker.id", "default.replication.factor", "node.id", "num.partitions":
+	case "auto.create.topics.enable", "broker.id", "default.replication.factor", "node.id", "num.partitions", "replica.lag.time.max.ms":
 		return true
 	}
 	return false

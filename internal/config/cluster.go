@@ -37,6 +37,9 @@ func (c *Config) validateCluster(bad func(string, ...any)) {
 		}
 		return
 	}
+	if c.ReplicaLagTimeMax <= 0 {
+		bad("replica_lag_time_max %s: want a positive duration", c.ReplicaLagTimeMax)
+	}
 	if c.NodeID < 0 || c.NodeID > 1<<31-1 {
 		bad("node_id %d: want 1 to 2147483647 (it is also the Kafka broker id)", c.NodeID)
 		return
