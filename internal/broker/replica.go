@@ -154,7 +154,7 @@ type replica struct {
 	broken error
 
 	fsys  storage.FS
-	ldir  string   // the segment log's directory
+	ldir  string     // the segment log's directory
 	synMu sync.Mutex // guards the fields below, shared by Apply and the syncer
 	syn   syncState
 	kick  chan struct{}

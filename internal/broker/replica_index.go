@@ -64,15 +64,15 @@ type indexRecord struct {
 type replicaIndex struct {
 	dir string
 
-	mu    sync.Mutex
-	f     *os.File
-	conf  *os.File
-	base  uint64 // index of record 0
+	mu   sync.Mutex
+	f    *os.File
+	conf *os.File
+	base uint64 // index of record 0
 	// baseTerm is the term of index base-1 (the snapshot the index
 	// starts after), for Raft's Term of the entry before the first.
 	baseTerm uint64
 	n        uint64 // records
-	confs map[uint64]*raftpb.Entry
+	confs    map[uint64]*raftpb.Entry
 	// confEnd is where the next conf record goes.
 	confEnd int64
 }
