@@ -36,10 +36,10 @@ var ErrNotBatchBoundary = errors.New("storage: offset inside a batch")
 //     error (a log made with Options.CreateOnAppend that was never
 //     written).
 //   - Segments whose base offset is at or above end lose all their
-//     files; the segment holding end has its data file cut at the first
-//     batch whose base offset is at or above end, and its index files cut
-//     to the entries of the batches kept, all fsync'd (data first), and
-//     the directory fsync'd after the removals.
+//     files, and the directory is fsync'd. The segment holding end loses
+//     its sidecar and has its index files cut to the entries of the
+//     batches kept, then its data file truncated at the first batch whose
+//     base offset is at or above end, each fsync'd (see cutSegment).
 //   - If a batch holds both end-1 and end, it fails with
 //     ErrNotBatchBoundary and changes nothing.
 //   - If end is below the log start (the checkpoint of
@@ -261,29 +261,26 @@ func indexFloor(fsys FS, s *segment, end int64) (offsetEntry, bool, error) {
 // maxRel is the largest relative offset a segment can hold (relFits).
 const maxRel = 1<<31 - 1
 
-// cutSegment truncates s's data file at the cut, its offset index to the
-// entries before it and its time index to the entries of batches kept,
-// and removes its sidecar (written for data it no longer holds). Each file
-// is fsync'd.
+// cutSegment cuts segment s back to the batches before the cut: its
+// sidecar (written for data it will no longer hold) is removed, its offset
+// index cut to the entries before the cut's position and its time index
+// to the entries of batches kept, and last its data file is truncated,
+// each fsync'd. Derived files go first: if this fails or the process dies
+// half-way, the indexes left are a prefix that recovery accepts for the
+// longer data as well, and a retry finds the data still to cut, so it
+// redoes every step.
 func cutSegment(fsys FS, s *segment, cut cutPoint) error {
-	pos := cut.pos
-	data, err := fsys.OpenFile(s.dataPath(), false)
-	if err != nil {
-		return err
-	}
-	err = data.Truncate(pos)
-	if err == nil {
-		err = data.Sync()
-	}
-	if cerr := data.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	switch err := fsys.Remove(s.sidecarPath()); {
+	case err == nil:
+		if err := fsys.SyncDir(filepath.Dir(s.path)); err != nil {
+			return err
+		}
+	case !isNotExist(err):
 		return err
 	}
 	rel := uint64(cut.next - s.base) // time entries name kept batches below it
 	if err := cutIndex(fsys, s.indexPath(), offsetEntrySize, func(b []byte) bool {
-		return uint64(decodeOffsetEntry(b).pos) < uint64(pos)
+		return uint64(decodeOffsetEntry(b).pos) < uint64(cut.pos)
 	}); err != nil {
 		return err
 	}
@@ -292,14 +289,18 @@ func cutSegment(fsys FS, s *segment, cut cutPoint) error {
 	}); err != nil {
 		return err
 	}
-	err = fsys.Remove(s.sidecarPath())
-	if isNotExist(err) {
-		return nil
-	}
+	data, err := fsys.OpenFile(s.dataPath(), false)
 	if err != nil {
 		return err
 	}
-	return fsys.SyncDir(filepath.Dir(s.path))
+	err = data.Truncate(cut.pos)
+	if err == nil {
+		err = data.Sync()
+	}
+	if cerr := data.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // cutIndex truncates an index file to the prefix of entries that keep
