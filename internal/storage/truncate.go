@@ -49,6 +49,12 @@ var ErrNotBatchBoundary = errors.New("storage: offset inside a batch")
 //
 // A torn or corrupt tail below end is cut as recovery would cut it. The
 // log must not be open, here or in another process.
+//
+// A call that returns nil has made its result durable, even when it found
+// nothing left to do because an earlier call that failed (a failed fsync)
+// did the work without making it durable: so the calls that change
+// nothing still fsync the directory and the data file of the segment
+// that ends the log, both clean and so cheap to fsync.
 func TruncateAfter(fsys FS, dir string, end int64) error {
 	if end < 0 {
 		return fmt.Errorf("storage: truncate %s after %d: negative offset", dir, end)
@@ -63,7 +69,7 @@ func TruncateAfter(fsys FS, dir string, end int64) error {
 		if end < max(ckStart, 0) {
 			return ResetOffline(fsys, dir, end)
 		}
-		return nil
+		return fsys.SyncDir(dir) // see "A call that returns nil" above
 	}
 	if end < max(ckStart, bases[0]) {
 		return ResetOffline(fsys, dir, end)
@@ -76,8 +82,10 @@ func TruncateAfter(fsys FS, dir string, end int64) error {
 		// end == the first base == the log start: the log must be empty
 		// there. Already is, if its only segment is empty.
 		if len(bases) == 1 {
-			if size, err := dataSize(fsys, newSegment(dir, bases[0])); err != nil || size == 0 {
+			if size, err := dataSize(fsys, newSegment(dir, bases[0])); err != nil {
 				return err
+			} else if size == 0 {
+				return fsys.SyncDir(dir)
 			}
 		}
 		return ResetOffline(fsys, dir, end)
@@ -96,11 +104,9 @@ func TruncateAfter(fsys FS, dir string, end int64) error {
 		return err
 	}
 	if cut.pos < cut.size {
-		if err := cutSegment(fsys, s, cut); err != nil {
-			return err
-		}
+		return cutSegment(fsys, s, cut)
 	}
-	return nil
+	return syncFile(fsys, s.dataPath())
 }
 
 // ResetOffline makes the closed log in dir empty, starting at start: every
@@ -111,7 +117,9 @@ func TruncateAfter(fsys FS, dir string, end int64) error {
 //
 // The checkpoint is written first (atomically, fsync'd with its
 // directory), then the segments are removed newest first, then the
-// directory is fsync'd. A crash after the checkpoint leaves either the
+// directory is fsync'd, and its parent: always, even when there is
+// nothing to change, so that a call returning nil has made its result
+// durable although an earlier call that failed did the work unsynced. A crash after the checkpoint leaves either the
 // intended log (recovery restarts a log whose checkpoint is ahead of its
 // data) or, if the old data reached past start, the old log shortened at
 // the front; running ResetOffline again finishes the job.
@@ -136,9 +144,10 @@ func ResetOffline(fsys FS, dir string, start int64) error {
 		if err := fsys.MkdirAll(dir); err != nil {
 			return err
 		}
-		if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
-			return err
-		}
+	}
+	// Always: a retry after a failed fsync finds the directory made.
+	if err := fsys.SyncDir(filepath.Dir(dir)); err != nil {
+		return err
 	}
 	if ckStart != start {
 		if err := writeCheckpoint(fsys, dir, start); err != nil {
@@ -165,6 +174,19 @@ func listOffline(fsys FS, dir string) (bases []int64, ckStart int64, exists bool
 	}
 	ckStart, err = readCheckpoint(fsys, dir)
 	return bases, ckStart, true, err
+}
+
+// syncFile fsyncs an existing file.
+func syncFile(fsys FS, name string) error {
+	f, err := fsys.OpenFile(name, false)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func dataSize(fsys FS, s *segment) (int64, error) {
@@ -337,11 +359,11 @@ func cutIndex(fsys FS, name string, entrySize int, keep func([]byte) bool) error
 }
 
 // removeSegments removes the files of the segments with the given bases,
-// newest first, each data file before its other files, then fsyncs dir.
+// newest first, each data file before its other files, then fsyncs dir,
+// even with nothing to remove: a retry after a failed fsync of dir finds
+// nothing left to remove, and must still make the removals (and the
+// rename of a checkpoint) durable.
 func removeSegments(fsys FS, dir string, bases []int64) error {
-	if len(bases) == 0 {
-		return nil
-	}
 	for i := len(bases) - 1; i >= 0; i-- {
 		s := newSegment(dir, bases[i])
 		for _, name := range []string{s.dataPath(), s.indexPath(), s.timeIndexPath(), s.sidecarPath()} {
