@@ -119,10 +119,11 @@ func TruncateAfter(fsys FS, dir string, end int64) error {
 // directory), then the segments are removed newest first, then the
 // directory is fsync'd, and its parent: always, even when there is
 // nothing to change, so that a call returning nil has made its result
-// durable although an earlier call that failed did the work unsynced. A crash after the checkpoint leaves either the
-// intended log (recovery restarts a log whose checkpoint is ahead of its
-// data) or, if the old data reached past start, the old log shortened at
-// the front; running ResetOffline again finishes the job.
+// durable although an earlier call that failed did the work unsynced.
+// A crash after the checkpoint leaves either the intended log (recovery
+// restarts a log whose checkpoint is ahead of its data) or, if the old
+// data reached past start, the old data from start on; running
+// ResetOffline again finishes the job.
 //
 // A missing directory is created (with its entry in the parent fsync'd)
 // unless start is 0, which Open gives anyway; under
