@@ -154,6 +154,10 @@ type group struct {
 	removed   bool
 	failed    error
 	confState *raftpb.ConfState
+	// confIndex is the index of the last configuration change applied
+	// (or of the snapshot that brought the conf state): confState is the
+	// conf state as of every index from confIndex to applied.
+	confIndex uint64
 	applied   uint64
 	snapIndex uint64
 
@@ -287,7 +291,8 @@ func (h *Host) AddGroup(cfg GroupConfig) error {
 		return err
 	}
 	g := &group{id: cfg.ID, storage: cfg.Storage, sm: cfg.StateMachine, cfg: cfg, rn: rn,
-		confState: proto.Clone(cs).(*raftpb.ConfState), applied: applied, snapIndex: snap.GetMetadata().GetIndex()}
+		confState: proto.Clone(cs).(*raftpb.ConfState), applied: applied, snapIndex: snap.GetMetadata().GetIndex(),
+		confIndex: snap.GetMetadata().GetIndex()}
 	if last == 0 && raft.IsEmptyHardState(hs) && len(cfg.Voters) > 0 {
 		peers := make([]raft.Peer, len(cfg.Voters))
 		for i, id := range cfg.Voters {
@@ -323,6 +328,7 @@ func (g *group) replayConfChanges(lo, hi uint64) error {
 	for _, e := range ents {
 		if cc := decodeConfChange(e); cc != nil {
 			g.confState = g.rn.ApplyConfChange(cc)
+			g.confIndex = e.GetIndex()
 		}
 	}
 	return nil
@@ -593,6 +599,7 @@ func (h *Host) handleReady(g *group) {
 		g.applied, g.snapIndex = md.GetIndex(), md.GetIndex()
 		g.mu.Lock() // the tick loop reads confState
 		g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
+		g.confIndex = md.GetIndex()
 		g.mu.Unlock()
 	}
 	if len(rd.CommittedEntries) > 0 {
@@ -600,6 +607,7 @@ func (h *Host) handleReady(g *group) {
 			if cc := decodeConfChange(e); cc != nil {
 				g.mu.Lock()
 				g.confState = g.rn.ApplyConfChange(cc)
+				g.confIndex = e.GetIndex()
 				g.mu.Unlock()
 			}
 		}
@@ -631,6 +639,41 @@ func (h *Host) compact(g *group) {
 	if err != nil {
 		h.logger.Warn("raft snapshot failed", "group", g.id, "index", index, "err", err)
 	}
+}
+
+// Compact lets group id's storage drop its log up to index, recording
+// data as the state machine's snapshot there, for a state machine that
+// keeps what it applied durably on its own (a replicated partition's
+// segment log) instead of answering Snapshot on a schedule. index must
+// have been applied. It runs between the group's Ready rounds, so that
+// the conf state recorded is the one as of index; when a configuration
+// change was applied after index it does nothing (done is false) and
+// the caller tries again later with a later index.
+func (h *Host) Compact(id cluster.GroupID, index uint64, data []byte) (done bool, err error) {
+	g, err := h.group(id)
+	if err != nil {
+		return false, err
+	}
+	g.proc.Lock()
+	defer g.proc.Unlock()
+	g.mu.Lock()
+	removed, failed, cs, confIndex := g.removed, g.failed, g.confState, g.confIndex
+	g.mu.Unlock()
+	switch {
+	case removed:
+		return false, fmt.Errorf("%w %d", ErrUnknownGroup, id)
+	case failed != nil:
+		return false, failed
+	case index > g.applied:
+		return false, fmt.Errorf("multiraft: compacting group %d to %d, past its applied index %d", id, index, g.applied)
+	case index <= g.snapIndex || confIndex > index:
+		return false, nil
+	}
+	if err := g.storage.Compact(index, cs, data); err != nil {
+		return false, err
+	}
+	g.snapIndex = index
+	return true, nil
 }
 
 // decodeConfChange returns the change an entry carries, nil for other
