@@ -649,9 +649,11 @@ type syncState struct {
 }
 
 // syncEvery is how often the syncer of a busy partition fsyncs its
-// segment log and checkpoints. The Raft log holds what it has not synced
-// yet: that is the memory and the replay a restart costs.
-const syncEvery = 100 * time.Millisecond
+// segment log, checkpoints and compacts the Raft log (about six fsyncs
+// in all). The Raft log holds what it has not synced yet: that is the
+// memory and the replay a restart costs, against fsyncs that slow every
+// write on the disk.
+const syncEvery = time.Second
 
 // syncer makes what Apply wrote durable, every syncEvery while there is
 // something new, then lets the Raft log drop it.

@@ -75,6 +75,9 @@ type replicaIndex struct {
 	confs    map[uint64]*raftpb.Entry
 	// confEnd is where the next conf record goes.
 	confEnd int64
+	// dirty and confDirty: written since the last sync.
+	dirty, confDirty bool
+	held             heldCache
 }
 
 // openReplicaIndex opens the index in dir, keeping the records up to
@@ -190,6 +193,7 @@ func (x *replicaIndex) resetLocked(base, baseTerm uint64) error {
 	}
 	x.base, x.baseTerm, x.n, x.confEnd = base, baseTerm, 0, 0
 	clear(x.confs)
+	x.dirty, x.confDirty = true, true
 	return x.syncLocked()
 }
 
@@ -209,6 +213,7 @@ func (x *replicaIndex) add(recs []indexRecord, confs []*raftpb.Entry) error {
 		}
 		x.confEnd += int64(len(r))
 		x.confs[e.GetIndex()] = e
+		x.confDirty = true
 	}
 	if len(recs) == 0 {
 		return nil
@@ -225,6 +230,7 @@ func (x *replicaIndex) add(recs []indexRecord, confs []*raftpb.Entry) error {
 		return err
 	}
 	x.n += uint64(len(recs))
+	x.dirty = true
 	return nil
 }
 
@@ -242,7 +248,17 @@ func (x *replicaIndex) sync() error {
 }
 
 func (x *replicaIndex) syncLocked() error {
-	return errors.Join(x.f.Sync(), x.conf.Sync())
+	var err error
+	if x.dirty {
+		err = x.f.Sync()
+	}
+	if x.confDirty {
+		err = errors.Join(err, x.conf.Sync())
+	}
+	if err == nil {
+		x.dirty, x.confDirty = false, false
+	}
+	return err
 }
 
 var errNoRecord = errors.New("broker: no index record")
@@ -295,11 +311,25 @@ func (x *replicaIndex) confEntry(i uint64) (*raftpb.Entry, bool) {
 func (x *replicaIndex) firstHeld(start int64) uint64 {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	// Raft asks often, and the answer moves only with the log start
+	// (retention) or a reset.
+	if x.held.ok && x.held.start == start && x.held.base == x.base && x.held.k < x.n {
+		return x.base + x.held.k
+	}
 	k := sort.Search(int(x.n), func(k int) bool {
 		r, err := x.readLocked(x.base + uint64(k))
 		return err != nil || r.first >= start
 	})
+	x.held = heldCache{ok: true, start: start, base: x.base, k: uint64(k)}
 	return x.base + uint64(k)
+}
+
+// heldCache is firstHeld's last answer: record k was the first at or
+// after start, which stays true while the log start and base stay.
+type heldCache struct {
+	ok      bool
+	start   int64
+	base, k uint64
 }
 
 func (x *replicaIndex) close() error {
