@@ -41,6 +41,7 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -158,6 +159,7 @@ type replica struct {
 	synMu sync.Mutex // guards the fields below, shared by Apply and the syncer
 	syn   syncState
 	kick  chan struct{}
+	quit  chan struct{} // closed by stop: the syncer stops waiting
 	done  chan struct{} // closed when the syncer has stopped
 	// appliedTerm is the term of the last entry applied, read by settled.
 	appliedTerm atomic.Uint64
@@ -242,7 +244,7 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 		waiters: make(map[uint64]*replPending), applied: applied, end: end, idx: idx,
 		caughtUp: make(map[cluster.NodeID]time.Time),
 		fsys:     fsys, ldir: dir,
-		kick: make(chan struct{}, 1), done: make(chan struct{}),
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	r.syn = syncState{applied: applied, end: end, synced: applied}
 	r.store = &partitionStorage{DiskStorage: store, r: r}
@@ -340,6 +342,7 @@ func (r *replica) stop() {
 	r.mu.Unlock()
 	if r.started {
 		r.host.RemoveGroup(r.gid)
+		close(r.quit)
 		close(r.kick)
 		<-r.done
 	}
@@ -514,19 +517,10 @@ func (r *replica) Apply(ents []*raftpb.Entry) {
 		}
 		recs = append(recs, rec)
 	}
-	var failed error
-	for _, ap := range pending {
-		if err := ap.Wait(); err != nil && failed == nil {
-			failed = err
-		}
-	}
-	if failed == nil {
-		failed = r.idx.add(recs, confs)
-	}
-	if failed != nil {
-		// What was written cannot be trusted to match the Raft log: stop
+	if err := r.idx.add(recs, confs); err != nil {
+		// The index cannot be trusted to match the Raft log: stop
 		// applying; a restart cuts the log back to the last checkpoint.
-		r.fail(fmt.Errorf("writing committed records: %w", failed))
+		r.fail(fmt.Errorf("writing the replica index: %w", err))
 	} else if last > r.applied {
 		r.applied = last
 		r.appliedTerm.Store(lastTerm)
@@ -538,16 +532,34 @@ func (r *replica) Apply(ents []*raftpb.Entry) {
 		default:
 		}
 	}
-	for _, a := range answers {
-		err := a.err
-		if err == nil && a.ap != nil {
-			err = a.ap.Wait()
+	failed := r.broken
+	if len(pending) == 0 {
+		for _, a := range answers {
+			r.answer(a.id, a.res, coreError(cmp.Or(a.err, failed)))
 		}
-		if err == nil && failed != nil {
-			err = failed
-		}
-		r.answer(a.id, a.res, coreError(err))
+		return
 	}
+	// The produces are answered once their batches are written, without
+	// holding up the group's next round (the syncer's fsync of the
+	// segment log may keep the writer busy a while). A write that fails
+	// fails the log: the appends after it fail too, and applying stops
+	// at the first of them (the offsets no longer follow).
+	go func() {
+		var werr error
+		for _, ap := range pending {
+			if err := ap.Wait(); err != nil && werr == nil {
+				werr = err
+				r.log.Error("replicated partition: writing committed records failed", "err", err)
+			}
+		}
+		for _, a := range answers {
+			err := a.err
+			if err == nil && a.ap != nil {
+				err = a.ap.Wait()
+			}
+			r.answer(a.id, a.res, coreError(cmp.Or(err, failed)))
+		}
+	}()
 }
 
 // appliedProduce is an applied entry's outcome: count is the number of
@@ -646,63 +658,96 @@ type syncState struct {
 	end     int64
 	synced  uint64 // the index of the last checkpoint written
 	stopped bool   // applying stopped: no more checkpoints
+	// compactedAt is when the Raft log was last compacted, up to
+	// compacted.
+	compactedAt time.Time
+	compacted   uint64
 }
 
 // syncEvery is how often the syncer of a busy partition fsyncs its
-// segment log, checkpoints and compacts the Raft log (about six fsyncs
-// in all). The Raft log holds what it has not synced yet: that is the
-// memory and the replay a restart costs, against fsyncs that slow every
-// write on the disk.
-const syncEvery = time.Second
+// segment log and checkpoints (three or four fsyncs), and compactEvery
+// how often it then lets the Raft log drop what the checkpoint covers
+// (a rewrite of the Raft log's tail and two or three more). The Raft log
+// holds what is not compacted yet: that is the memory and the replay a
+// restart costs, against fsyncs that slow every write on the disk (an
+// fsync of the segment log holds up its writer, and with it the
+// partition's readers).
+const (
+	syncEvery    = 250 * time.Millisecond
+	compactEvery = 2 * time.Second
+)
 
 // syncer makes what Apply wrote durable, every syncEvery while there is
 // something new, then lets the Raft log drop it.
 func (r *replica) syncer() {
 	defer close(r.done)
-	for range r.kick {
-		r.syncOnce()
+	var later <-chan time.Time // a compaction put off
+	for {
+		select {
+		case _, ok := <-r.kick:
+			if !ok {
+				return
+			}
+		case <-later:
+		}
+		later = nil
+		if r.syncOnce() {
+			later = time.After(compactEvery)
+		}
 		t := time.NewTimer(syncEvery)
 		select {
 		case <-t.C:
-		case <-r.done: // never closed here; keeps the select shape
+		case <-r.quit:
 		}
 		t.Stop()
 	}
 }
 
 // syncOnce fsyncs the segment log and the index, checkpoints, and
-// compacts the Raft log up to the checkpoint.
-func (r *replica) syncOnce() {
+// compacts the Raft log up to the checkpoint if it was not for
+// compactEvery; it reports whether a compaction is put off.
+func (r *replica) syncOnce() (later bool) {
 	r.synMu.Lock()
 	st := r.syn
 	r.synMu.Unlock()
-	if st.stopped || st.applied <= st.synced {
-		return
+	if st.stopped {
+		return false
 	}
-	if err := r.syncLog(); err != nil {
-		r.log.Warn("replicated partition: fsync of the segment log failed; the Raft log keeps the entries", "err", err)
-		return
-	}
-	if err := r.idx.sync(); err != nil {
-		r.log.Warn("replicated partition: fsync of the replica index failed", "err", err)
-		return
+	if st.applied > st.synced {
+		if err := r.syncLog(); err != nil {
+			r.log.Warn("replicated partition: fsync of the segment log failed; the Raft log keeps the entries", "err", err)
+			return false
+		}
+		if err := r.idx.sync(); err != nil {
+			r.log.Warn("replicated partition: fsync of the replica index failed", "err", err)
+			return false
+		}
+		r.synMu.Lock()
+		stopped := r.syn.stopped
+		r.synMu.Unlock()
+		if stopped {
+			return false
+		}
+		if err := writeAppliedCheckpoint(r.dir, st.applied, st.end); err != nil {
+			r.log.Warn("replicated partition: writing the checkpoint failed", "err", err)
+			return false
+		}
+		st.synced = st.applied
 	}
 	r.synMu.Lock()
-	stopped := r.syn.stopped
-	r.synMu.Unlock()
-	if stopped {
-		return
+	r.syn.synced = st.synced
+	due := st.synced > st.compacted && time.Since(r.syn.compactedAt) >= compactEvery
+	if due {
+		r.syn.compactedAt, r.syn.compacted = time.Now(), st.synced
 	}
-	if err := writeAppliedCheckpoint(r.dir, st.applied, st.end); err != nil {
-		r.log.Warn("replicated partition: writing the checkpoint failed", "err", err)
-		return
-	}
-	r.synMu.Lock()
-	r.syn.synced = st.applied
 	r.synMu.Unlock()
-	if _, err := r.host.Compact(r.gid, st.applied, encodeReplSnapshot(st.end)); err != nil && !errors.Is(err, multiraft.ErrUnknownGroup) && !errors.Is(err, multiraft.ErrClosed) {
+	if !due {
+		return st.synced > st.compacted
+	}
+	if _, err := r.host.Compact(r.gid, st.synced, encodeReplSnapshot(st.end)); err != nil && !errors.Is(err, multiraft.ErrUnknownGroup) && !errors.Is(err, multiraft.ErrClosed) {
 		r.log.Warn("replicated partition: compacting the Raft log failed", "err", err)
 	}
+	return false
 }
 
 // syncLog fsyncs the segment log.
