@@ -68,6 +68,9 @@ func (b *Broker) BrokerConfigs(nodeID int32) []ConfigEntry {
 		ro("node.id", id, TypeInt, "This node's id."),
 		ro("num.partitions", strconv.Itoa(int(d.Partitions)), TypeInt, "Partitions of a topic created without a count."),
 	}
+	if b.opts.Replication.Host != nil {
+		out = append(out, b.balanceConfigs(ro)...)
+	}
 	dynamic := b.meta.BrokerConfigs()
 	for name, c := range brokerSynonyms {
 		def := ConfigEntry{Key: name, Value: c.def(d), Source: SourceDefault, IsDefault: true, Type: c.typ, Doc: c.doc}
@@ -90,7 +93,8 @@ func (b *Broker) BrokerConfigs(nodeID int32) []ConfigEntry {
 // BrokerConfigs reports but that cannot change at run time.
 func IsReadOnlyBrokerConfig(name string) bool {
 	switch name {
-	case "auto.create.topics.enable", "broker.id", "default.replication.factor", "node.id", "num.partitions":
+	case "auto.create.topics.enable", "broker.id", "default.replication.factor", "node.id", "num.partitions",
+		"auto.leader.rebalance.enable", "leader.imbalance.check.interval.seconds", "leader.imbalance.per.broker.percentage":
 		return true
 	}
 	return false

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
@@ -371,4 +372,74 @@ func replicasEqual(a, b [][]int32) bool {
 // removeReplicaDirs removes a partition's directory and its Raft log's.
 func removeReplicaDirs(dir string) error {
 	return errors.Join(os.RemoveAll(dir), os.RemoveAll(dir+".raft"))
+}
+
+// BalanceOptions are Kafka's leader balancing settings.
+type BalanceOptions struct {
+	// Enable is auto.leader.rebalance.enable.
+	Enable bool
+	// Interval is leader.imbalance.check.interval.seconds. Default 300s.
+	Interval time.Duration
+	// Percentage is leader.imbalance.per.broker.percentage.
+	Percentage int
+}
+
+// balanceConfigs are the balancing settings as read-only broker configs.
+func (b *Broker) balanceConfigs(ro func(k, v string, t ConfigType, doc string) ConfigEntry) []ConfigEntry {
+	o := b.opts.Balance
+	return []ConfigEntry{
+		ro("auto.leader.rebalance.enable", strconv.FormatBool(o.Enable), TypeBoolean, "Hand partitions back to their preferred replicas when leadership is imbalanced."),
+		ro("leader.imbalance.check.interval.seconds", strconv.FormatInt(int64(o.interval()/time.Second), 10), TypeLong, "How often leader imbalance is checked."),
+		ro("leader.imbalance.per.broker.percentage", strconv.Itoa(o.Percentage), TypeInt, "The share of a broker's preferred partitions it may not lead before they are handed back."),
+	}
+}
+
+func (o BalanceOptions) interval() time.Duration {
+	if o.Interval <= 0 {
+		return 300 * time.Second
+	}
+	return o.Interval
+}
+
+// moveStepInterval is how often the moves in progress are stepped.
+const moveStepInterval = 200 * time.Millisecond
+
+// RunPartitionMoves steps the moves in progress (StepReassignments) and,
+// when enabled, balances leaders every Balance.Interval, until stop is
+// closed. A broker without replication returns at once.
+func (b *Broker) RunPartitionMoves(stop <-chan struct{}) {
+	if b.opts.Replication.Host == nil {
+		return
+	}
+	tick := time.NewTicker(moveStepInterval)
+	defer tick.Stop()
+	nextBalance := time.Now().Add(b.opts.Balance.interval())
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			if b.moving() {
+				b.StepReassignments(now)
+			}
+			if b.opts.Balance.Enable && !now.Before(nextBalance) {
+				nextBalance = now.Add(b.opts.Balance.interval())
+				b.BalanceLeaders(b.opts.Balance.Percentage)
+			}
+		}
+	}
+}
+
+// moving reports whether a topic open here has a move in progress; it
+// reads the broker's topics only, so an idle cluster pays no metadata
+// copy per step.
+func (b *Broker) moving() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, t := range b.topics {
+		if len(t.Reassignments) > 0 {
+			return true
+		}
+	}
+	return false
 }
