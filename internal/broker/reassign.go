@@ -80,7 +80,9 @@ func (r *replica) handTo(to int32) bool {
 		return false
 	}
 	st := r.state()
-	if st.Leader != uint64(r.self) || !slices.Contains(st.ISR, to) {
+	// The ISR keeps a node that just died for up to the lag time; Raft
+	// would then stop taking produces for an election timeout in vain.
+	if st.Leader != uint64(r.self) || !slices.Contains(st.ISR, to) || !r.alive(uint64(to)) {
 		return false
 	}
 	return r.host.TransferLeadership(r.gid, cluster.NodeID(to)) == nil
