@@ -47,8 +47,8 @@ func handleElectLeaders(c *conn, req *kmsg.ElectLeadersRequest) (kmsg.Response, 
 	topics := req.Topics
 	if all {
 		for _, t := range c.s.broker.Topics() {
-			if t.Replicas == nil && !c.s.single {
-				continue
+			if _, ok := c.s.broker.Assignment(t.Name, 0); !ok || t.Replicas == nil && !c.s.single {
+				continue // an internal topic, or one no node is preferred for
 			}
 			rt := kmsg.NewElectLeadersRequestTopic()
 			rt.Topic = t.Name
