@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -268,8 +270,18 @@ func TestClusterReassignPartition(t *testing.T) {
 	})
 	produce(100)
 
-	// The node that left holds no copy any more; killed, it is not
-	// needed to read everything back.
+	// The node that left deletes its copy; the node that joined has one,
+	// with its Raft log.
+	partDir := func(id int32) string { return filepath.Join(nodes[id-1].DataDir, "topics", "move-0") }
+	waitFor(t, 20*time.Second, "the leaving node's copy deleted", func() bool {
+		_, err1 := os.Stat(partDir(leaving))
+		_, err2 := os.Stat(partDir(leaving) + ".raft")
+		return os.IsNotExist(err1) && os.IsNotExist(err2)
+	})
+	if _, err := os.Stat(partDir(third) + ".raft"); err != nil {
+		t.Errorf("the joining node's Raft log: %v", err)
+	}
+	// Killed, the node that left is not needed to read everything back.
 	nodes[leaving-1].Kill()
 	cons, err := kgo.NewClient(kgo.SeedBrokers(nodes[staying-1].Kafka, nodes[third-1].Kafka),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"move": {0: kgo.NewOffset().AtStart()}}))

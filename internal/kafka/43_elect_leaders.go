@@ -14,8 +14,9 @@ package kafka
 // ISR where this broker leads and knows it: PREFERRED_LEADER_NOT_AVAILABLE
 // (a leader elsewhere refuses to hand over to a replica out of its ISR,
 // which then ends in REQUEST_TIMED_OUT). A partition this broker holds no
-// replica of is seen through the cluster view, whose leader there is the
-// first live replica: its answer is NONE once the request is committed.
+// replica of cannot be watched from here: its leaders are asked whatever
+// the cluster view guesses, and its answer is NONE once the request is
+// committed.
 //
 // UNCLEAN (1): Raft never elects a replica that may lack committed
 // records, so an unclean election cannot be done: a partition with a
@@ -110,8 +111,9 @@ func handleElectLeaders(c *conn, req *kmsg.ElectLeadersRequest) (kmsg.Response, 
 		waiting := false
 		for i := range entries {
 			e := &entries[i]
-			if e.pending && c.s.cluster.Partition(e.topic, e.partition).Leader == e.preferred {
-				e.pending = false
+			if _, here := c.s.broker.ReplicaState(e.topic, e.partition); e.pending && (!here ||
+				c.s.cluster.Partition(e.topic, e.partition).Leader == e.preferred) {
+				e.pending = false // seen, or cannot be seen from here
 			}
 			waiting = waiting || e.pending
 		}
@@ -160,6 +162,14 @@ func (c *conn) electionNeeded(topic string, p int32, unclean bool) (preferred in
 	preferred = c.s.self
 	if len(rs) > 0 {
 		preferred = rs[0]
+	}
+	if _, here := c.s.broker.ReplicaState(topic, p); !here && len(rs) > 1 {
+		// No replica here: the view's leader is a guess (the first live
+		// replica), so the leaders are asked whatever it says.
+		if slices.Contains(cur.Offline, preferred) {
+			return preferred, reqErr(kerr.PreferredLeaderNotAvailable, "partition %d: the preferred replica %d is down", p, preferred), false
+		}
+		return preferred, nil, true
 	}
 	switch {
 	case cur.Leader == preferred:
