@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // adminCluster starts three nodes with extra flags and returns them, a
@@ -77,7 +78,8 @@ func awayFromPreferred(t *testing.T, ctx context.Context, nodes []*broker, cl *k
 // (PREFERRED), and Metadata shows it; a second election is
 // ELECTION_NOT_NEEDED, an unknown partition UNKNOWN_TOPIC_OR_PARTITION,
 // and an UNCLEAN election of a partition with a leader
-// ELECTION_NOT_NEEDED.
+// ELECTION_NOT_NEEDED. A node that holds no replica of a partition takes
+// its election too.
 func TestClusterElectLeaders(t *testing.T) {
 	nodes, cl, adm := adminCluster(t, "--auto-leader-rebalance-enable=false")
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
@@ -130,6 +132,71 @@ func TestClusterElectLeaders(t *testing.T) {
 	if len(rs["elect"]) != 0 {
 		t.Errorf("election of all partitions: %v, want none listed", rs)
 	}
+
+	// A partition on nodes 2 and 3 only: node 1, which holds no replica,
+	// takes the election and its leader acts on it.
+	creq := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "blind", -1, -1
+	ca := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ca.Partition, ca.Replicas = 0, []int32{2, 3}
+	ct.ReplicaAssignment = append(ct.ReplicaAssignment, ca)
+	creq.Topics = append(creq.Topics, ct)
+	if cresp, err := creq.RequestWith(ctx, cl); err != nil || cresp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create blind on [2 3]: %v %+v", err, cresp)
+	}
+	seenBy := func(id int) (leader int32, isr int) {
+		mreq := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr("blind")
+		mreq.Topics = append(mreq.Topics, mt)
+		resp, err := cl.Broker(id).Request(ctx, mreq)
+		if err != nil {
+			return -1, 0
+		}
+		md := resp.(*kmsg.MetadataResponse)
+		if len(md.Topics) != 1 || len(md.Topics[0].Partitions) != 1 {
+			return -1, 0
+		}
+		return md.Topics[0].Partitions[0].Leader, len(md.Topics[0].Partitions[0].ISR)
+	}
+	var lead int32
+	waitFor(t, 30*time.Second, "blind-0 led by node 2 or 3, both in sync", func() bool {
+		l, isr := seenBy(3)
+		lead = l
+		return (l == 2 || l == 3) && isr == 2
+	})
+	// The other replica becomes the preferred one: a reassignment that
+	// only reorders the replicas, done at once (no membership change).
+	other := 5 - lead
+	var reorder kadm.AlterPartitionAssignmentsReq
+	reorder.Assign("blind", 0, []int32{other, lead})
+	if rs, err := adm.AlterPartitionAssignments(ctx, reorder); err != nil || rs["blind"][0].Err != nil {
+		t.Fatalf("reorder: %v %v", err, rs["blind"][0].Err)
+	}
+	waitFor(t, 30*time.Second, "blind-0 reordered, not moving, still led by the same node", func() bool {
+		lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{"blind": {0: {}}})
+		pd, ok := partitionView(ctx, cl, "blind")
+		l, _ := seenBy(3)
+		return err == nil && len(lr["blind"]) == 0 && ok && slices.Equal(pd.Replicas, []int32{other, lead}) && l == lead
+	})
+	ereq := kmsg.NewPtrElectLeadersRequest()
+	ereq.TimeoutMillis = 15000
+	et := kmsg.NewElectLeadersRequestTopic()
+	et.Topic, et.Partitions = "blind", []int32{0}
+	ereq.Topics = append(ereq.Topics, et)
+	resp, err := cl.Broker(1).Request(ctx, ereq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if er := resp.(*kmsg.ElectLeadersResponse); len(er.Topics) != 1 || er.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("election through node 1: %+v", er)
+	}
+	waitFor(t, 20*time.Second, "nodes 2 and 3 show the preferred replica leading blind-0", func() bool {
+		l2, _ := seenBy(2)
+		l3, _ := seenBy(3)
+		return l2 == other && l3 == other
+	})
 }
 
 // TestClusterLeaderBalancing: with a one-second imbalance check, a
