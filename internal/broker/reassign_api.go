@@ -66,12 +66,15 @@ func (b *Broker) ReassignPartitions(topic string, moves []PartitionMove) (errs [
 	}
 	var targets []meta.PartitionTarget
 	var at []int
+	seen := make(map[int32]bool, len(moves)) // a map: the list comes from the network
 	for i, mv := range moves {
 		_, moving := mt.Reassignments[mv.Partition]
+		named := seen[mv.Partition]
+		seen[mv.Partition] = true
 		switch {
 		case mv.Partition < 0 || mv.Partition >= mt.Partitions:
 			errs[i] = ErrUnknownTopic
-		case slices.ContainsFunc(moves[:i], func(o PartitionMove) bool { return o.Partition == mv.Partition }):
+		case named:
 			errs[i] = fmt.Errorf("%w: partition %d named twice", ErrInvalidReplicaAssignment, mv.Partition)
 		case mv.Target == nil && !moving:
 			errs[i] = ErrNoReassignmentInProgress

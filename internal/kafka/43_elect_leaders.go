@@ -89,6 +89,7 @@ func handleElectLeaders(c *conn, req *kmsg.ElectLeadersRequest) (kmsg.Response, 
 	// One request per topic carries the elections to the leaders.
 	byTopic := map[string][]int32{}
 	var order []string
+	at := map[string]int{} // a topic's index in resp.Topics
 	for _, e := range entries {
 		if e.pending {
 			if _, seen := byTopic[e.topic]; !seen {
@@ -130,12 +131,13 @@ func handleElectLeaders(c *conn, req *kmsg.ElectLeadersRequest) (kmsg.Response, 
 		if all && code == kerr.ElectionNotNeeded.Code {
 			continue
 		}
-		i := slices.IndexFunc(resp.Topics, func(t kmsg.ElectLeadersResponseTopic) bool { return t.Topic == e.topic })
-		if i < 0 {
+		i, ok := at[e.topic]
+		if !ok {
 			t := kmsg.NewElectLeadersResponseTopic()
 			t.Topic = e.topic
 			resp.Topics = append(resp.Topics, t)
 			i = len(resp.Topics) - 1
+			at[e.topic] = i
 		}
 		sp := kmsg.NewElectLeadersResponseTopicPartition()
 		sp.Partition, sp.ErrorCode, sp.ErrorMessage = e.partition, code, msg

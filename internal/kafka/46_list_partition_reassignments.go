@@ -10,8 +10,6 @@ package kafka
 // top-level).
 
 import (
-	"slices"
-
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -22,17 +20,21 @@ func handleListPartitionReassignments(c *conn, req *kmsg.ListPartitionReassignme
 		resp.ErrorCode, resp.ErrorMessage = codeAndMessage(reqErr(errClusterAuth, "DESCRIBE on the cluster is not allowed"))
 		return resp, nil
 	}
-	asked := func(topic string, p int32) bool {
-		if req.Topics == nil {
-			return true
-		}
+	// The partitions asked for, as a set: the list comes from the network.
+	type tp struct {
+		topic string
+		p     int32
+	}
+	var named map[tp]bool
+	if req.Topics != nil {
+		named = map[tp]bool{}
 		for _, rt := range req.Topics {
-			if rt.Topic == topic && slices.Contains(rt.Partitions, p) {
-				return true
+			for _, p := range rt.Partitions {
+				named[tp{rt.Topic, p}] = true
 			}
 		}
-		return false
 	}
+	asked := func(topic string, p int32) bool { return named == nil || named[tp{topic, p}] }
 	for _, mv := range c.s.broker.Reassignments() {
 		if !asked(mv.Topic, mv.Partition) {
 			continue
