@@ -375,3 +375,75 @@ func TestClusterReassignPartition(t *testing.T) {
 	// With both new replicas up, the partition still takes writes.
 	produce(1)
 }
+
+// TestClusterReassignCancel: a move to a node that is down waits, listed
+// with the replica it adds; cancelled (null replicas), it becomes a move
+// back that ends with the original replicas, as Metadata shows, and the
+// partition keeps taking writes throughout.
+func TestClusterReassignCancel(t *testing.T) {
+	nodes, cl, adm := adminCluster(t, "--auto-leader-rebalance-enable=false")
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
+	defer cancel()
+	if r, err := adm.CreateTopic(ctx, 1, 2, nil, "stuck"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v / %v %s", err, r.Err, r.ErrMessage)
+	}
+	var pd kadm.PartitionDetail
+	waitFor(t, 30*time.Second, "a leader and two replicas in sync", func() bool {
+		var ok bool
+		pd, ok = partitionView(ctx, cl, "stuck")
+		return ok && pd.Leader > 0 && len(pd.Replicas) == 2 && len(pd.ISR) == 2
+	})
+	old := slices.Clone(pd.Replicas)
+	third := 6 - old[0] - old[1]
+	nodes[third-1].Kill()
+
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign("stuck", 0, []int32{old[1], third})
+	if rs, err := adm.AlterPartitionAssignments(ctx, req); err != nil || rs["stuck"][0].Err != nil {
+		t.Fatalf("reassign: %v %v", err, rs["stuck"][0].Err)
+	}
+	listed := func() (kadm.ListPartitionReassignmentsResponse, bool) {
+		lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{"stuck": {0: {}}})
+		if err != nil {
+			return kadm.ListPartitionReassignmentsResponse{}, true // unknown: not done
+		}
+		l, ok := lr["stuck"][0]
+		return l, ok
+	}
+	// The new replica cannot catch up: the move stays listed.
+	for range 10 {
+		l, ok := listed()
+		if !ok || !slices.Equal(l.AddingReplicas, []int32{third}) || !slices.Equal(l.RemovingReplicas, []int32{old[0]}) {
+			t.Fatalf("a move to a dead node listed as %+v (%v)", l, ok)
+		}
+		time.Sleep(100 * time.Millisecond) // observing that nothing changes
+	}
+	if rs, err := adm.AlterPartitionAssignments(ctx, req); err != nil || !errors.Is(rs["stuck"][0].Err, kerr.ReassignmentInProgress) {
+		t.Errorf("a second target while moving: %v %v", err, rs["stuck"][0].Err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(nodes[old[0]-1].Kafka, nodes[old[1]-1].Kafka),
+		kgo.DefaultProduceTopic("stuck"), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("during")}).FirstErr(); err != nil {
+		t.Fatalf("produce while moving: %v", err)
+	}
+
+	var undo kadm.AlterPartitionAssignmentsReq
+	undo.CancelAssign("stuck", 0)
+	if rs, err := adm.AlterPartitionAssignments(ctx, undo); err != nil || rs["stuck"][0].Err != nil {
+		t.Fatalf("cancel: %v %v", err, rs["stuck"][0].Err)
+	}
+	waitFor(t, 30*time.Second, "the cancelled move done: not listed, the original replicas in sync", func() bool {
+		if _, moving := listed(); moving {
+			return false
+		}
+		pd, ok := partitionView(ctx, cl, "stuck")
+		return ok && slices.Equal(pd.Replicas, old) && len(pd.ISR) == 2
+	})
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("produce after the cancellation: %v", err)
+	}
+}
