@@ -12,15 +12,18 @@ import (
 func TestClusterStatusOfASingleNode(t *testing.T) {
 	b := startBroker(t, "--rack", "r7")
 	out := mustAdmin(t, b, "cluster", "status")
-	// ID NAME ROLE RUNNING RACK CLUSTER KAFKA AMQP HTTP
+	// ID NAME STATE ROLE CONTROLLER LEADERS REPLICAS RACK CLUSTER KAFKA AMQP HTTP
 	var row []string
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) > 0 && f[0] == "1" {
 			row = f
 		}
 	}
-	if len(row) != 9 || row[2] != "single" || row[3] != "true" || row[4] != "r7" || row[6] != b.Kafka || row[7] != b.AMQP || row[8] != b.HTTP {
+	if len(row) != 12 || row[2] != "running" || row[3] != "single" || row[4] != "yes" || row[7] != "r7" || row[9] != b.Kafka || row[10] != b.AMQP || row[11] != b.HTTP {
 		t.Fatalf("cluster status:\n%s", out)
+	}
+	if !strings.Contains(out, "under-replicated: 0, offline: 0") {
+		t.Errorf("cluster status of a single node:\n%s", out)
 	}
 
 	// Kafka clients see the rack too, on the one broker.

@@ -11,7 +11,8 @@ import (
 // TestClusterPartitionHealthMetrics: with a node killed, the leaders of
 // replicated partitions it was a replica of count them under-replicated,
 // and the controller counts the single-replica partitions it held
-// offline; both go back to 0 when it returns.
+// offline; both go back to 0 when it returns. `sluice cluster status`
+// lists the same partitions.
 func TestClusterPartitionHealthMetrics(t *testing.T) {
 	nodes := startCluster(t, 3)
 	all := map[uint64]bool{1: true, 2: true, 3: true}
@@ -49,6 +50,7 @@ func TestClusterPartitionHealthMetrics(t *testing.T) {
 		o, ok2 := sum(nodes, "sluice_offline_partitions")
 		return ok1 && ok2 && u == 0 && o == 0
 	})
+	checkHealthyStatus(t, nodes[0]) // cluster_status_test.go
 
 	// Kill a node that is not the metadata leader (the controller counts
 	// offline partitions).
@@ -70,6 +72,7 @@ func TestClusterPartitionHealthMetrics(t *testing.T) {
 		last = [2]float64{u, o}
 		return ok1 && ok2 && u == 3 && o == 1
 	})
+	checkDegradedStatus(t, live[0], leader%3+1)
 	victim.Restart()
 	waitFor(t, 60*time.Second, "healthy again", func() bool {
 		u, ok1 := sum(nodes, "sluice_under_replicated_partitions")

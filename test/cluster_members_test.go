@@ -63,7 +63,8 @@ func roleOf(t *testing.T, b *broker, id uint64) string {
 // promoted to voter once caught up and holds the metadata made before it
 // joined (a user logs in through it), and restarts knowing no other node
 // from its settings. `sluice cluster remove-node` removes
-// node 1 (which notices); the three others go on taking changes. With a
+// node 1 (which notices); the three others drop it from their transports
+// (refusing its redials) and go on taking changes. With a
 // voter stopped, removing a running one, which would leave no majority
 // running, is refused, while removing the stopped one is not.
 func TestClusterAddAndRemoveNodes(t *testing.T) {
@@ -149,6 +150,17 @@ func TestClusterAddAndRemoveNodes(t *testing.T) {
 	waitFor(t, 20*time.Second, "node 1 noticing its removal", func() bool {
 		return strings.Contains(nodes[0].Logs(), "this node was removed from the cluster")
 	})
+	// The others drop node 1 from their transports: it is no longer a
+	// peer (the two others remain), and its redials are refused (node 1,
+	// the lowest id, dials every other node).
+	for _, b := range rest {
+		waitFor(t, 20*time.Second, "node 1 dropped from a transport", func() bool {
+			sc := b.scrape(t)
+			peers, ok1 := sc.value("sluice_cluster_transport_peers")
+			refused, ok2 := sc.value("sluice_cluster_transport_handshake_refusals_total", "reason=unknown-node")
+			return ok1 && ok2 && peers == 2 && refused >= 1
+		})
+	}
 	waitFor(t, 20*time.Second, "a change through node 4", func() bool {
 		code, _ := n4.httpDo(t, "guest", "guest", "PUT", "/api/users/bob", map[string]any{"password": "builder", "tags": "management"})
 		return code == 201 || code == 204

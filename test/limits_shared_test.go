@@ -261,7 +261,19 @@ func TestLimitsInDefinitions(t *testing.T) {
 // names guest) counts against guest's max-connections with the AMQP one.
 func TestLimitsTLSListenersCountedApart(t *testing.T) {
 	b := startTLSBroker(t, "request", "--amqp-max-connections=1")
-	a1 := b.dial(t) // plain, guest
+	// The harness's readiness probe opened (and closed) a TCP connection
+	// to the AMQP port, which holds the one slot until the server sees it
+	// gone: the first connection waits for that.
+	var a1 *amqp.Connection // plain, guest
+	waitFor(t, 10*time.Second, "a first plain AMQP connection", func() bool {
+		c, err := amqp.Dial(b.amqpURL())
+		if err != nil {
+			return false
+		}
+		a1 = c
+		return true
+	})
+	t.Cleanup(func() { a1.Close() })
 	amqps := "amqps://guest:guest@localhost:" + portOf(t, b.AMQPS) + "/"
 	if c, err := amqp.DialTLS(amqps, clientTLS(t, b.Certs, "")); err == nil {
 		c.Close()

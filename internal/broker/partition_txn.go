@@ -137,22 +137,46 @@ func (p *Partition) WriteMarker(producerID int64, epoch int16, commit bool, coor
 		kind = ControlCommit
 	}
 	batch := buildControlBatch(producerID, epoch, kind, coordinatorEpoch, p.now().UnixMilli())
+	if p.repl != nil {
+		// Every replica writes the marker where its Raft entry puts it.
+		p.mu.Lock()
+		st := p.producers[producerID]
+		p.mu.Unlock()
+		if st != nil && epoch < st.epoch {
+			return nil, ErrInvalidProducerEpoch
+		}
+		return p.repl.proposeMarker(batch)
+	}
+	_, ap, err := p.writeMarkerLocal(batch, -1)
+	return ap, err
+}
+
+// writeMarkerLocal appends a marker batch built by WriteMarker, stamped
+// with leaderEpoch when it is not -1 (a replicated partition's term).
+func (p *Partition) writeMarkerLocal(batch []byte, leaderEpoch int32) (int64, Pending, error) {
 	h, err := storage.ParseBatchHeader(batch)
 	if err != nil {
-		return nil, coreError(err)
+		return -1, nil, coreError(err)
+	}
+	kind, err := markerType(batch)
+	if err != nil {
+		return -1, nil, err
+	}
+	if leaderEpoch >= 0 {
+		stampLeaderEpoch(batch, leaderEpoch)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if st := p.producers[producerID]; st != nil && epoch < st.epoch {
-		return nil, ErrInvalidProducerEpoch
+	if st := p.producers[h.ProducerID]; st != nil && h.ProducerEpoch < st.epoch {
+		return -1, nil, ErrInvalidProducerEpoch
 	}
 	base, ap, err := p.log.Append(batch)
 	if err != nil {
-		return nil, coreError(err)
+		return -1, nil, coreError(err)
 	}
 	p.observeLocked(h, base, ap)
 	p.observeTxnLocked(h, base, kind)
-	return ap, nil
+	return base, ap, nil
 }
 
 // OpenTransactions returns the transactions open in the partition.

@@ -19,16 +19,25 @@ package broker
 // commit index as applied on this node, and nothing uncommitted is ever
 // read.
 //
-// Restart. The segment log is fsynced per apply round like any log, and
-// after each round a checkpoint (the last applied Raft index and the
-// segment log's end offset then) is written beside the Raft log. A
-// replica that restarts resumes after the checkpoint's index when its
-// segment log ends where the checkpoint says; otherwise (a crash between
-// the append and the checkpoint, or a lost checkpoint) the segment log
-// cannot be trusted to hold exactly the applied entries, so it is
-// dropped and rebuilt by applying the whole Raft log again. That is why
-// the Raft log of a replicated partition is never compacted for now: it
-// is the durable copy from which a replica can always be rebuilt.
+// Durability and compaction. A committed entry is durable in the Raft
+// log of a majority before it is applied, so the segment log of a
+// replicated partition is written without an fsync per append (the
+// produce is answered once its batches are written here); a background
+// syncer fsyncs it every syncEvery, with the replica index
+// (replica_index.go), then writes a checkpoint (the last applied Raft
+// index and the segment log's end offset then, fsynced) and lets the
+// DiskStorage drop the entries it covers. The segment log is then the
+// only copy of the data: entries a follower still needs are rebuilt from
+// it (partitionStorage), and one that needs what retention deleted gets
+// the DiskStorage's snapshot, whose data is the end offset at its index.
+//
+// Restart. The segment log is cut back to the checkpoint's end offset
+// (what was written after it is applied again from the Raft log, which
+// still holds every entry after the checkpoint). A segment log shorter
+// than the checkpoint says (a disk that lost fsynced data), or an index
+// that does not reach it, is reset to start empty at the snapshot's end
+// offset and rebuilt from the Raft log after the snapshot; that loses
+// this replica's older records, which the other replicas keep.
 
 import (
 	"bytes"
@@ -122,7 +131,7 @@ type replica struct {
 	self    cluster.NodeID
 	gid     cluster.GroupID
 	dir     string // the Raft log and the checkpoint
-	store   *multiraft.DiskStorage
+	store   *partitionStorage
 	voters  []cluster.NodeID
 	lag     time.Duration
 	isAlive func(node uint64) bool // nil: every node counts as alive
@@ -138,6 +147,18 @@ type replica struct {
 
 	// Apply's own, one goroutine at a time.
 	applied uint64
+	end     int64 // the segment log's end offset after applied
+	idx     *replicaIndex
+	// broken stops applying: the segment log cannot take the entries
+	// (a snapshot it cannot follow online, a failed write). Apply's own.
+	broken error
+
+	fsys  storage.FS
+	ldir  string     // the segment log's directory
+	synMu sync.Mutex // guards the fields below, shared by Apply and the syncer
+	syn   syncState
+	kick  chan struct{}
+	done  chan struct{} // closed when the syncer has stopped
 	// appliedTerm is the term of the last entry applied, read by settled.
 	appliedTerm atomic.Uint64
 
@@ -166,36 +187,53 @@ type ReplicaState struct {
 
 type replicaState = ReplicaState
 
-// openReplicaLog opens the segment log of a replicated partition and its
-// Raft log, deciding where applying resumes (see the file comment).
+// openReplicaLog opens the segment log of a replicated partition, its
+// Raft log and its index, deciding where applying resumes (see the file
+// comment).
 func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	ro := b.opts.Replication
 	dir := b.partitionDir(tp.Name, i)
 	rdir := dir + ".raft"
-	l, err := openDiskLog(dir, b.logOptions(tp.cfg))
-	if err != nil {
-		return nil, err
+	fsys := b.opts.Storage.FS
+	if fsys == nil {
+		fsys = storage.OSFS()
 	}
-	index, end, ok := readAppliedCheckpoint(rdir)
-	var applied uint64
-	switch {
-	case ok && l.HighWatermark() == end:
-		applied = index
-	case !ok && l.HighWatermark() == 0:
-	default:
-		b.log.Warn("replicated partition: its log does not end where its checkpoint says; rebuilding it from the Raft log",
-			"topic", tp.Name, "partition", i, "log_end", l.HighWatermark(), "checkpoint_end", end, "checkpoint", ok)
-		if err := l.Delete(); err != nil {
-			return nil, err
-		}
-		if l, err = openDiskLog(dir, b.logOptions(tp.cfg)); err != nil {
-			return nil, err
-		}
-	}
+	log := b.log.With("topic", tp.Name, "partition", i)
 	store, err := multiraft.OpenDiskStorage(rdir)
 	if err != nil {
-		l.Close()
 		return nil, err
+	}
+	snap, err := store.Snapshot()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	snapIndex, snapTerm := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
+	snapEnd := decodeReplSnapshot(snap.GetData())
+	applied, end := snapIndex, snapEnd
+	if ck, ckEnd, ok := readAppliedCheckpoint(rdir); ok && ck >= snapIndex {
+		applied, end = ck, ckEnd
+	}
+	opts := b.logOptions(tp.cfg)
+	// The Raft log is the durable copy until the syncer's checkpoint.
+	opts.Sync = storage.SyncNever
+	l, idx, err := openReplicaData(fsys, dir, rdir, opts, applied, end, snapIndex, snapTerm)
+	if err != nil {
+		log.Error("replicated partition: its segment log or index does not reach its checkpoint; starting it empty at its snapshot, to be rebuilt from the Raft log",
+			"checkpoint", applied, "checkpoint_end", end, "snapshot", snapIndex, "snapshot_end", snapEnd, "err", err)
+		applied, end = snapIndex, snapEnd
+		if err := storage.ResetOffline(fsys, dir, snapEnd); err != nil {
+			store.Close()
+			return nil, err
+		}
+		if err := os.Remove(filepath.Join(rdir, replIndexName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			store.Close()
+			return nil, err
+		}
+		if l, idx, err = openReplicaData(fsys, dir, rdir, opts, applied, end, snapIndex, snapTerm); err != nil {
+			store.Close()
+			return nil, err
+		}
 	}
 	voters := make([]cluster.NodeID, 0, len(tp.Replicas[i]))
 	for _, id := range tp.Replicas[i] {
@@ -206,11 +244,15 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	}
 	r := &replica{
 		host: ro.Host, self: cluster.NodeID(b.opts.NodeID), dir: rdir,
-		store: store, voters: voters, lag: ro.LagTime, timeout: ro.ProposeTimeout, isAlive: ro.Alive,
-		log:     b.log.With("topic", tp.Name, "partition", i),
-		waiters: make(map[uint64]*replPending), applied: applied,
+		voters: voters, lag: ro.LagTime, timeout: ro.ProposeTimeout, isAlive: ro.Alive,
+		log:     log,
+		waiters: make(map[uint64]*replPending), applied: applied, end: end, idx: idx,
 		caughtUp: make(map[cluster.NodeID]time.Time),
+		fsys:     fsys, ldir: dir,
+		kick: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+	r.syn = syncState{applied: applied, end: end, synced: applied}
+	r.store = &partitionStorage{DiskStorage: store, r: r}
 	if r.lag <= 0 {
 		r.lag = 30 * time.Second
 	}
@@ -221,6 +263,28 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	// not take the ids of its proposals still in the log for its own.
 	r.nextID.Store(uint64(time.Now().UnixNano()))
 	return &replicaLog{PartitionLog: l, r: r}, nil
+}
+
+// openReplicaData cuts the segment log back to end, opens it and the
+// index, and checks that both reach applied.
+func openReplicaData(fsys storage.FS, dir, rdir string, opts storage.Options, applied uint64, end int64, snapIndex, snapTerm uint64) (PartitionLog, *replicaIndex, error) {
+	if err := storage.TruncateAfter(fsys, dir, end); err != nil {
+		return nil, nil, err
+	}
+	l, err := openDiskLog(dir, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if hw := l.HighWatermark(); hw != end {
+		l.Close()
+		return nil, nil, fmt.Errorf("segment log ends at %d, its checkpoint at %d", hw, end)
+	}
+	idx, err := openReplicaIndex(rdir, snapIndex+1, snapTerm, applied)
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	return l, idx, nil
 }
 
 // startReplica joins partition p of the topic whose permanent id is id
@@ -244,6 +308,7 @@ func startReplica(p *Partition, id meta.TopicID) error {
 		return fmt.Errorf("raft group of %s-%d: %w", p.Topic, p.Index, err)
 	}
 	r.started = true
+	go r.syncer()
 	return nil
 }
 
@@ -254,14 +319,18 @@ type replicaLog struct {
 	r *replica
 }
 
+// Close leaves the group, makes what was applied durable with a last
+// checkpoint (so that a restart applies nothing again), and closes the
+// logs.
 func (l *replicaLog) Close() error {
 	l.r.stop()
-	return errors.Join(l.r.store.Close(), l.PartitionLog.Close())
+	l.r.syncOnce()
+	return errors.Join(l.r.store.Close(), l.r.idx.close(), l.PartitionLog.Close())
 }
 
 func (l *replicaLog) Delete() error {
 	l.r.stop()
-	err := l.r.store.Close()
+	err := errors.Join(l.r.store.Close(), l.r.idx.close())
 	return errors.Join(err, os.RemoveAll(l.r.dir), l.PartitionLog.Delete())
 }
 
@@ -278,6 +347,8 @@ func (r *replica) stop() {
 	r.mu.Unlock()
 	if r.started {
 		r.host.RemoveGroup(r.gid)
+		close(r.kick)
+		<-r.done
 	}
 	for _, w := range ws {
 		w.finish(AppendResult{}, ErrClosed)
@@ -342,7 +413,35 @@ func (r *replica) propose(batches []byte, check TxnCheck) (AppendResult, Pending
 	}
 	r.waiters[id] = w
 	r.mu.Unlock()
-	data := appendReplEntry(make([]byte, 0, replEntryHeader+len(batches)), uint64(r.self), id, at, batches)
+	return r.proposeEntry(id, w, appendReplEntry(make([]byte, 0, replEntryHeader+len(batches)), uint64(r.self), id, at, batches), at)
+}
+
+// proposeMarker proposes a transaction marker (a control batch), which
+// every replica writes when it is applied, as WriteMarker does on a
+// single node.
+func (r *replica) proposeMarker(batch []byte) (Pending, error) {
+	w := &replPending{done: make(chan struct{})}
+	id := r.nextID.Add(1)
+	w.timer = time.AfterFunc(r.timeout, func() { r.answer(id, AppendResult{}, ErrReplicationTimeout) })
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		w.timer.Stop()
+		return nil, ErrClosed
+	}
+	r.waiters[id] = w
+	r.mu.Unlock()
+	data := appendReplEntry(make([]byte, 0, replEntryHeader+len(batch)), uint64(r.self), id, -1, batch)
+	data[0] = replMarkerVersion
+	if _, _, err := r.proposeEntry(id, w, data, -1); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// proposeEntry proposes data, the entry of the waiting produce id.
+func (r *replica) proposeEntry(id uint64, w *replPending, data []byte, at int64) (AppendResult, Pending, error) {
+	p := r.p
 	if err := r.host.Propose(context.Background(), r.gid, data); err != nil {
 		if errors.Is(err, multiraft.ErrProposalDropped) {
 			err = fmt.Errorf("%w: %w", ErrNotHeld, err)
@@ -367,58 +466,83 @@ func (r *replica) answer(id uint64, res AppendResult, err error) {
 }
 
 // Apply appends the committed produces to the segment log, in order,
-// waits until they are durable, checkpoints, and answers the produces
-// this node proposed. An entry already applied (at or below the
-// checkpoint) is skipped: applying is not repeated.
+// records them in the replica index, and answers the produces this node
+// proposed once their batches are written (the Raft log of a majority
+// holds them durably; the syncer makes the segment log durable later).
+// An entry already applied (at or below the checkpoint) is skipped:
+// applying is not repeated.
 func (r *replica) Apply(ents []*raftpb.Entry) {
+	if r.broken != nil {
+		return
+	}
 	type answer struct {
 		id  uint64
 		res AppendResult
 		ap  Pending
 		err error
 	}
-	var answers []answer
-	var pending []Pending
+	var (
+		answers []answer
+		pending []Pending
+		recs    []indexRecord
+		confs   []*raftpb.Entry
+	)
 	last, lastTerm := r.applied, uint64(0)
 	for _, e := range ents {
 		if e.GetIndex() <= r.applied {
 			continue
 		}
+		if e.GetIndex() != last+1 {
+			r.fail(fmt.Errorf("entry %d applied after %d", e.GetIndex(), last))
+			return
+		}
 		last, lastTerm = e.GetIndex(), e.GetTerm()
-		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
-			continue
+		rec := indexRecord{term: e.GetTerm(), first: r.end, next: r.end}
+		switch {
+		case e.GetType() != raftpb.EntryNormal:
+			rec.kind = kindConf
+			confs = append(confs, e)
+		case len(e.GetData()) > 0:
+			res, ap, err, origin, id := r.applyEntry(e)
+			if err == nil && !res.Duplicate && res.BaseOffset >= 0 {
+				if res.BaseOffset != r.end {
+					r.fail(fmt.Errorf("entry %d appended at offset %d, the log ended at %d", e.GetIndex(), res.BaseOffset, r.end))
+					return
+				}
+				rec.next = res.BaseOffset + res.count
+				r.end = rec.next
+			}
+			if ap != nil {
+				pending = append(pending, ap)
+			}
+			if origin == uint64(r.self) {
+				answers = append(answers, answer{id, res.AppendResult, ap, err})
+			}
 		}
-		origin, id, at, batches, err := decodeReplEntry(e.GetData())
-		if err != nil {
-			r.log.Warn("replicated partition: skipping an entry that is not a produce", "index", e.GetIndex(), "err", err)
-			continue
-		}
-		epoch := int32(min(e.GetTerm(), math.MaxInt32))
-		// appendLocal stamps the batches: they are the Raft log's memory.
-		res, ap, err := r.p.appendLocal(bytes.Clone(batches), nil, epoch, at)
-		if ap != nil {
-			pending = append(pending, ap)
-		}
-		if origin == uint64(r.self) {
-			answers = append(answers, answer{id, res, ap, err})
-		}
+		recs = append(recs, rec)
 	}
 	var failed error
 	for _, ap := range pending {
 		if err := ap.Wait(); err != nil && failed == nil {
 			failed = err
-			r.log.Error("replicated partition: writing committed records failed", "err", err)
 		}
 	}
-	if last > r.applied {
+	if failed == nil {
+		failed = r.idx.add(recs, confs)
+	}
+	if failed != nil {
+		// What was written cannot be trusted to match the Raft log: stop
+		// applying; a restart cuts the log back to the last checkpoint.
+		r.fail(fmt.Errorf("writing committed records: %w", failed))
+	} else if last > r.applied {
 		r.applied = last
-		if lastTerm != 0 {
-			r.appliedTerm.Store(lastTerm)
-		}
-		if failed == nil {
-			if err := writeAppliedCheckpoint(r.dir, last, r.p.log.HighWatermark()); err != nil {
-				r.log.Warn("replicated partition: writing the checkpoint failed", "err", err)
-			}
+		r.appliedTerm.Store(lastTerm)
+		r.synMu.Lock()
+		r.syn.applied, r.syn.end = last, r.end
+		r.synMu.Unlock()
+		select {
+		case r.kick <- struct{}{}:
+		default:
 		}
 	}
 	for _, a := range answers {
@@ -426,19 +550,193 @@ func (r *replica) Apply(ents []*raftpb.Entry) {
 		if err == nil && a.ap != nil {
 			err = a.ap.Wait()
 		}
+		if err == nil && failed != nil {
+			err = failed
+		}
 		r.answer(a.id, a.res, coreError(err))
 	}
 }
 
-// ApplySnapshot is never called: the Raft log of a replicated partition
-// is not compacted, so a follower is always caught up from the log.
-func (r *replica) ApplySnapshot(*raftpb.Snapshot) {
-	r.log.Error("replicated partition: a Raft snapshot was received, which partitions do not use")
+// appliedProduce is an applied entry's outcome: count is the number of
+// offsets its batches took.
+type appliedProduce struct {
+	AppendResult
+	count int64
 }
 
-// Snapshot is not used (GroupConfig.SnapshotEvery is 0).
+// applyEntry applies one produce or marker entry.
+func (r *replica) applyEntry(e *raftpb.Entry) (res appliedProduce, ap Pending, err error, origin, id uint64) {
+	data := e.GetData()
+	marker := len(data) > 0 && data[0] == replMarkerVersion
+	if marker {
+		data = append([]byte{replEntryVersion}, data[1:]...)
+	}
+	origin, id, at, batches, err := decodeReplEntry(data)
+	if err != nil {
+		r.log.Warn("replicated partition: skipping an entry that is not a produce", "index", e.GetIndex(), "err", err)
+		return appliedProduce{AppendResult: AppendResult{BaseOffset: -1}}, nil, err, 0, 0
+	}
+	count := countOffsets(batches)
+	if marker {
+		base, ap, err := r.p.writeMarkerLocal(bytes.Clone(batches), int32(min(e.GetTerm(), math.MaxInt32)))
+		return appliedProduce{AppendResult: AppendResult{BaseOffset: base}, count: count}, ap, err, origin, id
+	}
+	epoch := int32(min(e.GetTerm(), math.MaxInt32))
+	// appendLocal stamps the batches: they are the Raft log's memory.
+	out, ap, err := r.p.appendLocal(bytes.Clone(batches), nil, epoch, at)
+	if err != nil {
+		out.BaseOffset = -1
+	}
+	return appliedProduce{AppendResult: out, count: count}, ap, err, origin, id
+}
+
+// countOffsets is the number of offsets whole, valid batches take.
+func countOffsets(batches []byte) int64 {
+	var n int64
+	for b := batches; len(b) >= batchHeaderBytes; {
+		size := 12 + int(binary.BigEndian.Uint32(b[posLength:]))
+		if size < batchHeaderBytes || size > len(b) {
+			break
+		}
+		n += int64(binary.BigEndian.Uint32(b[posLastOffsetDelta:])) + 1
+		b = b[size:]
+	}
+	return n
+}
+
+// fail stops applying (Apply's goroutine).
+func (r *replica) fail(err error) {
+	r.broken = err
+	r.log.Error("replicated partition: applying stopped; restart the node to rebuild this replica from its checkpoint", "err", err)
+	r.synMu.Lock()
+	r.syn.stopped = true
+	r.synMu.Unlock()
+}
+
+// ApplySnapshot follows a snapshot from the leader, which this replica
+// gets when it needs entries the leader's segment log no longer holds
+// (retention deleted them): its log must continue at the snapshot's end
+// offset. A log that ends there already just goes on; any other is reset
+// at the next start (storage cannot move a log's end while it is open):
+// until then this replica applies nothing, and says so.
+func (r *replica) ApplySnapshot(snap *raftpb.Snapshot) {
+	md := snap.GetMetadata()
+	end := decodeReplSnapshot(snap.GetData())
+	if r.broken == nil && r.end == end {
+		if err := r.idx.reset(md.GetIndex()+1, md.GetTerm()); err != nil {
+			r.fail(err)
+			return
+		}
+		r.applied = md.GetIndex()
+		r.synMu.Lock()
+		r.syn.applied, r.syn.end = r.applied, r.end
+		r.synMu.Unlock()
+		return
+	}
+	// The checkpoint points at the snapshot: the next start finds the
+	// log short of it and starts it empty there.
+	r.fail(fmt.Errorf("a Raft snapshot at index %d needs the log to continue at offset %d; it ends at %d", md.GetIndex(), end, r.end))
+	if err := writeAppliedCheckpoint(r.dir, md.GetIndex(), end); err != nil {
+		r.log.Error("replicated partition: writing the checkpoint failed", "err", err)
+	}
+}
+
+// Snapshot is not used: the syncer compacts through Host.Compact.
 func (r *replica) Snapshot() ([]byte, error) {
-	return nil, errors.New("broker: partitions take no Raft snapshots")
+	return nil, errors.New("broker: partitions take no Raft snapshots on a schedule")
+}
+
+// syncState is what the syncer makes durable: Apply's progress, and how
+// far it has got.
+type syncState struct {
+	applied uint64
+	end     int64
+	synced  uint64 // the index of the last checkpoint written
+	stopped bool   // applying stopped: no more checkpoints
+}
+
+// syncEvery is how often the syncer of a busy partition fsyncs its
+// segment log, checkpoints and compacts the Raft log (about six fsyncs
+// in all). The Raft log holds what it has not synced yet: that is the
+// memory and the replay a restart costs, against fsyncs that slow every
+// write on the disk.
+const syncEvery = time.Second
+
+// syncer makes what Apply wrote durable, every syncEvery while there is
+// something new, then lets the Raft log drop it.
+func (r *replica) syncer() {
+	defer close(r.done)
+	for range r.kick {
+		r.syncOnce()
+		t := time.NewTimer(syncEvery)
+		select {
+		case <-t.C:
+		case <-r.done: // never closed here; keeps the select shape
+		}
+		t.Stop()
+	}
+}
+
+// syncOnce fsyncs the segment log and the index, checkpoints, and
+// compacts the Raft log up to the checkpoint.
+func (r *replica) syncOnce() {
+	r.synMu.Lock()
+	st := r.syn
+	r.synMu.Unlock()
+	if st.stopped || st.applied <= st.synced {
+		return
+	}
+	if err := r.syncLog(); err != nil {
+		r.log.Warn("replicated partition: fsync of the segment log failed; the Raft log keeps the entries", "err", err)
+		return
+	}
+	if err := r.idx.sync(); err != nil {
+		r.log.Warn("replicated partition: fsync of the replica index failed", "err", err)
+		return
+	}
+	r.synMu.Lock()
+	stopped := r.syn.stopped
+	r.synMu.Unlock()
+	if stopped {
+		return
+	}
+	if err := writeAppliedCheckpoint(r.dir, st.applied, st.end); err != nil {
+		r.log.Warn("replicated partition: writing the checkpoint failed", "err", err)
+		return
+	}
+	r.synMu.Lock()
+	r.syn.synced = st.applied
+	r.synMu.Unlock()
+	if _, err := r.host.Compact(r.gid, st.applied, encodeReplSnapshot(st.end)); err != nil && !errors.Is(err, multiraft.ErrUnknownGroup) && !errors.Is(err, multiraft.ErrClosed) {
+		r.log.Warn("replicated partition: compacting the Raft log failed", "err", err)
+	}
+}
+
+// syncLog fsyncs the segment log.
+func (r *replica) syncLog() error {
+	type syncer interface{ Sync() error }
+	if l, ok := r.p.log.(*replicaLog); ok {
+		if d, ok := l.PartitionLog.(diskLog); ok {
+			return d.Log.Sync()
+		}
+		if s, ok := l.PartitionLog.(syncer); ok {
+			return s.Sync()
+		}
+	}
+	return errors.New("broker: the segment log cannot be synced")
+}
+
+// A partition's Raft snapshot records the segment log's end offset at its
+// index: version (1), the offset.
+func encodeReplSnapshot(end int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{1}, uint64(end))
+}
+
+func decodeReplSnapshot(b []byte) int64 {
+	if len(b) != 9 || b[0] != 1 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(b[1:]))
 }
 
 // state is what this node knows of the group, the ISR computed when it
@@ -536,7 +834,10 @@ func stampLeaderEpoch(batches []byte, epoch int32) {
 // batches as the producer sent them.
 const (
 	replEntryVersion = 1
-	replEntryHeader  = 1 + 8 + 8 + 8
+	// replMarkerVersion marks an entry whose batch is a transaction
+	// marker (a control batch) the coordinator wrote, not a produce.
+	replMarkerVersion = 2
+	replEntryHeader   = 1 + 8 + 8 + 8
 )
 
 func appendReplEntry(dst []byte, origin, id uint64, appendTime int64, batches []byte) []byte {
@@ -559,15 +860,37 @@ func decodeReplEntry(b []byte) (origin, id uint64, appendTime int64, batches []b
 // The checkpoint: applied index, segment log end, CRC32C of both.
 const checkpointName = "applied"
 
+// writeAppliedCheckpoint replaces the checkpoint durably (temporary
+// file, fsync, rename, fsync of the directory): the Raft log drops the
+// entries it covers right after.
 func writeAppliedCheckpoint(dir string, index uint64, end int64) error {
 	b := binary.BigEndian.AppendUint64(nil, index)
 	b = binary.BigEndian.AppendUint64(b, uint64(end))
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	tmp := filepath.Join(dir, checkpointName+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, checkpointName))
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, checkpointName)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
 }
 
 func readAppliedCheckpoint(dir string) (index uint64, end int64, ok bool) {

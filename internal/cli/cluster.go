@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,28 +41,96 @@ func newClusterStatusCmd() *cobra.Command {
 	var f mgmtFlags
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "List the nodes of the cluster (management API /api/nodes)",
+		Short: "List the nodes of the cluster and its unhealthy partitions",
 		Long: `List the nodes of the cluster as the management API of the node at --http
-(default ` + defaultHTTP + `) knows them: id, name, role (leader or follower of
-the metadata group; "single" for a server that is not part of a cluster),
-whether it is running, its rack and addresses.`,
+(default ` + defaultHTTP + `) knows them (/api/nodes): id, name, state (running or
+unreachable), role in the metadata group (leader, follower, learner; "single"
+for a server that is not part of a cluster), whether it is the controller (the
+metadata leader, as Kafka clients are told), the partitions it leads and those
+it holds a replica of, its rack and addresses. Then the partitions that are
+under-replicated (fewer replicas in sync than placed) and offline (no leader),
+with topic, partition, leader, replicas, ISR and offline replicas
+(/api/cluster/partitions). A partition's ISR is exact when asked of the node
+that leads it; another node counts the replicas it reaches.
+
+-o json prints {"nodes": <api/nodes>, "partitions": <api/cluster/partitions>}.`,
 		Example: `  sluice cluster status
   sluice cluster status --http http://10.0.0.2:15672 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			header := []string{"ID", "NAME", "ROLE", "RUNNING", "RACK", "CLUSTER", "KAFKA", "AMQP", "HTTP"}
-			return list(cmd, &f, "/api/nodes", header, func(n map[string]any) []string {
-				addrs, _ := n["addresses"].(map[string]any)
-				both := func(plain, tls string) string {
-					return strings.Trim(str(addrs[plain])+" "+str(addrs[tls]), " ")
-				}
-				return []string{str(n["node_id"]), str(n["name"]), str(n["role"]), str(n["running"]), str(n["rack"]),
-					str(addrs["cluster"]), both("kafka", "kafka_tls"), both("amqp", "amqps"), both("http", "https")}
-			})
+			return clusterStatus(cmd.OutOrStdout(), &f)
 		},
 	}
 	f.register(cmd, false)
 	return cmd
+}
+
+// clusterPartitionsView is /api/cluster/partitions.
+type clusterPartitionsView struct {
+	Node            string           `json:"node"`
+	Partitions      int              `json:"partitions"`
+	UnderReplicated []map[string]any `json:"under_replicated"`
+	Offline         []map[string]any `json:"offline"`
+}
+
+// clusterStatus prints the nodes, then the partitions that need an
+// operator's attention.
+func clusterStatus(out io.Writer, f *mgmtFlags) error {
+	asJSON, err := f.json()
+	if err != nil {
+		return err
+	}
+	var nodes []map[string]any
+	rawNodes, err := f.getInto("/api/nodes", &nodes)
+	if err != nil {
+		return err
+	}
+	var parts clusterPartitionsView
+	rawParts, err := f.getInto("/api/cluster/partitions", &parts)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(out, map[string]json.RawMessage{"nodes": rawNodes, "partitions": rawParts})
+	}
+	rows := make([][]string, 0, len(nodes))
+	for _, n := range nodes {
+		addrs, _ := n["addresses"].(map[string]any)
+		both := func(plain, tls string) string {
+			return strings.Trim(str(addrs[plain])+" "+str(addrs[tls]), " ")
+		}
+		controller := "no"
+		if n["controller"] == true {
+			controller = "yes"
+		}
+		rows = append(rows, []string{str(n["node_id"]), str(n["name"]), str(n["state"]), str(n["role"]), controller,
+			str(n["leaders"]), str(n["replicas"]), str(n["rack"]),
+			str(addrs["cluster"]), both("kafka", "kafka_tls"), both("amqp", "amqps"), both("http", "https")})
+	}
+	header := []string{"ID", "NAME", "STATE", "ROLE", "CONTROLLER", "LEADERS", "REPLICAS", "RACK", "CLUSTER", "KAFKA", "AMQP", "HTTP"}
+	if err := table(out, header, rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\npartitions: %d, under-replicated: %d, offline: %d (as %s sees them)\n",
+		parts.Partitions, len(parts.UnderReplicated), len(parts.Offline), parts.Node)
+	for _, sec := range []struct {
+		title string
+		list  []map[string]any
+	}{{"under-replicated partitions", parts.UnderReplicated}, {"offline partitions", parts.Offline}} {
+		if len(sec.list) == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "\n%s:\n", sec.title)
+		rows := make([][]string, 0, len(sec.list))
+		for _, p := range sec.list {
+			rows = append(rows, []string{str(p["topic"]), str(p["partition"]), str(p["leader"]),
+				str(p["replicas"]), str(p["isr"]), str(p["offline_replicas"])})
+		}
+		if err := table(out, []string{"TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "OFFLINE"}, rows); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // devNode is one node of a development cluster: its id, data directory

@@ -135,6 +135,7 @@ var settingHelp = map[string]string{
 	"cluster_join":                  "join a running cluster (listed in --cluster-peers with at least one member) instead of founding one; wait to be added with 'sluice cluster add-node'",
 	"cluster_id":                    "the cluster's name; nodes refuse a peer with another",
 	"cluster_secret_file":           "file holding the secret nodes authenticate each other with (or mutual TLS: --tls-cert, --tls-key, --tls-ca)",
+	"replica_lag_time_max":          "how long a follower of a replicated partition may lag before it leaves the ISR (Kafka replica.lag.time.max.ms)",
 	"rack":                          "this node's rack (Kafka broker.rack), told to clients and used to spread replicas",
 	"log_level":                     "debug, info, warn or error",
 	"debug_pprof":                   "serve Go's profiler at /debug/pprof/ on the HTTP listener, unauthenticated (for profiling)",

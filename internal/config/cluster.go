@@ -37,6 +37,9 @@ func (c *Config) validateCluster(bad func(string, ...any)) {
 		}
 		return
 	}
+	if c.ReplicaLagTimeMax <= 0 {
+		bad("replica_lag_time_max %s: want a positive duration", c.ReplicaLagTimeMax)
+	}
 	if c.LeaderImbalanceCheck <= 0 {
 		bad("leader_imbalance_check_interval %s: want a positive duration", c.LeaderImbalanceCheck)
 	}

@@ -88,6 +88,13 @@ type Config struct {
 	// Rack is this node's rack (Kafka's broker.rack), told to clients in
 	// Metadata and used to spread replicas. Default "".
 	Rack string `key:"rack"`
+	// ReplicaLagTimeMax is Kafka's replica.lag.time.max.ms: a follower
+	// of a replicated partition stays in the ISR while it has caught up
+	// with the leader's commit within this time. Shorter drops a stalled
+	// follower sooner (acks=all produces then wait for fewer replicas);
+	// longer tolerates slower followers. Only a cluster uses it. Default
+	// 30s, as Kafka.
+	ReplicaLagTimeMax time.Duration `key:"replica_lag_time_max"`
 	// AutoLeaderRebalance is Kafka's auto.leader.rebalance.enable: in a
 	// cluster, every LeaderImbalanceCheck each node hands the replicated
 	// partitions it leads back to their preferred replicas (the first of
@@ -299,6 +306,7 @@ func Default() Config {
 		KafkaAnonymous:             "loopback",
 		TransactionVersion:         2,
 		GroupInitialRebalanceDelay: 0,
+		ReplicaLagTimeMax:          30 * time.Second,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
 		ConsumerSessionTimeout:     45 * time.Second,

@@ -89,6 +89,8 @@ var (
 		"Node-to-node connections established (handshakes completed).", nil, nil)
 	trRefusals = prometheus.NewDesc("sluice_cluster_transport_handshake_refusals_total",
 		"Node-to-node handshakes refused, by reason (cluster-id, proof, unknown-node, tls, certificate, ...: a misconfigured or foreign node; refused-by-peer: the other side refused this node).", []string{"reason"}, nil)
+	trKnownPeers = prometheus.NewDesc("sluice_cluster_transport_peers",
+		"Other nodes this node's transport knows (dials, or admits when they dial): the cluster's nodes; a node removed from the cluster leaves it.", nil, nil)
 	trPeers = prometheus.NewDesc("sluice_cluster_peers_connected",
 		"Other nodes this node holds a connection to.", nil, nil)
 	underReplicated = prometheus.NewDesc("sluice_under_replicated_partitions",
@@ -113,7 +115,7 @@ type clusterCollector struct{ src ClusterSources }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{raftLeaderChanges, raftGroups, raftQuiesced, raftProposals, raftDropped, raftMetaLeader, raftLag,
-		trFrames, trMessages, trBytes, trCoalesced, trDropped, trHandshakes, trRefusals, trPeers, clusterNodes,
+		trFrames, trMessages, trBytes, trCoalesced, trDropped, trHandshakes, trRefusals, trKnownPeers, trPeers, clusterNodes,
 		underReplicated, offlinePartitions} {
 		ch <- d
 	}
@@ -157,6 +159,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(trDropped, s.DroppedInvalid, "invalid")
 		counter(trDropped, s.DroppedInbound, "inbound_blocked")
 		counter(trHandshakes, s.Handshakes)
+		gauge(trKnownPeers, float64(s.Peers))
 		for _, r := range refusalReasons {
 			counter(trRefusals, s.Refusals[r], r)
 		}

@@ -58,7 +58,10 @@ type Options struct {
 	// ClusterNodes lists the nodes of the cluster (nodes.go); nil: a
 	// single node, which lists itself.
 	ClusterNodes func() []ClusterNode
-	Version      string // product_version; default Sluice's own (package version)
+	// ClusterPartitions lists the partitions of placed topics as this
+	// node sees them (cluster_partitions.go); nil on a single node.
+	ClusterPartitions func() []PartitionState
+	Version           string // product_version; default Sluice's own (package version)
 	// Membership adds and removes nodes of the cluster (membership.go);
 	// nil: a single node, which answers 404.
 	Membership Membership

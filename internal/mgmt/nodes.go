@@ -11,7 +11,10 @@ import (
 // this node's resource fields) with Sluice's own beside them: node_id
 // (the Kafka broker id), rack, addresses (by protocol: cluster, kafka,
 // kafka_tls, amqp, amqps, http, https; those that are off are left out)
-// and role.
+// and role; and for operators: state ("running" or "unreachable"),
+// controller (whether Kafka clients are told it is the controller: the
+// metadata leader; a single node is its own), and leaders and replicas,
+// the partitions it leads and holds (cluster_partitions.go).
 //
 // A single node lists itself: node_id is its Kafka broker id, role
 // "single", addresses its listeners'. In a cluster the list is the
@@ -52,9 +55,12 @@ func (a *API) nodes() []map[string]any {
 			}
 		}
 		n["node_id"], n["rack"], n["addresses"], n["role"] = a.opts.BrokerID, a.opts.Rack, addrs, "single"
+		parts := a.singleNodePartitions()
+		n["state"], n["controller"], n["leaders"], n["replicas"] = "running", true, parts, parts
 		return []map[string]any{n}
 	}
 	cns := a.opts.ClusterNodes()
+	leaders, replicas := partitionCounts(a.clusterPartitionStates())
 	out := make([]map[string]any, 0, len(cns))
 	for _, cn := range cns {
 		var n map[string]any
@@ -69,6 +75,14 @@ func (a *API) nodes() []map[string]any {
 			n = map[string]any{"name": name, "type": "disc", "running": cn.Running, "being_drained": false}
 		}
 		n["node_id"], n["rack"], n["addresses"], n["role"] = cn.Node.ID, cn.Node.Rack, nodeAddresses(cn.Node), cn.Role
+		n["state"] = "unreachable"
+		if cn.Running {
+			n["state"] = "running"
+		}
+		// The controller Kafka clients are told of is the metadata
+		// group's leader.
+		n["controller"] = cn.Role == "leader"
+		n["leaders"], n["replicas"] = leaders[int32(cn.Node.ID)], replicas[int32(cn.Node.ID)]
 		out = append(out, n)
 	}
 	return out

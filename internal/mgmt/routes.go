@@ -23,6 +23,7 @@ func (a *API) routes() {
 	h("GET /api/nodes", levelMonitoring, a.listNodes)
 	h("GET /api/nodes/{node}", levelMonitoring, a.getNode)
 	a.membershipRoutes() // membership.go
+	h("GET /api/cluster/partitions", levelMonitoring, a.clusterPartitions)
 
 	h("GET /api/vhosts", levelManagement, a.listVhosts)
 	h("GET /api/vhosts/{vhost}", levelManagement, a.getVhost)

@@ -135,6 +135,9 @@ func (s *Server) watchMembership() {
 				reportedRemoved = true
 			}
 			wasMember = wasMember || member
+			if member {
+				s.dropRemovedPeers(voters, learners) // membership_peers.go
+			}
 		}
 		for _, id := range c.host.CaughtUpLearners(cluster.MetaGroup) {
 			// A promotion takes a round trip to apply: proposing it

@@ -119,6 +119,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	if s.cluster != nil {
 		replication.Host = s.cluster.host
 		replication.Alive = s.cluster.tr.Alive
+		replication.LagTime = cfg.ReplicaLagTimeMax
 	}
 	if s.broker, err = broker.New(broker.Options{
 		NodeID:      nodeID,
@@ -235,7 +236,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	s.mgmt = mgmt.New(mgmt.Options{
 		Router: s.router, Meta: s.meta, Kafka: s.broker, Groups: s.groups, Connections: conns,
 		Logger: log, Resources: s.alarms.Status, Failures: s.recovery.Failures,
-		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(), NodeName: s.clusterNodeName(),
+		BrokerID: kafka.NodeID, Rack: cfg.Rack, ClusterNodes: s.clusterNodesFunc(), ClusterPartitions: s.clusterPartitionsFunc(), NodeName: s.clusterNodeName(),
 		Membership: s.membershipOpt(),
 		ConnectionCaps: func() []mgmt.ConnectionCap {
 			return []mgmt.ConnectionCap{

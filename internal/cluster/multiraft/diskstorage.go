@@ -277,8 +277,15 @@ func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raf
 		if _, err := s.wal.Write(buf); err != nil {
 			return s.fail(err)
 		}
-		if err := s.wal.Sync(); err != nil {
-			return s.fail(err)
+		// Only entries, a vote or a term must be on disk before Raft
+		// goes on; a HardState that moves nothing but the commit index
+		// (every round of a busy leader) may be lost and learned again
+		// from the leader, as etcd does (raft.MustSync).
+		prev, _, _ := s.MemoryStorage.InitialState()
+		if hs == nil || raft.MustSync(hs, prev, len(ents)) {
+			if err := s.wal.Sync(); err != nil {
+				return s.fail(err)
+			}
 		}
 	}
 	if cap(buf) < 8<<20 {

@@ -73,7 +73,7 @@ type Options struct {
 	// group's Raft clock. Default 100ms.
 	TickInterval time.Duration
 	// Workers is the number of goroutines that handle Ready rounds.
-	// Default GOMAXPROCS, at least 2.
+	// Default 4×GOMAXPROCS, at least 16.
 	Workers int
 	// Logger receives host and Raft events (Raft's Info as Debug).
 	// Default slog.Default().
@@ -154,6 +154,10 @@ type group struct {
 	removed   bool
 	failed    error
 	confState *raftpb.ConfState
+	// confIndex is the index of the last configuration change applied
+	// (or of the snapshot that brought the conf state): confState is the
+	// conf state as of every index from confIndex to applied.
+	confIndex uint64
 	applied   uint64
 	snapIndex uint64
 
@@ -175,7 +179,9 @@ func New(opts Options) *Host {
 		opts.TickInterval = 100 * time.Millisecond
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = max(2, runtime.GOMAXPROCS(0))
+		// A worker spends most of a round in fsync: enough of them that
+		// the groups of a round write to the disk together.
+		opts.Workers = max(16, 4*runtime.GOMAXPROCS(0))
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -287,7 +293,8 @@ func (h *Host) AddGroup(cfg GroupConfig) error {
 		return err
 	}
 	g := &group{id: cfg.ID, storage: cfg.Storage, sm: cfg.StateMachine, cfg: cfg, rn: rn,
-		confState: proto.Clone(cs).(*raftpb.ConfState), applied: applied, snapIndex: snap.GetMetadata().GetIndex()}
+		confState: proto.Clone(cs).(*raftpb.ConfState), applied: applied, snapIndex: snap.GetMetadata().GetIndex(),
+		confIndex: snap.GetMetadata().GetIndex()}
 	if last == 0 && raft.IsEmptyHardState(hs) && len(cfg.Voters) > 0 {
 		peers := make([]raft.Peer, len(cfg.Voters))
 		for i, id := range cfg.Voters {
@@ -323,6 +330,7 @@ func (g *group) replayConfChanges(lo, hi uint64) error {
 	for _, e := range ents {
 		if cc := decodeConfChange(e); cc != nil {
 			g.confState = g.rn.ApplyConfChange(cc)
+			g.confIndex = e.GetIndex()
 		}
 	}
 	return nil
@@ -575,6 +583,15 @@ func (h *Host) handleReady(g *group) {
 	} else if rd.HardState != nil {
 		g.term.Store(rd.HardState.GetTerm())
 	}
+	msgs := rd.Messages
+	if raft.StateType(g.role.Load()) == raft.StateLeader {
+		// A leader sends its appends before writing them itself, so
+		// that its fsync and its followers' overlap (Raft thesis
+		// 10.2.1, as etcd does): an entry is applied, and a produce
+		// answered, only after a later Ready, once this Save is done,
+		// and the commit index that covers it goes out no sooner.
+		msgs = h.sendNow(g, msgs)
+	}
 	if rd.HardState != nil || len(rd.Entries) > 0 || (rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)) {
 		if err := g.storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 			// Nothing of this Ready may be sent or applied: the group
@@ -586,13 +603,14 @@ func (h *Host) handleReady(g *group) {
 			return
 		}
 	}
-	h.queue(g, rd.Messages)
+	h.queue(g, msgs)
 	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
 		g.sm.ApplySnapshot(rd.Snapshot)
 		md := rd.Snapshot.GetMetadata()
 		g.applied, g.snapIndex = md.GetIndex(), md.GetIndex()
 		g.mu.Lock() // the tick loop reads confState
 		g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
+		g.confIndex = md.GetIndex()
 		g.mu.Unlock()
 	}
 	if len(rd.CommittedEntries) > 0 {
@@ -600,6 +618,7 @@ func (h *Host) handleReady(g *group) {
 			if cc := decodeConfChange(e); cc != nil {
 				g.mu.Lock()
 				g.confState = g.rn.ApplyConfChange(cc)
+				g.confIndex = e.GetIndex()
 				g.mu.Unlock()
 			}
 		}
@@ -633,6 +652,44 @@ func (h *Host) compact(g *group) {
 	}
 }
 
+// Compact lets group id's storage drop its log up to index, recording
+// data as the state machine's snapshot there, for a state machine that
+// keeps what it applied durably on its own (a replicated partition's
+// segment log) instead of answering Snapshot on a schedule. index must
+// have been applied. It runs between the group's Ready rounds, so that
+// the conf state recorded is the one as of index; when a configuration
+// change was applied after index it does nothing (done is false) and
+// the caller tries again later with a later index.
+func (h *Host) Compact(id cluster.GroupID, index uint64, data []byte) (done bool, err error) {
+	g, err := h.group(id)
+	if err != nil {
+		return false, err
+	}
+	// The conf state is read between rounds; the storage compacts
+	// without holding up the group's rounds (its own lock orders it with
+	// Save, and Raft reads below index no more: it has applied them).
+	g.proc.Lock()
+	g.mu.Lock()
+	removed, failed, cs, confIndex := g.removed, g.failed, g.confState, g.confIndex
+	g.mu.Unlock()
+	applied, snapIndex := g.applied, g.snapIndex
+	g.proc.Unlock()
+	switch {
+	case removed:
+		return false, fmt.Errorf("%w %d", ErrUnknownGroup, id)
+	case failed != nil:
+		return false, failed
+	case index > applied:
+		return false, fmt.Errorf("multiraft: compacting group %d to %d, past its applied index %d", id, index, applied)
+	case index <= snapIndex || confIndex > index:
+		return false, nil
+	}
+	if err := g.storage.Compact(index, cs, data); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // decodeConfChange returns the change an entry carries, nil for other
 // entries. An undecodable one is skipped: it was proposed by the host,
 // through Raft's own encoding.
@@ -652,6 +709,31 @@ func decodeConfChange(e *raftpb.Entry) raftpb.ConfChangeI {
 		return cc
 	}
 	return nil
+}
+
+// sendNow sends a leader's appends and heartbeats of one Ready at once,
+// to reachable nodes, and returns the other messages, which go out with
+// the round after the Ready is saved.
+func (h *Host) sendNow(g *group, msgs []*raftpb.Message) (rest []*raftpb.Message) {
+	var now map[cluster.NodeID][]cluster.Envelope
+	for _, m := range msgs {
+		to := m.GetTo()
+		t := m.GetType()
+		if (t != raftpb.MsgApp && t != raftpb.MsgHeartbeat) || to == h.id || to == 0 || !h.tr.Reachable(to) {
+			rest = append(rest, m)
+			continue
+		}
+		if now == nil {
+			now = make(map[cluster.NodeID][]cluster.Envelope)
+		}
+		envs := append(now[to], cluster.Envelope{Group: g.id})
+		shallowCopyMessage(&envs[len(envs)-1].Msg, m)
+		now[to] = envs
+	}
+	for to, envs := range now {
+		h.tr.Send(to, envs)
+	}
+	return rest
 }
 
 // queue adds a Ready's messages to the round's outbound batches.

@@ -39,7 +39,7 @@ func (t *Transport) serve(c *conn) {
 	p := c.p
 	p.mu.Lock()
 	old := p.conn
-	if p.blockedLocked || t.ctx.Err() != nil {
+	if p.blockedLocked || p.removed || t.ctx.Err() != nil {
 		p.mu.Unlock()
 		c.close()
 		t.untrackConn(c)

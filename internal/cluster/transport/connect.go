@@ -35,8 +35,11 @@ func (t *Transport) dialLoop(p *peer) {
 	backoff := t.opts.MinBackoff
 	for t.ctx.Err() == nil {
 		p.mu.Lock()
-		addr, blocked := p.addr, p.blockedLocked
+		addr, blocked, removed := p.addr, p.blockedLocked, p.removed
 		p.mu.Unlock()
+		if removed {
+			return
+		}
 		if blocked {
 			if !t.sleep(time.Hour, p) {
 				return

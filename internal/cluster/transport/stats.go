@@ -56,6 +56,8 @@ type Stats struct {
 	DroppedInbound uint64
 	// Handshakes counts completed handshakes (connections up).
 	Handshakes uint64
+	// Peers is how many other nodes the transport knows now (Peers).
+	Peers int
 	// Refusals counts refused handshakes by reason (Reason.String()):
 	// ReasonByPeer when the other side refused, the rest when this
 	// side did.
@@ -95,6 +97,9 @@ func (t *Transport) Stats() Stats {
 		Handshakes:          c.handshakes.Load(),
 		Refusals:            make(map[string]uint64),
 	}
+	t.mu.Lock()
+	s.Peers = len(t.peers)
+	t.mu.Unlock()
 	for r := Reason(0); r < numReasons; r++ {
 		if n := c.refusals[r].Load(); n > 0 {
 			s.Refusals[r.String()] = n

@@ -138,6 +138,7 @@ type peer struct {
 	addr          string
 	blockedLocked bool
 	dialing       bool
+	removed       bool    // RemovePeer: a stale peer whose loops end
 	conn          *conn   // the established connection, nil if none
 	q             encoder // encoded messages waiting for conn's writer
 }

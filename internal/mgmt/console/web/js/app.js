@@ -10,6 +10,7 @@ import { connections, connectionDetail } from './connections.js';
 import { topics, topicDetail, groups, groupDetail } from './kafka.js';
 import { policies } from './policies.js';
 import { acls } from './acls.js';
+import { nodes } from './nodes.js';
 
 const ROUTES = [
   ['', overview, 'overview'],
@@ -26,6 +27,7 @@ const ROUTES = [
   ['groups', groups, 'groups'],
   ['groups/:id', groupDetail, 'groups'],
   ['acls', acls, 'acls'],
+  ['nodes', nodes, 'nodes'],
 ];
 
 const NAV = [
@@ -38,6 +40,7 @@ const NAV = [
   ['topics', '#/topics', 'Topics', 'M4 5h16v4H4zM4 10h16v4H4zM4 15h16v4H4z'],
   ['groups', '#/groups', 'Consumer groups', 'M8 11a3 3 0 100-6 3 3 0 000 6M16 11a3 3 0 100-6 3 3 0 000 6M3 20c0-3 2-5 5-5s5 2 5 5M11 20c0-3 2-5 5-5s5 2 5 5'],
   ['acls', '#/acls', 'Kafka ACLs', 'M12 3l7 3v6c0 4-3 7-7 9-4-2-7-5-7-9V6zM9 12l2 2 4-4'],
+  ['nodes', '#/nodes', 'Nodes', 'M4 4h16v6H4zM4 14h16v6H4zM8 7h.01M8 17h.01'],
 ];
 
 const view = document.getElementById('view');

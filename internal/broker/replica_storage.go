@@ -1,0 +1,183 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/sluice-mq/sluice/internal/cluster/multiraft"
+	"github.com/sluice-mq/sluice/internal/storage"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// partitionStorage is a replicated partition's Raft log: the entries not
+// yet dropped by compaction from the DiskStorage, and before them the
+// entries rebuilt from the segment log through the replica index, back to
+// the first batch the segment log still holds (replica_index.go). Raft
+// asks for old entries only to send them to a follower that is behind;
+// one older than that gets the DiskStorage's snapshot.
+type partitionStorage struct {
+	*multiraft.DiskStorage
+	r *replica
+}
+
+var _ multiraft.Storage = (*partitionStorage)(nil)
+
+// firstHeld is the first index the segment log can still give, or the
+// DiskStorage's first when the segment log is not open yet.
+func (s *partitionStorage) firstHeld(diskFirst uint64) uint64 {
+	p := s.r.p
+	if p == nil || s.r.idx == nil {
+		return diskFirst
+	}
+	return min(diskFirst, s.r.idx.firstHeld(p.log.StartOffset()))
+}
+
+func (s *partitionStorage) FirstIndex() (uint64, error) {
+	first, err := s.DiskStorage.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	return s.firstHeld(first), nil
+}
+
+func (s *partitionStorage) Term(i uint64) (uint64, error) {
+	first, err := s.DiskStorage.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	if i+1 >= first {
+		return s.DiskStorage.Term(i)
+	}
+	if i+1 < s.firstHeld(first) {
+		return 0, raft.ErrCompacted
+	}
+	t, err := s.r.idx.term(i)
+	if err != nil {
+		// Raft takes any other error for a broken log; the index is
+		// derived data, so the follower that needed this gets the
+		// snapshot instead.
+		s.r.log.Warn("replicated partition: reading the term of an old entry failed", "index", i, "err", err)
+		return 0, raft.ErrCompacted
+	}
+	return t, nil
+}
+
+func (s *partitionStorage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	first, err := s.DiskStorage.FirstIndex()
+	if err != nil {
+		return nil, err
+	}
+	if lo >= first {
+		return s.DiskStorage.Entries(lo, hi, maxSize)
+	}
+	if lo < s.firstHeld(first) {
+		return nil, raft.ErrCompacted
+	}
+	var (
+		out  []*raftpb.Entry
+		size uint64
+	)
+	for i := lo; i < min(hi, first); i++ {
+		e, err := s.rebuild(i)
+		if err != nil {
+			s.r.log.Warn("replicated partition: rebuilding an old entry from the segment log failed", "index", i, "err", err)
+			return nil, raft.ErrCompacted
+		}
+		size += uint64(len(e.GetData())) + 16
+		if len(out) > 0 && size > maxSize {
+			return out, nil
+		}
+		out = append(out, e)
+	}
+	if hi > first && size < maxSize {
+		more, err := s.DiskStorage.Entries(first, hi, maxSize-size)
+		if errors.Is(err, raft.ErrCompacted) {
+			return out, nil // compacted meanwhile: what we have is a prefix
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
+}
+
+// rebuild makes entry i again from its index record and the segment log:
+// its batches as stored (offsets, leader epoch and append time set, which
+// applying them again reproduces), with no origin, so that no replica
+// answers a produce for it.
+func (s *partitionStorage) rebuild(i uint64) (*raftpb.Entry, error) {
+	rec, err := s.r.idx.get(i)
+	if err != nil {
+		return nil, err
+	}
+	e := &raftpb.Entry{Index: &i, Term: &rec.term, Type: raftpb.EntryNormal.Enum()}
+	if rec.kind == kindConf {
+		ce, ok := s.r.idx.confEntry(i)
+		if !ok {
+			return nil, errNoRecord
+		}
+		e.Type, e.Data = ce.Type, ce.Data
+		return e, nil
+	}
+	if rec.next <= rec.first {
+		return e, nil // nothing was appended: an empty entry does the same
+	}
+	batches, err := readRange(s.r.p.log, rec.first, rec.next)
+	if err != nil {
+		return nil, err
+	}
+	at := int64(-1)
+	if len(batches) >= batchHeaderBytes && binary.BigEndian.Uint16(batches[posAttributes:])&batchLogAppendBit != 0 {
+		at = int64(binary.BigEndian.Uint64(batches[posMaxTimestamp:]))
+	}
+	e.Data = appendReplEntry(make([]byte, 0, replEntryHeader+len(batches)), 0, 0, at, batches)
+	if binary.BigEndian.Uint16(batches[posAttributes:])&controlBit != 0 {
+		e.Data[0] = replMarkerVersion // a transaction marker
+	}
+	return e, nil
+}
+
+// readRange returns the whole batches holding offsets first up to next,
+// which must be exactly what the log holds there: a range that retention
+// or compaction has cut is not rebuilt (the follower gets the snapshot).
+func readRange(l PartitionLog, first, next int64) ([]byte, error) {
+	var out []byte
+	for at := first; at < next; {
+		b, err := l.Read(at, 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == 0 {
+			return nil, storage.ErrOffsetOutOfRange
+		}
+		for len(b) >= batchHeaderBytes {
+			base := int64(binary.BigEndian.Uint64(b))
+			size := 12 + int(binary.BigEndian.Uint32(b[posLength:]))
+			if size < batchHeaderBytes || size > len(b) {
+				break
+			}
+			last := base + int64(binary.BigEndian.Uint32(b[posLastOffsetDelta:]))
+			if base != at || last >= next {
+				if base >= next {
+					break
+				}
+				return nil, errRangeCut
+			}
+			out = append(out, b[:size]...)
+			at = last + 1
+			b = b[size:]
+			if at >= next {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+var errRangeCut = errors.New("broker: the segment log no longer holds an entry's batches as written")
+
+// posLastOffsetDelta is where a RecordBatch v2 header keeps its last
+// offset delta.
+const posLastOffsetDelta = 23
