@@ -71,6 +71,7 @@ func (b *Broker) BrokerConfigs(nodeID int32) []ConfigEntry {
 	if b.opts.Replication.Host != nil {
 		out = append(out, ro("replica.lag.time.max.ms", strconv.FormatInt(b.replicaLagTime().Milliseconds(), 10), TypeLong,
 			"How long a follower may go without catching up with the leader before it leaves the ISR."))
+		out = append(out, b.balanceConfigs(ro)...)
 	}
 	dynamic := b.meta.BrokerConfigs()
 	for name, c := range brokerSynonyms {
@@ -94,7 +95,8 @@ func (b *Broker) BrokerConfigs(nodeID int32) []ConfigEntry {
 // BrokerConfigs reports but that cannot change at run time.
 func IsReadOnlyBrokerConfig(name string) bool {
 	switch name {
-	case "auto.create.topics.enable", "broker.id", "default.replication.factor", "node.id", "num.partitions", "replica.lag.time.max.ms":
+	case "auto.create.topics.enable", "broker.id", "default.replication.factor", "node.id", "num.partitions", "replica.lag.time.max.ms",
+		"auto.leader.rebalance.enable", "leader.imbalance.check.interval.seconds", "leader.imbalance.per.broker.percentage":
 		return true
 	}
 	return false

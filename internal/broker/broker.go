@@ -49,6 +49,9 @@ type Options struct {
 	// Replication, in a cluster, replicates the partitions placed on more
 	// than one node through Raft groups on its Host (replica.go).
 	Replication ReplicationOptions
+	// Balance is Kafka's automatic leader balancing (reassign.go),
+	// reported by BrokerConfigs in a cluster.
+	Balance BalanceOptions
 }
 
 // Broker owns every topic's partitions.

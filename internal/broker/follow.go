@@ -41,7 +41,14 @@ func (b *Broker) startFollowing() {
 	b.follow = f
 	// A snapshot replaced the whole state: every topic is queued (as
 	// the name "", which no topic has).
-	b.meta.Observe(func(c meta.Change) { f.add(c.Topic) })
+	b.meta.Observe(func(c meta.Change) {
+		if c.Kind == "elect_preferred_leaders" {
+			// Acted on by the leaders, not reconciled (reassign.go).
+			go b.transferToPreferred(c.Topic, c.Partitions)
+			return
+		}
+		f.add(c.Topic)
+	})
 }
 
 // add queues name; it runs inside the store's Apply, so it only queues.
@@ -168,7 +175,8 @@ func (b *Broker) Reconcile(name string) error {
 	}
 	grow := mt.Partitions > tp.Topic.Partitions
 	reconf := !maps.Equal(mt.Configs, tp.Configs)
-	if !grow && !reconf {
+	moved := !replicasEqual(mt.Replicas, tp.Replicas) || len(mt.Reassignments) != len(tp.Reassignments)
+	if !grow && !reconf && !moved {
 		return nil
 	}
 	// Copy-on-write, as CreatePartitions and AlterTopicConfigs.
@@ -177,6 +185,14 @@ func (b *Broker) Reconcile(name string) error {
 		next.cfg = b.resolve(mt.Configs)
 		for _, p := range next.Partitions {
 			p.configure(next.cfg)
+		}
+	}
+	var replaced []*Partition
+	if moved {
+		// Replicas gained or lost by a reassignment (reassign.go).
+		var err error
+		if replaced, err = b.movedPartitions(tp, next); err != nil {
+			return err
 		}
 	}
 	if grow {
@@ -200,6 +216,11 @@ func (b *Broker) Reconcile(name string) error {
 		return ErrClosed
 	}
 	b.changed(name)
+	for _, p := range replaced {
+		if err := p.log.Delete(); err != nil {
+			b.log.Warn("deleting a replica moved away", "topic", name, "partition", p.Index, "err", err)
+		}
+	}
 	return nil
 }
 

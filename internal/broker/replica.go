@@ -170,6 +170,10 @@ type replica struct {
 	caughtUp    map[cluster.NodeID]time.Time
 	cache       replicaState
 	cachedAt    time.Time
+	// The last membership change StepReassignments proposed, and when
+	// (reassign.go).
+	moveStep   string
+	moveStepAt time.Time
 }
 
 // ReplicaState is what this node knows of a replicated partition's group.
@@ -236,6 +240,9 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	voters := make([]cluster.NodeID, 0, len(tp.Replicas[i]))
 	for _, id := range tp.Replicas[i] {
 		voters = append(voters, cluster.NodeID(id))
+	}
+	if b.joinsByMove(tp, i) {
+		voters = nil // filled from the leader's log (reassign.go)
 	}
 	r := &replica{
 		host: ro.Host, self: cluster.NodeID(b.opts.NodeID), dir: rdir,
@@ -797,7 +804,7 @@ func (r *replica) state() ReplicaState {
 			clear(r.caughtUp)
 		}
 		out.ISR = []int32{}
-		for _, v := range r.voters {
+		for _, v := range groupVoters(st, r.voters) {
 			if v != r.self {
 				pr, ok := st.Progress[v]
 				if ok && pr.RecentActive && pr.Match >= st.GetCommit() && r.alive(v) {

@@ -40,6 +40,12 @@ func (c *Config) validateCluster(bad func(string, ...any)) {
 	if c.ReplicaLagTimeMax <= 0 {
 		bad("replica_lag_time_max %s: want a positive duration", c.ReplicaLagTimeMax)
 	}
+	if c.LeaderImbalanceCheck <= 0 {
+		bad("leader_imbalance_check_interval %s: want a positive duration", c.LeaderImbalanceCheck)
+	}
+	if c.LeaderImbalancePct < 0 || c.LeaderImbalancePct > 100 {
+		bad("leader_imbalance_per_broker_percentage %d: want 0 to 100", c.LeaderImbalancePct)
+	}
 	if c.NodeID < 0 || c.NodeID > 1<<31-1 {
 		bad("node_id %d: want 1 to 2147483647 (it is also the Kafka broker id)", c.NodeID)
 		return

@@ -95,6 +95,20 @@ type Config struct {
 	// longer tolerates slower followers. Only a cluster uses it. Default
 	// 30s, as Kafka.
 	ReplicaLagTimeMax time.Duration `key:"replica_lag_time_max"`
+	// AutoLeaderRebalance is Kafka's auto.leader.rebalance.enable: in a
+	// cluster, every LeaderImbalanceCheck each node hands the replicated
+	// partitions it leads back to their preferred replicas (the first of
+	// each assignment) when a broker's share of the partitions it is
+	// preferred for but does not lead exceeds LeaderImbalancePct
+	// (docs/clustering.md, "Moving replicas and leaders"). Default true;
+	// ignored on a single node.
+	AutoLeaderRebalance bool `key:"auto_leader_rebalance_enable"`
+	// LeaderImbalanceCheck is Kafka's
+	// leader.imbalance.check.interval.seconds. Default 300s.
+	LeaderImbalanceCheck time.Duration `key:"leader_imbalance_check_interval"`
+	// LeaderImbalancePct is Kafka's
+	// leader.imbalance.per.broker.percentage, 0 to 100. Default 10.
+	LeaderImbalancePct int `key:"leader_imbalance_per_broker_percentage"`
 
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `key:"log_level"`
@@ -269,6 +283,9 @@ func Default() Config {
 		HTTPAddr:                   ":15672",
 		TLSClientAuth:              "none",
 		LogLevel:                   "info",
+		AutoLeaderRebalance:        true,
+		LeaderImbalanceCheck:       300 * time.Second,
+		LeaderImbalancePct:         10,
 		Fsync:                      "always",
 		FsyncInterval:              time.Second,
 		AutoCreateTopics:           true,

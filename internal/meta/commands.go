@@ -51,8 +51,11 @@ var commandKinds = []commandKind{
 	{"delete_acls", (*DeleteACLsCmd)(nil)},
 	{"set_topic_permission", (*SetTopicPermissionCmd)(nil)}, // topic_permissions.go
 	{"clear_topic_permission", (*ClearTopicPermissionCmd)(nil)},
-	{"register_node", (*RegisterNodeCmd)(nil)},     // nodes.go
-	{"unregister_node", (*UnregisterNodeCmd)(nil)}, // nodes.go
+	{"register_node", (*RegisterNodeCmd)(nil)},                    // nodes.go
+	{"unregister_node", (*UnregisterNodeCmd)(nil)},                // nodes.go
+	{"reassign_partitions", (*ReassignPartitionsCmd)(nil)},        // reassign.go
+	{"complete_reassignment", (*CompleteReassignmentCmd)(nil)},    // reassign.go
+	{"elect_preferred_leaders", (*ElectPreferredLeadersCmd)(nil)}, // reassign.go
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

@@ -15,6 +15,9 @@ package meta
 type Change struct {
 	Kind  string
 	Topic string
+	// Partitions are the partitions an elect_preferred_leaders command
+	// names (reassign.go); nil for other kinds.
+	Partitions []int32
 }
 
 // ChangeSnapshot is the Kind of a Change that replaced the whole state.
@@ -56,6 +59,13 @@ func (st *State) notify(cmd Command) {
 		name = p.Name
 	case *AlterTopicConfigsCmd:
 		name = p.Name
+	case *ReassignPartitionsCmd:
+		name = p.Name
+	case *CompleteReassignmentCmd:
+		name = p.Name
+	case *ElectPreferredLeadersCmd:
+		st.observer(Change{Kind: cmd.Type, Topic: p.Name, Partitions: p.Partitions})
+		return
 	default:
 		return
 	}

@@ -155,7 +155,7 @@ func TestObserve(t *testing.T) {
 	s.Observe(nil)
 	_, err = s.CreateTopic("b", 1, nil)
 	must(err)
-	want := []Change{{"create_topic", "a"}, {"create_partitions", "a"}, {"alter_topic_configs", "a"}, {"delete_topic", "a"}}
+	want := []Change{{Kind: "create_topic", Topic: "a"}, {Kind: "create_partitions", Topic: "a"}, {Kind: "alter_topic_configs", Topic: "a"}, {Kind: "delete_topic", Topic: "a"}}
 	mu.Lock()
 	defer mu.Unlock()
 	if !reflect.DeepEqual(got, want) {
@@ -174,7 +174,7 @@ func TestObserverHandOver(t *testing.T) {
 	if _, err := next.Apply(createCmd("a", 1, 1)); err != nil {
 		t.Fatal(err)
 	}
-	want := []Change{{Kind: ChangeSnapshot}, {"create_topic", "a"}}
+	want := []Change{{Kind: ChangeSnapshot}, {Kind: "create_topic", Topic: "a"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("observed %v, want %v", got, want)
 	}

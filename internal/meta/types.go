@@ -78,6 +78,9 @@ type Topic struct {
 	// Nil for a topic of a single node, which holds every partition
 	// (omitted, so that a single node's snapshots and log are as before).
 	Replicas [][]int32 `json:"replicas,omitempty"`
+	// Reassignments are the moves of partitions in progress, by
+	// partition (reassign.go); nil when none is.
+	Reassignments map[int32]Reassignment `json:"reassignments,omitempty"`
 }
 
 // clone returns a deep copy whose Configs is never nil, so callers may
@@ -87,6 +90,7 @@ func (t Topic) clone() Topic {
 	maps.Copy(c, t.Configs)
 	t.Configs = c
 	t.Replicas = cloneReplicas(t.Replicas)
+	t.Reassignments = cloneMoves(t.Reassignments)
 	return t
 }
 

@@ -122,8 +122,10 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		replication.LagTime = cfg.ReplicaLagTimeMax
 	}
 	if s.broker, err = broker.New(broker.Options{
-		NodeID:           nodeID,
-		Replication:      replication,
+		NodeID:      nodeID,
+		Replication: replication,
+		Balance: broker.BalanceOptions{Enable: cfg.AutoLeaderRebalance, Interval: cfg.LeaderImbalanceCheck,
+			Percentage: cfg.LeaderImbalancePct},
 		DataDir:          cfg.DataDir,
 		Storage:          s.storageOptions("partition"),
 		AutoCreateTopics: cfg.AutoCreateTopics,
@@ -284,6 +286,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		go func() {
 			defer s.wg.Done()
 			s.watchMembership()
+		}()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.broker.RunPartitionMoves(s.stop) // leader balancing, reassignments
 		}()
 	}
 	s.wg.Add(1)

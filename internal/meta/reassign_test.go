@@ -1,0 +1,92 @@
+package meta
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestReassignment scripts a move's life in the state machine: started
+// (the assignment widens, the move is recorded), refused while in
+// progress, completed (the assignment narrows), cancelled (a move back),
+// and each command's encoding round trip.
+func TestReassignment(t *testing.T) {
+	st := NewState()
+	id := testID(1)
+	apply := func(p Payload) error {
+		t.Helper()
+		cmd := NewCommand(p)
+		b, err := encodeCommand(&cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := decodeCommand(b)
+		if err != nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		_, err = st.Apply(back)
+		return err
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(apply(&CreateTopicCmd{Name: "a", ID: id, Partitions: 2, Replicas: [][]int32{{1, 2}, {2, 3}}}))
+	topic := func() Topic { t.Helper(); tp, _ := st.Topic("a"); return tp }
+
+	must(apply(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 0, Target: []int32{2, 3}}}}))
+	tp := topic()
+	if want := [][]int32{{2, 3, 1}, {2, 3}}; !reflect.DeepEqual(tp.Replicas, want) {
+		t.Fatalf("replicas while moving %v, want %v", tp.Replicas, want)
+	}
+	mv := tp.Reassignments[0]
+	if !reflect.DeepEqual(mv.Adding(), []int32{3}) || !reflect.DeepEqual(mv.Removing(), []int32{1}) {
+		t.Fatalf("adding %v removing %v", mv.Adding(), mv.Removing())
+	}
+	if err := apply(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 0, Target: []int32{1, 3}}}}); !errors.Is(err, ErrReassignmentInProgress) {
+		t.Fatalf("new target while moving: %v", err)
+	}
+	if err := apply(&ReassignPartitionsCmd{Name: "a", ID: testID(2), Partitions: []PartitionTarget{{Partition: 1, Target: []int32{1, 3}}}}); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("stale topic id: %v", err)
+	}
+	if err := apply(&CompleteReassignmentCmd{Name: "a", ID: id, Partition: 0, Target: []int32{1, 3}}); !errors.Is(err, ErrNoReassignment) {
+		t.Fatalf("completion to another target: %v", err)
+	}
+	must(apply(&CompleteReassignmentCmd{Name: "a", ID: id, Partition: 0, Target: []int32{2, 3}}))
+	if tp := topic(); !reflect.DeepEqual(tp.Replicas, [][]int32{{2, 3}, {2, 3}}) || tp.Reassignments != nil {
+		t.Fatalf("after completion: %v %v", tp.Replicas, tp.Reassignments)
+	}
+
+	// Cancelled: a move back from where it is.
+	must(apply(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 1, Target: []int32{1, 2}}}}))
+	must(apply(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 1}}}))
+	tp = topic()
+	if mv := tp.Reassignments[1]; !reflect.DeepEqual(mv.Target, []int32{2, 3}) || !reflect.DeepEqual(tp.Replicas[1], []int32{2, 3, 1}) {
+		t.Fatalf("cancelled: move %+v, replicas %v", mv, tp.Replicas[1])
+	}
+	// A move to where it is ends at once.
+	must(apply(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 0, Target: []int32{2, 3}}}}))
+	if _, moving := topic().Reassignments[0]; moving {
+		t.Fatal("a move to the current replicas is in progress")
+	}
+	if err := apply(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 0, Target: []int32{2, 2}}}}); !errors.Is(err, ErrInvalidCommand) {
+		t.Fatalf("a replica twice: %v", err)
+	}
+	must(apply(&ElectPreferredLeadersCmd{Name: "a", ID: id, Partitions: []int32{0}}))
+
+	// The state survives its JSON form (snapshots).
+	b := mustJSON(t, st)
+	if !strings.Contains(string(b), `"reassignments":{"1":{"target":[2,3],"original":[1,2,3]}}`) {
+		t.Fatalf("the move in progress is not in the state's JSON: %s", b)
+	}
+	back := NewState()
+	if err := back.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON(t, back); string(got) != string(b) {
+		t.Fatalf("snapshot round trip:\n got %s\nwant %s", got, b)
+	}
+}
