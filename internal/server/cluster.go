@@ -44,6 +44,9 @@ type clusterNode struct {
 	view atomic.Pointer[ClusterView]
 	// peers: the registry's addresses given to tr (membership.go).
 	peers peerSync
+	// startSig receives SIGINT and SIGTERM until the metadata group is
+	// reached (openClusterMeta).
+	startSig chan os.Signal
 }
 
 // openCluster starts the transport and the Raft host.
@@ -74,6 +77,11 @@ func (s *Server) openCluster() error {
 	}
 	host.Start()
 	s.cluster = &clusterNode{cfg: cc, tr: tr, host: host}
+	// A SIGINT or SIGTERM from now until the metadata group is reached
+	// stops the start (openClusterMeta): caught before "cluster node" is
+	// logged, so that one sent right after that line is not missed.
+	s.cluster.startSig = make(chan os.Signal, 1)
+	signal.Notify(s.cluster.startSig, syscall.SIGINT, syscall.SIGTERM)
 	// The cluster's metrics exist on a clustered node only.
 	s.cluster.metrics = s.mx.WatchCluster(metrics.ClusterSources{Raft: host.Stats, Transport: tr.Stats, Nodes: s.clusterNodeCounts,
 		Partitions: s.partitionHealth})
@@ -96,6 +104,7 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 	if c.cfg.Join {
 		voters = nil // it waits to be added instead (membership.go)
 	}
+	defer signal.Stop(c.startSig)
 	m, err := meta.OpenCluster(dir, opts, meta.ClusterOptions{Host: c.host, Voters: voters, ObserveCommit: c.metrics.MetaCommitted})
 	if err != nil {
 		return nil, err
@@ -115,9 +124,7 @@ func (s *Server) openClusterMeta(dir string, opts meta.Options) (*meta.Store, er
 	// A SIGINT or SIGTERM while waiting stops the start at once, as for a
 	// joining node (the command's own handler reads signals only once
 	// Start has returned).
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
+	sig := c.startSig
 	deadline := time.Now().Add(clusterStartTimeout)
 	for {
 		s.syncPeers(m) // membership.go

@@ -19,11 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/signal"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
@@ -55,10 +52,8 @@ var ErrStartInterrupted = errors.New("server start interrupted by a signal")
 // once the server has started. done reports whether the node has joined
 // and caught up.
 func (s *Server) waitToJoin(done func() (bool, error)) error {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	c := s.cluster
+	sig := c.startSig
 	nextLog := time.Now()
 	for {
 		ok, err := done()
