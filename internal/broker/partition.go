@@ -442,6 +442,11 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (int64, error) {
 	if offset < 0 || offset > hw {
 		return -1, fmt.Errorf("%w: delete before %d, high watermark %d", ErrOffsetOutOfRange, offset, hw)
 	}
+	if offset > start && p.repl != nil {
+		// Every replica deletes the same records, where the entry falls.
+		start, err := p.repl.proposeDelete(offset)
+		return start, coreError(err)
+	}
 	if offset > start {
 		if err := p.log.DeleteRecordsBefore(offset); err != nil {
 			return -1, coreError(err)

@@ -505,6 +505,15 @@ func (r *replica) Apply(ents []*raftpb.Entry) {
 		case e.GetType() != raftpb.EntryNormal:
 			rec.kind = kindConf
 			confs = append(confs, e)
+		case len(e.GetData()) > 0 && e.GetData()[0] == replDeleteVersion:
+			// Kept whole in the side file, as a configuration change
+			// is: rebuilt, it must delete the same records.
+			rec.kind = kindConf
+			confs = append(confs, e)
+			start, err, origin, id := r.applyDelete(e, pending)
+			if origin == uint64(r.self) {
+				answers = append(answers, answer{id, AppendResult{BaseOffset: -1, LogStart: start}, nil, err})
+			}
 		case len(e.GetData()) > 0:
 			res, ap, err, origin, id := r.applyEntry(e)
 			if err == nil && !res.Duplicate && res.BaseOffset >= 0 {
@@ -600,6 +609,55 @@ func (r *replica) applyEntry(e *raftpb.Entry) (res appliedProduce, ap Pending, e
 		out.BaseOffset = -1
 	}
 	return appliedProduce{AppendResult: out, count: count}, ap, err, origin, id
+}
+
+// applyDelete applies a DeleteRecords entry once the writes before it
+// are done: the log start moves to the offset asked (at most the applied
+// end) on every replica alike.
+func (r *replica) applyDelete(e *raftpb.Entry, pending []Pending) (start int64, err error, origin, id uint64) {
+	data := append([]byte{replEntryVersion}, e.GetData()[1:]...)
+	origin, id, _, payload, err := decodeReplEntry(data)
+	if err != nil || len(payload) != 8 {
+		r.log.Warn("replicated partition: skipping a malformed DeleteRecords entry", "index", e.GetIndex())
+		return -1, ErrCorruptMessage, origin, id
+	}
+	for _, ap := range pending {
+		if err := ap.Wait(); err != nil {
+			return -1, err, origin, id
+		}
+	}
+	offset := min(int64(binary.BigEndian.Uint64(payload)), r.end)
+	if offset > r.p.log.StartOffset() {
+		if err := r.p.log.DeleteRecordsBefore(offset); err != nil {
+			return -1, err, origin, id
+		}
+	}
+	return r.p.log.StartOffset(), nil, origin, id
+}
+
+// proposeDelete proposes DeleteRecords before offset and returns the log
+// start once the entry is applied here.
+func (r *replica) proposeDelete(offset int64) (int64, error) {
+	w := &replPending{done: make(chan struct{})}
+	id := r.nextID.Add(1)
+	w.timer = time.AfterFunc(r.timeout, func() { r.answer(id, AppendResult{}, ErrReplicationTimeout) })
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		w.timer.Stop()
+		return -1, ErrClosed
+	}
+	r.waiters[id] = w
+	r.mu.Unlock()
+	data := appendReplEntry(nil, uint64(r.self), id, -1, binary.BigEndian.AppendUint64(nil, uint64(offset)))
+	data[0] = replDeleteVersion
+	if _, _, err := r.proposeEntry(id, w, data, -1); err != nil {
+		return -1, err
+	}
+	if err := w.Wait(); err != nil {
+		return -1, err
+	}
+	return w.Result().LogStart, nil
 }
 
 // countOffsets is the number of offsets whole, valid batches take.
@@ -882,6 +940,9 @@ const (
 	// replMarkerVersion marks an entry whose batch is a transaction
 	// marker (a control batch) the coordinator wrote, not a produce.
 	replMarkerVersion = 2
+	// replDeleteVersion marks a DeleteRecords entry: its payload is the
+	// offset to delete before (8 bytes).
+	replDeleteVersion = 3
 	replEntryHeader   = 1 + 8 + 8 + 8
 )
 

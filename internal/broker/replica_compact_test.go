@@ -20,6 +20,7 @@ import (
 // (A replica that lost its directory is not one Raft can take back: it
 // rejoins as a new member, through a reassignment.) A leader restarted after
 // compacting resumes from its checkpoint, cutting what it wrote after it.
+// DeleteRecords moves the log start of every replica.
 func TestReplicatedPartitionCompactsItsRaftLog(t *testing.T) {
 	net := multiraft.NewLocalNetwork()
 	dirs := map[cluster.NodeID]string{1: t.TempDir(), 2: t.TempDir(), 3: t.TempDir()}
@@ -130,6 +131,21 @@ func TestReplicatedPartitionCompactsItsRaftLog(t *testing.T) {
 	l = leaderOf(t, nodes)
 	if res := produce(l, storage.BuildBatch(0, 2000, [][]byte{[]byte("last")})); res.BaseOffset != next {
 		t.Fatalf("batch after the restart at %d, want %d", res.BaseOffset, next)
+	}
+	next++
+
+	// DeleteRecords is an entry too: every replica's log starts at the
+	// same offset after it (the first segment is the active one here, so
+	// only the start moves).
+	start, err := l.p.DeleteRecordsBefore(9)
+	if err != nil || start != 9 {
+		t.Fatalf("DeleteRecordsBefore(9) = %d, %v", start, err)
+	}
+	for _, n := range nodes {
+		testutil.WaitFor(t, 10*time.Second, "every replica's log start moved", func() bool {
+			s, hw, _ := n.p.Offsets()
+			return s == 9 && hw == next
+		})
 	}
 }
 
