@@ -264,7 +264,14 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	// Request ids start from the clock so that a restarted leader does
 	// not take the ids of its proposals still in the log for its own.
 	r.nextID.Store(uint64(time.Now().UnixNano()))
-	return &replicaLog{PartitionLog: l, r: r}, nil
+	dl, ok := l.(diskLog)
+	if !ok {
+		l.Close()
+		idx.close()
+		store.Close()
+		return nil, errors.New("broker: a replicated partition needs a disk log")
+	}
+	return &replicaLog{diskLog: dl, r: r}, nil
 }
 
 // openReplicaData cuts the segment log back to end, opens it and the
@@ -317,7 +324,10 @@ func startReplica(p *Partition, id meta.TopicID) error {
 // replicaLog is a replicated partition's segment log; closing it takes the
 // partition out of its Raft group first.
 type replicaLog struct {
-	PartitionLog
+	// diskLog, not the PartitionLog interface: the partition finds the
+	// segment log's other abilities on it (zero-copy reads, the
+	// transaction index's sidecars, the cleaner's segment rewrites).
+	diskLog
 	r *replica
 }
 
@@ -327,13 +337,13 @@ type replicaLog struct {
 func (l *replicaLog) Close() error {
 	l.r.stop()
 	l.r.syncOnce()
-	return errors.Join(l.r.store.Close(), l.r.idx.close(), l.PartitionLog.Close())
+	return errors.Join(l.r.store.Close(), l.r.idx.close(), l.diskLog.Close())
 }
 
 func (l *replicaLog) Delete() error {
 	l.r.stop()
 	err := errors.Join(l.r.store.Close(), l.r.idx.close())
-	return errors.Join(err, os.RemoveAll(l.r.dir), l.PartitionLog.Delete())
+	return errors.Join(err, os.RemoveAll(l.r.dir), l.diskLog.Delete())
 }
 
 // stop leaves the group and fails the waiting produces.
@@ -817,14 +827,8 @@ func (r *replica) syncOnce() (later bool) {
 
 // syncLog fsyncs the segment log.
 func (r *replica) syncLog() error {
-	type syncer interface{ Sync() error }
 	if l, ok := r.p.log.(*replicaLog); ok {
-		if d, ok := l.PartitionLog.(diskLog); ok {
-			return d.Log.Sync()
-		}
-		if s, ok := l.PartitionLog.(syncer); ok {
-			return s.Sync()
-		}
+		return l.diskLog.Log.Sync()
 	}
 	return errors.New("broker: the segment log cannot be synced")
 }
