@@ -413,37 +413,39 @@ func (r *replica) propose(batches []byte, check TxnCheck) (AppendResult, Pending
 	if p.stored.Load().logAppendTime {
 		at = p.now().UnixMilli()
 	}
+	id, w, err := r.wait()
+	if err != nil {
+		return AppendResult{}, nil, err
+	}
+	return r.proposeEntry(id, w, appendReplEntry(make([]byte, 0, replEntryHeader+len(batches)), uint64(r.self), id, at, batches), at)
+}
+
+// wait registers the waiter of a new proposal: answered when its entry
+// is applied here, or ErrReplicationTimeout after the propose timeout.
+func (r *replica) wait() (uint64, *replPending, error) {
 	w := &replPending{done: make(chan struct{})}
 	id := r.nextID.Add(1)
 	// The timer is set before the waiter is published (under r.mu), so
 	// that finish, on another goroutine, reads it safely.
 	w.timer = time.AfterFunc(r.timeout, func() { r.answer(id, AppendResult{}, ErrReplicationTimeout) })
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
 		w.timer.Stop()
-		return AppendResult{}, nil, ErrClosed
+		return 0, nil, ErrClosed
 	}
 	r.waiters[id] = w
-	r.mu.Unlock()
-	return r.proposeEntry(id, w, appendReplEntry(make([]byte, 0, replEntryHeader+len(batches)), uint64(r.self), id, at, batches), at)
+	return id, w, nil
 }
 
 // proposeMarker proposes a transaction marker (a control batch), which
 // every replica writes when it is applied, as WriteMarker does on a
 // single node.
 func (r *replica) proposeMarker(batch []byte) (Pending, error) {
-	w := &replPending{done: make(chan struct{})}
-	id := r.nextID.Add(1)
-	w.timer = time.AfterFunc(r.timeout, func() { r.answer(id, AppendResult{}, ErrReplicationTimeout) })
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		w.timer.Stop()
-		return nil, ErrClosed
+	id, w, err := r.wait()
+	if err != nil {
+		return nil, err
 	}
-	r.waiters[id] = w
-	r.mu.Unlock()
 	data := appendReplEntry(make([]byte, 0, replEntryHeader+len(batch)), uint64(r.self), id, -1, batch)
 	data[0] = replMarkerVersion
 	if _, _, err := r.proposeEntry(id, w, data, -1); err != nil {
@@ -648,17 +650,10 @@ func (r *replica) applyDelete(e *raftpb.Entry, pending []Pending) (start int64, 
 // proposeDelete proposes DeleteRecords before offset and returns the log
 // start once the entry is applied here.
 func (r *replica) proposeDelete(offset int64) (int64, error) {
-	w := &replPending{done: make(chan struct{})}
-	id := r.nextID.Add(1)
-	w.timer = time.AfterFunc(r.timeout, func() { r.answer(id, AppendResult{}, ErrReplicationTimeout) })
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		w.timer.Stop()
-		return -1, ErrClosed
+	id, w, err := r.wait()
+	if err != nil {
+		return -1, err
 	}
-	r.waiters[id] = w
-	r.mu.Unlock()
 	data := appendReplEntry(nil, uint64(r.self), id, -1, binary.BigEndian.AppendUint64(nil, uint64(offset)))
 	data[0] = replDeleteVersion
 	if _, _, err := r.proposeEntry(id, w, data, -1); err != nil {
