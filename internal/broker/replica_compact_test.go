@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-mq/sluice/internal/cluster"
-	"github.com/sluice-mq/sluice/internal/cluster/multiraft"
 	"github.com/sluice-mq/sluice/internal/storage"
 	"github.com/sluice-mq/sluice/internal/testutil"
 )
@@ -22,27 +20,8 @@ import (
 // compacting resumes from its checkpoint, cutting what it wrote after it.
 // DeleteRecords moves the log start of every replica.
 func TestReplicatedPartitionCompactsItsRaftLog(t *testing.T) {
-	net := multiraft.NewLocalNetwork()
-	dirs := map[cluster.NodeID]string{1: t.TempDir(), 2: t.TempDir(), 3: t.TempDir()}
-	nodes := []*replNode{startReplNode(t, net, 1, dirs[1]), startReplNode(t, net, 2, dirs[2]), startReplNode(t, net, 3, dirs[3])}
-	defer func() {
-		for _, n := range nodes {
-			if n != nil {
-				n.stop()
-			}
-		}
-	}()
-	produce := func(l *replNode, b []byte) AppendResult {
-		t.Helper()
-		_, ap, err := l.p.Append(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ap.Wait(); err != nil {
-			t.Fatal(err)
-		}
-		return ap.(ResultPending).Result()
-	}
+	net, dirs, nodes := startReplCluster(t)
+	produce := func(l *replNode, b []byte) AppendResult { t.Helper(); return replProduce(t, l, b) }
 	l := leaderOf(t, nodes)
 	var down *replNode
 	for _, n := range nodes {

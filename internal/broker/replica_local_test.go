@@ -58,6 +58,37 @@ func (n *replNode) stop() {
 	n.tr.Close()
 }
 
+// startReplCluster starts three replNodes of replTopic's partition on an
+// in-memory network, stopped when the test ends (nodes set to nil are
+// ones the test stopped itself).
+func startReplCluster(t *testing.T) (*multiraft.LocalNetwork, map[cluster.NodeID]string, []*replNode) {
+	t.Helper()
+	net := multiraft.NewLocalNetwork()
+	dirs := map[cluster.NodeID]string{1: t.TempDir(), 2: t.TempDir(), 3: t.TempDir()}
+	nodes := []*replNode{startReplNode(t, net, 1, dirs[1]), startReplNode(t, net, 2, dirs[2]), startReplNode(t, net, 3, dirs[3])}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			if n != nil {
+				n.stop()
+			}
+		}
+	})
+	return net, dirs, nodes
+}
+
+// replProduce appends b through l and waits for its offsets.
+func replProduce(t *testing.T, l *replNode, b []byte) AppendResult {
+	t.Helper()
+	_, ap, err := l.p.Append(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ap.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return ap.(ResultPending).Result()
+}
+
 // leaderOf waits for one of nodes to lead the partition's group.
 func leaderOf(t *testing.T, nodes []*replNode) *replNode {
 	t.Helper()
@@ -82,27 +113,8 @@ func leaderOf(t *testing.T, nodes []*replNode) *replNode {
 // and a replica whose log ends past its checkpoint rebuilds it from the
 // Raft log.
 func TestReplicatedPartitionOverRaft(t *testing.T) {
-	net := multiraft.NewLocalNetwork()
-	dirs := map[cluster.NodeID]string{1: t.TempDir(), 2: t.TempDir(), 3: t.TempDir()}
-	nodes := []*replNode{startReplNode(t, net, 1, dirs[1]), startReplNode(t, net, 2, dirs[2]), startReplNode(t, net, 3, dirs[3])}
-	defer func() {
-		for _, n := range nodes {
-			if n != nil {
-				n.stop()
-			}
-		}
-	}()
-	produce := func(l *replNode, b []byte) AppendResult {
-		t.Helper()
-		_, ap, err := l.p.Append(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ap.Wait(); err != nil {
-			t.Fatal(err)
-		}
-		return ap.(ResultPending).Result()
-	}
+	net, dirs, nodes := startReplCluster(t)
+	produce := func(l *replNode, b []byte) AppendResult { t.Helper(); return replProduce(t, l, b) }
 	l := leaderOf(t, nodes)
 	for seq := int32(0); seq < 10; seq++ {
 		if res := produce(l, producerBatch(9, 0, seq*2, 2)); res.BaseOffset != int64(seq*2) {
