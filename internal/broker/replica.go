@@ -690,30 +690,56 @@ func (r *replica) fail(err error) {
 
 // ApplySnapshot follows a snapshot from the leader, which this replica
 // gets when it needs entries the leader's segment log no longer holds
-// (retention deleted them): its log must continue at the snapshot's end
-// offset. A log that ends there already just goes on; any other is reset
-// at the next start (storage cannot move a log's end while it is open):
-// until then this replica applies nothing, and says so.
+// (retention, DeleteRecords or the cleaner removed them, or this replica
+// is new to a partition whose log no longer starts at 0): its log must
+// continue at the snapshot's end offset. A log that ends there already
+// just goes on; any other is emptied in place to start there
+// (storage.Log.ResetTo: its older records are gone from the leader too).
+// If that fails this replica applies nothing more, says so, and its next
+// start resets the log (the checkpoint points at the snapshot).
 func (r *replica) ApplySnapshot(snap *raftpb.Snapshot) {
 	md := snap.GetMetadata()
 	end := decodeReplSnapshot(snap.GetData())
-	if r.broken == nil && r.end == end {
-		if err := r.idx.reset(md.GetIndex()+1, md.GetTerm()); err != nil {
-			r.fail(err)
-			return
+	if r.broken == nil && r.end != end {
+		r.log.Warn("replicated partition: the leader no longer holds what this replica lacks; starting its log afresh where the leader's snapshot ends",
+			"log_end", r.end, "snapshot_end", end, "snapshot_index", md.GetIndex())
+		if err := r.resetLog(end); err != nil {
+			r.fail(fmt.Errorf("a Raft snapshot at index %d needs the log to continue at offset %d; resetting it failed: %w", md.GetIndex(), end, err))
 		}
-		r.applied = md.GetIndex()
-		r.synMu.Lock()
-		r.syn.applied, r.syn.end = r.applied, r.end
-		r.synMu.Unlock()
+	}
+	if r.broken != nil {
+		if err := writeAppliedCheckpoint(r.dir, md.GetIndex(), end); err != nil {
+			r.log.Error("replicated partition: writing the checkpoint failed", "err", err)
+		}
 		return
 	}
-	// The checkpoint points at the snapshot: the next start finds the
-	// log short of it and starts it empty there.
-	r.fail(fmt.Errorf("a Raft snapshot at index %d needs the log to continue at offset %d; it ends at %d", md.GetIndex(), end, r.end))
-	if err := writeAppliedCheckpoint(r.dir, md.GetIndex(), end); err != nil {
-		r.log.Error("replicated partition: writing the checkpoint failed", "err", err)
+	if err := r.idx.reset(md.GetIndex()+1, md.GetTerm()); err != nil {
+		r.fail(err)
+		return
 	}
+	r.applied = md.GetIndex()
+	r.appliedTerm.Store(md.GetTerm())
+	r.synMu.Lock()
+	r.syn.applied, r.syn.end = r.applied, r.end
+	r.synMu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// resetLog empties the segment log to continue at end, and forgets the
+// producer and transaction state of the records it dropped.
+func (r *replica) resetLog(end int64) error {
+	l, ok := r.p.log.(*replicaLog)
+	if !ok {
+		return errors.New("broker: not a replicated partition's log")
+	}
+	if err := l.diskLog.Log.ResetTo(end); err != nil {
+		return err
+	}
+	r.end = end
+	return r.p.rebuildProducers()
 }
 
 // Snapshot is not used: the syncer compacts through Host.Compact.

@@ -131,9 +131,16 @@ func TestReplicatedPartitionCompactsItsRaftLog(t *testing.T) {
 // readBatches reads a partition's batches from its start.
 func readBatches(t *testing.T, p *Partition) []byte {
 	t.Helper()
+	start, _, _ := p.Offsets()
+	return readBatchesFrom(t, p, start)
+}
+
+// readBatchesFrom reads a partition's batches from offset from.
+func readBatchesFrom(t *testing.T, p *Partition, from int64) []byte {
+	t.Helper()
 	var out []byte
-	start, hw, _ := p.Offsets()
-	for at := start; at < hw; {
+	_, hw, _ := p.Offsets()
+	for at := from; at < hw; {
 		b, err := p.Read(at, 1<<20, ReadUncommitted)
 		if err != nil {
 			t.Fatal(err)
@@ -146,4 +153,68 @@ func readBatches(t *testing.T, p *Partition) []byte {
 		out = append(out, b...)
 	}
 	return out
+}
+
+// TestReplicatedFollowerResetBySnapshot: a follower that was down while
+// the leader deleted records and compacted its Raft log needs entries the
+// leader can no longer rebuild; it gets the leader's snapshot and empties
+// its own log in place to continue where the snapshot ends, then holds
+// the leader's batches from there on, byte for byte, and takes new ones.
+func TestReplicatedFollowerResetBySnapshot(t *testing.T) {
+	net, dirs, nodes := startReplCluster(t)
+	l := leaderOf(t, nodes)
+	var down *replNode
+	for _, n := range nodes {
+		if n != l {
+			down = n
+			break
+		}
+	}
+	down.stop()
+	nodes[down.id-1] = nil
+	next := int64(0)
+	for seq := int32(0); seq < 30; seq++ {
+		replProduce(t, l, producerBatch(7, 0, seq*3, 3))
+		next += 3
+	}
+	if start, err := l.p.DeleteRecordsBefore(45); err != nil || start != 45 {
+		t.Fatalf("DeleteRecordsBefore(45) = %d, %v", start, err)
+	}
+	for seq := int32(30); seq < 35; seq++ {
+		replProduce(t, l, producerBatch(7, 0, seq*3, 3))
+		next += 3
+	}
+	testutil.WaitFor(t, 10*time.Second, "the leader's Raft log compacted past the deletion", func() bool {
+		f, err := l.p.repl.store.DiskStorage.FirstIndex()
+		return err == nil && f > 35
+	})
+	nodes[down.id-1] = startReplNode(t, net, down.id, dirs[down.id])
+	back := nodes[down.id-1]
+	testutil.WaitFor(t, 20*time.Second, "the reset follower catches up", func() bool {
+		_, hw, _ := back.p.Offsets()
+		return hw == next
+	})
+	start, _, _ := back.p.Offsets()
+	if start < 45 || start > next {
+		t.Fatalf("the reset follower's log starts at %d, want between 45 and %d", start, next)
+	}
+	l = leaderOf(t, nodes)
+	for seq := int32(35); seq < 40; seq++ {
+		if res := replProduce(t, l, producerBatch(7, 0, seq*3, 3)); res.BaseOffset != next {
+			t.Fatalf("a batch after the reset at %d, want %d", res.BaseOffset, next)
+		}
+		next += 3
+	}
+	testutil.WaitFor(t, 10*time.Second, "the reset follower takes new batches", func() bool {
+		_, hw, _ := back.p.Offsets()
+		return hw == next
+	})
+	want := readBatchesFrom(t, l.p, start)
+	if got := readBatchesFrom(t, back.p, start); !bytes.Equal(got, want) || len(got) == 0 {
+		t.Fatalf("the reset follower holds %d bytes from %d, the leader %d", len(got), start, len(want))
+	}
+	// A retry of the last batch is still a duplicate.
+	if res := replProduce(t, l, producerBatch(7, 0, 39*3, 3)); res.BaseOffset != next-3 {
+		t.Fatalf("a retried batch answered at %d, want the original %d", res.BaseOffset, next-3)
+	}
 }

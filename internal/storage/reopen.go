@@ -87,6 +87,51 @@ func (l *Log) Recover() error {
 			return l.refail(err)
 		}
 	}
+	return l.reopen()
+}
+
+// ResetTo empties the log in place and makes it start, and continue, at
+// start: what ResetOffline does to a closed log, for a log its holders
+// keep open (a replicated partition's follower that must continue where
+// a Raft snapshot ends, its older records gone from the leader). The
+// writer stops, the files go, the log is recovered from what is left
+// (the start checkpoint) and a new writer starts; the Log value stays the
+// same. Appends refused meanwhile fail as on a failed log; readers of the
+// old segments finish with their files. On an error the log stays
+// failed, and Recover (or ResetTo again) may be called.
+func (l *Log) ResetTo(start int64) error {
+	l.adminMu.Lock()
+	defer l.adminMu.Unlock()
+
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if l.failErr == nil {
+		l.failErr = fmt.Errorf("storage: log %s being reset to %d", l.dir, start)
+		l.failed.Store(true)
+	}
+	done := l.writerDone
+	select {
+	case <-done:
+	default:
+		l.pend.closing = true
+		l.pend.syncReq = true
+	}
+	l.mu.Unlock()
+	l.wake()
+	<-done
+	if err := ResetOffline(l.fs, l.dir, start); err != nil {
+		return l.refail(err)
+	}
+	return l.reopen()
+}
+
+// reopen recovers the log from its files once its writer has stopped,
+// swaps the recovered state in and starts a new writer (Recover,
+// ResetTo).
+func (l *Log) reopen() error {
 	fresh, err := openLog(l.dir, l.opts)
 	if err != nil {
 		return l.refail(err)

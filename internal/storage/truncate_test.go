@@ -542,3 +542,47 @@ func TestTruncateAfterTornTail(t *testing.T) {
 	}
 	tl.check(t, 0, 120)
 }
+
+// ResetTo empties an open log in place: the same Log goes on at start,
+// readers see nothing below it, appends land at start, and a reopen
+// finds the same.
+func TestResetToOpenLog(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys FS, dir string, o Options) {
+		l := mustOpen(t, fsys, dir, o)
+		for i := range 20 {
+			mustAppend(t, l, batchOf(i, 2, 60, int64(1000+10*i)))
+		}
+		changed := l.Changed()
+		if err := l.ResetTo(500); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-changed:
+		default:
+			t.Error("a reader waiting for the log was not woken by the reset")
+		}
+		if s, hw := l.StartOffset(), l.HighWatermark(); s != 500 || hw != 500 {
+			t.Fatalf("after ResetTo(500): start %d, high watermark %d", s, hw)
+		}
+		if _, err := l.Read(10, 1<<20); err == nil {
+			t.Fatal("a read below the new start succeeded")
+		}
+		if a := mustAppend(t, l, batchOf(0, 3, 60, 5000)); a.BaseOffset != 500 {
+			t.Fatalf("append after the reset at %d, want 500", a.BaseOffset)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = mustOpen(t, fsys, dir, o)
+		defer l.Close()
+		if s, hw := l.StartOffset(), l.HighWatermark(); s != 500 || hw != 503 {
+			t.Fatalf("reopened: start %d, high watermark %d, want 500 and 503", s, hw)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.ResetTo(7); !errors.Is(err, ErrClosed) {
+			t.Fatalf("ResetTo on a closed log: %v", err)
+		}
+	})
+}
