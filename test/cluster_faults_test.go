@@ -216,6 +216,15 @@ func runFaultTrial(t *testing.T, bin string, schedule func(nodes []*broker) []st
 		}
 	}()
 
+	// Faults start once the load flows: a new topic's partitions elect
+	// their leaders first, which a slow machine (the race detector in CI)
+	// can take seconds over, and a schedule that began before would test
+	// nothing.
+	waitFor(t, 60*time.Second, "records acknowledged before the faults", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 3
+	})
 	faults := schedule(nodes)
 	close(stop)
 	wg.Wait()
