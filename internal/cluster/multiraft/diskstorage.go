@@ -342,7 +342,7 @@ func (s *DiskStorage) persistSnapshot() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.dir, snapName, b)
+	return WriteFileAtomic(s.dir, snapName, b)
 }
 
 // rewriteWAL replaces raft.wal with the entries and HardState the memory
@@ -374,7 +374,7 @@ func (s *DiskStorage) rewriteWAL() error {
 			return err
 		}
 	}
-	if err := writeFileAtomic(s.dir, walName, buf); err != nil {
+	if err := WriteFileAtomic(s.dir, walName, buf); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(filepath.Join(s.dir, walName), os.O_RDWR|os.O_APPEND, 0)
@@ -439,9 +439,10 @@ func decodeSnapFile(b []byte) (*raftpb.Snapshot, error) {
 	return snap, nil
 }
 
-// writeFileAtomic writes dir/name through a temporary file: write, fsync,
+// WriteFileAtomic writes dir/name through a temporary file: write, fsync,
 // rename, fsync the directory. A crash leaves the old file or the new one.
-func writeFileAtomic(dir, name string, b []byte) error {
+// (The broker's replicated partitions write their checkpoint with it.)
+func WriteFileAtomic(dir, name string, b []byte) error {
 	tmp := filepath.Join(dir, name+tmpExt)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
