@@ -23,13 +23,7 @@ func TestReplicatedPartitionCompactsItsRaftLog(t *testing.T) {
 	net, dirs, nodes := startReplCluster(t)
 	produce := func(l *replNode, b []byte) AppendResult { t.Helper(); return replProduce(t, l, b) }
 	l := leaderOf(t, nodes)
-	var down *replNode
-	for _, n := range nodes {
-		if n != l {
-			down = n
-			break
-		}
-	}
+	down := followerOf(nodes, l)
 	down.stop()
 	nodes[down.id-1] = nil
 
@@ -128,6 +122,16 @@ func TestReplicatedPartitionCompactsItsRaftLog(t *testing.T) {
 	}
 }
 
+// followerOf returns a node of nodes other than l.
+func followerOf(nodes []*replNode, l *replNode) *replNode {
+	for _, n := range nodes {
+		if n != nil && n != l {
+			return n
+		}
+	}
+	return nil
+}
+
 // readBatches reads a partition's batches from its start.
 func readBatches(t *testing.T, p *Partition) []byte {
 	t.Helper()
@@ -163,13 +167,7 @@ func readBatchesFrom(t *testing.T, p *Partition, from int64) []byte {
 func TestReplicatedFollowerResetBySnapshot(t *testing.T) {
 	net, dirs, nodes := startReplCluster(t)
 	l := leaderOf(t, nodes)
-	var down *replNode
-	for _, n := range nodes {
-		if n != l {
-			down = n
-			break
-		}
-	}
+	down := followerOf(nodes, l)
 	down.stop()
 	nodes[down.id-1] = nil
 	next := int64(0)
