@@ -46,7 +46,8 @@ voter as soon as it has caught up ("sluice cluster status" shows its role).`,
 			if ans.Role == "learner" {
 				fmt.Fprintf(cmd.OutOrStdout(), "added node %d (%s) as a learner; it becomes a voter once it has caught up\n", id, addr)
 			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "node %d (%s) is a %s\n", id, addr, ans.Role)
+				// It caught up and was promoted before the answer.
+				fmt.Fprintf(cmd.OutOrStdout(), "added node %d (%s); it has caught up and is already a voter (%s)\n", id, addr, ans.Role)
 			}
 			return nil
 		},
