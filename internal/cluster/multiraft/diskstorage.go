@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"go.etcd.io/raft/v3"
@@ -16,29 +17,47 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// DiskStorage is a durable [Storage] for one group in one directory: a
-// write-ahead log of entries and HardStates (raft.wal) and the latest
-// snapshot (raft.snap). Reads are served from a raft.MemoryStorage that
-// mirrors the files, so raft never waits on the disk to read its log; the
-// files exist to rebuild it after a restart. The formats are described in
-// docs/clustering.md ("Metadata on Raft").
+// DiskStorage is a raft.Storage kept on disk in one directory: a
+// write-ahead log of entries and HardStates in segment files
+// (raft-<seq>.wal) and the latest snapshot (raft.snap). Reads are served
+// from a raft.MemoryStorage that mirrors the files, so raft never waits on
+// the disk to read its log; the files exist to rebuild it after a restart.
+// The formats are described in docs/clustering.md ("Metadata on Raft").
 //
-// Save and Compact are called by one goroutine at a time (the Host's
-// worker for the group); the raft.Storage reads may run concurrently with
-// them.
+// A compaction does not rewrite the log: it starts a new segment and
+// deletes the older segments whose entries the snapshot covers, holding up
+// Save only for the in-memory part (file creation and fsyncs happen
+// outside the lock Save takes).
+//
+// Save and Compact are called by one goroutine at a time each (the Host's
+// worker for the group, and the Host or a state machine's syncer for
+// Compact); the raft.Storage reads may run concurrently with them.
 type DiskStorage struct {
 	*raft.MemoryStorage
 
-	dir    string
+	dir string
+	// compactMu serializes Compact and the snapshot installs of Save
+	// (the segment switches); taken before mu.
+	compactMu sync.Mutex
+
 	mu     sync.Mutex // guards the fields below (writers only)
-	wal    *os.File
+	wal    *os.File   // the active segment; replaced under compactMu and mu
+	seq    uint64     // the active segment's sequence number
+	last   uint64     // the highest entry index written to the active segment
+	old    []walSegment
 	failed error
 	buf    []byte
 }
 
+// walSegment is a segment that is no longer written to.
+type walSegment struct {
+	seq  uint64
+	last uint64 // the highest entry index it holds (0: none)
+}
+
 // Storage file names and limits.
 const (
-	walName  = "raft.wal"
+	walName  = "raft.wal" // segment 0, the single log file of format version 1
 	snapName = "raft.snap"
 	tmpExt   = ".tmp"
 
@@ -52,7 +71,34 @@ const (
 
 	recHardState = 1
 	recEntry     = 2
+	// recReset starts the segment written after a snapshot was received
+	// (payload: its raftpb.SnapshotMetadata): the entries of the older
+	// segments are replaced by that snapshot.
+	recReset = 3
 )
+
+// segmentName is the file name of segment seq.
+func segmentName(seq uint64) string {
+	if seq == 0 {
+		return walName
+	}
+	return fmt.Sprintf("raft-%016x.wal", seq)
+}
+
+// parseSegmentName returns the sequence number of a segment file name.
+func parseSegmentName(name string) (uint64, bool) {
+	if name == walName {
+		return 0, true
+	}
+	var seq uint64
+	if len(name) != len("raft-0000000000000000.wal") {
+		return 0, false
+	}
+	if _, err := fmt.Sscanf(name, "raft-%016x.wal", &seq); err != nil || seq == 0 || segmentName(seq) != name {
+		return 0, false
+	}
+	return seq, true
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -68,8 +114,21 @@ func OpenDiskStorage(dir string) (*DiskStorage, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	os.Remove(filepath.Join(dir, walName+tmpExt))
-	os.Remove(filepath.Join(dir, snapName+tmpExt))
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []uint64
+	for _, de := range des {
+		if filepath.Ext(de.Name()) == tmpExt {
+			os.Remove(filepath.Join(dir, de.Name()))
+			continue
+		}
+		if seq, ok := parseSegmentName(de.Name()); ok {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
 	s := &DiskStorage{MemoryStorage: raft.NewMemoryStorage(), dir: dir}
 	b, err := os.ReadFile(filepath.Join(dir, snapName))
 	switch {
@@ -85,47 +144,105 @@ func OpenDiskStorage(dir string) (*DiskStorage, error) {
 			return nil, err
 		}
 	}
-	path := filepath.Join(dir, walName)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := s.rewriteWAL(); err != nil {
+	if len(seqs) == 0 {
+		f, err := createSegment(dir, 1)
+		if err != nil {
 			return nil, err
 		}
+		s.wal, s.seq = f, 1
 		return s, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	valid, err := replayWAL(data, s.MemoryStorage)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if valid < len(data) {
-		if err := f.Truncate(int64(valid)); err != nil {
+	for i, seq := range seqs {
+		path := filepath.Join(dir, segmentName(seq))
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			s.closeOld(f)
+			return nil, err
+		}
+		data, err := io.ReadAll(f)
+		if err != nil {
 			f.Close()
 			return nil, err
 		}
-		if err := f.Sync(); err != nil {
+		valid, last, err := replayWAL(data, s)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if i < len(seqs)-1 {
+			// An older segment may end in a torn HardState that only
+			// moved the commit index (not fsynced); entries were.
+			f.Close()
+			s.old = append(s.old, walSegment{seq: seq, last: last})
+			continue
+		}
+		if valid < len(data) {
+			if err := f.Truncate(int64(valid)); err != nil {
+				f.Close()
+				return nil, err
+			}
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return nil, err
+			}
+		}
+		if _, err := f.Seek(int64(valid), io.SeekStart); err != nil {
 			f.Close()
 			return nil, err
 		}
+		s.wal, s.seq, s.last = f, seq, last
 	}
-	if _, err := f.Seek(int64(valid), io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	s.wal = f
 	if err := s.commitSnapshot(); err != nil {
-		f.Close()
+		s.wal.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// closeOld closes f if it is open; for error paths of OpenDiskStorage.
+func (s *DiskStorage) closeOld(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
+}
+
+// createSegment creates segment seq in dir, holding only the magic, and
+// makes it durable with its directory entry, so that what Save fsyncs
+// into it later is found after a crash.
+func createSegment(dir string, seq uint64) (*os.File, error) {
+	path := filepath.Join(dir, segmentName(seq))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.Write([]byte(walMagic))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return f, nil
+}
+
+// discardSegment closes and deletes a segment created but not used.
+func discardSegment(f *os.File) {
+	f.Close()
+	os.Remove(f.Name())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // commitSnapshot raises the HardState's commit index to the snapshot's
@@ -150,50 +267,71 @@ func (s *DiskStorage) commitSnapshot() error {
 	return nil
 }
 
-// replayWAL applies the records of a log file to ms and returns the length
-// of its valid prefix. It stops at the first torn or corrupt record; a
-// record whose checksum holds but does not decode, or an entry that would
-// leave a gap, is an error (written by a newer or broken version).
-func replayWAL(data []byte, ms *raft.MemoryStorage) (valid int, err error) {
+// replayWAL applies the records of a log segment to s's memory storage
+// and returns the length of its valid prefix and the highest entry index
+// it holds. It stops at the first torn or corrupt record; a record whose
+// checksum holds but does not decode, or an entry that would leave a gap,
+// is an error (written by a newer or broken version).
+func replayWAL(data []byte, s *DiskStorage) (valid int, last uint64, err error) {
 	if len(data) < len(walMagic) || string(data[:len(walMagic)]) != walMagic {
-		return 0, errors.New("multiraft: not a raft log (bad magic or version)")
+		return 0, 0, errors.New("multiraft: not a raft log (bad magic or version)")
 	}
 	off := len(walMagic)
 	for {
 		typ, payload, n := nextWALRecord(data[off:])
 		if n == 0 {
-			return off, nil
+			return off, last, nil
 		}
+		ms := s.MemoryStorage
 		switch typ {
 		case recHardState:
 			var hs raftpb.HardState
 			if err := proto.Unmarshal(payload, &hs); err != nil {
-				return 0, fmt.Errorf("multiraft: hard state at offset %d: %w", off, err)
+				return 0, 0, fmt.Errorf("multiraft: hard state at offset %d: %w", off, err)
 			}
-			last, _ := ms.LastIndex()
-			if hs.GetCommit() > last {
-				return 0, fmt.Errorf("multiraft: hard state at offset %d commits %d past the last entry %d", off, hs.GetCommit(), last)
+			lastIndex, _ := ms.LastIndex()
+			if hs.GetCommit() > lastIndex {
+				return 0, 0, fmt.Errorf("multiraft: hard state at offset %d commits %d past the last entry %d", off, hs.GetCommit(), lastIndex)
 			}
 			if err := ms.SetHardState(&hs); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		case recEntry:
 			e := new(raftpb.Entry)
 			if err := proto.Unmarshal(payload, e); err != nil {
-				return 0, fmt.Errorf("multiraft: entry at offset %d: %w", off, err)
+				return 0, 0, fmt.Errorf("multiraft: entry at offset %d: %w", off, err)
 			}
 			first, _ := ms.FirstIndex()
-			last, _ := ms.LastIndex()
-			if e.GetIndex() > last+1 || e.GetIndex() == 0 {
-				return 0, fmt.Errorf("multiraft: entry %d at offset %d leaves a gap after %d", e.GetIndex(), off, last)
+			lastIndex, _ := ms.LastIndex()
+			if e.GetIndex() > lastIndex+1 || e.GetIndex() == 0 {
+				return 0, 0, fmt.Errorf("multiraft: entry %d at offset %d leaves a gap after %d", e.GetIndex(), off, lastIndex)
 			}
 			if e.GetIndex() >= first {
 				if err := ms.Append([]*raftpb.Entry{e}); err != nil {
-					return 0, err
+					return 0, 0, err
 				}
 			}
+			last = max(last, e.GetIndex())
+		case recReset:
+			// A snapshot was received here: the log before is replaced
+			// by it (the snapshot file holds it or a later one).
+			var md raftpb.SnapshotMetadata
+			if err := proto.Unmarshal(payload, &md); err != nil {
+				return 0, 0, fmt.Errorf("multiraft: reset at offset %d: %w", off, err)
+			}
+			snap, _ := ms.Snapshot()
+			if snap.GetMetadata().GetIndex() < md.GetIndex() {
+				return 0, 0, fmt.Errorf("multiraft: reset at offset %d to snapshot %d, but the snapshot file holds %d", off, md.GetIndex(), snap.GetMetadata().GetIndex())
+			}
+			fresh := raft.NewMemoryStorage()
+			if !raft.IsEmptySnap(snap) {
+				if err := fresh.ApplySnapshot(snap); err != nil {
+					return 0, 0, err
+				}
+			}
+			s.MemoryStorage = fresh
 		default:
-			return 0, fmt.Errorf("multiraft: unknown record type %d at offset %d", typ, off)
+			return 0, 0, fmt.Errorf("multiraft: unknown record type %d at offset %d", typ, off)
 		}
 		off += n
 	}
@@ -242,27 +380,45 @@ func appendWALRecord(dst []byte, typ byte, m proto.Message) ([]byte, error) {
 // HardState. It returns only once they are on disk; a failure stops the
 // storage for good (ErrStorageFailed).
 func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot) error {
+	installing := snap != nil && !raft.IsEmptySnap(snap)
+	var next *os.File
+	if installing {
+		// A received snapshot replaces the whole log: it goes to its
+		// file, and a new segment starts with a reset record; the older
+		// segments are deleted once that is on disk.
+		s.compactMu.Lock()
+		defer s.compactMu.Unlock()
+		var err error
+		if next, err = createSegment(s.dir, s.seq+1); err != nil {
+			return s.failLocked(err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failed != nil {
+		if next != nil {
+			discardSegment(next)
+		}
 		return s.failed
-	}
-	if snap != nil && !raft.IsEmptySnap(snap) {
-		if err := s.MemoryStorage.ApplySnapshot(snap); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
-			return err
-		}
-		// The snapshot replaces the log before it: write it, then the
-		// log without what it replaced.
-		err := s.persistSnapshot()
-		if err == nil {
-			err = s.rewriteWAL()
-		}
-		if err != nil {
-			return s.fail(err)
-		}
 	}
 	buf := s.buf[:0]
 	var err error
+	if installing {
+		if err := s.MemoryStorage.ApplySnapshot(snap); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+			discardSegment(next)
+			return err
+		}
+		if err := s.persistSnapshot(); err != nil {
+			discardSegment(next)
+			return s.fail(err)
+		}
+		s.wal.Close()
+		s.old = append(s.old, walSegment{seq: s.seq, last: ^uint64(0)})
+		s.wal, s.seq, s.last = next, s.seq+1, 0
+		if buf, err = appendWALRecord(buf, recReset, snap.GetMetadata()); err != nil {
+			return err
+		}
+	}
 	for _, e := range ents {
 		if buf, err = appendWALRecord(buf, recEntry, e); err != nil {
 			return err
@@ -277,12 +433,12 @@ func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raf
 		if _, err := s.wal.Write(buf); err != nil {
 			return s.fail(err)
 		}
-		// Only entries, a vote or a term must be on disk before Raft
-		// goes on; a HardState that moves nothing but the commit index
-		// (every round of a busy leader) may be lost and learned again
-		// from the leader, as etcd does (raft.MustSync).
+		// Only entries, a vote, a term or a reset must be on disk
+		// before Raft goes on; a HardState that moves nothing but the
+		// commit index (every round of a busy leader) may be lost and
+		// learned again from the leader, as etcd does (raft.MustSync).
 		prev, _, _ := s.MemoryStorage.InitialState()
-		if hs == nil || raft.MustSync(hs, prev, len(ents)) {
+		if hs == nil || installing || raft.MustSync(hs, prev, len(ents)) {
 			if err := s.wal.Sync(); err != nil {
 				return s.fail(err)
 			}
@@ -295,41 +451,109 @@ func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raf
 		if err := s.MemoryStorage.Append(ents); err != nil {
 			return err
 		}
+		s.last = max(s.last, ents[len(ents)-1].GetIndex())
 	}
 	if hs != nil && !raft.IsEmptyHardState(hs) {
 		if err := s.MemoryStorage.SetHardState(hs); err != nil {
 			return err
 		}
 	}
+	if installing {
+		s.removeOld(^uint64(0))
+	}
 	return nil
 }
 
 // Compact records a snapshot of the state machine as of index (which it
-// has applied) with conf state cs, and drops the log up to it: the
-// snapshot file is replaced, then the log is rewritten with what follows.
-// A follower that needs the dropped entries is sent this snapshot.
+// has applied) with conf state cs, and drops the log up to it: a new
+// segment starts, the snapshot file is replaced, and the older segments
+// whose entries are all at or below index are deleted. A follower that
+// needs the dropped entries is sent this snapshot. Save is held up only
+// while the memory storage is compacted and the segments switch.
 func (s *DiskStorage) Compact(index uint64, cs *raftpb.ConfState, data []byte) error {
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
+	if snap, _ := s.MemoryStorage.Snapshot(); index <= snap.GetMetadata().GetIndex() {
+		return nil
+	}
+	next, err := createSegment(s.dir, s.seq+1)
+	if err != nil {
+		return s.failLocked(err)
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.failed != nil {
+		s.mu.Unlock()
+		discardSegment(next)
 		return s.failed
 	}
-	if _, err := s.MemoryStorage.CreateSnapshot(index, cs, data); err != nil {
-		if errors.Is(err, raft.ErrSnapOutOfDate) {
-			return nil
+	snap, err := s.MemoryStorage.CreateSnapshot(index, cs, data)
+	var snapFile []byte
+	if err == nil {
+		snapFile, err = encodeSnapFile(snap)
+	}
+	if err == nil {
+		err = s.MemoryStorage.Compact(index)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		discardSegment(next)
+		return err
+	}
+	// The new segment starts with the HardState, so that the older ones
+	// may go.
+	hs, _, _ := s.MemoryStorage.InitialState()
+	var buf []byte
+	if !raft.IsEmptyHardState(hs) {
+		if buf, err = appendWALRecord(nil, recHardState, hs); err == nil {
+			_, err = next.Write(buf)
 		}
-		return err
+		if err != nil {
+			s.mu.Unlock()
+			discardSegment(next)
+			return s.fail(err)
+		}
 	}
-	if err := s.persistSnapshot(); err != nil {
-		return s.fail(err)
+	prev := s.wal
+	s.old = append(s.old, walSegment{seq: s.seq, last: s.last})
+	s.wal, s.seq, s.last = next, s.seq+1, 0
+	s.mu.Unlock()
+
+	// The previous segment may end in a commit-only HardState written
+	// without an fsync: sync it before it is closed, so that no later
+	// replay stops short in it.
+	err = prev.Sync()
+	if cerr := prev.Close(); err == nil {
+		err = cerr
 	}
-	if err := s.MemoryStorage.Compact(index); err != nil && !errors.Is(err, raft.ErrCompacted) {
-		return err
+	if err == nil {
+		err = WriteFileAtomic(s.dir, snapName, snapFile)
 	}
-	if err := s.rewriteWAL(); err != nil {
-		return s.fail(err)
+	if err == nil && len(buf) > 0 {
+		err = next.Sync()
 	}
+	if err != nil {
+		return s.failLocked(err)
+	}
+	s.mu.Lock()
+	s.removeOld(index)
+	s.mu.Unlock()
 	return nil
+}
+
+// removeOld deletes the segments that are no longer written to and whose
+// entries are all at or below index; the snapshot holding them and a
+// later HardState are on disk. s.mu is held.
+func (s *DiskStorage) removeOld(index uint64) {
+	kept := s.old[:0]
+	for _, seg := range s.old {
+		if seg.last <= index || index == ^uint64(0) {
+			if err := os.Remove(filepath.Join(s.dir, segmentName(seg.seq))); err == nil || errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+		}
+		kept = append(kept, seg)
+	}
+	s.old = kept
 }
 
 // persistSnapshot writes the memory storage's snapshot to raft.snap.
@@ -338,6 +562,10 @@ func (s *DiskStorage) persistSnapshot() error {
 	if err != nil {
 		return err
 	}
+	return s.writeSnapshot(snap)
+}
+
+func (s *DiskStorage) writeSnapshot(snap *raftpb.Snapshot) error {
 	b, err := encodeSnapFile(snap)
 	if err != nil {
 		return err
@@ -345,47 +573,11 @@ func (s *DiskStorage) persistSnapshot() error {
 	return WriteFileAtomic(s.dir, snapName, b)
 }
 
-// rewriteWAL replaces raft.wal with the entries and HardState the memory
-// storage holds (a new file, fsynced, renamed over the old one).
-func (s *DiskStorage) rewriteWAL() error {
-	if err := s.commitSnapshot(); err != nil {
-		return err
-	}
-	buf := []byte(walMagic)
-	first, _ := s.MemoryStorage.FirstIndex()
-	last, _ := s.MemoryStorage.LastIndex()
-	if last >= first {
-		ents, err := s.MemoryStorage.Entries(first, last+1, ^uint64(0))
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			if buf, err = appendWALRecord(buf, recEntry, e); err != nil {
-				return err
-			}
-		}
-	}
-	hs, _, err := s.MemoryStorage.InitialState()
-	if err != nil {
-		return err
-	}
-	if !raft.IsEmptyHardState(hs) {
-		if buf, err = appendWALRecord(buf, recHardState, hs); err != nil {
-			return err
-		}
-	}
-	if err := WriteFileAtomic(s.dir, walName, buf); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(s.dir, walName), os.O_RDWR|os.O_APPEND, 0)
-	if err != nil {
-		return err
-	}
-	if s.wal != nil {
-		s.wal.Close()
-	}
-	s.wal = f
-	return nil
+// failLocked is fail for a caller that does not hold s.mu.
+func (s *DiskStorage) failLocked(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fail(err)
 }
 
 func (s *DiskStorage) fail(err error) error {
@@ -462,10 +654,5 @@ func WriteFileAtomic(dir, name string, b []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syncDir(dir)
 }

@@ -1,6 +1,7 @@
 package multiraft
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -84,7 +85,7 @@ func TestDiskStorageTruncatesTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	path := filepath.Join(dir, walName)
+	path := filepath.Join(dir, segmentName(1))
 	b, _ := os.ReadFile(path)
 	if err := os.WriteFile(path, b[:len(b)-3], 0o644); err != nil { // tear the last record
 		t.Fatal(err)
@@ -109,11 +110,14 @@ func FuzzReplayWAL(f *testing.F) {
 	b, _ = appendWALRecord(b, recEntry, entry(1, 1, "a"))
 	b, _ = appendWALRecord(b, recHardState, hardState(1, 1, 1))
 	f.Add(b)
+	b, _ = appendWALRecord(b, recReset, &raftpb.SnapshotMetadata{Index: proto.Uint64(0), Term: proto.Uint64(0)})
+	b, _ = appendWALRecord(b, recEntry, entry(1, 1, "b"))
+	f.Add(b)
 	f.Add([]byte(walMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, _ := OpenDiskStorage(t.TempDir())
 		defer s.Close()
-		valid, err := replayWAL(data, s.MemoryStorage)
+		valid, _, err := replayWAL(data, s)
 		if err == nil && (valid > len(data) || valid < len(walMagic)) {
 			t.Fatalf("valid prefix %d of %d bytes", valid, len(data))
 		}
@@ -188,5 +192,162 @@ func TestDiskStorageSnapshotNewerThanHardState(t *testing.T) {
 	}
 	if _, err := raft.NewRawNode(&raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s, Applied: 10, MaxInflightMsgs: 1, Logger: raftLogger{quietLogger()}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// segments lists the log segment files in dir.
+func segments(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		if _, ok := parseSegmentName(de.Name()); ok {
+			names = append(names, de.Name())
+		}
+	}
+	return names
+}
+
+// TestDiskStorageCompactionDeletesSegments: each compaction starts a new
+// segment and deletes those the snapshot covers, so a busy log keeps a
+// bounded number of files; a reopen finds the snapshot, the entries after
+// it and the latest HardState.
+func TestDiskStorageCompactionDeletesSegments(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenDiskStorage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &raftpb.ConfState{Voters: []uint64{1, 2, 3}}
+	for i := uint64(1); i <= 50; i++ {
+		if err := s.Save(hardState(1, 1, i-1), []*raftpb.Entry{entry(1, i, fmt.Sprint(i))}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			// Compacting behind the end: the entries after index stay
+			// in the previous segment until the next compaction.
+			if err := s.Compact(i-3, cs, []byte(fmt.Sprint("state@", i-3))); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(segments(t, dir)); n > 2 {
+				t.Fatalf("%d segments after compacting to %d: %v", n, i-3, segments(t, dir))
+			}
+		}
+	}
+	// A commit-only HardState, written without an fsync.
+	if err := s.Save(hardState(1, 1, 50), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenDiskStorage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	snap, _ := s.Snapshot()
+	if snap.GetMetadata().GetIndex() != 47 || string(snap.GetData()) != "state@47" {
+		t.Fatalf("snapshot after reopen: %v", snap.GetMetadata())
+	}
+	ents, err := s.Entries(48, 51, 1<<20)
+	if err != nil || len(ents) != 3 || string(ents[2].GetData()) != "50" {
+		t.Fatalf("entries after reopen: %v %v", ents, err)
+	}
+	if hs, _, _ := s.InitialState(); hs.GetCommit() != 50 {
+		t.Fatalf("hard state after reopen: %v", hs)
+	}
+	// Writing goes on in the last segment.
+	if err := s.Save(hardState(1, 1, 50), []*raftpb.Entry{entry(1, 51, "51")}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDiskStorageReceivedSnapshotResets: a snapshot received from the
+// leader replaces the whole log, including entries after its index; a
+// crash before the older segments are deleted does not bring them back.
+func TestDiskStorageReceivedSnapshotResets(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenDiskStorage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entries 1-5 of term 1, of which 4 and 5 were never committed.
+	var ents []*raftpb.Entry
+	for i := uint64(1); i <= 5; i++ {
+		ents = append(ents, entry(1, i, fmt.Sprint("old", i)))
+	}
+	if err := s.Save(hardState(1, 1, 3), ents, nil); err != nil {
+		t.Fatal(err)
+	}
+	oldName := segments(t, dir)[0]
+	oldBytes, err := os.ReadFile(filepath.Join(dir, oldName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := &raftpb.Snapshot{Data: []byte("state@4"), Metadata: &raftpb.SnapshotMetadata{
+		Index: proto.Uint64(4), Term: proto.Uint64(2), ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}
+	if err := s.Save(hardState(2, 0, 4), []*raftpb.Entry{entry(2, 5, "new5")}, snap); err != nil {
+		t.Fatal(err)
+	}
+	if segs := segments(t, dir); len(segs) != 1 || segs[0] == oldName {
+		t.Fatalf("segments after a received snapshot: %v", segs)
+	}
+	s.Close()
+	// The crash: the older segment is still there.
+	if err := os.WriteFile(filepath.Join(dir, oldName), oldBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenDiskStorage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if first, _ := s.FirstIndex(); first != 5 {
+		t.Fatalf("first index %d, want 5", first)
+	}
+	got, err := s.Entries(5, 6, 1<<20)
+	if err != nil || len(got) != 1 || string(got[0].GetData()) != "new5" {
+		t.Fatalf("entries after reopen: %v %v", got, err)
+	}
+	if hs, _, _ := s.InitialState(); hs.GetTerm() != 2 || hs.GetCommit() != 4 {
+		t.Fatalf("hard state after reopen: %v", hs)
+	}
+}
+
+// TestDiskStorageOpensSingleFileLog: a directory written before the log
+// had segments (one raft.wal) opens as segment 0 and goes on in a new
+// segment after the next compaction.
+func TestDiskStorageOpensSingleFileLog(t *testing.T) {
+	dir := t.TempDir()
+	b := []byte(walMagic)
+	b, _ = appendWALRecord(b, recEntry, entry(1, 1, "a"))
+	b, _ = appendWALRecord(b, recEntry, entry(1, 2, "b"))
+	b, _ = appendWALRecord(b, recHardState, hardState(1, 1, 2))
+	if err := os.WriteFile(filepath.Join(dir, walName), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenDiskStorage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := s.LastIndex(); last != 2 {
+		t.Fatalf("last index %d, want 2", last)
+	}
+	if err := s.Save(hardState(1, 1, 2), []*raftpb.Entry{entry(1, 3, "c")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Compact(2, &raftpb.ConfState{Voters: []uint64{1}}, []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenDiskStorage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.Entries(3, 4, 1<<20); err != nil || len(got) != 1 || string(got[0].GetData()) != "c" {
+		t.Fatalf("entries after reopen: %v %v (segments %v)", got, err, segments(t, dir))
 	}
 }
