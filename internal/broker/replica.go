@@ -849,7 +849,7 @@ func (r *replica) syncOnce() (later bool) {
 // syncLog fsyncs the segment log.
 func (r *replica) syncLog() error {
 	if l, ok := r.p.log.(*replicaLog); ok {
-		return l.diskLog.Log.Sync()
+		return l.diskLog.Log.SyncBehind()
 	}
 	return errors.New("broker: the segment log cannot be synced")
 }

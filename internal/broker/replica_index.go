@@ -241,10 +241,28 @@ func (x *replicaIndex) next() uint64 {
 	return x.base + x.n
 }
 
+// sync fsyncs what was written so far without holding up add (applying
+// waits for no fsync): the files' dirty marks are taken under the lock,
+// the fsyncs run outside it, and a failed one marks its file dirty again.
 func (x *replicaIndex) sync() error {
 	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.syncLocked()
+	f, conf, dirty, confDirty := x.f, x.conf, x.dirty, x.confDirty
+	x.dirty, x.confDirty = false, false
+	x.mu.Unlock()
+	var err, cerr error
+	if dirty {
+		err = f.Sync()
+	}
+	if confDirty {
+		cerr = conf.Sync()
+	}
+	if err != nil || cerr != nil {
+		x.mu.Lock()
+		x.dirty = x.dirty || err != nil
+		x.confDirty = x.confDirty || cerr != nil
+		x.mu.Unlock()
+	}
+	return errors.Join(err, cerr)
 }
 
 func (x *replicaIndex) syncLocked() error {

@@ -110,14 +110,17 @@ type group struct {
 	ends    []int  // end of each batch in buf
 	waiters []*Appended
 	syncReq bool // fsync whatever the policy (Sync, Close)
-	rollAt  int  // roll before batch rollAt (== len(ends): after the last); -1: no
-	closing bool
+	// syncBehind: SyncBehind requests, answered by an fsync that runs
+	// off the writer once the group is written.
+	syncBehind []*Appended
+	rollAt     int // roll before batch rollAt (== len(ends): after the last); -1: no
+	closing    bool
 }
 
 func newGroup() *group { return &group{done: make(chan struct{}), rollAt: -1} }
 
 func (g *group) idle() bool {
-	return len(g.ends) == 0 && len(g.waiters) == 0 && !g.syncReq && g.rollAt < 0 && !g.closing
+	return len(g.ends) == 0 && len(g.waiters) == 0 && len(g.syncBehind) == 0 && !g.syncReq && g.rollAt < 0 && !g.closing
 }
 
 // reset readies a completed group for reuse. It keeps the buffer, big or
@@ -128,6 +131,8 @@ func (g *group) reset() {
 	g.ends = g.ends[:0]
 	clear(g.waiters)
 	g.waiters = g.waiters[:0]
+	clear(g.syncBehind)
+	g.syncBehind = g.syncBehind[:0]
 	g.syncReq, g.rollAt, g.closing = false, -1, false
 	g.done = make(chan struct{})
 }
@@ -259,6 +264,32 @@ func (l *Log) request(set func(g *group)) error {
 
 // Sync forces everything written to disk now.
 func (l *Log) Sync() error { return l.request(func(g *group) { g.syncReq = true }) }
+
+// SyncBehind forces everything appended so far to disk, like Sync,
+// without holding up the appends that follow: on a log that fsyncs only
+// on request (SyncNever), the writer writes what was appended before the
+// request, then fsyncs off its goroutine while it goes on writing and
+// completing later appends. On other logs it is Sync.
+func (l *Log) SyncBehind() error {
+	if l.opts.Sync != SyncNever || l.opts.SyncGroup != nil {
+		return l.Sync()
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if l.failErr != nil {
+		err := l.failErr
+		l.mu.Unlock()
+		return err
+	}
+	a := &Appended{done: make(chan struct{})}
+	l.pend.syncBehind = append(l.pend.syncBehind, a)
+	l.mu.Unlock()
+	l.wake()
+	return a.Wait()
+}
 
 // Roll closes the active segment (if non-empty) and starts a new one.
 // Appends made before Roll land in the old segment.

@@ -183,3 +183,71 @@ func TestPipelinedSyncRollsUnderLoad(t *testing.T) {
 		t.Fatalf("read up to %d, want %d", next, want)
 	}
 }
+
+// On a log that fsyncs only on request, SyncBehind's fsync does not hold
+// up the appends after it: they are written and complete while it is
+// held, and it returns once an fsync covering what came before it is
+// done. With nothing written since, it returns without one.
+func TestSyncBehindDoesNotHoldAppends(t *testing.T) {
+	ffs := NewFaultFS(NewMemFS())
+	ffs.SetFilter(onlyData)
+	l := mustOpen(t, ffs, "/d/q", Options{Sync: SyncNever})
+	defer l.Close()
+	a, err := l.Append(batchOf(1, 3, 100, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	ffs.HoldSyncs()
+	defer ffs.ReleaseSyncs()
+	syncs := ffs.Syncs()
+	synced := make(chan error, 1)
+	go func() { synced <- l.SyncBehind() }()
+	checkFor(t, 10*time.Second, func() error {
+		if ffs.Holding() == 0 {
+			return errors.New("no fsync started")
+		}
+		return nil
+	})
+	b, err := l.Append(batchOf(2, 2, 100, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("an append waited for a SyncBehind's fsync")
+	}
+	if err := b.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if end := l.HighWatermark(); end != 5 {
+		t.Fatalf("high watermark %d, want 5", end)
+	}
+	select {
+	case err := <-synced:
+		t.Fatalf("SyncBehind returned (%v) while its fsync is held", err)
+	default:
+	}
+	ffs.ReleaseSyncs()
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if n := ffs.Syncs() - syncs; n != 1 {
+		t.Fatalf("%d fsyncs for one SyncBehind, want 1", n)
+	}
+	// b is written but not synced: a second SyncBehind fsyncs; a third,
+	// with nothing new, does not.
+	if err := l.SyncBehind(); err != nil {
+		t.Fatal(err)
+	}
+	n := ffs.Syncs()
+	if err := l.SyncBehind(); err != nil {
+		t.Fatal(err)
+	}
+	if ffs.Syncs() != n {
+		t.Fatal("SyncBehind fsynced with nothing written since the last fsync")
+	}
+}

@@ -146,6 +146,11 @@ func (l *Log) run() {
 			}
 		}
 		closing := g.closing // finish resets g
+		if len(g.syncBehind) > 0 {
+			l.syncBehind(g.syncBehind, err)
+			clear(g.syncBehind)
+			g.syncBehind = g.syncBehind[:0]
+		}
 		if l.pipelined() && err == nil {
 			// The data is written: only the waiters wait for the fsync,
 			// and the group goes back for reuse now, so that memory
@@ -155,7 +160,9 @@ func (l *Log) run() {
 			l.recycle(g)
 			l.startSync()
 		} else {
-			l.awaitSyncs() // after a failure, these fail too
+			if err != nil || l.opts.Sync != SyncNever {
+				l.awaitSyncs() // after a failure, these fail too
+			}
 			l.finish(g, err)
 		}
 		if closing {
@@ -186,6 +193,30 @@ func (l *Log) finish(g *group, err error) {
 func (l *Log) recycle(g *group) {
 	g.reset()
 	l.w.free = append(l.w.free, g)
+}
+
+// syncBehind answers the SyncBehind requests of a group just written
+// (err: how the write went): by an fsync off the writer goroutine, after
+// any under way, or by one here when the names of new files must be
+// fsync'd too.
+func (l *Log) syncBehind(reqs []*Appended, err error) {
+	w := &l.w
+	if err == nil && w.dirsUnsynced {
+		err = l.awaitSyncs()
+		if err == nil {
+			err = l.syncData()
+		}
+	}
+	if err != nil || !w.dirty && w.op == nil && len(w.unsynced) == 0 {
+		for _, a := range reqs {
+			groupWaiters{done: a.done, waiters: []*Appended{a}}.complete(err)
+		}
+		return
+	}
+	for _, a := range reqs {
+		w.unsynced = append(w.unsynced, groupWaiters{done: a.done, waiters: []*Appended{a}})
+	}
+	l.startSync()
 }
 
 // startSync starts an fsync of everything written so far, for the

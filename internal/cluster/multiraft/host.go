@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,14 +111,11 @@ type Host struct {
 	mu     sync.RWMutex // guards groups
 	groups map[cluster.GroupID]*group
 
-	schedMu sync.Mutex // guards dirty and the groups' queued flags
+	schedMu sync.Mutex // guards dirty and the groups' queued and running flags
 	dirty   []*group
-	wake    chan struct{} // capacity 1: a round has work
+	wake    chan struct{} // capacity 1: the dirty list has work
 
-	work    chan *group
-	roundWG sync.WaitGroup
-	outMu   sync.Mutex
-	out     map[cluster.NodeID]*outbound
+	work chan *group
 
 	started   atomic.Bool
 	closed    atomic.Bool
@@ -129,13 +127,6 @@ type Host struct {
 	// alive is the transport's Alive when it has one (a peer heard from
 	// recently), else Reachable: node liveness for quiescence.
 	alive func(cluster.NodeID) bool
-}
-
-// outbound is one round's messages for one node.
-type outbound struct {
-	envs   []cluster.Envelope
-	groups map[*group]struct{}
-	snaps  []*group // groups that sent this node a snapshot
 }
 
 // group is one Raft group on this node. mu guards rn and the fields
@@ -161,10 +152,16 @@ type group struct {
 	applied   uint64
 	snapIndex uint64
 
-	queued bool // guarded by Host.schedMu
-	leader atomic.Uint64
-	term   atomic.Uint64
-	role   atomic.Uint64 // raft.StateType, from the last SoftState
+	// pending: messages of the quiescence protocol for the worker to
+	// send (guarded by mu).
+	pending []*raftpb.Message
+
+	// queued: the group has work to do; running: a worker has it.
+	// Guarded by Host.schedMu.
+	queued, running bool
+	leader          atomic.Uint64
+	term            atomic.Uint64
+	role            atomic.Uint64 // raft.StateType, from the last SoftState
 
 	// quiesced: the group is not ticked (quiesce.go). Written under mu
 	// (and Host.quiet.mu for the watches), read anywhere.
@@ -196,7 +193,6 @@ func New(opts Options) *Host {
 		groups: make(map[cluster.GroupID]*group),
 		wake:   make(chan struct{}, 1),
 		work:   make(chan *group),
-		out:    make(map[cluster.NodeID]*outbound),
 		stop:   make(chan struct{}),
 	}
 	h.quiet.init()
@@ -461,14 +457,21 @@ func (h *Host) Campaign(id cluster.GroupID) error {
 	return h.withRaft(id, true, func(rn *raft.RawNode) error { return rn.Campaign() })
 }
 
-// schedule puts g in the next round, once.
+// schedule puts g on the dirty list, once; a group a worker has goes
+// there again when the worker is done with it.
 func (h *Host) schedule(g *group) {
 	h.schedMu.Lock()
 	if !g.queued {
 		g.queued = true
-		h.dirty = append(h.dirty, g)
+		if !g.running {
+			h.dirty = append(h.dirty, g)
+		}
 	}
 	h.schedMu.Unlock()
+	h.poke()
+}
+
+func (h *Host) poke() {
 	select {
 	case h.wake <- struct{}{}:
 	default:
@@ -517,8 +520,9 @@ func (h *Host) tickLoop() {
 	}
 }
 
-// roundLoop runs rounds: every group with work is handled by a worker,
-// then the round's messages go out, one Send per destination node.
+// roundLoop hands the groups with work to the workers as they come: a
+// group's Ready does not wait for other groups' fsyncs, and its messages
+// leave as soon as its own Save is done.
 func (h *Host) roundLoop() {
 	defer h.loopsDone.Done()
 	var gs []*group
@@ -532,22 +536,33 @@ func (h *Host) roundLoop() {
 		gs, h.dirty = h.dirty, gs[:0]
 		for _, g := range gs {
 			g.queued = false
+			g.running = true
 		}
 		h.schedMu.Unlock()
-		h.roundWG.Add(len(gs))
 		for _, g := range gs {
-			h.work <- g
+			select {
+			case h.work <- g:
+			case <-h.stop:
+				return
+			}
 		}
-		h.roundWG.Wait()
 		clear(gs)
-		h.flush()
 	}
 }
 
 func (h *Host) worker() {
 	for g := range h.work {
 		h.handleReady(g)
-		h.roundWG.Done()
+		h.schedMu.Lock()
+		g.running = false
+		again := g.queued
+		if again {
+			h.dirty = append(h.dirty, g)
+		}
+		h.schedMu.Unlock()
+		if again {
+			h.poke()
+		}
 	}
 }
 
@@ -558,8 +573,15 @@ func (h *Host) handleReady(g *group) {
 	g.proc.Lock()
 	defer g.proc.Unlock()
 	g.mu.Lock()
-	if g.removed || g.failed != nil || !g.rn.HasReady() {
+	pending := g.pending
+	g.pending = nil
+	if g.removed || g.failed != nil {
 		g.mu.Unlock()
+		return
+	}
+	if !g.rn.HasReady() {
+		g.mu.Unlock()
+		h.send(g, pending)
 		return
 	}
 	rd := g.rn.Ready()
@@ -603,7 +625,7 @@ func (h *Host) handleReady(g *group) {
 			return
 		}
 	}
-	h.queue(g, msgs)
+	h.send(g, append(pending, msgs...))
 	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
 		g.sm.ApplySnapshot(rd.Snapshot)
 		md := rd.Snapshot.GetMetadata()
@@ -736,79 +758,65 @@ func (h *Host) sendNow(g *group, msgs []*raftpb.Message) (rest []*raftpb.Message
 	return rest
 }
 
-// queue adds a Ready's messages to the round's outbound batches.
-func (h *Host) queue(g *group, msgs []*raftpb.Message) {
+// send sends the messages of g's Ready, once it is saved: one
+// Transport.Send per destination (the transport's writer batches the
+// sends of all groups to a node into its frames). A destination that is
+// not reachable is reported to the group (ReportUnreachable, so that its
+// leader probes instead of streaming), and snapshots sent are reported
+// finished, or failed when the node was unreachable: the transport does
+// not acknowledge delivery, and the follower's answer corrects Raft.
+func (h *Host) send(g *group, msgs []*raftpb.Message) {
 	if len(msgs) == 0 {
 		return
 	}
-	h.outMu.Lock()
-	defer h.outMu.Unlock()
+	var out map[cluster.NodeID][]cluster.Envelope
+	var snapTo []cluster.NodeID
 	for _, m := range msgs {
 		to := m.GetTo()
 		if to == h.id || to == 0 {
 			continue
 		}
-		ob := h.out[to]
-		if ob == nil {
-			ob = &outbound{groups: make(map[*group]struct{})}
-			h.out[to] = ob
+		if out == nil {
+			out = make(map[cluster.NodeID][]cluster.Envelope)
 		}
-		ob.envs = append(ob.envs, cluster.Envelope{Group: g.id})
-		env := &ob.envs[len(ob.envs)-1]
+		envs := append(out[to], cluster.Envelope{Group: g.id})
+		env := &envs[len(envs)-1]
 		shallowCopyMessage(&env.Msg, m)
 		if m.GetType() == raftpb.MsgHeartbeatResp && g.quiesced.Load() {
 			// The answer to a quiesce heartbeat: the leader must
 			// not take it as a reason to wake.
 			env.Msg.Reject = proto.Bool(true)
 		}
-		ob.groups[g] = struct{}{}
+		out[to] = envs
 		if m.GetType() == raftpb.MsgSnap {
-			ob.snaps = append(ob.snaps, g)
+			snapTo = append(snapTo, to)
 		}
 	}
-}
-
-// flush sends the round's batches, one Send per node, and tells each
-// group that wrote to an unreachable node (so that its leader probes
-// instead of streaming), and how its snapshots went.
-func (h *Host) flush() {
-	h.outMu.Lock()
-	out := h.out
-	h.out = make(map[cluster.NodeID]*outbound, len(out))
-	h.outMu.Unlock()
-	for to, ob := range out {
-		up := h.tr.Reachable(to)
-		if up {
-			h.tr.Send(to, ob.envs)
-		}
-		if up && len(ob.snaps) == 0 {
-			continue
-		}
-		status := raft.SnapshotFinish
-		if !up {
-			status = raft.SnapshotFailure
-		}
-		for g := range ob.groups {
-			g.mu.Lock()
-			if !g.removed && g.failed == nil {
-				if !up {
-					g.rn.ReportUnreachable(to)
-				}
-			}
-			g.mu.Unlock()
-		}
-		for _, g := range ob.snaps {
-			g.mu.Lock()
-			if !g.removed && g.failed == nil {
-				// The transport does not acknowledge delivery: a sent
-				// snapshot counts as delivered, and the follower's reply
-				// (or its silence) corrects Raft's view.
-				g.rn.ReportSnapshot(to, status)
-			}
-			g.mu.Unlock()
-			h.schedule(g)
+	var down []cluster.NodeID
+	for to, envs := range out {
+		if h.tr.Reachable(to) {
+			h.tr.Send(to, envs)
+		} else {
+			down = append(down, to)
 		}
 	}
+	if len(down) == 0 && len(snapTo) == 0 {
+		return
+	}
+	g.mu.Lock()
+	if !g.removed && g.failed == nil {
+		for _, to := range down {
+			g.rn.ReportUnreachable(to)
+		}
+		for _, to := range snapTo {
+			status := raft.SnapshotFinish
+			if slices.Contains(down, to) {
+				status = raft.SnapshotFailure
+			}
+			g.rn.ReportSnapshot(to, status)
+		}
+	}
+	g.mu.Unlock()
 }
 
 // receive is the transport's handler: it steps each message into its

@@ -180,7 +180,7 @@ func (h *Host) wakeLocked(g *group, m *raftpb.Message) {
 	// the leader, which is quiesced too, to wake (see the notes above).
 	bs := g.rn.BasicStatus()
 	if bs.RaftState == raft.StateFollower && bs.Lead != 0 && (m == nil || bs.Lead != m.GetFrom()) {
-		h.queue(g, []*raftpb.Message{{
+		h.queueLocked(g, []*raftpb.Message{{
 			Type: raftpb.MsgHeartbeatResp.Enum(),
 			To:   proto.Uint64(bs.Lead),
 			From: proto.Uint64(h.id),
@@ -245,8 +245,7 @@ func (h *Host) maybeQuiesceLocked(g *group) bool {
 	}
 	g.quiesced.Store(true)
 	h.quiet.watch(g, send, behind)
-	h.queue(g, msgs)
-	h.scheduleFlush()
+	h.queueLocked(g, msgs)
 	return true
 }
 
@@ -278,13 +277,12 @@ func isQuiescedAnswer(m *raftpb.Message) bool {
 	return m.GetType() == raftpb.MsgHeartbeatResp && m.GetReject()
 }
 
-// scheduleFlush makes the round loop run a round (and so send the
-// outbox) even if no group has a Ready.
-func (h *Host) scheduleFlush() {
-	select {
-	case h.wake <- struct{}{}:
-	default:
-	}
+// queueLocked has g's worker send msgs, which Raft did not make (the
+// quiescence protocol's), with its next Ready's or on their own. Called
+// with g.mu held.
+func (h *Host) queueLocked(g *group, msgs []*raftpb.Message) {
+	g.pending = append(g.pending, msgs...)
+	h.schedule(g)
 }
 
 // Quiesced reports whether the group is quiesced on this node.
