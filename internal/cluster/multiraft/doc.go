@@ -7,33 +7,41 @@
 // are stepped into their group as they arrive; proposals are handed to the
 // group at once. None of that does I/O. A group that has something to do
 // (a Ready) is put on the dirty list, and the round loop hands the dirty
-// groups to a small pool of workers (GOMAXPROCS, at least 2). For each
-// group's Ready a worker, in the order Raft requires:
+// groups to a pool of workers as they come (16, or 4 per GOMAXPROCS; a
+// worker spends most of its time in fsync). A group is with one worker at
+// a time; work that arrives meanwhile sends it round again afterwards. For
+// each group's Ready a worker, in the order Raft requires:
 //
-//  1. saves the HardState, entries and snapshot (Storage.Save fsyncs
+//  1. sends a leader's appends and heartbeats at once, so that the
+//     followers' fsyncs overlap its own (Raft thesis 10.2.1);
+//  2. saves the HardState, entries and snapshot (Storage.Save fsyncs
 //     before it returns);
-//  2. queues the Ready's messages in the round's outbox, by destination;
-//  3. applies a received snapshot, then the committed entries (after
+//  3. sends the Ready's other messages (and the quiescence protocol's,
+//     queued for the group), one Transport.Send per destination;
+//  4. applies a received snapshot, then the committed entries (after
 //     giving configuration changes to Raft), to the StateMachine;
-//  4. takes a snapshot every SnapshotEvery entries (StateMachine.Snapshot,
+//  5. takes a snapshot every SnapshotEvery entries (StateMachine.Snapshot,
 //     Storage.Compact);
-//  5. calls Advance.
+//  6. calls Advance.
 //
-// When every group of the round is done the outbox is sent: one
-// Transport.Send per destination node for all groups, so a round's
-// heartbeats and appends to a node travel as one batch. A destination
-// that is not reachable is reported to each group that wrote to it
+// A group's Ready does not wait for other groups' fsyncs: its answers
+// leave as soon as its own Save is done. (An earlier design ran rounds
+// that waited for every group of the round and sent the round's messages
+// together; with several busy groups a commit then waited for the slowest
+// fsync of each round.) Batching to a node happens in the transport, whose
+// writer puts whatever the groups sent meanwhile into one frame. A
+// destination that is not reachable is reported to the group
 // (ReportUnreachable, so its leader probes instead of streaming), and
 // snapshots sent are reported finished (or failed when the node was
 // unreachable); the transport does not acknowledge delivery, so the
 // follower's answer corrects Raft.
 //
-// Because a round waits for its slowest fsync, messages never leave before
-// the state they depend on is durable. A busy group costs one Tick per tick
-// interval and no goroutine; an idle one is quiesced (quiesce.go): not
-// ticked at all, woken by a message, a proposal or a change in a peer
-// node's liveness. Stats reports the host's groups and counters for
-// metrics.
+// Messages never leave before the state they depend on is durable (but
+// for a leader's appends, which carry nothing the leader must have saved).
+// A busy group costs one Tick per tick interval and no goroutine; an idle
+// one is quiesced (quiesce.go): not ticked at all, woken by a message, a
+// proposal or a change in a peer node's liveness. Stats reports the host's
+// groups and counters for metrics.
 //
 // # Contracts
 //
@@ -57,8 +65,8 @@
 // Lock order: Host.mu (the group map), then group.proc (held by the
 // worker for a whole Ready, and taken by RemoveGroup to wait for it), then
 // group.mu (the RawNode and the group's state). Host.schedMu (the dirty
-// list) and Host.outMu (the round's outbox) are leaves: nothing is taken
-// while they are held. Host.quiet.mu (which quiesced groups wake on which
+// list and the groups' queued and running flags) is a leaf: nothing is
+// taken while it is held. Host.quiet.mu (which quiesced groups wake on which
 // node's liveness) is taken under group.mu as a group quiesces or wakes;
 // the liveness poll holds it only to collect the groups to wake (calling
 // Transport.Reachable, which takes no host lock), then takes each
