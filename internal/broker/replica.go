@@ -829,6 +829,12 @@ func (r *replica) syncOnce() (later bool) {
 			return false
 		}
 		st.synced = st.applied
+		// The index records of batches retention (or DeleteRecords)
+		// removed are of no more use: drop them now and then, up to
+		// the checkpoint, so that the index does not grow for ever.
+		if _, err := r.idx.trim(min(r.idx.firstHeld(r.p.log.StartOffset()), st.synced+1)); err != nil {
+			r.log.Warn("replicated partition: trimming the replica index failed", "err", err)
+		}
 	}
 	r.synMu.Lock()
 	r.syn.synced = st.synced

@@ -78,6 +78,9 @@ type replicaIndex struct {
 	// dirty and confDirty: written since the last sync.
 	dirty, confDirty bool
 	held             heldCache
+	// resets counts reset calls, so that a trim running beside one
+	// gives up.
+	resets uint64
 }
 
 // openReplicaIndex opens the index in dir, keeping the records up to
@@ -192,6 +195,7 @@ func (x *replicaIndex) resetLocked(base, baseTerm uint64) error {
 		return err
 	}
 	x.base, x.baseTerm, x.n, x.confEnd = base, baseTerm, 0, 0
+	x.resets++
 	clear(x.confs)
 	x.dirty, x.confDirty = true, true
 	return x.syncLocked()
@@ -279,6 +283,100 @@ func (x *replicaIndex) syncLocked() error {
 	return err
 }
 
+// trimMinRecords is the fewest dead records a trim drops: a trim copies
+// the live records into a new file, so it waits until the dead part is
+// at least this big and at least as big as the live part (each record is
+// then copied about once over its life).
+const trimMinRecords = 1 << 15
+
+// trim drops the records before index upto (the segment log no longer
+// holds their batches, and the checkpoint is past them) when enough of
+// them are dead (trimMinRecords). The records kept are copied into a new
+// file outside the lock (add goes on), then those added meanwhile, and
+// the new file replaces the old (fsync, rename, directory fsync). Conf
+// entries before upto are forgotten; the conf file keeps them, and
+// opening skips them. It reports whether it trimmed.
+func (x *replicaIndex) trim(upto uint64) (bool, error) {
+	x.mu.Lock()
+	base, n, resets, f := x.base, x.n, x.resets, x.f
+	if upto > base+n {
+		upto = base + n
+	}
+	dead := upto - min(upto, base)
+	if dead < trimMinRecords || dead < n-dead {
+		x.mu.Unlock()
+		return false, nil
+	}
+	term, err := x.termLocked(upto - 1)
+	x.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	tmpPath := filepath.Join(x.dir, replIndexName+".tmp")
+	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return false, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmpPath)
+		}
+	}()
+	var h [replIndexHeader]byte
+	copy(h[:], replIndexMagic)
+	binary.BigEndian.PutUint32(h[4:], replIndexVersion)
+	binary.BigEndian.PutUint64(h[8:], upto)
+	binary.BigEndian.PutUint64(h[16:], term)
+	if _, err := tmp.WriteAt(h[:], 0); err != nil {
+		return false, err
+	}
+	// The records up to n are written and never change: copy them
+	// without the lock, then fsync.
+	copyRecords := func(from, to uint64) error {
+		if to <= from {
+			return nil
+		}
+		src := io.NewSectionReader(f, replIndexHeader+int64(from-base)*replIndexRecord, int64(to-from)*replIndexRecord)
+		dst := io.NewOffsetWriter(tmp, replIndexHeader+int64(from-upto)*replIndexRecord)
+		_, err := io.Copy(dst, src)
+		return err
+	}
+	if err := copyRecords(upto, base+n); err != nil {
+		return false, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return false, err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.resets != resets || x.f != f {
+		return false, nil // reset meanwhile: what was copied is stale
+	}
+	if err := copyRecords(base+n, x.base+x.n); err != nil {
+		return false, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmpPath, filepath.Join(x.dir, replIndexName)); err != nil {
+		return false, err
+	}
+	done = true
+	f.Close()
+	x.f = tmp
+	x.n -= upto - x.base
+	x.base, x.baseTerm = upto, term
+	x.dirty = false // the new file is synced whole
+	for i := range x.confs {
+		if i < upto {
+			delete(x.confs, i)
+		}
+	}
+	return true, syncDir(x.dir)
+}
+
 var errNoRecord = errors.New("broker: no index record")
 
 // get returns the record of index i.
@@ -292,6 +390,10 @@ func (x *replicaIndex) get(i uint64) (indexRecord, error) {
 func (x *replicaIndex) term(i uint64) (uint64, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	return x.termLocked(i)
+}
+
+func (x *replicaIndex) termLocked(i uint64) (uint64, error) {
 	if i+1 == x.base {
 		return x.baseTerm, nil
 	}

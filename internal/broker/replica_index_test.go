@@ -1,0 +1,95 @@
+package broker
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The index drops the records of batches the log no longer holds once
+// enough of them are dead, keeping the answers about the records after
+// them (and the term of the one before), across a reopen, and goes on
+// taking records.
+func TestReplicaIndexTrim(t *testing.T) {
+	dir := t.TempDir()
+	x, err := openReplicaIndex(dir, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * trimMinRecords
+	rec := func(i uint64) indexRecord {
+		term := uint64(1)
+		if i > n/2 {
+			term = 2
+		}
+		return indexRecord{term: term, first: int64(i) * 10, next: int64(i)*10 + 10}
+	}
+	var recs []indexRecord
+	for i := uint64(1); i <= n; i++ {
+		recs = append(recs, rec(i))
+	}
+	if err := x.add(recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Too few dead records: nothing happens.
+	if ok, err := x.trim(trimMinRecords / 2); ok || err != nil {
+		t.Fatalf("trim of a few records: %v %v", ok, err)
+	}
+	// Fewer dead than live: nothing either.
+	if ok, err := x.trim(n/3 + 10); ok || err != nil {
+		t.Fatalf("trim of a third: %v %v", ok, err)
+	}
+	upto := uint64(2*n/3 + 5)
+	before := fileSize(t, filepath.Join(dir, replIndexName))
+	if ok, err := x.trim(upto); !ok || err != nil {
+		t.Fatalf("trim to %d: %v %v", upto, ok, err)
+	}
+	if after := fileSize(t, filepath.Join(dir, replIndexName)); after >= before/2 {
+		t.Fatalf("index file %d bytes after the trim, %d before", after, before)
+	}
+	check := func(x *replicaIndex, last uint64) {
+		t.Helper()
+		if _, err := x.get(upto - 1); !errors.Is(err, errNoRecord) {
+			t.Fatalf("record %d after trimming to %d: %v", upto-1, upto, err)
+		}
+		if term, err := x.term(upto - 1); err != nil || term != rec(upto-1).term {
+			t.Fatalf("term of %d: %d %v", upto-1, term, err)
+		}
+		for _, i := range []uint64{upto, upto + 1, n, last} {
+			if r, err := x.get(i); err != nil || r != rec(i) {
+				t.Fatalf("record %d: %+v %v, want %+v", i, r, err, rec(i))
+			}
+		}
+		if next := x.next(); next != last+1 {
+			t.Fatalf("next %d, want %d", next, last+1)
+		}
+	}
+	check(x, n)
+	if err := x.add([]indexRecord{rec(n + 1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.sync(); err != nil {
+		t.Fatal(err)
+	}
+	check(x, n+1)
+	x.close()
+	x, err = openReplicaIndex(dir, 1, 0, n+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.close()
+	check(x, n+1)
+	if h := x.firstHeld(int64(upto) * 10); h != upto {
+		t.Fatalf("first held %d, want %d", h, upto)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
