@@ -318,7 +318,67 @@ func startReplica(p *Partition, id meta.TopicID) error {
 	}
 	r.started = true
 	go r.syncer()
+	if len(r.voters) > 0 && r.voters[0] == r.self {
+		if hs, _, err := r.store.InitialState(); err == nil && hs.GetTerm() == 0 {
+			go r.campaignFirst()
+		}
+	}
 	return nil
+}
+
+// AwaitLeaders waits, until deadline at most, for every partition of
+// topic that this node replicates to know its Raft leader, so that a
+// client that asks for metadata after CreateTopics or CreatePartitions
+// finds leaders, as it does from Kafka, whose controller names them at
+// creation (franz-go, for one, asks again only after 5 s). With the
+// first replica standing at once (campaignFirst) this takes a few Raft
+// round trips. Partitions replicated elsewhere are described from their
+// assignment, whose first replica is the one standing.
+func (b *Broker) AwaitLeaders(topic string, deadline time.Time) {
+	for {
+		b.mu.RLock()
+		t := b.topics[topic]
+		b.mu.RUnlock()
+		if t == nil {
+			return
+		}
+		all := true
+		for _, p := range t.Partitions {
+			if r := p.repl; r != nil && r.host.Leader(r.gid) == 0 {
+				all = false
+				break
+			}
+		}
+		if all || !time.Now().Before(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// campaignFirst makes the first replica of a new partition stand for
+// leader at once, as Kafka's controller names it leader at creation:
+// otherwise the group has no leader until an election timeout (one to two
+// seconds) passes on some replica, and clients that asked for metadata
+// meanwhile wait for their next refresh. The other replicas may not have
+// joined the group yet (they apply the topic's creation on their own
+// clocks), so it stands again a few times while no leader is known; the
+// election timeout remains the fallback, and Raft's pre-vote keeps an
+// extra campaign harmless.
+func (r *replica) campaignFirst() {
+	for _, wait := range []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+		select {
+		case <-r.quit:
+			return
+		case <-time.After(wait):
+		}
+		if r.host.Leader(r.gid) != 0 {
+			return
+		}
+		if err := r.host.Campaign(r.gid); err != nil {
+			return
+		}
+	}
 }
 
 // replicaLog is a replicated partition's segment log; closing it takes the

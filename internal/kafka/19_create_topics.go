@@ -3,18 +3,21 @@ package kafka
 // CreateTopics, versions 0-7.
 //
 // On a single node there is one broker, so ReplicationFactor must be -1
-// (default) or 1, else INVALID_REPLICATION_FACTOR. In a cluster likewise
-// until partitions are replicated (each partition lives on one node; the
-// broker places it), and a ReplicaAssignment may place each partition on
-// any one registered node (more than one replica: INVALID_REPLICATION_
-// FACTOR; an unknown node: INVALID_REPLICA_ASSIGNMENT). A manual ReplicaAssignment is accepted
-// when it places partitions 0..n-1 each on this node alone (and, as Kafka
-// requires, NumPartitions and ReplicationFactor are -1); any other
-// placement is INVALID_REPLICA_ASSIGNMENT. NumPartitions -1 takes the
+// (default) or 1, else INVALID_REPLICATION_FACTOR, and a manual
+// ReplicaAssignment is accepted when it places partitions 0..n-1 each on
+// this node alone (and, as Kafka requires, NumPartitions and
+// ReplicationFactor are -1); any other placement is
+// INVALID_REPLICA_ASSIGNMENT. In a cluster the broker places the replicas
+// (a replication factor up to the registered nodes) or takes the
+// assignment given (docs/clustering.md). NumPartitions -1 takes the
 // broker default, 0 or below -1 is INVALID_PARTITIONS. A null config value
 // is INVALID_CONFIG and a topic named twice INVALID_REQUEST, as in Kafka.
-// Topics are created before the answer, so TimeoutMillis is ignored.
-// v5+ answers with the partition count, replication factor 1 and every
+// Topics are created before the answer; in a cluster the answer also
+// waits for the new partitions this node replicates to elect their Raft
+// leaders (their first replicas stand at once), so that the next
+// Metadata finds them, for at most TimeoutMillis (5 s when unset or
+// longer).
+// v5+ answers with the partition count, the replication factor and every
 // resolved config (source DYNAMIC_TOPIC_CONFIG when set, DEFAULT_CONFIG
 // otherwise), also under ValidateOnly; v7+ with the topic id (zero under
 // ValidateOnly, which creates nothing). Errors carry a message (v1+).
@@ -23,6 +26,8 @@ package kafka
 // ConfigErrorCode says TOPIC_AUTHORIZATION_FAILED, as in Kafka.
 
 import (
+	"time"
+
 	"github.com/sluice-mq/sluice/internal/auth"
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -54,6 +59,14 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 	if len(specs) > 0 {
 		for k, r := range c.s.broker.CreateTopics(specs, req.ValidateOnly) {
 			topics[at[k]], errs[at[k]] = r.Topic, r.Err
+		}
+	}
+	if !req.ValidateOnly {
+		deadline := leadersDeadline(req.TimeoutMillis)
+		for i, t := range topics {
+			if t != nil && errs[i] == nil {
+				c.s.broker.AwaitLeaders(t.Name, deadline)
+			}
 		}
 	}
 	for i, rt := range req.Topics {
@@ -88,6 +101,16 @@ func handleCreateTopics(c *conn, req *kmsg.CreateTopicsRequest) (kmsg.Response, 
 // node a replica assignment must name this node alone and is dropped; in
 // a cluster it is passed on, for the broker to check against the
 // registry of nodes.
+// leadersDeadline is how long CreateTopics and CreatePartitions wait for
+// new partitions' leaders: the request's timeout, at most 5 s.
+func leadersDeadline(timeoutMillis int32) time.Time {
+	d := 5 * time.Second
+	if t := time.Duration(timeoutMillis) * time.Millisecond; t > 0 && t < d {
+		d = t
+	}
+	return time.Now().Add(d)
+}
+
 func topicSpec(rt kmsg.CreateTopicsRequestTopic, single bool) (broker.TopicSpec, error) {
 	partitions := rt.NumPartitions
 	var replicas [][]int32

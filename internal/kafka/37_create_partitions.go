@@ -11,7 +11,8 @@ package kafka
 // any one registered node a partition (INVALID_REPLICATION_FACTOR for
 // more, INVALID_REPLICA_ASSIGNMENT for an unknown node); without one the
 // broker places the new partitions. Partitions are created before the
-// answer, so TimeoutMillis is ignored.
+// answer, which in a cluster also waits for their leaders as CreateTopics
+// does (at most TimeoutMillis, 5 s when unset or longer).
 
 import (
 	"github.com/sluice-mq/sluice/internal/auth"
@@ -31,6 +32,9 @@ func handleCreatePartitions(c *conn, req *kmsg.CreatePartitionsRequest) (kmsg.Re
 			err = reqErr(kerr.InvalidRequest, "topic %q is named more than once", rt.Topic)
 		} else {
 			err = c.createPartitions(rt, req.ValidateOnly)
+			if err == nil && !req.ValidateOnly {
+				c.s.broker.AwaitLeaders(rt.Topic, leadersDeadline(req.TimeoutMillis))
+			}
 		}
 		st.ErrorCode, st.ErrorMessage = codeAndMessage(err)
 		resp.Topics = append(resp.Topics, st)
