@@ -59,6 +59,7 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/broker/message"
 	"github.com/sluice-mq/sluice/internal/broker/queue"
+	"github.com/sluice-mq/sluice/internal/fsutil"
 	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
@@ -241,7 +242,7 @@ func initCheckpoints(dir string, tp *Topic) error {
 	if err := os.Rename(tmp, dir); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	return fsutil.SyncDir(filepath.Dir(dir))
 }
 
 // syncFeeds starts the feeds the bindings and topic configs call for and
@@ -944,16 +945,6 @@ func readCheckpoint(dir string, i int32) (checkpoint, error) {
 		return checkpoint{}, fmt.Errorf("%w: feed checkpoint: %v", storage.ErrCorruptBatch, err)
 	}
 	return cp, nil
-}
-
-// syncDir makes a directory's entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // TopicFeeds reports the feeds that read topic, by destination and

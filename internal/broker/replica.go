@@ -59,6 +59,7 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/cluster"
 	"github.com/sluice-mq/sluice/internal/cluster/multiraft"
+	"github.com/sluice-mq/sluice/internal/fsutil"
 	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/storage"
 	"go.etcd.io/raft/v3"
@@ -1064,7 +1065,7 @@ func writeAppliedCheckpoint(dir string, index uint64, end int64) error {
 	b := binary.BigEndian.AppendUint64(nil, index)
 	b = binary.BigEndian.AppendUint64(b, uint64(end))
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	return multiraft.WriteFileAtomic(dir, checkpointName, b)
+	return fsutil.WriteFileAtomic(dir, checkpointName, b)
 }
 
 func readAppliedCheckpoint(dir string) (index uint64, end int64, ok bool) {

@@ -32,6 +32,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/sluice-mq/sluice/internal/fsutil"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -374,7 +375,7 @@ func (x *replicaIndex) trim(upto uint64) (bool, error) {
 			delete(x.confs, i)
 		}
 	}
-	return true, syncDir(x.dir)
+	return true, fsutil.SyncDir(x.dir)
 }
 
 var errNoRecord = errors.New("broker: no index record")

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/share"
+	"github.com/sluice-mq/sluice/internal/fsutil"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
 
@@ -753,5 +754,5 @@ func writeFileDurably(path string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return fsutil.SyncDir(filepath.Dir(path))
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/sluice-mq/sluice/internal/broker/share"
+	"github.com/sluice-mq/sluice/internal/fsutil"
 )
 
 // ShareGroupSummary is a share group in a listing.
@@ -101,7 +102,7 @@ func (s *Shares) Delete(name string) error {
 	if err := os.Remove(s.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return syncDir(s.dir)
+	return fsutil.SyncDir(s.dir)
 }
 
 // SharePartitionOffset is a share-partition's start offset and lag (the

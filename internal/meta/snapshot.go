@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/sluice-mq/sluice/internal/fsutil"
 )
 
 // File names inside the store directory.
@@ -81,46 +83,7 @@ func readSnapshot(dir string) (index uint64, st *State, err error) {
 // writeSnapshot durably replaces dir's snapshot: temp file, fsync, rename,
 // fsync directory.
 func writeSnapshot(dir string, index uint64, state []byte) error {
-	path := filepath.Join(dir, snapshotName)
-	if err := writeFileSync(path+tmpSuffix, encodeSnapshot(index, state)); err != nil {
-		return err
-	}
-	if err := os.Rename(path+tmpSuffix, path); err != nil {
-		os.Remove(path + tmpSuffix)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
-}
-
-// syncDir makes renames and creations in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return fsutil.WriteFileAtomic(dir, snapshotName, encodeSnapshot(index, state))
 }
 
 // createLog durably installs an empty log whose first record will have
@@ -146,5 +109,5 @@ func createLog(dir string, base uint64) (f *os.File, err error) {
 		os.Remove(path + tmpSuffix)
 		return nil, err
 	}
-	return tmp, syncDir(dir)
+	return tmp, fsutil.SyncDir(dir)
 }

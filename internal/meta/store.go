@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-mq/sluice/internal/fsutil"
 )
 
 // Options configure a Store. Zero values take the documented defaults.
@@ -570,7 +572,7 @@ func (s *Store) recoverLog() error {
 			return err
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return err
 	}
 	s.failed.Store(nil)

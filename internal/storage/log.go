@@ -240,16 +240,20 @@ func (l *Log) wake() {
 	}
 }
 
+// refusesLocked is why the log takes no more requests: closed, or
+// failed. l.mu is held.
+func (l *Log) refusesLocked() error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.failErr
+}
+
 // request joins the pending group with a Sync, Roll or similar request and
 // waits for the writer to carry it out.
 func (l *Log) request(set func(g *group)) error {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return ErrClosed
-	}
-	if l.failErr != nil {
-		err := l.failErr
+	if err := l.refusesLocked(); err != nil {
 		l.mu.Unlock()
 		return err
 	}
@@ -275,12 +279,7 @@ func (l *Log) SyncBehind() error {
 		return l.Sync()
 	}
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return ErrClosed
-	}
-	if l.failErr != nil {
-		err := l.failErr
+	if err := l.refusesLocked(); err != nil {
 		l.mu.Unlock()
 		return err
 	}

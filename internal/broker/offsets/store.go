@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-mq/sluice/internal/fsutil"
 )
 
 // Errors returned by Store methods. Test with errors.Is.
@@ -272,24 +274,12 @@ func (s *Store) rewrite() error {
 	s.log, s.compactedAt = s.wrap(tmp), int64(len(buf))
 	s.setLogSize(int64(len(buf)))
 	s.synced = s.logSize
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		// The new log's name may not be durable: appending to it could
 		// lose commits in a crash.
 		return s.fail(fmt.Errorf("syncing directory after rewriting the log: %w", err))
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Commit durably records a group's offsets, all or none: check, if not
@@ -603,7 +593,7 @@ func (s *Store) recoverLog() error {
 			return err
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return err
 	}
 	s.failed.Store(nil)

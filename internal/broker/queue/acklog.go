@@ -3,13 +3,13 @@ package queue
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 
+	"github.com/sluice-mq/sluice/internal/fsutil"
 	"github.com/sluice-mq/sluice/internal/storage"
 )
 
@@ -230,7 +230,7 @@ func (a *ackLog) rewrite(set *intervals, mark int64) error {
 	}
 	a.f.Close()
 	a.f, a.size = f, int64(len(b))
-	return syncDir(a.dir)
+	return fsutil.SyncDir(a.dir)
 }
 
 func (a *ackLog) sync() error {
@@ -272,16 +272,4 @@ func writeFileSync(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/sluice-mq/sluice/internal/fsutil"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -220,7 +221,7 @@ func createSegment(dir string, seq uint64) (*os.File, error) {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = fsutil.SyncDir(dir)
 	}
 	if err != nil {
 		f.Close()
@@ -234,15 +235,6 @@ func createSegment(dir string, seq uint64) (*os.File, error) {
 func discardSegment(f *os.File) {
 	f.Close()
 	os.Remove(f.Name())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // commitSnapshot raises the HardState's commit index to the snapshot's
@@ -526,7 +518,7 @@ func (s *DiskStorage) Compact(index uint64, cs *raftpb.ConfState, data []byte) e
 		err = cerr
 	}
 	if err == nil {
-		err = WriteFileAtomic(s.dir, snapName, snapFile)
+		err = fsutil.WriteFileAtomic(s.dir, snapName, snapFile)
 	}
 	if err == nil && len(buf) > 0 {
 		err = next.Sync()
@@ -570,7 +562,7 @@ func (s *DiskStorage) writeSnapshot(snap *raftpb.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(s.dir, snapName, b)
+	return fsutil.WriteFileAtomic(s.dir, snapName, b)
 }
 
 // failLocked is fail for a caller that does not hold s.mu.
@@ -629,30 +621,4 @@ func decodeSnapFile(b []byte) (*raftpb.Snapshot, error) {
 		return nil, fmt.Errorf("multiraft: raft snapshot: %w", err)
 	}
 	return snap, nil
-}
-
-// WriteFileAtomic writes dir/name through a temporary file: write, fsync,
-// rename, fsync the directory. A crash leaves the old file or the new one.
-// (The broker's replicated partitions write their checkpoint with it.)
-func WriteFileAtomic(dir, name string, b []byte) error {
-	tmp := filepath.Join(dir, name+tmpExt)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
 }

@@ -54,12 +54,7 @@ func TestDiskStorageReopens(t *testing.T) {
 	if err := s.Compact(2, cs, []byte("state@2")); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	s, err = OpenDiskStorage(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, dir)
 	snap, _ := s.Snapshot()
 	if snap.GetMetadata().GetIndex() != 2 || string(snap.GetData()) != "state@2" || len(snap.GetMetadata().GetConfState().GetVoters()) != 3 {
 		t.Fatalf("snapshot after reopen: %v", snap)
@@ -241,12 +236,7 @@ func TestDiskStorageCompactionDeletesSegments(t *testing.T) {
 	if err := s.Save(hardState(1, 1, 50), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	s, err = OpenDiskStorage(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, dir)
 	snap, _ := s.Snapshot()
 	if snap.GetMetadata().GetIndex() != 47 || string(snap.GetData()) != "state@47" {
 		t.Fatalf("snapshot after reopen: %v", snap.GetMetadata())
@@ -341,13 +331,21 @@ func TestDiskStorageOpensSingleFileLog(t *testing.T) {
 	if err := s.Compact(2, &raftpb.ConfState{Voters: []uint64{1}}, []byte("s")); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	s, err = OpenDiskStorage(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, dir)
 	if got, err := s.Entries(3, 4, 1<<20); err != nil || len(got) != 1 || string(got[0].GetData()) != "c" {
 		t.Fatalf("entries after reopen: %v %v (segments %v)", got, err, segments(t, dir))
 	}
+}
+
+// reopen closes s and opens its directory again; the new storage is
+// closed when the test ends.
+func reopen(t *testing.T, s *DiskStorage, dir string) *DiskStorage {
+	t.Helper()
+	s.Close()
+	s, err := OpenDiskStorage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
