@@ -377,9 +377,10 @@ func TestClusterReassignPartition(t *testing.T) {
 }
 
 // TestClusterReassignCancel: a move to a node that is down waits, listed
-// with the replica it adds; cancelled (null replicas), it becomes a move
-// back that ends with the original replicas, as Metadata shows, and the
-// partition keeps taking writes throughout.
+// with the replica it adds; a new target replaces it (as in Kafka) and is
+// reached; moved to the dead node again and cancelled (null replicas), it
+// becomes a move back that ends with the replicas from before, as
+// Metadata shows, and the partition keeps taking writes throughout.
 func TestClusterReassignCancel(t *testing.T) {
 	nodes, cl, adm := adminCluster(t, "--auto-leader-rebalance-enable=false")
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
@@ -418,9 +419,6 @@ func TestClusterReassignCancel(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // observing that nothing changes
 	}
-	if rs, err := adm.AlterPartitionAssignments(ctx, req); err != nil || !errors.Is(rs["stuck"][0].Err, kerr.ReassignmentInProgress) {
-		t.Errorf("a second target while moving: %v %v", err, rs["stuck"][0].Err)
-	}
 	prod, err := kgo.NewClient(kgo.SeedBrokers(nodes[old[0]-1].Kafka, nodes[old[1]-1].Kafka),
 		kgo.DefaultProduceTopic("stuck"), kgo.MetadataMinAge(250*time.Millisecond))
 	if err != nil {
@@ -430,6 +428,34 @@ func TestClusterReassignCancel(t *testing.T) {
 	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("during")}).FirstErr(); err != nil {
 		t.Fatalf("produce while moving: %v", err)
 	}
+
+	// A new target replaces the stuck move's, as in Kafka: the two live
+	// replicas, the other one preferred now.
+	swapped := []int32{old[1], old[0]}
+	var swap kadm.AlterPartitionAssignmentsReq
+	swap.Assign("stuck", 0, swapped)
+	if rs, err := adm.AlterPartitionAssignments(ctx, swap); err != nil || rs["stuck"][0].Err != nil {
+		t.Fatalf("a new target while moving: %v %v", err, rs["stuck"][0].Err)
+	}
+	waitFor(t, 30*time.Second, "the replaced move done: not listed, the new target in sync", func() bool {
+		if _, moving := listed(); moving {
+			return false
+		}
+		pd, ok := partitionView(ctx, cl, "stuck")
+		return ok && slices.Equal(pd.Replicas, swapped) && len(pd.ISR) == 2
+	})
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("swapped")}).FirstErr(); err != nil {
+		t.Fatalf("produce after the new target: %v", err)
+	}
+	// Stuck again, to cancel this time.
+	old = swapped
+	if rs, err := adm.AlterPartitionAssignments(ctx, req); err != nil || rs["stuck"][0].Err != nil {
+		t.Fatalf("reassign again: %v %v", err, rs["stuck"][0].Err)
+	}
+	waitFor(t, 10*time.Second, "the second move listed", func() bool {
+		_, moving := listed()
+		return moving
+	})
 
 	var undo kadm.AlterPartitionAssignmentsReq
 	undo.CancelAssign("stuck", 0)

@@ -184,7 +184,7 @@ func groupVoters(st raft.Status, assigned []cluster.NodeID) []cluster.NodeID {
 // conflicting history of the group's first entries).
 func (b *Broker) joinsByMove(tp *Topic, i int32) bool {
 	mv, ok := tp.Reassignments[i]
-	return ok && slices.Contains(mv.Adding(), int32(b.opts.NodeID))
+	return ok && !slices.Contains(mv.Before(), int32(b.opts.NodeID))
 }
 
 // reassignRetry is how long a membership change proposed by

@@ -13,10 +13,6 @@ import (
 
 // Errors of reassignments.
 var (
-	// ErrReassignmentInProgress: a partition already moving was given
-	// another target. Kafka would replace the target; here the move in
-	// progress must be cancelled first.
-	ErrReassignmentInProgress = newError(KindInvalid, "broker: a reassignment of the partition is in progress")
 	// ErrNoReassignmentInProgress: a cancellation named a partition that
 	// is not moving.
 	ErrNoReassignmentInProgress = newError(KindInvalid, "broker: no reassignment of the partition is in progress")
@@ -78,8 +74,6 @@ func (b *Broker) ReassignPartitions(topic string, moves []PartitionMove) (errs [
 			errs[i] = fmt.Errorf("%w: partition %d named twice", ErrInvalidReplicaAssignment, mv.Partition)
 		case mv.Target == nil && !moving:
 			errs[i] = ErrNoReassignmentInProgress
-		case mv.Target != nil && moving:
-			errs[i] = ErrReassignmentInProgress
 		default:
 			errs[i] = b.ReassignmentCheck(mt, mv.Partition, mv.Target)
 		}
@@ -93,8 +87,6 @@ func (b *Broker) ReassignPartitions(topic string, moves []PartitionMove) (errs [
 	}
 	err := b.meta.ReassignPartitions(topic, mt.ID, targets)
 	switch {
-	case errors.Is(err, meta.ErrReassignmentInProgress):
-		err = ErrReassignmentInProgress
 	case errors.Is(err, meta.ErrUnknownTopic):
 		err = ErrUnknownTopic
 	default:

@@ -66,7 +66,6 @@ var errorCodes = []struct {
 	{broker.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
 	{broker.ErrNotEnoughReplicas, kerr.NotEnoughReplicas},
 	{broker.ErrReplicationTimeout, kerr.RequestTimedOut},
-	{broker.ErrReassignmentInProgress, kerr.ReassignmentInProgress},
 	{broker.ErrNoReassignmentInProgress, kerr.NoReassignmentInProgress},
 	{groups.ErrUnknownMemberID, kerr.UnknownMemberID},
 	{groups.ErrIllegalGeneration, kerr.IllegalGeneration},

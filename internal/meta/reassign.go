@@ -32,9 +32,6 @@ import (
 
 // Errors of reassignments.
 var (
-	// ErrReassignmentInProgress: a partition already moving was given a
-	// new target (Kafka's REASSIGNMENT_IN_PROGRESS).
-	ErrReassignmentInProgress = errors.New("meta: a reassignment of the partition is in progress")
 	// ErrNoReassignment: a completion named a move that is not in
 	// progress, or not to that target (NO_REASSIGNMENT_IN_PROGRESS).
 	ErrNoReassignment = errors.New("meta: no such reassignment in progress")
@@ -45,8 +42,26 @@ type Reassignment struct {
 	// Target is the replica set the partition moves to, the preferred
 	// replica first.
 	Target []int32 `json:"target"`
-	// Original is the replica set the move started from.
+	// Original is the replica set the move started from: the assignment
+	// when it was recorded (for a move that replaced or cancelled
+	// another, the assignment then, which names every node that may be in
+	// the partition's Raft group).
 	Original []int32 `json:"original"`
+	// Base is the replica set before the first of a chain of moves (a
+	// move, then the moves that replaced or cancelled it): the nodes that
+	// may have created the partition's group. A node outside it joins the
+	// group empty, never creating it (broker/reassign.go); a cancellation
+	// goes back to it. Empty in moves recorded before it existed: Original
+	// then.
+	Base []int32 `json:"base,omitempty"`
+}
+
+// Before is the replica set before the chain of moves this one belongs to.
+func (r Reassignment) Before() []int32 {
+	if len(r.Base) > 0 {
+		return r.Base
+	}
+	return r.Original
 }
 
 // Adding are the target replicas not in the original set.
@@ -136,9 +151,6 @@ func (c *ReassignPartitionsCmd) check(st *State) error {
 		if err := checkReplicas("reassign_partitions", [][]int32{pt.Target}, 1); err != nil {
 			return err
 		}
-		if _, moving := t.Reassignments[pt.Partition]; moving {
-			return fmt.Errorf("%w: partition %d of %q", ErrReassignmentInProgress, pt.Partition, c.Name)
-		}
 	}
 	return nil
 }
@@ -158,9 +170,14 @@ func (c *ReassignPartitionsCmd) apply(st *State) Result {
 			continue // nothing to cancel
 		case pt.Target == nil:
 			// Back to where it started, from wherever it is now.
-			cur = Reassignment{Target: cur.Original, Original: replicas[pt.Partition]}
+			cur = Reassignment{Target: slices.Clone(cur.Before()), Original: replicas[pt.Partition], Base: cur.Before()}
+		case moving:
+			// A new target replaces the move's, as in Kafka, from
+			// wherever it is now: every node of the assignment may be
+			// in the group, so they are all the move's original.
+			cur = Reassignment{Target: slices.Clone(pt.Target), Original: replicas[pt.Partition], Base: cur.Before()}
 		default:
-			cur = Reassignment{Target: slices.Clone(pt.Target), Original: replicas[pt.Partition]}
+			cur = Reassignment{Target: slices.Clone(pt.Target), Original: replicas[pt.Partition], Base: replicas[pt.Partition]}
 		}
 		if slices.Equal(cur.Target, cur.Original) {
 			delete(moves, pt.Partition)
@@ -214,8 +231,8 @@ func (c *ElectPreferredLeadersCmd) apply(*State) Result { return Result{} }
 
 // ReassignPartitions starts moves of partitions of topic (whose id is id)
 // to their targets; a nil target cancels a move (it becomes a move back).
-// A partition already moving cannot be given a new target
-// (ErrReassignmentInProgress): cancel it first.
+// A partition already moving given a new target moves there instead, from
+// wherever it is (as in Kafka).
 func (s *Store) ReassignPartitions(topic string, id TopicID, targets []PartitionTarget) error {
 	_, err := s.propose(NewCommand(&ReassignPartitionsCmd{Name: topic, ID: id, Partitions: targets}))
 	return err
@@ -240,7 +257,7 @@ func cloneMoves(m map[int32]Reassignment) map[int32]Reassignment {
 	}
 	out := make(map[int32]Reassignment, len(m))
 	for p, r := range m {
-		out[p] = Reassignment{Target: slices.Clone(r.Target), Original: slices.Clone(r.Original)}
+		out[p] = Reassignment{Target: slices.Clone(r.Target), Original: slices.Clone(r.Original), Base: slices.Clone(r.Base)}
 	}
 	return out
 }

@@ -8,8 +8,8 @@ import (
 )
 
 // TestReassignment scripts a move's life in the state machine: started
-// (the assignment widens, the move is recorded), refused while in
-// progress, completed (the assignment narrows), cancelled (a move back),
+// (the assignment widens, the move is recorded), replaced by a new
+// target while in progress, completed (the assignment narrows), cancelled (a move back),
 // and each command's encoding round trip.
 func TestReassignment(t *testing.T) {
 	st := NewState()
@@ -46,8 +46,21 @@ func TestReassignment(t *testing.T) {
 	if !reflect.DeepEqual(mv.Adding(), []int32{3}) || !reflect.DeepEqual(mv.Removing(), []int32{1}) {
 		t.Fatalf("adding %v removing %v", mv.Adding(), mv.Removing())
 	}
-	if err := apply(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 0, Target: []int32{1, 3}}}}); !errors.Is(err, ErrReassignmentInProgress) {
-		t.Fatalf("new target while moving: %v", err)
+	// A new target while moving replaces the move's, from the current
+	// assignment; the replica set before the first move is kept.
+	must(apply(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 0, Target: []int32{1, 3}}}}))
+	tp = topic()
+	mv = tp.Reassignments[0]
+	if !reflect.DeepEqual(tp.Replicas[0], []int32{1, 3, 2}) || !reflect.DeepEqual(mv.Before(), []int32{1, 2}) ||
+		len(mv.Adding()) != 0 || !reflect.DeepEqual(mv.Removing(), []int32{2}) {
+		t.Fatalf("replaced move: replicas %v, move %+v", tp.Replicas[0], mv)
+	}
+	if err := apply(&CompleteReassignmentCmd{Name: "a", ID: id, Partition: 0, Target: []int32{2, 3}}); !errors.Is(err, ErrNoReassignment) {
+		t.Fatalf("completion of the replaced target: %v", err)
+	}
+	must(apply(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 0, Target: []int32{2, 3}}}}))
+	if tp := topic(); !reflect.DeepEqual(tp.Replicas[0], []int32{2, 3, 1}) || !reflect.DeepEqual(tp.Reassignments[0].Before(), []int32{1, 2}) {
+		t.Fatalf("replaced again: replicas %v, move %+v", tp.Replicas[0], tp.Reassignments[0])
 	}
 	if err := apply(&ReassignPartitionsCmd{Name: "a", ID: testID(2), Partitions: []PartitionTarget{{Partition: 1, Target: []int32{1, 3}}}}); !errors.Is(err, ErrUnknownTopic) {
 		t.Fatalf("stale topic id: %v", err)
@@ -79,7 +92,7 @@ func TestReassignment(t *testing.T) {
 
 	// The state survives its JSON form (snapshots).
 	b := mustJSON(t, st)
-	if !strings.Contains(string(b), `"reassignments":{"1":{"target":[2,3],"original":[1,2,3]}}`) {
+	if !strings.Contains(string(b), `"reassignments":{"1":{"target":[2,3],"original":[1,2,3],"base":[2,3]}}`) {
 		t.Fatalf("the move in progress is not in the state's JSON: %s", b)
 	}
 	back := NewState()
