@@ -311,6 +311,10 @@ func startReplica(p *Partition, id meta.TopicID) error {
 	r.gid = partitionGroup(id, p.Index)
 	r.p = p
 	p.repl = r
+	// Read before the group and the syncer run: MemoryStorage's
+	// InitialState takes no lock.
+	hs, _, _ := r.store.InitialState()
+	fresh := hs.GetTerm() == 0
 	err := r.host.AddGroup(multiraft.GroupConfig{
 		ID: r.gid, Storage: r.store, StateMachine: r, Voters: r.voters, Applied: r.applied,
 	})
@@ -319,10 +323,8 @@ func startReplica(p *Partition, id meta.TopicID) error {
 	}
 	r.started = true
 	go r.syncer()
-	if len(r.voters) > 0 && r.voters[0] == r.self {
-		if hs, _, err := r.store.InitialState(); err == nil && hs.GetTerm() == 0 {
-			go r.campaignFirst()
-		}
+	if fresh && len(r.voters) > 0 && r.voters[0] == r.self {
+		go r.campaignFirst()
 	}
 	return nil
 }
