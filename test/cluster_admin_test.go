@@ -40,12 +40,12 @@ func adminCluster(t *testing.T, extra ...string) ([]*broker, *kgo.Client, *kadm.
 	return nodes, cl, kadm.NewClient(cl)
 }
 
-// awayFromPreferred creates topic with replication factor 3 and moves
-// its partition 0's leadership off the preferred replica: the preferred
-// replica is killed (-9) until another leads, then restarted, and the
-// partition waits until all three replicas are in sync again. It returns
-// the preferred replica.
-func awayFromPreferred(t *testing.T, ctx context.Context, nodes []*broker, cl *kgo.Client, adm *kadm.Client, topic string) int32 {
+// awayFromPreferred creates topic with replication factor 3 and makes
+// its partition 0 led by another than its preferred replica, with all
+// three replicas in sync: the replicas are reordered (a reassignment)
+// so that the leader is no longer first. It returns the preferred
+// replica.
+func awayFromPreferred(t *testing.T, ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic string) int32 {
 	t.Helper()
 	if r, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil || r.Err != nil {
 		t.Fatalf("create %s: %v / %v %s", topic, err, r.Err, r.ErrMessage)
@@ -58,13 +58,27 @@ func awayFromPreferred(t *testing.T, ctx context.Context, nodes []*broker, cl *k
 	})
 	preferred := pd.Replicas[0]
 	if pd.Leader == preferred {
-		victim := nodes[preferred-1]
-		victim.Kill()
-		waitFor(t, 30*time.Second, "another replica leads", func() bool {
+		// The first replica of a new partition stands first and
+		// usually leads: reorder the replicas so that the leader comes
+		// last (a move to the same replicas, done at once; the leader
+		// stays). With automatic balancing on, the new preferred replica
+		// may take over at once, so this returns without waiting for
+		// anything else.
+		target := append(slices.DeleteFunc(slices.Clone(pd.Replicas), func(r int32) bool { return r == pd.Leader }), pd.Leader)
+		var req kadm.AlterPartitionAssignmentsReq
+		req.Assign(topic, 0, target)
+		if rs, err := adm.AlterPartitionAssignments(ctx, req); err != nil || rs[topic][0].Err != nil {
+			t.Fatalf("reorder the replicas of %s: %v %v", topic, err, rs[topic][0].Err)
+		}
+		waitFor(t, 30*time.Second, "the replicas reordered, the move done", func() bool {
+			lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+			if _, moving := lr[topic][0]; err != nil || moving {
+				return false
+			}
 			pd, ok := partitionView(ctx, cl, topic)
-			return ok && pd.Leader > 0 && pd.Leader != preferred
+			return ok && slices.Equal(pd.Replicas, target) && len(pd.ISR) == 3
 		})
-		victim.Restart()
+		return target[0]
 	}
 	waitFor(t, 60*time.Second, "three replicas in sync, led by another than the preferred one", func() bool {
 		pd, ok := partitionView(ctx, cl, topic)
@@ -84,7 +98,7 @@ func TestClusterElectLeaders(t *testing.T) {
 	nodes, cl, adm := adminCluster(t, "--auto-leader-rebalance-enable=false")
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	preferred := awayFromPreferred(t, ctx, nodes, cl, adm, "elect")
+	preferred := awayFromPreferred(t, ctx, cl, adm, "elect")
 
 	rs, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{"elect": {0: {}, 7: {}}})
 	if err != nil {
@@ -203,10 +217,10 @@ func TestClusterElectLeaders(t *testing.T) {
 // partition led by another than its preferred replica is handed back to
 // it without any request, and the broker config reports the settings.
 func TestClusterLeaderBalancing(t *testing.T) {
-	nodes, cl, adm := adminCluster(t, "--leader-imbalance-check-interval", "1s")
+	_, cl, adm := adminCluster(t, "--leader-imbalance-check-interval", "1s")
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	preferred := awayFromPreferred(t, ctx, nodes, cl, adm, "balance")
+	preferred := awayFromPreferred(t, ctx, cl, adm, "balance")
 	waitFor(t, 30*time.Second, "the preferred replica leads again", func() bool {
 		pd, ok := partitionView(ctx, cl, "balance")
 		return ok && pd.Leader == preferred
