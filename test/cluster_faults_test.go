@@ -229,9 +229,21 @@ func runFaultTrial(t *testing.T, bin string, schedule func(nodes []*broker) []st
 	close(stop)
 	wg.Wait()
 	t.Logf("faults: %v", faults)
-	waitFor(t, 60*time.Second, "the cluster healed: three running, one leader", func() bool {
-		return agreedLeader(t, nodes, 3, all) != 0
-	})
+	// Under the race detector and a busy CI machine a restarted node can
+	// take a while: two minutes, then what each node sees and the end
+	// of its log, so that a cluster that does not heal can be told from
+	// a slow one.
+	healBy := time.Now().Add(120 * time.Second)
+	for agreedLeader(t, nodes, 3, all) == 0 {
+		if time.Now().After(healBy) {
+			for i, b := range nodes {
+				logs := b.Logs()
+				t.Logf("node %d sees %+v; the end of its log:\n%s", i+1, clusterView(t, b), logs[max(0, len(logs)-4000):])
+			}
+			t.Fatal("the cluster did not heal in 2 minutes: three running, one leader")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// Read everything back.
 	final := map[string]faultRecord{}
