@@ -451,13 +451,19 @@ func TestClusterReassignCancel(t *testing.T) {
 	if rs, err := adm.AlterPartitionAssignments(ctx, swap); err != nil || rs["stuck"][0].Err != nil {
 		t.Fatalf("a new target while moving: %v %v", err, rs["stuck"][0].Err)
 	}
-	waitFor(t, 30*time.Second, "the replaced move done: not listed, the new target in sync", func() bool {
-		if _, moving := listed(); moving {
-			return false
-		}
-		pd, ok := partitionView(ctx, cl, "stuck")
-		return ok && slices.Equal(pd.Replicas, swapped) && len(pd.ISR) == 2
-	})
+	// done waits for no move to be listed and Metadata to show want, both
+	// in sync.
+	done := func(what string, want []int32) {
+		t.Helper()
+		waitFor(t, 30*time.Second, what, func() bool {
+			if _, moving := listed(); moving {
+				return false
+			}
+			pd, ok := partitionView(ctx, cl, "stuck")
+			return ok && slices.Equal(pd.Replicas, want) && len(pd.ISR) == 2
+		})
+	}
+	done("the replaced move done: not listed, the new target in sync", swapped)
 	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("swapped")}).FirstErr(); err != nil {
 		t.Fatalf("produce after the new target: %v", err)
 	}
@@ -476,13 +482,7 @@ func TestClusterReassignCancel(t *testing.T) {
 	if rs, err := adm.AlterPartitionAssignments(ctx, undo); err != nil || rs["stuck"][0].Err != nil {
 		t.Fatalf("cancel: %v %v", err, rs["stuck"][0].Err)
 	}
-	waitFor(t, 30*time.Second, "the cancelled move done: not listed, the original replicas in sync", func() bool {
-		if _, moving := listed(); moving {
-			return false
-		}
-		pd, ok := partitionView(ctx, cl, "stuck")
-		return ok && slices.Equal(pd.Replicas, old) && len(pd.ISR) == 2
-	})
+	done("the cancelled move done: not listed, the replicas from before in sync", old)
 	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatalf("produce after the cancellation: %v", err)
 	}

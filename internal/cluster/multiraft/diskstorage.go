@@ -157,7 +157,6 @@ func OpenDiskStorage(dir string) (*DiskStorage, error) {
 		path := filepath.Join(dir, segmentName(seq))
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
-			s.closeOld(f)
 			return nil, err
 		}
 		data, err := io.ReadAll(f)
@@ -198,13 +197,6 @@ func OpenDiskStorage(dir string) (*DiskStorage, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// closeOld closes f if it is open; for error paths of OpenDiskStorage.
-func (s *DiskStorage) closeOld(f *os.File) {
-	if f != nil {
-		f.Close()
-	}
 }
 
 // createSegment creates segment seq in dir, holding only the magic, and

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
 	"go.etcd.io/raft/v3"
@@ -38,7 +39,7 @@ func TestStalledGroupDoesNotHoldUpOthers(t *testing.T) {
 	sms := map[cluster.NodeID]map[cluster.GroupID]*listSM{}
 	for _, id := range ids {
 		tr := net.Transport(id)
-		h := New(Options{NodeID: id, Transport: tr, TickInterval: 5 * 1e6, Logger: quietLogger()})
+		h := New(Options{NodeID: id, Transport: tr, TickInterval: 5 * time.Millisecond, Logger: quietLogger()})
 		sms[id] = map[cluster.GroupID]*listSM{}
 		for _, g := range []cluster.GroupID{1, 2} {
 			var st Storage = memStorage{raft.NewMemoryStorage()}
