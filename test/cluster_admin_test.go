@@ -217,7 +217,7 @@ func TestClusterElectLeaders(t *testing.T) {
 // partition led by another than its preferred replica is handed back to
 // it without any request, and the broker config reports the settings.
 func TestClusterLeaderBalancing(t *testing.T) {
-	_, cl, adm := adminCluster(t, "--leader-imbalance-check-interval", "1s")
+	nodes, cl, adm := adminCluster(t, "--leader-imbalance-check-interval", "1s")
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
 	preferred := awayFromPreferred(t, ctx, cl, adm, "balance")
@@ -225,10 +225,21 @@ func TestClusterLeaderBalancing(t *testing.T) {
 		pd, ok := partitionView(ctx, cl, "balance")
 		return ok && pd.Leader == preferred
 	})
-	rc, err := adm.DescribeBrokerConfigs(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The client reaches broker 1 only while the Metadata it last got
+	// lists it, and a node lists the brokers it is connected to: in one
+	// CI run a Metadata answer left node 1 out. Ask again, and say
+	// what each node saw when it had to.
+	var rc kadm.ResourceConfigs
+	waitFor(t, 30*time.Second, "broker 1's configs described", func() bool {
+		var err error
+		if rc, err = adm.DescribeBrokerConfigs(ctx, 1); err != nil {
+			for _, b := range nodes {
+				t.Logf("describe broker 1: %v; node at %s sees %+v", err, b.Kafka, clusterView(t, b))
+			}
+			return false
+		}
+		return true
+	})
 	want := map[string]string{"auto.leader.rebalance.enable": "true", "leader.imbalance.check.interval.seconds": "1",
 		"leader.imbalance.per.broker.percentage": "10"}
 	for _, r := range rc {
