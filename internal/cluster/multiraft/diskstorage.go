@@ -48,6 +48,11 @@ type DiskStorage struct {
 	old    []walSegment
 	failed error
 	buf    []byte
+	// hs is the HardState last saved (or replayed). Save and Compact
+	// read it here, not through MemoryStorage.InitialState, which reads
+	// the memory storage's fields without its lock while its Snapshot,
+	// called by Raft and by Compact, writes one of them under it.
+	hs *raftpb.HardState
 }
 
 // walSegment is a segment that is no longer written to.
@@ -196,6 +201,7 @@ func OpenDiskStorage(dir string) (*DiskStorage, error) {
 		s.wal.Close()
 		return nil, err
 	}
+	s.hs, _, _ = s.MemoryStorage.InitialState() // nothing else uses s yet
 	return s, nil
 }
 
@@ -421,8 +427,7 @@ func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raf
 		// before Raft goes on; a HardState that moves nothing but the
 		// commit index (every round of a busy leader) may be lost and
 		// learned again from the leader, as etcd does (raft.MustSync).
-		prev, _, _ := s.MemoryStorage.InitialState()
-		if hs == nil || installing || raft.MustSync(hs, prev, len(ents)) {
+		if hs == nil || installing || raft.MustSync(hs, s.hs, len(ents)) {
 			if err := s.wal.Sync(); err != nil {
 				return s.fail(err)
 			}
@@ -441,6 +446,7 @@ func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raf
 		if err := s.MemoryStorage.SetHardState(hs); err != nil {
 			return err
 		}
+		s.hs = hs
 	}
 	if installing {
 		s.removeOld(^uint64(0))
@@ -485,7 +491,7 @@ func (s *DiskStorage) Compact(index uint64, cs *raftpb.ConfState, data []byte) e
 	}
 	// The new segment starts with the HardState, so that the older ones
 	// may go.
-	hs, _, _ := s.MemoryStorage.InitialState()
+	hs := s.hs
 	var buf []byte
 	if !raft.IsEmptyHardState(hs) {
 		if buf, err = appendWALRecord(nil, recHardState, hs); err == nil {

@@ -349,3 +349,31 @@ func reopen(t *testing.T, s *DiskStorage, dir string) *DiskStorage {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// TestDiskStorageSaveWhileSnapshotRead: Raft (sending a snapshot) and
+// Compact read Snapshot while the worker saves; Save must not read the
+// memory storage's fields without its lock (run with -race: Snapshot
+// writes one of them under the lock).
+func TestDiskStorageSaveWhileSnapshotRead(t *testing.T) {
+	s, err := OpenDiskStorage(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			s.Snapshot()
+		}
+	}()
+	for i := uint64(1); i <= 200; i++ {
+		if err := s.Save(hardState(1, 1, i-1), []*raftpb.Entry{entry(1, i, "x")}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if hs, _, _ := s.InitialState(); hs.GetCommit() != 199 {
+		t.Fatalf("commit %d after the saves, want 199", hs.GetCommit())
+	}
+}
