@@ -311,18 +311,24 @@ func testTxnPipelineKill9(t *testing.T, v2 bool) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
-			kgo.SeedBrokers(b.Kafka), kgo.TransactionalID("pipe"), kgo.ConsumerGroup("pipe-g"),
-			kgo.ConsumeTopics(in), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
-			kgo.TransactionTimeout(10 * time.Second), kgo.FetchMaxPartitionBytes(2000), // small transactions
-			kgo.RetryTimeout(time.Minute),
-		}, extra...)...)
-		if err != nil {
-			t.Error(err)
+		open := func() *kgo.GroupTransactSession {
+			sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
+				kgo.SeedBrokers(b.Kafka), kgo.TransactionalID("pipe"), kgo.ConsumerGroup("pipe-g"),
+				kgo.ConsumeTopics(in), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+				kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+				kgo.TransactionTimeout(10 * time.Second), kgo.FetchMaxPartitionBytes(2000), // small transactions
+				kgo.RetryTimeout(time.Minute),
+			}, extra...)...)
+			if err != nil {
+				t.Error(err)
+			}
+			return sess
+		}
+		sess := open()
+		if sess == nil {
 			return
 		}
-		defer sess.Close()
+		defer func() { sess.Close() }()
 		for {
 			select {
 			case <-stop:
@@ -343,12 +349,26 @@ func testTxnPipelineKill9(t *testing.T, v2 bool) {
 				t.Errorf("begin: %v", err)
 				return
 			}
-			ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+			// A failure aborts and the records come again. The produces
+			// and End are given more than the client's retry timeout: a
+			// context that ends first leaves franz-go's session in a
+			// transaction (a slow run under the race detector saw Begin
+			// refused after that). An error from End is not retryable
+			// (franz-go's documentation): the pipeline starts a new
+			// session, as an application would.
+			ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
 			for _, r := range recs {
 				sess.Produce(ctx, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value}, nil)
 			}
-			sess.End(ctx, kgo.TryCommit) // a failure aborts; the records come again
+			_, err := sess.End(ctx, kgo.TryCommit)
 			cancel()
+			if err != nil {
+				t.Logf("end: %v; starting a new session", err)
+				sess.Close()
+				if sess = open(); sess == nil {
+					return
+				}
+			}
 		}
 	}()
 	finish := sync.OnceFunc(func() { close(stop); <-done })
