@@ -230,15 +230,16 @@ func TestClusterLeaderBalancing(t *testing.T) {
 	// CI run a Metadata answer left node 1 out. Ask again, and say
 	// what each node saw when it had to.
 	var rc kadm.ResourceConfigs
+	logged := false
 	waitFor(t, 30*time.Second, "broker 1's configs described", func() bool {
 		var err error
-		if rc, err = adm.DescribeBrokerConfigs(ctx, 1); err != nil {
+		if rc, err = adm.DescribeBrokerConfigs(ctx, 1); err != nil && !logged {
+			logged = true // once: the first failure says what each node saw
 			for _, b := range nodes {
 				t.Logf("describe broker 1: %v; node at %s sees %+v", err, b.Kafka, clusterView(t, b))
 			}
-			return false
 		}
-		return true
+		return err == nil
 	})
 	want := map[string]string{"auto.leader.rebalance.enable": "true", "leader.imbalance.check.interval.seconds": "1",
 		"leader.imbalance.per.broker.percentage": "10"}
