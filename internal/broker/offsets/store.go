@@ -111,8 +111,11 @@ type failure struct{ err error }
 type change struct {
 	rec   record
 	check func() error // commits: called by the writer just before writing
-	done  chan struct{}
-	err   error
+	// ifChanges: deletes are written only if they change something, which
+	// the writer decides, since a commit it accepted may not be applied yet.
+	ifChanges bool
+	done      chan struct{}
+	err       error
 }
 
 // Stats are counters for metrics, tests and benchmarks.
@@ -316,14 +319,13 @@ func (s *Store) DeleteTopic(topic string) error {
 	return s.submitIfChanges(record{kind: kindDeleteTopic, topic: topic})
 }
 
+// submitIfChanges submits a delete that the writer skips if it would
+// change nothing. The writer decides, not the caller: a commit the writer
+// has accepted but not yet applied is not in the state the caller sees, and
+// a delete skipped on that view would leave the commit behind (a topic
+// deleted while its offsets were being committed kept them).
 func (s *Store) submitIfChanges(rec record) error {
-	s.mu.RLock()
-	changes := s.state.changes(&rec)
-	s.mu.RUnlock()
-	if !changes {
-		return s.writable()
-	}
-	return s.submit(&change{rec: rec})
+	return s.submit(&change{rec: rec, ifChanges: true})
 }
 
 // submit queues a change and waits until it is durable and applied, or
@@ -419,6 +421,12 @@ func (s *Store) run() {
 func (s *Store) commit(batch []*change) {
 	accepted := batch[:0]
 	for _, c := range batch {
+		// The state holds every earlier batch (this goroutine applies
+		// them); a commit earlier in this batch may be what c deletes.
+		if c.ifChanges && !s.state.changes(&c.rec) && !touchedBy(accepted, &c.rec) {
+			close(c.done)
+			continue
+		}
 		if c.check != nil {
 			if c.err = c.check(); c.err != nil {
 				close(c.done)
@@ -446,6 +454,34 @@ func (s *Store) commit(batch []*change) {
 	if err == nil && s.logSize > s.opts.CompactBytes && s.logSize > 4*s.compactedAt {
 		s.compact()
 	}
+}
+
+// touchedBy reports whether a commit among cs writes offsets that the
+// delete d would remove.
+func touchedBy(cs []*change, d *record) bool {
+	for _, c := range cs {
+		r := &c.rec
+		if r.kind != kindCommit && r.kind != kindCommitSeq {
+			continue
+		}
+		for _, oc := range r.commits {
+			switch d.kind {
+			case kindDeleteTopic:
+				if oc.Topic == d.topic {
+					return true
+				}
+			case kindDeleteGroup:
+				if r.group == d.group {
+					return true
+				}
+			case kindDelete:
+				if r.group == d.group && slices.Contains(d.partitions, oc.partition()) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // finish applies the written changes (err nil) or fails them, and answers

@@ -446,3 +446,64 @@ func TestSyncIntervalFailedFsyncFailsTheStore(t *testing.T) {
 		t.Fatalf("offset %d after restart, want 4", got.Offset)
 	}
 }
+
+// gatedSync holds every fsync until the test lets it go, and says when
+// one is waiting.
+type gatedSync struct {
+	LogFile
+	waiting chan struct{}
+	release chan struct{}
+}
+
+func (f *gatedSync) Sync() error {
+	f.waiting <- struct{}{}
+	<-f.release
+	return f.LogFile.Sync()
+}
+
+// TestDeleteTopicWhileACommitIsBeingWritten: a topic's offsets deleted
+// while a commit to it has passed its check but is not yet durable (so not
+// yet in the state a caller sees) must not leave that commit behind.
+func TestDeleteTopicWhileACommitIsBeingWritten(t *testing.T) {
+	gate := &gatedSync{waiting: make(chan struct{}), release: make(chan struct{})}
+	s := open(t, t.TempDir(), Options{WrapLog: func(_ string, f LogFile) LogFile {
+		gate.LogFile = f
+		return gate
+	}})
+	defer func() { // before the cleanup's Close, which syncs
+		close(gate.release)
+		go func() {
+			for range gate.waiting {
+			}
+		}()
+	}()
+	committed := make(chan error, 1)
+	go func() { committed <- s.Commit("g", []Commit{c("a", 0, 5)}, nil) }()
+	<-gate.waiting // the commit is accepted and being synced
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.DeleteTopic("a") }()
+	// Before the fix the delete looked at the state, found nothing and
+	// was answered at once; it must wait for the writer instead.
+	select {
+	case err := <-deleted:
+		t.Fatalf("the delete was answered (%v) before the commit was applied", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	gate.release <- struct{}{}
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+	// The delete, if written, needs a second fsync.
+	select {
+	case <-gate.waiting:
+		gate.release <- struct{}{}
+	case err := <-deleted:
+		t.Fatalf("the delete was answered (%v) without writing anything", err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Group("g"); len(got) != 0 {
+		t.Fatalf("offsets of the deleted topic left behind: %+v", got)
+	}
+}
