@@ -55,6 +55,9 @@ type RouterOptions struct {
 	// queues it finds (they may be other nodes' clients') nor fails when
 	// another node declared a predeclared exchange first.
 	Clustered bool
+	// NodeID is this node's id in a cluster (0: a single node): the home
+	// recorded in the queues it declares (router_cluster.go).
+	NodeID uint64
 
 	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
 	noWarmUp bool
@@ -116,6 +119,9 @@ type vhost struct {
 	// declaring holds the names of queues being created (DeclareQueue),
 	// closed when the declaration is answered.
 	declaring map[string]chan struct{}
+	// remote are the vhost's queues that live on other nodes of the
+	// cluster (router_cluster.go), by name; changed under defs and mu.
+	remote map[string]meta.Queue
 	// pols are the vhost's policies (policy.go), replaced under defs and
 	// mu both held.
 	pols policySet
@@ -149,10 +155,13 @@ func destOf(b meta.Binding) dest {
 }
 
 type exchange struct {
-	def       meta.Exchange
-	args      fieldtable.Table
-	matcher   route.Matcher[dest]
-	bindings  int
+	def      meta.Exchange
+	args     fieldtable.Table
+	matcher  route.Matcher[dest]
+	bindings int
+	// sig is the XOR of the bindings' hashes (bindingHash): a cluster's
+	// reconciling (router_cluster.go) compares it with the store's.
+	sig       uint64
 	alternate string // alternate-exchange, "" if none: its argument's, else its policy's
 	hasAlt    bool
 	applied   appliedPolicy  // the policy applied (router_policy.go)
@@ -237,6 +246,9 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	go r.warmUp(r.warm)
 	r.warm = nil
 	r.startTopicViews()
+	if opts.Clustered {
+		r.followDefinitions()
+	}
 	return r, nil
 }
 
@@ -247,7 +259,7 @@ func (r *Router) queuesDir() string { return filepath.Join(r.opts.DataDir, "queu
 // (with what opened, also on error, so that Close closes it) is not
 // installed yet.
 func (r *Router) loadVhost(name string) (*vhost, error) {
-	v := &vhost{name: name, exchanges: map[string]*exchange{}, queues: map[string]*queueEntry{}}
+	v := &vhost{name: name, exchanges: map[string]*exchange{}, queues: map[string]*queueEntry{}, remote: map[string]meta.Queue{}}
 	v.pols = r.loadPolicies(name)
 	for _, e := range predeclared {
 		e.Vhost = name
@@ -287,7 +299,11 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 			topicStreams = append(topicStreams, q)
 			continue
 		}
-		if (!q.Durable || q.Exclusive) && r.opts.Clustered {
+		if r.livesElsewhere(q) {
+			v.remote[q.Name] = q
+			continue
+		}
+		if (!q.Durable || q.Exclusive) && r.opts.Clustered && q.Node == 0 {
 			continue // another node's, perhaps: not opened here
 		}
 		if !q.Durable || q.Exclusive {
@@ -794,6 +810,10 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 		ready, _, consumers := qe.q.Counts()
 		return QueueInfo{Name: d.Name, Messages: ready, Consumers: consumers}, nil
 	}
+	if q, ok := remoteQueueLocked(v, d.Name); ok {
+		r.mu.Unlock()
+		return QueueInfo{}, r.remoteQueueError(q)
+	}
 	if d.Passive {
 		r.mu.Unlock()
 		return QueueInfo{}, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, d.Name, vh)
@@ -845,6 +865,9 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 // (removeStrayQueueDirs).
 func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, error) {
 	def := meta.Queue{ID: meta.NewQueueID(), Vhost: v.name, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args}
+	if r.opts.Clustered {
+		def.Node = r.opts.NodeID
+	}
 	r.mu.RLock()
 	pols := v.pols
 	r.mu.RUnlock()
@@ -897,7 +920,16 @@ func (r *Router) DeleteQueue(vh, name, owner string, ifUnused, ifEmpty bool) (in
 	if ok {
 		q = qe.q // swapped by RecoverQueue under mu
 	}
+	rq, remote := remoteQueueLocked(v, name)
 	r.mu.RUnlock()
+	if !ok && remote {
+		// Deleted through its definition; its node deletes it. Whether
+		// it is unused or empty only its node knows.
+		if ifUnused || ifEmpty || rq.Exclusive {
+			return 0, r.remoteQueueError(rq)
+		}
+		return 0, r.deleteRemoteQueue(v, rq)
+	}
 	if !ok {
 		return 0, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, name, vh)
 	}
@@ -969,6 +1001,9 @@ func (r *Router) queueEntry(vh, name, owner string) (*queueEntry, error) {
 	}
 	qe, ok := v.queues[name]
 	if !ok {
+		if q, ok := remoteQueueLocked(v, name); ok {
+			return nil, r.remoteQueueError(q)
+		}
 		return nil, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, name, vh)
 	}
 	if qe.def.Exclusive && qe.owner != owner {
@@ -1148,6 +1183,12 @@ func (r *Router) checkBindingLocked(v *vhost, b meta.Binding, owner string) erro
 		return nil
 	}
 	qe, ok := v.queues[b.Destination]
+	if q, remote := remoteQueueLocked(v, b.Destination); !ok && remote {
+		if q.Exclusive {
+			return fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, b.Destination, b.Vhost)
+		}
+		return nil // bound through the store: routes on its node
+	}
 	if !ok {
 		return fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, b.Destination, b.Vhost)
 	}
@@ -1171,6 +1212,7 @@ func (r *Router) addBindingLocked(v *vhost, b meta.Binding) {
 	x.matcher.Add(b.RoutingKey, map[string]any(args), destOf(b))
 	if x.matcher.Len() > before {
 		x.bindings++
+		x.sig ^= bindingHash(b)
 	}
 }
 
@@ -1186,6 +1228,7 @@ func (r *Router) removeBindingLocked(v *vhost, b meta.Binding) {
 	args, _ := decodeArgs(b.Arguments)
 	if x.matcher.Remove(b.RoutingKey, map[string]any(args), destOf(b)) {
 		x.bindings--
+		x.sig ^= bindingHash(b)
 	}
 }
 

@@ -154,7 +154,14 @@ func (r *Router) changePolicies(vh string, change func() error) error {
 	if err := change(); err != nil {
 		return err
 	}
-	pols := r.loadPolicies(vh)
+	r.reapplyPolicies(v)
+	return nil
+}
+
+// reapplyPolicies installs v's policies anew from the store and applies
+// them; v's defs lock is held.
+func (r *Router) reapplyPolicies(v *vhost) {
+	pols := r.loadPolicies(v.name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	v.pols = pols
@@ -164,7 +171,6 @@ func (r *Router) changePolicies(vh string, change func() error) error {
 	for _, x := range v.exchanges {
 		r.applyExchangePolicyLocked(v, x)
 	}
-	return nil
 }
 
 // Policies returns a vhost's policies ("": every vhost's), or its

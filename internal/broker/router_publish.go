@@ -246,10 +246,14 @@ func (w *routeWalk) add(d dest) {
 		to = t
 	default:
 		qe, ok := w.v.queues[d.name]
-		if !ok {
+		switch {
+		case ok:
+			to = qe.dest
+		case w.v.remote[d.name].Name != "":
+			to = unreachableQueue // on another node (router_cluster.go)
+		default:
 			return
 		}
-		to = qe.dest
 	}
 	if w.routed(to) {
 		return

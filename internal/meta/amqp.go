@@ -90,6 +90,11 @@ type Queue struct {
 	// queue is a view of (declared in the Kafka vhost): its messages are
 	// the topic's, and the queue has no directory of its own.
 	Topic string `json:"topic,omitempty"`
+	// Node, in a cluster, is the id of the node the queue lives on (its
+	// home node: the one that declared it); 0 on a single node, and for
+	// queues declared on a cluster before queues had a home, which every
+	// node opens a copy of.
+	Node uint64 `json:"node,omitempty"`
 }
 
 // Binding destination kinds.

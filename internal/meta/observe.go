@@ -39,11 +39,64 @@ func (s *Store) Observe(f func(Change)) {
 // handOver passes st's observer on to next, the state replacing st
 // wholesale, and reports the replacement to it.
 func (st *State) handOver(next *State) {
+	if st.amqpObserver != nil {
+		next.amqpObserver = st.amqpObserver
+		next.amqpObserver("")
+	}
 	if st.observer == nil {
 		return
 	}
 	next.observer = st.observer
 	next.observer(Change{Kind: ChangeSnapshot})
+}
+
+// ObserveAMQP sets f to be called after every command that changes a
+// vhost's AMQP definitions (the vhost itself, its exchanges, queues,
+// bindings, policies and operator policies) is applied, with the vhost's
+// name; "" when a snapshot replaced the whole state. Nil: none. As for
+// Observe, f runs inside Apply with the store's lock held: it must only
+// queue the change.
+func (s *Store) ObserveAMQP(f func(vhost string)) {
+	s.mu.Lock()
+	s.state.amqpObserver = f
+	s.mu.Unlock()
+}
+
+// notifyAMQP reports an applied command to the AMQP observer, if it
+// changes a vhost's definitions.
+func (st *State) notifyAMQP(cmd Command) {
+	var vhost string
+	switch p := cmd.Payload.(type) {
+	case *PutVhostCmd:
+		vhost = p.Name
+	case *DeleteVhostCmd:
+		vhost = p.Name
+	case *DeclareExchangeCmd:
+		vhost = p.Vhost
+	case *DeleteExchangeCmd:
+		vhost = p.Vhost
+	case *DeclareQueueCmd:
+		vhost = p.Vhost
+	case *DeleteQueueCmd:
+		vhost = p.Vhost
+	case *DeleteQueuesCmd:
+		vhost = p.Vhost
+	case *BindCmd:
+		vhost = p.Vhost
+	case *UnbindCmd:
+		vhost = p.Vhost
+	case *SetPolicyCmd:
+		vhost = p.Vhost
+	case *ClearPolicyCmd:
+		vhost = p.Vhost
+	case *SetOperatorPolicyCmd:
+		vhost = p.Vhost
+	case *ClearOperatorPolicyCmd:
+		vhost = p.Vhost
+	default:
+		return
+	}
+	st.amqpObserver(vhost)
 }
 
 // notify reports an applied command to the observer, if it is a topic

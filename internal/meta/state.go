@@ -43,6 +43,9 @@ type State struct {
 	nodes         map[uint64]Node                  // the cluster's nodes by id (nodes.go)
 
 	observer func(Change) // told of applied topic changes (observe.go); not state
+	// amqpObserver is told of applied AMQP definition changes by vhost
+	// (observe.go); not state.
+	amqpObserver func(vhost string)
 }
 
 type producer struct {
@@ -83,6 +86,9 @@ func (st *State) Apply(cmd Command) (Result, error) {
 	res := o.apply(st)
 	if st.observer != nil {
 		st.notify(cmd)
+	}
+	if st.amqpObserver != nil {
+		st.notifyAMQP(cmd)
 	}
 	return res, nil
 }

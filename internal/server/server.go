@@ -205,6 +205,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		FlowBacklog:      offIfZero(cfg.QueueFlowBacklog),
 		FlowBacklogBytes: offIfZero(cfg.QueueFlowBacklogBytes),
 		Clustered:        s.cluster != nil,
+		NodeID:           nodeID,
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}

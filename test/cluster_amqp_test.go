@@ -1,0 +1,193 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// TestClusterAMQPDefinitions: exchanges, bindings, vhosts and queue
+// definitions made through one node are seen by the others (amqp091-go
+// against three server processes). A classic queue lives on the node that
+// declared it: the others bind to it and delete it, refuse to make a
+// second queue of its name, say where it lives, and refuse (basic.nack)
+// a message routed through them to it.
+func TestClusterAMQPDefinitions(t *testing.T) {
+	nodes := startCluster(t, 3)
+	dial := func(b *broker, vhost string) *amqp.Connection {
+		t.Helper()
+		url := b.amqpURL()
+		if vhost != "" {
+			url = strings.TrimSuffix(url, "/") + "/" + vhost
+		}
+		c, err := amqp.Dial(url)
+		if err != nil {
+			t.Fatalf("dial %s: %v", url, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	channel := func(c *amqp.Connection) *amqp.Channel {
+		t.Helper()
+		ch, err := c.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	c1, c2, c3 := dial(nodes[0], ""), dial(nodes[1], ""), dial(nodes[2], "")
+	ch1, ch2 := channel(c1), channel(c2)
+
+	if err := ch1.ExchangeDeclare("orders", "direct", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch1.QueueDeclare("on-1", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch1.QueueBind("on-1", "k1", "orders", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The exchange reaches node 2 through the metadata group.
+	waitFor(t, 20*time.Second, "node 2 to see exchange 'orders'", func() bool {
+		ch := channel(c2)
+		defer ch.Close()
+		return ch.ExchangeDeclarePassive("orders", "direct", true, false, false, false, nil) == nil
+	})
+	if _, err := ch2.QueueDeclare("on-2", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch2.QueueBind("on-2", "k2", "orders", false, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	publish := func(ch *amqp.Channel, key, body string) bool {
+		t.Helper()
+		if err := ch.Confirm(false); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "orders", key, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	get := func(ch *amqp.Channel, q string) string {
+		t.Helper()
+		m, ok, err := ch.Get(q, true)
+		if err != nil {
+			t.Fatalf("get %s: %v", q, err)
+		}
+		if !ok {
+			return ""
+		}
+		return string(m.Body)
+	}
+
+	// An exchange declared on node 1 routes on node 2 to node 2's queue,
+	// and on node 1 to node 1's.
+	pch2, pch1 := channel(c2), channel(c1)
+	if !publish(pch2, "k2", "via-2") {
+		t.Fatal("publish through node 2 to its own queue was nacked")
+	}
+	if got := get(ch2, "on-2"); got != "via-2" {
+		t.Fatalf("on-2 holds %q, want via-2", got)
+	}
+	if !publish(pch1, "k1", "via-1") {
+		t.Fatal("publish through node 1 to its own queue was nacked")
+	}
+	if got := get(ch1, "on-1"); got != "via-1" {
+		t.Fatalf("on-1 holds %q, want via-1", got)
+	}
+
+	// Node 2 knows where on-1 lives and makes no second queue of its name.
+	waitFor(t, 20*time.Second, "node 2 to know queue 'on-1'", func() bool {
+		ch := channel(c2)
+		_, err := ch.QueueDeclarePassive("on-1", true, false, false, false, nil)
+		var ae *amqp.Error
+		return errors.As(err, &ae) && ae.Code == amqp.NotFound && strings.Contains(ae.Reason, "lives on node 1")
+	})
+	{
+		ch := channel(c2)
+		_, err := ch.QueueDeclare("on-1", true, false, false, false, nil)
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Code != amqp.NotFound || !strings.Contains(ae.Reason, nodes[0].AMQP) {
+			t.Fatalf("declaring node 1's queue through node 2: %v, want 404 naming %s", err, nodes[0].AMQP)
+		}
+	}
+	// A message routed through node 2 only to node 1's queue is refused.
+	if publish(channel(c2), "k1", "lost?") {
+		t.Fatal("a message routed through node 2 to a queue on node 1 was confirmed; it cannot reach it")
+	}
+
+	// A queue deleted through another node is gone on its own.
+	if _, err := channel(c3).QueueDelete("on-1", false, false, false); err != nil {
+		t.Fatalf("deleting node 1's queue through node 3: %v", err)
+	}
+	waitFor(t, 20*time.Second, "node 1 to delete queue 'on-1'", func() bool {
+		ch := channel(c1)
+		_, err := ch.QueueDeclarePassive("on-1", true, false, false, false, nil)
+		var ae *amqp.Error
+		return errors.As(err, &ae) && ae.Code == amqp.NotFound
+	})
+
+	// An exchange deleted through node 3 is gone everywhere.
+	waitFor(t, 20*time.Second, "node 3 to see exchange 'orders'", func() bool {
+		ch := channel(c3)
+		defer ch.Close()
+		return ch.ExchangeDeclarePassive("orders", "direct", true, false, false, false, nil) == nil
+	})
+	if err := channel(c3).ExchangeDelete("orders", false, false); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*amqp.Connection{c1, c2} {
+		waitFor(t, 20*time.Second, "exchange 'orders' to go from node "+string(rune('1'+i)), func() bool {
+			ch := channel(c)
+			err := ch.ExchangeDeclarePassive("orders", "direct", true, false, false, false, nil)
+			var ae *amqp.Error
+			return errors.As(err, &ae) && ae.Code == amqp.NotFound
+		})
+	}
+	// A binding made through node 1 routes on node 2: node 2's queue
+	// bound to amq.fanout through node 1.
+	if err := channel(c1).QueueBind("on-2", "", "amq.fanout", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	fch := channel(c2)
+	if err := fch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the binding made through node 1 to route on node 2", func() bool {
+		if err := fch.Publish("amq.fanout", "", false, false, amqp.Publishing{Body: []byte("fan")}); err != nil {
+			t.Fatal(err)
+		}
+		return get(ch2, "on-2") == "fan"
+	})
+
+	// A vhost made through node 1's management API is usable through
+	// node 3.
+	nodes[0].api(t, "PUT", "/api/vhosts/shop", nil, 201)
+	nodes[0].api(t, "PUT", "/api/permissions/shop/guest", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, 201)
+	waitFor(t, 20*time.Second, "node 3 to accept connections to vhost 'shop'", func() bool {
+		c, err := amqp.Dial(strings.TrimSuffix(nodes[2].amqpURL(), "/") + "/shop")
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		ch, err := c.Channel()
+		if err != nil {
+			return false
+		}
+		_, err = ch.QueueDeclare("in-shop", false, false, true, false, nil)
+		return err == nil
+	})
+}
