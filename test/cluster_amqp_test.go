@@ -173,6 +173,26 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 		return get(ch2, "on-2") == "fan"
 	})
 
+	// A policy set through node 1 applies to node 2's queue.
+	nodes[0].api(t, "PUT", "/api/policies/%2F/one-deep", map[string]any{"pattern": "^on-2$", "apply-to": "queues", "definition": map[string]any{"max-length": 1}}, 201)
+	waitFor(t, 20*time.Second, "the policy set through node 1 to cap node 2's queue", func() bool {
+		for _, body := range []string{"a", "b"} { // each confirmed before the count
+			dc, err := fch.PublishWithDeferredConfirm("amq.fanout", "", false, false, amqp.Publishing{Body: []byte(body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dc.Wait()
+		}
+		q, err := ch2.QueueDeclarePassive("on-2", true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch2.QueuePurge("on-2", false); err != nil {
+			t.Fatal(err)
+		}
+		return q.Messages == 1
+	})
+
 	// A vhost made through node 1's management API is usable through
 	// node 3.
 	nodes[0].api(t, "PUT", "/api/vhosts/shop", nil, 201)
