@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,9 +125,68 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 			t.Fatalf("declaring node 1's queue through node 2: %v, want 404 naming %s", err, nodes[0].AMQP)
 		}
 	}
-	// A message routed through node 2 only to node 1's queue is refused.
-	if publish(channel(c2), "k1", "lost?") {
-		t.Fatal("a message routed through node 2 to a queue on node 1 was confirmed; it cannot reach it")
+	// A message routed through node 2 to node 1's queue is forwarded
+	// there, confirmed once durable there, and messages keep their order.
+	fwd := channel(c2)
+	if err := fwd.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	var confirms []*amqp.DeferredConfirmation
+	for i := range n {
+		dc, err := fwd.PublishWithDeferredConfirm("orders", "k1", false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		confirms = append(confirms, dc)
+	}
+	for i, dc := range confirms {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ok, err := dc.WaitContext(ctx)
+		cancel()
+		if err != nil || !ok {
+			t.Fatalf("message %d published through node 2 to node 1's queue: ack %v, err %v", i, ok, err)
+		}
+	}
+	for i := range n {
+		if got := get(ch1, "on-1"); got != strconv.Itoa(i) {
+			t.Fatalf("message %d on node 1 is %q: forwarded messages lost or out of order", i, got)
+		}
+	}
+	// Through node 3, to queues on both other nodes at once (amq.fanout).
+	if err := ch1.QueueBind("on-1", "", "amq.fanout", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch2.QueueBind("on-2", "", "amq.fanout", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	fan3 := channel(c3)
+	if err := fan3.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "node 3 to route amq.fanout to both queues", func() bool {
+		dc, err := fan3.PublishWithDeferredConfirm("amq.fanout", "", true, false, amqp.Publishing{Body: []byte("both")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !dc.Wait() {
+			t.Fatal("a fanout through node 3 to queues on nodes 1 and 2 was nacked")
+		}
+		a, b := get(ch1, "on-1"), get(ch2, "on-2")
+		if a == "both" && b == "" || a == "" && b == "both" { // the other binding not seen yet by node 3
+			return false
+		}
+		if a != "both" || b != "both" {
+			t.Fatalf("fanout through node 3: on-1 got %q, on-2 got %q", a, b)
+		}
+		return true
+	})
+	if err := ch1.QueueUnbind("on-1", "", "amq.fanout", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch2.QueueUnbind("on-2", "", "amq.fanout", nil); err != nil {
+		t.Fatal(err)
 	}
 
 	// A queue deleted through another node is gone on its own.
@@ -209,5 +269,23 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 		}
 		_, err = ch.QueueDeclare("in-shop", false, false, true, false, nil)
 		return err == nil
+	})
+
+	// With node 2 down, a message routed through node 3 to node 2's queue
+	// is refused (basic.nack), not lost.
+	sch := channel(c3)
+	if err := sch.QueueBind("on-2", "k9", "amq.direct", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	nodes[1].Kill()
+	waitFor(t, 30*time.Second, "node 3 to refuse a message for a queue on a dead node", func() bool {
+		if err := sch.Confirm(false); err != nil {
+			t.Fatal(err)
+		}
+		dc, err := sch.PublishWithDeferredConfirm("amq.direct", "k9", false, false, amqp.Publishing{Body: []byte("to-dead")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !dc.Wait()
 	})
 }

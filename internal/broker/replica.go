@@ -109,8 +109,8 @@ func (b *Broker) replicated(tp *Topic, i int32) bool {
 }
 
 // partitionGroup is the Raft group id of partition i of a topic: a hash
-// of the topic's permanent id and the partition, never 0 (no group) nor
-// cluster.MetaGroup. Two partitions whose ids collide (a chance of about
+// of the topic's permanent id and the partition, never 0 (no group),
+// cluster.MetaGroup nor cluster.RPCGroup. Two partitions whose ids collide (a chance of about
 // n²/2⁶⁵) cannot both be opened on a node: the second fails to open with
 // multiraft.ErrGroupExists, and is reported, never mixed up.
 func partitionGroup(id meta.TopicID, i int32) cluster.GroupID {
@@ -122,6 +122,9 @@ func partitionGroup(id meta.TopicID, i int32) cluster.GroupID {
 	g := h.Sum64()
 	if g <= uint64(cluster.MetaGroup) {
 		g += 2
+	}
+	if g == uint64(cluster.RPCGroup) { // from a hash of 0 or 2: about 2⁻⁶³
+		g = uint64(cluster.RPCGroup) + 1
 	}
 	return cluster.GroupID(g)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-mq/sluice/internal/broker/message"
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 	"github.com/sluice-mq/sluice/internal/broker/route"
+	"github.com/sluice-mq/sluice/internal/cluster/rpc"
 	"github.com/sluice-mq/sluice/internal/fieldtable"
 	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/storage"
@@ -58,6 +59,10 @@ type RouterOptions struct {
 	// NodeID is this node's id in a cluster (0: a single node): the home
 	// recorded in the queues it declares (router_cluster.go).
 	NodeID uint64
+	// Forward, in a cluster, carries messages routed through this node to
+	// queues living on other nodes, and brings theirs to this node's
+	// queues (router_forward.go). Nil: such messages are refused.
+	Forward *rpc.Mux
 
 	// noWarmUp (tests) leaves the queues loaded lazily unopened until used.
 	noWarmUp bool
@@ -121,7 +126,7 @@ type vhost struct {
 	declaring map[string]chan struct{}
 	// remote are the vhost's queues that live on other nodes of the
 	// cluster (router_cluster.go), by name; changed under defs and mu.
-	remote map[string]meta.Queue
+	remote map[string]*remoteQueue
 	// pols are the vhost's policies (policy.go), replaced under defs and
 	// mu both held.
 	pols policySet
@@ -249,6 +254,9 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	if opts.Clustered {
 		r.followDefinitions()
 	}
+	if opts.Forward != nil {
+		opts.Forward.Handle(methodPublish, r.servePublish)
+	}
 	return r, nil
 }
 
@@ -259,7 +267,7 @@ func (r *Router) queuesDir() string { return filepath.Join(r.opts.DataDir, "queu
 // (with what opened, also on error, so that Close closes it) is not
 // installed yet.
 func (r *Router) loadVhost(name string) (*vhost, error) {
-	v := &vhost{name: name, exchanges: map[string]*exchange{}, queues: map[string]*queueEntry{}, remote: map[string]meta.Queue{}}
+	v := &vhost{name: name, exchanges: map[string]*exchange{}, queues: map[string]*queueEntry{}, remote: map[string]*remoteQueue{}}
 	v.pols = r.loadPolicies(name)
 	for _, e := range predeclared {
 		e.Vhost = name
@@ -300,7 +308,7 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 			continue
 		}
 		if r.livesElsewhere(q) {
-			v.remote[q.Name] = q
+			v.remote[q.Name] = r.newRemoteQueue(q)
 			continue
 		}
 		if (!q.Durable || q.Exclusive) && r.opts.Clustered && q.Node == 0 {
@@ -1319,6 +1327,9 @@ func (r *Router) expireQueues(now time.Time) {
 
 // Close closes every queue, keeping its data.
 func (r *Router) Close() error {
+	if r.opts.Forward != nil {
+		r.opts.Forward.Handle(methodPublish, nil)
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

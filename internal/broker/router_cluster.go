@@ -7,9 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
-	"github.com/sluice-mq/sluice/internal/broker/message"
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 	"github.com/sluice-mq/sluice/internal/broker/route"
 	"github.com/sluice-mq/sluice/internal/meta"
@@ -28,15 +26,14 @@ import (
 //
 // A classic queue lives on the node that declared it, its home
 // (meta.Queue.Node), as in RabbitMQ 4. The other nodes know its
-// definition (v.remote): they bind to it, delete it, and refuse to
-// declare another queue of its name; until they forward to it, a client
-// of another node that declares, consumes from, gets from or purges it is
+// definition (v.remote): they bind to it, delete it, refuse to declare
+// another queue of its name, and forward the messages routed through them
+// to it (router_forward.go). Until they also carry deliveries, a client of
+// another node that declares, consumes from, gets from or purges it is
 // told which node to connect to (NOT_FOUND, as RabbitMQ answers for a
-// classic queue whose home node it cannot reach), and a message routed
-// through another node to it is refused: a publisher in confirm mode
-// gets basic.nack, as for a queue that rejects publishes. Queues declared
-// on a cluster before queues had a home (Node 0) keep the behaviour of
-// before: every node opens its own copy.
+// classic queue whose home node it cannot reach). Queues declared on a
+// cluster before queues had a home (Node 0) keep the behaviour of before:
+// every node opens its own copy.
 
 // livesElsewhere reports whether queue q lives on another node.
 func (r *Router) livesElsewhere(q meta.Queue) bool {
@@ -58,18 +55,10 @@ func (r *Router) remoteQueueError(q meta.Queue) error {
 // r.mu is held.
 func remoteQueueLocked(v *vhost, name string) (meta.Queue, bool) {
 	q, ok := v.remote[name]
-	return q, ok
-}
-
-// unreachableQueue is the destination of a message routed to a queue on
-// another node: it refuses the message (queue.ErrRejected), which a
-// publisher in confirm mode sees as basic.nack.
-var unreachableQueue Destination = unreachable{}
-
-type unreachable struct{}
-
-func (unreachable) Publish(*message.Message, time.Time) (Pending, error) {
-	return nil, queue.ErrRejected
+	if !ok {
+		return meta.Queue{}, false
+	}
+	return q.def, true
 }
 
 // deleteRemoteQueue deletes the definition of a queue living on another
@@ -80,7 +69,7 @@ func (r *Router) deleteRemoteQueue(v *vhost, q meta.Queue) error {
 		return err
 	}
 	r.mu.Lock()
-	if cur, ok := v.remote[q.Name]; ok && cur.ID == q.ID {
+	if cur, ok := v.remote[q.Name]; ok && cur.def.ID == q.ID {
 		delete(v.remote, q.Name)
 	}
 	for _, b := range bs {
@@ -267,7 +256,7 @@ func (r *Router) reconcileDefs(name string) {
 	clear(v.remote)
 	for _, q := range queues {
 		if r.livesElsewhere(q) {
-			v.remote[q.Name] = q
+			v.remote[q.Name] = r.newRemoteQueue(q)
 		}
 	}
 	for qn, qe := range v.queues {

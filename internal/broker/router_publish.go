@@ -249,10 +249,12 @@ func (w *routeWalk) add(d dest) {
 		switch {
 		case ok:
 			to = qe.dest
-		case w.v.remote[d.name].Name != "":
-			to = unreachableQueue // on another node (router_cluster.go)
 		default:
-			return
+			rq, ok := w.v.remote[d.name]
+			if !ok {
+				return
+			}
+			to = rq // on another node: forwarded (router_forward.go)
 		}
 	}
 	if w.routed(to) {

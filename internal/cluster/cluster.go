@@ -49,6 +49,10 @@ type GroupID = uint64
 // MetaGroup is the metadata group, present on every node.
 const MetaGroup GroupID = 1
 
+// RPCGroup is not a Raft group: envelopes addressed to it carry calls
+// between nodes (package rpc) over the Raft transport's connections.
+const RPCGroup GroupID = 2
+
 // Config is one node's cluster settings (flags --node-id, --cluster-addr,
 // --cluster-peers, --cluster-id, --cluster-secret-file, --rack; the same
 // as env and config-file keys).

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/cluster"
 	"github.com/sluice-mq/sluice/internal/cluster/multiraft"
+	"github.com/sluice-mq/sluice/internal/cluster/rpc"
 	"github.com/sluice-mq/sluice/internal/cluster/transport"
 	"github.com/sluice-mq/sluice/internal/meta"
 	"github.com/sluice-mq/sluice/internal/metrics"
@@ -39,6 +40,7 @@ type clusterNode struct {
 	cfg     cluster.Config
 	tr      *transport.Transport
 	host    *multiraft.Host
+	rpc     *rpc.Mux
 	metrics *metrics.ClusterHooks
 	// view is the Kafka view of the cluster, once made (kafkaCluster).
 	view atomic.Pointer[ClusterView]
@@ -47,6 +49,15 @@ type clusterNode struct {
 	// startSig receives SIGINT and SIGTERM until the metadata group is
 	// reached (openClusterMeta).
 	startSig chan os.Signal
+}
+
+// forwarder is what carries messages to queues on other nodes; nil on a
+// single node.
+func (s *Server) forwarder() *rpc.Mux {
+	if s.cluster == nil {
+		return nil
+	}
+	return s.cluster.rpc
 }
 
 // openCluster starts the transport and the Raft host.
@@ -59,8 +70,11 @@ func (s *Server) openCluster() error {
 	if err != nil {
 		return fmt.Errorf("cluster transport: %w", err)
 	}
+	// Calls between nodes (forwarded publishes) share the transport's
+	// connections with Raft; the mux takes them out before the host.
+	mux := rpc.New(tr)
 	host := multiraft.New(multiraft.Options{
-		NodeID: cc.NodeID, Transport: tr, Logger: s.log,
+		NodeID: cc.NodeID, Transport: mux, Logger: s.log,
 		OnLeaderChange: func(g cluster.GroupID, leader cluster.NodeID, term uint64) {
 			if g == cluster.MetaGroup {
 				s.log.Info("metadata leader", "leader", leader, "term", term)
@@ -76,7 +90,7 @@ func (s *Server) openCluster() error {
 		return fmt.Errorf("cluster transport: %w", err)
 	}
 	host.Start()
-	s.cluster = &clusterNode{cfg: cc, tr: tr, host: host}
+	s.cluster = &clusterNode{cfg: cc, tr: tr, host: host, rpc: mux}
 	// A SIGINT or SIGTERM from now until the metadata group is reached
 	// stops the start (openClusterMeta): caught before "cluster node" is
 	// logged, so that one sent right after that line is not missed.

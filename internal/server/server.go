@@ -206,6 +206,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		FlowBacklogBytes: offIfZero(cfg.QueueFlowBacklogBytes),
 		Clustered:        s.cluster != nil,
 		NodeID:           nodeID,
+		Forward:          s.forwarder(),
 	}, s.meta); err != nil {
 		return nil, fmt.Errorf("open queues: %w", err)
 	}
