@@ -641,6 +641,7 @@ func (h *Host) handleReady(g *group) {
 				g.mu.Lock()
 				g.confState = g.rn.ApplyConfChange(cc)
 				g.confIndex = e.GetIndex()
+				h.confChangedLocked(g)
 				g.mu.Unlock()
 			}
 		}

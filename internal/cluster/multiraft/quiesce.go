@@ -57,6 +57,7 @@ package multiraft
 // leader as usual.
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
@@ -259,11 +260,27 @@ func (h *Host) followerQuiesceLocked(g *group, m *raftpb.Message) {
 	}
 	bs := g.rn.BasicStatus()
 	from := m.GetFrom()
-	if bs.RaftState != raft.StateFollower || bs.Lead != from || bs.GetTerm() != m.GetTerm() || !h.alive(from) {
+	if bs.RaftState != raft.StateFollower || bs.Lead != from || bs.GetTerm() != m.GetTerm() || !h.alive(from) ||
+		!slices.Contains(g.confState.GetVoters(), from) {
 		return
 	}
 	g.quiesced.Store(true)
 	h.quiet.watch(g, []cluster.NodeID{from}, nil)
+}
+
+// confChangedLocked wakes g, quiesced, when the configuration it just
+// applied no longer has its leader as a voter: a removed leader steps
+// down and falls silent while its node stays up, and the followers must
+// tick to time out and elect another (found by TestRemoveMember, whose
+// followers had quiesced on the leader's last heartbeats). Called with
+// g.mu held.
+func (h *Host) confChangedLocked(g *group) {
+	if !g.quiesced.Load() {
+		return
+	}
+	if lead := g.rn.BasicStatus().Lead; lead != 0 && !slices.Contains(g.confState.GetVoters(), lead) {
+		h.wakeLocked(g, nil)
+	}
 }
 
 // isQuiesceHeartbeat reports whether m is a leader's quiesce heartbeat.
