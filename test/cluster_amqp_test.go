@@ -110,20 +110,44 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 		t.Fatalf("on-1 holds %q, want via-1", got)
 	}
 
-	// Node 2 knows where on-1 lives and makes no second queue of its name.
+	// Node 2 knows on-1, lives on node 1: declared through node 2 it is
+	// node 1's (no second queue of its name), with node 1's counts.
 	waitFor(t, 20*time.Second, "node 2 to know queue 'on-1'", func() bool {
 		ch := channel(c2)
+		defer ch.Close()
 		_, err := ch.QueueDeclarePassive("on-1", true, false, false, false, nil)
-		var ae *amqp.Error
-		return errors.As(err, &ae) && ae.Code == amqp.NotFound && strings.Contains(ae.Reason, "lives on node 1")
+		return err == nil
 	})
 	{
-		ch := channel(c2)
-		_, err := ch.QueueDeclare("on-1", true, false, false, false, nil)
-		var ae *amqp.Error
-		if !errors.As(err, &ae) || ae.Code != amqp.NotFound || !strings.Contains(ae.Reason, nodes[0].AMQP) {
-			t.Fatalf("declaring node 1's queue through node 2: %v, want 404 naming %s", err, nodes[0].AMQP)
+		if !publish(channel(c1), "k1", "counted") {
+			t.Fatal("publish through node 1 nacked")
 		}
+		q, err := channel(c2).QueueDeclare("on-1", true, false, false, false, nil)
+		if err != nil || q.Messages != 1 {
+			t.Fatalf("declaring node 1's queue through node 2: %+v, %v; want it with 1 message", q, err)
+		}
+		_, err = channel(c2).QueueDeclare("on-1", false, false, false, false, nil)
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+			t.Fatalf("an inequivalent declaration through node 2: %v, want 406", err)
+		}
+		_, err = channel(c2).QueuePurge("on-1", false)
+		if !errors.As(err, &ae) || ae.Code != amqp.NotFound || !strings.Contains(ae.Reason, nodes[0].AMQP) {
+			t.Fatalf("purging node 1's queue through node 2: %v, want 404 naming %s", err, nodes[0].AMQP)
+		}
+		// basic.get through node 2, acked there.
+		gch := channel(c2)
+		m, ok, err := gch.Get("on-1", false)
+		if err != nil || !ok || string(m.Body) != "counted" {
+			t.Fatalf("basic.get of node 1's queue through node 2: %q %v %v", m.Body, ok, err)
+		}
+		if err := m.Ack(false); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the ack through node 2 to settle the message on node 1", func() bool {
+			q, err := ch1.QueueDeclarePassive("on-1", true, false, false, false, nil)
+			return err == nil && q.Messages == 0
+		})
 	}
 	// A message routed through node 2 to node 1's queue is forwarded
 	// there, confirmed once durable there, and messages keep their order.
@@ -149,10 +173,47 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 			t.Fatalf("message %d published through node 2 to node 1's queue: ack %v, err %v", i, ok, err)
 		}
 	}
+	// Consumed through node 3 with a prefetch of 10 and manual acks: every
+	// message, in order; one left unacked comes back redelivered.
+	cch := channel(c3)
+	if err := cch.Qos(10, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := cch.Consume("on-1", "through-3", false, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consuming node 1's queue through node 3: %v", err)
+	}
 	for i := range n {
-		if got := get(ch1, "on-1"); got != strconv.Itoa(i) {
-			t.Fatalf("message %d on node 1 is %q: forwarded messages lost or out of order", i, got)
+		select {
+		case d := <-deliveries:
+			if string(d.Body) != strconv.Itoa(i) {
+				t.Fatalf("delivery %d through node 3 is %q: lost or out of order", i, d.Body)
+			}
+			if i == n-1 {
+				break // left unacked
+			}
+			if err := d.Ack(false); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("delivery %d through node 3 did not come", i)
 		}
+	}
+	if err := cch.Close(); err != nil { // the unacked one goes back
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the unacked delivery to come back on node 1", func() bool {
+		m, ok, err := ch1.Get("on-1", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && (string(m.Body) != strconv.Itoa(n-1) || !m.Redelivered) {
+			t.Fatalf("after the consumer's channel closed, node 1's queue gave %q redelivered=%v", m.Body, m.Redelivered)
+		}
+		return ok
+	})
+	if q, err := ch1.QueueDeclarePassive("on-1", true, false, false, false, nil); err != nil || q.Messages != 0 {
+		t.Fatalf("node 1's queue after consuming through node 3: %+v %v, want empty", q, err)
 	}
 	// Through node 3, to queues on both other nodes at once (amq.fanout).
 	if err := ch1.QueueBind("on-1", "", "amq.fanout", false, nil); err != nil {
@@ -277,7 +338,20 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 	if err := sch.QueueBind("on-2", "k9", "amq.direct", false, nil); err != nil {
 		t.Fatal(err)
 	}
+	wch := channel(c3)
+	cancels := wch.NotifyCancel(make(chan string, 1))
+	if _, err := wch.Consume("on-2", "watching", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
 	nodes[1].Kill()
+	select {
+	case tag := <-cancels:
+		if tag != "watching" {
+			t.Fatalf("cancelled consumer %q", tag)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a consumer through node 3 of a queue on a dead node was not cancelled")
+	}
 	waitFor(t, 30*time.Second, "node 3 to refuse a message for a queue on a dead node", func() bool {
 		if err := sch.Confirm(false); err != nil {
 			t.Fatal(err)

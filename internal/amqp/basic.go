@@ -505,8 +505,8 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind, requeue
 	if kind == settleAck {
 		ch.stats.Add(broker.StatAck, int64(len(tags)))
 	}
-	byQueue := map[*queue.Queue][]int64{}
-	var order []*queue.Queue
+	byQueue := map[queue.Settler][]int64{}
+	var order []queue.Settler
 	for _, t := range tags {
 		e := ch.unacked[t]
 		ch.dropLocked(t, e)
@@ -570,7 +570,7 @@ func (ch *channel) streamRejectError(e unackedEntry) error {
 }
 
 // settleOffsets acks, requeues or rejects offsets of q.
-func settleOffsets(q *queue.Queue, kind settleKind, requeue bool, offs ...int64) {
+func settleOffsets(q queue.Settler, kind settleKind, requeue bool, offs ...int64) {
 	switch {
 	case kind == settleAck:
 		q.Ack(offs...)

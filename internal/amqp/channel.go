@@ -47,7 +47,7 @@ type channel struct {
 }
 
 type unackedEntry struct {
-	q      *queue.Queue
+	q      queue.Settler
 	offset int64
 	cons   *consumer // nil for basic.get
 }
@@ -191,7 +191,7 @@ func (ch *channel) release() {
 
 // requeueAll returns deliveries to their queues, in tag order per queue.
 func requeueAll(unacked map[uint64]unackedEntry) {
-	byQueue := map[*queue.Queue][]int64{}
+	byQueue := map[queue.Settler][]int64{}
 	for _, e := range unacked {
 		if e.q == nil {
 			continue // a stream delivery: nothing to give back

@@ -110,6 +110,9 @@ type Router struct {
 	// views names the partition queues shown for each topic in the Kafka
 	// vhost (superstream.go), under mu.
 	views map[string][]string
+	// remoteSt: consuming from queues on other nodes, and other nodes'
+	// consuming from ours (router_remote.go).
+	remoteSt remoteState
 }
 
 type vhost struct {
@@ -256,6 +259,7 @@ func NewRouter(opts RouterOptions, m *meta.Store) (*Router, error) {
 	}
 	if opts.Forward != nil {
 		opts.Forward.Handle(methodPublish, r.servePublish)
+		r.serveRemote()
 	}
 	return r, nil
 }
@@ -820,7 +824,7 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 	}
 	if q, ok := remoteQueueLocked(v, d.Name); ok {
 		r.mu.Unlock()
-		return QueueInfo{}, r.remoteQueueError(q)
+		return r.declareRemote(q, d)
 	}
 	if d.Passive {
 		r.mu.Unlock()
@@ -1021,7 +1025,11 @@ func (r *Router) queueEntry(vh, name, owner string) (*queueEntry, error) {
 }
 
 // Queue returns a queue for consuming or getting, checking exclusivity.
+// A queue on another node comes as a handle to it (router_remote.go).
 func (r *Router) Queue(vh, name, owner string) (queue.Handle, error) {
+	if def, ok := r.reachableRemote(vh, name); ok {
+		return r.remoteHandle(def), nil
+	}
 	qe, err := r.queueEntry(vh, name, owner)
 	if err != nil {
 		return nil, err
@@ -1329,6 +1337,7 @@ func (r *Router) expireQueues(now time.Time) {
 func (r *Router) Close() error {
 	if r.opts.Forward != nil {
 		r.opts.Forward.Handle(methodPublish, nil)
+		r.stopRemote()
 	}
 	r.mu.Lock()
 	if r.closed {

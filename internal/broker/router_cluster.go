@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -47,8 +48,70 @@ func (r *Router) remoteQueueError(q meta.Queue) error {
 	if n, ok := r.meta.Node(q.Node); ok && n.AMQPAddr != "" {
 		where = " (AMQP " + n.AMQPAddr + ")"
 	}
-	return fmt.Errorf("%w: queue '%s' in vhost '%s' lives on node %d%s; this node does not reach queues on other nodes yet: connect to that node",
+	return fmt.Errorf("%w: queue '%s' in vhost '%s' lives on node %d%s, which alone serves this operation on it: connect to that node",
 		ErrNotFound, q.Name, q.Vhost, q.Node, where)
+}
+
+// reachableRemote returns queue name of vhost vh if it lives on another
+// node and can be used through this one (not exclusive to a connection
+// there).
+func (r *Router) reachableRemote(vh, name string) (meta.Queue, bool) {
+	if r.opts.Forward == nil {
+		return meta.Queue{}, false
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.vhosts[vh]
+	if !ok {
+		return meta.Queue{}, false
+	}
+	if _, local := v.queues[name]; local {
+		return meta.Queue{}, false
+	}
+	q, ok := remoteQueueLocked(v, name)
+	if !ok || q.Exclusive {
+		return meta.Queue{}, false
+	}
+	return q, true
+}
+
+// declareRemote answers a queue.declare of a queue living on another
+// node: equivalence checked here from its definition, counts asked of its
+// node.
+func (r *Router) declareRemote(q meta.Queue, d QueueDecl) (QueueInfo, error) {
+	if q.Exclusive {
+		return QueueInfo{}, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, q.Name, q.Vhost)
+	}
+	if r.opts.Forward == nil {
+		return QueueInfo{}, r.remoteQueueError(q)
+	}
+	if !d.Passive {
+		if q.Durable != d.Durable || q.Exclusive != d.Exclusive || q.AutoDelete != d.AutoDelete {
+			return QueueInfo{}, fmt.Errorf("%w: inequivalent arg 'durable' for queue '%s' in vhost '%s'", ErrPreconditionFailed, q.Name, q.Vhost)
+		}
+		args, err := decodeArgs(q.Arguments)
+		if err != nil {
+			return QueueInfo{}, err
+		}
+		qa, err := parseQueueArgs(args, q.Durable, q.Exclusive, q.AutoDelete)
+		if err != nil {
+			return QueueInfo{}, err
+		}
+		if k, ok := argsEquivalent(args, d.Arguments, equivalenceKeys(qa.queueType)); !ok {
+			return QueueInfo{}, fmt.Errorf("%w: inequivalent arg '%s' for queue '%s' in vhost '%s'", ErrPreconditionFailed, k, q.Name, q.Vhost)
+		}
+	}
+	h := r.remoteHandle(q)
+	st, body, err := h.call(methodCount, queueRef(q))
+	switch {
+	case err != nil:
+		return QueueInfo{}, h.errRemoteQueue(err)
+	case st == remoteGone:
+		return QueueInfo{}, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, q.Name, q.Vhost)
+	case st != remoteOK || len(body) != 24:
+		return QueueInfo{}, h.errRemoteQueue(fmt.Errorf("answer %d", st))
+	}
+	return QueueInfo{Name: q.Name, Messages: int64(binary.BigEndian.Uint64(body)), Consumers: int(binary.BigEndian.Uint64(body[16:]))}, nil
 }
 
 // remoteQueueLocked returns v's queue name if it lives on another node;

@@ -229,9 +229,15 @@ func (lc *laneConsumer) Reserve() bool {
 
 func (lc *laneConsumer) Deliver(d Delivery) {
 	lc.pc.c.Deliver(d)
-	if ready, _, _ := d.Queue.Counts(); ready == 0 {
+	if lane, ok := d.Queue.(*Queue); ok && lane.noneReady() {
 		lc.p.kickBelow(lc.level)
 	}
+}
+
+// noneReady reports whether q has no ready message.
+func (q *Queue) noneReady() bool {
+	ready, _, _ := q.Counts()
+	return ready == 0
 }
 
 func (lc *laneConsumer) Cancelled() { lc.pc.once.Do(lc.pc.c.Cancelled) }

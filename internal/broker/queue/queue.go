@@ -114,12 +114,24 @@ type ConsumerOptions struct {
 
 // Delivery is one message handed to a consumer or to a basic.get.
 type Delivery struct {
-	Queue         *Queue
+	// Queue settles the delivery: the queue (a priority queue's lane) it
+	// came from, or the node it was forwarded from (a queue on another
+	// node of a cluster); nil for a stream's, which need no settling.
+	Queue         Settler
 	Offset        int64
 	Message       message.Message
 	Redelivered   bool
 	DeliveryCount int32 // earlier deliveries of this message that came back
 }
+
+// Settler takes a delivery's ack, requeue or reject, by its Offset.
+type Settler interface {
+	Ack(offsets ...int64)
+	Requeue(offsets ...int64)
+	Reject(offsets ...int64)
+}
+
+var _ Settler = (*Queue)(nil)
 
 // Queue is a log plus a delivery cursor and an ack record: the runtime
 // around the queue's core (core.go). See doc.go.

@@ -110,7 +110,7 @@ func (m *Mux) Go(to cluster.NodeID, method Method, req []byte, timeout time.Dura
 	if !m.tr.Reachable(to) {
 		return nil, ErrUnreachable
 	}
-	p := &Pending{m: m, id: m.next.Add(1), done: make(chan struct{})}
+	p := &Pending{m: m, id: m.next.Add(1), done: make(chan struct{})} // never 0, a notification's
 	m.mu.Lock()
 	m.pending[p.id] = p
 	p.timer = time.AfterFunc(timeout, func() { p.finish(0, nil, ErrTimeout) })
@@ -138,6 +138,18 @@ func (p *Pending) Done() <-chan struct{} { return p.done }
 func (p *Pending) Result() (Status, []byte, error) {
 	<-p.done
 	return p.status, p.body, p.err
+}
+
+// Notify sends req for method to node to now, expecting no answer (the
+// handler's reply does nothing). Like Go, notifications to a node reach
+// its handlers in the order sent; one the transport drops is lost.
+func (m *Mux) Notify(to cluster.NodeID, method Method, req []byte) error {
+	if !m.tr.Reachable(to) {
+		return ErrUnreachable
+	}
+	m.tr.Send(to, []cluster.Envelope{{Group: cluster.RPCGroup, Msg: raftpb.Message{
+		Index: proto.Uint64(0), Commit: proto.Uint64(uint64(method)), Context: req}}})
+	return nil
 }
 
 // Call sends req for method to node to and waits for the answer, until
@@ -189,6 +201,9 @@ func (m *Mux) serve(from cluster.NodeID, msg *raftpb.Message) {
 		return
 	}
 	reply := func(st Status, body []byte) {
+		if id == 0 {
+			return // a notification
+		}
 		m.tr.Send(from, []cluster.Envelope{{Group: cluster.RPCGroup, Msg: raftpb.Message{
 			Index: proto.Uint64(id), Commit: proto.Uint64(uint64(st)), Reject: proto.Bool(true), Context: body}}})
 	}
