@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -362,4 +363,18 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 		}
 		return !dc.Wait()
 	})
+}
+
+// TestClusterPika: pika (Debian's python3-pika) uses a queue living on one
+// node through the two others: publishes with confirms through one,
+// consumes and gets through the other.
+func TestClusterPika(t *testing.T) {
+	needPythonModule(t, "pika")
+	nodes := startCluster(t, 3)
+	script, err := filepath.Abs(filepath.Join("python", "pika_cluster.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runTool(t, 90*time.Second, "", python3Path, script, nodes[0].AMQP, nodes[1].AMQP, nodes[2].AMQP).must(t, nodes[0], "pika against the cluster")
+	t.Logf("%s", r.Stdout)
 }

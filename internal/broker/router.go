@@ -879,6 +879,10 @@ func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, err
 	def := meta.Queue{ID: meta.NewQueueID(), Vhost: v.name, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args}
 	if r.opts.Clustered {
 		def.Node = r.opts.NodeID
+		if t, _ := stringArg(d.Arguments["x-queue-type"]); t == QueueTypeQuorum {
+			r.log.Warn("quorum queue declared on a cluster: it is not replicated yet, and lives on this node only (docs/clustering.md, AMQP on a cluster)",
+				"vhost", v.name, "queue", d.Name)
+		}
 	}
 	r.mu.RLock()
 	pols := v.pols
