@@ -132,10 +132,6 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 		if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
 			t.Fatalf("an inequivalent declaration through node 2: %v, want 406", err)
 		}
-		_, err = channel(c2).QueuePurge("on-1", false)
-		if !errors.As(err, &ae) || ae.Code != amqp.NotFound || !strings.Contains(ae.Reason, nodes[0].AMQP) {
-			t.Fatalf("purging node 1's queue through node 2: %v, want 404 naming %s", err, nodes[0].AMQP)
-		}
 		// basic.get through node 2, acked there.
 		gch := channel(c2)
 		m, ok, err := gch.Get("on-1", false)
@@ -149,6 +145,24 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 			q, err := ch1.QueueDeclarePassive("on-1", true, false, false, false, nil)
 			return err == nil && q.Messages == 0
 		})
+		// Purged through node 2: node 1's queue loses its message.
+		if !publish(channel(c1), "k1", "purged") {
+			t.Fatal("publish through node 1 nacked")
+		}
+		if n, err := channel(c2).QueuePurge("on-1", false); err != nil || n != 1 {
+			t.Fatalf("purging node 1's queue through node 2: %d, %v; want 1 purged", n, err)
+		}
+		// Not empty: an if-empty delete through node 2 is refused.
+		if !publish(channel(c1), "k1", "kept") {
+			t.Fatal("publish through node 1 nacked")
+		}
+		_, err = channel(c2).QueueDelete("on-1", false, true, false)
+		if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+			t.Fatalf("an if-empty delete of node 1's non-empty queue through node 2: %v, want 406", err)
+		}
+		if n, err := channel(c2).QueuePurge("on-1", false); err != nil || n != 1 {
+			t.Fatalf("purging node 1's queue through node 2: %d, %v; want 1 purged", n, err)
+		}
 	}
 	// A message routed through node 2 to node 1's queue is forwarded
 	// there, confirmed once durable there, and messages keep their order.

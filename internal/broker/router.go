@@ -940,11 +940,29 @@ func (r *Router) DeleteQueue(vh, name, owner string, ifUnused, ifEmpty bool) (in
 	r.mu.RUnlock()
 	if !ok && remote {
 		// Deleted through its definition; its node deletes it. Whether
-		// it is unused or empty only its node knows.
-		if ifUnused || ifEmpty || rq.Exclusive {
+		// it is unused or empty its node says (as for a local queue,
+		// a consumer or message may arrive after the check).
+		if rq.Exclusive && owner != "" {
+			return 0, fmt.Errorf("%w: cannot obtain exclusive access to locked queue '%s' in vhost '%s'", ErrResourceLocked, name, vh)
+		}
+		var ready int64
+		if r.opts.Forward != nil {
+			var unacked int64
+			var consumers int
+			var err error
+			if ready, unacked, consumers, err = r.remoteHandle(rq).counts(); err != nil && (ifUnused || ifEmpty) {
+				return 0, err
+			}
+			if ifUnused && consumers > 0 {
+				return 0, fmt.Errorf("%w: queue '%s' in vhost '%s' in use", ErrPreconditionFailed, name, vh)
+			}
+			if ifEmpty && ready+unacked > 0 {
+				return 0, fmt.Errorf("%w: queue '%s' in vhost '%s' not empty", ErrPreconditionFailed, name, vh)
+			}
+		} else if ifUnused || ifEmpty {
 			return 0, r.remoteQueueError(rq)
 		}
-		return 0, r.deleteRemoteQueue(v, rq)
+		return ready, r.deleteRemoteQueue(v, rq)
 	}
 	if !ok {
 		return 0, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, name, vh)
@@ -998,6 +1016,9 @@ func (r *Router) deleteQueue(v *vhost, qe *queueEntry) error {
 
 // PurgeQueue removes a queue's ready messages and returns how many.
 func (r *Router) PurgeQueue(vh, name, owner string) (int64, error) {
+	if def, ok := r.reachableRemote(vh, name); ok {
+		return r.remoteHandle(def).purge()
+	}
 	qe, err := r.queueEntry(vh, name, owner)
 	if err != nil {
 		return 0, err

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -101,17 +100,11 @@ func (r *Router) declareRemote(q meta.Queue, d QueueDecl) (QueueInfo, error) {
 			return QueueInfo{}, fmt.Errorf("%w: inequivalent arg '%s' for queue '%s' in vhost '%s'", ErrPreconditionFailed, k, q.Name, q.Vhost)
 		}
 	}
-	h := r.remoteHandle(q)
-	st, body, err := h.call(methodCount, queueRef(q))
-	switch {
-	case err != nil:
-		return QueueInfo{}, h.errRemoteQueue(err)
-	case st == remoteGone:
-		return QueueInfo{}, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, q.Name, q.Vhost)
-	case st != remoteOK || len(body) != 24:
-		return QueueInfo{}, h.errRemoteQueue(fmt.Errorf("answer %d", st))
+	ready, _, consumers, err := r.remoteHandle(q).counts()
+	if err != nil {
+		return QueueInfo{}, err
 	}
-	return QueueInfo{Name: q.Name, Messages: int64(binary.BigEndian.Uint64(body)), Consumers: int(binary.BigEndian.Uint64(body[16:]))}, nil
+	return QueueInfo{Name: q.Name, Messages: ready, Consumers: consumers}, nil
 }
 
 // remoteQueueLocked returns v's queue name if it lives on another node;

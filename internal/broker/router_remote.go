@@ -52,6 +52,7 @@ const (
 	methodGet       rpc.Method = 7
 	methodCount     rpc.Method = 8
 	methodCancelled rpc.Method = 9 // notification, A to B
+	methodPurge     rpc.Method = 10
 )
 
 // Answers.
@@ -61,6 +62,7 @@ const (
 	remoteExclusive rpc.Status = 3 // an exclusive consumer holds the queue
 	remoteEmpty     rpc.Status = 4 // basic.get found nothing
 	remoteFailed    rpc.Status = 5
+	remoteNotImpl   rpc.Status = 6 // the queue's type does not support it (a stream's purge)
 )
 
 // Settle kinds.
@@ -126,12 +128,13 @@ func (r *Router) serveRemote() {
 	mux.Handle(methodGet, r.serveGet)
 	mux.Handle(methodCount, r.serveCount)
 	mux.Handle(methodCancelled, r.serveCancelled)
+	mux.Handle(methodPurge, r.servePurge)
 	r.wg.Add(1)
 	go r.remoteWatch()
 }
 
 func (r *Router) stopRemote() {
-	for _, m := range []rpc.Method{methodConsume, methodCancel, methodDeliver, methodSettle, methodCheck, methodGet, methodCount, methodCancelled} {
+	for _, m := range []rpc.Method{methodConsume, methodCancel, methodDeliver, methodSettle, methodCheck, methodGet, methodCount, methodCancelled, methodPurge} {
 		r.opts.Forward.Handle(m, nil)
 	}
 }
@@ -360,11 +363,8 @@ func (h *remoteHandle) Get(noAck bool) (queue.Delivery, bool) {
 }
 
 func (h *remoteHandle) Counts() (ready, unacked int64, consumers int) {
-	st, body, err := h.call(methodCount, newWire(queueRef(h.def)).b)
-	if err != nil || st != remoteOK || len(body) != 24 {
-		return 0, 0, 0
-	}
-	return int64(binary.BigEndian.Uint64(body)), int64(binary.BigEndian.Uint64(body[8:])), int(binary.BigEndian.Uint64(body[16:]))
+	ready, unacked, consumers, _ = h.counts()
+	return ready, unacked, consumers
 }
 
 // remoteSettler settles deliveries of node A's queues, by A's ids.
@@ -793,6 +793,60 @@ func (r *Router) serveCount(from cluster.NodeID, req []byte, reply func(rpc.Stat
 		w.u64(uint64(consumers))
 		reply(remoteOK, w.b)
 	}()
+}
+
+func (r *Router) servePurge(from cluster.NodeID, req []byte, reply func(rpc.Status, []byte)) {
+	ref, err := parseRef(req)
+	if err != nil {
+		reply(remoteFailed, nil)
+		return
+	}
+	r.mu.RLock()
+	var qe *queueEntry
+	if v, ok := r.vhosts[ref.Vhost]; ok && !r.closed {
+		if e, ok := v.queues[ref.Name]; ok && e.def.ID == ref.ID {
+			qe = e
+		}
+	}
+	r.mu.RUnlock()
+	switch {
+	case qe == nil:
+		reply(remoteGone, nil)
+	case qe.qa.queueType == QueueTypeStream:
+		reply(remoteNotImpl, nil)
+	default:
+		go func() { reply(remoteOK, binary.BigEndian.AppendUint64(nil, uint64(qe.q.Purge()))) }()
+	}
+}
+
+// purge purges the queue on its node and returns how many messages went.
+func (h *remoteHandle) purge() (int64, error) {
+	st, body, err := h.call(methodPurge, queueRef(h.def))
+	switch {
+	case err != nil:
+		return 0, h.errRemoteQueue(err)
+	case st == remoteGone:
+		return 0, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, h.def.Name, h.def.Vhost)
+	case st == remoteNotImpl:
+		return 0, fmt.Errorf("%w: queue.purge not supported by stream queues queue '%s' in vhost '%s'", ErrNotImplemented, h.def.Name, h.def.Vhost)
+	case st != remoteOK || len(body) != 8:
+		return 0, h.errRemoteQueue(fmt.Errorf("answer %d", st))
+	}
+	return int64(binary.BigEndian.Uint64(body)), nil
+}
+
+// counts asks the queue's node for its counts.
+func (h *remoteHandle) counts() (ready, unacked int64, consumers int, err error) {
+	st, body, err := h.call(methodCount, queueRef(h.def))
+	switch {
+	case err != nil:
+		return 0, 0, 0, h.errRemoteQueue(err)
+	case st == remoteGone:
+		return 0, 0, 0, fmt.Errorf("%w: no queue '%s' in vhost '%s'", ErrNotFound, h.def.Name, h.def.Vhost)
+	case st != remoteOK || len(body) != 24:
+		return 0, 0, 0, h.errRemoteQueue(fmt.Errorf("answer %d", st))
+	}
+	return int64(binary.BigEndian.Uint64(body)), int64(binary.BigEndian.Uint64(body[8:])), int(binary.BigEndian.Uint64(body[16:])), nil
 }
 
 // remoteWatch, every second: as B, checks its subscriptions with their
