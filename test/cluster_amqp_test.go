@@ -163,6 +163,27 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 		if n, err := channel(c2).QueuePurge("on-1", false); err != nil || n != 1 {
 			t.Fatalf("purging node 1's queue through node 2: %d, %v; want 1 purged", n, err)
 		}
+		// Node 2's management API lists node 1's queue, on node 1.
+		if !publish(channel(c1), "k1", "listed") {
+			t.Fatal("publish through node 1 nacked")
+		}
+		self := decodeJSON[map[string]any](t, nodes[0].api(t, "GET", "/api/overview", nil, 200))["node"]
+		var listed map[string]any
+		for _, q := range decodeJSON[[]map[string]any](t, nodes[1].api(t, "GET", "/api/queues/%2F", nil, 200)) {
+			if q["name"] == "on-1" {
+				listed = q
+			}
+		}
+		if listed == nil || listed["node"] != self || listed["messages"] != float64(1) {
+			t.Fatalf("node 2's /api/queues/%%2F shows on-1 as %v; want it on %v with 1 message", listed, self)
+		}
+		one := decodeJSON[map[string]any](t, nodes[1].api(t, "GET", "/api/queues/%2F/on-1", nil, 200))
+		if one["node"] != self || one["messages_ready"] != float64(1) {
+			t.Fatalf("node 2's /api/queues/%%2F/on-1: %v", one)
+		}
+		if n, err := channel(c2).QueuePurge("on-1", false); err != nil || n != 1 {
+			t.Fatalf("purging node 1's queue through node 2: %d, %v", n, err)
+		}
 	}
 	// A message routed through node 2 to node 1's queue is forwarded
 	// there, confirmed once durable there, and messages keep their order.

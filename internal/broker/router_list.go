@@ -31,6 +31,10 @@ type QueueStatus struct {
 	// Feeds are where the feeds of a queue bound to topics stand, by
 	// topic and partition (QueueStatus only; feed.go).
 	Feeds []FeedStatus
+	// Remote: the queue lives on another node (Queue.Node), whose counts
+	// these are (RemoteQueueStatuses); Down: that node did not answer,
+	// and the counts are zero.
+	Remote, Down bool
 }
 
 // QueueStatuses lists the queues of vhost vh, sorted by name.

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +55,7 @@ const (
 	methodCount     rpc.Method = 8
 	methodCancelled rpc.Method = 9 // notification, A to B
 	methodPurge     rpc.Method = 10
+	methodList      rpc.Method = 11
 )
 
 // Answers.
@@ -129,12 +132,13 @@ func (r *Router) serveRemote() {
 	mux.Handle(methodCount, r.serveCount)
 	mux.Handle(methodCancelled, r.serveCancelled)
 	mux.Handle(methodPurge, r.servePurge)
+	mux.Handle(methodList, r.serveList)
 	r.wg.Add(1)
 	go r.remoteWatch()
 }
 
 func (r *Router) stopRemote() {
-	for _, m := range []rpc.Method{methodConsume, methodCancel, methodDeliver, methodSettle, methodCheck, methodGet, methodCount, methodCancelled, methodPurge} {
+	for _, m := range []rpc.Method{methodConsume, methodCancel, methodDeliver, methodSettle, methodCheck, methodGet, methodCount, methodCancelled, methodPurge, methodList} {
 		r.opts.Forward.Handle(m, nil)
 	}
 }
@@ -847,6 +851,122 @@ func (h *remoteHandle) counts() (ready, unacked int64, consumers int, err error)
 		return 0, 0, 0, h.errRemoteQueue(fmt.Errorf("answer %d", st))
 	}
 	return int64(binary.BigEndian.Uint64(body)), int64(binary.BigEndian.Uint64(body[8:])), int(binary.BigEndian.Uint64(body[16:])), nil
+}
+
+// serveList answers the counts of this node's queues in a vhost: for
+// each, its name, id, ready, unacked and consumers.
+func (r *Router) serveList(from cluster.NodeID, req []byte, reply func(rpc.Status, []byte)) {
+	rd := reader{b: req}
+	vh := rd.str()
+	if rd.end() != nil {
+		reply(remoteFailed, nil)
+		return
+	}
+	go func() {
+		qs, err := r.QueueStatuses(vh)
+		if err != nil {
+			reply(remoteGone, nil)
+			return
+		}
+		w := newWire(nil)
+		for _, q := range qs {
+			if q.Remote || q.Node != r.opts.NodeID {
+				continue
+			}
+			w.str(q.Name)
+			w.str(q.ID)
+			w.u64(uint64(q.Ready))
+			w.u64(uint64(q.Unacked))
+			w.u64(uint64(q.Consumers))
+		}
+		reply(remoteOK, w.b)
+	}()
+}
+
+type listedCounts struct {
+	ready, unacked int64
+	consumers      int
+}
+
+// parseList decodes serveList's answer, by queue id.
+func parseList(b []byte) (map[string]listedCounts, error) {
+	rd := reader{b: b}
+	out := map[string]listedCounts{}
+	for len(rd.b) > 0 && rd.err == nil {
+		rd.str() // the name, for reading the bytes
+		id := rd.str()
+		c := listedCounts{ready: int64(rd.u64()), unacked: int64(rd.u64()), consumers: int(rd.u64())}
+		if rd.err == nil {
+			out[id] = c
+		}
+	}
+	return out, rd.err
+}
+
+// RemoteQueueStatuses lists vhost vh's queues living on other nodes, with
+// their nodes' counts (one call per node), sorted by name.
+func (r *Router) RemoteQueueStatuses(vh string) []QueueStatus {
+	r.mu.RLock()
+	v, ok := r.vhosts[vh]
+	var defs []meta.Queue
+	if ok {
+		for _, rq := range v.remote {
+			defs = append(defs, rq.def)
+		}
+	}
+	r.mu.RUnlock()
+	if len(defs) == 0 {
+		return nil
+	}
+	nodes := map[cluster.NodeID]bool{}
+	for _, d := range defs {
+		nodes[cluster.NodeID(d.Node)] = true
+	}
+	var mu sync.Mutex
+	counts := map[cluster.NodeID]map[string]listedCounts{}
+	var wg sync.WaitGroup
+	for node := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r.opts.Forward == nil {
+				return
+			}
+			w := newWire(nil)
+			w.str(vh)
+			p, err := r.opts.Forward.Go(node, methodList, w.b, 5*time.Second)
+			if err != nil {
+				return
+			}
+			st, body, err := p.Result()
+			if err != nil || st != remoteOK {
+				return
+			}
+			if c, err := parseList(body); err == nil {
+				mu.Lock()
+				counts[node] = c
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	out := make([]QueueStatus, 0, len(defs))
+	for _, d := range defs {
+		args, _ := decodeArgs(d.Arguments)
+		typ, _ := stringArg(args["x-queue-type"])
+		s := QueueStatus{Queue: d, Args: args, Type: typ, Memory: -1, Remote: true}
+		var c listedCounts
+		byNode, answered := counts[cluster.NodeID(d.Node)]
+		if !answered {
+			s.Down = true
+		} else if c, ok = byNode[d.ID]; !ok {
+			continue // deleted there meanwhile
+		}
+		s.Ready, s.Unacked, s.Consumers = c.ready, c.unacked, c.consumers
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b QueueStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // remoteWatch, every second: as B, checks its subscriptions with their

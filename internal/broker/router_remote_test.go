@@ -69,5 +69,6 @@ func FuzzRemoteCalls(f *testing.F) {
 		parseRef(b)
 		decodeDeliver(b)
 		decodeDelivery(b)
+		parseList(b)
 	})
 }

@@ -88,6 +88,28 @@ func (a *API) nodes() []map[string]any {
 	return out
 }
 
+// nodeNameOf is the name /api/nodes gives node id ("" if it is not
+// registered).
+func (a *API) nodeNameOf(id uint64) string {
+	if a.opts.ClusterNodes == nil {
+		return ""
+	}
+	for _, cn := range a.opts.ClusterNodes() {
+		if cn.Node.ID != id {
+			continue
+		}
+		if cn.Self {
+			return a.opts.NodeName
+		}
+		if cn.Name != "" {
+			return cn.Name
+		}
+		host, _, _ := net.SplitHostPort(cn.Node.ClusterAddr)
+		return "sluice@" + host
+	}
+	return ""
+}
+
 // nodeAddresses is a registered node's addresses by protocol.
 func nodeAddresses(n meta.Node) map[string]string {
 	out := map[string]string{}

@@ -149,6 +149,12 @@ func (a *API) queueJSON(q broker.QueueStatus) map[string]any {
 	if q.Exclusive {
 		m["owner_pid_details"] = map[string]any{"name": q.Owner}
 	}
+	if q.Remote {
+		m["node"] = a.nodeNameOf(q.Node)
+		if q.Down {
+			m["state"] = "down" // RabbitMQ's word for a queue whose node is down
+		}
+	}
 	if q.CreatedMs > 0 {
 		m["created_at"] = time.UnixMilli(q.CreatedMs).UTC().Format(time.RFC3339)
 	}
@@ -184,6 +190,11 @@ func (a *API) listQueues(r *http.Request, s *session) (any, error) {
 			a.addQueueStats(m, q, w)
 			out = append(out, m)
 		}
+		// On a cluster, the queues living on other nodes too, as
+		// RabbitMQ lists every node's (sorted after this node's).
+		for _, q := range a.opts.Router.RemoteQueueStatuses(vh) {
+			out = append(out, a.queueJSON(q))
+		}
 	}
 	return out, nil
 }
@@ -195,6 +206,11 @@ func (a *API) getQueue(r *http.Request, s *session) (any, error) {
 	}
 	q, err := a.opts.Router.QueueStatus(vh, pathValue(r, "name"))
 	if err != nil {
+		for _, rq := range a.opts.Router.RemoteQueueStatuses(vh) {
+			if rq.Name == pathValue(r, "name") {
+				return a.queueJSON(rq), nil
+			}
+		}
 		return nil, err
 	}
 	w, err := a.windows(r)
