@@ -413,3 +413,141 @@ func TestClusterPika(t *testing.T) {
 	r := runTool(t, 90*time.Second, "", python3Path, script, nodes[0].AMQP, nodes[1].AMQP, nodes[2].AMQP).must(t, nodes[0], "pika against the cluster")
 	t.Logf("%s", r.Stdout)
 }
+
+// TestClusterForwardedConfirmsSurviveKill9: a publisher in confirm mode on
+// node 2 publishes to a queue living on node 1, which is killed with
+// SIGKILL while messages are in flight and then restarted: every message
+// node 2 confirmed is in the queue afterwards, in order, once; the ones in
+// flight at the kill are nacked, not left waiting.
+func TestClusterForwardedConfirmsSurviveKill9(t *testing.T) {
+	nodes := startCluster(t, 3)
+	c1 := nodes[0].dial(t)
+	ch1, err := c1.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch1.QueueDeclare("safe", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	c2 := nodes[1].dial(t)
+	waitFor(t, 20*time.Second, "node 2 to know queue 'safe'", func() bool {
+		ch, err := c2.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		_, err = ch.QueueDeclarePassive("safe", true, false, false, false, nil)
+		return err == nil
+	})
+	pub, err := c2.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	type sent struct {
+		id int
+		dc *amqp.DeferredConfirmation
+	}
+	inflight := make(chan sent, 256) // the confirm window
+	var confirmed []int
+	nacked := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range inflight {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			ok, err := s.dc.WaitContext(ctx)
+			cancel()
+			switch {
+			case err != nil:
+				t.Errorf("confirm of message %d: %v", s.id, err)
+			case ok:
+				confirmed = append(confirmed, s.id)
+			default:
+				nacked++
+			}
+		}
+	}()
+	killed := make(chan struct{})
+	go func() {
+		// Kill node 1 once a few hundred messages are through.
+		waitFor(t, 60*time.Second, "messages to reach node 1's queue", func() bool {
+			q, err := ch1.QueueDeclarePassive("safe", true, false, false, false, nil)
+			return err == nil && q.Messages >= 300
+		})
+		nodes[0].Kill()
+		close(killed)
+	}()
+	for id := 0; ; id++ {
+		select {
+		case <-killed:
+		default:
+			dc, err := pub.PublishWithDeferredConfirm("", "safe", false, false,
+				amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(id))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inflight <- sent{id, dc}
+			continue
+		}
+		break
+	}
+	// A few more after the kill: refused, not confirmed.
+	for id := -1; id >= -20; id-- {
+		dc, err := pub.PublishWithDeferredConfirm("", "safe", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(id))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inflight <- sent{id, dc}
+	}
+	close(inflight)
+	<-done
+	if len(confirmed) < 100 {
+		t.Fatalf("only %d messages confirmed", len(confirmed))
+	}
+	for _, id := range confirmed {
+		if id < 0 {
+			t.Fatalf("message %d, published after node 1 was killed, was confirmed", id)
+		}
+	}
+	t.Logf("%d confirmed, %d nacked around the kill", len(confirmed), nacked)
+
+	nodes[0].Restart()
+	c1 = nodes[0].dial(t)
+	ch1, err = c1.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for {
+		m, ok, err := ch1.Get("safe", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		id, err := strconv.Atoi(string(m.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id)
+	}
+	// Every confirmed message, once, in order; unconfirmed ones may be
+	// there too (durable before the kill, answer lost).
+	seen := map[int]int{}
+	for i, id := range got {
+		seen[id]++
+		if i > 0 && id <= got[i-1] {
+			t.Fatalf("queue order broken after the kill: %d after %d", id, got[i-1])
+		}
+	}
+	for _, id := range confirmed {
+		if seen[id] != 1 {
+			t.Fatalf("confirmed message %d is in the queue %d times after kill -9 and restart (%d messages there)", id, seen[id], len(got))
+		}
+	}
+	t.Logf("after the restart the queue holds %d messages, every confirmed one among them", len(got))
+}

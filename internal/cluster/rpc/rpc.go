@@ -61,7 +61,12 @@ type Mux struct {
 	mu       sync.Mutex
 	pending  map[uint64]*Pending
 	handlers map[Method]Handler
+	watching bool // a goroutine fails the calls to peers gone unreachable
 }
+
+// watchEvery is how often calls in flight are checked for a peer gone
+// unreachable, which fails them at once rather than at their timeout.
+const watchEvery = 200 * time.Millisecond
 
 var _ cluster.Transport = (*Mux)(nil)
 
@@ -90,6 +95,7 @@ func (m *Mux) Handle(method Method, h Handler) {
 type Pending struct {
 	m     *Mux
 	id    uint64
+	to    cluster.NodeID
 	once  sync.Once
 	done  chan struct{}
 	timer *time.Timer // set and stopped under m.mu
@@ -110,10 +116,14 @@ func (m *Mux) Go(to cluster.NodeID, method Method, req []byte, timeout time.Dura
 	if !m.tr.Reachable(to) {
 		return nil, ErrUnreachable
 	}
-	p := &Pending{m: m, id: m.next.Add(1), done: make(chan struct{})} // never 0, a notification's
+	p := &Pending{m: m, id: m.next.Add(1), to: to, done: make(chan struct{})} // never 0, a notification's
 	m.mu.Lock()
 	m.pending[p.id] = p
 	p.timer = time.AfterFunc(timeout, func() { p.finish(0, nil, ErrTimeout) })
+	if !m.watching {
+		m.watching = true
+		go m.watch()
+	}
 	m.mu.Unlock()
 	m.tr.Send(to, []cluster.Envelope{{Group: cluster.RPCGroup, Msg: raftpb.Message{
 		Index: proto.Uint64(p.id), Commit: proto.Uint64(uint64(method)), Context: req}}})
@@ -129,6 +139,38 @@ func (p *Pending) finish(st Status, body []byte, err error) {
 		p.status, p.body, p.err = st, body, err
 		close(p.done)
 	})
+}
+
+// watch fails the calls in flight to peers that are no longer reachable
+// (the transport dropped their requests, or will never bring their
+// answers), until no call is in flight.
+func (m *Mux) watch() {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for range t.C {
+		m.mu.Lock()
+		if len(m.pending) == 0 {
+			m.watching = false
+			m.mu.Unlock()
+			return
+		}
+		var lost []*Pending
+		down := map[cluster.NodeID]bool{}
+		for _, p := range m.pending {
+			gone, seen := down[p.to]
+			if !seen {
+				gone = !m.tr.Reachable(p.to)
+				down[p.to] = gone
+			}
+			if gone {
+				lost = append(lost, p)
+			}
+		}
+		m.mu.Unlock()
+		for _, p := range lost {
+			p.finish(0, nil, ErrUnreachable)
+		}
+	}
 }
 
 // Done is closed when the call is answered or has failed.

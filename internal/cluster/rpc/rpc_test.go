@@ -153,3 +153,21 @@ func TestCallsReachTheHandlerInOrderAndTimeOut(t *testing.T) {
 		t.Fatalf("unanswered call: %v, want ErrTimeout", err)
 	}
 }
+
+func TestCallsToAPeerGoneUnreachableFailAtOnce(t *testing.T) {
+	n, a, b, _ := pair(t)
+	b.Handle(1, func(cluster.NodeID, []byte, func(Status, []byte)) {}) // never answers
+	p, err := a.Go(2, 1, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Cut(1, 2)
+	select {
+	case <-p.Done():
+		if _, _, err := p.Result(); !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("call to a peer cut off: %v, want ErrUnreachable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call to a peer cut off was still waiting after 10 s")
+	}
+}
