@@ -549,6 +549,12 @@ func (r *Router) AddVhost(name string) error {
 	if err := r.meta.PutVhost(meta.Vhost{Name: name}); err != nil {
 		return err
 	}
+	return r.installVhost(name)
+}
+
+// installVhost loads vhost name from the store and installs it; r.vhostDefs
+// is held. A router closed meanwhile is ErrClosed.
+func (r *Router) installVhost(name string) error {
 	v, err := r.loadVhost(name)
 	r.mu.Lock()
 	if !r.closed {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -212,23 +213,13 @@ func (r *Router) reconcileVhost(name string) {
 	switch {
 	case closed:
 	case defined && !here:
-		v, err := r.loadVhost(name)
-		r.mu.Lock()
-		if !r.closed {
-			r.vhosts[name] = v
-			v = nil
-		}
-		r.mu.Unlock()
-		if v != nil {
-			v.close()
-			return
-		}
-		if err != nil {
+		switch err := r.installVhost(name); {
+		case errors.Is(err, ErrClosed):
+		case err != nil:
 			r.log.Warn("loading a vhost another node created", "vhost", name, "err", err)
-			return
+		default:
+			r.log.Info("vhost created through another node", "vhost", name)
 		}
-		r.syncTopicViews(name)
-		r.log.Info("vhost created through another node", "vhost", name)
 	case !defined && here:
 		v, err := r.lockDefs(name)
 		if err != nil {

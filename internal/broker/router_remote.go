@@ -476,15 +476,20 @@ func (p *proxyConsumer) Reserve() bool {
 	return true
 }
 
-func (p *proxyConsumer) Deliver(d queue.Delivery) {
-	st := &p.r.remoteSt
+// track numbers a delivery sent to node from and, unless noAck, keeps it
+// until settled.
+func (st *remoteState) track(d queue.Delivery, from cluster.NodeID, p *proxyConsumer, noAck bool) uint64 {
 	st.mu.Lock()
+	defer st.mu.Unlock()
 	st.nextID++
-	id := st.nextID
-	if !p.noAck {
-		st.sent[id] = sentDelivery{lane: d.Queue, off: d.Offset, from: p.from, proxy: p}
+	if !noAck {
+		st.sent[st.nextID] = sentDelivery{lane: d.Queue, off: d.Offset, from: from, proxy: p}
 	}
-	st.mu.Unlock()
+	return st.nextID
+}
+
+func (p *proxyConsumer) Deliver(d queue.Delivery) {
+	id := p.r.remoteSt.track(d, p.from, p, p.noAck)
 	d.Offset = int64(id)
 	w := newWire(nil)
 	w.u64(p.sid)
@@ -763,15 +768,7 @@ func (r *Router) serveGet(from cluster.NodeID, req []byte, reply func(rpc.Status
 			reply(remoteEmpty, nil)
 			return
 		}
-		st := &r.remoteSt
-		st.mu.Lock()
-		st.nextID++
-		id := st.nextID
-		if !noAck {
-			st.sent[id] = sentDelivery{lane: d.Queue, off: d.Offset, from: from}
-		}
-		st.mu.Unlock()
-		d.Offset = int64(id)
+		d.Offset = int64(r.remoteSt.track(d, from, nil, noAck))
 		w := newWire(nil)
 		w.delivery(&d)
 		reply(remoteOK, w.b)
