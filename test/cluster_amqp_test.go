@@ -551,3 +551,100 @@ func TestClusterForwardedConfirmsSurviveKill9(t *testing.T) {
 	}
 	t.Logf("after the restart the queue holds %d messages, every confirmed one among them", len(got))
 }
+
+// TestClusterConsumerRidesOutItsNodeLoss: a consumer connected to node 2
+// of a queue living on node 1 loses node 2 (kill -9) in the middle of the
+// queue; it reconnects to node 3, as an application's reconnect loop does,
+// and receives every message published (confirmed) before: node 1 puts
+// back what it had sent through node 2 and was not acked.
+func TestClusterConsumerRidesOutItsNodeLoss(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ch1, err := nodes[0].dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch1.QueueDeclare("work", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	c3 := nodes[2].dial(t)
+	waitFor(t, 20*time.Second, "node 3 to know queue 'work'", func() bool {
+		ch, err := c3.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		_, err = ch.QueueDeclarePassive("work", true, false, false, false, nil)
+		return err == nil
+	})
+	pub, err := c3.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	var dcs []*amqp.DeferredConfirmation
+	for i := range n {
+		dc, err := pub.PublishWithDeferredConfirm("", "work", false, false,
+			amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(strconv.Itoa(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dcs = append(dcs, dc)
+	}
+	for i, dc := range dcs {
+		if !dc.Wait() {
+			t.Fatalf("message %d published through node 3 was nacked", i)
+		}
+	}
+
+	seen := map[string]int{}
+	// consume takes deliveries through b until upTo distinct messages are
+	// in, then calls atEnd with the connection still open.
+	consume := func(b *broker, upTo int, atEnd func()) {
+		c, err := amqp.Dial(b.amqpURL())
+		if err != nil {
+			t.Fatalf("dial node %s: %v", b.AMQP, err)
+		}
+		defer c.Close()
+		ch, err := c.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Qos(20, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := ch.Consume("work", "", false, false, false, false, nil)
+		if err != nil {
+			t.Fatalf("consume through %s: %v", b.AMQP, err)
+		}
+		for len(seen) < upTo {
+			select {
+			case d := <-ds:
+				seen[string(d.Body)]++
+				if len(seen) < upTo {
+					d.Ack(false)
+				} // the last one stays unacked, with what else is in flight
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no delivery through %s for 30 s; %d of %d seen", b.AMQP, len(seen), n)
+			}
+		}
+		atEnd()
+	}
+	// Through node 2 until 200 are in; then node 2 dies under the
+	// consumer, its channel open with deliveries unacked.
+	consume(nodes[1], 200, nodes[1].Kill)
+	// The application reconnects to another node and carries on.
+	consume(nodes[2], n, func() {})
+	for i := range n {
+		if seen[strconv.Itoa(i)] == 0 {
+			t.Fatalf("message %d, confirmed, was never delivered", i)
+		}
+	}
+	again := 0
+	for _, k := range seen {
+		again += k - 1
+	}
+	t.Logf("all %d confirmed messages delivered across the loss of the consumer's node; %d redelivered", n, again)
+}
