@@ -28,6 +28,7 @@ Configuration (environment, defaults for a local Sluice):
 
 import argparse
 import base64
+import http.client
 import http.server
 import json
 import os
@@ -614,7 +615,7 @@ def run():
 
 def http_call(method, path, body=None):
     """Calls the order service, retrying for up to 30 s while it is down
-    (being restarted): both POSTs are idempotent (the client picks the
+    (being restarted, or killed in the middle of an answer): both POSTs are idempotent (the client picks the
     order id; a payment is requested once per order)."""
     deadline = time.time() + 30
     while True:
@@ -626,7 +627,9 @@ def http_call(method, path, body=None):
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"{}")
-        except (urllib.error.URLError, ConnectionError) as e:
+        except (urllib.error.URLError, ConnectionError, http.client.HTTPException) as e:
+            # HTTPException: the service killed while answering (an
+            # IncompleteRead or RemoteDisconnected), retried as unreachable.
             if time.time() > deadline:
                 raise
             log("load", "order service unreachable (%s); retrying" % e)
