@@ -367,6 +367,15 @@ func TestClusterAMQPDefinitions(t *testing.T) {
 		_, err = ch.QueueDeclare("in-shop", false, false, true, false, nil)
 		return err == nil
 	})
+	// Deleted through node 2's management API, it is gone through node 3.
+	nodes[1].api(t, "DELETE", "/api/vhosts/shop", nil, 204)
+	waitFor(t, 20*time.Second, "node 3 to refuse vhost 'shop'", func() bool {
+		c, err := amqp.Dial(strings.TrimSuffix(nodes[2].amqpURL(), "/") + "/shop")
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
 
 	// With node 2 down, a message routed through node 3 to node 2's queue
 	// is refused (basic.nack), not lost.
@@ -430,15 +439,7 @@ func TestClusterForwardedConfirmsSurviveKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := nodes[1].dial(t)
-	waitFor(t, 20*time.Second, "node 2 to know queue 'safe'", func() bool {
-		ch, err := c2.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ch.Close()
-		_, err = ch.QueueDeclarePassive("safe", true, false, false, false, nil)
-		return err == nil
-	})
+	waitForQueue(t, c2, "safe")
 	pub, err := c2.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -567,15 +568,7 @@ func TestClusterConsumerRidesOutItsNodeLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	c3 := nodes[2].dial(t)
-	waitFor(t, 20*time.Second, "node 3 to know queue 'work'", func() bool {
-		ch, err := c3.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ch.Close()
-		_, err = ch.QueueDeclarePassive("work", true, false, false, false, nil)
-		return err == nil
-	})
+	waitForQueue(t, c3, "work")
 	pub, err := c3.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -647,4 +640,19 @@ func TestClusterConsumerRidesOutItsNodeLoss(t *testing.T) {
 		again += k - 1
 	}
 	t.Logf("all %d confirmed messages delivered across the loss of the consumer's node; %d redelivered", n, again)
+}
+
+// waitForQueue waits until queue name, declared through another node, can
+// be declared passively through c (the metadata group has carried it).
+func waitForQueue(t *testing.T, c *amqp.Connection, name string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "queue '"+name+"' to be known through "+c.RemoteAddr().String(), func() bool {
+		ch, err := c.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		_, err = ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		return err == nil
+	})
 }

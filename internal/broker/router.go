@@ -294,13 +294,14 @@ func (r *Router) loadVhost(name string) (*vhost, error) {
 			}
 			continue
 		}
-		x, err := newExchange(e)
-		if err != nil {
+		x, err := r.openExchange(e)
+		var bad errBadExchange
+		if errors.As(err, &bad) {
 			r.log.Warn("exchange not loaded", "vhost", name, "exchange", e.Name, "err", err)
 			continue
 		}
-		if err := r.openDelayed(x); err != nil {
-			return v, fmt.Errorf("open delayed exchange %q: %w", e.Name, err)
+		if err != nil {
+			return v, err
 		}
 		v.exchanges[e.Name] = x
 		r.applyExchangePolicyLocked(v, x)
@@ -379,6 +380,23 @@ func encodeArgs(t fieldtable.Table) ([]byte, error) {
 		return nil, nil
 	}
 	return fieldtable.Append(nil, t)
+}
+
+// errBadExchange is a stored exchange definition that cannot be loaded
+// (an unknown type, unreadable arguments): skipped with a warning.
+type errBadExchange struct{ error }
+
+// openExchange makes exchange e from its definition and opens its
+// delayed-message store if it has one.
+func (r *Router) openExchange(e meta.Exchange) (*exchange, error) {
+	x, err := newExchange(e)
+	if err != nil {
+		return nil, errBadExchange{err}
+	}
+	if err := r.openDelayed(x); err != nil {
+		return nil, fmt.Errorf("open delayed exchange %q: %w", e.Name, err)
+	}
+	return x, nil
 }
 
 func newExchange(e meta.Exchange) (*exchange, error) {

@@ -262,12 +262,8 @@ func (r *Router) reconcileDefs(name string) {
 		if _, ok := v.exchanges[e.Name]; ok {
 			continue
 		}
-		x, err := newExchange(e)
+		x, err := r.openExchange(e)
 		if err != nil {
-			r.log.Warn("exchange not loaded", "vhost", name, "exchange", e.Name, "err", err)
-			continue
-		}
-		if err := r.openDelayed(x); err != nil {
 			r.log.Warn("exchange not loaded", "vhost", name, "exchange", e.Name, "err", err)
 			continue
 		}
