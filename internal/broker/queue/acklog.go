@@ -72,19 +72,9 @@ func openAckLog(dir string, set *intervals) (*ackLog, error) {
 	}
 	valid := int64(0)
 	if len(data) >= ackHeaderLen && string(data[:4]) == ackMagic && data[4] == ackVersion {
-		valid = ackHeaderLen
-		for p := data[ackHeaderLen:]; len(p) >= ackEntryLen; p = p[ackEntryLen:] {
-			if crc32.Checksum(p[:16], crcTable) != binary.BigEndian.Uint32(p[16:20]) {
-				break
-			}
-			from, to := int64(binary.BigEndian.Uint64(p)), int64(binary.BigEndian.Uint64(p[8:]))
-			if from > to {
-				a.mark = max(a.mark, from)
-			} else {
-				set.add(from, to)
-			}
-			valid += ackEntryLen
-		}
+		n := validAckEntries(data[ackHeaderLen:])
+		a.mark = replayAckEntries(data[ackHeaderLen:ackHeaderLen+n], set)
+		valid = int64(ackHeaderLen + n)
 	}
 	if valid == 0 {
 		hdr := append([]byte(ackMagic), ackVersion, 0, 0, 0)
@@ -102,6 +92,45 @@ func openAckLog(dir string, set *intervals) (*ackLog, error) {
 	}
 	a.size = valid
 	return a, nil
+}
+
+// validAckEntries returns the length of the longest prefix of p made of
+// whole entries with good CRCs: replay stops at the first bad one.
+func validAckEntries(p []byte) int {
+	n := 0
+	for ; len(p)-n >= ackEntryLen; n += ackEntryLen {
+		e := p[n : n+ackEntryLen]
+		if crc32.Checksum(e[:16], crcTable) != binary.BigEndian.Uint32(e[16:]) {
+			break
+		}
+	}
+	return n
+}
+
+// replayAckEntries adds the ranges of p, whole entries already checked by
+// validAckEntries, to set and returns the largest delivered mark among
+// them (0 if none).
+func replayAckEntries(p []byte, set *intervals) (mark int64) {
+	for ; len(p) >= ackEntryLen; p = p[ackEntryLen:] {
+		from, to := int64(binary.BigEndian.Uint64(p)), int64(binary.BigEndian.Uint64(p[8:]))
+		if from > to {
+			mark = max(mark, from)
+		} else {
+			set.add(from, to)
+		}
+	}
+	return mark
+}
+
+// appendAckRecord appends set and the delivered mark (if any) as entries.
+func appendAckRecord(b []byte, set *intervals, mark int64) []byte {
+	for _, s := range set.r {
+		b = appendAckEntry(b, s.from, s.to)
+	}
+	if mark > 0 {
+		b = appendAckEntry(b, mark, math.MinInt64)
+	}
+	return b
 }
 
 func appendAckEntry(b []byte, from, to int64) []byte {
@@ -211,13 +240,9 @@ func (a *ackLog) compact(set *intervals) error {
 // delivered mark (temp file, fsync, rename, directory fsync).
 func (a *ackLog) rewrite(set *intervals, mark int64) error {
 	tmp := filepath.Join(a.dir, ackFileName+".tmp")
-	b := append([]byte(ackMagic), ackVersion, 0, 0, 0)
-	for _, s := range set.r {
-		b = appendAckEntry(b, s.from, s.to)
-	}
-	if mark > 0 {
-		b = appendAckEntry(b, mark, math.MinInt64)
-	}
+	b := make([]byte, 0, ackHeaderLen+ackEntryLen*(len(set.r)+1))
+	b = append(append(b, ackMagic...), ackVersion, 0, 0, 0)
+	b = appendAckRecord(b, set, mark)
 	if err := writeFileSync(tmp, b); err != nil {
 		return err
 	}

@@ -50,8 +50,12 @@ type compactJob struct {
 }
 
 // maybeCompactLocked starts a compaction pass in the background when one
-// is due and some segment qualifies.
+// is due and some segment qualifies. A tail queue never compacts: its
+// log is its owner's.
 func (q *Queue) maybeCompactLocked() {
+	if q.tail != nil {
+		return
+	}
 	c := &q.compaction
 	if c.running {
 		c.again = true

@@ -224,6 +224,17 @@ func (c *core) enqueued(off, size int64, now time.Time) (over bool) {
 	return c.cfg.Overflow == DropHead && c.full(0, 0)
 }
 
+// skipped settles [from, to), offsets of the log that hold no message to
+// deliver (a tail log's unreadable batch), and moves the log end past
+// them, as recover settles a compaction gap.
+func (c *core) skipped(from, to int64) {
+	if c.settled.add(from, to) > 0 {
+		c.out.settled = append(c.out.settled, span{from, to})
+		c.out.flush = true
+	}
+	c.leo = max(c.leo, to)
+}
+
 // full reports whether adding n messages of size bytes would take the
 // ready messages past a limit.
 func (c *core) full(n, size int64) bool {

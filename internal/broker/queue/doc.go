@@ -84,6 +84,24 @@
 // (priority_limits.go). Dead-lettering calls Options.DeadLetter (the broker
 // routes the copy through the dead-letter exchange, with x-death).
 //
+// # Tail mode
+//
+// A quorum queue's log is appended by Raft's apply on every replica, and
+// its ack record is replicated as Raft entries. On the leader a Queue runs
+// over that log in tail mode (Options.Tail, tail.go): it opens no files,
+// starts from the replicated settled set and delivered mark (Tail.Acks),
+// and before each dispatch (and each basic.get) enqueues what the owner
+// appended up to the log's high watermark, counting each message as
+// Publish would (Publish itself refuses with ErrTail; the leader asks
+// Admit before it proposes a publish). The core decides as for any queue,
+// and never past what has been enqueued. The entries a classic queue
+// would write to its ack file go, byte for byte and in order, to
+// Tail.Record; a move of the log start becomes a request,
+// Tail.DeleteBefore; segment compaction does not run, and closing or
+// deleting the queue leaves the log to its owner. Every replica applies
+// the replicated entries to an AckRecord (ackrecord.go), whose Entries
+// the next leader's queue starts from.
+//
 // # Locking
 //
 // Queue.ackMu, then Queue.mu; nothing takes ackMu while holding mu.
@@ -102,5 +120,7 @@
 // entries (or a copy of the settled set, to rewrite the file whole) under
 // mu, then writes them holding only ackMu; compaction writes and fsyncs
 // what its job took under ackMu before it rewrites a segment; Close writes
-// the rest.
+// the rest. In tail mode the same holds for Tail.Record, which takes the
+// place of the file's writes, and for Tail.DeleteBefore: both are called
+// holding ackMu only, so neither runs concurrently with itself.
 package queue

@@ -91,6 +91,9 @@ type laneConsumer struct {
 // OpenPriority opens (creating if needed) a priority queue with levels
 // 0..max in opts.Dir; lanes found on disk are opened at once.
 func OpenPriority(opts Options, max int) (*Priority, error) {
+	if opts.Tail != nil {
+		return nil, errors.New("queue: a priority queue cannot tail a log")
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
 	}

@@ -123,7 +123,7 @@ func (q *Queue) dropHead() (ok bool) {
 			q.mu.Unlock()
 			return false
 		}
-		st := q.c.trimHead(q.now(), q.log.ReadableEnd())
+		st := q.c.trimHead(q.now(), q.readableLocked())
 		r := q.takeReadyLocked()
 		q.mu.Unlock()
 		if st == needRead && len(r.reads) == 1 {

@@ -71,7 +71,7 @@ type Dead struct {
 // Options configure a Queue.
 type Options struct {
 	Name    string // for logs and x-death
-	Dir     string
+	Dir     string // the log and the ack file; unused (may be empty) with Tail
 	Storage storage.Options
 	Config  Config
 	Now     func() time.Time
@@ -89,6 +89,11 @@ type Options struct {
 	// its consumers take messages, asks its publishers to wait. Default
 	// (0) DefaultFlowBacklogBytes; negative: never.
 	FlowBacklogBytes int64
+	// Tail, when set, makes the queue a reader of a log another owner
+	// appends to, its ack record replicated through Tail.Record rather
+	// than written to a file (tail.go). Nil: the queue owns a log and an
+	// ack file under Dir.
+	Tail *Tail
 }
 
 // Consumer receives deliveries. The queue calls Reserve under its lock, so
@@ -139,10 +144,11 @@ type Queue struct {
 	opts Options
 	// cfg is the Config in force: opts.Config until SetConfig changes it
 	// (its copy in the core changes with it, under mu).
-	cfg atomic.Pointer[Config]
-	log *storage.Log
-	now func() time.Time
-	lg  *slog.Logger
+	cfg  atomic.Pointer[Config]
+	log  *storage.Log // in tail mode, Tail.Log
+	tail *Tail        // opts.Tail: nil unless in tail mode
+	now  func() time.Time
+	lg   *slog.Logger
 
 	mu   sync.Mutex
 	c    *core
@@ -157,6 +163,9 @@ type Queue struct {
 	compaction compaction
 	flow       flowState // credit flow, see flow.go
 	ackErr     error     // the ack record's last write failed with this (noteAckWrite)
+	// askedStart is the highest log start asked of Tail.DeleteBefore;
+	// under ackMu.
+	askedStart int64
 	// spare is the dispatcher's deliveries slice, handed back after it
 	// performed them (etcd raft's Advance); only run touches it.
 	spare []outgoing
@@ -209,8 +218,8 @@ func (q *Queue) Totals() Totals {
 	}
 }
 
-// Open opens (creating if needed) the queue stored in opts.Dir and starts
-// its dispatcher.
+// Open opens (creating if needed) the queue stored in opts.Dir, or with
+// opts.Tail the queue over Tail.Log, and starts its dispatcher.
 func Open(opts Options) (*Queue, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -218,24 +227,32 @@ func Open(opts Options) (*Queue, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	so := opts.Storage
-	so.Now = opts.Now
-	// Deliver a message as soon as it is written, while its fsync is under
-	// way, as RabbitMQ does: its publisher's confirm still waits for the
-	// disk. If the broker dies first, the message is lost with its confirm
-	// never sent (the publisher sends it again), and acks recorded for it
-	// are dropped at recovery (recover: settled at or above the high
-	// watermark).
-	so.ReadBeforeSync = true
-	lg, err := storage.Open(opts.Dir+"/log", so)
-	if err != nil {
-		return nil, err
+	var lg *storage.Log
+	if opts.Tail != nil {
+		if err := opts.Tail.check(); err != nil {
+			return nil, err
+		}
+		lg = opts.Tail.Log
+	} else {
+		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+			return nil, err
+		}
+		so := opts.Storage
+		so.Now = opts.Now
+		// Deliver a message as soon as it is written, while its fsync is
+		// under way, as RabbitMQ does: its publisher's confirm still
+		// waits for the disk. If the broker dies first, the message is
+		// lost with its confirm never sent (the publisher sends it
+		// again), and acks recorded for it are dropped at recovery
+		// (recover: settled at or above the high watermark).
+		so.ReadBeforeSync = true
+		var err error
+		if lg, err = storage.Open(opts.Dir+"/log", so); err != nil {
+			return nil, err
+		}
 	}
 	q := &Queue{
-		opts: opts, log: lg, now: opts.Now, lg: opts.Logger.With("queue", opts.Name),
+		opts: opts, log: lg, tail: opts.Tail, now: opts.Now, lg: opts.Logger.With("queue", opts.Name),
 		c:    newCore(opts.Config, opts.Config.DeadLetter && opts.DeadLetter != nil, opts.Now()),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -254,18 +271,28 @@ func Open(opts Options) (*Queue, error) {
 	}
 	q.flow.msgs.init(q.flow.bound)
 	q.flow.bytes.init(q.flow.boundBytes)
-	if q.acks, err = openAckLog(opts.Dir, &q.c.settled); err != nil {
-		lg.Close()
-		return nil, err
-	}
-	if err := q.acks.forgetFrom(&q.c.settled, lg.HighWatermark()); err != nil {
-		q.acks.close()
-		lg.Close()
-		return nil, err
+	if q.tail != nil {
+		// The settled set and the mark replicated so far. Nothing to
+		// forget: the log holds only committed messages.
+		acks := q.tail.Acks[:validAckEntries(q.tail.Acks)]
+		q.acks = &ackLog{mark: replayAckEntries(acks, &q.c.settled)}
+	} else {
+		var err error
+		if q.acks, err = openAckLog(opts.Dir, &q.c.settled); err != nil {
+			lg.Close()
+			return nil, err
+		}
+		if err := q.acks.forgetFrom(&q.c.settled, lg.HighWatermark()); err != nil {
+			q.acks.close()
+			lg.Close()
+			return nil, err
+		}
 	}
 	if err := q.recover(); err != nil {
-		q.acks.close()
-		lg.Close()
+		if q.tail == nil {
+			q.acks.close()
+			lg.Close()
+		}
 		return nil, err
 	}
 	go q.run()
@@ -302,7 +329,7 @@ func (q *Queue) recover() error {
 			if !c.settled.contains(h.BaseOffset) {
 				if exact {
 					storage.ReadRecords(b, func(_, _ int64, r storage.Record) bool {
-						c.liveBytes += int64(len(r.Value))
+						c.liveBytes += messageSize(r)
 						return false
 					})
 				} else {
@@ -315,6 +342,11 @@ func (q *Queue) recover() error {
 	}
 	return nil
 }
+
+// messageSize is the size a queue counts for the message stored in r:
+// the Size of the message it decodes to (message.FromRecord takes r.Value
+// as the body), as Publish counts it, without decoding the rest.
+func messageSize(r storage.Record) int64 { return int64(len(r.Value)) }
 
 // recordOverhead estimates the stored bytes of a message that are not its
 // body (batch header, record framing, exchange and property headers).
@@ -344,8 +376,12 @@ func (q *Queue) SetConfig(cfg Config) {
 }
 
 // Publish appends m. The returned Appended says when it is durable (Wait);
-// the message is deliverable once written, which may be sooner.
+// the message is deliverable once written, which may be sooner. A tail
+// queue refuses with ErrTail: its log's owner appends.
 func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
+	if q.tail != nil {
+		return nil, ErrTail
+	}
 	rec, err := m.Record()
 	if err != nil {
 		return nil, err
@@ -356,16 +392,9 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 		q.mu.Unlock()
 		return nil, ErrDeleted
 	}
-	switch q.c.admitPublish(size) {
-	case reject:
+	if a := q.c.admitPublish(size); a != admit {
 		q.mu.Unlock()
-		return nil, ErrRejected
-	case rejectDLX:
-		q.mu.Unlock()
-		if err := q.opts.DeadLetter(q, []Dead{{Message: *m, Reason: MaxLen}}); err != nil {
-			q.lg.Warn("dead-lettering a rejected publish failed", "err", err)
-		}
-		return nil, ErrRejected
+		return nil, q.refused(m, a)
 	}
 	now := q.now()
 	bp := batchBufs.Get().(*[]byte)
@@ -387,6 +416,36 @@ func (q *Queue) Publish(m *message.Message) (*storage.Appended, error) {
 		q.poke()
 	}
 	return app, nil
+}
+
+// Admit says whether the queue would take m now, as Publish decides before
+// it appends: nil to admit, ErrRejected when full under reject-publish,
+// and under reject-publish-dlx ErrRejected with m dead-lettered (reason
+// maxlen); ErrDeleted once closed. A quorum queue's leader asks before it
+// proposes a publish. It changes nothing else.
+func (q *Queue) Admit(m *message.Message) error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrDeleted
+	}
+	a := q.c.admitPublish(m.Size())
+	q.mu.Unlock()
+	if a == admit {
+		return nil
+	}
+	return q.refused(m, a)
+}
+
+// refused turns away a publish the core did not admit, without the lock:
+// under reject-publish-dlx m is dead-lettered first.
+func (q *Queue) refused(m *message.Message, a admission) error {
+	if a == rejectDLX {
+		if err := q.opts.DeadLetter(q, []Dead{{Message: *m, Reason: MaxLen}}); err != nil {
+			q.lg.Warn("dead-lettering a rejected publish failed", "err", err)
+		}
+	}
+	return ErrRejected
 }
 
 // batchBufs recycles the buffers Publish encodes a message's record
@@ -499,7 +558,7 @@ func (q *Queue) writeMark() {
 	}
 	buf := q.acks.takeBuffered()
 	q.mu.Unlock()
-	err := q.acks.appendEntries(buf)
+	err := q.writeAcks(buf)
 	q.ackMu.Unlock()
 	if err != nil {
 		q.mu.Lock()
@@ -687,6 +746,11 @@ func (q *Queue) deadLetter(dead []deadAt) {
 
 // Get takes one message for basic.get. ok is false when none is ready.
 func (q *Queue) Get(noAck bool) (d Delivery, ok bool) {
+	if q.tail != nil {
+		// Everything in the log is committed: take what it holds.
+		q.catchUp()
+		return q.get(noAck)
+	}
 	if d, ok = q.get(noAck); ok {
 		return d, true
 	}
@@ -711,7 +775,7 @@ func (q *Queue) get(noAck bool) (Delivery, bool) {
 			q.mu.Unlock()
 			return Delivery{}, false
 		}
-		d, st := q.c.get(q.now(), q.log.ReadableEnd(), noAck)
+		d, st := q.c.get(q.now(), q.readableLocked(), noAck)
 		r := q.takeReadyLocked()
 		q.mu.Unlock()
 		q.perform(r)
@@ -795,8 +859,10 @@ func (q *Queue) flush() {
 	// Rewrite the file whole after a failed write, or when it has grown
 	// well past what the set needs: from a copy of the set, taken with
 	// the buffer so that the two agree.
+	// A tail queue's ack record is replicated entries, never a file to
+	// rewrite.
 	var snap intervals
-	rewrite := q.acks.stale || q.acks.needsCompaction(len(q.c.settled.r))
+	rewrite := q.tail == nil && (q.acks.stale || q.acks.needsCompaction(len(q.c.settled.r)))
 	if rewrite {
 		snap = q.c.settled.clone()
 	}
@@ -814,7 +880,11 @@ func (q *Queue) flush() {
 			q.acks.stale = true
 		}
 	} else {
-		err = q.acks.appendEntries(buf)
+		err = q.writeAcks(buf)
+	}
+	if q.tail != nil {
+		q.askDeleteBefore(start, low)
+		low = start
 	}
 	q.ackMu.Unlock()
 	// Move the start (a durable checkpoint: two fsyncs) only when that
@@ -882,8 +952,12 @@ func (q *Queue) run() {
 
 // dispatch steps the core until it has nothing more to hand out now,
 // performing each step's effects without the lock, and says when to look
-// again for an expiring head.
+// again for an expiring head. A tail queue first enqueues what its log's
+// owner appended.
 func (q *Queue) dispatch() time.Time {
+	if q.tail != nil {
+		q.catchUp()
+	}
 	for {
 		select {
 		case <-q.stop:
@@ -898,7 +972,7 @@ func (q *Queue) dispatch() time.Time {
 		if q.c.out.deliveries == nil {
 			q.c.out.deliveries = q.spare
 		}
-		st := q.c.dispatch(q.now(), q.log.ReadableEnd())
+		st := q.c.dispatch(q.now(), q.readableLocked())
 		r := q.takeReadyLocked()
 		q.leaveFlowLocked(false)
 		q.mu.Unlock()
@@ -913,7 +987,8 @@ func (q *Queue) dispatch() time.Time {
 }
 
 // Close stops the dispatcher and closes the log and ack record, keeping
-// the data.
+// the data. A tail queue hands its last entries to Tail.Record and leaves
+// the log to its owner.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	if q.closed {
@@ -929,7 +1004,7 @@ func (q *Queue) Close() error {
 	q.compaction.wg.Wait()
 	q.ackMu.Lock()
 	defer q.ackMu.Unlock()
-	if deleting {
+	if deleting && q.tail == nil {
 		return errors.Join(q.acks.f.Close(), q.log.Discard())
 	}
 	q.mu.Lock()
@@ -940,6 +1015,9 @@ func (q *Queue) Close() error {
 		snap = q.c.settled.clone()
 	}
 	q.mu.Unlock()
+	if q.tail != nil {
+		return q.writeAcks(buf)
+	}
 	var err error
 	if q.acks.stale {
 		err = q.acks.rewrite(&snap, mark)
@@ -950,11 +1028,15 @@ func (q *Queue) Close() error {
 }
 
 // Delete closes the queue, tells its consumers, and removes its data,
-// without making durable first what it removes.
+// without making durable first what it removes. A tail queue removes
+// nothing: its data is its log owner's.
 func (q *Queue) Delete() error {
 	q.mu.Lock()
 	q.deleting = true
 	q.mu.Unlock()
+	if q.tail != nil {
+		return q.Shutdown()
+	}
 	return errors.Join(q.Shutdown(), os.RemoveAll(q.opts.Dir))
 }
 
