@@ -281,6 +281,11 @@ func (b *Broker) DeleteTopic(name string) error {
 	if err := b.internalTopicErr(name); err != nil {
 		return err
 	}
+	return b.deleteTopic(name)
+}
+
+// deleteTopic deletes a topic, internal or not.
+func (b *Broker) deleteTopic(name string) error {
 	release, err := b.reserve(name)
 	if err != nil {
 		return err

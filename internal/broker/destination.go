@@ -54,6 +54,10 @@ func (d *queueDestination) Flow() <-chan struct{} {
 // swaps it), under Router.mu.
 func (qe *queueEntry) setQueue(q queue.Handle) {
 	qe.q = q
+	if h, ok := q.(*quorumHandle); ok {
+		qe.dest = quorumDest{h}
+		return
+	}
 	qe.dest = &queueDestination{q: q}
 }
 

@@ -167,7 +167,7 @@ func (r *Router) checkTopicBindingLocked(v *vhost, b meta.Binding, owner string)
 	}
 	if tp, ok := r.opts.Topics.Topic(b.Source); !ok {
 		return fmt.Errorf("%w: no topic '%s'", ErrNotFound, b.Source)
-	} else if tp.internal {
+	} else if tp.IsInternal() {
 		return fmt.Errorf("%w: topic '%s' is the broker's own", ErrAccessRefused, b.Source)
 	}
 	if b.DestinationKind != DestQueue {

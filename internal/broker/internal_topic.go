@@ -66,7 +66,8 @@ type InternalRecords interface {
 }
 
 // IsInternal reports whether t is an internal topic.
-func (t *Topic) IsInternal() bool { return t.internal }
+// A quorum queue's log (quorum.go) is one too: the queue owns it.
+func (t *Topic) IsInternal() bool { return t.internal || isQuorumTopic(t.Name) }
 
 // internalTopicID is a topic id that stays the same across restarts for
 // an internal topic that has no metadata record: derived from its name,
@@ -102,7 +103,7 @@ func (b *Broker) newInternalTopic(name string, n int32, src InternalRecords) (*T
 
 // internalTopicErr refuses a definition change of an internal topic.
 func (b *Broker) internalTopicErr(name string) error {
-	if t, ok := b.Topic(name); ok && t.internal {
+	if t, ok := b.Topic(name); ok && t.IsInternal() {
 		return fmt.Errorf("%w: %s", ErrInternalTopic, name)
 	}
 	return nil

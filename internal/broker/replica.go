@@ -57,6 +57,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-mq/sluice/internal/broker/queue"
 	"github.com/sluice-mq/sluice/internal/cluster"
 	"github.com/sluice-mq/sluice/internal/cluster/multiraft"
 	"github.com/sluice-mq/sluice/internal/fsutil"
@@ -167,6 +168,9 @@ type replica struct {
 	done  chan struct{} // closed when the syncer has stopped
 	// appliedTerm is the term of the last entry applied, read by settled.
 	appliedTerm atomic.Uint64
+	// qacks is the ack record of the quorum queue whose log this
+	// partition is (quorum.go); nil for a Kafka topic's partition.
+	qacks *queue.AckRecord
 
 	isrMu       sync.Mutex // guards the fields below
 	leaderTerm  uint64     // the term the ISR below was sampled in
@@ -259,6 +263,16 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	}
 	r.syn = syncState{applied: applied, end: end, synced: applied}
 	r.store = &partitionStorage{DiskStorage: store, r: r}
+	if isQuorumTopic(tp.Name) {
+		// Its acks are applied again from the checkpoint on, as its
+		// messages are: applying a settle twice changes nothing.
+		if r.qacks, err = queue.OpenAckRecord(rdir); err != nil {
+			l.Close()
+			idx.close()
+			store.Close()
+			return nil, err
+		}
+	}
 	if r.lag <= 0 {
 		r.lag = 30 * time.Second
 	}
@@ -403,12 +417,12 @@ type replicaLog struct {
 func (l *replicaLog) Close() error {
 	l.r.stop()
 	l.r.syncOnce()
-	return errors.Join(l.r.store.Close(), l.r.idx.close(), l.diskLog.Close())
+	return errors.Join(l.r.store.Close(), l.r.idx.close(), l.r.closeQueueAcks(), l.diskLog.Close())
 }
 
 func (l *replicaLog) Delete() error {
 	l.r.stop()
-	err := errors.Join(l.r.store.Close(), l.r.idx.close())
+	err := errors.Join(l.r.store.Close(), l.r.idx.close(), l.r.closeQueueAcks())
 	return errors.Join(err, os.RemoveAll(l.r.dir), l.diskLog.Delete())
 }
 
@@ -583,6 +597,12 @@ func (r *replica) Apply(ents []*raftpb.Entry) {
 		case e.GetType() != raftpb.EntryNormal:
 			rec.kind = kindConf
 			confs = append(confs, e)
+		case len(e.GetData()) > 0 && e.GetData()[0] == replQueueAcksVersion:
+			// Kept whole in the side file too: a follower sent this
+			// entry rebuilt must settle what the original settled.
+			rec.kind = kindConf
+			confs = append(confs, e)
+			r.applyQueueAcks(e)
 		case len(e.GetData()) > 0 && e.GetData()[0] == replDeleteVersion:
 			// Kept whole in the side file, as a configuration change
 			// is: rebuilt, it must delete the same records.
@@ -884,6 +904,12 @@ func (r *replica) syncOnce() (later bool) {
 			r.log.Warn("replicated partition: fsync of the replica index failed", "err", err)
 			return false
 		}
+		if r.qacks != nil {
+			if err := r.qacks.Sync(); err != nil {
+				r.log.Warn("quorum queue: fsync of the ack record failed; the Raft log keeps the entries", "err", err)
+				return false
+			}
+		}
 		r.synMu.Lock()
 		stopped := r.syn.stopped
 		r.synMu.Unlock()
@@ -1040,7 +1066,10 @@ const (
 	// replDeleteVersion marks a DeleteRecords entry: its payload is the
 	// offset to delete before (8 bytes).
 	replDeleteVersion = 3
-	replEntryHeader   = 1 + 8 + 8 + 8
+	// replQueueAcksVersion marks a quorum queue's ack-record entries
+	// (settled ranges, delivered marks: queue.AckRecord), its payload.
+	replQueueAcksVersion = 4
+	replEntryHeader      = 1 + 8 + 8 + 8
 )
 
 func appendReplEntry(dst []byte, origin, id uint64, appendTime int64, batches []byte) []byte {

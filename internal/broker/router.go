@@ -113,6 +113,10 @@ type Router struct {
 	// remoteSt: consuming from queues on other nodes, and other nodes'
 	// consuming from ours (router_remote.go).
 	remoteSt remoteState
+	// quorums are the quorum queues' handles, for quorumWatch
+	// (router_quorum.go).
+	quorumMu sync.Mutex
+	quorums  map[*quorumHandle]bool
 }
 
 type vhost struct {
@@ -442,7 +446,7 @@ func (r *Router) openQueues(v *vhost, defs []meta.Queue) ([]*lazyQueue, error) {
 		qes[i], opens[i], errs[i] = r.newQueueEntry(v, def, v.pols)
 		switch qe := qes[i]; {
 		case errs[i] != nil:
-		case qe.qa.queueType == QueueTypeStream || qe.qa.expires >= 0:
+		case qe.qa.queueType == QueueTypeStream || qe.qa.expires >= 0 || def.Quorum:
 			eager = append(eager, i)
 		default:
 			l := newLazyQueue(def.Name, r.queueDir(def.ID), qe.qa.cfg, now, opens[i])
@@ -513,6 +517,9 @@ func (r *Router) newQueueEntry(v *vhost, def meta.Queue, pols policySet) (*queue
 	qa = qe.qa
 	vname, qname := v.name, def.Name
 	open := func(cfg queue.Config) (queue.Handle, error) {
+		if def.Quorum {
+			return r.openQuorum(def, cfg), nil
+		}
 		if qa.queueType == QueueTypeStream {
 			return queue.OpenStream(queue.StreamOptions{
 				Name: qname, Dir: r.queueDir(def.ID), Storage: r.opts.Storage, Config: qa.stream,
@@ -904,7 +911,10 @@ func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, err
 	if r.opts.Clustered {
 		def.Node = r.opts.NodeID
 		if t, _ := stringArg(d.Arguments["x-queue-type"]); t == QueueTypeQuorum {
-			r.log.Warn("quorum queue declared on a cluster: it is not replicated yet, and lives on this node only (docs/clustering.md, AMQP on a cluster)",
+			if members := r.quorumPlacement(d.Arguments); len(members) > 1 {
+				return r.createQuorumQueue(v, d, args, members)
+			}
+			r.log.Warn("quorum queue declared with one member: it is not replicated, and lives on this node only (docs/clustering.md, Quorum queues)",
 				"vhost", v.name, "queue", d.Name)
 		}
 	}
@@ -1035,6 +1045,9 @@ func (r *Router) deleteQueue(v *vhost, qe *queueEntry) error {
 	r.mu.Unlock()
 	go q.Delete()
 	go r.syncFeeds() // stops the feeds of a queue bound to topics
+	if qe.def.Quorum {
+		go r.deleteQuorumTopic(qe.def)
+	}
 	return nil
 }
 

@@ -24,6 +24,9 @@ type queueArgs struct {
 	queueType string
 	maxPrio   int                // x-max-priority; 0: none
 	stream    queue.StreamConfig // retention of a stream queue (stream_args.go)
+	// groupSize is x-quorum-initial-group-size: a quorum queue's members
+	// on a cluster; 0: the default (router_quorum.go).
+	groupSize int
 }
 
 // IntArg reads an integer-valued argument or header of any AMQP integer type.
@@ -111,6 +114,13 @@ func parseQueueArgs(args fieldtable.Table, durable, exclusive, autoDelete bool) 
 		case "x-delivery-limit":
 			if n, err = nonNeg(k, v); err == nil {
 				qa.cfg.DeliveryLimit = n
+			}
+		case "x-quorum-initial-group-size":
+			if n, err = nonNeg(k, v); err == nil {
+				if n == 0 {
+					return bad(k, v, "must be positive")
+				}
+				qa.groupSize = int(min(n, 1<<15))
 			}
 		case "x-max-priority":
 			if n, err = nonNeg(k, v); err == nil {

@@ -315,6 +315,7 @@ func (r *Router) reconcileDefs(name string) {
 	for _, q := range gone {
 		go q.Delete()
 	}
+	r.openQuorumDefs(v, queues)
 
 	// Bindings: every exchange's matcher rebuilt from the store's when
 	// they differ.

@@ -133,8 +133,9 @@ func (r *Router) serveRemote() {
 	mux.Handle(methodCancelled, r.serveCancelled)
 	mux.Handle(methodPurge, r.servePurge)
 	mux.Handle(methodList, r.serveList)
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.remoteWatch()
+	go r.quorumWatch()
 }
 
 func (r *Router) stopRemote() {

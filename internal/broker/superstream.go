@@ -108,7 +108,7 @@ func (r *Router) syncTopicViews(vh string) {
 // holds: installs, grows or removes them.
 func (r *Router) topicChanged(name string) {
 	tp, ok := r.opts.Topics.Topic(name)
-	if ok && tp.internal {
+	if ok && tp.IsInternal() {
 		return
 	}
 	if !ok && r.dropTopicStreamOf(name) {
@@ -125,7 +125,7 @@ func (r *Router) topicChanged(name string) {
 	// Again under the defs, which order the derivations of one topic: a
 	// caller without the topic's name reserved (AddVhost) may have raced
 	// with a change.
-	if tp, ok = r.opts.Topics.Topic(name); ok && tp.internal {
+	if tp, ok = r.opts.Topics.Topic(name); ok && tp.IsInternal() {
 		return
 	}
 	r.mu.RLock()

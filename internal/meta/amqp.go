@@ -95,6 +95,10 @@ type Queue struct {
 	// queues declared on a cluster before queues had a home, which every
 	// node opens a copy of.
 	Node uint64 `json:"node,omitempty"`
+	// Quorum marks a quorum queue replicated through Raft on a cluster:
+	// its messages and acks are the log of a one-partition topic (named
+	// by the broker from ID) placed on the queue's members; no home node.
+	Quorum bool `json:"quorum,omitempty"`
 }
 
 // Binding destination kinds.

@@ -1,0 +1,640 @@
+package broker
+
+// Quorum queues on a cluster (docs/clustering.md, "Quorum queues"): a
+// quorum queue's messages and acks are a replicated log (quorum.go), and
+// every node has the queue as a quorumHandle. On the member that leads
+// the log's Raft group the handle runs the queue itself (queue.Queue in
+// tail mode over the log: deliveries, acks, TTL, limits, dead-lettering
+// decided there, settles replicated as Raft entries); on every other node
+// it reaches the leader as a queue on another node (router_remote.go):
+// consumers there are proxies of the leader's, deliveries come through
+// this node with prefetch honoured. When the leader changes, the handle
+// moves its consumers to the new one: they stay subscribed, and what
+// they had not acked is delivered again by the new leader, flagged
+// redelivered (the delivered mark is replicated too).
+//
+// Publishing through any member proposes the message to the group (Raft
+// forwards a follower's proposal to the leader); the publisher's confirm
+// waits until it is committed (a majority of the members has it in an
+// fsynced Raft log) and applied on the node the publisher is connected
+// to. A node that is not a member forwards the message to one that is.
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mq/sluice/internal/broker/message"
+	"github.com/sluice-mq/sluice/internal/broker/queue"
+	"github.com/sluice-mq/sluice/internal/cluster"
+	"github.com/sluice-mq/sluice/internal/meta"
+	"github.com/sluice-mq/sluice/internal/storage"
+)
+
+// quorumRefresh is how often every quorum handle looks at its group's
+// leader (besides when a publish finds none).
+const quorumRefresh = 200 * time.Millisecond
+
+// defaultQuorumGroupSize is x-quorum-initial-group-size's default, as in
+// RabbitMQ: three members, or every node of a smaller cluster.
+const defaultQuorumGroupSize = 3
+
+// quorumHandle is a quorum queue on this node.
+type quorumHandle struct {
+	r     *Router
+	def   meta.Queue
+	topic string
+	cfg   atomic.Pointer[queue.Config]
+
+	mu sync.Mutex
+	// local is the queue while this node leads its group; remote the
+	// leader's while another node leads (or, on a node that is not a
+	// member, the member it reaches). Neither during an election.
+	local  *queue.Queue
+	remote *remoteHandle
+	subs   map[uint64]*quorumSub
+	nextID uint64
+	closed bool
+	// leader is the leader refresh saw last.
+	leader uint64
+}
+
+var (
+	_ queue.Handle = (*quorumHandle)(nil)
+	_ Destination  = quorumDest{}
+)
+
+// quorumDest is a quorum queue as a routing destination.
+type quorumDest struct{ h *quorumHandle }
+
+func (d quorumDest) Publish(m *message.Message, now time.Time) (Pending, error) {
+	return d.h.publish(m, now)
+}
+
+// Flow is the running queue's credit flow, when it runs here.
+func (d quorumDest) Flow() <-chan struct{} {
+	h := d.h
+	h.mu.Lock()
+	local := h.local
+	h.mu.Unlock()
+	if local == nil {
+		return nil
+	}
+	return local.Flow()
+}
+
+// quorumSub is a consumer registered through the handle, wherever the
+// queue runs now.
+type quorumSub struct {
+	h    *quorumHandle
+	c    queue.Consumer
+	opts queue.ConsumerOptions
+	// on is the backend it is registered with (nil: none, waiting for a
+	// leader), and id its id there.
+	on queue.Handle
+	id uint64
+}
+
+func (s *quorumSub) Reserve() bool            { return s.c.Reserve() }
+func (s *quorumSub) Deliver(d queue.Delivery) { s.c.Deliver(d) }
+
+// Cancelled: the queue's backend let the consumer go. If the queue still
+// exists (its leader moved, or its node is gone) the consumer is
+// registered again with the leader; only a deleted queue cancels it.
+func (s *quorumSub) Cancelled() {
+	h := s.h
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		s.c.Cancelled()
+		return
+	}
+	if s.on != nil {
+		s.on = nil
+	}
+	h.mu.Unlock()
+	go h.refresh()
+}
+
+func (r *Router) openQuorum(def meta.Queue, cfg queue.Config) *quorumHandle {
+	h := &quorumHandle{r: r, def: def, topic: quorumTopic(def.ID), subs: map[uint64]*quorumSub{}}
+	h.cfg.Store(&cfg)
+	r.quorumMu.Lock()
+	if r.quorums == nil {
+		r.quorums = map[*quorumHandle]bool{}
+	}
+	r.quorums[h] = true
+	r.quorumMu.Unlock()
+	go h.refresh()
+	return h
+}
+
+// quorumWatch refreshes every quorum handle every quorumRefresh.
+func (r *Router) quorumWatch() {
+	defer r.wg.Done()
+	t := time.NewTicker(quorumRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		r.quorumMu.Lock()
+		hs := make([]*quorumHandle, 0, len(r.quorums))
+		for h := range r.quorums {
+			hs = append(hs, h)
+		}
+		r.quorumMu.Unlock()
+		for _, h := range hs {
+			h.refresh()
+		}
+	}
+}
+
+// refresh makes the handle's backend the group's leader as this node
+// knows it, and registers the consumers with it.
+func (h *quorumHandle) refresh() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	b := h.r.opts.Topics
+	ql, member := b.quorumLog(h.topic)
+	leads := member && ql.leads()
+	var leader uint64
+	switch {
+	case member:
+		leader = ql.leader()
+	default:
+		leader = h.reachableMember()
+	}
+	if member && h.leader != 0 && leader != h.leader {
+		// Publishes proposed to the leader that went will not be
+		// answered by it: refuse them now (the publisher sends them
+		// again) rather than at the proposal timeout.
+		ql.r.failWaiting(ErrReplicationTimeout)
+	}
+	h.leader = leader
+	if leads {
+		if h.local != nil {
+			h.attachLocked(h.local)
+			return
+		}
+		q, err := h.openLocal(ql)
+		if err != nil {
+			h.r.log.Error("quorum queue: opening the queue on its new leader failed", "vhost", h.def.Vhost, "queue", h.def.Name, "err", err)
+			return
+		}
+		h.detachLocked()
+		h.remote = nil
+		h.local = q
+		h.r.log.Info("quorum queue: this node leads it", "vhost", h.def.Vhost, "queue", h.def.Name)
+		h.attachLocked(q)
+		return
+	}
+	if h.local != nil {
+		// Another node leads now: the consumers go there; what they
+		// had not acked is the new leader's to deliver again.
+		h.detachLocked()
+		h.local.Close()
+		h.local = nil
+	}
+	if leader == 0 || leader == h.r.opts.NodeID {
+		// An election, or this node won one and has not applied its
+		// predecessor's entries yet: the consumers wait.
+		if h.remote != nil {
+			h.detachLocked()
+			h.remote = nil
+		}
+		return
+	}
+	if h.remote == nil || h.remote.def.Node != leader {
+		h.detachLocked()
+		def := h.def
+		def.Node = leader
+		h.remote = h.r.remoteHandle(def)
+	}
+	h.attachLocked(h.remote)
+}
+
+// reachableMember is the member a node that is not one reaches the queue
+// through: the first member the transport hears from.
+func (h *quorumHandle) reachableMember() uint64 {
+	for _, m := range h.r.opts.Topics.quorumMembers(h.topic) {
+		if h.r.opts.Forward != nil && h.r.opts.Forward.Reachable(cluster.NodeID(m)) {
+			return m
+		}
+	}
+	return 0
+}
+
+func (h *quorumHandle) openLocal(ql quorumLog) (*queue.Queue, error) {
+	lg, err := ql.segmentLog()
+	if err != nil {
+		return nil, err
+	}
+	r, vname, qname := h.r, h.def.Vhost, h.def.Name
+	return queue.Open(queue.Options{
+		Name: qname, Config: *h.cfg.Load(), Now: r.opts.Now,
+		Logger:      r.log.With("vhost", vname),
+		FlowBacklog: r.opts.FlowBacklog, FlowBacklogBytes: r.opts.FlowBacklogBytes,
+		DeadLetter: func(q *queue.Queue, dead []queue.Dead) error {
+			return r.deadLetter(vname, qname, q.Config(), dead)
+		},
+		Tail: &queue.Tail{
+			Log:  lg,
+			Acks: ql.acks().Entries(),
+			Record: func(entries []byte) {
+				if err := ql.r.proposeQueueAcks(entries); err != nil {
+					r.log.Debug("quorum queue: an ack entry was not proposed (the leader changed); its messages may be delivered again", "queue", qname, "err", err)
+				}
+			},
+			DeleteBefore: ql.deleteBefore,
+		},
+	})
+}
+
+// detachLocked unregisters every consumer from its backend.
+func (h *quorumHandle) detachLocked() {
+	for _, s := range h.subs {
+		if s.on != nil {
+			on := s.on
+			s.on = nil
+			on.RemoveConsumer(s.id)
+		}
+	}
+}
+
+// attachLocked registers with to every consumer that is not registered.
+func (h *quorumHandle) attachLocked(to queue.Handle) {
+	for _, s := range h.subs {
+		if s.on != nil {
+			continue
+		}
+		id, err := to.AddConsumer(s, s.opts)
+		if err != nil {
+			h.r.log.Warn("quorum queue: a consumer could not be moved to the leader; retrying", "queue", h.def.Name, "err", err)
+			continue
+		}
+		s.on, s.id = to, id
+	}
+}
+
+// backend is where operations go now; nil during an election.
+func (h *quorumHandle) backend() queue.Handle {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.local != nil:
+		return h.local
+	case h.remote != nil:
+		return h.remote
+	}
+	return nil
+}
+
+// publish proposes m to the group (through this node if it is a member,
+// else forwarded to one). The Pending is done once m is committed.
+func (h *quorumHandle) publish(m *message.Message, now time.Time) (Pending, error) {
+	h.mu.Lock()
+	local, closed := h.local, h.closed
+	h.mu.Unlock()
+	if closed {
+		return nil, queue.ErrDeleted
+	}
+	if local != nil {
+		// Length limits, as the leader sees the queue now: messages
+		// proposed meanwhile may take it a little past.
+		if err := local.Admit(m); err != nil {
+			return nil, err
+		}
+	}
+	ql, member := h.r.opts.Topics.quorumLog(h.topic)
+	if !member {
+		node := h.reachableMember()
+		if node == 0 {
+			return nil, queue.ErrRejected
+		}
+		def := h.def
+		def.Node = node
+		return h.r.newRemoteQueue(def).Publish(m, now)
+	}
+	rec, err := m.Record()
+	if err != nil {
+		return nil, err
+	}
+	p, err := ql.publish(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
+	if err != nil {
+		// No leader to take it (an election): refused, so that a
+		// publisher in confirm mode is nacked and sends it again.
+		go h.refresh()
+		return nil, fmt.Errorf("%w: %w", queue.ErrRejected, err)
+	}
+	return p, nil
+}
+
+func (h *quorumHandle) Name() string         { return h.def.Name }
+func (h *quorumHandle) Config() queue.Config { return *h.cfg.Load() }
+
+// SetConfig takes a policy's configuration, for the queue wherever it
+// opens next and for the one running here.
+func (h *quorumHandle) SetConfig(cfg queue.Config) {
+	h.cfg.Store(&cfg)
+	h.mu.Lock()
+	local := h.local
+	h.mu.Unlock()
+	if local != nil {
+		local.SetConfig(cfg)
+	}
+}
+
+// Publish as a queue.Handle is not the way in: routing publishes to the
+// handle's quorumDest.
+func (h *quorumHandle) Publish(*message.Message) (*storage.Appended, error) {
+	return nil, queue.ErrRejected
+}
+
+func (h *quorumHandle) AddConsumer(c queue.Consumer, opts queue.ConsumerOptions) (uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return 0, queue.ErrDeleted
+	}
+	s := &quorumSub{h: h, c: c, opts: opts}
+	var to queue.Handle
+	switch {
+	case h.local != nil:
+		to = h.local
+	case h.remote != nil:
+		to = h.remote
+	}
+	if to != nil {
+		id, err := to.AddConsumer(s, opts)
+		if err != nil {
+			return 0, err
+		}
+		s.on, s.id = to, id
+	}
+	h.nextID++
+	h.subs[h.nextID] = s
+	return h.nextID, nil
+}
+
+func (h *quorumHandle) RemoveConsumer(id uint64) {
+	h.mu.Lock()
+	s := h.subs[id]
+	delete(h.subs, id)
+	var on queue.Handle
+	if s != nil {
+		on, s.on = s.on, nil
+	}
+	h.mu.Unlock()
+	if on != nil {
+		on.RemoveConsumer(s.id)
+	}
+}
+
+func (h *quorumHandle) Kick() {
+	if q := h.backend(); q != nil {
+		q.Kick()
+	}
+}
+
+func (h *quorumHandle) Get(noAck bool) (queue.Delivery, bool) {
+	if q := h.backend(); q != nil {
+		return q.Get(noAck)
+	}
+	return queue.Delivery{}, false
+}
+
+func (h *quorumHandle) Counts() (ready, unacked int64, consumers int) {
+	if q := h.backend(); q != nil {
+		return q.Counts()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return 0, 0, len(h.subs)
+}
+
+func (h *quorumHandle) Purge() int64 {
+	h.mu.Lock()
+	local, remote := h.local, h.remote
+	h.mu.Unlock()
+	switch {
+	case local != nil:
+		return local.Purge()
+	case remote != nil:
+		n, _ := remote.purge()
+		return n
+	}
+	return 0
+}
+
+func (h *quorumHandle) LastUsed() (time.Time, bool) {
+	if q := h.backend(); q != nil {
+		return q.LastUsed()
+	}
+	return time.Time{}, true
+}
+
+func (h *quorumHandle) Touch() {
+	if q := h.backend(); q != nil {
+		q.Touch()
+	}
+}
+
+// close stops the handle; cancel tells its consumers the queue is gone.
+func (h *quorumHandle) close(cancel bool) error {
+	h.r.quorumMu.Lock()
+	delete(h.r.quorums, h)
+	h.r.quorumMu.Unlock()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	local := h.local
+	h.local = nil
+	subs := slices.Collect(maps.Values(h.subs))
+	h.detachLocked()
+	h.remote = nil
+	h.subs = map[uint64]*quorumSub{}
+	h.mu.Unlock()
+	var err error
+	if local != nil {
+		err = local.Close()
+	}
+	if cancel {
+		for _, s := range subs {
+			s.c.Cancelled()
+		}
+	}
+	return err
+}
+
+func (h *quorumHandle) Close() error    { return h.close(false) }
+func (h *quorumHandle) Shutdown() error { return h.close(true) }
+
+// Delete stops the handle and cancels its consumers; the queue's log goes
+// with its topic, which the node deleting the queue deletes.
+func (h *quorumHandle) Delete() error { return h.close(true) }
+
+func (h *quorumHandle) Failed() error {
+	h.mu.Lock()
+	local := h.local
+	h.mu.Unlock()
+	if local != nil {
+		return local.Failed()
+	}
+	return nil
+}
+
+// quorumTopicConfigs keep a quorum queue's log until the queue settles
+// it: the queue moves the log start itself.
+var quorumTopicConfigs = map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}
+
+// quorumPlacement picks a new quorum queue's members: this node first
+// (its first leader, as RabbitMQ places a new queue's leader on the node
+// the client declared it through), then the nodes after it in id order,
+// those the transport hears from before the others; as many as
+// x-quorum-initial-group-size (default defaultQuorumGroupSize), at most
+// every registered node.
+func (r *Router) quorumPlacement(args map[string]any) []uint64 {
+	size := defaultQuorumGroupSize
+	if n, ok := IntArg(args["x-quorum-initial-group-size"]); ok && n > 0 {
+		size = int(min(n, 1<<15))
+	}
+	var ids []uint64
+	for _, n := range r.meta.Nodes() {
+		ids = append(ids, n.ID)
+	}
+	slices.Sort(ids)
+	i, registered := slices.BinarySearch(ids, r.opts.NodeID)
+	ordered := append(slices.Clone(ids[i:]), ids[:i]...)
+	var members, down []uint64
+	if registered {
+		members = append(members, r.opts.NodeID)
+	}
+	for _, id := range ordered {
+		switch {
+		case id == r.opts.NodeID:
+		case r.opts.Forward != nil && r.opts.Forward.Reachable(cluster.NodeID(id)):
+			members = append(members, id)
+		default:
+			down = append(down, id)
+		}
+	}
+	members = append(members, down...)
+	return members[:min(size, len(members))]
+}
+
+// createQuorumQueue makes a new quorum queue, its name reserved in
+// v.declaring: its log (a topic on its members, with a leader) first,
+// then its definition, as createQueue lays out a classic queue's files
+// before its definition.
+func (r *Router) createQuorumQueue(v *vhost, d QueueDecl, args []byte, members []uint64) (QueueInfo, error) {
+	def := meta.Queue{ID: meta.NewQueueID(), Vhost: v.name, Name: d.Name, Durable: d.Durable, Exclusive: d.Exclusive, AutoDelete: d.AutoDelete, Arguments: args, Quorum: true}
+	b := r.opts.Topics
+	reps := make([]int32, len(members))
+	for i, m := range members {
+		reps[i] = int32(m)
+	}
+	topic := quorumTopic(def.ID)
+	res := b.CreateTopics([]TopicSpec{{Name: topic, Partitions: 1, Replicas: [][]int32{reps}, Configs: quorumTopicConfigs}}, false)[0]
+	if res.Err != nil {
+		return QueueInfo{}, fmt.Errorf("%w: the quorum queue's replicated log: %w", ErrStorage, res.Err)
+	}
+	b.AwaitLeaders(topic, time.Now().Add(5*time.Second))
+	def, err := r.meta.DeclareQueue(def)
+	if err != nil {
+		r.deleteQuorumTopic(def)
+		return QueueInfo{}, err
+	}
+	r.mu.RLock()
+	pols := v.pols
+	r.mu.RUnlock()
+	qe, open, err := r.newQueueEntry(v, def, pols)
+	if err != nil {
+		return QueueInfo{}, err
+	}
+	q, _ := open(qe.qa.cfg)
+	qe.setQueue(q)
+	qe.owner = d.Owner
+	r.mu.Lock()
+	switch {
+	case r.closed:
+		r.mu.Unlock()
+		q.Close()
+		return QueueInfo{}, ErrClosed
+	case r.vhosts[v.name] != v:
+		r.mu.Unlock()
+		q.Delete()
+		return QueueInfo{}, fmt.Errorf("%w: no vhost '%s'", ErrNotFound, v.name)
+	}
+	if cur, ok := v.queues[d.Name]; ok && cur.def.ID == def.ID {
+		// Installed already, from the store (reconcileDefs).
+		r.mu.Unlock()
+		q.Close()
+		return QueueInfo{Name: d.Name}, nil
+	}
+	v.queues[d.Name] = qe
+	r.applyQueuePolicyLocked(v, qe, true)
+	r.mu.Unlock()
+	return QueueInfo{Name: d.Name}, nil
+}
+
+// deleteQuorumTopic deletes a quorum queue's log, once its definition
+// is gone.
+func (r *Router) deleteQuorumTopic(def meta.Queue) {
+	if err := r.opts.Topics.deleteTopic(quorumTopic(def.ID)); err != nil && !errors.Is(err, ErrUnknownTopic) {
+		r.log.Warn("quorum queue: deleting its replicated log", "vhost", def.Vhost, "queue", def.Name, "err", err)
+	}
+}
+
+// openQuorumDefs installs the quorum queues of vhost v that another node
+// declared, from the store's definitions.
+func (r *Router) openQuorumDefs(v *vhost, defs map[string]meta.Queue) {
+	var opened []*queueEntry
+	for _, q := range defs {
+		if !q.Quorum {
+			continue
+		}
+		r.mu.RLock()
+		cur, ok := v.queues[q.Name]
+		_, declaring := v.declaring[q.Name]
+		pols := v.pols
+		r.mu.RUnlock()
+		if ok && cur.def.ID == q.ID || declaring {
+			continue
+		}
+		qe, open, err := r.newQueueEntry(v, q, pols)
+		if err != nil {
+			r.log.Warn("quorum queue not loaded", "vhost", v.name, "queue", q.Name, "err", err)
+			continue
+		}
+		h, _ := open(qe.qa.cfg)
+		qe.setQueue(h)
+		opened = append(opened, qe)
+	}
+	r.mu.Lock()
+	var extra []queue.Handle
+	for _, qe := range opened {
+		if cur, ok := v.queues[qe.def.Name]; ok && cur.def.ID == qe.def.ID {
+			extra = append(extra, qe.q)
+			continue
+		}
+		v.queues[qe.def.Name] = qe
+		r.applyQueuePolicyLocked(v, qe, true)
+	}
+	r.mu.Unlock()
+	for _, q := range extra {
+		q.Close()
+	}
+}

@@ -1,0 +1,243 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// quorumArgs declares a quorum queue.
+var quorumArgs = amqp.Table{"x-queue-type": "quorum"}
+
+// TestClusterQuorumQueueFailover: a quorum queue declared through node 1
+// (which leads it first) on three real processes; four amqp091-go
+// publishers in confirm mode publish through nodes 2 and 3, a consumer
+// with manual acks consumes through node 3; node 1 is killed with
+// SIGKILL while they run. Every confirmed message must be delivered
+// (duplicates allowed only for what was not acked), each publisher's
+// messages first arrive in the order published, and the consumer keeps
+// its subscription across the failover (no basic.cancel). Repeated
+// SLUICE_QUORUM_TRIALS times (default 1).
+func TestClusterQuorumQueueFailover(t *testing.T) {
+	trials := 1
+	if s := os.Getenv("SLUICE_QUORUM_TRIALS"); s != "" {
+		trials, _ = strconv.Atoi(s)
+	}
+	for trial := range trials {
+		t.Run(fmt.Sprintf("trial-%d", trial), func(t *testing.T) { quorumFailoverTrial(t) })
+	}
+}
+
+func quorumFailoverTrial(t *testing.T) {
+	nodes := startCluster(t, 3)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, b := range nodes {
+				t.Logf("node %d's log:\n%s", i+1, quorumLogLines(b.Logs()))
+			}
+		}
+	})
+	// Every node registered, so that the queue gets three members.
+	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	c1 := nodes[0].dial(t)
+	ch1, err := c1.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch1.QueueDeclare("qq", true, false, false, false, quorumArgs); err != nil {
+		t.Fatal(err)
+	}
+	c2, c3 := nodes[1].dial(t), nodes[2].dial(t)
+	waitForQueue(t, c2, "qq")
+	waitForQueue(t, c3, "qq")
+
+	// The consumer, through node 3.
+	cch, err := c3.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cch.Qos(50, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	cancels := cch.NotifyCancel(make(chan string, 1))
+	ds, err := cch.Consume("qq", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const publishers, perPublisher = 4, 250
+	var (
+		mu        sync.Mutex
+		confirmed = map[string]bool{}
+		killedAt  time.Time
+		firstConf time.Time // first confirm of a message sent after the kill
+	)
+	kill := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range publishers {
+		via := nodes[1+p%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ch *amqp.Channel
+			var conf chan amqp.Confirmation
+			open := func() bool {
+				c, err := amqp.Dial(via.amqpURL())
+				if err != nil {
+					return false
+				}
+				t.Cleanup(func() { c.Close() })
+				if ch, err = c.Channel(); err != nil {
+					return false
+				}
+				if err := ch.Confirm(false); err != nil {
+					return false
+				}
+				conf = ch.NotifyPublish(make(chan amqp.Confirmation, 1))
+				return true
+			}
+			for !open() {
+				time.Sleep(100 * time.Millisecond)
+			}
+			deadline := time.Now().Add(90 * time.Second)
+			for seq := 0; seq < perPublisher; {
+				if time.Now().After(deadline) {
+					t.Errorf("publisher %d: message %d not confirmed in 90 s", p, seq)
+					return
+				}
+				body := fmt.Sprintf("p%d-%d", p, seq)
+				mu.Lock()
+				sentAfterKill := !killedAt.IsZero()
+				mu.Unlock()
+				err := ch.Publish("", "qq", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body)})
+				ok := false
+				if err == nil {
+					select {
+					case c, open := <-conf:
+						ok = open && c.Ack
+						if !open {
+							err = amqp.ErrClosed
+						}
+					case <-time.After(15 * time.Second):
+						err = fmt.Errorf("no confirm in 15 s")
+					}
+				}
+				if err != nil {
+					for !open() {
+						time.Sleep(100 * time.Millisecond)
+					}
+					continue
+				}
+				if !ok {
+					time.Sleep(20 * time.Millisecond) // nacked: no leader yet; again
+					continue
+				}
+				mu.Lock()
+				confirmed[body] = true
+				if sentAfterKill && firstConf.IsZero() {
+					firstConf = time.Now()
+				}
+				n := len(confirmed)
+				mu.Unlock()
+				if n == publishers*perPublisher/3 {
+					close(kill)
+				}
+				seq++
+			}
+		}()
+	}
+	go func() {
+		<-kill
+		mu.Lock()
+		killedAt = time.Now()
+		mu.Unlock()
+		nodes[0].Kill()
+	}()
+
+	seen := map[string]int{}
+	last := map[string]int{} // publisher -> the last sequence number first seen
+	order := 0
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	pubsDone := false
+	for {
+		if pubsDone {
+			mu.Lock()
+			missing := 0
+			for b := range confirmed {
+				if seen[b] == 0 {
+					missing++
+				}
+			}
+			mu.Unlock()
+			if missing == 0 {
+				break
+			}
+		}
+		select {
+		case <-done:
+			pubsDone = true
+			done = nil
+		case tag := <-cancels:
+			t.Fatalf("the consumer was cancelled (%s) across the failover", tag)
+		case d, ok := <-ds:
+			if !ok {
+				t.Fatal("the consumer's channel closed across the failover")
+			}
+			b := string(d.Body)
+			if seen[b] == 0 {
+				pub, seq, _ := strings.Cut(b, "-")
+				n, _ := strconv.Atoi(seq)
+				if prev, ok := last[pub]; ok && n < prev {
+					order++
+					t.Errorf("%s first delivered after %s-%d", b, pub, prev)
+				}
+				last[pub] = n
+			}
+			seen[b]++
+			d.Ack(false)
+		case <-time.After(60 * time.Second):
+			mu.Lock()
+			missing := 0
+			for b := range confirmed {
+				if seen[b] == 0 {
+					missing++
+				}
+			}
+			mu.Unlock()
+			t.Fatalf("no delivery for 60 s; %d confirmed messages not delivered", missing)
+		}
+	}
+	dups := 0
+	for _, k := range seen {
+		dups += k - 1
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if killedAt.IsZero() {
+		t.Fatal("the leader was never killed")
+	}
+	t.Logf("%d confirmed messages all delivered across the kill of the leader; %d delivered again; the first message sent after the kill confirmed %.2f s after it",
+		len(confirmed), dups, firstConf.Sub(killedAt).Seconds())
+}
+
+// quorumLogLines keeps the lines of a server log worth reading after a
+// failed quorum queue test.
+func quorumLogLines(log string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "quorum") || strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") || strings.Contains(l, "leader") {
+			out = append(out, l)
+		}
+	}
+	if len(out) > 200 {
+		out = out[len(out)-200:]
+	}
+	return strings.Join(out, "\n")
+}
