@@ -27,8 +27,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -208,11 +210,7 @@ func (x *replicaIndex) add(recs []indexRecord, confs []*raftpb.Entry) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, e := range confs {
-		r := binary.BigEndian.AppendUint64(nil, e.GetIndex())
-		r = append(r, byte(e.GetType()))
-		r = binary.BigEndian.AppendUint32(r, uint32(len(e.GetData())))
-		r = append(r, e.GetData()...)
-		r = binary.BigEndian.AppendUint32(r, crc32.Checksum(r, castagnoli))
+		r := appendConfRecord(nil, e)
 		if _, err := x.conf.WriteAt(r, x.confEnd); err != nil {
 			return err
 		}
@@ -375,7 +373,66 @@ func (x *replicaIndex) trim(upto uint64) (bool, error) {
 			delete(x.confs, i)
 		}
 	}
+	if err := x.compactConfsLocked(); err != nil {
+		return true, err
+	}
 	return true, fsutil.SyncDir(x.dir)
+}
+
+// appendConfRecord appends e's conf record: index, type, data length,
+// data, CRC-32C of what comes before it.
+func appendConfRecord(b []byte, e *raftpb.Entry) []byte {
+	start := len(b)
+	b = binary.BigEndian.AppendUint64(b, e.GetIndex())
+	b = append(b, byte(e.GetType()))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(e.GetData())))
+	b = append(b, e.GetData()...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
+}
+
+// confCompactMin is the conf file size from which trim rewrites it with
+// only the entries still held, when those take less than half of it:
+// a quorum queue's settles are kept there (quorum.go), thousands a
+// minute, and would otherwise grow it for ever.
+const confCompactMin = 1 << 20
+
+// compactConfsLocked rewrites the conf file with the entries held (temp
+// file, fsync, rename; the caller fsyncs the directory); x.mu is held.
+func (x *replicaIndex) compactConfsLocked() error {
+	if x.confEnd < confCompactMin {
+		return nil
+	}
+	idxs := slices.Sorted(maps.Keys(x.confs))
+	var b []byte
+	for _, i := range idxs {
+		b = appendConfRecord(b, x.confs[i])
+	}
+	if int64(len(b)) > x.confEnd/2 {
+		return nil
+	}
+	tmpPath := filepath.Join(x.dir, replConfName+".tmp")
+	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.WriteAt(b, 0); err != nil {
+		tmp.Close()
+		os.Remove(tmpPath)
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmpPath)
+		return err
+	}
+	if err := os.Rename(tmpPath, filepath.Join(x.dir, replConfName)); err != nil {
+		tmp.Close()
+		os.Remove(tmpPath)
+		return err
+	}
+	x.conf.Close()
+	x.conf, x.confEnd, x.confDirty = tmp, int64(len(b)), false
+	return nil
 }
 
 var errNoRecord = errors.New("broker: no index record")

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // The index drops the records of batches the log no longer holds once
@@ -92,4 +94,54 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// Entries kept whole in the conf file (a quorum queue's settles, one
+// every few milliseconds) do not grow it for ever: a trim rewrites it
+// with the entries still held, which a reopen reads back.
+func TestReplicaIndexCompactsConfs(t *testing.T) {
+	dir := t.TempDir()
+	x, err := openReplicaIndex(dir, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * trimMinRecords
+	data := make([]byte, 100)
+	var recs []indexRecord
+	var confs []*raftpb.Entry
+	for i := uint64(1); i <= n; i++ {
+		recs = append(recs, indexRecord{term: 1, first: int64(i), next: int64(i), kind: kindConf})
+		idx := i
+		d := append([]byte{replQueueAcksVersion}, data...)
+		d[1] = byte(i)
+		confs = append(confs, &raftpb.Entry{Index: &idx, Type: raftpb.EntryNormal.Enum(), Data: d})
+	}
+	if err := x.add(recs, confs); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.sync(); err != nil {
+		t.Fatal(err)
+	}
+	before := fileSize(t, filepath.Join(dir, replConfName))
+	upto := uint64(2*n/3 + 5)
+	if ok, err := x.trim(upto); !ok || err != nil {
+		t.Fatalf("trim to %d: %v %v", upto, ok, err)
+	}
+	if after := fileSize(t, filepath.Join(dir, replConfName)); after > before/2 {
+		t.Fatalf("conf file %d bytes after the trim, %d before", after, before)
+	}
+	x.close()
+	if x, err = openReplicaIndex(dir, 1, 0, n); err != nil {
+		t.Fatal(err)
+	}
+	defer x.close()
+	for _, i := range []uint64{upto, upto + 1, n} {
+		e, ok := x.confEntry(i)
+		if !ok || e.GetIndex() != i || e.GetData()[1] != byte(i) || len(e.GetData()) != 101 {
+			t.Fatalf("conf entry %d after the rewrite and a reopen: %v %v", i, e, ok)
+		}
+	}
+	if _, ok := x.confEntry(upto - 1); ok {
+		t.Fatalf("conf entry %d, trimmed, still there", upto-1)
+	}
 }
