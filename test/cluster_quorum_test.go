@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -240,4 +241,161 @@ func quorumLogLines(log string) string {
 		out = out[len(out)-200:]
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestClusterQuorumQueueOperations: a quorum queue of two members (nodes
+// 1 and 2, x-quorum-initial-group-size) used entirely through node 3,
+// which holds no copy: declare, publish (forwarded to a member), consume
+// and basic.get (from the leader, through node 3), counts, purge. Its
+// first leader, node 1, is then stopped: with one of two members left a
+// publish is refused; node 1 restarted, the consumer on node 3, still
+// subscribed, gets what is published next. Deleting the queue through
+// node 3 removes it, and its log, everywhere.
+func TestClusterQuorumQueueOperations(t *testing.T) {
+	nodes := startCluster(t, 3)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, b := range nodes {
+				t.Logf("node %d's log:\n%s", i+1, quorumLogLines(b.Logs()))
+			}
+		}
+	})
+	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	ch1, err := nodes[0].dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := amqp.Table{"x-queue-type": "quorum", "x-quorum-initial-group-size": int32(2)}
+	if _, err := ch1.QueueDeclare("q2", true, false, false, false, args); err != nil {
+		t.Fatal(err)
+	}
+	c3 := nodes[2].dial(t)
+	waitForQueue(t, c3, "q2")
+	ch3, err := c3.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch3.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	// publish sends n messages through ch3 and waits for their confirms,
+	// sending a nacked one again (no leader for a moment).
+	publish := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			body := fmt.Sprintf("%s-%d", prefix, i)
+			for attempt := 0; ; attempt++ {
+				dc, err := ch3.PublishWithDeferredConfirm("", "q2", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body)})
+				if err != nil {
+					t.Fatalf("publish %s through node 3: %v", body, err)
+				}
+				if dc.Wait() {
+					break
+				}
+				if attempt == 100 {
+					t.Fatalf("%s nacked 100 times", body)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	publish("a", 100)
+	waitFor(t, 10*time.Second, "100 messages counted through node 3", func() bool {
+		q, err := ch3.QueueDeclarePassive("q2", true, false, false, false, args)
+		return err == nil && q.Messages == 100
+	})
+	gch, err := c3.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok, err := gch.Get("q2", false)
+	if err != nil || !ok || string(d.Body) != "a-0" {
+		t.Fatalf("basic.get through node 3: %q %v %v", d.Body, ok, err)
+	}
+	if err := d.Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	n, err := gch.QueuePurge("q2", false)
+	if err != nil || n != 100 {
+		t.Fatalf("purge through node 3: %d %v, want 100", n, err)
+	}
+
+	cch, err := c3.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancels := cch.NotifyCancel(make(chan string, 1))
+	ds, err := cch.Consume("q2", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	want := func(prefix string, n int) {
+		t.Helper()
+		for missing := n; missing > 0; {
+			select {
+			case d, ok := <-ds:
+				if !ok {
+					t.Fatal("consumer channel closed")
+				}
+				if strings.HasPrefix(string(d.Body), prefix+"-") && !seen[string(d.Body)] {
+					missing--
+				}
+				seen[string(d.Body)] = true
+				d.Ack(false)
+			case tag := <-cancels:
+				t.Fatalf("consumer cancelled (%s)", tag)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%d of the %q messages not delivered through node 3 in 30 s", missing, prefix)
+			}
+		}
+	}
+	publish("b", 200)
+	want("b", 200)
+	// Without node 1 the queue's two members have no majority: a
+	// publish is refused (basic.nack), as RabbitMQ refuses it; once node
+	// 1 is back, the queue goes on with the consumer still subscribed.
+	nodes[0].Stop()
+	dc, err := ch3.PublishWithDeferredConfirm("", "q2", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte("x-0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dc.Done():
+		if dc.Acked() {
+			t.Fatal("a publish confirmed with one of the queue's two members down")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer to a publish with one of the queue's two members down in 30 s")
+	}
+	nodes[0].Restart()
+	publish("c", 200)
+	want("c", 200)
+
+	if _, err := ch3.QueueDelete("q2", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	c2 := nodes[1].dial(t)
+	waitFor(t, 20*time.Second, "the queue gone from node 2", func() bool {
+		ch, err := c2.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		_, err = ch.QueueDeclarePassive("q2", true, false, false, false, args)
+		return err != nil
+	})
+	// Its log (an internal topic) is gone with it.
+	waitFor(t, 20*time.Second, "the queue's log deleted", func() bool {
+		md, err := nodes[1].admin(t).ListTopicsWithInternal(context.Background())
+		if err != nil {
+			return false
+		}
+		for name := range md {
+			if strings.HasPrefix(name, "__sluice_quorum_") {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -142,8 +142,8 @@ func (b *Broker) ReconcileAll() error {
 // created again under the same name (a new id) is deleted, then opened.
 // Nothing to do costs a metadata read. An internal topic is left alone.
 func (b *Broker) Reconcile(name string) error {
-	if b.internalTopicErr(name) != nil {
-		return nil
+	if t, ok := b.Topic(name); ok && t.internal {
+		return nil // a store's, not the metadata's (a quorum queue's log is the metadata's)
 	}
 	release, err := b.reserve(name)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 	"github.com/sluice-mq/sluice/internal/storage"
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -117,6 +118,16 @@ func (b *Broker) quorumMembers(topic string) []uint64 {
 // leads reports whether this member leads the group and has applied
 // everything committed before its term: the queue can run here.
 func (l quorumLog) leads() bool { return l.r.settled() }
+
+// leaderTerm is the term this member leads the group in; 0 if it does
+// not lead.
+func (l quorumLog) leaderTerm() uint64 {
+	st, err := l.r.host.Status(l.r.gid)
+	if err != nil || st.RaftState != raft.StateLeader {
+		return 0
+	}
+	return st.GetTerm()
+}
 
 // leader is the group's leader as this member knows it; 0 for none.
 func (l quorumLog) leader() uint64 { return l.r.state().Leader }

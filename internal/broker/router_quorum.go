@@ -59,8 +59,10 @@ type quorumHandle struct {
 	subs   map[uint64]*quorumSub
 	nextID uint64
 	closed bool
-	// leader is the leader refresh saw last.
-	leader uint64
+	// leader is the leader refresh saw last; localTerm the term local
+	// was opened in.
+	leader    uint64
+	localTerm uint64
 }
 
 var (
@@ -166,7 +168,14 @@ func (h *quorumHandle) refresh() {
 	}
 	b := h.r.opts.Topics
 	ql, member := b.quorumLog(h.topic)
-	leads := member && ql.leads()
+	// The queue opens on a leader that has applied its predecessors'
+	// entries (settled), and stays open for the rest of its term (its
+	// applying may lag its commit for a moment under load).
+	var term uint64
+	if member {
+		term = ql.leaderTerm()
+	}
+	leads := term != 0 && (h.local != nil && term == h.localTerm || ql.leads())
 	var leader uint64
 	switch {
 	case member:
@@ -182,9 +191,16 @@ func (h *quorumHandle) refresh() {
 	}
 	h.leader = leader
 	if leads {
-		if h.local != nil {
+		if h.local != nil && term == h.localTerm {
 			h.attachLocked(h.local)
 			return
+		}
+		if h.local != nil {
+			// Led again in a new term: the queue is opened anew from
+			// what the group holds now.
+			h.detachLocked()
+			h.local.Close()
+			h.local = nil
 		}
 		q, err := h.openLocal(ql)
 		if err != nil {
@@ -193,7 +209,7 @@ func (h *quorumHandle) refresh() {
 		}
 		h.detachLocked()
 		h.remote = nil
-		h.local = q
+		h.local, h.localTerm = q, term
 		h.r.log.Info("quorum queue: this node leads it", "vhost", h.def.Vhost, "queue", h.def.Name)
 		h.attachLocked(q)
 		return
