@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -271,6 +272,22 @@ func TestClusterQuorumQueueOperations(t *testing.T) {
 	}
 	c3 := nodes[2].dial(t)
 	waitForQueue(t, c3, "q2")
+	// The management API shows it as RabbitMQ does: type, members,
+	// leader (known to its members).
+	waitFor(t, 10*time.Second, "/api/queues to show q2's leader and members", func() bool {
+		code, body := nodes[0].httpDo(t, "guest", "guest", "GET", "/api/queues/%2F/q2", nil)
+		var q struct {
+			Type    string   `json:"type"`
+			Leader  string   `json:"leader"`
+			Members []string `json:"members"`
+			Online  []string `json:"online"`
+			State   string   `json:"state"`
+		}
+		if code != 200 || json.Unmarshal(body, &q) != nil {
+			return false
+		}
+		return q.Type == "quorum" && q.Leader != "" && len(q.Members) == 2 && len(q.Online) == 2 && q.State == "running"
+	})
 	ch3, err := c3.Channel()
 	if err != nil {
 		t.Fatal(err)

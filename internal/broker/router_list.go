@@ -35,6 +35,12 @@ type QueueStatus struct {
 	// these are (RemoteQueueStatuses); Down: that node did not answer,
 	// and the counts are zero.
 	Remote, Down bool
+	// Quorum queues on a cluster: the leader as this node knows it (0
+	// during an election), the members, and those the transport hears
+	// from (this node counts).
+	Leader  uint64
+	Members []uint64
+	Online  []uint64
 }
 
 // QueueStatuses lists the queues of vhost vh, sorted by name.
@@ -76,6 +82,9 @@ func queueStatus(qe *queueEntry) QueueStatus {
 	ready, unacked, consumers := qe.q.Counts()
 	s := QueueStatus{Queue: qe.def, Args: qe.args, Type: qe.qa.queueType, Ready: ready, Unacked: unacked, Consumers: consumers,
 		Policy: qe.applied.export()}
+	if h, ok := qe.q.(*quorumHandle); ok {
+		s.Leader, s.Members, s.Online = h.status()
+	}
 	if qe.def.Exclusive {
 		s.Owner = qe.owner
 	}

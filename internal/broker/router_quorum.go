@@ -63,6 +63,16 @@ type quorumHandle struct {
 	// was opened in.
 	leader    uint64
 	localTerm uint64
+	// counts are the leader's last answer when another node leads;
+	// counting: a request for them is under way.
+	counts   quorumCounts
+	counting bool
+}
+
+type quorumCounts struct {
+	ready, unacked int64
+	consumers      int
+	at             time.Time
 }
 
 var (
@@ -429,13 +439,54 @@ func (h *quorumHandle) Get(noAck bool) (queue.Delivery, bool) {
 	return queue.Delivery{}, false
 }
 
+// Counts are the leader's. Asked of another node, they are what it last
+// said (at most countsMaxAge old; a fresh figure is asked for in the
+// background), so that a listing taken under the router's lock never
+// waits for the network.
 func (h *quorumHandle) Counts() (ready, unacked int64, consumers int) {
-	if q := h.backend(); q != nil {
-		return q.Counts()
+	h.mu.Lock()
+	local, remote := h.local, h.remote
+	if local == nil {
+		c := h.counts
+		if remote != nil && time.Since(c.at) > countsMaxAge && !h.counting {
+			h.counting = true
+			go h.fetchCounts(remote)
+		}
+		h.mu.Unlock()
+		return c.ready, c.unacked, c.consumers
 	}
+	h.mu.Unlock()
+	return local.Counts()
+}
+
+// countsMaxAge is how old the counts a handle gives of another node's
+// queue may be before it asks again.
+const countsMaxAge = time.Second
+
+// fetchCounts asks remote for the counts and keeps them.
+func (h *quorumHandle) fetchCounts(remote *remoteHandle) {
+	ready, unacked, consumers, err := remote.counts()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return 0, 0, len(h.subs)
+	h.counting = false
+	if err == nil {
+		h.counts = quorumCounts{ready: ready, unacked: unacked, consumers: consumers, at: time.Now()}
+	}
+}
+
+// status is the queue's leader as this node knows it, its members, and
+// those of them that are reachable.
+func (h *quorumHandle) status() (leader uint64, members, online []uint64) {
+	if ql, member := h.r.opts.Topics.quorumLog(h.topic); member {
+		leader = ql.leader() // a node without a copy does not know it
+	}
+	members = h.r.opts.Topics.quorumMembers(h.topic)
+	for _, m := range members {
+		if m == h.r.opts.NodeID || h.r.opts.Forward != nil && h.r.opts.Forward.Reachable(cluster.NodeID(m)) {
+			online = append(online, m)
+		}
+	}
+	return leader, members, online
 }
 
 func (h *quorumHandle) Purge() int64 {

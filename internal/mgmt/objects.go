@@ -155,6 +155,24 @@ func (a *API) queueJSON(q broker.QueueStatus) map[string]any {
 			m["state"] = "down" // RabbitMQ's word for a queue whose node is down
 		}
 	}
+	if q.Quorum {
+		// RabbitMQ's fields for a quorum queue.
+		var members, online []string
+		for _, id := range q.Members {
+			members = append(members, a.nodeNameOf(id))
+		}
+		for _, id := range q.Online {
+			online = append(online, a.nodeNameOf(id))
+		}
+		m["members"], m["online"] = members, online
+		if q.Leader != 0 {
+			m["leader"] = a.nodeNameOf(q.Leader)
+			m["node"] = m["leader"]
+		}
+		if len(q.Online) <= len(q.Members)/2 {
+			m["state"] = "minority" // RabbitMQ's word: no majority of members up
+		}
+	}
 	if q.CreatedMs > 0 {
 		m["created_at"] = time.UnixMilli(q.CreatedMs).UTC().Format(time.RFC3339)
 	}
