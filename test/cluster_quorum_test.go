@@ -416,3 +416,72 @@ func TestClusterQuorumQueueOperations(t *testing.T) {
 		return true
 	})
 }
+
+// TestClusterQuorumQueueDeliveryLimit: a quorum queue declared without
+// x-delivery-limit takes RabbitMQ 4's default of 20: a message returned
+// 21 times (basic.get and basic.nack with requeue, through a node that
+// does not lead the queue) is dead-lettered with reason delivery_limit.
+func TestClusterQuorumQueueDeliveryLimit(t *testing.T) {
+	nodes := startCluster(t, 3)
+	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	ch1, err := nodes[0].dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch1.QueueDeclare("dead", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch1.QueueDeclare("limited", true, false, false, false, amqp.Table{
+		"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch1.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := ch1.PublishWithDeferredConfirm("", "limited", false, false, amqp.Publishing{Body: []byte("poison")})
+	if err != nil || !dc.Wait() {
+		t.Fatalf("publish: %v", err)
+	}
+	c2 := nodes[1].dial(t)
+	waitForQueue(t, c2, "limited")
+	ch2, err := c2.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliveries := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		d, ok, err := ch2.Get("limited", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			if n := queueDepth(t, ch1, "dead"); n == 1 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		deliveries++
+		if deliveries > 1 && !d.Redelivered {
+			t.Fatalf("delivery %d not flagged redelivered", deliveries)
+		}
+		if err := d.Nack(false, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if deliveries != 21 {
+		t.Fatalf("the message was delivered %d times before it was dead-lettered, want 21 (RabbitMQ 4's limit of 20 returns)", deliveries)
+	}
+	d, ok, err := ch1.Get("dead", true)
+	if err != nil || !ok {
+		t.Fatalf("get from dead: %v %v", ok, err)
+	}
+	deaths, _ := d.Headers["x-death"].([]any)
+	if len(deaths) != 1 {
+		t.Fatalf("x-death %v", d.Headers["x-death"])
+	}
+	if death, _ := deaths[0].(amqp.Table); death["reason"] != "delivery_limit" || death["queue"] != "limited" {
+		t.Fatalf("x-death %v, want reason delivery_limit from queue limited", deaths[0])
+	}
+}

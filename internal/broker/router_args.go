@@ -29,6 +29,11 @@ type queueArgs struct {
 	groupSize int
 }
 
+// DefaultQuorumDeliveryLimit is a quorum queue's x-delivery-limit when
+// it declares none, as in RabbitMQ 4: a message returned more often is
+// dead-lettered (or dropped); -1 asks for no limit.
+const DefaultQuorumDeliveryLimit = 20
+
 // IntArg reads an integer-valued argument or header of any AMQP integer type.
 func IntArg(v any) (int64, bool) {
 	switch x := v.(type) {
@@ -112,7 +117,9 @@ func parseQueueArgs(args fieldtable.Table, durable, exclusive, autoDelete bool) 
 				qa.cfg.MaxLengthBytes = n
 			}
 		case "x-delivery-limit":
-			if n, err = nonNeg(k, v); err == nil {
+			if n, ok := IntArg(v); ok && n == -1 {
+				qa.cfg.DeliveryLimit = -1 // RabbitMQ 4's way to ask for no limit
+			} else if n, err = nonNeg(k, v); err == nil {
 				qa.cfg.DeliveryLimit = n
 			}
 		case "x-quorum-initial-group-size":
@@ -171,6 +178,10 @@ func parseQueueArgs(args fieldtable.Table, durable, exclusive, autoDelete bool) 
 		if err != nil {
 			return queueArgs{}, err
 		}
+	}
+	if _, set := args["x-delivery-limit"]; !set && qa.queueType == QueueTypeQuorum {
+		// RabbitMQ 4 limits a quorum queue's redeliveries by default.
+		qa.cfg.DeliveryLimit = DefaultQuorumDeliveryLimit
 	}
 	if qa.queueType != QueueTypeClassic && (!durable || exclusive) {
 		return queueArgs{}, fmt.Errorf("%w: %s queues must be durable and not exclusive", ErrPreconditionFailed, qa.queueType)
