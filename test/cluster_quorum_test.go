@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -484,4 +485,23 @@ func TestClusterQuorumQueueDeliveryLimit(t *testing.T) {
 	if death, _ := deaths[0].(amqp.Table); death["reason"] != "delivery_limit" || death["queue"] != "limited" {
 		t.Fatalf("x-death %v, want reason delivery_limit from queue limited", deaths[0])
 	}
+}
+
+// TestClusterQuorumPika: pika (Debian's python3-pika) with a quorum queue
+// on three real processes: it publishes with confirms through node 2,
+// consumes through node 3, kills node 3 under its own consumer and
+// reconnects to another node, and gets every confirmed message
+// (test/python/pika_quorum.py).
+func TestClusterQuorumPika(t *testing.T) {
+	needPythonModule(t, "pika")
+	nodes := startCluster(t, 3)
+	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	script, err := filepath.Abs(filepath.Join("python", "pika_quorum.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runTool(t, 120*time.Second, "", python3Path, script, nodes[0].AMQP, nodes[1].AMQP, nodes[2].AMQP,
+		strconv.Itoa(nodes[2].cmd.Process.Pid)).must(t, nodes[0], "pika with a quorum queue on the cluster")
+	nodes[2].Kill() // killed by the script: reaped here, not reported as a failed stop
+	t.Logf("%s", r.Stdout)
 }
