@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -564,8 +565,9 @@ func (h *quorumHandle) Failed() error {
 }
 
 // quorumTopicConfigs keep a quorum queue's log until the queue settles
-// it: the queue moves the log start itself.
-var quorumTopicConfigs = map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}
+// it (the queue moves the log start itself), and take a message as large
+// as AMQP's default limit (16 MiB) with its properties.
+var quorumTopicConfigs = map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": strconv.Itoa(17 << 20)}
 
 // quorumPlacement picks a new quorum queue's members: this node first
 // (its first leader, as RabbitMQ places a new queue's leader on the node
