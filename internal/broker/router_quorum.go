@@ -64,10 +64,25 @@ type quorumHandle struct {
 	// was opened in.
 	leader    uint64
 	localTerm uint64
+	// refreshing: quorumWatch has a refresh of this handle under way.
+	refreshing atomic.Bool
+	// published mirrors local and closed for publish, which must not
+	// wait for the lock a refresh holds across calls to other nodes.
+	published atomic.Pointer[quorumPublishState]
 	// counts are the leader's last answer when another node leads;
 	// counting: a request for them is under way.
 	counts   quorumCounts
 	counting bool
+}
+
+type quorumPublishState struct {
+	local  *queue.Queue
+	closed bool
+}
+
+// publishedLocked records local and closed for publish; h.mu is held.
+func (h *quorumHandle) publishedLocked() {
+	h.published.Store(&quorumPublishState{local: h.local, closed: h.closed})
 }
 
 type quorumCounts struct {
@@ -90,14 +105,10 @@ func (d quorumDest) Publish(m *message.Message, now time.Time) (Pending, error) 
 
 // Flow is the running queue's credit flow, when it runs here.
 func (d quorumDest) Flow() <-chan struct{} {
-	h := d.h
-	h.mu.Lock()
-	local := h.local
-	h.mu.Unlock()
-	if local == nil {
-		return nil
+	if st := d.h.published.Load(); st != nil && st.local != nil {
+		return st.local.Flow()
 	}
-	return local.Flow()
+	return nil
 }
 
 // quorumSub is a consumer registered through the handle, wherever the
@@ -164,7 +175,14 @@ func (r *Router) quorumWatch() {
 		}
 		r.quorumMu.Unlock()
 		for _, h := range hs {
-			h.refresh()
+			// Each on its own: a handle waiting on an unreachable node
+			// (a consumer moved there) holds up no other.
+			if h.refreshing.CompareAndSwap(false, true) {
+				go func() {
+					defer h.refreshing.Store(false)
+					h.refresh()
+				}()
+			}
 		}
 	}
 }
@@ -212,6 +230,7 @@ func (h *quorumHandle) refresh() {
 			h.detachLocked()
 			h.local.Close()
 			h.local = nil
+			h.publishedLocked()
 		}
 		q, err := h.openLocal(ql)
 		if err != nil {
@@ -221,6 +240,7 @@ func (h *quorumHandle) refresh() {
 		h.detachLocked()
 		h.remote = nil
 		h.local, h.localTerm = q, term
+		h.publishedLocked()
 		h.r.log.Info("quorum queue: this node leads it", "vhost", h.def.Vhost, "queue", h.def.Name)
 		h.attachLocked(q)
 		return
@@ -231,6 +251,7 @@ func (h *quorumHandle) refresh() {
 		h.detachLocked()
 		h.local.Close()
 		h.local = nil
+		h.publishedLocked()
 	}
 	if leader == 0 || leader == h.r.opts.NodeID {
 		// An election, or this node won one and has not applied its
@@ -329,11 +350,12 @@ func (h *quorumHandle) backend() queue.Handle {
 // publish proposes m to the group (through this node if it is a member,
 // else forwarded to one). The Pending is done once m is committed.
 func (h *quorumHandle) publish(m *message.Message, now time.Time) (Pending, error) {
-	h.mu.Lock()
-	local, closed := h.local, h.closed
-	h.mu.Unlock()
-	if closed {
-		return nil, queue.ErrDeleted
+	var local *queue.Queue
+	if st := h.published.Load(); st != nil {
+		if st.closed {
+			return nil, queue.ErrDeleted
+		}
+		local = st.local
 	}
 	if local != nil {
 		// Length limits, as the leader sees the queue now: messages
@@ -530,6 +552,7 @@ func (h *quorumHandle) close(cancel bool) error {
 	h.closed = true
 	local := h.local
 	h.local = nil
+	h.publishedLocked()
 	subs := slices.Collect(maps.Values(h.subs))
 	h.detachLocked()
 	h.remote = nil
