@@ -505,3 +505,110 @@ func TestClusterQuorumPika(t *testing.T) {
 	nodes[2].Kill() // killed by the script: reaped here, not reported as a failed stop
 	t.Logf("%s", r.Stdout)
 }
+
+// TestClusterStreamQueueReplicated: a stream queue declared through node 1
+// of a cluster is a replicated log on the three nodes, in the Kafka vhost
+// ("/", a topic of its name) and in any other (a topic of its own): written
+// through node 2 with confirms, read through node 3 from the first offset;
+// after node 1 is killed it takes more writes, and a reader through node 3
+// finds everything confirmed, in order, once.
+func TestClusterStreamQueueReplicated(t *testing.T) {
+	nodes := startCluster(t, 3)
+	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	nodes[0].api(t, "PUT", "/api/vhosts/logs", nil, 201)
+	nodes[0].api(t, "PUT", "/api/permissions/logs/guest", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, 201)
+	dial := func(b *broker, vhost string) *amqp.Connection {
+		t.Helper()
+		url := b.amqpURL()
+		if vhost != "/" {
+			url = strings.TrimSuffix(url, "/") + "/" + vhost
+		}
+		var c *amqp.Connection
+		waitFor(t, 20*time.Second, "a connection to "+url, func() bool {
+			var err error
+			c, err = amqp.Dial(url)
+			return err == nil
+		})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	type side struct {
+		vhost    string
+		pub, sub *amqp.Connection
+		pubCh    *amqp.Channel
+	}
+	sides := []*side{{vhost: "/"}, {vhost: "logs"}}
+	for _, sd := range sides {
+		ch1, err := dial(nodes[0], sd.vhost).Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch1.QueueDeclare("events", true, false, false, false, amqp.Table{"x-queue-type": "stream"}); err != nil {
+			t.Fatal(err)
+		}
+		sd.pub, sd.sub = dial(nodes[1], sd.vhost), dial(nodes[2], sd.vhost)
+		waitForQueue(t, sd.pub, "events")
+		waitForQueue(t, sd.sub, "events")
+		if sd.pubCh, err = sd.pub.Channel(); err != nil {
+			t.Fatal(err)
+		}
+		if err := sd.pubCh.Confirm(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish := func(sd *side, from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			for attempt := 0; ; attempt++ {
+				dc, err := sd.pubCh.PublishWithDeferredConfirm("", "events", false, false, amqp.Publishing{Body: []byte(strconv.Itoa(i))})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if dc.Wait() {
+					break
+				}
+				if attempt == 100 {
+					t.Fatalf("vhost %s: message %d nacked 100 times", sd.vhost, i)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	// read reads the stream through node 3 from its first offset and
+	// checks it holds 0..n-1 in order.
+	read := func(sd *side, n int) {
+		t.Helper()
+		ch, err := sd.sub.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		if err := ch.Qos(100, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := ch.Consume("events", "", false, false, false, false, amqp.Table{"x-stream-offset": "first"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			select {
+			case d := <-ds:
+				if string(d.Body) != strconv.Itoa(i) {
+					t.Fatalf("vhost %s: entry %d of the stream read through node 3 is %q", sd.vhost, i, d.Body)
+				}
+				d.Ack(false)
+			case <-time.After(20 * time.Second):
+				t.Fatalf("vhost %s: read %d of %d through node 3", sd.vhost, i, n)
+			}
+		}
+	}
+	for _, sd := range sides {
+		publish(sd, 0, 200)
+		read(sd, 200)
+	}
+	nodes[0].Kill()
+	for _, sd := range sides {
+		publish(sd, 200, 300)
+		read(sd, 300)
+	}
+}

@@ -84,8 +84,19 @@ func (t *Topic) Publish(m *message.Message, now time.Time) (Pending, error) {
 		// copies of the topic's definition that a change makes.
 		i = int(t.Partitions[0].rotor.Add(1) % uint32(n))
 	}
-	_, pending, err := t.Partitions[i].Append(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
+	return publishRecord(t.Partitions[i], rec, now)
+}
+
+// publishRecord appends one AMQP message as a record to partition p. A
+// replicated partition without a leader for the moment (an election), or
+// held by another node, refuses it as a full queue does: a publisher in
+// confirm mode is nacked and sends it again.
+func publishRecord(p *Partition, rec storage.Record, now time.Time) (Pending, error) {
+	_, pending, err := p.Append(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
 	if err != nil {
+		if KindOf(err) == KindUnavailable {
+			return nil, fmt.Errorf("%w: %w", queue.ErrRejected, err)
+		}
 		return nil, err
 	}
 	return pending, nil

@@ -67,7 +67,9 @@ type InternalRecords interface {
 
 // IsInternal reports whether t is an internal topic.
 // A quorum queue's log (quorum.go) is one too: the queue owns it.
-func (t *Topic) IsInternal() bool { return t.internal || isQuorumTopic(t.Name) }
+func (t *Topic) IsInternal() bool {
+	return t.internal || isQuorumTopic(t.Name) || isStreamQueueTopic(t.Name)
+}
 
 // internalTopicID is a topic id that stays the same across restarts for
 // an internal topic that has no metadata record: derived from its name,

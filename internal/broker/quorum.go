@@ -37,6 +37,14 @@ func quorumTopic(id string) string { return quorumTopicPrefix + id }
 // isQuorumTopic reports whether name is a quorum queue's topic.
 func isQuorumTopic(name string) bool { return strings.HasPrefix(name, quorumTopicPrefix) }
 
+// streamTopicPrefix begins the name of the topic of a stream queue
+// declared on a cluster outside the Kafka vhost (router_quorum.go): a
+// replicated one-partition topic, internal as a quorum queue's is.
+const streamTopicPrefix = "__sluice_stream_"
+
+// isStreamQueueTopic reports whether name is such a stream queue's topic.
+func isStreamQueueTopic(name string) bool { return strings.HasPrefix(name, streamTopicPrefix) }
+
 // applyQueueAcks applies a quorum queue's ack-record entries. A malformed
 // entry (it came from another node) is skipped whole and logged.
 func (r *replica) applyQueueAcks(e *raftpb.Entry) {

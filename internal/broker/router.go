@@ -896,6 +896,9 @@ func (r *Router) DeclareQueue(vh string, d QueueDecl) (QueueInfo, error) {
 	if qa.queueType == QueueTypeStream && r.topicStreamsIn(v) {
 		return r.createTopicStream(v, d, qa, args)
 	}
+	if qa.queueType == QueueTypeStream && r.opts.Clustered && r.opts.Topics != nil {
+		return r.createReplicatedStream(v, d, qa, args)
+	}
 	return r.createQueue(v, d, args)
 }
 

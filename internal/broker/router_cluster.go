@@ -316,6 +316,7 @@ func (r *Router) reconcileDefs(name string) {
 		go q.Delete()
 	}
 	r.openQuorumDefs(v, queues)
+	r.openStreamDefs(v, queues)
 
 	// Bindings: every exchange's matcher rebuilt from the store's when
 	// they differ.

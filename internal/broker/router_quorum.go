@@ -730,3 +730,131 @@ func (r *Router) openQuorumDefs(v *vhost, defs map[string]meta.Queue) {
 		q.Close()
 	}
 }
+
+// Stream queues on a cluster are replicated logs too: a stream declared
+// in the Kafka vhost is a topic of its name (superstream.go), one declared
+// in any other vhost a one-partition topic of its own,
+// __sluice_stream_<queue id>, internal as a quorum queue's. Either is
+// placed on x-initial-cluster-size nodes (default 3, or every node of a
+// smaller cluster, as RabbitMQ's streams), replicated as any partition,
+// and read through the stream view of the partition on every node that
+// holds a copy (the members; a node without one has an empty view).
+
+// streamReplication is a stream's number of copies on a cluster: its
+// x-initial-cluster-size, by default min(3, registered nodes); 0 (one
+// copy) on a single node.
+func (r *Router) streamReplication(args map[string]any) int16 {
+	if !r.opts.Clustered {
+		return 0
+	}
+	n := len(r.meta.Nodes())
+	size := defaultQuorumGroupSize
+	if v, ok := IntArg(args["x-initial-cluster-size"]); ok && v > 0 {
+		size = int(min(v, 1<<14))
+	}
+	return int16(max(min(size, n), 1))
+}
+
+// createReplicatedStream declares stream queue d of v (outside the Kafka
+// vhost, its name reserved) as a topic of its own and its view.
+func (r *Router) createReplicatedStream(v *vhost, d QueueDecl, qa queueArgs, args []byte) (QueueInfo, error) {
+	def := meta.Queue{ID: meta.NewQueueID(), Vhost: v.name, Name: d.Name, Durable: true, Arguments: args}
+	def.Topic = streamTopicPrefix + def.ID
+	b := r.opts.Topics
+	res := b.CreateTopics([]TopicSpec{{Name: def.Topic, Partitions: 1, Configs: streamTopicConfigs(qa.stream),
+		ReplicationFactor: r.streamReplication(d.Arguments)}}, false)[0]
+	if res.Err != nil {
+		return QueueInfo{}, fmt.Errorf("%w: the stream's replicated log: %w", ErrStorage, res.Err)
+	}
+	b.AwaitLeaders(def.Topic, time.Now().Add(5*time.Second))
+	def, err := r.meta.DeclareQueue(def)
+	if err != nil {
+		if derr := b.deleteTopic(def.Topic); derr != nil {
+			r.log.Warn("removing the topic of a failed stream declaration", "vhost", v.name, "queue", d.Name, "err", derr)
+		}
+		return QueueInfo{}, err
+	}
+	qe := r.topicStreamEntry(def, qa, res.Topic.Partitions[0])
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.vhosts[v.name] != v {
+		return QueueInfo{}, ErrClosed // defined: it comes back at the next start
+	}
+	if cur, ok := v.queues[d.Name]; !ok || cur.def.ID != def.ID {
+		v.queues[d.Name] = qe
+		r.applyQueuePolicyLocked(v, qe, true)
+	}
+	return QueueInfo{Name: d.Name}, nil
+}
+
+// openStreamOf installs the stream queue whose topic is name (declared
+// through another node) once both its definition and its topic are here.
+func (r *Router) openStreamOf(name string) {
+	r.mu.RLock()
+	var vhs []string
+	for vh := range r.vhosts {
+		vhs = append(vhs, vh)
+	}
+	r.mu.RUnlock()
+	for _, vh := range vhs {
+		for _, q := range r.meta.Queues(vh) {
+			if q.Topic == name {
+				r.mu.RLock()
+				v := r.vhosts[vh]
+				r.mu.RUnlock()
+				if v != nil {
+					r.openStreamDefs(v, map[string]meta.Queue{q.Name: q})
+				}
+				return
+			}
+		}
+	}
+}
+
+// openStreamDefs installs the stream queues of defs (vhost v) declared
+// through another node, once their topics are open here.
+func (r *Router) openStreamDefs(v *vhost, defs map[string]meta.Queue) {
+	for _, q := range defs {
+		if q.Topic == "" {
+			continue
+		}
+		tp, ok := r.opts.Topics.Topic(q.Topic)
+		if !ok || len(tp.Partitions) == 0 {
+			continue // its topic opens later: topicChanged comes back here
+		}
+		args, err := decodeArgs(q.Arguments)
+		var qa queueArgs
+		if err == nil {
+			qa, err = parseQueueArgs(args, q.Durable, q.Exclusive, q.AutoDelete)
+		}
+		if err != nil {
+			r.log.Warn("stream queue not loaded", "vhost", v.name, "queue", q.Name, "err", err)
+			continue
+		}
+		qe := r.topicStreamEntry(q, qa, tp.Partitions[0])
+		r.mu.Lock()
+		_, declaring := v.declaring[q.Name]
+		var gone []queue.Handle
+		if cur, ok := v.queues[q.Name]; (!ok || cur.def.ID != q.ID) && !declaring && r.vhosts[v.name] == v {
+			// The topic of a stream declared in the Kafka vhost may
+			// have been shown here as a super stream before its
+			// definition arrived: those views go.
+			if x, has := v.exchanges[q.Topic]; has && x.superStream == q.Topic {
+				delete(v.exchanges, q.Topic)
+			}
+			for _, qn := range r.views[q.Topic] {
+				if e := v.queues[qn]; e != nil && e.view == q.Topic && !e.isTopicStream() {
+					delete(v.queues, qn)
+					gone = append(gone, e.q)
+				}
+			}
+			delete(r.views, q.Topic)
+			v.queues[q.Name] = qe
+			r.applyQueuePolicyLocked(v, qe, true)
+		}
+		r.mu.Unlock()
+		for _, g := range gone {
+			g.Delete()
+		}
+	}
+}

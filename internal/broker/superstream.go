@@ -68,6 +68,13 @@ func (r *Router) topicStreamOf(name string) (vh string, ok bool) {
 		if qe, has := v.queues[name]; has && qe.def.Topic == name {
 			return v.name, true
 		}
+		if isStreamQueueTopic(name) {
+			for _, qe := range v.queues {
+				if qe.def.Topic == name {
+					return v.name, true
+				}
+			}
+		}
 	}
 	return "", false
 }
@@ -86,6 +93,13 @@ func (r *Router) dropTopicStreamOf(name string) bool {
 	defer v.defs.Unlock()
 	r.mu.RLock()
 	qe := v.queues[name]
+	if isStreamQueueTopic(name) {
+		for _, e := range v.queues {
+			if e.def.Topic == name {
+				qe = e
+			}
+		}
+	}
 	r.mu.RUnlock()
 	if qe != nil && qe.def.Topic == name {
 		r.dropTopicStream(v, qe)
@@ -108,6 +122,13 @@ func (r *Router) syncTopicViews(vh string) {
 // holds: installs, grows or removes them.
 func (r *Router) topicChanged(name string) {
 	tp, ok := r.opts.Topics.Topic(name)
+	if ok && isStreamQueueTopic(name) {
+		r.openStreamOf(name) // its queue, declared through another node
+		return
+	}
+	if ok && r.opts.Clustered {
+		r.openStreamOf(name) // a stream queue's topic, declared through another node?
+	}
 	if ok && tp.IsInternal() {
 		return
 	}
@@ -355,11 +376,7 @@ func (d *partitionDestination) Publish(m *message.Message, now time.Time) (Pendi
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
 	}
-	_, pending, err := d.p.Append(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
-	if err != nil {
-		return nil, err
-	}
-	return pending, nil
+	return publishRecord(d.p, rec, now)
 }
 
 // partitionSource is a partition as a stream view's source: read up to the
@@ -497,7 +514,9 @@ func (r *Router) createTopicStream(v *vhost, d QueueDecl, qa queueArgs, args []b
 		delete(r.streamTopics, d.Name)
 		r.mu.Unlock()
 	}()
-	tp, err := r.opts.Topics.CreateTopic(d.Name, 1, streamTopicConfigs(qa.stream), false)
+	res := r.opts.Topics.CreateTopics([]TopicSpec{{Name: d.Name, Partitions: 1, Configs: streamTopicConfigs(qa.stream),
+		ReplicationFactor: r.streamReplication(d.Arguments)}}, false)[0]
+	tp, err := res.Topic, res.Err
 	switch {
 	case errors.Is(err, ErrTopicExists):
 		return QueueInfo{}, fmt.Errorf("%w: a topic or exchange named '%s' exists in vhost '%s'", ErrPreconditionFailed, d.Name, v.name)
@@ -568,7 +587,12 @@ func (r *Router) loadTopicStreams(v *vhost, defs []meta.Queue) error {
 // queue held.
 func (r *Router) deleteTopicStream(vh, name string, qe *queueEntry) (int64, error) {
 	ready, _, _ := qe.q.Counts()
-	err := r.opts.Topics.DeleteTopic(qe.def.Topic)
+	var err error
+	if isStreamQueueTopic(qe.def.Topic) {
+		err = r.opts.Topics.deleteTopic(qe.def.Topic) // the queue's own
+	} else {
+		err = r.opts.Topics.DeleteTopic(qe.def.Topic)
+	}
 	if errors.Is(err, ErrUnknownTopic) {
 		// Gone already (the queue record outlived it): drop the record.
 		r.topicChanged(qe.def.Topic)
