@@ -18,7 +18,10 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/sluice-mq/sluice/internal/broker/queue"
 	"github.com/sluice-mq/sluice/internal/storage"
@@ -154,10 +157,92 @@ func (l quorumLog) acks() *queue.AckRecord { return l.r.qacks }
 
 // publish proposes one record batch (a message); the Pending is done
 // once it is committed and applied here. Any member may propose: Raft
-// forwards a follower's proposal to the leader.
-func (l quorumLog) publish(batch []byte) (Pending, error) {
-	_, pending, err := l.p.Append(batch)
-	return pending, err
+// forwards a follower's proposal to the leader. The messages published
+// while the member's last proposal is handed to Raft go together in its
+// next entry (quorumBatcher): one entry, index record and answer for
+// many messages, in the order they came.
+func (l quorumLog) publish(batch []byte) Pending {
+	return l.r.qpub.add(l.p, batch)
+}
+
+// quorumBatcher gathers a member's publishes into Raft entries.
+type quorumBatcher struct {
+	mu      sync.Mutex
+	queued  []quorumPub
+	running bool
+}
+
+type quorumPub struct {
+	batch []byte
+	w     *quorumPubPending
+}
+
+// quorumPubPending is one message's Pending.
+type quorumPubPending struct {
+	done chan struct{}
+	err  error
+}
+
+func (w *quorumPubPending) Done() <-chan struct{} { return w.done }
+func (w *quorumPubPending) Wait() error           { <-w.done; return w.err }
+
+// quorumEntryBytes bounds the messages gathered into one entry (one
+// message always goes, whatever its size).
+const quorumEntryBytes = 1 << 20
+
+func (q *quorumBatcher) add(p *Partition, batch []byte) Pending {
+	w := &quorumPubPending{done: make(chan struct{})}
+	q.mu.Lock()
+	q.queued = append(q.queued, quorumPub{batch: batch, w: w})
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		go q.run(p)
+	}
+	return w
+}
+
+// run proposes what is queued, an entry at a time, until nothing is.
+func (q *quorumBatcher) run(p *Partition) {
+	for {
+		q.mu.Lock()
+		if len(q.queued) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		n, size := 0, 0
+		for n < len(q.queued) && (n == 0 || size+len(q.queued[n].batch) <= quorumEntryBytes) {
+			size += len(q.queued[n].batch)
+			n++
+		}
+		take := slices.Clone(q.queued[:n])
+		q.queued = slices.Delete(q.queued, 0, n)
+		q.mu.Unlock()
+		all := make([]byte, 0, size)
+		for _, m := range take {
+			all = append(all, m.batch...)
+		}
+		_, pending, err := p.Append(all)
+		if err != nil {
+			if KindOf(err) == KindUnavailable {
+				err = fmt.Errorf("%w: %w", queue.ErrRejected, err)
+			}
+			for _, m := range take {
+				m.w.err = err
+				close(m.w.done)
+			}
+			continue
+		}
+		go func() {
+			err := pending.Wait()
+			for _, m := range take {
+				m.w.err = err
+				close(m.w.done)
+			}
+		}()
+	}
 }
 
 // deleteBefore moves the log start of every member to offset, no further

@@ -171,6 +171,8 @@ type replica struct {
 	// qacks is the ack record of the quorum queue whose log this
 	// partition is (quorum.go); nil for a Kafka topic's partition.
 	qacks *queue.AckRecord
+	// qpub gathers the quorum queue's publishes into entries.
+	qpub quorumBatcher
 
 	isrMu       sync.Mutex // guards the fields below
 	leaderTerm  uint64     // the term the ISR below was sampled in

@@ -378,14 +378,9 @@ func (h *quorumHandle) publish(m *message.Message, now time.Time) (Pending, erro
 	if err != nil {
 		return nil, err
 	}
-	p, err := ql.publish(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec}))
-	if err != nil {
-		// No leader to take it (an election): refused, so that a
-		// publisher in confirm mode is nacked and sends it again.
-		go h.refresh()
-		return nil, fmt.Errorf("%w: %w", queue.ErrRejected, err)
-	}
-	return p, nil
+	// Without a leader to take it (an election) it is refused when the
+	// entry is: a publisher in confirm mode is nacked and sends it again.
+	return ql.publish(storage.BuildRecordBatch(0, now.UnixMilli(), []storage.Record{rec})), nil
 }
 
 func (h *quorumHandle) Name() string         { return h.def.Name }
