@@ -24,9 +24,6 @@ type queueArgs struct {
 	queueType string
 	maxPrio   int                // x-max-priority; 0: none
 	stream    queue.StreamConfig // retention of a stream queue (stream_args.go)
-	// groupSize is x-quorum-initial-group-size: a quorum queue's members
-	// on a cluster; 0: the default (router_quorum.go).
-	groupSize int
 }
 
 // DefaultQuorumDeliveryLimit is a quorum queue's x-delivery-limit when
@@ -122,12 +119,9 @@ func parseQueueArgs(args fieldtable.Table, durable, exclusive, autoDelete bool) 
 			} else if n, err = nonNeg(k, v); err == nil {
 				qa.cfg.DeliveryLimit = n
 			}
-		case "x-quorum-initial-group-size":
-			if n, err = nonNeg(k, v); err == nil {
-				if n == 0 {
-					return bad(k, v, "must be positive")
-				}
-				qa.groupSize = int(min(n, 1<<15))
+		case "x-quorum-initial-group-size": // used by quorumPlacement
+			if n, err = nonNeg(k, v); err == nil && n == 0 {
+				return bad(k, v, "must be positive")
 			}
 		case "x-max-priority":
 			if n, err = nonNeg(k, v); err == nil {
