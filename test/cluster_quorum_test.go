@@ -38,16 +38,7 @@ func TestClusterQuorumQueueFailover(t *testing.T) {
 }
 
 func quorumFailoverTrial(t *testing.T) {
-	nodes := startCluster(t, 3)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, b := range nodes {
-				t.Logf("node %d's log:\n%s", i+1, quorumLogLines(b.Logs()))
-			}
-		}
-	})
-	// Every node registered, so that the queue gets three members.
-	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	nodes := startQuorumCluster(t)
 	c1 := nodes[0].dial(t)
 	ch1, err := c1.Channel()
 	if err != nil {
@@ -254,15 +245,7 @@ func quorumLogLines(log string) string {
 // subscribed, gets what is published next. Deleting the queue through
 // node 3 removes it, and its log, everywhere.
 func TestClusterQuorumQueueOperations(t *testing.T) {
-	nodes := startCluster(t, 3)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, b := range nodes {
-				t.Logf("node %d's log:\n%s", i+1, quorumLogLines(b.Logs()))
-			}
-		}
-	})
-	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	nodes := startQuorumCluster(t)
 	ch1, err := nodes[0].dial(t).Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -423,8 +406,7 @@ func TestClusterQuorumQueueOperations(t *testing.T) {
 // 21 times (basic.get and basic.nack with requeue, through a node that
 // does not lead the queue) is dead-lettered with reason delivery_limit.
 func TestClusterQuorumQueueDeliveryLimit(t *testing.T) {
-	nodes := startCluster(t, 3)
-	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	nodes := startQuorumCluster(t)
 	ch1, err := nodes[0].dial(t).Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -494,8 +476,7 @@ func TestClusterQuorumQueueDeliveryLimit(t *testing.T) {
 // (test/python/pika_quorum.py).
 func TestClusterQuorumPika(t *testing.T) {
 	needPythonModule(t, "pika")
-	nodes := startCluster(t, 3)
-	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	nodes := startQuorumCluster(t)
 	script, err := filepath.Abs(filepath.Join("python", "pika_quorum.py"))
 	if err != nil {
 		t.Fatal(err)
@@ -513,8 +494,7 @@ func TestClusterQuorumPika(t *testing.T) {
 // after node 1 is killed it takes more writes, and a reader through node 3
 // finds everything confirmed, in order, once.
 func TestClusterStreamQueueReplicated(t *testing.T) {
-	nodes := startCluster(t, 3)
-	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	nodes := startQuorumCluster(t)
 	nodes[0].api(t, "PUT", "/api/vhosts/logs", nil, 201)
 	nodes[0].api(t, "PUT", "/api/permissions/logs/guest", map[string]string{"configure": ".*", "write": ".*", "read": ".*"}, 201)
 	dial := func(b *broker, vhost string) *amqp.Connection {
@@ -618,8 +598,7 @@ func TestClusterStreamQueueReplicated(t *testing.T) {
 // messages, the 40 acked before the stop are not delivered again, the 60
 // others are, in order.
 func TestClusterQuorumQueueRestart(t *testing.T) {
-	nodes := startCluster(t, 3)
-	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	nodes := startQuorumCluster(t)
 	c1 := nodes[0].dial(t)
 	ch, err := c1.Channel()
 	if err != nil {
@@ -687,4 +666,21 @@ func TestClusterQuorumQueueRestart(t *testing.T) {
 	if d, ok, _ := ch2.Get("kept", false); ok {
 		t.Fatalf("an extra message after the restart: %q", d.Body)
 	}
+}
+
+// startQuorumCluster starts three nodes and waits until all are
+// registered (so that a quorum queue gets three members); the quorum
+// lines of their logs are shown if the test fails.
+func startQuorumCluster(t *testing.T) []*broker {
+	t.Helper()
+	nodes := startCluster(t, 3)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, b := range nodes {
+				t.Logf("node %d's log:\n%s", i+1, quorumLogLines(b.Logs()))
+			}
+		}
+	})
+	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	return nodes
 }

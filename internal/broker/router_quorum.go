@@ -224,14 +224,9 @@ func (h *quorumHandle) refresh() {
 			h.attachLocked(h.local)
 			return
 		}
-		if h.local != nil {
-			// Led again in a new term: the queue is opened anew from
-			// what the group holds now.
-			h.detachLocked()
-			h.local.Close()
-			h.local = nil
-			h.publishedLocked()
-		}
+		// Led again in a new term: the queue is opened anew from what
+		// the group holds now.
+		h.closeLocalLocked()
 		q, err := h.openLocal(ql)
 		if err != nil {
 			h.r.log.Error("quorum queue: opening the queue on its new leader failed", "vhost", h.def.Vhost, "queue", h.def.Name, "err", err)
@@ -245,14 +240,9 @@ func (h *quorumHandle) refresh() {
 		h.attachLocked(q)
 		return
 	}
-	if h.local != nil {
-		// Another node leads now: the consumers go there; what they
-		// had not acked is the new leader's to deliver again.
-		h.detachLocked()
-		h.local.Close()
-		h.local = nil
-		h.publishedLocked()
-	}
+	// Another node leads now: the consumers go there; what they had not
+	// acked is the new leader's to deliver again.
+	h.closeLocalLocked()
 	if leader == 0 || leader == h.r.opts.NodeID {
 		// An election, or this node won one and has not applied its
 		// predecessor's entries yet: the consumers wait.
@@ -306,6 +296,18 @@ func (h *quorumHandle) openLocal(ql quorumLog) (*queue.Queue, error) {
 			DeleteBefore: ql.deleteBefore,
 		},
 	})
+}
+
+// closeLocalLocked closes the queue run here, if it is, its consumers
+// let go of (not cancelled).
+func (h *quorumHandle) closeLocalLocked() {
+	if h.local == nil {
+		return
+	}
+	h.detachLocked()
+	h.local.Close()
+	h.local = nil
+	h.publishedLocked()
 }
 
 // detachLocked unregisters every consumer from its backend.
@@ -785,13 +787,7 @@ func (r *Router) createReplicatedStream(v *vhost, d QueueDecl, qa queueArgs, arg
 // openStreamOf installs the stream queue whose topic is name (declared
 // through another node) once both its definition and its topic are here.
 func (r *Router) openStreamOf(name string) {
-	r.mu.RLock()
-	var vhs []string
-	for vh := range r.vhosts {
-		vhs = append(vhs, vh)
-	}
-	r.mu.RUnlock()
-	for _, vh := range vhs {
+	for _, vh := range r.allVhostNames() {
 		for _, q := range r.meta.Queues(vh) {
 			if q.Topic == name {
 				r.mu.RLock()
