@@ -56,6 +56,14 @@ const (
 	methodCancelled rpc.Method = 9 // notification, A to B
 	methodPurge     rpc.Method = 10
 	methodList      rpc.Method = 11
+	// methodGone (notification, B to A): B has no subscription of this
+	// sid (a delivery for it arrived): A drops the proxy and requeues
+	// what it sent it.
+	methodGone rpc.Method = 12
+	// methodCheckProxies (A asks B): which of these proxies' sids B no
+	// longer has a subscription for (B restarted, say, before A saw it
+	// go); A drops those, as for methodGone.
+	methodCheckProxies rpc.Method = 13
 )
 
 // Answers.
@@ -83,6 +91,9 @@ const (
 	remoteWindow = 128
 	// remoteCallTimeout bounds a call that a client waits for.
 	remoteCallTimeout = 10 * time.Second
+	// proxyCheckAge is how old a proxy is before A asks its node whether
+	// the subscription behind it still exists.
+	proxyCheckAge = 5 * time.Second
 	// remoteDeadAfter is how long a node may go unheard before the
 	// other side drops what it holds for it.
 	remoteDeadAfter = 3 * time.Second
@@ -133,13 +144,15 @@ func (r *Router) serveRemote() {
 	mux.Handle(methodCancelled, r.serveCancelled)
 	mux.Handle(methodPurge, r.servePurge)
 	mux.Handle(methodList, r.serveList)
+	mux.Handle(methodGone, r.serveGone)
+	mux.Handle(methodCheckProxies, r.serveCheckProxies)
 	r.wg.Add(2)
 	go r.remoteWatch()
 	go r.quorumWatch()
 }
 
 func (r *Router) stopRemote() {
-	for _, m := range []rpc.Method{methodConsume, methodCancel, methodDeliver, methodSettle, methodCheck, methodGet, methodCount, methodCancelled, methodPurge, methodList} {
+	for _, m := range []rpc.Method{methodConsume, methodCancel, methodDeliver, methodSettle, methodCheck, methodGet, methodCount, methodCancelled, methodPurge, methodList, methodGone, methodCheckProxies} {
 		r.opts.Forward.Handle(m, nil)
 	}
 }
@@ -411,8 +424,11 @@ func (r *Router) serveDeliver(from cluster.NodeID, req []byte, _ func(rpc.Status
 	st.mu.Unlock()
 	d := rd.Delivery
 	if sub == nil {
-		// The consumer went meanwhile: back to the queue.
+		// The consumer went meanwhile (or this node restarted since it
+		// subscribed): back to the queue, and the proxy goes, lest the
+		// queue keep handing it messages that come straight back.
 		r.remoteSettler(from).settle(settleRequeueKind, []int64{d.Offset})
+		r.opts.Forward.Notify(from, methodGone, binary.BigEndian.AppendUint64(nil, sid))
 		return
 	}
 	if !sub.noAck {
@@ -465,6 +481,10 @@ type proxyConsumer struct {
 	mu     sync.Mutex
 	credit int
 	gone   bool
+	// created is when the proxy was made: a check of its subscription
+	// leaves young ones alone (their node may not have recorded the
+	// subscription yet).
+	created time.Time
 }
 
 func (p *proxyConsumer) Reserve() bool {
@@ -552,7 +572,7 @@ func (r *Router) serveConsume(from cluster.NodeID, req []byte, reply func(rpc.St
 		st.nextSub++
 		// No credit until node from has the subscription (its first
 		// credit): a delivery must not get there before the answer.
-		p := &proxyConsumer{r: r, sid: st.nextSub, from: from, q: q, noAck: noAck}
+		p := &proxyConsumer{r: r, sid: st.nextSub, from: from, q: q, noAck: noAck, created: time.Now()}
 		st.proxies[p.sid] = p
 		st.mu.Unlock()
 		id, err := q.AddConsumer(p, c.opts)
@@ -588,6 +608,84 @@ func (r *Router) serveCancel(from cluster.NodeID, req []byte, _ func(rpc.Status,
 	st.mu.Unlock()
 	if p != nil && p.from == from {
 		go r.dropProxy(p, true)
+	}
+}
+
+// serveGone: node from has no subscription for proxy sid.
+func (r *Router) serveGone(from cluster.NodeID, req []byte, _ func(rpc.Status, []byte)) {
+	if len(req) != 8 {
+		return
+	}
+	st := &r.remoteSt
+	st.mu.Lock()
+	p := st.proxies[binary.BigEndian.Uint64(req)]
+	st.mu.Unlock()
+	if p != nil && p.from == from {
+		go r.proxyGone(p)
+	}
+}
+
+// proxyGone drops a proxy whose subscription is gone from its node and
+// requeues what it sent there: that node will never settle it.
+func (r *Router) proxyGone(p *proxyConsumer) {
+	r.dropProxy(p, true)
+	st := &r.remoteSt
+	st.mu.Lock()
+	var ids []int64
+	for id, sd := range st.sent {
+		if sd.proxy == p {
+			ids = append(ids, int64(id))
+		}
+	}
+	st.mu.Unlock()
+	r.settleSent(p.from, settleRequeueKind, ids)
+}
+
+// serveCheckProxies answers A with the sids it asked about that have no
+// subscription here.
+func (r *Router) serveCheckProxies(from cluster.NodeID, req []byte, reply func(rpc.Status, []byte)) {
+	sids, err := parseIDs(req)
+	if err != nil {
+		reply(remoteFailed, nil)
+		return
+	}
+	w := newWire(nil)
+	st := &r.remoteSt
+	st.mu.Lock()
+	for _, sid := range sids {
+		if _, ok := st.subs[subKey{from, sid}]; !ok {
+			w.u64(sid)
+		}
+	}
+	st.mu.Unlock()
+	reply(remoteOK, w.b)
+}
+
+// checkProxies asks node which of its proxies here it no longer has a
+// subscription for, and drops those.
+func (r *Router) checkProxies(node cluster.NodeID, proxies []*proxyConsumer) {
+	w := newWire(nil)
+	w.u64(uint64(len(proxies)))
+	for _, p := range proxies {
+		w.u64(p.sid)
+	}
+	call, err := r.opts.Forward.Go(node, methodCheckProxies, w.b, remoteCallTimeout)
+	if err != nil {
+		return
+	}
+	status, body, err := call.Result()
+	if err != nil || status != remoteOK {
+		return
+	}
+	gone := map[uint64]bool{}
+	for rd := (reader{b: body}); len(rd.b) >= 8; {
+		gone[rd.u64()] = true
+	}
+	for _, p := range proxies {
+		if gone[p.sid] {
+			r.log.Info("a remote consumer's subscription is gone from its node: its proxy dropped, its deliveries requeued", "node", node)
+			r.proxyGone(p)
+		}
 	}
 }
 
@@ -989,8 +1087,12 @@ func (r *Router) remoteWatch() {
 			byNode[k.node] = append(byNode[k.node], k.sid)
 		}
 		held := map[cluster.NodeID]bool{}
+		older := map[cluster.NodeID][]*proxyConsumer{}
 		for _, p := range st.proxies {
 			held[p.from] = true
+			if now.Sub(p.created) > proxyCheckAge {
+				older[p.from] = append(older[p.from], p)
+			}
 		}
 		for _, sd := range st.sent {
 			held[sd.from] = true
@@ -1014,6 +1116,9 @@ func (r *Router) remoteWatch() {
 			delete(unheard, node)
 			if len(sids) > 0 {
 				go r.checkSubs(node, sids)
+			}
+			if ps := older[node]; len(ps) > 0 {
+				go r.checkProxies(node, ps)
 			}
 		}
 	}
