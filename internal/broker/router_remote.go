@@ -425,10 +425,14 @@ func (r *Router) serveDeliver(from cluster.NodeID, req []byte, _ func(rpc.Status
 	d := rd.Delivery
 	if sub == nil {
 		// The consumer went meanwhile (or this node restarted since it
-		// subscribed): back to the queue, and the proxy goes, lest the
-		// queue keep handing it messages that come straight back.
-		r.remoteSettler(from).settle(settleRequeueKind, []int64{d.Offset})
-		r.opts.Forward.Notify(from, methodGone, binary.BigEndian.AppendUint64(nil, sid))
+		// subscribed): the queue's node drops the proxy, then puts this
+		// delivery and the proxy's others back in the queue. Requeued
+		// before the proxy went, the message would go straight back to
+		// it, again and again, up to the delivery limit.
+		w := newWire(nil)
+		w.u64(sid)
+		w.u64(uint64(d.Offset))
+		r.opts.Forward.Notify(from, methodGone, w.b)
 		return
 	}
 	if !sub.noAck {
@@ -611,18 +615,23 @@ func (r *Router) serveCancel(from cluster.NodeID, req []byte, _ func(rpc.Status,
 	}
 }
 
-// serveGone: node from has no subscription for proxy sid.
+// serveGone: node from got delivery id for proxy sid, for which it has no
+// subscription: the proxy goes (with what it sent), or, gone already, the
+// delivery goes back to its queue.
 func (r *Router) serveGone(from cluster.NodeID, req []byte, _ func(rpc.Status, []byte)) {
-	if len(req) != 8 {
+	if len(req) != 16 {
 		return
 	}
+	sid, id := binary.BigEndian.Uint64(req), int64(binary.BigEndian.Uint64(req[8:]))
 	st := &r.remoteSt
 	st.mu.Lock()
-	p := st.proxies[binary.BigEndian.Uint64(req)]
+	p := st.proxies[sid]
 	st.mu.Unlock()
 	if p != nil && p.from == from {
 		go r.proxyGone(p)
+		return
 	}
+	r.settleSent(from, settleRequeueKind, []int64{id})
 }
 
 // proxyGone drops a proxy whose subscription is gone from its node and
