@@ -519,8 +519,14 @@ func (p *proxyConsumer) Deliver(d queue.Delivery) {
 	w := newWire(nil)
 	w.u64(p.sid)
 	w.delivery(&d)
-	if err := p.r.opts.Forward.Notify(p.from, methodDeliver, w.b); err != nil && !p.noAck {
-		p.r.settleSent(p.from, settleRequeueKind, []int64{int64(id)})
+	if err := p.r.opts.Forward.Notify(p.from, methodDeliver, w.b); err != nil {
+		// The consumer's node cannot be reached: the proxy goes, and
+		// what it sent goes back to the queue. Requeued with the proxy
+		// still there, the message would come straight back to it, as
+		// fast as the queue can hand it out, until the delivery limit
+		// dropped it. Its node, reached again, finds the subscription
+		// gone (checkSubs) and cancels it.
+		go p.r.proxyGone(p)
 	}
 }
 
