@@ -55,6 +55,14 @@ type core struct {
 	// markSeen is the delivered mark the ack record holds (or has
 	// buffered); a cursor past it asks for a flush.
 	markSeen int64
+	// markAhead, when set (a tail queue, whose marks are Raft entries
+	// that commit a moment after they are proposed), writes marks that
+	// far past the cursor, and the next one once the cursor is half way
+	// there: every delivery stays below a mark already committed unless
+	// more than markAhead/2 go out within one commit. After a leader
+	// change up to markAhead never-delivered messages may come flagged
+	// redelivered.
+	markAhead int64
 	// ahead holds messages read at and after the cursor, ascending (one
 	// read's worth); loaded holds requeued heads read back, by offset.
 	ahead  []loadedMsg
@@ -363,11 +371,11 @@ func (c *core) popHead(requeued bool, off int64) {
 		return
 	}
 	c.next = off + 1
-	if c.next > c.markSeen {
+	if c.next+c.markAhead/2 > c.markSeen {
 		// Written ahead of the delivery (Queue.perform), so that no crash
 		// can lose a delivery's mark.
-		c.markSeen = c.next
-		c.out.mark = c.next
+		c.markSeen = c.next + c.markAhead
+		c.out.mark = c.markSeen
 		c.out.flush = true
 	}
 }

@@ -257,6 +257,9 @@ func Open(opts Options) (*Queue, error) {
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	q.cfg.Store(&opts.Config)
+	if opts.Tail != nil {
+		q.c.markAhead = tailMarkAhead
+	}
 	switch {
 	case opts.FlowBacklog == 0:
 		q.flow.bound = DefaultFlowBacklog
@@ -854,7 +857,7 @@ func (q *Queue) flush() {
 		return
 	}
 	q.acks.recordMark(q.c.next)
-	q.c.markSeen = q.acks.mark
+	q.c.markSeen = max(q.c.markSeen, q.acks.mark)
 	buf, mark := q.acks.takeBuffered(), q.acks.mark
 	// Rewrite the file whole after a failed write, or when it has grown
 	// well past what the set needs: from a copy of the set, taken with

@@ -21,6 +21,12 @@ import (
 // messages reach it through that owner, not through Publish.
 var ErrTail = errors.New("queue: tail queue, publish through the log's owner")
 
+// tailMarkAhead is how far past the cursor a tail queue writes its
+// delivered marks (core.markAhead): its ack-record entries are replicated
+// without waiting, so a mark is written well before the deliveries it
+// covers.
+const tailMarkAhead = 1024
+
 // Tail makes a Queue a reader of a log another owner appends to (a
 // quorum queue's, which Raft appends on every replica) instead of the
 // owner of a log and ack file under Options.Dir.
