@@ -684,3 +684,100 @@ func startQuorumCluster(t *testing.T) []*broker {
 	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
 	return nodes
 }
+
+// TestClusterQuorumConsumerNodeKilledAndBack: the node a consumer reads a
+// quorum queue through is killed while messages flow to it and restarted
+// within a second, before the queue's leader would give up on it: what
+// the leader was sending there must go back to the queue, not round and
+// round to a consumer that is no more (which once spent every message's
+// delivery limit and dropped them). Every confirmed message is delivered
+// through another node afterwards.
+func TestClusterQuorumConsumerNodeKilledAndBack(t *testing.T) {
+	nodes := startQuorumCluster(t)
+	ch1, err := nodes[0].dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch1.QueueDeclare("flow", true, false, false, false, quorumArgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch1.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	c3, err := amqp.Dial(nodes[2].amqpURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForQueue(t, c3, "flow")
+	cch, err := c3.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cch.Qos(20, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := cch.Consume("flow", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	go func() {
+		for d := range ds {
+			mu.Lock()
+			seen[string(d.Body)] = true
+			mu.Unlock()
+			d.Ack(false)
+		}
+	}()
+	const n = 3000
+	killed := false
+	for i := range n {
+		dc, err := ch1.PublishWithDeferredConfirm("", "flow", false, false, amqp.Publishing{Body: []byte(strconv.Itoa(i))})
+		if err != nil || !dc.Wait() {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if i == n/3 && !killed {
+			killed = true
+			nodes[2].Kill()
+			go func() {
+				time.Sleep(time.Second)
+				nodes[2].Restart()
+			}()
+		}
+	}
+	ch2, err := nodes[1].dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch2.Qos(100, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	ds2, err := ch2.Consume("flow", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		m := 0
+		for i := range n {
+			if !seen[strconv.Itoa(i)] {
+				m++
+			}
+		}
+		return m
+	}
+	deadline := time.After(60 * time.Second)
+	for missing() > 0 {
+		select {
+		case d := <-ds2:
+			mu.Lock()
+			seen[string(d.Body)] = true
+			mu.Unlock()
+			d.Ack(false)
+		case <-deadline:
+			t.Fatalf("%d of %d confirmed messages never delivered after the consumer's node came back", missing(), n)
+		}
+	}
+}
