@@ -73,6 +73,10 @@ type quorumHandle struct {
 	// counting: a request for them is under way.
 	counts   quorumCounts
 	counting bool
+	// warned is when warnAttach last logged.
+	warned time.Time
+	// skip: members a node without a copy passes over (reachableMember).
+	skip atomic.Uint32
 }
 
 type quorumPublishState struct {
@@ -118,9 +122,12 @@ type quorumSub struct {
 	c    queue.Consumer
 	opts queue.ConsumerOptions
 	// on is the backend it is registered with (nil: none, waiting for a
-	// leader), and id its id there.
-	on queue.Handle
-	id uint64
+	// leader), and id its id there; attaching: a registration with the
+	// leader's node is under way. key is its id in the handle.
+	on        queue.Handle
+	id        uint64
+	attaching bool
+	key       uint64
 }
 
 func (s *quorumSub) Reserve() bool            { return s.c.Reserve() }
@@ -190,10 +197,19 @@ func (r *Router) quorumWatch() {
 // refresh makes the handle's backend the group's leader as this node
 // knows it, and registers the consumers with it.
 func (h *quorumHandle) refresh() {
+	if to := h.refreshLocked(); to != nil {
+		h.attachRemote(to)
+	}
+}
+
+// refreshLocked is refresh's decision, under the lock; it returns the
+// other node's queue to register the waiting consumers with (a call per
+// consumer, made without the lock), or nil.
+func (h *quorumHandle) refreshLocked() *remoteHandle {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return
+		return nil
 	}
 	b := h.r.opts.Topics
 	ql, member := b.quorumLog(h.topic)
@@ -222,7 +238,7 @@ func (h *quorumHandle) refresh() {
 	if leads {
 		if h.local != nil && term == h.localTerm {
 			h.attachLocked(h.local)
-			return
+			return nil
 		}
 		// Led again in a new term: the queue is opened anew from what
 		// the group holds now.
@@ -230,7 +246,7 @@ func (h *quorumHandle) refresh() {
 		q, err := h.openLocal(ql)
 		if err != nil {
 			h.r.log.Error("quorum queue: opening the queue on its new leader failed", "vhost", h.def.Vhost, "queue", h.def.Name, "err", err)
-			return
+			return nil
 		}
 		h.detachLocked()
 		h.remote = nil
@@ -238,7 +254,7 @@ func (h *quorumHandle) refresh() {
 		h.publishedLocked()
 		h.r.log.Info("quorum queue: this node leads it", "vhost", h.def.Vhost, "queue", h.def.Name)
 		h.attachLocked(q)
-		return
+		return nil
 	}
 	// Another node leads now: the consumers go there; what they had not
 	// acked is the new leader's to deliver again.
@@ -250,7 +266,7 @@ func (h *quorumHandle) refresh() {
 			h.detachLocked()
 			h.remote = nil
 		}
-		return
+		return nil
 	}
 	if h.remote == nil || h.remote.def.Node != leader {
 		h.detachLocked()
@@ -258,13 +274,64 @@ func (h *quorumHandle) refresh() {
 		def.Node = leader
 		h.remote = h.r.remoteHandle(def)
 	}
-	h.attachLocked(h.remote)
+	return h.remote
+}
+
+// attachRemote registers with to, the leader's queue on another node,
+// the consumers registered nowhere, one call each without the lock (the
+// leader's node may be slow to answer, or be waiting on this one), and
+// keeps each registration only if to is still where consumers go.
+func (h *quorumHandle) attachRemote(to *remoteHandle) {
+	h.mu.Lock()
+	var todo []*quorumSub
+	for _, s := range h.subs {
+		if s.on == nil && !s.attaching {
+			s.attaching = true
+			todo = append(todo, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range todo {
+		id, err := to.AddConsumer(s, s.opts)
+		h.mu.Lock()
+		s.attaching = false
+		keep := err == nil && !h.closed && h.remote == to && s.on == nil && h.subs[s.key] == s
+		if keep {
+			s.on, s.id = to, id
+		}
+		h.mu.Unlock()
+		switch {
+		case err != nil:
+			h.skip.Add(1) // a node without a copy tries the next member
+			h.warnAttach(err)
+		case !keep:
+			to.RemoveConsumer(id)
+		}
+	}
+}
+
+// warnAttach logs, at most every 10 s, that a consumer could not be
+// registered with the leader (refresh tries again).
+func (h *quorumHandle) warnAttach(err error) {
+	h.mu.Lock()
+	due := time.Since(h.warned) > 10*time.Second
+	if due {
+		h.warned = time.Now()
+	}
+	h.mu.Unlock()
+	if due {
+		h.r.log.Warn("quorum queue: a consumer could not be moved to the leader; retrying", "queue", h.def.Name, "err", err)
+	}
 }
 
 // reachableMember is the member a node that is not one reaches the queue
-// through: the first member the transport hears from.
+// through: the first member the transport hears from, starting with the
+// one after those that refused this node's consumers (not the leader).
 func (h *quorumHandle) reachableMember() uint64 {
-	for _, m := range h.r.opts.Topics.quorumMembers(h.topic) {
+	ms := h.r.opts.Topics.quorumMembers(h.topic)
+	skip := int(h.skip.Load())
+	for i := range ms {
+		m := ms[(i+skip)%len(ms)]
 		if h.r.opts.Forward != nil && h.r.opts.Forward.Reachable(cluster.NodeID(m)) {
 			return m
 		}
@@ -300,6 +367,10 @@ func (h *quorumHandle) openLocal(ql quorumLog) (*queue.Queue, error) {
 
 // closeLocalLocked closes the queue run here, if it is, its consumers
 // let go of (not cancelled).
+//
+// Other nodes' consumers (proxies) are let go with a basic.cancel to their
+// node, which registers them with the new leader itself: consumers are
+// never chained through a node that no longer leads.
 func (h *quorumHandle) closeLocalLocked() {
 	if h.local == nil {
 		return
@@ -308,6 +379,12 @@ func (h *quorumHandle) closeLocalLocked() {
 	h.local.Close()
 	h.local = nil
 	h.publishedLocked()
+	for k, s := range h.subs {
+		if p, ok := s.c.(*proxyConsumer); ok {
+			delete(h.subs, k)
+			p.Cancelled()
+		}
+	}
 }
 
 // detachLocked unregisters every consumer from its backend.
@@ -322,14 +399,17 @@ func (h *quorumHandle) detachLocked() {
 }
 
 // attachLocked registers with to every consumer that is not registered.
-func (h *quorumHandle) attachLocked(to queue.Handle) {
+//
+// to is this node's own queue: registering takes no call to another
+// node.
+func (h *quorumHandle) attachLocked(to *queue.Queue) {
 	for _, s := range h.subs {
-		if s.on != nil {
+		if s.on != nil || s.attaching {
 			continue
 		}
 		id, err := to.AddConsumer(s, s.opts)
 		if err != nil {
-			h.r.log.Warn("quorum queue: a consumer could not be moved to the leader; retrying", "queue", h.def.Name, "err", err)
+			h.r.log.Warn("quorum queue: a consumer could not be registered with the queue", "queue", h.def.Name, "err", err)
 			continue
 		}
 		s.on, s.id = to, id
@@ -406,31 +486,50 @@ func (h *quorumHandle) Publish(*message.Message) (*storage.Appended, error) {
 	return nil, queue.ErrRejected
 }
 
+// AddConsumer registers c with the queue where it runs. Another node's
+// consumer (a proxy) is taken only while the queue runs here: consumers
+// are never chained through a node that does not lead (their own node
+// registers them again with the leader). A consumer of this node's
+// clients is registered at once when the queue runs here, else with the
+// leader in the background (its deliveries start then).
 func (h *quorumHandle) AddConsumer(c queue.Consumer, opts queue.ConsumerOptions) (uint64, error) {
+	if _, proxy := c.(*proxyConsumer); proxy {
+		if st := h.published.Load(); st == nil || st.local == nil {
+			return 0, errQuorumNotLeader
+		}
+	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return 0, queue.ErrDeleted
 	}
 	s := &quorumSub{h: h, c: c, opts: opts}
-	var to queue.Handle
-	switch {
-	case h.local != nil:
-		to = h.local
-	case h.remote != nil:
-		to = h.remote
-	}
-	if to != nil {
-		id, err := to.AddConsumer(s, opts)
+	_, proxy := c.(*proxyConsumer)
+	if h.local != nil {
+		id, err := h.local.AddConsumer(s, opts)
 		if err != nil {
+			h.mu.Unlock()
 			return 0, err
 		}
-		s.on, s.id = to, id
+		s.on, s.id = h.local, id
+	} else if proxy {
+		h.mu.Unlock()
+		return 0, errQuorumNotLeader
 	}
 	h.nextID++
-	h.subs[h.nextID] = s
-	return h.nextID, nil
+	s.key = h.nextID
+	h.subs[s.key] = s
+	remote := h.remote
+	h.mu.Unlock()
+	if s.on == nil && remote != nil {
+		go h.attachRemote(remote)
+	}
+	return s.key, nil
 }
+
+// errQuorumNotLeader refuses another node's consumer on a node that does
+// not run the queue (its node tries the leader again).
+var errQuorumNotLeader = errors.New("quorum queue: this node does not lead the queue")
 
 func (h *quorumHandle) RemoveConsumer(id uint64) {
 	h.mu.Lock()
