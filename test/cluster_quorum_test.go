@@ -733,9 +733,18 @@ func TestClusterQuorumConsumerNodeKilledAndBack(t *testing.T) {
 	const n = 3000
 	killed := false
 	for i := range n {
-		dc, err := ch1.PublishWithDeferredConfirm("", "flow", false, false, amqp.Publishing{Body: []byte(strconv.Itoa(i))})
-		if err != nil || !dc.Wait() {
-			t.Fatalf("publish %d: %v", i, err)
+		for attempt := 0; ; attempt++ {
+			dc, err := ch1.PublishWithDeferredConfirm("", "flow", false, false, amqp.Publishing{Body: []byte(strconv.Itoa(i))})
+			if err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+			if dc.Wait() {
+				break
+			}
+			if attempt == 100 { // a nack (a leader change seen) is sent again
+				t.Fatalf("publish %d nacked 100 times", i)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		if i == n/3 && !killed {
 			killed = true
