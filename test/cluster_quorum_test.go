@@ -284,20 +284,7 @@ func TestClusterQuorumQueueOperations(t *testing.T) {
 	publish := func(prefix string, n int) {
 		t.Helper()
 		for i := range n {
-			body := fmt.Sprintf("%s-%d", prefix, i)
-			for attempt := 0; ; attempt++ {
-				dc, err := ch3.PublishWithDeferredConfirm("", "q2", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body)})
-				if err != nil {
-					t.Fatalf("publish %s through node 3: %v", body, err)
-				}
-				if dc.Wait() {
-					break
-				}
-				if attempt == 100 {
-					t.Fatalf("%s nacked 100 times", body)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			publishUntilConfirmed(t, ch3, "q2", fmt.Sprintf("%s-%d", prefix, i))
 		}
 	}
 	publish("a", 100)
@@ -539,19 +526,7 @@ func TestClusterStreamQueueReplicated(t *testing.T) {
 	publish := func(sd *side, from, to int) {
 		t.Helper()
 		for i := from; i < to; i++ {
-			for attempt := 0; ; attempt++ {
-				dc, err := sd.pubCh.PublishWithDeferredConfirm("", "events", false, false, amqp.Publishing{Body: []byte(strconv.Itoa(i))})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if dc.Wait() {
-					break
-				}
-				if attempt == 100 {
-					t.Fatalf("vhost %s: message %d nacked 100 times", sd.vhost, i)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			publishUntilConfirmed(t, sd.pubCh, "events", strconv.Itoa(i))
 		}
 	}
 	// read reads the stream through node 3 from its first offset and
@@ -733,19 +708,7 @@ func TestClusterQuorumConsumerNodeKilledAndBack(t *testing.T) {
 	const n = 3000
 	killed := false
 	for i := range n {
-		for attempt := 0; ; attempt++ {
-			dc, err := ch1.PublishWithDeferredConfirm("", "flow", false, false, amqp.Publishing{Body: []byte(strconv.Itoa(i))})
-			if err != nil {
-				t.Fatalf("publish %d: %v", i, err)
-			}
-			if dc.Wait() {
-				break
-			}
-			if attempt == 100 { // a nack (a leader change seen) is sent again
-				t.Fatalf("publish %d nacked 100 times", i)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		publishUntilConfirmed(t, ch1, "flow", strconv.Itoa(i))
 		if i == n/3 && !killed {
 			killed = true
 			nodes[2].Kill()
@@ -788,5 +751,25 @@ func TestClusterQuorumConsumerNodeKilledAndBack(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("%d of %d confirmed messages never delivered after the consumer's node came back", missing(), n)
 		}
+	}
+}
+
+// publishUntilConfirmed publishes body (persistent) to queue q through ch, in
+// confirm mode, and sends it again while it is nacked (no leader for a
+// moment, or a leader change seen: allowed answers), up to 100 times.
+func publishUntilConfirmed(t *testing.T, ch *amqp.Channel, q, body string) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		dc, err := ch.PublishWithDeferredConfirm("", q, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body)})
+		if err != nil {
+			t.Fatalf("publish %s: %v", body, err)
+		}
+		if dc.Wait() {
+			return
+		}
+		if attempt == 100 {
+			t.Fatalf("%s nacked 100 times", body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -659,6 +659,15 @@ func (r *Router) proxyGone(p *proxyConsumer) {
 // serveCheckProxies answers A with the sids it asked about that have no
 // subscription here.
 func (r *Router) serveCheckProxies(from cluster.NodeID, req []byte, reply func(rpc.Status, []byte)) {
+	r.answerMissing(req, reply, func(st *remoteState, sid uint64) bool {
+		_, ok := st.subs[subKey{from, sid}]
+		return !ok
+	})
+}
+
+// answerMissing answers a check: the sids of req (a list of ids) for
+// which missing, called under the remote state's lock, says true.
+func (r *Router) answerMissing(req []byte, reply func(rpc.Status, []byte), missing func(st *remoteState, sid uint64) bool) {
 	sids, err := parseIDs(req)
 	if err != nil {
 		reply(remoteFailed, nil)
@@ -668,7 +677,7 @@ func (r *Router) serveCheckProxies(from cluster.NodeID, req []byte, reply func(r
 	st := &r.remoteSt
 	st.mu.Lock()
 	for _, sid := range sids {
-		if _, ok := st.subs[subKey{from, sid}]; !ok {
+		if missing(st, sid) {
 			w.u64(sid)
 		}
 	}
@@ -835,21 +844,10 @@ func parseIDs(req []byte) ([]uint64, error) {
 }
 
 func (r *Router) serveCheck(from cluster.NodeID, req []byte, reply func(rpc.Status, []byte)) {
-	sids, err := parseIDs(req)
-	if err != nil {
-		reply(remoteFailed, nil)
-		return
-	}
-	w := newWire(nil)
-	st := &r.remoteSt
-	st.mu.Lock()
-	for _, sid := range sids {
-		if p, ok := st.proxies[sid]; !ok || p.from != from {
-			w.u64(sid)
-		}
-	}
-	st.mu.Unlock()
-	reply(remoteOK, w.b)
+	r.answerMissing(req, reply, func(st *remoteState, sid uint64) bool {
+		p, ok := st.proxies[sid]
+		return !ok || p.from != from
+	})
 }
 
 func parseGet(req []byte) (meta.Queue, bool, error) {
