@@ -611,6 +611,9 @@ func (r *replica) Apply(ents []*raftpb.Entry) {
 			rec.kind = kindConf
 			confs = append(confs, e)
 			start, err, origin, id := r.applyDelete(e, pending)
+			if err == nil && r.qacks != nil {
+				r.qacks.TrimBelow(start) // a quorum queue's settles below its log start
+			}
 			if origin == uint64(r.self) {
 				answers = append(answers, answer{id, AppendResult{BaseOffset: -1, LogStart: start}, nil, err})
 			}
