@@ -74,9 +74,59 @@ type broker struct {
 	startWait, stopWait time.Duration
 }
 
-// freePort asks the kernel for a free loopback port.
+// Ports the tests hand out come from below the kernel's ephemeral range
+// (ip_local_port_range), in turn from a random start: a port found free
+// is then not taken by an outgoing connection (nodes dialling each other,
+// clients) before the server binds it, nor handed twice to this process.
+// A CI run lost a cluster start that way: a cluster port is in every
+// node's peers, so it cannot be picked again like a client port.
+const (
+	testPortLow  = 12000
+	testPortHigh = 32000
+)
+
+var (
+	portMu   sync.Mutex
+	nextPort = testPortLow + int(time.Now().UnixNano()%int64(testPortHigh-testPortLow))
+	portsOK  = ephemeralRangeAbove(testPortHigh)
+)
+
+// ephemeralRangeAbove reports whether the kernel's ephemeral ports all lie
+// at or above port (false if it cannot tell).
+func ephemeralRangeAbove(port int) bool {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return false
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(data), &lo, &hi); err != nil {
+		return false
+	}
+	return lo >= port
+}
+
+// freePort returns a loopback address with a port free at the time of the
+// call: from the range above when the ephemeral range allows it, else from
+// the kernel.
 func freePort(t testing.TB) string {
 	t.Helper()
+	if portsOK {
+		portMu.Lock()
+		defer portMu.Unlock()
+		for range testPortHigh - testPortLow {
+			p := nextPort
+			nextPort++
+			if nextPort >= testPortHigh {
+				nextPort = testPortLow
+			}
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				continue
+			}
+			ln.Close()
+			return ln.Addr().String()
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
