@@ -33,10 +33,12 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -480,7 +482,7 @@ func (s *qfState) watchLeader(stop <-chan struct{}) {
 // quorumFaultTrial runs one trial and returns the anomalies it found
 // (each also reported as a test error).
 func quorumFaultTrial(t *testing.T, bin string, rng *rand.Rand, length time.Duration) int {
-	nodes := startClusterOf(t, bin, 3)
+	nodes := startClusterOf(t, bin, 3, "--debug-pprof")
 	s := &qfState{
 		nodes: nodes, start: time.Now(),
 		published: map[string]int{}, confirmed: map[string]qfConfirm{},
@@ -594,6 +596,7 @@ func quorumFaultTrial(t *testing.T, bin string, rng *rand.Rand, length time.Dura
 			t.Logf("after the drain, node %d shows the queue (%d): leader %v members %v online %v messages %v ready %v unacked %v consumers %v",
 				i+1, code, q["leader"], q["members"], q["online"], q["messages"], q["messages_ready"], q["messages_unacknowledged"], q["consumers"])
 		}
+		dumpGoroutines(t, nodes)
 	}
 	shutdown()
 	lateFound := 0
@@ -815,5 +818,33 @@ func waitGroupFor(wg *sync.WaitGroup, d time.Duration) bool {
 		return true
 	case <-time.After(d):
 		return false
+	}
+}
+
+// dumpGoroutines saves every node's goroutines (the servers run with
+// --debug-pprof) to files kept after the test, for a drain that did not
+// finish: a group without a leader or a worker blocked shows there.
+// SLUICE_TEST_ARTIFACTS names the directory (default the system's
+// temporary directory).
+func dumpGoroutines(t *testing.T, nodes []*broker) {
+	dir := os.Getenv("SLUICE_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	stamp := time.Now().UTC().Format("20060102T150405")
+	for i, b := range nodes {
+		resp, err := http.Get("http://" + b.HTTP + "/debug/pprof/goroutine?debug=2")
+		if err != nil {
+			t.Logf("node %d: goroutines: %v", i+1, err)
+			continue
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		f := filepath.Join(dir, fmt.Sprintf("sluice-%s-%s-node%d-goroutines.txt", t.Name(), stamp, i+1))
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			t.Logf("node %d: goroutines: %v", i+1, err)
+			continue
+		}
+		t.Logf("node %d: goroutines in %s", i+1, f)
 	}
 }
