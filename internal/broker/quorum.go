@@ -247,8 +247,11 @@ func (q *quorumBatcher) run(p *Partition) {
 
 // deleteBefore moves the log start of every member to offset, no further
 // than the slowest member has applied, so that a member catching up is
-// always sent the entries it lacks, never a snapshot without the queue's
-// older messages. The leader asks it; it does not wait.
+// always sent the entries it lacks, and never past the start of the entry
+// holding offset: the log then starts where an entry does, so that a
+// member sent a snapshot (a new one: partitionStorage.Snapshot) starts
+// its log there and is sent every entry with an unsettled message. The
+// leader asks it; it does not wait.
 func (l quorumLog) deleteBefore(offset int64) {
 	st, err := l.r.host.Status(l.r.gid)
 	if err != nil {
@@ -265,7 +268,7 @@ func (l quorumLog) deleteBefore(offset int64) {
 	if err != nil {
 		return // trimmed from the index: nothing to say about it
 	}
-	if offset = min(offset, rec.next); offset <= l.p.log.StartOffset() {
+	if offset = l.r.idx.entryStart(min(offset, rec.next)); offset <= l.p.log.StartOffset() {
 		return
 	}
 	go func() {

@@ -790,7 +790,7 @@ func (r *replica) fail(err error) {
 // start resets the log (the checkpoint points at the snapshot).
 func (r *replica) ApplySnapshot(snap *raftpb.Snapshot) {
 	md := snap.GetMetadata()
-	end := decodeReplSnapshot(snap.GetData())
+	end, acks := decodeReplSnapshotAcks(snap.GetData())
 	if r.broken == nil && r.end != end {
 		r.log.Warn("replicated partition: the leader no longer holds what this replica lacks; starting its log afresh where the leader's snapshot ends",
 			"log_end", r.end, "snapshot_end", end, "snapshot_index", md.GetIndex())
@@ -807,6 +807,15 @@ func (r *replica) ApplySnapshot(snap *raftpb.Snapshot) {
 	if err := r.idx.reset(md.GetIndex()+1, md.GetTerm()); err != nil {
 		r.fail(err)
 		return
+	}
+	if r.qacks != nil && len(acks) > 0 {
+		// The leader's settles as it sent the snapshot: those of the
+		// entries after it too, which applying again changes nothing.
+		if err := r.qacks.Apply(acks); err != nil {
+			r.fail(fmt.Errorf("a Raft snapshot at index %d: its ack record: %w", md.GetIndex(), err))
+			return
+		}
+		r.qacks.TrimBelow(r.p.log.StartOffset())
 	}
 	r.applied = md.GetIndex()
 	r.appliedTerm.Store(md.GetTerm())
@@ -958,16 +967,33 @@ func (r *replica) syncLog() error {
 }
 
 // A partition's Raft snapshot records the segment log's end offset at its
-// index: version (1), the offset.
+// index: version (1), the offset. One sent to a follower
+// (partitionStorage.Snapshot) is version 2: the offset, then a quorum
+// queue's ack record as ack-record entries (none for a Kafka partition).
 func encodeReplSnapshot(end int64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{1}, uint64(end))
 }
 
+func encodeReplSnapshotAcks(end int64, acks []byte) []byte {
+	return append(binary.BigEndian.AppendUint64([]byte{2}, uint64(end)), acks...)
+}
+
 func decodeReplSnapshot(b []byte) int64 {
-	if len(b) != 9 || b[0] != 1 {
-		return 0
+	end, _ := decodeReplSnapshotAcks(b)
+	return end
+}
+
+// decodeReplSnapshotAcks returns a snapshot's end offset and ack-record
+// entries (nil in version 1). Anything else decodes as an empty
+// snapshot's 0.
+func decodeReplSnapshotAcks(b []byte) (end int64, acks []byte) {
+	switch {
+	case len(b) == 9 && b[0] == 1:
+		return int64(binary.BigEndian.Uint64(b[1:])), nil
+	case len(b) >= 9 && b[0] == 2:
+		return int64(binary.BigEndian.Uint64(b[1:])), b[9:]
 	}
-	return int64(binary.BigEndian.Uint64(b[1:]))
+	return 0, nil
 }
 
 // state is what this node knows of the group, the ISR computed when it

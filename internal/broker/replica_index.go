@@ -502,6 +502,22 @@ func (x *replicaIndex) firstHeld(start int64) uint64 {
 	return x.base + uint64(k)
 }
 
+// entryStart is the first offset of the entry whose batches hold offset,
+// offset itself when none does (it is where the log ends, or between
+// entries).
+func (x *replicaIndex) entryStart(offset int64) int64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	k := sort.Search(int(x.n), func(k int) bool {
+		r, err := x.readLocked(x.base + uint64(k))
+		return err != nil || r.next > offset
+	})
+	if r, err := x.readLocked(x.base + uint64(k)); err == nil && r.first < offset {
+		return r.first
+	}
+	return offset
+}
+
 // heldCache is firstHeld's last answer: record k was the first at or
 // after start, which stays true while the log start and base stay.
 type heldCache struct {

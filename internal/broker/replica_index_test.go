@@ -145,3 +145,37 @@ func TestReplicaIndexCompactsConfs(t *testing.T) {
 		t.Fatalf("conf entry %d, trimmed, still there", upto-1)
 	}
 }
+
+// TestReplicaIndexEntryStart: entryStart finds the first offset of the
+// entry holding an offset, over entries of several offsets, empty entries
+// and the end of the log (where a quorum queue's log start is moved to:
+// quorumLog.deleteBefore).
+func TestReplicaIndexEntryStart(t *testing.T) {
+	x, err := openReplicaIndex(t.TempDir(), 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.close()
+	recs := []indexRecord{
+		{term: 1, first: 0, next: 5},  // 1: offsets 0-4
+		{term: 1, first: 5, next: 5},  // 2: empty (an ack entry)
+		{term: 1, first: 5, next: 6},  // 3: offset 5
+		{term: 2, first: 6, next: 6},  // 4: empty
+		{term: 2, first: 6, next: 16}, // 5: offsets 6-15
+	}
+	if err := x.add(recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ offset, want int64 }{
+		{0, 0}, {3, 0}, {4, 0}, {5, 5}, {6, 6}, {7, 6}, {15, 6}, {16, 16}, {40, 40},
+	} {
+		if got := x.entryStart(c.offset); got != c.want {
+			t.Errorf("entryStart(%d) = %d, want %d", c.offset, got, c.want)
+		}
+	}
+	// The log started there holds entry 5 whole (and the empty entry 4
+	// before it): a member sent a snapshot is sent both.
+	if got := x.firstHeld(x.entryStart(9)); got != 4 {
+		t.Errorf("firstHeld(entryStart(9)) = %d, want entry 4", got)
+	}
+}

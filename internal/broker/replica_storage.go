@@ -41,6 +41,52 @@ func (s *partitionStorage) FirstIndex() (uint64, error) {
 	return s.firstHeld(first), nil
 }
 
+// Snapshot is what Raft sends a follower that needs entries from before
+// FirstIndex: the state just before the first entry the segment log still
+// gives, rather than the DiskStorage's (taken at the last checkpoint),
+// which would have the follower start its log at the checkpoint, without
+// the records between the log start and there that the other replicas
+// hold: a new replica would lack them, and a new member of a quorum queue
+// its unsettled messages. A quorum queue's snapshot carries its ack record
+// as it is now: the settles of the entries after the snapshot too, which
+// applying them again changes nothing. The configuration is the
+// DiskStorage snapshot's: the entries after the snapshot change it again
+// as they are applied, ending where the leader's is.
+func (s *partitionStorage) Snapshot() (*raftpb.Snapshot, error) {
+	snap, err := s.DiskStorage.Snapshot()
+	if err != nil || s.r.p == nil || s.r.idx == nil {
+		return snap, err
+	}
+	md := snap.GetMetadata()
+	index, term, end := md.GetIndex(), md.GetTerm(), decodeReplSnapshot(snap.GetData())
+	if index == 0 {
+		return snap, nil // none yet: Raft still has every entry
+	}
+	first, err := s.FirstIndex()
+	if err != nil {
+		return nil, err
+	}
+	if first <= index {
+		rec, err := s.r.idx.get(first)
+		if err != nil {
+			return snap, nil // the checkpoint's, as before
+		}
+		t, err := s.r.idx.term(first - 1)
+		if err != nil {
+			return snap, nil
+		}
+		index, term, end = first-1, t, rec.first
+	}
+	var acks []byte
+	if s.r.qacks != nil {
+		acks = s.r.qacks.Entries()
+	}
+	return &raftpb.Snapshot{
+		Data:     encodeReplSnapshotAcks(end, acks),
+		Metadata: &raftpb.SnapshotMetadata{ConfState: md.GetConfState(), Index: &index, Term: &term},
+	}, nil
+}
+
 func (s *partitionStorage) Term(i uint64) (uint64, error) {
 	first, err := s.DiskStorage.FirstIndex()
 	if err != nil {

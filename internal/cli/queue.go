@@ -25,11 +25,15 @@ at once. The user needs the vhost permissions AMQP would need.`,
   sluice queue get jobs --count 5
   sluice queue purge jobs
   sluice queue delete jobs --if-empty
-  sluice queue list --vhost staging --output json`,
+  sluice queue list --vhost staging --output json
+  sluice queue grow 4                  # a member on node 4 for every quorum queue
+  sluice queue shrink 2                # node 2's members removed
+  sluice queue add-member orders 3`,
 	}
 	f.register(cmd, true)
 	cmd.AddCommand(newQueueListCmd(&f), newQueueDeclareCmd(&f), newQueueDeleteCmd(&f),
-		newQueuePurgeCmd(&f), newQueueGetCmd(&f))
+		newQueuePurgeCmd(&f), newQueueGetCmd(&f), newQueueAddMemberCmd(&f), newQueueDeleteMemberCmd(&f),
+		newQueueGrowCmd(&f), newQueueShrinkCmd(&f))
 	return cmd
 }
 

@@ -22,7 +22,8 @@ func (a *API) routes() {
 	h("GET /api/whoami", levelManagement, a.whoami)
 	h("GET /api/nodes", levelMonitoring, a.listNodes)
 	h("GET /api/nodes/{node}", levelMonitoring, a.getNode)
-	a.membershipRoutes() // membership.go
+	a.membershipRoutes()   // membership.go
+	a.quorumMemberRoutes() // quorum_members.go
 	h("GET /api/cluster/partitions", levelMonitoring, a.clusterPartitions)
 
 	h("GET /api/vhosts", levelManagement, a.listVhosts)
