@@ -44,9 +44,47 @@ type Delayed struct {
 	farthest    int64 // earliest due time beyond loadedUntil seen by the last scan
 	closed      bool
 
+	// tail: the store runs over a log it does not own (OpenDelayedTail);
+	// scannedTo is where the messages appended by that log's owner have
+	// been looked at, askedStart the highest log start asked of it.
+	tail       *DelayedTail
+	scannedTo  int64
+	askedStart int64
+
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
+}
+
+// DelayedTail is what a delayed store runs over when its log is another's:
+// a replicated log (a delayed exchange on a cluster) that the owner
+// appends to, one message a batch with the batch timestamps set to the
+// due time, as Publish writes. The store only reads it: it releases what
+// comes due, hands its settles to Record (ack-record entries, as a tail
+// queue does: Tail) instead of writing an ack file, and asks DeleteBefore
+// to move the log start past settled messages.
+type DelayedTail struct {
+	Log *storage.Log
+	// Acks are the ack-record entries settled so far (AckRecord.Entries).
+	Acks []byte
+	// Record takes ack-record entries to make them part of the log's
+	// state; it must not block on the store.
+	Record func(entries []byte)
+	// DeleteBefore asks the owner to move the log start to offset; it
+	// must not block on the store.
+	DeleteBefore func(offset int64)
+}
+
+// DelayedMessageTime is the batch timestamp a message due at at is stored
+// with: at in milliseconds, rounded up (a message is released once the
+// clock's millisecond reaches its due one, so rounding down could release
+// it up to a millisecond early).
+func DelayedMessageTime(at time.Time) int64 {
+	ms := at.UnixMilli()
+	if at.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	return ms
 }
 
 // delayWindow is how far ahead due messages are indexed in memory.
@@ -102,6 +140,32 @@ func OpenDelayed(dir string, so storage.Options, now func() time.Time, lg *slog.
 	return d, nil
 }
 
+// OpenDelayedTail opens a store over t.Log, a log it does not own
+// (DelayedTail); release is called for each message when it comes due.
+// Closing it leaves the log open.
+func OpenDelayedTail(t DelayedTail, now func() time.Time, lg *slog.Logger, release func(message.Message) error) (*Delayed, error) {
+	if t.Log == nil || t.Record == nil || t.DeleteBefore == nil {
+		return nil, errors.New("queue: DelayedTail needs Log, Record and DeleteBefore")
+	}
+	if len(t.Acks)%ackEntryLen != 0 || validAckEntries(t.Acks) != len(t.Acks) {
+		return nil, ErrBadAckEntries
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if lg == nil {
+		lg = slog.Default()
+	}
+	d := &Delayed{log: t.Log, release: release, now: now, lg: lg, loadedUntil: -1 << 62, farthest: -1 << 62,
+		tail: &t, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	replayAckEntries(t.Acks, &d.settled)
+	start := t.Log.StartOffset()
+	d.settled.trimBelow(start)
+	d.scannedTo, d.askedStart = start, start
+	go d.run()
+	return d, nil
+}
+
 // Publish stores m until at. The message is released no earlier than at,
 // once Appended.Wait reports it durable.
 func (d *Delayed) Publish(m *message.Message, at time.Time) (*storage.Appended, error) {
@@ -114,13 +178,10 @@ func (d *Delayed) Publish(m *message.Message, at time.Time) (*storage.Appended, 
 	if d.closed {
 		return nil, ErrDeleted
 	}
-	// Due times are whole milliseconds and a message is released once the
-	// clock's millisecond reaches its due one: rounding at up, not down,
-	// keeps it from going up to a millisecond early.
-	ms := at.UnixMilli()
-	if at.After(time.UnixMilli(ms)) {
-		ms++
+	if d.tail != nil {
+		return nil, errors.New("queue: a delayed store over another's log takes no publishes")
 	}
+	ms := DelayedMessageTime(at)
 	app, err := d.log.Append(storage.BuildRecordBatch(0, ms, []storage.Record{rec}))
 	if err != nil {
 		return nil, err
@@ -159,6 +220,7 @@ func (d *Delayed) scanLocked(until int64) error {
 		case at > until && at < far:
 			far = at
 		}
+		d.scannedTo = max(d.scannedTo, h.LastOffset()+1)
 		return true
 	})
 	if err != nil {
@@ -166,6 +228,28 @@ func (d *Delayed) scanLocked(until int64) error {
 	}
 	d.loadedUntil, d.farthest = until, far
 	return nil
+}
+
+// scanNewLocked indexes, in tail mode, the messages the log's owner
+// appended since the last scan, as Publish indexes its own.
+func (d *Delayed) scanNewLocked(hw int64) error {
+	if d.scannedTo >= hw {
+		return nil
+	}
+	return d.log.ScanHeaders(d.scannedTo, func(h storage.BatchHeader) bool {
+		if h.BaseOffset < d.scannedTo {
+			return true // the batch holding scannedTo began before it
+		}
+		switch at := h.MaxTimestamp; {
+		case d.settled.contains(h.BaseOffset):
+		case at <= d.loadedUntil:
+			heap.Push(&d.due, dueEntry{at: at, off: h.BaseOffset})
+		case d.farthest < d.loadedUntil || at < d.farthest:
+			d.farthest = at
+		}
+		d.scannedTo = h.LastOffset() + 1
+		return true
+	})
 }
 
 func (d *Delayed) run() {
@@ -196,6 +280,14 @@ func (d *Delayed) step() time.Duration {
 			return time.Hour
 		}
 		now := d.now().UnixMilli()
+		if d.tail != nil {
+			d.settled.trimBelow(d.log.StartOffset())
+			if err := d.scanNewLocked(d.log.HighWatermark()); err != nil {
+				d.lg.Error("delayed store scan failed", "err", err)
+				d.mu.Unlock()
+				return time.Second
+			}
+		}
 		if horizon := now + delayWindow.Milliseconds(); d.loadedUntil < now || (d.farthest > d.loadedUntil && d.farthest <= horizon) {
 			if err := d.scanLocked(horizon); err != nil {
 				d.lg.Error("delayed store scan failed", "err", err)
@@ -241,11 +333,26 @@ func (d *Delayed) step() time.Duration {
 			return 100 * time.Millisecond
 		}
 		if d.settled.add(e.off, e.off+1) > 0 {
-			d.acks.record(e.off, e.off+1)
-			d.acks.flush()
+			if d.tail != nil {
+				d.tail.Record(appendAckEntry(nil, e.off, e.off+1))
+			} else {
+				d.acks.record(e.off, e.off+1)
+				d.acks.flush()
+			}
 		}
 		start := d.log.StartOffset()
 		low := min(d.settled.nextAbsent(start), hw)
+		if d.tail != nil {
+			ask := low > max(start, d.askedStart) && (low > start+1000 || low == hw)
+			if ask {
+				d.askedStart = low
+			}
+			d.mu.Unlock()
+			if ask {
+				d.tail.DeleteBefore(low)
+			}
+			continue
+		}
 		d.mu.Unlock()
 		if low > start+1000 || (low == hw && low > start) {
 			d.log.DeleteRecordsBefore(low)
@@ -270,11 +377,18 @@ func (d *Delayed) Close() error {
 	close(d.stop)
 	d.mu.Unlock()
 	<-d.done
+	if d.tail != nil {
+		return nil // the log and the settles are the owner's
+	}
 	return errors.Join(d.acks.close(), d.log.Close())
 }
 
-// Delete closes the store and removes its data.
+// Delete closes the store and removes its data (in tail mode, the owner
+// removes the log).
 func (d *Delayed) Delete() error {
 	err := d.Close()
+	if d.tail != nil {
+		return err
+	}
 	return errors.Join(err, os.RemoveAll(d.dir))
 }
