@@ -68,7 +68,7 @@ type InternalRecords interface {
 // IsInternal reports whether t is an internal topic.
 // A quorum queue's log (quorum.go) is one too: the queue owns it.
 func (t *Topic) IsInternal() bool {
-	return t.internal || isQuorumTopic(t.Name) || isStreamQueueTopic(t.Name)
+	return t.internal || isQuorumTopic(t.Name) || isStreamQueueTopic(t.Name) || isDelayedTopic(t.Name)
 }
 
 // internalTopicID is a topic id that stays the same across restarts for

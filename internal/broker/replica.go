@@ -265,7 +265,7 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	}
 	r.syn = syncState{applied: applied, end: end, synced: applied}
 	r.store = &partitionStorage{DiskStorage: store, r: r}
-	if isQuorumTopic(tp.Name) {
+	if isQuorumTopic(tp.Name) || isDelayedTopic(tp.Name) {
 		// Its acks are applied again from the checkpoint on, as its
 		// messages are: applying a settle twice changes nothing.
 		if r.qacks, err = queue.OpenAckRecord(rdir); err != nil {

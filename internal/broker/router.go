@@ -2,9 +2,7 @@ package broker
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -176,8 +174,8 @@ type exchange struct {
 	sig       uint64
 	alternate string // alternate-exchange, "" if none: its argument's, else its policy's
 	hasAlt    bool
-	applied   appliedPolicy  // the policy applied (router_policy.go)
-	delayed   *queue.Delayed // x-delayed-message: messages waiting for x-delay
+	applied   appliedPolicy // the policy applied (router_policy.go)
+	delayed   delayedStore  // x-delayed-message: messages waiting for x-delay (router_delayed.go)
 	stats     exchangeStats
 	// superStream names the topic this exchange is the super stream of
 	// (superstream.go): publishing appends to it. "" for a defined exchange.
@@ -720,6 +718,11 @@ func (r *Router) DeclareExchange(vh string, d ExchangeDecl) error {
 	nx, err := newExchange(def)
 	if err != nil {
 		return err
+	}
+	if d.Type == ExchangeDelayed && r.clustered() {
+		if err := r.createDelayedTopic(vh, d.Name); err != nil {
+			return fmt.Errorf("%w: the delayed exchange's replicated log: %w", ErrStorage, err)
+		}
 	}
 	if err := r.meta.DeclareExchange(def); err != nil {
 		return err
@@ -1424,7 +1427,7 @@ func (r *Router) Close() error {
 	}
 	r.mu.Lock()
 	var qs []queue.Handle
-	var ds []*queue.Delayed
+	var ds []delayedStore
 	for _, v := range r.vhosts {
 		for _, qe := range v.queues {
 			qs = append(qs, qe.q)
@@ -1454,25 +1457,4 @@ func randomName() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// openDelayed opens the durable store of an x-delayed-message exchange in
-// DataDir/delayed/<hash of vhost and name>.
-func (r *Router) openDelayed(x *exchange) error {
-	if x.def.Type != ExchangeDelayed {
-		return nil
-	}
-	sum := sha256.Sum256([]byte(x.def.Vhost + "\x00" + x.def.Name))
-	dir := filepath.Join(r.opts.DataDir, "delayed", hex.EncodeToString(sum[:16]))
-	so := r.opts.Storage
-	so.SegmentBytes = queueSegmentBytes
-	vh, name := x.def.Vhost, x.def.Name
-	d, err := queue.OpenDelayed(dir, so, r.opts.Now, r.log.With("vhost", vh, "exchange", name), func(m message.Message) error {
-		return r.releaseDelayed(vh, name, &m)
-	})
-	if err != nil {
-		return err
-	}
-	x.delayed = d
-	return nil
 }

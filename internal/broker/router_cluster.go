@@ -234,7 +234,7 @@ func (r *Router) reconcileVhost(name string) {
 		}
 		for _, x := range v.exchanges {
 			if x.delayed != nil {
-				x.delayed.Delete()
+				x.delayed.Forget()
 			}
 		}
 		r.log.Info("vhost deleted through another node", "vhost", name)
@@ -284,7 +284,7 @@ func (r *Router) reconcileDefs(name string) {
 	r.mu.Unlock()
 	for _, x := range removed {
 		if x.delayed != nil {
-			go x.delayed.Delete()
+			go x.delayed.Forget()
 		}
 	}
 

@@ -99,7 +99,13 @@ func (r *Router) servePublish(from cluster.NodeID, req []byte, reply func(rpc.St
 	r.mu.RLock()
 	var d Destination
 	if v, ok := r.vhosts[def.Vhost]; ok && !r.closed {
-		if qe, ok := v.queues[def.Name]; ok && qe.def.ID == def.ID && qe.dest != nil {
+		if def.ID == delayedForwardID {
+			// For a delayed exchange's store, of which this node holds a
+			// copy (router_delayed.go).
+			if x, ok := v.exchanges[def.Name]; ok && x.delayed != nil {
+				d = delayedDest{r: r, store: x.delayed}
+			}
+		} else if qe, ok := v.queues[def.Name]; ok && qe.def.ID == def.ID && qe.dest != nil {
 			d = qe.dest
 		}
 	}
