@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -16,7 +17,9 @@ import (
 // TestConsoleNodesPage: the console's Nodes page, in a real browser
 // (test/browser/nodes.spec.mjs), on a three-node cluster with a node
 // killed: it lists the nodes with their state and role, and the killed
-// node's partitions as under-replicated (RF 3) and offline (RF 1).
+// node's partitions as under-replicated (RF 3) and offline (RF 1); a
+// quorum queue's page shows its leader and members, the killed node's
+// offline.
 func TestConsoleNodesPage(t *testing.T) {
 	node := requireBrowser(t)
 	nodes := startCluster(t, 3, "--replica-lag-time-max", "2s")
@@ -38,6 +41,14 @@ func TestConsoleNodesPage(t *testing.T) {
 	}
 	if r, err := adm.CreateTopic(ctx, 3, 1, nil, "nodes-rf1"); err != nil || r.Err != nil {
 		t.Fatalf("create: %v / %v", err, r.Err)
+	}
+	// A quorum queue on the three nodes, for the queue page's members.
+	qch, err := nodes[leader-1].dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qch.QueueDeclare("q-nodes", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
 	}
 	// Kill a node that is not the metadata leader, so that the console's
 	// node keeps a controller to show.

@@ -23,6 +23,7 @@ export function connections(ctx) {
       { key: 'client', label: 'Client', value: clientName, render: clientName },
       { key: 'channels', label: 'Channels', num: true },
       { key: 'connected_at', label: 'Connected', num: true, render: (c) => ago(c.connected_at) },
+      { key: 'node', label: 'Node' },
     ],
   });
   const count = h('span');

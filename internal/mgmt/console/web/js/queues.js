@@ -47,6 +47,9 @@ export function queues(ctx) {
       { key: 'publish', label: 'Publish', num: true, value: (q) => r(q, 'publish'), render: (q) => rate(r(q, 'publish')) },
       { key: 'deliver', label: 'Deliver', num: true, value: (q) => r(q, 'deliver_get'), render: (q) => rate(r(q, 'deliver_get')) },
       { key: 'ack', label: 'Ack', num: true, value: (q) => r(q, 'ack'), render: (q) => rate(r(q, 'ack')) },
+      // The node the queue lives on (a quorum queue's leader); the column
+      // tells nothing on a single node, where it is always the same.
+      { key: 'node', label: 'Node', render: (q) => q.state === 'down' ? badge(q.node || '–', 'bad') : (q.node || '–') },
     ],
   });
   const count = h('span');
@@ -139,6 +142,8 @@ export function queueDetail(ctx) {
     const args = Object.entries(q.arguments || {});
     info.replaceChildren(kv([
       ['Type', typeBadge(q)], ['Vhost', q.vhost], ['State', q.state],
+      q.node ? ['Node', q.node] : null,
+      ...quorumRows(q),
       ['Durable', String(q.durable)], ['Auto-delete', String(q.auto_delete)], ['Exclusive', String(q.exclusive)],
       q.owner_pid_details ? ['Owner', q.owner_pid_details.name] : null,
       q.created_at ? ['Created', q.created_at] : null,
@@ -167,6 +172,19 @@ export function queueDetail(ctx) {
         h('td', null, h('code', null, b.routing_key)),
         h('td', null, Object.keys(b.arguments || {}).length ? JSON.stringify(b.arguments) : ''))))) : h('p.muted', null, 'No bindings.'));
   }, 6000);
+}
+
+// quorumRows are a quorum queue's leader and members, each member marked
+// online (the node answers) or not: RabbitMQ's member health.
+function quorumRows(q) {
+  if (!Array.isArray(q.members)) return [];
+  const online = new Set(q.online || []);
+  return [
+    ['Leader', q.leader ? q.leader : badge('no leader', 'bad')],
+    ['Members', h('span.members', null, q.members.map((m) =>
+      h('span', null, badge(m, online.has(m) ? 'good' : 'bad'), ' ')),
+      q.members.length - online.size > 0 ? h('span.muted', null, `${q.members.length - online.size} offline`) : null)],
+  ];
 }
 
 // getForm takes messages with POST /api/queues/{vhost}/{name}/get.
