@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -772,4 +773,79 @@ func publishUntilConfirmed(t *testing.T, ch *amqp.Channel, q, body string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestClusterQuorumExclusiveConsumer: an exclusive consumer of a quorum
+// queue holds it whichever node its client is connected to: a second
+// consumer through a node that does not lead the queue is refused with
+// 403 ACCESS_REFUSED, as through the leader and as in RabbitMQ (the
+// registration with the leader is made before basic.consume-ok).
+func TestClusterQuorumExclusiveConsumer(t *testing.T) {
+	nodes := startQuorumCluster(t)
+	ch1, err := nodes[0].dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch1.QueueDeclare("solo", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]int{}
+	for _, n := range clusterView(t, nodes[0]) {
+		names[n.Name] = int(n.NodeID)
+	}
+	leader := 0
+	waitFor(t, 20*time.Second, "the queue's leader", func() bool {
+		code, body := nodes[0].httpDo(t, "guest", "guest", "GET", "/api/queues/%2F/solo", nil)
+		var q struct {
+			Leader string `json:"leader"`
+		}
+		if code != 200 || json.Unmarshal(body, &q) != nil {
+			return false
+		}
+		leader = names[q.Leader]
+		return leader != 0
+	})
+	others := []int{}
+	for i := 1; i <= 3; i++ {
+		if i != leader {
+			others = append(others, i)
+		}
+	}
+	// The exclusive consumer through one follower, the second attempt
+	// through the other.
+	ca := nodes[others[0]-1].dial(t)
+	waitForQueue(t, ca, "solo")
+	cha, err := ca.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cha.Consume("solo", "holder", false, true, false, false, nil); err != nil {
+		t.Fatalf("the exclusive consumer through node %d: %v", others[0], err)
+	}
+	cb := nodes[others[1]-1].dial(t)
+	waitForQueue(t, cb, "solo")
+	for _, exclusive := range []bool{false, true} {
+		chb, err := cb.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = chb.Consume("solo", "second", false, exclusive, false, false, nil)
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Code != amqp.AccessRefused {
+			t.Fatalf("a second consumer (exclusive %v) through node %d while node %d's client holds the queue: %v, want 403",
+				exclusive, others[1], others[0], err)
+		}
+	}
+	// Once the holder goes, a consumer through the other follower is taken.
+	cha.Close()
+	waitFor(t, 20*time.Second, "a consumer taken once the exclusive one went", func() bool {
+		chb, err := cb.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chb.Consume("solo", "next", false, true, false, false, nil); err != nil {
+			return false
+		}
+		return true
+	})
 }

@@ -292,21 +292,7 @@ func (h *quorumHandle) attachRemote(to *remoteHandle) {
 	}
 	h.mu.Unlock()
 	for _, s := range todo {
-		id, err := to.AddConsumer(s, s.opts)
-		h.mu.Lock()
-		s.attaching = false
-		keep := err == nil && !h.closed && h.remote == to && s.on == nil && h.subs[s.key] == s
-		if keep {
-			s.on, s.id = to, id
-		}
-		h.mu.Unlock()
-		switch {
-		case err != nil:
-			h.skip.Add(1) // a node without a copy tries the next member
-			h.warnAttach(err)
-		case !keep:
-			to.RemoveConsumer(id)
-		}
+		h.attachOne(to, s)
 	}
 }
 
@@ -520,11 +506,44 @@ func (h *quorumHandle) AddConsumer(c queue.Consumer, opts queue.ConsumerOptions)
 	s.key = h.nextID
 	h.subs[s.key] = s
 	remote := h.remote
+	if s.on == nil && remote != nil {
+		s.attaching = true
+	}
 	h.mu.Unlock()
 	if s.on == nil && remote != nil {
-		go h.attachRemote(remote)
+		// Registered with the leader before basic.consume-ok, as
+		// RabbitMQ answers: an exclusive consumer the leader refuses is
+		// refused to the client. Any other failure (the leader's node
+		// unreachable) leaves it to refresh to register.
+		if err := h.attachOne(remote, s); errors.Is(err, queue.ErrExclusiveConsumer) {
+			h.RemoveConsumer(s.key)
+			return 0, err
+		}
 	}
 	return s.key, nil
+}
+
+// attachOne registers s, marked attaching, with to; as attachRemote, it
+// keeps the registration only if to is still where consumers go.
+func (h *quorumHandle) attachOne(to *remoteHandle, s *quorumSub) error {
+	id, err := to.AddConsumer(s, s.opts)
+	h.mu.Lock()
+	s.attaching = false
+	keep := err == nil && !h.closed && h.remote == to && s.on == nil && h.subs[s.key] == s
+	if keep {
+		s.on, s.id = to, id
+	}
+	h.mu.Unlock()
+	switch {
+	case err != nil:
+		if !errors.Is(err, queue.ErrExclusiveConsumer) {
+			h.skip.Add(1) // a node without a copy tries the next member
+			h.warnAttach(err)
+		}
+	case !keep:
+		to.RemoveConsumer(id)
+	}
+	return err
 }
 
 // errQuorumNotLeader refuses another node's consumer on a node that does
