@@ -849,3 +849,51 @@ func TestClusterQuorumExclusiveConsumer(t *testing.T) {
 		return true
 	})
 }
+
+// TestClusterConnectionsListed: /api/connections on any node of a cluster
+// lists the AMQP connections of every node, each with the node it is on,
+// as RabbitMQ's does (rabbitmqadmin list connections); a vhost's list
+// (/api/vhosts/{vhost}/connections) likewise.
+func TestClusterConnectionsListed(t *testing.T) {
+	nodes := startQuorumCluster(t)
+	names := map[uint64]string{}
+	for _, n := range clusterView(t, nodes[0]) {
+		names[n.NodeID] = n.Name
+	}
+	for i, b := range nodes {
+		c, err := amqp.DialConfig(b.amqpURL(), amqp.Config{Properties: amqp.Table{"connection_name": fmt.Sprintf("client-of-%d", i+1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	type conn struct {
+		Node   string         `json:"node"`
+		Vhost  string         `json:"vhost"`
+		Client map[string]any `json:"client_properties"`
+	}
+	for _, path := range []string{"/api/connections", "/api/vhosts/%2F/connections"} {
+		for i, b := range nodes {
+			var seen map[string]string
+			waitFor(t, 20*time.Second, fmt.Sprintf("%s on node %d to list the three clients with their nodes", path, i+1), func() bool {
+				code, body := b.httpDo(t, "guest", "guest", "GET", path, nil)
+				var cs []conn
+				if code != 200 || json.Unmarshal(body, &cs) != nil {
+					return false
+				}
+				seen = map[string]string{}
+				for _, c := range cs {
+					if name, _ := c.Client["connection_name"].(string); strings.HasPrefix(name, "client-of-") {
+						seen[name] = c.Node
+					}
+				}
+				return len(seen) == 3
+			})
+			for k := 1; k <= 3; k++ {
+				if got := seen[fmt.Sprintf("client-of-%d", k)]; got != names[uint64(k)] {
+					t.Fatalf("%s on node %d: client-of-%d on %q, want %q", path, i+1, k, got, names[uint64(k)])
+				}
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker/message"
@@ -92,6 +93,8 @@ type Router struct {
 	closed    bool
 	stop      chan struct{}
 	wg        sync.WaitGroup
+	// nodeInfo answers other nodes' questions (router_nodeinfo.go).
+	nodeInfo atomic.Pointer[NodeInfo]
 	// leftover are directories of failed declarations the janitor still
 	// has to remove (removeLater).
 	leftoverMu sync.Mutex

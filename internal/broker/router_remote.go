@@ -146,13 +146,14 @@ func (r *Router) serveRemote() {
 	mux.Handle(methodList, r.serveList)
 	mux.Handle(methodGone, r.serveGone)
 	mux.Handle(methodCheckProxies, r.serveCheckProxies)
+	mux.Handle(methodNodeInfo, r.serveNodeInfo)
 	r.wg.Add(2)
 	go r.remoteWatch()
 	go r.quorumWatch()
 }
 
 func (r *Router) stopRemote() {
-	for _, m := range []rpc.Method{methodConsume, methodCancel, methodDeliver, methodSettle, methodCheck, methodGet, methodCount, methodCancelled, methodPurge, methodList, methodGone, methodCheckProxies} {
+	for _, m := range []rpc.Method{methodConsume, methodCancel, methodDeliver, methodSettle, methodCheck, methodGet, methodCount, methodCancelled, methodPurge, methodList, methodGone, methodCheckProxies, methodNodeInfo} {
 		r.opts.Forward.Handle(m, nil)
 	}
 }

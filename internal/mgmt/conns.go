@@ -1,8 +1,10 @@
 package mgmt
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker"
 )
@@ -81,7 +83,48 @@ func (a *API) listConnections(r *http.Request, s *session) (any, error) {
 			out = append(out, m)
 		}
 	}
+	// On a cluster, the other nodes' connections too (each with its
+	// "node"), as RabbitMQ lists them; a node that does not answer
+	// within remoteInfoTimeout is left out.
+	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoConnections, remoteInfoTimeout) {
+		var cs []map[string]any
+		if ans.Err != nil || json.Unmarshal(ans.Body, &cs) != nil {
+			continue
+		}
+		for _, m := range cs {
+			user, _ := m["user"].(string)
+			cvh, _ := m["vhost"].(string)
+			if (s.seesAll() || user == s.user.Name) && (vh == "" || cvh == vh) {
+				out = append(out, m)
+			}
+		}
+	}
 	return out, nil
+}
+
+// Questions other nodes' management APIs ask this one (broker.Router.
+// GatherNodeInfo), and how long an answer is waited for.
+const (
+	nodeInfoConnections = "connections"
+	remoteInfoTimeout   = 3 * time.Second
+)
+
+// nodeInfo answers another node's question: this node's AMQP
+// connections, as /api/connections lists them (without message rates),
+// for "connections".
+func (a *API) nodeInfo(kind string) []byte {
+	if kind != nodeInfoConnections {
+		return nil
+	}
+	out := []map[string]any{}
+	for _, c := range a.opts.Connections.List() {
+		out = append(out, a.connectionJSON(c))
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func (a *API) findConnection(r *http.Request, s *session) (broker.ConnInfo, error) {

@@ -122,6 +122,9 @@ func New(opts Options) *API {
 	a.stats = newSampler(opts.Now, sampleInterval, a.collectStats)
 	a.live = newLiveRing(opts.Now)
 	a.routes()
+	if opts.Router != nil {
+		opts.Router.SetNodeInfo(a.nodeInfo)
+	}
 	return a
 }
 
