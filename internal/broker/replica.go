@@ -336,6 +336,9 @@ func startReplica(p *Partition, id meta.TopicID) error {
 	fresh := hs.GetTerm() == 0
 	err := r.host.AddGroup(multiraft.GroupConfig{
 		ID: r.gid, Storage: r.store, StateMachine: r, Voters: r.voters, Applied: r.applied,
+		// Apply skips what it has applied already (a restart may hand
+		// it entries again): see ApplyBeforeSave.
+		ApplyBeforeSave: true,
 	})
 	if err != nil {
 		return fmt.Errorf("raft group of %s-%d: %w", p.Topic, p.Index, err)

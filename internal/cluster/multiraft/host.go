@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,15 @@ type GroupConfig struct {
 	// SnapshotEvery is the number of applied entries between snapshots
 	// (StateMachine.Snapshot then Storage.Compact). 0: never.
 	SnapshotEvery uint64
+	// ApplyBeforeSave lets the host apply the committed entries that an
+	// earlier round saved before saving the new ones of the round, so
+	// that under load an entry's apply does not wait for the next
+	// round's fsync. A crash between the two leaves the state machine
+	// ahead of the commit index saved: after a restart (Applied clamped
+	// to that commit) entries it holds are handed to it again, so it
+	// must skip entries at or below what it has applied (a replicated
+	// partition does: replica.Apply).
+	ApplyBeforeSave bool
 }
 
 // Options configure a Host.
@@ -614,6 +624,21 @@ func (h *Host) handleReady(g *group) {
 		// and the commit index that covers it goes out no sooner.
 		msgs = h.sendNow(g, msgs)
 	}
+	committed := rd.CommittedEntries
+	if g.cfg.ApplyBeforeSave && len(committed) > 0 && (rd.Snapshot == nil || raft.IsEmptySnap(rd.Snapshot)) {
+		// Those saved by an earlier round (below this round's first
+		// new entry) are durable here and committed: apply them now,
+		// before this round's fsync.
+		n := len(committed)
+		if len(rd.Entries) > 0 {
+			first := rd.Entries[0].GetIndex()
+			n = sort.Search(n, func(i int) bool { return committed[i].GetIndex() >= first })
+		}
+		if n > 0 {
+			h.applyCommitted(g, committed[:n])
+			committed = committed[n:]
+		}
+	}
 	if rd.HardState != nil || len(rd.Entries) > 0 || (rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)) {
 		if err := g.storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 			// Nothing of this Ready may be sent or applied: the group
@@ -635,18 +660,8 @@ func (h *Host) handleReady(g *group) {
 		g.confIndex = md.GetIndex()
 		g.mu.Unlock()
 	}
-	if len(rd.CommittedEntries) > 0 {
-		for _, e := range rd.CommittedEntries {
-			if cc := decodeConfChange(e); cc != nil {
-				g.mu.Lock()
-				g.confState = g.rn.ApplyConfChange(cc)
-				g.confIndex = e.GetIndex()
-				h.confChangedLocked(g)
-				g.mu.Unlock()
-			}
-		}
-		g.sm.Apply(rd.CommittedEntries)
-		g.applied = rd.CommittedEntries[len(rd.CommittedEntries)-1].GetIndex()
+	if len(committed) > 0 {
+		h.applyCommitted(g, committed)
 	}
 	if every := g.cfg.SnapshotEvery; every > 0 && g.applied >= g.snapIndex+every {
 		h.compact(g)
@@ -658,6 +673,22 @@ func (h *Host) handleReady(g *group) {
 	if more {
 		h.schedule(g)
 	}
+}
+
+// applyCommitted applies committed entries: configuration changes to
+// Raft, then every entry to the state machine. Called by the worker.
+func (h *Host) applyCommitted(g *group, ents []*raftpb.Entry) {
+	for _, e := range ents {
+		if cc := decodeConfChange(e); cc != nil {
+			g.mu.Lock()
+			g.confState = g.rn.ApplyConfChange(cc)
+			g.confIndex = e.GetIndex()
+			h.confChangedLocked(g)
+			g.mu.Unlock()
+		}
+	}
+	g.sm.Apply(ents)
+	g.applied = ents[len(ents)-1].GetIndex()
 }
 
 // compact snapshots g's state machine and lets its storage drop the log.
