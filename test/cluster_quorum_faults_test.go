@@ -827,10 +827,7 @@ func waitGroupFor(wg *sync.WaitGroup, d time.Duration) bool {
 // SLUICE_TEST_ARTIFACTS names the directory (default the system's
 // temporary directory).
 func dumpGoroutines(t *testing.T, nodes []*broker) {
-	dir := os.Getenv("SLUICE_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = os.TempDir()
-	}
+	dir := artifactDir()
 	stamp := time.Now().UTC().Format("20060102T150405")
 	for i, b := range nodes {
 		resp, err := http.Get("http://" + b.HTTP + "/debug/pprof/goroutine?debug=2")

@@ -268,14 +268,35 @@ func (b *broker) Stop() {
 		select {
 		case <-b.exited:
 		case <-time.After(stopWait):
-			b.cmd.Process.Kill()
-			<-b.exited
-			b.t.Errorf("server did not stop within %v on SIGTERM", stopWait)
+			// SIGQUIT: the Go runtime prints every goroutine to the
+			// server's log before it exits, which shows what the stop
+			// waits on; the log is kept (artifactDir).
+			b.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-b.exited:
+			case <-time.After(10 * time.Second):
+				b.cmd.Process.Kill()
+				<-b.exited
+			}
+			kept := filepath.Join(artifactDir(), fmt.Sprintf("sluice-stop-timeout-%d.log", time.Now().UnixNano()))
+			if err := os.WriteFile(kept, []byte(b.Logs()), 0o644); err != nil {
+				kept = err.Error()
+			}
+			b.t.Errorf("server did not stop within %v on SIGTERM (its goroutines are in its log, kept at %s)", stopWait, kept)
 		}
 		if code := b.cmd.ProcessState.ExitCode(); code != 0 && !b.t.Failed() {
 			b.t.Errorf("server exit code %d:\n%s", code, b.Logs())
 		}
 	})
+}
+
+// artifactDir is where tests keep files for after the run:
+// SLUICE_TEST_ARTIFACTS, else the system's temporary directory.
+func artifactDir() string {
+	if dir := os.Getenv("SLUICE_TEST_ARTIFACTS"); dir != "" {
+		return dir
+	}
+	return os.TempDir()
 }
 
 // Restart starts the server again on the same data directory and ports.
