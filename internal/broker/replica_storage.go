@@ -191,7 +191,13 @@ func (s *partitionStorage) rebuild(i uint64) (*raftpb.Entry, error) {
 func readRange(l PartitionLog, first, next int64) ([]byte, error) {
 	var out []byte
 	for at := first; at < next; {
-		b, err := l.Read(at, 1<<20)
+		// One whole batch a read (Read returns at least one, whatever
+		// maxBytes): asking for a MiB read that much for every small
+		// entry rebuilt, a thousand times what a quorum queue's entry
+		// of one message needs, all under the group's lock (a catch-up
+		// of thousands of entries stalled a group for minutes on a
+		// slow disk).
+		b, err := l.Read(at, 1)
 		if err != nil {
 			return nil, err
 		}
