@@ -164,6 +164,11 @@ func TestClusterQuorumQueueMembers(t *testing.T) {
 		t.Logf("%s: %s", what, strings.TrimSpace(last))
 	}
 	step("add-member 3", "queue", "add-member", "moving", "3")
+	// Three members now (or moving to three): grow --strategy even passes
+	// the queue over, as rabbitmq-queues does.
+	if out := mustAdmin(t, nodes[1], "queue", "grow", "4", "--strategy", "even", "--output", "json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("grow --strategy even of a queue of three members: %s", out)
+	}
 	step("grow onto node 4", "queue", "grow", "4", "--queue-pattern", "^moving$")
 	step("delete-member 1", "queue", "delete-member", "moving", "1")
 	step("shrink off node 2", "queue", "shrink", "2")

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -150,6 +151,18 @@ func (l quorumLog) segmentLog() (*storage.Log, error) {
 		return nil, errors.New("broker: a quorum queue's log is not a replicated log")
 	}
 	return rl.diskLog.Log, nil
+}
+
+// recordAcks is a tail's Record (queue.Tail, queue.DelayedTail): it
+// proposes the ack-record entries without waiting for them to commit; one
+// not proposed (the leader changed) is logged, its messages delivered or
+// released again by the next leader.
+func (l quorumLog) recordAcks(lg *slog.Logger) func(entries []byte) {
+	return func(entries []byte) {
+		if err := l.r.proposeQueueAcks(entries); err != nil {
+			lg.Debug("an ack entry was not proposed (the leader changed); its messages may be delivered again", "err", err)
+		}
+	}
 }
 
 // acks is the ack record as applied here.

@@ -190,13 +190,9 @@ func (d *replDelayed) refresh() {
 		vh, name := d.vh, d.name
 		log := d.r.log.With("vhost", vh, "exchange", name)
 		d.store, err = queue.OpenDelayedTail(queue.DelayedTail{
-			Log:  lg,
-			Acks: ql.acks().Entries(),
-			Record: func(entries []byte) {
-				if err := ql.r.proposeQueueAcks(entries); err != nil {
-					log.Debug("delayed exchange: a settle was not proposed (the leader changed); its message may be released again", "err", err)
-				}
-			},
+			Log:          lg,
+			Acks:         ql.acks().Entries(),
+			Record:       ql.recordAcks(log),
 			DeleteBefore: ql.deleteBefore,
 		}, d.r.opts.Now, log, func(m message.Message) error {
 			return d.r.releaseDelayed(vh, name, &m)

@@ -339,13 +339,9 @@ func (h *quorumHandle) openLocal(ql quorumLog) (*queue.Queue, error) {
 			return r.deadLetter(vname, qname, q.Config(), dead)
 		},
 		Tail: &queue.Tail{
-			Log:  lg,
-			Acks: ql.acks().Entries(),
-			Record: func(entries []byte) {
-				if err := ql.r.proposeQueueAcks(entries); err != nil {
-					r.log.Debug("quorum queue: an ack entry was not proposed (the leader changed); its messages may be delivered again", "queue", qname, "err", err)
-				}
-			},
+			Log:          lg,
+			Acks:         ql.acks().Entries(),
+			Record:       ql.recordAcks(r.log.With("vhost", vname, "queue", qname)),
 			DeleteBefore: ql.deleteBefore,
 		},
 	})

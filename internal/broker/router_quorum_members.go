@@ -52,10 +52,7 @@ type QuorumMemberResult struct {
 // vh.
 func (r *Router) AddQuorumMember(vh, name string, node uint64) error {
 	_, err := r.changeQuorumMembers(vh, name, func(cur []int32) ([]int32, error) {
-		if slices.Contains(cur, int32(node)) {
-			return nil, ErrAlreadyMember
-		}
-		return append(slices.Clone(cur), int32(node)), nil
+		return withMember(cur, node)
 	})
 	return err
 }
@@ -69,6 +66,15 @@ func (r *Router) DeleteQuorumMember(vh, name string, node uint64) error {
 	return err
 }
 
+// withMember is cur with node added at the end.
+func withMember(cur []int32, node uint64) ([]int32, error) {
+	if slices.Contains(cur, int32(node)) {
+		return nil, ErrAlreadyMember
+	}
+	return append(slices.Clone(cur), int32(node)), nil
+}
+
+// withoutMember is cur without node, which keeps two members at least.
 func withoutMember(cur []int32, node uint64) ([]int32, error) {
 	i := slices.Index(cur, int32(node))
 	if i < 0 {
@@ -99,10 +105,7 @@ func (r *Router) GrowQuorumQueues(node uint64, strategy string, vhosts, names *r
 			continue
 		}
 		size, err := r.changeQuorumMembers(q.Vhost, q.Name, func(cur []int32) ([]int32, error) {
-			if slices.Contains(cur, int32(node)) {
-				return nil, ErrAlreadyMember
-			}
-			return append(slices.Clone(cur), int32(node)), nil
+			return withMember(cur, node)
 		})
 		out = append(out, QuorumMemberResult{Vhost: q.Vhost, Name: q.Name, Size: size, Err: err})
 	}
