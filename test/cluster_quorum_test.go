@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -860,18 +862,25 @@ func TestClusterConnectionsListed(t *testing.T) {
 	for _, n := range clusterView(t, nodes[0]) {
 		names[n.NodeID] = n.Name
 	}
+	clients := make([]*amqp.Connection, len(nodes))
 	for i, b := range nodes {
 		c, err := amqp.DialConfig(b.amqpURL(), amqp.Config{Properties: amqp.Table{"connection_name": fmt.Sprintf("client-of-%d", i+1)}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
+		if _, err := c.Channel(); err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = c
 	}
 	type conn struct {
+		Name   string         `json:"name"`
 		Node   string         `json:"node"`
 		Vhost  string         `json:"vhost"`
 		Client map[string]any `json:"client_properties"`
 	}
+	connName := map[string]string{} // client-of-k: the connection's name
 	for _, path := range []string{"/api/connections", "/api/vhosts/%2F/connections"} {
 		for i, b := range nodes {
 			var seen map[string]string
@@ -885,6 +894,7 @@ func TestClusterConnectionsListed(t *testing.T) {
 				for _, c := range cs {
 					if name, _ := c.Client["connection_name"].(string); strings.HasPrefix(name, "client-of-") {
 						seen[name] = c.Node
+						connName[name] = c.Name
 					}
 				}
 				return len(seen) == 3
@@ -895,5 +905,59 @@ func TestClusterConnectionsListed(t *testing.T) {
 				}
 			}
 		}
+	}
+
+	// Any node shows any connection, and its channels, wherever it is.
+	for i, b := range nodes {
+		for k := 1; k <= 3; k++ {
+			name := connName[fmt.Sprintf("client-of-%d", k)]
+			code, body := b.httpDo(t, "guest", "guest", "GET", "/api/connections/"+url.PathEscape(name), nil)
+			var c conn
+			if code != 200 || json.Unmarshal(body, &c) != nil || c.Name != name || c.Node != names[uint64(k)] {
+				t.Fatalf("GET /api/connections/%s on node %d: %d %s", name, i+1, code, body)
+			}
+			code, body = b.httpDo(t, "guest", "guest", "GET", "/api/connections/"+url.PathEscape(name)+"/channels", nil)
+			var chans []map[string]any
+			if code != 200 || json.Unmarshal(body, &chans) != nil || len(chans) != 1 {
+				t.Fatalf("GET /api/connections/%s/channels on node %d: %d %s", name, i+1, code, body)
+			}
+		}
+	}
+	if code, _ := nodes[0].httpDo(t, "guest", "guest", "GET", "/api/connections/"+url.PathEscape("no such connection"), nil); code != 404 {
+		t.Fatalf("an unknown connection: %d, want 404", code)
+	}
+
+	// Closing client-of-3's connection through node 1: node 3 closes it
+	// with 320 and the reason, as RabbitMQ does.
+	closed := clients[2].NotifyClose(make(chan *amqp.Error, 1))
+	name := connName["client-of-3"]
+	req, err := http.NewRequest("DELETE", "http://"+nodes[0].HTTP+"/api/connections/"+url.PathEscape(name), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	req.Header.Set("X-Reason", "moving to another node")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("DELETE /api/connections/%s on node 1: %s", name, resp.Status)
+	}
+	select {
+	case e := <-closed:
+		if e == nil || e.Code != amqp.ConnectionForced || !strings.Contains(e.Reason, "moving to another node") {
+			t.Fatalf("client-of-3 closed with %v, want 320 and the reason", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("client-of-3 was not closed")
+	}
+	waitFor(t, 10*time.Second, "the closed connection gone from node 2's view", func() bool {
+		code, _ := nodes[1].httpDo(t, "guest", "guest", "GET", "/api/connections/"+url.PathEscape(name), nil)
+		return code == 404
+	})
+	if clients[0].IsClosed() || clients[1].IsClosed() {
+		t.Fatal("closing client-of-3 closed another connection")
 	}
 }

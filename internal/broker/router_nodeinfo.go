@@ -19,8 +19,9 @@ import (
 // API's, by kind.
 const methodNodeInfo rpc.Method = 14
 
-// maxNodeInfoKind bounds the question's size.
-const maxNodeInfoKind = 64
+// maxNodeInfoKind bounds the question's size (a kind and its arguments:
+// a connection's name and a reason, say).
+const maxNodeInfoKind = 4096
 
 // NodeInfo answers another node's question of kind; nil when it has no
 // answer.
@@ -99,6 +100,27 @@ func (r *Router) GatherNodeInfo(kind string, timeout time.Duration) []NodeAnswer
 	}
 	wg.Wait()
 	return out
+}
+
+// AskNodeInfo asks one other node the question kind and returns its
+// answer (an error when it does not answer within timeout, or has no
+// answer).
+func (r *Router) AskNodeInfo(node uint64, kind string, timeout time.Duration) ([]byte, error) {
+	if r.opts.Forward == nil || r.opts.NodeID == 0 || node == r.opts.NodeID {
+		return nil, errNoNodeInfo
+	}
+	p, err := r.opts.Forward.Go(cluster.NodeID(node), methodNodeInfo, []byte(kind), timeout)
+	if err != nil {
+		return nil, err
+	}
+	st, body, err := p.Result()
+	switch {
+	case err != nil:
+		return nil, err
+	case st != remoteOK:
+		return nil, errNoNodeInfo
+	}
+	return body, nil
 }
 
 var errNoNodeInfo = newError(KindNotFound, "broker: the node has no answer to that")

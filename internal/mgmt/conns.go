@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker"
@@ -103,28 +104,97 @@ func (a *API) listConnections(r *http.Request, s *session) (any, error) {
 }
 
 // Questions other nodes' management APIs ask this one (broker.Router.
-// GatherNodeInfo), and how long an answer is waited for.
+// GatherNodeInfo, AskNodeInfo), and how long an answer is waited for. A
+// question is its kind, then its arguments, each after a NUL:
+//   - "connections": this node's AMQP connections, as /api/connections
+//     lists them (without message rates);
+//   - "connection", name: that connection and its channels, as
+//     {"connection": ..., "channels": [...]}, if it is on this node;
+//   - "close-connection", name, reason: closes it (320, reason), answering
+//     {"closed": true}, if it is on this node.
+//
+// The asking node checks what its user may see and do; the nodes are
+// authenticated to each other (the cluster transport).
 const (
-	nodeInfoConnections = "connections"
-	remoteInfoTimeout   = 3 * time.Second
+	nodeInfoConnections     = "connections"
+	nodeInfoConnection      = "connection"
+	nodeInfoCloseConnection = "close-connection"
+	remoteInfoTimeout       = 3 * time.Second
 )
 
-// nodeInfo answers another node's question: this node's AMQP
-// connections, as /api/connections lists them (without message rates),
-// for "connections".
-func (a *API) nodeInfo(kind string) []byte {
-	if kind != nodeInfoConnections {
+// nodeInfo answers another node's question (above); nil when it has no
+// answer.
+func (a *API) nodeInfo(question string) []byte {
+	kind, args, _ := strings.Cut(question, "\x00")
+	var out any
+	switch kind {
+	case nodeInfoConnections:
+		cs := []map[string]any{}
+		for _, c := range a.opts.Connections.List() {
+			cs = append(cs, a.connectionJSON(c))
+		}
+		out = cs
+	case nodeInfoConnection:
+		c, ok := a.localConnection(args)
+		if !ok {
+			return nil
+		}
+		chans := []map[string]any{}
+		for _, ch := range c.Channels {
+			chans = append(chans, a.channelJSON(c, ch))
+		}
+		out = remoteConnection{Conn: a.connectionJSON(c), Channels: chans}
+	case nodeInfoCloseConnection:
+		name, reason, _ := strings.Cut(args, "\x00")
+		if !a.opts.Connections.Close(name, reason) {
+			return nil
+		}
+		out = map[string]bool{"closed": true}
+	default:
 		return nil
-	}
-	out := []map[string]any{}
-	for _, c := range a.opts.Connections.List() {
-		out = append(out, a.connectionJSON(c))
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
 		return nil
 	}
 	return b
+}
+
+// remoteConnection is another node's answer about one of its connections.
+type remoteConnection struct {
+	Conn     map[string]any   `json:"connection"`
+	Channels []map[string]any `json:"channels"`
+	node     uint64
+}
+
+func (a *API) localConnection(name string) (broker.ConnInfo, bool) {
+	for _, c := range a.opts.Connections.List() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return broker.ConnInfo{}, false
+}
+
+// findRemoteConnection asks the other nodes of a cluster for the
+// connection of the request's name, one s may see.
+func (a *API) findRemoteConnection(r *http.Request, s *session) (remoteConnection, error) {
+	name := pathValue(r, "name")
+	if name == "" || strings.Contains(name, "\x00") {
+		return remoteConnection{}, notFound()
+	}
+	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoConnection+"\x00"+name, remoteInfoTimeout) {
+		var rc remoteConnection
+		if ans.Err != nil || json.Unmarshal(ans.Body, &rc) != nil || rc.Conn == nil {
+			continue
+		}
+		if user, _ := rc.Conn["user"].(string); !s.seesAll() && user != s.user.Name {
+			continue
+		}
+		rc.node = ans.Node
+		return rc, nil
+	}
+	return remoteConnection{}, notFound()
 }
 
 func (a *API) findConnection(r *http.Request, s *session) (broker.ConnInfo, error) {
@@ -140,7 +210,12 @@ func (a *API) findConnection(r *http.Request, s *session) (broker.ConnInfo, erro
 func (a *API) getConnection(r *http.Request, s *session) (any, error) {
 	c, err := a.findConnection(r, s)
 	if err != nil {
-		return nil, err
+		// On a cluster, another node's (without message rates).
+		rc, rerr := a.findRemoteConnection(r, s)
+		if rerr != nil {
+			return nil, err
+		}
+		return rc.Conn, nil
 	}
 	w, err := a.windows(r)
 	if err != nil {
@@ -153,17 +228,31 @@ func (a *API) getConnection(r *http.Request, s *session) (any, error) {
 
 // closeConnection closes a connection with 320 CONNECTION_FORCED; the
 // X-Reason header is the reply text, as in RabbitMQ.
+// On a cluster, a connection to another node is closed by that node.
 func (a *API) closeConnection(r *http.Request, s *session) (any, error) {
-	c, err := a.findConnection(r, s)
-	if err != nil {
-		return nil, err
-	}
-	if !s.admin && c.User != s.user.Name {
-		return nil, &apiError{http.StatusUnauthorized, "not_authorised", "Not administrator user"}
-	}
 	reason := r.Header.Get("X-Reason")
 	if reason == "" {
 		reason = "Closed via management plugin"
+	}
+	notAuthorised := &apiError{http.StatusUnauthorized, "not_authorised", "Not administrator user"}
+	c, err := a.findConnection(r, s)
+	if err != nil {
+		rc, rerr := a.findRemoteConnection(r, s)
+		if rerr != nil {
+			return nil, err
+		}
+		if user, _ := rc.Conn["user"].(string); !s.admin && user != s.user.Name {
+			return nil, notAuthorised
+		}
+		name, _ := rc.Conn["name"].(string)
+		q := nodeInfoCloseConnection + "\x00" + name + "\x00" + strings.ReplaceAll(reason, "\x00", " ")
+		if _, err := a.opts.Router.AskNodeInfo(rc.node, q, remoteInfoTimeout); err != nil {
+			return nil, notFound() // gone meanwhile, or its node with it
+		}
+		return noContent{}, nil
+	}
+	if !s.admin && c.User != s.user.Name {
+		return nil, notAuthorised
 	}
 	if !a.opts.Connections.Close(c.Name, reason) {
 		return nil, notFound()
@@ -174,7 +263,11 @@ func (a *API) closeConnection(r *http.Request, s *session) (any, error) {
 func (a *API) connectionChannels(r *http.Request, s *session) (any, error) {
 	c, err := a.findConnection(r, s)
 	if err != nil {
-		return nil, err
+		rc, rerr := a.findRemoteConnection(r, s)
+		if rerr != nil {
+			return nil, err
+		}
+		return rc.Channels, nil
 	}
 	w, err := a.windows(r)
 	if err != nil {
