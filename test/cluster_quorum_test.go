@@ -923,6 +923,30 @@ func TestClusterConnectionsListed(t *testing.T) {
 			}
 		}
 	}
+	// and /api/channels lists every node's channels, each found by name.
+	for i, b := range nodes {
+		code, body := b.httpDo(t, "guest", "guest", "GET", "/api/channels", nil)
+		var chans []struct {
+			Name string `json:"name"`
+			Node string `json:"node"`
+		}
+		if code != 200 || json.Unmarshal(body, &chans) != nil {
+			t.Fatalf("GET /api/channels on node %d: %d %s", i+1, code, body)
+		}
+		got := map[string]string{}
+		for _, ch := range chans {
+			got[ch.Name] = ch.Node
+		}
+		for k := 1; k <= 3; k++ {
+			name := connName[fmt.Sprintf("client-of-%d", k)] + " (1)"
+			if got[name] != names[uint64(k)] {
+				t.Fatalf("GET /api/channels on node %d: %q on %q, want %q (all: %v)", i+1, name, got[name], names[uint64(k)], got)
+			}
+			if code, body := b.httpDo(t, "guest", "guest", "GET", "/api/channels/"+url.PathEscape(name), nil); code != 200 {
+				t.Fatalf("GET /api/channels/%s on node %d: %d %s", name, i+1, code, body)
+			}
+		}
+	}
 	if code, _ := nodes[0].httpDo(t, "guest", "guest", "GET", "/api/connections/"+url.PathEscape("no such connection"), nil); code != 404 {
 		t.Fatalf("an unknown connection: %d, want 404", code)
 	}

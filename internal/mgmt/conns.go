@@ -108,6 +108,8 @@ func (a *API) listConnections(r *http.Request, s *session) (any, error) {
 // question is its kind, then its arguments, each after a NUL:
 //   - "connections": this node's AMQP connections, as /api/connections
 //     lists them (without message rates);
+//   - "channels": the channels of this node's connections, as
+//     /api/channels lists them (without message rates);
 //   - "connection", name: that connection and its channels, as
 //     {"connection": ..., "channels": [...]}, if it is on this node;
 //   - "close-connection", name, reason: closes it (320, reason), answering
@@ -117,6 +119,7 @@ func (a *API) listConnections(r *http.Request, s *session) (any, error) {
 // authenticated to each other (the cluster transport).
 const (
 	nodeInfoConnections     = "connections"
+	nodeInfoChannels        = "channels"
 	nodeInfoConnection      = "connection"
 	nodeInfoCloseConnection = "close-connection"
 	remoteInfoTimeout       = 3 * time.Second
@@ -134,6 +137,14 @@ func (a *API) nodeInfo(question string) []byte {
 			cs = append(cs, a.connectionJSON(c))
 		}
 		out = cs
+	case nodeInfoChannels:
+		chans := []map[string]any{}
+		for _, c := range a.opts.Connections.List() {
+			for _, ch := range c.Channels {
+				chans = append(chans, a.channelJSON(c, ch))
+			}
+		}
+		out = chans
 	case nodeInfoConnection:
 		c, ok := a.localConnection(args)
 		if !ok {
@@ -300,7 +311,28 @@ func (a *API) listChannels(r *http.Request, s *session) (any, error) {
 			out = append(out, a.withChannelStats(c, ch, w))
 		}
 	}
-	return out, nil
+	return append(out, a.remoteChannels(s, vh)...), nil
+}
+
+// remoteChannels are the channels of the other nodes' connections that s
+// may see (in vhost vh, or all), on a cluster; a node that does not answer
+// within remoteInfoTimeout is left out.
+func (a *API) remoteChannels(s *session, vh string) []map[string]any {
+	var out []map[string]any
+	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoChannels, remoteInfoTimeout) {
+		var chans []map[string]any
+		if ans.Err != nil || json.Unmarshal(ans.Body, &chans) != nil {
+			continue
+		}
+		for _, m := range chans {
+			user, _ := m["user"].(string)
+			cvh, _ := m["vhost"].(string)
+			if (s.seesAll() || user == s.user.Name) && (vh == "" || cvh == vh) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }
 
 func (a *API) getChannel(r *http.Request, s *session) (any, error) {
@@ -314,6 +346,11 @@ func (a *API) getChannel(r *http.Request, s *session) (any, error) {
 			if channelName(c, ch) == name {
 				return a.withChannelStats(c, ch, w), nil
 			}
+		}
+	}
+	for _, m := range a.remoteChannels(s, "") {
+		if m["name"] == name {
+			return m, nil
 		}
 	}
 	return nil, notFound()
