@@ -26,11 +26,14 @@ package test
 // acked messages came again, and how long after each kill of the queue's
 // leader the first message sent after it was confirmed, are reported.
 //
-// CI runs one trial of 12 s of faults; SLUICE_CLUSTER_TRIALS (or
+// CI runs one trial of 12 s of faults; SLUICE_QUORUM_FAULT_SEED replays
+// one trial's schedule of faults; SLUICE_CLUSTER_TRIALS (or
 // SLUICE_QUORUM_FAULT_TRIALS, which wins) and SLUICE_CLUSTER_FAULT_SECONDS
 // make longer campaigns.
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -70,6 +73,9 @@ func TestClusterQuorumFaultSchedule(t *testing.T) {
 	total := 0
 	for i := range trials {
 		seed := uint64(time.Now().UnixNano()) + uint64(i)
+		if v, err := strconv.ParseUint(os.Getenv("SLUICE_QUORUM_FAULT_SEED"), 10, 64); err == nil {
+			seed = v // the same fault schedule again (the timing differs)
+		}
 		t.Run(fmt.Sprintf("trial-%d-seed-%d", i, seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed>>1))
 			total += quorumFaultTrial(t, bin, rng, time.Duration(seconds)*time.Second)
@@ -490,6 +496,7 @@ func quorumFaultTrial(t *testing.T, bin string, rng *rand.Rand, length time.Dura
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
+			keepDataDirs(t, nodes)
 			for i, b := range nodes {
 				var lives []string
 				for _, f := range b.prevLogs {
@@ -603,11 +610,15 @@ func quorumFaultTrial(t *testing.T, bin string, rng *rand.Rand, length time.Dura
 	if stillMissing > 0 {
 		lateFound = s.lateCheck(t)
 	}
+	for _, b := range nodes {
+		b.Stop()
+	}
+	diverged := checkQueueReplicasAgree(t, nodes)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	since := func(at time.Time) string { return fmt.Sprintf("+%.2fs", at.Sub(s.start).Seconds()) }
-	anomalies := 0
+	anomalies := diverged
 
 	// Lost.
 	lost := s.undelivered()
@@ -708,10 +719,10 @@ func quorumFaultTrial(t *testing.T, bin string, rng *rand.Rand, length time.Dura
 		since(healedAt), since(pubsDoneAt), drained.Seconds())
 	t.Logf("%d faults; %d published (%d sent more than once), %d confirmed, %d nacks, %d confirm timeouts, %d publisher reconnects; "+
 		"%d deliveries of %d bodies, %d flagged redelivered (%d of them first deliveries), %d of acked messages, %d repeats of once-published messages not flagged redelivered; "+
-		"%d consumer sessions ended (%d by basic.cancel); anomalies %d (lost %d, phantom %d)",
+		"%d consumer sessions ended (%d by basic.cancel); anomalies %d (lost %d, phantom %d, divergence %d)",
 		len(faults), len(s.published), twice, len(s.confirmed), s.nacks, s.timeouts, s.pubLosses,
 		len(s.deliveries), len(s.delivered), redelivered, firstFlagged, again, unflagged,
-		s.subLosses, s.cancels, anomalies, len(lost), len(phantoms))
+		s.subLosses, s.cancels, anomalies, len(lost), len(phantoms), diverged)
 	if len(s.confirmed) == 0 {
 		t.Errorf("nothing was confirmed: the trial tested nothing")
 	}
@@ -826,6 +837,73 @@ func waitGroupFor(wg *sync.WaitGroup, d time.Duration) bool {
 // finish: a group without a leader or a worker blocked shows there.
 // SLUICE_TEST_ARTIFACTS names the directory (default the system's
 // temporary directory).
+// checkQueueReplicasAgree compares the quorum queue's log on every node's
+// disk (the nodes stopped), batch by batch at the offsets the nodes both
+// still hold: the members' log starts move separately (each deletes
+// what is settled), their records never differ. It returns the number of
+// pairs of nodes that differ.
+func checkQueueReplicasAgree(t *testing.T, nodes []*broker) int {
+	anomalies := 0
+	var logs []map[int64][]byte
+	var which []int
+	for i, b := range nodes {
+		dirs, _ := filepath.Glob(filepath.Join(b.DataDir, "topics", "__sluice_quorum_*-0"))
+		if len(dirs) != 1 {
+			anomalies++
+			t.Errorf("node %d: %d quorum queue logs on disk, want 1", i+1, len(dirs))
+			continue
+		}
+		batches, err := readBatches(dirs[0])
+		if err != nil {
+			anomalies++
+			t.Errorf("node %d: reading the queue's log: %v", i+1, err)
+			continue
+		}
+		m := map[int64][]byte{}
+		for _, b := range batches {
+			m[int64(binary.BigEndian.Uint64(b))] = b
+		}
+		logs = append(logs, m)
+		which = append(which, i+1)
+	}
+	for i := 1; i < len(logs); i++ {
+		common, differ, first := 0, 0, int64(-1)
+		for off, b := range logs[0] {
+			if o, ok := logs[i][off]; ok {
+				common++
+				if !bytes.Equal(o, b) {
+					differ++
+					if first < 0 || off < first {
+						first = off
+					}
+				}
+			}
+		}
+		if differ > 0 {
+			anomalies++
+			t.Errorf("divergence: the queue's log on node %d and node %d differs in %d of the %d batches both hold, the first at offset %d",
+				which[0], which[i], differ, common, first)
+		} else {
+			t.Logf("the queue's log on node %d (%d batches) and node %d (%d) agree on the %d both hold", which[0], len(logs[0]), which[i], len(logs[i]), common)
+		}
+	}
+	return anomalies
+}
+
+// keepDataDirs copies the nodes' data directories to artifactDir for
+// after a failed trial.
+func keepDataDirs(t *testing.T, nodes []*broker) {
+	dir := filepath.Join(artifactDir(), fmt.Sprintf("sluice-%s-%d", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano()))
+	for i, b := range nodes {
+		dst := filepath.Join(dir, fmt.Sprintf("node%d", i+1))
+		if err := os.CopyFS(dst, os.DirFS(b.DataDir)); err != nil {
+			t.Logf("keeping node %d's data directory: %v", i+1, err)
+			return
+		}
+	}
+	t.Logf("the nodes' data directories are kept in %s", dir)
+}
+
 func dumpGoroutines(t *testing.T, nodes []*broker) {
 	dir := artifactDir()
 	stamp := time.Now().UTC().Format("20060102T150405")
@@ -837,7 +915,7 @@ func dumpGoroutines(t *testing.T, nodes []*broker) {
 		}
 		data, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		f := filepath.Join(dir, fmt.Sprintf("sluice-%s-%s-node%d-goroutines.txt", t.Name(), stamp, i+1))
+		f := filepath.Join(dir, fmt.Sprintf("sluice-%s-%s-node%d-goroutines.txt", strings.ReplaceAll(t.Name(), "/", "_"), stamp, i+1))
 		if err := os.WriteFile(f, data, 0o644); err != nil {
 			t.Logf("node %d: goroutines: %v", i+1, err)
 			continue
