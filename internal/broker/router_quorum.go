@@ -423,8 +423,13 @@ func (h *quorumHandle) publish(m *message.Message, now time.Time) (Pending, erro
 	}
 	if local != nil {
 		// Length limits, as the leader sees the queue now: messages
-		// proposed meanwhile may take it a little past.
-		if err := local.Admit(m); err != nil {
+		// proposed meanwhile may take it a little past. A queue closed
+		// since it was read here (its leadership moved: refresh closes
+		// it) answers ErrDeleted, which means only that it runs
+		// elsewhere now: the group still takes the publish. Returned,
+		// it would be taken for a queue deleted since routing, and the
+		// message confirmed as unroutable, that is, lost.
+		if err := local.Admit(m); err != nil && !errors.Is(err, queue.ErrDeleted) {
 			return nil, err
 		}
 	}
