@@ -85,22 +85,30 @@ func (a *API) listConnections(r *http.Request, s *session) (any, error) {
 		}
 	}
 	// On a cluster, the other nodes' connections too (each with its
-	// "node"), as RabbitMQ lists them; a node that does not answer
-	// within remoteInfoTimeout is left out.
-	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoConnections, remoteInfoTimeout) {
-		var cs []map[string]any
-		if ans.Err != nil || json.Unmarshal(ans.Body, &cs) != nil {
+	// "node"), as RabbitMQ lists them.
+	return append(out, a.remoteList(nodeInfoConnections, s, vh)...), nil
+}
+
+// remoteList gathers the other nodes' answers to a question of kind
+// ("connections", "channels": lists of objects with a user and a vhost)
+// on a cluster, keeping what s may see in vhost vh (or all); a node that
+// does not answer within remoteInfoTimeout is left out.
+func (a *API) remoteList(kind string, s *session, vh string) []map[string]any {
+	var out []map[string]any
+	for _, ans := range a.opts.Router.GatherNodeInfo(kind, remoteInfoTimeout) {
+		var items []map[string]any
+		if ans.Err != nil || json.Unmarshal(ans.Body, &items) != nil {
 			continue
 		}
-		for _, m := range cs {
+		for _, m := range items {
 			user, _ := m["user"].(string)
-			cvh, _ := m["vhost"].(string)
-			if (s.seesAll() || user == s.user.Name) && (vh == "" || cvh == vh) {
+			ivh, _ := m["vhost"].(string)
+			if (s.seesAll() || user == s.user.Name) && (vh == "" || ivh == vh) {
 				out = append(out, m)
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Questions other nodes' management APIs ask this one (broker.Router.
@@ -315,24 +323,9 @@ func (a *API) listChannels(r *http.Request, s *session) (any, error) {
 }
 
 // remoteChannels are the channels of the other nodes' connections that s
-// may see (in vhost vh, or all), on a cluster; a node that does not answer
-// within remoteInfoTimeout is left out.
+// may see (in vhost vh, or all), on a cluster.
 func (a *API) remoteChannels(s *session, vh string) []map[string]any {
-	var out []map[string]any
-	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoChannels, remoteInfoTimeout) {
-		var chans []map[string]any
-		if ans.Err != nil || json.Unmarshal(ans.Body, &chans) != nil {
-			continue
-		}
-		for _, m := range chans {
-			user, _ := m["user"].(string)
-			cvh, _ := m["vhost"].(string)
-			if (s.seesAll() || user == s.user.Name) && (vh == "" || cvh == vh) {
-				out = append(out, m)
-			}
-		}
-	}
-	return out
+	return a.remoteList(nodeInfoChannels, s, vh)
 }
 
 func (a *API) getChannel(r *http.Request, s *session) (any, error) {
