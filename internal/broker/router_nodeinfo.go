@@ -82,20 +82,7 @@ func (r *Router) GatherNodeInfo(kind string, timeout time.Duration) []NodeAnswer
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := r.opts.Forward.Go(cluster.NodeID(id), methodNodeInfo, []byte(kind), timeout)
-			if err != nil {
-				out[i].Err = err
-				return
-			}
-			st, body, err := p.Result()
-			switch {
-			case err != nil:
-				out[i].Err = err
-			case st != remoteOK:
-				out[i].Err = errNoNodeInfo
-			default:
-				out[i].Body = body
-			}
+			out[i].Body, out[i].Err = r.AskNodeInfo(id, kind, timeout)
 		}()
 	}
 	wg.Wait()

@@ -148,9 +148,7 @@ func (a *API) nodeInfo(question string) []byte {
 	case nodeInfoChannels:
 		chans := []map[string]any{}
 		for _, c := range a.opts.Connections.List() {
-			for _, ch := range c.Channels {
-				chans = append(chans, a.channelJSON(c, ch))
-			}
+			chans = a.appendChannelsJSON(chans, c)
 		}
 		out = chans
 	case nodeInfoConnection:
@@ -158,11 +156,7 @@ func (a *API) nodeInfo(question string) []byte {
 		if !ok {
 			return nil
 		}
-		chans := []map[string]any{}
-		for _, ch := range c.Channels {
-			chans = append(chans, a.channelJSON(c, ch))
-		}
-		out = remoteConnection{Conn: a.connectionJSON(c), Channels: chans}
+		out = remoteConnection{Conn: a.connectionJSON(c), Channels: a.appendChannelsJSON([]map[string]any{}, c)}
 	case nodeInfoCloseConnection:
 		name, reason, _ := strings.Cut(args, "\x00")
 		if !a.opts.Connections.Close(name, reason) {
@@ -177,6 +171,15 @@ func (a *API) nodeInfo(question string) []byte {
 		return nil
 	}
 	return b
+}
+
+// appendChannelsJSON appends c's channels as another node shows them
+// (without message rates).
+func (a *API) appendChannelsJSON(out []map[string]any, c broker.ConnInfo) []map[string]any {
+	for _, ch := range c.Channels {
+		out = append(out, a.channelJSON(c, ch))
+	}
+	return out
 }
 
 // remoteConnection is another node's answer about one of its connections.
@@ -217,9 +220,8 @@ func (a *API) findRemoteConnection(r *http.Request, s *session) (remoteConnectio
 }
 
 func (a *API) findConnection(r *http.Request, s *session) (broker.ConnInfo, error) {
-	name := pathValue(r, "name")
-	for _, c := range a.connections(s) {
-		if c.Name == name {
+	if a.opts.Connections != nil {
+		if c, ok := a.localConnection(pathValue(r, "name")); ok && (s.seesAll() || c.User == s.user.Name) {
 			return c, nil
 		}
 	}
