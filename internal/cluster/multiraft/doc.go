@@ -6,11 +6,13 @@
 // it: one ticker ticks every group's clock; messages from the transport
 // are stepped into their group as they arrive; proposals are handed to the
 // group at once. None of that does I/O. A group that has something to do
-// (a Ready) is put on the dirty list, and the round loop hands the dirty
-// groups to a pool of workers as they come (16, or 4 per GOMAXPROCS; a
-// worker spends most of its time in fsync). A group is with one worker at
-// a time; work that arrives meanwhile sends it round again afterwards. For
-// each group's Ready a worker, in the order Raft requires:
+// (a Ready) is put on the dirty list, and a pool of workers (16, or 4 per
+// GOMAXPROCS; a worker spends most of its time in fsync) takes the dirty
+// groups from it, oldest first: an idle worker is signalled, a busy one
+// takes the next group itself when it is done, so no dispatcher stands
+// between a message and its Ready. A group is with one worker at a time;
+// work that arrives meanwhile sends it round again afterwards. For each
+// group's Ready a worker, in the order Raft requires:
 //
 //  1. sends a leader's appends and heartbeats at once, so that the
 //     followers' fsyncs overlap its own (Raft thesis 10.2.1);

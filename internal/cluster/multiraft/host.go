@@ -121,11 +121,16 @@ type Host struct {
 	mu     sync.RWMutex // guards groups
 	groups map[cluster.GroupID]*group
 
-	schedMu sync.Mutex // guards dirty and the groups' queued and running flags
-	dirty   []*group
-	wake    chan struct{} // capacity 1: the dirty list has work
-
-	work chan *group
+	schedMu sync.Mutex // guards dirty, idle and the groups' queued and running flags
+	// dirty[head:]: the groups with work to do and no worker, oldest
+	// first.
+	dirty []*group
+	head  int
+	// idle: workers waiting for work and not yet signalled. A group put
+	// on the dirty list signals one of them (signal has room for every
+	// worker); a busy worker takes the next group itself when it is done.
+	idle   int
+	signal chan struct{}
 
 	started   atomic.Bool
 	closed    atomic.Bool
@@ -201,8 +206,7 @@ func New(opts Options) *Host {
 		logger: logger,
 		rlog:   raftLogger{logger},
 		groups: make(map[cluster.GroupID]*group),
-		wake:   make(chan struct{}, 1),
-		work:   make(chan *group),
+		signal: make(chan struct{}, opts.Workers),
 		stop:   make(chan struct{}),
 	}
 	h.quiet.init()
@@ -217,17 +221,16 @@ func New(opts Options) *Host {
 // NodeID returns this node's id.
 func (h *Host) NodeID() cluster.NodeID { return h.id }
 
-// Start starts the ticker, the round loop and the workers.
+// Start starts the ticker and the workers.
 func (h *Host) Start() {
 	if h.started.Swap(true) {
 		return
 	}
+	h.loopsDone.Add(1 + h.opts.Workers)
 	for range h.opts.Workers {
 		go h.worker()
 	}
-	h.loopsDone.Add(2)
 	go h.tickLoop()
-	go h.roundLoop()
 }
 
 // Close stops the host. Groups stop where they are; their storage and
@@ -238,9 +241,6 @@ func (h *Host) Close() {
 	}
 	close(h.stop)
 	h.loopsDone.Wait()
-	if h.started.Load() {
-		close(h.work)
-	}
 	h.mu.Lock()
 	for _, g := range h.groups {
 		g.mu.Lock()
@@ -467,24 +467,27 @@ func (h *Host) Campaign(id cluster.GroupID) error {
 	return h.withRaft(id, true, func(rn *raft.RawNode) error { return rn.Campaign() })
 }
 
-// schedule puts g on the dirty list, once; a group a worker has goes
-// there again when the worker is done with it.
+// schedule puts g on the dirty list, once, and signals an idle worker if
+// there is one; a group a worker has goes there again when the worker is
+// done with it.
 func (h *Host) schedule(g *group) {
 	h.schedMu.Lock()
-	if !g.queued {
-		g.queued = true
-		if !g.running {
-			h.dirty = append(h.dirty, g)
+	if g.queued {
+		h.schedMu.Unlock()
+		return
+	}
+	g.queued = true
+	signal := false
+	if !g.running {
+		h.dirty = append(h.dirty, g)
+		if h.idle > 0 {
+			h.idle--
+			signal = true
 		}
 	}
 	h.schedMu.Unlock()
-	h.poke()
-}
-
-func (h *Host) poke() {
-	select {
-	case h.wake <- struct{}{}:
-	default:
+	if signal {
+		h.signal <- struct{}{} // never blocks: room for every worker
 	}
 }
 
@@ -530,48 +533,51 @@ func (h *Host) tickLoop() {
 	}
 }
 
-// roundLoop hands the groups with work to the workers as they come: a
-// group's Ready does not wait for other groups' fsyncs, and its messages
-// leave as soon as its own Save is done.
-func (h *Host) roundLoop() {
+// worker handles the dirty groups' Readies, oldest first, as long as
+// there are any, then waits for a signal. A group's Ready does not wait for
+// other groups' fsyncs, and its messages leave as soon as its own Save is
+// done. Workers take groups from the list themselves: no dispatcher
+// goroutine stands between a message or proposal and the Ready it makes.
+func (h *Host) worker() {
 	defer h.loopsDone.Done()
-	var gs []*group
 	for {
-		select {
-		case <-h.stop:
-			return
-		case <-h.wake:
-		}
 		h.schedMu.Lock()
-		gs, h.dirty = h.dirty, gs[:0]
-		for _, g := range gs {
-			g.queued = false
-			g.running = true
-		}
-		h.schedMu.Unlock()
-		for _, g := range gs {
+		for h.head == len(h.dirty) {
+			h.idle++
+			h.schedMu.Unlock()
 			select {
-			case h.work <- g:
+			case <-h.signal:
 			case <-h.stop:
 				return
 			}
+			h.schedMu.Lock()
 		}
-		clear(gs)
-	}
-}
+		g := h.dirty[h.head]
+		h.dirty[h.head] = nil
+		h.head++
+		if h.head == len(h.dirty) {
+			h.dirty, h.head = h.dirty[:0], 0
+		} else if h.head >= 1024 && h.head > len(h.dirty)/2 {
+			n := copy(h.dirty, h.dirty[h.head:])
+			clear(h.dirty[n:])
+			h.dirty, h.head = h.dirty[:n], 0
+		}
+		g.queued = false
+		g.running = true
+		h.schedMu.Unlock()
 
-func (h *Host) worker() {
-	for g := range h.work {
 		h.handleReady(g)
+
 		h.schedMu.Lock()
 		g.running = false
-		again := g.queued
-		if again {
-			h.dirty = append(h.dirty, g)
+		if g.queued {
+			h.dirty = append(h.dirty, g) // this worker, or another, takes it next
 		}
 		h.schedMu.Unlock()
-		if again {
-			h.poke()
+		select {
+		case <-h.stop:
+			return
+		default:
 		}
 	}
 }
