@@ -855,7 +855,9 @@ func TestClusterQuorumExclusiveConsumer(t *testing.T) {
 // TestClusterConnectionsListed: /api/connections on any node of a cluster
 // lists the AMQP connections of every node, each with the node it is on,
 // as RabbitMQ's does (rabbitmqadmin list connections); a vhost's list
-// (/api/vhosts/{vhost}/connections) likewise.
+// (/api/vhosts/{vhost}/connections) likewise. Any node shows, closes and
+// counts (message_stats) a connection or channel of any node, and lists
+// every node's consumers.
 func TestClusterConnectionsListed(t *testing.T) {
 	nodes := startQuorumCluster(t)
 	names := map[uint64]string{}
@@ -949,6 +951,73 @@ func TestClusterConnectionsListed(t *testing.T) {
 	}
 	if code, _ := nodes[0].httpDo(t, "guest", "guest", "GET", "/api/connections/"+url.PathEscape("no such connection"), nil); code != 404 {
 		t.Fatalf("an unknown connection: %d, want 404", code)
+	}
+
+	// Message stats and consumers of every node, through any node:
+	// client-of-k publishes 5k messages on its channel and consumes from a
+	// queue of its own with the tag "tag-k".
+	for k, c := range clients {
+		ch, err := c.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := fmt.Sprintf("stats-q-%d", k+1)
+		if _, err := ch.QueueDeclare(q, false, true, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		for range 5 * (k + 1) {
+			if err := ch.Publish("", q, false, false, amqp.Publishing{Body: []byte("m")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := ch.Consume(q, fmt.Sprintf("tag-%d", k+1), false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishes := func(m map[string]any) float64 {
+		st, _ := m["message_stats"].(map[string]any)
+		n, _ := st["publish"].(float64)
+		return n
+	}
+	for i, b := range nodes {
+		for k := 1; k <= 3; k++ {
+			name := connName[fmt.Sprintf("client-of-%d", k)]
+			waitFor(t, 20*time.Second, fmt.Sprintf("node %d to show %d publishes of %s and of its channel", i+1, 5*k, name), func() bool {
+				code, body := b.httpDo(t, "guest", "guest", "GET", "/api/connections/"+url.PathEscape(name)+"?msg_rates_age=60&msg_rates_incr=5", nil)
+				var c map[string]any
+				if code != 200 || json.Unmarshal(body, &c) != nil || publishes(c) != float64(5*k) {
+					return false
+				}
+				if st, _ := c["message_stats"].(map[string]any); st["publish_details"] == nil {
+					return false
+				}
+				code, body = b.httpDo(t, "guest", "guest", "GET", "/api/channels/"+url.PathEscape(name+" (2)"), nil)
+				var ch map[string]any
+				return code == 200 && json.Unmarshal(body, &ch) == nil && publishes(ch) == float64(5*k)
+			})
+		}
+		waitFor(t, 20*time.Second, fmt.Sprintf("/api/consumers on node %d to list the three consumers with their nodes", i+1), func() bool {
+			code, body := b.httpDo(t, "guest", "guest", "GET", "/api/consumers", nil)
+			var cs []struct {
+				Tag string `json:"consumer_tag"`
+				Ch  struct {
+					Node string `json:"node"`
+				} `json:"channel_details"`
+			}
+			if code != 200 || json.Unmarshal(body, &cs) != nil {
+				return false
+			}
+			seen := map[string]string{}
+			for _, c := range cs {
+				seen[c.Tag] = c.Ch.Node
+			}
+			for k := 1; k <= 3; k++ {
+				if seen[fmt.Sprintf("tag-%d", k)] != names[uint64(k)] {
+					return false
+				}
+			}
+			return true
+		})
 	}
 
 	// Closing client-of-3's connection through node 1: node 3 closes it

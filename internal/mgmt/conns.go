@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -79,23 +80,22 @@ func (a *API) listConnections(r *http.Request, s *session) (any, error) {
 	out := []map[string]any{}
 	for _, c := range a.connections(s) {
 		if vh == "" || c.Vhost == vh {
-			m := a.connectionJSON(c)
-			m["message_stats"] = a.connStats(c, w)
-			out = append(out, m)
+			out = append(out, a.withConnStats(c, w))
 		}
 	}
 	// On a cluster, the other nodes' connections too (each with its
 	// "node"), as RabbitMQ lists them.
-	return append(out, a.remoteList(nodeInfoConnections, s, vh)...), nil
+	return append(out, a.remoteList(nodeInfoConnections, r, s, vh)...), nil
 }
 
 // remoteList gathers the other nodes' answers to a question of kind
-// ("connections", "channels": lists of objects with a user and a vhost)
-// on a cluster, keeping what s may see in vhost vh (or all); a node that
-// does not answer within remoteInfoTimeout is left out.
-func (a *API) remoteList(kind string, s *session, vh string) []map[string]any {
+// ("connections", "channels": lists of objects with a user and a vhost;
+// asked with r's rate windows) on a cluster, keeping what s may see in
+// vhost vh (or all); a node that does not answer within
+// remoteInfoTimeout is left out.
+func (a *API) remoteList(kind string, r *http.Request, s *session, vh string) []map[string]any {
 	var out []map[string]any
-	for _, ans := range a.opts.Router.GatherNodeInfo(kind, remoteInfoTimeout) {
+	for _, ans := range a.opts.Router.GatherNodeInfo(kind+"\x00"+r.URL.RawQuery, remoteInfoTimeout) {
 		var items []map[string]any
 		if ans.Err != nil || json.Unmarshal(ans.Body, &items) != nil {
 			continue
@@ -113,13 +113,18 @@ func (a *API) remoteList(kind string, s *session, vh string) []map[string]any {
 
 // Questions other nodes' management APIs ask this one (broker.Router.
 // GatherNodeInfo, AskNodeInfo), and how long an answer is waited for. A
-// question is its kind, then its arguments, each after a NUL:
-//   - "connections": this node's AMQP connections, as /api/connections
-//     lists them (without message rates);
-//   - "channels": the channels of this node's connections, as
-//     /api/channels lists them (without message rates);
-//   - "connection", name: that connection and its channels, as
-//     {"connection": ..., "channels": [...]}, if it is on this node;
+// question is its kind, then its arguments, each after a NUL; query is
+// the asking request's query string, for its rate windows (msg_rates_age
+// and msg_rates_incr):
+//   - "connections", query: this node's AMQP connections, as
+//     /api/connections lists them, with their message_stats;
+//   - "channels", query: the channels of this node's connections, as
+//     /api/channels lists them, with their message_stats;
+//   - "consumers": the consumers on this node's channels, as
+//     /api/consumers lists them;
+//   - "connection", name, query: that connection and its channels, as
+//     {"connection": ..., "channels": [...]}, with their message_stats,
+//     if it is on this node;
 //   - "close-connection", name, reason: closes it (320, reason), answering
 //     {"closed": true}, if it is on this node.
 //
@@ -128,6 +133,7 @@ func (a *API) remoteList(kind string, s *session, vh string) []map[string]any {
 const (
 	nodeInfoConnections     = "connections"
 	nodeInfoChannels        = "channels"
+	nodeInfoConsumers       = "consumers"
 	nodeInfoConnection      = "connection"
 	nodeInfoCloseConnection = "close-connection"
 	remoteInfoTimeout       = 3 * time.Second
@@ -140,23 +146,29 @@ func (a *API) nodeInfo(question string) []byte {
 	var out any
 	switch kind {
 	case nodeInfoConnections:
+		w := a.askedWindows(args)
 		cs := []map[string]any{}
 		for _, c := range a.opts.Connections.List() {
-			cs = append(cs, a.connectionJSON(c))
+			cs = append(cs, a.withConnStats(c, w))
 		}
 		out = cs
 	case nodeInfoChannels:
+		w := a.askedWindows(args)
 		chans := []map[string]any{}
 		for _, c := range a.opts.Connections.List() {
-			chans = a.appendChannelsJSON(chans, c)
+			chans = a.appendChannelsJSON(chans, c, w)
 		}
 		out = chans
+	case nodeInfoConsumers:
+		out = a.consumersJSON(func(string) bool { return true })
 	case nodeInfoConnection:
-		c, ok := a.localConnection(args)
+		name, query, _ := strings.Cut(args, "\x00")
+		c, ok := a.localConnection(name)
 		if !ok {
 			return nil
 		}
-		out = remoteConnection{Conn: a.connectionJSON(c), Channels: a.appendChannelsJSON([]map[string]any{}, c)}
+		w := a.askedWindows(query)
+		out = remoteConnection{Conn: a.withConnStats(c, w), Channels: a.appendChannelsJSON([]map[string]any{}, c, w)}
 	case nodeInfoCloseConnection:
 		name, reason, _ := strings.Cut(args, "\x00")
 		if !a.opts.Connections.Close(name, reason) {
@@ -173,11 +185,30 @@ func (a *API) nodeInfo(question string) []byte {
 	return b
 }
 
-// appendChannelsJSON appends c's channels as another node shows them
-// (without message rates).
-func (a *API) appendChannelsJSON(out []map[string]any, c broker.ConnInfo) []map[string]any {
+// askedWindows are the rate windows of another node's question: those of
+// its request's query, or none if they are not valid (that node checked
+// them before it asked).
+func (a *API) askedWindows(query string) rateWindows {
+	w, err := a.windows(&http.Request{URL: &url.URL{RawQuery: query}})
+	if err != nil {
+		return rateWindows{}
+	}
+	return w
+}
+
+// withConnStats is c as /api/connections shows it, with its message_stats
+// over windows w.
+func (a *API) withConnStats(c broker.ConnInfo, w rateWindows) map[string]any {
+	m := a.connectionJSON(c)
+	m["message_stats"] = a.connStats(c, w)
+	return m
+}
+
+// appendChannelsJSON appends c's channels with their message_stats over
+// windows w.
+func (a *API) appendChannelsJSON(out []map[string]any, c broker.ConnInfo, w rateWindows) []map[string]any {
 	for _, ch := range c.Channels {
-		out = append(out, a.channelJSON(c, ch))
+		out = append(out, a.withChannelStats(c, ch, w))
 	}
 	return out
 }
@@ -205,7 +236,7 @@ func (a *API) findRemoteConnection(r *http.Request, s *session) (remoteConnectio
 	if name == "" || strings.Contains(name, "\x00") {
 		return remoteConnection{}, notFound()
 	}
-	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoConnection+"\x00"+name, remoteInfoTimeout) {
+	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoConnection+"\x00"+name+"\x00"+r.URL.RawQuery, remoteInfoTimeout) {
 		var rc remoteConnection
 		if ans.Err != nil || json.Unmarshal(ans.Body, &rc) != nil || rc.Conn == nil {
 			continue
@@ -229,22 +260,20 @@ func (a *API) findConnection(r *http.Request, s *session) (broker.ConnInfo, erro
 }
 
 func (a *API) getConnection(r *http.Request, s *session) (any, error) {
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	c, err := a.findConnection(r, s)
 	if err != nil {
-		// On a cluster, another node's (without message rates).
+		// On a cluster, another node's.
 		rc, rerr := a.findRemoteConnection(r, s)
 		if rerr != nil {
 			return nil, err
 		}
 		return rc.Conn, nil
 	}
-	w, err := a.windows(r)
-	if err != nil {
-		return nil, err
-	}
-	m := a.connectionJSON(c)
-	m["message_stats"] = a.connStats(c, w)
-	return m, nil
+	return a.withConnStats(c, w), nil
 }
 
 // closeConnection closes a connection with 320 CONNECTION_FORCED; the
@@ -282,6 +311,10 @@ func (a *API) closeConnection(r *http.Request, s *session) (any, error) {
 }
 
 func (a *API) connectionChannels(r *http.Request, s *session) (any, error) {
+	w, err := a.windows(r)
+	if err != nil {
+		return nil, err
+	}
 	c, err := a.findConnection(r, s)
 	if err != nil {
 		rc, rerr := a.findRemoteConnection(r, s)
@@ -290,15 +323,7 @@ func (a *API) connectionChannels(r *http.Request, s *session) (any, error) {
 		}
 		return rc.Channels, nil
 	}
-	w, err := a.windows(r)
-	if err != nil {
-		return nil, err
-	}
-	out := []map[string]any{}
-	for _, ch := range c.Channels {
-		out = append(out, a.withChannelStats(c, ch, w))
-	}
-	return out, nil
+	return a.appendChannelsJSON([]map[string]any{}, c, w), nil
 }
 
 func (a *API) listChannels(r *http.Request, s *session) (any, error) {
@@ -317,17 +342,9 @@ func (a *API) listChannels(r *http.Request, s *session) (any, error) {
 		if vh != "" && c.Vhost != vh {
 			continue
 		}
-		for _, ch := range c.Channels {
-			out = append(out, a.withChannelStats(c, ch, w))
-		}
+		out = a.appendChannelsJSON(out, c, w)
 	}
-	return append(out, a.remoteChannels(s, vh)...), nil
-}
-
-// remoteChannels are the channels of the other nodes' connections that s
-// may see (in vhost vh, or all), on a cluster.
-func (a *API) remoteChannels(s *session, vh string) []map[string]any {
-	return a.remoteList(nodeInfoChannels, s, vh)
+	return append(out, a.remoteList(nodeInfoChannels, r, s, vh)...), nil
 }
 
 func (a *API) getChannel(r *http.Request, s *session) (any, error) {
@@ -343,7 +360,7 @@ func (a *API) getChannel(r *http.Request, s *session) (any, error) {
 			}
 		}
 	}
-	for _, m := range a.remoteChannels(s, "") {
+	for _, m := range a.remoteList(nodeInfoChannels, r, s, "") {
 		if m["name"] == name {
 			return m, nil
 		}
@@ -352,7 +369,8 @@ func (a *API) getChannel(r *http.Request, s *session) (any, error) {
 }
 
 // listConsumers lists consumers in the visible vhosts (or one vhost). A
-// management user sees every consumer in its vhosts, as in RabbitMQ.
+// management user sees every consumer in its vhosts, as in RabbitMQ; on a
+// cluster, those on the other nodes' channels too.
 func (a *API) listConsumers(r *http.Request, s *session) (any, error) {
 	vhs, err := s.vhostsOf(r)
 	if err != nil {
@@ -362,12 +380,32 @@ func (a *API) listConsumers(r *http.Request, s *session) (any, error) {
 	for _, vh := range vhs {
 		keep[vh] = true
 	}
+	out := a.consumersJSON(func(vh string) bool { return keep[vh] })
+	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoConsumers, remoteInfoTimeout) {
+		var items []map[string]any
+		if ans.Err != nil || json.Unmarshal(ans.Body, &items) != nil {
+			continue
+		}
+		for _, m := range items {
+			if q, _ := m["queue"].(map[string]any); q != nil {
+				if vh, _ := q["vhost"].(string); keep[vh] {
+					out = append(out, m)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// consumersJSON lists the consumers on this node's channels in the vhosts
+// keep accepts, as /api/consumers shows them.
+func (a *API) consumersJSON(keep func(vhost string) bool) []map[string]any {
 	out := []map[string]any{}
 	if a.opts.Connections == nil {
-		return out, nil
+		return out
 	}
 	for _, c := range a.opts.Connections.List() {
-		if !keep[c.Vhost] {
+		if !keep(c.Vhost) {
 			continue
 		}
 		for _, ch := range c.Channels {
@@ -384,5 +422,5 @@ func (a *API) listConsumers(r *http.Request, s *session) (any, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
