@@ -856,8 +856,8 @@ func TestClusterQuorumExclusiveConsumer(t *testing.T) {
 // lists the AMQP connections of every node, each with the node it is on,
 // as RabbitMQ's does (rabbitmqadmin list connections); a vhost's list
 // (/api/vhosts/{vhost}/connections) likewise. Any node shows, closes and
-// counts (message_stats) a connection or channel of any node, and lists
-// every node's consumers.
+// counts (message_stats) a connection or channel of any node, lists every
+// node's consumers, and counts every node's in its overview.
 func TestClusterConnectionsListed(t *testing.T) {
 	nodes := startQuorumCluster(t)
 	names := map[uint64]string{}
@@ -1017,6 +1017,22 @@ func TestClusterConnectionsListed(t *testing.T) {
 				}
 			}
 			return true
+		})
+	}
+	// /api/overview on any node counts every node's connections, channels
+	// and publishes (5 + 10 + 15), as RabbitMQ's does.
+	for i, b := range nodes {
+		waitFor(t, 20*time.Second, fmt.Sprintf("/api/overview on node %d to count 3 connections, 6 channels and 30 publishes", i+1), func() bool {
+			code, body := b.httpDo(t, "guest", "guest", "GET", "/api/overview?msg_rates_age=60&msg_rates_incr=5", nil)
+			var o struct {
+				Totals map[string]float64 `json:"object_totals"`
+				Stats  map[string]any     `json:"message_stats"`
+			}
+			if code != 200 || json.Unmarshal(body, &o) != nil {
+				return false
+			}
+			d, _ := o.Stats["publish_details"].(map[string]any)
+			return o.Totals["connections"] == 3 && o.Totals["channels"] == 6 && publishes(map[string]any{"message_stats": o.Stats}) == 30 && d != nil
 		})
 	}
 

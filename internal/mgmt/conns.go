@@ -122,6 +122,8 @@ func (a *API) remoteList(kind string, r *http.Request, s *session, vh string) []
 //     /api/channels lists them, with their message_stats;
 //   - "consumers": the consumers on this node's channels, as
 //     /api/consumers lists them;
+//   - "overview", a JSON overviewQuestion: this node's part of
+//     /api/overview (overview_cluster.go);
 //   - "connection", name, query: that connection and its channels, as
 //     {"connection": ..., "channels": [...]}, with their message_stats,
 //     if it is on this node;
@@ -134,6 +136,7 @@ const (
 	nodeInfoConnections     = "connections"
 	nodeInfoChannels        = "channels"
 	nodeInfoConsumers       = "consumers"
+	nodeInfoOverview        = "overview"
 	nodeInfoConnection      = "connection"
 	nodeInfoCloseConnection = "close-connection"
 	remoteInfoTimeout       = 3 * time.Second
@@ -161,6 +164,10 @@ func (a *API) nodeInfo(question string) []byte {
 		out = chans
 	case nodeInfoConsumers:
 		out = a.consumersJSON(func(string) bool { return true })
+	case nodeInfoOverview:
+		if out = a.nodeOverview(args); out == nil {
+			return nil
+		}
 	case nodeInfoConnection:
 		name, query, _ := strings.Cut(args, "\x00")
 		c, ok := a.localConnection(name)

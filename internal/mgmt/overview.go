@@ -86,6 +86,7 @@ func (a *API) overview(r *http.Request, s *session) (any, error) {
 	for k, v := range lengths {
 		out["queue_totals"].(map[string]any)[k] = v
 	}
+	a.addRemoteOverview(out, r, s)
 	if a.opts.Kafka != nil && s.seesAll() {
 		out["kafka_totals"] = map[string]any{"topics": len(a.opts.Kafka.Topics())}
 	}
