@@ -233,8 +233,9 @@ func (h *Host) Start() {
 	go h.tickLoop()
 }
 
-// Close stops the host. Groups stop where they are; their storage and
-// state machines belong to their owners, who close them after.
+// Close stops the host. Groups stop where they are: Close waits for the
+// Readies being handled, no other starts. Their storage and state machines
+// belong to their owners, who close them after.
 func (h *Host) Close() {
 	if h.closed.Swap(true) {
 		return
