@@ -543,7 +543,7 @@ func (h *Host) worker() {
 	defer h.loopsDone.Done()
 	for {
 		h.schedMu.Lock()
-		for h.head == len(h.dirty) {
+		for h.head == len(h.dirty) && !h.closed.Load() {
 			h.idle++
 			h.schedMu.Unlock()
 			select {
@@ -552,6 +552,10 @@ func (h *Host) worker() {
 				return
 			}
 			h.schedMu.Lock()
+		}
+		if h.closed.Load() {
+			h.schedMu.Unlock()
+			return // no Ready starts once Close has begun
 		}
 		g := h.dirty[h.head]
 		h.dirty[h.head] = nil
@@ -575,11 +579,6 @@ func (h *Host) worker() {
 			h.dirty = append(h.dirty, g) // this worker, or another, takes it next
 		}
 		h.schedMu.Unlock()
-		select {
-		case <-h.stop:
-			return
-		default:
-		}
 	}
 }
 
