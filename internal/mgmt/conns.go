@@ -94,16 +94,25 @@ func (a *API) listConnections(r *http.Request, s *session) (any, error) {
 // vhost vh (or all); a node that does not answer within
 // remoteInfoTimeout is left out.
 func (a *API) remoteList(kind string, r *http.Request, s *session, vh string) []map[string]any {
+	return a.remoteItems(kind+"\x00"+r.URL.RawQuery, func(m map[string]any) bool {
+		user, _ := m["user"].(string)
+		ivh, _ := m["vhost"].(string)
+		return (s.seesAll() || user == s.user.Name) && (vh == "" || ivh == vh)
+	})
+}
+
+// remoteItems asks the other nodes a question whose answer is a list of
+// objects, and gathers those keep accepts; a node that does not answer
+// within remoteInfoTimeout is left out.
+func (a *API) remoteItems(question string, keep func(map[string]any) bool) []map[string]any {
 	var out []map[string]any
-	for _, ans := range a.opts.Router.GatherNodeInfo(kind+"\x00"+r.URL.RawQuery, remoteInfoTimeout) {
+	for _, ans := range a.opts.Router.GatherNodeInfo(question, remoteInfoTimeout) {
 		var items []map[string]any
 		if ans.Err != nil || json.Unmarshal(ans.Body, &items) != nil {
 			continue
 		}
 		for _, m := range items {
-			user, _ := m["user"].(string)
-			ivh, _ := m["vhost"].(string)
-			if (s.seesAll() || user == s.user.Name) && (vh == "" || ivh == vh) {
+			if keep(m) {
 				out = append(out, m)
 			}
 		}
@@ -388,20 +397,11 @@ func (a *API) listConsumers(r *http.Request, s *session) (any, error) {
 		keep[vh] = true
 	}
 	out := a.consumersJSON(func(vh string) bool { return keep[vh] })
-	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoConsumers, remoteInfoTimeout) {
-		var items []map[string]any
-		if ans.Err != nil || json.Unmarshal(ans.Body, &items) != nil {
-			continue
-		}
-		for _, m := range items {
-			if q, _ := m["queue"].(map[string]any); q != nil {
-				if vh, _ := q["vhost"].(string); keep[vh] {
-					out = append(out, m)
-				}
-			}
-		}
-	}
-	return out, nil
+	return append(out, a.remoteItems(nodeInfoConsumers, func(m map[string]any) bool {
+		q, _ := m["queue"].(map[string]any)
+		vh, _ := q["vhost"].(string)
+		return keep[vh]
+	})...), nil
 }
 
 // consumersJSON lists the consumers on this node's channels in the vhosts
