@@ -100,13 +100,16 @@ type ReplicationOptions struct {
 }
 
 // replicated reports whether partition i of tp is replicated through Raft
-// on this node: in a cluster, held here and placed on more than one node.
-// A partition of one replica stays a plain log: Raft over one voter would
-// add a second write and nothing else, since its data lives on one node
-// whatever the protocol.
+// on this node: in a cluster, held here and placed on more than one node,
+// or a quorum queue's log whatever its members. A Kafka partition of one
+// replica stays a plain log: Raft over one voter would add a second write
+// and nothing else, since its data lives on one node whatever the
+// protocol. A quorum queue's log is a Raft group even with one member, as
+// in RabbitMQ, so that members can be added to it (and the last but one
+// removed) through the group's configuration.
 func (b *Broker) replicated(tp *Topic, i int32) bool {
 	return b.opts.Replication.Host != nil && b.opts.NodeID != 0 && tp.Replicas != nil &&
-		int(i) < len(tp.Replicas) && len(tp.Replicas[i]) > 1 && b.holds(tp, i)
+		int(i) < len(tp.Replicas) && (len(tp.Replicas[i]) > 1 || isQuorumTopic(tp.Name)) && b.holds(tp, i)
 }
 
 // partitionGroup is the Raft group id of partition i of a topic: a hash

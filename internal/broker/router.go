@@ -920,10 +920,10 @@ func (r *Router) createQueue(v *vhost, d QueueDecl, args []byte) (QueueInfo, err
 	if r.opts.Clustered {
 		def.Node = r.opts.NodeID
 		if t, _ := stringArg(d.Arguments["x-queue-type"]); t == QueueTypeQuorum {
-			if members := r.quorumPlacement(d.Arguments); len(members) > 1 {
+			if members := r.quorumPlacement(d.Arguments); len(members) > 0 {
 				return r.createQuorumQueue(v, d, args, members)
 			}
-			r.log.Warn("quorum queue declared with one member: it is not replicated, and lives on this node only (docs/clustering.md, Quorum queues)",
+			r.log.Warn("quorum queue declared before this node is registered in the cluster: it is a classic queue on this node (docs/clustering.md, Quorum queues)",
 				"vhost", v.name, "queue", d.Name)
 		}
 	}

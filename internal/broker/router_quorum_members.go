@@ -32,9 +32,9 @@ var (
 	ErrNotQuorumQueue = newError(KindInvalid, "broker: not a quorum queue")
 	// ErrMembersMoving: a change of the queue's members is still under way.
 	ErrMembersMoving = newError(KindConflict, "broker: a change of the quorum queue's members is under way")
-	// ErrTooFewMembers: the change would leave fewer than two members
-	// (a queue of one member is not replicated here, so a queue keeps two).
-	ErrTooFewMembers = newError(KindConflict, "broker: a quorum queue keeps at least two members")
+	// ErrTooFewMembers: the change would remove the queue's last member
+	// (RabbitMQ's last_member).
+	ErrTooFewMembers = newError(KindConflict, "broker: the last member of a quorum queue cannot be removed")
 	// ErrNotQuorumStrategy: a grow's strategy is neither all nor even.
 	ErrNotQuorumStrategy = newError(KindInvalid, "broker: unknown strategy")
 )
@@ -74,13 +74,13 @@ func withMember(cur []int32, node uint64) ([]int32, error) {
 	return append(slices.Clone(cur), int32(node)), nil
 }
 
-// withoutMember is cur without node, which keeps two members at least.
+// withoutMember is cur without node, which keeps one member at least.
 func withoutMember(cur []int32, node uint64) ([]int32, error) {
 	i := slices.Index(cur, int32(node))
 	if i < 0 {
 		return nil, ErrNotMember
 	}
-	if len(cur) <= 2 {
+	if len(cur) <= 1 {
 		return nil, ErrTooFewMembers
 	}
 	return slices.Delete(slices.Clone(cur), i, i+1), nil
@@ -113,8 +113,8 @@ func (r *Router) GrowQuorumQueues(node uint64, strategy string, vhosts, names *r
 }
 
 // ShrinkQuorumQueues removes node from every quorum queue it is a member
-// of, as rabbitmq-queues shrink does; a queue it would leave with one
-// member is in the results with ErrTooFewMembers.
+// of, as rabbitmq-queues shrink does; a queue whose last member it is
+// is in the results with ErrTooFewMembers.
 func (r *Router) ShrinkQuorumQueues(node uint64) []QuorumMemberResult {
 	var out []QuorumMemberResult
 	for _, q := range r.quorumQueues(nil, nil) {
@@ -195,10 +195,6 @@ func (r *Router) changeQuorumMembers(vh, name string, change func(cur []int32) (
 	target, err := change(cur)
 	if err != nil {
 		return len(cur), err
-	}
-	if len(cur) < 2 {
-		// A queue of one member has no Raft group to add members to.
-		return len(cur), ErrTooFewMembers
 	}
 	if err := b.checkAssignment([][]int32{target}, 1); err != nil {
 		return len(cur), err

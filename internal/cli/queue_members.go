@@ -42,7 +42,8 @@ func newQueueDeleteMemberCmd(f *mgmtFlags) *cobra.Command {
 		Use:   "delete-member QUEUE NODE",
 		Short: "Remove the member (replica) on NODE from a quorum queue",
 		Long: `Remove the member on NODE from quorum queue QUEUE of --vhost. If it leads, it
-hands leadership to another member first. A queue keeps at least two members.`,
+hands leadership to another member first. A queue's last member cannot be
+removed.`,
 		Example: `  sluice queue delete-member orders 1`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -121,7 +122,7 @@ func newQueueShrinkCmd(f *mgmtFlags) *cobra.Command {
 		Short: "Remove the member on NODE from every quorum queue",
 		Long: `Remove NODE's member from every quorum queue it is a member of, as
 rabbitmq-queues shrink does (before taking a node out of the cluster). A queue
-it would leave with one member keeps it and is listed with the reason.`,
+whose last member it is keeps it and is listed with the reason.`,
 		Example: `  sluice queue shrink 2`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {

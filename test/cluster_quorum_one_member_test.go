@@ -1,0 +1,225 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// TestClusterQuorumQueueOfOneMember: a quorum queue declared with one
+// member (x-quorum-initial-group-size 1, as on a cluster being built up)
+// is a quorum queue all the same: it grows onto the other nodes (queue
+// grow, add-member), survives the loss of the node it was declared on
+// once grown, shrinks back to one member, which a restart elects again,
+// and its last member cannot be removed (RabbitMQ's last_member). Through it all, exactly the messages
+// not acked are delivered, in order.
+func TestClusterQuorumQueueOfOneMember(t *testing.T) {
+	nodes := startCluster(t, 3)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, b := range nodes {
+				t.Logf("node %d's log:\n%s", i+1, quorumLogLines(b.Logs()))
+			}
+		}
+	})
+	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	names := map[string]int{} // node name → node number
+	for _, n := range clusterView(t, nodes[0]) {
+		names[n.Name] = int(n.NodeID)
+	}
+	type queueView struct {
+		Type    string   `json:"type"`
+		Leader  string   `json:"leader"`
+		Members []string `json:"members"`
+		Online  []string `json:"online"`
+		Ready   int      `json:"messages_ready"`
+	}
+	view := func(b *broker) (queueView, bool) {
+		code, body := b.httpDo(t, "guest", "guest", "GET", "/api/queues/%2F/single", nil)
+		var q queueView
+		return q, code == 200 && json.Unmarshal(body, &q) == nil
+	}
+	members := func(q queueView) []int {
+		var ids []int
+		for _, m := range q.Members {
+			ids = append(ids, names[m])
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	waitMembers := func(b *broker, want []int) {
+		t.Helper()
+		var last queueView
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("last seen: %+v", last)
+			}
+		})
+		waitFor(t, 60*time.Second, fmt.Sprintf("the queue's members %v, all online, with a leader among them", want), func() bool {
+			q, ok := view(b)
+			last = q
+			return ok && slices.Equal(members(q), want) && len(q.Online) == len(want) && slices.Contains(want, names[q.Leader])
+		})
+		t.Logf("members %v, online %v, leader %s", last.Members, last.Online, last.Leader)
+	}
+
+	c1 := nodes[0].dial(t)
+	ch1, err := c1.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := amqp.Table{"x-queue-type": "quorum", "x-quorum-initial-group-size": int32(1)}
+	if _, err := ch1.QueueDeclare("single", true, false, false, false, args); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(nodes[0], []int{1})
+	if q, _ := view(nodes[0]); q.Type != "quorum" {
+		t.Fatalf("a queue declared with one member is of type %q, want quorum", q.Type)
+	}
+
+	// 300 messages confirmed, published through node 2 (forwarded to the
+	// queue's only member); the first 100 consumed and acked through node 1.
+	c2 := nodes[1].dial(t)
+	ch2, err := c2.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForQueue(t, c2, "single")
+	if err := ch2.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	const n, acked = 300, 100
+	body := func(i int) string { return fmt.Sprintf("m-%04d", i) }
+	var dcs []*amqp.DeferredConfirmation
+	for i := range n {
+		dc, err := ch2.PublishWithDeferredConfirm("", "single", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(body(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dcs = append(dcs, dc)
+	}
+	for i, dc := range dcs {
+		if !dc.Wait() {
+			t.Fatalf("message %d nacked by a queue whose one member is up", i)
+		}
+	}
+	cch, err := c1.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cch.Qos(acked, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := cch.Consume("single", "first", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range acked {
+		select {
+		case d := <-ds:
+			if string(d.Body) != body(i) {
+				t.Fatalf("delivery %d is %q, want %q", i, d.Body, body(i))
+			}
+			if err := d.Ack(false); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d messages delivered", i, acked)
+		}
+	}
+	if err := cch.Cancel("first", false); err != nil {
+		t.Fatal(err)
+	}
+	cch.Close()
+	waitFor(t, 20*time.Second, fmt.Sprintf("%d messages ready", n-acked), func() bool {
+		q, ok := view(nodes[0])
+		return ok && q.Ready == n-acked
+	})
+
+	// Grown onto nodes 2 and 3, as rabbitmq-queues grow and add_member do.
+	step := func(what string, args ...string) {
+		t.Helper()
+		var last string
+		waitFor(t, 60*time.Second, what, func() bool {
+			out, errOut, err := adminCLI(t, nodes[1], nil, args...)
+			last = out + errOut
+			if err == nil && strings.Contains(out, "under way") {
+				return false // grow lists a refusal per queue
+			}
+			return err == nil
+		})
+		t.Logf("%s: %s", what, strings.TrimSpace(last))
+	}
+	step("grow onto node 2", "queue", "grow", "2", "--queue-pattern", "^single$")
+	waitMembers(nodes[1], []int{1, 2})
+	step("add-member 3", "queue", "add-member", "single", "3")
+	waitMembers(nodes[2], []int{1, 2, 3})
+	// The move is listed before it is done: done when adding node 3
+	// again is refused as a member already, no longer as under way.
+	waitFor(t, 60*time.Second, "node 3 a member of the queue's group", func() bool {
+		_, errOut, err := adminCLI(t, nodes[1], nil, "queue", "add-member", "single", "3")
+		return err != nil && strings.Contains(errOut, "already a member")
+	})
+
+	// The node it was declared on lost: the grown members carry on.
+	nodes[0].Kill()
+	step("delete-member 1 (dead)", "queue", "delete-member", "single", "1")
+	step("shrink off node 2", "queue", "shrink", "2")
+	waitMembers(nodes[2], []int{3})
+	if _, errOut, err := adminCLI(t, nodes[2], nil, "queue", "delete-member", "single", "3"); err == nil || !strings.Contains(errOut, "last member") {
+		t.Fatalf("removing the last member: %v %s", err, errOut)
+	}
+
+	// The one member left restarted: its group of one elects it again.
+	nodes[2].Stop()
+	nodes[2].Restart()
+	waitMembers(nodes[2], []int{3})
+
+	// Through node 2, which is no longer a member: exactly the messages
+	// not acked, in order, then one more published to the one member left.
+	ch2b, err := c2.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch2b.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	publishUntilConfirmed(t, ch2b, "single", body(n))
+	want := []string{}
+	for i := acked; i <= n; i++ {
+		want = append(want, body(i))
+	}
+	ds2, err := ch2b.Consume("single", "after", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < len(want) {
+		select {
+		case d := <-ds2:
+			got = append(got, string(d.Body))
+			if err := d.Ack(false); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d messages delivered after the moves", len(got), len(want))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the moves, delivered %v\nwant %v", got, want)
+	}
+	waitFor(t, 20*time.Second, "nothing left in the queue", func() bool {
+		q, ok := view(nodes[2])
+		return ok && q.Ready == 0
+	})
+	select {
+	case d := <-ds2:
+		t.Fatalf("an extra message after the moves: %s", d.Body)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
