@@ -175,10 +175,28 @@ func TestClusterQuorumQueueOfOneMember(t *testing.T) {
 		t.Fatalf("removing the last member: %v %s", err, errOut)
 	}
 
-	// The one member left restarted: its group of one elects it again.
+	// The one member left restarted: its group of one elects it again,
+	// and node 2, no longer a member, lists the leader its member reports.
 	nodes[2].Stop()
 	nodes[2].Restart()
-	waitMembers(nodes[2], []int{3})
+	waitMembers(nodes[1], []int{3})
+	code, listed := nodes[1].httpDo(t, "guest", "guest", "GET", "/api/queues/%2F", nil)
+	var qs []struct {
+		Name   string `json:"name"`
+		Leader string `json:"leader"`
+	}
+	if err := json.Unmarshal(listed, &qs); code != 200 || err != nil {
+		t.Fatalf("listing the queues through node 2: %d %v %s", code, err, listed)
+	}
+	i := slices.IndexFunc(qs, func(q struct {
+		Name   string `json:"name"`
+		Leader string `json:"leader"`
+	}) bool {
+		return q.Name == "single"
+	})
+	if i < 0 || names[qs[i].Leader] != 3 {
+		t.Fatalf("node 2 lists the queues %+v: want 'single' with node 3 as its leader", qs)
+	}
 
 	// Through node 2, which is no longer a member: exactly the messages
 	// not acked, in order, then one more published to the one member left.

@@ -137,7 +137,9 @@ func (a *API) remoteItems(question string, keep func(map[string]any) bool) []map
 //     {"connection": ..., "channels": [...]}, with their message_stats,
 //     if it is on this node;
 //   - "close-connection", name, reason: closes it (320, reason), answering
-//     {"closed": true}, if it is on this node.
+//     {"closed": true}, if it is on this node;
+//   - "quorum-leaders", vhost: the leaders this node knows of that vhost's
+//     quorum queues (quorum_leaders.go).
 //
 // The asking node checks what its user may see and do; the nodes are
 // authenticated to each other (the cluster transport).
@@ -185,6 +187,10 @@ func (a *API) nodeInfo(question string) []byte {
 		}
 		w := a.askedWindows(query)
 		out = remoteConnection{Conn: a.withConnStats(c, w), Channels: a.appendChannelsJSON([]map[string]any{}, c, w)}
+	case nodeInfoQuorumLeaders:
+		if out = a.quorumLeaders(args); out == nil {
+			return nil
+		}
 	case nodeInfoCloseConnection:
 		name, reason, _ := strings.Cut(args, "\x00")
 		if !a.opts.Connections.Close(name, reason) {

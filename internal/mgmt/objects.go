@@ -203,11 +203,13 @@ func (a *API) listQueues(r *http.Request, s *session) (any, error) {
 		if err != nil {
 			continue // deleted meanwhile
 		}
-		for _, q := range qs {
-			m := a.queueJSON(q)
-			a.addQueueStats(m, q, w)
-			out = append(out, m)
+		ms := make([]map[string]any, len(qs))
+		for i, q := range qs {
+			ms[i] = a.queueJSON(q)
+			a.addQueueStats(ms[i], q, w)
 		}
+		a.fillQuorumLeaders(vh, qs, ms)
+		out = append(out, ms...)
 		// On a cluster, the queues living on other nodes too, as
 		// RabbitMQ lists every node's (sorted after this node's).
 		for _, q := range a.opts.Router.RemoteQueueStatuses(vh) {
@@ -237,6 +239,7 @@ func (a *API) getQueue(r *http.Request, s *session) (any, error) {
 	}
 	m := a.queueJSON(q)
 	a.addQueueStats(m, q, w)
+	a.fillQuorumLeaders(vh, []broker.QueueStatus{q}, []map[string]any{m})
 	return m, nil
 }
 
