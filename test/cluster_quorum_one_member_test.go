@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +17,8 @@ import (
 // is a quorum queue all the same: it grows onto the other nodes (queue
 // grow, add-member), survives the loss of the node it was declared on
 // once grown, shrinks back to one member, which a restart elects again,
-// and its last member cannot be removed (RabbitMQ's last_member). Through it all, exactly the messages
+// and its last member cannot be removed (RabbitMQ's last_member); deleted,
+// it leaves nothing behind. Through it all, exactly the messages
 // not acked are delivered, in order.
 func TestClusterQuorumQueueOfOneMember(t *testing.T) {
 	nodes := startCluster(t, 3)
@@ -240,4 +242,17 @@ func TestClusterQuorumQueueOfOneMember(t *testing.T) {
 		t.Fatalf("an extra message after the moves: %s", d.Body)
 	case <-time.After(200 * time.Millisecond):
 	}
+
+	// Deleted through node 2: gone from its one member, files and all.
+	if err := ch2b.Cancel("after", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch2b.QueueDelete("single", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the queue and its log gone from node 3", func() bool {
+		code, _ := nodes[2].httpDo(t, "guest", "guest", "GET", "/api/queues/%2F/single", nil)
+		dirs, _ := filepath.Glob(filepath.Join(nodes[2].DataDir, "topics", "__sluice_quorum_*"))
+		return code == 404 && len(dirs) == 0
+	})
 }
