@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,10 +32,7 @@ func TestClusterQuorumQueueMembers(t *testing.T) {
 		}
 	})
 	waitFor(t, 30*time.Second, "four registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 4 })
-	names := map[string]int{} // node name → node number
-	for _, n := range clusterView(t, nodes[0]) {
-		names[n.Name] = int(n.NodeID)
-	}
+	names := nodeNumbers(t, nodes[0])
 
 	c1 := nodes[0].dial(t)
 	ch, err := c1.Channel()
@@ -47,25 +43,8 @@ func TestClusterQuorumQueueMembers(t *testing.T) {
 	if _, err := ch.QueueDeclare("moving", true, false, false, false, args); err != nil {
 		t.Fatal(err)
 	}
-	type queueView struct {
-		Leader  string   `json:"leader"`
-		Members []string `json:"members"`
-		Online  []string `json:"online"`
-		Ready   int      `json:"messages_ready"`
-	}
-	view := func(b *broker) (queueView, bool) {
-		code, body := b.httpDo(t, "guest", "guest", "GET", "/api/queues/%2F/moving", nil)
-		var q queueView
-		return q, code == 200 && json.Unmarshal(body, &q) == nil
-	}
-	memberIDs := func(q queueView) []int {
-		var ids []int
-		for _, m := range q.Members {
-			ids = append(ids, names[m])
-		}
-		slices.Sort(ids)
-		return ids
-	}
+	view := func(b *broker) (quorumView, bool) { return viewQuorumQueue(t, b, "moving") }
+	memberIDs := func(q quorumView) []int { return q.memberIDs(names) }
 	waitFor(t, 20*time.Second, "the queue on nodes 1 and 2 with a leader", func() bool {
 		q, ok := view(nodes[0])
 		return ok && slices.Equal(memberIDs(q), []int{1, 2}) && q.Leader != ""
@@ -146,19 +125,9 @@ func TestClusterQuorumQueueMembers(t *testing.T) {
 		t.Fatalf("adding an existing member: %v %s", err, errOut)
 	}
 
-	// step runs a member change, again while the one before is under way.
 	step := func(what string, args ...string) {
 		t.Helper()
-		var last string
-		waitFor(t, 60*time.Second, what, func() bool {
-			out, errOut, err := adminCLI(t, nodes[1], nil, args...)
-			last = out + errOut
-			if err == nil && strings.Contains(out, "under way") {
-				return false // grow and shrink list a refusal per queue
-			}
-			return err == nil
-		})
-		t.Logf("%s: %s", what, strings.TrimSpace(last))
+		changeMembers(t, nodes[1], what, args...)
 	}
 	step("add-member 3", "queue", "add-member", "moving", "3")
 	// Three members now (or moving to three): grow --strategy even passes
@@ -169,7 +138,7 @@ func TestClusterQuorumQueueMembers(t *testing.T) {
 	step("grow onto node 4", "queue", "grow", "4", "--queue-pattern", "^moving$")
 	step("delete-member 1", "queue", "delete-member", "moving", "1")
 	step("shrink off node 2", "queue", "shrink", "2")
-	var final queueView
+	var final quorumView
 	waitFor(t, 60*time.Second, "the queue on nodes 3 and 4 only, with a leader among them", func() bool {
 		q, ok := view(nodes[2])
 		final = q

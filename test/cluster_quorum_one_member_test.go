@@ -30,33 +30,11 @@ func TestClusterQuorumQueueOfOneMember(t *testing.T) {
 		}
 	})
 	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
-	names := map[string]int{} // node name → node number
-	for _, n := range clusterView(t, nodes[0]) {
-		names[n.Name] = int(n.NodeID)
-	}
-	type queueView struct {
-		Type    string   `json:"type"`
-		Leader  string   `json:"leader"`
-		Members []string `json:"members"`
-		Online  []string `json:"online"`
-		Ready   int      `json:"messages_ready"`
-	}
-	view := func(b *broker) (queueView, bool) {
-		code, body := b.httpDo(t, "guest", "guest", "GET", "/api/queues/%2F/single", nil)
-		var q queueView
-		return q, code == 200 && json.Unmarshal(body, &q) == nil
-	}
-	members := func(q queueView) []int {
-		var ids []int
-		for _, m := range q.Members {
-			ids = append(ids, names[m])
-		}
-		slices.Sort(ids)
-		return ids
-	}
+	names := nodeNumbers(t, nodes[0])
+	view := func(b *broker) (quorumView, bool) { return viewQuorumQueue(t, b, "single") }
 	waitMembers := func(b *broker, want []int) {
 		t.Helper()
-		var last queueView
+		var last quorumView
 		t.Cleanup(func() {
 			if t.Failed() {
 				t.Logf("last seen: %+v", last)
@@ -65,7 +43,7 @@ func TestClusterQuorumQueueOfOneMember(t *testing.T) {
 		waitFor(t, 60*time.Second, fmt.Sprintf("the queue's members %v, all online, with a leader among them", want), func() bool {
 			q, ok := view(b)
 			last = q
-			return ok && slices.Equal(members(q), want) && len(q.Online) == len(want) && slices.Contains(want, names[q.Leader])
+			return ok && slices.Equal(q.memberIDs(names), want) && len(q.Online) == len(want) && slices.Contains(want, names[q.Leader])
 		})
 		t.Logf("members %v, online %v, leader %s", last.Members, last.Online, last.Leader)
 	}
@@ -146,16 +124,7 @@ func TestClusterQuorumQueueOfOneMember(t *testing.T) {
 	// Grown onto nodes 2 and 3, as rabbitmq-queues grow and add_member do.
 	step := func(what string, args ...string) {
 		t.Helper()
-		var last string
-		waitFor(t, 60*time.Second, what, func() bool {
-			out, errOut, err := adminCLI(t, nodes[1], nil, args...)
-			last = out + errOut
-			if err == nil && strings.Contains(out, "under way") {
-				return false // grow lists a refusal per queue
-			}
-			return err == nil
-		})
-		t.Logf("%s: %s", what, strings.TrimSpace(last))
+		changeMembers(t, nodes[1], what, args...)
 	}
 	step("grow onto node 2", "queue", "grow", "2", "--queue-pattern", "^single$")
 	waitMembers(nodes[1], []int{1, 2})
