@@ -156,18 +156,7 @@ func TestClusterQuorumQueueMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for len(got) < len(want) {
-		select {
-		case d := <-ds4:
-			got = append(got, string(d.Body))
-			if err := d.Ack(false); err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%d of %d messages delivered after the move", len(got), len(want))
-		}
-	}
+	got := consumeAcking(t, ds4, len(want), "after the move")
 	if !slices.Equal(got, want) {
 		for i := range min(len(got), len(want)) {
 			if got[i] != want[i] {

@@ -21,15 +21,7 @@ import (
 // it leaves nothing behind. Through it all, exactly the messages
 // not acked are delivered, in order.
 func TestClusterQuorumQueueOfOneMember(t *testing.T) {
-	nodes := startCluster(t, 3)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, b := range nodes {
-				t.Logf("node %d's log:\n%s", i+1, quorumLogLines(b.Logs()))
-			}
-		}
-	})
-	waitFor(t, 30*time.Second, "three registered nodes", func() bool { return len(clusterView(t, nodes[0])) == 3 })
+	nodes := startQuorumCluster(t)
 	names := nodeNumbers(t, nodes[0])
 	view := func(b *broker) (quorumView, bool) { return viewQuorumQueue(t, b, "single") }
 	waitMembers := func(b *broker, want []int) {
@@ -187,18 +179,7 @@ func TestClusterQuorumQueueOfOneMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for len(got) < len(want) {
-		select {
-		case d := <-ds2:
-			got = append(got, string(d.Body))
-			if err := d.Ack(false); err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%d of %d messages delivered after the moves", len(got), len(want))
-		}
-	}
+	got := consumeAcking(t, ds2, len(want), "after the moves")
 	if !slices.Equal(got, want) {
 		t.Fatalf("after the moves, delivered %v\nwant %v", got, want)
 	}

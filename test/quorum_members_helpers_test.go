@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // quorumView is a quorum queue as /api/queues/{vhost}/{name} shows it.
@@ -60,4 +62,24 @@ func changeMembers(t *testing.T, b *broker, what string, args ...string) {
 		return err == nil
 	})
 	t.Logf("%s: %s", what, strings.TrimSpace(last))
+}
+
+// consumeAcking takes n deliveries from ds, acking each, and returns their
+// bodies; it fails the test when one takes over 30 s (when, for the
+// message).
+func consumeAcking(t *testing.T, ds <-chan amqp.Delivery, n int, when string) []string {
+	t.Helper()
+	var got []string
+	for len(got) < n {
+		select {
+		case d := <-ds:
+			got = append(got, string(d.Body))
+			if err := d.Ack(false); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d messages delivered %s", len(got), n, when)
+		}
+	}
+	return got
 }
