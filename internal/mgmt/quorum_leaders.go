@@ -3,7 +3,6 @@ package mgmt
 import (
 	"encoding/json"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/broker"
@@ -13,8 +12,8 @@ import (
 // tells them); a node that is not a member lists the queue with the
 // leader its members report, as RabbitMQ's management shows a queue's
 // leader through any node. The question is asked only when a listing has
-// such a queue, of its reachable members, and not waited for longer than
-// quorumLeaderTimeout: a listing without the leader beats a slow one.
+// such a queue, and not waited for longer than quorumLeaderTimeout: a
+// listing without the leader beats a slow one.
 const (
 	// nodeInfoQuorumLeaders, vhost: the leaders of that vhost's quorum
 	// queues this node is a member of and knows a leader for, as
@@ -40,40 +39,21 @@ func (a *API) quorumLeaders(vh string) any {
 
 // fillQuorumLeaders sets "leader" (and "node") in ms, the JSON of qs
 // (queues of vhost vh, in the same order), for the quorum queues whose
-// leader this node does not know, from what their reachable members
-// report. A member that reports itself as leader is believed first.
+// leader this node does not know, from what their members report (the
+// other nodes are asked; an unreachable one fails at once, one that does
+// not answer is waited for quorumLeaderTimeout). A member that reports
+// itself as leader is believed first.
 func (a *API) fillQuorumLeaders(vh string, qs []broker.QueueStatus, ms []map[string]any) {
-	ask := map[uint64]bool{}
-	for _, q := range qs {
-		if q.Quorum && q.Leader == 0 {
-			for _, id := range q.Online {
-				ask[id] = true
-			}
-		}
-	}
-	if len(ask) == 0 {
+	if !slices.ContainsFunc(qs, func(q broker.QueueStatus) bool { return q.Quorum && q.Leader == 0 }) {
 		return
 	}
-	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		answers = map[uint64]map[string]uint64{} // asked node → its answer
-	)
-	for id := range ask {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body, err := a.opts.Router.AskNodeInfo(id, nodeInfoQuorumLeaders+"\x00"+vh, quorumLeaderTimeout)
-			var ls map[string]uint64
-			if err != nil || json.Unmarshal(body, &ls) != nil {
-				return
-			}
-			mu.Lock()
-			answers[id] = ls
-			mu.Unlock()
-		}()
+	answers := map[uint64]map[string]uint64{} // node → the leaders it reports
+	for _, ans := range a.opts.Router.GatherNodeInfo(nodeInfoQuorumLeaders+"\x00"+vh, quorumLeaderTimeout) {
+		var ls map[string]uint64
+		if ans.Err == nil && json.Unmarshal(ans.Body, &ls) == nil {
+			answers[ans.Node] = ls
+		}
 	}
-	wg.Wait()
 	for i, q := range qs {
 		if !q.Quorum || q.Leader != 0 {
 			continue
