@@ -32,6 +32,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -314,11 +315,11 @@ func quorumAfter(remaining, active []cluster.NodeID) bool {
 }
 
 // ReassignmentCheck checks a requested target for partition p of topic
-// before it is recorded: the partition must be replicated (placed on
-// more than one node; a single-replica partition has no Raft group to
-// move its data through), the target must name at least two distinct
-// registered nodes, and the partition's group must have a leader now
-// (a move needs one to carry it out). nil target: a cancellation, always
+// before it is recorded: the target must name distinct registered nodes
+// (one or more: a partition of one replica becomes a Raft group of one
+// voter when it is moved, replica_convert.go), and a compacted partition
+// of one replica is refused (its log's gaps could not be copied to new
+// replicas at the same offsets). nil target: a cancellation, always
 // allowed.
 func (b *Broker) ReassignmentCheck(mt meta.Topic, p int32, target []int32) error {
 	if target == nil {
@@ -327,8 +328,11 @@ func (b *Broker) ReassignmentCheck(mt meta.Topic, p int32, target []int32) error
 	if b.opts.Replication.Host == nil || mt.Replicas == nil || int(p) >= len(mt.Replicas) {
 		return ErrInvalidReplicaAssignment
 	}
-	if len(mt.Replicas[p]) < 2 || len(target) < 2 {
-		return ErrInvalidReplicationFactor
+	if len(target) == 0 {
+		return ErrInvalidReplicaAssignment // as Kafka: an empty replica list
+	}
+	if len(mt.Replicas[p]) == 1 && !mt.IsGrouped(p) && b.resolve(mt.Configs).compact {
+		return fmt.Errorf("%w: a compacted partition of one replica cannot be moved", ErrInvalidReplicationFactor)
 	}
 	return b.checkAssignment([][]int32{target}, 1)
 }
@@ -341,6 +345,10 @@ func (b *Broker) ReassignmentCheck(mt meta.Topic, p int32, target []int32) error
 func (b *Broker) movedPartitions(cur, next *Topic) (replaced []*Partition, err error) {
 	n := min(len(cur.Partitions), len(next.Partitions))
 	for i := range int32(n) {
+		if b.holds(cur, i) && b.holds(next, i) && !b.replicated(cur, i) && b.replicated(next, i) {
+			b.groupPlainLog(cur, next, i)
+			continue
+		}
 		if b.holds(cur, i) == b.holds(next, i) {
 			continue
 		}
@@ -364,6 +372,29 @@ func (b *Broker) movedPartitions(cur, next *Topic) (replaced []*Partition, err e
 		b.log.Info("replica moved", "topic", next.Name, "partition", i, "held", b.holds(next, i))
 	}
 	return replaced, nil
+}
+
+// groupPlainLog reopens partition i, a plain log in cur, as the Raft group
+// of one voter that a move makes of it in next (replica_convert.go). Its
+// appends and reads fail meanwhile (the log is closed), and clients retry.
+// If that fails, the plain log is opened again, and the move waits for the
+// next restart to try again.
+func (b *Broker) groupPlainLog(cur, next *Topic, i int32) {
+	old := cur.Partitions[i]
+	if err := old.log.Close(); err != nil {
+		b.log.Warn("closing a plain log to make it a Raft group", "topic", next.Name, "partition", i, "err", err)
+	}
+	p, err := b.openNewPartition(next, i)
+	if err == nil {
+		next.Partitions[i] = p
+		return
+	}
+	b.log.Error("a moved partition of one replica could not become a Raft group; it stays a plain log until a restart", "topic", next.Name, "partition", i, "err", err)
+	if p, err = b.openNewPartition(cur, i); err != nil {
+		b.log.Error("reopening the plain log", "topic", next.Name, "partition", i, "err", err)
+		return // the closed log answers errors until a restart
+	}
+	next.Partitions[i] = p
 }
 
 // replicasEqual reports whether two assignments are the same.

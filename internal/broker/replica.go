@@ -101,15 +101,16 @@ type ReplicationOptions struct {
 
 // replicated reports whether partition i of tp is replicated through Raft
 // on this node: in a cluster, held here and placed on more than one node,
-// or a quorum queue's log whatever its members. A Kafka partition of one
-// replica stays a plain log: Raft over one voter would add a second write
-// and nothing else, since its data lives on one node whatever the
+// or a quorum queue's log whatever its members, or a partition that a
+// move made a group (Grouped). A Kafka partition of one replica stays a
+// plain log until it is moved: Raft over one voter would add a second
+// write and nothing else, since its data lives on one node whatever the
 // protocol. A quorum queue's log is a Raft group even with one member, as
 // in RabbitMQ, so that members can be added to it (and the last but one
 // removed) through the group's configuration.
 func (b *Broker) replicated(tp *Topic, i int32) bool {
 	return b.opts.Replication.Host != nil && b.opts.NodeID != 0 && tp.Replicas != nil &&
-		int(i) < len(tp.Replicas) && (len(tp.Replicas[i]) > 1 || isQuorumTopic(tp.Name)) && b.holds(tp, i)
+		int(i) < len(tp.Replicas) && (len(tp.Replicas[i]) > 1 || isQuorumTopic(tp.Name) || tp.IsGrouped(i)) && b.holds(tp, i)
 }
 
 // partitionGroup is the Raft group id of partition i of a topic: a hash
@@ -148,6 +149,9 @@ type replica struct {
 	log     *slog.Logger
 	p       *Partition
 	started bool
+	// converted: the group was made from a plain log as it opened
+	// (replica_convert.go): it stands for leader at once.
+	converted bool
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex // guards waiters and closed
@@ -214,6 +218,16 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 		fsys = storage.OSFS()
 	}
 	log := b.log.With("topic", tp.Name, "partition", i)
+	opts := b.logOptions(tp.cfg)
+	converted := false
+	if b.convertsPlainLog(tp, i, rdir) {
+		n, end, err := convertPlainLog(dir, rdir, opts, cluster.NodeID(b.opts.NodeID))
+		if err != nil {
+			return nil, fmt.Errorf("turning the plain log into a Raft group: %w", err)
+		}
+		converted = true
+		log.Info("partition of one replica moved: its plain log is now a Raft group of this node", "entries", n, "log_end", end)
+	}
 	store, err := multiraft.OpenDiskStorage(rdir)
 	if err != nil {
 		return nil, err
@@ -229,7 +243,6 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 	if ck, ckEnd, ok := readAppliedCheckpoint(rdir); ok && ck >= snapIndex {
 		applied, end = ck, ckEnd
 	}
-	opts := b.logOptions(tp.cfg)
 	// The Raft log is the durable copy until the syncer's checkpoint.
 	opts.Sync = storage.SyncNever
 	l, idx, err := openReplicaData(fsys, dir, rdir, opts, applied, end, snapIndex, snapTerm)
@@ -261,7 +274,7 @@ func (b *Broker) openReplicaLog(tp *Topic, i int32) (PartitionLog, error) {
 		host: ro.Host, self: cluster.NodeID(b.opts.NodeID), dir: rdir,
 		voters: voters, lag: ro.LagTime, timeout: ro.ProposeTimeout, isAlive: ro.Alive,
 		log:     log,
-		waiters: make(map[uint64]*replPending), applied: applied, end: end, idx: idx,
+		waiters: make(map[uint64]*replPending), applied: applied, end: end, idx: idx, converted: converted,
 		caughtUp: make(map[cluster.NodeID]time.Time),
 		fsys:     fsys, ldir: dir,
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
@@ -348,7 +361,7 @@ func startReplica(p *Partition, id meta.TopicID) error {
 	}
 	r.started = true
 	go r.syncer()
-	if fresh && len(r.voters) > 0 && r.voters[0] == r.self {
+	if fresh && len(r.voters) > 0 && r.voters[0] == r.self || r.converted {
 		go r.campaignFirst()
 	}
 	return nil

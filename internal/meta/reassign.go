@@ -23,6 +23,12 @@ import (
 // so that a topic deleted and created again under the same name is never
 // reassigned by a stale command.
 //
+// A partition of one replica has no Raft group (its log is a plain log):
+// a move from one replica (to more, or to another node) or to one marks
+// it Grouped, and the node holding a plain log of it turns that into a
+// group of one voter before the move goes on as any other; it stays a
+// group after, so that a move can end on one node.
+//
 // elect_preferred_leaders changes no state: it is a request, carried by
 // the metadata log to every node, that whichever node leads one of the
 // named partitions hands its leadership to the partition's preferred
@@ -163,6 +169,7 @@ func (c *ReassignPartitionsCmd) apply(st *State) Result {
 	if moves == nil {
 		moves = map[int32]Reassignment{}
 	}
+	grouped := t.Grouped
 	for _, pt := range c.Partitions {
 		cur, moving := moves[pt.Partition]
 		switch {
@@ -184,11 +191,16 @@ func (c *ReassignPartitionsCmd) apply(st *State) Result {
 			replicas[pt.Partition] = slices.Clone(cur.Target)
 			continue
 		}
+		if (len(cur.Original) == 1 || len(cur.Target) == 1) && !slices.Contains(grouped, pt.Partition) {
+			grouped = append(slices.Clone(grouped), pt.Partition)
+			slices.Sort(grouped)
+		}
 		moves[pt.Partition] = cur
 		replicas[pt.Partition] = union(cur.Target, cur.Original)
 	}
 	t.Replicas = replicas
 	t.Reassignments = movesOrNil(moves)
+	t.Grouped = grouped
 	return Result{}
 }
 

@@ -103,3 +103,67 @@ func TestReassignment(t *testing.T) {
 		t.Fatalf("snapshot round trip:\n got %s\nwant %s", got, b)
 	}
 }
+
+// TestReassignmentOfOneReplica: a move from one replica, or to one, marks
+// the partition Grouped (a Raft group from then on), however the move
+// ends; a move to where it is marks nothing.
+func TestReassignmentOfOneReplica(t *testing.T) {
+	st := NewState()
+	id := testID(1)
+	must := func(p Payload) {
+		t.Helper()
+		cmd := NewCommand(p)
+		b, err := encodeCommand(&cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := decodeCommand(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Apply(back); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(&CreateTopicCmd{Name: "a", ID: id, Partitions: 4, Replicas: [][]int32{{1}, {2}, {3}, {1, 2}}})
+	topic := func() Topic { t.Helper(); tp, _ := st.Topic("a"); return tp }
+
+	must(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{
+		{Partition: 0, Target: []int32{1}},    // where it is: nothing moves
+		{Partition: 1, Target: []int32{3}},    // to another node
+		{Partition: 2, Target: []int32{3, 1}}, // more replicas
+		{Partition: 3, Target: []int32{1}},    // down to one: ends as a group of one
+	}})
+	tp := topic()
+	if want := []int32{1, 2, 3}; !reflect.DeepEqual(tp.Grouped, want) {
+		t.Fatalf("grouped %v, want %v", tp.Grouped, want)
+	}
+	if !tp.IsGrouped(1) || tp.IsGrouped(0) || !tp.IsGrouped(3) {
+		t.Fatalf("IsGrouped: %v %v %v", tp.IsGrouped(1), tp.IsGrouped(0), tp.IsGrouped(3))
+	}
+	if want := [][]int32{{1}, {3, 2}, {3, 1}, {1, 2}}; !reflect.DeepEqual(tp.Replicas, want) {
+		t.Fatalf("replicas while moving %v, want %v", tp.Replicas, want)
+	}
+	// Completed onto one node, partition 1 stays a group; a cancelled
+	// move leaves partition 2 one too.
+	must(&CompleteReassignmentCmd{Name: "a", ID: id, Partition: 1, Target: []int32{3}})
+	must(&ReassignPartitionsCmd{Name: "a", ID: id, Partitions: []PartitionTarget{{Partition: 2}}})
+	must(&CompleteReassignmentCmd{Name: "a", ID: id, Partition: 2, Target: []int32{3}})
+	tp = topic()
+	if !reflect.DeepEqual(tp.Replicas[1], []int32{3}) || !reflect.DeepEqual(tp.Replicas[2], []int32{3}) || !reflect.DeepEqual(tp.Grouped, []int32{1, 2, 3}) {
+		t.Fatalf("after the moves: replicas %v, grouped %v", tp.Replicas, tp.Grouped)
+	}
+	// The mark is in the snapshot and survives it; an older state
+	// without it reads as none grouped.
+	b := mustJSON(t, st)
+	if !strings.Contains(string(b), `"grouped":[1,2,3]`) {
+		t.Fatalf("grouped partitions not in the state's JSON: %s", b)
+	}
+	back := NewState()
+	if err := back.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := back.Topic("a"); !reflect.DeepEqual(got.Grouped, []int32{1, 2, 3}) {
+		t.Fatalf("grouped after a snapshot: %v", got.Grouped)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"slices"
 )
 
 // TopicID is a topic's permanent identity: random UUID v4 bytes, generated
@@ -81,6 +82,18 @@ type Topic struct {
 	// Reassignments are the moves of partitions in progress, by
 	// partition (reassign.go); nil when none is.
 	Reassignments map[int32]Reassignment `json:"reassignments,omitempty"`
+	// Grouped are the partitions that are Raft groups though placed on
+	// one node, sorted: a partition of one replica is a plain log until a
+	// move gives it more replicas or another node (reassign.go), and
+	// stays a group after, whatever its replicas.
+	Grouped []int32 `json:"grouped,omitempty"`
+}
+
+// IsGrouped reports whether partition p is a Raft group though placed on
+// one node (Grouped).
+func (t Topic) IsGrouped(p int32) bool {
+	_, ok := slices.BinarySearch(t.Grouped, p)
+	return ok
 }
 
 // clone returns a deep copy whose Configs is never nil, so callers may
@@ -91,6 +104,7 @@ func (t Topic) clone() Topic {
 	t.Configs = c
 	t.Replicas = cloneReplicas(t.Replicas)
 	t.Reassignments = cloneMoves(t.Reassignments)
+	t.Grouped = slices.Clone(t.Grouped)
 	return t
 }
 

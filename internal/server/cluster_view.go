@@ -123,7 +123,9 @@ func (v *ClusterView) Coordinator(_ int8, key string) int32 {
 // held by every node, so this one leads it; so is a topic the metadata
 // does not define, which only this node's broker can be showing: an
 // internal topic such as __consumer_offsets, a view of this node's own
-// stores. A partition past a defined topic's count has no leader.
+// stores. A partition past a defined topic's count has no leader. One
+// replicated here through Raft, even a group of one voter, is described by
+// its group (replicated).
 func (v *ClusterView) Partition(topic string, p int32) kafka.Replicas {
 	rs, ok := v.meta.PartitionReplicas(topic, p)
 	if !ok {
@@ -134,7 +136,7 @@ func (v *ClusterView) Partition(topic string, p int32) kafka.Replicas {
 	if rs == nil {
 		return kafka.Replicas{Leader: v.self, Replicas: []int32{v.self}, ISR: []int32{v.self}}
 	}
-	if len(rs) > 1 && v.replicas != nil {
+	if v.replicas != nil { // a Raft group here, even of one voter
 		if st, ok := v.replicas(topic, p); ok {
 			return v.replicated(rs, st)
 		}
