@@ -23,7 +23,8 @@ import (
 // records produced before, during nothing, and after the moves, the first
 // partition's original node is killed (-9) and a new leader takes writes;
 // the moved one's node is killed and restarted (a group of one voter
-// elects itself again). Everything acknowledged is read back in order,
+// elects itself again). A partition of three replicas is moved down to one
+// on that node too. Everything acknowledged is read back in order,
 // exactly once. A compacted topic of one replica is refused.
 func TestClusterMoveOneReplica(t *testing.T) {
 	nodes, cl, adm := adminCluster(t, "--auto-leader-rebalance-enable=false")
@@ -43,8 +44,15 @@ func TestClusterMoveOneReplica(t *testing.T) {
 		})
 		return pd.Replicas[0]
 	}
-	grown, moved := "grown", "moved"
+	grown, moved, shrunk := "grown", "moved", "shrunk"
 	x, y := create(grown, nil), create(moved, nil)
+	if r, err := adm.CreateTopic(ctx, 1, 3, nil, shrunk); err != nil || r.Err != nil {
+		t.Fatalf("create %s: %v / %v %s", shrunk, err, r.Err, r.ErrMessage)
+	}
+	waitFor(t, 30*time.Second, shrunk+" led, three replicas in sync", func() bool {
+		pd, ok := view(shrunk)
+		return ok && pd.Leader > 0 && len(pd.ISR) == 3
+	})
 	z := int32(0) // where moved goes: neither x nor y
 	for id := int32(1); id <= 3; id++ {
 		if id != x && id != y {
@@ -58,7 +66,7 @@ func TestClusterMoveOneReplica(t *testing.T) {
 		}
 	}
 	growTarget := append([]int32{x}, others...)
-	t.Logf("%s on %d grows to %v; %s moves from %d to %d", grown, x, growTarget, moved, y, z)
+	t.Logf("%s on %d grows to %v; %s moves from %d to %d; %s shrinks to %d", grown, x, growTarget, moved, y, z, shrunk, z)
 
 	prod, err := kgo.NewClient(kgo.SeedBrokers(nodes[0].Kafka, nodes[1].Kafka, nodes[2].Kafka),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -82,6 +90,7 @@ func TestClusterMoveOneReplica(t *testing.T) {
 	}
 	produce(grown, 300)
 	produce(moved, 300)
+	produce(shrunk, 300)
 
 	// Refused: a compacted partition of one replica (its gaps could not
 	// be copied at the same offsets).
@@ -97,27 +106,30 @@ func TestClusterMoveOneReplica(t *testing.T) {
 	var req kadm.AlterPartitionAssignmentsReq
 	req.Assign(grown, 0, growTarget)
 	req.Assign(moved, 0, []int32{z})
+	req.Assign(shrunk, 0, []int32{z})
 	rs, err := adm.AlterPartitionAssignments(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, topic := range []string{grown, moved} {
+	for _, topic := range []string{grown, moved, shrunk} {
 		if r := rs[topic][0]; r.Err != nil {
 			t.Fatalf("reassign %s: %v %s", topic, r.Err, r.ErrMessage)
 		}
 	}
-	waitFor(t, 90*time.Second, "both moves done: listed no more, Metadata shows the new replicas in sync", func() bool {
-		lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{grown: {0: {}}, moved: {0: {}}})
-		if err != nil || len(lr[grown]) != 0 || len(lr[moved]) != 0 {
+	waitFor(t, 90*time.Second, "the moves done: listed no more, Metadata shows the new replicas in sync", func() bool {
+		lr, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{grown: {0: {}}, moved: {0: {}}, shrunk: {0: {}}})
+		if err != nil || len(lr[grown]) != 0 || len(lr[moved]) != 0 || len(lr[shrunk]) != 0 {
 			return false
 		}
 		g, ok1 := view(grown)
 		m, ok2 := view(moved)
-		return ok1 && ok2 && slices.Equal(g.Replicas, growTarget) && len(g.ISR) == 3 && g.Leader > 0 &&
-			slices.Equal(m.Replicas, []int32{z}) && m.Leader == z
+		s, ok3 := view(shrunk)
+		return ok1 && ok2 && ok3 && slices.Equal(g.Replicas, growTarget) && len(g.ISR) == 3 && g.Leader > 0 &&
+			slices.Equal(m.Replicas, []int32{z}) && m.Leader == z && slices.Equal(s.Replicas, []int32{z}) && s.Leader == z
 	})
 	produce(grown, 100)
 	produce(moved, 100)
+	produce(shrunk, 100)
 	for _, id := range []int32{x, y} {
 		if !strings.Contains(nodes[id-1].Logs(), "its plain log is now a Raft group") {
 			t.Errorf("node %d does not say it made its plain log a Raft group", id)
@@ -135,10 +147,18 @@ func TestClusterMoveOneReplica(t *testing.T) {
 	if _, err := os.Stat(partDir(z, moved) + ".raft"); err != nil {
 		t.Errorf("node %d: %v", z, err)
 	}
-	waitFor(t, 20*time.Second, "the old node's copy of "+moved+" deleted", func() bool {
-		_, err1 := os.Stat(partDir(y, moved))
-		_, err2 := os.Stat(partDir(y, moved) + ".raft")
+	gone := func(id int32, topic string) bool {
+		_, err1 := os.Stat(partDir(id, topic))
+		_, err2 := os.Stat(partDir(id, topic) + ".raft")
 		return os.IsNotExist(err1) && os.IsNotExist(err2)
+	}
+	waitFor(t, 20*time.Second, "the old copies of "+moved+" and "+shrunk+" deleted", func() bool {
+		for id := int32(1); id <= 3; id++ {
+			if id != z && !gone(id, shrunk) {
+				return false
+			}
+		}
+		return gone(y, moved)
 	})
 
 	// grown's first node killed: another replica leads, with every record.
@@ -153,11 +173,13 @@ func TestClusterMoveOneReplica(t *testing.T) {
 		nodes[z-1].Kill()
 	}
 	nodes[z-1].Restart()
-	waitFor(t, 60*time.Second, moved+" led by its node again", func() bool {
+	waitFor(t, 60*time.Second, moved+" and "+shrunk+" led by their node again", func() bool {
 		pd, ok := view(moved)
-		return ok && pd.Leader == z
+		ps, ok2 := view(shrunk)
+		return ok && ok2 && pd.Leader == z && ps.Leader == z
 	})
 	produce(moved, 100)
+	produce(shrunk, 100)
 
 	readAll := func(topic string) {
 		t.Helper()
@@ -194,4 +216,5 @@ func TestClusterMoveOneReplica(t *testing.T) {
 	}
 	readAll(grown)
 	readAll(moved)
+	readAll(shrunk)
 }
