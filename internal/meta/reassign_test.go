@@ -7,6 +7,23 @@ import (
 	"testing"
 )
 
+// applyEncoded applies p to st through its encoding, as the log carries
+// it.
+func applyEncoded(t *testing.T, st *State, p Payload) error {
+	t.Helper()
+	cmd := NewCommand(p)
+	b, err := encodeCommand(&cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := decodeCommand(b)
+	if err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	_, err = st.Apply(back)
+	return err
+}
+
 // TestReassignment scripts a move's life in the state machine: started
 // (the assignment widens, the move is recorded), replaced by a new
 // target while in progress, completed (the assignment narrows), cancelled (a move back),
@@ -14,20 +31,7 @@ import (
 func TestReassignment(t *testing.T) {
 	st := NewState()
 	id := testID(1)
-	apply := func(p Payload) error {
-		t.Helper()
-		cmd := NewCommand(p)
-		b, err := encodeCommand(&cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		back, err := decodeCommand(b)
-		if err != nil {
-			t.Fatalf("decode %s: %v", b, err)
-		}
-		_, err = st.Apply(back)
-		return err
-	}
+	apply := func(p Payload) error { t.Helper(); return applyEncoded(t, st, p) }
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -112,16 +116,7 @@ func TestReassignmentOfOneReplica(t *testing.T) {
 	id := testID(1)
 	must := func(p Payload) {
 		t.Helper()
-		cmd := NewCommand(p)
-		b, err := encodeCommand(&cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		back, err := decodeCommand(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Apply(back); err != nil {
+		if err := applyEncoded(t, st, p); err != nil {
 			t.Fatal(err)
 		}
 	}
