@@ -161,6 +161,44 @@ func TestClusterMoveOneReplica(t *testing.T) {
 		return gone(y, moved)
 	})
 
+	// readAll reads topic from the start through the nodes in seeds and
+	// checks it holds every record produced, in order, once; it returns
+	// the leader epoch each record's batch holds.
+	readAll := func(topic string, seeds ...string) []int32 {
+		t.Helper()
+		cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
+		defer rcancel()
+		var got []int
+		var epochs []int32
+		for len(got) < next[topic] && rctx.Err() == nil {
+			cons.PollFetches(rctx).EachRecord(func(r *kgo.Record) {
+				v, _, _ := strings.Cut(string(r.Value), "|")
+				n, _ := strconv.Atoi(v)
+				got = append(got, n)
+				epochs = append(epochs, r.LeaderEpoch)
+			})
+		}
+		for i, n := range got {
+			if n != i {
+				t.Fatalf("%s: record %d is %d: read %d of %d", topic, i, n, len(got), next[topic])
+			}
+		}
+		if len(got) != next[topic] {
+			t.Fatalf("%s: read %d of %d records", topic, len(got), next[topic])
+		}
+		return epochs
+	}
+	// The records of the plain log keep the leader epoch they were
+	// written with on every replica: read from grown's first node (its
+	// leader), then from another replica once it is killed.
+	before := readAll(grown, nodes[x-1].Kafka)[:300]
+
 	// grown's first node killed: another replica leads, with every record.
 	nodes[x-1].Kill()
 	waitFor(t, 30*time.Second, grown+" led by another replica", func() bool {
@@ -181,40 +219,17 @@ func TestClusterMoveOneReplica(t *testing.T) {
 	produce(moved, 100)
 	produce(shrunk, 100)
 
-	readAll := func(topic string) {
-		t.Helper()
-		var seeds []string
-		for _, n := range nodes {
-			if n != nodes[x-1] {
-				seeds = append(seeds, n.Kafka)
-			}
-		}
-		cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cons.Close()
-		rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
-		defer rcancel()
-		var got []int
-		for len(got) < next[topic] && rctx.Err() == nil {
-			cons.PollFetches(rctx).EachRecord(func(r *kgo.Record) {
-				v, _, _ := strings.Cut(string(r.Value), "|")
-				n, _ := strconv.Atoi(v)
-				got = append(got, n)
-			})
-		}
-		for i, n := range got {
-			if n != i {
-				t.Fatalf("%s: record %d is %d: read %d of %d", topic, i, n, len(got), next[topic])
-			}
-		}
-		if len(got) != next[topic] {
-			t.Fatalf("%s: read %d of %d records", topic, len(got), next[topic])
+	var survivors []string
+	for _, n := range nodes {
+		if n != nodes[x-1] {
+			survivors = append(survivors, n.Kafka)
 		}
 	}
-	readAll(grown)
-	readAll(moved)
-	readAll(shrunk)
+	if after := readAll(grown, survivors...)[:300]; !slices.Equal(after, before) {
+		t.Errorf("leader epochs of the records from before the move differ between replicas:\n%v\n%v", before, after)
+	}
+	if old := readAll(moved, survivors...)[:300]; !slices.Equal(old, before) {
+		t.Errorf("leader epochs of %s's records from before the move, on its new node: %v, want %v", moved, old, before)
+	}
+	readAll(shrunk, survivors...)
 }

@@ -637,6 +637,9 @@ func (r *replica) Apply(ents []*raftpb.Entry) {
 				answers = append(answers, answer{id, AppendResult{BaseOffset: -1, LogStart: start}, nil, err})
 			}
 		case len(e.GetData()) > 0:
+			if v := e.GetData()[0]; v == replKeptVersion || v == replKeptMarkerVersion {
+				rec.kind = kindKept
+			}
 			res, ap, err, origin, id := r.applyEntry(e)
 			if err == nil && !res.Duplicate && res.BaseOffset >= 0 {
 				if res.BaseOffset != r.end {
@@ -710,8 +713,16 @@ type appliedProduce struct {
 // applyEntry applies one produce or marker entry.
 func (r *replica) applyEntry(e *raftpb.Entry) (res appliedProduce, ap Pending, err error, origin, id uint64) {
 	data := e.GetData()
-	marker := len(data) > 0 && data[0] == replMarkerVersion
-	if marker {
+	epoch := int32(min(e.GetTerm(), math.MaxInt32))
+	var v byte
+	if len(data) > 0 {
+		v = data[0]
+	}
+	if v == replKeptVersion || v == replKeptMarkerVersion {
+		epoch = -1 // as the batches hold it
+	}
+	marker := v == replMarkerVersion || v == replKeptMarkerVersion
+	if v != replEntryVersion {
 		data = append([]byte{replEntryVersion}, data[1:]...)
 	}
 	origin, id, at, batches, err := decodeReplEntry(data)
@@ -721,10 +732,9 @@ func (r *replica) applyEntry(e *raftpb.Entry) (res appliedProduce, ap Pending, e
 	}
 	count := countOffsets(batches)
 	if marker {
-		base, ap, err := r.p.writeMarkerLocal(bytes.Clone(batches), int32(min(e.GetTerm(), math.MaxInt32)))
+		base, ap, err := r.p.writeMarkerLocal(bytes.Clone(batches), epoch)
 		return appliedProduce{AppendResult: AppendResult{BaseOffset: base}, count: count}, ap, err, origin, id
 	}
-	epoch := int32(min(e.GetTerm(), math.MaxInt32))
 	// appendLocal stamps the batches: they are the Raft log's memory.
 	out, ap, err := r.p.appendLocal(bytes.Clone(batches), nil, epoch, at)
 	if err != nil {
@@ -1119,7 +1129,14 @@ const (
 	// replQueueAcksVersion marks a quorum queue's ack-record entries
 	// (settled ranges, delivered marks: queue.AckRecord), its payload.
 	replQueueAcksVersion = 4
-	replEntryHeader      = 1 + 8 + 8 + 8
+	// replKeptVersion and replKeptMarkerVersion are replEntryVersion
+	// and replMarkerVersion for batches applied with the leader epoch
+	// they hold, not the entry's term: a plain log's batches, rebuilt
+	// from a group made of it (replica_convert.go), so that every
+	// replica's copy is the holder's, byte for byte.
+	replKeptVersion       = 5
+	replKeptMarkerVersion = 6
+	replEntryHeader       = 1 + 8 + 8 + 8
 )
 
 func appendReplEntry(dst []byte, origin, id uint64, appendTime int64, batches []byte) []byte {

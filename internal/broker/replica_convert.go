@@ -10,7 +10,9 @@ package broker
 // The group is made as if it had been created with this node as its one
 // voter and had then been compacted: entry 1 was its creation (the
 // configuration, in the snapshot), entries 2 onwards are the log's
-// batches, a run of whole batches each, in the replica index (term 1); the
+// batches, a run of whole batches each, in the replica index (term 1, and
+// kept: applied with the leader epoch the batches hold, not the term, so
+// that the copies are the holder's byte for byte); the
 // Raft log holds only a snapshot at the last of them, with the log's end
 // offset, and the applied checkpoint says the segment log holds them all.
 // A new replica is then sent the snapshot of index 1 (its log starts
@@ -171,7 +173,7 @@ func scanPlainLog(dir string, opts storage.Options) (recs []indexRecord, end int
 			if cur.next > cur.first {
 				recs = append(recs, cur)
 			}
-			cur, size = indexRecord{term: 1, first: base, next: next}, n
+			cur, size = indexRecord{term: 1, first: base, next: next, kind: kindKept}, n
 		}
 		if at == from {
 			return nil, 0, fmt.Errorf("plain log %s: no whole batch at offset %d (log end %d)", dir, at, end)

@@ -41,7 +41,7 @@ func TestScanPlainLog(t *testing.T) {
 	}
 	// From the batch at 3 (which holds the start, 4, and is an entry of
 	// its own, not held whole) on: 11 batches.
-	want := []indexRecord{{term: 1, first: 3, next: 6}, {term: 1, first: 6, next: 18}, {term: 1, first: 18, next: 30}, {term: 1, first: 30, next: 36}}
+	want := []indexRecord{{term: 1, first: 3, next: 6, kind: kindKept}, {term: 1, first: 6, next: 18, kind: kindKept}, {term: 1, first: 18, next: 30, kind: kindKept}, {term: 1, first: 30, next: 36, kind: kindKept}}
 	if len(recs) != len(want) {
 		t.Fatalf("records %+v, want %+v", recs, want)
 	}

@@ -54,6 +54,10 @@ const (
 const (
 	kindNormal = 0 // a produce, an empty entry, or a produce refused when applied
 	kindConf   = 1 // a configuration change, kept in the conf file
+	// kindKept: batches that keep the leader epoch they were stored with
+	// (a plain log's, made entries when it became a group:
+	// replica_convert.go), rebuilt as entries that say so.
+	kindKept = 2
 )
 
 type indexRecord struct {

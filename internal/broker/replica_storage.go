@@ -179,7 +179,13 @@ func (s *partitionStorage) rebuild(i uint64) (*raftpb.Entry, error) {
 		at = int64(binary.BigEndian.Uint64(batches[posMaxTimestamp:]))
 	}
 	e.Data = appendReplEntry(make([]byte, 0, replEntryHeader+len(batches)), 0, 0, at, batches)
-	if binary.BigEndian.Uint16(batches[posAttributes:])&controlBit != 0 {
+	marker := binary.BigEndian.Uint16(batches[posAttributes:])&controlBit != 0
+	switch {
+	case rec.kind == kindKept && marker:
+		e.Data[0] = replKeptMarkerVersion
+	case rec.kind == kindKept:
+		e.Data[0] = replKeptVersion
+	case marker:
 		e.Data[0] = replMarkerVersion // a transaction marker
 	}
 	return e, nil
