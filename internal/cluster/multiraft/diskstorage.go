@@ -364,6 +364,11 @@ func appendWALRecord(dst []byte, typ byte, m proto.Message) ([]byte, error) {
 	return dst, nil
 }
 
+// LogSnapshot is the snapshot the log continues from (LogSnapshotter):
+// MemoryStorage's Snapshot, also when a type that embeds DiskStorage
+// gives followers another.
+func (s *DiskStorage) LogSnapshot() (*raftpb.Snapshot, error) { return s.MemoryStorage.Snapshot() }
+
 // Save makes hs, ents and snap durable, in that order of precedence: a
 // snapshot first (it replaces the log before it), then the entries, then
 // the HardState, with one write and one fsync for the entries and the

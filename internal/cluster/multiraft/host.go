@@ -31,6 +31,16 @@ type Storage interface {
 	Compact(index uint64, cs *raftpb.ConfState, data []byte) error
 }
 
+// LogSnapshotter is a Storage whose Snapshot, what Raft sends a follower,
+// may be older than the snapshot its log and InitialState's conf state
+// continue from, which LogSnapshot returns. A group is opened from the
+// latter: the configuration changes after it are replayed onto that conf
+// state (replaying those before it too could pass through a
+// configuration without voters, which Raft refuses).
+type LogSnapshotter interface {
+	LogSnapshot() (*raftpb.Snapshot, error)
+}
+
 // StateMachine is what a group replicates into. Its methods are called
 // from one goroutine at a time per group, in log order.
 type StateMachine interface {
@@ -273,7 +283,13 @@ func (h *Host) AddGroup(cfg GroupConfig) error {
 	if err != nil {
 		return err
 	}
-	snap, err := cfg.Storage.Snapshot()
+	// The snapshot the log and InitialState continue from: a Storage's
+	// Snapshot may give followers an older one (LogSnapshotter).
+	snapshot := cfg.Storage.Snapshot
+	if ls, ok := cfg.Storage.(LogSnapshotter); ok {
+		snapshot = ls.LogSnapshot
+	}
+	snap, err := snapshot()
 	if err != nil {
 		return err
 	}

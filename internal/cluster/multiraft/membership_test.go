@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/sluice-mq/sluice/internal/cluster"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // startJoining starts node id with empty storage and no bootstrap
@@ -205,5 +208,86 @@ func stopNode(tn *testNode) {
 	tn.tr.Close()
 	for _, st := range tn.storage {
 		st.Close()
+	}
+}
+
+// olderSnapshot is a DiskStorage that gives followers an older snapshot
+// than its log continues from, and still has the entries in between (as a
+// replicated partition's storage rebuilds them from its segment log).
+type olderSnapshot struct {
+	*DiskStorage
+	snap *raftpb.Snapshot
+	ents []*raftpb.Entry // from snap's index + 1
+}
+
+func (s *olderSnapshot) Snapshot() (*raftpb.Snapshot, error) { return s.snap, nil }
+
+func (s *olderSnapshot) FirstIndex() (uint64, error) { return s.snap.GetMetadata().GetIndex() + 1, nil }
+
+func (s *olderSnapshot) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	first := s.snap.GetMetadata().GetIndex() + 1
+	if lo < first {
+		return nil, raft.ErrCompacted
+	}
+	if hi <= first+uint64(len(s.ents)) {
+		return s.ents[lo-first : hi-first], nil
+	}
+	return s.DiskStorage.Entries(lo, hi, maxSize)
+}
+
+// TestGroupOpensFromItsLogSnapshot: a group whose storage gives followers
+// a snapshot older than the one its log continues from is opened from the
+// latter: the configuration changes before it are not replayed onto its
+// configuration. Here the group began with node 1 alone, added node 2 as
+// a learner, promoted it and removed node 1; node 2 compacted after that.
+// Replaying the changes from the older snapshot onto node 2's configuration
+// (voters [2]) would make node 2 a learner of a group without voters,
+// which Raft refuses with a panic.
+func TestGroupOpensFromItsLogSnapshot(t *testing.T) {
+	st, err := OpenDiskStorage(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	old := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(1), Term: proto.Uint64(1),
+		ConfState: &raftpb.ConfState{Voters: []uint64{1}}}}
+	if err := st.Save(nil, nil, old); err != nil {
+		t.Fatal(err)
+	}
+	change := func(i uint64, typ raftpb.ConfChangeType, node uint64) *raftpb.Entry {
+		b, err := proto.Marshal(&raftpb.ConfChange{Type: typ.Enum(), NodeId: proto.Uint64(node)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &raftpb.Entry{Index: proto.Uint64(i), Term: proto.Uint64(1), Type: raftpb.EntryConfChange.Enum(), Data: b}
+	}
+	ents := []*raftpb.Entry{
+		change(2, raftpb.ConfChangeAddLearnerNode, 2),
+		change(3, raftpb.ConfChangeAddNode, 2),
+		change(4, raftpb.ConfChangeRemoveNode, 1),
+	}
+	if err := st.Save(&raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(4)}, ents, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Compact(4, &raftpb.ConfState{Voters: []uint64{2}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	net := NewLocalNetwork()
+	h := New(Options{NodeID: 2, Transport: net.Transport(2), Logger: quietLogger()})
+	defer h.Close()
+	err = func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		return h.AddGroup(GroupConfig{ID: 9, Storage: &olderSnapshot{DiskStorage: st, snap: old, ents: ents}, StateMachine: &listSM{}, Applied: 4})
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	voters, learners, err := h.Membership(9)
+	if err != nil || !slices.Equal(voters, []cluster.NodeID{2}) || len(learners) != 0 {
+		t.Fatalf("membership: voters %v learners %v, %v", voters, learners, err)
 	}
 }
