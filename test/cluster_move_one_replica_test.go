@@ -127,6 +127,7 @@ func TestClusterMoveOneReplica(t *testing.T) {
 		return ok1 && ok2 && ok3 && slices.Equal(g.Replicas, growTarget) && len(g.ISR) == 3 && g.Leader > 0 &&
 			slices.Equal(m.Replicas, []int32{z}) && m.Leader == z && slices.Equal(s.Replicas, []int32{z}) && s.Leader == z
 	})
+	moveDone := time.Now()
 	produce(grown, 100)
 	produce(moved, 100)
 	produce(shrunk, 100)
@@ -207,6 +208,18 @@ func TestClusterMoveOneReplica(t *testing.T) {
 	})
 	produce(grown, 100)
 	// moved's node killed and restarted: its group of one elects it again.
+	// Once it has compacted its Raft logs after the moves, first (their
+	// snapshots then hold the configuration without the nodes removed,
+	// from which a restart must go on).
+	waitFor(t, 30*time.Second, "node "+strconv.Itoa(int(z))+" compacted the Raft logs of "+moved+" and "+shrunk+" after the moves", func() bool {
+		for _, topic := range []string{moved, shrunk} {
+			fi, err := os.Stat(filepath.Join(partDir(z, topic)+".raft", "raft.snap"))
+			if err != nil || !fi.ModTime().After(moveDone.Add(500*time.Millisecond)) {
+				return false
+			}
+		}
+		return true
+	})
 	if z != x {
 		nodes[z-1].Kill()
 	}
