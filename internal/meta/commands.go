@@ -56,6 +56,7 @@ var commandKinds = []commandKind{
 	{"reassign_partitions", (*ReassignPartitionsCmd)(nil)},        // reassign.go
 	{"complete_reassignment", (*CompleteReassignmentCmd)(nil)},    // reassign.go
 	{"elect_preferred_leaders", (*ElectPreferredLeadersCmd)(nil)}, // reassign.go
+	{"record_leaders", (*RecordLeadersCmd)(nil)},                  // leaders.go
 }
 
 // commandKind is one registered kind: its log name and a nil pointer of

@@ -63,7 +63,8 @@ func TestV1LogReplaysByteForByte(t *testing.T) {
 // sinceV1 names the kinds registered after the v1 log was written; each
 // has its own test of its log encoding (for policies: policy_test.go).
 var sinceV1 = map[string]bool{"put_transaction": true, "end_transaction": true,
-	"reassign_partitions": true, "complete_reassignment": true, "elect_preferred_leaders": true}
+	"reassign_partitions": true, "complete_reassignment": true, "elect_preferred_leaders": true,
+	"record_leaders": true}
 
 func TestV1DirectoryOpens(t *testing.T) {
 	want, err := os.ReadFile("testdata/v1-state.json")

@@ -87,6 +87,9 @@ type Topic struct {
 	// move gives it more replicas or another node (reassign.go), and
 	// stays a group after, whatever its replicas.
 	Grouped []int32 `json:"grouped,omitempty"`
+	// Leaders are the partitions' leaders as their groups' leaders last
+	// recorded them (leaders.go); nil until one is.
+	Leaders map[int32]PartitionLeader `json:"leaders,omitempty"`
 }
 
 // IsGrouped reports whether partition p is a Raft group though placed on
@@ -105,6 +108,7 @@ func (t Topic) clone() Topic {
 	t.Replicas = cloneReplicas(t.Replicas)
 	t.Reassignments = cloneMoves(t.Reassignments)
 	t.Grouped = slices.Clone(t.Grouped)
+	t.Leaders = maps.Clone(t.Leaders)
 	return t
 }
 

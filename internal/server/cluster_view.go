@@ -3,6 +3,7 @@ package server
 import (
 	"hash/fnv"
 	"math"
+	"slices"
 
 	"github.com/sluice-mq/sluice/internal/broker"
 	"github.com/sluice-mq/sluice/internal/kafka"
@@ -125,7 +126,9 @@ func (v *ClusterView) Coordinator(_ int8, key string) int32 {
 // internal topic such as __consumer_offsets, a view of this node's own
 // stores. A partition past a defined topic's count has no leader. One
 // replicated here through Raft, even a group of one voter, is described by
-// its group (replicated).
+// its group (replicated); one replicated elsewhere by the leader and epoch
+// its group's leader recorded in the metadata, while that node is a live
+// replica.
 func (v *ClusterView) Partition(topic string, p int32) kafka.Replicas {
 	rs, ok := v.meta.PartitionReplicas(topic, p)
 	if !ok {
@@ -151,6 +154,11 @@ func (v *ClusterView) Partition(topic string, p int32) kafka.Replicas {
 		} else {
 			out.Offline = append(out.Offline, id)
 		}
+	}
+	// Replicated elsewhere: the leader its group's leader recorded, while
+	// it is a live replica (meta/leaders.go); else the guess above.
+	if l, ok := v.meta.PartitionLeader(topic, p); ok && slices.Contains(rs, l.Leader) && v.isAlive(uint64(l.Leader)) {
+		out.Leader, out.LeaderEpoch = l.Leader, l.Epoch
 	}
 	if out.ISR == nil {
 		out.ISR = []int32{}

@@ -294,6 +294,11 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 			defer s.wg.Done()
 			s.broker.RunPartitionMoves(s.stop) // leader balancing, reassignments
 		}()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.broker.RunLeaderRecords(s.stop) // leaders in the metadata, for every node's Metadata
+		}()
 	}
 	s.wg.Add(1)
 	go func() {

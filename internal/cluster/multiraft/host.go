@@ -457,6 +457,16 @@ func (h *Host) Leader(id cluster.GroupID) cluster.NodeID {
 	return g.leader.Load()
 }
 
+// LeaderTerm returns the group's leader as this node last heard (0 if
+// none) and the term it knows, without taking the group's lock.
+func (h *Host) LeaderTerm(id cluster.GroupID) (cluster.NodeID, uint64) {
+	g, err := h.group(id)
+	if err != nil {
+		return 0, 0
+	}
+	return g.leader.Load(), g.term.Load()
+}
+
 // Status returns the group's Raft status (with progress of followers when
 // this node leads).
 func (h *Host) Status(id cluster.GroupID) (raft.Status, error) {
