@@ -344,9 +344,10 @@ func (b *Broker) ReassignmentCheck(mt meta.Topic, p int32, target []int32) error
 // partitions, for the caller to delete once next is installed.
 func (b *Broker) movedPartitions(cur, next *Topic) (replaced []*Partition, err error) {
 	n := min(len(cur.Partitions), len(next.Partitions))
+	var grouped []int32 // plain logs held before and after that become groups
 	for i := range int32(n) {
 		if b.holds(cur, i) && b.holds(next, i) && !b.replicated(cur, i) && b.replicated(next, i) {
-			b.groupPlainLog(cur, next, i)
+			grouped = append(grouped, i)
 			continue
 		}
 		if b.holds(cur, i) == b.holds(next, i) {
@@ -370,6 +371,11 @@ func (b *Broker) movedPartitions(cur, next *Topic) (replaced []*Partition, err e
 		replaced = append(replaced, next.Partitions[i])
 		next.Partitions[i] = p
 		b.log.Info("replica moved", "topic", next.Name, "partition", i, "held", b.holds(next, i))
+	}
+	// Once nothing above can fail (an error there leaves cur installed,
+	// with its plain logs open).
+	for _, i := range grouped {
+		b.groupPlainLog(cur, next, i)
 	}
 	return replaced, nil
 }
