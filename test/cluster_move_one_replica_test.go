@@ -103,15 +103,24 @@ func TestClusterMoveOneReplica(t *testing.T) {
 		t.Errorf("moving a compacted partition of one replica: %v %v", err, rs[compact][0].Err)
 	}
 
+	// The same refused through the CLI, which moves the second topic.
+	if out, errOut, err := runCLI(t, nodes[0], "", "topic", "reassign", compact, "--partition", "0", "--replicas", "1,2,3"); err == nil ||
+		!strings.Contains(errOut, "INVALID_REPLICATION_FACTOR") {
+		t.Errorf("sluice topic reassign of a compacted partition: %v\n%s%s", err, out, errOut)
+	}
+	zs := strconv.Itoa(int(z))
+	if out := mustCLI(t, nodes[0], "", "topic", "reassign", moved, "--partition", "0", "--replicas", zs); !strings.Contains(out, "partition 0: moving to "+zs) {
+		t.Errorf("sluice topic reassign said %q", out)
+	}
+
 	var req kadm.AlterPartitionAssignmentsReq
 	req.Assign(grown, 0, growTarget)
-	req.Assign(moved, 0, []int32{z})
 	req.Assign(shrunk, 0, []int32{z})
 	rs, err := adm.AlterPartitionAssignments(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, topic := range []string{grown, moved, shrunk} {
+	for _, topic := range []string{grown, shrunk} {
 		if r := rs[topic][0]; r.Err != nil {
 			t.Fatalf("reassign %s: %v %s", topic, r.Err, r.ErrMessage)
 		}
@@ -128,6 +137,9 @@ func TestClusterMoveOneReplica(t *testing.T) {
 			slices.Equal(m.Replicas, []int32{z}) && m.Leader == z && slices.Equal(s.Replicas, []int32{z}) && s.Leader == z
 	})
 	moveDone := time.Now()
+	if out := mustCLI(t, nodes[0], "", "topic", "reassignments"); strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("sluice topic reassignments lists moves after they are done:\n%s", out)
+	}
 	produce(grown, 100)
 	produce(moved, 100)
 	produce(shrunk, 100)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -76,5 +77,22 @@ func TestFreePortIsLoopbackAndFree(t *testing.T) {
 	}
 	if a <= 0 || a > 65535 {
 		t.Fatalf("port %d", a)
+	}
+}
+
+func TestParseBrokerList(t *testing.T) {
+	if got, err := parseBrokerList(" 3, 1,2 "); err != nil || !slices.Equal(got, []int32{3, 1, 2}) {
+		t.Fatalf("parse: %v %v", got, err)
+	}
+	for _, bad := range []string{"", "1,,2", "1,x", "1,1", "-1"} {
+		if _, err := parseBrokerList(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	if s := formatBrokers(nil); s != "-" {
+		t.Errorf("no brokers: %q", s)
+	}
+	if s := formatBrokers([]int32{2, 3}); s != "2,3" {
+		t.Errorf("two brokers: %q", s)
 	}
 }

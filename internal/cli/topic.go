@@ -21,17 +21,19 @@ func newTopicCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe and delete Kafka topics",
+		Short: "Create, list, describe, move and delete Kafka topics",
 		Long: `Manage the topics of a broker through the Kafka admin protocol: any Kafka
 protocol broker works, Sluice or not.`,
 		Example: `  sluice topic create orders --partitions 6 --config retention.ms=86400000
   sluice topic list
   sluice topic describe orders
   sluice topic delete orders
+  sluice topic reassign orders --partition 0 --replicas 1,2,3
   SLUICE_BROKERS=10.0.0.5:9092 sluice topic list`,
 	}
 	cf.register(cmd)
-	cmd.AddCommand(newTopicCreateCmd(&cf), newTopicListCmd(&cf), newTopicDescribeCmd(&cf), newTopicDeleteCmd(&cf))
+	cmd.AddCommand(newTopicCreateCmd(&cf), newTopicListCmd(&cf), newTopicDescribeCmd(&cf), newTopicDeleteCmd(&cf),
+		newTopicReassignCmd(&cf), newTopicReassignmentsCmd(&cf))
 	return cmd
 }
 
