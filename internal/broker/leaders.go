@@ -12,8 +12,8 @@ import (
 // replica of, as every Kafka broker does from the controller's records.
 // Only a group's members know its leader, so each node records, through
 // the metadata log, the partitions it leads whose record names another
-// node or an older term: a leader change costs one metadata entry (a few,
-// batched per topic, when a node's failure moves many), as in Kafka,
+// node or an older term: a leader change costs one metadata entry (one for
+// all that a round finds, when a node's failure moves many), as in Kafka,
 // where the controller writes each partition's new leader to its log.
 
 // leaderRecordInterval is how often this node looks for leaderships to
@@ -39,8 +39,8 @@ func (b *Broker) RunLeaderRecords(stop <-chan struct{}) {
 	}
 }
 
-// recordLeaders proposes, per topic, the partitions this node leads whose
-// recorded leader is another node or an older term. Internal topics (a
+// recordLeaders proposes, in one command, the partitions this node leads
+// whose recorded leader is another node or an older term. Internal topics (a
 // quorum queue's log among them) are not described to Kafka clients and
 // are left out. A failed proposal is tried again on the next round.
 func (b *Broker) recordLeaders() {
@@ -54,6 +54,7 @@ func (b *Broker) recordLeaders() {
 		}
 	}
 	b.mu.RUnlock()
+	var all []meta.TopicLeaders
 	for _, t := range topics {
 		var recs []meta.LeaderRecord
 		for _, p := range t.Partitions {
@@ -71,11 +72,14 @@ func (b *Broker) recordLeaders() {
 			}
 			recs = append(recs, meta.LeaderRecord{Partition: p.Index, Leader: self, Epoch: epoch})
 		}
-		if len(recs) == 0 {
-			continue
+		if len(recs) > 0 {
+			all = append(all, meta.TopicLeaders{Name: t.Name, ID: t.ID, Leaders: recs})
 		}
-		if err := b.meta.RecordLeaders(t.Name, t.ID, recs); err != nil {
-			b.log.Debug("recording partition leaders", "topic", t.Name, "partitions", len(recs), "err", err)
-		}
+	}
+	if len(all) == 0 {
+		return
+	}
+	if err := b.meta.RecordLeaders(all); err != nil {
+		b.log.Debug("recording partition leaders", "topics", len(all), "err", err)
 	}
 }

@@ -28,44 +28,57 @@ type LeaderRecord struct {
 	Epoch     int32 `json:"epoch"`
 }
 
-// RecordLeadersCmd records the leaders of partitions of a placed topic.
-type RecordLeadersCmd struct {
+// TopicLeaders are the leaders recorded for partitions of one topic,
+// named by name and id.
+type TopicLeaders struct {
 	Name    string         `json:"name"`
 	ID      TopicID        `json:"id"`
 	Leaders []LeaderRecord `json:"leaders"`
 }
 
-func (c *RecordLeadersCmd) check(st *State) error {
-	t, err := st.placedTopic("record_leaders", c.Name, c.ID)
-	if err != nil {
-		return err
-	}
-	for _, l := range c.Leaders {
-		if l.Partition < 0 || l.Partition >= t.Partitions || l.Leader <= 0 || l.Epoch < 0 {
-			return fmt.Errorf("%w: record_leaders: partition %d of %q led by %d in epoch %d", ErrInvalidCommand, l.Partition, c.Name, l.Leader, l.Epoch)
+// RecordLeadersCmd records the leaders of partitions of topics: all that a
+// node found to record in one round, whatever the number of topics.
+type RecordLeadersCmd struct {
+	Topics []TopicLeaders `json:"topics"`
+}
+
+// check refuses malformed records only: a topic deleted (or made again
+// under its name) since the node looked, or a partition it no longer has,
+// is skipped when applied, since a record is only a report.
+func (c *RecordLeadersCmd) check(*State) error {
+	for _, t := range c.Topics {
+		for _, l := range t.Leaders {
+			if l.Partition < 0 || l.Leader <= 0 || l.Epoch < 0 {
+				return fmt.Errorf("%w: record_leaders: partition %d of %q led by %d in epoch %d", ErrInvalidCommand, l.Partition, t.Name, l.Leader, l.Epoch)
+			}
 		}
 	}
 	return nil
 }
 
 func (c *RecordLeadersCmd) apply(st *State) Result {
-	t := st.topics[c.Name]
-	leaders := maps.Clone(t.Leaders) // readers of the old map keep theirs
-	if leaders == nil {
-		leaders = make(map[int32]PartitionLeader, len(c.Leaders))
-	}
-	for _, l := range c.Leaders {
-		if cur, ok := leaders[l.Partition]; !ok || l.Epoch >= cur.Epoch {
-			leaders[l.Partition] = PartitionLeader{Leader: l.Leader, Epoch: l.Epoch}
+	for _, tl := range c.Topics {
+		t := st.topics[tl.Name]
+		if t == nil || t.ID != tl.ID || t.Replicas == nil {
+			continue
 		}
+		leaders := maps.Clone(t.Leaders) // readers of the old map keep theirs
+		if leaders == nil {
+			leaders = make(map[int32]PartitionLeader, len(tl.Leaders))
+		}
+		for _, l := range tl.Leaders {
+			if cur, ok := leaders[l.Partition]; l.Partition < t.Partitions && (!ok || l.Epoch >= cur.Epoch) {
+				leaders[l.Partition] = PartitionLeader{Leader: l.Leader, Epoch: l.Epoch}
+			}
+		}
+		t.Leaders = leaders
 	}
-	t.Leaders = leaders
 	return Result{}
 }
 
-// RecordLeaders records the leaders of partitions of topic (whose id is id).
-func (s *Store) RecordLeaders(topic string, id TopicID, leaders []LeaderRecord) error {
-	_, err := s.propose(NewCommand(&RecordLeadersCmd{Name: topic, ID: id, Leaders: leaders}))
+// RecordLeaders records the leaders of partitions of topics.
+func (s *Store) RecordLeaders(topics []TopicLeaders) error {
+	_, err := s.propose(NewCommand(&RecordLeadersCmd{Topics: topics}))
 	return err
 }
 
