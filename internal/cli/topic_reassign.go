@@ -171,9 +171,5 @@ func formatBrokers(ids []int32) string {
 	if len(ids) == 0 {
 		return "-"
 	}
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.Itoa(int(id))
-	}
-	return strings.Join(parts, ",")
+	return joinInt32(ids)
 }
